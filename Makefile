@@ -1,0 +1,46 @@
+# ocigate — see README.md. Every target installs what it needs.
+GO      ?= go
+BIN     := bin
+PKGS    := ./...
+export PATH := /usr/local/go/bin:$(PATH)
+
+.PHONY: all deps build generate check-generate vet unit e2e test bench demo clean
+
+all: build
+
+deps:
+	@scripts/deps.sh
+
+build:
+	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN)/ocigate-hook ./cmd/hook
+	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN)/ocigate-agentd ./cmd/agentd
+
+# Regenerates the BPF objects and bindings (needs clang); committed, so a
+# plain build needs no clang.
+generate:
+	$(GO) generate ./bpf/
+
+check-generate: generate
+	@git diff --exit-code --stat -- bpf/ || { echo "make generate changed committed files in bpf/"; exit 1; }
+
+vet:
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1; }
+	$(GO) vet $(PKGS)
+
+unit:
+	$(GO) test -count=1 $(PKGS)
+
+# Real runc and podman containers against a real agent; needs root.
+e2e: build
+	OCIGATE_E2E=1 $(GO) test -count=1 -timeout 900s -v ./test/e2e/ 2>&1 | tee e2e.log | grep -E '^(=== RUN|--- |PASS|FAIL|ok|panic)|e2e_' ; test $${PIPESTATUS[0]} -eq 0
+
+test: deps check-generate vet build unit e2e
+
+bench: deps build
+	scripts/bench.sh
+
+demo: deps build
+	scripts/demo.sh
+
+clean:
+	rm -rf $(BIN) e2e.log

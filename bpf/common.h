@@ -1,0 +1,164 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/* Types shared between the BPF programs and the Go loader (bpf/types.go
+ * mirrors them through bpf2go's generated structs). */
+#ifndef OCIGATE_COMMON_H
+#define OCIGATE_COMMON_H
+
+#define MAX_SELECTORS 8
+#define MAX_PORT_RANGES 4
+#define MAX_CGROUP_DEPTH 16
+#define NAME_LEN 32
+
+#ifndef AF_INET
+#define AF_INET 2
+#endif
+#ifndef AF_INET6
+#define AF_INET6 10
+#endif
+#define SIGKILL 9
+#define EPERM 1
+#define S_IFMT 00170000
+#define S_IFSOCK 0140000
+
+/* Enforcement points: where a rule applies. */
+enum point {
+	POINT_CONNECT = 0,
+	POINT_SENDMSG = 1,
+	POINT_BIND = 2,
+	POINT_SOCK_CREATE = 3,
+	POINT_EXEC = 4,
+	POINT_MAX = 5,
+};
+
+/* What a matching selector does. */
+enum action {
+	ACTION_NONE = 0,
+	ACTION_POST = 1,	/* report, allow */
+	ACTION_DENY = 2,	/* refuse with errno (Override) */
+	ACTION_SIGKILL = 3,	/* refuse where possible and kill the caller */
+};
+
+/* Selector predicates; all set predicates must hold (AND). */
+enum match_flag {
+	MATCH_FAMILY = 1 << 0,
+	MATCH_PROTOCOL = 1 << 1,
+	MATCH_TYPE = 1 << 2,
+	MATCH_DADDR_IN = 1 << 3,
+	MATCH_DADDR_NOT_IN = 1 << 4,
+	MATCH_DPORT_IN = 1 << 5,
+	MATCH_DPORT_NOT_IN = 1 << 6,
+	MATCH_BINARY_IN = 1 << 7,
+	MATCH_BINARY_NOT_IN = 1 << 8,
+	MATCH_STDIO_INET = 1 << 9,
+};
+
+/* Workload flags. */
+enum workload_flag {
+	WORKLOAD_MONITOR = 1 << 0,	/* report what would be enforced */
+};
+
+/* How the verdict was carried out. */
+enum enforcer {
+	ENFORCER_NONE = 0,
+	ENFORCER_CGROUP_SOCK_ADDR = 1,
+	ENFORCER_CGROUP_SOCK = 2,
+	ENFORCER_TRACEPOINT_SIGKILL = 3,
+};
+
+struct workload {
+	__u32 profile;
+	__u32 flags;
+};
+
+struct rule_key {
+	__u32 profile;
+	__u32 point;
+};
+
+struct port_range {
+	__u16 lo;
+	__u16 hi;
+};
+
+struct selector {
+	__u32 match;
+	__u32 addr_set;
+	__u32 name_set;
+	__s32 err;		/* errno for ACTION_DENY, positive */
+	__u8 family;
+	__u8 protocol;
+	__u8 sock_type;
+	__u8 action;
+	__u8 nports;
+	__u8 pad[3];
+	struct port_range ports[MAX_PORT_RANGES];
+};
+
+struct point_rules {
+	__u32 count;
+	__u32 pad;
+	struct selector sel[MAX_SELECTORS];
+};
+
+/* Address sets: LPM trie, all addresses as 16 bytes, IPv4 as ::ffff:a.b.c.d. */
+struct addr_key {
+	__u32 prefixlen;	/* 32 (set id) + address bits */
+	__u32 set;
+	__u8 addr[16];
+};
+
+struct name_key {
+	__u32 set;
+	char name[NAME_LEN];
+};
+
+enum event_flag {
+	EVENT_ENFORCED = 1 << 0,	/* the verdict was carried out */
+	EVENT_KILLED = 1 << 1,		/* SIGKILL sent */
+	EVENT_HAS_ADDR = 1 << 2,	/* saddr/daddr/ports are valid */
+	EVENT_KILL_PENDING = 1 << 3,	/* SIGKILL asked, left to the agent */
+};
+
+struct event {
+	__u64 ktime_ns;
+	__u64 cgroup_id;		/* the process's own cgroup */
+	__u64 workload_cgroup_id;	/* the registered cgroup that matched */
+	__u32 pid;
+	__u32 tgid;
+	__u32 ppid;
+	__u32 uid;
+	__u32 profile;
+	__s32 err;
+	__u8 point;
+	__u8 action;
+	__u8 selector;
+	__u8 flags;
+	__u8 enforcer;
+	__u8 family;
+	__u8 sock_type;
+	__u8 protocol;
+	__u16 sport;
+	__u16 dport;
+	__u8 stdio_inet;		/* bit i: fd i is an INET/INET6 socket */
+	__u8 pad[3];
+	__u8 saddr[16];
+	__u8 daddr[16];
+	char comm[16];
+	char binary[NAME_LEN];
+};
+
+enum counter {
+	COUNTER_EVENTS_LOST = 0,
+	/* then per point: evaluated, posted, denied, killed */
+	COUNTER_POINT_BASE = 1,
+	COUNTER_MAX = COUNTER_POINT_BASE + POINT_MAX * 4,
+};
+
+enum outcome {
+	OUTCOME_EVALUATED = 0,
+	OUTCOME_POSTED = 1,
+	OUTCOME_DENIED = 2,
+	OUTCOME_KILLED = 3,
+};
+
+#endif

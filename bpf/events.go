@@ -1,0 +1,123 @@
+package bpf
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+
+	"github.com/cilium/ebpf/ringbuf"
+	"golang.org/x/sys/unix"
+
+	"github.com/ocigate/ocigate/profiles"
+)
+
+// RawEvent is one decision reported by the kernel, decoded.
+type RawEvent struct {
+	BootNs           uint64 // CLOCK_BOOTTIME
+	CgroupID         uint64 // the process's own cgroup
+	WorkloadCgroupID uint64 // the registered cgroup that matched
+	Pid, Tgid, Ppid  uint32
+	UID              uint32
+	Profile          uint32
+	Errno            int32
+	Point            profiles.Point
+	Action           profiles.Action
+	Selector         int
+	Enforced         bool // the verdict was carried out
+	Killed           bool // SIGKILL sent in the kernel
+	KillPending      bool // SIGKILL asked but left to the agent
+	Mechanism        string
+	Family           uint8
+	SockType         uint8
+	Protocol         uint8
+	HasAddr          bool
+	Daddr            netip.Addr
+	Dport            uint16
+	StdioInet        uint8 // bit i: fd i is an INET socket
+	Comm             string
+	Binary           string // exec: base name of the executed file
+}
+
+const (
+	eventEnforced    = 1 << 0
+	eventKilled      = 1 << 1
+	eventHasAddr     = 1 << 2
+	eventKillPending = 1 << 3
+)
+
+var mechanisms = map[uint8]string{
+	1: "cgroup_sock_addr",
+	2: "cgroup_sock_create",
+	3: "tracepoint_sigkill",
+}
+
+// EventReader reads the kernel's ring buffer.
+type EventReader struct {
+	rd *ringbuf.Reader
+}
+
+// NewEventReader opens the ring buffer.
+func (e *Enforcer) NewEventReader() (*EventReader, error) {
+	rd, err := ringbuf.NewReader(e.objs.Events)
+	if err != nil {
+		return nil, fmt.Errorf("open event ring buffer: %w", err)
+	}
+	return &EventReader{rd: rd}, nil
+}
+
+// ErrClosed is returned by Read after Close.
+var ErrClosed = os.ErrClosed
+
+// Read blocks for the next event.
+func (r *EventReader) Read() (*RawEvent, error) {
+	rec, err := r.rd.Read()
+	if err != nil {
+		if errors.Is(err, ringbuf.ErrClosed) {
+			return nil, ErrClosed
+		}
+		return nil, fmt.Errorf("read event ring buffer: %w", err)
+	}
+	return decodeEvent(rec.RawSample)
+}
+
+// Close unblocks Read.
+func (r *EventReader) Close() error { return r.rd.Close() }
+
+func decodeEvent(b []byte) (*RawEvent, error) {
+	var k fallbackEvent
+	if err := binary.Read(bytes.NewReader(b), binary.LittleEndian, &k); err != nil {
+		return nil, fmt.Errorf("decode event (%d bytes): %w", len(b), err)
+	}
+	ev := &RawEvent{
+		BootNs: k.KtimeNs, CgroupID: k.CgroupId, WorkloadCgroupID: k.WorkloadCgroupId,
+		Pid: k.Pid, Tgid: k.Tgid, Ppid: k.Ppid, UID: k.Uid, Profile: k.Profile, Errno: k.Err,
+		Point: profiles.Point(k.Point), Action: profiles.Action(k.Action), Selector: int(k.Selector),
+		Enforced: k.Flags&eventEnforced != 0, Killed: k.Flags&eventKilled != 0,
+		KillPending: k.Flags&eventKillPending != 0, HasAddr: k.Flags&eventHasAddr != 0,
+		Mechanism: mechanisms[k.Enforcer], Family: k.Family, SockType: k.SockType, Protocol: k.Protocol,
+		Dport: k.Dport, StdioInet: k.StdioInet,
+		Comm: cString(k.Comm[:]), Binary: cString(k.Binary[:]),
+	}
+	if ev.HasAddr {
+		a := netip.AddrFrom16(k.Daddr)
+		if ev.Family == unix.AF_INET || a.Is4In6() {
+			a = a.Unmap()
+		}
+		ev.Daddr = a
+	}
+	return ev, nil
+}
+
+func cString(b []int8) string {
+	out := make([]byte, 0, len(b))
+	for _, c := range b {
+		if c == 0 {
+			break
+		}
+		out = append(out, byte(c))
+	}
+	return string(out)
+}

@@ -1,0 +1,41 @@
+// Command ocigate-agentd is the ocigate node agent and its CLI.
+package main
+
+import (
+	"fmt"
+	"os"
+)
+
+const usage = `usage: ocigate-agentd COMMAND [flags]
+
+commands:
+  run      load the BPF programs, listen for hooks, enforce and report
+  status   show backends, workloads and counters of the running agent
+  hooks    print the hooks.d JSON (podman, CRI-O) for this agent's hook
+`
+
+func main() {
+	if len(os.Args) < 2 {
+		fmt.Fprint(os.Stderr, usage)
+		os.Exit(2)
+	}
+	var err error
+	switch os.Args[1] {
+	case "run":
+		err = runAgent(os.Args[2:])
+	case "status":
+		err = status(os.Args[2:], os.Stdout)
+	case "hooks":
+		err = hooks(os.Args[2:], os.Stdout)
+	case "-h", "--help", "help":
+		fmt.Print(usage)
+		return
+	default:
+		fmt.Fprintf(os.Stderr, "ocigate-agentd: unknown command %q\n%s", os.Args[1], usage)
+		os.Exit(2)
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "ocigate-agentd %s: %v\n", os.Args[1], err)
+		os.Exit(1)
+	}
+}

@@ -1,0 +1,110 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/ocigate/ocigate/bpf"
+	"github.com/ocigate/ocigate/cgroupfilter"
+	"github.com/ocigate/ocigate/internal/agent"
+	"github.com/ocigate/ocigate/internal/api"
+	"github.com/ocigate/ocigate/internal/events"
+	"github.com/ocigate/ocigate/internal/hostfs"
+	"github.com/ocigate/ocigate/profiles"
+)
+
+func runAgent(args []string) error {
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	socket := fs.String("socket", api.DefaultSocket, "API socket path")
+	eventsFile := fs.String("events-file", "", "append events to this file (default: stdout)")
+	cgroupRoot := fs.String("cgroup-root", "", "cgroup v2 mount (default: detected)")
+	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	log, err := newLogger(*logLevel)
+	if err != nil {
+		return err
+	}
+	defer log.Sync()
+
+	for _, m := range hostfs.Needed {
+		mounted, err := hostfs.Ensure(m)
+		if err != nil {
+			return err
+		}
+		if mounted {
+			log.Info("mounted", zap.String("fs", m.FSType), zap.String("path", m.Path))
+		}
+	}
+	resolver := cgroupfilter.Resolver{CgroupRoot: *cgroupRoot}
+	root, err := resolver.Root()
+	if err != nil {
+		return err
+	}
+	resolver.CgroupRoot = root
+	enf, err := bpf.Load(bpf.Options{CgroupRoot: root, Logger: log})
+	if err != nil {
+		return err
+	}
+	defer enf.Close()
+	ag, err := agent.New(agent.Config{Enforcer: enf, Profiles: []*profiles.Profile{profiles.Default()}, Resolver: resolver, Logger: log})
+	if err != nil {
+		return err
+	}
+	sink, err := openSink(*eventsFile)
+	if err != nil {
+		return err
+	}
+	defer sink.Close()
+	reader, err := enf.NewEventReader()
+	if err != nil {
+		return err
+	}
+	srv, err := api.Listen(*socket, ag, log)
+	if err != nil {
+		return err
+	}
+	defer os.Remove(*socket)
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	eventsDone := make(chan struct{})
+	go func() {
+		defer close(eventsDone)
+		ag.RunEvents(ctx, reader, sink)
+	}()
+	log.Info("agent ready", zap.String("socket", *socket), zap.String("cgroup_root", root), zap.Int("pid", os.Getpid()))
+	err = srv.Serve(ctx)
+	stop()
+	<-eventsDone
+	log.Info("agent stopped; enforcement detached")
+	return err
+}
+
+func openSink(path string) (*events.Writer, error) {
+	if path == "" {
+		return events.NewWriter(os.Stdout), nil
+	}
+	return events.OpenFile(path)
+}
+
+func newLogger(level string) (*zap.Logger, error) {
+	lvl, err := zapcore.ParseLevel(level)
+	if err != nil {
+		return nil, fmt.Errorf("--log-level: %w", err)
+	}
+	cfg := zap.NewProductionConfig()
+	cfg.Level = zap.NewAtomicLevelAt(lvl)
+	cfg.Encoding = "console"
+	cfg.EncoderConfig.EncodeTime = zapcore.ISO8601TimeEncoder
+	cfg.OutputPaths = []string{"stderr"}
+	return cfg.Build()
+}

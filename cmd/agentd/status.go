@@ -1,0 +1,67 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"sort"
+	"text/tabwriter"
+	"time"
+
+	"github.com/ocigate/ocigate/internal/api"
+)
+
+func status(args []string, out io.Writer) error {
+	fs := flag.NewFlagSet("status", flag.ContinueOnError)
+	socket := fs.String("socket", api.DefaultSocket, "agent API socket")
+	output := fs.String("o", "text", "output: text or json")
+	timeout := fs.Duration("timeout", 5*time.Second, "deadline")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
+	defer cancel()
+	resp, err := api.Call(ctx, *socket, &api.Request{Op: api.OpStatus})
+	if err != nil {
+		return err
+	}
+	st := resp.Status
+	if st == nil {
+		return fmt.Errorf("agent answered without a status")
+	}
+	switch *output {
+	case "json":
+		enc := json.NewEncoder(out)
+		enc.SetIndent("", "  ")
+		return enc.Encode(st)
+	case "text":
+		printStatus(out, st)
+		return nil
+	}
+	return fmt.Errorf("-o %q: want text or json", *output)
+}
+
+func printStatus(out io.Writer, st *api.Status) {
+	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(tw, "node:\t%s\nstarted:\t%s\nprofiles:\t%v\n\n", st.Node, st.StartedAt.Format(time.RFC3339), st.Profiles)
+	fmt.Fprintln(tw, "POINT\tBACKEND\tMECHANISM")
+	for _, b := range st.Backends {
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", b.Point, b.Backend, b.Mechanism)
+	}
+	fmt.Fprintf(tw, "\nWORKLOADS (%d)\nCONTAINER\tRUNTIME\tPROFILE\tMODE\tCGROUP ID\tCGROUP\n", len(st.Workloads))
+	for _, w := range st.Workloads {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\n", w.ContainerID, w.Runtime, w.Profile, w.Mode, w.CgroupID, w.CgroupPath)
+	}
+	fmt.Fprintln(tw, "\nCOUNTER\tVALUE")
+	names := make([]string, 0, len(st.Counters))
+	for k := range st.Counters {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	for _, k := range names {
+		fmt.Fprintf(tw, "%s\t%d\n", k, st.Counters[k])
+	}
+	tw.Flush()
+}

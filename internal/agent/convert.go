@@ -1,0 +1,119 @@
+package agent
+
+import (
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/ocigate/ocigate/bpf"
+	"github.com/ocigate/ocigate/internal/events"
+	"github.com/ocigate/ocigate/profiles"
+)
+
+var tetragonActions = map[profiles.Action]string{
+	profiles.ActionPost:     events.ActionPost,
+	profiles.ActionOverride: events.ActionOverride,
+	profiles.ActionSigkill:  events.ActionSigkill,
+}
+
+// convert turns a kernel record into a Tetragon-shaped event.
+func (a *Agent) convert(raw *bpf.RawEvent, at time.Time) *events.Event {
+	og := &events.Ocigate{
+		Point: raw.Point.String(), Enforced: raw.Enforced, Backend: bpf.BackendFallback,
+		Mechanism: raw.Mechanism, CgroupID: raw.CgroupID, Selector: raw.Selector, Verdict: verdict(raw),
+	}
+	kp := &events.Kprobe{Action: tetragonActions[raw.Action], Args: eventArgs(raw)}
+	if raw.Action == profiles.ActionOverride && raw.Enforced {
+		og.Errno = -raw.Errno
+	}
+	if p, ok := a.byID[raw.Profile]; ok {
+		og.Profile, og.Mode, kp.PolicyName = p.Name, string(p.Mode), p.Policy
+		if sels := p.Points[raw.Point]; raw.Selector < len(sels) {
+			kp.FunctionName = sels[raw.Selector].Call
+		}
+	}
+	if kp.FunctionName == "" {
+		kp.FunctionName = raw.Point.String()
+	}
+	kp.Process = processOf(raw)
+	if w, ok := a.reg.ByCgroup(raw.WorkloadCgroupID); ok {
+		og.ContainerID, og.Runtime = w.ContainerID, w.Runtime
+		kp.Process.Docker = w.ContainerID
+		kp.Process.Pod = &events.Pod{Container: events.Container{ID: w.ContainerID, Name: w.Annotations["io.kubernetes.cri.container-name"]}}
+	}
+	if raw.Ppid != 0 {
+		kp.Parent = &events.Process{Pid: events.Value{Value: raw.Ppid}, Binary: exePath(raw.Ppid)}
+	}
+	return &events.Event{ProcessKprobe: kp, NodeName: a.node, Time: at, Ocigate: og}
+}
+
+func verdict(raw *bpf.RawEvent) string {
+	switch {
+	case raw.Killed || raw.KillPending && raw.Enforced:
+		return "killed"
+	case raw.Enforced:
+		return "denied"
+	case raw.Action == profiles.ActionPost:
+		return "reported"
+	}
+	return "would-deny"
+}
+
+func eventArgs(raw *bpf.RawEvent) []events.Arg {
+	if raw.Point == profiles.PointExec {
+		args := []events.Arg{{FileArg: &events.FileArg{Path: raw.Binary}}}
+		for fd := 0; fd < 3; fd++ {
+			if raw.StdioInet&(1<<fd) != 0 {
+				args = append(args, events.Arg{IntArg: &events.IntArg{Value: int64(fd)}})
+			}
+		}
+		return args
+	}
+	sa := &events.SockArg{
+		Family: events.FamilyName(raw.Family), Type: events.SockTypeName(raw.SockType),
+		Protocol: events.ProtocolName(raw.Protocol),
+	}
+	if raw.HasAddr {
+		sa.Daddr = raw.Daddr.String()
+		sa.Dport = uint32(raw.Dport)
+	}
+	return []events.Arg{{SockArg: sa}}
+}
+
+// processOf fills what /proc still tells about the process; a process
+// killed in the kernel may be gone, then the kernel's names stand.
+func processOf(raw *bpf.RawEvent) events.Process {
+	p := events.Process{Pid: events.Value{Value: raw.Tgid}, UID: events.Value{Value: raw.UID}}
+	p.ExecID = fmt.Sprintf("%d:%d", raw.Tgid, raw.BootNs)
+	if raw.Point != profiles.PointExec {
+		p.Binary = exePath(raw.Tgid)
+		p.Arguments = arguments(raw.Tgid)
+		p.Cwd, _ = os.Readlink("/proc/" + strconv.Itoa(int(raw.Tgid)) + "/cwd")
+	}
+	if p.Binary == "" {
+		p.Binary = raw.Binary
+		if p.Binary == "" {
+			p.Binary = raw.Comm
+		}
+	}
+	return p
+}
+
+func exePath(pid uint32) string {
+	s, err := os.Readlink("/proc/" + strconv.Itoa(int(pid)) + "/exe")
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSuffix(s, " (deleted)")
+}
+
+func arguments(pid uint32) string {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(int(pid)) + "/cmdline")
+	if err != nil || len(b) == 0 {
+		return ""
+	}
+	parts := strings.Split(strings.TrimRight(string(b), "\x00"), "\x00")
+	return strings.Join(parts[1:], " ")
+}

@@ -1,0 +1,63 @@
+package api
+
+import (
+	"bytes"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+)
+
+// MaxMessageSize bounds every message in both directions.
+const MaxMessageSize = 1 << 20
+
+// WriteMessage writes v as a 4-byte big-endian length and JSON.
+func WriteMessage(w io.Writer, v any) error {
+	body, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("encode message: %w", err)
+	}
+	if len(body) > MaxMessageSize {
+		return fmt.Errorf("encode message: %d bytes exceeds the %d byte limit", len(body), MaxMessageSize)
+	}
+	buf := make([]byte, 4+len(body))
+	binary.BigEndian.PutUint32(buf, uint32(len(body)))
+	copy(buf[4:], body)
+	if _, err := w.Write(buf); err != nil {
+		return fmt.Errorf("write message: %w", err)
+	}
+	return nil
+}
+
+// ReadMessage reads one framed message into v. Unknown fields, trailing
+// data and oversize frames are errors.
+func ReadMessage(r io.Reader, v any) error {
+	var hdr [4]byte
+	if _, err := io.ReadFull(r, hdr[:]); err != nil {
+		if errors.Is(err, io.ErrUnexpectedEOF) {
+			return fmt.Errorf("read message header: truncated: %w", err)
+		}
+		return fmt.Errorf("read message header: %w", err)
+	}
+	n := binary.BigEndian.Uint32(hdr[:])
+	if n == 0 {
+		return fmt.Errorf("read message: empty body")
+	}
+	if n > MaxMessageSize {
+		return fmt.Errorf("read message: %d bytes exceeds the %d byte limit", n, MaxMessageSize)
+	}
+	body := make([]byte, n)
+	if _, err := io.ReadFull(r, body); err != nil {
+		return fmt.Errorf("read message body (%d bytes): %w", n, err)
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return fmt.Errorf("decode message: %w", err)
+	}
+	if dec.More() {
+		return fmt.Errorf("decode message: trailing data after the JSON object")
+	}
+	return nil
+}

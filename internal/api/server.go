@@ -1,0 +1,176 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+	"golang.org/x/sys/unix"
+)
+
+// Handler carries out requests.
+type Handler interface {
+	Handle(ctx context.Context, req *Request) (*Response, error)
+}
+
+// ConnDeadline bounds one connection: a peer that stalls is dropped.
+const ConnDeadline = 5 * time.Second
+
+// Server accepts root peers on a unix socket and answers one request per
+// connection.
+type Server struct {
+	ln      *net.UnixListener
+	handler Handler
+	log     *zap.Logger
+	wg      sync.WaitGroup
+	// AllowUID is the peer uid accepted besides 0 (tests); -1: root only.
+	AllowUID int
+}
+
+// Listen creates the socket at path with mode 0600, replacing a stale one.
+func Listen(path string, h Handler, log *zap.Logger) (*Server, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, fmt.Errorf("create socket directory: %w", err)
+	}
+	if err := removeStaleSocket(path); err != nil {
+		return nil, err
+	}
+	old := unix.Umask(0o177)
+	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
+	unix.Umask(old)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", path, err)
+	}
+	if err := os.Chmod(path, 0o600); err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("chmod %s: %w", path, err)
+	}
+	return &Server{ln: ln, handler: h, log: log, AllowUID: -1}, nil
+}
+
+// removeStaleSocket removes a socket file nobody answers on, and refuses
+// to start beside a live agent.
+func removeStaleSocket(path string) error {
+	fi, err := os.Lstat(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("inspect %s: %w", path, err)
+	}
+	if fi.Mode()&os.ModeSocket == 0 {
+		return fmt.Errorf("%s exists and is not a socket", path)
+	}
+	if c, err := net.DialTimeout("unix", path, 200*time.Millisecond); err == nil {
+		c.Close()
+		return fmt.Errorf("another agent is listening on %s", path)
+	}
+	if err := os.Remove(path); err != nil {
+		return fmt.Errorf("remove stale socket %s: %w", path, err)
+	}
+	return nil
+}
+
+// Serve accepts until ctx ends or the listener is closed.
+func (s *Server) Serve(ctx context.Context) error {
+	stop := context.AfterFunc(ctx, func() { s.ln.Close() })
+	defer stop()
+	for {
+		conn, err := s.ln.AcceptUnix()
+		if err != nil {
+			if ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
+				s.wg.Wait()
+				return nil
+			}
+			s.log.Warn("accept failed", zap.Error(err))
+			time.Sleep(10 * time.Millisecond)
+			continue
+		}
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			s.serveConn(ctx, conn)
+		}()
+	}
+}
+
+// Close stops accepting.
+func (s *Server) Close() error { return s.ln.Close() }
+
+func (s *Server) serveConn(ctx context.Context, conn *net.UnixConn) {
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(ConnDeadline))
+	uid, err := peerUID(conn)
+	if err != nil {
+		s.log.Warn("peer credentials unavailable", zap.Error(err))
+		return
+	}
+	if uid != 0 && uid != s.AllowUID {
+		s.log.Warn("refused non-root peer", zap.Int("uid", uid))
+		_ = WriteMessage(conn, &Response{Error: fmt.Sprintf("peer uid %d refused: root only", uid)})
+		return
+	}
+	var req Request
+	if err := ReadMessage(conn, &req); err != nil {
+		s.log.Warn("bad request", zap.Error(err))
+		_ = WriteMessage(conn, &Response{Error: err.Error()})
+		return
+	}
+	resp, err := s.handle(ctx, &req)
+	if err != nil {
+		resp = &Response{Error: err.Error()}
+	}
+	if err := WriteMessage(conn, resp); err != nil {
+		s.log.Warn("answer lost", zap.String("op", req.Op), zap.Error(err))
+		if req.Op == OpRegister && resp.OK {
+			s.rollback(ctx, req.Register.ContainerID)
+		}
+	}
+}
+
+// rollback undoes a registration whose hook never heard the answer: the
+// runtime refuses that container, so nothing may stay registered for it.
+func (s *Server) rollback(ctx context.Context, containerID string) {
+	req := &Request{Op: OpUnregister, Unregister: &Unregistration{ContainerID: containerID}}
+	if _, err := s.handler.Handle(ctx, req); err != nil {
+		s.log.Error("rollback of unanswered registration failed", zap.String("container", containerID), zap.Error(err))
+		return
+	}
+	s.log.Warn("rolled back registration the hook did not receive", zap.String("container", containerID))
+}
+
+func (s *Server) handle(ctx context.Context, req *Request) (*Response, error) {
+	if err := req.Validate(); err != nil {
+		return nil, err
+	}
+	resp, err := s.handler.Handle(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	resp.OK = true
+	return resp, nil
+}
+
+func peerUID(conn *net.UnixConn) (int, error) {
+	raw, err := conn.SyscallConn()
+	if err != nil {
+		return -1, err
+	}
+	var cred *unix.Ucred
+	var credErr error
+	if err := raw.Control(func(fd uintptr) {
+		cred, credErr = unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED)
+	}); err != nil {
+		return -1, err
+	}
+	if credErr != nil {
+		return -1, fmt.Errorf("SO_PEERCRED: %w", credErr)
+	}
+	return int(cred.Uid), nil
+}

@@ -1,0 +1,50 @@
+// Package hostfs makes sure the pseudo file systems the agent needs are
+// mounted, as a node agent must on hosts that do not mount them at boot.
+package hostfs
+
+import (
+	"errors"
+	"fmt"
+	"os"
+
+	"golang.org/x/sys/unix"
+)
+
+// Default mount points.
+const (
+	BPFFS   = "/sys/fs/bpf"
+	Tracefs = "/sys/kernel/tracing"
+)
+
+// Mount describes one pseudo file system.
+type Mount struct {
+	Path   string
+	FSType string
+	Magic  int64
+}
+
+// Needed lists what the agent mounts when missing.
+var Needed = []Mount{
+	{Path: BPFFS, FSType: "bpf", Magic: unix.BPF_FS_MAGIC},
+	{Path: Tracefs, FSType: "tracefs", Magic: unix.TRACEFS_MAGIC},
+}
+
+// Ensure mounts m unless it is already there. It reports whether it
+// mounted.
+func Ensure(m Mount) (bool, error) {
+	var st unix.Statfs_t
+	err := unix.Statfs(m.Path, &st)
+	if err == nil && int64(st.Type) == m.Magic {
+		return false, nil
+	}
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return false, fmt.Errorf("statfs %s: %w", m.Path, err)
+	}
+	if err := os.MkdirAll(m.Path, 0o700); err != nil {
+		return false, fmt.Errorf("create %s mount point %s: %w", m.FSType, m.Path, err)
+	}
+	if err := unix.Mount(m.FSType, m.Path, m.FSType, 0, ""); err != nil {
+		return false, fmt.Errorf("mount %s at %s: %w", m.FSType, m.Path, err)
+	}
+	return true, nil
+}

@@ -1,0 +1,99 @@
+package oci
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"slices"
+)
+
+// Annotations read by the hook.
+const (
+	// AnnotationFailurePolicy selects what the hook does when it cannot
+	// apply policy: "open" lets the container start, "closed" (the
+	// default) fails the hook.
+	AnnotationFailurePolicy = "ocigate.io/failure-policy"
+	// AnnotationProfile names the policy profile for the container.
+	AnnotationProfile = "ocigate.io/profile"
+)
+
+// Failure policy values.
+const (
+	failurePolicyOpen   = "open"
+	failurePolicyClosed = "closed"
+)
+
+// Container is what the hook learns about a container.
+type Container struct {
+	ID          string
+	Bundle      string
+	Pid         int
+	Status      string
+	Annotations map[string]string // spec annotations overlaid by state annotations (state wins)
+	CgroupsPath string            // spec.Linux.CgroupsPath ("" if none)
+	Hostname    string
+	Args        []string // spec.Process.Args if present
+}
+
+// LoadContainer reads the hook state from r (see ReadState) and the bundle's
+// config.json (see ReadBundleConfig), and merges them into a Container.
+//
+// If the state is invalid it returns nil and the error. If only the bundle
+// config cannot be read, it returns the Container built from the state alone
+// (annotations from the state, no spec fields) together with the config
+// error wrapped with the bundle path, so the caller can still consult the
+// failure policy and decide. Use errors.Is(err, fs.ErrNotExist) to detect a
+// missing config.json.
+func LoadContainer(r io.Reader) (*Container, error) {
+	st, err := ReadState(r)
+	if err != nil {
+		return nil, err
+	}
+	c := &Container{
+		ID:          st.ID,
+		Bundle:      st.Bundle,
+		Pid:         st.Pid,
+		Status:      string(st.Status),
+		Annotations: make(map[string]string, len(st.Annotations)),
+	}
+	spec, cfgErr := ReadBundleConfig(st.Bundle)
+	if cfgErr == nil {
+		maps.Copy(c.Annotations, spec.Annotations)
+		if spec.Linux != nil {
+			c.CgroupsPath = spec.Linux.CgroupsPath
+		}
+		c.Hostname = spec.Hostname
+		if spec.Process != nil {
+			c.Args = slices.Clone(spec.Process.Args)
+		}
+	}
+	// State annotations are applied last so they win over the spec's.
+	maps.Copy(c.Annotations, st.Annotations)
+	if cfgErr != nil {
+		return c, fmt.Errorf("container %q: bundle %s: %w", c.ID, c.Bundle, cfgErr)
+	}
+	return c, nil
+}
+
+// FailOpen reports the container's failure policy from the
+// AnnotationFailurePolicy annotation: "open" → true, "closed" or absent →
+// false. Any other value, including an empty one, is an error naming the
+// annotation and the value; callers should then fail closed.
+func (c *Container) FailOpen() (open bool, err error) {
+	if c == nil {
+		return false, errors.New("failure policy: container is nil")
+	}
+	v, ok := c.Annotations[AnnotationFailurePolicy]
+	if !ok {
+		return false, nil
+	}
+	switch v {
+	case failurePolicyOpen:
+		return true, nil
+	case failurePolicyClosed:
+		return false, nil
+	}
+	return false, fmt.Errorf("annotation %q has invalid value %q (want %q or %q)",
+		AnnotationFailurePolicy, v, failurePolicyOpen, failurePolicyClosed)
+}

@@ -1,0 +1,128 @@
+// Command probe is a tiny static program copied into the e2e test
+// containers as /probe. Each subcommand performs one socket operation and
+// reports the outcome on stdout, so a test can assert what happened inside
+// the container from outside:
+//
+//	probe connect HOST:PORT   TCP connect
+//	probe udp HOST:PORT       unconnected UDP sendto
+//	probe raw                 socket(AF_INET, SOCK_RAW, IPPROTO_ICMP)
+//	probe packet              socket(AF_PACKET, SOCK_RAW, 0)
+//
+// It prints "ok" and exits 0, or prints "error: <errno text>" and exits 1.
+// Usage errors exit 2. Raw syscalls are used instead of the net package so
+// that the reported errno is exactly the one the kernel returned.
+package main
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"syscall"
+	"time"
+)
+
+func main() {
+	if len(os.Args) < 2 {
+		usage()
+	}
+	var err error
+	switch cmd := os.Args[1]; cmd {
+	case "connect", "udp":
+		if len(os.Args) != 3 {
+			usage()
+		}
+		ap, perr := netip.ParseAddrPort(os.Args[2])
+		if perr != nil {
+			fmt.Fprintf(os.Stderr, "probe: bad address %q: %v\n", os.Args[2], perr)
+			os.Exit(2)
+		}
+		if cmd == "connect" {
+			err = tcpConnect(ap)
+		} else {
+			err = udpSendto(ap)
+		}
+	case "raw":
+		err = openSocket(syscall.AF_INET, syscall.SOCK_RAW, syscall.IPPROTO_ICMP)
+	case "packet":
+		err = openSocket(syscall.AF_PACKET, syscall.SOCK_RAW, 0)
+	default:
+		usage()
+	}
+	if err != nil {
+		fmt.Printf("error: %s\n", errText(err))
+		os.Exit(1)
+	}
+	fmt.Println("ok")
+}
+
+func usage() {
+	fmt.Fprintln(os.Stderr, "usage: probe connect HOST:PORT | udp HOST:PORT | raw | packet")
+	os.Exit(2)
+}
+
+// errText returns the bare errno text ("operation not permitted") when err
+// wraps a syscall.Errno, so the output does not depend on the call that
+// failed.
+func errText(err error) string {
+	var errno syscall.Errno
+	if errors.As(err, &errno) {
+		return errno.Error()
+	}
+	return err.Error()
+}
+
+// sockaddr converts an address to the matching socket family and address.
+func sockaddr(ap netip.AddrPort) (int, syscall.Sockaddr) {
+	addr := ap.Addr()
+	if addr.Is4() || addr.Is4In6() {
+		return syscall.AF_INET, &syscall.SockaddrInet4{Port: int(ap.Port()), Addr: addr.Unmap().As4()}
+	}
+	return syscall.AF_INET6, &syscall.SockaddrInet6{Port: int(ap.Port()), Addr: addr.As16()}
+}
+
+func tcpConnect(ap netip.AddrPort) error {
+	family, sa := sockaddr(ap)
+	fd, err := syscall.Socket(family, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("socket: %w", err)
+	}
+	defer syscall.Close(fd)
+	// Bound the connect: SO_SNDTIMEO applies to a blocking connect.
+	tv := syscall.NsecToTimeval((5 * time.Second).Nanoseconds())
+	if err := syscall.SetsockoptTimeval(fd, syscall.SOL_SOCKET, syscall.SO_SNDTIMEO, &tv); err != nil {
+		return fmt.Errorf("setsockopt SO_SNDTIMEO: %w", err)
+	}
+	for {
+		err = syscall.Connect(fd, sa)
+		if err != syscall.EINTR {
+			break
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("connect: %w", err)
+	}
+	return nil
+}
+
+func udpSendto(ap netip.AddrPort) error {
+	family, sa := sockaddr(ap)
+	fd, err := syscall.Socket(family, syscall.SOCK_DGRAM|syscall.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("socket: %w", err)
+	}
+	defer syscall.Close(fd)
+	if err := syscall.Sendto(fd, []byte("probe\n"), 0, sa); err != nil {
+		return fmt.Errorf("sendto: %w", err)
+	}
+	return nil
+}
+
+func openSocket(family, typ, proto int) error {
+	fd, err := syscall.Socket(family, typ|syscall.SOCK_CLOEXEC, proto)
+	if err != nil {
+		return fmt.Errorf("socket: %w", err)
+	}
+	syscall.Close(fd)
+	return nil
+}
