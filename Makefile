@@ -12,8 +12,8 @@ deps:
 	@scripts/deps.sh
 
 build:
-	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN)/ocigate-hook ./cmd/hook
-	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN)/ocigate-agentd ./cmd/agentd
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags="-s -w" -o $(BIN)/ocigate-hook ./cmd/hook
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags="-s -w" -o $(BIN)/ocigate-agentd ./cmd/agentd
 
 # Regenerates the BPF objects and bindings (needs clang); committed, so a
 # plain build needs no clang.
@@ -32,7 +32,7 @@ unit:
 
 # Real runc and podman containers against a real agent; needs root.
 e2e: build
-	OCIGATE_E2E=1 $(GO) test -count=1 -timeout 900s -v ./test/e2e/ 2>&1 | tee e2e.log | grep -E '^(=== RUN|--- |PASS|FAIL|ok|panic)|e2e_' ; test $${PIPESTATUS[0]} -eq 0
+	OCIGATE_E2E=1 $(GO) test -count=1 -timeout 900s -v ./internal/testenv/ ./test/e2e/ 2>-v ./test/e2e/ 2>&11 | tee e2e.log | grep -E '^(=== RUN|--- |PASS|FAIL|ok|panic)|e2e_' ; test $${PIPESTATUS[0]} -eq 0
 
 test: deps check-generate vet build unit e2e
 

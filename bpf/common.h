@@ -8,6 +8,7 @@
 #define MAX_PORT_RANGES 4
 #define MAX_CGROUP_DEPTH 16
 #define NAME_LEN 32
+#define PATH_LEN 64
 
 #ifndef AF_INET
 #define AF_INET 2
@@ -145,6 +146,7 @@ struct event {
 	__u8 daddr[16];
 	char comm[16];
 	char binary[NAME_LEN];
+	char filename[PATH_LEN];	/* exec: the path the caller passed */
 };
 
 enum counter {

@@ -39,6 +39,7 @@ type RawEvent struct {
 	StdioInet        uint8 // bit i: fd i is an INET socket
 	Comm             string
 	Binary           string // exec: base name of the executed file
+	Filename         string // exec: the path the caller passed
 }
 
 const (
@@ -99,7 +100,7 @@ func decodeEvent(b []byte) (*RawEvent, error) {
 		KillPending: k.Flags&eventKillPending != 0, HasAddr: k.Flags&eventHasAddr != 0,
 		Mechanism: mechanisms[k.Enforcer], Family: k.Family, SockType: k.SockType, Protocol: k.Protocol,
 		Dport: k.Dport, StdioInet: k.StdioInet,
-		Comm: cString(k.Comm[:]), Binary: cString(k.Binary[:]),
+		Comm: cString(k.Comm[:]), Binary: cString(k.Binary[:]), Filename: cString(k.Filename[:]),
 	}
 	if ev.HasAddr {
 		a := netip.AddrFrom16(k.Daddr)

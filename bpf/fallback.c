@@ -149,6 +149,7 @@ int process_exec(struct bpf_raw_tracepoint_args *ctx)
 
 	const unsigned char *name = BPF_CORE_READ(bprm, file, f_path.dentry, d_name.name);
 	bpf_probe_read_kernel_str(q.binary, sizeof(q.binary), name);
+	bpf_probe_read_kernel_str(q.filename, sizeof(q.filename), BPF_CORE_READ(bprm, filename));
 	bpf_get_current_comm(q.comm, sizeof(q.comm));
 	q.stdio_inet = stdio_inet_mask(task);
 	q.ppid = BPF_CORE_READ(task, real_parent, tgid);

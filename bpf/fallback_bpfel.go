@@ -47,6 +47,7 @@ type fallbackEvent struct {
 	Daddr            [16]uint8
 	Comm             [16]int8
 	Binary           [32]int8
+	Filename         [64]int8
 }
 
 type fallbackNameKey struct {

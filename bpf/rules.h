@@ -63,6 +63,7 @@ struct query {
 	__u8 daddr[16];
 	char binary[NAME_LEN];
 	char comm[16];
+	char filename[PATH_LEN];
 };
 
 static __always_inline void count(__u32 idx)
@@ -255,6 +256,7 @@ static __always_inline struct event *new_event(const struct query *q, const stru
 	}
 	bpf_get_current_comm(e->comm, sizeof(e->comm));
 	__builtin_memcpy(e->binary, q->binary, NAME_LEN);
+	__builtin_memcpy(e->filename, q->filename, PATH_LEN);
 	return e;
 }
 

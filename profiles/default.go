@@ -33,9 +33,11 @@ func Default() *Profile {
 	p.Points[PointSendmsg] = []Selector{
 		{Call: "security_socket_sendmsg", DaddrIn: deny, Action: ActionOverride, Errno: int(unix.EPERM)},
 	}
+	// Packet sockets first: they are SOCK_RAW too, and on kernels without
+	// LSM or fmod_ret they can only be stopped by killing the caller.
 	p.Points[PointSockCreate] = []Selector{
-		{Call: "security_socket_create", SockType: unix.SOCK_RAW, Action: ActionOverride, Errno: int(unix.EPERM)},
 		{Call: "security_socket_create", Family: unix.AF_PACKET, Action: ActionSigkill},
+		{Call: "security_socket_create", SockType: unix.SOCK_RAW, Action: ActionOverride, Errno: int(unix.EPERM)},
 	}
 	p.Points[PointExec] = []Selector{
 		{Call: "security_bprm_check", BinaryIn: shells, StdioInet: true, Action: ActionSigkill},

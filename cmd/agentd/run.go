@@ -15,6 +15,7 @@ import (
 	"github.com/ocigate/ocigate/cgroupfilter"
 	"github.com/ocigate/ocigate/internal/agent"
 	"github.com/ocigate/ocigate/internal/api"
+	"github.com/ocigate/ocigate/internal/apiserver"
 	"github.com/ocigate/ocigate/internal/events"
 	"github.com/ocigate/ocigate/internal/hostfs"
 	"github.com/ocigate/ocigate/profiles"
@@ -68,7 +69,7 @@ func runAgent(args []string) error {
 	if err != nil {
 		return err
 	}
-	srv, err := api.Listen(*socket, ag, log)
+	srv, err := apiserver.Listen(*socket, ag, log)
 	if err != nil {
 		return err
 	}

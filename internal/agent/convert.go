@@ -26,7 +26,7 @@ func (a *Agent) convert(raw *bpf.RawEvent, at time.Time) *events.Event {
 	}
 	kp := &events.Kprobe{Action: tetragonActions[raw.Action], Args: eventArgs(raw)}
 	if raw.Action == profiles.ActionOverride && raw.Enforced {
-		og.Errno = -raw.Errno
+		og.Errno = raw.Errno
 	}
 	if p, ok := a.byID[raw.Profile]; ok {
 		og.Profile, og.Mode, kp.PolicyName = p.Name, string(p.Mode), p.Policy
@@ -91,6 +91,9 @@ func processOf(raw *bpf.RawEvent) events.Process {
 		p.Binary = exePath(raw.Tgid)
 		p.Arguments = arguments(raw.Tgid)
 		p.Cwd, _ = os.Readlink("/proc/" + strconv.Itoa(int(raw.Tgid)) + "/cwd")
+	}
+	if p.Binary == "" {
+		p.Binary = raw.Filename
 	}
 	if p.Binary == "" {
 		p.Binary = raw.Binary

@@ -7,15 +7,23 @@
 //	probe udp HOST:PORT       unconnected UDP sendto
 //	probe raw                 socket(AF_INET, SOCK_RAW, IPPROTO_ICMP)
 //	probe packet              socket(AF_PACKET, SOCK_RAW, 0)
+//	probe api SOCKET          send {"op":"status"} to the agent's unix socket
 //
 // It prints "ok" and exits 0, or prints "error: <errno text>" and exits 1.
+// The api subcommand (run on the host, e.g. as an unprivileged user) tells
+// apart an agent that answered {"ok":false} ("refused: <error>") and one
+// that closed the connection ("closed: <error>"); both exit 1.
 // Usage errors exit 2. Raw syscalls are used instead of the net package so
 // that the reported errno is exactly the one the kernel returned.
 package main
 
 import (
+	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"net/netip"
 	"os"
 	"syscall"
@@ -46,6 +54,11 @@ func main() {
 		err = openSocket(syscall.AF_INET, syscall.SOCK_RAW, syscall.IPPROTO_ICMP)
 	case "packet":
 		err = openSocket(syscall.AF_PACKET, syscall.SOCK_RAW, 0)
+	case "api":
+		if len(os.Args) != 3 {
+			usage()
+		}
+		os.Exit(apiStatus(os.Args[2]))
 	default:
 		usage()
 	}
@@ -57,7 +70,7 @@ func main() {
 }
 
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: probe connect HOST:PORT | udp HOST:PORT | raw | packet")
+	fmt.Fprintln(os.Stderr, "usage: probe connect HOST:PORT | udp HOST:PORT | raw | packet | api SOCKET")
 	os.Exit(2)
 }
 
@@ -125,4 +138,52 @@ func openSocket(family, typ, proto int) error {
 	}
 	syscall.Close(fd)
 	return nil
+}
+
+// apiStatus sends one status request to the agent socket, framed as the
+// agent's API frames messages (4-byte big-endian length, then JSON), and
+// reports how the agent reacted. It returns the exit code.
+func apiStatus(socket string) int {
+	conn, err := net.DialTimeout("unix", socket, 5*time.Second)
+	if err != nil {
+		fmt.Printf("error: %s\n", errText(err))
+		return 1
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(5 * time.Second))
+	body := []byte(`{"op":"status"}`)
+	frame := binary.BigEndian.AppendUint32(nil, uint32(len(body)))
+	if _, err := conn.Write(append(frame, body...)); err != nil {
+		fmt.Printf("closed: write: %s\n", errText(err))
+		return 1
+	}
+	var hdr [4]byte
+	if _, err := io.ReadFull(conn, hdr[:]); err != nil {
+		fmt.Printf("closed: read: %s\n", errText(err))
+		return 1
+	}
+	n := binary.BigEndian.Uint32(hdr[:])
+	if n > 16<<20 {
+		fmt.Printf("error: response of %d bytes\n", n)
+		return 1
+	}
+	data := make([]byte, n)
+	if _, err := io.ReadFull(conn, data); err != nil {
+		fmt.Printf("closed: read: %s\n", errText(err))
+		return 1
+	}
+	var resp struct {
+		OK    bool   `json:"ok"`
+		Error string `json:"error"`
+	}
+	if err := json.Unmarshal(data, &resp); err != nil {
+		fmt.Printf("error: bad response %q: %v\n", data, err)
+		return 1
+	}
+	if !resp.OK {
+		fmt.Printf("refused: %s\n", resp.Error)
+		return 1
+	}
+	fmt.Println("ok")
+	return 0
 }

@@ -1,4 +1,6 @@
-package api
+// Package apiserver serves the agent's API (package api) on a unix socket
+// to root peers only.
+package apiserver
 
 import (
 	"context"
@@ -12,11 +14,13 @@ import (
 
 	"go.uber.org/zap"
 	"golang.org/x/sys/unix"
+
+	"github.com/ocigate/ocigate/internal/api"
 )
 
 // Handler carries out requests.
 type Handler interface {
-	Handle(ctx context.Context, req *Request) (*Response, error)
+	Handle(ctx context.Context, req *api.Request) (*api.Response, error)
 }
 
 // ConnDeadline bounds one connection: a peer that stalls is dropped.
@@ -113,22 +117,22 @@ func (s *Server) serveConn(ctx context.Context, conn *net.UnixConn) {
 	}
 	if uid != 0 && uid != s.AllowUID {
 		s.log.Warn("refused non-root peer", zap.Int("uid", uid))
-		_ = WriteMessage(conn, &Response{Error: fmt.Sprintf("peer uid %d refused: root only", uid)})
+		_ = api.WriteMessage(conn, &api.Response{Error: fmt.Sprintf("peer uid %d refused: root only", uid)})
 		return
 	}
-	var req Request
-	if err := ReadMessage(conn, &req); err != nil {
+	var req api.Request
+	if err := api.ReadMessage(conn, &req); err != nil {
 		s.log.Warn("bad request", zap.Error(err))
-		_ = WriteMessage(conn, &Response{Error: err.Error()})
+		_ = api.WriteMessage(conn, &api.Response{Error: err.Error()})
 		return
 	}
 	resp, err := s.handle(ctx, &req)
 	if err != nil {
-		resp = &Response{Error: err.Error()}
+		resp = &api.Response{Error: err.Error()}
 	}
-	if err := WriteMessage(conn, resp); err != nil {
+	if err := api.WriteMessage(conn, resp); err != nil {
 		s.log.Warn("answer lost", zap.String("op", req.Op), zap.Error(err))
-		if req.Op == OpRegister && resp.OK {
+		if req.Op == api.OpRegister && resp.OK {
 			s.rollback(ctx, req.Register.ContainerID)
 		}
 	}
@@ -137,7 +141,7 @@ func (s *Server) serveConn(ctx context.Context, conn *net.UnixConn) {
 // rollback undoes a registration whose hook never heard the answer: the
 // runtime refuses that container, so nothing may stay registered for it.
 func (s *Server) rollback(ctx context.Context, containerID string) {
-	req := &Request{Op: OpUnregister, Unregister: &Unregistration{ContainerID: containerID}}
+	req := &api.Request{Op: api.OpUnregister, Unregister: &api.Unregistration{ContainerID: containerID}}
 	if _, err := s.handler.Handle(ctx, req); err != nil {
 		s.log.Error("rollback of unanswered registration failed", zap.String("container", containerID), zap.Error(err))
 		return
@@ -145,7 +149,7 @@ func (s *Server) rollback(ctx context.Context, containerID string) {
 	s.log.Warn("rolled back registration the hook did not receive", zap.String("container", containerID))
 }
 
-func (s *Server) handle(ctx context.Context, req *Request) (*Response, error) {
+func (s *Server) handle(ctx context.Context, req *api.Request) (*api.Response, error) {
 	if err := req.Validate(); err != nil {
 		return nil, err
 	}

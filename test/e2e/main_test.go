@@ -1,0 +1,242 @@
+// Package e2e holds ocigate's real-container end-to-end tests: containers
+// run by runc and podman with the ocigate hook, a real ocigate-agentd that
+// loads the BPF programs, and assertions on both what the container saw
+// (its stdout and exit status) and what the agent reported (its events
+// file).
+//
+// The tests run only when OCIGATE_E2E=1 (as root, with runc, podman and
+// busybox-static installed); then a missing prerequisite fails the run.
+// Without it every test skips.
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/ocigate/ocigate/internal/testenv"
+)
+
+// cgroupParent holds every container's cgroup (linux.cgroupsPath
+// /ocigate-e2e/<id>, podman --cgroup-parent).
+const cgroupParent = "/ocigate-e2e"
+
+// Harness state set up by TestMain when OCIGATE_E2E=1.
+var (
+	enabled    bool
+	workDir    string // temp dir holding everything below
+	binDir     string
+	hookBin    string // built ocigate-hook
+	agentdBin  string // built ocigate-agentd
+	probeBin   string // built probe
+	socketPath string // agent API socket
+	eventsPath string // agent events file
+	agentLog   string // agent stdout+stderr
+	rootfsDir  string // shared busybox rootfs for runc bundles
+	events     *testenv.EventLog
+	agentCmd   *exec.Cmd
+	agentDone  chan error
+)
+
+func TestMain(m *testing.M) {
+	if os.Getenv("OCIGATE_E2E") != "1" {
+		os.Exit(m.Run()) // every test skips
+	}
+	enabled = true
+	if err := setup(); err != nil {
+		fmt.Fprintf(os.Stderr, "e2e setup failed: %v\n", err)
+		if agentLog != "" {
+			fmt.Fprintf(os.Stderr, "agent log:\n%s\n", tail(agentLog, 60))
+		}
+		teardown()
+		os.Exit(1)
+	}
+	code := m.Run()
+	if err := teardown(); err != nil {
+		fmt.Fprintf(os.Stderr, "e2e teardown: %v\n", err)
+		if code == 0 {
+			code = 1
+		}
+	}
+	os.Exit(code)
+}
+
+// requireE2E skips the test unless OCIGATE_E2E=1.
+func requireE2E(t *testing.T) {
+	t.Helper()
+	if !enabled {
+		t.Skip("end-to-end tests need root, runc, podman and the BPF agent: set OCIGATE_E2E=1")
+	}
+}
+
+func setup() error {
+	if os.Geteuid() != 0 {
+		return errors.New("OCIGATE_E2E=1 needs root")
+	}
+	for _, p := range []string{testenv.RuncPath, testenv.BusyboxPath} {
+		if _, err := os.Stat(p); err != nil {
+			return fmt.Errorf("prerequisite missing: %w", err)
+		}
+	}
+	if _, err := exec.LookPath("timeout"); err != nil {
+		return fmt.Errorf("prerequisite missing: %w", err)
+	}
+	var err error
+	if workDir, err = os.MkdirTemp("", "ocigate-e2e-"); err != nil {
+		return fmt.Errorf("making work dir: %w", err)
+	}
+	// The non-root peer test runs the probe as nobody: let it in.
+	if err := os.Chmod(workDir, 0o755); err != nil {
+		return fmt.Errorf("making work dir: %w", err)
+	}
+	binDir = filepath.Join(workDir, "bin")
+	hookBin = filepath.Join(binDir, "ocigate-hook")
+	agentdBin = filepath.Join(binDir, "ocigate-agentd")
+	probeBin = filepath.Join(binDir, "probe")
+	for pkg, out := range map[string]string{"./cmd/hook": hookBin, "./cmd/agentd": agentdBin, "./test/e2e/probe": probeBin} {
+		if err := goBuild(pkg, out); err != nil {
+			return err
+		}
+	}
+	if err := os.Chmod(binDir, 0o755); err != nil {
+		return fmt.Errorf("making bin dir: %w", err)
+	}
+	rootfsDir = filepath.Join(workDir, "rootfs")
+	if err := testenv.BuildRootfs(rootfsDir, map[string]string{"/probe": probeBin}); err != nil {
+		return err
+	}
+	runDir := filepath.Join(workDir, "run")
+	if err := os.MkdirAll(runDir, 0o755); err != nil {
+		return fmt.Errorf("making run dir: %w", err)
+	}
+	socketPath = filepath.Join(runDir, "agentd.sock")
+	eventsPath = filepath.Join(workDir, "events.jsonl")
+	agentLog = filepath.Join(workDir, "agentd.log")
+	events = testenv.NewEventLog(eventsPath)
+	return startAgent()
+}
+
+// moduleRoot is the repository root: go test runs a package's tests in its
+// directory, test/e2e.
+func moduleRoot() (string, error) {
+	wd, err := os.Getwd()
+	if err != nil {
+		return "", fmt.Errorf("finding module root: %w", err)
+	}
+	root := filepath.Clean(filepath.Join(wd, "..", ".."))
+	if _, err := os.Stat(filepath.Join(root, "go.mod")); err != nil {
+		return "", fmt.Errorf("finding module root from %s: %w", wd, err)
+	}
+	return root, nil
+}
+
+func goBuild(pkg, out string) error {
+	root, err := moduleRoot()
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", out, pkg)
+	cmd.Dir = root
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("go build %s: %w\n%s", pkg, err, b)
+	}
+	return nil
+}
+
+func startAgent() error {
+	logf, err := os.Create(agentLog)
+	if err != nil {
+		return fmt.Errorf("starting agent: %w", err)
+	}
+	agentCmd = exec.Command(agentdBin, "run", "--socket", socketPath, "--events-file", eventsPath)
+	agentCmd.Stdout = logf
+	agentCmd.Stderr = logf
+	if err := agentCmd.Start(); err != nil {
+		logf.Close()
+		return fmt.Errorf("starting agent: %w", err)
+	}
+	logf.Close()
+	agentDone = make(chan error, 1)
+	go func() { agentDone <- agentCmd.Wait() }()
+
+	deadline := time.Now().Add(20 * time.Second)
+	var last error
+	for time.Now().Before(deadline) {
+		select {
+		case err := <-agentDone:
+			agentDone <- err
+			return fmt.Errorf("agent exited during startup: %v", err)
+		default:
+		}
+		if _, last = agentStatus(); last == nil {
+			return nil
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	return fmt.Errorf("agent not ready within 20s: last status: %v", last)
+}
+
+// agentStatus runs `ocigate-agentd status --socket S -o json`.
+func agentStatus() ([]byte, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var stdout, stderr bytes.Buffer
+	cmd := exec.CommandContext(ctx, agentdBin, "status", "--socket", socketPath, "-o", "json")
+	cmd.Stdout = &stdout
+	cmd.Stderr = &stderr
+	if err := cmd.Run(); err != nil {
+		return nil, fmt.Errorf("ocigate-agentd status: %w: %s", err, strings.TrimSpace(stderr.String()))
+	}
+	return stdout.Bytes(), nil
+}
+
+func teardown() error {
+	var errs []error
+	if agentCmd != nil && agentCmd.Process != nil {
+		_ = agentCmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case err := <-agentDone:
+			var ee *exec.ExitError
+			if err != nil && !(errors.As(err, &ee) && ee.ExitCode() == 0) {
+				errs = append(errs, fmt.Errorf("agent exited with %v after SIGTERM", err))
+			}
+		case <-time.After(15 * time.Second):
+			_ = agentCmd.Process.Kill()
+			<-agentDone
+			errs = append(errs, errors.New("agent did not stop within 15s of SIGTERM"))
+		}
+	}
+	if err := testenv.RemoveCgroup(cgroupParent); err != nil {
+		errs = append(errs, err)
+	}
+	if workDir != "" && os.Getenv("OCIGATE_E2E_KEEP") == "" {
+		if err := os.RemoveAll(workDir); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// tail returns the last n lines of a file, for failure messages.
+func tail(path string, n int) string {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Sprintf("(%v)", err)
+	}
+	lines := strings.Split(strings.TrimRight(string(data), "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
