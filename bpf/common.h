@@ -28,7 +28,8 @@ enum point {
 	POINT_BIND = 2,
 	POINT_SOCK_CREATE = 3,
 	POINT_EXEC = 4,
-	POINT_MAX = 5,
+	POINT_LISTEN = 5,
+	POINT_MAX = 6,
 };
 
 /* What a matching selector does. */
@@ -64,6 +65,15 @@ enum enforcer {
 	ENFORCER_CGROUP_SOCK_ADDR = 1,
 	ENFORCER_CGROUP_SOCK = 2,
 	ENFORCER_TRACEPOINT_SIGKILL = 3,
+	ENFORCER_LSM = 4,
+	ENFORCER_FMOD_RET = 5,
+};
+
+/* What a program can do with a verdict. */
+enum capability {
+	CAN_DENY = 1 << 0,	/* refuse the operation */
+	CAN_KILL = 1 << 1,	/* bpf_send_signal(SIGKILL) to the caller */
+	DENY_SUFFICES = 1 << 2,	/* refusing is the kill (exec: nothing runs) */
 };
 
 struct workload {

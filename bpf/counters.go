@@ -30,7 +30,7 @@ func (e *Enforcer) Counters() (Counters, error) {
 	c := Counters{Points: map[string]PointCounters{}}
 	read := func(idx uint32) (uint64, error) {
 		var per []uint64
-		if err := e.objs.Counters.Lookup(idx, &per); err != nil {
+		if err := e.maps.Counters.Lookup(idx, &per); err != nil {
 			return 0, fmt.Errorf("read counter %d: %w", idx, err)
 		}
 		var sum uint64

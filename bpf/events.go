@@ -26,9 +26,10 @@ type RawEvent struct {
 	Point            profiles.Point
 	Action           profiles.Action
 	Selector         int
-	Enforced         bool // the verdict was carried out
-	Killed           bool // SIGKILL sent in the kernel
-	KillPending      bool // SIGKILL asked but left to the agent
+	Enforced         bool   // the verdict was carried out
+	Killed           bool   // SIGKILL sent in the kernel
+	KillPending      bool   // SIGKILL asked but left to the agent
+	Backend          string // lsm, fmod_ret or fallback
 	Mechanism        string
 	Family           uint8
 	SockType         uint8
@@ -49,10 +50,13 @@ const (
 	eventKillPending = 1 << 3
 )
 
-var mechanisms = map[uint8]string{
-	1: "cgroup_sock_addr",
-	2: "cgroup_sock_create",
-	3: "tracepoint_sigkill",
+// enforcers: the kernel's enforcer id -> backend and mechanism.
+var enforcers = map[uint8][2]string{
+	1: {BackendFallback, "cgroup_sock_addr"},
+	2: {BackendFallback, "cgroup_sock_create"},
+	3: {BackendFallback, "tracepoint_sigkill"},
+	4: {BackendLSM, "bpf_lsm"},
+	5: {BackendFmodRet, "fmod_ret"},
 }
 
 // EventReader reads the kernel's ring buffer.
@@ -62,7 +66,7 @@ type EventReader struct {
 
 // NewEventReader opens the ring buffer.
 func (e *Enforcer) NewEventReader() (*EventReader, error) {
-	rd, err := ringbuf.NewReader(e.objs.Events)
+	rd, err := ringbuf.NewReader(e.maps.Events)
 	if err != nil {
 		return nil, fmt.Errorf("open event ring buffer: %w", err)
 	}
@@ -98,7 +102,7 @@ func decodeEvent(b []byte) (*RawEvent, error) {
 		Point: profiles.Point(k.Point), Action: profiles.Action(k.Action), Selector: int(k.Selector),
 		Enforced: k.Flags&eventEnforced != 0, Killed: k.Flags&eventKilled != 0,
 		KillPending: k.Flags&eventKillPending != 0, HasAddr: k.Flags&eventHasAddr != 0,
-		Mechanism: mechanisms[k.Enforcer], Family: k.Family, SockType: k.SockType, Protocol: k.Protocol,
+		Backend: enforcers[k.Enforcer][0], Mechanism: enforcers[k.Enforcer][1], Family: k.Family, SockType: k.SockType, Protocol: k.Protocol,
 		Dport: k.Dport, StdioInet: k.StdioInet,
 		Comm: cString(k.Comm[:]), Binary: cString(k.Binary[:]), Filename: cString(k.Filename[:]),
 	}

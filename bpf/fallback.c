@@ -11,7 +11,7 @@
 #include <bpf/bpf_core_read.h>
 #include <bpf/bpf_endian.h>
 
-#include "rules.h"
+#include "task.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -26,7 +26,7 @@ static __always_inline int sock_addr4(struct bpf_sock_addr *ctx, __u8 point)
 	q.sock_type = ctx->type;
 	q.dport = bpf_ntohs((__u16)ctx->user_port);
 	ipv4_mapped(q.daddr, ctx->user_ip4);
-	struct verdict v = decide(&q, ENFORCER_CGROUP_SOCK_ADDR, true, false);
+	struct verdict v = decide(&q, ENFORCER_CGROUP_SOCK_ADDR, CAN_DENY);
 	return v.deny ? 0 : 1;
 }
 
@@ -43,7 +43,7 @@ static __always_inline int sock_addr6(struct bpf_sock_addr *ctx, __u8 point)
 	a[2] = ctx->user_ip6[2];
 	a[3] = ctx->user_ip6[3];
 	__builtin_memcpy(q.daddr, a, 16);
-	struct verdict v = decide(&q, ENFORCER_CGROUP_SOCK_ADDR, true, false);
+	struct verdict v = decide(&q, ENFORCER_CGROUP_SOCK_ADDR, CAN_DENY);
 	return v.deny ? 0 : 1;
 }
 
@@ -91,7 +91,7 @@ int sock_create(struct bpf_sock *sk)
 	q.family = sk->family;
 	q.sock_type = sk->type;
 	q.protocol = sk->protocol;
-	struct verdict v = decide(&q, ENFORCER_CGROUP_SOCK, true, false);
+	struct verdict v = decide(&q, ENFORCER_CGROUP_SOCK, CAN_DENY);
 	return v.deny ? 0 : 1;
 }
 
@@ -107,35 +107,10 @@ int socket_enter(struct trace_event_raw_sys_enter *ctx)
 		return 0;
 	q.sock_type = (__u8)(ctx->args[1] & 0xf);
 	q.protocol = (__u8)ctx->args[2];
-	struct verdict v = decide(&q, ENFORCER_TRACEPOINT_SIGKILL, false, true);
+	struct verdict v = decide(&q, ENFORCER_TRACEPOINT_SIGKILL, CAN_KILL);
 	if (v.kill)
 		bpf_send_signal(SIGKILL);
 	return 0;
-}
-
-/* Bitmask of fds 0-2 of task that are INET or INET6 sockets. */
-static __always_inline __u8 stdio_inet_mask(struct task_struct *task)
-{
-	struct file **fds = BPF_CORE_READ(task, files, fdt, fd);
-	unsigned int max = BPF_CORE_READ(task, files, fdt, max_fds);
-	__u8 mask = 0;
-
-	for (int i = 0; i < 3; i++) {
-		struct file *f = 0;
-
-		if (i >= max)
-			break;
-		if (bpf_probe_read_kernel(&f, sizeof(f), &fds[i]) || !f)
-			continue;
-		umode_t mode = BPF_CORE_READ(f, f_inode, i_mode);
-		if ((mode & S_IFMT) != S_IFSOCK)
-			continue;
-		struct socket *sock = BPF_CORE_READ(f, private_data);
-		__u16 family = BPF_CORE_READ(sock, sk, __sk_common.skc_family);
-		if (family == AF_INET || family == AF_INET6)
-			mask |= 1 << i;
-	}
-	return mask;
 }
 
 /* sched_process_exec(struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm):
@@ -145,15 +120,10 @@ int process_exec(struct bpf_raw_tracepoint_args *ctx)
 {
 	struct task_struct *task = (struct task_struct *)ctx->args[0];
 	struct linux_binprm *bprm = (struct linux_binprm *)ctx->args[2];
-	struct query q = { .point = POINT_EXEC };
+	struct query q = {};
 
-	const unsigned char *name = BPF_CORE_READ(bprm, file, f_path.dentry, d_name.name);
-	bpf_probe_read_kernel_str(q.binary, sizeof(q.binary), name);
-	bpf_probe_read_kernel_str(q.filename, sizeof(q.filename), BPF_CORE_READ(bprm, filename));
-	bpf_get_current_comm(q.comm, sizeof(q.comm));
-	q.stdio_inet = stdio_inet_mask(task);
-	q.ppid = BPF_CORE_READ(task, real_parent, tgid);
-	struct verdict v = decide(&q, ENFORCER_TRACEPOINT_SIGKILL, false, true);
+	exec_query(&q, bprm, task);
+	struct verdict v = decide(&q, ENFORCER_TRACEPOINT_SIGKILL, CAN_KILL);
 	if (v.kill)
 		bpf_send_signal(SIGKILL);
 	return 0;

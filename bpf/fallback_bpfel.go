@@ -102,6 +102,7 @@ const (
 	fallbackMapCounters     = "counters"
 	fallbackMapEvents       = "events"
 	fallbackMapNameSets     = "name_sets"
+	fallbackMapPathScratch  = "path_scratch"
 	fallbackMapRules        = "rules"
 	fallbackMapWorkloads    = "workloads"
 	fallbackProgBind4       = "bind4"
@@ -173,12 +174,13 @@ type fallbackProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type fallbackMapSpecs struct {
-	AddrSets  *ebpf.MapSpec `ebpf:"addr_sets"`
-	Counters  *ebpf.MapSpec `ebpf:"counters"`
-	Events    *ebpf.MapSpec `ebpf:"events"`
-	NameSets  *ebpf.MapSpec `ebpf:"name_sets"`
-	Rules     *ebpf.MapSpec `ebpf:"rules"`
-	Workloads *ebpf.MapSpec `ebpf:"workloads"`
+	AddrSets    *ebpf.MapSpec `ebpf:"addr_sets"`
+	Counters    *ebpf.MapSpec `ebpf:"counters"`
+	Events      *ebpf.MapSpec `ebpf:"events"`
+	NameSets    *ebpf.MapSpec `ebpf:"name_sets"`
+	PathScratch *ebpf.MapSpec `ebpf:"path_scratch"`
+	Rules       *ebpf.MapSpec `ebpf:"rules"`
+	Workloads   *ebpf.MapSpec `ebpf:"workloads"`
 }
 
 // fallbackVariableSpecs contains global variables before they are loaded into the kernel.
@@ -208,12 +210,13 @@ func (o *fallbackObjects) Close() error {
 //
 // It can be passed to loadFallbackObjects or ebpf.CollectionSpec.LoadAndAssign.
 type fallbackMaps struct {
-	AddrSets  *ebpf.Map `ebpf:"addr_sets"`
-	Counters  *ebpf.Map `ebpf:"counters"`
-	Events    *ebpf.Map `ebpf:"events"`
-	NameSets  *ebpf.Map `ebpf:"name_sets"`
-	Rules     *ebpf.Map `ebpf:"rules"`
-	Workloads *ebpf.Map `ebpf:"workloads"`
+	AddrSets    *ebpf.Map `ebpf:"addr_sets"`
+	Counters    *ebpf.Map `ebpf:"counters"`
+	Events      *ebpf.Map `ebpf:"events"`
+	NameSets    *ebpf.Map `ebpf:"name_sets"`
+	PathScratch *ebpf.Map `ebpf:"path_scratch"`
+	Rules       *ebpf.Map `ebpf:"rules"`
+	Workloads   *ebpf.Map `ebpf:"workloads"`
 }
 
 func (m *fallbackMaps) Close() error {
@@ -222,6 +225,7 @@ func (m *fallbackMaps) Close() error {
 		m.Counters,
 		m.Events,
 		m.NameSets,
+		m.PathScratch,
 		m.Rules,
 		m.Workloads,
 	)

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"sync"
 
 	"github.com/cilium/ebpf"
@@ -12,17 +13,32 @@ import (
 	"go.uber.org/zap"
 )
 
+// Backend names, in order of preference.
+const (
+	BackendLSM      = "lsm"
+	BackendFmodRet  = "fmod_ret"
+	BackendFallback = "fallback"
+	BackendAuto     = "auto"
+	BackendNone     = "none"
+)
+
 // Options configures Load.
 type Options struct {
 	// CgroupRoot is the cgroup v2 mount; the cgroup programs attach there
 	// and scope themselves to registered workloads.
 	CgroupRoot string
-	Logger     *zap.Logger
+	// Enforcer forces one backend for every point ("" or "auto": the best
+	// available per point, LSM > fmod_ret > fallback).
+	Enforcer string
+	// LSMList is the file listing active LSMs (default /sys/kernel/security/lsm).
+	LSMList string
+	Logger  *zap.Logger
 }
 
-// Enforcer owns the loaded programs, their links and the maps.
+// Enforcer owns the loaded programs, their links and the shared maps.
 type Enforcer struct {
-	objs     fallbackObjects
+	maps     fallbackMaps
+	progs    []*ebpf.Program
 	links    []link.Link
 	backends []PointBackend
 	log      *zap.Logger
@@ -31,49 +47,32 @@ type Enforcer struct {
 	nextSet uint32
 }
 
-// PointBackend says how an enforcement point is carried out.
+// PointBackend says how an enforcement point is carried out and, for the
+// backends not chosen, why.
 type PointBackend struct {
-	Point     string `json:"point"`
-	Backend   string `json:"backend"`
-	Mechanism string `json:"mechanism"`
+	Point     string   `json:"point"`
+	Backend   string   `json:"backend"`
+	Mechanism string   `json:"mechanism"`
+	Skipped   []string `json:"skipped,omitempty"`
 }
 
-type attachment struct {
-	point, mechanism string
-	attach           func(o *fallbackObjects, root string) (link.Link, error)
-}
-
-func cgroupAttach(prog func(*fallbackObjects) *ebpf.Program, typ ebpf.AttachType) func(*fallbackObjects, string) (link.Link, error) {
-	return func(o *fallbackObjects, root string) (link.Link, error) {
-		return link.AttachCgroup(link.CgroupOptions{Path: root, Attach: typ, Program: prog(o)})
-	}
-}
-
-// The fallback backend's attachments, in the order they are made.
-var fallbackAttachments = []attachment{
-	{"connect", "cgroup/connect4", cgroupAttach(func(o *fallbackObjects) *ebpf.Program { return o.Connect4 }, ebpf.AttachCGroupInet4Connect)},
-	{"connect", "cgroup/connect6", cgroupAttach(func(o *fallbackObjects) *ebpf.Program { return o.Connect6 }, ebpf.AttachCGroupInet6Connect)},
-	{"sendmsg", "cgroup/sendmsg4", cgroupAttach(func(o *fallbackObjects) *ebpf.Program { return o.Sendmsg4 }, ebpf.AttachCGroupUDP4Sendmsg)},
-	{"sendmsg", "cgroup/sendmsg6", cgroupAttach(func(o *fallbackObjects) *ebpf.Program { return o.Sendmsg6 }, ebpf.AttachCGroupUDP6Sendmsg)},
-	{"bind", "cgroup/bind4", cgroupAttach(func(o *fallbackObjects) *ebpf.Program { return o.Bind4 }, ebpf.AttachCGroupInet4Bind)},
-	{"bind", "cgroup/bind6", cgroupAttach(func(o *fallbackObjects) *ebpf.Program { return o.Bind6 }, ebpf.AttachCGroupInet6Bind)},
-	{"sock_create", "cgroup/sock_create", cgroupAttach(func(o *fallbackObjects) *ebpf.Program { return o.SockCreate }, ebpf.AttachCGroupInetSockCreate)},
-	{"sock_create", "tracepoint/syscalls/sys_enter_socket+SIGKILL", func(o *fallbackObjects, _ string) (link.Link, error) {
-		return link.Tracepoint("syscalls", "sys_enter_socket", o.SocketEnter, nil)
-	}},
-	{"exec", "raw_tracepoint/sched_process_exec+SIGKILL", func(o *fallbackObjects, _ string) (link.Link, error) {
-		return link.AttachRawTracepoint(link.RawTracepointOptions{Name: "sched_process_exec", Program: o.ProcessExec})
-	}},
-}
-
-// BackendFallback names the backend of kernels without BPF LSM or fmod_ret.
-const BackendFallback = "fallback"
-
-// Load raises the memlock limit, loads the programs and attaches them.
-// Everything is undone when any step fails.
+// Load raises the memlock limit, creates the maps, and attaches for each
+// enforcement point the first backend that loads and attaches. Everything
+// is undone when a step fails.
 func Load(opts Options) (_ *Enforcer, err error) {
 	if opts.Logger == nil {
 		opts.Logger = zap.NewNop()
+	}
+	if opts.Enforcer == "" {
+		opts.Enforcer = BackendAuto
+	}
+	switch opts.Enforcer {
+	case BackendAuto, BackendLSM, BackendFmodRet, BackendFallback:
+	default:
+		return nil, fmt.Errorf("enforcer %q: want auto, lsm, fmod_ret or fallback", opts.Enforcer)
+	}
+	if opts.LSMList == "" {
+		opts.LSMList = "/sys/kernel/security/lsm"
 	}
 	if opts.CgroupRoot == "" {
 		return nil, errors.New("load BPF: no cgroup v2 root given")
@@ -84,39 +83,96 @@ func Load(opts Options) (_ *Enforcer, err error) {
 	if err := rlimit.RemoveMemlock(); err != nil {
 		return nil, fmt.Errorf("load BPF: raise memlock limit: %w", err)
 	}
+	fb, err := loadFallback()
+	if err != nil {
+		return nil, fmt.Errorf("load BPF: fallback object: %w", err)
+	}
+	sec, err := loadSecurity()
+	if err != nil {
+		return nil, fmt.Errorf("load BPF: security object: %w", err)
+	}
 	e := &Enforcer{log: opts.Logger}
-	if err := loadFallbackObjects(&e.objs, nil); err != nil {
-		var ve *ebpf.VerifierError
-		if errors.As(err, &ve) {
-			return nil, fmt.Errorf("load BPF programs: %+v", ve)
-		}
-		return nil, fmt.Errorf("load BPF programs: %w", err)
+	if err := fb.LoadAndAssign(&e.maps, nil); err != nil {
+		return nil, fmt.Errorf("load BPF maps: %w", err)
 	}
 	defer func() {
 		if err != nil {
 			e.Close()
 		}
 	}()
-	for _, a := range fallbackAttachments {
-		l, err := a.attach(&e.objs, opts.CgroupRoot)
+	env := &attachEnv{
+		specs: map[string]*ebpf.CollectionSpec{BackendFallback: fb, BackendLSM: sec, BackendFmodRet: sec},
+		maps: map[string]*ebpf.Map{
+			"workloads": e.maps.Workloads, "rules": e.maps.Rules, "addr_sets": e.maps.AddrSets,
+			"name_sets": e.maps.NameSets, "events": e.maps.Events, "counters": e.maps.Counters,
+			"path_scratch": e.maps.PathScratch,
+		},
+		cgroupRoot: opts.CgroupRoot,
+		lsmActive:  lsmActive(opts.LSMList),
+	}
+	for _, pt := range pointPlans {
+		pb, err := e.attachPoint(env, pt, opts.Enforcer)
 		if err != nil {
-			return nil, fmt.Errorf("attach %s for %s: %w", a.mechanism, a.point, err)
+			return nil, err
 		}
-		e.links = append(e.links, l)
-		e.backends = append(e.backends, PointBackend{Point: a.point, Backend: BackendFallback, Mechanism: a.mechanism})
-		opts.Logger.Info("enforcement point attached", zap.String("point", a.point),
-			zap.String("backend", BackendFallback), zap.String("mechanism", a.mechanism))
+		e.backends = append(e.backends, pb)
+		opts.Logger.Info("enforcement point attached", zap.String("point", pb.Point),
+			zap.String("backend", pb.Backend), zap.String("mechanism", pb.Mechanism), zap.Strings("skipped", pb.Skipped))
 	}
 	return e, nil
+}
+
+// lsmActive reports whether BPF LSM programs run: `bpf` must be listed.
+func lsmActive(list string) error {
+	b, err := os.ReadFile(list)
+	if err != nil {
+		return fmt.Errorf("cannot read active LSMs: %w", err)
+	}
+	for _, name := range strings.Split(strings.TrimSpace(string(b)), ",") {
+		if name == "bpf" {
+			return nil
+		}
+	}
+	return fmt.Errorf("bpf is not in %s (%s); boot with lsm=...,bpf", list, strings.TrimSpace(string(b)))
+}
+
+// attachPoint tries the point's backends in order and keeps the first that
+// attaches completely.
+func (e *Enforcer) attachPoint(env *attachEnv, pt pointPlan, forced string) (PointBackend, error) {
+	pb := PointBackend{Point: pt.point}
+	for _, c := range pt.candidates {
+		if forced != BackendAuto && c.backend != forced {
+			continue
+		}
+		if len(c.programs) == 0 {
+			pb.Skipped = append(pb.Skipped, c.backend+": no hook for this point")
+			continue
+		}
+		progs, links, err := env.attach(c)
+		if err != nil {
+			pb.Skipped = append(pb.Skipped, c.backend+": "+err.Error())
+			continue
+		}
+		e.progs = append(e.progs, progs...)
+		e.links = append(e.links, links...)
+		pb.Backend, pb.Mechanism = c.backend, c.mechanism()
+		return pb, nil
+	}
+	if forced != BackendAuto && !pt.has(forced) {
+		pb.Backend, pb.Mechanism = BackendNone, forced+" has no hook for this point"
+		return pb, nil
+	}
+	if forced == BackendAuto && pt.optional() {
+		pb.Backend, pb.Mechanism = BackendNone, "no backend available"
+		return pb, nil
+	}
+	return pb, fmt.Errorf("enforcement point %s: no backend could attach: %s", pt.point, strings.Join(pb.Skipped, "; "))
 }
 
 // Backends says how each enforcement point is carried out.
 func (e *Enforcer) Backends() []PointBackend {
 	return append([]PointBackend(nil), e.backends...)
 }
-
-// EventsMap is the ring buffer the programs report into.
-func (e *Enforcer) EventsMap() *ebpf.Map { return e.objs.Events }
 
 // Close detaches every program and frees the maps.
 func (e *Enforcer) Close() error {
@@ -125,6 +181,10 @@ func (e *Enforcer) Close() error {
 		errs = append(errs, e.links[i].Close())
 	}
 	e.links = nil
-	errs = append(errs, e.objs.Close())
+	for _, p := range e.progs {
+		errs = append(errs, p.Close())
+	}
+	e.progs = nil
+	errs = append(errs, e.maps.Close())
 	return errors.Join(errs...)
 }

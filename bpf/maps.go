@@ -52,12 +52,12 @@ func (e *Enforcer) LoadProfile(id uint32, p *profiles.Profile) error {
 		rules.Count = uint32(len(p.Points[pt]))
 		key := fallbackRuleKey{Profile: id, Point: uint32(pt)}
 		if rules.Count == 0 {
-			if err := e.objs.Rules.Delete(key); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+			if err := e.maps.Rules.Delete(key); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
 				return fmt.Errorf("clear %s rules of profile %q: %w", pt, p.Name, err)
 			}
 			continue
 		}
-		if err := e.objs.Rules.Put(key, rules); err != nil {
+		if err := e.maps.Rules.Put(key, rules); err != nil {
 			return fmt.Errorf("write %s rules of profile %q: %w", pt, p.Name, err)
 		}
 	}
@@ -142,7 +142,7 @@ func (e *Enforcer) writeAddrSet(prefixes []netip.Prefix) (uint32, error) {
 	e.nextSet++
 	set := e.nextSet
 	for _, p := range prefixes {
-		if err := e.objs.AddrSets.Put(addrKeyOf(set, p), uint8(1)); err != nil {
+		if err := e.maps.AddrSets.Put(addrKeyOf(set, p), uint8(1)); err != nil {
 			return 0, fmt.Errorf("write address %v: %w", p, err)
 		}
 	}
@@ -157,7 +157,7 @@ func (e *Enforcer) writeNameSet(names []string) (uint32, error) {
 		for i := 0; i < len(n) && i < len(key.Name); i++ {
 			key.Name[i] = int8(n[i])
 		}
-		if err := e.objs.NameSets.Put(key, uint8(1)); err != nil {
+		if err := e.maps.NameSets.Put(key, uint8(1)); err != nil {
 			return 0, fmt.Errorf("write binary name %q: %w", n, err)
 		}
 	}
@@ -170,7 +170,7 @@ func (e *Enforcer) SetWorkload(cgroupID uint64, profile uint32, mode profiles.Mo
 	if mode == profiles.ModeMonitor {
 		w.Flags |= workloadMonitor
 	}
-	if err := e.objs.Workloads.Put(cgroupID, w); err != nil {
+	if err := e.maps.Workloads.Put(cgroupID, w); err != nil {
 		return fmt.Errorf("write workload of cgroup %d: %w", cgroupID, err)
 	}
 	return nil
@@ -178,7 +178,7 @@ func (e *Enforcer) SetWorkload(cgroupID uint64, profile uint32, mode profiles.Mo
 
 // RemoveWorkload stops enforcing on a cgroup; a cgroup not present is fine.
 func (e *Enforcer) RemoveWorkload(cgroupID uint64) error {
-	if err := e.objs.Workloads.Delete(cgroupID); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+	if err := e.maps.Workloads.Delete(cgroupID); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
 		return fmt.Errorf("delete workload of cgroup %d: %w", cgroupID, err)
 	}
 	return nil
@@ -191,7 +191,7 @@ func (e *Enforcer) WorkloadCgroups() ([]uint64, error) {
 		key uint64
 		val fallbackWorkload
 	)
-	it := e.objs.Workloads.Iterate()
+	it := e.maps.Workloads.Iterate()
 	for it.Next(&key, &val) {
 		ids = append(ids, key)
 	}

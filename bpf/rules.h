@@ -264,13 +264,13 @@ static __always_inline struct event *new_event(const struct query *q, const stru
 struct verdict {
 	bool deny;
 	bool kill;
+	int err;	/* positive errno when deny */
 };
 
 /* Runs the rules for the current task and reports. Returns what to do.
- * can_deny: the program can refuse the operation; can_kill: it can send
- * SIGKILL to the current task. A kill the program cannot send is flagged
- * for the agent to carry out. */
-static __always_inline struct verdict decide(struct query *q, __u8 enforcer, bool can_deny, bool can_kill)
+ * caps (enum capability) says what the calling program can carry out; a
+ * kill it cannot send is flagged for the agent. */
+static __always_inline struct verdict decide(struct query *q, __u8 enforcer, __u32 caps)
 {
 	struct verdict v = {};
 	struct selector s;
@@ -287,19 +287,23 @@ static __always_inline struct verdict decide(struct query *q, __u8 enforcer, boo
 	if (idx < 0 || s.action == ACTION_NONE)
 		return v;
 
+	bool can_deny = caps & CAN_DENY;
 	bool enforce = !monitor && (s.action == ACTION_DENY || s.action == ACTION_SIGKILL);
-	bool want_kill = s.action == ACTION_SIGKILL || !can_deny;
+	bool want_kill = (s.action == ACTION_SIGKILL && !(caps & DENY_SUFFICES)) || !can_deny;
 	if (enforce) {
 		v.deny = can_deny;
-		v.kill = want_kill && can_kill;
+		v.kill = want_kill && (caps & CAN_KILL);
+		v.err = s.err > 0 ? s.err : EPERM;
 	}
 	count_outcome(q->point, !enforce ? OUTCOME_POSTED : v.kill ? OUTCOME_KILLED : OUTCOME_DENIED);
 
 	struct event *e = new_event(q, &s, idx, profile, workload_cgroup);
 	if (e) {
 		e->enforcer = enforcer;
-		if (enforce)
+		if (enforce) {
 			e->flags |= EVENT_ENFORCED;
+			e->err = v.deny ? v.err : 0;
+		}
 		if (v.kill)
 			e->flags |= EVENT_KILLED;
 		else if (enforce && want_kill)

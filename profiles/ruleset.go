@@ -18,10 +18,11 @@ const (
 	PointBind
 	PointSockCreate
 	PointExec
+	PointListen
 	NumPoints
 )
 
-var pointNames = [NumPoints]string{"connect", "sendmsg", "bind", "sock_create", "exec"}
+var pointNames = [NumPoints]string{"connect", "sendmsg", "bind", "sock_create", "exec", "listen"}
 
 func (p Point) String() string {
 	if p < 0 || p >= NumPoints {

@@ -27,6 +27,7 @@ func runAgent(args []string) error {
 	eventsFile := fs.String("events-file", "", "append events to this file (default: stdout)")
 	cgroupRoot := fs.String("cgroup-root", "", "cgroup v2 mount (default: detected)")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	enforcer := fs.String("enforcer", bpf.BackendAuto, "auto (best per point: lsm > fmod_ret > fallback), lsm, fmod_ret or fallback")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -38,6 +39,10 @@ func runAgent(args []string) error {
 
 	for _, m := range hostfs.Needed {
 		mounted, err := hostfs.Ensure(m)
+		if err != nil && m.Optional {
+			log.Warn("optional file system unavailable", zap.String("fs", m.FSType), zap.Error(err))
+			continue
+		}
 		if err != nil {
 			return err
 		}
@@ -51,7 +56,7 @@ func runAgent(args []string) error {
 		return err
 	}
 	resolver.CgroupRoot = root
-	enf, err := bpf.Load(bpf.Options{CgroupRoot: root, Logger: log})
+	enf, err := bpf.Load(bpf.Options{CgroupRoot: root, Enforcer: *enforcer, Logger: log})
 	if err != nil {
 		return err
 	}

@@ -49,6 +49,9 @@ func printStatus(out io.Writer, st *api.Status) {
 	fmt.Fprintln(tw, "POINT\tBACKEND\tMECHANISM")
 	for _, b := range st.Backends {
 		fmt.Fprintf(tw, "%s\t%s\t%s\n", b.Point, b.Backend, b.Mechanism)
+		for _, s := range b.Skipped {
+			fmt.Fprintf(tw, "\t\t  not %s\n", s)
+		}
 	}
 	fmt.Fprintf(tw, "\nWORKLOADS (%d)\nCONTAINER\tRUNTIME\tPROFILE\tMODE\tCGROUP ID\tCGROUP\n", len(st.Workloads))
 	for _, w := range st.Workloads {

@@ -214,7 +214,7 @@ func (a *Agent) Unregister(containerID string) error {
 func (a *Agent) Status() *api.Status {
 	st := &api.Status{Node: a.node, StartedAt: a.startedAt, Workloads: a.reg.List(), Counters: a.stats.Map()}
 	for _, b := range a.enf.Backends() {
-		st.Backends = append(st.Backends, api.Backend{Point: b.Point, Backend: b.Backend, Mechanism: b.Mechanism})
+		st.Backends = append(st.Backends, api.Backend{Point: b.Point, Backend: b.Backend, Mechanism: b.Mechanism, Skipped: b.Skipped})
 	}
 	for name := range a.profiles {
 		st.Profiles = append(st.Profiles, name)

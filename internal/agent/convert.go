@@ -21,7 +21,7 @@ var tetragonActions = map[profiles.Action]string{
 // convert turns a kernel record into a Tetragon-shaped event.
 func (a *Agent) convert(raw *bpf.RawEvent, at time.Time) *events.Event {
 	og := &events.Ocigate{
-		Point: raw.Point.String(), Enforced: raw.Enforced, Backend: bpf.BackendFallback,
+		Point: raw.Point.String(), Enforced: raw.Enforced, Backend: raw.Backend,
 		Mechanism: raw.Mechanism, CgroupID: raw.CgroupID, Selector: raw.Selector, Verdict: verdict(raw),
 	}
 	kp := &events.Kprobe{Action: tetragonActions[raw.Action], Args: eventArgs(raw)}
@@ -75,9 +75,12 @@ func eventArgs(raw *bpf.RawEvent) []events.Arg {
 		Family: events.FamilyName(raw.Family), Type: events.SockTypeName(raw.SockType),
 		Protocol: events.ProtocolName(raw.Protocol),
 	}
-	if raw.HasAddr {
-		sa.Daddr = raw.Daddr.String()
-		sa.Dport = uint32(raw.Dport)
+	switch {
+	case !raw.HasAddr:
+	case raw.Point == profiles.PointBind || raw.Point == profiles.PointListen:
+		sa.Saddr, sa.Sport = raw.Daddr.String(), uint32(raw.Dport) // the local address
+	default:
+		sa.Daddr, sa.Dport = raw.Daddr.String(), uint32(raw.Dport)
 	}
 	return []events.Arg{{SockArg: sa}}
 }

@@ -51,9 +51,10 @@ type Response struct {
 
 // Backend says how one enforcement point is carried out.
 type Backend struct {
-	Point     string `json:"point"`
-	Backend   string `json:"backend"`
-	Mechanism string `json:"mechanism"`
+	Point     string   `json:"point"`
+	Backend   string   `json:"backend"`
+	Mechanism string   `json:"mechanism"`
+	Skipped   []string `json:"skipped,omitempty"` // better backends and why they were not used
 }
 
 // Status is the agent's state.

@@ -12,8 +12,9 @@ import (
 
 // Default mount points.
 const (
-	BPFFS   = "/sys/fs/bpf"
-	Tracefs = "/sys/kernel/tracing"
+	BPFFS      = "/sys/fs/bpf"
+	Tracefs    = "/sys/kernel/tracing"
+	Securityfs = "/sys/kernel/security"
 )
 
 // Mount describes one pseudo file system.
@@ -21,12 +22,16 @@ type Mount struct {
 	Path   string
 	FSType string
 	Magic  int64
+	// Optional: the agent works without it (securityfs only tells whether
+	// BPF LSM is active).
+	Optional bool
 }
 
 // Needed lists what the agent mounts when missing.
 var Needed = []Mount{
 	{Path: BPFFS, FSType: "bpf", Magic: unix.BPF_FS_MAGIC},
 	{Path: Tracefs, FSType: "tracefs", Magic: unix.TRACEFS_MAGIC},
+	{Path: Securityfs, FSType: "securityfs", Magic: unix.SECURITYFS_MAGIC, Optional: true},
 }
 
 // Ensure mounts m unless it is already there. It reports whether it

@@ -1,0 +1,185 @@
+package bpf
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/link"
+	"golang.org/x/sys/unix"
+)
+
+// program is one BPF program of a backend and how it attaches.
+type program struct {
+	name      string // in the ELF
+	mechanism string // as reported
+	attach    func(p *ebpf.Program, env *attachEnv) (link.Link, error)
+}
+
+// candidate is one backend's way of covering a point.
+type candidate struct {
+	backend  string
+	programs []program
+}
+
+func (c candidate) mechanism() string {
+	names := make([]string, len(c.programs))
+	for i, p := range c.programs {
+		names[i] = p.mechanism
+	}
+	return strings.Join(names, "+")
+}
+
+// pointPlan lists a point's backends in order of preference.
+type pointPlan struct {
+	point      string
+	candidates []candidate
+}
+
+func (p pointPlan) has(backend string) bool {
+	for _, c := range p.candidates {
+		if c.backend == backend && len(c.programs) > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// optional: the fallback has no hook here; other points must attach.
+func (p pointPlan) optional() bool { return !p.has(BackendFallback) }
+
+func cgroupProgram(name, mech string, typ ebpf.AttachType) program {
+	return program{name, mech, func(p *ebpf.Program, env *attachEnv) (link.Link, error) {
+		return link.AttachCgroup(link.CgroupOptions{Path: env.cgroupRoot, Attach: typ, Program: p})
+	}}
+}
+
+func lsmProgram(name, hook string) program {
+	return program{name, "lsm/" + hook, func(p *ebpf.Program, env *attachEnv) (link.Link, error) {
+		if env.lsmActive != nil {
+			return nil, env.lsmActive
+		}
+		return link.AttachLSM(link.LSMOptions{Program: p})
+	}}
+}
+
+func fmodRetProgram(name, fn string) program {
+	return program{name, "fmod_ret/" + fn, func(p *ebpf.Program, _ *attachEnv) (link.Link, error) {
+		return link.AttachTracing(link.TracingOptions{Program: p})
+	}}
+}
+
+func securityCandidates(lsmName, lsmHook, fmodName, fn string) []candidate {
+	return []candidate{
+		{BackendLSM, []program{lsmProgram(lsmName, lsmHook)}},
+		{BackendFmodRet, []program{fmodRetProgram(fmodName, fn)}},
+	}
+}
+
+// pointPlans: every enforcement point with its backends, LSM > fmod_ret >
+// fallback. The point names match profiles.Point.String().
+var pointPlans = []pointPlan{
+	{"connect", append(securityCandidates("lsm_socket_connect", "socket_connect", "fmod_socket_connect", "security_socket_connect"),
+		candidate{BackendFallback, []program{
+			cgroupProgram("connect4", "cgroup/connect4", ebpf.AttachCGroupInet4Connect),
+			cgroupProgram("connect6", "cgroup/connect6", ebpf.AttachCGroupInet6Connect),
+		}})},
+	{"sendmsg", append(securityCandidates("lsm_socket_sendmsg", "socket_sendmsg", "fmod_socket_sendmsg", "security_socket_sendmsg"),
+		candidate{BackendFallback, []program{
+			cgroupProgram("sendmsg4", "cgroup/sendmsg4", ebpf.AttachCGroupUDP4Sendmsg),
+			cgroupProgram("sendmsg6", "cgroup/sendmsg6", ebpf.AttachCGroupUDP6Sendmsg),
+		}})},
+	{"bind", append(securityCandidates("lsm_socket_bind", "socket_bind", "fmod_socket_bind", "security_socket_bind"),
+		candidate{BackendFallback, []program{
+			cgroupProgram("bind4", "cgroup/bind4", ebpf.AttachCGroupInet4Bind),
+			cgroupProgram("bind6", "cgroup/bind6", ebpf.AttachCGroupInet6Bind),
+		}})},
+	{"listen", append(securityCandidates("lsm_socket_listen", "socket_listen", "fmod_socket_listen", "security_socket_listen"),
+		candidate{BackendFallback, nil})},
+	{"sock_create", append(securityCandidates("lsm_socket_create", "socket_create", "fmod_socket_create", "security_socket_create"),
+		candidate{BackendFallback, []program{
+			cgroupProgram("sock_create", "cgroup/sock_create", ebpf.AttachCGroupInetSockCreate),
+			{"socket_enter", "tracepoint/syscalls/sys_enter_socket+SIGKILL", func(p *ebpf.Program, _ *attachEnv) (link.Link, error) {
+				return link.Tracepoint("syscalls", "sys_enter_socket", p, nil)
+			}},
+		}})},
+	{"exec", append(securityCandidates("lsm_bprm_check", "bprm_check_security", "fmod_bprm_check", "security_bprm_check"),
+		candidate{BackendFallback, []program{
+			{"process_exec", "raw_tracepoint/sched_process_exec+SIGKILL", func(p *ebpf.Program, _ *attachEnv) (link.Link, error) {
+				return link.AttachRawTracepoint(link.RawTracepointOptions{Name: "sched_process_exec", Program: p})
+			}},
+		}})},
+}
+
+// attachEnv is what attaching needs: the parsed objects, the shared maps,
+// the cgroup root and whether BPF LSM is active.
+type attachEnv struct {
+	specs      map[string]*ebpf.CollectionSpec
+	maps       map[string]*ebpf.Map
+	cgroupRoot string
+	lsmActive  error // nil when bpf is an active LSM
+}
+
+// attach loads and attaches all programs of c, or none.
+func (env *attachEnv) attach(c candidate) (progs []*ebpf.Program, links []link.Link, err error) {
+	defer func() {
+		if err != nil {
+			for _, l := range links {
+				l.Close()
+			}
+			for _, p := range progs {
+				p.Close()
+			}
+			progs, links = nil, nil
+		}
+	}()
+	if c.backend == BackendLSM && env.lsmActive != nil {
+		return nil, nil, env.lsmActive
+	}
+	for _, pr := range c.programs {
+		p, err := env.load(env.specs[c.backend], pr.name)
+		if err != nil {
+			return progs, links, fmt.Errorf("%s: %w", pr.mechanism, err)
+		}
+		progs = append(progs, p)
+		l, err := pr.attach(p, env)
+		if err != nil {
+			return progs, links, fmt.Errorf("attach %s: %w", pr.mechanism, err)
+		}
+		links = append(links, l)
+	}
+	return progs, links, nil
+}
+
+// load loads one program of spec against the shared maps.
+func (env *attachEnv) load(spec *ebpf.CollectionSpec, name string) (*ebpf.Program, error) {
+	cs := spec.Copy()
+	if _, ok := cs.Programs[name]; !ok {
+		return nil, fmt.Errorf("program %s is not in the object", name)
+	}
+	for n := range cs.Programs {
+		if n != name {
+			delete(cs.Programs, n)
+		}
+	}
+	repl := map[string]*ebpf.Map{}
+	for n := range cs.Maps {
+		if m, ok := env.maps[n]; ok {
+			repl[n] = m
+		}
+	}
+	coll, err := ebpf.NewCollectionWithOptions(cs, ebpf.CollectionOptions{MapReplacements: repl})
+	if err != nil {
+		var ve *ebpf.VerifierError
+		if errors.As(err, &ve) {
+			return nil, fmt.Errorf("verifier: %v", ve)
+		}
+		if errors.Is(err, unix.EPERM) {
+			return nil, errors.New("the kernel refuses this program type (EPERM)")
+		}
+		return nil, err
+	}
+	defer coll.Close()
+	return coll.DetachProgram(name), nil
+}

@@ -1,0 +1,207 @@
+//go:build ignore
+
+/* SPDX-License-Identifier: GPL-2.0 */
+/* The LSM and fmod_ret backends: the same checks on the kernel's security
+ * hooks, refusing with an errno in the caller. BPF LSM programs where `bpf`
+ * is in lsm=, fmod_ret programs on the security_* functions elsewhere
+ * (x86_64, 5.7+). Each check is one function used by both program kinds;
+ * the rule engine is rules.h, shared with the fallback backend. */
+#include "headers/vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_endian.h>
+#include <bpf/bpf_tracing.h>
+
+#include "task.h"
+
+char LICENSE[] SEC("license") = "GPL";
+
+#define SOCK_STREAM 1
+#define AF_UNSPEC 0
+
+/* Socket family, type and protocol; false for non-inet sockets. */
+static __always_inline bool socket_query(struct query *q, struct socket *sock)
+{
+	struct sock *sk = BPF_CORE_READ(sock, sk);
+
+	q->family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	q->sock_type = BPF_CORE_READ(sock, type);
+	q->protocol = BPF_CORE_READ(sk, sk_protocol);
+	return q->family == AF_INET || q->family == AF_INET6;
+}
+
+/* The address of a sockaddr; false when it is not inet. */
+static __always_inline bool sockaddr_query(struct query *q, struct sockaddr *addr)
+{
+	__u16 family = BPF_CORE_READ(addr, sa_family);
+
+	if (family == AF_INET) {
+		struct sockaddr_in *in = (struct sockaddr_in *)addr;
+
+		q->dport = bpf_ntohs(BPF_CORE_READ(in, sin_port));
+		ipv4_mapped(q->daddr, BPF_CORE_READ(in, sin_addr.s_addr));
+	} else if (family == AF_INET6) {
+		struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)addr;
+
+		q->dport = bpf_ntohs(BPF_CORE_READ(in6, sin6_port));
+		bpf_probe_read_kernel(q->daddr, 16, &in6->sin6_addr);
+	} else {
+		return false;
+	}
+	q->has_addr = 1;
+	return true;
+}
+
+/* Carries out a verdict: the errno to return, after a kill if asked. */
+static __always_inline int carry_out(struct verdict v)
+{
+	if (v.kill)
+		bpf_send_signal(SIGKILL);
+	return v.deny ? -v.err : 0;
+}
+
+static __always_inline int check_connect(struct socket *sock, struct sockaddr *address, __u8 enforcer)
+{
+	struct query q = { .point = POINT_CONNECT };
+
+	if (!socket_query(&q, sock) || !sockaddr_query(&q, address))
+		return 0;
+	return carry_out(decide(&q, enforcer, CAN_DENY | CAN_KILL));
+}
+
+/* Sends with an explicit destination; on a stream socket that is a TCP
+ * Fast Open connect, checked as a connect. */
+static __always_inline int check_sendmsg(struct socket *sock, struct msghdr *msg, __u8 enforcer)
+{
+	struct query q = { .point = POINT_SENDMSG };
+	struct sockaddr *name = BPF_CORE_READ(msg, msg_name);
+
+	if (!name || !socket_query(&q, sock) || !sockaddr_query(&q, name))
+		return 0;
+	if (q.sock_type == SOCK_STREAM)
+		q.point = POINT_CONNECT;
+	return carry_out(decide(&q, enforcer, CAN_DENY | CAN_KILL));
+}
+
+static __always_inline int check_bind(struct socket *sock, struct sockaddr *address, __u8 enforcer)
+{
+	struct query q = { .point = POINT_BIND };
+
+	if (!socket_query(&q, sock) || !sockaddr_query(&q, address))
+		return 0;
+	return carry_out(decide(&q, enforcer, CAN_DENY | CAN_KILL));
+}
+
+/* listen: the address is the socket's bound local address. */
+static __always_inline int check_listen(struct socket *sock, __u8 enforcer)
+{
+	struct query q = { .point = POINT_LISTEN, .has_addr = 1 };
+	struct sock *sk = BPF_CORE_READ(sock, sk);
+
+	if (!socket_query(&q, sock))
+		return 0;
+	q.dport = BPF_CORE_READ(sk, __sk_common.skc_num);
+	if (q.family == AF_INET)
+		ipv4_mapped(q.daddr, BPF_CORE_READ(sk, __sk_common.skc_rcv_saddr));
+	else
+		BPF_CORE_READ_INTO(&q.daddr, sk, __sk_common.skc_v6_rcv_saddr);
+	return carry_out(decide(&q, enforcer, CAN_DENY | CAN_KILL));
+}
+
+static __always_inline int check_socket_create(int family, int type, int protocol, int kern, __u8 enforcer)
+{
+	struct query q = { .point = POINT_SOCK_CREATE };
+
+	if (kern)
+		return 0;
+	q.family = family;
+	q.sock_type = type & 0xf;
+	q.protocol = protocol;
+	return carry_out(decide(&q, enforcer, CAN_DENY | CAN_KILL));
+}
+
+/* Refusing the exec is enough: the caller gets EPERM, nothing new runs. */
+static __always_inline int check_exec(struct linux_binprm *bprm, __u8 enforcer)
+{
+	struct query q = {};
+
+	exec_query(&q, bprm, (struct task_struct *)bpf_get_current_task());
+	return carry_out(decide(&q, enforcer, CAN_DENY | CAN_KILL | DENY_SUFFICES));
+}
+
+/* BPF LSM. The last argument is the verdict of earlier LSM programs. */
+
+SEC("lsm/socket_connect")
+int BPF_PROG(lsm_socket_connect, struct socket *sock, struct sockaddr *address, int addrlen, int ret)
+{
+	return ret ? ret : check_connect(sock, address, ENFORCER_LSM);
+}
+
+SEC("lsm/socket_sendmsg")
+int BPF_PROG(lsm_socket_sendmsg, struct socket *sock, struct msghdr *msg, int size, int ret)
+{
+	return ret ? ret : check_sendmsg(sock, msg, ENFORCER_LSM);
+}
+
+SEC("lsm/socket_bind")
+int BPF_PROG(lsm_socket_bind, struct socket *sock, struct sockaddr *address, int addrlen, int ret)
+{
+	return ret ? ret : check_bind(sock, address, ENFORCER_LSM);
+}
+
+SEC("lsm/socket_listen")
+int BPF_PROG(lsm_socket_listen, struct socket *sock, int backlog, int ret)
+{
+	return ret ? ret : check_listen(sock, ENFORCER_LSM);
+}
+
+SEC("lsm/socket_create")
+int BPF_PROG(lsm_socket_create, int family, int type, int protocol, int kern, int ret)
+{
+	return ret ? ret : check_socket_create(family, type, protocol, kern, ENFORCER_LSM);
+}
+
+SEC("lsm/bprm_check_security")
+int BPF_PROG(lsm_bprm_check, struct linux_binprm *bprm, int ret)
+{
+	return ret ? ret : check_exec(bprm, ENFORCER_LSM);
+}
+
+/* fmod_ret on the security_* functions: a non-zero return skips the
+ * function and becomes its result. */
+
+SEC("fmod_ret/security_socket_connect")
+int BPF_PROG(fmod_socket_connect, struct socket *sock, struct sockaddr *address, int addrlen)
+{
+	return check_connect(sock, address, ENFORCER_FMOD_RET);
+}
+
+SEC("fmod_ret/security_socket_sendmsg")
+int BPF_PROG(fmod_socket_sendmsg, struct socket *sock, struct msghdr *msg, int size)
+{
+	return check_sendmsg(sock, msg, ENFORCER_FMOD_RET);
+}
+
+SEC("fmod_ret/security_socket_bind")
+int BPF_PROG(fmod_socket_bind, struct socket *sock, struct sockaddr *address, int addrlen)
+{
+	return check_bind(sock, address, ENFORCER_FMOD_RET);
+}
+
+SEC("fmod_ret/security_socket_listen")
+int BPF_PROG(fmod_socket_listen, struct socket *sock, int backlog)
+{
+	return check_listen(sock, ENFORCER_FMOD_RET);
+}
+
+SEC("fmod_ret/security_socket_create")
+int BPF_PROG(fmod_socket_create, int family, int type, int protocol, int kern)
+{
+	return check_socket_create(family, type, protocol, kern, ENFORCER_FMOD_RET);
+}
+
+SEC("fmod_ret/security_bprm_check")
+int BPF_PROG(fmod_bprm_check, struct linux_binprm *bprm)
+{
+	return check_exec(bprm, ENFORCER_FMOD_RET);
+}
