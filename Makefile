@@ -3,6 +3,7 @@ GO      ?= go
 BIN     := bin
 PKGS    := ./...
 export PATH := /usr/local/go/bin:$(PATH)
+SHELL   := /bin/bash
 
 .PHONY: all deps build generate check-generate vet unit e2e test bench demo clean
 
@@ -32,7 +33,8 @@ unit:
 
 # Real runc and podman containers against a real agent; needs root.
 e2e: build
-	OCIGATE_E2E=1 $(GO) test -count=1 -timeout 900s -v ./internal/testenv/ ./test/e2e/ 2>-v ./test/e2e/ 2>&11 | tee e2e.log | grep -E '^(=== RUN|--- |PASS|FAIL|ok|panic)|e2e_' ; test $${PIPESTATUS[0]} -eq 0
+	set -o pipefail; OCIGATE_E2E=1 $(GO) test -count=1 -timeout 900s -v ./internal/testenv/ ./test/e2e/ 2>&1 \
+		| tee e2e.log | grep -E '^(=== RUN|--- |PASS|FAIL|ok|panic)'
 
 test: deps check-generate vet build unit e2e
 
