@@ -100,6 +100,14 @@ func TestGoMirrorsCommonH(t *testing.T) {
 		check(name, v)
 	}
 
+	for id, name := range map[uint8]string{1: "ENFORCER_CGROUP_SOCK_ADDR", 2: "ENFORCER_CGROUP_SOCK",
+		3: "ENFORCER_TRACEPOINT_SIGKILL", 4: "ENFORCER_LSM", 5: "ENFORCER_FMOD_RET"} {
+		check(name, int(id))
+		if _, ok := enforcers[id]; !ok {
+			t.Errorf("decodeEvent does not know %s (%d)", name, id)
+		}
+	}
+
 	// The generated structs agree with the limits.
 	var rules fallbackPointRules
 	var sel fallbackSelector

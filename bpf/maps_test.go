@@ -156,8 +156,8 @@ func TestDecodeEventConnect4(t *testing.T) {
 	if !ev.Enforced || ev.Killed || ev.KillPending || !ev.HasAddr {
 		t.Errorf("flags: %+v", ev)
 	}
-	if ev.Mechanism != "cgroup_sock_addr" || ev.Comm != "nc" || ev.Binary != "" {
-		t.Errorf("mechanism %q comm %q binary %q", ev.Mechanism, ev.Comm, ev.Binary)
+	if ev.Backend != BackendFallback || ev.Mechanism != "cgroup_sock_addr" || ev.Comm != "nc" || ev.Binary != "" {
+		t.Errorf("backend %q mechanism %q comm %q binary %q", ev.Backend, ev.Mechanism, ev.Comm, ev.Binary)
 	}
 	if ev.Daddr != netip.MustParseAddr("127.0.0.2") || !ev.Daddr.Is4() || ev.Dport != 4444 ||
 		ev.Family != unix.AF_INET || ev.SockType != unix.SOCK_STREAM || ev.Protocol != unix.IPPROTO_TCP {
@@ -206,6 +206,21 @@ func TestDecodeEventExecKill(t *testing.T) {
 	}
 	if ev.HasAddr || ev.Daddr.IsValid() {
 		t.Errorf("exec event has an address: %v", ev.Daddr)
+	}
+}
+
+func TestDecodeEventEnforcers(t *testing.T) {
+	for id, want := range map[uint8][2]string{
+		1: {BackendFallback, "cgroup_sock_addr"}, 2: {BackendFallback, "cgroup_sock_create"},
+		3: {BackendFallback, "tracepoint_sigkill"}, 4: {BackendLSM, "bpf_lsm"}, 5: {BackendFmodRet, "fmod_ret"}, 0: {"", ""},
+	} {
+		ev, err := decodeEvent(encode(t, &fallbackEvent{Enforcer: id}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ev.Backend != want[0] || ev.Mechanism != want[1] {
+			t.Errorf("enforcer %d: %q/%q, want %q/%q", id, ev.Backend, ev.Mechanism, want[0], want[1])
+		}
 	}
 }
 

@@ -2,6 +2,7 @@ package profiles
 
 import (
 	"net/netip"
+	"slices"
 
 	"golang.org/x/sys/unix"
 )
@@ -40,7 +41,7 @@ func Default() *Profile {
 		{Call: "security_socket_create", SockType: unix.SOCK_RAW, Action: ActionOverride, Errno: int(unix.EPERM)},
 	}
 	p.Points[PointExec] = []Selector{
-		{Call: "security_bprm_check", BinaryIn: shells, StdioInet: true, Action: ActionSigkill},
+		{Call: "security_bprm_check", BinaryIn: slices.Clone(shells), StdioInet: true, Action: ActionSigkill},
 	}
 	return p
 }

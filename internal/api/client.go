@@ -23,11 +23,12 @@ func Call(ctx context.Context, socket string, req *Request) (*Response, error) {
 	}
 	stop := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Now()) })
 	defer stop()
-	if err := WriteMessage(conn, req); err != nil {
-		return nil, fmt.Errorf("send %s to agent at %s: %w", req.Op, socket, err)
-	}
+	werr := WriteMessage(conn, req)
 	var resp Response
 	if err := ReadMessage(conn, &resp); err != nil {
+		if werr != nil { // the agent hung up early and said nothing
+			return nil, fmt.Errorf("send %s to agent at %s: %w", req.Op, socket, werr)
+		}
 		if ctx.Err() != nil {
 			err = errors.Join(ctx.Err(), err)
 		}

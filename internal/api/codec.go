@@ -56,8 +56,8 @@ func ReadMessage(r io.Reader, v any) error {
 	if err := dec.Decode(v); err != nil {
 		return fmt.Errorf("decode message: %w", err)
 	}
-	if dec.More() {
-		return fmt.Errorf("decode message: trailing data after the JSON object")
+	if rest := bytes.TrimLeft(body[dec.InputOffset():], " \t\r\n"); len(rest) > 0 {
+		return fmt.Errorf("decode message: %d bytes of trailing data after the JSON object", len(rest))
 	}
 	return nil
 }

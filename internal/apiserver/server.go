@@ -109,6 +109,11 @@ func (s *Server) Close() error { return s.ln.Close() }
 
 func (s *Server) serveConn(ctx context.Context, conn *net.UnixConn) {
 	defer conn.Close()
+	defer func() {
+		if r := recover(); r != nil {
+			s.log.Error("request handler panicked; connection dropped", zap.Any("panic", r))
+		}
+	}()
 	_ = conn.SetDeadline(time.Now().Add(ConnDeadline))
 	uid, err := peerUID(conn)
 	if err != nil {
@@ -156,6 +161,9 @@ func (s *Server) handle(ctx context.Context, req *api.Request) (*api.Response, e
 	resp, err := s.handler.Handle(ctx, req)
 	if err != nil {
 		return nil, err
+	}
+	if resp == nil {
+		return nil, fmt.Errorf("%s: the agent produced no answer", req.Op)
 	}
 	resp.OK = true
 	return resp, nil

@@ -1,0 +1,274 @@
+package agent
+
+import (
+	"bytes"
+	"encoding/json"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/ocigate/ocigate/bpf"
+	"github.com/ocigate/ocigate/internal/events"
+	"github.com/ocigate/ocigate/profiles"
+)
+
+var at = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+
+// convertFixture is an agent with container "c1" (CRI name "web")
+// registered on a fake cgroup.
+func convertFixture(t *testing.T) (*Agent, uint64) {
+	t.Helper()
+	h := newFakeHost(t)
+	a := newTestAgent(t, h, newFakeEnforcer())
+	r := h.registration("c1", 100, "/pods/c1")
+	r.Runtime = "podman"
+	r.Annotations = map[string]string{"io.kubernetes.cri.container-name": "web"}
+	if _, err := a.Register(r); err != nil {
+		t.Fatal(err)
+	}
+	return a, r.Identity.CgroupID
+}
+
+// connectRaw is what the kernel reports for `nc 127.0.0.2 4444` refused
+// by the default profile; the process is this test process.
+func connectRaw(cg uint64) *bpf.RawEvent {
+	return &bpf.RawEvent{BootNs: 1, CgroupID: cg + 7, WorkloadCgroupID: cg, Pid: uint32(os.Getpid()), Tgid: uint32(os.Getpid()),
+		Ppid: uint32(os.Getppid()), Profile: 1, Errno: int32(unix.EPERM), Point: profiles.PointConnect,
+		Action: profiles.ActionOverride, Selector: 0, Enforced: true, Backend: bpf.BackendFallback, Mechanism: "cgroup_sock_addr",
+		Family: unix.AF_INET, SockType: unix.SOCK_STREAM, Protocol: unix.IPPROTO_TCP, HasAddr: true,
+		Daddr: netip.MustParseAddr("127.0.0.2"), Dport: 4444, Comm: "nc"}
+}
+
+// execRaw is a shell with stdin and stdout on a socket, killed at exec.
+func execRaw(cg uint64) *bpf.RawEvent {
+	return &bpf.RawEvent{BootNs: 2, CgroupID: cg, WorkloadCgroupID: cg, Pid: 999999, Tgid: 999999, Profile: 1,
+		Point: profiles.PointExec, Action: profiles.ActionSigkill, Selector: 0, Enforced: true, Killed: true,
+		Mechanism: "tracepoint_sigkill", StdioInet: 0b011, Comm: "nc", Binary: "bash"}
+}
+
+func TestConvertConnect(t *testing.T) {
+	a, cg := convertFixture(t)
+	ev := a.convert(connectRaw(cg), at)
+	kp, og := ev.ProcessKprobe, ev.Ocigate
+	if kp == nil || og == nil {
+		t.Fatalf("event %+v", ev)
+	}
+	if kp.FunctionName != "tcp_connect" || kp.Action != events.ActionOverride || kp.PolicyName != "ocigate-default" {
+		t.Fatalf("kprobe %q %q %q", kp.FunctionName, kp.Action, kp.PolicyName)
+	}
+	if len(kp.Args) != 1 || kp.Args[0].SockArg == nil ||
+		*kp.Args[0].SockArg != (events.SockArg{Family: "AF_INET", Type: "SOCK_STREAM", Protocol: "IPPROTO_TCP", Daddr: "127.0.0.2", Dport: 4444}) {
+		t.Fatalf("args %+v", kp.Args)
+	}
+	want := events.Ocigate{ContainerID: "c1", Runtime: "podman", Profile: "default", Mode: "enforce", Point: "connect",
+		Enforced: true, Verdict: "denied", Errno: int32(unix.EPERM), Backend: "fallback", Mechanism: "cgroup_sock_addr", CgroupID: cg + 7}
+	if *og != want {
+		t.Fatalf("ocigate part\n got %+v\nwant %+v", *og, want)
+	}
+	self, _ := os.Executable()
+	cwd, _ := os.Getwd()
+	p := kp.Process
+	if p.Pid.Value != uint32(os.Getpid()) || p.Binary != self || p.Cwd != cwd || p.Docker != "c1" ||
+		p.Pod == nil || p.Pod.Container.ID != "c1" || p.Pod.Container.Name != "web" {
+		t.Fatalf("process %+v (pod %+v)", p, p.Pod)
+	}
+	if want := strings.Join(os.Args[1:], " "); p.Arguments != want {
+		t.Fatalf("arguments %q, want %q", p.Arguments, want)
+	}
+	if kp.Parent == nil || kp.Parent.Pid.Value != uint32(os.Getppid()) || kp.Parent.Binary == "" {
+		t.Fatalf("parent %+v", kp.Parent)
+	}
+	if ev.NodeName != a.node || !ev.Time.Equal(at) {
+		t.Fatalf("node %q time %v", ev.NodeName, ev.Time)
+	}
+}
+
+func TestConvertExec(t *testing.T) {
+	a, cg := convertFixture(t)
+	ev := a.convert(execRaw(cg), at)
+	kp := ev.ProcessKprobe
+	if kp.FunctionName != "security_bprm_check" || kp.Action != events.ActionSigkill || kp.Parent != nil {
+		t.Fatalf("kprobe %+v", kp)
+	}
+	if ev.Ocigate.Verdict != "killed" || ev.Ocigate.Errno != 0 || ev.Ocigate.Point != "exec" {
+		t.Fatalf("ocigate %+v", ev.Ocigate)
+	}
+	// The executed file, then one int arg per stdio fd on a socket.
+	if len(kp.Args) != 3 || kp.Args[0].FileArg == nil || kp.Args[0].FileArg.Path != "bash" ||
+		kp.Args[1].IntArg == nil || kp.Args[1].IntArg.Value != 0 || kp.Args[2].IntArg == nil || kp.Args[2].IntArg.Value != 1 {
+		b, _ := json.Marshal(kp.Args)
+		t.Fatalf("args %s", b)
+	}
+	if kp.Process.Binary != "bash" || kp.Process.Pid.Value != 999999 || kp.Process.ExecID != "999999:2" {
+		t.Fatalf("process %+v", kp.Process)
+	}
+}
+
+func TestConvertFallbacks(t *testing.T) {
+	a, cg := convertFixture(t)
+	raw := connectRaw(cg)
+	raw.Selector = 7 // beyond the profile's selectors
+	if ev := a.convert(raw, at); ev.ProcessKprobe.FunctionName != "connect" || ev.Ocigate.Profile != "default" {
+		t.Fatalf("selector out of range: %q / %q", ev.ProcessKprobe.FunctionName, ev.Ocigate.Profile)
+	}
+	raw = connectRaw(cg)
+	raw.Profile = 42
+	raw.WorkloadCgroupID = cg + 1
+	ev := a.convert(raw, at)
+	if ev.ProcessKprobe.FunctionName != "connect" || ev.ProcessKprobe.PolicyName != "" || ev.Ocigate.Profile != "" ||
+		ev.Ocigate.ContainerID != "" || ev.ProcessKprobe.Process.Pod != nil {
+		t.Fatalf("unknown profile and workload: %+v %+v", ev.ProcessKprobe, ev.Ocigate)
+	}
+	// A process that is gone is named by the kernel's comm.
+	raw = connectRaw(cg)
+	raw.Tgid, raw.Ppid = 999999, 0
+	if ev := a.convert(raw, at); ev.ProcessKprobe.Process.Binary != "nc" || ev.ProcessKprobe.Parent != nil {
+		t.Fatalf("gone process: %+v", ev.ProcessKprobe.Process)
+	}
+	// Monitor mode: no errno for a refusal that was not carried out.
+	raw = connectRaw(cg)
+	raw.Enforced = false
+	if ev := a.convert(raw, at); ev.Ocigate.Errno != 0 || ev.Ocigate.Verdict != "would-deny" {
+		t.Fatalf("monitor: %+v", ev.Ocigate)
+	}
+}
+
+// bind (and listen) report the local address, as Tetragon's saddr/sport.
+func TestConvertBindUsesSource(t *testing.T) {
+	a, cg := convertFixture(t)
+	raw := connectRaw(cg)
+	raw.Point, raw.Dport, raw.Daddr = profiles.PointBind, 8080, netip.MustParseAddr("0.0.0.0")
+	sa := a.convert(raw, at).ProcessKprobe.Args[0].SockArg
+	if *sa != (events.SockArg{Family: "AF_INET", Type: "SOCK_STREAM", Protocol: "IPPROTO_TCP", Saddr: "0.0.0.0", Sport: 8080}) {
+		t.Fatalf("bind sock_arg %+v", *sa)
+	}
+	raw.HasAddr = false
+	if sa := a.convert(raw, at).ProcessKprobe.Args[0].SockArg; sa.Saddr != "" || sa.Daddr != "" || sa.Sport != 0 {
+		t.Fatalf("bind without address %+v", *sa)
+	}
+}
+
+func TestVerdict(t *testing.T) {
+	tests := []struct {
+		name string
+		raw  bpf.RawEvent
+		want string
+	}{
+		{"killed in kernel", bpf.RawEvent{Action: profiles.ActionSigkill, Enforced: true, Killed: true}, "killed"},
+		{"kill left to agent", bpf.RawEvent{Action: profiles.ActionSigkill, Enforced: true, KillPending: true}, "killed"},
+		{"kill pending, monitor", bpf.RawEvent{Action: profiles.ActionSigkill, KillPending: true}, "would-deny"},
+		{"denied", bpf.RawEvent{Action: profiles.ActionOverride, Enforced: true}, "denied"},
+		{"monitor override", bpf.RawEvent{Action: profiles.ActionOverride}, "would-deny"},
+		{"monitor sigkill", bpf.RawEvent{Action: profiles.ActionSigkill}, "would-deny"},
+		{"post", bpf.RawEvent{Action: profiles.ActionPost}, "reported"},
+	}
+	for _, tt := range tests {
+		if got := verdict(&tt.raw); got != tt.want {
+			t.Errorf("%s: verdict %q, want %q", tt.name, got, tt.want)
+		}
+	}
+}
+
+// eventStream renders a mixed stream the way the agent writes it.
+func eventStream(t *testing.T) []byte {
+	a, cg := convertFixture(t)
+	packet := &bpf.RawEvent{BootNs: 3, WorkloadCgroupID: cg, Pid: 999998, Tgid: 999998, Profile: 1,
+		Point: profiles.PointSockCreate, Action: profiles.ActionSigkill, Selector: 0, Enforced: true, Killed: true,
+		Mechanism: "tracepoint_sigkill", Family: unix.AF_PACKET, SockType: unix.SOCK_RAW, Comm: "tcpdump"}
+	udp6 := &bpf.RawEvent{BootNs: 4, WorkloadCgroupID: cg, Pid: 999997, Tgid: 999997, Profile: 2,
+		Point: profiles.PointSendmsg, Action: profiles.ActionOverride, Mechanism: "cgroup_sock_addr",
+		Family: unix.AF_INET6, SockType: unix.SOCK_DGRAM, Protocol: unix.IPPROTO_UDP, HasAddr: true,
+		Daddr: netip.MustParseAddr("2001:db8::1"), Dport: 53, Comm: "dig"}
+	var buf bytes.Buffer
+	w := events.NewWriter(&buf)
+	for _, raw := range []*bpf.RawEvent{connectRaw(cg), execRaw(cg), packet, udp6} {
+		if err := w.Write(a.convert(raw, at)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+// jq runs a filter file of testdata/jq over input and returns its output
+// lines, each decoded.
+func jq(t *testing.T, filter string, input []byte) []map[string]any {
+	t.Helper()
+	bin, err := exec.LookPath("jq")
+	if err != nil {
+		t.Fatalf("jq is required for this test and is not on PATH (make deps / scripts/deps.sh installs it): %v", err)
+	}
+	cmd := exec.Command(bin, "-c", "-f", filepath.Join("testdata", "jq", filter))
+	cmd.Stdin = bytes.NewReader(input)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil || stderr.Len() > 0 {
+		t.Fatalf("jq -f %s failed: %v\nstderr: %s\ninput:\n%s", filter, err, stderr.Bytes(), input)
+	}
+	var out []map[string]any
+	for _, line := range strings.Split(strings.TrimSpace(stdout.String()), "\n") {
+		if line == "" {
+			continue
+		}
+		var m map[string]any
+		if err := json.Unmarshal([]byte(line), &m); err != nil {
+			t.Fatalf("jq -f %s printed %q: %v", filter, line, err)
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
+func TestSeedJQFilters(t *testing.T) {
+	stream := eventStream(t)
+	files, err := filepath.Glob(filepath.Join("testdata", "jq", "*.jq"))
+	if err != nil || len(files) != 9 {
+		t.Fatalf("want the 9 seed filters in testdata/jq, found %d (%v)", len(files), err)
+	}
+	counts := map[string]int{}
+	for _, f := range files {
+		counts[filepath.Base(f)] = len(jq(t, filepath.Base(f), stream)) // fails on any jq error
+	}
+	want := map[string]int{"01.jq": 4, "02.jq": 1, "03.jq": 1, "04.jq": 1, "05.jq": 2, "07.jq": 0, "08.jq": 1, "09.jq": 0}
+	for f, n := range want {
+		if counts[f] != n {
+			t.Errorf("%s selected %d events, want %d", f, counts[f], n)
+		}
+	}
+	if counts["06.jq"] < 1 { // bash; the test binary's path may match too
+		t.Errorf("06.jq selected %d events, want the bash exec at least", counts["06.jq"])
+	}
+
+	if got := jq(t, "02.jq", stream)[0]; got["ocigate"].(map[string]any)["container_id"] != "c1" {
+		t.Errorf("02.jq selected %v", got)
+	}
+	self, _ := os.Executable()
+	five := jq(t, "03.jq", stream)[0]
+	wantFive := map[string]any{"process": self, "pid": float64(os.Getpid()), "daddr": "127.0.0.2", "dport": float64(4444), "protocol": "IPPROTO_TCP"}
+	for k, v := range wantFive {
+		if five[k] == nil || five[k] != v {
+			t.Errorf("03.jq %s = %v, want %v", k, five[k], v)
+		}
+	}
+	var execKilled bool
+	for _, ev := range jq(t, "05.jq", stream) {
+		og := ev["ocigate"].(map[string]any)
+		if og["point"] == "exec" && og["verdict"] == "killed" {
+			execKilled = true
+		}
+	}
+	if !execKilled {
+		t.Error("05.jq did not select the exec Sigkill event")
+	}
+	if got := jq(t, "08.jq", stream)[0]; got["parent"] == nil || got["dport"] != float64(4444) {
+		t.Errorf("08.jq = %v", got)
+	}
+}
