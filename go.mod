@@ -13,6 +13,7 @@ require (
 require (
 	github.com/moby/sys/userns v0.1.0 // indirect
 	go.uber.org/multierr v1.10.0 // indirect
+	gopkg.in/yaml.v3 v3.0.1
 )
 
 tool github.com/cilium/ebpf/cmd/bpf2go

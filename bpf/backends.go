@@ -104,11 +104,13 @@ var pointPlans = []pointPlan{
 				return link.Tracepoint("syscalls", "sys_enter_socket", p, nil)
 			}},
 		}})},
+	// Close events come from the cgroup hook on every kernel.
+	{"close", []candidate{{BackendFallback, []program{
+		cgroupProgram("sock_release", "cgroup/sock_release", ebpf.AttachCgroupInetSockRelease),
+	}}}},
 	{"exec", append(securityCandidates("lsm_bprm_check", "bprm_check_security", "fmod_bprm_check", "security_bprm_check"),
 		candidate{BackendFallback, []program{
-			{"process_exec", "raw_tracepoint/sched_process_exec+SIGKILL", func(p *ebpf.Program, _ *attachEnv) (link.Link, error) {
-				return link.AttachRawTracepoint(link.RawTracepointOptions{Name: "sched_process_exec", Program: p})
-			}},
+			{"process_exec", "raw_tracepoint/sched_process_exec+SIGKILL", rawTracepointProgram("", "sched_process_exec").attach},
 		}})},
 }
 
@@ -182,4 +184,29 @@ func (env *attachEnv) load(spec *ebpf.CollectionSpec, name string) (*ebpf.Progra
 	}
 	defer coll.Close()
 	return coll.DetachProgram(name), nil
+}
+
+// trackingPrograms run whatever the backends: exec tracking for
+// matchBinaries.
+var trackingPrograms = []program{
+	rawTracepointProgram("track_exec", "sched_process_exec"),
+	rawTracepointProgram("track_fork", "sched_process_fork"),
+	rawTracepointProgram("track_exit", "sched_process_exit"),
+}
+
+func rawTracepointProgram(name, tp string) program {
+	return program{name, "raw_tracepoint/" + tp, func(p *ebpf.Program, _ *attachEnv) (link.Link, error) {
+		return link.AttachRawTracepoint(link.RawTracepointOptions{Name: tp, Program: p})
+	}}
+}
+
+// attachTracking attaches the tracking programs; all are required.
+func (e *Enforcer) attachTracking(env *attachEnv) error {
+	progs, links, err := env.attach(candidate{BackendFallback, trackingPrograms})
+	if err != nil {
+		return fmt.Errorf("exec tracking: %w", err)
+	}
+	e.progs = append(e.progs, progs...)
+	e.links = append(e.links, links...)
+	return nil
 }

@@ -4,11 +4,14 @@
 #ifndef OCIGATE_COMMON_H
 #define OCIGATE_COMMON_H
 
-#define MAX_SELECTORS 8
-#define MAX_PORT_RANGES 4
+#define MAX_SELECTORS 16	/* per point and profile */
+#define MAX_GROUPS 8		/* policies per point and profile */
 #define MAX_CGROUP_DEPTH 16
 #define NAME_LEN 32
-#define PATH_LEN 64
+#define PATH_LEN 128		/* the binary path carried in events */
+#define FULL_PATH_LEN 256	/* paths matched by matchBinaries */
+#define PREFIX_LEN 128		/* Prefix/Postfix values */
+#define PORT_WORDS 1024		/* 65536 bits */
 
 #ifndef AF_INET
 #define AF_INET 2
@@ -29,7 +32,8 @@ enum point {
 	POINT_SOCK_CREATE = 3,
 	POINT_EXEC = 4,
 	POINT_LISTEN = 5,
-	POINT_MAX = 6,
+	POINT_CLOSE = 6,
+	POINT_MAX = 7,
 };
 
 /* What a matching selector does. */
@@ -38,6 +42,7 @@ enum action {
 	ACTION_POST = 1,	/* report, allow */
 	ACTION_DENY = 2,	/* refuse with errno (Override) */
 	ACTION_SIGKILL = 3,	/* refuse where possible and kill the caller */
+	ACTION_SIGNAL = 4,	/* report and send a signal */
 };
 
 /* Selector predicates; all set predicates must hold (AND). */
@@ -45,13 +50,33 @@ enum match_flag {
 	MATCH_FAMILY = 1 << 0,
 	MATCH_PROTOCOL = 1 << 1,
 	MATCH_TYPE = 1 << 2,
-	MATCH_DADDR_IN = 1 << 3,
-	MATCH_DADDR_NOT_IN = 1 << 4,
-	MATCH_DPORT_IN = 1 << 5,
-	MATCH_DPORT_NOT_IN = 1 << 6,
-	MATCH_BINARY_IN = 1 << 7,
-	MATCH_BINARY_NOT_IN = 1 << 8,
-	MATCH_STDIO_INET = 1 << 9,
+	MATCH_STATE = 1 << 3,
+	MATCH_DADDR = 1 << 4,
+	MATCH_DADDR_NOT = 1 << 5,
+	MATCH_SADDR = 1 << 6,
+	MATCH_SADDR_NOT = 1 << 7,
+	MATCH_DPORT = 1 << 8,
+	MATCH_DPORT_NOT = 1 << 9,
+	MATCH_SPORT = 1 << 10,
+	MATCH_SPORT_NOT = 1 << 11,
+	MATCH_BIN = 1 << 12,
+	MATCH_BIN_NOT = 1 << 13,
+	MATCH_BIN_PREFIX = 1 << 14,
+	MATCH_BIN_PREFIX_NOT = 1 << 15,
+	MATCH_BIN_POSTFIX = 1 << 16,
+	MATCH_BIN_POSTFIX_NOT = 1 << 17,
+	MATCH_NAME = 1 << 18,
+	MATCH_NAME_NOT = 1 << 19,
+	MATCH_STDIO_INET = 1 << 20,
+};
+
+#define MATCH_ANY_BIN (MATCH_BIN | MATCH_BIN_NOT | MATCH_BIN_PREFIX | MATCH_BIN_PREFIX_NOT | \
+		       MATCH_BIN_POSTFIX | MATCH_BIN_POSTFIX_NOT)
+
+/* Selector flags. */
+enum selector_flag {
+	SELECTOR_NOPOST = 1 << 0,	/* act without an event */
+	SELECTOR_MONITOR = 1 << 1,	/* never deny or kill (policy-mode: monitor) */
 };
 
 /* Workload flags. */
@@ -79,6 +104,7 @@ enum capability {
 struct workload {
 	__u32 profile;
 	__u32 flags;
+	__u32 disabled[8];	/* per point: selectors that cannot match this workload */
 };
 
 struct rule_key {
@@ -86,29 +112,57 @@ struct rule_key {
 	__u32 point;
 };
 
-struct port_range {
-	__u16 lo;
-	__u16 hi;
-};
-
 struct selector {
 	__u32 match;
-	__u32 addr_set;
+	__u32 daddr_set;
+	__u32 saddr_set;
+	__u32 dport_set;	/* index into port_sets */
+	__u32 sport_set;
+	__u32 bin_set;
+	__u32 prefix_set;
+	__u32 postfix_set;
 	__u32 name_set;
+	__u32 families;		/* bit per AF_* */
+	__u32 types;		/* bit per SOCK_* */
+	__u32 states;		/* bit per TCP_* state */
+	__u64 protocols[4];	/* bit per IPPROTO_* */
 	__s32 err;		/* errno for ACTION_DENY, positive */
-	__u8 family;
-	__u8 protocol;
-	__u8 sock_type;
 	__u8 action;
-	__u8 nports;
-	__u8 pad[3];
-	struct port_range ports[MAX_PORT_RANGES];
+	__u8 group;		/* the policy: first match per group decides */
+	__u8 signal;		/* ACTION_SIGNAL, or with ACTION_DENY (NotifyEnforcer) */
+	__u8 flags;		/* enum selector_flag */
 };
 
 struct point_rules {
 	__u32 count;
-	__u32 pad;
+	__u32 uses;		/* union of the selectors' match flags */
 	struct selector sel[MAX_SELECTORS];
+};
+
+struct port_bitmap {
+	__u64 bits[PORT_WORDS];
+};
+
+/* matchBinaries In: the path's FNV-1a hash in a set. */
+struct bin_key {
+	__u32 set;
+	__u32 pad;
+	__u64 hash;
+};
+
+/* matchBinaries Prefix/Postfix: LPM over the path (reversed for Postfix). */
+struct path_key {
+	__u32 prefixlen;	/* 32 (set id) + bits of the value */
+	__u32 set;
+	char path[PREFIX_LEN];
+};
+
+/* What exec tracking knows of a process: the binary it runs. */
+struct proc {
+	__u64 hash;
+	__u32 len;
+	__u32 base;	/* offset of the base name */
+	char path[FULL_PATH_LEN];
 };
 
 /* Address sets: LPM trie, all addresses as 16 bytes, IPv4 as ::ffff:a.b.c.d. */
@@ -128,6 +182,8 @@ enum event_flag {
 	EVENT_KILLED = 1 << 1,		/* SIGKILL sent */
 	EVENT_HAS_ADDR = 1 << 2,	/* saddr/daddr/ports are valid */
 	EVENT_KILL_PENDING = 1 << 3,	/* SIGKILL asked, left to the agent */
+	EVENT_SIGNAL_PENDING = 1 << 4,	/* signal asked, left to the agent */
+	EVENT_MONITOR = 1 << 5,		/* would have been enforced */
 };
 
 struct event {
@@ -151,12 +207,14 @@ struct event {
 	__u16 sport;
 	__u16 dport;
 	__u8 stdio_inet;		/* bit i: fd i is an INET/INET6 socket */
-	__u8 pad[3];
+	__u8 signal;
+	__u8 state;
+	__u8 group;
 	__u8 saddr[16];
 	__u8 daddr[16];
 	char comm[16];
 	char binary[NAME_LEN];
-	char filename[PATH_LEN];	/* exec: the path the caller passed */
+	char path[PATH_LEN];	/* the binary (exec: the new one), as far as known */
 };
 
 enum counter {

@@ -34,13 +34,20 @@ type RawEvent struct {
 	Family           uint8
 	SockType         uint8
 	Protocol         uint8
+	Monitor          bool // would have been enforced (monitor mode)
+	SignalPending    bool // Signal left to the agent
+	Signal           int
+	Group            int
+	State            uint8
 	HasAddr          bool
 	Daddr            netip.Addr
 	Dport            uint16
+	Saddr            netip.Addr // zero when unknown
+	Sport            uint16
 	StdioInet        uint8 // bit i: fd i is an INET socket
 	Comm             string
 	Binary           string // exec: base name of the executed file
-	Filename         string // exec: the path the caller passed
+	Path             string // the binary's path (exec: the new one), when known
 }
 
 const (
@@ -48,6 +55,8 @@ const (
 	eventKilled      = 1 << 1
 	eventHasAddr     = 1 << 2
 	eventKillPending = 1 << 3
+	eventSignalPend  = 1 << 4
+	eventMonitor     = 1 << 5
 )
 
 // enforcers: the kernel's enforcer id -> backend and mechanism.
@@ -103,17 +112,25 @@ func decodeEvent(b []byte) (*RawEvent, error) {
 		Enforced: k.Flags&eventEnforced != 0, Killed: k.Flags&eventKilled != 0,
 		KillPending: k.Flags&eventKillPending != 0, HasAddr: k.Flags&eventHasAddr != 0,
 		Backend: enforcers[k.Enforcer][0], Mechanism: enforcers[k.Enforcer][1], Family: k.Family, SockType: k.SockType, Protocol: k.Protocol,
-		Dport: k.Dport, StdioInet: k.StdioInet,
-		Comm: cString(k.Comm[:]), Binary: cString(k.Binary[:]), Filename: cString(k.Filename[:]),
+		Monitor: k.Flags&eventMonitor != 0, SignalPending: k.Flags&eventSignalPend != 0,
+		Signal: int(k.Signal), Group: int(k.Group), State: k.State,
+		Dport: k.Dport, Sport: k.Sport, StdioInet: k.StdioInet,
+		Comm: cString(k.Comm[:]), Binary: cString(k.Binary[:]), Path: cString(k.Path[:]),
+	}
+	if k.Sport != 0 || k.Saddr != ([16]uint8{}) {
+		ev.Saddr = unmapped(netip.AddrFrom16(k.Saddr), ev.Family)
 	}
 	if ev.HasAddr {
-		a := netip.AddrFrom16(k.Daddr)
-		if ev.Family == unix.AF_INET || a.Is4In6() {
-			a = a.Unmap()
-		}
-		ev.Daddr = a
+		ev.Daddr = unmapped(netip.AddrFrom16(k.Daddr), ev.Family)
 	}
 	return ev, nil
+}
+
+func unmapped(a netip.Addr, family uint8) netip.Addr {
+	if family == unix.AF_INET || a.Is4In6() {
+		return a.Unmap()
+	}
+	return a
 }
 
 func cString(b []int8) string {

@@ -5,7 +5,9 @@
  * hooks refuse connects, sends, binds and socket creation; exec is stopped
  * by SIGKILL at sched_process_exec, before the new image runs an
  * instruction in user space. Attached at the root of the cgroup v2 tree;
- * the rule engine scopes every decision to registered workloads. */
+ * the rule engine scopes every decision to registered workloads.
+ * Also here, attached on every kernel: exec tracking (which binary each
+ * process of a workload runs) and close events (cgroup/sock_release). */
 #include "headers/vmlinux.h"
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_core_read.h>
@@ -18,69 +20,88 @@ char LICENSE[] SEC("license") = "GPL";
 /* Keep the event layout in BTF for bpf2go's -type event. */
 const struct event *unused_event __attribute__((unused));
 
-static __always_inline int sock_addr4(struct bpf_sock_addr *ctx, __u8 point)
+static __always_inline void sock_query(struct query *q, struct bpf_sock *sk)
 {
-	struct query q = { .point = point, .family = AF_INET, .has_addr = 1 };
-
-	q.protocol = ctx->protocol;
-	q.sock_type = ctx->type;
-	q.dport = bpf_ntohs((__u16)ctx->user_port);
-	ipv4_mapped(q.daddr, ctx->user_ip4);
-	struct verdict v = decide(&q, ENFORCER_CGROUP_SOCK_ADDR, CAN_DENY);
-	return v.deny ? 0 : 1;
+	if (!sk)
+		return;
+	q->state = sk->state;
+	if (sk->src_port) {
+		q->has_saddr = 1;
+		q->sport = sk->src_port;
+		if (q->family == AF_INET) {
+			ipv4_mapped(q->saddr, sk->src_ip4);
+		} else {
+			__u32 a[4] = { sk->src_ip6[0], sk->src_ip6[1], sk->src_ip6[2], sk->src_ip6[3] };
+			__builtin_memcpy(q->saddr, a, 16);
+		}
+	}
 }
 
-static __always_inline int sock_addr6(struct bpf_sock_addr *ctx, __u8 point)
+/* The user address of ctx into q: the destination, or for bind the local
+ * address. */
+static __always_inline int sock_addr(struct bpf_sock_addr *ctx, __u8 point, __u8 family)
 {
-	struct query q = { .point = point, .family = AF_INET6, .has_addr = 1 };
-	__u32 a[4];
+	struct query q = { .point = point, .family = family };
+	__u16 port = bpf_ntohs((__u16)ctx->user_port);
+	__u8 addr[16];
 
 	q.protocol = ctx->protocol;
 	q.sock_type = ctx->type;
-	q.dport = bpf_ntohs((__u16)ctx->user_port);
-	a[0] = ctx->user_ip6[0];
-	a[1] = ctx->user_ip6[1];
-	a[2] = ctx->user_ip6[2];
-	a[3] = ctx->user_ip6[3];
-	__builtin_memcpy(q.daddr, a, 16);
+	if (family == AF_INET) {
+		ipv4_mapped(addr, ctx->user_ip4);
+	} else {
+		__u32 a[4] = { ctx->user_ip6[0], ctx->user_ip6[1], ctx->user_ip6[2], ctx->user_ip6[3] };
+		__builtin_memcpy(addr, a, 16);
+	}
+	if (point == POINT_BIND) {
+		q.has_saddr = 1;
+		q.sport = port;
+		__builtin_memcpy(q.saddr, addr, 16);
+	} else {
+		sock_query(&q, ctx->sk);
+		q.has_daddr = 1;
+		q.dport = port;
+		__builtin_memcpy(q.daddr, addr, 16);
+	}
+	q.proc = current_proc();
 	struct verdict v = decide(&q, ENFORCER_CGROUP_SOCK_ADDR, CAN_DENY);
-	return v.deny ? 0 : 1;
+	return v.deny == 0;
 }
 
 SEC("cgroup/connect4")
 int connect4(struct bpf_sock_addr *ctx)
 {
-	return sock_addr4(ctx, POINT_CONNECT);
+	return sock_addr(ctx, POINT_CONNECT, AF_INET);
 }
 
 SEC("cgroup/connect6")
 int connect6(struct bpf_sock_addr *ctx)
 {
-	return sock_addr6(ctx, POINT_CONNECT);
+	return sock_addr(ctx, POINT_CONNECT, AF_INET6);
 }
 
 SEC("cgroup/sendmsg4")
 int sendmsg4(struct bpf_sock_addr *ctx)
 {
-	return sock_addr4(ctx, POINT_SENDMSG);
+	return sock_addr(ctx, POINT_SENDMSG, AF_INET);
 }
 
 SEC("cgroup/sendmsg6")
 int sendmsg6(struct bpf_sock_addr *ctx)
 {
-	return sock_addr6(ctx, POINT_SENDMSG);
+	return sock_addr(ctx, POINT_SENDMSG, AF_INET6);
 }
 
 SEC("cgroup/bind4")
 int bind4(struct bpf_sock_addr *ctx)
 {
-	return sock_addr4(ctx, POINT_BIND);
+	return sock_addr(ctx, POINT_BIND, AF_INET);
 }
 
 SEC("cgroup/bind6")
 int bind6(struct bpf_sock_addr *ctx)
 {
-	return sock_addr6(ctx, POINT_BIND);
+	return sock_addr(ctx, POINT_BIND, AF_INET6);
 }
 
 SEC("cgroup/sock_create")
@@ -91,8 +112,35 @@ int sock_create(struct bpf_sock *sk)
 	q.family = sk->family;
 	q.sock_type = sk->type;
 	q.protocol = sk->protocol;
+	q.proc = current_proc();
 	struct verdict v = decide(&q, ENFORCER_CGROUP_SOCK, CAN_DENY);
-	return v.deny ? 0 : 1;
+	return v.deny == 0;
+}
+
+/* Close of an inet socket by a process: reported (tcp_close), never
+ * refused; the peer address is known, the local one is not readable here. */
+SEC("cgroup/sock_release")
+int sock_release(struct bpf_sock *sk)
+{
+	struct query q = { .point = POINT_CLOSE };
+
+	q.family = sk->family;
+	q.sock_type = sk->type;
+	q.protocol = sk->protocol;
+	q.state = sk->state; /* the source address is not readable here */
+	if (sk->dst_port) {
+		q.has_daddr = 1;
+		q.dport = bpf_ntohs((__u16)sk->dst_port);
+		if (q.family == AF_INET) {
+			ipv4_mapped(q.daddr, sk->dst_ip4);
+		} else {
+			__u32 a[4] = { sk->dst_ip6[0], sk->dst_ip6[1], sk->dst_ip6[2], sk->dst_ip6[3] };
+			__builtin_memcpy(q.daddr, a, 16);
+		}
+	}
+	q.proc = current_proc();
+	decide(&q, ENFORCER_CGROUP_SOCK, 0);
+	return 1;
 }
 
 /* cgroup/sock_create sees only AF_INET and AF_INET6; other families (packet
@@ -107,9 +155,8 @@ int socket_enter(struct trace_event_raw_sys_enter *ctx)
 		return 0;
 	q.sock_type = (__u8)(ctx->args[1] & 0xf);
 	q.protocol = (__u8)ctx->args[2];
-	struct verdict v = decide(&q, ENFORCER_TRACEPOINT_SIGKILL, CAN_KILL);
-	if (v.kill)
-		bpf_send_signal(SIGKILL);
+	q.proc = current_proc();
+	carry_out(decide(&q, ENFORCER_TRACEPOINT_SIGKILL, CAN_KILL));
 	return 0;
 }
 
@@ -123,8 +170,53 @@ int process_exec(struct bpf_raw_tracepoint_args *ctx)
 	struct query q = {};
 
 	exec_query(&q, bprm, task);
-	struct verdict v = decide(&q, ENFORCER_TRACEPOINT_SIGKILL, CAN_KILL);
-	if (v.kill)
-		bpf_send_signal(SIGKILL);
+	carry_out(decide(&q, ENFORCER_TRACEPOINT_SIGKILL, CAN_KILL));
+	return 0;
+}
+
+/* Exec tracking, whatever backend enforces: the binary each process of a
+ * registered workload runs, for matchBinaries at every point. */
+SEC("raw_tracepoint/sched_process_exec")
+int track_exec(struct bpf_raw_tracepoint_args *ctx)
+{
+	struct linux_binprm *bprm = (struct linux_binprm *)ctx->args[2];
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	__u64 workload_cgroup;
+	struct scratch *sc;
+
+	if (!current_workload(&workload_cgroup) || !(sc = get_scratch()))
+		return 0;
+	read_exec_path(&sc->exec, bprm);
+	bpf_map_update_elem(&procs, &tgid, &sc->exec, BPF_ANY);
+	return 0;
+}
+
+/* sched_process_fork(struct task_struct *parent, struct task_struct *child):
+ * a new process runs its parent's binary until it execs. */
+SEC("raw_tracepoint/sched_process_fork")
+int track_fork(struct bpf_raw_tracepoint_args *ctx)
+{
+	struct task_struct *parent = (struct task_struct *)ctx->args[0];
+	struct task_struct *child = (struct task_struct *)ctx->args[1];
+	__u32 ptgid = BPF_CORE_READ(parent, tgid);
+	__u32 cpid = BPF_CORE_READ(child, pid);
+	__u32 ctgid = BPF_CORE_READ(child, tgid);
+
+	if (cpid != ctgid)
+		return 0; /* a thread */
+	struct proc *p = bpf_map_lookup_elem(&procs, &ptgid);
+	if (p)
+		bpf_map_update_elem(&procs, &ctgid, p, BPF_ANY);
+	return 0;
+}
+
+SEC("raw_tracepoint/sched_process_exit")
+int track_exit(struct bpf_raw_tracepoint_args *ctx)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	__u32 tgid = pid_tgid >> 32;
+
+	if ((__u32)pid_tgid == tgid)
+		bpf_map_delete_elem(&procs, &tgid);
 	return 0;
 }

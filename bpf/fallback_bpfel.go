@@ -20,6 +20,13 @@ type fallbackAddrKey struct {
 	Addr      [16]uint8
 }
 
+type fallbackBinKey struct {
+	_    structs.HostLayout
+	Set  uint32
+	Pad  uint32
+	Hash uint64
+}
+
 type fallbackEvent struct {
 	_                structs.HostLayout
 	KtimeNs          uint64
@@ -42,12 +49,14 @@ type fallbackEvent struct {
 	Sport            uint16
 	Dport            uint16
 	StdioInet        uint8
-	Pad              [3]uint8
+	Signal           uint8
+	State            uint8
+	Group            uint8
 	Saddr            [16]uint8
 	Daddr            [16]uint8
 	Comm             [16]int8
 	Binary           [32]int8
-	Filename         [64]int8
+	Path             [128]int8
 }
 
 type fallbackNameKey struct {
@@ -56,11 +65,31 @@ type fallbackNameKey struct {
 	Name [32]int8
 }
 
+type fallbackPathKey struct {
+	_         structs.HostLayout
+	Prefixlen uint32
+	Set       uint32
+	Path      [128]int8
+}
+
 type fallbackPointRules struct {
 	_     structs.HostLayout
 	Count uint32
-	Pad   uint32
-	Sel   [8]fallbackSelector
+	Uses  uint32
+	Sel   [16]fallbackSelector
+}
+
+type fallbackPortBitmap struct {
+	_    structs.HostLayout
+	Bits [1024]uint64
+}
+
+type fallbackProc struct {
+	_    structs.HostLayout
+	Hash uint64
+	Len  uint32
+	Base uint32
+	Path [256]int8
 }
 
 type fallbackRuleKey struct {
@@ -69,29 +98,40 @@ type fallbackRuleKey struct {
 	Point   uint32
 }
 
+type fallbackScratch struct {
+	_       structs.HostLayout
+	Exec    fallbackProc
+	Prefix  fallbackPathKey
+	Postfix fallbackPathKey
+}
+
 type fallbackSelector struct {
-	_        structs.HostLayout
-	Match    uint32
-	AddrSet  uint32
-	NameSet  uint32
-	Err      int32
-	Family   uint8
-	Protocol uint8
-	SockType uint8
-	Action   uint8
-	Nports   uint8
-	Pad      [3]uint8
-	Ports    [4]struct {
-		_  structs.HostLayout
-		Lo uint16
-		Hi uint16
-	}
+	_          structs.HostLayout
+	Match      uint32
+	DaddrSet   uint32
+	SaddrSet   uint32
+	DportSet   uint32
+	SportSet   uint32
+	BinSet     uint32
+	PrefixSet  uint32
+	PostfixSet uint32
+	NameSet    uint32
+	Families   uint32
+	Types      uint32
+	States     uint32
+	Protocols  [4]uint64
+	Err        int32
+	Action     uint8
+	Group      uint8
+	Signal     uint8
+	Flags      uint8
 }
 
 type fallbackWorkload struct {
-	_       structs.HostLayout
-	Profile uint32
-	Flags   uint32
+	_        structs.HostLayout
+	Profile  uint32
+	Flags    uint32
+	Disabled [8]uint32
 }
 
 // Names of all BPF objects in the ELF.
@@ -99,11 +139,15 @@ type fallbackWorkload struct {
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
 	fallbackMapAddrSets     = "addr_sets"
+	fallbackMapBinSets      = "bin_sets"
 	fallbackMapCounters     = "counters"
 	fallbackMapEvents       = "events"
 	fallbackMapNameSets     = "name_sets"
-	fallbackMapPathScratch  = "path_scratch"
+	fallbackMapPathPrefixes = "path_prefixes"
+	fallbackMapPortSets     = "port_sets"
+	fallbackMapProcs        = "procs"
 	fallbackMapRules        = "rules"
+	fallbackMapScratch      = "scratch"
 	fallbackMapWorkloads    = "workloads"
 	fallbackProgBind4       = "bind4"
 	fallbackProgBind6       = "bind6"
@@ -113,7 +157,11 @@ const (
 	fallbackProgSendmsg4    = "sendmsg4"
 	fallbackProgSendmsg6    = "sendmsg6"
 	fallbackProgSockCreate  = "sock_create"
+	fallbackProgSockRelease = "sock_release"
 	fallbackProgSocketEnter = "socket_enter"
+	fallbackProgTrackExec   = "track_exec"
+	fallbackProgTrackExit   = "track_exit"
+	fallbackProgTrackFork   = "track_fork"
 	fallbackVarUnusedEvent  = "unused_event"
 )
 
@@ -167,20 +215,28 @@ type fallbackProgramSpecs struct {
 	Sendmsg4    *ebpf.ProgramSpec `ebpf:"sendmsg4"`
 	Sendmsg6    *ebpf.ProgramSpec `ebpf:"sendmsg6"`
 	SockCreate  *ebpf.ProgramSpec `ebpf:"sock_create"`
+	SockRelease *ebpf.ProgramSpec `ebpf:"sock_release"`
 	SocketEnter *ebpf.ProgramSpec `ebpf:"socket_enter"`
+	TrackExec   *ebpf.ProgramSpec `ebpf:"track_exec"`
+	TrackExit   *ebpf.ProgramSpec `ebpf:"track_exit"`
+	TrackFork   *ebpf.ProgramSpec `ebpf:"track_fork"`
 }
 
 // fallbackMapSpecs contains maps before they are loaded into the kernel.
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type fallbackMapSpecs struct {
-	AddrSets    *ebpf.MapSpec `ebpf:"addr_sets"`
-	Counters    *ebpf.MapSpec `ebpf:"counters"`
-	Events      *ebpf.MapSpec `ebpf:"events"`
-	NameSets    *ebpf.MapSpec `ebpf:"name_sets"`
-	PathScratch *ebpf.MapSpec `ebpf:"path_scratch"`
-	Rules       *ebpf.MapSpec `ebpf:"rules"`
-	Workloads   *ebpf.MapSpec `ebpf:"workloads"`
+	AddrSets     *ebpf.MapSpec `ebpf:"addr_sets"`
+	BinSets      *ebpf.MapSpec `ebpf:"bin_sets"`
+	Counters     *ebpf.MapSpec `ebpf:"counters"`
+	Events       *ebpf.MapSpec `ebpf:"events"`
+	NameSets     *ebpf.MapSpec `ebpf:"name_sets"`
+	PathPrefixes *ebpf.MapSpec `ebpf:"path_prefixes"`
+	PortSets     *ebpf.MapSpec `ebpf:"port_sets"`
+	Procs        *ebpf.MapSpec `ebpf:"procs"`
+	Rules        *ebpf.MapSpec `ebpf:"rules"`
+	Scratch      *ebpf.MapSpec `ebpf:"scratch"`
+	Workloads    *ebpf.MapSpec `ebpf:"workloads"`
 }
 
 // fallbackVariableSpecs contains global variables before they are loaded into the kernel.
@@ -210,23 +266,31 @@ func (o *fallbackObjects) Close() error {
 //
 // It can be passed to loadFallbackObjects or ebpf.CollectionSpec.LoadAndAssign.
 type fallbackMaps struct {
-	AddrSets    *ebpf.Map `ebpf:"addr_sets"`
-	Counters    *ebpf.Map `ebpf:"counters"`
-	Events      *ebpf.Map `ebpf:"events"`
-	NameSets    *ebpf.Map `ebpf:"name_sets"`
-	PathScratch *ebpf.Map `ebpf:"path_scratch"`
-	Rules       *ebpf.Map `ebpf:"rules"`
-	Workloads   *ebpf.Map `ebpf:"workloads"`
+	AddrSets     *ebpf.Map `ebpf:"addr_sets"`
+	BinSets      *ebpf.Map `ebpf:"bin_sets"`
+	Counters     *ebpf.Map `ebpf:"counters"`
+	Events       *ebpf.Map `ebpf:"events"`
+	NameSets     *ebpf.Map `ebpf:"name_sets"`
+	PathPrefixes *ebpf.Map `ebpf:"path_prefixes"`
+	PortSets     *ebpf.Map `ebpf:"port_sets"`
+	Procs        *ebpf.Map `ebpf:"procs"`
+	Rules        *ebpf.Map `ebpf:"rules"`
+	Scratch      *ebpf.Map `ebpf:"scratch"`
+	Workloads    *ebpf.Map `ebpf:"workloads"`
 }
 
 func (m *fallbackMaps) Close() error {
 	return _FallbackClose(
 		m.AddrSets,
+		m.BinSets,
 		m.Counters,
 		m.Events,
 		m.NameSets,
-		m.PathScratch,
+		m.PathPrefixes,
+		m.PortSets,
+		m.Procs,
 		m.Rules,
+		m.Scratch,
 		m.Workloads,
 	)
 }
@@ -250,7 +314,11 @@ type fallbackPrograms struct {
 	Sendmsg4    *ebpf.Program `ebpf:"sendmsg4"`
 	Sendmsg6    *ebpf.Program `ebpf:"sendmsg6"`
 	SockCreate  *ebpf.Program `ebpf:"sock_create"`
+	SockRelease *ebpf.Program `ebpf:"sock_release"`
 	SocketEnter *ebpf.Program `ebpf:"socket_enter"`
+	TrackExec   *ebpf.Program `ebpf:"track_exec"`
+	TrackExit   *ebpf.Program `ebpf:"track_exit"`
+	TrackFork   *ebpf.Program `ebpf:"track_fork"`
 }
 
 func (p *fallbackPrograms) Close() error {
@@ -263,7 +331,11 @@ func (p *fallbackPrograms) Close() error {
 		p.Sendmsg4,
 		p.Sendmsg6,
 		p.SockCreate,
+		p.SockRelease,
 		p.SocketEnter,
+		p.TrackExec,
+		p.TrackExit,
+		p.TrackFork,
 	)
 }
 

@@ -45,6 +45,8 @@ type Enforcer struct {
 
 	mu      sync.Mutex // serialises profile writes
 	nextSet uint32
+	ports   portAllocator
+	sets    map[uint32]*setWriter // per profile id: what its rules use
 }
 
 // PointBackend says how an enforcement point is carried out and, for the
@@ -105,10 +107,14 @@ func Load(opts Options) (_ *Enforcer, err error) {
 		maps: map[string]*ebpf.Map{
 			"workloads": e.maps.Workloads, "rules": e.maps.Rules, "addr_sets": e.maps.AddrSets,
 			"name_sets": e.maps.NameSets, "events": e.maps.Events, "counters": e.maps.Counters,
-			"path_scratch": e.maps.PathScratch,
+			"port_sets": e.maps.PortSets, "bin_sets": e.maps.BinSets, "path_prefixes": e.maps.PathPrefixes,
+			"procs": e.maps.Procs, "scratch": e.maps.Scratch,
 		},
 		cgroupRoot: opts.CgroupRoot,
 		lsmActive:  lsmActive(opts.LSMList),
+	}
+	if err := e.attachTracking(env); err != nil {
+		return nil, err
 	}
 	for _, pt := range pointPlans {
 		pb, err := e.attachPoint(env, pt, opts.Enforcer)

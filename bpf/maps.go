@@ -3,7 +3,7 @@ package bpf
 import (
 	"errors"
 	"fmt"
-	"net/netip"
+	"strings"
 
 	"github.com/cilium/ebpf"
 
@@ -15,12 +15,23 @@ const (
 	matchFamily = 1 << iota
 	matchProtocol
 	matchType
-	matchDaddrIn
-	matchDaddrNotIn
-	matchDportIn
-	matchDportNotIn
-	matchBinaryIn
-	matchBinaryNotIn
+	matchState
+	matchDaddr
+	matchDaddrNot
+	matchSaddr
+	matchSaddrNot
+	matchDport
+	matchDportNot
+	matchSport
+	matchSportNot
+	matchBin
+	matchBinNot
+	matchBinPrefix
+	matchBinPrefixNot
+	matchBinPostfix
+	matchBinPostfixNot
+	matchName
+	matchNameNot
 	matchStdioInet
 )
 
@@ -28,149 +39,183 @@ const (
 	actionPost    = 1
 	actionDeny    = 2
 	actionSigkill = 3
+	actionSignal  = 4
+
+	selectorNoPost  = 1
+	selectorMonitor = 2
 
 	workloadMonitor = 1
 )
 
 // LoadProfile writes a compiled profile's selectors under id. Loading the
-// same id again replaces its selectors point by point.
+// same id again replaces them point by point: each point's rules are one
+// map value, swapped atomically, and the sets the old rules used are
+// deleted only afterwards.
 func (e *Enforcer) LoadProfile(id uint32, p *profiles.Profile) error {
 	if err := p.Validate(); err != nil {
 		return err
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	w := &setWriter{m: &e.maps, nextSet: &e.nextSet, ports: &e.ports}
+	var all [profiles.NumPoints]fallbackPointRules
 	for pt := profiles.Point(0); pt < profiles.NumPoints; pt++ {
-		var rules fallbackPointRules
-		for i, s := range p.Points[pt] {
-			sel, err := e.compileSelector(&s)
+		for i := range p.Points[pt] {
+			sel, err := compileSelector(w, &p.Points[pt][i])
 			if err != nil {
+				w.release()
 				return fmt.Errorf("profile %q: %s selector %d: %w", p.Name, pt, i, err)
 			}
-			rules.Sel[i] = sel
+			all[pt].Sel[i] = sel
+			all[pt].Uses |= sel.Match
 		}
-		rules.Count = uint32(len(p.Points[pt]))
+		all[pt].Count = uint32(len(p.Points[pt]))
+	}
+	for pt := profiles.Point(0); pt < profiles.NumPoints; pt++ {
 		key := fallbackRuleKey{Profile: id, Point: uint32(pt)}
-		if rules.Count == 0 {
-			if err := e.maps.Rules.Delete(key); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
-				return fmt.Errorf("clear %s rules of profile %q: %w", pt, p.Name, err)
+		var err error
+		if all[pt].Count == 0 {
+			if err = e.maps.Rules.Delete(key); errors.Is(err, ebpf.ErrKeyNotExist) {
+				err = nil
 			}
-			continue
+		} else {
+			err = e.maps.Rules.Put(key, &all[pt])
 		}
-		if err := e.maps.Rules.Put(key, rules); err != nil {
+		if err != nil {
 			return fmt.Errorf("write %s rules of profile %q: %w", pt, p.Name, err)
 		}
+	}
+	if e.sets == nil {
+		e.sets = map[uint32]*setWriter{}
+	}
+	old := e.sets[id]
+	e.sets[id] = w
+	if old != nil {
+		return old.release()
 	}
 	return nil
 }
 
-func (e *Enforcer) compileSelector(s *profiles.Selector) (fallbackSelector, error) {
-	var k fallbackSelector
-	if s.Family != 0 {
-		k.Match |= matchFamily
-		k.Family = s.Family
-	}
-	if s.Protocol != 0 {
+func compileSelector(w *setWriter, s *profiles.Selector) (fallbackSelector, error) {
+	k := fallbackSelector{Group: uint8(s.Group)}
+	k.Families, k.Match = maskOf(s.Families, k.Match, matchFamily)
+	k.Types, k.Match = maskOf(s.SockTypes, k.Match, matchType)
+	k.States, k.Match = maskOf(s.States, k.Match, matchState)
+	if len(s.Protocols) > 0 {
 		k.Match |= matchProtocol
-		k.Protocol = s.Protocol
+		for _, p := range s.Protocols {
+			k.Protocols[p>>6] |= 1 << (p & 63)
+		}
 	}
-	if s.SockType != 0 {
-		k.Match |= matchType
-		k.SockType = s.SockType
+	var err error
+	for _, a := range []struct {
+		m         profiles.AddrMatch
+		set       *uint32
+		in, notIn uint32
+	}{{s.Daddr, &k.DaddrSet, matchDaddr, matchDaddrNot}, {s.Saddr, &k.SaddrSet, matchSaddr, matchSaddrNot}} {
+		if !a.m.Set() {
+			continue
+		}
+		if *a.set, err = w.addrs(a.m.Prefixes); err != nil {
+			return k, err
+		}
+		k.Match |= pickFlag(a.m.Not, a.in, a.notIn)
 	}
-	if addrs, flag := pick(s.DaddrIn, s.DaddrNotIn, matchDaddrIn, matchDaddrNotIn); flag != 0 {
-		set, err := e.writeAddrSet(addrs)
+	for _, p := range []struct {
+		m         profiles.PortMatch
+		set       *uint32
+		in, notIn uint32
+	}{{s.Dport, &k.DportSet, matchDport, matchDportNot}, {s.Sport, &k.SportSet, matchSport, matchSportNot}} {
+		if !p.m.Set() {
+			continue
+		}
+		if *p.set, err = w.portSet(p.m.Ranges); err != nil {
+			return k, err
+		}
+		k.Match |= pickFlag(p.m.Not, p.in, p.notIn)
+	}
+	if len(s.Names.Names) > 0 {
+		if k.NameSet, err = w.names(s.Names.Names); err != nil {
+			return k, err
+		}
+		k.Match |= pickFlag(s.Names.Not, matchName, matchNameNot)
+	}
+	for _, b := range s.Binaries {
+		not := strings.HasPrefix(b.Operator, "Not")
+		switch strings.TrimPrefix(b.Operator, "Not") {
+		case profiles.BinaryIn:
+			k.BinSet, err = w.binaries(b.Values)
+			k.Match |= pickFlag(not, matchBin, matchBinNot)
+		case profiles.BinaryPrefix:
+			k.PrefixSet, err = w.pathPrefixes(b.Values, false)
+			k.Match |= pickFlag(not, matchBinPrefix, matchBinPrefixNot)
+		case profiles.BinaryPostfix:
+			k.PostfixSet, err = w.pathPrefixes(b.Values, true)
+			k.Match |= pickFlag(not, matchBinPostfix, matchBinPostfixNot)
+		}
 		if err != nil {
 			return k, err
 		}
-		k.Match |= flag
-		k.AddrSet = set
-	}
-	if ports, flag := pick(s.DportIn, s.DportNotIn, matchDportIn, matchDportNotIn); flag != 0 {
-		k.Match |= flag
-		for i, r := range ports {
-			k.Ports[i].Lo, k.Ports[i].Hi = r.Lo, r.Hi
-		}
-		k.Nports = uint8(len(ports))
-	}
-	if names, flag := pick(s.BinaryIn, s.BinaryNotIn, matchBinaryIn, matchBinaryNotIn); flag != 0 {
-		set, err := e.writeNameSet(names)
-		if err != nil {
-			return k, err
-		}
-		k.Match |= flag
-		k.NameSet = set
 	}
 	if s.StdioInet {
 		k.Match |= matchStdioInet
 	}
-	switch s.Action {
-	case profiles.ActionPost:
-		k.Action = actionPost
-	case profiles.ActionOverride:
-		k.Action = actionDeny
-		k.Err = int32(s.Errno)
-		if k.Err == 0 {
-			k.Err = 1 // EPERM
-		}
-	case profiles.ActionSigkill:
-		k.Action = actionSigkill
+	k.Action, k.Err, k.Signal = kernelAction(s)
+	if s.NoPost {
+		k.Flags |= selectorNoPost
+	}
+	if s.Monitor {
+		k.Flags |= selectorMonitor
 	}
 	return k, nil
 }
 
-func pick[T any](in, notIn []T, inFlag, notInFlag uint32) ([]T, uint32) {
-	switch {
-	case len(in) > 0:
-		return in, inFlag
-	case len(notIn) > 0:
-		return notIn, notInFlag
+func kernelAction(s *profiles.Selector) (action uint8, errno int32, signal uint8) {
+	errno = int32(s.Errno)
+	if errno == 0 {
+		errno = 1 // EPERM
 	}
-	return nil, 0
+	switch s.Action {
+	case profiles.ActionOverride:
+		return actionDeny, errno, 0
+	case profiles.ActionNotifyEnforcer:
+		return actionDeny, errno, uint8(s.Signal)
+	case profiles.ActionSigkill:
+		return actionSigkill, 0, 0
+	case profiles.ActionSignal:
+		return actionSignal, 0, uint8(s.Signal)
+	}
+	return actionPost, 0, 0
 }
 
-// addrKeyOf returns the LPM key of a prefix; IPv4 is stored v4-mapped.
-func addrKeyOf(set uint32, p netip.Prefix) fallbackAddrKey {
-	bits := p.Bits()
-	if p.Addr().Is4() {
-		bits += 96
+func maskOf(values []uint8, match, flag uint32) (uint32, uint32) {
+	if len(values) == 0 {
+		return 0, match
 	}
-	return fallbackAddrKey{Prefixlen: uint32(32 + bits), Set: set, Addr: p.Masked().Addr().As16()}
+	var m uint32
+	for _, v := range values {
+		m |= 1 << (v & 31)
+	}
+	return m, match | flag
 }
 
-func (e *Enforcer) writeAddrSet(prefixes []netip.Prefix) (uint32, error) {
-	e.nextSet++
-	set := e.nextSet
-	for _, p := range prefixes {
-		if err := e.maps.AddrSets.Put(addrKeyOf(set, p), uint8(1)); err != nil {
-			return 0, fmt.Errorf("write address %v: %w", p, err)
-		}
+func pickFlag(not bool, in, notIn uint32) uint32 {
+	if not {
+		return notIn
 	}
-	return set, nil
-}
-
-func (e *Enforcer) writeNameSet(names []string) (uint32, error) {
-	e.nextSet++
-	set := e.nextSet
-	for _, n := range names {
-		key := fallbackNameKey{Set: set}
-		for i := 0; i < len(n) && i < len(key.Name); i++ {
-			key.Name[i] = int8(n[i])
-		}
-		if err := e.maps.NameSets.Put(key, uint8(1)); err != nil {
-			return 0, fmt.Errorf("write binary name %q: %w", n, err)
-		}
-	}
-	return set, nil
+	return in
 }
 
 // SetWorkload enforces profile id on a cgroup and everything below it.
-func (e *Enforcer) SetWorkload(cgroupID uint64, profile uint32, mode profiles.Mode) error {
+// disabled[point] has bit i set for selectors that cannot match this
+// workload (its namespaces rule them out).
+func (e *Enforcer) SetWorkload(cgroupID uint64, profile uint32, mode profiles.Mode, disabled [profiles.NumPoints]uint32) error {
 	w := fallbackWorkload{Profile: profile}
 	if mode == profiles.ModeMonitor {
 		w.Flags |= workloadMonitor
 	}
-	if err := e.maps.Workloads.Put(cgroupID, w); err != nil {
+	copy(w.Disabled[:], disabled[:])
+	if err := e.maps.Workloads.Put(cgroupID, &w); err != nil {
 		return fmt.Errorf("write workload of cgroup %d: %w", cgroupID, err)
 	}
 	return nil
@@ -199,4 +244,23 @@ func (e *Enforcer) WorkloadCgroups() ([]uint64, error) {
 		return nil, fmt.Errorf("iterate workloads map: %w", err)
 	}
 	return ids, nil
+}
+
+// UnloadProfile deletes a profile's rules and then its sets. Workloads
+// must have been moved off it first.
+func (e *Enforcer) UnloadProfile(id uint32) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	var errs []error
+	for pt := profiles.Point(0); pt < profiles.NumPoints; pt++ {
+		key := fallbackRuleKey{Profile: id, Point: uint32(pt)}
+		if err := e.maps.Rules.Delete(key); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+			errs = append(errs, fmt.Errorf("delete %s rules of profile %d: %w", pt, id, err))
+		}
+	}
+	if w := e.sets[id]; w != nil {
+		errs = append(errs, w.release())
+		delete(e.sets, id)
+	}
+	return errors.Join(errs...)
 }

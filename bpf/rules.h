@@ -25,11 +25,18 @@ struct {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
-	__uint(max_entries, 65536);
+	__uint(max_entries, 262144);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__type(key, struct addr_key);
 	__type(value, __u8);
 } addr_sets SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 512);
+	__type(key, __u32);
+	__type(value, struct port_bitmap);
+} port_sets SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -37,6 +44,44 @@ struct {
 	__type(key, struct name_key);
 	__type(value, __u8);
 } name_sets SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct bin_key);
+	__type(value, __u8);
+} bin_sets SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, 16384);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct path_key);
+	__type(value, __u8);
+} path_prefixes SEC(".maps");
+
+/* tgid -> the binary it runs, kept by exec tracking. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, __u32);
+	__type(value, struct proc);
+} procs SEC(".maps");
+
+/* Per-CPU scratch: [0] the exec path, [1] prefix key, [2] postfix key. */
+struct scratch {
+	struct proc exec;
+	struct path_key prefix;
+	struct path_key postfix;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct scratch);
+} scratch SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -56,15 +101,26 @@ struct query {
 	__u8 family;
 	__u8 protocol;
 	__u8 sock_type;
-	__u8 has_addr;
+	__u8 state;
+	__u8 has_daddr;
+	__u8 has_saddr;
 	__u8 stdio_inet;
 	__u16 dport;
+	__u16 sport;
 	__u32 ppid;
 	__u8 daddr[16];
-	char binary[NAME_LEN];
-	char comm[16];
-	char filename[PATH_LEN];
+	__u8 saddr[16];
+	char binary[NAME_LEN];	/* exec: the executed file's own name */
+	char comm[16];		/* exec: the name it runs as */
+	struct proc *proc;	/* the binary's path, when known */
 };
+
+static __always_inline struct scratch *get_scratch(void)
+{
+	__u32 zero = 0;
+
+	return bpf_map_lookup_elem(&scratch, &zero);
+}
 
 static __always_inline void count(__u32 idx)
 {
@@ -116,7 +172,7 @@ static __always_inline void ipv4_mapped(__u8 *dst, __u32 addr_be)
 /* Normalises ::ffff:a.b.c.d to AF_INET so v4 rules cover v4-mapped peers. */
 static __always_inline __u8 effective_family(const struct query *q)
 {
-	if (q->family != AF_INET6 || !q->has_addr)
+	if (q->family != AF_INET6 || !q->has_daddr)
 		return q->family;
 	for (int i = 0; i < 10; i++)
 		if (q->daddr[i])
@@ -134,65 +190,140 @@ static __always_inline bool addr_in_set(__u32 set, const __u8 *addr)
 	return bpf_map_lookup_elem(&addr_sets, &key) != 0;
 }
 
+static __always_inline bool port_in_set(__u32 set, __u16 port)
+{
+	struct port_bitmap *b = bpf_map_lookup_elem(&port_sets, &set);
+
+	if (!b)
+		return false;
+	return (b->bits[(port >> 6) & (PORT_WORDS - 1)] >> (port & 63)) & 1;
+}
+
+/* name is NUL-padded to len (the query is zeroed before it is filled),
+ * so the key is a plain copy: no per-byte loop for the verifier. */
 static __always_inline bool name_in_set(__u32 set, const char *name, int len)
 {
 	struct name_key key = { .set = set };
 
-	if (len > NAME_LEN)
-		len = NAME_LEN;
-	for (int i = 0; i < NAME_LEN; i++) {
-		if (i >= len || !name[i])
-			break;
-		key.name[i] = name[i];
-	}
+	if (len == NAME_LEN)
+		__builtin_memcpy(key.name, name, NAME_LEN);
+	else
+		__builtin_memcpy(key.name, name, 16);
 	return bpf_map_lookup_elem(&name_sets, &key) != 0;
 }
 
-static __always_inline bool port_in_ranges(const struct selector *s, __u16 port)
+static __always_inline bool bin_in_set(__u32 set, const struct proc *p)
 {
-	for (int i = 0; i < MAX_PORT_RANGES; i++) {
-		if (i >= s->nports)
-			break;
-		if (port >= s->ports[i].lo && port <= s->ports[i].hi)
-			return true;
-	}
-	return false;
+	struct bin_key key = { .set = set, .hash = p->hash };
+
+	return bpf_map_lookup_elem(&bin_sets, &key) != 0;
 }
 
-static __always_inline bool selector_matches(const struct selector *s, const struct query *q, __u8 family)
+static __always_inline bool path_in_prefixes(__u32 set, struct path_key *key)
+{
+	key->prefixlen = 32 + 8 * PREFIX_LEN;
+	key->set = set;
+	return bpf_map_lookup_elem(&path_prefixes, key) != 0;
+}
+
+/* Hashes and measures p->path (FNV-1a, 64 bit; the agent hashes the
+ * binaries it is given the same way) and finds its base name, in one
+ * pass: with two loops every exit of the first would walk the second. */
+static __always_inline void hash_path(struct proc *p)
+{
+	__u64 h = 14695981039346656037ULL;
+	__u32 len = 0, base = 0;
+
+	for (int i = 0; i < FULL_PATH_LEN; i++) {
+		char c = p->path[i];
+
+		if (!c)
+			break;
+		h ^= (__u8)c;
+		h *= 1099511628211ULL;
+		len++;
+		if (c == '/')
+			base = len;
+	}
+	p->hash = h;
+	p->len = len;
+	p->base = base;
+}
+
+/* Builds the Prefix and (reversed) Postfix lookup keys of the path. */
+static __always_inline void path_keys(const struct proc *p, struct scratch *sc, __u32 uses)
+{
+	if (uses & (MATCH_BIN_PREFIX | MATCH_BIN_PREFIX_NOT))
+		__builtin_memcpy(sc->prefix.path, p->path, PREFIX_LEN);
+	if (!(uses & (MATCH_BIN_POSTFIX | MATCH_BIN_POSTFIX_NOT)))
+		return;
+	__u32 len = p->len;
+	/* Terminator first: after the loop, len must be dead, or every
+	 * length would be a verifier state of its own. */
+	if (len < PREFIX_LEN)
+		sc->postfix.path[len & (PREFIX_LEN - 1)] = 0;
+	for (int i = 0; i < PREFIX_LEN; i++) {
+		if (i >= len)
+			break;
+		sc->postfix.path[i] = p->path[(len - 1 - i) & (FULL_PATH_LEN - 1)];
+	}
+}
+
+static __always_inline bool in_mask32(__u32 mask, __u8 v)
+{
+	return v < 32 && ((mask >> v) & 1);
+}
+
+/* in/not-in test: true when the predicate fails. */
+#define FAILS(m, IN, NOT, in) ((((m) & (IN)) && !(in)) || (((m) & (NOT)) && (in)))
+
+static __always_inline bool selector_matches(const struct selector *s, const struct query *q, __u8 family,
+					     struct scratch *sc)
 {
 	__u32 m = s->match;
 
-	if ((m & MATCH_FAMILY) && s->family != family)
+	if ((m & MATCH_FAMILY) && !in_mask32(s->families, family))
 		return false;
-	if ((m & MATCH_PROTOCOL) && s->protocol != q->protocol)
+	if ((m & MATCH_PROTOCOL) && !((s->protocols[(q->protocol >> 6) & 3] >> (q->protocol & 63)) & 1))
 		return false;
-	if ((m & MATCH_TYPE) && s->sock_type != q->sock_type)
+	if ((m & MATCH_TYPE) && !in_mask32(s->types, q->sock_type))
 		return false;
-	if (m & (MATCH_DADDR_IN | MATCH_DADDR_NOT_IN)) {
-		if (!q->has_addr)
-			return false;
-		bool in = addr_in_set(s->addr_set, q->daddr);
-		if ((m & MATCH_DADDR_IN) && !in)
-			return false;
-		if ((m & MATCH_DADDR_NOT_IN) && in)
+	if ((m & MATCH_STATE) && !in_mask32(s->states, q->state))
+		return false;
+	if (m & (MATCH_DADDR | MATCH_DADDR_NOT)) {
+		if (!q->has_daddr || FAILS(m, MATCH_DADDR, MATCH_DADDR_NOT, addr_in_set(s->daddr_set, q->daddr)))
 			return false;
 	}
-	if (m & (MATCH_DPORT_IN | MATCH_DPORT_NOT_IN)) {
-		if (!q->has_addr)
-			return false;
-		bool in = port_in_ranges(s, q->dport);
-		if ((m & MATCH_DPORT_IN) && !in)
-			return false;
-		if ((m & MATCH_DPORT_NOT_IN) && in)
+	if (m & (MATCH_SADDR | MATCH_SADDR_NOT)) {
+		if (!q->has_saddr || FAILS(m, MATCH_SADDR, MATCH_SADDR_NOT, addr_in_set(s->saddr_set, q->saddr)))
 			return false;
 	}
-	if (m & (MATCH_BINARY_IN | MATCH_BINARY_NOT_IN)) {
-		bool in = name_in_set(s->name_set, q->binary, NAME_LEN) ||
-			  name_in_set(s->name_set, q->comm, 16);
-		if ((m & MATCH_BINARY_IN) && !in)
+	if (m & (MATCH_DPORT | MATCH_DPORT_NOT)) {
+		if (!q->has_daddr || FAILS(m, MATCH_DPORT, MATCH_DPORT_NOT, port_in_set(s->dport_set, q->dport)))
 			return false;
-		if ((m & MATCH_BINARY_NOT_IN) && in)
+	}
+	if (m & (MATCH_SPORT | MATCH_SPORT_NOT)) {
+		if (!q->has_saddr || FAILS(m, MATCH_SPORT, MATCH_SPORT_NOT, port_in_set(s->sport_set, q->sport)))
+			return false;
+	}
+	if (m & (MATCH_NAME | MATCH_NAME_NOT)) {
+		bool in = name_in_set(s->name_set, q->binary, NAME_LEN) || name_in_set(s->name_set, q->comm, 16);
+		if (FAILS(m, MATCH_NAME, MATCH_NAME_NOT, in))
+			return false;
+	}
+	if (m & MATCH_ANY_BIN) {
+		/* A process whose binary is unknown (it predates tracking)
+		 * matches no binary predicate, positive or negative. */
+		if (!q->proc || !sc)
+			return false;
+		if ((m & (MATCH_BIN | MATCH_BIN_NOT)) &&
+		    FAILS(m, MATCH_BIN, MATCH_BIN_NOT, bin_in_set(s->bin_set, q->proc)))
+			return false;
+		if ((m & (MATCH_BIN_PREFIX | MATCH_BIN_PREFIX_NOT)) &&
+		    FAILS(m, MATCH_BIN_PREFIX, MATCH_BIN_PREFIX_NOT, path_in_prefixes(s->prefix_set, &sc->prefix)))
+			return false;
+		if ((m & (MATCH_BIN_POSTFIX | MATCH_BIN_POSTFIX_NOT)) &&
+		    FAILS(m, MATCH_BIN_POSTFIX, MATCH_BIN_POSTFIX_NOT, path_in_prefixes(s->postfix_set, &sc->postfix)))
 			return false;
 	}
 	if ((m & MATCH_STDIO_INET) && !q->stdio_inet)
@@ -200,117 +331,6 @@ static __always_inline bool selector_matches(const struct selector *s, const str
 	return true;
 }
 
-/* Evaluates the profile's selectors for the query's point; the first one
- * that matches decides. Returns its index or -1. */
-static __always_inline int evaluate(__u32 profile, const struct query *q, struct selector *out)
-{
-	struct rule_key key = { .profile = profile, .point = q->point };
-	struct point_rules *r = bpf_map_lookup_elem(&rules, &key);
-	__u8 family = effective_family(q);
-
-	if (!r)
-		return -1;
-	for (int i = 0; i < MAX_SELECTORS; i++) {
-		if (i >= r->count)
-			break;
-		if (selector_matches(&r->sel[i], q, family)) {
-			__builtin_memcpy(out, &r->sel[i], sizeof(*out));
-			return i;
-		}
-	}
-	return -1;
-}
-
-/* Reserves and fills the common part of an event; the caller submits. */
-static __always_inline struct event *new_event(const struct query *q, const struct selector *s, int idx,
-					       __u32 profile, __u64 workload_cgroup)
-{
-	struct event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
-	__u64 pid_tgid = bpf_get_current_pid_tgid();
-
-	if (!e) {
-		count(COUNTER_EVENTS_LOST);
-		return 0;
-	}
-	__builtin_memset(e, 0, sizeof(*e));
-	e->ktime_ns = bpf_ktime_get_boot_ns();
-	e->cgroup_id = bpf_get_current_cgroup_id();
-	e->workload_cgroup_id = workload_cgroup;
-	e->pid = (__u32)pid_tgid;
-	e->tgid = pid_tgid >> 32;
-	e->ppid = q->ppid;
-	e->uid = (__u32)bpf_get_current_uid_gid();
-	e->profile = profile;
-	e->err = s->err;
-	e->point = q->point;
-	e->action = s->action;
-	e->selector = idx;
-	e->family = q->family;
-	e->sock_type = q->sock_type;
-	e->protocol = q->protocol;
-	e->dport = q->dport;
-	e->stdio_inet = q->stdio_inet;
-	if (q->has_addr) {
-		e->flags |= EVENT_HAS_ADDR;
-		__builtin_memcpy(e->daddr, q->daddr, 16);
-	}
-	bpf_get_current_comm(e->comm, sizeof(e->comm));
-	__builtin_memcpy(e->binary, q->binary, NAME_LEN);
-	__builtin_memcpy(e->filename, q->filename, PATH_LEN);
-	return e;
-}
-
-/* Decision of a checked operation. */
-struct verdict {
-	bool deny;
-	bool kill;
-	int err;	/* positive errno when deny */
-};
-
-/* Runs the rules for the current task and reports. Returns what to do.
- * caps (enum capability) says what the calling program can carry out; a
- * kill it cannot send is flagged for the agent. */
-static __always_inline struct verdict decide(struct query *q, __u8 enforcer, __u32 caps)
-{
-	struct verdict v = {};
-	struct selector s;
-	__u64 workload_cgroup = 0;
-	struct workload *w = current_workload(&workload_cgroup);
-
-	if (!w)
-		return v;
-	__u32 profile = w->profile;
-	bool monitor = w->flags & WORKLOAD_MONITOR;
-
-	count_outcome(q->point, OUTCOME_EVALUATED);
-	int idx = evaluate(profile, q, &s);
-	if (idx < 0 || s.action == ACTION_NONE)
-		return v;
-
-	bool can_deny = caps & CAN_DENY;
-	bool enforce = !monitor && (s.action == ACTION_DENY || s.action == ACTION_SIGKILL);
-	bool want_kill = (s.action == ACTION_SIGKILL && !(caps & DENY_SUFFICES)) || !can_deny;
-	if (enforce) {
-		v.deny = can_deny;
-		v.kill = want_kill && (caps & CAN_KILL);
-		v.err = s.err > 0 ? s.err : EPERM;
-	}
-	count_outcome(q->point, !enforce ? OUTCOME_POSTED : v.kill ? OUTCOME_KILLED : OUTCOME_DENIED);
-
-	struct event *e = new_event(q, &s, idx, profile, workload_cgroup);
-	if (e) {
-		e->enforcer = enforcer;
-		if (enforce) {
-			e->flags |= EVENT_ENFORCED;
-			e->err = v.deny ? v.err : 0;
-		}
-		if (v.kill)
-			e->flags |= EVENT_KILLED;
-		else if (enforce && want_kill)
-			e->flags |= EVENT_KILL_PENDING;
-		bpf_ringbuf_submit(e, 0);
-	}
-	return v;
-}
+#include "verdict.h"
 
 #endif

@@ -27,7 +27,22 @@ static __always_inline bool socket_query(struct query *q, struct socket *sock)
 	q->family = BPF_CORE_READ(sk, __sk_common.skc_family);
 	q->sock_type = BPF_CORE_READ(sock, type);
 	q->protocol = BPF_CORE_READ(sk, sk_protocol);
+	q->state = BPF_CORE_READ(sk, __sk_common.skc_state);
+	q->proc = current_proc();
 	return q->family == AF_INET || q->family == AF_INET6;
+}
+
+/* The socket's bound local address and port. */
+static __always_inline void local_addr(struct query *q, struct socket *sock)
+{
+	struct sock *sk = BPF_CORE_READ(sock, sk);
+
+	q->has_saddr = 1;
+	q->sport = BPF_CORE_READ(sk, __sk_common.skc_num);
+	if (q->family == AF_INET)
+		ipv4_mapped(q->saddr, BPF_CORE_READ(sk, __sk_common.skc_rcv_saddr));
+	else
+		BPF_CORE_READ_INTO(&q->saddr, sk, __sk_common.skc_v6_rcv_saddr);
 }
 
 /* The address of a sockaddr; false when it is not inet. */
@@ -48,16 +63,8 @@ static __always_inline bool sockaddr_query(struct query *q, struct sockaddr *add
 	} else {
 		return false;
 	}
-	q->has_addr = 1;
+	q->has_daddr = 1;
 	return true;
-}
-
-/* Carries out a verdict: the errno to return, after a kill if asked. */
-static __always_inline int carry_out(struct verdict v)
-{
-	if (v.kill)
-		bpf_send_signal(SIGKILL);
-	return v.deny ? -v.err : 0;
 }
 
 static __always_inline int check_connect(struct socket *sock, struct sockaddr *address, __u8 enforcer)
@@ -66,6 +73,8 @@ static __always_inline int check_connect(struct socket *sock, struct sockaddr *a
 
 	if (!socket_query(&q, sock) || !sockaddr_query(&q, address))
 		return 0;
+	local_addr(&q, sock);
+	q.has_saddr = q.sport != 0;
 	return carry_out(decide(&q, enforcer, CAN_DENY | CAN_KILL));
 }
 
@@ -83,28 +92,29 @@ static __always_inline int check_sendmsg(struct socket *sock, struct msghdr *msg
 	return carry_out(decide(&q, enforcer, CAN_DENY | CAN_KILL));
 }
 
+/* bind: the address being bound is the local one. */
 static __always_inline int check_bind(struct socket *sock, struct sockaddr *address, __u8 enforcer)
 {
 	struct query q = { .point = POINT_BIND };
 
 	if (!socket_query(&q, sock) || !sockaddr_query(&q, address))
 		return 0;
+	__builtin_memcpy(q.saddr, q.daddr, 16);
+	q.sport = q.dport;
+	q.has_saddr = 1;
+	q.has_daddr = 0;
+	q.dport = 0;
 	return carry_out(decide(&q, enforcer, CAN_DENY | CAN_KILL));
 }
 
-/* listen: the address is the socket's bound local address. */
+/* listen: the socket's bound local address. */
 static __always_inline int check_listen(struct socket *sock, __u8 enforcer)
 {
-	struct query q = { .point = POINT_LISTEN, .has_addr = 1 };
-	struct sock *sk = BPF_CORE_READ(sock, sk);
+	struct query q = { .point = POINT_LISTEN };
 
 	if (!socket_query(&q, sock))
 		return 0;
-	q.dport = BPF_CORE_READ(sk, __sk_common.skc_num);
-	if (q.family == AF_INET)
-		ipv4_mapped(q.daddr, BPF_CORE_READ(sk, __sk_common.skc_rcv_saddr));
-	else
-		BPF_CORE_READ_INTO(&q.daddr, sk, __sk_common.skc_v6_rcv_saddr);
+	local_addr(&q, sock);
 	return carry_out(decide(&q, enforcer, CAN_DENY | CAN_KILL));
 }
 
@@ -117,6 +127,7 @@ static __always_inline int check_socket_create(int family, int type, int protoco
 	q.family = family;
 	q.sock_type = type & 0xf;
 	q.protocol = protocol;
+	q.proc = current_proc();
 	return carry_out(decide(&q, enforcer, CAN_DENY | CAN_KILL));
 }
 

@@ -20,34 +20,64 @@ type securityAddrKey struct {
 	Addr      [16]uint8
 }
 
+type securityBinKey struct {
+	_    structs.HostLayout
+	Set  uint32
+	Pad  uint32
+	Hash uint64
+}
+
 type securityNameKey struct {
 	_    structs.HostLayout
 	Set  uint32
 	Name [32]int8
 }
 
+type securityPathKey struct {
+	_         structs.HostLayout
+	Prefixlen uint32
+	Set       uint32
+	Path      [128]int8
+}
+
 type securityPointRules struct {
 	_     structs.HostLayout
 	Count uint32
-	Pad   uint32
-	Sel   [8]struct {
-		_        structs.HostLayout
-		Match    uint32
-		AddrSet  uint32
-		NameSet  uint32
-		Err      int32
-		Family   uint8
-		Protocol uint8
-		SockType uint8
-		Action   uint8
-		Nports   uint8
-		Pad      [3]uint8
-		Ports    [4]struct {
-			_  structs.HostLayout
-			Lo uint16
-			Hi uint16
-		}
+	Uses  uint32
+	Sel   [16]struct {
+		_          structs.HostLayout
+		Match      uint32
+		DaddrSet   uint32
+		SaddrSet   uint32
+		DportSet   uint32
+		SportSet   uint32
+		BinSet     uint32
+		PrefixSet  uint32
+		PostfixSet uint32
+		NameSet    uint32
+		Families   uint32
+		Types      uint32
+		States     uint32
+		Protocols  [4]uint64
+		Err        int32
+		Action     uint8
+		Group      uint8
+		Signal     uint8
+		Flags      uint8
 	}
+}
+
+type securityPortBitmap struct {
+	_    structs.HostLayout
+	Bits [1024]uint64
+}
+
+type securityProc struct {
+	_    structs.HostLayout
+	Hash uint64
+	Len  uint32
+	Base uint32
+	Path [256]int8
 }
 
 type securityRuleKey struct {
@@ -56,10 +86,18 @@ type securityRuleKey struct {
 	Point   uint32
 }
 
-type securityWorkload struct {
+type securityScratch struct {
 	_       structs.HostLayout
-	Profile uint32
-	Flags   uint32
+	Exec    securityProc
+	Prefix  securityPathKey
+	Postfix securityPathKey
+}
+
+type securityWorkload struct {
+	_        structs.HostLayout
+	Profile  uint32
+	Flags    uint32
+	Disabled [8]uint32
 }
 
 // Names of all BPF objects in the ELF.
@@ -67,11 +105,15 @@ type securityWorkload struct {
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
 	securityMapAddrSets           = "addr_sets"
+	securityMapBinSets            = "bin_sets"
 	securityMapCounters           = "counters"
 	securityMapEvents             = "events"
 	securityMapNameSets           = "name_sets"
-	securityMapPathScratch        = "path_scratch"
+	securityMapPathPrefixes       = "path_prefixes"
+	securityMapPortSets           = "port_sets"
+	securityMapProcs              = "procs"
 	securityMapRules              = "rules"
+	securityMapScratch            = "scratch"
 	securityMapWorkloads          = "workloads"
 	securityProgFmodBprmCheck     = "fmod_bprm_check"
 	securityProgFmodSocketBind    = "fmod_socket_bind"
@@ -147,13 +189,17 @@ type securityProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type securityMapSpecs struct {
-	AddrSets    *ebpf.MapSpec `ebpf:"addr_sets"`
-	Counters    *ebpf.MapSpec `ebpf:"counters"`
-	Events      *ebpf.MapSpec `ebpf:"events"`
-	NameSets    *ebpf.MapSpec `ebpf:"name_sets"`
-	PathScratch *ebpf.MapSpec `ebpf:"path_scratch"`
-	Rules       *ebpf.MapSpec `ebpf:"rules"`
-	Workloads   *ebpf.MapSpec `ebpf:"workloads"`
+	AddrSets     *ebpf.MapSpec `ebpf:"addr_sets"`
+	BinSets      *ebpf.MapSpec `ebpf:"bin_sets"`
+	Counters     *ebpf.MapSpec `ebpf:"counters"`
+	Events       *ebpf.MapSpec `ebpf:"events"`
+	NameSets     *ebpf.MapSpec `ebpf:"name_sets"`
+	PathPrefixes *ebpf.MapSpec `ebpf:"path_prefixes"`
+	PortSets     *ebpf.MapSpec `ebpf:"port_sets"`
+	Procs        *ebpf.MapSpec `ebpf:"procs"`
+	Rules        *ebpf.MapSpec `ebpf:"rules"`
+	Scratch      *ebpf.MapSpec `ebpf:"scratch"`
+	Workloads    *ebpf.MapSpec `ebpf:"workloads"`
 }
 
 // securityVariableSpecs contains global variables before they are loaded into the kernel.
@@ -182,23 +228,31 @@ func (o *securityObjects) Close() error {
 //
 // It can be passed to loadSecurityObjects or ebpf.CollectionSpec.LoadAndAssign.
 type securityMaps struct {
-	AddrSets    *ebpf.Map `ebpf:"addr_sets"`
-	Counters    *ebpf.Map `ebpf:"counters"`
-	Events      *ebpf.Map `ebpf:"events"`
-	NameSets    *ebpf.Map `ebpf:"name_sets"`
-	PathScratch *ebpf.Map `ebpf:"path_scratch"`
-	Rules       *ebpf.Map `ebpf:"rules"`
-	Workloads   *ebpf.Map `ebpf:"workloads"`
+	AddrSets     *ebpf.Map `ebpf:"addr_sets"`
+	BinSets      *ebpf.Map `ebpf:"bin_sets"`
+	Counters     *ebpf.Map `ebpf:"counters"`
+	Events       *ebpf.Map `ebpf:"events"`
+	NameSets     *ebpf.Map `ebpf:"name_sets"`
+	PathPrefixes *ebpf.Map `ebpf:"path_prefixes"`
+	PortSets     *ebpf.Map `ebpf:"port_sets"`
+	Procs        *ebpf.Map `ebpf:"procs"`
+	Rules        *ebpf.Map `ebpf:"rules"`
+	Scratch      *ebpf.Map `ebpf:"scratch"`
+	Workloads    *ebpf.Map `ebpf:"workloads"`
 }
 
 func (m *securityMaps) Close() error {
 	return _SecurityClose(
 		m.AddrSets,
+		m.BinSets,
 		m.Counters,
 		m.Events,
 		m.NameSets,
-		m.PathScratch,
+		m.PathPrefixes,
+		m.PortSets,
+		m.Procs,
 		m.Rules,
+		m.Scratch,
 		m.Workloads,
 	)
 }

@@ -6,16 +6,6 @@
 
 #include "rules.h"
 
-#define FULL_PATH_LEN 256
-
-/* Scratch space for a whole exec path, too big for the stack. */
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, char[FULL_PATH_LEN]);
-} path_scratch SEC(".maps");
-
 /* Bitmask of fds 0-2 of task that are INET or INET6 sockets. */
 static __always_inline __u8 stdio_inet_mask(struct task_struct *task)
 {
@@ -41,33 +31,43 @@ static __always_inline __u8 stdio_inet_mask(struct task_struct *task)
 	return mask;
 }
 
+/* The binary the current process runs, as exec tracking recorded it. */
+static __always_inline struct proc *current_proc(void)
+{
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+
+	return bpf_map_lookup_elem(&procs, &tgid);
+}
+
+/* Reads the exec'd path into p: bprm->filename, the path the caller
+ * passed, hashed and measured. */
+static __always_inline void read_exec_path(struct proc *p, struct linux_binprm *bprm)
+{
+	if (bpf_probe_read_kernel_str(p->path, sizeof(p->path), BPF_CORE_READ(bprm, filename)) < 0)
+		p->path[0] = 0;
+	hash_path(p);
+}
+
 /* Fills the exec query: the executed file's own name (symlinks resolved,
- * so /bin/sh -> busybox), the path the caller passed, and its base name
- * (the applet name busybox will act as), the stdio sockets and the parent. */
+ * so /bin/sh -> busybox), the path the caller passed and its base name
+ * (the applet name busybox will act as), the stdio sockets and the parent.
+ * The path lives in per-CPU scratch until the program returns. */
 static __always_inline void exec_query(struct query *q, struct linux_binprm *bprm, struct task_struct *task)
 {
 	const unsigned char *name = BPF_CORE_READ(bprm, file, f_path.dentry, d_name.name);
+	struct scratch *sc = get_scratch();
 
 	q->point = POINT_EXEC;
 	bpf_probe_read_kernel_str(q->binary, sizeof(q->binary), name);
-	const char *filename = BPF_CORE_READ(bprm, filename);
-
-	bpf_probe_read_kernel_str(q->filename, sizeof(q->filename), filename);
-	/* The base name of the path (what busybox acts as), read again from
-	 * the kernel after the last '/' of the first FULL_PATH_LEN bytes. */
-	__u32 zero = 0, start = 0;
-	char *path = bpf_map_lookup_elem(&path_scratch, &zero);
-	if (path && bpf_probe_read_kernel_str(path, FULL_PATH_LEN, filename) > 0) {
-		for (int i = 0; i < FULL_PATH_LEN; i++) {
-			char c = path[i];
-
-			if (!c)
-				break;
-			if (c == '/')
-				start = i + 1;
-		}
+	if (sc) {
+		read_exec_path(&sc->exec, bprm);
+		/* Read base back from memory: the register that computed it
+		 * carries the path length into pointer arithmetic, and every
+		 * length would become a verifier state of its own. */
+		__u32 base = *(volatile __u32 *)&sc->exec.base;
+		bpf_probe_read_kernel_str(q->comm, sizeof(q->comm), &sc->exec.path[base & (FULL_PATH_LEN - 1)]);
+		q->proc = &sc->exec;
 	}
-	bpf_probe_read_kernel_str(q->comm, sizeof(q->comm), filename + (start & (FULL_PATH_LEN - 1)));
 	q->stdio_inet = stdio_inet_mask(task);
 	q->ppid = BPF_CORE_READ(task, real_parent, tgid);
 }

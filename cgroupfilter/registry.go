@@ -10,15 +10,16 @@ import (
 // Workload is a registered container (or any process tree placed in a
 // cgroup) and where it lives.
 type Workload struct {
-	ContainerID  string            `json:"container_id"`
-	Runtime      string            `json:"runtime,omitempty"`
-	Bundle       string            `json:"bundle,omitempty"`
-	Pid          int               `json:"pid,omitempty"`
-	Annotations  map[string]string `json:"annotations,omitempty"`
-	Identity                       // cgroup and namespaces
-	Profile      string            `json:"profile"`
-	Mode         string            `json:"mode"`
-	RegisteredAt time.Time         `json:"registered_at"`
+	ContainerID   string            `json:"container_id"`
+	Runtime       string            `json:"runtime,omitempty"`
+	Bundle        string            `json:"bundle,omitempty"`
+	Pid           int               `json:"pid,omitempty"`
+	Annotations   map[string]string `json:"annotations,omitempty"`
+	Identity                        // cgroup and namespaces
+	Profile       string            `json:"profile"`
+	ProfileReason string            `json:"profile_reason,omitempty"` // why this profile
+	Mode          string            `json:"mode"`
+	RegisteredAt  time.Time         `json:"registered_at"`
 }
 
 // Registry is the set of registered workloads, by container ID and by
@@ -123,4 +124,18 @@ func (r *Registry) Len() int {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	return len(r.byID)
+}
+
+// SetProfile records a workload's new profile after a reload. The entry
+// is replaced, not changed in place: readers hold the old one safely.
+func (r *Registry) SetProfile(containerID, profile, mode string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	w, ok := r.byID[containerID]
+	if !ok {
+		return
+	}
+	c := *w
+	c.Profile, c.Mode = profile, mode
+	r.byID[containerID] = &c
 }

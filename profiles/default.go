@@ -10,6 +10,9 @@ import (
 // DefaultName is the name of the embedded default profile.
 const DefaultName = "default"
 
+// defaultPolicy is the policy_name of the default profile's events.
+const defaultPolicy = "ocigate-default"
+
 // Shells whose stdio on a network socket is a reverse shell.
 var shells = []string{"sh", "bash", "dash", "ash", "zsh", "ksh", "mksh"}
 
@@ -21,27 +24,24 @@ var attacker = netip.MustParsePrefix("127.0.0.2/32")
 // packet sockets, and kill a shell whose stdin, stdout or stderr is an
 // INET socket.
 func Default() *Profile {
-	deny := []netip.Prefix{attacker}
-	p := &Profile{
-		Name:   DefaultName,
-		Policy: "ocigate-default",
-		Mode:   ModeEnforce,
-	}
+	deny := AddrMatch{Prefixes: []netip.Prefix{attacker}}
+	eperm := int(unix.EPERM)
+	p := &Profile{Name: DefaultName, Mode: ModeEnforce}
 	p.Points[PointConnect] = []Selector{
-		{Call: "tcp_connect", Protocol: unix.IPPROTO_TCP, DaddrIn: deny, Action: ActionOverride, Errno: int(unix.EPERM)},
-		{Call: "security_socket_connect", DaddrIn: deny, Action: ActionOverride, Errno: int(unix.EPERM)},
+		{Policy: defaultPolicy, Call: "tcp_connect", Protocols: []uint8{unix.IPPROTO_TCP}, Daddr: deny, Action: ActionOverride, Errno: eperm},
+		{Policy: defaultPolicy, Call: "security_socket_connect", Daddr: deny, Action: ActionOverride, Errno: eperm},
 	}
 	p.Points[PointSendmsg] = []Selector{
-		{Call: "security_socket_sendmsg", DaddrIn: deny, Action: ActionOverride, Errno: int(unix.EPERM)},
+		{Policy: defaultPolicy, Call: "security_socket_sendmsg", Daddr: deny, Action: ActionOverride, Errno: eperm},
 	}
 	// Packet sockets first: they are SOCK_RAW too, and on kernels without
 	// LSM or fmod_ret they can only be stopped by killing the caller.
 	p.Points[PointSockCreate] = []Selector{
-		{Call: "security_socket_create", Family: unix.AF_PACKET, Action: ActionSigkill},
-		{Call: "security_socket_create", SockType: unix.SOCK_RAW, Action: ActionOverride, Errno: int(unix.EPERM)},
+		{Policy: defaultPolicy, Call: "security_socket_create", Families: []uint8{unix.AF_PACKET}, Action: ActionSigkill},
+		{Policy: defaultPolicy, Call: "security_socket_create", SockTypes: []uint8{unix.SOCK_RAW}, Action: ActionOverride, Errno: eperm},
 	}
 	p.Points[PointExec] = []Selector{
-		{Call: "security_bprm_check", BinaryIn: slices.Clone(shells), StdioInet: true, Action: ActionSigkill},
+		{Policy: defaultPolicy, Call: "security_bprm_check", Names: NameMatch{Names: slices.Clone(shells)}, StdioInet: true, Action: ActionSigkill},
 	}
 	return p
 }

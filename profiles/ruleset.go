@@ -6,6 +6,7 @@ package profiles
 import (
 	"fmt"
 	"net/netip"
+	"strings"
 )
 
 // Point is an enforcement point: an operation a selector can decide on.
@@ -19,10 +20,11 @@ const (
 	PointSockCreate
 	PointExec
 	PointListen
+	PointClose
 	NumPoints
 )
 
-var pointNames = [NumPoints]string{"connect", "sendmsg", "bind", "sock_create", "exec", "listen"}
+var pointNames = [NumPoints]string{"connect", "sendmsg", "bind", "sock_create", "exec", "listen", "close"}
 
 func (p Point) String() string {
 	if p < 0 || p >= NumPoints {
@@ -35,23 +37,32 @@ func (p Point) String() string {
 type Action int
 
 // Actions, in Tetragon's terms: Post reports, Override refuses the
-// operation with an errno, Sigkill refuses it and kills the caller.
+// operation with an errno, Sigkill refuses it and kills the caller, Signal
+// reports and sends a signal, NotifyEnforcer refuses with an errno and
+// optionally signals.
 const (
 	ActionPost Action = iota + 1
 	ActionOverride
 	ActionSigkill
+	ActionSignal
+	ActionNotifyEnforcer
 )
 
+var actionNames = map[Action]string{
+	ActionPost: "Post", ActionOverride: "Override", ActionSigkill: "Sigkill",
+	ActionSignal: "Signal", ActionNotifyEnforcer: "NotifyEnforcer",
+}
+
 func (a Action) String() string {
-	switch a {
-	case ActionPost:
-		return "Post"
-	case ActionOverride:
-		return "Override"
-	case ActionSigkill:
-		return "Sigkill"
+	if n, ok := actionNames[a]; ok {
+		return n
 	}
 	return fmt.Sprintf("action(%d)", int(a))
+}
+
+// Denies reports whether the action refuses the operation.
+func (a Action) Denies() bool {
+	return a == ActionOverride || a == ActionSigkill || a == ActionNotifyEnforcer
 }
 
 // Mode says whether a profile's refusals are carried out.
@@ -66,38 +77,108 @@ const (
 // PortRange is an inclusive range of ports.
 type PortRange struct{ Lo, Hi uint16 }
 
-// Limits the kernel side holds per point and per selector.
+// PrivilegedPorts are the ports SPortPriv and DPortPriv match.
+var PrivilegedPorts = PortRange{0, 1023}
+
+// Limits the kernel side holds.
 const (
-	MaxSelectors  = 8
-	MaxPortRanges = 4
-	MaxNameLen    = 32
+	MaxSelectors = 16 // per point and profile, all policies together
+	MaxGroups    = 8  // policies per point and profile
+	MaxNameLen   = 32 // NameMatch entries
+	MaxPathLen   = 256
+	MaxPrefixLen = 128 // Prefix and Postfix values
 )
 
-// Selector is one ordered rule at a point; its predicates are ANDed and
-// an empty predicate matches anything.
+// AddrMatch is a set of prefixes the address must (or, Not, must not) be in.
+type AddrMatch struct {
+	Not      bool
+	Prefixes []netip.Prefix
+}
+
+// Set reports whether the match constrains anything.
+func (m AddrMatch) Set() bool { return len(m.Prefixes) > 0 }
+
+// PortMatch is a set of port ranges the port must (not) be in.
+type PortMatch struct {
+	Not    bool
+	Ranges []PortRange
+}
+
+// Set reports whether the match constrains anything.
+func (m PortMatch) Set() bool { return len(m.Ranges) > 0 }
+
+// Binary match operators, as in Tetragon's matchBinaries.
+const (
+	BinaryIn         = "In"
+	BinaryNotIn      = "NotIn"
+	BinaryPrefix     = "Prefix"
+	BinaryNotPrefix  = "NotPrefix"
+	BinaryPostfix    = "Postfix"
+	BinaryNotPostfix = "NotPostfix"
+)
+
+// BinaryMatch matches the executing binary's path.
+type BinaryMatch struct {
+	Operator string
+	Values   []string
+}
+
+// NameMatch matches an executable's base name or the name it runs as
+// (busybox applets): the embedded profiles' way to name shells.
+type NameMatch struct {
+	Not   bool
+	Names []string
+}
+
+// NamespaceMatch is Tetragon's matchNamespaces; the agent evaluates it
+// against each workload's namespace IDs when it registers.
+type NamespaceMatch struct {
+	Namespace string // Uts, Ipc, Mnt, Pid, PidForChildren, Net, Time, TimeForChildren, Cgroup, User
+	Not       bool
+	Inodes    []uint64
+	HostNS    bool // the host's namespace of that type
+}
+
+// Selector is one rule at a point. The selectors of one policy form a
+// group: the first of a group that matches decides for the group, and
+// every group is evaluated, as Tetragon evaluates every policy. The
+// predicates of a selector are ANDed; an empty predicate matches anything.
 type Selector struct {
-	Call        string         // the hook name reported in events, e.g. "tcp_connect"
-	Family      uint8          // AF_*; 0: any
-	Protocol    uint8          // IPPROTO_*; 0: any
-	SockType    uint8          // SOCK_*; 0: any
-	DaddrIn     []netip.Prefix // destination in one of these
-	DaddrNotIn  []netip.Prefix // destination in none of these
-	DportIn     []PortRange
-	DportNotIn  []PortRange
-	BinaryIn    []string // executable base name or command name
-	BinaryNotIn []string
-	StdioInet   bool // exec only: fd 0, 1 or 2 is an INET/INET6 socket
-	Action      Action
-	Errno       int // for ActionOverride; EPERM when 0
+	Policy string // policy_name reported in events
+	Call   string // the hook name reported in events, e.g. "tcp_connect"
+	Group  int    // index of the policy among the point's groups
+
+	Families  []uint8 // AF_*
+	Protocols []uint8 // IPPROTO_*
+	SockTypes []uint8 // SOCK_*
+	States    []uint8 // TCP_*
+
+	Daddr AddrMatch // destination (the peer)
+	Saddr AddrMatch // source (bind, listen: the local address being bound or listened on)
+	Dport PortMatch
+	Sport PortMatch
+
+	Binaries  []BinaryMatch // at most one exact (In/NotIn), one prefix, one postfix
+	Names     NameMatch
+	StdioInet bool // exec only: fd 0, 1 or 2 is an INET/INET6 socket
+
+	Namespaces []NamespaceMatch
+
+	Action  Action
+	Errno   int  // Override, NotifyEnforcer: positive errno (EPERM when 0)
+	Signal  int  // Signal, NotifyEnforcer: signal number (0: none)
+	NoPost  bool // act without an event
+	Monitor bool // report what would be done, never deny or kill (policy-mode: monitor)
 }
 
 // Profile is a compiled workload profile.
 type Profile struct {
 	Name     string
-	Policy   string // policy_name reported in events
 	Mode     Mode
 	FailOpen bool
 	Points   [NumPoints][]Selector
+	// TrackSockets: a policy tracks socket ownership (sk_alloc TrackSock).
+	TrackSockets bool
 }
 
 // Validate checks what the kernel side can hold.
@@ -123,32 +204,67 @@ func (p *Profile) Validate() error {
 
 func (s *Selector) validate() error {
 	switch {
-	case s.Action < ActionPost || s.Action > ActionSigkill:
+	case s.Action < ActionPost || s.Action > ActionNotifyEnforcer:
 		return fmt.Errorf("unknown action %d", int(s.Action))
-	case len(s.DaddrIn) > 0 && len(s.DaddrNotIn) > 0:
-		return fmt.Errorf("both DAddr and NotDAddr in one selector")
-	case len(s.DportIn) > 0 && len(s.DportNotIn) > 0:
-		return fmt.Errorf("both DPort and NotDPort in one selector")
-	case len(s.BinaryIn) > 0 && len(s.BinaryNotIn) > 0:
-		return fmt.Errorf("both In and NotIn binaries in one selector")
-	case len(s.DportIn) > MaxPortRanges || len(s.DportNotIn) > MaxPortRanges:
-		return fmt.Errorf("more than %d port ranges", MaxPortRanges)
+	case s.Group < 0 || s.Group >= MaxGroups:
+		return fmt.Errorf("group %d: at most %d policies per point", s.Group, MaxGroups)
 	case s.Errno < 0:
 		return fmt.Errorf("errno %d: want a positive errno", s.Errno)
+	case s.Signal < 0 || s.Signal > 64:
+		return fmt.Errorf("signal %d: want 1 to 64", s.Signal)
+	case s.Action == ActionSignal && s.Signal == 0:
+		return fmt.Errorf("Signal action without a signal")
 	}
-	for _, r := range append(append([]PortRange{}, s.DportIn...), s.DportNotIn...) {
-		if r.Lo > r.Hi {
-			return fmt.Errorf("port range %d-%d is empty", r.Lo, r.Hi)
+	for _, v := range [][]uint8{s.Families, s.SockTypes, s.States} {
+		for _, x := range v {
+			if x >= 32 {
+				return fmt.Errorf("value %d out of range (0-31) for a family, socket type or state", x)
+			}
 		}
 	}
-	for _, n := range append(append([]string{}, s.BinaryIn...), s.BinaryNotIn...) {
+	for _, m := range []PortMatch{s.Dport, s.Sport} {
+		for _, r := range m.Ranges {
+			if r.Lo > r.Hi {
+				return fmt.Errorf("port range %d-%d is empty", r.Lo, r.Hi)
+			}
+		}
+	}
+	for _, m := range []AddrMatch{s.Daddr, s.Saddr} {
+		for _, p := range m.Prefixes {
+			if !p.IsValid() {
+				return fmt.Errorf("invalid address prefix %v", p)
+			}
+		}
+	}
+	for _, n := range s.Names.Names {
 		if n == "" || len(n) > MaxNameLen {
-			return fmt.Errorf("binary name %q: want 1 to %d bytes", n, MaxNameLen)
+			return fmt.Errorf("name %q: want 1 to %d bytes", n, MaxNameLen)
 		}
 	}
-	for _, p := range append(append([]netip.Prefix{}, s.DaddrIn...), s.DaddrNotIn...) {
-		if !p.IsValid() {
-			return fmt.Errorf("invalid address prefix %v", p)
+	return s.validateBinaries()
+}
+
+func (s *Selector) validateBinaries() error {
+	seen := map[string]bool{}
+	for _, b := range s.Binaries {
+		kind := strings.TrimPrefix(b.Operator, "Not")
+		switch kind {
+		case BinaryIn, BinaryPrefix, BinaryPostfix:
+		default:
+			return fmt.Errorf("binary operator %q", b.Operator)
+		}
+		if seen[kind] {
+			return fmt.Errorf("two matchBinaries of kind %s in one selector", kind)
+		}
+		seen[kind] = true
+		limit := MaxPathLen - 1
+		if kind != BinaryIn {
+			limit = MaxPrefixLen
+		}
+		for _, v := range b.Values {
+			if v == "" || len(v) > limit {
+				return fmt.Errorf("binary %q: want 1 to %d bytes", v, limit)
+			}
 		}
 	}
 	return nil

@@ -12,6 +12,8 @@ commands:
   run      load the BPF programs, listen for hooks, enforce and report
   status   show backends, workloads and counters of the running agent
   hooks    print the hooks.d JSON (podman, CRI-O) for this agent's hook
+  profiles check FILE...   validate profiles and policies (no agent needed)
+  profiles show [NAME]     print compiled profiles (built-ins plus --profiles DIR)
 `
 
 func main() {
@@ -27,6 +29,12 @@ func main() {
 		err = status(os.Args[2:], os.Stdout)
 	case "hooks":
 		err = hooks(os.Args[2:], os.Stdout)
+	case "profiles":
+		var code int
+		code, err = profilesCmd(os.Args[2:], os.Stdout, os.Stderr)
+		if err == nil && code != 0 {
+			os.Exit(code)
+		}
 	case "-h", "--help", "help":
 		fmt.Print(usage)
 		return

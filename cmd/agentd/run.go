@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
@@ -18,6 +19,7 @@ import (
 	"github.com/ocigate/ocigate/internal/apiserver"
 	"github.com/ocigate/ocigate/internal/events"
 	"github.com/ocigate/ocigate/internal/hostfs"
+	"github.com/ocigate/ocigate/internal/profilewatch"
 	"github.com/ocigate/ocigate/profiles"
 )
 
@@ -28,6 +30,7 @@ func runAgent(args []string) error {
 	cgroupRoot := fs.String("cgroup-root", "", "cgroup v2 mount (default: detected)")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	enforcer := fs.String("enforcer", bpf.BackendAuto, "auto (best per point: lsm > fmod_ret > fallback), lsm, fmod_ret or fallback")
+	profileDir := fs.String("profiles", defaultProfileDir, "directory of WorkloadProfile and TracingPolicy YAML files, watched for changes")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -61,7 +64,11 @@ func runAgent(args []string) error {
 		return err
 	}
 	defer enf.Close()
-	ag, err := agent.New(agent.Config{Enforcer: enf, Profiles: []*profiles.Profile{profiles.Default()}, Resolver: resolver, Logger: log})
+	catalog, err := profiles.NewCatalog(true, *profileDir)
+	if err != nil {
+		return fmt.Errorf("profiles: %w", err)
+	}
+	ag, err := agent.New(agent.Config{Enforcer: enf, Catalog: catalog, Resolver: resolver, Logger: log})
 	if err != nil {
 		return err
 	}
@@ -87,6 +94,15 @@ func runAgent(args []string) error {
 		defer close(eventsDone)
 		ag.RunEvents(ctx, reader, sink)
 	}()
+	go profilewatch.Watch(ctx, []string{*profileDir}, func(why string) {
+		c, err := profiles.NewCatalog(true, *profileDir)
+		if err == nil {
+			err = ag.Reload(c)
+		}
+		if err != nil {
+			log.Error("profiles not reloaded; the previous ones stay in force", zap.String("why", why), zap.Error(err))
+		}
+	}, 2*time.Second)
 	log.Info("agent ready", zap.String("socket", *socket), zap.String("cgroup_root", root), zap.Int("pid", os.Getpid()))
 	err = srv.Serve(ctx)
 	stop()

@@ -16,13 +16,13 @@ import (
 	"github.com/ocigate/ocigate/cgroupfilter"
 	"github.com/ocigate/ocigate/internal/api"
 	"github.com/ocigate/ocigate/profiles"
-	"github.com/ocigate/ocigate/runtime/oci"
 )
 
 // Enforcer is the kernel side as the agent uses it.
 type Enforcer interface {
 	LoadProfile(id uint32, p *profiles.Profile) error
-	SetWorkload(cgroupID uint64, profile uint32, mode profiles.Mode) error
+	UnloadProfile(id uint32) error
+	SetWorkload(cgroupID uint64, profile uint32, mode profiles.Mode, disabled [profiles.NumPoints]uint32) error
 	RemoveWorkload(cgroupID uint64) error
 	Backends() []bpf.PointBackend
 	Counters() (bpf.Counters, error)
@@ -31,36 +31,33 @@ type Enforcer interface {
 // Config configures an Agent.
 type Config struct {
 	Enforcer Enforcer
-	Profiles []*profiles.Profile // the first is the default
+	Catalog  *profiles.Catalog
 	Resolver cgroupfilter.Resolver
 	Logger   *zap.Logger
 }
 
-type loadedProfile struct {
-	id      uint32
-	profile *profiles.Profile
-}
-
 // Agent keeps the workload registry and the enforcer's maps in step.
 type Agent struct {
-	enf       Enforcer
-	resolver  cgroupfilter.Resolver
-	log       *zap.Logger
-	reg       *cgroupfilter.Registry
-	profiles  map[string]loadedProfile
-	byID      map[uint32]*profiles.Profile
-	defName   string
-	node      string
-	startedAt time.Time
-	stats     *Stats
+	enf           Enforcer
+	resolver      cgroupfilter.Resolver
+	log           *zap.Logger
+	reg           *cgroupfilter.Registry
+	profiles      *profileSet
+	byID          sync.Map // profile id -> *profiles.Profile, for events (read without a.mu)
+	nextProfileID uint32
+	node          string
+	startedAt     time.Time
+	stats         *Stats
+	hostNS        cgroupfilter.NamespaceIDs // for matchNamespaces host_ns
 
 	mu sync.Mutex // serialises changes of registry + maps
 }
 
-// New loads the profiles into the enforcer and returns a ready agent.
+// New loads the catalog's profiles into the enforcer and returns a ready
+// agent.
 func New(cfg Config) (*Agent, error) {
-	if len(cfg.Profiles) == 0 {
-		return nil, fmt.Errorf("agent needs at least one profile")
+	if cfg.Catalog == nil {
+		return nil, fmt.Errorf("agent needs a profile catalog")
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = zap.NewNop()
@@ -68,23 +65,34 @@ func New(cfg Config) (*Agent, error) {
 	node, _ := os.Hostname()
 	a := &Agent{
 		enf: cfg.Enforcer, resolver: cfg.Resolver, log: cfg.Logger,
-		reg: cgroupfilter.NewRegistry(), profiles: map[string]loadedProfile{},
-		byID: map[uint32]*profiles.Profile{}, defName: cfg.Profiles[0].Name,
-		node: node, startedAt: time.Now(), stats: &Stats{},
+		reg: cgroupfilter.NewRegistry(), node: node, startedAt: time.Now(), stats: &Stats{},
 	}
-	for i, p := range cfg.Profiles {
-		if _, dup := a.profiles[p.Name]; dup {
-			return nil, fmt.Errorf("profile %q defined twice", p.Name)
-		}
-		id := uint32(i + 1)
-		if err := a.enf.LoadProfile(id, p); err != nil {
-			return nil, fmt.Errorf("load profile %q: %w", p.Name, err)
-		}
-		a.profiles[p.Name] = loadedProfile{id: id, profile: p}
-		a.byID[id] = p
-		a.log.Info("profile loaded", zap.String("profile", p.Name), zap.Uint32("id", id), zap.String("mode", string(p.Mode)))
+	if host, err := cfg.Resolver.Namespaces(1); err == nil {
+		a.hostNS = host
+	} else {
+		a.log.Warn("host namespaces unknown; host_ns matches nothing", zap.Error(err))
+	}
+	set, err := a.loadCatalog(cfg.Catalog)
+	if err != nil {
+		return nil, err
+	}
+	a.profiles = set
+	for _, p := range cfg.Catalog.Profiles() {
+		a.log.Info("profile loaded", zap.String("profile", p.Name), zap.Uint32("id", set.byName[p.Name].id), zap.String("mode", string(p.Mode)))
+	}
+	for _, n := range cfg.Catalog.Notes() {
+		a.log.Info("profiles", zap.String("note", n))
 	}
 	return a, nil
+}
+
+// profileByID returns a loaded (or just replaced) profile for events.
+func (a *Agent) profileByID(id uint32) (*profiles.Profile, bool) {
+	v, ok := a.byID.Load(id)
+	if !ok {
+		return nil, false
+	}
+	return v.(*profiles.Profile), true
 }
 
 // Registry exposes the workloads (read-only use).
@@ -108,21 +116,6 @@ func (a *Agent) Handle(ctx context.Context, req *api.Request) (*api.Response, er
 		return &api.Response{Status: a.Status()}, nil
 	}
 	return nil, fmt.Errorf("unknown op %q", req.Op)
-}
-
-// profileFor picks the profile: the ocigate.io/profile annotation, else
-// the default.
-func (a *Agent) profileFor(r *api.Registration) (loadedProfile, error) {
-	name, ok := r.Annotations[oci.AnnotationProfile]
-	if !ok {
-		return a.profiles[a.defName], nil
-	}
-	p, ok := a.profiles[name]
-	if !ok {
-		return loadedProfile{}, fmt.Errorf("container %q asks for profile %q (annotation %s), which is not loaded",
-			r.ContainerID, name, oci.AnnotationProfile)
-	}
-	return p, nil
 }
 
 // verifyIdentity checks the registration against the host: the cgroup
@@ -159,21 +152,22 @@ func (a *Agent) Register(r *api.Registration) (*cgroupfilter.Workload, error) {
 	if err := a.verifyIdentity(r); err != nil {
 		return nil, err
 	}
-	lp, err := a.profileFor(r)
-	if err != nil {
-		return nil, err
-	}
 	w := &cgroupfilter.Workload{
 		ContainerID: r.ContainerID, Runtime: r.Runtime, Bundle: r.Bundle, Pid: r.Pid,
-		Annotations: r.Annotations, Identity: r.Identity, Profile: lp.profile.Name,
-		Mode: string(lp.profile.Mode), RegisteredAt: time.Now().UTC(),
+		Annotations: r.Annotations, Identity: r.Identity, RegisteredAt: time.Now().UTC(),
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	lp, reason, err := a.profiles.choose(w)
+	if err != nil {
+		return nil, err
+	}
+	w.Profile, w.Mode, w.ProfileReason = lp.profile.Name, string(lp.profile.Mode), reason
 	if err := a.reg.CheckPut(w); err != nil {
 		return nil, err
 	}
-	if err := a.enf.SetWorkload(w.CgroupID, lp.id, lp.profile.Mode); err != nil {
+	disabled := disabledSelectors(lp.profile, w.Namespaces, a.hostNS)
+	if err := a.enf.SetWorkload(w.CgroupID, lp.id, lp.profile.Mode, disabled); err != nil {
 		return nil, fmt.Errorf("container %q: %w", w.ContainerID, err)
 	}
 	old, err := a.reg.Put(w)
@@ -216,9 +210,11 @@ func (a *Agent) Status() *api.Status {
 	for _, b := range a.enf.Backends() {
 		st.Backends = append(st.Backends, api.Backend{Point: b.Point, Backend: b.Backend, Mechanism: b.Mechanism, Skipped: b.Skipped})
 	}
-	for name := range a.profiles {
+	a.mu.Lock()
+	for name := range a.profiles.byName {
 		st.Profiles = append(st.Profiles, name)
 	}
+	a.mu.Unlock()
 	sort.Strings(st.Profiles)
 	if kc, err := a.enf.Counters(); err != nil {
 		a.log.Warn("kernel counters unavailable", zap.Error(err))

@@ -28,10 +28,10 @@ func (a *Agent) convert(raw *bpf.RawEvent, at time.Time) *events.Event {
 	if raw.Action == profiles.ActionOverride && raw.Enforced {
 		og.Errno = raw.Errno
 	}
-	if p, ok := a.byID[raw.Profile]; ok {
-		og.Profile, og.Mode, kp.PolicyName = p.Name, string(p.Mode), p.Policy
+	if p, ok := a.profileByID(raw.Profile); ok {
+		og.Profile, og.Mode = p.Name, string(p.Mode)
 		if sels := p.Points[raw.Point]; raw.Selector < len(sels) {
-			kp.FunctionName = sels[raw.Selector].Call
+			kp.FunctionName, kp.PolicyName = sels[raw.Selector].Call, sels[raw.Selector].Policy
 		}
 	}
 	if kp.FunctionName == "" {
@@ -55,10 +55,10 @@ func verdict(raw *bpf.RawEvent) string {
 		return "killed"
 	case raw.Enforced:
 		return "denied"
-	case raw.Action == profiles.ActionPost:
-		return "reported"
+	case raw.Monitor:
+		return "would-deny"
 	}
-	return "would-deny"
+	return "reported"
 }
 
 func eventArgs(raw *bpf.RawEvent) []events.Arg {
@@ -75,13 +75,13 @@ func eventArgs(raw *bpf.RawEvent) []events.Arg {
 		Family: events.FamilyName(raw.Family), Type: events.SockTypeName(raw.SockType),
 		Protocol: events.ProtocolName(raw.Protocol),
 	}
-	switch {
-	case !raw.HasAddr:
-	case raw.Point == profiles.PointBind || raw.Point == profiles.PointListen:
-		sa.Saddr, sa.Sport = raw.Daddr.String(), uint32(raw.Dport) // the local address
-	default:
+	if raw.HasAddr {
 		sa.Daddr, sa.Dport = raw.Daddr.String(), uint32(raw.Dport)
 	}
+	if raw.Saddr.IsValid() {
+		sa.Saddr, sa.Sport = raw.Saddr.String(), uint32(raw.Sport)
+	}
+	sa.State = events.StateName(raw.State)
 	return []events.Arg{{SockArg: sa}}
 }
 
@@ -96,7 +96,7 @@ func processOf(raw *bpf.RawEvent) events.Process {
 		p.Cwd, _ = os.Readlink("/proc/" + strconv.Itoa(int(raw.Tgid)) + "/cwd")
 	}
 	if p.Binary == "" {
-		p.Binary = raw.Filename
+		p.Binary = raw.Path
 	}
 	if p.Binary == "" {
 		p.Binary = raw.Binary

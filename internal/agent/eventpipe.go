@@ -44,8 +44,11 @@ func (a *Agent) RunEvents(ctx context.Context, src EventSource, w *events.Writer
 			a.log.Warn("event record dropped", zap.Error(err))
 			continue
 		}
-		if raw.KillPending {
-			a.killForKernel(raw)
+		switch {
+		case raw.KillPending:
+			a.signalForKernel(raw, unix.SIGKILL)
+		case raw.SignalPending && raw.Signal > 0:
+			a.signalForKernel(raw, unix.Signal(raw.Signal))
 		}
 		ev := a.convert(raw, clock.wall(raw.BootNs))
 		select {
@@ -86,9 +89,9 @@ func (a *Agent) writeEvents(queue <-chan *events.Event, w *events.Writer) {
 	}
 }
 
-// killForKernel sends the SIGKILL a program could not send itself,
+// signalForKernel sends the signal a program could not send itself,
 // through a pidfd so a recycled pid is never hit.
-func (a *Agent) killForKernel(raw *bpf.RawEvent) {
+func (a *Agent) signalForKernel(raw *bpf.RawEvent, sig unix.Signal) {
 	fd, err := unix.PidfdOpen(int(raw.Pid), 0)
 	if err != nil {
 		a.log.Warn("process to kill is gone", zap.Uint32("pid", raw.Pid), zap.Error(err))
@@ -99,7 +102,7 @@ func (a *Agent) killForKernel(raw *bpf.RawEvent) {
 		a.log.Warn("process to kill left its workload", zap.Uint32("pid", raw.Pid))
 		return
 	}
-	if err := unix.PidfdSendSignal(fd, unix.SIGKILL, nil, 0); err != nil {
+	if err := unix.PidfdSendSignal(fd, sig, nil, 0); err != nil {
 		a.log.Warn("kill failed", zap.Uint32("pid", raw.Pid), zap.Error(err))
 		return
 	}

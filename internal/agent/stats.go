@@ -4,22 +4,26 @@ import "sync/atomic"
 
 // Stats are the agent's own counters.
 type Stats struct {
-	Registrations   atomic.Uint64
-	Unregistrations atomic.Uint64
-	EventsWritten   atomic.Uint64
-	EventsDropped   atomic.Uint64 // user-space queue full or sink failing
-	EventErrors     atomic.Uint64 // undecodable ring buffer records
-	AgentKills      atomic.Uint64 // SIGKILLs the kernel left to the agent
+	Registrations       atomic.Uint64
+	Unregistrations     atomic.Uint64
+	EventsWritten       atomic.Uint64
+	EventsDropped       atomic.Uint64 // user-space queue full or sink failing
+	EventErrors         atomic.Uint64 // undecodable ring buffer records
+	AgentKills          atomic.Uint64 // SIGKILLs the kernel left to the agent
+	ProfileReloads      atomic.Uint64
+	ProfileReloadErrors atomic.Uint64
 }
 
 // Map flattens the counters for status output.
 func (s *Stats) Map() map[string]uint64 {
 	return map[string]uint64{
-		"registrations":        s.Registrations.Load(),
-		"unregistrations":      s.Unregistrations.Load(),
-		"events_written":       s.EventsWritten.Load(),
-		"events_dropped_queue": s.EventsDropped.Load(),
-		"event_decode_errors":  s.EventErrors.Load(),
-		"agent_kills":          s.AgentKills.Load(),
+		"registrations":         s.Registrations.Load(),
+		"unregistrations":       s.Unregistrations.Load(),
+		"events_written":        s.EventsWritten.Load(),
+		"events_dropped_queue":  s.EventsDropped.Load(),
+		"event_decode_errors":   s.EventErrors.Load(),
+		"agent_kills":           s.AgentKills.Load(),
+		"profile_reloads":       s.ProfileReloads.Load(),
+		"profile_reload_errors": s.ProfileReloadErrors.Load(),
 	}
 }

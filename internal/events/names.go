@@ -23,3 +23,15 @@ func SockTypeName(v uint8) string { return name(sockTypes, v) }
 
 // ProtocolName returns IPPROTO_* for a protocol.
 func ProtocolName(v uint8) string { return name(protocols, v) }
+
+var states = map[uint8]string{1: "TCP_ESTABLISHED", 2: "TCP_SYN_SENT", 3: "TCP_SYN_RECV", 4: "TCP_FIN_WAIT1",
+	5: "TCP_FIN_WAIT2", 6: "TCP_TIME_WAIT", 7: "TCP_CLOSE", 8: "TCP_CLOSE_WAIT", 9: "TCP_LAST_ACK",
+	10: "TCP_LISTEN", 11: "TCP_CLOSING", 12: "TCP_NEW_SYN_RECV"}
+
+// StateName returns TCP_* for a socket state; "" for 0 (unknown).
+func StateName(v uint8) string {
+	if v == 0 {
+		return ""
+	}
+	return name(states, v)
+}

@@ -159,7 +159,11 @@ func startAgent() error {
 	if err != nil {
 		return fmt.Errorf("starting agent: %w", err)
 	}
-	agentCmd = exec.Command(agentdBin, "run", "--socket", socketPath, "--events-file", eventsPath)
+	profileDir, err := filepath.Abs(filepath.Join("testdata", "profiles"))
+	if err != nil {
+		return fmt.Errorf("starting agent: %w", err)
+	}
+	agentCmd = exec.Command(agentdBin, "run", "--socket", socketPath, "--events-file", eventsPath, "--profiles", profileDir)
 	agentCmd.Stdout = logf
 	agentCmd.Stderr = logf
 	if err := agentCmd.Start(); err != nil {

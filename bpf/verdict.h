@@ -1,0 +1,180 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/* Deciding: every policy (group) of the workload's profile is evaluated,
+ * the first matching selector of each group acts and reports, and the
+ * strongest action wins. */
+#ifndef OCIGATE_VERDICT_H
+#define OCIGATE_VERDICT_H
+
+/* Decision of a checked operation. */
+struct verdict {
+	__u32 deny;	/* not bool: cgroup programs return it, the verifier wants 0/1 */
+	__u32 kill;
+	int err;	/* positive errno when deny */
+	int signal;	/* to send to the caller, 0: none */
+};
+
+static __always_inline void report(const struct query *q, const struct selector *s, int idx, __u32 profile,
+				   __u64 workload_cgroup, __u8 enforcer, __u8 flags, int err)
+{
+	struct event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+
+	if (!e) {
+		count(COUNTER_EVENTS_LOST);
+		return;
+	}
+	__builtin_memset(e, 0, sizeof(*e));
+	e->ktime_ns = bpf_ktime_get_boot_ns();
+	e->cgroup_id = bpf_get_current_cgroup_id();
+	e->workload_cgroup_id = workload_cgroup;
+	e->pid = (__u32)pid_tgid;
+	e->tgid = pid_tgid >> 32;
+	e->ppid = q->ppid;
+	e->uid = (__u32)bpf_get_current_uid_gid();
+	e->profile = profile;
+	e->err = err;
+	e->point = q->point;
+	e->action = s->action;
+	e->selector = idx;
+	e->group = s->group;
+	e->signal = s->signal;
+	e->flags = flags;
+	e->enforcer = enforcer;
+	e->family = q->family;
+	e->sock_type = q->sock_type;
+	e->protocol = q->protocol;
+	e->state = q->state;
+	e->dport = q->dport;
+	e->sport = q->sport;
+	e->stdio_inet = q->stdio_inet;
+	if (q->has_daddr) {
+		e->flags |= EVENT_HAS_ADDR;
+		__builtin_memcpy(e->daddr, q->daddr, 16);
+	}
+	if (q->has_saddr)
+		__builtin_memcpy(e->saddr, q->saddr, 16);
+	bpf_get_current_comm(e->comm, sizeof(e->comm));
+	__builtin_memcpy(e->binary, q->binary, NAME_LEN);
+	if (q->proc)
+		__builtin_memcpy(e->path, q->proc->path, PATH_LEN);
+	bpf_ringbuf_submit(e, 0);
+}
+
+/* Carries out one matching selector into v and reports it. */
+static __always_inline void apply(const struct query *q, const struct selector *s, int idx, const struct workload *w,
+				  __u64 workload_cgroup, __u8 enforcer, __u32 caps, struct verdict *v)
+{
+	bool monitor = (w->flags & WORKLOAD_MONITOR) || (s->flags & SELECTOR_MONITOR);
+	bool denies = s->action == ACTION_DENY || s->action == ACTION_SIGKILL;
+	bool can_deny = caps & CAN_DENY;
+	bool want_kill = denies && ((s->action == ACTION_SIGKILL && !(caps & DENY_SUFFICES)) || !can_deny);
+	__u8 flags = 0;
+	int err = 0;
+
+	if (monitor) {
+		flags |= denies ? EVENT_MONITOR : 0;
+	} else if (denies) {
+		flags |= EVENT_ENFORCED;
+		if (can_deny) {
+			err = s->err > 0 ? s->err : EPERM;
+			if (!v->deny) {
+				v->deny = 1;
+				v->err = err;
+			}
+		}
+		if (want_kill && (caps & CAN_KILL)) {
+			v->kill = 1;
+			flags |= EVENT_KILLED;
+		} else if (want_kill) {
+			flags |= EVENT_KILL_PENDING;
+		}
+	}
+	if (!monitor && s->signal && !v->signal && s->action != ACTION_SIGKILL) {
+		if (caps & CAN_KILL)
+			v->signal = s->signal;
+		else
+			flags |= EVENT_SIGNAL_PENDING;
+	}
+	count_outcome(q->point, !(flags & EVENT_ENFORCED) ? OUTCOME_POSTED :
+				(flags & (EVENT_KILLED | EVENT_KILL_PENDING)) ? OUTCOME_KILLED : OUTCOME_DENIED);
+	if (!(s->flags & SELECTOR_NOPOST))
+		report(q, s, idx, w->profile, workload_cgroup, enforcer, flags, err);
+}
+
+/* State of one evaluation, shared with the per-selector callback. */
+struct evaluation {
+	struct query *q;
+	struct point_rules *r;
+	struct workload *w;
+	struct scratch *sc;
+	struct verdict *v;
+	__u64 workload_cgroup;
+	__u32 decided;		/* groups that have matched */
+	__u32 disabled;		/* selectors off for this workload */
+	__u32 caps;
+	__u8 enforcer;
+	__u8 family;
+};
+
+/* One selector; a bpf_loop callback, so the verifier checks it once
+ * instead of once per selector and path. */
+static long evaluate_selector(__u32 i, void *data)
+{
+	struct evaluation *ev = data;
+
+	if (i >= ev->r->count)
+		return 1;
+	/* The verifier needs the bound on the index itself; keep clang from
+	 * folding the mask into the comparison above. */
+	barrier_var(i);
+	i &= MAX_SELECTORS - 1;
+	const struct selector *s = &ev->r->sel[i];
+	__u32 group = 1u << (s->group & 31);
+
+	if ((ev->decided & group) || ((ev->disabled >> i) & 1))
+		return 0;
+	if (!selector_matches(s, ev->q, ev->family, ev->sc))
+		return 0;
+	ev->decided |= group;
+	apply(ev->q, s, i, ev->w, ev->workload_cgroup, ev->enforcer, ev->caps, ev->v);
+	return 0;
+}
+
+/* Runs the rules of the current task's workload. caps (enum capability)
+ * says what the calling program can carry out; what it cannot is flagged
+ * in the event for the agent. */
+static __always_inline struct verdict decide(struct query *q, __u8 enforcer, __u32 caps)
+{
+	struct verdict v = {};
+	struct evaluation ev = { .q = q, .v = &v, .enforcer = enforcer, .caps = caps };
+
+	ev.w = current_workload(&ev.workload_cgroup);
+	if (!ev.w)
+		return v;
+	struct rule_key key = { .profile = ev.w->profile, .point = q->point };
+	ev.r = bpf_map_lookup_elem(&rules, &key);
+	if (!ev.r)
+		return v;
+	count_outcome(q->point, OUTCOME_EVALUATED);
+	if (q->proc && (ev.r->uses & MATCH_ANY_BIN)) {
+		ev.sc = get_scratch();
+		if (ev.sc)
+			path_keys(q->proc, ev.sc, ev.r->uses);
+	}
+	ev.family = effective_family(q);
+	ev.disabled = ev.w->disabled[q->point & 7];
+	bpf_loop(MAX_SELECTORS, evaluate_selector, &ev, 0);
+	return v;
+}
+
+/* Sends what the verdict asks for; the errno to return when it denies. */
+static __always_inline int carry_out(struct verdict v)
+{
+	if (v.kill)
+		bpf_send_signal(SIGKILL);
+	else if (v.signal)
+		bpf_send_signal(v.signal);
+	return v.deny ? -v.err : 0;
+}
+
+#endif

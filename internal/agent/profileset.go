@@ -1,0 +1,131 @@
+package agent
+
+import (
+	"fmt"
+
+	"go.uber.org/zap"
+
+	"github.com/ocigate/ocigate/cgroupfilter"
+	"github.com/ocigate/ocigate/profiles"
+)
+
+// loadedProfile is a profile written to the kernel under an id. Reloads
+// write new ids, so a workload moves from one complete rule set to
+// another in one map write.
+type loadedProfile struct {
+	id      uint32
+	profile *profiles.Profile
+}
+
+// profileSet is the catalog as loaded into the kernel.
+type profileSet struct {
+	catalog *profiles.Catalog
+	byName  map[string]loadedProfile
+}
+
+// loadCatalog writes every profile of c under fresh ids.
+func (a *Agent) loadCatalog(c *profiles.Catalog) (*profileSet, error) {
+	set := &profileSet{catalog: c, byName: map[string]loadedProfile{}}
+	for _, p := range c.Profiles() {
+		a.nextProfileID++
+		id := a.nextProfileID
+		if err := a.enf.LoadProfile(id, p); err != nil {
+			a.unloadSet(set)
+			return nil, fmt.Errorf("load profile %q: %w", p.Name, err)
+		}
+		set.byName[p.Name] = loadedProfile{id: id, profile: p}
+		a.byID.Store(id, p)
+	}
+	return set, nil
+}
+
+func (a *Agent) unloadSet(set *profileSet) {
+	for _, lp := range set.byName {
+		if err := a.enf.UnloadProfile(lp.id); err != nil {
+			a.log.Warn("unload profile", zap.String("profile", lp.profile.Name), zap.Error(err))
+		}
+	}
+}
+
+// workloadInfo is what profile selection knows of a workload.
+func workloadInfo(w *cgroupfilter.Workload) profiles.WorkloadInfo {
+	return profiles.WorkloadInfo{Image: imageOf(w.Annotations), Annotations: w.Annotations, Runtime: w.Runtime}
+}
+
+// imageAnnotations name the image, in the order they are trusted.
+var imageAnnotations = []string{
+	"ocigate.io/image",
+	"io.kubernetes.cri.image-name",
+	"io.kubernetes.cri-o.ImageName",
+	"org.opencontainers.image.ref.name",
+}
+
+func imageOf(annotations map[string]string) string {
+	for _, k := range imageAnnotations {
+		if v := annotations[k]; v != "" {
+			return v
+		}
+	}
+	return ""
+}
+
+// choose picks a workload's loaded profile and says why.
+func (set *profileSet) choose(w *cgroupfilter.Workload) (loadedProfile, string, error) {
+	p, reason, err := profiles.Select(set.catalog, workloadInfo(w))
+	if err != nil {
+		return loadedProfile{}, "", fmt.Errorf("container %q: %w", w.ContainerID, err)
+	}
+	return set.byName[p.Name], reason, nil
+}
+
+// Reload loads a new catalog: every profile under a new id, then every
+// workload moves to its re-selected profile in one map write each, then
+// the old rules go. All or nothing: when a workload's selection fails
+// (its annotation names a profile that is gone), nothing changes.
+func (a *Agent) Reload(c *profiles.Catalog) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	next, err := a.loadCatalog(c)
+	if err != nil {
+		a.stats.ProfileReloadErrors.Add(1)
+		return err
+	}
+	type move struct {
+		w      *cgroupfilter.Workload
+		lp     loadedProfile
+		reason string
+	}
+	var moves []move
+	for _, w := range a.reg.List() {
+		lp, reason, err := next.choose(w)
+		if err != nil {
+			a.unloadSet(next)
+			a.stats.ProfileReloadErrors.Add(1)
+			return fmt.Errorf("reload refused, nothing changed: %w", err)
+		}
+		moves = append(moves, move{w, lp, reason})
+	}
+	for _, m := range moves {
+		if err := a.enf.SetWorkload(m.w.CgroupID, m.lp.id, m.lp.profile.Mode, disabledSelectors(m.lp.profile, m.w.Namespaces, a.hostNS)); err != nil {
+			a.log.Error("workload kept its old rules", zap.String("container", m.w.ContainerID), zap.Error(err))
+			continue
+		}
+		if m.w.Profile != m.lp.profile.Name || m.w.Mode != string(m.lp.profile.Mode) {
+			a.log.Info("workload changes profile", zap.String("container", m.w.ContainerID),
+				zap.String("from", m.w.Profile), zap.String("to", m.lp.profile.Name), zap.String("reason", m.reason))
+		}
+		a.reg.SetProfile(m.w.ContainerID, m.lp.profile.Name, string(m.lp.profile.Mode))
+	}
+	old := a.profiles
+	a.profiles = next
+	a.unloadSet(old)
+	for _, lp := range old.byName {
+		a.byID.Delete(lp.id)
+	}
+	a.stats.ProfileReloads.Add(1)
+	for _, n := range c.Notes() {
+		a.log.Info("profiles", zap.String("note", n))
+	}
+	a.log.Info("profiles reloaded", zap.Int("profiles", len(next.byName)), zap.Int("workloads", len(moves)))
+	return nil
+}

@@ -1,0 +1,51 @@
+package main
+
+import "testing"
+
+func TestParseExpect(t *testing.T) {
+	e, err := parseExpect("lsm,exec=fmod_ret")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e.For("connect") != "lsm" || e.For("exec") != "fmod_ret" {
+		t.Errorf("got %s", e)
+	}
+	for _, bad := range []string{"", "bogus", "lsm,fallback", "lsm,nopoint=lsm", "connect=lsm", "lsm,exec=bogus"} {
+		if _, err := parseExpect(bad); err == nil {
+			t.Errorf("parseExpect(%q) succeeded", bad)
+		}
+	}
+}
+
+func TestCmdlineParam(t *testing.T) {
+	cl := "console=ttyS0 quiet lsm=lockdown,capability ocigate.expect=lsm,exec=fallback\n"
+	if got := cmdlineParam(cl, "ocigate.expect"); got != "lsm,exec=fallback" {
+		t.Errorf("got %q", got)
+	}
+	if got := cmdlineParam(cl, "ocigate.enforcer"); got != "" {
+		t.Errorf("got %q", got)
+	}
+}
+
+func TestMatch(t *testing.T) {
+	ev := map[string]any{
+		"ocigate": map[string]any{"enforced": true, "errno": float64(1), "backend": "lsm"},
+		"process_kprobe": map[string]any{"args": []any{map[string]any{"sock_arg": map[string]any{"dport": float64(4444)}}},
+			"function_name": "tcp_connect"},
+	}
+	ok := map[string]any{
+		"ocigate.enforced": true, "ocigate.errno": 1, "process_kprobe.args.0.sock_arg.dport": 4444,
+		"process_kprobe.function_name": []string{"security_socket_connect", "tcp_connect"},
+	}
+	if !match(ev, ok) {
+		t.Error("want a match")
+	}
+	for _, bad := range []map[string]any{
+		{"ocigate.enforced": false}, {"ocigate.errno": 13}, {"ocigate.missing": "x"},
+		{"process_kprobe.args.1.sock_arg.dport": 4444}, {"process_kprobe.function_name": []string{"x"}},
+	} {
+		if match(ev, bad) {
+			t.Errorf("%v matched", bad)
+		}
+	}
+}
