@@ -120,7 +120,8 @@ type attachEnv struct {
 	specs      map[string]*ebpf.CollectionSpec
 	maps       map[string]*ebpf.Map
 	cgroupRoot string
-	lsmActive  error // nil when bpf is an active LSM
+	lsmActive  error                   // nil when bpf is an active LSM
+	named      map[string]*ebpf.Program // mechanism -> program, for stats
 }
 
 // attach loads and attaches all programs of c, or none.
@@ -145,6 +146,7 @@ func (env *attachEnv) attach(c candidate) (progs []*ebpf.Program, links []link.L
 			return progs, links, fmt.Errorf("%s: %w", pr.mechanism, err)
 		}
 		progs = append(progs, p)
+		env.named[pr.mechanism] = p
 		l, err := pr.attach(p, env)
 		if err != nil {
 			return progs, links, fmt.Errorf("attach %s: %w", pr.mechanism, err)

@@ -47,6 +47,7 @@ type Enforcer struct {
 	nextSet uint32
 	ports   portAllocator
 	sets    map[uint32]*setWriter // per profile id: what its rules use
+	named   map[string]*ebpf.Program
 }
 
 // PointBackend says how an enforcement point is carried out and, for the
@@ -112,7 +113,9 @@ func Load(opts Options) (_ *Enforcer, err error) {
 		},
 		cgroupRoot: opts.CgroupRoot,
 		lsmActive:  lsmActive(opts.LSMList),
+		named:      map[string]*ebpf.Program{},
 	}
+	e.named = env.named
 	if err := e.attachTracking(env); err != nil {
 		return nil, err
 	}

@@ -27,6 +27,7 @@ trap cleanup EXIT
 
 CGO_ENABLED=0 go build -o "$work/connectloop" ./test/bench/connectloop
 CGO_ENABLED=0 go build -o "$work/hookbench" ./test/bench/hookbench
+CGO_ENABLED=0 go build -o "$work/rulescale" ./test/bench/rulescale
 mk_rootfs "$work/rootfs" "$work/connectloop:bin/connectloop"
 start_agent "$work"
 sock=$work/agentd.sock
@@ -78,6 +79,9 @@ hyperfine -N --warmup 3 --runs "${RUNC_RUNS:-30}" --export-json "$out/runc-run.j
 runc_off=$(jq '.results[] | select(.command=="without-hook") | .mean' "$out/runc-run.json")
 runc_on=$(jq '.results[] | select(.command=="with-hook") | .mean' "$out/runc-run.json")
 
+echo "bench: connect program cost vs rule set size and registrations"
+"$work/rulescale" --connectloop "$work/connectloop" -n "${SCALE_CONNECTS:-20000}" -rounds 3 >"$out/rulescale.md"
+
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.3f", a / b}'; }
 {
 	echo "| measure | unenforced / baseline | enforced / with ocigate | ratio | target |"
@@ -87,4 +91,6 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.3f", a / b}'; }
 	echo "| hook createRuntime round trip p50 (us) vs exec of /bin/true | $true_p50 | $hook_p50 | $(ratio "$hook_p50" "$true_p50") | |"
 	echo "| hook createRuntime round trip p99 (us) | | $hook_p99 | | |"
 	echo "| runc run busybox true, mean (ms) | $(awk -v v="$runc_off" 'BEGIN{printf "%.1f", v*1000}') | $(awk -v v="$runc_on" 'BEGIN{printf "%.1f", v*1000}') | $(ratio "$runc_on" "$runc_off") | <= 1.10 |"
+	echo
+	cat "$out/rulescale.md"
 } | tee "$out/summary.md"
