@@ -5,7 +5,7 @@ PKGS    := ./...
 export PATH := /usr/local/go/bin:$(PATH)
 SHELL   := /bin/bash
 
-.PHONY: all deps build generate check-generate vet unit e2e test bench demo clean
+.PHONY: all deps build generate check-generate vet unit e2e vmtest test bench demo clean
 
 all: build
 
@@ -36,7 +36,12 @@ e2e: build
 	set -o pipefail; OCIGATE_E2E=1 $(GO) test -count=1 -timeout 900s -v ./internal/testenv/ ./test/e2e/ 2>&1 \
 		| tee e2e.log | grep -E '^(=== RUN|--- |PASS|FAIL|ok|panic)'
 
-test: deps check-generate vet build unit e2e
+# Debian 6.1/6.12 cloud kernels under QEMU (TCG), with and without the BPF
+# LSM, running test/vmtest/suite inside (real agent and hook); needs root.
+vmtest:
+	scripts/vmtest.sh
+
+test: deps check-generate vet build unit e2e vmtest
 
 bench: deps build
 	scripts/bench.sh
@@ -45,4 +50,4 @@ demo: deps build
 	scripts/demo.sh
 
 clean:
-	rm -rf $(BIN) e2e.log
+	rm -rf $(BIN) e2e.log vmtest-logs

@@ -140,42 +140,51 @@ static __always_inline int check_exec(struct linux_binprm *bprm, __u8 enforcer)
 	return carry_out(decide(&q, enforcer, CAN_DENY | CAN_KILL | DENY_SUFFICES));
 }
 
-/* BPF LSM. The last argument is the verdict of earlier LSM programs. */
+/* BPF LSM. The last argument is the verdict of earlier LSM programs; it is
+ * passed on, clamped to what an LSM program may return. */
+
+static __always_inline int lsm_prior(int ret)
+{
+	barrier_var(ret);
+	if (ret > 0 || ret < -4095)
+		return -EPERM;
+	return ret;
+}
 
 SEC("lsm/socket_connect")
 int BPF_PROG(lsm_socket_connect, struct socket *sock, struct sockaddr *address, int addrlen, int ret)
 {
-	return ret ? ret : check_connect(sock, address, ENFORCER_LSM);
+	return ret ? lsm_prior(ret) : check_connect(sock, address, ENFORCER_LSM);
 }
 
 SEC("lsm/socket_sendmsg")
 int BPF_PROG(lsm_socket_sendmsg, struct socket *sock, struct msghdr *msg, int size, int ret)
 {
-	return ret ? ret : check_sendmsg(sock, msg, ENFORCER_LSM);
+	return ret ? lsm_prior(ret) : check_sendmsg(sock, msg, ENFORCER_LSM);
 }
 
 SEC("lsm/socket_bind")
 int BPF_PROG(lsm_socket_bind, struct socket *sock, struct sockaddr *address, int addrlen, int ret)
 {
-	return ret ? ret : check_bind(sock, address, ENFORCER_LSM);
+	return ret ? lsm_prior(ret) : check_bind(sock, address, ENFORCER_LSM);
 }
 
 SEC("lsm/socket_listen")
 int BPF_PROG(lsm_socket_listen, struct socket *sock, int backlog, int ret)
 {
-	return ret ? ret : check_listen(sock, ENFORCER_LSM);
+	return ret ? lsm_prior(ret) : check_listen(sock, ENFORCER_LSM);
 }
 
 SEC("lsm/socket_create")
 int BPF_PROG(lsm_socket_create, int family, int type, int protocol, int kern, int ret)
 {
-	return ret ? ret : check_socket_create(family, type, protocol, kern, ENFORCER_LSM);
+	return ret ? lsm_prior(ret) : check_socket_create(family, type, protocol, kern, ENFORCER_LSM);
 }
 
 SEC("lsm/bprm_check_security")
 int BPF_PROG(lsm_bprm_check, struct linux_binprm *bprm, int ret)
 {
-	return ret ? ret : check_exec(bprm, ENFORCER_LSM);
+	return ret ? lsm_prior(ret) : check_exec(bprm, ENFORCER_LSM);
 }
 
 /* fmod_ret on the security_* functions: a non-zero return skips the

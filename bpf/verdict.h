@@ -13,7 +13,7 @@ struct verdict {
 	int signal;	/* to send to the caller, 0: none */
 };
 
-static __always_inline void report(const struct query *q, const struct selector *s, int idx, __u32 profile,
+static __always_inline void report(const struct query *q, const struct selector *s, __u8 action, int idx, __u32 profile,
 				   __u64 workload_cgroup, __u8 enforcer, __u8 flags, int err)
 {
 	struct event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
@@ -34,7 +34,7 @@ static __always_inline void report(const struct query *q, const struct selector 
 	e->profile = profile;
 	e->err = err;
 	e->point = q->point;
-	e->action = s->action;
+	e->action = action;
 	e->selector = idx;
 	e->group = s->group;
 	e->signal = s->signal;
@@ -66,6 +66,8 @@ static __always_inline void apply(const struct query *q, const struct selector *
 {
 	bool monitor = (w->flags & WORKLOAD_MONITOR) || (s->flags & SELECTOR_MONITOR);
 	bool denies = s->action == ACTION_DENY || s->action == ACTION_SIGKILL;
+	/* Refusing an exec is its kill: report what happened, an Override. */
+	__u8 action = s->action == ACTION_SIGKILL && (caps & DENY_SUFFICES) && (caps & CAN_DENY) ? ACTION_DENY : s->action;
 	bool can_deny = caps & CAN_DENY;
 	bool want_kill = denies && ((s->action == ACTION_SIGKILL && !(caps & DENY_SUFFICES)) || !can_deny);
 	__u8 flags = 0;
@@ -98,7 +100,7 @@ static __always_inline void apply(const struct query *q, const struct selector *
 	count_outcome(q->point, !(flags & EVENT_ENFORCED) ? OUTCOME_POSTED :
 				(flags & (EVENT_KILLED | EVENT_KILL_PENDING)) ? OUTCOME_KILLED : OUTCOME_DENIED);
 	if (!(s->flags & SELECTOR_NOPOST))
-		report(q, s, idx, w->profile, workload_cgroup, enforcer, flags, err);
+		report(q, s, action, idx, w->profile, workload_cgroup, enforcer, flags, err);
 }
 
 /* State of one evaluation, shared with the per-selector callback. */
@@ -167,14 +169,26 @@ static __always_inline struct verdict decide(struct query *q, __u8 enforcer, __u
 	return v;
 }
 
-/* Sends what the verdict asks for; the errno to return when it denies. */
+/* Sends what the verdict asks for; the errno to return when it denies,
+ * provably in [-4095, 0] as LSM programs must return (6.12's verifier
+ * checks). */
 static __always_inline int carry_out(struct verdict v)
 {
 	if (v.kill)
 		bpf_send_signal(SIGKILL);
 	else if (v.signal)
 		bpf_send_signal(v.signal);
-	return v.deny ? -v.err : 0;
+	if (!v.deny)
+		return 0;
+	int err = v.err;
+	barrier_var(err);
+	if (err <= 0 || err > 4095)
+		return -EPERM;
+	/* 0 - err as a subtraction: older verifiers lose the bounds of a
+	 * BPF_NEG, which clang would emit for -err. */
+	int zero = 0;
+	barrier_var(zero);
+	return zero - err;
 }
 
 #endif

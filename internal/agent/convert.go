@@ -63,7 +63,11 @@ func verdict(raw *bpf.RawEvent) string {
 
 func eventArgs(raw *bpf.RawEvent) []events.Arg {
 	if raw.Point == profiles.PointExec {
-		args := []events.Arg{{FileArg: &events.FileArg{Path: raw.Binary}}}
+		path := raw.Path
+		if path == "" {
+			path = raw.Binary
+		}
+		args := []events.Arg{{FileArg: &events.FileArg{Path: path}}}
 		for fd := 0; fd < 3; fd++ {
 			if raw.StdioInet&(1<<fd) != 0 {
 				args = append(args, events.Arg{IntArg: &events.IntArg{Value: int64(fd)}})
@@ -90,19 +94,20 @@ func eventArgs(raw *bpf.RawEvent) []events.Arg {
 func processOf(raw *bpf.RawEvent) events.Process {
 	p := events.Process{Pid: events.Value{Value: raw.Tgid}, UID: events.Value{Value: raw.UID}}
 	p.ExecID = fmt.Sprintf("%d:%d", raw.Tgid, raw.BootNs)
-	if raw.Point != profiles.PointExec {
+	// At sched_process_exec (fallback) the process already is the new
+	// image, maybe killed: the kernel's path stands. Everywhere else it is
+	// still the caller, and /proc tells about it while it lives.
+	postExec := raw.Point == profiles.PointExec && raw.Backend == bpf.BackendFallback
+	if !postExec {
 		p.Binary = exePath(raw.Tgid)
 		p.Arguments = arguments(raw.Tgid)
 		p.Cwd, _ = os.Readlink("/proc/" + strconv.Itoa(int(raw.Tgid)) + "/cwd")
 	}
-	if p.Binary == "" {
+	if p.Binary == "" && (postExec || raw.Point != profiles.PointExec) {
 		p.Binary = raw.Path
 	}
 	if p.Binary == "" {
-		p.Binary = raw.Binary
-		if p.Binary == "" {
-			p.Binary = raw.Comm
-		}
+		p.Binary = raw.Comm
 	}
 	return p
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	_ "embed"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -26,6 +27,12 @@ import (
 // every workload cgroup of a run.
 const cgroupParentName = "ocigate-vm"
 
+// vmtestProfile is the profile every workload gets: the reverse-shell
+// protections plus the stand-in attacker 127.0.0.2.
+//
+//go:embed profiles/vmtest.yaml
+var vmtestProfile []byte
+
 // probeTimeout bounds every scenario process.
 const probeTimeout = 60 * time.Second
 
@@ -45,6 +52,9 @@ type suite struct {
 	backends  []backendEntry
 	seq       int
 	failed    bool
+	// ownProfile: the agent runs on the embedded vmtest profile, so every
+	// event must name it.
+	ownProfile bool
 }
 
 // emit prints a marker line to stdout and the markers file.
@@ -210,6 +220,16 @@ func (s *suite) setup() error {
 	_ = os.Remove(s.cfg.events)
 	s.events = &eventLog{path: s.cfg.events}
 	s.agentLog = filepath.Join(s.cfg.workdir, "agentd.log")
+	if s.cfg.profiles == "" {
+		s.ownProfile = true
+		s.cfg.profiles = filepath.Join(s.cfg.workdir, "profiles")
+		if err := os.MkdirAll(s.cfg.profiles, 0o755); err != nil {
+			return err
+		}
+		if err := os.WriteFile(filepath.Join(s.cfg.profiles, "vmtest.yaml"), vmtestProfile, 0o644); err != nil {
+			return err
+		}
+	}
 	if s.root, err = cgroupV2Root(s.cfg.cgroupRoot); err != nil {
 		return err
 	}
@@ -331,6 +351,9 @@ func (s *suite) startAgent() error {
 	args := []string{"run", "--socket", s.cfg.socket, "--events-file", s.cfg.events}
 	if s.cfg.enforcer != "" {
 		args = append(args, "--enforcer", s.cfg.enforcer)
+	}
+	if s.cfg.profiles != "none" {
+		args = append(args, "--profiles", s.cfg.profiles)
 	}
 	if s.cfg.cgroupRoot != "" {
 		args = append(args, "--cgroup-root", s.cfg.cgroupRoot)

@@ -13,6 +13,10 @@
 // cgroup (clone3 CLONE_INTO_CGROUP), so it is covered from its first
 // instruction.
 //
+// The agent runs on the embedded profile profiles/vmtest.yaml (reverse-shell
+// selectors plus the stand-in attacker 127.0.0.2), unless --profiles names
+// another directory.
+//
 // Markers (stdout, and --markers FILE, e.g. a second serial port):
 //
 //	VMTEST-INFO <key> <value>
@@ -39,6 +43,7 @@ import (
 
 type config struct {
 	agent, hook    string
+	profiles       string
 	expect         string
 	enforcer       string
 	cgroupRoot     string
@@ -65,6 +70,7 @@ func suiteMain(args []string) int {
 	fs := flag.NewFlagSet("suite", flag.ContinueOnError)
 	fs.StringVar(&c.agent, "agent", "/bin/ocigate-agentd", "ocigate-agentd binary")
 	fs.StringVar(&c.hook, "hook", "/bin/ocigate-hook", "ocigate-hook binary")
+	fs.StringVar(&c.profiles, "profiles", "", "agent --profiles directory (default: WORKDIR/profiles holding the embedded vmtest profile; \"none\": no --profiles)")
 	fs.StringVar(&c.expect, "expect", "", `expected backends: "lsm", "fmod_ret", "fallback", optionally ",POINT=BACKEND..." (default: ocigate.expect= from /proc/cmdline)`)
 	fs.StringVar(&c.enforcer, "enforcer", "", "pass --enforcer to the agent (default: ocigate.enforcer= from /proc/cmdline; none: the agent's default)")
 	fs.StringVar(&c.cgroupRoot, "cgroup-root", "", "cgroup v2 mount (default: /sys/fs/cgroup or /sys/fs/cgroup/unified, whichever is cgroup2)")

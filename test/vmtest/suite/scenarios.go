@@ -133,6 +133,9 @@ func (s *suite) expectEvent(r *result, w *workload, p probeResult, point string,
 	if b := getString(ev, "ocigate.backend"); b != s.expect.For(point) {
 		r.failf("event backend %q (mechanism %s), want %q", b, getString(ev, "ocigate.mechanism"), s.expect.For(point))
 	}
+	if p := getString(ev, "ocigate.profile"); s.ownProfile && p != "vmtest" {
+		r.failf("event profile %q, want vmtest", p)
+	}
 	for path, v := range extra {
 		if !match(ev, map[string]any{path: v}) {
 			r.failf("event .%s = %s, want %v", path, getString(ev, path), v)
