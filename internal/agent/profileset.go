@@ -26,9 +26,11 @@ type profileSet struct {
 // loadCatalog writes every profile of c under fresh ids.
 func (a *Agent) loadCatalog(c *profiles.Catalog) (*profileSet, error) {
 	set := &profileSet{catalog: c, byName: map[string]loadedProfile{}}
+	backends := a.enf.Backends()
 	for _, p := range c.Profiles() {
 		a.nextProfileID++
 		id := a.nextProfileID
+		p = adaptToBackends(p, backends, a.log)
 		if err := a.enf.LoadProfile(id, p); err != nil {
 			a.unloadSet(set)
 			return nil, fmt.Errorf("load profile %q: %w", p.Name, err)

@@ -53,6 +53,11 @@ type ctrOpts struct {
 	// CgroupNamespace and Mounts are passed to the bundle.
 	CgroupNamespace bool
 	Mounts          []specs.Mount
+	// Annotations are added to the bundle's.
+	Annotations map[string]string
+	// OwnNetwork gives the container a network namespace of its own, with
+	// no interface up: nothing it sends can leave the machine.
+	OwnNetwork bool
 }
 
 // ctrResult is what a container run produced.
@@ -97,11 +102,14 @@ func bundleFor(id string, o ctrOpts) testenv.Bundle {
 		Rootfs:          rootfsDir,
 		ReadonlyRootfs:  true,
 		Args:            o.Args,
-		HostNetwork:     true,
+		HostNetwork:     !o.OwnNetwork,
 		CgroupNamespace: o.CgroupNamespace,
 		CgroupsPath:     cgroupParent + "/" + id,
 		Mounts:          o.Mounts,
 		Annotations:     map[string]string{"io.ocigate.e2e.test": o.Name},
+	}
+	for k, v := range o.Annotations {
+		b.Annotations[k] = v
 	}
 	if o.NoHook {
 		return b

@@ -36,6 +36,7 @@ var (
 	binDir     string
 	hookBin    string // built ocigate-hook
 	agentdBin  string // built ocigate-agentd
+	profileDir string // the agent's --profiles directory (a copy of testdata/profiles)
 	probeBin   string // built probe
 	socketPath string // agent API socket
 	eventsPath string // agent events file
@@ -110,7 +111,7 @@ func setup() error {
 		return fmt.Errorf("making bin dir: %w", err)
 	}
 	rootfsDir = filepath.Join(workDir, "rootfs")
-	if err := testenv.BuildRootfs(rootfsDir, map[string]string{"/probe": probeBin}); err != nil {
+	if err := testenv.BuildRootfs(rootfsDir, map[string]string{"/probe": probeBin, "/usr/bin/nc": "/bin/busybox"}); err != nil {
 		return err
 	}
 	runDir := filepath.Join(workDir, "run")
@@ -159,9 +160,10 @@ func startAgent() error {
 	if err != nil {
 		return fmt.Errorf("starting agent: %w", err)
 	}
-	profileDir, err := filepath.Abs(filepath.Join("testdata", "profiles"))
-	if err != nil {
-		return fmt.Errorf("starting agent: %w", err)
+	// The agent watches a copy: tests add and remove profiles there.
+	profileDir = filepath.Join(workDir, "profiles")
+	if err := os.CopyFS(profileDir, os.DirFS(filepath.Join("testdata", "profiles"))); err != nil {
+		return fmt.Errorf("starting agent: copy profiles: %w", err)
 	}
 	agentCmd = exec.Command(agentdBin, "run", "--socket", socketPath, "--events-file", eventsPath, "--profiles", profileDir)
 	agentCmd.Stdout = logf

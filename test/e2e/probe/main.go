@@ -36,7 +36,7 @@ func main() {
 	}
 	var err error
 	switch cmd := os.Args[1]; cmd {
-	case "connect", "udp":
+	case "connect", "udp", "udpconnect":
 		if len(os.Args) != 3 {
 			usage()
 		}
@@ -45,10 +45,13 @@ func main() {
 			fmt.Fprintf(os.Stderr, "probe: bad address %q: %v\n", os.Args[2], perr)
 			os.Exit(2)
 		}
-		if cmd == "connect" {
+		switch cmd {
+		case "connect":
 			err = tcpConnect(ap)
-		} else {
+		case "udp":
 			err = udpSendto(ap)
+		default:
+			err = udpConnect(ap)
 		}
 	case "raw":
 		err = openSocket(syscall.AF_INET, syscall.SOCK_RAW, syscall.IPPROTO_ICMP)
@@ -127,6 +130,20 @@ func udpSendto(ap netip.AddrPort) error {
 	defer syscall.Close(fd)
 	if err := syscall.Sendto(fd, []byte("probe\n"), 0, sa); err != nil {
 		return fmt.Errorf("sendto: %w", err)
+	}
+	return nil
+}
+
+// udpConnect connects a UDP socket (no packet is sent).
+func udpConnect(ap netip.AddrPort) error {
+	family, sa := sockaddr(ap)
+	fd, err := syscall.Socket(family, syscall.SOCK_DGRAM|syscall.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("socket: %w", err)
+	}
+	defer syscall.Close(fd)
+	if err := syscall.Connect(fd, sa); err != nil {
+		return fmt.Errorf("connect: %w", err)
 	}
 	return nil
 }

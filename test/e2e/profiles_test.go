@@ -1,0 +1,171 @@
+package e2e
+
+import (
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// unroutable is a documentation address (TEST-NET-3): seed policies act on
+// non-private destinations. The containers that connect to it have their
+// own network namespace with no interface up, so a connect the agent
+// fails to stop ends in ENETUNREACH without a packet leaving.
+const unroutable = "203.0.113.7"
+
+func seedContainer(t *testing.T, seed, name string, args ...string) ctrResult {
+	return runContainer(t, ctrOpts{Name: name, Args: args, OwnNetwork: true,
+		Annotations: map[string]string{"ocigate.io/e2e-seed": seed}})
+}
+
+// Seed policy 05 in an enforce profile: nc connecting to a non-private
+// address is refused and killed (on this kernel the cgroup hook refuses,
+// the agent kills), and the event says Sigkill.
+func TestSeedEnforceDeniesReverseShellConnect(t *testing.T) {
+	requireE2E(t)
+	res := seedContainer(t, "enforce", "seed-enforce", "/usr/bin/nc", "-w", "2", unroutable, "4444")
+	if strings.Contains(res.Stderr+res.Stdout, "unreachable") {
+		t.Fatalf("the connect reached the routing stage: not enforced: %v", res)
+	}
+	if res.ExitCode == 0 {
+		t.Fatalf("nc exited 0: %v", res)
+	}
+	waitEvent(t, res.ID, map[string]any{
+		"ocigate.container_id":                 res.ID,
+		"process_kprobe.function_name":         "tcp_connect",
+		"process_kprobe.action":                "KPROBE_ACTION_SIGKILL",
+		"process_kprobe.policy_name":           "enforce-no-reverse-shell",
+		"process_kprobe.process.binary":        "/usr/bin/nc",
+		"process_kprobe.args.0.sock_arg.daddr": unroutable,
+		"ocigate.profile":                      "seed-enforce",
+		"ocigate.enforced":                     true,
+	})
+	// The same connect is reported by seed 01 (Post) in its own group.
+	waitEvent(t, res.ID, map[string]any{
+		"ocigate.container_id":       res.ID,
+		"process_kprobe.policy_name": "detect-reverse-shell-outbound",
+		"process_kprobe.action":      "KPROBE_ACTION_POST",
+	})
+}
+
+// The same policy in a monitor profile: nothing is refused, the event says
+// what enforce mode would have done.
+func TestSeedMonitorReportsWithoutDenial(t *testing.T) {
+	requireE2E(t)
+	res := seedContainer(t, "monitor", "seed-monitor", "/usr/bin/nc", "-w", "2", unroutable, "4444")
+	if !strings.Contains(res.Stderr+res.Stdout, "unreachable") {
+		t.Fatalf("want the connect to go on to ENETUNREACH (not refused) in monitor mode: %v", res)
+	}
+	waitEvent(t, res.ID, map[string]any{
+		"ocigate.container_id":         res.ID,
+		"process_kprobe.function_name": "tcp_connect",
+		"process_kprobe.action":        "KPROBE_ACTION_SIGKILL",
+		"ocigate.mode":                 "monitor",
+		"ocigate.enforced":             false,
+		"ocigate.verdict":              "would-deny",
+	})
+}
+
+// Seed 02 (bind shell): a listen on 4444 is reported, with the port where
+// the seed's jq filter 09 reads it.
+func TestSeedBindShellListen(t *testing.T) {
+	requireE2E(t)
+	res := seedContainer(t, "detect", "seed-listen", "/bin/sh", "-c", "nc -l -p 4444 & sleep 1; kill $!")
+	ev := waitEvent(t, res.ID, map[string]any{
+		"ocigate.container_id":                 res.ID,
+		"process_kprobe.function_name":         "inet_csk_listen_start",
+		"process_kprobe.policy_name":           "detect-bind-shell",
+		"process_kprobe.args.0.sock_arg.sport": 4444,
+		"ocigate.enforced":                     false,
+	})
+	out := runJQ(t, "09.jq", ev)
+	if !strings.Contains(out, `"sport":4444`) {
+		t.Errorf("jq 09 on the listen event: %s", out)
+	}
+	// A listen on another port is not reported.
+	other := seedContainer(t, "detect", "seed-listen-other", "/bin/sh", "-c", "nc -l -p 4445 & sleep 1; kill $!")
+	noEvent(t, other.ID, map[string]any{"ocigate.container_id": other.ID, "process_kprobe.function_name": "inet_csk_listen_start"})
+}
+
+// Seeds 03 and 06 (all protocols): a UDP connect to a non-private address
+// is reported by security_socket_connect.
+func TestSeedAllProtocolsUDP(t *testing.T) {
+	requireE2E(t)
+	res := seedContainer(t, "detect", "seed-udp", "/probe", "udpconnect", unroutable+":53")
+	waitEvent(t, res.ID, map[string]any{
+		"ocigate.container_id":                    res.ID,
+		"process_kprobe.function_name":            "security_socket_connect",
+		"process_kprobe.policy_name":              "detect-reverse-shell-all-protocols",
+		"process_kprobe.args.0.sock_arg.protocol": "IPPROTO_UDP",
+		"process_kprobe.args.0.sock_arg.daddr":    unroutable,
+	})
+}
+
+func jsonLine(ev map[string]any) (string, error) {
+	b, err := json.Marshal(ev)
+	return string(b) + "\n", err
+}
+
+// runJQ runs a seed jq filter on one event.
+func runJQ(t *testing.T, filter string, ev map[string]any) string {
+	t.Helper()
+	line, err := jsonLine(ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("jq", "-c", "-f", filepath.Join("..", "..", "internal", "agent", "testdata", "jq", filter))
+	cmd.Stdin = strings.NewReader(line)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("jq %s: %v: %s", filter, err, out)
+	}
+	return string(out)
+}
+
+// Editing the profiles directory takes effect on a running agent: a new
+// profile appears and is applied to the next container that asks for it.
+func TestProfileHotReload(t *testing.T) {
+	requireE2E(t)
+	file := filepath.Join(profileDir, "zz-reload.yaml")
+	t.Cleanup(func() { os.Remove(file); time.Sleep(500 * time.Millisecond) })
+	profile := `apiVersion: cilium.io/v1alpha1
+kind: TracingPolicy
+metadata:
+  name: reload-deny-127-0-0-3
+spec:
+  kprobes:
+  - call: tcp_connect
+    args: [{index: 0, type: sock}]
+    selectors:
+    - matchArgs: [{index: 0, operator: DAddr, values: ["127.0.0.3/32"]}]
+      matchActions: [{action: Override, argError: -1}]
+---
+apiVersion: ocigate.io/v1alpha1
+kind: WorkloadProfile
+metadata: {name: reloaded}
+spec:
+  match:
+    annotations: [{key: ocigate.io/e2e-reload, equals: "yes"}]
+  mode: enforce
+  policies: [{name: reload-deny-127-0-0-3}]
+`
+	if err := os.WriteFile(file, []byte(profile), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		res := runContainer(t, ctrOpts{Name: "reload", Args: []string{"/probe", "connect", "127.0.0.3:9"},
+			Annotations: map[string]string{"ocigate.io/profile": "reloaded"}})
+		if strings.TrimSpace(res.Stdout) == "error: operation not permitted" {
+			waitEvent(t, res.ID, map[string]any{"ocigate.container_id": res.ID, "ocigate.profile": "reloaded", "ocigate.enforced": true})
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the new profile never applied: %v\n%s", res, diagnostics(res.ID))
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+}
