@@ -5,7 +5,7 @@ PKGS    := ./...
 export PATH := /usr/local/go/bin:$(PATH)
 SHELL   := /bin/bash
 
-.PHONY: all deps build generate check-generate vet unit e2e vmtest test bench demo clean
+.PHONY: all deps build generate check-generate vet unit fuzz-short fuzz e2e vmtest test bench demo clean
 
 all: build
 
@@ -31,6 +31,17 @@ vet:
 unit:
 	$(GO) test -count=1 $(PKGS)
 
+# The fuzzers: a short run in make test, longer with make fuzz.
+FUZZTIME ?= 10s
+FUZZERS  := ./profiles/policy/:FuzzParse ./runtime/oci/:FuzzReadState ./internal/api/:FuzzReadMessage
+fuzz-short:
+	@for f in $(FUZZERS); do \
+		$(GO) test -run '^$$' -fuzz "^$${f#*:}$$" -fuzztime $(FUZZTIME) "$${f%%:*}" || exit 1; \
+	done
+
+fuzz:
+	$(MAKE) fuzz-short FUZZTIME=5m
+
 # Real runc and podman containers against a real agent; needs root.
 e2e: build
 	set -o pipefail; OCIGATE_E2E=1 $(GO) test -count=1 -timeout 900s -v ./internal/testenv/ ./test/e2e/ 2>&1 \
@@ -41,7 +52,7 @@ e2e: build
 vmtest:
 	scripts/vmtest.sh
 
-test: deps check-generate vet build unit e2e vmtest
+test: deps check-generate vet build unit fuzz-short e2e vmtest
 
 bench: deps build
 	scripts/bench.sh
