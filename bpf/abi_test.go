@@ -11,17 +11,20 @@ import (
 )
 
 // cConstants reads the #defines and enum members of common.h whose value
-// is a number, "1 << n", or a sum/product of earlier names and numbers.
+// is a number, "1 << n", an OR, sum or product of earlier names and
+// numbers, possibly in parentheses and continued over several lines.
 func cConstants(t *testing.T) map[string]int {
 	t.Helper()
 	src, err := os.ReadFile("common.h")
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Join continuation lines: a #define may span several.
+	text := strings.ReplaceAll(string(src), "\\\n", " ")
 	consts := map[string]int{}
-	define := regexp.MustCompile(`^#define\s+([A-Z_0-9]+)\s+(\S+)\s*$`)
+	define := regexp.MustCompile(`^#define\s+([A-Z_0-9]+)\s+(.+?)\s*(/\*.*)?$`)
 	member := regexp.MustCompile(`^\s*([A-Z_0-9]+)\s*=\s*([^,/]+),`)
-	for _, line := range strings.Split(string(src), "\n") {
+	for _, line := range strings.Split(text, "\n") {
 		m := define.FindStringSubmatch(line)
 		if m == nil {
 			m = member.FindStringSubmatch(line)
@@ -37,26 +40,83 @@ func cConstants(t *testing.T) map[string]int {
 }
 
 func evalC(expr string, known map[string]int) (int, bool) {
-	if a, b, ok := strings.Cut(expr, "<<"); ok {
-		x, ok1 := evalC(strings.TrimSpace(a), known)
-		y, ok2 := evalC(strings.TrimSpace(b), known)
-		return x << y, ok1 && ok2
+	expr = strings.TrimSpace(expr)
+	if inner, ok := strings.CutPrefix(expr, "("); ok && strings.HasSuffix(inner, ")") && balanced(inner[:len(inner)-1]) {
+		return evalC(inner[:len(inner)-1], known)
 	}
-	if a, b, ok := strings.Cut(expr, "+"); ok {
-		x, ok1 := evalC(strings.TrimSpace(a), known)
-		y, ok2 := evalC(strings.TrimSpace(b), known)
-		return x + y, ok1 && ok2
-	}
-	if a, b, ok := strings.Cut(expr, "*"); ok {
-		x, ok1 := evalC(strings.TrimSpace(a), known)
-		y, ok2 := evalC(strings.TrimSpace(b), known)
-		return x * y, ok1 && ok2
+	// C precedence, lowest first; split at the last top-level operator
+	// (all of them associate to the left).
+	for _, op := range []string{"|", "<<", "+", "*"} {
+		i := lastTopLevel(expr, op)
+		if i < 0 {
+			continue
+		}
+		x, ok1 := evalC(expr[:i], known)
+		y, ok2 := evalC(expr[i+len(op):], known)
+		switch op {
+		case "|":
+			return x | y, ok1 && ok2
+		case "<<":
+			return x << y, ok1 && ok2
+		case "+":
+			return x + y, ok1 && ok2
+		default:
+			return x * y, ok1 && ok2
+		}
 	}
 	if v, ok := known[expr]; ok {
 		return v, true
 	}
 	v, err := strconv.ParseInt(expr, 0, 64)
 	return int(v), err == nil
+}
+
+// balanced reports whether s's parentheses pair up.
+func balanced(s string) bool {
+	depth := 0
+	for _, c := range s {
+		switch c {
+		case '(':
+			depth++
+		case ')':
+			if depth--; depth < 0 {
+				return false
+			}
+		}
+	}
+	return depth == 0
+}
+
+// lastTopLevel is the index of the last op in s outside parentheses, or -1.
+func lastTopLevel(s, op string) int {
+	depth := 0
+	for i := len(s) - 1; i >= 0; i-- {
+		switch s[i] {
+		case ')':
+			depth++
+		case '(':
+			depth--
+		}
+		if depth == 0 && strings.HasPrefix(s[i:], op) {
+			return i
+		}
+	}
+	return -1
+}
+
+func TestEvalC(t *testing.T) {
+	known := map[string]int{"A": 1, "B": 4}
+	for expr, want := range map[string]int{
+		"3": 3, "0x10": 16, "1 << 4": 16, "A + B * 4": 17, "(A | B)": 5, "A | B | 1 << 5": 37, "00170000": 0o170000,
+		"A + 1 << 2": 8, "(A + 1) * (B + 1)": 10, "1 << 2 << 1": 8, "(A) | (B)": 5,
+	} {
+		if got, ok := evalC(expr, known); !ok || got != want {
+			t.Errorf("evalC(%q) = %d, %v; want %d", expr, got, ok, want)
+		}
+	}
+	if _, ok := evalC("UNKNOWN + 1", known); ok {
+		t.Error("unknown name evaluated")
+	}
 }
 
 // The Go side mirrors common.h by hand; a drift silently misreads maps
@@ -74,28 +134,47 @@ func TestGoMirrorsCommonH(t *testing.T) {
 			t.Errorf("%s = %d in common.h, %d in Go", name, v, goValue)
 		}
 	}
+	// Points: POINT_CONNECT ... POINT_CLOSE, in profiles.Point order.
 	for pt := profiles.Point(0); pt < profiles.NumPoints; pt++ {
 		check("POINT_"+strings.ToUpper(pt.String()), int(pt))
 	}
+	check("POINT_LISTEN", int(profiles.PointListen))
+	check("POINT_CLOSE", int(profiles.PointClose))
 	check("POINT_MAX", int(profiles.NumPoints))
 
-	check("ACTION_POST", int(profiles.ActionPost))
-	check("ACTION_DENY", int(profiles.ActionOverride))
-	check("ACTION_SIGKILL", int(profiles.ActionSigkill))
+	// Actions as the kernel stores them, and as decodeEvent reads them
+	// back into profiles.Action.
+	check("ACTION_NONE", 0)
 	check("ACTION_POST", actionPost)
 	check("ACTION_DENY", actionDeny)
 	check("ACTION_SIGKILL", actionSigkill)
+	check("ACTION_SIGNAL", actionSignal)
+	check("ACTION_POST", int(profiles.ActionPost))
+	check("ACTION_DENY", int(profiles.ActionOverride))
+	check("ACTION_SIGKILL", int(profiles.ActionSigkill))
+	check("ACTION_SIGNAL", int(profiles.ActionSignal))
 
 	for name, v := range map[string]int{
-		"MATCH_FAMILY": matchFamily, "MATCH_PROTOCOL": matchProtocol, "MATCH_TYPE": matchType,
-		"MATCH_DADDR_IN": matchDaddrIn, "MATCH_DADDR_NOT_IN": matchDaddrNotIn, "MATCH_DPORT_IN": matchDportIn,
-		"MATCH_DPORT_NOT_IN": matchDportNotIn, "MATCH_BINARY_IN": matchBinaryIn, "MATCH_BINARY_NOT_IN": matchBinaryNotIn,
-		"MATCH_STDIO_INET": matchStdioInet,
+		"MATCH_FAMILY": matchFamily, "MATCH_PROTOCOL": matchProtocol, "MATCH_TYPE": matchType, "MATCH_STATE": matchState,
+		"MATCH_DADDR": matchDaddr, "MATCH_DADDR_NOT": matchDaddrNot, "MATCH_SADDR": matchSaddr, "MATCH_SADDR_NOT": matchSaddrNot,
+		"MATCH_DPORT": matchDport, "MATCH_DPORT_NOT": matchDportNot, "MATCH_SPORT": matchSport, "MATCH_SPORT_NOT": matchSportNot,
+		"MATCH_BIN": matchBin, "MATCH_BIN_NOT": matchBinNot, "MATCH_BIN_PREFIX": matchBinPrefix,
+		"MATCH_BIN_PREFIX_NOT": matchBinPrefixNot, "MATCH_BIN_POSTFIX": matchBinPostfix, "MATCH_BIN_POSTFIX_NOT": matchBinPostfixNot,
+		"MATCH_NAME": matchName, "MATCH_NAME_NOT": matchNameNot, "MATCH_STDIO_INET": matchStdioInet,
+		// The kernel computes the Prefix/Postfix keys only when a
+		// selector of the point uses one of these.
+		"MATCH_ANY_BIN": matchBin | matchBinNot | matchBinPrefix | matchBinPrefixNot | matchBinPostfix | matchBinPostfixNot,
+
+		"SELECTOR_NOPOST": selectorNoPost, "SELECTOR_MONITOR": selectorMonitor,
 		"WORKLOAD_MONITOR": workloadMonitor,
-		"EVENT_ENFORCED":   eventEnforced, "EVENT_KILLED": eventKilled, "EVENT_HAS_ADDR": eventHasAddr,
-		"EVENT_KILL_PENDING":  eventKillPending,
+
+		"EVENT_ENFORCED": eventEnforced, "EVENT_KILLED": eventKilled, "EVENT_HAS_ADDR": eventHasAddr,
+		"EVENT_KILL_PENDING": eventKillPending, "EVENT_SIGNAL_PENDING": eventSignalPend, "EVENT_MONITOR": eventMonitor,
+
 		"COUNTER_EVENTS_LOST": counterEventsLost, "COUNTER_POINT_BASE": counterPointBase,
-		"MAX_SELECTORS": profiles.MaxSelectors, "MAX_PORT_RANGES": profiles.MaxPortRanges, "NAME_LEN": profiles.MaxNameLen,
+
+		"MAX_SELECTORS": profiles.MaxSelectors, "MAX_GROUPS": profiles.MaxGroups, "NAME_LEN": profiles.MaxNameLen,
+		"FULL_PATH_LEN": profiles.MaxPathLen, "PREFIX_LEN": profiles.MaxPrefixLen, "PORT_WORDS": 65536 / 64,
 	} {
 		check(name, v)
 	}
@@ -107,16 +186,93 @@ func TestGoMirrorsCommonH(t *testing.T) {
 			t.Errorf("decodeEvent does not know %s (%d)", name, id)
 		}
 	}
+	check("ENFORCER_NONE", 0)
+	if _, ok := enforcers[0]; ok {
+		t.Error("enforcer 0 (ENFORCER_NONE) names a backend")
+	}
 
 	// The generated structs agree with the limits.
-	var rules fallbackPointRules
-	var sel fallbackSelector
-	var name fallbackNameKey
-	if len(rules.Sel) != profiles.MaxSelectors || len(sel.Ports) != profiles.MaxPortRanges || len(name.Name) != profiles.MaxNameLen {
-		t.Errorf("generated sizes: %d selectors, %d port ranges, %d name bytes", len(rules.Sel), len(sel.Ports), len(name.Name))
+	var (
+		rules   fallbackPointRules
+		name    fallbackNameKey
+		proc    fallbackProc
+		path    fallbackPathKey
+		ports   fallbackPortBitmap
+		w       fallbackWorkload
+		ev      fallbackEvent
+		sel     fallbackSelector
+		scratch fallbackScratch
+	)
+	if len(rules.Sel) != profiles.MaxSelectors || len(name.Name) != profiles.MaxNameLen || len(proc.Path) != profiles.MaxPathLen ||
+		len(path.Path) != profiles.MaxPrefixLen || len(ports.Bits)*64 != 65536 || len(scratch.Prefix.Path) != profiles.MaxPrefixLen {
+		t.Errorf("generated sizes: %d selectors, %d name bytes, %d path bytes, %d prefix bytes, %d ports",
+			len(rules.Sel), len(name.Name), len(proc.Path), len(path.Path), len(ports.Bits)*64)
+	}
+	// workload.disabled is indexed by point & 7: one mask per point, and
+	// one bit per selector.
+	if len(w.Disabled) < int(profiles.NumPoints) || len(w.Disabled) != 8 || profiles.MaxSelectors > 32 {
+		t.Errorf("workload has %d disabled masks for %d points of %d selectors", len(w.Disabled), profiles.NumPoints, profiles.MaxSelectors)
+	}
+	check("PATH_LEN", len(ev.Path))
+	// Selector.Group is a byte in the kernel and picks a bit of a __u32.
+	if profiles.MaxGroups > 32 || len(sel.Protocols)*64 != 256 {
+		t.Errorf("groups %d, protocol bits %d", profiles.MaxGroups, len(sel.Protocols)*64)
 	}
 	// Counters reads evaluated/posted/denied/killed per point.
 	check("COUNTER_MAX", counterPointBase+int(profiles.NumPoints)*4)
 	check("OUTCOME_EVALUATED", 0)
+	check("OUTCOME_POSTED", 1)
+	check("OUTCOME_DENIED", 2)
 	check("OUTCOME_KILLED", 3)
+}
+
+// The sizes of the maps that the Go side counts on, from the object.
+func TestObjectMaps(t *testing.T) {
+	spec, err := loadFallback()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m := spec.Maps["port_sets"]; m == nil || m.MaxEntries != maxPortSets {
+		t.Fatalf("port_sets %+v, want %d entries (maxPortSets)", m, maxPortSets)
+	}
+	if m := spec.Maps["counters"]; m == nil || int(m.MaxEntries) != counterPointBase+int(profiles.NumPoints)*4 {
+		t.Fatalf("counters %+v", m)
+	}
+	// Every program the loader attaches is in the objects.
+	sec, err := loadSecurity()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range trackingPrograms {
+		if spec.Programs[p.name] == nil {
+			t.Errorf("tracking program %s is not in the fallback object", p.name)
+		}
+	}
+	for _, pp := range pointPlans {
+		for _, c := range pp.candidates {
+			obj := spec
+			if c.backend != BackendFallback {
+				obj = sec
+			}
+			for _, p := range c.programs {
+				if p.name != "" && obj.Programs[p.name] == nil {
+					t.Errorf("%s: %s program %s is not in the object", pp.point, c.backend, p.name)
+				}
+			}
+		}
+	}
+	// Every enforcement point has a plan, named as profiles names it.
+	var names []string
+	for _, pp := range pointPlans {
+		names = append(names, pp.point)
+	}
+	for pt := profiles.Point(0); pt < profiles.NumPoints; pt++ {
+		found := false
+		for _, n := range names {
+			found = found || n == pt.String()
+		}
+		if !found {
+			t.Errorf("no plan for point %s (plans: %v)", pt, names)
+		}
+	}
 }

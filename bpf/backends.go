@@ -120,7 +120,7 @@ type attachEnv struct {
 	specs      map[string]*ebpf.CollectionSpec
 	maps       map[string]*ebpf.Map
 	cgroupRoot string
-	lsmActive  error                   // nil when bpf is an active LSM
+	lsmActive  error                    // nil when bpf is an active LSM
 	named      map[string]*ebpf.Program // mechanism -> program, for stats
 }
 

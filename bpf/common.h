@@ -92,6 +92,7 @@ enum enforcer {
 	ENFORCER_TRACEPOINT_SIGKILL = 3,
 	ENFORCER_LSM = 4,
 	ENFORCER_FMOD_RET = 5,
+	ENFORCER_CGROUP_SOCK_RELEASE = 6,
 };
 
 /* What a program can do with a verdict. */

@@ -66,6 +66,7 @@ var enforcers = map[uint8][2]string{
 	3: {BackendFallback, "tracepoint_sigkill"},
 	4: {BackendLSM, "bpf_lsm"},
 	5: {BackendFmodRet, "fmod_ret"},
+	6: {BackendFallback, "cgroup_sock_release"},
 }
 
 // EventReader reads the kernel's ring buffer.

@@ -20,6 +20,26 @@ char LICENSE[] SEC("license") = "GPL";
 /* Keep the event layout in BTF for bpf2go's -type event. */
 const struct event *unused_event __attribute__((unused));
 
+/* A cgroup hook's answer: allow (1), or refuse with the profile's errno
+ * where the kernel can set it (bpf_set_retval, 5.18+), EPERM elsewhere. */
+static __always_inline int cgroup_verdict(struct verdict v)
+{
+	if (!v.deny)
+		return 1;
+	if (bpf_core_enum_value_exists(enum bpf_func_id, BPF_FUNC_set_retval)) {
+		int err = v.err;
+
+		barrier_var(err);
+		if (err > 0 && err <= 4095) {
+			int zero = 0;
+
+			barrier_var(zero);
+			bpf_set_retval(zero - err);
+		}
+	}
+	return 0;
+}
+
 static __always_inline void sock_query(struct query *q, struct bpf_sock *sk)
 {
 	if (!sk)
@@ -64,8 +84,7 @@ static __always_inline int sock_addr(struct bpf_sock_addr *ctx, __u8 point, __u8
 		__builtin_memcpy(q.daddr, addr, 16);
 	}
 	q.proc = current_proc();
-	struct verdict v = decide(&q, ENFORCER_CGROUP_SOCK_ADDR, CAN_DENY);
-	return v.deny == 0;
+	return cgroup_verdict(decide(&q, ENFORCER_CGROUP_SOCK_ADDR, CAN_DENY));
 }
 
 SEC("cgroup/connect4")
@@ -113,8 +132,7 @@ int sock_create(struct bpf_sock *sk)
 	q.sock_type = sk->type;
 	q.protocol = sk->protocol;
 	q.proc = current_proc();
-	struct verdict v = decide(&q, ENFORCER_CGROUP_SOCK, CAN_DENY);
-	return v.deny == 0;
+	return cgroup_verdict(decide(&q, ENFORCER_CGROUP_SOCK, CAN_DENY));
 }
 
 /* Close of an inet socket by a process: reported (tcp_close), never
@@ -139,7 +157,7 @@ int sock_release(struct bpf_sock *sk)
 		}
 	}
 	q.proc = current_proc();
-	decide(&q, ENFORCER_CGROUP_SOCK, 0);
+	decide(&q, ENFORCER_CGROUP_SOCK_RELEASE, 0);
 	return 1;
 }
 

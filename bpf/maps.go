@@ -82,18 +82,32 @@ func (e *Enforcer) LoadProfile(id uint32, p *profiles.Profile) error {
 			err = e.maps.Rules.Put(key, &all[pt])
 		}
 		if err != nil {
+			// Points already written use the new sets and the others may
+			// still use the old ones: keep both recorded under id, so that
+			// UnloadProfile removes everything.
+			e.recordSets(id, w, true)
 			return fmt.Errorf("write %s rules of profile %q: %w", pt, p.Name, err)
 		}
 	}
+	return e.recordSets(id, w, false)
+}
+
+// recordSets makes w the sets of profile id; the previous ones are
+// released, or kept alongside when keepOld.
+func (e *Enforcer) recordSets(id uint32, w *setWriter, keepOld bool) error {
 	if e.sets == nil {
 		e.sets = map[uint32]*setWriter{}
 	}
 	old := e.sets[id]
 	e.sets[id] = w
-	if old != nil {
-		return old.release()
+	if old == nil {
+		return nil
 	}
-	return nil
+	if keepOld {
+		w.absorb(old)
+		return nil
+	}
+	return old.release()
 }
 
 func compileSelector(w *setWriter, s *profiles.Selector) (fallbackSelector, error) {

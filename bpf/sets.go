@@ -130,6 +130,15 @@ func (w *setWriter) pathPrefixes(values []string, reverse bool) (uint32, error) 
 	return set, nil
 }
 
+// absorb takes over what another writer wrote, to release it later.
+func (w *setWriter) absorb(o *setWriter) {
+	w.addrKeys = append(w.addrKeys, o.addrKeys...)
+	w.nameKeys = append(w.nameKeys, o.nameKeys...)
+	w.binKeys = append(w.binKeys, o.binKeys...)
+	w.pathKeys = append(w.pathKeys, o.pathKeys...)
+	w.portIdx = append(w.portIdx, o.portIdx...)
+}
+
 // release deletes everything the writer wrote.
 func (w *setWriter) release() error {
 	var errs []error

@@ -11,7 +11,6 @@ import (
 	"github.com/ocigate/ocigate/bpf"
 	"github.com/ocigate/ocigate/cgroupfilter"
 	"github.com/ocigate/ocigate/internal/api"
-	"github.com/ocigate/ocigate/profiles"
 )
 
 func wantOps(t *testing.T, enf *fakeEnforcer, want ...string) {
@@ -28,24 +27,30 @@ func wantOps(t *testing.T, enf *fakeEnforcer, want ...string) {
 func TestNew(t *testing.T) {
 	h := newFakeHost(t)
 	enf := newFakeEnforcer()
-	if _, err := New(Config{Enforcer: enf, Resolver: h.resolver(), Profiles: []*profiles.Profile{profiles.Default(), auditProfile()}}); err != nil {
+	if _, err := New(Config{Enforcer: enf, Resolver: h.resolver(), Catalog: testCatalog(t)}); err != nil {
 		t.Fatal(err)
 	}
-	wantOps(t, enf, "load 1 default", "load 2 audit")
+	// The default profile first, then by name.
+	wantOps(t, enf, "load 1 default", "load 2 audit", "load 3 ns")
 
-	if _, err := New(Config{Enforcer: enf}); err == nil || !strings.Contains(err.Error(), "at least one profile") {
-		t.Fatalf("no profiles: %v", err)
-	}
-	if _, err := New(Config{Enforcer: enf, Profiles: []*profiles.Profile{profiles.Default(), profiles.Default()}}); err == nil ||
-		!strings.Contains(err.Error(), `profile "default" defined twice`) {
-		t.Fatalf("duplicate: %v", err)
+	if _, err := New(Config{Enforcer: enf}); err == nil || !strings.Contains(err.Error(), "needs a profile catalog") {
+		t.Fatalf("no catalog: %v", err)
 	}
 	enf.takeOps()
 	enf.failLoad = errors.New("map full")
-	if _, err := New(Config{Enforcer: enf, Profiles: []*profiles.Profile{profiles.Default()}}); err == nil ||
+	if _, err := New(Config{Enforcer: enf, Catalog: testCatalog(t)}); err == nil ||
 		!strings.Contains(err.Error(), `load profile "default": map full`) {
 		t.Fatalf("load failure: %v", err)
 	}
+	// The failed id is unloaded too: its rules may be partly written.
+	wantOps(t, enf, "unload 1")
+	// A failure half way unloads what was loaded.
+	enf.failID = 2
+	if _, err := New(Config{Enforcer: enf, Catalog: testCatalog(t)}); err == nil ||
+		!strings.Contains(err.Error(), `load profile "audit": map full`) {
+		t.Fatalf("load failure: %v", err)
+	}
+	wantOps(t, enf, "load 1 default", "unload 2", "unload 1")
 }
 
 func TestRegisterWritesMapThenRegistry(t *testing.T) {
@@ -63,7 +68,7 @@ func TestRegisterWritesMapThenRegistry(t *testing.T) {
 		t.Fatalf("Register: %v", err)
 	}
 	wantOps(t, enf, fmt.Sprintf("set %d 1 enforce", r.Identity.CgroupID))
-	if w.ContainerID != "c1" || w.Profile != "default" || w.Mode != "enforce" || w.CgroupID != r.Identity.CgroupID ||
+	if w.ContainerID != "c1" || w.Profile != "default" || w.ProfileReason != "default" || w.Mode != "enforce" || w.CgroupID != r.Identity.CgroupID ||
 		w.CgroupPath != "/pods/c1" || w.Runtime != "runc" || w.Pid != 100 || w.RegisteredAt.IsZero() {
 		t.Fatalf("workload %+v", w)
 	}
@@ -85,8 +90,19 @@ func TestRegisterProfileAnnotation(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if w.Profile != "audit" || w.Mode != "monitor" {
-		t.Fatalf("workload profile %q mode %q", w.Profile, w.Mode)
+	if w.Profile != "audit" || w.Mode != "monitor" || w.ProfileReason != "annotation ocigate.io/profile=audit" {
+		t.Fatalf("workload profile %q mode %q reason %q", w.Profile, w.Mode, w.ProfileReason)
+	}
+	wantOps(t, enf, fmt.Sprintf("set %d 2 monitor", r.Identity.CgroupID))
+
+	// The profile's spec.match picks it too.
+	r = h.registration("c2", 101, "/pods/c2")
+	r.Annotations = map[string]string{"team": "audit"}
+	if w, err = a.Register(r); err != nil {
+		t.Fatal(err)
+	}
+	if w.Profile != "audit" || w.ProfileReason != "annotation team=audit" {
+		t.Fatalf("workload profile %q reason %q", w.Profile, w.ProfileReason)
 	}
 	wantOps(t, enf, fmt.Sprintf("set %d 2 monitor", r.Identity.CgroupID))
 }
@@ -122,7 +138,7 @@ func TestRegisterRefusals(t *testing.T) {
 			r := h.registration("c1", 100, "/pods/c1")
 			r.Annotations = map[string]string{"ocigate.io/profile": "strict-v9"}
 			return r
-		}, []string{`"strict-v9"`, "not loaded", "ocigate.io/profile"}},
+		}, []string{`container "c1"`, `"strict-v9"`, "no such profile", "ocigate.io/profile"}},
 		{"invalid registration", func(h *fakeHost) *api.Registration {
 			return &api.Registration{ContainerID: "c1", Identity: cgroupfilter.Identity{CgroupPath: "/pods/c1"}}
 		}, []string{"without cgroup_id"}},
@@ -283,7 +299,7 @@ func TestStatus(t *testing.T) {
 	if len(st.Backends) != 1 || !reflect.DeepEqual(st.Backends[0], api.Backend{Point: "connect", Backend: "fallback", Mechanism: "cgroup/connect4", Skipped: []string{"lsm: not active"}}) {
 		t.Fatalf("backends %+v", st.Backends)
 	}
-	if !reflect.DeepEqual(st.Profiles, []string{"audit", "default"}) {
+	if !reflect.DeepEqual(st.Profiles, []string{"audit", "default", "ns"}) {
 		t.Fatalf("profiles %v", st.Profiles)
 	}
 	if len(st.Workloads) != 2 || st.Workloads[0].ContainerID != "a" || st.Workloads[1].ContainerID != "b" {

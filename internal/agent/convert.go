@@ -16,6 +16,9 @@ var tetragonActions = map[profiles.Action]string{
 	profiles.ActionPost:     events.ActionPost,
 	profiles.ActionOverride: events.ActionOverride,
 	profiles.ActionSigkill:  events.ActionSigkill,
+	profiles.ActionSignal:   events.ActionSignal,
+	// NotifyEnforcer: the refusal itself, as Tetragon's enforcer does it.
+	profiles.ActionNotifyEnforcer: events.ActionNotifyEnforcer,
 }
 
 // convert turns a kernel record into a Tetragon-shaped event.

@@ -45,11 +45,12 @@ func connectRaw(cg uint64) *bpf.RawEvent {
 		Daddr: netip.MustParseAddr("127.0.0.2"), Dport: 4444, Comm: "nc"}
 }
 
-// execRaw is a shell with stdin and stdout on a socket, killed at exec.
+// execRaw is a shell with stdin and stdout on a socket, killed at exec
+// (sched_process_exec: the process already is the new image).
 func execRaw(cg uint64) *bpf.RawEvent {
 	return &bpf.RawEvent{BootNs: 2, CgroupID: cg, WorkloadCgroupID: cg, Pid: 999999, Tgid: 999999, Profile: 1,
 		Point: profiles.PointExec, Action: profiles.ActionSigkill, Selector: 0, Enforced: true, Killed: true,
-		Mechanism: "tracepoint_sigkill", StdioInet: 0b011, Comm: "nc", Binary: "bash"}
+		Backend: bpf.BackendFallback, Mechanism: "tracepoint_sigkill", StdioInet: 0b011, Comm: "nc", Binary: "bash", Path: "/bin/bash"}
 }
 
 func TestConvertConnect(t *testing.T) {
@@ -100,13 +101,37 @@ func TestConvertExec(t *testing.T) {
 		t.Fatalf("ocigate %+v", ev.Ocigate)
 	}
 	// The executed file, then one int arg per stdio fd on a socket.
-	if len(kp.Args) != 3 || kp.Args[0].FileArg == nil || kp.Args[0].FileArg.Path != "bash" ||
+	if len(kp.Args) != 3 || kp.Args[0].FileArg == nil || kp.Args[0].FileArg.Path != "/bin/bash" ||
 		kp.Args[1].IntArg == nil || kp.Args[1].IntArg.Value != 0 || kp.Args[2].IntArg == nil || kp.Args[2].IntArg.Value != 1 {
 		b, _ := json.Marshal(kp.Args)
 		t.Fatalf("args %s", b)
 	}
-	if kp.Process.Binary != "bash" || kp.Process.Pid.Value != 999999 || kp.Process.ExecID != "999999:2" {
+	if kp.Process.Binary != "/bin/bash" || kp.Process.Pid.Value != 999999 || kp.Process.ExecID != "999999:2" {
 		t.Fatalf("process %+v", kp.Process)
+	}
+	// Without a path the executed file's name stands.
+	raw := execRaw(cg)
+	raw.Path = ""
+	if args := a.convert(raw, at).ProcessKprobe.Args; args[0].FileArg.Path != "bash" {
+		t.Fatalf("file arg without a path: %q", args[0].FileArg.Path)
+	}
+	// Even when the process lives on, the kernel's path is the new image.
+	raw = execRaw(cg)
+	raw.Tgid, raw.Killed, raw.Path = uint32(os.Getpid()), false, "/usr/bin/dash"
+	if p := a.convert(raw, at).ProcessKprobe.Process; p.Binary != "/usr/bin/dash" || p.Arguments != "" {
+		t.Fatalf("exec of a live process: %+v", p)
+	}
+	// An LSM refuses the exec before it happens: the process is still the
+	// caller, /proc names it; when it is gone, its comm.
+	raw = execRaw(cg)
+	raw.Backend, raw.Mechanism, raw.Killed, raw.Tgid = bpf.BackendLSM, "bpf_lsm", false, uint32(os.Getpid())
+	self, _ := os.Executable()
+	if p := a.convert(raw, at).ProcessKprobe.Process; p.Binary != self {
+		t.Fatalf("exec refused by the LSM: %+v, want the caller %s", p, self)
+	}
+	raw.Tgid = 999999
+	if p := a.convert(raw, at).ProcessKprobe.Process; p.Binary != "nc" {
+		t.Fatalf("exec refused by the LSM, caller gone: %+v, want its comm", p)
 	}
 }
 
@@ -133,24 +158,103 @@ func TestConvertFallbacks(t *testing.T) {
 	}
 	// Monitor mode: no errno for a refusal that was not carried out.
 	raw = connectRaw(cg)
-	raw.Enforced = false
-	if ev := a.convert(raw, at); ev.Ocigate.Errno != 0 || ev.Ocigate.Verdict != "would-deny" {
+	raw.Enforced, raw.Monitor, raw.Errno = false, true, 0
+	if ev := a.convert(raw, at); ev.Ocigate.Errno != 0 || ev.Ocigate.Verdict != "would-deny" || ev.ProcessKprobe.Action != events.ActionOverride {
 		t.Fatalf("monitor: %+v", ev.Ocigate)
 	}
 }
 
-// bind (and listen) report the local address, as Tetragon's saddr/sport.
+// bind (and listen) report the local address, as Tetragon's saddr/sport;
+// the kernel puts it in Saddr/Sport.
 func TestConvertBindUsesSource(t *testing.T) {
 	a, cg := convertFixture(t)
 	raw := connectRaw(cg)
-	raw.Point, raw.Dport, raw.Daddr = profiles.PointBind, 8080, netip.MustParseAddr("0.0.0.0")
+	raw.Point, raw.HasAddr, raw.Daddr, raw.Dport = profiles.PointBind, false, netip.Addr{}, 0
+	raw.Saddr, raw.Sport = netip.MustParseAddr("0.0.0.0"), 8080
 	sa := a.convert(raw, at).ProcessKprobe.Args[0].SockArg
 	if *sa != (events.SockArg{Family: "AF_INET", Type: "SOCK_STREAM", Protocol: "IPPROTO_TCP", Saddr: "0.0.0.0", Sport: 8080}) {
 		t.Fatalf("bind sock_arg %+v", *sa)
 	}
-	raw.HasAddr = false
-	if sa := a.convert(raw, at).ProcessKprobe.Args[0].SockArg; sa.Saddr != "" || sa.Daddr != "" || sa.Sport != 0 {
+	raw.Saddr, raw.Sport = netip.Addr{}, 0
+	if sa := a.convert(raw, at).ProcessKprobe.Args[0].SockArg; sa.Saddr != "" || sa.Daddr != "" || sa.Sport != 0 || sa.Dport != 0 {
 		t.Fatalf("bind without address %+v", *sa)
+	}
+	// IPv6 and port 0: the address still shows.
+	raw.Family, raw.Saddr = unix.AF_INET6, netip.IPv6Unspecified()
+	if sa := a.convert(raw, at).ProcessKprobe.Args[0].SockArg; sa.Saddr != "::" || sa.Sport != 0 || sa.Family != "AF_INET6" {
+		t.Fatalf("bind [::]:0 %+v", *sa)
+	}
+}
+
+// A connect from a bound socket has both ends; close events carry the
+// socket's state.
+func TestConvertSourceAndState(t *testing.T) {
+	a, cg := convertFixture(t)
+	raw := connectRaw(cg)
+	raw.Saddr, raw.Sport, raw.State = netip.MustParseAddr("10.0.0.5"), 40000, 7
+	sa := a.convert(raw, at).ProcessKprobe.Args[0].SockArg
+	if *sa != (events.SockArg{Family: "AF_INET", Type: "SOCK_STREAM", Protocol: "IPPROTO_TCP", Saddr: "10.0.0.5", Sport: 40000,
+		Daddr: "127.0.0.2", Dport: 4444, State: "TCP_CLOSE"}) {
+		t.Fatalf("sock_arg %+v", *sa)
+	}
+	raw = connectRaw(cg)
+	raw.Point, raw.Action, raw.Enforced, raw.Errno, raw.State = profiles.PointClose, profiles.ActionPost, false, 0, 1
+	ev := a.convert(raw, at)
+	if sa := ev.ProcessKprobe.Args[0].SockArg; sa.State != "TCP_ESTABLISHED" || sa.Daddr != "127.0.0.2" {
+		t.Fatalf("close sock_arg %+v", *sa)
+	}
+	// The default profile has no close selector: the point names the call.
+	if ev.ProcessKprobe.FunctionName != "close" || ev.Ocigate.Point != "close" || ev.Ocigate.Verdict != "reported" ||
+		ev.ProcessKprobe.Action != events.ActionPost || ev.ProcessKprobe.PolicyName != "" {
+		t.Fatalf("close event %+v %+v", ev.ProcessKprobe, ev.Ocigate)
+	}
+	raw.State = 200
+	if sa := a.convert(raw, at).ProcessKprobe.Args[0].SockArg; sa.State != "200" {
+		t.Fatalf("unknown state %q", sa.State)
+	}
+}
+
+// policy_name and function_name come from the selector that matched: one
+// profile holds several policies.
+func TestConvertPolicyNamePerSelector(t *testing.T) {
+	a, cg := convertFixture(t)
+	for sel, want := range map[int][2]string{
+		0: {"ns-host", "tcp_connect"}, 2: {"ns-host", "tcp_connect"},
+		3: {"ns-net", "security_socket_connect"}, 5: {"ns-net", "security_socket_connect"},
+	} {
+		raw := connectRaw(cg)
+		raw.Profile, raw.Selector, raw.Group = 3, sel, sel/3
+		ev := a.convert(raw, at)
+		if ev.ProcessKprobe.PolicyName != want[0] || ev.ProcessKprobe.FunctionName != want[1] || ev.Ocigate.Profile != "ns" ||
+			ev.Ocigate.Selector != sel {
+			t.Errorf("selector %d: policy %q function %q profile %q, want %v", sel, ev.ProcessKprobe.PolicyName,
+				ev.ProcessKprobe.FunctionName, ev.Ocigate.Profile, want)
+		}
+	}
+	// The exec selectors of the internal set belong to their policy.
+	raw := execRaw(cg)
+	raw.Profile = 3
+	if ev := a.convert(raw, at); ev.ProcessKprobe.PolicyName != "ns-net" || ev.ProcessKprobe.FunctionName != "security_bprm_check" {
+		t.Errorf("exec: policy %q function %q", ev.ProcessKprobe.PolicyName, ev.ProcessKprobe.FunctionName)
+	}
+}
+
+// Every action a selector can take has its Tetragon name in the event.
+func TestConvertActionNames(t *testing.T) {
+	a, cg := convertFixture(t)
+	for action, want := range map[profiles.Action]string{
+		profiles.ActionPost: events.ActionPost, profiles.ActionOverride: events.ActionOverride,
+		profiles.ActionSigkill: events.ActionSigkill, profiles.ActionSignal: "KPROBE_ACTION_SIGNAL",
+	} {
+		raw := connectRaw(cg)
+		raw.Action = action
+		if action == profiles.ActionSignal {
+			raw.Enforced, raw.Errno, raw.SignalPending, raw.Signal = false, 0, true, int(unix.SIGUSR1)
+		}
+		ev := a.convert(raw, at)
+		if ev.ProcessKprobe.Action != want {
+			t.Errorf("%v: kprobe action %q, want %q", action, ev.ProcessKprobe.Action, want)
+		}
 	}
 }
 
@@ -162,11 +266,12 @@ func TestVerdict(t *testing.T) {
 	}{
 		{"killed in kernel", bpf.RawEvent{Action: profiles.ActionSigkill, Enforced: true, Killed: true}, "killed"},
 		{"kill left to agent", bpf.RawEvent{Action: profiles.ActionSigkill, Enforced: true, KillPending: true}, "killed"},
-		{"kill pending, monitor", bpf.RawEvent{Action: profiles.ActionSigkill, KillPending: true}, "would-deny"},
 		{"denied", bpf.RawEvent{Action: profiles.ActionOverride, Enforced: true}, "denied"},
-		{"monitor override", bpf.RawEvent{Action: profiles.ActionOverride}, "would-deny"},
-		{"monitor sigkill", bpf.RawEvent{Action: profiles.ActionSigkill}, "would-deny"},
+		{"monitor override", bpf.RawEvent{Action: profiles.ActionOverride, Monitor: true}, "would-deny"},
+		{"monitor sigkill", bpf.RawEvent{Action: profiles.ActionSigkill, Monitor: true}, "would-deny"},
 		{"post", bpf.RawEvent{Action: profiles.ActionPost}, "reported"},
+		{"signal", bpf.RawEvent{Action: profiles.ActionSignal, SignalPending: true, Signal: 10}, "reported"},
+		{"notify enforcer", bpf.RawEvent{Action: profiles.ActionOverride, Enforced: true, SignalPending: true, Signal: 9}, "denied"},
 	}
 	for _, tt := range tests {
 		if got := verdict(&tt.raw); got != tt.want {

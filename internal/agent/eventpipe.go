@@ -92,13 +92,13 @@ func (a *Agent) writeEvents(queue <-chan *events.Event, w *events.Writer) {
 // signalForKernel sends the signal a program could not send itself,
 // through a pidfd so a recycled pid is never hit.
 func (a *Agent) signalForKernel(raw *bpf.RawEvent, sig unix.Signal) {
-	fd, err := unix.PidfdOpen(int(raw.Pid), 0)
+	fd, err := unix.PidfdOpen(int(raw.Tgid), 0)
 	if err != nil {
 		a.log.Warn("process to kill is gone", zap.Uint32("pid", raw.Pid), zap.Error(err))
 		return
 	}
 	defer unix.Close(fd)
-	if path, err := a.resolver.CgroupPath(int(raw.Pid)); err != nil || !a.inWorkload(path, raw.WorkloadCgroupID) {
+	if path, err := a.resolver.CgroupPath(int(raw.Tgid)); err != nil || !a.inWorkload(path, raw.WorkloadCgroupID) {
 		a.log.Warn("process to kill left its workload", zap.Uint32("pid", raw.Pid))
 		return
 	}

@@ -6,7 +6,10 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"os"
 	"os/exec"
+	"strconv"
 	"sync"
 	"syscall"
 	"testing"
@@ -16,6 +19,7 @@ import (
 
 	"github.com/ocigate/ocigate/bpf"
 	"github.com/ocigate/ocigate/internal/events"
+	"github.com/ocigate/ocigate/profiles"
 )
 
 // fakeSource replays records, then blocks until closed (or, with
@@ -179,16 +183,81 @@ func TestInWorkload(t *testing.T) {
 	}
 }
 
-// killForKernel kills a process still in its workload, and spares one
-// that has left it. The fake proc root says where the real child lives.
-func TestKillForKernel(t *testing.T) {
+// sleeper is the test binary running as a sleeping helper (see
+// TestMain): a Go process, so it has threads besides its leader.
+type sleeper struct {
+	cmd  *exec.Cmd
+	done chan struct{} // closed when it has ended
+	err  error         // of Wait, once done
+}
+
+func startSleeper(t *testing.T) *sleeper {
+	t.Helper()
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &sleeper{cmd: exec.Command(self), done: make(chan struct{})}
+	s.cmd.Env = append(os.Environ(), sleeperEnv+"=1")
+	out, err := s.cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if line, err := bufio.NewReader(out).ReadString('\n'); err != nil || line != "ready\n" {
+		s.cmd.Process.Kill()
+		t.Fatalf("sleeper: %q, %v", line, err)
+	}
+	go func() {
+		s.err = s.cmd.Wait()
+		close(s.done)
+	}()
+	t.Cleanup(func() {
+		s.cmd.Process.Kill()
+		<-s.done
+	})
+	return s
+}
+
+func (s *sleeper) pid() int { return s.cmd.Process.Pid }
+
+// endedBy waits for the sleeper and returns the signal that ended it (0:
+// still running after the timeout, -1: it exited). Exit status 128+N is
+// signal N (the sleeper's way to report SIGUSR1 and SIGUSR2).
+func (s *sleeper) endedBy(timeout time.Duration) syscall.Signal {
+	select {
+	case <-s.done:
+		var ee *exec.ExitError
+		if !errors.As(s.err, &ee) {
+			return -1
+		}
+		ws := ee.Sys().(syscall.WaitStatus)
+		if ws.Signaled() {
+			return ws.Signal()
+		}
+		if ws.ExitStatus() > 128 {
+			return syscall.Signal(ws.ExitStatus() - 128)
+		}
+		return -1
+	case <-time.After(timeout):
+		return 0
+	}
+}
+
+// signalForKernel signals a process still in its workload, and spares
+// one that has left it. The fake proc root says where the real child lives.
+func TestSignalForKernel(t *testing.T) {
 	for _, tc := range []struct {
-		name     string
-		cgroup   string
-		wantKill bool
+		name   string
+		cgroup string
+		sig    syscall.Signal
+		want   bool
 	}{
-		{"in workload", "/pods/c1/sub", true},
-		{"left workload", "/pods/other", false},
+		{"kill in workload", "/pods/c1/sub", syscall.SIGKILL, true},
+		{"signal in workload", "/pods/c1", syscall.SIGUSR1, true},
+		{"left workload", "/pods/other", syscall.SIGKILL, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			h := newFakeHost(t)
@@ -197,49 +266,105 @@ func TestKillForKernel(t *testing.T) {
 			if _, err := a.Register(r); err != nil {
 				t.Fatal(err)
 			}
-			cmd := exec.Command("sleep", "60")
-			if err := cmd.Start(); err != nil {
-				t.Fatal(err)
-			}
-			waited := make(chan error, 1)
-			go func() { waited <- cmd.Wait() }()
-			defer cmd.Process.Kill()
-			h.process(cmd.Process.Pid, tc.cgroup)
+			sl := startSleeper(t)
+			h.process(sl.pid(), tc.cgroup)
 
-			a.killForKernel(&bpf.RawEvent{Pid: uint32(cmd.Process.Pid), WorkloadCgroupID: r.Identity.CgroupID, KillPending: true})
-			if !tc.wantKill {
+			a.signalForKernel(&bpf.RawEvent{Pid: uint32(sl.pid()), Tgid: uint32(sl.pid()),
+				WorkloadCgroupID: r.Identity.CgroupID, KillPending: true}, tc.sig)
+			if !tc.want {
 				if a.Stats().AgentKills.Load() != 0 {
-					t.Fatal("kill counted for a process outside the workload")
+					t.Fatal("signal counted for a process outside the workload")
 				}
-				// A SIGKILL sent above would win over this SIGTERM.
-				_ = cmd.Process.Signal(syscall.SIGTERM)
-				err := <-waited
-				var ee *exec.ExitError
-				if !errors.As(err, &ee) || ee.Sys().(syscall.WaitStatus).Signal() != syscall.SIGTERM {
-					t.Fatalf("child ended with %v, want our SIGTERM", err)
+				if got := sl.endedBy(300 * time.Millisecond); got != 0 {
+					t.Fatalf("child outside the workload ended by %v", got)
 				}
 				return
 			}
-			select {
-			case err := <-waited:
-				var ee *exec.ExitError
-				if !errors.As(err, &ee) || ee.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
-					t.Fatalf("child ended with %v, want SIGKILL", err)
-				}
-			case <-time.After(5 * time.Second):
-				t.Fatal("child not killed")
+			if got := sl.endedBy(5 * time.Second); got != tc.sig {
+				t.Fatalf("child ended by %v, want %v", got, tc.sig)
 			}
 			if a.Stats().AgentKills.Load() != 1 {
-				t.Fatal("kill not counted")
+				t.Fatal("signal not counted")
 			}
 		})
 	}
 }
 
-func TestKillForKernelGoneProcess(t *testing.T) {
+// The kernel reports the thread that acted (Pid) and its process (Tgid);
+// a thread other than the leader must be signalled through its process.
+func TestSignalForKernelNonLeaderThread(t *testing.T) {
+	h := newFakeHost(t)
+	a := newTestAgent(t, h, newFakeEnforcer())
+	r := h.registration("c1", 100, "/pods/c1")
+	if _, err := a.Register(r); err != nil {
+		t.Fatal(err)
+	}
+	sl := startSleeper(t)
+	pid := sl.pid()
+	var tid int
+	for deadline := time.Now().Add(5 * time.Second); tid == 0 && time.Now().Before(deadline); {
+		tasks, _ := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+		for _, task := range tasks {
+			if n, err := strconv.Atoi(task.Name()); err == nil && n != pid {
+				tid = n
+			}
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if tid == 0 {
+		t.Fatal("the helper has no thread besides its leader")
+	}
+	h.process(pid, "/pods/c1")
+	h.process(tid, "/pods/c1")
+	a.signalForKernel(&bpf.RawEvent{Pid: uint32(tid), Tgid: uint32(pid), WorkloadCgroupID: r.Identity.CgroupID, KillPending: true}, syscall.SIGKILL)
+	if got := sl.endedBy(5 * time.Second); got != syscall.SIGKILL {
+		t.Fatalf("process %d, whose thread %d did what the kernel reported, not killed within 5s (ended by %d), want SIGKILL", pid, tid, int(got))
+	}
+}
+
+func TestSignalForKernelGoneProcess(t *testing.T) {
 	a, cg := convertFixture(t)
-	a.killForKernel(&bpf.RawEvent{Pid: 1 << 30, WorkloadCgroupID: cg, KillPending: true}) // must not panic
+	a.signalForKernel(&bpf.RawEvent{Pid: 1 << 30, Tgid: 1 << 30, WorkloadCgroupID: cg, KillPending: true}, syscall.SIGKILL) // must not panic
 	if a.Stats().AgentKills.Load() != 0 {
 		t.Fatal("kill counted for a missing process")
+	}
+}
+
+// RunEvents carries out what the kernel left pending: SIGKILL, or the
+// signal of a Signal action; nothing for monitor events.
+func TestRunEventsSignalsPending(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		raw  bpf.RawEvent
+		want syscall.Signal // 0: none
+	}{
+		{"kill pending", bpf.RawEvent{Action: profiles.ActionSigkill, Enforced: true, KillPending: true}, syscall.SIGKILL},
+		{"signal pending", bpf.RawEvent{Action: profiles.ActionSignal, SignalPending: true, Signal: int(syscall.SIGUSR2)}, syscall.SIGUSR2},
+		{"signal without number", bpf.RawEvent{Action: profiles.ActionSignal, SignalPending: true}, 0},
+		{"monitor", bpf.RawEvent{Action: profiles.ActionSigkill, Monitor: true, Signal: int(syscall.SIGUSR2)}, 0},
+		{"signal sent in the kernel", bpf.RawEvent{Action: profiles.ActionSignal, Signal: int(syscall.SIGUSR2)}, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newFakeHost(t)
+			a := newTestAgent(t, h, newFakeEnforcer())
+			r := h.registration("c1", 100, "/pods/c1")
+			if _, err := a.Register(r); err != nil {
+				t.Fatal(err)
+			}
+			sl := startSleeper(t)
+			h.process(sl.pid(), "/pods/c1")
+			raw := tc.raw
+			raw.Pid, raw.Tgid, raw.WorkloadCgroupID, raw.Profile = uint32(sl.pid()), uint32(sl.pid()), r.Identity.CgroupID, 1
+			src := newFakeSource(&raw)
+			src.drain = true
+			a.RunEvents(context.Background(), src, events.NewWriter(&syncBuffer{}))
+			timeout := 5 * time.Second
+			if tc.want == 0 {
+				timeout = 300 * time.Millisecond
+			}
+			if got := sl.endedBy(timeout); got != tc.want {
+				t.Fatalf("child ended by %v, want %v", got, tc.want)
+			}
+		})
 	}
 }

@@ -19,16 +19,23 @@ import (
 type fakeEnforcer struct {
 	mu        sync.Mutex
 	ops       []string
-	workloads map[uint64]uint32 // cgroup -> profile id
+	workloads map[uint64]uint32                     // cgroup -> profile id
+	disabled  map[uint64][profiles.NumPoints]uint32 // cgroup -> disabled selectors
+	loaded    map[uint32]*profiles.Profile          // profile id -> profile
 	failLoad  error
+	failID    uint32 // with failLoad: fail only this id (0: every id)
 	failSet   error
+	failSetCg uint64 // with failSet: fail only this cgroup (0: every cgroup)
 	failRem   error
 	onSet     func(cgroupID uint64) // runs inside SetWorkload
 	counters  bpf.Counters
 	countErr  error
 }
 
-func newFakeEnforcer() *fakeEnforcer { return &fakeEnforcer{workloads: map[uint64]uint32{}} }
+func newFakeEnforcer() *fakeEnforcer {
+	return &fakeEnforcer{workloads: map[uint64]uint32{}, disabled: map[uint64][profiles.NumPoints]uint32{},
+		loaded: map[uint32]*profiles.Profile{}}
+}
 
 func (f *fakeEnforcer) record(format string, args ...any) {
 	f.mu.Lock()
@@ -37,23 +44,38 @@ func (f *fakeEnforcer) record(format string, args ...any) {
 }
 
 func (f *fakeEnforcer) LoadProfile(id uint32, p *profiles.Profile) error {
-	if f.failLoad != nil {
+	if err := p.Validate(); err != nil { // as the kernel side does
+		return err
+	}
+	if f.failLoad != nil && (f.failID == 0 || f.failID == id) {
 		return f.failLoad
 	}
 	f.record("load %d %s", id, p.Name)
+	f.mu.Lock()
+	f.loaded[id] = p
+	f.mu.Unlock()
 	return nil
 }
 
-func (f *fakeEnforcer) SetWorkload(cg uint64, profile uint32, mode profiles.Mode) error {
+func (f *fakeEnforcer) UnloadProfile(id uint32) error {
+	f.record("unload %d", id)
+	f.mu.Lock()
+	delete(f.loaded, id)
+	f.mu.Unlock()
+	return nil
+}
+
+func (f *fakeEnforcer) SetWorkload(cg uint64, profile uint32, mode profiles.Mode, disabled [profiles.NumPoints]uint32) error {
 	if f.onSet != nil {
 		f.onSet(cg)
 	}
-	if f.failSet != nil {
+	if f.failSet != nil && (f.failSetCg == 0 || f.failSetCg == cg) {
 		return f.failSet
 	}
 	f.record("set %d %d %s", cg, profile, mode)
 	f.mu.Lock()
 	f.workloads[cg] = profile
+	f.disabled[cg] = disabled
 	f.mu.Unlock()
 	return nil
 }
@@ -65,6 +87,7 @@ func (f *fakeEnforcer) RemoveWorkload(cg uint64) error {
 	f.record("remove %d", cg)
 	f.mu.Lock()
 	delete(f.workloads, cg)
+	delete(f.disabled, cg)
 	f.mu.Unlock()
 	return nil
 }
@@ -91,6 +114,21 @@ func (f *fakeEnforcer) mapEntries() map[uint64]uint32 {
 		out[k] = v
 	}
 	return out
+}
+
+// disabledOf returns the masks last written for a cgroup.
+func (f *fakeEnforcer) disabledOf(cg uint64) ([profiles.NumPoints]uint32, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	d, ok := f.disabled[cg]
+	return d, ok
+}
+
+// isLoaded reports whether a profile id is loaded.
+func (f *fakeEnforcer) isLoaded(id uint32) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.loaded[id] != nil
 }
 
 // fakeHost is a proc root and a cgroup root in a temp dir.
@@ -134,15 +172,41 @@ func (h *fakeHost) process(pid int, path string) {
 	}
 }
 
-func auditProfile() *profiles.Profile {
-	p := &profiles.Profile{Name: "audit", Policy: "ocigate-audit", Mode: profiles.ModeMonitor}
-	p.Points[profiles.PointConnect] = []profiles.Selector{{Call: "tcp_connect", Action: profiles.ActionPost}}
-	return p
+// hostNamespaces gives pid 1 namespace files, as the agent reads the
+// host's namespaces for host_ns, and returns their IDs.
+func (h *fakeHost) hostNamespaces() cgroupfilter.NamespaceIDs {
+	h.t.Helper()
+	h.process(1, "/")
+	dir := filepath.Join(h.proc, "1", "ns")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		h.t.Fatal(err)
+	}
+	for _, n := range []string{"mnt", "pid", "net", "uts", "ipc", "cgroup", "user", "time"} {
+		if err := os.WriteFile(filepath.Join(dir, n), nil, 0o644); err != nil {
+			h.t.Fatal(err)
+		}
+	}
+	ns, err := h.resolver().Namespaces(1)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return ns
+}
+
+// testCatalog is testdata/profiles/agent.yaml: default (id 1), audit (2)
+// and ns (3).
+func testCatalog(t *testing.T) *profiles.Catalog {
+	t.Helper()
+	c, err := profiles.NewCatalogFiles(false, filepath.Join("testdata", "profiles", "agent.yaml"))
+	if err != nil {
+		t.Fatalf("test catalog: %v", err)
+	}
+	return c
 }
 
 func newTestAgent(t *testing.T, h *fakeHost, enf *fakeEnforcer) *Agent {
 	t.Helper()
-	a, err := New(Config{Enforcer: enf, Resolver: h.resolver(), Profiles: []*profiles.Profile{profiles.Default(), auditProfile()}})
+	a, err := New(Config{Enforcer: enf, Resolver: h.resolver(), Catalog: testCatalog(t)})
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}

@@ -42,7 +42,7 @@ func selectorApplies(s *profiles.Selector, ns, host cgroupfilter.NamespaceIDs) b
 		}
 		in := slices.Contains(m.Inodes, have)
 		if m.HostNS {
-			if h, _ := namespaceOf(host, m.Namespace); h == have {
+			if h, _ := namespaceOf(host, m.Namespace); h != 0 && h == have {
 				in = true
 			}
 		}

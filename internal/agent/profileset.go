@@ -2,6 +2,7 @@ package agent
 
 import (
 	"fmt"
+	"time"
 
 	"go.uber.org/zap"
 
@@ -32,6 +33,9 @@ func (a *Agent) loadCatalog(c *profiles.Catalog) (*profileSet, error) {
 		id := a.nextProfileID
 		p = adaptToBackends(p, backends, a.log)
 		if err := a.enf.LoadProfile(id, p); err != nil {
+			if uerr := a.enf.UnloadProfile(id); uerr != nil {
+				a.log.Warn("unload partly written profile", zap.String("profile", p.Name), zap.Error(uerr))
+			}
 			a.unloadSet(set)
 			return nil, fmt.Errorf("load profile %q: %w", p.Name, err)
 		}
@@ -80,6 +84,29 @@ func (set *profileSet) choose(w *cgroupfilter.Workload) (loadedProfile, string, 
 	return set.byName[p.Name], reason, nil
 }
 
+// forgetAfter is how long a replaced profile still names its events.
+const forgetAfter = 30 * time.Second
+
+// rollbackMoves puts workloads back on the profiles they had.
+func (a *Agent) rollbackMoves(moves []move) {
+	for _, m := range moves {
+		lp, ok := a.profiles.byName[m.w.Profile]
+		if !ok {
+			continue
+		}
+		if err := a.enf.SetWorkload(m.w.CgroupID, lp.id, lp.profile.Mode, disabledSelectors(lp.profile, m.w.Namespaces, a.hostNS)); err != nil {
+			a.log.Error("rollback of a reload failed for a workload", zap.String("container", m.w.ContainerID), zap.Error(err))
+		}
+	}
+}
+
+// move is one workload's change of profile in a reload.
+type move struct {
+	w      *cgroupfilter.Workload
+	lp     loadedProfile
+	reason string
+}
+
 // Reload loads a new catalog: every profile under a new id, then every
 // workload moves to its re-selected profile in one map write each, then
 // the old rules go. All or nothing: when a workload's selection fails
@@ -92,11 +119,6 @@ func (a *Agent) Reload(c *profiles.Catalog) error {
 		a.stats.ProfileReloadErrors.Add(1)
 		return err
 	}
-	type move struct {
-		w      *cgroupfilter.Workload
-		lp     loadedProfile
-		reason string
-	}
 	var moves []move
 	for _, w := range a.reg.List() {
 		lp, reason, err := next.choose(w)
@@ -107,11 +129,15 @@ func (a *Agent) Reload(c *profiles.Catalog) error {
 		}
 		moves = append(moves, move{w, lp, reason})
 	}
-	for _, m := range moves {
+	for i, m := range moves {
 		if err := a.enf.SetWorkload(m.w.CgroupID, m.lp.id, m.lp.profile.Mode, disabledSelectors(m.lp.profile, m.w.Namespaces, a.hostNS)); err != nil {
-			a.log.Error("workload kept its old rules", zap.String("container", m.w.ContainerID), zap.Error(err))
-			continue
+			a.rollbackMoves(moves[:i])
+			a.unloadSet(next)
+			a.stats.ProfileReloadErrors.Add(1)
+			return fmt.Errorf("reload rolled back, nothing changed: container %q: %w", m.w.ContainerID, err)
 		}
+	}
+	for _, m := range moves {
 		if m.w.Profile != m.lp.profile.Name || m.w.Mode != string(m.lp.profile.Mode) {
 			a.log.Info("workload changes profile", zap.String("container", m.w.ContainerID),
 				zap.String("from", m.w.Profile), zap.String("to", m.lp.profile.Name), zap.String("reason", m.reason))
@@ -121,9 +147,12 @@ func (a *Agent) Reload(c *profiles.Catalog) error {
 	old := a.profiles
 	a.profiles = next
 	a.unloadSet(old)
-	for _, lp := range old.byName {
-		a.byID.Delete(lp.id)
-	}
+	// Events still queued name the old ids: forget them a little later.
+	time.AfterFunc(forgetAfter, func() {
+		for _, lp := range old.byName {
+			a.byID.Delete(lp.id)
+		}
+	})
 	a.stats.ProfileReloads.Add(1)
 	for _, n := range c.Notes() {
 		a.log.Info("profiles", zap.String("note", n))

@@ -115,7 +115,9 @@ type Ocigate struct {
 
 // Tetragon's action names.
 const (
-	ActionPost     = "KPROBE_ACTION_POST"
-	ActionOverride = "KPROBE_ACTION_OVERRIDE"
-	ActionSigkill  = "KPROBE_ACTION_SIGKILL"
+	ActionPost           = "KPROBE_ACTION_POST"
+	ActionOverride       = "KPROBE_ACTION_OVERRIDE"
+	ActionSigkill        = "KPROBE_ACTION_SIGKILL"
+	ActionSignal         = "KPROBE_ACTION_SIGNAL"
+	ActionNotifyEnforcer = "KPROBE_ACTION_NOTIFYENFORCER"
 )
