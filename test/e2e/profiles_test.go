@@ -169,3 +169,71 @@ spec:
 		time.Sleep(500 * time.Millisecond)
 	}
 }
+
+// A reload reaches containers that are already running: a container keeps
+// connecting to 127.0.0.3 while its profile (chosen by annotation) changes
+// from monitor to enforce; its connects go from refused-by-nobody to
+// denied, without a restart of the agent or the container.
+func TestProfileModeSwitchOnRunningContainer(t *testing.T) {
+	requireE2E(t)
+	file := filepath.Join(profileDir, "zz-switch.yaml")
+	t.Cleanup(func() { os.Remove(file); time.Sleep(500 * time.Millisecond) })
+	write := func(mode string) error {
+		doc := `apiVersion: cilium.io/v1alpha1
+kind: TracingPolicy
+metadata:
+  name: switch-deny-127-0-0-3
+spec:
+  kprobes:
+  - call: tcp_connect
+    args: [{index: 0, type: sock}]
+    selectors:
+    - matchArgs: [{index: 0, operator: DAddr, values: ["127.0.0.3/32"]}]
+      matchActions: [{action: Override, argError: -1}]
+---
+apiVersion: ocigate.io/v1alpha1
+kind: WorkloadProfile
+metadata: {name: switching}
+spec:
+  match:
+    annotations: [{key: ocigate.io/e2e-switch, equals: "yes"}]
+  mode: ` + mode + `
+  policies: [{name: switch-deny-127-0-0-3}]
+`
+		return os.WriteFile(file, []byte(doc), 0o644)
+	}
+	if err := write("monitor"); err != nil {
+		t.Fatal(err)
+	}
+	waitForProfile(t, "switching")
+	switched := make(chan error, 1)
+	go func() {
+		time.Sleep(2 * time.Second)
+		switched <- write("enforce")
+	}()
+	res := runContainer(t, ctrOpts{Name: "switch", Annotations: map[string]string{"ocigate.io/profile": "switching"},
+		Args: []string{"/bin/sh", "-c", "for i in $(seq 40); do /probe connect 127.0.0.3:9; sleep 0.2; done"}})
+	if err := <-switched; err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(res.Stdout), "\n")
+	first, last := lines[0], lines[len(lines)-1]
+	if first != "error: connection refused" || last != "error: operation not permitted" {
+		t.Fatalf("want refused (monitor) first and denied (enforce) last, got %q ... %q: %v", first, last, res)
+	}
+	waitEvent(t, res.ID, map[string]any{"ocigate.container_id": res.ID, "ocigate.verdict": "would-deny"})
+	waitEvent(t, res.ID, map[string]any{"ocigate.container_id": res.ID, "ocigate.verdict": "denied", "ocigate.mode": "enforce"})
+}
+
+// waitForProfile waits until the agent lists a profile.
+func waitForProfile(t *testing.T, name string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		if st, err := agentStatus(); err == nil && strings.Contains(string(st), `"`+name+`"`) {
+			return
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	t.Fatalf("profile %s never loaded", name)
+}
