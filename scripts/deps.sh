@@ -1,9 +1,14 @@
 #!/usr/bin/env bash
 # Installs the Debian packages ocigate's build, tests, demo and benchmarks
-# need. Idempotent: apt-get runs only when something is missing.
+# need, plus any named on the command line (scripts/vmtest.sh adds qemu).
+# Idempotent: apt-get runs only when something is missing.
 set -euo pipefail
 
-packages=(clang llvm libbpf-dev bpftool runc podman busybox-static jq iproute2 hyperfine util-linux)
+if (($#)); then
+	packages=("$@")
+else
+	packages=(clang llvm libbpf-dev bpftool runc podman busybox-static jq iproute2 hyperfine util-linux)
+fi
 
 missing=()
 for p in "${packages[@]}"; do

@@ -43,17 +43,7 @@ die() { echo "vmtest: $*" >&2; exit 1; }
 # --- host packages ---------------------------------------------------------
 
 deps() {
-	local p missing=()
-	for p in qemu-system-x86 busybox-static; do
-		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-	done
-	if ((${#missing[@]})); then
-		log "installing ${missing[*]}"
-		export DEBIAN_FRONTEND=noninteractive
-		apt-get update -qq
-		apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-	fi
-	command -v go >/dev/null || die "go is not on PATH (expected /usr/local/go/bin)"
+	"$(dirname "${BASH_SOURCE[0]}")/deps.sh" qemu-system-x86 busybox-static
 }
 
 # --- kernels ---------------------------------------------------------------

@@ -131,27 +131,7 @@ func TestProfileHotReload(t *testing.T) {
 	requireE2E(t)
 	file := filepath.Join(profileDir, "zz-reload.yaml")
 	t.Cleanup(func() { os.Remove(file); time.Sleep(500 * time.Millisecond) })
-	profile := `apiVersion: cilium.io/v1alpha1
-kind: TracingPolicy
-metadata:
-  name: reload-deny-127-0-0-3
-spec:
-  kprobes:
-  - call: tcp_connect
-    args: [{index: 0, type: sock}]
-    selectors:
-    - matchArgs: [{index: 0, operator: DAddr, values: ["127.0.0.3/32"]}]
-      matchActions: [{action: Override, argError: -1}]
----
-apiVersion: ocigate.io/v1alpha1
-kind: WorkloadProfile
-metadata: {name: reloaded}
-spec:
-  match:
-    annotations: [{key: ocigate.io/e2e-reload, equals: "yes"}]
-  mode: enforce
-  policies: [{name: reload-deny-127-0-0-3}]
-`
+	profile := denyProfile("reload-deny-127-0-0-3", "reloaded", "ocigate.io/e2e-reload", "127.0.0.3/32", "enforce")
 	if err := os.WriteFile(file, []byte(profile), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -179,27 +159,7 @@ func TestProfileModeSwitchOnRunningContainer(t *testing.T) {
 	file := filepath.Join(profileDir, "zz-switch.yaml")
 	t.Cleanup(func() { os.Remove(file); time.Sleep(500 * time.Millisecond) })
 	write := func(mode string) error {
-		doc := `apiVersion: cilium.io/v1alpha1
-kind: TracingPolicy
-metadata:
-  name: switch-deny-127-0-0-3
-spec:
-  kprobes:
-  - call: tcp_connect
-    args: [{index: 0, type: sock}]
-    selectors:
-    - matchArgs: [{index: 0, operator: DAddr, values: ["127.0.0.3/32"]}]
-      matchActions: [{action: Override, argError: -1}]
----
-apiVersion: ocigate.io/v1alpha1
-kind: WorkloadProfile
-metadata: {name: switching}
-spec:
-  match:
-    annotations: [{key: ocigate.io/e2e-switch, equals: "yes"}]
-  mode: ` + mode + `
-  policies: [{name: switch-deny-127-0-0-3}]
-`
+		doc := denyProfile("switch-deny-127-0-0-3", "switching", "ocigate.io/e2e-switch", "127.0.0.3/32", mode)
 		return os.WriteFile(file, []byte(doc), 0o644)
 	}
 	if err := write("monitor"); err != nil {
@@ -236,4 +196,30 @@ func waitForProfile(t *testing.T, name string) {
 		time.Sleep(200 * time.Millisecond)
 	}
 	t.Fatalf("profile %s never loaded", name)
+}
+
+// denyProfile is a TracingPolicy refusing TCP connects to cidr and a
+// WorkloadProfile in mode using it, matched by annotation key=yes.
+func denyProfile(policy, profile, key, cidr, mode string) string {
+	return `apiVersion: cilium.io/v1alpha1
+kind: TracingPolicy
+metadata:
+  name: ` + policy + `
+spec:
+  kprobes:
+  - call: tcp_connect
+    args: [{index: 0, type: sock}]
+    selectors:
+    - matchArgs: [{index: 0, operator: DAddr, values: ["` + cidr + `"]}]
+      matchActions: [{action: Override, argError: -1}]
+---
+apiVersion: ocigate.io/v1alpha1
+kind: WorkloadProfile
+metadata: {name: ` + profile + `}
+spec:
+  match:
+    annotations: [{key: ` + key + `, equals: "yes"}]
+  mode: ` + mode + `
+  policies: [{name: ` + policy + `}]
+`
 }
