@@ -8,6 +8,7 @@ import (
 	"os"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -43,14 +44,15 @@ type Agent struct {
 	log           *zap.Logger
 	reg           *cgroupfilter.Registry
 	profiles      *profileSet
-	byID          sync.Map // profile id -> *profiles.Profile, for events (read without a.mu)
-	nextProfileID uint32
+	byID          sync.Map      // profile id -> *profiles.Profile, for events (read without a.mu)
+	nextProfileID atomic.Uint32 // profile ids are never reused
 	node          string
 	startedAt     time.Time
 	stats         *Stats
 	hostNS        cgroupfilter.NamespaceIDs // for matchNamespaces host_ns
 
-	mu sync.Mutex // serialises changes of registry + maps
+	mu       sync.Mutex // serialises changes of registry + maps
+	reloadMu sync.Mutex // one reload at a time
 }
 
 // New loads the catalog's profiles into the enforcer and returns a ready

@@ -29,8 +29,7 @@ func (a *Agent) loadCatalog(c *profiles.Catalog) (*profileSet, error) {
 	set := &profileSet{catalog: c, byName: map[string]loadedProfile{}}
 	backends := a.enf.Backends()
 	for _, p := range c.Profiles() {
-		a.nextProfileID++
-		id := a.nextProfileID
+		id := a.nextProfileID.Add(1)
 		p = adaptToBackends(p, backends, a.log)
 		if err := a.enf.LoadProfile(id, p); err != nil {
 			if uerr := a.enf.UnloadProfile(id); uerr != nil {
@@ -112,13 +111,17 @@ type move struct {
 // the old rules go. All or nothing: when a workload's selection fails
 // (its annotation names a profile that is gone), nothing changes.
 func (a *Agent) Reload(c *profiles.Catalog) error {
-	a.mu.Lock()
-	defer a.mu.Unlock()
+	// Writing the new rules can take a while (100 000 CIDRs): do it
+	// before taking a.mu, so registrations are not held up meanwhile.
+	a.reloadMu.Lock()
+	defer a.reloadMu.Unlock()
 	next, err := a.loadCatalog(c)
 	if err != nil {
 		a.stats.ProfileReloadErrors.Add(1)
 		return err
 	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
 	var moves []move
 	for _, w := range a.reg.List() {
 		lp, reason, err := next.choose(w)
