@@ -1,0 +1,212 @@
+package bpf
+
+import (
+	"bytes"
+	"encoding/binary"
+	"net/netip"
+	"strings"
+	"testing"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/ocigate/ocigate/profiles"
+)
+
+func putCString(dst []int8, s string) {
+	for i := 0; i < len(s) && i < len(dst); i++ {
+		dst[i] = int8(s[i])
+	}
+}
+
+func encode(t *testing.T, k *fallbackEvent) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	if err := binary.Write(&buf, binary.LittleEndian, k); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+// binary.Read decodes the record packed; that is only right when the Go
+// struct (like the C one) has no implicit padding.
+func TestEventLayoutHasNoPadding(t *testing.T) {
+	if n, m := binary.Size(fallbackEvent{}), int(unsafe.Sizeof(fallbackEvent{})); n != m {
+		t.Fatalf("fallbackEvent: %d bytes encoded, %d in memory", n, m)
+	}
+}
+
+func TestDecodeEventConnect4(t *testing.T) {
+	k := fallbackEvent{KtimeNs: 123456789, CgroupId: 11, WorkloadCgroupId: 10, Pid: 4001, Tgid: 4000, Ppid: 3999, Uid: 1000,
+		Profile: 2, Err: int32(unix.EPERM), Point: uint8(profiles.PointConnect), Action: uint8(profiles.ActionOverride),
+		Selector: 1, Flags: eventEnforced | eventHasAddr, Enforcer: 1, Family: unix.AF_INET, SockType: unix.SOCK_STREAM,
+		Protocol: unix.IPPROTO_TCP, Dport: 4444, Daddr: netip.MustParseAddr("::ffff:127.0.0.2").As16()}
+	putCString(k.Comm[:], "nc")
+	ev, err := decodeEvent(encode(t, &k))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ev.BootNs != 123456789 || ev.CgroupID != 11 || ev.WorkloadCgroupID != 10 || ev.Pid != 4001 || ev.Tgid != 4000 ||
+		ev.Ppid != 3999 || ev.UID != 1000 || ev.Profile != 2 || ev.Errno != int32(unix.EPERM) {
+		t.Errorf("ids: %+v", ev)
+	}
+	if ev.Point != profiles.PointConnect || ev.Action != profiles.ActionOverride || ev.Selector != 1 {
+		t.Errorf("rule: point %v action %v selector %d", ev.Point, ev.Action, ev.Selector)
+	}
+	if !ev.Enforced || ev.Killed || ev.KillPending || !ev.HasAddr {
+		t.Errorf("flags: %+v", ev)
+	}
+	if ev.Backend != BackendFallback || ev.Mechanism != "cgroup_sock_addr" || ev.Comm != "nc" || ev.Binary != "" {
+		t.Errorf("backend %q mechanism %q comm %q binary %q", ev.Backend, ev.Mechanism, ev.Comm, ev.Binary)
+	}
+	if ev.Daddr != netip.MustParseAddr("127.0.0.2") || !ev.Daddr.Is4() || ev.Dport != 4444 ||
+		ev.Family != unix.AF_INET || ev.SockType != unix.SOCK_STREAM || ev.Protocol != unix.IPPROTO_TCP {
+		t.Errorf("address: %v port %d family %d type %d proto %d", ev.Daddr, ev.Dport, ev.Family, ev.SockType, ev.Protocol)
+	}
+}
+
+func TestDecodeEventAddresses(t *testing.T) {
+	tests := []struct {
+		name   string
+		family uint8
+		flags  uint8
+		addr   string
+		want   netip.Addr
+	}{
+		{"v6 socket to a v4-mapped peer", unix.AF_INET6, eventHasAddr, "::ffff:10.1.2.3", netip.MustParseAddr("10.1.2.3")},
+		{"v6 peer", unix.AF_INET6, eventHasAddr, "2001:db8::7", netip.MustParseAddr("2001:db8::7")},
+		{"no address", unix.AF_INET, 0, "::ffff:10.1.2.3", netip.Addr{}},
+	}
+	for _, tt := range tests {
+		k := fallbackEvent{Family: tt.family, Flags: tt.flags, Daddr: netip.MustParseAddr(tt.addr).As16()}
+		ev, err := decodeEvent(encode(t, &k))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ev.Daddr != tt.want || ev.HasAddr != (tt.flags&eventHasAddr != 0) {
+			t.Errorf("%s: daddr %v (has %v), want %v", tt.name, ev.Daddr, ev.HasAddr, tt.want)
+		}
+	}
+}
+
+func TestDecodeEventExecKill(t *testing.T) {
+	k := fallbackEvent{Point: uint8(profiles.PointExec), Action: uint8(profiles.ActionSigkill), Flags: eventEnforced | eventKillPending,
+		Enforcer: 3, StdioInet: 0b101}
+	putCString(k.Comm[:], "0123456789abcdef") // 16 bytes, no NUL
+	putCString(k.Binary[:], "sh")
+	ev, err := decodeEvent(encode(t, &k))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ev.Point != profiles.PointExec || ev.Action != profiles.ActionSigkill || !ev.KillPending || ev.Killed || !ev.Enforced {
+		t.Errorf("exec event %+v", ev)
+	}
+	if ev.Comm != "0123456789abcdef" || ev.Binary != "sh" || ev.StdioInet != 0b101 || ev.Mechanism != "tracepoint_sigkill" {
+		t.Errorf("comm %q binary %q stdio %b mechanism %q", ev.Comm, ev.Binary, ev.StdioInet, ev.Mechanism)
+	}
+	if ev.HasAddr || ev.Daddr.IsValid() {
+		t.Errorf("exec event has an address: %v", ev.Daddr)
+	}
+}
+
+func TestDecodeEventEnforcers(t *testing.T) {
+	for id, want := range map[uint8][2]string{
+		1: {BackendFallback, "cgroup_sock_addr"}, 2: {BackendFallback, "cgroup_sock_create"},
+		3: {BackendFallback, "tracepoint_sigkill"}, 4: {BackendLSM, "bpf_lsm"}, 5: {BackendFmodRet, "fmod_ret"}, 0: {"", ""},
+	} {
+		ev, err := decodeEvent(encode(t, &fallbackEvent{Enforcer: id}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ev.Backend != want[0] || ev.Mechanism != want[1] {
+			t.Errorf("enforcer %d: %q/%q, want %q/%q", id, ev.Backend, ev.Mechanism, want[0], want[1])
+		}
+	}
+}
+
+func TestDecodeEventShortAndLong(t *testing.T) {
+	full := encode(t, &fallbackEvent{Pid: 7})
+	if _, err := decodeEvent(full[:10]); err == nil || !strings.Contains(err.Error(), "decode event (10 bytes)") {
+		t.Fatalf("short record: %v", err)
+	}
+	if _, err := decodeEvent(nil); err == nil {
+		t.Fatal("empty record decoded")
+	}
+	// Ring buffer samples may carry padding after the record.
+	ev, err := decodeEvent(append(full, 0, 0, 0, 0, 0, 0, 0, 0))
+	if err != nil || ev.Pid != 7 {
+		t.Fatalf("padded record: %+v, %v", ev, err)
+	}
+}
+
+func TestCString(t *testing.T) {
+	mk := func(b ...byte) []int8 {
+		out := make([]int8, len(b))
+		for i, c := range b {
+			out[i] = int8(c)
+		}
+		return out
+	}
+	tests := []struct {
+		in   []int8
+		want string
+	}{
+		{nil, ""},
+		{mk(0, 'a'), ""},
+		{mk('s', 'h', 0, 'x', 0), "sh"},
+		{mk('a', 'b', 'c'), "abc"},        // no terminator
+		{mk(0xc3, 0xa9, 0), "\u00e9"},     // bytes above 0x7f survive
+		{mk('x', 0xff, 'y', 0), "x\xffy"}, // kept byte for byte
+	}
+	for _, tt := range tests {
+		if got := cString(tt.in); got != tt.want {
+			t.Errorf("cString(%v) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}
+
+func TestDecodeEventNewFields(t *testing.T) {
+	k := fallbackEvent{Point: uint8(profiles.PointConnect), Action: actionSignal, Selector: 9, Group: 3, Signal: uint8(unix.SIGUSR1),
+		Flags: eventSignalPend | eventHasAddr, Enforcer: 1, Family: unix.AF_INET, State: 7, Sport: 40000, Dport: 80,
+		Saddr: netip.MustParseAddr("::ffff:10.0.0.5").As16(), Daddr: netip.MustParseAddr("::ffff:10.0.0.6").As16()}
+	putCString(k.Path[:], "/usr/bin/curl")
+	ev, err := decodeEvent(encode(t, &k))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ev.Action != profiles.ActionSignal || !ev.SignalPending || ev.Signal != int(unix.SIGUSR1) || ev.Group != 3 || ev.Selector != 9 ||
+		ev.Enforced || ev.Monitor || ev.State != 7 || ev.Path != "/usr/bin/curl" {
+		t.Fatalf("event %+v", ev)
+	}
+	if ev.Saddr != netip.MustParseAddr("10.0.0.5") || ev.Sport != 40000 || ev.Daddr != netip.MustParseAddr("10.0.0.6") || ev.Dport != 80 {
+		t.Fatalf("addresses %v:%d -> %v:%d", ev.Saddr, ev.Sport, ev.Daddr, ev.Dport)
+	}
+
+	// Monitor: what would have been denied.
+	ev, err = decodeEvent(encode(t, &fallbackEvent{Action: actionDeny, Flags: eventMonitor}))
+	if err != nil || !ev.Monitor || ev.Enforced || ev.SignalPending || ev.Action != profiles.ActionOverride {
+		t.Fatalf("monitor event %+v, %v", ev, err)
+	}
+}
+
+// bind reports the local address as saddr/sport and no destination.
+func TestDecodeEventBind(t *testing.T) {
+	k := fallbackEvent{Point: uint8(profiles.PointBind), Action: actionDeny, Flags: eventEnforced, Family: unix.AF_INET6,
+		SockType: unix.SOCK_STREAM, Sport: 4444, Saddr: netip.MustParseAddr("::ffff:127.0.0.1").As16()}
+	ev, err := decodeEvent(encode(t, &k))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ev.HasAddr || ev.Daddr.IsValid() || ev.Dport != 0 || ev.Saddr != netip.MustParseAddr("127.0.0.1") || ev.Sport != 4444 {
+		t.Fatalf("bind event: daddr %v (has %v) saddr %v:%d", ev.Daddr, ev.HasAddr, ev.Saddr, ev.Sport)
+	}
+	// [::]:8080 on a v6 socket: the zero address is still an address.
+	k = fallbackEvent{Point: uint8(profiles.PointBind), Family: unix.AF_INET6, Sport: 8080}
+	if ev, _ := decodeEvent(encode(t, &k)); ev.Saddr != netip.IPv6Unspecified() || ev.Sport != 8080 {
+		t.Fatalf("[::]:8080: %v:%d", ev.Saddr, ev.Sport)
+	}
+	// No source known: no saddr.
+	if ev, _ := decodeEvent(encode(t, &fallbackEvent{Family: unix.AF_INET})); ev.Saddr.IsValid() {
+		t.Fatalf("saddr %v without a source", ev.Saddr)
+	}
+}
