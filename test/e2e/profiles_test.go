@@ -223,3 +223,25 @@ spec:
   policies: [{name: ` + policy + `}]
 `
 }
+
+// Seeds 04, 06 and 07 (detection only): a TCP connect by /usr/bin/nc to a
+// non-private address is reported by egress-all-protocols and
+// egress-suspicious-binaries (nc is on its list) but not by
+// detect-encrypted-reverse-shell (openssl, socat, ncat only).
+func TestSeedEgressDetection(t *testing.T) {
+	requireE2E(t)
+	res := seedContainer(t, "detect", "seed-egress", "/usr/bin/nc", "-w", "1", unroutable, "443")
+	if !strings.Contains(res.Stderr+res.Stdout, "unreachable") {
+		t.Fatalf("detection profiles must not refuse: %v", res)
+	}
+	for _, policy := range []string{"egress-all-protocols", "egress-suspicious-binaries"} {
+		waitEvent(t, res.ID, map[string]any{
+			"ocigate.container_id":                 res.ID,
+			"process_kprobe.policy_name":           policy,
+			"process_kprobe.action":                "KPROBE_ACTION_POST",
+			"process_kprobe.args.0.sock_arg.daddr": unroutable,
+			"process_kprobe.args.0.sock_arg.dport": 443,
+		})
+	}
+	noEvent(t, res.ID, map[string]any{"ocigate.container_id": res.ID, "process_kprobe.policy_name": "detect-encrypted-reverse-shell"})
+}
