@@ -40,20 +40,22 @@ func Watch(ctx context.Context, dirs []string, reload func(why string), retry ti
 		}
 	}
 	watched := map[string]bool{}
-	addWatches := func() {
+	// addWatches watches the directories that exist; one that appears
+	// after the start is a change to load.
+	addWatches := func(started bool) {
 		for _, d := range dirs {
 			if watched[d] {
 				continue
 			}
 			if _, err := unix.InotifyAddWatch(fd, d, watchMask); err == nil {
-				if len(watched) > 0 || retry > 0 {
+				if started {
 					notify("directory " + d + " appeared")
 				}
 				watched[d] = true
 			}
 		}
 	}
-	addWatches()
+	addWatches(false)
 	var lost atomic.Bool // a watched directory went away: watch again when it is back
 	go readEvents(f, notify, func() { lost.Store(true) })
 
@@ -79,7 +81,7 @@ func Watch(ctx context.Context, dirs []string, reload func(why string), retry ti
 			if lost.Swap(false) {
 				watched = map[string]bool{}
 			}
-			addWatches()
+			addWatches(true)
 		}
 	}
 }
