@@ -211,6 +211,9 @@ func (a *Agent) Status() *api.Status {
 	st := &api.Status{Node: a.node, StartedAt: a.startedAt, Workloads: a.reg.List(), Counters: a.stats.Map()}
 	for _, b := range a.enf.Backends() {
 		st.Backends = append(st.Backends, api.Backend{Point: b.Point, Backend: b.Backend, Mechanism: b.Mechanism, Skipped: b.Skipped})
+		// The choice as a metric too (ocigate_enforcer{point,backend} once
+		// the Prometheus endpoint exports the counters).
+		st.Counters["enforcer_"+b.Point+"_"+b.Backend] = 1
 	}
 	a.mu.Lock()
 	for name := range a.profiles.byName {
