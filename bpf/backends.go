@@ -189,8 +189,9 @@ func (env *attachEnv) load(spec *ebpf.CollectionSpec, name string) (*ebpf.Progra
 }
 
 // trackingPrograms run whatever the backends: exec tracking for
-// matchBinaries.
+// matchBinaries, socket creators for TrackSock.
 var trackingPrograms = []program{
+	cgroupProgram("track_sock", "cgroup/sock_create(TrackSock)", ebpf.AttachCGroupInetSockCreate),
 	rawTracepointProgram("track_exec", "sched_process_exec"),
 	rawTracepointProgram("track_fork", "sched_process_fork"),
 	rawTracepointProgram("track_exit", "sched_process_exit"),

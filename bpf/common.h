@@ -82,6 +82,7 @@ enum selector_flag {
 /* Workload flags. */
 enum workload_flag {
 	WORKLOAD_MONITOR = 1 << 0,	/* report what would be enforced */
+	WORKLOAD_TRACK_SOCKETS = 1 << 1,	/* TrackSock: remember who created each socket */
 };
 
 /* How the verdict was carried out. */
@@ -216,6 +217,8 @@ struct event {
 	char comm[16];
 	char binary[NAME_LEN];
 	char path[PATH_LEN];	/* the binary (exec: the new one), as far as known */
+	__u32 owner;		/* TrackSock: tgid that created the socket, 0: not tracked */
+	__u32 pad2;
 };
 
 enum counter {

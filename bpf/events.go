@@ -48,6 +48,7 @@ type RawEvent struct {
 	Comm             string
 	Binary           string // exec: base name of the executed file
 	Path             string // the binary's path (exec: the new one), when known
+	Owner            uint32 // TrackSock: tgid that created the socket, 0 when not tracked
 }
 
 const (
@@ -117,6 +118,7 @@ func decodeEvent(b []byte) (*RawEvent, error) {
 		Signal: int(k.Signal), Group: int(k.Group), State: k.State,
 		Dport: k.Dport, Sport: k.Sport, StdioInet: k.StdioInet,
 		Comm: cString(k.Comm[:]), Binary: cString(k.Binary[:]), Path: cString(k.Path[:]),
+		Owner: k.Owner,
 	}
 	if k.Sport != 0 || k.Saddr != ([16]uint8{}) {
 		ev.Saddr = unmapped(netip.AddrFrom16(k.Saddr), ev.Family)

@@ -84,6 +84,7 @@ static __always_inline int sock_addr(struct bpf_sock_addr *ctx, __u8 point, __u8
 		__builtin_memcpy(q.daddr, addr, 16);
 	}
 	q.proc = current_proc();
+	q.cookie = bpf_get_socket_cookie(ctx);
 	return cgroup_verdict(decide(&q, ENFORCER_CGROUP_SOCK_ADDR, CAN_DENY));
 }
 
@@ -157,7 +158,26 @@ int sock_release(struct bpf_sock *sk)
 		}
 	}
 	q.proc = current_proc();
+	q.cookie = bpf_get_socket_cookie(sk);
 	decide(&q, ENFORCER_CGROUP_SOCK_RELEASE, 0);
+	bpf_map_delete_elem(&sock_owners, &q.cookie); /* UntrackSock */
+	return 1;
+}
+
+/* TrackSock, on every kernel: the creator of each inet socket of a
+ * workload whose profile tracks sockets, keyed by the socket's cookie
+ * (generated here, so the LSM and fmod_ret programs can read it). */
+SEC("cgroup/sock_create")
+int track_sock(struct bpf_sock *sk)
+{
+	__u64 workload_cgroup;
+	struct workload *w = current_workload(&workload_cgroup);
+
+	if (!w || !(w->flags & WORKLOAD_TRACK_SOCKETS))
+		return 1;
+	__u64 cookie = bpf_get_socket_cookie(sk);
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	bpf_map_update_elem(&sock_owners, &cookie, &tgid, BPF_ANY);
 	return 1;
 }
 

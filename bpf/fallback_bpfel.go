@@ -57,6 +57,8 @@ type fallbackEvent struct {
 	Comm             [16]int8
 	Binary           [32]int8
 	Path             [128]int8
+	Owner            uint32
+	Pad2             uint32
 }
 
 type fallbackNameKey struct {
@@ -148,6 +150,7 @@ const (
 	fallbackMapProcs        = "procs"
 	fallbackMapRules        = "rules"
 	fallbackMapScratch      = "scratch"
+	fallbackMapSockOwners   = "sock_owners"
 	fallbackMapWorkloads    = "workloads"
 	fallbackProgBind4       = "bind4"
 	fallbackProgBind6       = "bind6"
@@ -162,6 +165,7 @@ const (
 	fallbackProgTrackExec   = "track_exec"
 	fallbackProgTrackExit   = "track_exit"
 	fallbackProgTrackFork   = "track_fork"
+	fallbackProgTrackSock   = "track_sock"
 	fallbackVarUnusedEvent  = "unused_event"
 )
 
@@ -220,6 +224,7 @@ type fallbackProgramSpecs struct {
 	TrackExec   *ebpf.ProgramSpec `ebpf:"track_exec"`
 	TrackExit   *ebpf.ProgramSpec `ebpf:"track_exit"`
 	TrackFork   *ebpf.ProgramSpec `ebpf:"track_fork"`
+	TrackSock   *ebpf.ProgramSpec `ebpf:"track_sock"`
 }
 
 // fallbackMapSpecs contains maps before they are loaded into the kernel.
@@ -236,6 +241,7 @@ type fallbackMapSpecs struct {
 	Procs        *ebpf.MapSpec `ebpf:"procs"`
 	Rules        *ebpf.MapSpec `ebpf:"rules"`
 	Scratch      *ebpf.MapSpec `ebpf:"scratch"`
+	SockOwners   *ebpf.MapSpec `ebpf:"sock_owners"`
 	Workloads    *ebpf.MapSpec `ebpf:"workloads"`
 }
 
@@ -276,6 +282,7 @@ type fallbackMaps struct {
 	Procs        *ebpf.Map `ebpf:"procs"`
 	Rules        *ebpf.Map `ebpf:"rules"`
 	Scratch      *ebpf.Map `ebpf:"scratch"`
+	SockOwners   *ebpf.Map `ebpf:"sock_owners"`
 	Workloads    *ebpf.Map `ebpf:"workloads"`
 }
 
@@ -291,6 +298,7 @@ func (m *fallbackMaps) Close() error {
 		m.Procs,
 		m.Rules,
 		m.Scratch,
+		m.SockOwners,
 		m.Workloads,
 	)
 }
@@ -319,6 +327,7 @@ type fallbackPrograms struct {
 	TrackExec   *ebpf.Program `ebpf:"track_exec"`
 	TrackExit   *ebpf.Program `ebpf:"track_exit"`
 	TrackFork   *ebpf.Program `ebpf:"track_fork"`
+	TrackSock   *ebpf.Program `ebpf:"track_sock"`
 }
 
 func (p *fallbackPrograms) Close() error {
@@ -336,6 +345,7 @@ func (p *fallbackPrograms) Close() error {
 		p.TrackExec,
 		p.TrackExit,
 		p.TrackFork,
+		p.TrackSock,
 	)
 }
 

@@ -48,6 +48,7 @@ type Enforcer struct {
 	ports   portAllocator
 	sets    map[uint32]*setWriter // per profile id: what its rules use
 	named   map[string]*ebpf.Program
+	track   map[uint32]bool // profile id -> TrackSock
 }
 
 // PointBackend says how an enforcement point is carried out and, for the
@@ -109,7 +110,7 @@ func Load(opts Options) (_ *Enforcer, err error) {
 			"workloads": e.maps.Workloads, "rules": e.maps.Rules, "addr_sets": e.maps.AddrSets,
 			"name_sets": e.maps.NameSets, "events": e.maps.Events, "counters": e.maps.Counters,
 			"port_sets": e.maps.PortSets, "bin_sets": e.maps.BinSets, "path_prefixes": e.maps.PathPrefixes,
-			"procs": e.maps.Procs, "scratch": e.maps.Scratch,
+			"procs": e.maps.Procs, "scratch": e.maps.Scratch, "sock_owners": e.maps.SockOwners,
 		},
 		cgroupRoot: opts.CgroupRoot,
 		lsmActive:  lsmActive(opts.LSMList),

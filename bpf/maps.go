@@ -44,7 +44,8 @@ const (
 	selectorNoPost  = 1
 	selectorMonitor = 2
 
-	workloadMonitor = 1
+	workloadMonitor      = 1
+	workloadTrackSockets = 2
 )
 
 // LoadProfile writes a compiled profile's selectors under id. Loading the
@@ -89,6 +90,10 @@ func (e *Enforcer) LoadProfile(id uint32, p *profiles.Profile) error {
 			return fmt.Errorf("write %s rules of profile %q: %w", pt, p.Name, err)
 		}
 	}
+	if e.track == nil {
+		e.track = map[uint32]bool{}
+	}
+	e.track[id] = p.TrackSockets
 	return e.recordSets(id, w, false)
 }
 
@@ -228,6 +233,11 @@ func (e *Enforcer) SetWorkload(cgroupID uint64, profile uint32, mode profiles.Mo
 	if mode == profiles.ModeMonitor {
 		w.Flags |= workloadMonitor
 	}
+	e.mu.Lock()
+	if e.track[profile] {
+		w.Flags |= workloadTrackSockets
+	}
+	e.mu.Unlock()
 	copy(w.Disabled[:], disabled[:])
 	if err := e.maps.Workloads.Put(cgroupID, &w); err != nil {
 		return fmt.Errorf("write workload of cgroup %d: %w", cgroupID, err)
@@ -276,5 +286,6 @@ func (e *Enforcer) UnloadProfile(id uint32) error {
 		errs = append(errs, w.release())
 		delete(e.sets, id)
 	}
+	delete(e.track, id)
 	return errors.Join(errs...)
 }

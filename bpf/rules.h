@@ -69,6 +69,16 @@ struct {
 	__type(value, struct proc);
 } procs SEC(".maps");
 
+/* TrackSock: socket cookie -> tgid of the process that created it, for
+ * sockets of workloads whose profile tracks them; removed on release. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, __u64);
+	__type(value, __u32);
+} sock_owners SEC(".maps");
+
 /* Per-CPU scratch: [0] the exec path, [1] prefix key, [2] postfix key. */
 struct scratch {
 	struct proc exec;
@@ -113,7 +123,19 @@ struct query {
 	char binary[NAME_LEN];	/* exec: the executed file's own name */
 	char comm[16];		/* exec: the name it runs as */
 	struct proc *proc;	/* the binary's path, when known */
+	__u64 cookie;		/* the socket's cookie, 0: none or not generated */
 };
+
+/* The tgid that created the socket with this cookie (TrackSock), or 0. */
+static __always_inline __u32 sock_owner(__u64 cookie)
+{
+	__u32 *owner;
+
+	if (!cookie)
+		return 0;
+	owner = bpf_map_lookup_elem(&sock_owners, &cookie);
+	return owner ? *owner : 0;
+}
 
 static __always_inline struct scratch *get_scratch(void)
 {

@@ -29,6 +29,7 @@ static __always_inline bool socket_query(struct query *q, struct socket *sock)
 	q->protocol = BPF_CORE_READ(sk, sk_protocol);
 	q->state = BPF_CORE_READ(sk, __sk_common.skc_state);
 	q->proc = current_proc();
+	q->cookie = BPF_CORE_READ(sk, __sk_common.skc_cookie.counter);
 	return q->family == AF_INET || q->family == AF_INET6;
 }
 

@@ -114,6 +114,7 @@ const (
 	securityMapProcs              = "procs"
 	securityMapRules              = "rules"
 	securityMapScratch            = "scratch"
+	securityMapSockOwners         = "sock_owners"
 	securityMapWorkloads          = "workloads"
 	securityProgFmodBprmCheck     = "fmod_bprm_check"
 	securityProgFmodSocketBind    = "fmod_socket_bind"
@@ -199,6 +200,7 @@ type securityMapSpecs struct {
 	Procs        *ebpf.MapSpec `ebpf:"procs"`
 	Rules        *ebpf.MapSpec `ebpf:"rules"`
 	Scratch      *ebpf.MapSpec `ebpf:"scratch"`
+	SockOwners   *ebpf.MapSpec `ebpf:"sock_owners"`
 	Workloads    *ebpf.MapSpec `ebpf:"workloads"`
 }
 
@@ -238,6 +240,7 @@ type securityMaps struct {
 	Procs        *ebpf.Map `ebpf:"procs"`
 	Rules        *ebpf.Map `ebpf:"rules"`
 	Scratch      *ebpf.Map `ebpf:"scratch"`
+	SockOwners   *ebpf.Map `ebpf:"sock_owners"`
 	Workloads    *ebpf.Map `ebpf:"workloads"`
 }
 
@@ -253,6 +256,7 @@ func (m *securityMaps) Close() error {
 		m.Procs,
 		m.Rules,
 		m.Scratch,
+		m.SockOwners,
 		m.Workloads,
 	)
 }

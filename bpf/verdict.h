@@ -57,6 +57,7 @@ static __always_inline void report(const struct query *q, const struct selector 
 	__builtin_memcpy(e->binary, q->binary, NAME_LEN);
 	if (q->proc)
 		__builtin_memcpy(e->path, q->proc->path, PATH_LEN);
+	e->owner = sock_owner(q->cookie);
 	bpf_ringbuf_submit(e, 0);
 }
 

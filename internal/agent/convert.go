@@ -41,6 +41,12 @@ func (a *Agent) convert(raw *bpf.RawEvent, at time.Time) *events.Event {
 		kp.FunctionName = raw.Point.String()
 	}
 	kp.Process = processOf(raw)
+	if raw.Owner != 0 && raw.Owner != raw.Tgid {
+		// TrackSock: the socket's creator is the event's process.
+		og.CallerPid = raw.Tgid
+		kp.Process = events.Process{Pid: events.Value{Value: raw.Owner}, UID: kp.Process.UID,
+			ExecID: fmt.Sprintf("%d:sock", raw.Owner), Binary: exePath(raw.Owner), Arguments: arguments(raw.Owner)}
+	}
 	if w, ok := a.reg.ByCgroup(raw.WorkloadCgroupID); ok {
 		og.ContainerID, og.Runtime = w.ContainerID, w.Runtime
 		kp.Process.Docker = w.ContainerID

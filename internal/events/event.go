@@ -111,6 +111,9 @@ type Ocigate struct {
 	Mechanism   string `json:"mechanism"`
 	CgroupID    uint64 `json:"cgroup_id"`
 	Selector    int    `json:"selector"`
+	// TrackSock: the event is attributed to the socket's creator; this is
+	// the process that did the operation when it is another one.
+	CallerPid uint32 `json:"caller_pid,omitempty"`
 }
 
 // Tetragon's action names.

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -244,4 +245,42 @@ func TestSeedEgressDetection(t *testing.T) {
 		})
 	}
 	noEvent(t, res.ID, map[string]any{"ocigate.container_id": res.ID, "process_kprobe.policy_name": "detect-encrypted-reverse-shell"})
+}
+
+// TrackSock (seed 02's sk_alloc): a socket created by one process and
+// bound by another is reported as the creator's, with the process that
+// bound it as the caller.
+func TestSeedTrackSockAttributesToCreator(t *testing.T) {
+	requireE2E(t)
+	res := seedContainer(t, "detect", "seed-tracksock", "/probe", "passbind", "4444")
+	var parent, child string
+	for _, l := range strings.Split(res.Stdout, "\n") {
+		if f := strings.Fields(l); len(f) == 2 && f[0] == "parent" {
+			parent = f[1]
+		} else if len(f) == 2 && f[0] == "child" {
+			child = f[1]
+		}
+	}
+	if parent == "" || child == "" {
+		t.Fatalf("probe did not report its pids: %v", res)
+	}
+	ev := waitEvent(t, res.ID, map[string]any{
+		"ocigate.container_id":                 res.ID,
+		"process_kprobe.function_name":         "inet_csk_listen_start",
+		"process_kprobe.args.0.sock_arg.sport": 4444,
+	})
+	if ev == nil {
+		return
+	}
+	// The probe prints pids of its own pid namespace; the event has host
+	// pids: tell the two processes apart by what they run.
+	proc := ev["process_kprobe"].(map[string]any)["process"].(map[string]any)
+	owner := fmt.Sprint(proc["pid"].(map[string]any)["value"])
+	caller := fmt.Sprint(ev["ocigate"].(map[string]any)["caller_pid"])
+	if caller == "<nil>" || caller == owner {
+		t.Errorf("event pid %s, caller_pid %s: want the creator as the process and the child as the caller", owner, caller)
+	}
+	if args := fmt.Sprint(proc["arguments"]); args != "passbind 4444" {
+		t.Errorf("event process runs %q, want the creator (passbind 4444)", args)
+	}
 }

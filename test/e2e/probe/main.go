@@ -26,6 +26,8 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"os/exec"
+	"strconv"
 	"syscall"
 	"time"
 )
@@ -53,6 +55,16 @@ func main() {
 		default:
 			err = udpConnect(ap)
 		}
+	case "passbind":
+		if len(os.Args) != 3 {
+			usage()
+		}
+		err = passBind(os.Args[2])
+	case "bindfd":
+		if len(os.Args) != 4 {
+			usage()
+		}
+		err = bindFD(os.Args[2], os.Args[3])
 	case "raw":
 		err = openSocket(syscall.AF_INET, syscall.SOCK_RAW, syscall.IPPROTO_ICMP)
 	case "packet":
@@ -132,6 +144,43 @@ func udpSendto(ap netip.AddrPort) error {
 		return fmt.Errorf("sendto: %w", err)
 	}
 	return nil
+}
+
+// passBind creates a TCP socket and hands it to a child process (another
+// tgid) that binds and listens on port: the socket's creator and its user
+// differ, as TrackSock attributes. Prints both pids.
+func passBind(port string) error {
+	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM, 0)
+	if err != nil {
+		return fmt.Errorf("socket: %w", err)
+	}
+	f := os.NewFile(uintptr(fd), "socket")
+	defer f.Close()
+	cmd := exec.Command(os.Args[0], "bindfd", "3", port)
+	cmd.ExtraFiles = []*os.File{f}
+	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+	fmt.Printf("parent %d\n", os.Getpid())
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("child: %w", err)
+	}
+	return nil
+}
+
+// bindFD binds the inherited socket fd to 127.0.0.1:port and listens.
+func bindFD(fdArg, port string) error {
+	fd, err := strconv.Atoi(fdArg)
+	if err != nil {
+		return err
+	}
+	p, err := strconv.Atoi(port)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("child %d\n", os.Getpid())
+	if err := syscall.Bind(fd, &syscall.SockaddrInet4{Port: p, Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		return fmt.Errorf("bind: %w", err)
+	}
+	return syscall.Listen(fd, 1)
 }
 
 // udpConnect connects a UDP socket (no packet is sent).
