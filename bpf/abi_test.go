@@ -251,7 +251,7 @@ func TestObjectMaps(t *testing.T) {
 	for _, pp := range pointPlans {
 		for _, c := range pp.candidates {
 			obj := spec
-			if c.backend != BackendFallback {
+			if c.backend == BackendLSM || c.backend == BackendFmodRet {
 				obj = sec
 			}
 			for _, p := range c.programs {

@@ -35,6 +35,9 @@ func (c candidate) mechanism() string {
 type pointPlan struct {
 	point      string
 	candidates []candidate
+	// always: attached whatever backend is forced; these points only
+	// report (close) or report and kill (dup) the same on every kernel.
+	always bool
 }
 
 func (p pointPlan) has(backend string) bool {
@@ -80,35 +83,37 @@ func securityCandidates(lsmName, lsmHook, fmodName, fn string) []candidate {
 // pointPlans: every enforcement point with its backends, LSM > fmod_ret >
 // fallback. The point names match profiles.Point.String().
 var pointPlans = []pointPlan{
-	{"connect", append(securityCandidates("lsm_socket_connect", "socket_connect", "fmod_socket_connect", "security_socket_connect"),
+	{point: "connect", candidates: append(securityCandidates("lsm_socket_connect", "socket_connect", "fmod_socket_connect", "security_socket_connect"),
 		candidate{BackendFallback, []program{
 			cgroupProgram("connect4", "cgroup/connect4", ebpf.AttachCGroupInet4Connect),
 			cgroupProgram("connect6", "cgroup/connect6", ebpf.AttachCGroupInet6Connect),
 		}})},
-	{"sendmsg", append(securityCandidates("lsm_socket_sendmsg", "socket_sendmsg", "fmod_socket_sendmsg", "security_socket_sendmsg"),
+	{point: "sendmsg", candidates: append(securityCandidates("lsm_socket_sendmsg", "socket_sendmsg", "fmod_socket_sendmsg", "security_socket_sendmsg"),
 		candidate{BackendFallback, []program{
 			cgroupProgram("sendmsg4", "cgroup/sendmsg4", ebpf.AttachCGroupUDP4Sendmsg),
 			cgroupProgram("sendmsg6", "cgroup/sendmsg6", ebpf.AttachCGroupUDP6Sendmsg),
 		}})},
-	{"bind", append(securityCandidates("lsm_socket_bind", "socket_bind", "fmod_socket_bind", "security_socket_bind"),
+	{point: "bind", candidates: append(securityCandidates("lsm_socket_bind", "socket_bind", "fmod_socket_bind", "security_socket_bind"),
 		candidate{BackendFallback, []program{
 			cgroupProgram("bind4", "cgroup/bind4", ebpf.AttachCGroupInet4Bind),
 			cgroupProgram("bind6", "cgroup/bind6", ebpf.AttachCGroupInet6Bind),
 		}})},
-	{"listen", append(securityCandidates("lsm_socket_listen", "socket_listen", "fmod_socket_listen", "security_socket_listen"),
+	{point: "listen", candidates: append(securityCandidates("lsm_socket_listen", "socket_listen", "fmod_socket_listen", "security_socket_listen"),
 		candidate{BackendFallback, nil})},
-	{"sock_create", append(securityCandidates("lsm_socket_create", "socket_create", "fmod_socket_create", "security_socket_create"),
+	{point: "sock_create", candidates: append(securityCandidates("lsm_socket_create", "socket_create", "fmod_socket_create", "security_socket_create"),
 		candidate{BackendFallback, []program{
 			cgroupProgram("sock_create", "cgroup/sock_create", ebpf.AttachCGroupInetSockCreate),
-			{"socket_enter", "tracepoint/syscalls/sys_enter_socket+SIGKILL", func(p *ebpf.Program, _ *attachEnv) (link.Link, error) {
-				return link.Tracepoint("syscalls", "sys_enter_socket", p, nil)
-			}},
+			{"socket_enter", "tracepoint/syscalls/sys_enter_socket+SIGKILL", tracepointProgram("", "sys_enter_socket").attach},
 		}})},
 	// Close events come from the cgroup hook on every kernel.
-	{"close", []candidate{{BackendFallback, []program{
+	{point: "close", always: true, candidates: []candidate{{BackendFallback, []program{
 		cgroupProgram("sock_release", "cgroup/sock_release", ebpf.AttachCgroupInetSockRelease),
 	}}}},
-	{"exec", append(securityCandidates("lsm_bprm_check", "bprm_check_security", "fmod_bprm_check", "security_bprm_check"),
+	{point: "dup", always: true, candidates: []candidate{{BackendTracepoint, []program{
+		tracepointProgram("dup2_enter", "sys_enter_dup2"),
+		tracepointProgram("dup3_enter", "sys_enter_dup3"),
+	}}}},
+	{point: "exec", candidates: append(securityCandidates("lsm_bprm_check", "bprm_check_security", "fmod_bprm_check", "security_bprm_check"),
 		candidate{BackendFallback, []program{
 			{"process_exec", "raw_tracepoint/sched_process_exec+SIGKILL", rawTracepointProgram("", "sched_process_exec").attach},
 		}})},
@@ -195,6 +200,12 @@ var trackingPrograms = []program{
 	rawTracepointProgram("track_exec", "sched_process_exec"),
 	rawTracepointProgram("track_fork", "sched_process_fork"),
 	rawTracepointProgram("track_exit", "sched_process_exit"),
+}
+
+func tracepointProgram(name, event string) program {
+	return program{name, "tracepoint/syscalls/" + event, func(p *ebpf.Program, _ *attachEnv) (link.Link, error) {
+		return link.Tracepoint("syscalls", event, p, nil)
+	}}
 }
 
 func rawTracepointProgram(name, tp string) program {

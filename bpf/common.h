@@ -33,7 +33,8 @@ enum point {
 	POINT_EXEC = 4,
 	POINT_LISTEN = 5,
 	POINT_CLOSE = 6,
-	POINT_MAX = 7,
+	POINT_DUP = 7,		/* dup2/dup3 of a file onto a descriptor */
+	POINT_MAX = 8,
 };
 
 /* What a matching selector does. */
@@ -68,6 +69,7 @@ enum match_flag {
 	MATCH_NAME = 1 << 18,
 	MATCH_NAME_NOT = 1 << 19,
 	MATCH_STDIO_INET = 1 << 20,
+	MATCH_NEWFD = 1 << 21,	/* dup: the new descriptor is in fds */
 };
 
 #define MATCH_ANY_BIN (MATCH_BIN | MATCH_BIN_NOT | MATCH_BIN_PREFIX | MATCH_BIN_PREFIX_NOT | \
@@ -94,6 +96,7 @@ enum enforcer {
 	ENFORCER_LSM = 4,
 	ENFORCER_FMOD_RET = 5,
 	ENFORCER_CGROUP_SOCK_RELEASE = 6,
+	ENFORCER_TRACEPOINT = 7,	/* reports, or kills: cannot refuse */
 };
 
 /* What a program can do with a verdict. */
@@ -127,6 +130,7 @@ struct selector {
 	__u32 families;		/* bit per AF_* */
 	__u32 types;		/* bit per SOCK_* */
 	__u32 states;		/* bit per TCP_* state */
+	__u32 fds;		/* bit per descriptor 0-31 (dup's new fd) */
 	__u64 protocols[4];	/* bit per IPPROTO_* */
 	__s32 err;		/* errno for ACTION_DENY, positive */
 	__u8 action;
@@ -218,6 +222,8 @@ struct event {
 	char binary[NAME_LEN];
 	char path[PATH_LEN];	/* the binary (exec: the new one), as far as known */
 	__u32 owner;		/* TrackSock: tgid that created the socket, 0: not tracked */
+	__s32 old_fd;		/* dup: the descriptor duplicated */
+	__s32 new_fd;		/* dup: the descriptor it lands on */
 	__u32 pad2;
 };
 

@@ -49,6 +49,7 @@ type RawEvent struct {
 	Binary           string // exec: base name of the executed file
 	Path             string // the binary's path (exec: the new one), when known
 	Owner            uint32 // TrackSock: tgid that created the socket, 0 when not tracked
+	OldFD, NewFD     int32  // dup
 }
 
 const (
@@ -68,6 +69,7 @@ var enforcers = map[uint8][2]string{
 	4: {BackendLSM, "bpf_lsm"},
 	5: {BackendFmodRet, "fmod_ret"},
 	6: {BackendFallback, "cgroup_sock_release"},
+	7: {BackendTracepoint, "tracepoint"},
 }
 
 // EventReader reads the kernel's ring buffer.
@@ -118,7 +120,7 @@ func decodeEvent(b []byte) (*RawEvent, error) {
 		Signal: int(k.Signal), Group: int(k.Group), State: k.State,
 		Dport: k.Dport, Sport: k.Sport, StdioInet: k.StdioInet,
 		Comm: cString(k.Comm[:]), Binary: cString(k.Binary[:]), Path: cString(k.Path[:]),
-		Owner: k.Owner,
+		Owner: k.Owner, OldFD: k.OldFd, NewFD: k.NewFd,
 	}
 	if k.Sport != 0 || k.Saddr != ([16]uint8{}) {
 		ev.Saddr = unmapped(netip.AddrFrom16(k.Saddr), ev.Family)

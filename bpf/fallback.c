@@ -212,6 +212,31 @@ int process_exec(struct bpf_raw_tracepoint_args *ctx)
 	return 0;
 }
 
+/* dup2/dup3 (FD redirection), on every kernel: the family of the old
+ * descriptor if it is a socket, and the new descriptor. A tracepoint
+ * cannot refuse: a refusing selector kills the caller instead. */
+static __always_inline int check_dup(int old_fd, int new_fd)
+{
+	struct query q = { .point = POINT_DUP, .old_fd = old_fd, .new_fd = new_fd };
+
+	q.family = fd_socket_family((struct task_struct *)bpf_get_current_task(), old_fd);
+	q.proc = current_proc();
+	carry_out(decide(&q, ENFORCER_TRACEPOINT, CAN_KILL));
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_enter_dup2")
+int dup2_enter(struct trace_event_raw_sys_enter *ctx)
+{
+	return check_dup((int)ctx->args[0], (int)ctx->args[1]);
+}
+
+SEC("tracepoint/syscalls/sys_enter_dup3")
+int dup3_enter(struct trace_event_raw_sys_enter *ctx)
+{
+	return check_dup((int)ctx->args[0], (int)ctx->args[1]);
+}
+
 /* Exec tracking, whatever backend enforces: the binary each process of a
  * registered workload runs, for matchBinaries at every point. */
 SEC("raw_tracepoint/sched_process_exec")

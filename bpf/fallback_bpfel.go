@@ -58,6 +58,8 @@ type fallbackEvent struct {
 	Binary           [32]int8
 	Path             [128]int8
 	Owner            uint32
+	OldFd            int32
+	NewFd            int32
 	Pad2             uint32
 }
 
@@ -121,6 +123,8 @@ type fallbackSelector struct {
 	Families   uint32
 	Types      uint32
 	States     uint32
+	Fds        uint32
+	_          [4]byte
 	Protocols  [4]uint64
 	Err        int32
 	Action     uint8
@@ -156,6 +160,8 @@ const (
 	fallbackProgBind6       = "bind6"
 	fallbackProgConnect4    = "connect4"
 	fallbackProgConnect6    = "connect6"
+	fallbackProgDup2Enter   = "dup2_enter"
+	fallbackProgDup3Enter   = "dup3_enter"
 	fallbackProgProcessExec = "process_exec"
 	fallbackProgSendmsg4    = "sendmsg4"
 	fallbackProgSendmsg6    = "sendmsg6"
@@ -215,6 +221,8 @@ type fallbackProgramSpecs struct {
 	Bind6       *ebpf.ProgramSpec `ebpf:"bind6"`
 	Connect4    *ebpf.ProgramSpec `ebpf:"connect4"`
 	Connect6    *ebpf.ProgramSpec `ebpf:"connect6"`
+	Dup2Enter   *ebpf.ProgramSpec `ebpf:"dup2_enter"`
+	Dup3Enter   *ebpf.ProgramSpec `ebpf:"dup3_enter"`
 	ProcessExec *ebpf.ProgramSpec `ebpf:"process_exec"`
 	Sendmsg4    *ebpf.ProgramSpec `ebpf:"sendmsg4"`
 	Sendmsg6    *ebpf.ProgramSpec `ebpf:"sendmsg6"`
@@ -318,6 +326,8 @@ type fallbackPrograms struct {
 	Bind6       *ebpf.Program `ebpf:"bind6"`
 	Connect4    *ebpf.Program `ebpf:"connect4"`
 	Connect6    *ebpf.Program `ebpf:"connect6"`
+	Dup2Enter   *ebpf.Program `ebpf:"dup2_enter"`
+	Dup3Enter   *ebpf.Program `ebpf:"dup3_enter"`
 	ProcessExec *ebpf.Program `ebpf:"process_exec"`
 	Sendmsg4    *ebpf.Program `ebpf:"sendmsg4"`
 	Sendmsg6    *ebpf.Program `ebpf:"sendmsg6"`
@@ -336,6 +346,8 @@ func (p *fallbackPrograms) Close() error {
 		p.Bind6,
 		p.Connect4,
 		p.Connect6,
+		p.Dup2Enter,
+		p.Dup3Enter,
 		p.ProcessExec,
 		p.Sendmsg4,
 		p.Sendmsg6,

@@ -20,6 +20,9 @@ const (
 	BackendFallback = "fallback"
 	BackendAuto     = "auto"
 	BackendNone     = "none"
+	// BackendTracepoint: points that only report or kill, the same on
+	// every kernel (dup).
+	BackendTracepoint = "tracepoint"
 )
 
 // Options configures Load.
@@ -105,7 +108,7 @@ func Load(opts Options) (_ *Enforcer, err error) {
 		}
 	}()
 	env := &attachEnv{
-		specs: map[string]*ebpf.CollectionSpec{BackendFallback: fb, BackendLSM: sec, BackendFmodRet: sec},
+		specs: map[string]*ebpf.CollectionSpec{BackendFallback: fb, BackendTracepoint: fb, BackendLSM: sec, BackendFmodRet: sec},
 		maps: map[string]*ebpf.Map{
 			"workloads": e.maps.Workloads, "rules": e.maps.Rules, "addr_sets": e.maps.AddrSets,
 			"name_sets": e.maps.NameSets, "events": e.maps.Events, "counters": e.maps.Counters,
@@ -151,7 +154,7 @@ func lsmActive(list string) error {
 func (e *Enforcer) attachPoint(env *attachEnv, pt pointPlan, forced string) (PointBackend, error) {
 	pb := PointBackend{Point: pt.point}
 	for _, c := range pt.candidates {
-		if forced != BackendAuto && c.backend != forced {
+		if forced != BackendAuto && c.backend != forced && !pt.always {
 			continue
 		}
 		if len(c.programs) == 0 {

@@ -33,6 +33,7 @@ const (
 	matchName
 	matchNameNot
 	matchStdioInet
+	matchNewFD
 )
 
 const (
@@ -120,6 +121,7 @@ func compileSelector(w *setWriter, s *profiles.Selector) (fallbackSelector, erro
 	k.Families, k.Match = maskOf(s.Families, k.Match, matchFamily)
 	k.Types, k.Match = maskOf(s.SockTypes, k.Match, matchType)
 	k.States, k.Match = maskOf(s.States, k.Match, matchState)
+	k.Fds, k.Match = maskOf(s.Fds, k.Match, matchNewFD)
 	if len(s.Protocols) > 0 {
 		k.Match |= matchProtocol
 		for _, p := range s.Protocols {

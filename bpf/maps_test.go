@@ -139,7 +139,7 @@ func TestLoadProfileFailureLeavesNothing(t *testing.T) {
 	// Each of these takes 7 points x 16 selectors x 2 port sets.
 	portHungry := func(name string) *profiles.Profile {
 		p := &profiles.Profile{Name: name, Mode: profiles.ModeEnforce}
-		for pt := range p.Points {
+		for pt := range profiles.Point(7) {
 			for i := 0; i < profiles.MaxSelectors; i++ {
 				p.Points[pt] = append(p.Points[pt], profiles.Selector{Action: profiles.ActionPost,
 					Daddr: profiles.AddrMatch{Prefixes: []netip.Prefix{netip.MustParsePrefix(fmt.Sprintf("10.%d.%d.0/24", pt, i))}},

@@ -124,6 +124,8 @@ struct query {
 	char comm[16];		/* exec: the name it runs as */
 	struct proc *proc;	/* the binary's path, when known */
 	__u64 cookie;		/* the socket's cookie, 0: none or not generated */
+	__s32 old_fd;		/* dup */
+	__s32 new_fd;
 };
 
 /* The tgid that created the socket with this cookie (TrackSock), or 0. */
@@ -349,6 +351,8 @@ static __always_inline bool selector_matches(const struct selector *s, const str
 			return false;
 	}
 	if ((m & MATCH_STDIO_INET) && !q->stdio_inet)
+		return false;
+	if ((m & MATCH_NEWFD) && (q->new_fd < 0 || !in_mask32(s->fds, (__u8)q->new_fd)))
 		return false;
 	return true;
 }

@@ -58,6 +58,8 @@ type securityPointRules struct {
 		Families   uint32
 		Types      uint32
 		States     uint32
+		Fds        uint32
+		_          [4]byte
 		Protocols  [4]uint64
 		Err        int32
 		Action     uint8

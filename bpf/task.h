@@ -6,25 +6,32 @@
 
 #include "rules.h"
 
-/* Bitmask of fds 0-2 of task that are INET or INET6 sockets. */
-static __always_inline __u8 stdio_inet_mask(struct task_struct *task)
+/* The socket family of task's descriptor fd; 0 when it is not a socket. */
+static __always_inline __u16 fd_socket_family(struct task_struct *task, int fd)
 {
 	struct file **fds = BPF_CORE_READ(task, files, fdt, fd);
 	unsigned int max = BPF_CORE_READ(task, files, fdt, max_fds);
+	struct file *f = 0;
+
+	if (fd < 0 || fd >= max)
+		return 0;
+	if (bpf_probe_read_kernel(&f, sizeof(f), &fds[fd]) || !f)
+		return 0;
+	umode_t mode = BPF_CORE_READ(f, f_inode, i_mode);
+	if ((mode & S_IFMT) != S_IFSOCK)
+		return 0;
+	struct socket *sock = BPF_CORE_READ(f, private_data);
+	return BPF_CORE_READ(sock, sk, __sk_common.skc_family);
+}
+
+/* Bitmask of fds 0-2 of task that are INET or INET6 sockets. */
+static __always_inline __u8 stdio_inet_mask(struct task_struct *task)
+{
 	__u8 mask = 0;
 
 	for (int i = 0; i < 3; i++) {
-		struct file *f = 0;
+		__u16 family = fd_socket_family(task, i);
 
-		if (i >= max)
-			break;
-		if (bpf_probe_read_kernel(&f, sizeof(f), &fds[i]) || !f)
-			continue;
-		umode_t mode = BPF_CORE_READ(f, f_inode, i_mode);
-		if ((mode & S_IFMT) != S_IFSOCK)
-			continue;
-		struct socket *sock = BPF_CORE_READ(f, private_data);
-		__u16 family = BPF_CORE_READ(sock, sk, __sk_common.skc_family);
 		if (family == AF_INET || family == AF_INET6)
 			mask |= 1 << i;
 	}

@@ -58,6 +58,8 @@ static __always_inline void report(const struct query *q, const struct selector 
 	if (q->proc)
 		__builtin_memcpy(e->path, q->proc->path, PATH_LEN);
 	e->owner = sock_owner(q->cookie);
+	e->old_fd = q->old_fd;
+	e->new_fd = q->new_fd;
 	bpf_ringbuf_submit(e, 0);
 }
 

@@ -78,6 +78,10 @@ func TestBuiltinReverseShell(t *testing.T) {
 		},
 		PointSockCreate: fromDefault(PointSockCreate, "reverse-shell"),
 		PointExec:       fromDefault(PointExec, "reverse-shell"),
+		PointDup: {
+			{Policy: "reverse-shell", Call: "dup2", Families: []uint8{2, 10}, Fds: []uint8{0, 1, 2}, Action: ActionPost},
+			{Policy: "reverse-shell", Call: "dup3", Group: 1, Families: []uint8{2, 10}, Fds: []uint8{0, 1, 2}, Action: ActionPost},
+		},
 	})
 	e := p.Points[PointExec][0]
 	if !e.StdioInet || e.Action != ActionSigkill || len(e.Names.Names) == 0 {
@@ -114,6 +118,7 @@ func TestBuiltinCIRunner(t *testing.T) {
 		PointSendmsg:    {udp},
 		PointSockCreate: rs.Points[PointSockCreate],
 		PointExec:       rs.Points[PointExec],
+		PointDup:        rs.Points[PointDup],
 	})
 }
 

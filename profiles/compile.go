@@ -50,6 +50,8 @@ var hooks = map[string]hook{
 	"tcp_close":               {PointClose, true},
 	"sk_alloc":                {PointSockCreate, false},
 	"__sk_free":               {-1, false},
+	"dup2":                    {PointDup, false},
+	"dup3":                    {PointDup, false},
 }
 
 // target is the selector predicate an argument operator fills.
@@ -98,6 +100,9 @@ var sockaddrOps = map[string]operand{
 
 // skAllocFamily is the index of sk_alloc's family argument.
 const skAllocFamily = 1
+
+// dupNewFD is the index of dup2's and dup3's new descriptor argument.
+const dupNewFD = 1
 
 // compiler collects the errors of compiling one policy or profile.
 type compiler struct {
@@ -297,9 +302,22 @@ func (b *selBuilder) arg(k *policy.Kprobe, m *policy.ArgMatch, field string) {
 		ops = sockOps
 	case "sockaddr":
 		ops = sockaddrOps
+	case "fd": // dup's old descriptor: the family of the socket it is
+		if b.claim(tFamily, m, field) {
+			s.Families = b.small(m, field, "family")
+		}
+		return
 	case "int":
+		if (k.Call == "dup2" || k.Call == "dup3") && m.Index == dupNewFD {
+			if m.Operator != "Equal" {
+				c.errorf(m.Pos, field, "%s on the new descriptor of %s is not supported: it takes Equal only", m.Operator, k.Call)
+				return
+			}
+			s.Fds = b.small(m, field, "descriptor")
+			return
+		}
 		if k.Call != "sk_alloc" || m.Index != skAllocFamily {
-			c.errorf(m.Pos, field, "operator %s on int arg %d of %s is not supported (only sk_alloc's family)", m.Operator, m.Index, k.Call)
+			c.errorf(m.Pos, field, "operator %s on int arg %d of %s is not supported (only sk_alloc's family and dup's new descriptor)", m.Operator, m.Index, k.Call)
 			return
 		}
 		if m.Operator != "Equal" {

@@ -170,7 +170,7 @@ func TestCompileErrors(t *testing.T) {
       - index: 2
         operator: Equal
         values: ["16"]
-`, `t.yaml:17: spec.kprobes[0].selectors[0].matchArgs[0]: operator Equal on int arg 2 of security_socket_connect is not supported (only sk_alloc's family)`},
+`, `t.yaml:17: spec.kprobes[0].selectors[0].matchArgs[0]: operator Equal on int arg 2 of security_socket_connect is not supported (only sk_alloc's family and dup's new descriptor)`},
 		{"NotEqual family", `  - call: sk_alloc
     return: true
     args:

@@ -34,6 +34,7 @@ func describeSelector(s *Selector) string {
 	nums("protocol", s.Protocols)
 	nums("type", s.SockTypes)
 	nums("state", s.States)
+	nums("new descriptor", s.Fds)
 	for _, a := range []struct {
 		name string
 		m    AddrMatch

@@ -21,10 +21,11 @@ const (
 	PointExec
 	PointListen
 	PointClose
+	PointDup
 	NumPoints
 )
 
-var pointNames = [NumPoints]string{"connect", "sendmsg", "bind", "sock_create", "exec", "listen", "close"}
+var pointNames = [NumPoints]string{"connect", "sendmsg", "bind", "sock_create", "exec", "listen", "close", "dup"}
 
 func (p Point) String() string {
 	if p < 0 || p >= NumPoints {
@@ -152,6 +153,7 @@ type Selector struct {
 	Protocols []uint8 // IPPROTO_*
 	SockTypes []uint8 // SOCK_*
 	States    []uint8 // TCP_*
+	Fds       []uint8 // dup: the new descriptor (0-31)
 
 	Daddr AddrMatch // destination (the peer)
 	Saddr AddrMatch // source (bind, listen: the local address being bound or listened on)
@@ -215,7 +217,7 @@ func (s *Selector) validate() error {
 	case s.Action == ActionSignal && s.Signal == 0:
 		return fmt.Errorf("Signal action without a signal")
 	}
-	for _, v := range [][]uint8{s.Families, s.SockTypes, s.States} {
+	for _, v := range [][]uint8{s.Families, s.SockTypes, s.States, s.Fds} {
 		for _, x := range v {
 			if x >= 32 {
 				return fmt.Errorf("value %d out of range (0-31) for a family, socket type or state", x)

@@ -84,6 +84,9 @@ func eventArgs(raw *bpf.RawEvent) []events.Arg {
 		}
 		return args
 	}
+	if raw.Point == profiles.PointDup {
+		return []events.Arg{{IntArg: &events.IntArg{Value: int64(raw.OldFD)}}, {IntArg: &events.IntArg{Value: int64(raw.NewFD)}}}
+	}
 	sa := &events.SockArg{
 		Family: events.FamilyName(raw.Family), Type: events.SockTypeName(raw.SockType),
 		Protocol: events.ProtocolName(raw.Protocol),

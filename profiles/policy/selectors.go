@@ -43,6 +43,7 @@ var operatorsFor = map[string][]string{
 		"SPortPriv", "DPortPriv", "NotSPortPriv", "NotDPortPriv", "Protocol", "Family", "State"},
 	"sockaddr": {"SAddr", "NotSAddr", "SPort", "NotSPort", "Family"},
 	"int":      {"Equal", "NotEqual"},
+	"fd":       {"Family"}, // the family of the socket the descriptor is, if any
 }
 
 func init() { operatorsFor["socket"] = operatorsFor["sock"] }

