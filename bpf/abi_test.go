@@ -208,9 +208,9 @@ func TestGoMirrorsCommonH(t *testing.T) {
 		t.Errorf("generated sizes: %d selectors, %d name bytes, %d path bytes, %d prefix bytes, %d ports",
 			len(rules.Sel), len(name.Name), len(proc.Path), len(path.Path), len(ports.Bits)*64)
 	}
-	// workload.disabled is indexed by point & 7: one mask per point, and
+	// workload.disabled is indexed by point & 15: one mask per point, and
 	// one bit per selector.
-	if len(w.Disabled) < int(profiles.NumPoints) || len(w.Disabled) != 8 || profiles.MaxSelectors > 32 {
+	if len(w.Disabled) < int(profiles.NumPoints) || len(w.Disabled) != 16 || profiles.MaxSelectors > 32 {
 		t.Errorf("workload has %d disabled masks for %d points of %d selectors", len(w.Disabled), profiles.NumPoints, profiles.MaxSelectors)
 	}
 	check("PATH_LEN", len(ev.Path))

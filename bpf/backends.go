@@ -113,6 +113,9 @@ var pointPlans = []pointPlan{
 		tracepointProgram("dup2_enter", "sys_enter_dup2"),
 		tracepointProgram("dup3_enter", "sys_enter_dup3"),
 	}}}},
+	{point: "memfd", always: true, candidates: []candidate{{BackendTracepoint, []program{
+		tracepointProgram("memfd_enter", "sys_enter_memfd_create"),
+	}}}},
 	{point: "exec", candidates: append(securityCandidates("lsm_bprm_check", "bprm_check_security", "fmod_bprm_check", "security_bprm_check"),
 		candidate{BackendFallback, []program{
 			{"process_exec", "raw_tracepoint/sched_process_exec+SIGKILL", rawTracepointProgram("", "sched_process_exec").attach},

@@ -34,7 +34,8 @@ enum point {
 	POINT_LISTEN = 5,
 	POINT_CLOSE = 6,
 	POINT_DUP = 7,		/* dup2/dup3 of a file onto a descriptor */
-	POINT_MAX = 8,
+	POINT_MEMFD = 8,	/* memfd_create: an anonymous file, fileless payloads */
+	POINT_MAX = 9,
 };
 
 /* What a matching selector does. */
@@ -70,6 +71,7 @@ enum match_flag {
 	MATCH_NAME_NOT = 1 << 19,
 	MATCH_STDIO_INET = 1 << 20,
 	MATCH_NEWFD = 1 << 21,	/* dup: the new descriptor is in fds */
+	MATCH_FILELESS = 1 << 22,	/* exec: the file has no link (memfd, deleted) */
 };
 
 #define MATCH_ANY_BIN (MATCH_BIN | MATCH_BIN_NOT | MATCH_BIN_PREFIX | MATCH_BIN_PREFIX_NOT | \
@@ -109,7 +111,7 @@ enum capability {
 struct workload {
 	__u32 profile;
 	__u32 flags;
-	__u32 disabled[8];	/* per point: selectors that cannot match this workload */
+	__u32 disabled[16];	/* per point: selectors that cannot match this workload */
 };
 
 struct rule_key {
@@ -212,7 +214,7 @@ struct event {
 	__u8 protocol;
 	__u16 sport;
 	__u16 dport;
-	__u8 stdio_inet;		/* bit i: fd i is an INET/INET6 socket */
+	__u8 stdio_inet;		/* bit i: fd i is an INET/INET6 socket; bit 7: fileless exec */
 	__u8 signal;
 	__u8 state;
 	__u8 group;

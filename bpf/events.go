@@ -45,6 +45,7 @@ type RawEvent struct {
 	Saddr            netip.Addr // zero when unknown
 	Sport            uint16
 	StdioInet        uint8 // bit i: fd i is an INET socket
+	Fileless         bool  // exec: the file had no link (memfd, deleted)
 	Comm             string
 	Binary           string // exec: base name of the executed file
 	Path             string // the binary's path (exec: the new one), when known
@@ -118,7 +119,7 @@ func decodeEvent(b []byte) (*RawEvent, error) {
 		Backend: enforcers[k.Enforcer][0], Mechanism: enforcers[k.Enforcer][1], Family: k.Family, SockType: k.SockType, Protocol: k.Protocol,
 		Monitor: k.Flags&eventMonitor != 0, SignalPending: k.Flags&eventSignalPend != 0,
 		Signal: int(k.Signal), Group: int(k.Group), State: k.State,
-		Dport: k.Dport, Sport: k.Sport, StdioInet: k.StdioInet,
+		Dport: k.Dport, Sport: k.Sport, StdioInet: k.StdioInet & 0x7f, Fileless: k.StdioInet&0x80 != 0,
 		Comm: cString(k.Comm[:]), Binary: cString(k.Binary[:]), Path: cString(k.Path[:]),
 		Owner: k.Owner, OldFD: k.OldFd, NewFD: k.NewFd,
 	}

@@ -237,6 +237,19 @@ int dup3_enter(struct trace_event_raw_sys_enter *ctx)
 	return check_dup((int)ctx->args[0], (int)ctx->args[1]);
 }
 
+/* memfd_create, on every kernel: reported with its name (the staging of
+ * a fileless payload); a refusing selector kills the caller. */
+SEC("tracepoint/syscalls/sys_enter_memfd_create")
+int memfd_enter(struct trace_event_raw_sys_enter *ctx)
+{
+	struct query q = { .point = POINT_MEMFD };
+
+	bpf_probe_read_user_str(q.binary, sizeof(q.binary), (const void *)ctx->args[0]);
+	q.proc = current_proc();
+	carry_out(decide(&q, ENFORCER_TRACEPOINT, CAN_KILL));
+	return 0;
+}
+
 /* Exec tracking, whatever backend enforces: the binary each process of a
  * registered workload runs, for matchBinaries at every point. */
 SEC("raw_tracepoint/sched_process_exec")

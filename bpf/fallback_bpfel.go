@@ -137,7 +137,7 @@ type fallbackWorkload struct {
 	_        structs.HostLayout
 	Profile  uint32
 	Flags    uint32
-	Disabled [8]uint32
+	Disabled [16]uint32
 }
 
 // Names of all BPF objects in the ELF.
@@ -162,6 +162,7 @@ const (
 	fallbackProgConnect6    = "connect6"
 	fallbackProgDup2Enter   = "dup2_enter"
 	fallbackProgDup3Enter   = "dup3_enter"
+	fallbackProgMemfdEnter  = "memfd_enter"
 	fallbackProgProcessExec = "process_exec"
 	fallbackProgSendmsg4    = "sendmsg4"
 	fallbackProgSendmsg6    = "sendmsg6"
@@ -223,6 +224,7 @@ type fallbackProgramSpecs struct {
 	Connect6    *ebpf.ProgramSpec `ebpf:"connect6"`
 	Dup2Enter   *ebpf.ProgramSpec `ebpf:"dup2_enter"`
 	Dup3Enter   *ebpf.ProgramSpec `ebpf:"dup3_enter"`
+	MemfdEnter  *ebpf.ProgramSpec `ebpf:"memfd_enter"`
 	ProcessExec *ebpf.ProgramSpec `ebpf:"process_exec"`
 	Sendmsg4    *ebpf.ProgramSpec `ebpf:"sendmsg4"`
 	Sendmsg6    *ebpf.ProgramSpec `ebpf:"sendmsg6"`
@@ -328,6 +330,7 @@ type fallbackPrograms struct {
 	Connect6    *ebpf.Program `ebpf:"connect6"`
 	Dup2Enter   *ebpf.Program `ebpf:"dup2_enter"`
 	Dup3Enter   *ebpf.Program `ebpf:"dup3_enter"`
+	MemfdEnter  *ebpf.Program `ebpf:"memfd_enter"`
 	ProcessExec *ebpf.Program `ebpf:"process_exec"`
 	Sendmsg4    *ebpf.Program `ebpf:"sendmsg4"`
 	Sendmsg6    *ebpf.Program `ebpf:"sendmsg6"`
@@ -348,6 +351,7 @@ func (p *fallbackPrograms) Close() error {
 		p.Connect6,
 		p.Dup2Enter,
 		p.Dup3Enter,
+		p.MemfdEnter,
 		p.ProcessExec,
 		p.Sendmsg4,
 		p.Sendmsg6,

@@ -34,6 +34,7 @@ const (
 	matchNameNot
 	matchStdioInet
 	matchNewFD
+	matchFileless
 )
 
 const (
@@ -180,6 +181,9 @@ func compileSelector(w *setWriter, s *profiles.Selector) (fallbackSelector, erro
 	}
 	if s.StdioInet {
 		k.Match |= matchStdioInet
+	}
+	if s.Fileless {
+		k.Match |= matchFileless
 	}
 	k.Action, k.Err, k.Signal = kernelAction(s)
 	if s.NoPost {

@@ -126,6 +126,7 @@ struct query {
 	__u64 cookie;		/* the socket's cookie, 0: none or not generated */
 	__s32 old_fd;		/* dup */
 	__s32 new_fd;
+	__u8 fileless;		/* exec: the file has no link on disk */
 };
 
 /* The tgid that created the socket with this cookie (TrackSock), or 0. */
@@ -353,6 +354,8 @@ static __always_inline bool selector_matches(const struct selector *s, const str
 	if ((m & MATCH_STDIO_INET) && !q->stdio_inet)
 		return false;
 	if ((m & MATCH_NEWFD) && (q->new_fd < 0 || !in_mask32(s->fds, (__u8)q->new_fd)))
+		return false;
+	if ((m & MATCH_FILELESS) && !q->fileless)
 		return false;
 	return true;
 }

@@ -99,7 +99,7 @@ type securityWorkload struct {
 	_        structs.HostLayout
 	Profile  uint32
 	Flags    uint32
-	Disabled [8]uint32
+	Disabled [16]uint32
 }
 
 // Names of all BPF objects in the ELF.

@@ -77,6 +77,8 @@ static __always_inline void exec_query(struct query *q, struct linux_binprm *bpr
 	}
 	q->stdio_inet = stdio_inet_mask(task);
 	q->ppid = BPF_CORE_READ(task, real_parent, tgid);
+	/* memfd_create files and deleted files have no link on disk */
+	q->fileless = BPF_CORE_READ(bprm, file, f_inode, __i_nlink) == 0;
 }
 
 #endif

@@ -46,7 +46,7 @@ static __always_inline void report(const struct query *q, const struct selector 
 	e->state = q->state;
 	e->dport = q->dport;
 	e->sport = q->sport;
-	e->stdio_inet = q->stdio_inet;
+	e->stdio_inet = q->stdio_inet | (q->fileless ? 0x80 : 0);
 	if (q->has_daddr) {
 		e->flags |= EVENT_HAS_ADDR;
 		__builtin_memcpy(e->daddr, q->daddr, 16);
@@ -167,7 +167,7 @@ static __always_inline struct verdict decide(struct query *q, __u8 enforcer, __u
 			path_keys(q->proc, ev.sc, ev.r->uses);
 	}
 	ev.family = effective_family(q);
-	ev.disabled = ev.w->disabled[q->point & 7];
+	ev.disabled = ev.w->disabled[q->point & 15];
 	bpf_loop(MAX_SELECTORS, evaluate_selector, &ev, 0);
 	return v;
 }

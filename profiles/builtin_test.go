@@ -77,13 +77,17 @@ func TestBuiltinReverseShell(t *testing.T) {
 			{Policy: "reverse-shell", Call: "security_socket_connect", Group: 1, Families: []uint8{2, 10}, Daddr: nonPrivate, Action: ActionPost},
 		},
 		PointSockCreate: fromDefault(PointSockCreate, "reverse-shell"),
-		PointExec:       fromDefault(PointExec, "reverse-shell"),
+		PointExec: append([]Selector{
+			{Policy: "reverse-shell", Call: "security_bprm_check", Fileless: true, Action: ActionSigkill},
+			{Policy: "reverse-shell", Call: "security_bprm_check", Binaries: []BinaryMatch{{Operator: "Prefix", Values: []string{"/dev/shm/"}}}, Action: ActionSigkill},
+		}, fromDefault(PointExec, "reverse-shell")...),
+		PointMemfd: {{Policy: "reverse-shell", Call: "memfd_create", Action: ActionPost}},
 		PointDup: {
 			{Policy: "reverse-shell", Call: "dup2", Families: []uint8{2, 10}, Fds: []uint8{0, 1, 2}, Action: ActionPost},
 			{Policy: "reverse-shell", Call: "dup3", Group: 1, Families: []uint8{2, 10}, Fds: []uint8{0, 1, 2}, Action: ActionPost},
 		},
 	})
-	e := p.Points[PointExec][0]
+	e := p.Points[PointExec][2]
 	if !e.StdioInet || e.Action != ActionSigkill || len(e.Names.Names) == 0 {
 		t.Errorf("exec selector %+v", e)
 	}
@@ -119,6 +123,7 @@ func TestBuiltinCIRunner(t *testing.T) {
 		PointSockCreate: rs.Points[PointSockCreate],
 		PointExec:       rs.Points[PointExec],
 		PointDup:        rs.Points[PointDup],
+		PointMemfd:      rs.Points[PointMemfd],
 	})
 }
 

@@ -52,6 +52,8 @@ var hooks = map[string]hook{
 	"__sk_free":               {-1, false},
 	"dup2":                    {PointDup, false},
 	"dup3":                    {PointDup, false},
+	"security_bprm_check":     {PointExec, false},
+	"memfd_create":            {PointMemfd, false},
 }
 
 // target is the selector predicate an argument operator fills.
@@ -302,6 +304,14 @@ func (b *selBuilder) arg(k *policy.Kprobe, m *policy.ArgMatch, field string) {
 		ops = sockOps
 	case "sockaddr":
 		ops = sockaddrOps
+	case "linux_binprm": // the exec
+		switch m.Operator {
+		case "StdioSocket":
+			s.StdioInet = true
+		case "Fileless":
+			s.Fileless = true
+		}
+		return
 	case "fd": // dup's old descriptor: the family of the socket it is
 		if b.claim(tFamily, m, field) {
 			s.Families = b.small(m, field, "family")

@@ -60,6 +60,9 @@ func describeSelector(s *Selector) string {
 	if s.StdioInet {
 		add("stdio is an INET socket")
 	}
+	if s.Fileless {
+		add("the file has no link (fileless)")
+	}
 	for _, n := range s.Namespaces {
 		add("namespace %s %s %v host_ns=%v", n.Namespace, inOrNot(n.Not), n.Inodes, n.HostNS)
 	}

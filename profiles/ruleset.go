@@ -22,10 +22,11 @@ const (
 	PointListen
 	PointClose
 	PointDup
+	PointMemfd
 	NumPoints
 )
 
-var pointNames = [NumPoints]string{"connect", "sendmsg", "bind", "sock_create", "exec", "listen", "close", "dup"}
+var pointNames = [NumPoints]string{"connect", "sendmsg", "bind", "sock_create", "exec", "listen", "close", "dup", "memfd"}
 
 func (p Point) String() string {
 	if p < 0 || p >= NumPoints {
@@ -163,6 +164,7 @@ type Selector struct {
 	Binaries  []BinaryMatch // at most one exact (In/NotIn), one prefix, one postfix
 	Names     NameMatch
 	StdioInet bool // exec only: fd 0, 1 or 2 is an INET/INET6 socket
+	Fileless  bool // exec only: the file has no link on disk (memfd, deleted)
 
 	Namespaces []NamespaceMatch
 

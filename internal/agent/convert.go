@@ -84,6 +84,9 @@ func eventArgs(raw *bpf.RawEvent) []events.Arg {
 		}
 		return args
 	}
+	if raw.Point == profiles.PointMemfd {
+		return []events.Arg{{FileArg: &events.FileArg{Path: "memfd:" + raw.Binary}}}
+	}
 	if raw.Point == profiles.PointDup {
 		return []events.Arg{{IntArg: &events.IntArg{Value: int64(raw.OldFD)}}, {IntArg: &events.IntArg{Value: int64(raw.NewFD)}}}
 	}

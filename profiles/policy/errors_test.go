@@ -135,7 +135,7 @@ func TestErrorClasses(t *testing.T) {
 		{"wrong arg type", edit("type: sock", "type: socket"), "type: socket",
 			"spec.kprobes[0].args[0].type", "argument 0 of tcp_connect is a sock, not socket"},
 		{"unsupported arg type", edit("type: sock", "type: string"), "type: string",
-			"spec.kprobes[0].args[0].type", `"string" is not supported (supported: sock, socket, sockaddr, int, fd)`},
+			"spec.kprobes[0].args[0].type", `"string" is not supported (supported: sock, socket, sockaddr, int, fd, linux_binprm)`},
 		{"arg index out of call", edit("    - index: 0\n      type: sock\n", "    - index: 0\n      type: sock\n    - index: 1 # here\n      type: int\n"), "# here",
 			"spec.kprobes[0].args[1].index", "tcp_connect has no argument 1 that ocigate supports (supported: 0 sock)"},
 		{"arg index range", edit("    - index: 0\n      type: sock", "    - index: 5\n      type: sock"), "index: 5",

@@ -27,14 +27,16 @@ var calls = map[string]callSpec{
 	"__sk_free":               {args: map[int]string{0: "sock"}},
 	"dup2":                    {args: map[int]string{0: "fd", 1: "int"}, ret: "int"},
 	"dup3":                    {args: map[int]string{0: "fd", 1: "int", 2: "int"}, ret: "int"},
+	"security_bprm_check":     {args: map[int]string{0: "linux_binprm"}, ret: "int"},
+	"memfd_create":            {args: map[int]string{}},
 }
 
 // SupportedCalls lists the kernel functions a kprobe may name, in the
 // order error messages give them.
 var SupportedCalls = []string{"tcp_connect", "security_socket_connect", "inet_csk_listen_start",
-	"tcp_sendmsg", "tcp_close", "sk_alloc", "__sk_free", "dup2", "dup3"}
+	"tcp_sendmsg", "tcp_close", "sk_alloc", "__sk_free", "dup2", "dup3", "security_bprm_check", "memfd_create"}
 
-var argTypes = []string{"sock", "socket", "sockaddr", "int", "fd"}
+var argTypes = []string{"sock", "socket", "sockaddr", "int", "fd", "linux_binprm"}
 
 // MaxSelectors is the number of selectors a kprobe may have (Tetragon's limit).
 const MaxSelectors = 5

@@ -310,3 +310,23 @@ func TestFDRedirectionReported(t *testing.T) {
 	waitEvent(t, res.ID, map[string]any{"ocigate.container_id": res.ID, "process_kprobe.function_name": "security_bprm_check",
 		"process_kprobe.action": "KPROBE_ACTION_SIGKILL"})
 }
+
+// Fileless execution (reverse-shell profile): a program exec'd from a
+// memfd is killed before it runs, and the memfd_create is reported. The
+// control run without the hook shows the technique works here.
+func TestFilelessExecKilled(t *testing.T) {
+	requireE2E(t)
+	ctl := runContainer(t, ctrOpts{Name: "memfd-control", NoHook: true, Args: []string{"/probe", "memfdexec"}})
+	if !strings.Contains(ctl.Stdout, "fileless-ran") {
+		t.Fatalf("control: the memfd exec does not work here, the test proves nothing: %v", ctl)
+	}
+	res := runContainer(t, ctrOpts{Name: "memfd", Annotations: map[string]string{"ocigate.io/profile": "reverse-shell"},
+		Args: []string{"/probe", "memfdexec"}})
+	if strings.Contains(res.Stdout, "fileless-ran") || res.ExitCode != 137 {
+		t.Fatalf("want the fileless program killed before it ran (exit 137): %v", res)
+	}
+	waitEvent(t, res.ID, map[string]any{"ocigate.container_id": res.ID, "process_kprobe.function_name": "memfd_create",
+		"process_kprobe.action": "KPROBE_ACTION_POST", "process_kprobe.args.0.file_arg.path": "memfd:payload"})
+	waitEvent(t, res.ID, map[string]any{"ocigate.container_id": res.ID, "process_kprobe.function_name": "security_bprm_check",
+		"process_kprobe.action": "KPROBE_ACTION_SIGKILL", "process_kprobe.policy_name": "reverse-shell"})
+}

@@ -30,6 +30,9 @@ import (
 	"strconv"
 	"syscall"
 	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
 )
 
 func main() {
@@ -65,6 +68,8 @@ func main() {
 			usage()
 		}
 		err = bindFD(os.Args[2], os.Args[3])
+	case "memfdexec":
+		err = memfdExec()
 	case "raw":
 		err = openSocket(syscall.AF_INET, syscall.SOCK_RAW, syscall.IPPROTO_ICMP)
 	case "packet":
@@ -181,6 +186,51 @@ func bindFD(fdArg, port string) error {
 		return fmt.Errorf("bind: %w", err)
 	}
 	return syscall.Listen(fd, 1)
+}
+
+// memfdExec runs busybox from an anonymous file: memfd_create, a copy of
+// /bin/busybox, execveat(fd, "", AT_EMPTY_PATH) — a fileless exec. It
+// only returns when the exec fails.
+func memfdExec() error {
+	fd, err := unix.MemfdCreate("payload", 0)
+	if err != nil {
+		return fmt.Errorf("memfd_create: %w", err)
+	}
+	src, err := os.ReadFile("/bin/busybox")
+	if err != nil {
+		return err
+	}
+	if _, err := unix.Write(fd, src); err != nil {
+		return fmt.Errorf("write memfd: %w", err)
+	}
+	path, err := unix.BytePtrFromString("")
+	if err != nil {
+		return err
+	}
+	argv, err := cStrings([]string{"sh", "-c", "echo fileless-ran"})
+	if err != nil {
+		return err
+	}
+	envv, err := cStrings(os.Environ())
+	if err != nil {
+		return err
+	}
+	_, _, errno := unix.Syscall6(unix.SYS_EXECVEAT, uintptr(fd), uintptr(unsafe.Pointer(path)),
+		uintptr(unsafe.Pointer(&argv[0])), uintptr(unsafe.Pointer(&envv[0])), unix.AT_EMPTY_PATH, 0)
+	return fmt.Errorf("execveat: %w", errno)
+}
+
+// cStrings is a NULL-terminated array of C strings.
+func cStrings(ss []string) ([]*byte, error) {
+	out := make([]*byte, 0, len(ss)+1)
+	for _, s := range ss {
+		p, err := unix.BytePtrFromString(s)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, p)
+	}
+	return append(out, nil), nil
 }
 
 // udpConnect connects a UDP socket (no packet is sent).
