@@ -28,7 +28,8 @@ trap cleanup EXIT
 CGO_ENABLED=0 go build -o "$work/connectloop" ./test/bench/connectloop
 CGO_ENABLED=0 go build -o "$work/hookbench" ./test/bench/hookbench
 CGO_ENABLED=0 go build -o "$work/rulescale" ./test/bench/rulescale
-mk_rootfs "$work/rootfs" "$work/connectloop:bin/connectloop"
+CGO_ENABLED=0 go build -o "$work/execloop" ./test/bench/execloop
+mk_rootfs "$work/rootfs" "$work/connectloop:bin/connectloop" "$work/execloop:bin/execloop"
 start_agent "$work"
 sock=$work/agentd.sock
 mk_bundle "$work/on" "$work/rootfs" bench-on yes "$sock" /bin/connectloop "$CONNECTS"
@@ -63,6 +64,18 @@ sysctl -qw kernel.bpf_stats_enabled=0
 on_med=$(median <"$work/on.txt")
 off_med=$(median <"$work/off.txt")
 
+echo "bench: fork+exec of /bin/true, $ROUNDS alternating rounds"
+mk_bundle "$work/eon" "$work/rootfs" bench-on yes "$sock" /bin/execloop "${EXECS:-2000}" /bin/true
+mk_bundle "$work/eoff" "$work/rootfs" bench-off no "" /bin/execloop "${EXECS:-2000}" /bin/true
+: >"$work/exec-on.txt"
+: >"$work/exec-off.txt"
+for r in $(seq "$ROUNDS"); do
+	run_container "$work/eoff" bench-off 120 >>"$work/exec-off.txt"
+	run_container "$work/eon" bench-on 120 >>"$work/exec-on.txt"
+done
+exec_on=$(median <"$work/exec-on.txt")
+exec_off=$(median <"$work/exec-off.txt")
+
 echo "bench: hook round trip"
 "$work/hookbench" --hook "$OCIGATE_BIN/ocigate-hook" --socket "$sock" \
 	--cgroup /sys/fs/cgroup/unified/ocigate-bench-hook -n "${HOOK_N:-300}" >"$work/hook.txt"
@@ -87,6 +100,7 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.3f", a / b}'; }
 	echo "| measure | unenforced / baseline | enforced / with ocigate | ratio | target |"
 	echo "|---|---|---|---|---|"
 	echo "| loopback connect+accept+close in a runc container, median of $ROUNDS rounds (ns) | $off_med | $on_med | $(ratio "$on_med" "$off_med") | <= 1.05 |"
+	echo "| fork+exec of /bin/true in a runc container, median of $ROUNDS rounds (ns) | $exec_off | $exec_on | $(ratio "$exec_on" "$exec_off") | <= 1.05 |"
 	echo "| connect4 BPF program per run (bpf_stats, ns): unregistered vs registered cgroup | $off_prog_ns | $on_prog_ns | $(ratio "$on_prog_ns" "$off_prog_ns") | |"
 	echo "| hook createRuntime round trip p50 (us) vs exec of /bin/true | $true_p50 | $hook_p50 | $(ratio "$hook_p50" "$true_p50") | |"
 	echo "| hook createRuntime round trip p99 (us) | | $hook_p99 | | |"
