@@ -7,7 +7,8 @@ set -euo pipefail
 if (($#)); then
 	packages=("$@")
 else
-	packages=(clang llvm libbpf-dev bpftool runc podman busybox-static jq iproute2 hyperfine util-linux)
+	packages=(clang llvm libbpf-dev bpftool runc podman busybox-static jq iproute2 hyperfine util-linux
+		python3 perl openssl socat ncat netcat-traditional)
 fi
 
 missing=()

