@@ -72,6 +72,7 @@ enum match_flag {
 	MATCH_STDIO_INET = 1 << 20,
 	MATCH_NEWFD = 1 << 21,	/* dup: the new descriptor is in fds */
 	MATCH_FILELESS = 1 << 22,	/* exec: the file has no link (memfd, deleted) */
+	MATCH_VARIANT = 1 << 23,	/* which call of a shared point (dup2, dup3) */
 };
 
 #define MATCH_ANY_BIN (MATCH_BIN | MATCH_BIN_NOT | MATCH_BIN_PREFIX | MATCH_BIN_PREFIX_NOT | \
@@ -139,6 +140,8 @@ struct selector {
 	__u8 group;		/* the policy: first match per group decides */
 	__u8 signal;		/* ACTION_SIGNAL, or with ACTION_DENY (NotifyEnforcer) */
 	__u8 flags;		/* enum selector_flag */
+	__u8 variant;		/* MATCH_VARIANT */
+	__u8 pad[3];
 };
 
 struct point_rules {

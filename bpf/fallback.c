@@ -215,9 +215,9 @@ int process_exec(struct bpf_raw_tracepoint_args *ctx)
 /* dup2/dup3 (FD redirection), on every kernel: the family of the old
  * descriptor if it is a socket, and the new descriptor. A tracepoint
  * cannot refuse: a refusing selector kills the caller instead. */
-static __always_inline int check_dup(int old_fd, int new_fd)
+static __always_inline int check_dup(int old_fd, int new_fd, __u8 variant)
 {
-	struct query q = { .point = POINT_DUP, .old_fd = old_fd, .new_fd = new_fd };
+	struct query q = { .point = POINT_DUP, .old_fd = old_fd, .new_fd = new_fd, .variant = variant };
 
 	q.family = fd_socket_family((struct task_struct *)bpf_get_current_task(), old_fd);
 	q.proc = current_proc();
@@ -228,13 +228,13 @@ static __always_inline int check_dup(int old_fd, int new_fd)
 SEC("tracepoint/syscalls/sys_enter_dup2")
 int dup2_enter(struct trace_event_raw_sys_enter *ctx)
 {
-	return check_dup((int)ctx->args[0], (int)ctx->args[1]);
+	return check_dup((int)ctx->args[0], (int)ctx->args[1], 2);
 }
 
 SEC("tracepoint/syscalls/sys_enter_dup3")
 int dup3_enter(struct trace_event_raw_sys_enter *ctx)
 {
-	return check_dup((int)ctx->args[0], (int)ctx->args[1]);
+	return check_dup((int)ctx->args[0], (int)ctx->args[1], 3);
 }
 
 /* memfd_create, on every kernel: reported with its name (the staging of

@@ -131,6 +131,9 @@ type fallbackSelector struct {
 	Group      uint8
 	Signal     uint8
 	Flags      uint8
+	Variant    uint8
+	Pad        [3]uint8
+	_          [4]byte
 }
 
 type fallbackWorkload struct {

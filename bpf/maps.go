@@ -35,6 +35,7 @@ const (
 	matchStdioInet
 	matchNewFD
 	matchFileless
+	matchVariant
 )
 
 const (
@@ -184,6 +185,10 @@ func compileSelector(w *setWriter, s *profiles.Selector) (fallbackSelector, erro
 	}
 	if s.Fileless {
 		k.Match |= matchFileless
+	}
+	if s.Variant != 0 {
+		k.Match |= matchVariant
+		k.Variant = s.Variant
 	}
 	k.Action, k.Err, k.Signal = kernelAction(s)
 	if s.NoPost {

@@ -127,6 +127,7 @@ struct query {
 	__s32 old_fd;		/* dup */
 	__s32 new_fd;
 	__u8 fileless;		/* exec: the file has no link on disk */
+	__u8 variant;		/* which call of a shared point (dup: 2 or 3) */
 };
 
 /* The tgid that created the socket with this cookie (TrackSock), or 0. */
@@ -356,6 +357,8 @@ static __always_inline bool selector_matches(const struct selector *s, const str
 	if ((m & MATCH_NEWFD) && (q->new_fd < 0 || !in_mask32(s->fds, (__u8)q->new_fd)))
 		return false;
 	if ((m & MATCH_FILELESS) && !q->fileless)
+		return false;
+	if ((m & MATCH_VARIANT) && s->variant != q->variant)
 		return false;
 	return true;
 }

@@ -66,6 +66,9 @@ type securityPointRules struct {
 		Group      uint8
 		Signal     uint8
 		Flags      uint8
+		Variant    uint8
+		Pad        [3]uint8
+		_          [4]byte
 	}
 }
 

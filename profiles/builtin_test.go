@@ -83,8 +83,8 @@ func TestBuiltinReverseShell(t *testing.T) {
 		}, fromDefault(PointExec, "reverse-shell")...),
 		PointMemfd: {{Policy: "reverse-shell", Call: "memfd_create", Action: ActionPost}},
 		PointDup: {
-			{Policy: "reverse-shell", Call: "dup2", Families: []uint8{2, 10}, Fds: []uint8{0, 1, 2}, Action: ActionPost},
-			{Policy: "reverse-shell", Call: "dup3", Group: 1, Families: []uint8{2, 10}, Fds: []uint8{0, 1, 2}, Action: ActionPost},
+			{Policy: "reverse-shell", Call: "dup2", Variant: 2, Families: []uint8{2, 10}, Fds: []uint8{0, 1, 2}, Action: ActionPost},
+			{Policy: "reverse-shell", Call: "dup3", Variant: 3, Group: 1, Families: []uint8{2, 10}, Fds: []uint8{0, 1, 2}, Action: ActionPost},
 		},
 	})
 	e := p.Points[PointExec][2]

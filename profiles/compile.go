@@ -103,6 +103,10 @@ var sockaddrOps = map[string]operand{
 // skAllocFamily is the index of sk_alloc's family argument.
 const skAllocFamily = 1
 
+// callVariants tells apart calls that share a point: the kernel reports
+// which one it saw.
+var callVariants = map[string]uint8{"dup2": 2, "dup3": 3}
+
 // dupNewFD is the index of dup2's and dup3's new descriptor argument.
 const dupNewFD = 1
 
@@ -163,7 +167,7 @@ func compilePolicy(tp *policy.TracingPolicy, path string) (*Compiled, error) {
 			if !ok || h.point < 0 {
 				continue
 			}
-			s.Policy, s.Call, s.Monitor = tp.Name, k.Call, monitor
+			s.Policy, s.Call, s.Monitor, s.Variant = tp.Name, k.Call, monitor, callVariants[k.Call]
 			if err := s.validate(); err != nil {
 				c.errorf(ps.Pos, spath, "%v", err)
 				continue

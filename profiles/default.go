@@ -38,7 +38,9 @@ func Default() *Profile {
 	// LSM or fmod_ret they can only be stopped by killing the caller.
 	p.Points[PointSockCreate] = []Selector{
 		{Policy: defaultPolicy, Call: "security_socket_create", Families: []uint8{unix.AF_PACKET}, Action: ActionSigkill},
-		{Policy: defaultPolicy, Call: "security_socket_create", SockTypes: []uint8{unix.SOCK_RAW}, Action: ActionOverride, Errno: eperm},
+		// Raw inet sockets only: glibc's getaddrinfo opens raw netlink sockets.
+		{Policy: defaultPolicy, Call: "security_socket_create", Families: []uint8{unix.AF_INET, unix.AF_INET6},
+			SockTypes: []uint8{unix.SOCK_RAW}, Action: ActionOverride, Errno: eperm},
 	}
 	p.Points[PointExec] = []Selector{
 		{Policy: defaultPolicy, Call: "security_bprm_check", Names: NameMatch{Names: slices.Clone(shells)}, StdioInet: true, Action: ActionSigkill},

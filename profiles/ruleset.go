@@ -155,6 +155,7 @@ type Selector struct {
 	SockTypes []uint8 // SOCK_*
 	States    []uint8 // TCP_*
 	Fds       []uint8 // dup: the new descriptor (0-31)
+	Variant   uint8   // which call of a shared point (dup: 2 dup2, 3 dup3); 0: any
 
 	Daddr AddrMatch // destination (the peer)
 	Saddr AddrMatch // source (bind, listen: the local address being bound or listened on)

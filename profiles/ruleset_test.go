@@ -129,7 +129,7 @@ func TestDefault(t *testing.T) {
 	sc := p.Points[PointSockCreate]
 	packet := slices.IndexFunc(sc, func(s Selector) bool { return slices.Equal(s.Families, []uint8{unix.AF_PACKET}) })
 	raw := slices.IndexFunc(sc, func(s Selector) bool {
-		return slices.Equal(s.SockTypes, []uint8{unix.SOCK_RAW}) && len(s.Families) == 0
+		return slices.Equal(s.SockTypes, []uint8{unix.SOCK_RAW}) && slices.Equal(s.Families, []uint8{unix.AF_INET, unix.AF_INET6})
 	})
 	if packet < 0 || raw < 0 || packet > raw || sc[packet].Action != ActionSigkill || sc[raw].Action != ActionOverride {
 		t.Errorf("sock_create selectors %+v", sc)
