@@ -250,6 +250,29 @@ int memfd_enter(struct trace_event_raw_sys_enter *ctx)
 	return 0;
 }
 
+/* TCP sends (tcp_sendmsg) where the send hook is the fallback's: the
+ * cgroup send hooks see UDP only. sock_send_length(sk, ret, flags) runs
+ * after the send (kernels 6.3+): it reports, and can only kill. */
+SEC("raw_tracepoint/sock_send_length")
+int tcp_send(struct bpf_raw_tracepoint_args *ctx)
+{
+	struct sock *sk = (struct sock *)ctx->args[0];
+	struct query q = { .point = POINT_SENDMSG };
+
+	q.protocol = BPF_CORE_READ(sk, sk_protocol);
+	if (q.protocol != IPPROTO_TCP)
+		return 0;
+	q.family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	if (q.family != AF_INET && q.family != AF_INET6)
+		return 0;
+	q.sock_type = BPF_CORE_READ(sk, sk_type);
+	q.state = BPF_CORE_READ(sk, __sk_common.skc_state);
+	sock_addresses(&q, sk);
+	q.proc = current_proc();
+	carry_out(decide(&q, ENFORCER_TRACEPOINT, CAN_KILL));
+	return 0;
+}
+
 /* Exec tracking, whatever backend enforces: the binary each process of a
  * registered workload runs, for matchBinaries at every point. */
 SEC("raw_tracepoint/sched_process_exec")

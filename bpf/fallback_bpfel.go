@@ -172,6 +172,7 @@ const (
 	fallbackProgSockCreate  = "sock_create"
 	fallbackProgSockRelease = "sock_release"
 	fallbackProgSocketEnter = "socket_enter"
+	fallbackProgTcpSend     = "tcp_send"
 	fallbackProgTrackExec   = "track_exec"
 	fallbackProgTrackExit   = "track_exit"
 	fallbackProgTrackFork   = "track_fork"
@@ -234,6 +235,7 @@ type fallbackProgramSpecs struct {
 	SockCreate  *ebpf.ProgramSpec `ebpf:"sock_create"`
 	SockRelease *ebpf.ProgramSpec `ebpf:"sock_release"`
 	SocketEnter *ebpf.ProgramSpec `ebpf:"socket_enter"`
+	TcpSend     *ebpf.ProgramSpec `ebpf:"tcp_send"`
 	TrackExec   *ebpf.ProgramSpec `ebpf:"track_exec"`
 	TrackExit   *ebpf.ProgramSpec `ebpf:"track_exit"`
 	TrackFork   *ebpf.ProgramSpec `ebpf:"track_fork"`
@@ -340,6 +342,7 @@ type fallbackPrograms struct {
 	SockCreate  *ebpf.Program `ebpf:"sock_create"`
 	SockRelease *ebpf.Program `ebpf:"sock_release"`
 	SocketEnter *ebpf.Program `ebpf:"socket_enter"`
+	TcpSend     *ebpf.Program `ebpf:"tcp_send"`
 	TrackExec   *ebpf.Program `ebpf:"track_exec"`
 	TrackExit   *ebpf.Program `ebpf:"track_exit"`
 	TrackFork   *ebpf.Program `ebpf:"track_fork"`
@@ -361,6 +364,7 @@ func (p *fallbackPrograms) Close() error {
 		p.SockCreate,
 		p.SockRelease,
 		p.SocketEnter,
+		p.TcpSend,
 		p.TrackExec,
 		p.TrackExit,
 		p.TrackFork,

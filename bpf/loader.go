@@ -128,6 +128,9 @@ func Load(opts Options) (_ *Enforcer, err error) {
 		if err != nil {
 			return nil, err
 		}
+		if pb.Point == "sendmsg" && pb.Backend == BackendFallback {
+			e.attachTCPSend(env, &pb)
+		}
 		e.backends = append(e.backends, pb)
 		opts.Logger.Info("enforcement point attached", zap.String("point", pb.Point),
 			zap.String("backend", pb.Backend), zap.String("mechanism", pb.Mechanism), zap.Strings("skipped", pb.Skipped))
@@ -200,4 +203,20 @@ func (e *Enforcer) Close() error {
 	e.progs = nil
 	errs = append(errs, e.maps.Close())
 	return errors.Join(errs...)
+}
+
+// attachTCPSend adds TCP sends where the fallback's cgroup send hooks see
+// only UDP: the sock_send_length tracepoint (6.3+), which reports after
+// the send. Without it, TCP sends are not seen; the point says so.
+func (e *Enforcer) attachTCPSend(env *attachEnv, pb *PointBackend) {
+	c := candidate{BackendTracepoint, []program{rawTracepointProgram("tcp_send", "sock_send_length")}}
+	progs, links, err := env.attach(c)
+	if err != nil {
+		pb.Skipped = append(pb.Skipped, "TCP sends: "+err.Error())
+		e.log.Warn("TCP sends are not seen on this kernel (sock_send_length needs 6.3+)", zap.Error(err))
+		return
+	}
+	e.progs = append(e.progs, progs...)
+	e.links = append(e.links, links...)
+	pb.Mechanism += "+" + c.mechanism() + "(TCP, reports)"
 }

@@ -79,14 +79,24 @@ static __always_inline int check_connect(struct socket *sock, struct sockaddr *a
 	return carry_out(decide(&q, enforcer, CAN_DENY | CAN_KILL));
 }
 
-/* Sends with an explicit destination; on a stream socket that is a TCP
- * Fast Open connect, checked as a connect. */
+/* Sends: with an explicit destination (on a stream socket that is a TCP
+ * Fast Open connect, checked as a connect), or on a connected stream
+ * socket (to its peer). */
 static __always_inline int check_sendmsg(struct socket *sock, struct msghdr *msg, __u8 enforcer)
 {
 	struct query q = { .point = POINT_SENDMSG };
 	struct sockaddr *name = BPF_CORE_READ(msg, msg_name);
 
-	if (!name || !socket_query(&q, sock) || !sockaddr_query(&q, name))
+	if (!socket_query(&q, sock))
+		return 0;
+	if (!name) {
+		/* A send on a connected stream socket (tcp_sendmsg): to its peer. */
+		if (q.sock_type != SOCK_STREAM)
+			return 0;
+		sock_addresses(&q, BPF_CORE_READ(sock, sk));
+		return carry_out(decide(&q, enforcer, CAN_DENY | CAN_KILL));
+	}
+	if (!sockaddr_query(&q, name))
 		return 0;
 	if (q.sock_type == SOCK_STREAM)
 		q.point = POINT_CONNECT;

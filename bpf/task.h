@@ -38,6 +38,23 @@ static __always_inline __u8 stdio_inet_mask(struct task_struct *task)
 	return mask;
 }
 
+/* A connected socket's addresses: the peer as daddr, the local end as
+ * saddr. */
+static __always_inline void sock_addresses(struct query *q, struct sock *sk)
+{
+	q->has_daddr = 1;
+	q->has_saddr = 1;
+	q->dport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+	q->sport = BPF_CORE_READ(sk, __sk_common.skc_num);
+	if (q->family == AF_INET) {
+		ipv4_mapped(q->daddr, BPF_CORE_READ(sk, __sk_common.skc_daddr));
+		ipv4_mapped(q->saddr, BPF_CORE_READ(sk, __sk_common.skc_rcv_saddr));
+	} else {
+		BPF_CORE_READ_INTO(&q->daddr, sk, __sk_common.skc_v6_daddr);
+		BPF_CORE_READ_INTO(&q->saddr, sk, __sk_common.skc_v6_rcv_saddr);
+	}
+}
+
 /* The binary the current process runs, as exec tracking recorded it. */
 static __always_inline struct proc *current_proc(void)
 {

@@ -342,3 +342,26 @@ func TestDupReportedOnce(t *testing.T) {
 	waitEvent(t, res.ID, map[string]any{"ocigate.container_id": res.ID, "process_kprobe.function_name": "dup2"})
 	noEvent(t, res.ID, map[string]any{"ocigate.container_id": res.ID, "process_kprobe.function_name": "dup3"})
 }
+
+// tcp_sendmsg and tcp_close: a container that sends to and closes a
+// connection to port 7777 is reported for both (on this kernel the TCP
+// send comes from the sock_send_length tracepoint, the close from
+// cgroup/sock_release).
+func TestTCPSendAndCloseReported(t *testing.T) {
+	requireE2E(t)
+	ln := listen(t, "127.0.0.1:7777", "")
+	res := runContainer(t, ctrOpts{Name: "send-close", Annotations: map[string]string{"ocigate.io/e2e-seed": "calls"},
+		Args: []string{"/bin/sh", "-c", "echo hello | nc -w 1 127.0.0.1 7777"}})
+	if !ln.WaitConn(5 * time.Second) {
+		t.Fatalf("the listener saw no connection: %v", res)
+	}
+	for _, call := range []string{"tcp_sendmsg", "tcp_close"} {
+		waitEvent(t, res.ID, map[string]any{
+			"ocigate.container_id":                 res.ID,
+			"process_kprobe.function_name":         call,
+			"process_kprobe.policy_name":           "e2e-close-and-send",
+			"process_kprobe.args.0.sock_arg.daddr": "127.0.0.1",
+			"process_kprobe.args.0.sock_arg.dport": 7777,
+		})
+	}
+}
