@@ -112,11 +112,9 @@ func loadForTest(t *testing.T) (*Enforcer, string) {
 		t.Skip("loading BPF programs needs root")
 	}
 	shared.once.Do(func() {
-		for _, m := range hostfs.Needed {
-			if _, err := hostfs.Ensure(m); err != nil && !m.Optional {
-				shared.err = fmt.Errorf("mount %s: %w", m.Path, err)
-				return
-			}
+		if _, err := hostfs.EnsureAll(); err != nil {
+			shared.err = err
+			return
 		}
 		if shared.root, shared.err = cgroupfilter.V2Mount(); shared.err != nil {
 			return

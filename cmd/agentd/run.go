@@ -40,16 +40,15 @@ func runAgent(args []string) error {
 	}
 	defer log.Sync()
 
-	for _, m := range hostfs.Needed {
-		mounted, err := hostfs.Ensure(m)
-		if err != nil && m.Optional {
-			log.Warn("optional file system unavailable", zap.String("fs", m.FSType), zap.Error(err))
-			continue
-		}
-		if err != nil {
-			return err
-		}
-		if mounted {
+	mounts, err := hostfs.EnsureAll()
+	if err != nil {
+		return err
+	}
+	for _, m := range mounts {
+		switch {
+		case m.Err != nil:
+			log.Warn("optional file system unavailable", zap.String("fs", m.FSType), zap.Error(m.Err))
+		case m.Mounted:
 			log.Info("mounted", zap.String("fs", m.FSType), zap.String("path", m.Path))
 		}
 	}

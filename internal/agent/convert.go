@@ -44,8 +44,8 @@ func (a *Agent) convert(raw *bpf.RawEvent, at time.Time) *events.Event {
 	if raw.Owner != 0 && raw.Owner != raw.Tgid {
 		// TrackSock: the socket's creator is the event's process.
 		og.CallerPid = raw.Tgid
-		kp.Process = events.Process{Pid: events.Value{Value: raw.Owner}, UID: kp.Process.UID,
-			ExecID: fmt.Sprintf("%d:sock", raw.Owner), Binary: exePath(raw.Owner), Arguments: arguments(raw.Owner)}
+		kp.Process = liveProcess(raw.Owner, raw.UID)
+		kp.Process.ExecID = fmt.Sprintf("%d:sock", raw.Owner)
 	}
 	if w, ok := a.reg.ByCgroup(raw.WorkloadCgroupID); ok {
 		og.ContainerID, og.Runtime = w.ContainerID, w.Runtime
@@ -107,17 +107,15 @@ func eventArgs(raw *bpf.RawEvent) []events.Arg {
 // processOf fills what /proc still tells about the process; a process
 // killed in the kernel may be gone, then the kernel's names stand.
 func processOf(raw *bpf.RawEvent) events.Process {
-	p := events.Process{Pid: events.Value{Value: raw.Tgid}, UID: events.Value{Value: raw.UID}}
-	p.ExecID = fmt.Sprintf("%d:%d", raw.Tgid, raw.BootNs)
 	// At sched_process_exec (fallback) the process already is the new
 	// image, maybe killed: the kernel's path stands. Everywhere else it is
 	// still the caller, and /proc tells about it while it lives.
 	postExec := raw.Point == profiles.PointExec && raw.Backend == bpf.BackendFallback
+	p := events.Process{Pid: events.Value{Value: raw.Tgid}, UID: events.Value{Value: raw.UID}}
 	if !postExec {
-		p.Binary = exePath(raw.Tgid)
-		p.Arguments = arguments(raw.Tgid)
-		p.Cwd, _ = os.Readlink("/proc/" + strconv.Itoa(int(raw.Tgid)) + "/cwd")
+		p = liveProcess(raw.Tgid, raw.UID)
 	}
+	p.ExecID = fmt.Sprintf("%d:%d", raw.Tgid, raw.BootNs)
 	if p.Binary == "" && (postExec || raw.Point != profiles.PointExec) {
 		p.Binary = raw.Path
 	}
@@ -125,6 +123,13 @@ func processOf(raw *bpf.RawEvent) events.Process {
 		p.Binary = raw.Comm
 	}
 	return p
+}
+
+// liveProcess is what /proc tells about a process that still runs.
+func liveProcess(pid, uid uint32) events.Process {
+	cwd, _ := os.Readlink("/proc/" + strconv.Itoa(int(pid)) + "/cwd")
+	return events.Process{Pid: events.Value{Value: pid}, UID: events.Value{Value: uid},
+		Binary: exePath(pid), Arguments: arguments(pid), Cwd: cwd}
 }
 
 func exePath(pid uint32) string {

@@ -53,3 +53,25 @@ func Ensure(m Mount) (bool, error) {
 	}
 	return true, nil
 }
+
+// Result says what EnsureAll did with one file system.
+type Result struct {
+	Mount
+	Mounted bool  // it was missing and is mounted now
+	Err     error // an optional one that could not be mounted
+}
+
+// EnsureAll mounts every file system of Needed that is missing. A
+// required one that fails is an error; an optional one is reported in
+// its Result.
+func EnsureAll() ([]Result, error) {
+	var out []Result
+	for _, m := range Needed {
+		mounted, err := Ensure(m)
+		if err != nil && !m.Optional {
+			return out, err
+		}
+		out = append(out, Result{Mount: m, Mounted: mounted, Err: err})
+	}
+	return out, nil
+}

@@ -57,10 +57,8 @@ func run(loop string, connects, rounds int) error {
 	if loop == "" {
 		return fmt.Errorf("--connectloop is required")
 	}
-	for _, m := range hostfs.Needed {
-		if _, err := hostfs.Ensure(m); err != nil && !m.Optional {
-			return err
-		}
+	if _, err := hostfs.EnsureAll(); err != nil {
+		return err
 	}
 	root, err := cgroupfilter.V2Mount()
 	if err != nil {
