@@ -168,6 +168,9 @@ func passBind(port string) error {
 	if err := cmd.Run(); err != nil {
 		return fmt.Errorf("child: %w", err)
 	}
+	// Stay a moment: the agent reads the creator's command line from /proc
+	// when it reports the child's use of the socket.
+	time.Sleep(time.Second)
 	return nil
 }
 
