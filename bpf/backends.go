@@ -116,6 +116,12 @@ var pointPlans = []pointPlan{
 	{point: "memfd", always: true, candidates: []candidate{{BackendTracepoint, []program{
 		tracepointProgram("memfd_enter", "sys_enter_memfd_create"),
 	}}}},
+	// Relayed shells: argv and the shell's peer are known at
+	// sched_process_exec; the peer's connect is checked by the connect
+	// programs of every backend.
+	{point: "relay", always: true, candidates: []candidate{{BackendTracepoint, []program{
+		rawTracepointProgram("relay_exec", "sched_process_exec"),
+	}}}},
 	{point: "exec", candidates: append(securityCandidates("lsm_bprm_check", "bprm_check_security", "fmod_bprm_check", "security_bprm_check"),
 		candidate{BackendFallback, []program{
 			{"process_exec", "raw_tracepoint/sched_process_exec+SIGKILL", rawTracepointProgram("", "sched_process_exec").attach},

@@ -23,6 +23,9 @@
 #define EPERM 1
 #define S_IFMT 00170000
 #define S_IFSOCK 0140000
+#define S_IFIFO 0010000
+#define S_IFCHR 0020000
+#define AF_UNIX 1
 
 /* Enforcement points: where a rule applies. */
 enum point {
@@ -35,7 +38,8 @@ enum point {
 	POINT_CLOSE = 6,
 	POINT_DUP = 7,		/* dup2/dup3 of a file onto a descriptor */
 	POINT_MEMFD = 8,	/* memfd_create: an anonymous file, fileless payloads */
-	POINT_MAX = 9,
+	POINT_RELAY = 9,	/* a shell relayed to a network peer (exec or connect) */
+	POINT_MAX = 10,
 };
 
 /* What a matching selector does. */
@@ -73,6 +77,7 @@ enum match_flag {
 	MATCH_NEWFD = 1 << 21,	/* dup: the new descriptor is in fds */
 	MATCH_FILELESS = 1 << 22,	/* exec: the file has no link (memfd, deleted) */
 	MATCH_VARIANT = 1 << 23,	/* which call of a shared point (dup2, dup3) */
+	MATCH_RELAYED = 1 << 24,	/* relay: the shell's output reaches a network peer */
 };
 
 #define MATCH_ANY_BIN (MATCH_BIN | MATCH_BIN_NOT | MATCH_BIN_PREFIX | MATCH_BIN_PREFIX_NOT | \
@@ -88,6 +93,7 @@ enum selector_flag {
 enum workload_flag {
 	WORKLOAD_MONITOR = 1 << 0,	/* report what would be enforced */
 	WORKLOAD_TRACK_SOCKETS = 1 << 1,	/* TrackSock: remember who created each socket */
+	WORKLOAD_RELAY = 1 << 2,	/* the profile looks for relayed shells */
 };
 
 /* How the verdict was carried out. */
@@ -217,7 +223,7 @@ struct event {
 	__u8 protocol;
 	__u16 sport;
 	__u16 dport;
-	__u8 stdio_inet;		/* bit i: fd i is an INET/INET6 socket; bit 7: fileless exec */
+	__u8 stdio_inet;		/* bit i: fd i is an INET/INET6 socket; bits 3-5: enum relay; bit 7: fileless exec */
 	__u8 signal;
 	__u8 state;
 	__u8 group;
@@ -229,7 +235,15 @@ struct event {
 	__u32 owner;		/* TrackSock: tgid that created the socket, 0: not tracked */
 	__s32 old_fd;		/* dup: the descriptor duplicated */
 	__s32 new_fd;		/* dup: the descriptor it lands on */
-	__u32 pad2;
+	__u32 peer;		/* relay: tgid of the process that holds the network socket */
+};
+
+/* How a relayed shell was recognised (event stdio_inet bits 3-5). */
+enum relay {
+	RELAY_PARENT = 1 << 3,		/* an ancestor of the shell connected */
+	RELAY_PIPE = 1 << 4,		/* the reader of the shell's stdout connected */
+	RELAY_AT_CONNECT = 1 << 5,	/* the connect came after the shell's exec */
+	RELAY_PENDING = 1 << 6,		/* no peer yet (never reported) */
 };
 
 enum counter {

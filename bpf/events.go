@@ -14,6 +14,33 @@ import (
 	"github.com/ocigate/ocigate/profiles"
 )
 
+// Relay says how a relayed shell was recognised (enum relay in common.h).
+type Relay uint8
+
+const (
+	RelayParent    Relay = 1 << 3 // an ancestor of the shell connected
+	RelayPipe      Relay = 1 << 4 // the reader of the shell's stdout connected
+	RelayAtConnect Relay = 1 << 5 // the peer connected after the shell's exec
+	relayMask            = uint8(RelayParent | RelayPipe | RelayAtConnect)
+)
+
+// String names the relay as events report it.
+func (r Relay) String() string {
+	var s string
+	switch {
+	case r&RelayParent != 0:
+		s = "parent"
+	case r&RelayPipe != 0:
+		s = "pipe"
+	default:
+		return ""
+	}
+	if r&RelayAtConnect != 0 {
+		s += ",at_connect"
+	}
+	return s
+}
+
 // RawEvent is one decision reported by the kernel, decoded.
 type RawEvent struct {
 	BootNs           uint64 // CLOCK_BOOTTIME
@@ -44,8 +71,10 @@ type RawEvent struct {
 	Dport            uint16
 	Saddr            netip.Addr // zero when unknown
 	Sport            uint16
-	StdioInet        uint8 // bit i: fd i is an INET socket
-	Fileless         bool  // exec: the file had no link (memfd, deleted)
+	StdioInet        uint8  // bit i: fd i is an INET socket
+	Relay            Relay  // relay: how the relayed shell was recognised
+	Peer             uint32 // relay: tgid of the process that holds the network socket
+	Fileless         bool   // exec: the file had no link (memfd, deleted)
 	Comm             string
 	Binary           string // exec: base name of the executed file
 	Path             string // the binary's path (exec: the new one), when known
@@ -119,7 +148,8 @@ func decodeEvent(b []byte) (*RawEvent, error) {
 		Backend: enforcers[k.Enforcer][0], Mechanism: enforcers[k.Enforcer][1], Family: k.Family, SockType: k.SockType, Protocol: k.Protocol,
 		Monitor: k.Flags&eventMonitor != 0, SignalPending: k.Flags&eventSignalPend != 0,
 		Signal: int(k.Signal), Group: int(k.Group), State: k.State,
-		Dport: k.Dport, Sport: k.Sport, StdioInet: k.StdioInet & 0x7f, Fileless: k.StdioInet&0x80 != 0,
+		Dport: k.Dport, Sport: k.Sport, StdioInet: k.StdioInet & 0x07, Fileless: k.StdioInet&0x80 != 0,
+		Relay: Relay(k.StdioInet & relayMask), Peer: k.Peer,
 		Comm: cString(k.Comm[:]), Binary: cString(k.Binary[:]), Path: cString(k.Path[:]),
 		Owner: k.Owner, OldFD: k.OldFd, NewFD: k.NewFd,
 	}

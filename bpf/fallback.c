@@ -13,7 +13,7 @@
 #include <bpf/bpf_core_read.h>
 #include <bpf/bpf_endian.h>
 
-#include "task.h"
+#include "relay.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -85,7 +85,10 @@ static __always_inline int sock_addr(struct bpf_sock_addr *ctx, __u8 point, __u8
 	}
 	q.proc = current_proc();
 	q.cookie = bpf_get_socket_cookie(ctx);
-	return cgroup_verdict(decide(&q, ENFORCER_CGROUP_SOCK_ADDR, CAN_DENY));
+	struct verdict v = decide(&q, ENFORCER_CGROUP_SOCK_ADDR, CAN_DENY);
+	if (point == POINT_CONNECT)
+		relay_connect(&q, &v, ENFORCER_CGROUP_SOCK_ADDR);
+	return cgroup_verdict(v);
 }
 
 SEC("cgroup/connect4")
@@ -315,7 +318,49 @@ int track_exit(struct bpf_raw_tracepoint_args *ctx)
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	__u32 tgid = pid_tgid >> 32;
 
-	if ((__u32)pid_tgid == tgid)
+	if ((__u32)pid_tgid == tgid) {
 		bpf_map_delete_elem(&procs, &tgid);
+		relay_exit(tgid);
+	}
+	return 0;
+}
+
+/* Relayed shells, on every kernel, at sched_process_exec where the new
+ * image's argv is readable: a shell whose stdin and stdout are pipes,
+ * fifos, ptys or unix sockets and that reads its commands from stdin is
+ * killed before its first instruction when its network peer is known;
+ * otherwise it is remembered until the peer connects (relay_connect). */
+SEC("raw_tracepoint/sched_process_exec")
+int relay_exec(struct bpf_raw_tracepoint_args *ctx)
+{
+	struct task_struct *task = (struct task_struct *)ctx->args[0];
+	struct linux_binprm *bprm = (struct linux_binprm *)ctx->args[2];
+	__u64 workload_cgroup;
+	struct workload *w = current_workload(&workload_cgroup);
+
+	if (!w || !(w->flags & WORKLOAD_RELAY))
+		return 0;
+	if (file_kind(task_fd(task, 0)) == STDIO_OTHER || file_kind(task_fd(task, 1)) == STDIO_OTHER)
+		return 0;
+	if (!reads_commands(task))
+		return 0;
+	struct query q = {};
+
+	exec_query(&q, bprm, task);
+	q.point = POINT_RELAY;
+	q.out_pipes[0] = fd_pipe(task, 1);
+	q.out_pipes[1] = fd_pipe(task, 2);
+	relay_peer(&q, task);
+	if (!q.relay)
+		q.relay = RELAY_PENDING; /* the selectors only match */
+	struct evaluation found;
+	struct verdict v = decide_first(&q, ENFORCER_TRACEPOINT_SIGKILL, CAN_KILL, &found);
+
+	if (q.relay & RELAY_PENDING) {
+		if (found.first >= 0 && found.w)
+			remember_shell(&q, found.first, found.w->profile);
+		return 0;
+	}
+	carry_out(v);
 	return 0;
 }

@@ -60,7 +60,7 @@ type fallbackEvent struct {
 	Owner            uint32
 	OldFd            int32
 	NewFd            int32
-	Pad2             uint32
+	Peer             uint32
 }
 
 type fallbackNameKey struct {
@@ -74,6 +74,16 @@ type fallbackPathKey struct {
 	Prefixlen uint32
 	Set       uint32
 	Path      [128]int8
+}
+
+type fallbackPendingShell struct {
+	_        structs.HostLayout
+	Tgid     uint32
+	Ppid     uint32
+	Profile  uint32
+	Selector uint32
+	Comm     [16]int8
+	Binary   [32]int8
 }
 
 type fallbackPointRules struct {
@@ -94,6 +104,11 @@ type fallbackProc struct {
 	Len  uint32
 	Base uint32
 	Path [256]int8
+}
+
+type fallbackRelayScratch struct {
+	_   structs.HostLayout
+	Buf [256]int8
 }
 
 type fallbackRuleKey struct {
@@ -152,11 +167,16 @@ const (
 	fallbackMapCounters     = "counters"
 	fallbackMapEvents       = "events"
 	fallbackMapNameSets     = "name_sets"
+	fallbackMapNetPipes     = "net_pipes"
+	fallbackMapNetProcs     = "net_procs"
 	fallbackMapPathPrefixes = "path_prefixes"
 	fallbackMapPortSets     = "port_sets"
 	fallbackMapProcs        = "procs"
+	fallbackMapRelayScratch = "relay_scratch"
 	fallbackMapRules        = "rules"
 	fallbackMapScratch      = "scratch"
+	fallbackMapShellParents = "shell_parents"
+	fallbackMapShellPipes   = "shell_pipes"
 	fallbackMapSockOwners   = "sock_owners"
 	fallbackMapWorkloads    = "workloads"
 	fallbackProgBind4       = "bind4"
@@ -167,6 +187,7 @@ const (
 	fallbackProgDup3Enter   = "dup3_enter"
 	fallbackProgMemfdEnter  = "memfd_enter"
 	fallbackProgProcessExec = "process_exec"
+	fallbackProgRelayExec   = "relay_exec"
 	fallbackProgSendmsg4    = "sendmsg4"
 	fallbackProgSendmsg6    = "sendmsg6"
 	fallbackProgSockCreate  = "sock_create"
@@ -230,6 +251,7 @@ type fallbackProgramSpecs struct {
 	Dup3Enter   *ebpf.ProgramSpec `ebpf:"dup3_enter"`
 	MemfdEnter  *ebpf.ProgramSpec `ebpf:"memfd_enter"`
 	ProcessExec *ebpf.ProgramSpec `ebpf:"process_exec"`
+	RelayExec   *ebpf.ProgramSpec `ebpf:"relay_exec"`
 	Sendmsg4    *ebpf.ProgramSpec `ebpf:"sendmsg4"`
 	Sendmsg6    *ebpf.ProgramSpec `ebpf:"sendmsg6"`
 	SockCreate  *ebpf.ProgramSpec `ebpf:"sock_create"`
@@ -251,11 +273,16 @@ type fallbackMapSpecs struct {
 	Counters     *ebpf.MapSpec `ebpf:"counters"`
 	Events       *ebpf.MapSpec `ebpf:"events"`
 	NameSets     *ebpf.MapSpec `ebpf:"name_sets"`
+	NetPipes     *ebpf.MapSpec `ebpf:"net_pipes"`
+	NetProcs     *ebpf.MapSpec `ebpf:"net_procs"`
 	PathPrefixes *ebpf.MapSpec `ebpf:"path_prefixes"`
 	PortSets     *ebpf.MapSpec `ebpf:"port_sets"`
 	Procs        *ebpf.MapSpec `ebpf:"procs"`
+	RelayScratch *ebpf.MapSpec `ebpf:"relay_scratch"`
 	Rules        *ebpf.MapSpec `ebpf:"rules"`
 	Scratch      *ebpf.MapSpec `ebpf:"scratch"`
+	ShellParents *ebpf.MapSpec `ebpf:"shell_parents"`
+	ShellPipes   *ebpf.MapSpec `ebpf:"shell_pipes"`
 	SockOwners   *ebpf.MapSpec `ebpf:"sock_owners"`
 	Workloads    *ebpf.MapSpec `ebpf:"workloads"`
 }
@@ -292,11 +319,16 @@ type fallbackMaps struct {
 	Counters     *ebpf.Map `ebpf:"counters"`
 	Events       *ebpf.Map `ebpf:"events"`
 	NameSets     *ebpf.Map `ebpf:"name_sets"`
+	NetPipes     *ebpf.Map `ebpf:"net_pipes"`
+	NetProcs     *ebpf.Map `ebpf:"net_procs"`
 	PathPrefixes *ebpf.Map `ebpf:"path_prefixes"`
 	PortSets     *ebpf.Map `ebpf:"port_sets"`
 	Procs        *ebpf.Map `ebpf:"procs"`
+	RelayScratch *ebpf.Map `ebpf:"relay_scratch"`
 	Rules        *ebpf.Map `ebpf:"rules"`
 	Scratch      *ebpf.Map `ebpf:"scratch"`
+	ShellParents *ebpf.Map `ebpf:"shell_parents"`
+	ShellPipes   *ebpf.Map `ebpf:"shell_pipes"`
 	SockOwners   *ebpf.Map `ebpf:"sock_owners"`
 	Workloads    *ebpf.Map `ebpf:"workloads"`
 }
@@ -308,11 +340,16 @@ func (m *fallbackMaps) Close() error {
 		m.Counters,
 		m.Events,
 		m.NameSets,
+		m.NetPipes,
+		m.NetProcs,
 		m.PathPrefixes,
 		m.PortSets,
 		m.Procs,
+		m.RelayScratch,
 		m.Rules,
 		m.Scratch,
+		m.ShellParents,
+		m.ShellPipes,
 		m.SockOwners,
 		m.Workloads,
 	)
@@ -337,6 +374,7 @@ type fallbackPrograms struct {
 	Dup3Enter   *ebpf.Program `ebpf:"dup3_enter"`
 	MemfdEnter  *ebpf.Program `ebpf:"memfd_enter"`
 	ProcessExec *ebpf.Program `ebpf:"process_exec"`
+	RelayExec   *ebpf.Program `ebpf:"relay_exec"`
 	Sendmsg4    *ebpf.Program `ebpf:"sendmsg4"`
 	Sendmsg6    *ebpf.Program `ebpf:"sendmsg6"`
 	SockCreate  *ebpf.Program `ebpf:"sock_create"`
@@ -359,6 +397,7 @@ func (p *fallbackPrograms) Close() error {
 		p.Dup3Enter,
 		p.MemfdEnter,
 		p.ProcessExec,
+		p.RelayExec,
 		p.Sendmsg4,
 		p.Sendmsg6,
 		p.SockCreate,

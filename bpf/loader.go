@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"reflect"
 	"strings"
 	"sync"
 
@@ -51,7 +52,7 @@ type Enforcer struct {
 	ports   portAllocator
 	sets    map[uint32]*setWriter // per profile id: what its rules use
 	named   map[string]*ebpf.Program
-	track   map[uint32]bool // profile id -> TrackSock
+	track   map[uint32]uint32 // profile id -> workload flags it needs (TrackSock, relay)
 }
 
 // PointBackend says how an enforcement point is carried out and, for the
@@ -108,13 +109,8 @@ func Load(opts Options) (_ *Enforcer, err error) {
 		}
 	}()
 	env := &attachEnv{
-		specs: map[string]*ebpf.CollectionSpec{BackendFallback: fb, BackendTracepoint: fb, BackendLSM: sec, BackendFmodRet: sec},
-		maps: map[string]*ebpf.Map{
-			"workloads": e.maps.Workloads, "rules": e.maps.Rules, "addr_sets": e.maps.AddrSets,
-			"name_sets": e.maps.NameSets, "events": e.maps.Events, "counters": e.maps.Counters,
-			"port_sets": e.maps.PortSets, "bin_sets": e.maps.BinSets, "path_prefixes": e.maps.PathPrefixes,
-			"procs": e.maps.Procs, "scratch": e.maps.Scratch, "sock_owners": e.maps.SockOwners,
-		},
+		specs:      map[string]*ebpf.CollectionSpec{BackendFallback: fb, BackendTracepoint: fb, BackendLSM: sec, BackendFmodRet: sec},
+		maps:       sharedMaps(&e.maps),
 		cgroupRoot: opts.CgroupRoot,
 		lsmActive:  lsmActive(opts.LSMList),
 		named:      map[string]*ebpf.Program{},
@@ -219,4 +215,18 @@ func (e *Enforcer) attachTCPSend(env *attachEnv, pb *PointBackend) {
 	e.progs = append(e.progs, progs...)
 	e.links = append(e.links, links...)
 	pb.Mechanism += "+" + c.mechanism() + "(TCP, reports)"
+}
+
+// sharedMaps names every map of the fallback object, as its ebpf tag does:
+// each program is loaded against these, so that all programs of every
+// backend share one copy of each map.
+func sharedMaps(m *fallbackMaps) map[string]*ebpf.Map {
+	out := map[string]*ebpf.Map{}
+	v := reflect.ValueOf(m).Elem()
+	for i := 0; i < v.NumField(); i++ {
+		if name := v.Type().Field(i).Tag.Get("ebpf"); name != "" {
+			out[name] = v.Field(i).Interface().(*ebpf.Map)
+		}
+	}
+	return out
 }

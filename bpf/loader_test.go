@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cilium/ebpf"
 	"golang.org/x/sys/unix"
 
 	"github.com/ocigate/ocigate/profiles"
@@ -201,4 +202,28 @@ func TestCloseDetaches(t *testing.T) {
 	}
 	_, errno = k.helper("connect", "tcp4", "127.0.0.2:4444")
 	wantErrno(t, "after Close", errno, unix.ECONNREFUSED)
+}
+
+// Every map a program of either object uses is one of the shared maps:
+// a map missing there would be a private copy per program.
+func TestSharedMapsCoverBothObjects(t *testing.T) {
+	fb, err := loadFallback()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sec, err := loadSecurity()
+	if err != nil {
+		t.Fatal(err)
+	}
+	shared := sharedMaps(&fallbackMaps{})
+	for obj, spec := range map[string]*ebpf.CollectionSpec{"fallback": fb, "security": sec} {
+		for name := range spec.Maps {
+			if strings.HasPrefix(name, ".") {
+				continue // .rodata, .bss: per program
+			}
+			if _, ok := shared[name]; !ok {
+				t.Errorf("%s map %s is not shared", obj, name)
+			}
+		}
+	}
 }

@@ -36,6 +36,7 @@ const (
 	matchNewFD
 	matchFileless
 	matchVariant
+	matchRelayed
 )
 
 const (
@@ -49,7 +50,21 @@ const (
 
 	workloadMonitor      = 1
 	workloadTrackSockets = 2
+	workloadRelay        = 4
 )
+
+// profileFlags are the workload flags a profile needs: TrackSock, and the
+// relay bookkeeping at connects when it looks for relayed shells.
+func profileFlags(p *profiles.Profile) uint32 {
+	var f uint32
+	if p.TrackSockets {
+		f |= workloadTrackSockets
+	}
+	if len(p.Points[profiles.PointRelay]) > 0 {
+		f |= workloadRelay
+	}
+	return f
+}
 
 // LoadProfile writes a compiled profile's selectors under id. Loading the
 // same id again replaces them point by point: each point's rules are one
@@ -94,9 +109,9 @@ func (e *Enforcer) LoadProfile(id uint32, p *profiles.Profile) error {
 		}
 	}
 	if e.track == nil {
-		e.track = map[uint32]bool{}
+		e.track = map[uint32]uint32{}
 	}
-	e.track[id] = p.TrackSockets
+	e.track[id] = profileFlags(p)
 	return e.recordSets(id, w, false)
 }
 
@@ -183,6 +198,9 @@ func compileSelector(w *setWriter, s *profiles.Selector) (fallbackSelector, erro
 	if s.StdioInet {
 		k.Match |= matchStdioInet
 	}
+	if s.Relayed {
+		k.Match |= matchRelayed
+	}
 	if s.Fileless {
 		k.Match |= matchFileless
 	}
@@ -245,9 +263,7 @@ func (e *Enforcer) SetWorkload(cgroupID uint64, profile uint32, mode profiles.Mo
 		w.Flags |= workloadMonitor
 	}
 	e.mu.Lock()
-	if e.track[profile] {
-		w.Flags |= workloadTrackSockets
-	}
+	w.Flags |= e.track[profile]
 	e.mu.Unlock()
 	copy(w.Disabled[:], disabled[:])
 	if err := e.maps.Workloads.Put(cgroupID, &w); err != nil {

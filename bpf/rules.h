@@ -128,6 +128,10 @@ struct query {
 	__s32 new_fd;
 	__u8 fileless;		/* exec: the file has no link on disk */
 	__u8 variant;		/* which call of a shared point (dup: 2 or 3) */
+	__u8 relay;		/* relay: enum relay, 0: not relayed */
+	__u32 subject;		/* relay at connect: the shell (the event's process), 0: current */
+	__u32 peer;		/* relay: the process that holds the network socket */
+	__u64 out_pipes[2];	/* relay at exec: the pipes on the shell's stdout, stderr */
 };
 
 /* The tgid that created the socket with this cookie (TrackSock), or 0. */
@@ -359,6 +363,8 @@ static __always_inline bool selector_matches(const struct selector *s, const str
 	if ((m & MATCH_FILELESS) && !q->fileless)
 		return false;
 	if ((m & MATCH_VARIANT) && s->variant != q->variant)
+		return false;
+	if ((m & MATCH_RELAYED) && !q->relay)
 		return false;
 	return true;
 }

@@ -12,7 +12,7 @@
 #include <bpf/bpf_endian.h>
 #include <bpf/bpf_tracing.h>
 
-#include "task.h"
+#include "relay.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -76,7 +76,9 @@ static __always_inline int check_connect(struct socket *sock, struct sockaddr *a
 		return 0;
 	local_addr(&q, sock);
 	q.has_saddr = q.sport != 0;
-	return carry_out(decide(&q, enforcer, CAN_DENY | CAN_KILL));
+	struct verdict v = decide(&q, enforcer, CAN_DENY | CAN_KILL);
+	relay_connect(&q, &v, enforcer);
+	return carry_out(v);
 }
 
 /* Sends: with an explicit destination (on a stream socket that is a TCP

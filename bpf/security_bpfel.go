@@ -40,6 +40,16 @@ type securityPathKey struct {
 	Path      [128]int8
 }
 
+type securityPendingShell struct {
+	_        structs.HostLayout
+	Tgid     uint32
+	Ppid     uint32
+	Profile  uint32
+	Selector uint32
+	Comm     [16]int8
+	Binary   [32]int8
+}
+
 type securityPointRules struct {
 	_     structs.HostLayout
 	Count uint32
@@ -85,6 +95,11 @@ type securityProc struct {
 	Path [256]int8
 }
 
+type securityRelayScratch struct {
+	_   structs.HostLayout
+	Buf [256]int8
+}
+
 type securityRuleKey struct {
 	_       structs.HostLayout
 	Profile uint32
@@ -114,11 +129,16 @@ const (
 	securityMapCounters           = "counters"
 	securityMapEvents             = "events"
 	securityMapNameSets           = "name_sets"
+	securityMapNetPipes           = "net_pipes"
+	securityMapNetProcs           = "net_procs"
 	securityMapPathPrefixes       = "path_prefixes"
 	securityMapPortSets           = "port_sets"
 	securityMapProcs              = "procs"
+	securityMapRelayScratch       = "relay_scratch"
 	securityMapRules              = "rules"
 	securityMapScratch            = "scratch"
+	securityMapShellParents       = "shell_parents"
+	securityMapShellPipes         = "shell_pipes"
 	securityMapSockOwners         = "sock_owners"
 	securityMapWorkloads          = "workloads"
 	securityProgFmodBprmCheck     = "fmod_bprm_check"
@@ -200,11 +220,16 @@ type securityMapSpecs struct {
 	Counters     *ebpf.MapSpec `ebpf:"counters"`
 	Events       *ebpf.MapSpec `ebpf:"events"`
 	NameSets     *ebpf.MapSpec `ebpf:"name_sets"`
+	NetPipes     *ebpf.MapSpec `ebpf:"net_pipes"`
+	NetProcs     *ebpf.MapSpec `ebpf:"net_procs"`
 	PathPrefixes *ebpf.MapSpec `ebpf:"path_prefixes"`
 	PortSets     *ebpf.MapSpec `ebpf:"port_sets"`
 	Procs        *ebpf.MapSpec `ebpf:"procs"`
+	RelayScratch *ebpf.MapSpec `ebpf:"relay_scratch"`
 	Rules        *ebpf.MapSpec `ebpf:"rules"`
 	Scratch      *ebpf.MapSpec `ebpf:"scratch"`
+	ShellParents *ebpf.MapSpec `ebpf:"shell_parents"`
+	ShellPipes   *ebpf.MapSpec `ebpf:"shell_pipes"`
 	SockOwners   *ebpf.MapSpec `ebpf:"sock_owners"`
 	Workloads    *ebpf.MapSpec `ebpf:"workloads"`
 }
@@ -240,11 +265,16 @@ type securityMaps struct {
 	Counters     *ebpf.Map `ebpf:"counters"`
 	Events       *ebpf.Map `ebpf:"events"`
 	NameSets     *ebpf.Map `ebpf:"name_sets"`
+	NetPipes     *ebpf.Map `ebpf:"net_pipes"`
+	NetProcs     *ebpf.Map `ebpf:"net_procs"`
 	PathPrefixes *ebpf.Map `ebpf:"path_prefixes"`
 	PortSets     *ebpf.Map `ebpf:"port_sets"`
 	Procs        *ebpf.Map `ebpf:"procs"`
+	RelayScratch *ebpf.Map `ebpf:"relay_scratch"`
 	Rules        *ebpf.Map `ebpf:"rules"`
 	Scratch      *ebpf.Map `ebpf:"scratch"`
+	ShellParents *ebpf.Map `ebpf:"shell_parents"`
+	ShellPipes   *ebpf.Map `ebpf:"shell_pipes"`
 	SockOwners   *ebpf.Map `ebpf:"sock_owners"`
 	Workloads    *ebpf.Map `ebpf:"workloads"`
 }
@@ -256,11 +286,16 @@ func (m *securityMaps) Close() error {
 		m.Counters,
 		m.Events,
 		m.NameSets,
+		m.NetPipes,
+		m.NetProcs,
 		m.PathPrefixes,
 		m.PortSets,
 		m.Procs,
+		m.RelayScratch,
 		m.Rules,
 		m.Scratch,
+		m.ShellParents,
+		m.ShellPipes,
 		m.SockOwners,
 		m.Workloads,
 	)

@@ -5,6 +5,8 @@
 #ifndef OCIGATE_VERDICT_H
 #define OCIGATE_VERDICT_H
 
+#include "pending.h"
+
 /* Decision of a checked operation. */
 struct verdict {
 	__u32 deny;	/* not bool: cgroup programs return it, the verifier wants 0/1 */
@@ -29,6 +31,13 @@ static __always_inline void report(const struct query *q, const struct selector 
 	e->workload_cgroup_id = workload_cgroup;
 	e->pid = (__u32)pid_tgid;
 	e->tgid = pid_tgid >> 32;
+	if (q->subject) {
+		e->pid = q->subject;
+		e->tgid = q->subject;
+		__builtin_memcpy(e->comm, q->comm, sizeof(e->comm));
+	} else {
+		bpf_get_current_comm(e->comm, sizeof(e->comm));
+	}
 	e->ppid = q->ppid;
 	e->uid = (__u32)bpf_get_current_uid_gid();
 	e->profile = profile;
@@ -46,14 +55,14 @@ static __always_inline void report(const struct query *q, const struct selector 
 	e->state = q->state;
 	e->dport = q->dport;
 	e->sport = q->sport;
-	e->stdio_inet = q->stdio_inet | (q->fileless ? 0x80 : 0);
+	e->stdio_inet = q->stdio_inet | q->relay | (q->fileless ? 0x80 : 0);
+	e->peer = q->peer;
 	if (q->has_daddr) {
 		e->flags |= EVENT_HAS_ADDR;
 		__builtin_memcpy(e->daddr, q->daddr, 16);
 	}
 	if (q->has_saddr)
 		__builtin_memcpy(e->saddr, q->saddr, 16);
-	bpf_get_current_comm(e->comm, sizeof(e->comm));
 	__builtin_memcpy(e->binary, q->binary, NAME_LEN);
 	if (q->proc)
 		__builtin_memcpy(e->path, q->proc->path, PATH_LEN);
@@ -119,6 +128,7 @@ struct evaluation {
 	__u32 caps;
 	__u8 enforcer;
 	__u8 family;
+	int first;		/* the first matching selector, -1: none */
 };
 
 /* One selector; a bpf_loop callback, so the verifier checks it once
@@ -141,6 +151,12 @@ static long evaluate_selector(__u32 i, void *data)
 	if (!selector_matches(s, ev->q, ev->family, ev->sc))
 		return 0;
 	ev->decided |= group;
+	if (ev->first < 0)
+		ev->first = i;
+	/* A relayed shell without its peer yet acts when the peer connects:
+	 * the caller remembers it by the first match. */
+	if (ev->q->relay & RELAY_PENDING)
+		return 0;
 	apply(ev->q, s, i, ev->w, ev->workload_cgroup, ev->enforcer, ev->caps, ev->v);
 	return 0;
 }
@@ -148,10 +164,10 @@ static long evaluate_selector(__u32 i, void *data)
 /* Runs the rules of the current task's workload. caps (enum capability)
  * says what the calling program can carry out; what it cannot is flagged
  * in the event for the agent. */
-static __always_inline struct verdict decide(struct query *q, __u8 enforcer, __u32 caps)
+static __always_inline struct verdict evaluate(struct query *q, __u8 enforcer, __u32 caps, struct evaluation *out)
 {
 	struct verdict v = {};
-	struct evaluation ev = { .q = q, .v = &v, .enforcer = enforcer, .caps = caps };
+	struct evaluation ev = { .q = q, .v = &v, .enforcer = enforcer, .caps = caps, .first = -1 };
 
 	ev.w = current_workload(&ev.workload_cgroup);
 	if (!ev.w)
@@ -169,7 +185,26 @@ static __always_inline struct verdict decide(struct query *q, __u8 enforcer, __u
 	ev.family = effective_family(q);
 	ev.disabled = ev.w->disabled[q->point & 15];
 	bpf_loop(MAX_SELECTORS, evaluate_selector, &ev, 0);
+	if (out) {
+		out->first = ev.first;
+		out->w = ev.w;
+		out->workload_cgroup = ev.workload_cgroup;
+	}
 	return v;
+}
+
+static __always_inline struct verdict decide(struct query *q, __u8 enforcer, __u32 caps)
+{
+	return evaluate(q, enforcer, caps, 0);
+}
+
+/* decide, and tell the first matching selector (out->first, -1: none)
+ * and the workload (out->w). */
+static __always_inline struct verdict decide_first(struct query *q, __u8 enforcer, __u32 caps, struct evaluation *out)
+{
+	out->first = -1;
+	out->w = 0;
+	return evaluate(q, enforcer, caps, out);
 }
 
 /* Sends what the verdict asks for; the errno to return when it denies,

@@ -29,6 +29,10 @@ const BuiltinDir = "builtin"
 //
 //	shell-stdio-inet    exec of a shell whose stdin, stdout or stderr is an
 //	                    INET or INET6 socket: Sigkill (point exec)
+//	relayed-shell       a shell reading commands from a pipe, fifo, pty
+//	                    or unix socket whose output a connected process
+//	                    relays (its parent or the reader of its stdout):
+//	                    Sigkill (point relay)
 //	raw-packet-sockets  packet sockets: Sigkill; raw sockets: Override
 //	                    EPERM (point sock_create)
 //	udp-send            every security_socket_connect selector of the
@@ -44,6 +48,9 @@ const InternalAnnotation = "ocigate.io/internal-selectors"
 var internalSets = map[string]func(out *Compiled){
 	"shell-stdio-inet": func(out *Compiled) {
 		out.Points[PointExec] = append(out.Points[PointExec], Default().Points[PointExec]...)
+	},
+	"relayed-shell": func(out *Compiled) {
+		out.Points[PointRelay] = append(out.Points[PointRelay], Default().Points[PointRelay]...)
 	},
 	"raw-packet-sockets": func(out *Compiled) {
 		out.Points[PointSockCreate] = append(out.Points[PointSockCreate], Default().Points[PointSockCreate]...)

@@ -82,6 +82,7 @@ func TestBuiltinReverseShell(t *testing.T) {
 			{Policy: "reverse-shell", Call: "security_bprm_check", Binaries: []BinaryMatch{{Operator: "Prefix", Values: []string{"/dev/shm/"}}}, Action: ActionSigkill},
 		}, fromDefault(PointExec, "reverse-shell")...),
 		PointMemfd: {{Policy: "reverse-shell", Call: "memfd_create", Action: ActionPost}},
+		PointRelay: fromDefault(PointRelay, "reverse-shell"),
 		PointDup: {
 			{Policy: "reverse-shell", Call: "dup2", Variant: 2, Families: []uint8{2, 10}, Fds: []uint8{0, 1, 2}, Action: ActionPost},
 			{Policy: "reverse-shell", Call: "dup3", Variant: 3, Group: 1, Families: []uint8{2, 10}, Fds: []uint8{0, 1, 2}, Action: ActionPost},
@@ -122,6 +123,7 @@ func TestBuiltinCIRunner(t *testing.T) {
 		PointSendmsg:    {udp},
 		PointSockCreate: rs.Points[PointSockCreate],
 		PointExec:       rs.Points[PointExec],
+		PointRelay:      rs.Points[PointRelay],
 		PointDup:        rs.Points[PointDup],
 		PointMemfd:      rs.Points[PointMemfd],
 	})
@@ -162,7 +164,7 @@ func TestInternalAnnotationErrors(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err = CompilePolicy(docs[0].Policy)
-	want := `t.yaml:1: metadata.annotations.ocigate.io/internal-selectors: "nope" is not an internal selector set (known: raw-packet-sockets, shell-stdio-inet, udp-send)` + "\n" +
+	want := `t.yaml:1: metadata.annotations.ocigate.io/internal-selectors: "nope" is not an internal selector set (known: raw-packet-sockets, relayed-shell, shell-stdio-inet, udp-send)` + "\n" +
 		`t.yaml:1: metadata.annotations.ocigate.io/internal-selectors: "udp-send" given twice`
 	if err == nil || err.Error() != want {
 		t.Errorf("got %v\nwant %s", err, want)

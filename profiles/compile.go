@@ -172,8 +172,12 @@ func compilePolicy(tp *policy.TracingPolicy, path string) (*Compiled, error) {
 				c.errorf(ps.Pos, spath, "%v", err)
 				continue
 			}
-			out.Points[h.point] = append(out.Points[h.point], s)
-			out.At[h.point] = append(out.At[h.point], ps.Pos)
+			pt := h.point
+			if s.Relayed {
+				pt = PointRelay // decided where argv and the peer are known
+			}
+			out.Points[pt] = append(out.Points[pt], s)
+			out.At[pt] = append(out.At[pt], ps.Pos)
 		}
 	}
 	addInternal(tp, out, c)
@@ -314,6 +318,8 @@ func (b *selBuilder) arg(k *policy.Kprobe, m *policy.ArgMatch, field string) {
 			s.StdioInet = true
 		case "Fileless":
 			s.Fileless = true
+		case "RelayedShell":
+			s.Relayed = true
 		}
 		return
 	case "fd": // dup's old descriptor: the family of the socket it is

@@ -4,6 +4,7 @@ import (
 	"net/netip"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
@@ -401,5 +402,40 @@ func TestHooksCoverSupportedCalls(t *testing.T) {
 	}
 	if len(hooks) != len(policy.SupportedCalls) {
 		t.Errorf("%d hooks for %d supported calls", len(hooks), len(policy.SupportedCalls))
+	}
+}
+
+// RelayedShell selectors are decided at the relay point; the other exec
+// selectors of the same call stay at exec, in one group each point.
+func TestCompileRelayedShell(t *testing.T) {
+	c, err := compileText(t, `  - call: security_bprm_check
+    args:
+    - index: 0
+      type: linux_binprm
+    selectors:
+    - matchBinaries:
+      - operator: In
+        values: [/bin/sh, /usr/bin/bash]
+      matchArgs:
+      - index: 0
+        operator: RelayedShell
+      matchActions:
+      - action: Sigkill
+    - matchArgs:
+      - index: 0
+        operator: StdioSocket
+      matchActions:
+      - action: Post
+`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	relay, exec := c.Points[PointRelay], c.Points[PointExec]
+	if len(relay) != 1 || !relay[0].Relayed || relay[0].Action != ActionSigkill ||
+		len(relay[0].Binaries) != 1 || !slices.Equal(relay[0].Binaries[0].Values, []string{"/bin/sh", "/usr/bin/bash"}) {
+		t.Errorf("relay selectors %+v", relay)
+	}
+	if len(exec) != 1 || exec[0].Relayed || !exec[0].StdioInet {
+		t.Errorf("exec selectors %+v", exec)
 	}
 }

@@ -22,7 +22,7 @@ var attacker = netip.MustParsePrefix("127.0.0.2/32")
 // Default is the embedded profile that applies until the profile language
 // offers more: refuse connects and sends to the stand-in attacker, raw and
 // packet sockets, and kill a shell whose stdin, stdout or stderr is an
-// INET socket.
+// INET socket or that a connected process relays.
 func Default() *Profile {
 	deny := AddrMatch{Prefixes: []netip.Prefix{attacker}}
 	eperm := int(unix.EPERM)
@@ -44,6 +44,9 @@ func Default() *Profile {
 	}
 	p.Points[PointExec] = []Selector{
 		{Policy: defaultPolicy, Call: "security_bprm_check", Names: NameMatch{Names: slices.Clone(shells)}, StdioInet: true, Action: ActionSigkill},
+	}
+	p.Points[PointRelay] = []Selector{
+		{Policy: defaultPolicy, Call: "security_bprm_check", Names: NameMatch{Names: slices.Clone(shells)}, Relayed: true, Action: ActionSigkill},
 	}
 	return p
 }

@@ -63,6 +63,9 @@ func describeSelector(s *Selector) string {
 	if s.Fileless {
 		add("the file has no link (fileless)")
 	}
+	if s.Relayed {
+		add("a shell relayed to a network peer")
+	}
 	for _, n := range s.Namespaces {
 		add("namespace %s %s %v host_ns=%v", n.Namespace, inOrNot(n.Not), n.Inodes, n.HostNS)
 	}

@@ -23,10 +23,11 @@ const (
 	PointClose
 	PointDup
 	PointMemfd
+	PointRelay // a shell relayed to a network peer: at its exec or its peer's connect
 	NumPoints
 )
 
-var pointNames = [NumPoints]string{"connect", "sendmsg", "bind", "sock_create", "exec", "listen", "close", "dup", "memfd"}
+var pointNames = [NumPoints]string{"connect", "sendmsg", "bind", "sock_create", "exec", "listen", "close", "dup", "memfd", "relay"}
 
 func (p Point) String() string {
 	if p < 0 || p >= NumPoints {
@@ -166,6 +167,7 @@ type Selector struct {
 	Names     NameMatch
 	StdioInet bool // exec only: fd 0, 1 or 2 is an INET/INET6 socket
 	Fileless  bool // exec only: the file has no link on disk (memfd, deleted)
+	Relayed   bool // relay only: a shell reading commands from a pipe, fifo, pty or unix socket that a connected process relays
 
 	Namespaces []NamespaceMatch
 

@@ -26,6 +26,7 @@ func (a *Agent) convert(raw *bpf.RawEvent, at time.Time) *events.Event {
 	og := &events.Ocigate{
 		Point: raw.Point.String(), Enforced: raw.Enforced, Backend: raw.Backend,
 		Mechanism: raw.Mechanism, CgroupID: raw.CgroupID, Selector: raw.Selector, Verdict: verdict(raw),
+		Relay: raw.Relay.String(), PeerPid: raw.Peer,
 	}
 	kp := &events.Kprobe{Action: tetragonActions[raw.Action], Args: eventArgs(raw)}
 	if raw.Action == profiles.ActionOverride && raw.Enforced {
@@ -71,7 +72,7 @@ func verdict(raw *bpf.RawEvent) string {
 }
 
 func eventArgs(raw *bpf.RawEvent) []events.Arg {
-	if raw.Point == profiles.PointExec {
+	if raw.Point == profiles.PointExec || raw.Point == profiles.PointRelay {
 		path := raw.Path
 		if path == "" {
 			path = raw.Binary
@@ -110,13 +111,15 @@ func processOf(raw *bpf.RawEvent) events.Process {
 	// At sched_process_exec (fallback) the process already is the new
 	// image, maybe killed: the kernel's path stands. Everywhere else it is
 	// still the caller, and /proc tells about it while it lives.
-	postExec := raw.Point == profiles.PointExec && raw.Backend == bpf.BackendFallback
+	// A relayed shell is decided at sched_process_exec too, or at its
+	// peer's connect (then the agent kills it: /proc may be gone).
+	postExec := raw.Point == profiles.PointExec && raw.Backend == bpf.BackendFallback || raw.Point == profiles.PointRelay
 	p := events.Process{Pid: events.Value{Value: raw.Tgid}, UID: events.Value{Value: raw.UID}}
 	if !postExec {
 		p = liveProcess(raw.Tgid, raw.UID)
 	}
 	p.ExecID = fmt.Sprintf("%d:%d", raw.Tgid, raw.BootNs)
-	if p.Binary == "" && (postExec || raw.Point != profiles.PointExec) {
+	if p.Binary == "" && (postExec || raw.Point != profiles.PointExec && raw.Point != profiles.PointRelay) {
 		p.Binary = raw.Path
 	}
 	if p.Binary == "" {

@@ -114,6 +114,11 @@ type Ocigate struct {
 	// TrackSock: the event is attributed to the socket's creator; this is
 	// the process that did the operation when it is another one.
 	CallerPid uint32 `json:"caller_pid,omitempty"`
+	// Relayed shells: how the relay was recognised ("parent", "pipe";
+	// ",at_connect" when the peer connected after the shell started) and
+	// the process that holds the network socket.
+	Relay   string `json:"relay,omitempty"`
+	PeerPid uint32 `json:"peer_pid,omitempty"`
 }
 
 // Tetragon's action names.

@@ -35,7 +35,7 @@ var operators = map[string]valueKind{
 	"SPortPriv": kindNone, "DPortPriv": kindNone, "NotSPortPriv": kindNone, "NotDPortPriv": kindNone,
 	"Protocol": kindProtocol, "Family": kindFamily, "State": kindState,
 	"Equal": kindInt, "NotEqual": kindInt,
-	"StdioSocket": kindNone, "Fileless": kindNone,
+	"StdioSocket": kindNone, "Fileless": kindNone, "RelayedShell": kindNone,
 }
 
 // operatorsFor lists the operators each argument type takes.
@@ -47,7 +47,7 @@ var operatorsFor = map[string][]string{
 	"fd":       {"Family"}, // the family of the socket the descriptor is, if any
 	// the exec: stdin, stdout or stderr is a network socket; the file has
 	// no link on disk (memfd, deleted)
-	"linux_binprm": {"StdioSocket", "Fileless"},
+	"linux_binprm": {"StdioSocket", "Fileless", "RelayedShell"},
 }
 
 func init() { operatorsFor["socket"] = operatorsFor["sock"] }

