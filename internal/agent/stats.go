@@ -6,8 +6,9 @@ import "sync/atomic"
 type Stats struct {
 	Registrations       atomic.Uint64
 	Unregistrations     atomic.Uint64
-	EventsWritten       atomic.Uint64
-	EventsDropped       atomic.Uint64 // user-space queue full or sink failing
+	EventsWritten       atomic.Uint64 // written out by the sink
+	EventsDropped       atomic.Uint64 // user-space queue full
+	SinkErrors          atomic.Uint64 // events the sink failed to encode or write
 	EventErrors         atomic.Uint64 // undecodable ring buffer records
 	AgentKills          atomic.Uint64 // SIGKILLs the kernel left to the agent
 	ProfileReloads      atomic.Uint64
@@ -21,6 +22,7 @@ func (s *Stats) Map() map[string]uint64 {
 		"unregistrations":       s.Unregistrations.Load(),
 		"events_written":        s.EventsWritten.Load(),
 		"events_dropped_queue":  s.EventsDropped.Load(),
+		"events_sink_errors":    s.SinkErrors.Load(),
 		"event_decode_errors":   s.EventErrors.Load(),
 		"agent_kills":           s.AgentKills.Load(),
 		"profile_reloads":       s.ProfileReloads.Load(),
