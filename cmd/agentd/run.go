@@ -34,6 +34,8 @@ func runAgent(args []string) error {
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	enforcer := fs.String("enforcer", bpf.BackendAuto, "auto (best per point: lsm > fmod_ret > fallback), lsm, fmod_ret or fallback")
 	profileDir := fs.String("profiles", defaultProfileDir, "directory of WorkloadProfile and TracingPolicy YAML files, watched for changes")
+	metricsAddr := fs.String("metrics-addr", "", "serve Prometheus metrics at http://ADDR/metrics, e.g. 127.0.0.1:9743 (empty: off)")
+	bpfStats := fs.Bool("bpf-stats", false, "turn on the kernel's BPF run time accounting while the agent runs (ocigate_bpf_program_*; costs a little per program run)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -73,6 +75,21 @@ func runAgent(args []string) error {
 	ag, err := agent.New(agent.Config{Enforcer: enf, Catalog: catalog, Resolver: resolver, Logger: log})
 	if err != nil {
 		return err
+	}
+	if *bpfStats {
+		closer, err := bpf.EnableStats()
+		if err != nil {
+			return err
+		}
+		defer closer.Close()
+	}
+	if *metricsAddr != "" {
+		addr, stopMetrics, err := serveMetrics(*metricsAddr, ag.Metrics(), log)
+		if err != nil {
+			return err
+		}
+		defer stopMetrics()
+		log.Info("metrics served", zap.String("url", "http://"+addr+"/metrics"))
 	}
 	sink, err := openSink(*eventsFile, events.Rotation{MaxSize: int64(eventsMaxSize), MaxBackups: *eventsBackups})
 	if err != nil {

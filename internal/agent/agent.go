@@ -54,6 +54,7 @@ type Agent struct {
 	stats         *Stats
 	hostNS        cgroupfilter.NamespaceIDs // for matchNamespaces host_ns
 	hub           *eventhub.Hub             // recent events and API subscribers
+	metrics       *metrics
 
 	mu       sync.Mutex // serialises changes of registry + maps
 	reloadMu sync.Mutex // one reload at a time
@@ -72,7 +73,7 @@ func New(cfg Config) (*Agent, error) {
 	a := &Agent{
 		enf: cfg.Enforcer, resolver: cfg.Resolver, log: cfg.Logger,
 		reg: cgroupfilter.NewRegistry(), node: node, startedAt: time.Now(), stats: &Stats{},
-		hub: eventhub.New(cfg.Events),
+		hub: eventhub.New(cfg.Events), metrics: newMetrics(),
 	}
 	if host, err := cfg.Resolver.Namespaces(1); err == nil {
 		a.hostNS = host
@@ -153,6 +154,16 @@ func (a *Agent) verifyIdentity(r *api.Registration) error {
 // after the maps are written; on error nothing of it is left behind.
 func (a *Agent) Register(r *api.Registration) (*cgroupfilter.Workload, error) {
 	start := time.Now()
+	w, err := a.register(r, start)
+	if err != nil {
+		a.stats.RegistrationErrors.Add(1)
+		return nil, err
+	}
+	a.metrics.register.Observe(time.Since(start).Seconds())
+	return w, nil
+}
+
+func (a *Agent) register(r *api.Registration, start time.Time) (*cgroupfilter.Workload, error) {
 	if err := r.Validate(); err != nil {
 		return nil, err
 	}

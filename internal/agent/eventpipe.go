@@ -51,6 +51,7 @@ func (a *Agent) RunEvents(ctx context.Context, src EventSource, w *events.Writer
 			a.signalForKernel(raw, unix.Signal(raw.Signal))
 		}
 		ev := a.convert(raw, clock.wall(raw.BootNs))
+		a.metrics.event(ev)
 		a.hub.Publish(ev) // never blocks; ev is not changed after this
 		select {
 		case queue <- ev:

@@ -5,6 +5,7 @@ import "sync/atomic"
 // Stats are the agent's own counters.
 type Stats struct {
 	Registrations       atomic.Uint64
+	RegistrationErrors  atomic.Uint64
 	Unregistrations     atomic.Uint64
 	EventsWritten       atomic.Uint64 // written out by the sink
 	EventsDropped       atomic.Uint64 // user-space queue full
@@ -19,6 +20,7 @@ type Stats struct {
 func (s *Stats) Map() map[string]uint64 {
 	return map[string]uint64{
 		"registrations":         s.Registrations.Load(),
+		"registration_errors":   s.RegistrationErrors.Load(),
 		"unregistrations":       s.Unregistrations.Load(),
 		"events_written":        s.EventsWritten.Load(),
 		"events_dropped_queue":  s.EventsDropped.Load(),
