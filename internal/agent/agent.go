@@ -234,8 +234,7 @@ func (a *Agent) Status() *api.Status {
 	}
 	for _, b := range a.enf.Backends() {
 		st.Backends = append(st.Backends, api.Backend{Point: b.Point, Backend: b.Backend, Mechanism: b.Mechanism, Skipped: b.Skipped})
-		// The choice as a metric too (ocigate_enforcer{point,backend} once
-		// the Prometheus endpoint exports the counters).
+		// The choice as a counter too (the metric is ocigate_enforcer_backend).
 		st.Counters["enforcer_"+b.Point+"_"+b.Backend] = 1
 	}
 	a.mu.Lock()
