@@ -2,8 +2,11 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"os"
+	"os/signal"
+	"syscall"
 )
 
 const usage = `usage: ocigate-agentd COMMAND [flags]
@@ -11,6 +14,8 @@ const usage = `usage: ocigate-agentd COMMAND [flags]
 commands:
   run      load the BPF programs, listen for hooks, enforce and report
   status   show backends, workloads and counters of the running agent
+  events   print the running agent's recent events; --follow streams new ones
+           [--follow] [--container ID] [--type T] [--policy P] [--tail N] [-o json|compact]
   hooks    print the hooks.d JSON (podman, CRI-O) for this agent's hook
   profiles check FILE...   validate profiles and policies (no agent needed)
   profiles show [NAME]     print compiled profiles (built-ins plus --profiles DIR)
@@ -27,6 +32,10 @@ func main() {
 		err = runAgent(os.Args[2:])
 	case "status":
 		err = status(os.Args[2:], os.Stdout)
+	case "events":
+		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+		err = eventsCmd(ctx, os.Args[2:], os.Stdout, os.Stderr)
+		stop()
 	case "hooks":
 		err = hooks(os.Args[2:], os.Stdout)
 	case "profiles":

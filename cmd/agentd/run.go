@@ -26,11 +26,16 @@ import (
 func runAgent(args []string) error {
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
 	socket := fs.String("socket", api.DefaultSocket, "API socket path")
-	eventsFile := fs.String("events-file", "", "append events to this file (default: stdout)")
+	eventsFile := fs.String("events-file", "", "append events to this file; - or empty: stdout")
+	eventsMaxSize := byteSize(defaultEventsMaxSize)
+	fs.Var(&eventsMaxSize, "events-max-size", "rotate the events file before it grows past this size (KiB, MiB, GiB); 0: never")
+	eventsBackups := fs.Int("events-max-backups", defaultEventsBackups, "rotated events files kept (PATH.1 newest … PATH.N)")
 	cgroupRoot := fs.String("cgroup-root", "", "cgroup v2 mount (default: detected)")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	enforcer := fs.String("enforcer", bpf.BackendAuto, "auto (best per point: lsm > fmod_ret > fallback), lsm, fmod_ret or fallback")
 	profileDir := fs.String("profiles", defaultProfileDir, "directory of WorkloadProfile and TracingPolicy YAML files, watched for changes")
+	metricsAddr := fs.String("metrics-addr", "", "serve Prometheus metrics at http://ADDR/metrics, e.g. 127.0.0.1:9743 (empty: off)")
+	bpfStats := fs.Bool("bpf-stats", false, "turn on the kernel's BPF run time accounting while the agent runs (ocigate_bpf_program_*; costs a little per program run)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -71,7 +76,22 @@ func runAgent(args []string) error {
 	if err != nil {
 		return err
 	}
-	sink, err := openSink(*eventsFile)
+	if *bpfStats {
+		closer, err := bpf.EnableStats()
+		if err != nil {
+			return err
+		}
+		defer closer.Close()
+	}
+	if *metricsAddr != "" {
+		addr, stopMetrics, err := serveMetrics(*metricsAddr, ag.Metrics(), log)
+		if err != nil {
+			return err
+		}
+		defer stopMetrics()
+		log.Info("metrics served", zap.String("url", "http://"+addr+"/metrics"))
+	}
+	sink, err := openSink(*eventsFile, events.Rotation{MaxSize: int64(eventsMaxSize), MaxBackups: *eventsBackups})
 	if err != nil {
 		return err
 	}
@@ -110,11 +130,18 @@ func runAgent(args []string) error {
 	return err
 }
 
-func openSink(path string) (*events.Writer, error) {
-	if path == "" {
+// Events file defaults: at most 6 × 100 MiB on disk.
+const (
+	defaultEventsMaxSize = 100 << 20
+	defaultEventsBackups = 5
+)
+
+// openSink opens the events file ("-" or "": stdout, not rotated).
+func openSink(path string, rot events.Rotation) (*events.Writer, error) {
+	if path == "" || path == "-" {
 		return events.NewWriter(os.Stdout), nil
 	}
-	return events.OpenFile(path)
+	return events.OpenFile(path, rot)
 }
 
 func newLogger(level string) (*zap.Logger, error) {

@@ -57,6 +57,15 @@ func printStatus(out io.Writer, st *api.Status) {
 	for _, w := range st.Workloads {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\n", w.ContainerID, w.Runtime, w.Profile, w.Mode, w.CgroupID, w.CgroupPath)
 	}
+	c := st.Counters
+	fmt.Fprintf(tw, "\nevents lost:\tkernel ring buffer %d, agent queue %d, sink %d, subscribers %d\n",
+		c["kernel_events_lost"], c["events_dropped_queue"], c["events_sink_errors"], c["events_dropped_subscribers"])
+	if len(st.Subscribers) > 0 {
+		fmt.Fprintf(tw, "\nSUBSCRIBERS (%d)\nID\tSINCE\tFILTER\tSENT\tQUEUED\tDROPPED\n", len(st.Subscribers))
+		for _, s := range st.Subscribers {
+			fmt.Fprintf(tw, "%d\t%s\t%s\t%d\t%d\t%d\n", s.ID, s.Since.Format(time.RFC3339), s.Filter, s.Sent, s.Queued, s.Dropped)
+		}
+	}
 	fmt.Fprintln(tw, "\nCOUNTER\tVALUE")
 	names := make([]string, 0, len(st.Counters))
 	for k := range st.Counters {

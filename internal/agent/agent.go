@@ -16,6 +16,7 @@ import (
 	"github.com/ocigate/ocigate/bpf"
 	"github.com/ocigate/ocigate/cgroupfilter"
 	"github.com/ocigate/ocigate/internal/api"
+	"github.com/ocigate/ocigate/internal/eventhub"
 	"github.com/ocigate/ocigate/profiles"
 )
 
@@ -35,6 +36,8 @@ type Config struct {
 	Catalog  *profiles.Catalog
 	Resolver cgroupfilter.Resolver
 	Logger   *zap.Logger
+	// Events sizes the recent events and subscriber queues (zero: defaults).
+	Events eventhub.Config
 }
 
 // Agent keeps the workload registry and the enforcer's maps in step.
@@ -50,6 +53,8 @@ type Agent struct {
 	startedAt     time.Time
 	stats         *Stats
 	hostNS        cgroupfilter.NamespaceIDs // for matchNamespaces host_ns
+	hub           *eventhub.Hub             // recent events and API subscribers
+	metrics       *metrics
 
 	mu       sync.Mutex // serialises changes of registry + maps
 	reloadMu sync.Mutex // one reload at a time
@@ -68,6 +73,7 @@ func New(cfg Config) (*Agent, error) {
 	a := &Agent{
 		enf: cfg.Enforcer, resolver: cfg.Resolver, log: cfg.Logger,
 		reg: cgroupfilter.NewRegistry(), node: node, startedAt: time.Now(), stats: &Stats{},
+		hub: eventhub.New(cfg.Events), metrics: newMetrics(),
 	}
 	if host, err := cfg.Resolver.Namespaces(1); err == nil {
 		a.hostNS = host
@@ -148,6 +154,16 @@ func (a *Agent) verifyIdentity(r *api.Registration) error {
 // after the maps are written; on error nothing of it is left behind.
 func (a *Agent) Register(r *api.Registration) (*cgroupfilter.Workload, error) {
 	start := time.Now()
+	w, err := a.register(r, start)
+	if err != nil {
+		a.stats.RegistrationErrors.Add(1)
+		return nil, err
+	}
+	a.metrics.register.Observe(time.Since(start).Seconds())
+	return w, nil
+}
+
+func (a *Agent) register(r *api.Registration, start time.Time) (*cgroupfilter.Workload, error) {
 	if err := r.Validate(); err != nil {
 		return nil, err
 	}
@@ -209,10 +225,16 @@ func (a *Agent) Unregister(containerID string) error {
 // Status reports backends, workloads and counters.
 func (a *Agent) Status() *api.Status {
 	st := &api.Status{Node: a.node, StartedAt: a.startedAt, Workloads: a.reg.List(), Counters: a.stats.Map()}
+	subs := a.hub.Subscribers()
+	st.Counters["events_dropped_subscribers"] = a.hub.Dropped()
+	st.Counters["event_subscribers"] = uint64(len(subs))
+	for _, s := range subs {
+		st.Subscribers = append(st.Subscribers, api.Subscriber{ID: s.ID, Filter: s.Filter, Since: s.Since,
+			Queued: s.Queued, Sent: s.Sent, Dropped: s.Dropped})
+	}
 	for _, b := range a.enf.Backends() {
 		st.Backends = append(st.Backends, api.Backend{Point: b.Point, Backend: b.Backend, Mechanism: b.Mechanism, Skipped: b.Skipped})
-		// The choice as a metric too (ocigate_enforcer{point,backend} once
-		// the Prometheus endpoint exports the counters).
+		// The choice as a counter too (the metric is ocigate_enforcer_backend).
 		st.Counters["enforcer_"+b.Point+"_"+b.Backend] = 1
 	}
 	a.mu.Lock()

@@ -51,6 +51,8 @@ func (a *Agent) RunEvents(ctx context.Context, src EventSource, w *events.Writer
 			a.signalForKernel(raw, unix.Signal(raw.Signal))
 		}
 		ev := a.convert(raw, clock.wall(raw.BootNs))
+		a.metrics.event(ev)
+		a.hub.Publish(ev) // never blocks; ev is not changed after this
 		select {
 		case queue <- ev:
 		default:
@@ -62,31 +64,54 @@ func (a *Agent) RunEvents(ctx context.Context, src EventSource, w *events.Writer
 }
 
 func (a *Agent) writeEvents(queue <-chan *events.Event, w *events.Writer) {
+	var sinkWarn rateLimited
+	// The writer counts what it wrote out and what it lost.
+	check := func(err error) {
+		a.stats.EventsWritten.Store(w.Written())
+		a.stats.SinkErrors.Store(w.Lost())
+		switch {
+		case err == nil:
+		case errors.Is(err, events.ErrRotate):
+			sinkWarn.warn(a.log, "events file not rotated; writing on", err)
+		default:
+			sinkWarn.warn(a.log, "events not written", err)
+		}
+	}
 	tick := time.NewTicker(200 * time.Millisecond)
 	defer tick.Stop()
 	for {
 		select {
 		case ev, ok := <-queue:
 			if !ok {
-				if err := w.Flush(); err != nil {
-					a.log.Warn("flush events", zap.Error(err))
-				}
+				check(w.Flush())
 				return
 			}
-			if err := w.Write(ev); err != nil {
-				a.stats.EventsDropped.Add(1)
-				continue
-			}
-			a.stats.EventsWritten.Add(1)
+			check(w.Write(ev))
 			if len(queue) == 0 {
-				if err := w.Flush(); err != nil {
-					a.log.Warn("flush events", zap.Error(err))
-				}
+				check(w.Flush())
 			}
 		case <-tick.C:
-			_ = w.Flush()
+			check(w.Flush())
 		}
 	}
+}
+
+// rateLimited logs a failing sink at most once per interval, so a full
+// disk does not turn every event into a log line.
+type rateLimited struct {
+	last       time.Time
+	suppressed int
+}
+
+const sinkWarnInterval = 10 * time.Second
+
+func (r *rateLimited) warn(log *zap.Logger, msg string, err error) {
+	if now := time.Now(); now.Sub(r.last) >= sinkWarnInterval {
+		log.Warn(msg, zap.Error(err), zap.Int("suppressed_since_last", r.suppressed))
+		r.last, r.suppressed = now, 0
+		return
+	}
+	r.suppressed++
 }
 
 // signalForKernel sends the signal a program could not send itself,

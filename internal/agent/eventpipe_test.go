@@ -368,3 +368,19 @@ func TestRunEventsSignalsPending(t *testing.T) {
 		})
 	}
 }
+
+type failingOut struct{}
+
+func (failingOut) Write([]byte) (int, error) { return 0, errors.New("disk on fire") }
+
+// Events the sink cannot write are counted, not written.
+func TestRunEventsCountsSinkErrors(t *testing.T) {
+	a, cg := convertFixture(t)
+	src := newFakeSource(connectRaw(cg), execRaw(cg), connectRaw(cg))
+	src.drain = true
+	a.RunEvents(context.Background(), src, events.NewWriter(failingOut{}))
+	st := a.Stats().Map()
+	if st["events_sink_errors"] != 3 || st["events_written"] != 0 {
+		t.Fatalf("stats %v, want 3 sink errors and nothing written", st)
+	}
+}

@@ -30,6 +30,8 @@ type fakeEnforcer struct {
 	onSet     func(cgroupID uint64) // runs inside SetWorkload
 	counters  bpf.Counters
 	countErr  error
+	progStats []bpf.ProgramStat
+	mapFill   []bpf.MapFill
 }
 
 func newFakeEnforcer() *fakeEnforcer {
@@ -97,6 +99,10 @@ func (f *fakeEnforcer) Backends() []bpf.PointBackend {
 }
 
 func (f *fakeEnforcer) Counters() (bpf.Counters, error) { return f.counters, f.countErr }
+
+func (f *fakeEnforcer) ProgramStats() ([]bpf.ProgramStat, error) { return f.progStats, nil }
+
+func (f *fakeEnforcer) MapFill() ([]bpf.MapFill, error) { return f.mapFill, nil }
 
 func (f *fakeEnforcer) takeOps() []string {
 	f.mu.Lock()

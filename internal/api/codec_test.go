@@ -41,6 +41,7 @@ func TestMessageRoundTrip(t *testing.T) {
 		sampleRegister(),
 		{Op: OpUnregister, Unregister: &Unregistration{ContainerID: "c1"}},
 		{Op: OpStatus},
+		{Op: OpSubscribe, Subscribe: &Subscription{Follow: true, Tail: -1, Container: "abc", Types: []string{"process_kprobe"}, Policies: []string{"p"}}},
 	} {
 		var buf bytes.Buffer
 		if err := WriteMessage(&buf, in); err != nil {
@@ -209,6 +210,11 @@ func TestRequestValidate(t *testing.T) {
 		{"unregister", Request{Op: OpUnregister, Unregister: &Unregistration{ContainerID: "c1"}}, ""},
 		{"unregister without body", Request{Op: OpUnregister}, "without container_id"},
 		{"unregister empty id", Request{Op: OpUnregister, Unregister: &Unregistration{}}, "without container_id"},
+		{"subscribe", Request{Op: OpSubscribe, Subscribe: &Subscription{Tail: -1, Types: []string{"process_exec", "process_exit"}}}, ""},
+		{"subscribe without body", Request{Op: OpSubscribe}, `without "subscribe" body`},
+		{"subscribe bad tail", Request{Op: OpSubscribe, Subscribe: &Subscription{Tail: -2}}, "tail -2"},
+		{"subscribe bad type", Request{Op: OpSubscribe, Subscribe: &Subscription{Types: []string{"exec"}}}, `event type "exec"`},
+		{"subscribe long container", Request{Op: OpSubscribe, Subscribe: &Subscription{Container: strings.Repeat("c", 1025)}}, "longer than 1024"},
 		{"no op", Request{}, `has no "op"`},
 		{"unknown op", Request{Op: "reboot"}, `unknown op "reboot"`},
 	}
@@ -266,6 +272,7 @@ func FuzzReadMessage(f *testing.F) {
 	f.Add(frame(`{"op":"status"}`))
 	f.Add(frame(`{"op":"unregister","unregister":{"container_id":"x"}}`))
 	f.Add(frame(`{"op":"status"}}`))
+	f.Add(frame(`{"op":"subscribe","subscribe":{"follow":true,"tail":-1,"types":["process_kprobe"]}}`))
 	f.Add(frame(`{"op":"register","register":{"annotations":{"a":"\ud800"}}}`))
 	f.Add(header(0))
 	f.Add(header(MaxMessageSize + 1))

@@ -3,10 +3,13 @@
 package api
 
 import (
+	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/ocigate/ocigate/cgroupfilter"
+	"github.com/ocigate/ocigate/internal/events"
 )
 
 // DefaultSocket is where the agent listens.
@@ -17,6 +20,9 @@ const (
 	OpRegister   = "register"
 	OpUnregister = "unregister"
 	OpStatus     = "status"
+	// OpSubscribe streams events: the answer is a series of Responses
+	// carrying EventFrames, the last with End set.
+	OpSubscribe = "subscribe"
 )
 
 // Request is one call to the agent.
@@ -24,6 +30,7 @@ type Request struct {
 	Op         string          `json:"op"`
 	Register   *Registration   `json:"register,omitempty"`
 	Unregister *Unregistration `json:"unregister,omitempty"`
+	Subscribe  *Subscription   `json:"subscribe,omitempty"`
 }
 
 // Registration asks the agent to enforce on a container's cgroup.
@@ -47,6 +54,31 @@ type Response struct {
 	Error    string                 `json:"error,omitempty"`
 	Workload *cgroupfilter.Workload `json:"workload,omitempty"`
 	Status   *Status                `json:"status,omitempty"`
+	Events   *EventFrame            `json:"events,omitempty"`
+}
+
+// Subscription asks for events: first the most recent ones the agent
+// keeps, then, with Follow, every new one until the client hangs up.
+type Subscription struct {
+	Follow    bool     `json:"follow,omitempty"`
+	Tail      int      `json:"tail"`                // recent events first; -1: all kept
+	Container string   `json:"container,omitempty"` // container ID prefix or name
+	Types     []string `json:"types,omitempty"`     // process_kprobe, process_exec, process_exit
+	Policies  []string `json:"policies,omitempty"`
+}
+
+// EventFrame is one message of an event stream.
+type EventFrame struct {
+	// Events are JSON lines as the events file has them, without the
+	// newline.
+	Events []json.RawMessage `json:"events,omitempty"`
+	// Dropped counts this subscriber's events lost so far because it
+	// read too slowly.
+	Dropped uint64 `json:"dropped"`
+	// Live: the recent events are all sent; what follows is new.
+	Live bool `json:"live,omitempty"`
+	// End: the stream ends here (recent events only, or the agent stops).
+	End bool `json:"end,omitempty"`
 }
 
 // Backend says how one enforcement point is carried out.
@@ -65,6 +97,18 @@ type Status struct {
 	Profiles  []string                 `json:"profiles"`
 	Workloads []*cgroupfilter.Workload `json:"workloads"`
 	Counters  map[string]uint64        `json:"counters"`
+	// Subscribers are the event streams being followed.
+	Subscribers []Subscriber `json:"subscribers,omitempty"`
+}
+
+// Subscriber describes one followed event stream.
+type Subscriber struct {
+	ID      uint64    `json:"id"`
+	Filter  string    `json:"filter"`
+	Since   time.Time `json:"since"`
+	Queued  int       `json:"queued"`
+	Sent    uint64    `json:"sent"`
+	Dropped uint64    `json:"dropped"`
 }
 
 // Validate checks a request's shape before it is handled.
@@ -80,6 +124,11 @@ func (r *Request) Validate() error {
 			return fmt.Errorf("unregister request without container_id")
 		}
 	case OpStatus:
+	case OpSubscribe:
+		if r.Subscribe == nil {
+			return fmt.Errorf("subscribe request without \"subscribe\" body")
+		}
+		return r.Subscribe.Validate()
 	case "":
 		return fmt.Errorf("request has no \"op\"")
 	default:
@@ -101,6 +150,22 @@ func (r *Registration) Validate() error {
 		return fmt.Errorf("registration of %q: cgroup_path %q is not absolute", r.ContainerID, r.Identity.CgroupPath)
 	case r.Pid < 0:
 		return fmt.Errorf("registration of %q: negative pid %d", r.ContainerID, r.Pid)
+	}
+	return nil
+}
+
+// Validate checks a subscription's fields.
+func (s *Subscription) Validate() error {
+	if s.Tail < -1 {
+		return fmt.Errorf("subscription tail %d: want -1 (all kept) or more", s.Tail)
+	}
+	if len(s.Container) > 1024 {
+		return fmt.Errorf("subscription container longer than 1024 bytes")
+	}
+	for _, t := range s.Types {
+		if !events.KnownType(t) {
+			return fmt.Errorf("subscription event type %q: want one of %s", t, strings.Join(events.Types, ", "))
+		}
 	}
 	return nil
 }

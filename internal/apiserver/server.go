@@ -23,8 +23,20 @@ type Handler interface {
 	Handle(ctx context.Context, req *api.Request) (*api.Response, error)
 }
 
+// Streamer is a Handler that also serves streaming operations
+// (api.OpSubscribe): it calls send for each message and returns when the
+// stream is over or ctx ends, which happens when the peer hangs up. An
+// error it returns is sent to the peer as the last message.
+type Streamer interface {
+	Stream(ctx context.Context, req *api.Request, send func(*api.Response) error) error
+}
+
 // ConnDeadline bounds one connection: a peer that stalls is dropped.
 const ConnDeadline = 5 * time.Second
+
+// StreamWriteDeadline bounds each message of a stream: a subscriber that
+// reads nothing for this long is dropped.
+const StreamWriteDeadline = 10 * time.Second
 
 // Server accepts root peers on a unix socket and answers one request per
 // connection.
@@ -131,6 +143,10 @@ func (s *Server) serveConn(ctx context.Context, conn *net.UnixConn) {
 		_ = api.WriteMessage(conn, &api.Response{Error: err.Error()})
 		return
 	}
+	if req.Op == api.OpSubscribe {
+		s.stream(ctx, conn, &req)
+		return
+	}
 	resp, err := s.handle(ctx, &req)
 	if err != nil {
 		resp = &api.Response{Error: err.Error()}
@@ -167,6 +183,37 @@ func (s *Server) handle(ctx context.Context, req *api.Request) (*api.Response, e
 	}
 	resp.OK = true
 	return resp, nil
+}
+
+// stream serves a streaming request until the handler ends it, the peer
+// hangs up (or sends anything more) or ctx ends.
+func (s *Server) stream(ctx context.Context, conn *net.UnixConn, req *api.Request) {
+	st, ok := s.handler.(Streamer)
+	if !ok {
+		_ = api.WriteMessage(conn, &api.Response{Error: fmt.Sprintf("%s is not served here", req.Op)})
+		return
+	}
+	if err := req.Validate(); err != nil {
+		_ = api.WriteMessage(conn, &api.Response{Error: err.Error()})
+		return
+	}
+	_ = conn.SetDeadline(time.Time{})
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		var b [1]byte
+		_, _ = conn.Read(b[:]) // returns when the peer hangs up, or at Close
+		cancel()
+	}()
+	send := func(r *api.Response) error {
+		r.OK = true
+		_ = conn.SetWriteDeadline(time.Now().Add(StreamWriteDeadline))
+		return api.WriteMessage(conn, r)
+	}
+	if err := st.Stream(ctx, req, send); err != nil {
+		_ = conn.SetWriteDeadline(time.Now().Add(time.Second))
+		_ = api.WriteMessage(conn, &api.Response{Error: err.Error()})
+	}
 }
 
 func peerUID(conn *net.UnixConn) (int, error) {

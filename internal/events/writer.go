@@ -1,55 +1,140 @@
 package events
 
 import (
-	"bufio"
+	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
-	"os"
 	"sync"
+	"sync/atomic"
 )
 
-// Writer writes events as JSON lines.
+// ErrRotate marks a failed rotation of an events file. The event that
+// triggered it was still written, to the file as it was; rotation is tried
+// again after another Rotation.MaxSize bytes.
+var ErrRotate = errors.New("rotate events file")
+
+// LostError says how many events a failed encode or write lost.
+type LostError struct {
+	Events int
+	Err    error
+}
+
+func (e *LostError) Error() string { return fmt.Sprintf("%d events lost: %v", e.Events, e.Err) }
+func (e *LostError) Unwrap() error { return e.Err }
+
+// flushAt is how many buffered bytes make Write flush by itself.
+const flushAt = 64 << 10
+
+// Writer writes events as JSON lines. Each line is encoded whole before
+// it is buffered, and a file opened by OpenFile rotates only between
+// lines, so rotation never splits or loses a line. It counts the events
+// it wrote out and those it lost.
 type Writer struct {
-	mu     sync.Mutex
-	buf    *bufio.Writer
-	enc    *json.Encoder
-	closer io.Closer
+	mu      sync.Mutex
+	out     io.Writer
+	pending bytes.Buffer // whole lines not written out yet
+	lines   int          // lines in pending
+	line    bytes.Buffer
+	enc     *json.Encoder
+	file    *rotatingFile // nil: the caller's io.Writer, not rotated
+	written atomic.Uint64
+	lost    atomic.Uint64
 }
 
 // NewWriter writes to out; Close does not close out.
 func NewWriter(out io.Writer) *Writer {
-	b := bufio.NewWriterSize(out, 64<<10)
-	return &Writer{buf: b, enc: json.NewEncoder(b)}
+	w := &Writer{out: out}
+	w.enc = json.NewEncoder(&w.line)
+	return w
 }
 
-// OpenFile appends to path, creating it with mode 0600.
-func OpenFile(path string) (*Writer, error) {
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("open events file: %w", err)
+// OpenFile appends to path, creating it with mode 0600, and rotates it as
+// rot says.
+func OpenFile(path string, rot Rotation) (*Writer, error) {
+	if err := rot.Validate(); err != nil {
+		return nil, fmt.Errorf("open events file %s: %w", path, err)
 	}
-	w := NewWriter(f)
-	w.closer = f
+	f, err := openRotating(path, rot)
+	if err != nil {
+		return nil, err
+	}
+	w := NewWriter(f.f)
+	w.file = f
 	return w, nil
 }
 
-// Write encodes one event; it is buffered until Flush.
+// Written is the number of events written out.
+func (w *Writer) Written() uint64 { return w.written.Load() }
+
+// Lost is the number of events that could not be encoded or written.
+func (w *Writer) Lost() uint64 { return w.lost.Load() }
+
+// Write encodes one event and buffers it until Flush (or until enough is
+// buffered). A *LostError says what was lost; an error wrapping ErrRotate
+// means the event was kept but the file could not rotate.
 func (w *Writer) Write(e *Event) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	w.line.Reset()
 	if err := w.enc.Encode(e); err != nil {
-		return fmt.Errorf("write event: %w", err)
+		w.lost.Add(1)
+		return &LostError{Events: 1, Err: fmt.Errorf("encode event: %w", err)}
 	}
-	return nil
+	var rotErr error
+	if w.file != nil && w.file.due(int64(w.line.Len())) {
+		if err := w.flushLocked(); err != nil {
+			return err // this event is still buffered; rotation waits
+		}
+		if err := w.file.rotate(); err != nil {
+			rotErr = fmt.Errorf("%w %s: %w", ErrRotate, w.file.path, err)
+		}
+		w.out = w.file.f
+	}
+	w.pending.Write(w.line.Bytes())
+	w.lines++
+	if w.file != nil {
+		w.file.size += int64(w.line.Len())
+	}
+	if w.pending.Len() >= flushAt {
+		if err := w.flushLocked(); err != nil {
+			return err
+		}
+	}
+	return rotErr
 }
 
 // Flush writes buffered events out.
 func (w *Writer) Flush() error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if err := w.buf.Flush(); err != nil {
-		return fmt.Errorf("flush events: %w", err)
+	return w.flushLocked()
+}
+
+// flushLocked writes the buffered lines in one write. On failure the
+// lines not written completely are lost and counted, and the buffer
+// starts empty, so a passing failure (a full disk) loses only those.
+func (w *Writer) flushLocked() error {
+	if w.lines == 0 {
+		return nil
+	}
+	b := w.pending.Bytes()
+	n, err := w.out.Write(b)
+	if err == nil && n < len(b) {
+		err = io.ErrShortWrite
+	}
+	done := bytes.Count(b[:n], []byte{'\n'})
+	lost := w.lines - done
+	w.written.Add(uint64(done))
+	if w.file != nil {
+		w.file.size -= int64(len(b) - n)
+	}
+	w.pending.Reset()
+	w.lines = 0
+	if err != nil {
+		w.lost.Add(uint64(lost))
+		return &LostError{Events: lost, Err: fmt.Errorf("write events: %w", err)}
 	}
 	return nil
 }
@@ -57,8 +142,8 @@ func (w *Writer) Flush() error {
 // Close flushes and closes the file it opened.
 func (w *Writer) Close() error {
 	err := w.Flush()
-	if w.closer != nil {
-		if cerr := w.closer.Close(); err == nil {
+	if w.file != nil {
+		if cerr := w.file.close(); err == nil {
 			err = cerr
 		}
 	}

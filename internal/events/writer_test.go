@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -125,7 +126,7 @@ func TestOpenFile(t *testing.T) {
 	if err := os.WriteFile(path, []byte("{\"old\":true}\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	w, err := OpenFile(path)
+	w, err := OpenFile(path, Rotation{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -149,7 +150,7 @@ func TestOpenFile(t *testing.T) {
 
 func TestOpenFileCreatesPrivate(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "new.jsonl")
-	w, err := OpenFile(path)
+	w, err := OpenFile(path, Rotation{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -161,7 +162,7 @@ func TestOpenFileCreatesPrivate(t *testing.T) {
 	if fi.Mode().Perm() != 0o600 {
 		t.Fatalf("mode %v, want 0600", fi.Mode().Perm())
 	}
-	if _, err := OpenFile(filepath.Join(t.TempDir(), "missing", "x.jsonl")); err == nil || !strings.Contains(err.Error(), "open events file") {
+	if _, err := OpenFile(filepath.Join(t.TempDir(), "missing", "x.jsonl"), Rotation{}); err == nil || !strings.Contains(err.Error(), "open events file") {
 		t.Fatalf("missing dir: %v", err)
 	}
 }
@@ -217,5 +218,89 @@ func TestNames(t *testing.T) {
 		if got := tt.fn(tt.in); got != tt.want {
 			t.Errorf("name(%d) = %q, want %q", tt.in, got, tt.want)
 		}
+	}
+}
+
+// flakyWriter accepts up to room bytes per write while ok, then fails.
+type flakyWriter struct {
+	bytes.Buffer
+	fail bool
+	room int // with fail: bytes written before the error
+}
+
+func (f *flakyWriter) Write(p []byte) (int, error) {
+	if !f.fail {
+		return f.Buffer.Write(p)
+	}
+	n := min(f.room, len(p))
+	f.Buffer.Write(p[:n])
+	return n, errors.New("no space left on device")
+}
+
+// A failed write loses the lines not written whole, counts them, and the
+// writer goes on after the failure passes.
+func TestWriterCountsLosses(t *testing.T) {
+	n := int(lineLen(t, 10))
+	out := &flakyWriter{fail: true, room: n + n/2} // one line and a half get out
+	w := NewWriter(out)
+	for pid := uint32(10); pid < 13; pid++ {
+		if err := w.Write(sample(pid)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	err := w.Flush()
+	var lost *LostError
+	if !errors.As(err, &lost) || lost.Events != 2 || !strings.Contains(err.Error(), "no space left") {
+		t.Fatalf("flush: %v, want 2 events lost", err)
+	}
+	if w.Written() != 1 || w.Lost() != 2 {
+		t.Fatalf("written %d lost %d, want 1 and 2", w.Written(), w.Lost())
+	}
+	out.fail = false
+	if err := w.Write(sample(13)); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Flush(); err != nil {
+		t.Fatalf("flush after the failure passed: %v", err)
+	}
+	if w.Written() != 2 || w.Lost() != 2 {
+		t.Fatalf("written %d lost %d, want 2 and 2", w.Written(), w.Lost())
+	}
+	if !strings.HasSuffix(out.String(), "\n") || !strings.Contains(out.String(), `"value":13`) {
+		t.Fatalf("output after recovery %q", out.String())
+	}
+}
+
+// An event that cannot be encoded is lost alone.
+func TestWriterEncodeError(t *testing.T) {
+	var out bytes.Buffer
+	w := NewWriter(&out)
+	bad := sample(1)
+	bad.ProcessKprobe.Args = []Arg{{IntArg: &IntArg{Value: 1}}}
+	bad.Time = time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC) // outside RFC 3339: MarshalJSON fails
+	var lost *LostError
+	if err := w.Write(bad); !errors.As(err, &lost) || lost.Events != 1 {
+		t.Fatalf("got %v, want one event lost", err)
+	}
+	if err := w.Write(sample(2)); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Flush(); err != nil || w.Written() != 1 || w.Lost() != 1 {
+		t.Fatalf("flush %v, written %d, lost %d", err, w.Written(), w.Lost())
+	}
+}
+
+// Write flushes by itself once enough is buffered.
+func TestWriterFlushesLargeBuffer(t *testing.T) {
+	var out bytes.Buffer
+	w := NewWriter(&out)
+	per := int(lineLen(t, 100))
+	for i := 0; i <= flushAt/per; i++ {
+		if err := w.Write(sample(100)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if out.Len() < flushAt || w.Written() == 0 {
+		t.Fatalf("%d bytes out, %d written after %d buffered bytes", out.Len(), w.Written(), flushAt+per)
 	}
 }

@@ -1,0 +1,39 @@
+package main
+
+import (
+	"bytes"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ocigate/ocigate/internal/api"
+)
+
+// Status shows every kind of event loss, and the followers with theirs.
+func TestPrintStatusLosses(t *testing.T) {
+	st := &api.Status{Node: "n", StartedAt: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC),
+		Counters: map[string]uint64{"kernel_events_lost": 3, "events_dropped_queue": 5, "events_sink_errors": 7,
+			"events_dropped_subscribers": 11, "event_subscribers": 1},
+		Subscribers: []api.Subscriber{{ID: 4, Filter: "container=web", Since: time.Date(2026, 1, 2, 4, 0, 0, 0, time.UTC), Sent: 20, Queued: 2, Dropped: 11}}}
+	var out bytes.Buffer
+	printStatus(&out, st)
+	text := out.String()
+	for _, want := range []string{
+		"events lost:  kernel ring buffer 3, agent queue 5, sink 7, subscribers 11",
+		"SUBSCRIBERS (1)",
+	} {
+		if !strings.Contains(text, want) {
+			t.Errorf("status lacks %q:\n%s", want, text)
+		}
+	}
+	if !regexp.MustCompile(`(?m)^4\s+2026-01-02T04:00:00Z\s+container=web\s+20\s+2\s+11$`).MatchString(text) {
+		t.Errorf("subscriber row missing:\n%s", text)
+	}
+	out.Reset()
+	st.Subscribers = nil
+	printStatus(&out, st)
+	if strings.Contains(out.String(), "SUBSCRIBERS") {
+		t.Errorf("subscriber section without subscribers:\n%s", out.String())
+	}
+}

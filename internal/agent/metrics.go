@@ -1,0 +1,145 @@
+package agent
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+
+	"github.com/ocigate/ocigate/bpf"
+	"github.com/ocigate/ocigate/internal/events"
+)
+
+// KernelStats are enforcer statistics the metrics report when the
+// enforcer has them (*bpf.Enforcer does).
+type KernelStats interface {
+	ProgramStats() ([]bpf.ProgramStat, error)
+	MapFill() ([]bpf.MapFill, error)
+}
+
+// metrics are the instruments the agent updates as it works; everything
+// else is read from its counters when scraped.
+type metrics struct {
+	events   *prometheus.CounterVec
+	register prometheus.Histogram
+}
+
+func newMetrics() *metrics {
+	return &metrics{
+		events: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ocigate_events_total",
+			Help: "Events the agent converted from the kernel's reports, by event type, Tetragon action and policy.",
+		}, []string{"type", "action", "policy"}),
+		register: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "ocigate_hook_registration_seconds",
+			Help:    "Time the agent took to handle a successful registration, maps written.",
+			Buckets: prometheus.ExponentialBuckets(0.0001, 2, 15), // 0.1 ms .. 1.6 s
+		}),
+	}
+}
+
+func (m *metrics) event(ev *events.Event) {
+	var action string
+	if ev.ProcessKprobe != nil {
+		action = ev.ProcessKprobe.Action
+	}
+	m.events.WithLabelValues(ev.Type(), action, ev.Policy()).Inc()
+}
+
+// Metrics returns a registry with the agent's ocigate_* metrics; the
+// counters are read when it is gathered.
+func (a *Agent) Metrics() *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(a.metrics.events, a.metrics.register, &collector{a: a})
+	return reg
+}
+
+func desc(name, help string, labels ...string) *prometheus.Desc {
+	return prometheus.NewDesc(name, help, labels, nil)
+}
+
+var (
+	descLost = desc("ocigate_events_lost_total",
+		"Events lost: kernel (ring buffer full), queue (the agent's queue to the events file full), sink (the events file failed), subscriber (an API subscriber's queue full).", "where")
+	descWritten       = desc("ocigate_events_written_total", "Events written to the events file or stdout.")
+	descDecodeErrors  = desc("ocigate_event_decode_errors_total", "Ring buffer records the agent could not decode.")
+	descAgentKills    = desc("ocigate_agent_kills_total", "Signals the kernel left to the agent and the agent sent.")
+	descWorkloads     = desc("ocigate_workloads_registered", "Containers registered and enforced.")
+	descSubscribers   = desc("ocigate_event_subscribers", "API clients following the events.")
+	descRegistrations = desc("ocigate_registrations_total", "Registrations handled, by result.", "result")
+	descUnregister    = desc("ocigate_unregistrations_total", "Containers unregistered.")
+	descReloads       = desc("ocigate_profile_reloads_total", "Profile reloads, by result.", "result")
+	descBackend       = desc("ocigate_enforcer_backend", "How each enforcement point is carried out (always 1).", "point", "backend", "mechanism")
+	descPoint         = desc("ocigate_point_checks_total",
+		"The kernel's counts per enforcement point: evaluated (a registered workload's operation checked), posted, denied, killed.", "point", "outcome")
+	descRunSeconds = desc("ocigate_bpf_program_run_seconds_total", "Run time of each attached BPF program (counted while kernel.bpf_stats_enabled=1).", "program")
+	descRuns       = desc("ocigate_bpf_program_runs_total", "Runs of each attached BPF program (counted while kernel.bpf_stats_enabled=1).", "program")
+	descMapEntries = desc("ocigate_bpf_map_entries", "Entries in each of the enforcer's maps that fill up.", "map")
+	descMapMax     = desc("ocigate_bpf_map_max_entries", "Size of each of the enforcer's maps that fill up.", "map")
+)
+
+// collector reads the agent's and the kernel's counters at scrape time.
+type collector struct{ a *Agent }
+
+func (c *collector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descLost, descWritten, descDecodeErrors, descAgentKills, descWorkloads,
+		descSubscribers, descRegistrations, descUnregister, descReloads, descBackend, descPoint,
+		descRunSeconds, descRuns, descMapEntries, descMapMax} {
+		ch <- d
+	}
+}
+
+func (c *collector) Collect(ch chan<- prometheus.Metric) {
+	a, s := c.a, c.a.stats
+	counter := func(d *prometheus.Desc, v uint64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)
+	}
+	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
+	}
+	counter(descLost, s.EventsDropped.Load(), "queue")
+	counter(descLost, s.SinkErrors.Load(), "sink")
+	counter(descLost, a.hub.Dropped(), "subscriber")
+	counter(descWritten, s.EventsWritten.Load())
+	counter(descDecodeErrors, s.EventErrors.Load())
+	counter(descAgentKills, s.AgentKills.Load())
+	gauge(descWorkloads, float64(len(a.reg.List())))
+	gauge(descSubscribers, float64(len(a.hub.Subscribers())))
+	counter(descRegistrations, s.Registrations.Load(), "ok")
+	counter(descRegistrations, s.RegistrationErrors.Load(), "error")
+	counter(descUnregister, s.Unregistrations.Load())
+	counter(descReloads, s.ProfileReloads.Load(), "ok")
+	counter(descReloads, s.ProfileReloadErrors.Load(), "error")
+	for _, b := range a.enf.Backends() {
+		gauge(descBackend, 1, b.Point, b.Backend, b.Mechanism)
+	}
+	if kc, err := a.enf.Counters(); err != nil {
+		a.log.Warn("metrics: kernel counters unavailable", zap.Error(err))
+	} else {
+		counter(descLost, kc.EventsLost, "kernel")
+		for pt, pc := range kc.Points {
+			counter(descPoint, pc.Evaluated, pt, "evaluated")
+			counter(descPoint, pc.Posted, pt, "posted")
+			counter(descPoint, pc.Denied, pt, "denied")
+			counter(descPoint, pc.Killed, pt, "killed")
+		}
+	}
+	ks, ok := a.enf.(KernelStats)
+	if !ok {
+		return
+	}
+	if progs, err := ks.ProgramStats(); err != nil {
+		a.log.Warn("metrics: BPF program statistics unavailable", zap.Error(err))
+	} else {
+		for _, p := range progs {
+			ch <- prometheus.MustNewConstMetric(descRunSeconds, prometheus.CounterValue, p.RunTime.Seconds(), p.Mechanism)
+			counter(descRuns, p.RunCount, p.Mechanism)
+		}
+	}
+	fill, err := ks.MapFill()
+	if err != nil {
+		a.log.Warn("metrics: BPF map fill levels unavailable", zap.Error(err))
+	}
+	for _, f := range fill {
+		gauge(descMapEntries, float64(f.Entries), f.Map)
+		gauge(descMapMax, float64(f.MaxEntries), f.Map)
+	}
+}

@@ -1,0 +1,263 @@
+package events
+
+import (
+	"net"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// CompactTime is the time layout of compact lines (UTC, milliseconds).
+const CompactTime = "2006-01-02T15:04:05.000Z07:00"
+
+// Compact renders an event as one human line, without newline:
+//
+//	TIME CONTAINER PROCESS WHAT VERDICT [policy=NAME]
+//
+// e.g. "2026-11-23T13:43:36.965Z web-1 /bin/nc[24731] connect
+// 127.0.0.2:4444 denied EPERM policy=demo-stand-in-attacker".
+func Compact(e *Event) string {
+	var b strings.Builder
+	b.WriteString(e.Time.UTC().Format(CompactTime))
+	b.WriteByte(' ')
+	b.WriteString(orDash(shortContainer(e)))
+	kp := e.ProcessKprobe
+	if kp == nil {
+		b.WriteString(" - ")
+		b.WriteString(orDash(e.Type()))
+		return b.String()
+	}
+	b.WriteByte(' ')
+	b.WriteString(processLabel(&kp.Process))
+	b.WriteByte(' ')
+	b.WriteString(what(e))
+	if e.Ocigate != nil && e.Ocigate.CallerPid != 0 {
+		b.WriteString(" (socket used by pid " + strconv.FormatUint(uint64(e.Ocigate.CallerPid), 10) + ")")
+	}
+	b.WriteByte(' ')
+	b.WriteString(verdictLabel(e))
+	if kp.PolicyName != "" {
+		b.WriteString(" policy=" + kp.PolicyName)
+	}
+	return b.String()
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+// shortContainer is the container's name when known, else its ID, cut
+// to 12 characters when it is a 64-hex-digit runtime ID.
+func shortContainer(e *Event) string {
+	if p := e.process(); p != nil && p.Pod != nil && p.Pod.Container.Name != "" {
+		return p.Pod.Container.Name
+	}
+	id := e.ContainerID()
+	if len(id) == 64 && strings.Trim(id, "0123456789abcdef") == "" {
+		return id[:12]
+	}
+	return id
+}
+
+func processLabel(p *Process) string {
+	return orDash(p.Binary) + "[" + strconv.FormatUint(uint64(p.Pid.Value), 10) + "]"
+}
+
+// what says what the process did, from the enforcement point (or the
+// function when the point is unknown) and the key arguments.
+func what(e *Event) string {
+	kp := e.ProcessKprobe
+	point := ""
+	if e.Ocigate != nil {
+		point = e.Ocigate.Point
+	}
+	sock := firstSock(kp.Args)
+	switch {
+	case point == "connect" || point == "" && strings.Contains(kp.FunctionName, "connect"):
+		return join("connect", sockAddr(sock, true), protoIfNotTCP(sock))
+	case point == "sendmsg" || point == "" && strings.Contains(kp.FunctionName, "sendmsg"):
+		return join("send", sockAddr(sock, true), protoIfNotTCP(sock))
+	case point == "bind":
+		return join("bind", sockAddr(sock, false), protoIfNotTCP(sock))
+	case point == "listen" || point == "" && kp.FunctionName == "inet_csk_listen_start":
+		return join("listen", sockAddr(sock, false))
+	case point == "close" || point == "" && kp.FunctionName == "tcp_close":
+		return join("close", sockAddr(sock, true), protoIfNotTCP(sock))
+	case point == "sock_create" || point == "" && kp.FunctionName == "sk_alloc":
+		return join("socket", sockKind(sock))
+	case point == "exec" || point == "" && kp.FunctionName == "security_bprm_check":
+		return join("exec", firstPath(kp.Args), stdioNote(kp.Args))
+	case point == "dup" || point == "" && strings.HasPrefix(kp.FunctionName, "dup"):
+		return dupLabel(kp)
+	case point == "memfd" || point == "" && kp.FunctionName == "memfd_create":
+		return join("memfd_create", strings.TrimPrefix(firstPath(kp.Args), "memfd:"))
+	}
+	return join(orDash(kp.FunctionName), genericArgs(kp.Args))
+}
+
+func join(parts ...string) string {
+	out := parts[0]
+	for _, p := range parts[1:] {
+		if p != "" {
+			out += " " + p
+		}
+	}
+	return out
+}
+
+func firstSock(args []Arg) *SockArg {
+	for _, a := range args {
+		if a.SockArg != nil {
+			return a.SockArg
+		}
+	}
+	return nil
+}
+
+func firstPath(args []Arg) string {
+	for _, a := range args {
+		if a.FileArg != nil {
+			return a.FileArg.Path
+		}
+	}
+	return ""
+}
+
+// sockAddr is the destination (peer) when preferred and known, else the
+// local address: "1.2.3.4:4444", "[2001:db8::1]:53".
+func sockAddr(s *SockArg, peer bool) string {
+	if s == nil {
+		return ""
+	}
+	if peer && s.Daddr != "" || s.Saddr == "" {
+		return hostPort(s.Daddr, s.Dport)
+	}
+	return hostPort(s.Saddr, s.Sport)
+}
+
+func hostPort(addr string, port uint32) string {
+	switch {
+	case addr == "" && port == 0:
+		return ""
+	case port == 0:
+		return addr
+	}
+	return net.JoinHostPort(addr, strconv.FormatUint(uint64(port), 10))
+}
+
+// short turns AF_INET, SOCK_RAW, IPPROTO_UDP into inet, raw, udp.
+func short(name, prefix string) string {
+	return strings.ToLower(strings.TrimPrefix(name, prefix))
+}
+
+func protoIfNotTCP(s *SockArg) string {
+	if s == nil || s.Protocol == "" || s.Protocol == "IPPROTO_TCP" || s.Protocol == "IPPROTO_IP" && s.Type == "SOCK_STREAM" {
+		return ""
+	}
+	return short(s.Protocol, "IPPROTO_")
+}
+
+func sockKind(s *SockArg) string {
+	if s == nil {
+		return ""
+	}
+	kind := []string{short(s.Family, "AF_"), short(s.Type, "SOCK_")}
+	if s.Protocol != "" && s.Protocol != "IPPROTO_IP" {
+		kind = append(kind, short(s.Protocol, "IPPROTO_"))
+	}
+	return strings.Join(kind, " ")
+}
+
+var stdioNames = [3]string{"stdin", "stdout", "stderr"}
+
+// stdioNote names the standard descriptors an exec had on a socket.
+func stdioNote(args []Arg) string {
+	var fds []string
+	for _, a := range args {
+		if a.IntArg != nil && a.IntArg.Value >= 0 && a.IntArg.Value < 3 {
+			fds = append(fds, stdioNames[a.IntArg.Value])
+		}
+	}
+	if len(fds) == 0 {
+		return ""
+	}
+	return "(" + strings.Join(fds, ", ") + " on a socket)"
+}
+
+func dupLabel(kp *Kprobe) string {
+	name := kp.FunctionName
+	if !strings.HasPrefix(name, "dup") {
+		name = "dup"
+	}
+	var fds []int64
+	for _, a := range kp.Args {
+		if a.IntArg != nil {
+			fds = append(fds, a.IntArg.Value)
+		}
+	}
+	if len(fds) < 2 {
+		return join(name, genericArgs(kp.Args))
+	}
+	return name + " fd " + strconv.FormatInt(fds[0], 10) + " -> " + strconv.FormatInt(fds[1], 10)
+}
+
+func genericArgs(args []Arg) string {
+	var out []string
+	for _, a := range args {
+		switch {
+		case a.SockArg != nil:
+			out = append(out, join(sockKind(a.SockArg), sockAddr(a.SockArg, true)))
+		case a.SockaddrArg != nil:
+			out = append(out, hostPort(a.SockaddrArg.Addr, a.SockaddrArg.Port))
+		case a.IntArg != nil:
+			out = append(out, strconv.FormatInt(a.IntArg.Value, 10))
+		case a.FileArg != nil:
+			out = append(out, a.FileArg.Path)
+		}
+	}
+	return strings.Join(out, " ")
+}
+
+// verdictLabel: posted, denied EPERM, killed, monitor: would deny (or
+// would kill).
+func verdictLabel(e *Event) string {
+	og, kp := e.Ocigate, e.ProcessKprobe
+	if og == nil {
+		switch kp.Action {
+		case ActionPost, "":
+			return "posted"
+		case ActionSigkill:
+			return "killed"
+		}
+		return "denied"
+	}
+	switch og.Verdict {
+	case "reported":
+		return "posted"
+	case "denied":
+		if og.Errno != 0 {
+			return "denied " + errnoName(og.Errno)
+		}
+		return "denied"
+	case "killed":
+		return "killed"
+	case "would-deny":
+		if kp.Action == ActionSigkill {
+			return "monitor: would kill"
+		}
+		return "monitor: would deny"
+	}
+	return orDash(og.Verdict)
+}
+
+func errnoName(n int32) string {
+	if name := unix.ErrnoName(syscall.Errno(n)); name != "" {
+		return name
+	}
+	return "errno " + strconv.Itoa(int(n))
+}
