@@ -12,6 +12,8 @@ commands:
   run      load the BPF programs, listen for hooks, enforce and report
   status   show backends, workloads and counters of the running agent
   hooks    print the hooks.d JSON (podman, CRI-O) for this agent's hook
+  install RUNTIME [--dry-run]     wire the hook into podman, crio, containerd or docker
+  uninstall RUNTIME [--dry-run]   undo install (byte for byte where nothing else changed)
   profiles check FILE...   validate profiles and policies (no agent needed)
   profiles show [NAME]     print compiled profiles (built-ins plus --profiles DIR)
 `
@@ -29,6 +31,8 @@ func main() {
 		err = status(os.Args[2:], os.Stdout)
 	case "hooks":
 		err = hooks(os.Args[2:], os.Stdout)
+	case "install", "uninstall":
+		err = installCmd(os.Args[2:], os.Args[1] == "uninstall", os.Stdout)
 	case "profiles":
 		var code int
 		code, err = profilesCmd(os.Args[2:], os.Stdout, os.Stderr)
