@@ -4,6 +4,8 @@ package main
 import (
 	"fmt"
 	"os"
+
+	"github.com/ocigate/ocigate/runtime/job"
 )
 
 const usage = `usage: ocigate-agentd COMMAND [flags]
@@ -14,6 +16,7 @@ commands:
   hooks    print the hooks.d JSON (podman, CRI-O) for this agent's hook
   install RUNTIME [--dry-run]     wire the hook into podman, crio, containerd or docker
   uninstall RUNTIME [--dry-run]   undo install (byte for byte where nothing else changed)
+  run-job [--profile NAME] -- COMMAND...   run a command in its own enforced cgroup
   profiles check FILE...   validate profiles and policies (no agent needed)
   profiles show [NAME]     print compiled profiles (built-ins plus --profiles DIR)
 `
@@ -31,6 +34,10 @@ func main() {
 		err = status(os.Args[2:], os.Stdout)
 	case "hooks":
 		err = hooks(os.Args[2:], os.Stdout)
+	case "run-job":
+		os.Exit(runJob(os.Args[2:], os.Stderr))
+	case childCommand:
+		os.Exit(job.Child(os.Args[2:], os.Stderr))
 	case "install", "uninstall":
 		err = installCmd(os.Args[2:], os.Args[1] == "uninstall", os.Stdout)
 	case "profiles":
