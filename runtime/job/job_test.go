@@ -301,7 +301,7 @@ func TestDescribe(t *testing.T) {
 		t.Errorf("dup: %q", got)
 	}
 	ev = events.Event{ProcessKprobe: &events.Kprobe{Process: events.Process{Binary: "/usr/bin/bash"},
-		Args: []events.Arg{{FileArg: &events.FileArg{Path: "/bin/sh"}}}, PolicyName: "reverse-shell"},
+		Args: []events.Arg{{FileArg: &events.FileArg{Path: "/bin/sh"}}, {IntArg: &events.IntArg{Value: 0}}}, PolicyName: "reverse-shell"},
 		Ocigate: &events.Ocigate{Verdict: "killed", Point: "exec"}}
 	if got := describeEvent(ev); got != "killed exec /bin/sh by /usr/bin/bash (policy reverse-shell)" {
 		t.Errorf("exec: %q", got)

@@ -125,13 +125,13 @@ func describeEvent(ev events.Event) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s %s", o.Verdict, o.Point)
 	if k := ev.ProcessKprobe; k != nil {
-		var ints []string
+		var ints []string // a call with only int arguments: dup2(3, 1)
 		for _, a := range k.Args {
 			if a.IntArg != nil {
 				ints = append(ints, fmt.Sprint(a.IntArg.Value))
 			}
 		}
-		if len(ints) > 0 {
+		if len(ints) > 0 && len(ints) == len(k.Args) {
 			fmt.Fprintf(&b, " %s(%s)", k.FunctionName, strings.Join(ints, ", "))
 		}
 		for _, a := range k.Args {
