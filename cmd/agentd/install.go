@@ -57,6 +57,15 @@ func installCmd(args []string, uninstall bool, out io.Writer) error {
 	}
 	o := install.Options{HookPath: *hookPath, Socket: *socket, FailOpen: *failOpen, HooksDir: *hooksDir, Config: *config,
 		SpecFile: *specFile, WrapperPath: *wrapper, RuncPath: *runc, StateDir: *stateDir}
+	// Paths end up in other programs' configs and in the install record:
+	// make them absolute.
+	for _, p := range []*string{&o.HooksDir, &o.Config, &o.SpecFile, &o.StateDir} {
+		if *p != "" {
+			if *p, err = filepath.Abs(*p); err != nil {
+				return fmt.Errorf("path %q: %w", *p, err)
+			}
+		}
+	}
 	if o.HookPath == "" {
 		o.HookPath = filepath.Join(dir, "ocigate-hook")
 	}

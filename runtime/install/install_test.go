@@ -377,3 +377,28 @@ func TestInstallFailOpenHooks(t *testing.T) {
 		t.Errorf("hooks.d file lacks the flags:\n%s", b)
 	}
 }
+
+// A config that is a symlink (config management often does that) stays
+// one: its target is edited and restored.
+func TestSymlinkedConfig(t *testing.T) {
+	e := newEnv(t)
+	orig := fixture(t, "daemon-nvidia.json")
+	target := e.put(t, "srv/managed/daemon.json", orig, 0o640)
+	e.o.Config = filepath.Join(e.root, "etc/docker/daemon.json")
+	if err := os.MkdirAll(filepath.Dir(e.o.Config), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(target, e.o.Config); err != nil {
+		t.Fatal(err)
+	}
+	before := snapshot(t, e.root)
+	apply(t, planInstall(t, "docker", e.o))
+	if fi, err := os.Lstat(e.o.Config); err != nil || fi.Mode()&fs.ModeSymlink == 0 {
+		t.Fatalf("install replaced the symlink: %v %v", fi.Mode(), err)
+	}
+	if b, _ := os.ReadFile(target); !strings.Contains(string(b), "ocigate-runc") {
+		t.Errorf("target not edited:\n%s", b)
+	}
+	apply(t, planUninstall(t, "docker", e.o))
+	sameSnapshot(t, "after uninstall", before, snapshot(t, e.root))
+}

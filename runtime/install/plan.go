@@ -146,8 +146,12 @@ func (p *Plan) Apply() error {
 }
 
 // writeAtomic replaces path with b by rename, keeping the owner of a file
-// that is there.
+// that is there. A symlink is followed: its target is replaced, the link
+// stays.
 func writeAtomic(path string, b []byte, mode fs.FileMode) error {
+	if real, err := filepath.EvalSymlinks(path); err == nil {
+		path = real
+	}
 	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".ocigate-*")
 	if err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
