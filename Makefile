@@ -15,6 +15,7 @@ deps:
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags="-s -w" -o $(BIN)/ocigate-hook ./cmd/hook
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags="-s -w" -o $(BIN)/ocigate-agentd ./cmd/agentd
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags="-s -w" -o $(BIN)/ocigate-runc ./cmd/runtime-wrapper
 
 # Regenerates the BPF objects and bindings (needs clang); committed, so a
 # plain build needs no clang.

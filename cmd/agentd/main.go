@@ -7,6 +7,8 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/ocigate/ocigate/runtime/job"
 )
 
 const usage = `usage: ocigate-agentd COMMAND [flags]
@@ -17,6 +19,9 @@ commands:
   events   print the running agent's recent events; --follow streams new ones
            [--follow] [--container ID] [--type T] [--policy P] [--tail N] [-o json|compact]
   hooks    print the hooks.d JSON (podman, CRI-O) for this agent's hook
+  install RUNTIME [--dry-run]     wire the hook into podman, crio, containerd or docker
+  uninstall RUNTIME [--dry-run]   undo install (byte for byte where nothing else changed)
+  run-job [--profile NAME] -- COMMAND...   run a command in its own enforced cgroup
   profiles check FILE...   validate profiles and policies (no agent needed)
   profiles show [NAME]     print compiled profiles (built-ins plus --profiles DIR)
 `
@@ -38,6 +43,12 @@ func main() {
 		stop()
 	case "hooks":
 		err = hooks(os.Args[2:], os.Stdout)
+	case "run-job":
+		os.Exit(runJob(os.Args[2:], os.Stderr))
+	case childCommand:
+		os.Exit(job.Child(os.Args[2:], os.Stderr))
+	case "install", "uninstall":
+		err = installCmd(os.Args[2:], os.Args[1] == "uninstall", os.Stdout)
 	case "profiles":
 		var code int
 		code, err = profilesCmd(os.Args[2:], os.Stdout, os.Stderr)

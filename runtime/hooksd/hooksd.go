@@ -37,6 +37,20 @@ type Options struct {
 	Timeout  int      // seconds the runtime waits for the hook; 0: none
 }
 
+// Stages are the OCI hook stages ocigate's hook runs at.
+var Stages = []string{"createRuntime", "poststop"}
+
+// Args is the hook's argv for a stage: ocigate-hook [--socket S]
+// [Extra...] STAGE. Extra is not modified.
+func (o Options) Args(stage string) []string {
+	args := []string{"ocigate-hook"}
+	if o.Socket != "" {
+		args = append(args, "--socket", o.Socket)
+	}
+	args = append(args, o.Extra...)
+	return append(args, stage)
+}
+
 // Files returns hooks.d file names and contents: one per stage, since a
 // hooks.d entry passes the same args to every stage it lists.
 func Files(o Options) (map[string][]byte, error) {
@@ -44,13 +58,8 @@ func Files(o Options) (map[string][]byte, error) {
 		return nil, fmt.Errorf("hook path %q is not absolute", o.HookPath)
 	}
 	out := map[string][]byte{}
-	for _, stage := range []string{"createRuntime", "poststop"} {
-		args := []string{"ocigate-hook"}
-		if o.Socket != "" {
-			args = append(args, "--socket", o.Socket)
-		}
-		args = append(append(args, o.Extra...), stage)
-		c := Config{Version: "1.0.0", Hook: Hook{Path: o.HookPath, Args: args}, When: When{Always: true}, Stages: []string{stage}}
+	for _, stage := range Stages {
+		c := Config{Version: "1.0.0", Hook: Hook{Path: o.HookPath, Args: o.Args(stage)}, When: When{Always: true}, Stages: []string{stage}}
 		if o.Timeout > 0 {
 			t := o.Timeout
 			c.Hook.Timeout = &t
