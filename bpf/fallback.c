@@ -211,6 +211,7 @@ int process_exec(struct bpf_raw_tracepoint_args *ctx)
 	struct query q = {};
 
 	exec_query(&q, bprm, task);
+	read_args(&q, task);
 	carry_out(decide(&q, ENFORCER_TRACEPOINT_SIGKILL, CAN_KILL));
 	return 0;
 }
@@ -288,7 +289,7 @@ int track_exec(struct bpf_raw_tracepoint_args *ctx)
 
 	if (!current_workload(&workload_cgroup) || !(sc = get_scratch()))
 		return 0;
-	read_exec_path(&sc->exec, bprm);
+	read_exec_path(sc, bprm, (struct task_struct *)ctx->args[0]);
 	bpf_map_update_elem(&procs, &tgid, &sc->exec, BPF_ANY);
 	return 0;
 }
@@ -347,6 +348,7 @@ int relay_exec(struct bpf_raw_tracepoint_args *ctx)
 	struct query q = {};
 
 	exec_query(&q, bprm, task);
+	read_args(&q, task);
 	q.point = POINT_RELAY;
 	q.out_pipes[0] = fd_pipe(task, 1);
 	q.out_pipes[1] = fd_pipe(task, 2);

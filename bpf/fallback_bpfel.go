@@ -27,6 +27,14 @@ type fallbackBinKey struct {
 	Hash uint64
 }
 
+type fallbackDpathScratch struct {
+	_         structs.HostLayout
+	Buf       [512]int8
+	Alias     [256]int8
+	AliasBase uint32
+	Args      [128]int8
+}
+
 type fallbackEvent struct {
 	_                structs.HostLayout
 	KtimeNs          uint64
@@ -61,6 +69,9 @@ type fallbackEvent struct {
 	OldFd            int32
 	NewFd            int32
 	Peer             uint32
+	ArgsLen          uint32
+	Args             [128]int8
+	_                [4]byte
 }
 
 type fallbackNameKey struct {
@@ -99,11 +110,12 @@ type fallbackPortBitmap struct {
 }
 
 type fallbackProc struct {
-	_    structs.HostLayout
-	Hash uint64
-	Len  uint32
-	Base uint32
-	Path [256]int8
+	_         structs.HostLayout
+	Hash      uint64
+	AliasHash uint64
+	Len       uint32
+	Base      uint32
+	Path      [256]int8
 }
 
 type fallbackRelayScratch struct {
@@ -165,6 +177,7 @@ const (
 	fallbackMapAddrSets     = "addr_sets"
 	fallbackMapBinSets      = "bin_sets"
 	fallbackMapCounters     = "counters"
+	fallbackMapDpathScratch = "dpath_scratch"
 	fallbackMapEvents       = "events"
 	fallbackMapNameSets     = "name_sets"
 	fallbackMapNetPipes     = "net_pipes"
@@ -271,6 +284,7 @@ type fallbackMapSpecs struct {
 	AddrSets     *ebpf.MapSpec `ebpf:"addr_sets"`
 	BinSets      *ebpf.MapSpec `ebpf:"bin_sets"`
 	Counters     *ebpf.MapSpec `ebpf:"counters"`
+	DpathScratch *ebpf.MapSpec `ebpf:"dpath_scratch"`
 	Events       *ebpf.MapSpec `ebpf:"events"`
 	NameSets     *ebpf.MapSpec `ebpf:"name_sets"`
 	NetPipes     *ebpf.MapSpec `ebpf:"net_pipes"`
@@ -317,6 +331,7 @@ type fallbackMaps struct {
 	AddrSets     *ebpf.Map `ebpf:"addr_sets"`
 	BinSets      *ebpf.Map `ebpf:"bin_sets"`
 	Counters     *ebpf.Map `ebpf:"counters"`
+	DpathScratch *ebpf.Map `ebpf:"dpath_scratch"`
 	Events       *ebpf.Map `ebpf:"events"`
 	NameSets     *ebpf.Map `ebpf:"name_sets"`
 	NetPipes     *ebpf.Map `ebpf:"net_pipes"`
@@ -338,6 +353,7 @@ func (m *fallbackMaps) Close() error {
 		m.AddrSets,
 		m.BinSets,
 		m.Counters,
+		m.DpathScratch,
 		m.Events,
 		m.NameSets,
 		m.NetPipes,

@@ -27,6 +27,14 @@ type securityBinKey struct {
 	Hash uint64
 }
 
+type securityDpathScratch struct {
+	_         structs.HostLayout
+	Buf       [512]int8
+	Alias     [256]int8
+	AliasBase uint32
+	Args      [128]int8
+}
+
 type securityNameKey struct {
 	_    structs.HostLayout
 	Set  uint32
@@ -88,11 +96,12 @@ type securityPortBitmap struct {
 }
 
 type securityProc struct {
-	_    structs.HostLayout
-	Hash uint64
-	Len  uint32
-	Base uint32
-	Path [256]int8
+	_         structs.HostLayout
+	Hash      uint64
+	AliasHash uint64
+	Len       uint32
+	Base      uint32
+	Path      [256]int8
 }
 
 type securityRelayScratch struct {
@@ -127,6 +136,7 @@ const (
 	securityMapAddrSets           = "addr_sets"
 	securityMapBinSets            = "bin_sets"
 	securityMapCounters           = "counters"
+	securityMapDpathScratch       = "dpath_scratch"
 	securityMapEvents             = "events"
 	securityMapNameSets           = "name_sets"
 	securityMapNetPipes           = "net_pipes"
@@ -218,6 +228,7 @@ type securityMapSpecs struct {
 	AddrSets     *ebpf.MapSpec `ebpf:"addr_sets"`
 	BinSets      *ebpf.MapSpec `ebpf:"bin_sets"`
 	Counters     *ebpf.MapSpec `ebpf:"counters"`
+	DpathScratch *ebpf.MapSpec `ebpf:"dpath_scratch"`
 	Events       *ebpf.MapSpec `ebpf:"events"`
 	NameSets     *ebpf.MapSpec `ebpf:"name_sets"`
 	NetPipes     *ebpf.MapSpec `ebpf:"net_pipes"`
@@ -263,6 +274,7 @@ type securityMaps struct {
 	AddrSets     *ebpf.Map `ebpf:"addr_sets"`
 	BinSets      *ebpf.Map `ebpf:"bin_sets"`
 	Counters     *ebpf.Map `ebpf:"counters"`
+	DpathScratch *ebpf.Map `ebpf:"dpath_scratch"`
 	Events       *ebpf.Map `ebpf:"events"`
 	NameSets     *ebpf.Map `ebpf:"name_sets"`
 	NetPipes     *ebpf.Map `ebpf:"net_pipes"`
@@ -284,6 +296,7 @@ func (m *securityMaps) Close() error {
 		m.AddrSets,
 		m.BinSets,
 		m.Counters,
+		m.DpathScratch,
 		m.Events,
 		m.NameSets,
 		m.NetPipes,

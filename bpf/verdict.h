@@ -57,6 +57,14 @@ static __always_inline void report(const struct query *q, const struct selector 
 	e->sport = q->sport;
 	e->stdio_inet = q->stdio_inet | q->relay | (q->fileless ? 0x80 : 0);
 	e->peer = q->peer;
+	if (q->args_len) {
+		struct dpath_scratch *ds = get_dpath_scratch();
+
+		if (ds) {
+			e->args_len = q->args_len;
+			__builtin_memcpy(e->args, ds->args, ARGS_EV_LEN);
+		}
+	}
 	if (q->has_daddr) {
 		e->flags |= EVENT_HAS_ADDR;
 		__builtin_memcpy(e->daddr, q->daddr, 16);

@@ -1,6 +1,7 @@
 package profiles
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -66,8 +67,11 @@ func TestBuiltinReverseShell(t *testing.T) {
 		t.Fatal("no reverse-shell")
 	}
 	var bins []string
-	for _, b := range []string{"bash", "sh", "nc", "ncat", "python3", "perl", "php", "ruby", "socat"} {
+	for _, b := range []string{"bash", "sh", "nc", "ncat", "python3", "perl", "php", "ruby", "socat", "dash", "nc.openbsd", "nc.traditional"} {
 		bins = append(bins, "/bin/"+b, "/usr/bin/"+b)
+	}
+	for v := 9; v <= 13; v++ {
+		bins = append(bins, fmt.Sprintf("/usr/bin/python3.%d", v))
 	}
 	nonPrivate := AddrMatch{Not: true, Prefixes: prefixes(private8...)}
 	wantPoints(t, p.Points, map[Point][]Selector{

