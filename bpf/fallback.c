@@ -241,6 +241,80 @@ int dup3_enter(struct trace_event_raw_sys_enter *ctx)
 	return check_dup((int)ctx->args[0], (int)ctx->args[1], 3);
 }
 
+/* dup and fcntl(F_DUPFD, F_DUPFD_CLOEXEC) pick the new descriptor
+ * themselves: it is known when the call returns. The old one is kept per
+ * thread from the entry, for threads of workloads only. */
+struct dup_call {
+	__s32 old_fd;
+	__u32 variant;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u64);	/* pid_tgid */
+	__type(value, struct dup_call);
+} dup_calls SEC(".maps");
+
+#define F_DUPFD 0
+#define F_DUPFD_CLOEXEC 1030
+
+static __always_inline int dup_call_enter(int old_fd, __u32 variant)
+{
+	__u64 workload_cgroup;
+	__u64 id = bpf_get_current_pid_tgid();
+	struct dup_call c = { .old_fd = old_fd, .variant = variant };
+
+	if (current_workload(&workload_cgroup))
+		bpf_map_update_elem(&dup_calls, &id, &c, BPF_ANY);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_enter_dup")
+int dup_enter(struct trace_event_raw_sys_enter *ctx)
+{
+	return dup_call_enter((int)ctx->args[0], 1);
+}
+
+SEC("tracepoint/syscalls/sys_enter_fcntl")
+int fcntl_enter(struct trace_event_raw_sys_enter *ctx)
+{
+	int cmd = (int)ctx->args[1];
+
+	if (cmd != F_DUPFD && cmd != F_DUPFD_CLOEXEC)
+		return 0;
+	return dup_call_enter((int)ctx->args[0], 4);
+}
+
+/* The exit of dup or fcntl: checked as a dup onto the returned
+ * descriptor. */
+static __always_inline int dup_call_exit(long ret)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	struct dup_call *c = bpf_map_lookup_elem(&dup_calls, &id);
+
+	if (!c)
+		return 0;
+	struct dup_call call = *c;
+
+	bpf_map_delete_elem(&dup_calls, &id);
+	if (ret < 0)
+		return 0;
+	return check_dup(call.old_fd, (int)ret, (__u8)call.variant);
+}
+
+SEC("tracepoint/syscalls/sys_exit_dup")
+int dup_exit(struct trace_event_raw_sys_exit *ctx)
+{
+	return dup_call_exit(ctx->ret);
+}
+
+SEC("tracepoint/syscalls/sys_exit_fcntl")
+int fcntl_exit(struct trace_event_raw_sys_exit *ctx)
+{
+	return dup_call_exit(ctx->ret);
+}
+
 /* memfd_create, on every kernel: reported with its name (the staging of
  * a fileless payload); a refusing selector kills the caller. */
 SEC("tracepoint/syscalls/sys_enter_memfd_create")

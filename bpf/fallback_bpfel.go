@@ -35,6 +35,12 @@ type fallbackDpathScratch struct {
 	Args      [128]int8
 }
 
+type fallbackDupCall struct {
+	_       structs.HostLayout
+	OldFd   int32
+	Variant uint32
+}
+
 type fallbackEvent struct {
 	_                structs.HostLayout
 	KtimeNs          uint64
@@ -178,6 +184,7 @@ const (
 	fallbackMapBinSets      = "bin_sets"
 	fallbackMapCounters     = "counters"
 	fallbackMapDpathScratch = "dpath_scratch"
+	fallbackMapDupCalls     = "dup_calls"
 	fallbackMapEvents       = "events"
 	fallbackMapNameSets     = "name_sets"
 	fallbackMapNetPipes     = "net_pipes"
@@ -198,6 +205,10 @@ const (
 	fallbackProgConnect6    = "connect6"
 	fallbackProgDup2Enter   = "dup2_enter"
 	fallbackProgDup3Enter   = "dup3_enter"
+	fallbackProgDupEnter    = "dup_enter"
+	fallbackProgDupExit     = "dup_exit"
+	fallbackProgFcntlEnter  = "fcntl_enter"
+	fallbackProgFcntlExit   = "fcntl_exit"
 	fallbackProgMemfdEnter  = "memfd_enter"
 	fallbackProgProcessExec = "process_exec"
 	fallbackProgRelayExec   = "relay_exec"
@@ -262,6 +273,10 @@ type fallbackProgramSpecs struct {
 	Connect6    *ebpf.ProgramSpec `ebpf:"connect6"`
 	Dup2Enter   *ebpf.ProgramSpec `ebpf:"dup2_enter"`
 	Dup3Enter   *ebpf.ProgramSpec `ebpf:"dup3_enter"`
+	DupEnter    *ebpf.ProgramSpec `ebpf:"dup_enter"`
+	DupExit     *ebpf.ProgramSpec `ebpf:"dup_exit"`
+	FcntlEnter  *ebpf.ProgramSpec `ebpf:"fcntl_enter"`
+	FcntlExit   *ebpf.ProgramSpec `ebpf:"fcntl_exit"`
 	MemfdEnter  *ebpf.ProgramSpec `ebpf:"memfd_enter"`
 	ProcessExec *ebpf.ProgramSpec `ebpf:"process_exec"`
 	RelayExec   *ebpf.ProgramSpec `ebpf:"relay_exec"`
@@ -285,6 +300,7 @@ type fallbackMapSpecs struct {
 	BinSets      *ebpf.MapSpec `ebpf:"bin_sets"`
 	Counters     *ebpf.MapSpec `ebpf:"counters"`
 	DpathScratch *ebpf.MapSpec `ebpf:"dpath_scratch"`
+	DupCalls     *ebpf.MapSpec `ebpf:"dup_calls"`
 	Events       *ebpf.MapSpec `ebpf:"events"`
 	NameSets     *ebpf.MapSpec `ebpf:"name_sets"`
 	NetPipes     *ebpf.MapSpec `ebpf:"net_pipes"`
@@ -332,6 +348,7 @@ type fallbackMaps struct {
 	BinSets      *ebpf.Map `ebpf:"bin_sets"`
 	Counters     *ebpf.Map `ebpf:"counters"`
 	DpathScratch *ebpf.Map `ebpf:"dpath_scratch"`
+	DupCalls     *ebpf.Map `ebpf:"dup_calls"`
 	Events       *ebpf.Map `ebpf:"events"`
 	NameSets     *ebpf.Map `ebpf:"name_sets"`
 	NetPipes     *ebpf.Map `ebpf:"net_pipes"`
@@ -354,6 +371,7 @@ func (m *fallbackMaps) Close() error {
 		m.BinSets,
 		m.Counters,
 		m.DpathScratch,
+		m.DupCalls,
 		m.Events,
 		m.NameSets,
 		m.NetPipes,
@@ -388,6 +406,10 @@ type fallbackPrograms struct {
 	Connect6    *ebpf.Program `ebpf:"connect6"`
 	Dup2Enter   *ebpf.Program `ebpf:"dup2_enter"`
 	Dup3Enter   *ebpf.Program `ebpf:"dup3_enter"`
+	DupEnter    *ebpf.Program `ebpf:"dup_enter"`
+	DupExit     *ebpf.Program `ebpf:"dup_exit"`
+	FcntlEnter  *ebpf.Program `ebpf:"fcntl_enter"`
+	FcntlExit   *ebpf.Program `ebpf:"fcntl_exit"`
 	MemfdEnter  *ebpf.Program `ebpf:"memfd_enter"`
 	ProcessExec *ebpf.Program `ebpf:"process_exec"`
 	RelayExec   *ebpf.Program `ebpf:"relay_exec"`
@@ -411,6 +433,10 @@ func (p *fallbackPrograms) Close() error {
 		p.Connect6,
 		p.Dup2Enter,
 		p.Dup3Enter,
+		p.DupEnter,
+		p.DupExit,
+		p.FcntlEnter,
+		p.FcntlExit,
 		p.MemfdEnter,
 		p.ProcessExec,
 		p.RelayExec,

@@ -90,6 +90,8 @@ func TestBuiltinReverseShell(t *testing.T) {
 		PointDup: {
 			{Policy: "reverse-shell", Call: "dup2", Variant: 2, Families: []uint8{2, 10}, Fds: []uint8{0, 1, 2}, Action: ActionPost},
 			{Policy: "reverse-shell", Call: "dup3", Variant: 3, Group: 1, Families: []uint8{2, 10}, Fds: []uint8{0, 1, 2}, Action: ActionPost},
+			{Policy: "reverse-shell", Call: "dup", Variant: 1, Group: 2, Families: []uint8{2, 10}, Fds: []uint8{0, 1, 2}, Action: ActionPost},
+			{Policy: "reverse-shell", Call: "fcntl", Variant: 4, Group: 3, Families: []uint8{2, 10}, Fds: []uint8{0, 1, 2}, Action: ActionPost},
 		},
 	})
 	e := p.Points[PointExec][2]
