@@ -22,7 +22,10 @@ import (
 //   - with the hook (the e2e default profile, which has the reverse-shell
 //     exec selector): the shell's exec is killed (SIGKILL at
 //     sched_process_exec on this kernel), the listener gets no PWNED-42,
-//     and the agent reports the kill at security_bprm_check.
+//     and the agent reports the kill at security_bprm_check;
+//   - with the hook under the reverse-shell policy in a monitor profile:
+//     the attacker gets the shell and the event says what enforce mode
+//     would have done.
 //
 // Techniques whose shell never has a socket on its stdio (another process
 // relays a pipe, fifo or pty to the socket) are in relayed_test.go.
@@ -78,6 +81,22 @@ func testTechnique(t *testing.T, tc technique) {
 			want["ocigate.point"] = "relay"
 		}
 		waitEvent(t, res.ID, want)
+	})
+	t.Run("monitor", func(t *testing.T) {
+		ln := tc.listen(t)
+		res := runContainer(t, ctrOpts{Name: tc.name + "-monitor", HostRoot: true, Args: tc.args(ln.Port()),
+			Annotations: map[string]string{"ocigate.io/profile": "reverse-shell-monitor"}})
+		if !ln.WaitReceived(reverseShellAnswer, 5*time.Second) {
+			t.Errorf("monitor mode must not stop the shell: listener received %q; %v", ln.Received(), res)
+		}
+		want := killedShell(res.ID, tc.shell)
+		want["ocigate.enforced"] = false
+		want["ocigate.verdict"] = "would-deny"
+		if tc.relay {
+			want["ocigate.point"] = "relay"
+		}
+		waitEvent(t, res.ID, want)
+		noEvent(t, res.ID, anyEnforced(res.ID))
 	})
 }
 
