@@ -113,9 +113,7 @@ var pointPlans = []pointPlan{
 		tracepointProgram("dup2_enter", "sys_enter_dup2"),
 		tracepointProgram("dup3_enter", "sys_enter_dup3"),
 		tracepointProgram("dup_enter", "sys_enter_dup"),
-		tracepointProgram("dup_exit", "sys_exit_dup"),
 		tracepointProgram("fcntl_enter", "sys_enter_fcntl"),
-		tracepointProgram("fcntl_exit", "sys_exit_fcntl"),
 	}}}},
 	{point: "memfd", always: true, candidates: []candidate{{BackendTracepoint, []program{
 		tracepointProgram("memfd_enter", "sys_enter_memfd_create"),

@@ -182,6 +182,7 @@ struct proc {
 	__u32 len;
 	__u32 base;	/* offset of the base name */
 	char path[FULL_PATH_LEN];	/* the file's own path in the task's root */
+	char rpath[PREFIX_LEN];		/* its last bytes reversed, for Postfix */
 };
 
 /* Address sets: LPM trie, all addresses as 16 bytes, IPv4 as ::ffff:a.b.c.d. */

@@ -136,6 +136,29 @@ static long hash_byte(__u32 i, void *data)
 	return 0;
 }
 
+/* sc->exec.rpath[i] = the i-th byte from the end of sc->exec.path. */
+static long reverse_byte(__u32 i, void *data)
+{
+	__u32 len = *(__u32 *)data;
+	struct scratch *sc = get_scratch();
+
+	if (!sc || i >= PREFIX_LEN)
+		return 1;
+	barrier_var(i);
+	i &= PREFIX_LEN - 1;
+	if (i >= len) {
+		sc->exec.rpath[i] = 0;
+		return 1;
+	}
+	sc->exec.rpath[i] = sc->exec.path[(len - 1 - i) & (FULL_PATH_LEN - 1)];
+	return 0;
+}
+
+static __always_inline void reverse_path(__u32 len)
+{
+	bpf_loop(PREFIX_LEN, reverse_byte, &len, 0);
+}
+
 static __always_inline struct hash_state hash_scratch(__u32 alias)
 {
 	struct hash_state h = { .hash = 14695981039346656037ULL, .alias = alias };

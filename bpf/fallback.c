@@ -241,78 +241,49 @@ int dup3_enter(struct trace_event_raw_sys_enter *ctx)
 	return check_dup((int)ctx->args[0], (int)ctx->args[1], 3);
 }
 
-/* dup and fcntl(F_DUPFD, F_DUPFD_CLOEXEC) pick the new descriptor
- * themselves: it is known when the call returns. The old one is kept per
- * thread from the entry, for threads of workloads only. */
-struct dup_call {
-	__s32 old_fd;
-	__u32 variant;
-};
-
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 4096);
-	__type(key, __u64);	/* pid_tgid */
-	__type(value, struct dup_call);
-} dup_calls SEC(".maps");
-
+/* dup and fcntl(F_DUPFD, F_DUPFD_CLOEXEC) pick the new descriptor: the
+ * lowest free one (at or above fcntl's argument). Only 0-2 matter here,
+ * so it is told at the entry from the descriptor table (the syscall exit
+ * tracepoints are avoided: toggling them patches the syscall exit path,
+ * which QEMU's TCG has been seen to trip over). */
 #define F_DUPFD 0
 #define F_DUPFD_CLOEXEC 1030
 
-static __always_inline int dup_call_enter(int old_fd, __u32 variant)
+/* The descriptor dup would return if it is 0, 1 or 2; 3 for "above". */
+static __always_inline int lowest_free_stdio(int min)
 {
-	__u64 workload_cgroup;
-	__u64 id = bpf_get_current_pid_tgid();
-	struct dup_call c = { .old_fd = old_fd, .variant = variant };
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	struct file **fds = BPF_CORE_READ(task, files, fdt, fd);
+	unsigned int max = BPF_CORE_READ(task, files, fdt, max_fds);
 
-	if (current_workload(&workload_cgroup))
-		bpf_map_update_elem(&dup_calls, &id, &c, BPF_ANY);
-	return 0;
+	for (int i = 0; i < 3; i++) {
+		struct file *f = 0;
+
+		if (i < min || i >= max)
+			continue;
+		if (!bpf_probe_read_kernel(&f, sizeof(f), &fds[i]) && !f)
+			return i;
+	}
+	return 3;
 }
 
 SEC("tracepoint/syscalls/sys_enter_dup")
 int dup_enter(struct trace_event_raw_sys_enter *ctx)
 {
-	return dup_call_enter((int)ctx->args[0], 1);
+	return check_dup((int)ctx->args[0], lowest_free_stdio(0), 1);
 }
 
 SEC("tracepoint/syscalls/sys_enter_fcntl")
 int fcntl_enter(struct trace_event_raw_sys_enter *ctx)
 {
 	int cmd = (int)ctx->args[1];
+	long min = (long)ctx->args[2];
 
 	if (cmd != F_DUPFD && cmd != F_DUPFD_CLOEXEC)
 		return 0;
-	return dup_call_enter((int)ctx->args[0], 4);
-}
-
-/* The exit of dup or fcntl: checked as a dup onto the returned
- * descriptor. */
-static __always_inline int dup_call_exit(long ret)
-{
-	__u64 id = bpf_get_current_pid_tgid();
-	struct dup_call *c = bpf_map_lookup_elem(&dup_calls, &id);
-
-	if (!c)
-		return 0;
-	struct dup_call call = *c;
-
-	bpf_map_delete_elem(&dup_calls, &id);
-	if (ret < 0)
-		return 0;
-	return check_dup(call.old_fd, (int)ret, (__u8)call.variant);
-}
-
-SEC("tracepoint/syscalls/sys_exit_dup")
-int dup_exit(struct trace_event_raw_sys_exit *ctx)
-{
-	return dup_call_exit(ctx->ret);
-}
-
-SEC("tracepoint/syscalls/sys_exit_fcntl")
-int fcntl_exit(struct trace_event_raw_sys_exit *ctx)
-{
-	return dup_call_exit(ctx->ret);
+	if (min > 2)
+		return 0; /* lands above stdio */
+	return check_dup((int)ctx->args[0], lowest_free_stdio(min < 0 ? 0 : (int)min), 4);
 }
 
 /* memfd_create, on every kernel: reported with its name (the staging of

@@ -35,12 +35,6 @@ type fallbackDpathScratch struct {
 	Args      [128]int8
 }
 
-type fallbackDupCall struct {
-	_       structs.HostLayout
-	OldFd   int32
-	Variant uint32
-}
-
 type fallbackEvent struct {
 	_                structs.HostLayout
 	KtimeNs          uint64
@@ -122,6 +116,7 @@ type fallbackProc struct {
 	Len       uint32
 	Base      uint32
 	Path      [256]int8
+	Rpath     [128]int8
 }
 
 type fallbackRelayScratch struct {
@@ -169,6 +164,14 @@ type fallbackSelector struct {
 	_          [4]byte
 }
 
+type fallbackVerdict struct {
+	_      structs.HostLayout
+	Deny   uint32
+	Kill   uint32
+	Err    int32
+	Signal int32
+}
+
 type fallbackWorkload struct {
 	_        structs.HostLayout
 	Profile  uint32
@@ -184,7 +187,6 @@ const (
 	fallbackMapBinSets      = "bin_sets"
 	fallbackMapCounters     = "counters"
 	fallbackMapDpathScratch = "dpath_scratch"
-	fallbackMapDupCalls     = "dup_calls"
 	fallbackMapEvents       = "events"
 	fallbackMapNameSets     = "name_sets"
 	fallbackMapNetPipes     = "net_pipes"
@@ -198,6 +200,7 @@ const (
 	fallbackMapShellParents = "shell_parents"
 	fallbackMapShellPipes   = "shell_pipes"
 	fallbackMapSockOwners   = "sock_owners"
+	fallbackMapVerdicts     = "verdicts"
 	fallbackMapWorkloads    = "workloads"
 	fallbackProgBind4       = "bind4"
 	fallbackProgBind6       = "bind6"
@@ -206,9 +209,7 @@ const (
 	fallbackProgDup2Enter   = "dup2_enter"
 	fallbackProgDup3Enter   = "dup3_enter"
 	fallbackProgDupEnter    = "dup_enter"
-	fallbackProgDupExit     = "dup_exit"
 	fallbackProgFcntlEnter  = "fcntl_enter"
-	fallbackProgFcntlExit   = "fcntl_exit"
 	fallbackProgMemfdEnter  = "memfd_enter"
 	fallbackProgProcessExec = "process_exec"
 	fallbackProgRelayExec   = "relay_exec"
@@ -274,9 +275,7 @@ type fallbackProgramSpecs struct {
 	Dup2Enter   *ebpf.ProgramSpec `ebpf:"dup2_enter"`
 	Dup3Enter   *ebpf.ProgramSpec `ebpf:"dup3_enter"`
 	DupEnter    *ebpf.ProgramSpec `ebpf:"dup_enter"`
-	DupExit     *ebpf.ProgramSpec `ebpf:"dup_exit"`
 	FcntlEnter  *ebpf.ProgramSpec `ebpf:"fcntl_enter"`
-	FcntlExit   *ebpf.ProgramSpec `ebpf:"fcntl_exit"`
 	MemfdEnter  *ebpf.ProgramSpec `ebpf:"memfd_enter"`
 	ProcessExec *ebpf.ProgramSpec `ebpf:"process_exec"`
 	RelayExec   *ebpf.ProgramSpec `ebpf:"relay_exec"`
@@ -300,7 +299,6 @@ type fallbackMapSpecs struct {
 	BinSets      *ebpf.MapSpec `ebpf:"bin_sets"`
 	Counters     *ebpf.MapSpec `ebpf:"counters"`
 	DpathScratch *ebpf.MapSpec `ebpf:"dpath_scratch"`
-	DupCalls     *ebpf.MapSpec `ebpf:"dup_calls"`
 	Events       *ebpf.MapSpec `ebpf:"events"`
 	NameSets     *ebpf.MapSpec `ebpf:"name_sets"`
 	NetPipes     *ebpf.MapSpec `ebpf:"net_pipes"`
@@ -314,6 +312,7 @@ type fallbackMapSpecs struct {
 	ShellParents *ebpf.MapSpec `ebpf:"shell_parents"`
 	ShellPipes   *ebpf.MapSpec `ebpf:"shell_pipes"`
 	SockOwners   *ebpf.MapSpec `ebpf:"sock_owners"`
+	Verdicts     *ebpf.MapSpec `ebpf:"verdicts"`
 	Workloads    *ebpf.MapSpec `ebpf:"workloads"`
 }
 
@@ -348,7 +347,6 @@ type fallbackMaps struct {
 	BinSets      *ebpf.Map `ebpf:"bin_sets"`
 	Counters     *ebpf.Map `ebpf:"counters"`
 	DpathScratch *ebpf.Map `ebpf:"dpath_scratch"`
-	DupCalls     *ebpf.Map `ebpf:"dup_calls"`
 	Events       *ebpf.Map `ebpf:"events"`
 	NameSets     *ebpf.Map `ebpf:"name_sets"`
 	NetPipes     *ebpf.Map `ebpf:"net_pipes"`
@@ -362,6 +360,7 @@ type fallbackMaps struct {
 	ShellParents *ebpf.Map `ebpf:"shell_parents"`
 	ShellPipes   *ebpf.Map `ebpf:"shell_pipes"`
 	SockOwners   *ebpf.Map `ebpf:"sock_owners"`
+	Verdicts     *ebpf.Map `ebpf:"verdicts"`
 	Workloads    *ebpf.Map `ebpf:"workloads"`
 }
 
@@ -371,7 +370,6 @@ func (m *fallbackMaps) Close() error {
 		m.BinSets,
 		m.Counters,
 		m.DpathScratch,
-		m.DupCalls,
 		m.Events,
 		m.NameSets,
 		m.NetPipes,
@@ -385,6 +383,7 @@ func (m *fallbackMaps) Close() error {
 		m.ShellParents,
 		m.ShellPipes,
 		m.SockOwners,
+		m.Verdicts,
 		m.Workloads,
 	)
 }
@@ -407,9 +406,7 @@ type fallbackPrograms struct {
 	Dup2Enter   *ebpf.Program `ebpf:"dup2_enter"`
 	Dup3Enter   *ebpf.Program `ebpf:"dup3_enter"`
 	DupEnter    *ebpf.Program `ebpf:"dup_enter"`
-	DupExit     *ebpf.Program `ebpf:"dup_exit"`
 	FcntlEnter  *ebpf.Program `ebpf:"fcntl_enter"`
-	FcntlExit   *ebpf.Program `ebpf:"fcntl_exit"`
 	MemfdEnter  *ebpf.Program `ebpf:"memfd_enter"`
 	ProcessExec *ebpf.Program `ebpf:"process_exec"`
 	RelayExec   *ebpf.Program `ebpf:"relay_exec"`
@@ -434,9 +431,7 @@ func (p *fallbackPrograms) Close() error {
 		p.Dup2Enter,
 		p.Dup3Enter,
 		p.DupEnter,
-		p.DupExit,
 		p.FcntlEnter,
-		p.FcntlExit,
 		p.MemfdEnter,
 		p.ProcessExec,
 		p.RelayExec,

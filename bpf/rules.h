@@ -292,18 +292,9 @@ static __always_inline void path_keys(const struct proc *p, struct scratch *sc, 
 {
 	if (uses & (MATCH_BIN_PREFIX | MATCH_BIN_PREFIX_NOT))
 		__builtin_memcpy(sc->prefix.path, p->path, PREFIX_LEN);
-	if (!(uses & (MATCH_BIN_POSTFIX | MATCH_BIN_POSTFIX_NOT)))
-		return;
-	__u32 len = p->len;
-	/* Terminator first: after the loop, len must be dead, or every
-	 * length would be a verifier state of its own. */
-	if (len < PREFIX_LEN)
-		sc->postfix.path[len & (PREFIX_LEN - 1)] = 0;
-	for (int i = 0; i < PREFIX_LEN; i++) {
-		if (i >= len)
-			break;
-		sc->postfix.path[i] = p->path[(len - 1 - i) & (FULL_PATH_LEN - 1)];
-	}
+	/* reversed once, when the exec was tracked (reverse_path) */
+	if (uses & (MATCH_BIN_POSTFIX | MATCH_BIN_POSTFIX_NOT))
+		__builtin_memcpy(sc->postfix.path, p->rpath, PREFIX_LEN);
 }
 
 static __always_inline bool in_mask32(__u32 mask, __u8 v)

@@ -102,6 +102,7 @@ type securityProc struct {
 	Len       uint32
 	Base      uint32
 	Path      [256]int8
+	Rpath     [128]int8
 }
 
 type securityRelayScratch struct {
@@ -120,6 +121,14 @@ type securityScratch struct {
 	Exec    securityProc
 	Prefix  securityPathKey
 	Postfix securityPathKey
+}
+
+type securityVerdict struct {
+	_      structs.HostLayout
+	Deny   uint32
+	Kill   uint32
+	Err    int32
+	Signal int32
 }
 
 type securityWorkload struct {
@@ -150,6 +159,7 @@ const (
 	securityMapShellParents       = "shell_parents"
 	securityMapShellPipes         = "shell_pipes"
 	securityMapSockOwners         = "sock_owners"
+	securityMapVerdicts           = "verdicts"
 	securityMapWorkloads          = "workloads"
 	securityProgFmodBprmCheck     = "fmod_bprm_check"
 	securityProgFmodSocketBind    = "fmod_socket_bind"
@@ -242,6 +252,7 @@ type securityMapSpecs struct {
 	ShellParents *ebpf.MapSpec `ebpf:"shell_parents"`
 	ShellPipes   *ebpf.MapSpec `ebpf:"shell_pipes"`
 	SockOwners   *ebpf.MapSpec `ebpf:"sock_owners"`
+	Verdicts     *ebpf.MapSpec `ebpf:"verdicts"`
 	Workloads    *ebpf.MapSpec `ebpf:"workloads"`
 }
 
@@ -288,6 +299,7 @@ type securityMaps struct {
 	ShellParents *ebpf.Map `ebpf:"shell_parents"`
 	ShellPipes   *ebpf.Map `ebpf:"shell_pipes"`
 	SockOwners   *ebpf.Map `ebpf:"sock_owners"`
+	Verdicts     *ebpf.Map `ebpf:"verdicts"`
 	Workloads    *ebpf.Map `ebpf:"workloads"`
 }
 
@@ -310,6 +322,7 @@ func (m *securityMaps) Close() error {
 		m.ShellParents,
 		m.ShellPipes,
 		m.SockOwners,
+		m.Verdicts,
 		m.Workloads,
 	)
 }

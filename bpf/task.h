@@ -94,6 +94,7 @@ static __always_inline void read_exec_path(struct scratch *sc, struct linux_binp
 	p->hash = h.hash;
 	p->len = h.len;
 	p->base = h.base;
+	reverse_path(h.len);
 	if (p->alias_hash == p->hash)
 		p->alias_hash = 0;
 }

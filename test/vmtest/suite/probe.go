@@ -238,8 +238,9 @@ func moveSelf(dir string) error {
 
 // relayShell is a relayed reverse shell whose peer connects last: SHELL -i
 // runs on pipes from and to this process, which then connects. It prints
-// the connect's outcome and how the shell ended ("shell-signal: N", or
-// "shell-alive" when it still ran after 5 s and was killed here).
+// the connect's outcome, and on stderr how the shell ended
+// ("shell-signal: N", or "shell-alive" when it still ran after 5 s and
+// was killed here).
 func relayShell(ap netip.AddrPort, shell string) int {
 	inR, inW, err := os.Pipe()
 	if err != nil {
@@ -271,13 +272,13 @@ func relayShell(ap netip.AddrPort, shell string) int {
 	select {
 	case st := <-done:
 		if ws, ok := st.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-			fmt.Printf("shell-signal: %d\n", int(ws.Signal()))
+			fmt.Fprintf(os.Stderr, "shell-signal: %d\n", int(ws.Signal()))
 		} else {
-			fmt.Printf("shell-exit: %d\n", st.ExitCode())
+			fmt.Fprintf(os.Stderr, "shell-exit: %d\n", st.ExitCode())
 		}
 	case <-time.After(5 * time.Second):
 		_ = proc.Kill()
-		fmt.Println("shell-alive")
+		fmt.Fprintln(os.Stderr, "shell-alive")
 	}
 	if cerr != nil {
 		fmt.Printf("error: %s\n", errText(cerr))

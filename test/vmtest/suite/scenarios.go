@@ -322,7 +322,7 @@ func scenarioRelayShell(s *suite, r *result) {
 	w.register(r)
 	p := w.run(r, "relayshell", ln.addr(), shellPath)
 	s.expectDenied(r, "the relay's connect", p, "connect")
-	if !strings.Contains(p.stdout, "shell-signal: 9") {
+	if !strings.Contains(p.stderr, "shell-signal: 9") {
 		r.failf("want the shell killed by the agent, got %v", p)
 	}
 	want := map[string]any{
