@@ -177,6 +177,7 @@ struct path_key {
 
 /* What exec tracking knows of a process: the binary it runs. */
 struct proc {
+	__u64 workload;		/* the workload cgroup the process belonged to at exec or fork */
 	__u64 hash;
 	__u64 alias_hash;	/* the absolute path the caller passed, when another; 0: none */
 	__u32 len;

@@ -335,6 +335,7 @@ int track_exec(struct bpf_raw_tracepoint_args *ctx)
 	if (!current_workload(&workload_cgroup) || !(sc = get_scratch()))
 		return 0;
 	read_exec_path(sc, bprm, (struct task_struct *)ctx->args[0]);
+	sc->exec.workload = workload_cgroup;
 	bpf_map_update_elem(&procs, &tgid, &sc->exec, BPF_ANY);
 	return 0;
 }

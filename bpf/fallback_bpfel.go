@@ -111,6 +111,7 @@ type fallbackPortBitmap struct {
 
 type fallbackProc struct {
 	_         structs.HostLayout
+	Workload  uint64
 	Hash      uint64
 	AliasHash uint64
 	Len       uint32

@@ -192,12 +192,17 @@ static __always_inline void count_outcome(__u8 point, __u32 outcome)
 }
 
 /* Finds the workload of the current task: its own cgroup or the closest
- * registered ancestor, so sub-cgroups made inside a container stay covered. */
+ * registered ancestor, so sub-cgroups made inside a container stay
+ * covered; failing that, the workload exec tracking recorded for the
+ * process, so one that moved itself to a cgroup outside (a container
+ * allowed to write cgroup.procs) stays covered too. */
 static __always_inline struct workload *current_workload(__u64 *workload_cgroup)
 {
 	__u64 id = bpf_get_current_cgroup_id();
 	struct workload *w = bpf_map_lookup_elem(&workloads, &id);
 	struct workload *found = 0;
+
+	*workload_cgroup = 0;
 
 	if (w) {
 		*workload_cgroup = id;
@@ -214,7 +219,18 @@ static __always_inline struct workload *current_workload(__u64 *workload_cgroup)
 			*workload_cgroup = anc;
 		}
 	}
-	return found;
+	if (found)
+		return found;
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	struct proc *p = bpf_map_lookup_elem(&procs, &tgid);
+
+	if (!p || !p->workload)
+		return 0;
+	id = p->workload;
+	w = bpf_map_lookup_elem(&workloads, &id);
+	if (w)
+		*workload_cgroup = id;
+	return w;
 }
 
 static __always_inline void ipv4_mapped(__u8 *dst, __u32 addr_be)

@@ -97,6 +97,7 @@ type securityPortBitmap struct {
 
 type securityProc struct {
 	_         structs.HostLayout
+	Workload  uint64
 	Hash      uint64
 	AliasHash uint64
 	Len       uint32
