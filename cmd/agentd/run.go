@@ -35,9 +35,13 @@ func runAgent(args []string) error {
 	enforcer := fs.String("enforcer", bpf.BackendAuto, "auto (best per point: lsm > fmod_ret > fallback), lsm, fmod_ret or fallback")
 	profileDir := fs.String("profiles", defaultProfileDir, "directory of WorkloadProfile and TracingPolicy YAML files, watched for changes")
 	metricsAddr := fs.String("metrics-addr", "", "serve Prometheus metrics at http://ADDR/metrics, e.g. 127.0.0.1:9743 (empty: off)")
+	reconcileEvery := fs.Duration("reconcile-interval", 3*time.Second, "how often to drop workloads whose container is gone without poststop (cgroup removed, or empty on two checks); 0: never")
 	bpfStats := fs.Bool("bpf-stats", false, "turn on the kernel's BPF run time accounting while the agent runs (ocigate_bpf_program_*; costs a little per program run)")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *reconcileEvery < 0 {
+		return fmt.Errorf("--reconcile-interval %v: want 0 (off) or a positive duration", *reconcileEvery)
 	}
 	log, err := newLogger(*logLevel)
 	if err != nil {
@@ -113,6 +117,9 @@ func runAgent(args []string) error {
 		defer close(eventsDone)
 		ag.RunEvents(ctx, reader, sink)
 	}()
+	if *reconcileEvery > 0 {
+		go ag.RunReconcile(ctx, *reconcileEvery)
+	}
 	go profilewatch.Watch(ctx, []string{*profileDir}, func(why string) {
 		c, err := profiles.NewCatalog(true, *profileDir)
 		if err == nil {

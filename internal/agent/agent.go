@@ -58,6 +58,7 @@ type Agent struct {
 
 	mu       sync.Mutex // serialises changes of registry + maps
 	reloadMu sync.Mutex // one reload at a time
+	recon    reconcileState
 }
 
 // New loads the catalog's profiles into the enforcer and returns a ready
@@ -213,12 +214,21 @@ func (a *Agent) Unregister(containerID string) error {
 	if !ok {
 		return nil
 	}
-	if err := a.enf.RemoveWorkload(w.CgroupID); err != nil {
-		return fmt.Errorf("container %q: %w", containerID, err)
+	if err := a.removeLocked(w); err != nil {
+		return err
 	}
-	a.reg.Remove(containerID)
 	a.stats.Unregistrations.Add(1)
 	a.log.Info("workload unregistered", zap.String("container", containerID), zap.Uint64("cgroup_id", w.CgroupID))
+	return nil
+}
+
+// removeLocked deletes a workload's map entry, then its registry entry.
+// The caller holds a.mu.
+func (a *Agent) removeLocked(w *cgroupfilter.Workload) error {
+	if err := a.enf.RemoveWorkload(w.CgroupID); err != nil {
+		return fmt.Errorf("container %q: %w", w.ContainerID, err)
+	}
+	a.reg.Remove(w.ContainerID)
 	return nil
 }
 

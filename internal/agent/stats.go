@@ -7,6 +7,7 @@ type Stats struct {
 	Registrations       atomic.Uint64
 	RegistrationErrors  atomic.Uint64
 	Unregistrations     atomic.Uint64
+	Reconciled          atomic.Uint64 // workloads dropped because their container was gone
 	EventsWritten       atomic.Uint64 // written out by the sink
 	EventsDropped       atomic.Uint64 // user-space queue full
 	SinkErrors          atomic.Uint64 // events the sink failed to encode or write
@@ -22,6 +23,7 @@ func (s *Stats) Map() map[string]uint64 {
 		"registrations":         s.Registrations.Load(),
 		"registration_errors":   s.RegistrationErrors.Load(),
 		"unregistrations":       s.Unregistrations.Load(),
+		"workloads_reconciled":  s.Reconciled.Load(),
 		"events_written":        s.EventsWritten.Load(),
 		"events_dropped_queue":  s.EventsDropped.Load(),
 		"events_sink_errors":    s.SinkErrors.Load(),
