@@ -21,6 +21,8 @@ import (
 	"github.com/ocigate/ocigate/internal/hostfs"
 	"github.com/ocigate/ocigate/internal/profilewatch"
 	"github.com/ocigate/ocigate/profiles"
+	"github.com/ocigate/ocigate/runtime/containerd"
+	"github.com/ocigate/ocigate/runtime/describe"
 )
 
 func runAgent(args []string) error {
@@ -35,6 +37,7 @@ func runAgent(args []string) error {
 	enforcer := fs.String("enforcer", bpf.BackendAuto, "auto (best per point: lsm > fmod_ret > fallback), lsm, fmod_ret or fallback")
 	profileDir := fs.String("profiles", defaultProfileDir, "directory of WorkloadProfile and TracingPolicy YAML files, watched for changes")
 	metricsAddr := fs.String("metrics-addr", "", "serve Prometheus metrics at http://ADDR/metrics, e.g. 127.0.0.1:9743 (empty: off)")
+	containerdSocket := fs.String("containerd-socket", containerd.DefaultSocket, "containerd's API socket, asked for the image of its containers (empty: never asked)")
 	reconcileEvery := fs.Duration("reconcile-interval", 3*time.Second, "how often to drop workloads whose container is gone without poststop (cgroup removed, or empty on two checks); 0: never")
 	bpfStats := fs.Bool("bpf-stats", false, "turn on the kernel's BPF run time accounting while the agent runs (ocigate_bpf_program_*; costs a little per program run)")
 	if err := fs.Parse(args); err != nil {
@@ -76,7 +79,12 @@ func runAgent(args []string) error {
 	if err != nil {
 		return fmt.Errorf("profiles: %w", err)
 	}
-	ag, err := agent.New(agent.Config{Enforcer: enf, Catalog: catalog, Resolver: resolver, Logger: log})
+	desc := &describe.Describer{}
+	if *containerdSocket != "" {
+		desc.Containerd = containerd.New(*containerdSocket)
+		defer desc.Containerd.Close()
+	}
+	ag, err := agent.New(agent.Config{Enforcer: enf, Catalog: catalog, Resolver: resolver, Logger: log, Describer: desc})
 	if err != nil {
 		return err
 	}

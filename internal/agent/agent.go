@@ -38,6 +38,9 @@ type Config struct {
 	Logger   *zap.Logger
 	// Events sizes the recent events and subscriber queues (zero: defaults).
 	Events eventhub.Config
+	// Describer, when set, fills in the image and name of a registration
+	// that does not carry them.
+	Describer Describer
 }
 
 // Agent keeps the workload registry and the enforcer's maps in step.
@@ -55,6 +58,7 @@ type Agent struct {
 	hostNS        cgroupfilter.NamespaceIDs // for matchNamespaces host_ns
 	hub           *eventhub.Hub             // recent events and API subscribers
 	metrics       *metrics
+	describer     Describer
 
 	mu       sync.Mutex // serialises changes of registry + maps
 	reloadMu sync.Mutex // one reload at a time
@@ -74,7 +78,7 @@ func New(cfg Config) (*Agent, error) {
 	a := &Agent{
 		enf: cfg.Enforcer, resolver: cfg.Resolver, log: cfg.Logger,
 		reg: cgroupfilter.NewRegistry(), node: node, startedAt: time.Now(), stats: &Stats{},
-		hub: eventhub.New(cfg.Events), metrics: newMetrics(),
+		hub: eventhub.New(cfg.Events), metrics: newMetrics(), describer: cfg.Describer,
 	}
 	if host, err := cfg.Resolver.Namespaces(1); err == nil {
 		a.hostNS = host
@@ -175,6 +179,7 @@ func (a *Agent) register(r *api.Registration, start time.Time) (*cgroupfilter.Wo
 		ContainerID: r.ContainerID, Runtime: r.Runtime, Bundle: r.Bundle, Pid: r.Pid,
 		Annotations: r.Annotations, Identity: r.Identity, RegisteredAt: time.Now().UTC(),
 	}
+	a.identify(w)
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	lp, reason, err := a.profiles.choose(w)
@@ -201,7 +206,7 @@ func (a *Agent) register(r *api.Registration, start time.Time) (*cgroupfilter.Wo
 	}
 	a.stats.Registrations.Add(1)
 	a.log.Info("workload registered", zap.String("container", w.ContainerID), zap.String("runtime", w.Runtime),
-		zap.String("cgroup", w.CgroupPath), zap.Uint64("cgroup_id", w.CgroupID), zap.String("profile", w.Profile),
+		zap.String("cgroup", w.CgroupPath), zap.Uint64("cgroup_id", w.CgroupID), zap.String("image", w.Image), zap.String("profile", w.Profile),
 		zap.Bool("replaced", old != nil), zap.Duration("took", time.Since(start)))
 	return w, nil
 }

@@ -8,6 +8,7 @@ type Stats struct {
 	RegistrationErrors  atomic.Uint64
 	Unregistrations     atomic.Uint64
 	Reconciled          atomic.Uint64 // workloads dropped because their container was gone
+	RuntimeLookupErrors atomic.Uint64 // registrations whose runtime could not be asked for the image
 	EventsWritten       atomic.Uint64 // written out by the sink
 	EventsDropped       atomic.Uint64 // user-space queue full
 	SinkErrors          atomic.Uint64 // events the sink failed to encode or write
@@ -24,6 +25,7 @@ func (s *Stats) Map() map[string]uint64 {
 		"registration_errors":   s.RegistrationErrors.Load(),
 		"unregistrations":       s.Unregistrations.Load(),
 		"workloads_reconciled":  s.Reconciled.Load(),
+		"runtime_lookup_errors": s.RuntimeLookupErrors.Load(),
 		"events_written":        s.EventsWritten.Load(),
 		"events_dropped_queue":  s.EventsDropped.Load(),
 		"events_sink_errors":    s.SinkErrors.Load(),
