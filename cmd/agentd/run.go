@@ -23,6 +23,7 @@ import (
 	"github.com/ocigate/ocigate/profiles"
 	"github.com/ocigate/ocigate/runtime/containerd"
 	"github.com/ocigate/ocigate/runtime/describe"
+	"github.com/ocigate/ocigate/runtime/running"
 )
 
 func runAgent(args []string) error {
@@ -38,6 +39,10 @@ func runAgent(args []string) error {
 	profileDir := fs.String("profiles", defaultProfileDir, "directory of WorkloadProfile and TracingPolicy YAML files, watched for changes")
 	metricsAddr := fs.String("metrics-addr", "", "serve Prometheus metrics at http://ADDR/metrics, e.g. 127.0.0.1:9743 (empty: off)")
 	containerdSocket := fs.String("containerd-socket", containerd.DefaultSocket, "containerd's API socket, asked for the image of its containers (empty: never asked)")
+	adopt := fs.Bool("adopt", true, "at start, register the containers already running (containerd, --runc-roots), marked adopted")
+	var runcRoots stringList = []string{"/run/runc"}
+	fs.Var(&runcRoots, "runc-roots", "comma-separated runc state roots whose containers are adopted at start (default /run/runc: runc's and podman's; empty: none)")
+	runcBinary := fs.String("runc", "runc", "the runc binary used to list --runc-roots")
 	reconcileEvery := fs.Duration("reconcile-interval", 3*time.Second, "how often to drop workloads whose container is gone without poststop (cgroup removed, or empty on two checks); 0: never")
 	bpfStats := fs.Bool("bpf-stats", false, "turn on the kernel's BPF run time accounting while the agent runs (ocigate_bpf_program_*; costs a little per program run)")
 	if err := fs.Parse(args); err != nil {
@@ -127,6 +132,16 @@ func runAgent(args []string) error {
 	}()
 	if *reconcileEvery > 0 {
 		go ag.RunReconcile(ctx, *reconcileEvery)
+	}
+	if desc.Containerd != nil {
+		go watchContainerd(ctx, desc.Containerd, ag, log)
+	}
+	if *adopt {
+		lister := &running.Lister{RuncBinary: *runcBinary, RuncRoots: runcRoots}
+		if desc.Containerd != nil && socketExists(*containerdSocket) {
+			lister.Containerd = desc.Containerd
+		}
+		go adoptRunning(ctx, ag, lister, log)
 	}
 	go profilewatch.Watch(ctx, []string{*profileDir}, func(why string) {
 		c, err := profiles.NewCatalog(true, *profileDir)

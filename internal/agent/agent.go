@@ -4,6 +4,7 @@ package agent
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"sort"
@@ -18,6 +19,7 @@ import (
 	"github.com/ocigate/ocigate/internal/api"
 	"github.com/ocigate/ocigate/internal/eventhub"
 	"github.com/ocigate/ocigate/profiles"
+	"github.com/ocigate/ocigate/runtime/describe"
 )
 
 // Enforcer is the kernel side as the agent uses it.
@@ -159,7 +161,7 @@ func (a *Agent) verifyIdentity(r *api.Registration) error {
 // after the maps are written; on error nothing of it is left behind.
 func (a *Agent) Register(r *api.Registration) (*cgroupfilter.Workload, error) {
 	start := time.Now()
-	w, err := a.register(r, start)
+	w, err := a.register(r, start, nil)
 	if err != nil {
 		a.stats.RegistrationErrors.Add(1)
 		return nil, err
@@ -168,7 +170,15 @@ func (a *Agent) Register(r *api.Registration) (*cgroupfilter.Workload, error) {
 	return w, nil
 }
 
-func (a *Agent) register(r *api.Registration, start time.Time) (*cgroupfilter.Workload, error) {
+// adoption is how an adopted container's registration differs.
+type adoption struct {
+	info describe.Info // what the runtime's listing said
+}
+
+// errAlreadyRegistered: an adopted container the hook has registered.
+var errAlreadyRegistered = errors.New("already registered")
+
+func (a *Agent) register(r *api.Registration, start time.Time, adopt *adoption) (*cgroupfilter.Workload, error) {
 	if err := r.Validate(); err != nil {
 		return nil, err
 	}
@@ -179,9 +189,22 @@ func (a *Agent) register(r *api.Registration, start time.Time) (*cgroupfilter.Wo
 		ContainerID: r.ContainerID, Runtime: r.Runtime, Bundle: r.Bundle, Pid: r.Pid,
 		Annotations: r.Annotations, Identity: r.Identity, RegisteredAt: time.Now().UTC(),
 	}
-	a.identify(w)
+	if adopt != nil {
+		w.Adopted = true
+		a.identifyAs(w, adopt.info)
+	} else {
+		a.identify(w)
+	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	if adopt != nil {
+		if _, ok := a.reg.Get(w.ContainerID); ok {
+			return nil, errAlreadyRegistered
+		}
+		if _, ok := a.reg.ByCgroup(w.CgroupID); ok {
+			return nil, errAlreadyRegistered
+		}
+	}
 	lp, reason, err := a.profiles.choose(w)
 	if err != nil {
 		return nil, err
@@ -207,7 +230,7 @@ func (a *Agent) register(r *api.Registration, start time.Time) (*cgroupfilter.Wo
 	a.stats.Registrations.Add(1)
 	a.log.Info("workload registered", zap.String("container", w.ContainerID), zap.String("runtime", w.Runtime),
 		zap.String("cgroup", w.CgroupPath), zap.Uint64("cgroup_id", w.CgroupID), zap.String("image", w.Image), zap.String("profile", w.Profile),
-		zap.Bool("replaced", old != nil), zap.Duration("took", time.Since(start)))
+		zap.Bool("replaced", old != nil), zap.Bool("adopted", w.Adopted), zap.Duration("took", time.Since(start)))
 	return w, nil
 }
 

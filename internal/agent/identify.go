@@ -58,12 +58,22 @@ func firstOf(annotations map[string]string, keys []string) string {
 // then, for what they do not say, from its runtime. A failed lookup is
 // logged and counted; the workload goes on without (its profile is then
 // chosen without an image).
-func (a *Agent) identify(w *cgroupfilter.Workload) {
+func (a *Agent) identify(w *cgroupfilter.Workload) { a.identifyAs(w, describe.Info{}) }
+
+// identifyAs is identify with what a runtime already said (an adopted
+// container's listing), used before asking it again.
+func (a *Agent) identifyAs(w *cgroupfilter.Workload, known describe.Info) {
 	w.Image, w.ImageSource = imageOf(w.Annotations)
 	w.Name = firstOf(w.Annotations, nameAnnotations)
 	w.Pod = firstOf(w.Annotations, podAnnotations)
 	w.PodNamespace = firstOf(w.Annotations, podNamespaceAnnotations)
-	if (w.Image != "" && w.Name != "") || a.describer == nil || w.Bundle == "" {
+	if w.Image == "" && known.Image != "" {
+		w.Image, w.ImageSource = known.Image, known.Source
+	}
+	if w.Name == "" {
+		w.Name = known.Name
+	}
+	if known.Source != "" || (w.Image != "" && w.Name != "") || a.describer == nil || w.Bundle == "" {
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), describeTimeout)

@@ -130,6 +130,8 @@ func TestContainer(t *testing.T) {
 			}
 			return [][]byte{sub(1, msg(str(1, "web"), sub(2, msg(str(1, "app"), str(2, "shop"))),
 				str(3, "docker.io/library/nginx:1.25"), sub(4, msg(str(1, "io.containerd.runc.v2"))),
+				sub(5, msg(str(1, "types.containerd.io/opencontainers/runtime-spec/1/Spec"),
+					str(2, `{"ociVersion":"1.0.2","annotations":{"ocigate.io/profile":"web"}}`))),
 				str(6, "overlayfs"), varint(99, 7)))}, 0
 		},
 	}}
@@ -138,7 +140,8 @@ func TestContainer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := Container{ID: "web", Image: "docker.io/library/nginx:1.25", Runtime: "io.containerd.runc.v2", Labels: map[string]string{"app": "shop"}}
+	want := Container{ID: "web", Image: "docker.io/library/nginx:1.25", Runtime: "io.containerd.runc.v2", Labels: map[string]string{"app": "shop"},
+		Annotations: map[string]string{"ocigate.io/profile": "web"}}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("Container = %+v, want %+v", got, want)
 	}

@@ -1,6 +1,7 @@
 package containerd
 
 import (
+	"encoding/json"
 	"fmt"
 
 	"google.golang.org/protobuf/encoding/protowire"
@@ -105,6 +106,9 @@ type Container struct {
 	Image   string
 	Runtime string
 	Labels  map[string]string
+	// Annotations are those of the container's OCI spec (stored as JSON
+	// in an Any).
+	Annotations map[string]string
 }
 
 func decodeGetContainer(b []byte) (Container, error) {
@@ -133,6 +137,20 @@ func decodeGetContainer(b []byte) (Container, error) {
 					if num == 1 {
 						c.Runtime = string(v)
 					}
+					return nil
+				})
+			case 5:
+				return fields(v, func(num protowire.Number, _ protowire.Type, v []byte, _ uint64) error {
+					if num != 2 || len(v) == 0 {
+						return nil
+					}
+					var spec struct {
+						Annotations map[string]string `json:"annotations"`
+					}
+					if err := json.Unmarshal(v, &spec); err != nil {
+						return fmt.Errorf("container spec: %w", err)
+					}
+					c.Annotations = spec.Annotations
 					return nil
 				})
 			}

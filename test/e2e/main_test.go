@@ -169,7 +169,10 @@ func startAgent() error {
 		return fmt.Errorf("starting agent: copy profiles: %w", err)
 	}
 	agentCmd = exec.Command(agentdBin, "run", "--socket", socketPath, "--events-file", eventsPath, "--profiles", profileDir,
-		"--reconcile-interval", reconcileInterval.String())
+		"--reconcile-interval", reconcileInterval.String(),
+		// Others' containers on this machine are not the harness agent's:
+		// no adoption from the shared runc root, no system containerd.
+		"--runc-roots", "", "--containerd-socket", "")
 	agentCmd.Stdout = logf
 	agentCmd.Stderr = logf
 	if err := agentCmd.Start(); err != nil {
