@@ -21,7 +21,7 @@ import (
 // the OCI ref.name annotations). It needs no registry.
 func WriteOCIArchive(w io.Writer, ref, rootfs string) error {
 	var layer bytes.Buffer
-	if err := tarDir(&layer, rootfs); err != nil {
+	if err := TarDir(&layer, rootfs); err != nil {
 		return fmt.Errorf("image %s: layer of %s: %w", ref, rootfs, err)
 	}
 	layerDesc := descriptor("application/vnd.oci.image.layer.v1.tar", layer.Bytes())
@@ -96,9 +96,9 @@ func descriptor(mediaType string, data []byte) ociDescriptor {
 
 func blobPath(d ociDescriptor) string { return "blobs/sha256/" + d.Digest[len("sha256:"):] }
 
-// tarDir writes the tree at dir (directories, regular files, symlinks)
+// TarDir writes the tree at dir (directories, regular files, symlinks)
 // as a tar stream with paths relative to it.
-func tarDir(w io.Writer, dir string) error {
+func TarDir(w io.Writer, dir string) error {
 	tw := tar.NewWriter(w)
 	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
