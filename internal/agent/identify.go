@@ -7,6 +7,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/ocigate/ocigate/cgroupfilter"
+	"github.com/ocigate/ocigate/runtime/containerd"
 	"github.com/ocigate/ocigate/runtime/describe"
 )
 
@@ -63,6 +64,11 @@ func (a *Agent) identify(w *cgroupfilter.Workload) { a.identifyAs(w, describe.In
 // identifyAs is identify with what a runtime already said (an adopted
 // container's listing), used before asking it again.
 func (a *Agent) identifyAs(w *cgroupfilter.Workload, known describe.Info) {
+	// The hook names runc when runc ran it: a bundle in containerd's
+	// state directory says whose container it is.
+	if _, _, ok := containerd.BundleRef(w.Bundle); ok && (w.Runtime == "" || w.Runtime == "runc") {
+		w.Runtime = "containerd"
+	}
 	w.Image, w.ImageSource = imageOf(w.Annotations)
 	w.Name = firstOf(w.Annotations, nameAnnotations)
 	w.Pod = firstOf(w.Annotations, podAnnotations)

@@ -98,7 +98,7 @@ func TestRegisterRuntimeLookupFails(t *testing.T) {
 	if err != nil {
 		t.Fatalf("a failed lookup refused the container: %v", err)
 	}
-	if w.Image != "" || w.Profile != "default" {
+	if w.Image != "" || w.Profile != "default" || w.Runtime != "containerd" {
 		t.Fatalf("workload %+v", w)
 	}
 	if n := a.Status().Counters["runtime_lookup_errors"]; n != 1 {
