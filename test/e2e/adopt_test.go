@@ -86,7 +86,9 @@ func newPrivatePodman(t *testing.T, runcRoot string) privatePodman {
 	return p
 }
 
-func (p privatePodman) cmd(args ...string) []string { return append(append([]string(nil), p.global...), args...) }
+func (p privatePodman) cmd(args ...string) []string {
+	return append(append([]string(nil), p.global...), args...)
+}
 
 // importImage makes image ref from the shared rootfs (busybox and /probe).
 func (p privatePodman) importImage(t *testing.T, ref string) {
