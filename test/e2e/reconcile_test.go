@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -24,10 +25,21 @@ func crashedContainer(t *testing.T, name string) string {
 	bundle := t.TempDir()
 	b := bundleFor(id, ctrOpts{Name: name, Args: []string{"/bin/sleep", "60"}})
 	b.Poststop = nil
+	// A parent of its own: the empty cgroup must stay, and other runs'
+	// teardowns remove the empty cgroups below /ocigate-e2e.
+	parent := crashParent()
+	b.CgroupsPath = parent + "/" + id
 	if err := testenv.WriteBundle(bundle, b); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { cleanupContainer(t, id) })
+	t.Cleanup(func() {
+		if err := testenv.RuncDelete(id); err != nil {
+			t.Errorf("cleanup: %v", err)
+		}
+		if err := testenv.RemoveCgroup(parent); err != nil {
+			t.Errorf("cleanup: %v", err)
+		}
+	})
 	var stderr bytes.Buffer
 	runc := exec.Command(testenv.RuncPath, "run", "--bundle", bundle, id)
 	runc.Stderr = &stderr
@@ -38,15 +50,23 @@ func crashedContainer(t *testing.T, name string) string {
 	go func() { _ = runc.Wait(); close(runcDone) }()
 	t.Cleanup(func() { _ = runc.Process.Kill(); <-runcDone })
 	waitRegistered(t, id, &stderr)
-	out, err := testenv.Runc(context.Background(), 10*time.Second, "state", id)
-	if err != nil {
-		t.Fatal(err)
-	}
+	// The hook ran before runc wrote the container's state: wait for it.
 	var st struct {
 		Pid int `json:"pid"`
 	}
-	if err := json.Unmarshal([]byte(out), &st); err != nil || st.Pid <= 0 {
-		t.Fatalf("runc state %q: %v", out, err)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		out, err := testenv.Runc(context.Background(), 10*time.Second, "state", id)
+		if err == nil {
+			if err := json.Unmarshal([]byte(out), &st); err != nil || st.Pid <= 0 {
+				t.Fatalf("runc state %q: %v", out, err)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal(err)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 	// runc first, so that nothing is left to run poststop hooks.
 	if err := runc.Process.Kill(); err != nil {
@@ -59,6 +79,9 @@ func crashedContainer(t *testing.T, name string) string {
 	waitGone(t, st.Pid)
 	return id
 }
+
+// crashParent is the cgroup parent of crashedContainer's containers.
+func crashParent() string { return fmt.Sprintf("/ocigate-e2e-reconcile-%d", os.Getpid()) }
 
 func waitRegistered(t *testing.T, id string, stderr *bytes.Buffer) {
 	t.Helper()
@@ -113,7 +136,7 @@ func TestReconcileCrashedRuntime(t *testing.T) {
 		if !contains(workloads(t), id) {
 			t.Fatalf("dropped before its cgroup went: the test shows nothing")
 		}
-		if err := testenv.RemoveCgroup(cgroupParent + "/" + id); err != nil {
+		if err := testenv.RemoveCgroup(crashParent() + "/" + id); err != nil {
 			t.Fatal(err)
 		}
 		took := waitUnregistered(t, id, 2*reconcileInterval+2*time.Second)
@@ -127,7 +150,7 @@ func TestReconcileCrashedRuntime(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := os.Stat(filepath.Join(root, cgroupParent, id)); err != nil {
+		if _, err := os.Stat(filepath.Join(root, crashParent(), id)); err != nil {
 			t.Errorf("the cgroup is gone (%v): this case is about one that stays", err)
 		}
 	})
