@@ -23,6 +23,7 @@ import (
 	"github.com/ocigate/ocigate/profiles"
 	"github.com/ocigate/ocigate/runtime/containerd"
 	"github.com/ocigate/ocigate/runtime/describe"
+	"github.com/ocigate/ocigate/runtime/nriplugin"
 	"github.com/ocigate/ocigate/runtime/running"
 )
 
@@ -43,6 +44,9 @@ func runAgent(args []string) error {
 	var runcRoots stringList = []string{"/run/runc"}
 	fs.Var(&runcRoots, "runc-roots", "comma-separated runc state roots whose containers are adopted at start (default /run/runc: runc's and podman's; empty: none)")
 	runcBinary := fs.String("runc", "runc", "the runc binary used to list --runc-roots")
+	nriOn := fs.Bool("nri", false, "also serve as an NRI plugin (containerd >= 1.7, CRI-O): register at StartContainer, unregister at stop/remove, adopt at connect")
+	nriSocket := fs.String("nri-socket", "/var/run/nri/nri.sock", "the runtime's NRI socket")
+	nriIndex := fs.String("nri-index", "10", "the plugin's NRI index (order among plugins)")
 	reconcileEvery := fs.Duration("reconcile-interval", 3*time.Second, "how often to drop workloads whose container is gone without poststop (cgroup removed, or empty on two checks); 0: never")
 	bpfStats := fs.Bool("bpf-stats", false, "turn on the kernel's BPF run time accounting while the agent runs (ocigate_bpf_program_*; costs a little per program run)")
 	if err := fs.Parse(args); err != nil {
@@ -135,6 +139,9 @@ func runAgent(args []string) error {
 	}
 	if desc.Containerd != nil {
 		go watchContainerd(ctx, desc.Containerd, ag, log)
+	}
+	if *nriOn {
+		go runNRI(ctx, nriplugin.New(nriAgent{ag, log}, resolver, log), *nriSocket, *nriIndex, log)
 	}
 	if *adopt {
 		lister := &running.Lister{RuncBinary: *runcBinary, RuncRoots: runcRoots}

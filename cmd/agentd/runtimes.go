@@ -11,6 +11,7 @@ import (
 
 	"github.com/ocigate/ocigate/internal/agent"
 	"github.com/ocigate/ocigate/runtime/containerd"
+	"github.com/ocigate/ocigate/runtime/nriplugin"
 	"github.com/ocigate/ocigate/runtime/running"
 )
 
@@ -78,5 +79,40 @@ func followContainerd(ctx context.Context, c *containerd.Client, ag *agent.Agent
 		}
 		ag.DropGone(agent.ContainerGone{Runtime: "containerd", Namespace: ev.Namespace, ContainerID: ev.ContainerID,
 			Pid: int(ev.Pid), Topic: ev.Topic})
+	}
+}
+
+// nriAgent is the agent as the NRI plugin uses it.
+type nriAgent struct {
+	*agent.Agent
+	log *zap.Logger
+}
+
+func (n nriAgent) AdoptContainers(cs []running.Container) {
+	res := n.Adopt(cs)
+	n.log.Info("NRI: running containers adopted", zap.Int("found", len(cs)), zap.Int("adopted", res.Adopted),
+		zap.Int("already_registered", res.AlreadyRegistered), zap.Int("failed", res.Failed))
+}
+
+// runNRI serves the NRI plugin, connecting again (after 1 s, doubling up
+// to 30 s) when the runtime goes away, until ctx ends.
+func runNRI(ctx context.Context, p *nriplugin.Plugin, socket, idx string, log *zap.Logger) {
+	backoff := time.Second
+	for ctx.Err() == nil {
+		start := time.Now()
+		err := nriplugin.Run(ctx, p, socket, "ocigate", idx)
+		if ctx.Err() != nil {
+			return
+		}
+		if time.Since(start) > time.Minute {
+			backoff = time.Second
+		}
+		log.Warn("NRI: not connected to the runtime; trying again", zap.String("socket", socket), zap.Duration("in", backoff), zap.Error(err))
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 30*time.Second)
 	}
 }
