@@ -53,9 +53,17 @@ func printStatus(out io.Writer, st *api.Status) {
 			fmt.Fprintf(tw, "\t\t  not %s\n", s)
 		}
 	}
-	fmt.Fprintf(tw, "\nWORKLOADS (%d)\nCONTAINER\tRUNTIME\tPROFILE\tMODE\tCGROUP ID\tCGROUP\n", len(st.Workloads))
+	fmt.Fprintf(tw, "\nWORKLOADS (%d)\nCONTAINER\tRUNTIME\tIMAGE\tPROFILE\tMODE\tCGROUP ID\tCGROUP\n", len(st.Workloads))
 	for _, w := range st.Workloads {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\n", w.ContainerID, w.Runtime, w.Profile, w.Mode, w.CgroupID, w.CgroupPath)
+		runtime := w.Runtime
+		if w.Adopted {
+			runtime += " (adopted)"
+		}
+		image := w.Image
+		if image == "" {
+			image = "-"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\n", w.ContainerID, runtime, image, w.Profile, w.Mode, w.CgroupID, w.CgroupPath)
 	}
 	c := st.Counters
 	fmt.Fprintf(tw, "\nevents lost:\tkernel ring buffer %d, agent queue %d, sink %d, subscribers %d\n",

@@ -51,7 +51,9 @@ func (a *Agent) convert(raw *bpf.RawEvent, at time.Time) *events.Event {
 	if w, ok := a.reg.ByCgroup(raw.WorkloadCgroupID); ok {
 		og.ContainerID, og.Runtime = w.ContainerID, w.Runtime
 		kp.Process.Docker = w.ContainerID
-		kp.Process.Pod = &events.Pod{Container: events.Container{ID: w.ContainerID, Name: w.Annotations["io.kubernetes.cri.container-name"]}}
+		kp.Process.Pod = &events.Pod{Namespace: w.PodNamespace, Name: w.Pod,
+			Container: events.Container{ID: w.ContainerID, Name: w.Name, Image: events.Image{Name: w.Image}}}
+		og.Adopted = w.Adopted
 	}
 	if raw.Ppid != 0 {
 		kp.Parent = &events.Process{Pid: events.Value{Value: raw.Ppid}, Binary: exePath(raw.Ppid)}
