@@ -82,6 +82,7 @@ func TestBuiltinReverseShell(t *testing.T) {
 		},
 		PointSockCreate: fromDefault(PointSockCreate, "reverse-shell"),
 		PointExec: append([]Selector{
+			{Policy: "reverse-shell", Call: "security_bprm_check", StdioInet: true, Action: ActionSigkill},
 			{Policy: "reverse-shell", Call: "security_bprm_check", Fileless: true, Action: ActionSigkill},
 			{Policy: "reverse-shell", Call: "security_bprm_check", Binaries: []BinaryMatch{{Operator: "Prefix", Values: []string{"/dev/shm/"}}}, Action: ActionSigkill},
 		}, fromDefault(PointExec, "reverse-shell")...),
@@ -94,7 +95,7 @@ func TestBuiltinReverseShell(t *testing.T) {
 			{Policy: "reverse-shell", Call: "fcntl", Variant: 4, Group: 3, Families: []uint8{2, 10}, Fds: []uint8{0, 1, 2}, Action: ActionPost},
 		},
 	})
-	e := p.Points[PointExec][2]
+	e := p.Points[PointExec][3]
 	if !e.StdioInet || e.Action != ActionSigkill || len(e.Names.Names) == 0 {
 		t.Errorf("exec selector %+v", e)
 	}

@@ -43,6 +43,18 @@ type technique struct {
 	listen func(t *testing.T) shellListener
 	// relay: stopped as a relayed shell (point relay), not at exec.
 	relay bool
+	// opts adjusts the container of every run (mounts, ...).
+	opts func(*ctrOpts)
+}
+
+// run is one run of the technique's container.
+func (tc technique) run(t *testing.T, o ctrOpts) ctrResult {
+	t.Helper()
+	o.HostRoot = true
+	if tc.opts != nil {
+		tc.opts(&o)
+	}
+	return runContainer(t, o)
 }
 
 func tcpShellListener(t *testing.T) shellListener {
@@ -61,7 +73,7 @@ func testTechnique(t *testing.T, tc technique) {
 	}
 	t.Run("control-unprotected", func(t *testing.T) {
 		ln := tc.listen(t)
-		res := runContainer(t, ctrOpts{Name: tc.name + "-control", HostRoot: true, NoHook: true, Args: tc.args(ln.Port())})
+		res := tc.run(t, ctrOpts{Name: tc.name + "-control", NoHook: true, Args: tc.args(ln.Port())})
 		if !ln.WaitReceived(reverseShellAnswer, 5*time.Second) {
 			t.Fatalf("broken test: without ocigate the technique gave no shell (listener received %q); %v",
 				ln.Received(), res)
@@ -69,7 +81,7 @@ func testTechnique(t *testing.T, tc technique) {
 	})
 	t.Run("protected", func(t *testing.T) {
 		ln := tc.listen(t)
-		res := runContainer(t, ctrOpts{Name: tc.name, HostRoot: true, Args: tc.args(ln.Port())})
+		res := tc.run(t, ctrOpts{Name: tc.name, Args: tc.args(ln.Port())})
 		if tcp, ok := ln.(interface{ WaitConn(time.Duration) bool }); ok && tc.connects && !tcp.WaitConn(time.Second) {
 			t.Errorf("the reverse connection itself (to an allowed address) never arrived; %v", res)
 		}
@@ -84,7 +96,7 @@ func testTechnique(t *testing.T, tc technique) {
 	})
 	t.Run("monitor", func(t *testing.T) {
 		ln := tc.listen(t)
-		res := runContainer(t, ctrOpts{Name: tc.name + "-monitor", HostRoot: true, Args: tc.args(ln.Port()),
+		res := tc.run(t, ctrOpts{Name: tc.name + "-monitor", Args: tc.args(ln.Port()),
 			Annotations: map[string]string{"ocigate.io/profile": "reverse-shell-monitor"}})
 		if !ln.WaitReceived(reverseShellAnswer, 5*time.Second) {
 			t.Errorf("monitor mode must not stop the shell: listener received %q; %v", ln.Received(), res)
