@@ -34,6 +34,18 @@ type Streamer interface {
 // ConnDeadline bounds one connection: a peer that stalls is dropped.
 const ConnDeadline = 5 * time.Second
 
+// RequestDeadline bounds the wait for a connection's request: hooks send
+// theirs at once.
+const RequestDeadline = time.Second
+
+// MaxWaiting bounds the connections that have not sent their request yet.
+// Every connection is accepted at once; when one more would exceed the
+// bound, the one waiting longest is closed. A real hook sends its request
+// right after connecting, so a flood of idle or slow connections evicts
+// its own members, never fills the agent's descriptors, and never delays
+// a registration.
+const MaxWaiting = 256
+
 // StreamWriteDeadline bounds each message of a stream: a subscriber that
 // reads nothing for this long is dropped.
 const StreamWriteDeadline = 10 * time.Second
@@ -45,6 +57,7 @@ type Server struct {
 	handler Handler
 	log     *zap.Logger
 	wg      sync.WaitGroup
+	waiting waitingConns
 	// AllowUID is the peer uid accepted besides 0 (tests); -1: root only.
 	AllowUID int
 }
@@ -108,6 +121,7 @@ func (s *Server) Serve(ctx context.Context) error {
 			time.Sleep(10 * time.Millisecond)
 			continue
 		}
+		s.waiting.add(conn, MaxWaiting)
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
@@ -121,6 +135,7 @@ func (s *Server) Close() error { return s.ln.Close() }
 
 func (s *Server) serveConn(ctx context.Context, conn *net.UnixConn) {
 	defer conn.Close()
+	defer s.waiting.remove(conn)
 	defer func() {
 		if r := recover(); r != nil {
 			s.log.Error("request handler panicked; connection dropped", zap.Any("panic", r))
@@ -138,7 +153,11 @@ func (s *Server) serveConn(ctx context.Context, conn *net.UnixConn) {
 		return
 	}
 	var req api.Request
-	if err := api.ReadMessage(conn, &req); err != nil {
+	_ = conn.SetReadDeadline(time.Now().Add(RequestDeadline))
+	err = api.ReadMessage(conn, &req)
+	s.waiting.remove(conn)
+	_ = conn.SetDeadline(time.Now().Add(ConnDeadline))
+	if err != nil {
 		s.log.Warn("bad request", zap.Error(err))
 		_ = api.WriteMessage(conn, &api.Response{Error: err.Error()})
 		return
