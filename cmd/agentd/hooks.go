@@ -18,6 +18,7 @@ func hooks(args []string, out io.Writer) error {
 	socket := fs.String("socket", api.DefaultSocket, "agent socket the hook dials")
 	dir := fs.String("dir", "", "write the files into this hooks.d directory instead of printing them")
 	failOpen := fs.Bool("fail-open", false, "let containers start unprotected when the agent is unreachable")
+	noPoststop := fs.Bool("no-poststop", false, "createRuntime only: the agent drops stopped containers itself (one hook exec less per container)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -28,7 +29,7 @@ func hooks(args []string, out io.Writer) error {
 		}
 		*hookPath = filepath.Join(filepath.Dir(self), "ocigate-hook")
 	}
-	o := hooksd.Options{HookPath: *hookPath, Socket: *socket}
+	o := hooksd.Options{HookPath: *hookPath, Socket: *socket, NoPoststop: *noPoststop}
 	if *failOpen {
 		o.Extra = []string{"--fail-open"}
 	}

@@ -24,6 +24,7 @@ func installCmd(args []string, uninstall bool, out io.Writer) error {
 	hookPath := fs.String("hook-path", "", "absolute path of ocigate-hook (default: beside this binary)")
 	socket := fs.String("socket", "", "agent socket the hook dials (default: the hook's, "+api.DefaultSocket+")")
 	failOpen := fs.Bool("fail-open", false, "podman, crio, containerd: let containers start unprotected when the agent is unreachable")
+	noPoststop := fs.Bool("no-poststop", false, "podman, crio, containerd, docker: createRuntime hook only; the agent drops stopped containers itself (periodic check, runtime events)")
 	hooksDir := fs.String("hooks-dir", "", "podman, crio: hooks.d directory (default "+install.DefaultHooksDir+")")
 	config := fs.String("config", "", "containerd: config.toml (default "+install.DefaultContainerdConfig+"); docker: daemon.json (default "+install.DefaultDockerConfig+")")
 	specFile := fs.String("spec-file", "", "containerd: where to write the base runtime spec (default "+install.DefaultSpecFile+")")
@@ -55,7 +56,7 @@ func installCmd(args []string, uninstall bool, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	o := install.Options{HookPath: *hookPath, Socket: *socket, FailOpen: *failOpen, HooksDir: *hooksDir, Config: *config,
+	o := install.Options{HookPath: *hookPath, Socket: *socket, FailOpen: *failOpen, NoPoststop: *noPoststop, HooksDir: *hooksDir, Config: *config,
 		SpecFile: *specFile, WrapperPath: *wrapper, RuncPath: *runc, StateDir: *stateDir}
 	// Paths end up in other programs' configs and in the install record:
 	// make them absolute.

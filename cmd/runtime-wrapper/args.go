@@ -33,7 +33,7 @@ type invocation struct {
 
 // Wrapper options; Docker's daemon.json passes them as runtimeArgs, which
 // come before runc's subcommand.
-var ownOptions = map[string]bool{"runc": true, "hook": true, "socket": true, "runtime-name": true}
+var ownOptions = map[string]bool{"runc": true, "hook": true, "socket": true, "runtime-name": true, "poststop": true}
 
 const ownPrefix = "ocigate-"
 
@@ -69,7 +69,7 @@ func parseArgs(args []string) (*invocation, error) {
 		}
 		if own, isOwn := strings.CutPrefix(name, ownPrefix); isOwn {
 			if !ownOptions[own] {
-				return nil, fmt.Errorf("unknown option %q (want --ocigate-runc, --ocigate-hook, --ocigate-socket or --ocigate-runtime-name)", a)
+				return nil, fmt.Errorf("unknown option %q (want --ocigate-runc, --ocigate-hook, --ocigate-socket, --ocigate-runtime-name or --ocigate-poststop)", a)
 			}
 			if !hasValue {
 				if i+1 >= len(args) {

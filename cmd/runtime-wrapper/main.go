@@ -97,7 +97,7 @@ func findRunc(flag string) (string, error) {
 }
 
 func hookOptions(own map[string]string) (hooksd.Options, error) {
-	o := hooksd.Options{HookPath: own["hook"], Socket: own["socket"]}
+	o := hooksd.Options{HookPath: own["hook"], Socket: own["socket"], NoPoststop: own["poststop"] == "false"}
 	if o.HookPath == "" {
 		self, err := os.Executable()
 		if err != nil {

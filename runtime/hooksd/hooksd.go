@@ -35,10 +35,22 @@ type Options struct {
 	Socket   string   // agent socket; empty: the hook's default
 	Extra    []string // more hook flags, e.g. --fail-open
 	Timeout  int      // seconds the runtime waits for the hook; 0: none
+	// NoPoststop leaves out the poststop hook: the agent's periodic check
+	// and runtime events drop a stopped container's entry instead, and
+	// each container start saves one hook exec.
+	NoPoststop bool
 }
 
-// Stages are the OCI hook stages ocigate's hook runs at.
+// Stages are the OCI hook stages ocigate's hook can run at.
 var Stages = []string{"createRuntime", "poststop"}
+
+// Stages are the stages these options install the hook at.
+func (o Options) Stages() []string {
+	if o.NoPoststop {
+		return Stages[:1]
+	}
+	return Stages
+}
 
 // Args is the hook's argv for a stage: ocigate-hook [--socket S]
 // [Extra...] STAGE. Extra is not modified.
@@ -58,7 +70,7 @@ func Files(o Options) (map[string][]byte, error) {
 		return nil, fmt.Errorf("hook path %q is not absolute", o.HookPath)
 	}
 	out := map[string][]byte{}
-	for _, stage := range Stages {
+	for _, stage := range o.Stages() {
 		c := Config{Version: "1.0.0", Hook: Hook{Path: o.HookPath, Args: o.Args(stage)}, When: When{Always: true}, Stages: []string{stage}}
 		if o.Timeout > 0 {
 			t := o.Timeout

@@ -1,6 +1,7 @@
 package hooksd
 
 import (
+	"maps"
 	"bytes"
 	"encoding/json"
 	"os"
@@ -184,5 +185,15 @@ func TestWriteDirIsAFile(t *testing.T) {
 	}
 	if _, err := Write(f, Options{HookPath: "/bin/ocigate-hook"}); err == nil || !strings.Contains(err.Error(), "create hooks dir") {
 		t.Fatalf("got %v", err)
+	}
+}
+
+func TestFilesNoPoststop(t *testing.T) {
+	files, err := Files(Options{HookPath: "/usr/bin/ocigate-hook", NoPoststop: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(files) != 1 || files["ocigate-createRuntime.json"] == nil {
+		t.Fatalf("files %v, want the createRuntime file only", maps.Keys(files))
 	}
 }

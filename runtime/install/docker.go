@@ -39,6 +39,9 @@ func dockerEntry(o Options) (dockerRuntime, error) {
 	if o.RuncPath != "" {
 		e.RuntimeArgs = append(e.RuntimeArgs, "--ocigate-runc="+o.RuncPath)
 	}
+	if o.NoPoststop {
+		e.RuntimeArgs = append(e.RuntimeArgs, "--ocigate-poststop=false")
+	}
 	return e, nil
 }
 

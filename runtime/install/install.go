@@ -34,6 +34,8 @@ type Options struct {
 	HookPath string // absolute path of ocigate-hook (required)
 	Socket   string // agent socket the hook dials; empty: the hook's default
 	FailOpen bool   // the hook lets containers start when the agent is unreachable
+	// NoPoststop installs the createRuntime hook only (see hooksd.Options).
+	NoPoststop bool
 
 	HooksDir    string // podman, crio: the hooks.d directory
 	Config      string // containerd: config.toml; docker: daemon.json
@@ -44,7 +46,7 @@ type Options struct {
 }
 
 func (o Options) hookOptions() hooksd.Options {
-	h := hooksd.Options{HookPath: o.HookPath, Socket: o.Socket}
+	h := hooksd.Options{HookPath: o.HookPath, Socket: o.Socket, NoPoststop: o.NoPoststop}
 	if o.FailOpen {
 		h.Extra = []string{"--fail-open"}
 	}

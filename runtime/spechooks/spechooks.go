@@ -21,7 +21,7 @@ func Hooks(o hooksd.Options) (*specs.Hooks, error) {
 		return nil, fmt.Errorf("hook path %q is not absolute", o.HookPath)
 	}
 	h := &specs.Hooks{}
-	for _, stage := range hooksd.Stages {
+	for _, stage := range o.Stages() {
 		e := specs.Hook{Path: o.HookPath, Args: o.Args(stage)}
 		if o.Timeout > 0 {
 			t := o.Timeout
@@ -70,7 +70,11 @@ func Add(config []byte, o hooksd.Options) ([]byte, bool, error) {
 		}
 	}
 	changed := false
-	for stage, entry := range map[string]specs.Hook{"createRuntime": want.CreateRuntime[0], "poststop": want.Poststop[0]} {
+	entries := map[string]specs.Hook{"createRuntime": want.CreateRuntime[0]}
+	if len(want.Poststop) > 0 {
+		entries["poststop"] = want.Poststop[0]
+	}
+	for stage, entry := range entries {
 		var list []json.RawMessage
 		if raw, ok := hooks[stage]; ok && !isNull(raw) {
 			if err := json.Unmarshal(raw, &list); err != nil {

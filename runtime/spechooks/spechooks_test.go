@@ -118,3 +118,18 @@ func TestAddRejects(t *testing.T) {
 		}
 	}
 }
+
+func TestAddNoPoststop(t *testing.T) {
+	o := hooksd.Options{HookPath: "/usr/bin/ocigate-hook", NoPoststop: true}
+	out, changed, err := Add([]byte(`{"ociVersion":"1.0.2"}`), o)
+	if err != nil || !changed {
+		t.Fatalf("Add: %v changed=%v", err, changed)
+	}
+	var s specs.Spec
+	if err := json.Unmarshal(out, &s); err != nil {
+		t.Fatal(err)
+	}
+	if s.Hooks == nil || len(s.Hooks.CreateRuntime) != 1 || len(s.Hooks.Poststop) != 0 {
+		t.Fatalf("hooks %+v, want createRuntime only", s.Hooks)
+	}
+}
