@@ -1,9 +1,9 @@
 package hooksd
 
 import (
-	"maps"
 	"bytes"
 	"encoding/json"
+	"maps"
 	"os"
 	"path/filepath"
 	"reflect"
