@@ -17,6 +17,7 @@ import (
 	"github.com/ocigate/ocigate/cgroupfilter"
 	"github.com/ocigate/ocigate/internal/api"
 	"github.com/ocigate/ocigate/internal/eventhub"
+	"github.com/ocigate/ocigate/internal/workloadstate"
 	"github.com/ocigate/ocigate/profiles"
 )
 
@@ -38,6 +39,10 @@ type Config struct {
 	Logger   *zap.Logger
 	// Events sizes the recent events and subscriber queues (zero: defaults).
 	Events eventhub.Config
+	// State keeps a record of every workload, so that an agent restarted
+	// over pinned maps knows them again (nil: no records; nothing is
+	// restored).
+	State *workloadstate.Store
 }
 
 // Agent keeps the workload registry and the enforcer's maps in step.
@@ -55,6 +60,9 @@ type Agent struct {
 	hostNS        cgroupfilter.NamespaceIDs // for matchNamespaces host_ns
 	hub           *eventhub.Hub             // recent events and API subscribers
 	metrics       *metrics
+	state         *workloadstate.Store
+	retained      map[uint32]*retainedProfile // inherited profile ids still in use (a.mu)
+	flushTimeout  time.Duration               // how long a stop waits for the events sink
 
 	mu       sync.Mutex // serialises changes of registry + maps
 	reloadMu sync.Mutex // one reload at a time
@@ -73,18 +81,29 @@ func New(cfg Config) (*Agent, error) {
 	a := &Agent{
 		enf: cfg.Enforcer, resolver: cfg.Resolver, log: cfg.Logger,
 		reg: cgroupfilter.NewRegistry(), node: node, startedAt: time.Now(), stats: &Stats{},
-		hub: eventhub.New(cfg.Events), metrics: newMetrics(),
+		hub: eventhub.New(cfg.Events), metrics: newMetrics(), state: cfg.State,
+		retained: map[uint32]*retainedProfile{}, flushTimeout: defaultFlushTimeout,
 	}
 	if host, err := cfg.Resolver.Namespaces(1); err == nil {
 		a.hostNS = host
 	} else {
 		a.log.Warn("host namespaces unknown; host_ns matches nothing", zap.Error(err))
 	}
+	var inherited bpf.Inherited
+	if in, ok := cfg.Enforcer.(Inheritor); ok {
+		inherited = in.Inherited()
+	}
+	for _, id := range inherited.Profiles { // new ids never reuse pinned ones
+		if id > a.nextProfileID.Load() {
+			a.nextProfileID.Store(id)
+		}
+	}
 	set, err := a.loadCatalog(cfg.Catalog)
 	if err != nil {
 		return nil, err
 	}
 	a.profiles = set
+	a.restore(inherited)
 	for _, p := range cfg.Catalog.Profiles() {
 		a.log.Info("profile loaded", zap.String("profile", p.Name), zap.Uint32("id", set.byName[p.Name].id), zap.String("mode", string(p.Mode)))
 	}
@@ -121,7 +140,14 @@ func (a *Agent) Handle(ctx context.Context, req *api.Request) (*api.Response, er
 	case api.OpUnregister:
 		return &api.Response{}, a.Unregister(req.Unregister.ContainerID)
 	case api.OpStatus:
-		return &api.Response{Status: a.Status()}, nil
+		st := a.Status()
+		if req.Status != nil && req.Status.Summary {
+			st.WorkloadsOmitted, st.Workloads = len(st.Workloads), nil
+		} else if len(st.Workloads) > MaxStatusWorkloads {
+			st.WorkloadsOmitted = len(st.Workloads) - MaxStatusWorkloads
+			st.Workloads = st.Workloads[:MaxStatusWorkloads]
+		}
+		return &api.Response{Status: st}, nil
 	}
 	return nil, fmt.Errorf("unknown op %q", req.Op)
 }
@@ -184,19 +210,33 @@ func (a *Agent) register(r *api.Registration, start time.Time) (*cgroupfilter.Wo
 	if err := a.reg.CheckPut(w); err != nil {
 		return nil, err
 	}
+	// The record goes first: a workload in the map that an agent restart
+	// could not name again would be enforced until reboot.
+	if a.state != nil {
+		if err := a.state.Put(w); err != nil {
+			a.stats.StateErrors.Add(1)
+			return nil, fmt.Errorf("container %q: %w", w.ContainerID, err)
+		}
+	}
 	disabled := disabledSelectors(lp.profile, w.Namespaces, a.hostNS)
 	if err := a.enf.SetWorkload(w.CgroupID, lp.id, lp.profile.Mode, disabled); err != nil {
+		a.restoreRecord(w.CgroupID)
 		return nil, fmt.Errorf("container %q: %w", w.ContainerID, err)
 	}
 	old, err := a.reg.Put(w)
 	if err != nil { // cannot happen after CheckPut under a.mu; undo anyway
 		_ = a.enf.RemoveWorkload(w.CgroupID)
+		a.restoreRecord(w.CgroupID)
 		return nil, err
+	}
+	if old != nil {
+		a.release(old.ContainerID)
 	}
 	if old != nil && old.CgroupID != w.CgroupID {
 		if err := a.enf.RemoveWorkload(old.CgroupID); err != nil {
 			a.log.Error("stale map entry of replaced registration", zap.String("container", w.ContainerID), zap.Error(err))
 		}
+		a.unpersist(old.CgroupID)
 	}
 	a.stats.Registrations.Add(1)
 	a.log.Info("workload registered", zap.String("container", w.ContainerID), zap.String("runtime", w.Runtime),
@@ -217,10 +257,17 @@ func (a *Agent) Unregister(containerID string) error {
 		return fmt.Errorf("container %q: %w", containerID, err)
 	}
 	a.reg.Remove(containerID)
+	a.release(containerID)
+	a.unpersist(w.CgroupID)
 	a.stats.Unregistrations.Add(1)
 	a.log.Info("workload unregistered", zap.String("container", containerID), zap.Uint64("cgroup_id", w.CgroupID))
 	return nil
 }
+
+// MaxStatusWorkloads bounds the workloads listed in a status answer, so
+// that it stays within the protocol's message size; the rest are counted
+// in WorkloadsOmitted.
+const MaxStatusWorkloads = 1000
 
 // Status reports backends, workloads and counters.
 func (a *Agent) Status() *api.Status {
@@ -243,6 +290,7 @@ func (a *Agent) Status() *api.Status {
 	}
 	a.mu.Unlock()
 	sort.Strings(st.Profiles)
+	a.selfCounters(st.Counters)
 	if kc, err := a.enf.Counters(); err != nil {
 		a.log.Warn("kernel counters unavailable", zap.Error(err))
 	} else {

@@ -31,6 +31,13 @@ type Request struct {
 	Register   *Registration   `json:"register,omitempty"`
 	Unregister *Unregistration `json:"unregister,omitempty"`
 	Subscribe  *Subscription   `json:"subscribe,omitempty"`
+	Status     *StatusOptions  `json:"status,omitempty"`
+}
+
+// StatusOptions shape a status answer.
+type StatusOptions struct {
+	// Summary: counters and backends only, no workload list.
+	Summary bool `json:"summary,omitempty"`
 }
 
 // Registration asks the agent to enforce on a container's cgroup.
@@ -96,7 +103,10 @@ type Status struct {
 	Backends  []Backend                `json:"backends"`
 	Profiles  []string                 `json:"profiles"`
 	Workloads []*cgroupfilter.Workload `json:"workloads"`
-	Counters  map[string]uint64        `json:"counters"`
+	// WorkloadsOmitted: registered workloads left out of Workloads (a
+	// summary, or more than the agent lists in one answer).
+	WorkloadsOmitted int               `json:"workloads_omitted,omitempty"`
+	Counters         map[string]uint64 `json:"counters"`
 	// Subscribers are the event streams being followed.
 	Subscribers []Subscriber `json:"subscribers,omitempty"`
 }
