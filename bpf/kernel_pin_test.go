@@ -111,6 +111,13 @@ func TestPinnedEnforcementOutlivesTheEnforcer(t *testing.T) {
 	if st := e1.Pins(); st == nil || st.Inherited || st.Dir != dir || len(st.Unpinned) > 0 {
 		t.Fatalf("first Load pin state %+v", st)
 	}
+	// One agent per pin directory; nobody unpins under a running one.
+	if _, err := Load(Options{CgroupRoot: root, PinDir: dir}); err == nil || !strings.Contains(err.Error(), "in use by another running agent") {
+		t.Fatalf("second Load on a directory in use: %v", err)
+	}
+	if _, err := RemovePins(dir); err == nil || !strings.Contains(err.Error(), "in use") {
+		t.Fatalf("RemovePins under a running enforcer: %v", err)
+	}
 	cgDir, cg := testCgroup(t, root)
 	fd, err := unix.Open(cgDir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {

@@ -210,6 +210,7 @@ func (e *Enforcer) Close() error {
 	}
 	e.progs = nil
 	errs = append(errs, e.maps.Close())
+	errs = append(errs, e.releasePins())
 	return errors.Join(errs...)
 }
 

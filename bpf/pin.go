@@ -47,6 +47,24 @@ type pinner struct {
 	unpinned []string               // programs whose link cannot be pinned
 	replaced map[string]struct{}    // pin names whose old link was replaced
 	reused   map[link.Link]struct{} // links taken over (updated in place)
+	lock     *os.File               // flock of dir: one agent per pin directory
+}
+
+// lockDir takes dir's exclusive lock, held until the Enforcer closes (or
+// the process dies): two agents must never swap each other's programs.
+func lockDir(dir string) (*os.File, error) {
+	f, err := os.Open(dir)
+	if err != nil {
+		return nil, fmt.Errorf("pin directory: %w", err)
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		f.Close()
+		if errors.Is(err, unix.EWOULDBLOCK) {
+			return nil, fmt.Errorf("pin directory %s is in use by another running agent", dir)
+		}
+		return nil, fmt.Errorf("pin directory: lock %s: %w", dir, err)
+	}
+	return f, nil
 }
 
 func newPinner(dir, cgroupRoot string, log *zap.Logger) (*pinner, error) {
@@ -62,8 +80,12 @@ func newPinner(dir, cgroupRoot string, log *zap.Logger) (*pinner, error) {
 	if err != nil {
 		return nil, fmt.Errorf("pin directory: cgroup root: %w", err)
 	}
+	lock, err := lockDir(dir)
+	if err != nil {
+		return nil, err
+	}
 	return &pinner{
-		dir: dir, log: log, cgroupID: fi.Sys().(*syscall.Stat_t).Ino,
+		dir: dir, log: log, cgroupID: fi.Sys().(*syscall.Stat_t).Ino, lock: lock,
 		names: map[link.Link]string{}, claimed: map[string]bool{},
 		replaced: map[string]struct{}{}, reused: map[link.Link]struct{}{},
 	}, nil
@@ -279,10 +301,12 @@ type PinState struct {
 	// Unpinned: programs whose link could not be pinned (they detach
 	// when the agent exits).
 	Unpinned []string `json:"unpinned,omitempty"`
+
+	lock *os.File // the directory's lock, released by Close
 }
 
 func (p *pinner) state(inherited bool, removed []string) *PinState {
-	st := &PinState{Dir: p.dir, Inherited: inherited, Removed: removed, Unpinned: p.unpinned}
+	st := &PinState{Dir: p.dir, Inherited: inherited, Removed: removed, Unpinned: p.unpinned, lock: p.lock}
 	for l := range p.reused {
 		st.Updated = append(st.Updated, p.names[l])
 	}
@@ -298,9 +322,9 @@ func (p *pinner) state(inherited bool, removed []string) *PinState {
 func (e *Enforcer) Pins() *PinState { return e.pinState }
 
 // RemovePins unpins everything a pinning agent left in dir — links
-// first, so programs detach before their maps go — and removes dir. A
-// running agent keeps its programs attached until it exits. Only entries
-// of ocigate's layout are removed; dir must be on a bpf file system.
+// first, so programs detach before their maps go — and removes dir. It
+// refuses while an agent runs on dir. Only entries of ocigate's layout
+// are removed; dir must be on a bpf file system.
 func RemovePins(dir string) (removed []string, err error) {
 	dir = filepath.Clean(dir)
 	if _, err := os.Stat(dir); errors.Is(err, os.ErrNotExist) {
@@ -309,6 +333,11 @@ func RemovePins(dir string) (removed []string, err error) {
 	if err := checkBPFFS(dir); err != nil {
 		return nil, err
 	}
+	lock, err := lockDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	defer lock.Close()
 	var errs []error
 	for _, sub := range []string{"links", "maps"} {
 		entries, err := os.ReadDir(filepath.Join(dir, sub))
@@ -351,17 +380,29 @@ func (e *Enforcer) loadMaps(spec *ebpf.CollectionSpec, opts Options) error {
 	}
 	inherited, err := p.loadMaps(spec, &e.maps)
 	if err != nil {
+		p.lock.Close()
 		return err
 	}
 	e.pins = p
-	e.pinState = &PinState{Dir: p.dir, Inherited: inherited}
+	e.pinState = &PinState{Dir: p.dir, Inherited: inherited, lock: p.lock}
 	if inherited {
 		if err := e.adopt(); err != nil {
 			e.maps.Close()
+			p.lock.Close()
 			return fmt.Errorf("take over pinned maps in %s: %w", p.dir, err)
 		}
 	}
 	return nil
+}
+
+// releasePins gives up the pin directory's lock (Close).
+func (e *Enforcer) releasePins() error {
+	if e.pinState == nil || e.pinState.lock == nil {
+		return nil
+	}
+	err := e.pinState.lock.Close()
+	e.pinState.lock = nil
+	return err
 }
 
 // attachLink attaches pr's program, through the pinner when pinning.
