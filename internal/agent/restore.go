@@ -3,6 +3,7 @@ package agent
 import (
 	"fmt"
 	"sort"
+	"time"
 
 	"go.uber.org/zap"
 
@@ -43,12 +44,14 @@ func (a *Agent) restore(in bpf.Inherited) {
 		}
 	}
 	used := map[uint32]bool{}
+	oldNames := map[uint32]string{} // inherited id -> the profile name recorded with it
 	for _, w := range records {
 		entry, pinned := in.Workloads[w.CgroupID]
 		if !pinned {
 			a.dropRecord(w, "its cgroup is not in the pinned workloads map")
 			continue
 		}
+		oldNames[entry.Profile] = w.Profile
 		delete(in.Workloads, w.CgroupID)
 		if err := a.cgroupStillThere(w); err != nil {
 			a.dropWorkload(w, err.Error())
@@ -88,10 +91,32 @@ func (a *Agent) restore(in bpf.Inherited) {
 			a.log.Warn("unload inherited profile", zap.Uint32("id", id), zap.Error(err))
 		}
 	}
+	a.nameInherited(oldNames, used)
 	if len(records) > 0 || len(ids) > 0 {
 		a.log.Info("workloads taken over from the pinned maps", zap.Int("restored", a.reg.Len()),
 			zap.Uint64("dropped", a.stats.WorkloadsDropped.Load()), zap.Int("retained_profiles", len(a.retained)))
 	}
+}
+
+// nameInherited lets the events the kernel reported under inherited ids
+// (while no agent ran, or just before the move) name their profile: the
+// profile of the same name loaded now, for a while, as after a reload.
+func (a *Agent) nameInherited(oldNames map[uint32]string, retained map[uint32]bool) {
+	var named []uint32
+	for id, name := range oldNames {
+		if lp, ok := a.profiles.byName[name]; ok && !retained[id] {
+			a.byID.Store(id, lp.profile)
+			named = append(named, id)
+		}
+	}
+	if len(named) == 0 {
+		return
+	}
+	time.AfterFunc(forgetAfter, func() {
+		for _, id := range named {
+			a.byID.Delete(id)
+		}
+	})
 }
 
 // cgroupStillThere: the record's cgroup exists with the recorded id.

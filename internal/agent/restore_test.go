@@ -193,6 +193,10 @@ func TestRestoreTakesOverPinnedWorkloads(t *testing.T) {
 	if got := records(t, st); !reflect.DeepEqual(got, map[uint64]string{regs[0].CgroupID: "c1:default", regs[1].CgroupID: "c2:audit"}) {
 		t.Fatalf("records %v", got)
 	}
+	// Events reported under the inherited ids still name their profile.
+	if p, ok := a2.profileByID(enf.workloads[regs[1].CgroupID]); !ok || p.Name != "audit" {
+		t.Fatalf("inherited id %d names %+v, want audit", enf.workloads[regs[1].CgroupID], p)
+	}
 	c := a2.Status().Counters
 	if c["workloads_restored"] != 2 || c["workloads_dropped"] != 3 || c["workload_records"] != 2 {
 		t.Fatalf("counters %v", c)
