@@ -207,27 +207,35 @@ func (a *Agent) register(r *api.Registration, start time.Time) (*cgroupfilter.Wo
 		return nil, err
 	}
 	w.Profile, w.Mode, w.ProfileReason = lp.profile.Name, string(lp.profile.Mode), reason
+	// From here on the profile is known: the hook honours its failurePolicy.
+	fail := func(err error) error {
+		policy := api.FailClosed
+		if lp.profile.FailOpen {
+			policy = api.FailOpen
+		}
+		return &api.PolicyError{Err: err, FailurePolicy: policy}
+	}
 	if err := a.reg.CheckPut(w); err != nil {
-		return nil, err
+		return nil, fail(err)
 	}
 	// The record goes first: a workload in the map that an agent restart
 	// could not name again would be enforced until reboot.
 	if a.state != nil {
 		if err := a.state.Put(w); err != nil {
 			a.stats.StateErrors.Add(1)
-			return nil, fmt.Errorf("container %q: %w", w.ContainerID, err)
+			return nil, fail(fmt.Errorf("container %q: %w", w.ContainerID, err))
 		}
 	}
 	disabled := disabledSelectors(lp.profile, w.Namespaces, a.hostNS)
 	if err := a.enf.SetWorkload(w.CgroupID, lp.id, lp.profile.Mode, disabled); err != nil {
 		a.restoreRecord(w.CgroupID)
-		return nil, fmt.Errorf("container %q: %w", w.ContainerID, err)
+		return nil, fail(fmt.Errorf("container %q: %w", w.ContainerID, err))
 	}
 	old, err := a.reg.Put(w)
 	if err != nil { // cannot happen after CheckPut under a.mu; undo anyway
 		_ = a.enf.RemoveWorkload(w.CgroupID)
 		a.restoreRecord(w.CgroupID)
-		return nil, err
+		return nil, fail(err)
 	}
 	if old != nil {
 		a.release(old.ContainerID)

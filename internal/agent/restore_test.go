@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/ocigate/ocigate/bpf"
 	"github.com/ocigate/ocigate/cgroupfilter"
+	"github.com/ocigate/ocigate/internal/api"
 	"github.com/ocigate/ocigate/internal/workloadstate"
 	"github.com/ocigate/ocigate/profiles"
 )
@@ -111,8 +113,10 @@ func TestRegistrationRecordFailures(t *testing.T) {
 	a := stateAgent(t, h, enf, st, testCatalog(t))
 	enf.takeOps()
 	enf.failSet = os.ErrDeadlineExceeded
-	if _, err := a.Register(h.registration("c1", 100, "/pods/c1")); err == nil {
-		t.Fatal("registration with a failing map write succeeded")
+	_, err := a.Register(h.registration("c1", 100, "/pods/c1"))
+	var pe *api.PolicyError
+	if !errors.As(err, &pe) || pe.FailurePolicy != api.FailClosed {
+		t.Fatalf("registration with a failing map write: %v; want the profile's failure policy with it", err)
 	}
 	if got := records(t, st); len(got) != 0 {
 		t.Fatalf("records after a failed map write %v", got)
@@ -309,3 +313,33 @@ func TestRestoreWithoutState(t *testing.T) {
 }
 
 func itoa(n uint64) string { return strconv.FormatUint(n, 10) }
+
+// A refused registration carries the chosen profile's failurePolicy.
+func TestRefusalCarriesFailurePolicy(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("testdata", "profiles", "agent.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	open := strings.Replace(string(b), "  mode: monitor\n", "  mode: monitor\n  failurePolicy: open\n", 1)
+	path := filepath.Join(t.TempDir(), "agent.yaml")
+	if err := os.WriteFile(path, []byte(open), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err := profiles.NewCatalogFiles(false, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := newFakeHost(t)
+	enf := newFakeEnforcer()
+	a := stateAgent(t, h, enf, nil, c)
+	enf.failSet = os.ErrDeadlineExceeded
+	for team, want := range map[string]string{"audit": api.FailOpen, "": api.FailClosed} {
+		r := h.registration("c-"+team, 100, "/pods/c-"+team)
+		r.Annotations = map[string]string{"team": team}
+		_, err := a.Register(r)
+		var pe *api.PolicyError
+		if !errors.As(err, &pe) || pe.FailurePolicy != want {
+			t.Errorf("team %q: %v (%+v), want failure policy %s", team, err, pe, want)
+		}
+	}
+}

@@ -62,7 +62,27 @@ type Response struct {
 	Workload *cgroupfilter.Workload `json:"workload,omitempty"`
 	Status   *Status                `json:"status,omitempty"`
 	Events   *EventFrame            `json:"events,omitempty"`
+	// FailurePolicy: on a refused registration, the failurePolicy
+	// ("open" or "closed") of the profile the agent chose for the
+	// container, when it got that far; the hook honours it.
+	FailurePolicy string `json:"failure_policy,omitempty"`
 }
+
+// Failure policies.
+const (
+	FailOpen   = "open"
+	FailClosed = "closed"
+)
+
+// PolicyError is a refused registration whose profile is known: the
+// server sends its FailurePolicy along with the error.
+type PolicyError struct {
+	Err           error
+	FailurePolicy string
+}
+
+func (e *PolicyError) Error() string { return e.Err.Error() }
+func (e *PolicyError) Unwrap() error { return e.Err }
 
 // Subscription asks for events: first the most recent ones the agent
 // keeps, then, with Follow, every new one until the client hangs up.
