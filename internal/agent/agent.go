@@ -4,6 +4,7 @@ package agent
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"sort"
@@ -143,9 +144,8 @@ func (a *Agent) Handle(ctx context.Context, req *api.Request) (*api.Response, er
 		st := a.Status()
 		if req.Status != nil && req.Status.Summary {
 			st.WorkloadsOmitted, st.Workloads = len(st.Workloads), nil
-		} else if len(st.Workloads) > MaxStatusWorkloads {
-			st.WorkloadsOmitted = len(st.Workloads) - MaxStatusWorkloads
-			st.Workloads = st.Workloads[:MaxStatusWorkloads]
+		} else {
+			trimWorkloads(st, statusWorkloadBytes)
 		}
 		return &api.Response{Status: st}, nil
 	}
@@ -272,10 +272,27 @@ func (a *Agent) Unregister(containerID string) error {
 	return nil
 }
 
-// MaxStatusWorkloads bounds the workloads listed in a status answer, so
-// that it stays within the protocol's message size; the rest are counted
-// in WorkloadsOmitted.
-const MaxStatusWorkloads = 1000
+// statusWorkloadBytes bounds the encoded workloads of a status answer,
+// so that it stays within the protocol's message size however many
+// workloads (with however many annotations) there are; the rest are
+// counted in WorkloadsOmitted.
+const statusWorkloadBytes = api.MaxMessageSize * 3 / 4
+
+// trimWorkloads keeps the leading workloads whose encoding fits budget.
+func trimWorkloads(st *api.Status, budget int) {
+	used := 0
+	for i, w := range st.Workloads {
+		b, err := json.Marshal(w)
+		if err == nil {
+			used += len(b) + 1
+		}
+		if err != nil || used > budget {
+			st.WorkloadsOmitted = len(st.Workloads) - i
+			st.Workloads = st.Workloads[:i]
+			return
+		}
+	}
+}
 
 // Status reports backends, workloads and counters.
 func (a *Agent) Status() *api.Status {
