@@ -112,6 +112,8 @@ var pointPlans = []pointPlan{
 	{point: "dup", always: true, candidates: []candidate{{BackendTracepoint, []program{
 		tracepointProgram("dup2_enter", "sys_enter_dup2"),
 		tracepointProgram("dup3_enter", "sys_enter_dup3"),
+		tracepointProgram("dup_enter", "sys_enter_dup"),
+		tracepointProgram("fcntl_enter", "sys_enter_fcntl"),
 	}}}},
 	{point: "memfd", always: true, candidates: []candidate{{BackendTracepoint, []program{
 		tracepointProgram("memfd_enter", "sys_enter_memfd_create"),

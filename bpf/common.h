@@ -12,6 +12,7 @@
 #define FULL_PATH_LEN 256	/* paths matched by matchBinaries */
 #define PREFIX_LEN 128		/* Prefix/Postfix values */
 #define PORT_WORDS 1024		/* 65536 bits */
+#define ARGS_EV_LEN 128		/* argv bytes carried in exec events */
 
 #ifndef AF_INET
 #define AF_INET 2
@@ -176,10 +177,13 @@ struct path_key {
 
 /* What exec tracking knows of a process: the binary it runs. */
 struct proc {
+	__u64 workload;		/* the workload cgroup the process belonged to at exec or fork */
 	__u64 hash;
+	__u64 alias_hash;	/* the absolute path the caller passed, when another; 0: none */
 	__u32 len;
 	__u32 base;	/* offset of the base name */
-	char path[FULL_PATH_LEN];
+	char path[FULL_PATH_LEN];	/* the file's own path in the task's root */
+	char rpath[PREFIX_LEN];		/* its last bytes reversed, for Postfix */
 };
 
 /* Address sets: LPM trie, all addresses as 16 bytes, IPv4 as ::ffff:a.b.c.d. */
@@ -236,6 +240,8 @@ struct event {
 	__s32 old_fd;		/* dup: the descriptor duplicated */
 	__s32 new_fd;		/* dup: the descriptor it lands on */
 	__u32 peer;		/* relay: tgid of the process that holds the network socket */
+	__u32 args_len;		/* exec at sched_process_exec: bytes of args */
+	char args[ARGS_EV_LEN];	/* argv, NUL-separated, cut at ARGS_EV_LEN */
 };
 
 /* How a relayed shell was recognised (event stdio_inet bits 3-5). */

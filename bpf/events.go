@@ -74,12 +74,17 @@ type RawEvent struct {
 	StdioInet        uint8  // bit i: fd i is an INET socket
 	Relay            Relay  // relay: how the relayed shell was recognised
 	Peer             uint32 // relay: tgid of the process that holds the network socket
-	Fileless         bool   // exec: the file had no link (memfd, deleted)
-	Comm             string
-	Binary           string // exec: base name of the executed file
-	Path             string // the binary's path (exec: the new one), when known
-	Owner            uint32 // TrackSock: tgid that created the socket, 0 when not tracked
-	OldFD, NewFD     int32  // dup
+	// Args is the new image's argv, read at sched_process_exec (exec and
+	// relay events of the fallback and tracepoint programs); nil elsewhere.
+	// ArgsCut: argv went on beyond what the event holds.
+	Args         []string
+	ArgsCut      bool
+	Fileless     bool // exec: the file had no link (memfd, deleted)
+	Comm         string
+	Binary       string // exec: base name of the executed file
+	Path         string // the binary's path (exec: the new one), when known
+	Owner        uint32 // TrackSock: tgid that created the socket, 0 when not tracked
+	OldFD, NewFD int32  // dup
 }
 
 const (
@@ -153,6 +158,13 @@ func decodeEvent(b []byte) (*RawEvent, error) {
 		Comm: cString(k.Comm[:]), Binary: cString(k.Binary[:]), Path: cString(k.Path[:]),
 		Owner: k.Owner, OldFD: k.OldFd, NewFD: k.NewFd,
 	}
+	if k.ArgsLen > 0 && int(k.ArgsLen) <= len(k.Args) {
+		raw := make([]byte, k.ArgsLen)
+		for i := range raw {
+			raw[i] = byte(k.Args[i])
+		}
+		ev.Args, ev.ArgsCut = splitArgs(raw)
+	}
 	if k.Sport != 0 || k.Saddr != ([16]uint8{}) {
 		ev.Saddr = unmapped(netip.AddrFrom16(k.Saddr), ev.Family)
 	}
@@ -178,4 +190,20 @@ func cString(b []int8) string {
 		out = append(out, byte(c))
 	}
 	return string(out)
+}
+
+// splitArgs splits NUL-separated argv bytes; cut when the last argument
+// has no terminator (the event's room ended inside it).
+func splitArgs(b []byte) (args []string, cut bool) {
+	cut = len(b) > 0 && b[len(b)-1] != 0
+	for len(b) > 0 {
+		i := bytes.IndexByte(b, 0)
+		if i < 0 {
+			args = append(args, string(b))
+			break
+		}
+		args = append(args, string(b[:i]))
+		b = b[i+1:]
+	}
+	return args, cut
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 	"unsafe"
@@ -208,5 +209,23 @@ func TestDecodeEventBind(t *testing.T) {
 	// No source known: no saddr.
 	if ev, _ := decodeEvent(encode(t, &fallbackEvent{Family: unix.AF_INET})); ev.Saddr.IsValid() {
 		t.Fatalf("saddr %v without a source", ev.Saddr)
+	}
+}
+
+func TestSplitArgs(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want []string
+		cut  bool
+	}{
+		{"sh\x00-i\x00", []string{"sh", "-i"}, false},
+		{"sh\x00", []string{"sh"}, false},
+		{"sh\x00-c\x00echo hel", []string{"sh", "-c", "echo hel"}, true},
+		{"sh\x00\x00x\x00", []string{"sh", "", "x"}, false},
+	} {
+		got, cut := splitArgs([]byte(tc.in))
+		if !slices.Equal(got, tc.want) || cut != tc.cut {
+			t.Errorf("splitArgs(%q) = %q, %v; want %q, %v", tc.in, got, cut, tc.want, tc.cut)
+		}
 	}
 }

@@ -211,6 +211,7 @@ int process_exec(struct bpf_raw_tracepoint_args *ctx)
 	struct query q = {};
 
 	exec_query(&q, bprm, task);
+	read_args(&q, task);
 	carry_out(decide(&q, ENFORCER_TRACEPOINT_SIGKILL, CAN_KILL));
 	return 0;
 }
@@ -238,6 +239,51 @@ SEC("tracepoint/syscalls/sys_enter_dup3")
 int dup3_enter(struct trace_event_raw_sys_enter *ctx)
 {
 	return check_dup((int)ctx->args[0], (int)ctx->args[1], 3);
+}
+
+/* dup and fcntl(F_DUPFD, F_DUPFD_CLOEXEC) pick the new descriptor: the
+ * lowest free one (at or above fcntl's argument). Only 0-2 matter here,
+ * so it is told at the entry from the descriptor table (the syscall exit
+ * tracepoints are avoided: toggling them patches the syscall exit path,
+ * which QEMU's TCG has been seen to trip over). */
+#define F_DUPFD 0
+#define F_DUPFD_CLOEXEC 1030
+
+/* The descriptor dup would return if it is 0, 1 or 2; 3 for "above". */
+static __always_inline int lowest_free_stdio(int min)
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	struct file **fds = BPF_CORE_READ(task, files, fdt, fd);
+	unsigned int max = BPF_CORE_READ(task, files, fdt, max_fds);
+
+	for (int i = 0; i < 3; i++) {
+		struct file *f = 0;
+
+		if (i < min || i >= max)
+			continue;
+		if (!bpf_probe_read_kernel(&f, sizeof(f), &fds[i]) && !f)
+			return i;
+	}
+	return 3;
+}
+
+SEC("tracepoint/syscalls/sys_enter_dup")
+int dup_enter(struct trace_event_raw_sys_enter *ctx)
+{
+	return check_dup((int)ctx->args[0], lowest_free_stdio(0), 1);
+}
+
+SEC("tracepoint/syscalls/sys_enter_fcntl")
+int fcntl_enter(struct trace_event_raw_sys_enter *ctx)
+{
+	int cmd = (int)ctx->args[1];
+	long min = (long)ctx->args[2];
+
+	if (cmd != F_DUPFD && cmd != F_DUPFD_CLOEXEC)
+		return 0;
+	if (min > 2)
+		return 0; /* lands above stdio */
+	return check_dup((int)ctx->args[0], lowest_free_stdio(min < 0 ? 0 : (int)min), 4);
 }
 
 /* memfd_create, on every kernel: reported with its name (the staging of
@@ -288,7 +334,8 @@ int track_exec(struct bpf_raw_tracepoint_args *ctx)
 
 	if (!current_workload(&workload_cgroup) || !(sc = get_scratch()))
 		return 0;
-	read_exec_path(&sc->exec, bprm);
+	read_exec_path(sc, bprm, (struct task_struct *)ctx->args[0]);
+	sc->exec.workload = workload_cgroup;
 	bpf_map_update_elem(&procs, &tgid, &sc->exec, BPF_ANY);
 	return 0;
 }
@@ -347,6 +394,7 @@ int relay_exec(struct bpf_raw_tracepoint_args *ctx)
 	struct query q = {};
 
 	exec_query(&q, bprm, task);
+	read_args(&q, task);
 	q.point = POINT_RELAY;
 	q.out_pipes[0] = fd_pipe(task, 1);
 	q.out_pipes[1] = fd_pipe(task, 2);

@@ -27,6 +27,14 @@ type fallbackBinKey struct {
 	Hash uint64
 }
 
+type fallbackDpathScratch struct {
+	_         structs.HostLayout
+	Buf       [512]int8
+	Alias     [256]int8
+	AliasBase uint32
+	Args      [128]int8
+}
+
 type fallbackEvent struct {
 	_                structs.HostLayout
 	KtimeNs          uint64
@@ -61,6 +69,9 @@ type fallbackEvent struct {
 	OldFd            int32
 	NewFd            int32
 	Peer             uint32
+	ArgsLen          uint32
+	Args             [128]int8
+	_                [4]byte
 }
 
 type fallbackNameKey struct {
@@ -99,11 +110,14 @@ type fallbackPortBitmap struct {
 }
 
 type fallbackProc struct {
-	_    structs.HostLayout
-	Hash uint64
-	Len  uint32
-	Base uint32
-	Path [256]int8
+	_         structs.HostLayout
+	Workload  uint64
+	Hash      uint64
+	AliasHash uint64
+	Len       uint32
+	Base      uint32
+	Path      [256]int8
+	Rpath     [128]int8
 }
 
 type fallbackRelayScratch struct {
@@ -151,6 +165,14 @@ type fallbackSelector struct {
 	_          [4]byte
 }
 
+type fallbackVerdict struct {
+	_      structs.HostLayout
+	Deny   uint32
+	Kill   uint32
+	Err    int32
+	Signal int32
+}
+
 type fallbackWorkload struct {
 	_        structs.HostLayout
 	Profile  uint32
@@ -165,6 +187,7 @@ const (
 	fallbackMapAddrSets     = "addr_sets"
 	fallbackMapBinSets      = "bin_sets"
 	fallbackMapCounters     = "counters"
+	fallbackMapDpathScratch = "dpath_scratch"
 	fallbackMapEvents       = "events"
 	fallbackMapNameSets     = "name_sets"
 	fallbackMapNetPipes     = "net_pipes"
@@ -178,6 +201,7 @@ const (
 	fallbackMapShellParents = "shell_parents"
 	fallbackMapShellPipes   = "shell_pipes"
 	fallbackMapSockOwners   = "sock_owners"
+	fallbackMapVerdicts     = "verdicts"
 	fallbackMapWorkloads    = "workloads"
 	fallbackProgBind4       = "bind4"
 	fallbackProgBind6       = "bind6"
@@ -185,6 +209,8 @@ const (
 	fallbackProgConnect6    = "connect6"
 	fallbackProgDup2Enter   = "dup2_enter"
 	fallbackProgDup3Enter   = "dup3_enter"
+	fallbackProgDupEnter    = "dup_enter"
+	fallbackProgFcntlEnter  = "fcntl_enter"
 	fallbackProgMemfdEnter  = "memfd_enter"
 	fallbackProgProcessExec = "process_exec"
 	fallbackProgRelayExec   = "relay_exec"
@@ -249,6 +275,8 @@ type fallbackProgramSpecs struct {
 	Connect6    *ebpf.ProgramSpec `ebpf:"connect6"`
 	Dup2Enter   *ebpf.ProgramSpec `ebpf:"dup2_enter"`
 	Dup3Enter   *ebpf.ProgramSpec `ebpf:"dup3_enter"`
+	DupEnter    *ebpf.ProgramSpec `ebpf:"dup_enter"`
+	FcntlEnter  *ebpf.ProgramSpec `ebpf:"fcntl_enter"`
 	MemfdEnter  *ebpf.ProgramSpec `ebpf:"memfd_enter"`
 	ProcessExec *ebpf.ProgramSpec `ebpf:"process_exec"`
 	RelayExec   *ebpf.ProgramSpec `ebpf:"relay_exec"`
@@ -271,6 +299,7 @@ type fallbackMapSpecs struct {
 	AddrSets     *ebpf.MapSpec `ebpf:"addr_sets"`
 	BinSets      *ebpf.MapSpec `ebpf:"bin_sets"`
 	Counters     *ebpf.MapSpec `ebpf:"counters"`
+	DpathScratch *ebpf.MapSpec `ebpf:"dpath_scratch"`
 	Events       *ebpf.MapSpec `ebpf:"events"`
 	NameSets     *ebpf.MapSpec `ebpf:"name_sets"`
 	NetPipes     *ebpf.MapSpec `ebpf:"net_pipes"`
@@ -284,6 +313,7 @@ type fallbackMapSpecs struct {
 	ShellParents *ebpf.MapSpec `ebpf:"shell_parents"`
 	ShellPipes   *ebpf.MapSpec `ebpf:"shell_pipes"`
 	SockOwners   *ebpf.MapSpec `ebpf:"sock_owners"`
+	Verdicts     *ebpf.MapSpec `ebpf:"verdicts"`
 	Workloads    *ebpf.MapSpec `ebpf:"workloads"`
 }
 
@@ -317,6 +347,7 @@ type fallbackMaps struct {
 	AddrSets     *ebpf.Map `ebpf:"addr_sets"`
 	BinSets      *ebpf.Map `ebpf:"bin_sets"`
 	Counters     *ebpf.Map `ebpf:"counters"`
+	DpathScratch *ebpf.Map `ebpf:"dpath_scratch"`
 	Events       *ebpf.Map `ebpf:"events"`
 	NameSets     *ebpf.Map `ebpf:"name_sets"`
 	NetPipes     *ebpf.Map `ebpf:"net_pipes"`
@@ -330,6 +361,7 @@ type fallbackMaps struct {
 	ShellParents *ebpf.Map `ebpf:"shell_parents"`
 	ShellPipes   *ebpf.Map `ebpf:"shell_pipes"`
 	SockOwners   *ebpf.Map `ebpf:"sock_owners"`
+	Verdicts     *ebpf.Map `ebpf:"verdicts"`
 	Workloads    *ebpf.Map `ebpf:"workloads"`
 }
 
@@ -338,6 +370,7 @@ func (m *fallbackMaps) Close() error {
 		m.AddrSets,
 		m.BinSets,
 		m.Counters,
+		m.DpathScratch,
 		m.Events,
 		m.NameSets,
 		m.NetPipes,
@@ -351,6 +384,7 @@ func (m *fallbackMaps) Close() error {
 		m.ShellParents,
 		m.ShellPipes,
 		m.SockOwners,
+		m.Verdicts,
 		m.Workloads,
 	)
 }
@@ -372,6 +406,8 @@ type fallbackPrograms struct {
 	Connect6    *ebpf.Program `ebpf:"connect6"`
 	Dup2Enter   *ebpf.Program `ebpf:"dup2_enter"`
 	Dup3Enter   *ebpf.Program `ebpf:"dup3_enter"`
+	DupEnter    *ebpf.Program `ebpf:"dup_enter"`
+	FcntlEnter  *ebpf.Program `ebpf:"fcntl_enter"`
 	MemfdEnter  *ebpf.Program `ebpf:"memfd_enter"`
 	ProcessExec *ebpf.Program `ebpf:"process_exec"`
 	RelayExec   *ebpf.Program `ebpf:"relay_exec"`
@@ -395,6 +431,8 @@ func (p *fallbackPrograms) Close() error {
 		p.Connect6,
 		p.Dup2Enter,
 		p.Dup3Enter,
+		p.DupEnter,
+		p.FcntlEnter,
 		p.MemfdEnter,
 		p.ProcessExec,
 		p.RelayExec,

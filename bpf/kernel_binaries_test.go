@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -19,23 +20,46 @@ import (
 	"github.com/ocigate/ocigate/profiles"
 )
 
-// busyboxPaths are the paths busybox is exec'd by in the binary tests.
-func busyboxPaths(t *testing.T) (bin, usrBin string) {
+// busyboxFiles are the files the binary tests exec busybox by: real is
+// the file itself (symlinks resolved, e.g. /usr/bin/busybox), link a
+// symlink to it, and copy another file with the same bytes.
+type busyboxFiles struct{ real, link, copy string }
+
+func busyboxPaths(t *testing.T) busyboxFiles {
 	t.Helper()
-	for _, p := range []string{"/bin/busybox", "/usr/bin/busybox"} {
-		if _, err := os.Stat(p); err != nil {
-			t.Skipf("%s: %v", p, err)
-		}
+	real, err := filepath.EvalSymlinks("/bin/busybox")
+	if err != nil {
+		t.Skipf("busybox: %v", err)
 	}
-	return "/bin/busybox", "/usr/bin/busybox"
+	// Busybox runs argv[1] as the applet when its own name starts with
+	// "busybox".
+	dir := t.TempDir()
+	f := busyboxFiles{real: real, link: filepath.Join(dir, "link", "busybox"), copy: filepath.Join(dir, "busybox-copy")}
+	if err := os.Mkdir(filepath.Dir(f.link), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(real, f.link); err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(real)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(f.copy, data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return f
 }
 
-// (d) matchBinaries: exec tracking and the In, Prefix and Postfix sets.
+// (d) matchBinaries: exec tracking and the In, Prefix and Postfix sets, on
+// the file's own path (symlinks resolved); In also on the absolute path
+// the exec was given.
 func TestKernelBinaries(t *testing.T) {
-	bin, usrBin := busyboxPaths(t)
+	bb := busyboxPaths(t)
 	k := newKernel(t)
 	self := helperPath(t)
-	if strings.HasPrefix(self, "/usr/") || strings.HasSuffix(self, "box") || self == bin {
+	dir := filepath.Dir(bb.copy) + "/" // holds the copy and the symlink
+	if strings.HasPrefix(self, dir) || strings.HasSuffix(self, "box") {
 		t.Skipf("test binary at %s looks like busybox to the selectors", self)
 	}
 	type try struct {
@@ -47,20 +71,22 @@ func TestKernelBinaries(t *testing.T) {
 		match profiles.BinaryMatch
 		tries []try
 	}{
-		{"In", profiles.BinaryMatch{Operator: "In", Values: []string{bin}},
-			[]try{{bin, unix.EPERM}, {usrBin, unix.ECONNREFUSED}, {"", unix.ECONNREFUSED}}},
-		{"NotIn", profiles.BinaryMatch{Operator: "NotIn", Values: []string{bin, "/nonexistent"}},
-			[]try{{bin, unix.ECONNREFUSED}, {usrBin, unix.EPERM}, {"", unix.EPERM}}},
-		{"Prefix", profiles.BinaryMatch{Operator: "Prefix", Values: []string{"/usr/"}},
-			[]try{{usrBin, unix.EPERM}, {bin, unix.ECONNREFUSED}, {"", unix.ECONNREFUSED}}},
-		{"NotPrefix", profiles.BinaryMatch{Operator: "NotPrefix", Values: []string{"/usr/"}},
-			[]try{{usrBin, unix.ECONNREFUSED}, {bin, unix.EPERM}, {"", unix.EPERM}}},
+		{"In", profiles.BinaryMatch{Operator: "In", Values: []string{bb.real}},
+			[]try{{bb.real, unix.EPERM}, {bb.link, unix.EPERM}, {bb.copy, unix.ECONNREFUSED}, {"", unix.ECONNREFUSED}}},
+		{"In by the exec'd path", profiles.BinaryMatch{Operator: "In", Values: []string{bb.link}},
+			[]try{{bb.link, unix.EPERM}, {bb.real, unix.ECONNREFUSED}}},
+		{"NotIn", profiles.BinaryMatch{Operator: "NotIn", Values: []string{bb.real, "/nonexistent"}},
+			[]try{{bb.real, unix.ECONNREFUSED}, {bb.link, unix.ECONNREFUSED}, {bb.copy, unix.EPERM}, {"", unix.EPERM}}},
+		{"Prefix", profiles.BinaryMatch{Operator: "Prefix", Values: []string{dir}},
+			[]try{{bb.copy, unix.EPERM}, {bb.link, unix.ECONNREFUSED}, {"", unix.ECONNREFUSED}}},
+		{"NotPrefix", profiles.BinaryMatch{Operator: "NotPrefix", Values: []string{dir}},
+			[]try{{bb.copy, unix.ECONNREFUSED}, {bb.link, unix.EPERM}, {"", unix.EPERM}}},
 		{"Postfix", profiles.BinaryMatch{Operator: "Postfix", Values: []string{"box"}},
-			[]try{{bin, unix.EPERM}, {usrBin, unix.EPERM}, {"", unix.ECONNREFUSED}}},
+			[]try{{bb.real, unix.EPERM}, {bb.link, unix.EPERM}, {bb.copy, unix.ECONNREFUSED}, {"", unix.ECONNREFUSED}}},
 		{"NotPostfix", profiles.BinaryMatch{Operator: "NotPostfix", Values: []string{"box"}},
-			[]try{{bin, unix.ECONNREFUSED}, {"", unix.EPERM}}},
-		{"Postfix of the full path", profiles.BinaryMatch{Operator: "Postfix", Values: []string{usrBin}},
-			[]try{{usrBin, unix.EPERM}, {bin, unix.ECONNREFUSED}}},
+			[]try{{bb.link, unix.ECONNREFUSED}, {bb.copy, unix.EPERM}, {"", unix.EPERM}}},
+		{"Postfix of the full path", profiles.BinaryMatch{Operator: "Postfix", Values: []string{bb.real}},
+			[]try{{bb.link, unix.EPERM}, {bb.copy, unix.ECONNREFUSED}}},
 	}
 	for _, tt := range tests {
 		k.use(connectProfile(profiles.Selector{Policy: tt.name, Daddr: prefixes("127.0.0.2/32"),
@@ -83,12 +109,15 @@ func TestKernelBinaries(t *testing.T) {
 				continue
 			}
 			ev := k.log.wait(t, 1, of(pid, profiles.PointConnect))[0]
-			want := path // as far as the event's field holds it
+			want := path // the file's own path, as far as the event's field holds it
+			if path == bb.link {
+				want = bb.real
+			}
 			if len(want) > PathLen-1 {
 				want = want[:PathLen-1]
 			}
 			if ev.Path != want || !ev.Enforced {
-				t.Fatalf("%s: event path %q, want %q: %+v", tt.name, ev.Path, path, ev)
+				t.Fatalf("%s: event path %q, want %q: %+v", tt.name, ev.Path, want, ev)
 			}
 		}
 	}
@@ -124,7 +153,8 @@ func TestKernelBinariesUnknownProcess(t *testing.T) {
 // (d) Exec tracking: the exec'd path and its hash; a fork inherits its
 // parent's entry; exit removes it.
 func TestKernelExecForkTracking(t *testing.T) {
-	bin, _ := busyboxPaths(t)
+	bb := busyboxPaths(t)
+	bin := bb.link // tracked as the file it names
 	k := newKernel(t)
 	k.use(connectProfile(profiles.Selector{Action: profiles.ActionPost}), [profiles.NumPoints]uint32{})
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
@@ -156,8 +186,9 @@ func TestKernelExecForkTracking(t *testing.T) {
 		if !ok {
 			t.Fatalf("no procs entry for pid %d (parent %d)", pid, parent)
 		}
-		if procPath(p) != bin || p.Hash != PathHash(bin) || p.Len != uint32(len(bin)) {
-			t.Fatalf("procs[%d] = %q hash %#x len %d, want %q hash %#x len %d", pid, procPath(p), p.Hash, p.Len, bin, PathHash(bin), len(bin))
+		if procPath(p) != bb.real || p.Hash != PathHash(bb.real) || p.Len != uint32(len(bb.real)) || p.AliasHash != PathHash(bin) {
+			t.Fatalf("procs[%d] = %q hash %#x alias %#x len %d, want %q hash %#x alias %#x len %d", pid, procPath(p), p.Hash, p.AliasHash, p.Len,
+				bb.real, PathHash(bb.real), PathHash(bin), len(bb.real))
 		}
 	}
 	stdin.Close()
@@ -181,29 +212,32 @@ func TestKernelExecForkTracking(t *testing.T) {
 // Exec: the fallback kills the new image before it runs; matchBinaries
 // sees the path being exec'd.
 func TestKernelExecSigkill(t *testing.T) {
-	bin, usrBin := busyboxPaths(t)
+	bb := busyboxPaths(t)
 	k := newKernel(t)
 	p := &profiles.Profile{Name: "exec", Mode: profiles.ModeEnforce}
-	p.Points[profiles.PointExec] = []profiles.Selector{{Policy: "no-usr-busybox", Call: "security_bprm_check",
-		Binaries: []profiles.BinaryMatch{{Operator: "In", Values: []string{usrBin}}}, Action: profiles.ActionSigkill}}
+	p.Points[profiles.PointExec] = []profiles.Selector{{Policy: "no-busybox", Call: "security_bprm_check",
+		Binaries: []profiles.BinaryMatch{{Operator: "In", Values: []string{bb.real}}}, Action: profiles.ActionSigkill}}
 	k.use(p, [profiles.NumPoints]uint32{})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	cmd := k.command(ctx, usrBin, "true")
-	err := cmd.Run()
-	var ee *exec.ExitError
-	if !errors.As(err, &ee) || !ee.Sys().(syscall.WaitStatus).Signaled() || ee.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
-		t.Fatalf("%s true: %v, want killed by SIGKILL", usrBin, err)
+	// By its own path and through a symlink: killed, reported as the file.
+	for _, path := range []string{bb.real, bb.link} {
+		cmd := k.command(ctx, path, "true")
+		err := cmd.Run()
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || !ee.Sys().(syscall.WaitStatus).Signaled() || ee.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
+			t.Fatalf("%s true: %v, want killed by SIGKILL", path, err)
+		}
+		ev := k.log.wait(t, 1, of(cmd.Process.Pid, profiles.PointExec))[0]
+		if !ev.Killed || !ev.Enforced || ev.Action != profiles.ActionSigkill || ev.Path != bb.real || ev.Binary != "busybox" ||
+			ev.Mechanism != "tracepoint_sigkill" || !slices.Equal(ev.Args, []string{path, "true"}) || ev.ArgsCut {
+			t.Fatalf("exec event %+v", ev)
+		}
 	}
-	ev := k.log.wait(t, 1, of(cmd.Process.Pid, profiles.PointExec))[0]
-	if !ev.Killed || !ev.Enforced || ev.Action != profiles.ActionSigkill || ev.Path != usrBin || ev.Binary != "busybox" ||
-		ev.Mechanism != "tracepoint_sigkill" {
-		t.Fatalf("exec event %+v", ev)
-	}
-	// Another path to the same file runs.
-	cmd = k.command(ctx, bin, "true")
+	// Another file runs.
+	cmd := k.command(ctx, bb.copy, "true")
 	if err := cmd.Run(); err != nil {
-		t.Fatalf("%s true: %v", bin, err)
+		t.Fatalf("%s true: %v", bb.copy, err)
 	}
 	k.log.wait(t, 0, of(cmd.Process.Pid, profiles.PointExec))
 }

@@ -1,11 +1,14 @@
 package bpf
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"net/netip"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -415,5 +418,42 @@ func TestKernelNestedCgroups(t *testing.T) {
 	wantErrno(t, "P/q/r", errno, unix.ECONNREFUSED)
 	if ev := (eventView{l: shared.log, from: k.log.from, cg: qID}).wait(t, 1, all(pid))[0]; ev.CgroupID != rID || ev.Profile != postID || ev.Action != profiles.ActionPost {
 		t.Fatalf("P/q/r event %+v", ev)
+	}
+}
+
+// A workload process that moves itself to a cgroup outside the workload
+// (a container allowed to write cgroup.procs) stays covered: exec
+// tracking recorded its workload, and its children inherit it.
+func TestKernelMovedOutStaysCovered(t *testing.T) {
+	bb := busyboxPaths(t)
+	k := newKernel(t)
+	k.use(connectProfile(profiles.Selector{Policy: "deny", Daddr: prefixes("127.0.0.2/32"), Action: profiles.ActionOverride}),
+		[profiles.NumPoints]uint32{})
+	outside := filepath.Join(shared.root, fmt.Sprintf("ocigate-unit-%d-outside", os.Getpid()))
+	if err := os.Mkdir(outside, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		for i := 0; i < 100 && os.Remove(outside) != nil; i++ {
+			time.Sleep(20 * time.Millisecond)
+		}
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	script := "echo $$ > " + filepath.Join(outside, "cgroup.procs") + " && exec " + bb.real + " nc -w1 127.0.0.2 4444"
+	cmd := k.command(ctx, bb.real, "sh", "-c", script)
+	out, err := cmd.CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "Operation not permitted") {
+		t.Fatalf("connect after leaving the workload's cgroup: %v %q, want EPERM", err, out)
+	}
+	ev := k.log.wait(t, 1, of(cmd.Process.Pid, profiles.PointConnect))[0]
+	if ev.WorkloadCgroupID != k.cg || !ev.Enforced {
+		t.Fatalf("event %+v", ev)
+	}
+	// The same from a process that never belonged to the workload: untouched.
+	other := exec.CommandContext(ctx, bb.real, "sh", "-c", "echo $$ > "+filepath.Join(outside, "cgroup.procs")+" && exec "+bb.real+" nc -w1 127.0.0.2 4444")
+	out, _ = other.CombinedOutput()
+	if !strings.Contains(string(out), "Connection refused") {
+		t.Fatalf("a process outside any workload: %q, want Connection refused", out)
 	}
 }

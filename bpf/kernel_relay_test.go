@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"testing"
 	"time"
@@ -53,6 +54,16 @@ func needBinaries(t *testing.T, bins ...string) {
 
 func isRelay(ev *RawEvent) bool { return ev.Point == profiles.PointRelay }
 
+// shellFile is the file /bin/sh runs (dash on Debian).
+func shellFile(t *testing.T) string {
+	t.Helper()
+	p, err := filepath.EvalSymlinks("/bin/sh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
 // A shell whose stdout a connecting process reads: recognised at the
 // shell's exec when the peer connected first, at the peer's connect when
 // the shell came first. A shell run with -c is no relay.
@@ -69,7 +80,7 @@ func TestKernelRelayedShellPipe(t *testing.T) {
 		script := fmt.Sprintf("sleep 3 | { sleep 0.5; exec /bin/sh -i; } 2>&1 | nc.traditional -q0 127.0.0.1 %d", port)
 		out, _ := k.command(ctx, "/bin/sh", "-c", script).CombinedOutput()
 		ev := k.log.wait(t, 1, isRelay)[0]
-		if !ev.Killed || ev.Relay != RelayPipe || ev.Path != "/bin/sh" || ev.Peer == 0 {
+		if !ev.Killed || ev.Relay != RelayPipe || ev.Path != shellFile(t) || ev.Peer == 0 {
 			t.Fatalf("relay event %+v (output %q)", ev, out)
 		}
 		if conns() != 1 {
@@ -82,7 +93,7 @@ func TestKernelRelayedShellPipe(t *testing.T) {
 		script := fmt.Sprintf("sleep 3 | /bin/sh -i 2>&1 | { sleep 0.5; exec nc.traditional -q0 127.0.0.1 %d; }", port)
 		out, _ := k.command(ctx, "/bin/sh", "-c", script).CombinedOutput()
 		ev := k.log.wait(t, 1, isRelay)[0]
-		if !ev.KillPending || !ev.Enforced || ev.Relay != RelayPipe|RelayAtConnect || ev.Path != "/bin/sh" || ev.Peer == 0 {
+		if !ev.KillPending || !ev.Enforced || ev.Relay != RelayPipe|RelayAtConnect || ev.Path != shellFile(t) || ev.Peer == 0 {
 			t.Fatalf("relay event %+v (output %q)", ev, out)
 		}
 		if conns() != 0 {
@@ -110,7 +121,7 @@ func TestKernelRelayedShellParent(t *testing.T) {
 	port, _ := relayListener(t)
 	out, _ := k.command(ctx, "ncat", "-e", "/bin/sh", "127.0.0.1", strconv.Itoa(port)).CombinedOutput()
 	ev := k.log.wait(t, 1, isRelay)[0]
-	if !ev.Killed || ev.Relay != RelayParent || ev.Path != "/bin/sh" || ev.Peer == 0 {
+	if !ev.Killed || ev.Relay != RelayParent || ev.Path != shellFile(t) || ev.Peer == 0 {
 		t.Fatalf("relay event %+v (output %q)", ev, out)
 	}
 }

@@ -93,6 +93,31 @@ struct {
 	__type(value, struct scratch);
 } scratch SEC(".maps");
 
+#define DPATH_ROOM 256	/* bytes for a resolved path: [0, DPATH_ROOM) of the buffer */
+
+/* Per-CPU scratch of exec: the resolved path being built, the path the
+ * caller passed, argv (dpath.h). */
+struct dpath_scratch {
+	char buf[2 * DPATH_ROOM];	/* twice the room: masked reads stay in bounds */
+	char alias[FULL_PATH_LEN];	/* the path the caller passed */
+	__u32 alias_base;		/* offset of its base name */
+	char args[ARGS_EV_LEN];		/* argv of the new image (read_args) */
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct dpath_scratch);
+} dpath_scratch SEC(".maps");
+
+static __always_inline struct dpath_scratch *get_dpath_scratch(void)
+{
+	__u32 zero = 0;
+
+	return bpf_map_lookup_elem(&dpath_scratch, &zero);
+}
+
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
 	__uint(max_entries, 1 << 22);
@@ -132,6 +157,7 @@ struct query {
 	__u32 subject;		/* relay at connect: the shell (the event's process), 0: current */
 	__u32 peer;		/* relay: the process that holds the network socket */
 	__u64 out_pipes[2];	/* relay at exec: the pipes on the shell's stdout, stderr */
+	__u32 args_len;		/* exec: argv bytes in the dpath scratch, 0: none */
 };
 
 /* The tgid that created the socket with this cookie (TrackSock), or 0. */
@@ -166,12 +192,17 @@ static __always_inline void count_outcome(__u8 point, __u32 outcome)
 }
 
 /* Finds the workload of the current task: its own cgroup or the closest
- * registered ancestor, so sub-cgroups made inside a container stay covered. */
+ * registered ancestor, so sub-cgroups made inside a container stay
+ * covered; failing that, the workload exec tracking recorded for the
+ * process, so one that moved itself to a cgroup outside (a container
+ * allowed to write cgroup.procs) stays covered too. */
 static __always_inline struct workload *current_workload(__u64 *workload_cgroup)
 {
 	__u64 id = bpf_get_current_cgroup_id();
 	struct workload *w = bpf_map_lookup_elem(&workloads, &id);
 	struct workload *found = 0;
+
+	*workload_cgroup = 0;
 
 	if (w) {
 		*workload_cgroup = id;
@@ -188,7 +219,18 @@ static __always_inline struct workload *current_workload(__u64 *workload_cgroup)
 			*workload_cgroup = anc;
 		}
 	}
-	return found;
+	if (found)
+		return found;
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	struct proc *p = bpf_map_lookup_elem(&procs, &tgid);
+
+	if (!p || !p->workload)
+		return 0;
+	id = p->workload;
+	w = bpf_map_lookup_elem(&workloads, &id);
+	if (w)
+		*workload_cgroup = id;
+	return w;
 }
 
 static __always_inline void ipv4_mapped(__u8 *dst, __u32 addr_be)
@@ -246,6 +288,11 @@ static __always_inline bool bin_in_set(__u32 set, const struct proc *p)
 {
 	struct bin_key key = { .set = set, .hash = p->hash };
 
+	if (bpf_map_lookup_elem(&bin_sets, &key))
+		return true;
+	if (!p->alias_hash)
+		return false;
+	key.hash = p->alias_hash; /* /bin/sh in a profile still names what /bin/sh runs */
 	return bpf_map_lookup_elem(&bin_sets, &key) != 0;
 }
 
@@ -256,47 +303,14 @@ static __always_inline bool path_in_prefixes(__u32 set, struct path_key *key)
 	return bpf_map_lookup_elem(&path_prefixes, key) != 0;
 }
 
-/* Hashes and measures p->path (FNV-1a, 64 bit; the agent hashes the
- * binaries it is given the same way) and finds its base name, in one
- * pass: with two loops every exit of the first would walk the second. */
-static __always_inline void hash_path(struct proc *p)
-{
-	__u64 h = 14695981039346656037ULL;
-	__u32 len = 0, base = 0;
-
-	for (int i = 0; i < FULL_PATH_LEN; i++) {
-		char c = p->path[i];
-
-		if (!c)
-			break;
-		h ^= (__u8)c;
-		h *= 1099511628211ULL;
-		len++;
-		if (c == '/')
-			base = len;
-	}
-	p->hash = h;
-	p->len = len;
-	p->base = base;
-}
-
 /* Builds the Prefix and (reversed) Postfix lookup keys of the path. */
 static __always_inline void path_keys(const struct proc *p, struct scratch *sc, __u32 uses)
 {
 	if (uses & (MATCH_BIN_PREFIX | MATCH_BIN_PREFIX_NOT))
 		__builtin_memcpy(sc->prefix.path, p->path, PREFIX_LEN);
-	if (!(uses & (MATCH_BIN_POSTFIX | MATCH_BIN_POSTFIX_NOT)))
-		return;
-	__u32 len = p->len;
-	/* Terminator first: after the loop, len must be dead, or every
-	 * length would be a verifier state of its own. */
-	if (len < PREFIX_LEN)
-		sc->postfix.path[len & (PREFIX_LEN - 1)] = 0;
-	for (int i = 0; i < PREFIX_LEN; i++) {
-		if (i >= len)
-			break;
-		sc->postfix.path[i] = p->path[(len - 1 - i) & (FULL_PATH_LEN - 1)];
-	}
+	/* reversed once, when the exec was tracked (reverse_path) */
+	if (uses & (MATCH_BIN_POSTFIX | MATCH_BIN_POSTFIX_NOT))
+		__builtin_memcpy(sc->postfix.path, p->rpath, PREFIX_LEN);
 }
 
 static __always_inline bool in_mask32(__u32 mask, __u8 v)

@@ -27,6 +27,14 @@ type securityBinKey struct {
 	Hash uint64
 }
 
+type securityDpathScratch struct {
+	_         structs.HostLayout
+	Buf       [512]int8
+	Alias     [256]int8
+	AliasBase uint32
+	Args      [128]int8
+}
+
 type securityNameKey struct {
 	_    structs.HostLayout
 	Set  uint32
@@ -88,11 +96,14 @@ type securityPortBitmap struct {
 }
 
 type securityProc struct {
-	_    structs.HostLayout
-	Hash uint64
-	Len  uint32
-	Base uint32
-	Path [256]int8
+	_         structs.HostLayout
+	Workload  uint64
+	Hash      uint64
+	AliasHash uint64
+	Len       uint32
+	Base      uint32
+	Path      [256]int8
+	Rpath     [128]int8
 }
 
 type securityRelayScratch struct {
@@ -113,6 +124,14 @@ type securityScratch struct {
 	Postfix securityPathKey
 }
 
+type securityVerdict struct {
+	_      structs.HostLayout
+	Deny   uint32
+	Kill   uint32
+	Err    int32
+	Signal int32
+}
+
 type securityWorkload struct {
 	_        structs.HostLayout
 	Profile  uint32
@@ -127,6 +146,7 @@ const (
 	securityMapAddrSets           = "addr_sets"
 	securityMapBinSets            = "bin_sets"
 	securityMapCounters           = "counters"
+	securityMapDpathScratch       = "dpath_scratch"
 	securityMapEvents             = "events"
 	securityMapNameSets           = "name_sets"
 	securityMapNetPipes           = "net_pipes"
@@ -140,6 +160,7 @@ const (
 	securityMapShellParents       = "shell_parents"
 	securityMapShellPipes         = "shell_pipes"
 	securityMapSockOwners         = "sock_owners"
+	securityMapVerdicts           = "verdicts"
 	securityMapWorkloads          = "workloads"
 	securityProgFmodBprmCheck     = "fmod_bprm_check"
 	securityProgFmodSocketBind    = "fmod_socket_bind"
@@ -218,6 +239,7 @@ type securityMapSpecs struct {
 	AddrSets     *ebpf.MapSpec `ebpf:"addr_sets"`
 	BinSets      *ebpf.MapSpec `ebpf:"bin_sets"`
 	Counters     *ebpf.MapSpec `ebpf:"counters"`
+	DpathScratch *ebpf.MapSpec `ebpf:"dpath_scratch"`
 	Events       *ebpf.MapSpec `ebpf:"events"`
 	NameSets     *ebpf.MapSpec `ebpf:"name_sets"`
 	NetPipes     *ebpf.MapSpec `ebpf:"net_pipes"`
@@ -231,6 +253,7 @@ type securityMapSpecs struct {
 	ShellParents *ebpf.MapSpec `ebpf:"shell_parents"`
 	ShellPipes   *ebpf.MapSpec `ebpf:"shell_pipes"`
 	SockOwners   *ebpf.MapSpec `ebpf:"sock_owners"`
+	Verdicts     *ebpf.MapSpec `ebpf:"verdicts"`
 	Workloads    *ebpf.MapSpec `ebpf:"workloads"`
 }
 
@@ -263,6 +286,7 @@ type securityMaps struct {
 	AddrSets     *ebpf.Map `ebpf:"addr_sets"`
 	BinSets      *ebpf.Map `ebpf:"bin_sets"`
 	Counters     *ebpf.Map `ebpf:"counters"`
+	DpathScratch *ebpf.Map `ebpf:"dpath_scratch"`
 	Events       *ebpf.Map `ebpf:"events"`
 	NameSets     *ebpf.Map `ebpf:"name_sets"`
 	NetPipes     *ebpf.Map `ebpf:"net_pipes"`
@@ -276,6 +300,7 @@ type securityMaps struct {
 	ShellParents *ebpf.Map `ebpf:"shell_parents"`
 	ShellPipes   *ebpf.Map `ebpf:"shell_pipes"`
 	SockOwners   *ebpf.Map `ebpf:"sock_owners"`
+	Verdicts     *ebpf.Map `ebpf:"verdicts"`
 	Workloads    *ebpf.Map `ebpf:"workloads"`
 }
 
@@ -284,6 +309,7 @@ func (m *securityMaps) Close() error {
 		m.AddrSets,
 		m.BinSets,
 		m.Counters,
+		m.DpathScratch,
 		m.Events,
 		m.NameSets,
 		m.NetPipes,
@@ -297,6 +323,7 @@ func (m *securityMaps) Close() error {
 		m.ShellParents,
 		m.ShellPipes,
 		m.SockOwners,
+		m.Verdicts,
 		m.Workloads,
 	)
 }

@@ -4,7 +4,7 @@
 #ifndef OCIGATE_TASK_H
 #define OCIGATE_TASK_H
 
-#include "rules.h"
+#include "dpath.h"
 
 /* The socket family of task's descriptor fd; 0 when it is not a socket. */
 static __always_inline __u16 fd_socket_family(struct task_struct *task, int fd)
@@ -63,19 +63,46 @@ static __always_inline struct proc *current_proc(void)
 	return bpf_map_lookup_elem(&procs, &tgid);
 }
 
-/* Reads the exec'd path into p: bprm->filename, the path the caller
- * passed, hashed and measured. */
-static __always_inline void read_exec_path(struct proc *p, struct linux_binprm *bprm)
+/* Reads the exec'd binary into sc->exec: the file's own path in the
+ * task's root (symlinks and relative paths resolved), or the path the
+ * caller passed when the walk fails; hashed and measured. The path the
+ * caller passed, when absolute and another, is hashed as an alias, and
+ * its base name (the name a multi-call binary acts as) is kept in the
+ * dpath scratch. */
+static __always_inline void read_exec_path(struct scratch *sc, struct linux_binprm *bprm, struct task_struct *task)
 {
-	if (bpf_probe_read_kernel_str(p->path, sizeof(p->path), BPF_CORE_READ(bprm, filename)) < 0)
-		p->path[0] = 0;
-	hash_path(p);
+	struct proc *p = &sc->exec;
+	struct dpath_scratch *ds = get_dpath_scratch();
+	const char *filename = BPF_CORE_READ(bprm, filename);
+
+	if (!ds)
+		return;
+	p->alias_hash = 0;
+	if (bpf_probe_read_kernel_str(ds->alias, sizeof(ds->alias), filename) < 0)
+		ds->alias[0] = 0;
+	struct hash_state alias = hash_scratch(1);
+
+	ds->alias_base = alias.base;
+	if (resolve_path(p, BPF_CORE_READ(bprm, file), task)) {
+		if (ds->alias[0] == '/')
+			p->alias_hash = alias.hash;
+	} else {
+		__builtin_memcpy(p->path, ds->alias, sizeof(p->path));
+	}
+	struct hash_state h = hash_scratch(0);
+
+	p->hash = h.hash;
+	p->len = h.len;
+	p->base = h.base;
+	reverse_path(h.len);
+	if (p->alias_hash == p->hash)
+		p->alias_hash = 0;
 }
 
 /* Fills the exec query: the executed file's own name (symlinks resolved,
- * so /bin/sh -> busybox), the path the caller passed and its base name
- * (the applet name busybox will act as), the stdio sockets and the parent.
- * The path lives in per-CPU scratch until the program returns. */
+ * so /bin/sh -> busybox) and path, the base name of the path the caller
+ * passed (the applet name busybox will act as), the stdio sockets and the
+ * parent. The path lives in per-CPU scratch until the program returns. */
 static __always_inline void exec_query(struct query *q, struct linux_binprm *bprm, struct task_struct *task)
 {
 	const unsigned char *name = BPF_CORE_READ(bprm, file, f_path.dentry, d_name.name);
@@ -83,13 +110,15 @@ static __always_inline void exec_query(struct query *q, struct linux_binprm *bpr
 
 	q->point = POINT_EXEC;
 	bpf_probe_read_kernel_str(q->binary, sizeof(q->binary), name);
-	if (sc) {
-		read_exec_path(&sc->exec, bprm);
+	struct dpath_scratch *ds = get_dpath_scratch();
+
+	if (sc && ds) {
+		read_exec_path(sc, bprm, task);
 		/* Read base back from memory: the register that computed it
 		 * carries the path length into pointer arithmetic, and every
 		 * length would become a verifier state of its own. */
-		__u32 base = *(volatile __u32 *)&sc->exec.base;
-		bpf_probe_read_kernel_str(q->comm, sizeof(q->comm), &sc->exec.path[base & (FULL_PATH_LEN - 1)]);
+		__u32 base = *(volatile __u32 *)&ds->alias_base;
+		bpf_probe_read_kernel_str(q->comm, sizeof(q->comm), &ds->alias[base & (FULL_PATH_LEN - 1)]);
 		q->proc = &sc->exec;
 	}
 	q->stdio_inet = stdio_inet_mask(task);

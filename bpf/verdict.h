@@ -57,6 +57,14 @@ static __always_inline void report(const struct query *q, const struct selector 
 	e->sport = q->sport;
 	e->stdio_inet = q->stdio_inet | q->relay | (q->fileless ? 0x80 : 0);
 	e->peer = q->peer;
+	if (q->args_len) {
+		struct dpath_scratch *ds = get_dpath_scratch();
+
+		if (ds) {
+			e->args_len = q->args_len;
+			__builtin_memcpy(e->args, ds->args, ARGS_EV_LEN);
+		}
+	}
 	if (q->has_daddr) {
 		e->flags |= EVENT_HAS_ADDR;
 		__builtin_memcpy(e->daddr, q->daddr, 16);
@@ -164,10 +172,27 @@ static long evaluate_selector(__u32 i, void *data)
 /* Runs the rules of the current task's workload. caps (enum capability)
  * says what the calling program can carry out; what it cannot is flagged
  * in the event for the agent. */
+/* The verdict being built by the selector callback lives in per-CPU map
+ * memory, not on the stack: the verifier tracks stack values exactly, and
+ * every combination of verdict fields would make the callback's
+ * iterations states of their own (5-10 times the instructions). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct verdict);
+} verdicts SEC(".maps");
+
 static __always_inline struct verdict evaluate(struct query *q, __u8 enforcer, __u32 caps, struct evaluation *out)
 {
 	struct verdict v = {};
-	struct evaluation ev = { .q = q, .v = &v, .enforcer = enforcer, .caps = caps, .first = -1 };
+	__u32 zero = 0;
+	struct verdict *vm = bpf_map_lookup_elem(&verdicts, &zero);
+	struct evaluation ev = { .q = q, .v = vm, .enforcer = enforcer, .caps = caps, .first = -1 };
+
+	if (!vm)
+		return v;
+	__builtin_memset(vm, 0, sizeof(*vm));
 
 	ev.w = current_workload(&ev.workload_cgroup);
 	if (!ev.w)
@@ -190,7 +215,7 @@ static __always_inline struct verdict evaluate(struct query *q, __u8 enforcer, _
 		out->w = ev.w;
 		out->workload_cgroup = ev.workload_cgroup;
 	}
-	return v;
+	return *vm;
 }
 
 static __always_inline struct verdict decide(struct query *q, __u8 enforcer, __u32 caps)

@@ -1,6 +1,7 @@
 package profiles
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -66,8 +67,11 @@ func TestBuiltinReverseShell(t *testing.T) {
 		t.Fatal("no reverse-shell")
 	}
 	var bins []string
-	for _, b := range []string{"bash", "sh", "nc", "ncat", "python3", "perl", "php", "ruby", "socat"} {
+	for _, b := range []string{"bash", "sh", "nc", "ncat", "python3", "perl", "php", "ruby", "socat", "dash", "nc.openbsd", "nc.traditional"} {
 		bins = append(bins, "/bin/"+b, "/usr/bin/"+b)
+	}
+	for v := 9; v <= 13; v++ {
+		bins = append(bins, fmt.Sprintf("/usr/bin/python3.%d", v))
 	}
 	nonPrivate := AddrMatch{Not: true, Prefixes: prefixes(private8...)}
 	wantPoints(t, p.Points, map[Point][]Selector{
@@ -86,6 +90,8 @@ func TestBuiltinReverseShell(t *testing.T) {
 		PointDup: {
 			{Policy: "reverse-shell", Call: "dup2", Variant: 2, Families: []uint8{2, 10}, Fds: []uint8{0, 1, 2}, Action: ActionPost},
 			{Policy: "reverse-shell", Call: "dup3", Variant: 3, Group: 1, Families: []uint8{2, 10}, Fds: []uint8{0, 1, 2}, Action: ActionPost},
+			{Policy: "reverse-shell", Call: "dup", Variant: 1, Group: 2, Families: []uint8{2, 10}, Fds: []uint8{0, 1, 2}, Action: ActionPost},
+			{Policy: "reverse-shell", Call: "fcntl", Variant: 4, Group: 3, Families: []uint8{2, 10}, Fds: []uint8{0, 1, 2}, Action: ActionPost},
 		},
 	})
 	e := p.Points[PointExec][2]

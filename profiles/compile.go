@@ -52,6 +52,8 @@ var hooks = map[string]hook{
 	"__sk_free":               {-1, false},
 	"dup2":                    {PointDup, false},
 	"dup3":                    {PointDup, false},
+	"dup":                     {PointDup, false},
+	"fcntl":                   {PointDup, false},
 	"security_bprm_check":     {PointExec, false},
 	"memfd_create":            {PointMemfd, false},
 }
@@ -105,9 +107,10 @@ const skAllocFamily = 1
 
 // callVariants tells apart calls that share a point: the kernel reports
 // which one it saw.
-var callVariants = map[string]uint8{"dup2": 2, "dup3": 3}
+var callVariants = map[string]uint8{"dup": 1, "dup2": 2, "dup3": 3, "fcntl": 4}
 
-// dupNewFD is the index of dup2's and dup3's new descriptor argument.
+// dupNewFD is the index of the new descriptor argument of the dup calls
+// (for dup and fcntl: the descriptor they returned).
 const dupNewFD = 1
 
 // compiler collects the errors of compiling one policy or profile.
@@ -328,7 +331,7 @@ func (b *selBuilder) arg(k *policy.Kprobe, m *policy.ArgMatch, field string) {
 		}
 		return
 	case "int":
-		if (k.Call == "dup2" || k.Call == "dup3") && m.Index == dupNewFD {
+		if callVariants[k.Call] != 0 && m.Index == dupNewFD {
 			if m.Operator != "Equal" {
 				c.errorf(m.Pos, field, "%s on the new descriptor of %s is not supported: it takes Equal only", m.Operator, k.Call)
 				return

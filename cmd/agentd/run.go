@@ -23,6 +23,10 @@ import (
 	"github.com/ocigate/ocigate/internal/profilewatch"
 	"github.com/ocigate/ocigate/internal/workloadstate"
 	"github.com/ocigate/ocigate/profiles"
+	"github.com/ocigate/ocigate/runtime/containerd"
+	"github.com/ocigate/ocigate/runtime/describe"
+	"github.com/ocigate/ocigate/runtime/nriplugin"
+	"github.com/ocigate/ocigate/runtime/running"
 )
 
 func runAgent(args []string) error {
@@ -37,11 +41,23 @@ func runAgent(args []string) error {
 	enforcer := fs.String("enforcer", bpf.BackendAuto, "auto (best per point: lsm > fmod_ret > fallback), lsm, fmod_ret or fallback")
 	profileDir := fs.String("profiles", defaultProfileDir, "directory of WorkloadProfile and TracingPolicy YAML files, watched for changes")
 	metricsAddr := fs.String("metrics-addr", "", "serve Prometheus metrics at http://ADDR/metrics, e.g. 127.0.0.1:9743 (empty: off)")
+	containerdSocket := fs.String("containerd-socket", containerd.DefaultSocket, "containerd's API socket, asked for the image of its containers (empty: never asked)")
+	adopt := fs.Bool("adopt", true, "at start, register the containers already running (containerd, --runc-roots), marked adopted")
+	var runcRoots stringList = []string{"/run/runc"}
+	fs.Var(&runcRoots, "runc-roots", "comma-separated runc state roots whose containers are adopted at start (default /run/runc: runc's and podman's; empty: none)")
+	runcBinary := fs.String("runc", "runc", "the runc binary used to list --runc-roots")
+	nriOn := fs.Bool("nri", false, "also serve as an NRI plugin (containerd >= 1.7, CRI-O): register at StartContainer, unregister at stop/remove, adopt at connect")
+	nriSocket := fs.String("nri-socket", "/var/run/nri/nri.sock", "the runtime's NRI socket")
+	nriIndex := fs.String("nri-index", "10", "the plugin's NRI index (order among plugins)")
+	reconcileEvery := fs.Duration("reconcile-interval", 3*time.Second, "how often to drop workloads whose container is gone without poststop (cgroup removed, or empty on two checks); 0: never")
 	bpfStats := fs.Bool("bpf-stats", false, "turn on the kernel's BPF run time accounting while the agent runs (ocigate_bpf_program_*; costs a little per program run)")
 	pinDir := fs.String("pin-dir", bpf.DefaultPinDir, "bpffs directory where maps and links stay pinned, so that enforcement outlives the agent and a restarted agent takes it over (empty: detach everything on exit)")
 	stateDir := fs.String("state-dir", workloadstate.DefaultDir, "directory of the workload records a restarted agent reads (with --pin-dir)")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *reconcileEvery < 0 {
+		return fmt.Errorf("--reconcile-interval %v: want 0 (off) or a positive duration", *reconcileEvery)
 	}
 	log, err := newLogger(*logLevel)
 	if err != nil {
@@ -85,7 +101,12 @@ func runAgent(args []string) error {
 	if err != nil {
 		return fmt.Errorf("profiles: %w", err)
 	}
-	ag, err := agent.New(agent.Config{Enforcer: enf, Catalog: catalog, Resolver: resolver, Logger: log, State: state})
+	desc := &describe.Describer{}
+	if *containerdSocket != "" {
+		desc.Containerd = containerd.New(*containerdSocket)
+		defer desc.Containerd.Close()
+	}
+	ag, err := agent.New(agent.Config{Enforcer: enf, Catalog: catalog, Resolver: resolver, Logger: log, Describer: desc, State: state})
 	if err != nil {
 		return err
 	}
@@ -126,6 +147,22 @@ func runAgent(args []string) error {
 		defer close(eventsDone)
 		ag.RunEvents(ctx, reader, sink)
 	}()
+	if *reconcileEvery > 0 {
+		go ag.RunReconcile(ctx, *reconcileEvery)
+	}
+	if desc.Containerd != nil {
+		go watchContainerd(ctx, desc.Containerd, ag, log)
+	}
+	if *nriOn {
+		go runNRI(ctx, nriplugin.New(nriAgent{ag, log}, resolver, log), *nriSocket, *nriIndex, log)
+	}
+	if *adopt {
+		lister := &running.Lister{RuncBinary: *runcBinary, RuncRoots: runcRoots}
+		if desc.Containerd != nil && socketExists(*containerdSocket) {
+			lister.Containerd = desc.Containerd
+		}
+		go adoptRunning(ctx, ag, lister, log)
+	}
 	go profilewatch.Watch(ctx, []string{*profileDir}, func(why string) {
 		c, err := profiles.NewCatalog(true, *profileDir)
 		if err == nil {

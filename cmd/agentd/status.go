@@ -54,9 +54,17 @@ func printStatus(out io.Writer, st *api.Status) {
 			fmt.Fprintf(tw, "\t\t  not %s\n", s)
 		}
 	}
-	fmt.Fprintf(tw, "\nWORKLOADS (%d)\nCONTAINER\tRUNTIME\tPROFILE\tMODE\tCGROUP ID\tCGROUP\n", len(st.Workloads)+st.WorkloadsOmitted)
+	fmt.Fprintf(tw, "\nWORKLOADS (%d)\nCONTAINER\tRUNTIME\tIMAGE\tPROFILE\tMODE\tCGROUP ID\tCGROUP\n", len(st.Workloads)+st.WorkloadsOmitted)
 	for _, w := range st.Workloads {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\n", w.ContainerID, w.Runtime, w.Profile, w.Mode, w.CgroupID, w.CgroupPath)
+		runtime := w.Runtime
+		if w.Adopted {
+			runtime += " (adopted)"
+		}
+		image := w.Image
+		if image == "" {
+			image = "-"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\n", w.ContainerID, runtime, image, w.Profile, w.Mode, w.CgroupID, w.CgroupPath)
 	}
 	if st.WorkloadsOmitted > 0 {
 		fmt.Fprintf(tw, "(%d more not listed)\n", st.WorkloadsOmitted)

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ocigate/ocigate/cgroupfilter"
 	"github.com/ocigate/ocigate/internal/api"
 )
 
@@ -35,5 +36,23 @@ func TestPrintStatusLosses(t *testing.T) {
 	printStatus(&out, st)
 	if strings.Contains(out.String(), "SUBSCRIBERS") {
 		t.Errorf("subscriber section without subscribers:\n%s", out.String())
+	}
+}
+
+// Workloads show their image (or "-") and whether they were adopted.
+func TestPrintStatusWorkloads(t *testing.T) {
+	st := &api.Status{Workloads: []*cgroupfilter.Workload{
+		{ContainerID: "web", Runtime: "podman", Image: "localhost/shop/web:2", Profile: "shop", Mode: "enforce",
+			Identity: cgroupfilter.Identity{CgroupID: 7, CgroupPath: "/a"}},
+		{ContainerID: "old", Runtime: "runc", Adopted: true, Profile: "default", Mode: "enforce",
+			Identity: cgroupfilter.Identity{CgroupID: 8, CgroupPath: "/b"}},
+	}}
+	var out bytes.Buffer
+	printStatus(&out, st)
+	for _, re := range []string{`(?m)^web\s+podman\s+localhost/shop/web:2\s+shop\s+enforce\s+7\s+/a$`,
+		`(?m)^old\s+runc \(adopted\)\s+-\s+default\s+enforce\s+8\s+/b$`} {
+		if !regexp.MustCompile(re).MatchString(out.String()) {
+			t.Errorf("no row matching %s:\n%s", re, out.String())
+		}
 	}
 }

@@ -5,6 +5,7 @@ package agent
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"sort"
@@ -20,6 +21,7 @@ import (
 	"github.com/ocigate/ocigate/internal/eventhub"
 	"github.com/ocigate/ocigate/internal/workloadstate"
 	"github.com/ocigate/ocigate/profiles"
+	"github.com/ocigate/ocigate/runtime/describe"
 )
 
 // Enforcer is the kernel side as the agent uses it.
@@ -44,6 +46,9 @@ type Config struct {
 	// over pinned maps knows them again (nil: no records; nothing is
 	// restored).
 	State *workloadstate.Store
+	// Describer, when set, fills in the image and name of a registration
+	// that does not carry them.
+	Describer Describer
 }
 
 // Agent keeps the workload registry and the enforcer's maps in step.
@@ -64,9 +69,11 @@ type Agent struct {
 	state         *workloadstate.Store
 	retained      map[uint32]*retainedProfile // inherited profile ids still in use (a.mu)
 	flushTimeout  time.Duration               // how long a stop waits for the events sink
+	describer     Describer
 
 	mu       sync.Mutex // serialises changes of registry + maps
 	reloadMu sync.Mutex // one reload at a time
+	recon    reconcileState
 }
 
 // New loads the catalog's profiles into the enforcer and returns a ready
@@ -82,7 +89,7 @@ func New(cfg Config) (*Agent, error) {
 	a := &Agent{
 		enf: cfg.Enforcer, resolver: cfg.Resolver, log: cfg.Logger,
 		reg: cgroupfilter.NewRegistry(), node: node, startedAt: time.Now(), stats: &Stats{},
-		hub: eventhub.New(cfg.Events), metrics: newMetrics(), state: cfg.State,
+		hub: eventhub.New(cfg.Events), metrics: newMetrics(), describer: cfg.Describer, state: cfg.State,
 		retained: map[uint32]*retainedProfile{}, flushTimeout: defaultFlushTimeout,
 	}
 	if host, err := cfg.Resolver.Namespaces(1); err == nil {
@@ -180,7 +187,7 @@ func (a *Agent) verifyIdentity(r *api.Registration) error {
 // after the maps are written; on error nothing of it is left behind.
 func (a *Agent) Register(r *api.Registration) (*cgroupfilter.Workload, error) {
 	start := time.Now()
-	w, err := a.register(r, start)
+	w, err := a.register(r, start, nil)
 	if err != nil {
 		a.stats.RegistrationErrors.Add(1)
 		return nil, err
@@ -189,7 +196,15 @@ func (a *Agent) Register(r *api.Registration) (*cgroupfilter.Workload, error) {
 	return w, nil
 }
 
-func (a *Agent) register(r *api.Registration, start time.Time) (*cgroupfilter.Workload, error) {
+// adoption is how an adopted container's registration differs.
+type adoption struct {
+	info describe.Info // what the runtime's listing said
+}
+
+// errAlreadyRegistered: an adopted container the hook has registered.
+var errAlreadyRegistered = errors.New("already registered")
+
+func (a *Agent) register(r *api.Registration, start time.Time, adopt *adoption) (*cgroupfilter.Workload, error) {
 	if err := r.Validate(); err != nil {
 		return nil, err
 	}
@@ -200,8 +215,22 @@ func (a *Agent) register(r *api.Registration, start time.Time) (*cgroupfilter.Wo
 		ContainerID: r.ContainerID, Runtime: r.Runtime, Bundle: r.Bundle, Pid: r.Pid,
 		Annotations: r.Annotations, Identity: r.Identity, RegisteredAt: time.Now().UTC(),
 	}
+	if adopt != nil {
+		w.Adopted = true
+		a.identifyAs(w, adopt.info)
+	} else {
+		a.identify(w)
+	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	if adopt != nil {
+		if _, ok := a.reg.Get(w.ContainerID); ok {
+			return nil, errAlreadyRegistered
+		}
+		if _, ok := a.reg.ByCgroup(w.CgroupID); ok {
+			return nil, errAlreadyRegistered
+		}
+	}
 	lp, reason, err := a.profiles.choose(w)
 	if err != nil {
 		return nil, err
@@ -248,8 +277,8 @@ func (a *Agent) register(r *api.Registration, start time.Time) (*cgroupfilter.Wo
 	}
 	a.stats.Registrations.Add(1)
 	a.log.Info("workload registered", zap.String("container", w.ContainerID), zap.String("runtime", w.Runtime),
-		zap.String("cgroup", w.CgroupPath), zap.Uint64("cgroup_id", w.CgroupID), zap.String("profile", w.Profile),
-		zap.Bool("replaced", old != nil), zap.Duration("took", time.Since(start)))
+		zap.String("cgroup", w.CgroupPath), zap.Uint64("cgroup_id", w.CgroupID), zap.String("image", w.Image), zap.String("profile", w.Profile),
+		zap.Bool("replaced", old != nil), zap.Bool("adopted", w.Adopted), zap.Duration("took", time.Since(start)))
 	return w, nil
 }
 
@@ -261,12 +290,9 @@ func (a *Agent) Unregister(containerID string) error {
 	if !ok {
 		return nil
 	}
-	if err := a.enf.RemoveWorkload(w.CgroupID); err != nil {
-		return fmt.Errorf("container %q: %w", containerID, err)
+	if err := a.removeLocked(w); err != nil {
+		return err
 	}
-	a.reg.Remove(containerID)
-	a.release(containerID)
-	a.unpersist(w.CgroupID)
 	a.stats.Unregistrations.Add(1)
 	a.log.Info("workload unregistered", zap.String("container", containerID), zap.Uint64("cgroup_id", w.CgroupID))
 	return nil
@@ -292,6 +318,18 @@ func trimWorkloads(st *api.Status, budget int) {
 			return
 		}
 	}
+}
+
+// removeLocked deletes a workload's map entry, then its registry entry.
+// The caller holds a.mu.
+func (a *Agent) removeLocked(w *cgroupfilter.Workload) error {
+	if err := a.enf.RemoveWorkload(w.CgroupID); err != nil {
+		return fmt.Errorf("container %q: %w", w.ContainerID, err)
+	}
+	a.reg.Remove(w.ContainerID)
+	a.release(w.ContainerID)
+	a.unpersist(w.CgroupID)
+	return nil
 }
 
 // Status reports backends, workloads and counters.

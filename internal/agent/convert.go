@@ -51,7 +51,9 @@ func (a *Agent) convert(raw *bpf.RawEvent, at time.Time) *events.Event {
 	if w, ok := a.reg.ByCgroup(raw.WorkloadCgroupID); ok {
 		og.ContainerID, og.Runtime = w.ContainerID, w.Runtime
 		kp.Process.Docker = w.ContainerID
-		kp.Process.Pod = &events.Pod{Container: events.Container{ID: w.ContainerID, Name: w.Annotations["io.kubernetes.cri.container-name"]}}
+		kp.Process.Pod = &events.Pod{Namespace: w.PodNamespace, Name: w.Pod,
+			Container: events.Container{ID: w.ContainerID, Name: w.Name, Image: events.Image{Name: w.Image}}}
+		og.Adopted = w.Adopted
 	}
 	if raw.Ppid != 0 {
 		kp.Parent = &events.Process{Pid: events.Value{Value: raw.Ppid}, Binary: exePath(raw.Ppid)}
@@ -124,6 +126,14 @@ func processOf(raw *bpf.RawEvent) events.Process {
 	}
 	if p.Binary == "" {
 		p.Binary = raw.Comm
+	}
+	if raw.Args != nil {
+		// argv as the kernel read it from the new image: argv[0] aside,
+		// as Tetragon's arguments
+		p.Arguments = strings.Join(raw.Args[1:], " ")
+		if raw.ArgsCut {
+			p.Arguments += "..."
+		}
 	}
 	return p
 }

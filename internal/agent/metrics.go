@@ -66,6 +66,7 @@ var (
 	descSubscribers   = desc("ocigate_event_subscribers", "API clients following the events.")
 	descRegistrations = desc("ocigate_registrations_total", "Registrations handled, by result.", "result")
 	descUnregister    = desc("ocigate_unregistrations_total", "Containers unregistered.")
+	descReconciled    = desc("ocigate_workloads_reconciled_total", "Workloads dropped by the periodic check because their container was gone without being unregistered.")
 	descReloads       = desc("ocigate_profile_reloads_total", "Profile reloads, by result.", "result")
 	descBackend       = desc("ocigate_enforcer_backend", "How each enforcement point is carried out (always 1).", "point", "backend", "mechanism")
 	descPoint         = desc("ocigate_point_checks_total",
@@ -81,7 +82,7 @@ type collector struct{ a *Agent }
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descLost, descWritten, descDecodeErrors, descAgentKills, descWorkloads,
-		descSubscribers, descRegistrations, descUnregister, descReloads, descBackend, descPoint,
+		descSubscribers, descRegistrations, descUnregister, descReconciled, descReloads, descBackend, descPoint,
 		descRunSeconds, descRuns, descMapEntries, descMapMax} {
 		ch <- d
 	}
@@ -106,6 +107,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	counter(descRegistrations, s.Registrations.Load(), "ok")
 	counter(descRegistrations, s.RegistrationErrors.Load(), "error")
 	counter(descUnregister, s.Unregistrations.Load())
+	counter(descReconciled, s.Reconciled.Load())
 	counter(descReloads, s.ProfileReloads.Load(), "ok")
 	counter(descReloads, s.ProfileReloadErrors.Load(), "error")
 	for _, b := range a.enf.Backends() {

@@ -54,24 +54,11 @@ func (a *Agent) unloadSet(set *profileSet) {
 
 // workloadInfo is what profile selection knows of a workload.
 func workloadInfo(w *cgroupfilter.Workload) profiles.WorkloadInfo {
-	return profiles.WorkloadInfo{Image: imageOf(w.Annotations), Annotations: w.Annotations, Runtime: w.Runtime}
-}
-
-// imageAnnotations name the image, in the order they are trusted.
-var imageAnnotations = []string{
-	"ocigate.io/image",
-	"io.kubernetes.cri.image-name",
-	"io.kubernetes.cri-o.ImageName",
-	"org.opencontainers.image.ref.name",
-}
-
-func imageOf(annotations map[string]string) string {
-	for _, k := range imageAnnotations {
-		if v := annotations[k]; v != "" {
-			return v
-		}
+	image := w.Image
+	if image == "" {
+		image, _ = imageOf(w.Annotations)
 	}
-	return ""
+	return profiles.WorkloadInfo{Image: image, Annotations: w.Annotations, Runtime: w.Runtime}
 }
 
 // choose picks a workload's loaded profile and says why.

@@ -101,16 +101,19 @@ type FileArg struct {
 type Ocigate struct {
 	ContainerID string `json:"container_id"`
 	Runtime     string `json:"runtime,omitempty"`
-	Profile     string `json:"profile"`
-	Mode        string `json:"mode"`
-	Point       string `json:"point"`
-	Enforced    bool   `json:"enforced"`
-	Verdict     string `json:"verdict"`
-	Errno       int32  `json:"errno,omitempty"`
-	Backend     string `json:"backend"`
-	Mechanism   string `json:"mechanism"`
-	CgroupID    uint64 `json:"cgroup_id"`
-	Selector    int    `json:"selector"`
+	// Adopted: the workload was adopted running, when the agent started;
+	// what its processes did before was not seen.
+	Adopted   bool   `json:"adopted,omitempty"`
+	Profile   string `json:"profile"`
+	Mode      string `json:"mode"`
+	Point     string `json:"point"`
+	Enforced  bool   `json:"enforced"`
+	Verdict   string `json:"verdict"`
+	Errno     int32  `json:"errno,omitempty"`
+	Backend   string `json:"backend"`
+	Mechanism string `json:"mechanism"`
+	CgroupID  uint64 `json:"cgroup_id"`
+	Selector  int    `json:"selector"`
 	// TrackSock: the event is attributed to the socket's creator; this is
 	// the process that did the operation when it is another one.
 	CallerPid uint32 `json:"caller_pid,omitempty"`

@@ -37,6 +37,10 @@
 //	tcp_close                0 sock                         -
 //	sk_alloc                 1 int (family)                 sock
 //	__sk_free                0 sock                         -
+//	dup2, dup3               0 fd, 1 int (new fd)           int
+//	dup, fcntl               0 fd, 1 int (the fd returned)  int
+//	security_bprm_check      0 linux_binprm                 int
+//	memfd_create             -                              -
 //
 // syscall (false or absent: these are kernel functions), return,
 // returnArg (required with return: true and only then), returnArgAction

@@ -27,14 +27,18 @@ var calls = map[string]callSpec{
 	"__sk_free":               {args: map[int]string{0: "sock"}},
 	"dup2":                    {args: map[int]string{0: "fd", 1: "int"}, ret: "int"},
 	"dup3":                    {args: map[int]string{0: "fd", 1: "int", 2: "int"}, ret: "int"},
-	"security_bprm_check":     {args: map[int]string{0: "linux_binprm"}, ret: "int"},
-	"memfd_create":            {args: map[int]string{}},
+	// dup and fcntl(F_DUPFD*) pick the new descriptor: arg 1 is the one
+	// they returned, so that one selector shape covers every duplication.
+	"dup":                 {args: map[int]string{0: "fd", 1: "int"}, ret: "int"},
+	"fcntl":               {args: map[int]string{0: "fd", 1: "int"}, ret: "int"},
+	"security_bprm_check": {args: map[int]string{0: "linux_binprm"}, ret: "int"},
+	"memfd_create":        {args: map[int]string{}},
 }
 
 // SupportedCalls lists the kernel functions a kprobe may name, in the
 // order error messages give them.
 var SupportedCalls = []string{"tcp_connect", "security_socket_connect", "inet_csk_listen_start",
-	"tcp_sendmsg", "tcp_close", "sk_alloc", "__sk_free", "dup2", "dup3", "security_bprm_check", "memfd_create"}
+	"tcp_sendmsg", "tcp_close", "sk_alloc", "__sk_free", "dup2", "dup3", "dup", "fcntl", "security_bprm_check", "memfd_create"}
 
 var argTypes = []string{"sock", "socket", "sockaddr", "int", "fd", "linux_binprm"}
 

@@ -138,7 +138,7 @@ func TestChurnLeavesNothingBehind(t *testing.T) {
 	}
 
 	// Leaks: wait for the agent to settle (connections served, timers).
-	st, ok := a.waitStatus(10*time.Second, func(s *agentState) bool {
+	st, ok := a.waitStatus(10*time.Second, func(s *ownState) bool {
 		c := s.Counters
 		return len(s.Workloads) == 0 && c["workloads_map_entries"] == 0 && c["workload_records"] == 0 &&
 			c["agent_goroutines"] <= base["agent_goroutines"] && c["agent_open_fds"] <= base["agent_open_fds"]

@@ -158,6 +158,16 @@ func (l *udpListener) WaitReceived(substr string, timeout time.Duration) bool {
 
 // killedShell is the event of the exec of shell (the path execve was given;
 // any, if empty) with socket stdio that the agent killed.
+// hostShell is the file /bin/sh runs on the host root (dash on Debian):
+// events name the executed file itself, symlinks resolved.
+var hostShell = func() string {
+	p, err := filepath.EvalSymlinks("/bin/sh")
+	if err != nil {
+		return "/bin/sh"
+	}
+	return p
+}()
+
 func killedShell(containerID, shell string) map[string]any {
 	want := map[string]any{
 		"process_kprobe.function_name": "security_bprm_check",

@@ -25,6 +25,9 @@ import (
 	"github.com/ocigate/ocigate/internal/testenv"
 )
 
+// reconcileInterval is the agent's --reconcile-interval in the e2e.
+const reconcileInterval = time.Second
+
 // cgroupParent holds every container's cgroup (linux.cgroupsPath
 // /ocigate-e2e/<id>, podman --cgroup-parent).
 const cgroupParent = "/ocigate-e2e"
@@ -170,6 +173,10 @@ func startAgent() error {
 		return fmt.Errorf("starting agent: copy profiles: %w", err)
 	}
 	agentCmd = exec.Command(agentdBin, "run", "--socket", socketPath, "--events-file", eventsPath, "--profiles", profileDir,
+		"--reconcile-interval", reconcileInterval.String(),
+		// Others' containers on this machine are not the harness agent's:
+		// no adoption from the shared runc root, no system containerd.
+		"--runc-roots", "", "--containerd-socket", "",
 		"--pin-dir", pinDir, "--state-dir", stateDir)
 	agentCmd.Stdout = logf
 	agentCmd.Stderr = logf

@@ -67,7 +67,9 @@ func (a *ownAgent) start() {
 	a.starts++
 	fmt.Fprintf(logf, "---- start %d\n", a.starts)
 	a.cmd = exec.Command(agentdBin, "run", "--socket", a.socket, "--events-file", a.events, "--profiles", profileDir,
-		"--pin-dir", a.pinDir, "--state-dir", a.stateDir)
+		"--pin-dir", a.pinDir, "--state-dir", a.stateDir,
+		// Others' containers on this machine are not this agent's.
+		"--runc-roots", "", "--containerd-socket", "")
 	a.cmd.Stdout, a.cmd.Stderr = logf, logf
 	if err := a.cmd.Start(); err != nil {
 		a.t.Fatal(err)
@@ -111,8 +113,8 @@ func (a *ownAgent) stop(sig syscall.Signal) error {
 	}
 }
 
-// agentState is the part of `status -o json` the tests read.
-type agentState struct {
+// ownState is the part of `status -o json` the tests read.
+type ownState struct {
 	Workloads []struct {
 		ContainerID   string `json:"container_id"`
 		CgroupID      uint64 `json:"cgroup_id"`
@@ -122,7 +124,7 @@ type agentState struct {
 	Counters map[string]uint64 `json:"counters"`
 }
 
-func (s *agentState) has(id string) bool {
+func (s *ownState) has(id string) bool {
 	for _, w := range s.Workloads {
 		if w.ContainerID == id {
 			return true
@@ -131,7 +133,7 @@ func (s *agentState) has(id string) bool {
 	return false
 }
 
-func (a *ownAgent) status() (*agentState, error) {
+func (a *ownAgent) status() (*ownState, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	var stdout, stderr bytes.Buffer
@@ -140,14 +142,14 @@ func (a *ownAgent) status() (*agentState, error) {
 	if err := cmd.Run(); err != nil {
 		return nil, fmt.Errorf("ocigate-agentd status: %w: %s", err, strings.TrimSpace(stderr.String()))
 	}
-	var st agentState
+	var st ownState
 	if err := json.Unmarshal(stdout.Bytes(), &st); err != nil {
 		return nil, fmt.Errorf("decode status: %w", err)
 	}
 	return &st, nil
 }
 
-func (a *ownAgent) mustStatus() *agentState {
+func (a *ownAgent) mustStatus() *ownState {
 	a.t.Helper()
 	st, err := a.status()
 	if err != nil {
@@ -157,7 +159,7 @@ func (a *ownAgent) mustStatus() *agentState {
 }
 
 // waitStatus polls status until ok accepts it, and returns the last one.
-func (a *ownAgent) waitStatus(timeout time.Duration, ok func(*agentState) bool) (*agentState, bool) {
+func (a *ownAgent) waitStatus(timeout time.Duration, ok func(*ownState) bool) (*ownState, bool) {
 	a.t.Helper()
 	deadline := time.Now().Add(timeout)
 	for {

@@ -29,13 +29,13 @@ import (
 // connection may or may not arrive (connects: false).
 
 func TestTechniqueRelayedMkfifoNcat(t *testing.T) {
-	testTechnique(t, technique{name: "tech-fifo-nc", shell: "/bin/sh", relay: true, args: func(port int) []string {
+	testTechnique(t, technique{name: "tech-fifo-nc", shell: hostShell, relay: true, args: func(port int) []string {
 		return []string{"/bin/sh", "-c", fmt.Sprintf("rm -f /tmp/f; mkfifo /tmp/f; cat /tmp/f | /bin/sh -i 2>&1 | nc 127.0.0.1 %d > /tmp/f", port)}
 	}})
 }
 
 func TestTechniqueRelayedPython3PtySpawn(t *testing.T) {
-	testTechnique(t, technique{name: "tech-py-pty", shell: "/bin/sh", relay: true, connects: true, args: func(port int) []string {
+	testTechnique(t, technique{name: "tech-py-pty", shell: hostShell, relay: true, connects: true, args: func(port int) []string {
 		return []string{"/usr/bin/python3", "-c", fmt.Sprintf(`import socket,os,pty
 s=socket.socket(socket.AF_INET,socket.SOCK_STREAM)
 s.connect(("127.0.0.1",%d))
@@ -51,7 +51,7 @@ func TestTechniqueRelayedSocatPty(t *testing.T) {
 }
 
 func TestTechniqueRelayedOpensslFifo(t *testing.T) {
-	testTechnique(t, technique{name: "tech-openssl", shell: "/bin/sh", relay: true, listen: tlsShellListener, args: func(port int) []string {
+	testTechnique(t, technique{name: "tech-openssl", shell: hostShell, relay: true, listen: tlsShellListener, args: func(port int) []string {
 		return []string{"/bin/sh", "-c", fmt.Sprintf("rm -f /tmp/s; mkfifo /tmp/s; /bin/sh -i < /tmp/s 2>&1 | openssl s_client -quiet -no_ign_eof -connect 127.0.0.1:%d > /tmp/s; rm -f /tmp/s", port)}
 	}})
 }
@@ -171,7 +171,7 @@ func (l *tlsListener) WaitConn(timeout time.Duration) bool {
 // ncat -e: the shell's stdin and stdout are pipes; ncat relays them to the
 // socket.
 func TestTechniqueRelayedNcatExec(t *testing.T) {
-	testTechnique(t, technique{name: "tech-ncat-e", shell: "/bin/sh", relay: true, connects: true, args: func(port int) []string {
+	testTechnique(t, technique{name: "tech-ncat-e", shell: hostShell, relay: true, connects: true, args: func(port int) []string {
 		return []string{"/usr/bin/ncat", "-e", "/bin/sh", "127.0.0.1", strconv.Itoa(port)}
 	}})
 }
@@ -190,7 +190,7 @@ func TestTechniqueMonitorRelayedMkfifo(t *testing.T) {
 	waitEvent(t, res.ID, map[string]any{
 		"process_kprobe.function_name":        "security_bprm_check",
 		"process_kprobe.action":               "KPROBE_ACTION_SIGKILL",
-		"process_kprobe.args.0.file_arg.path": "/bin/sh",
+		"process_kprobe.args.0.file_arg.path": hostShell,
 		"ocigate.container_id":                res.ID,
 		"ocigate.point":                       "relay",
 		"ocigate.mode":                        "monitor",

