@@ -366,7 +366,7 @@ func RemovePins(dir string) (removed []string, err error) {
 }
 
 // loadMaps creates the shared maps; with opts.PinDir set it takes the
-// pinned ones over (and adopts what they hold) or pins new ones.
+// pinned ones over (and inherits what they hold) or pins new ones.
 func (e *Enforcer) loadMaps(spec *ebpf.CollectionSpec, opts Options) error {
 	if opts.PinDir == "" {
 		if err := spec.LoadAndAssign(&e.maps, nil); err != nil {
@@ -386,7 +386,7 @@ func (e *Enforcer) loadMaps(spec *ebpf.CollectionSpec, opts Options) error {
 	e.pins = p
 	e.pinState = &PinState{Dir: p.dir, Inherited: inherited, lock: p.lock}
 	if inherited {
-		if err := e.adopt(); err != nil {
+		if err := e.inherit(); err != nil {
 			e.maps.Close()
 			p.lock.Close()
 			return fmt.Errorf("take over pinned maps in %s: %w", p.dir, err)

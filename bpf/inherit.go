@@ -35,12 +35,12 @@ func (e *Enforcer) Inherited() Inherited {
 	return out
 }
 
-// adopt rebuilds the bookkeeping of pinned maps: which value sets and
+// inherit rebuilds the bookkeeping of pinned maps: which value sets and
 // port sets each profile's rules use (so UnloadProfile frees them), the
 // next free set id, the workload flags of each profile, and the
 // workloads. Set entries no rule refers to (a profile write cut short)
 // are deleted.
-func (e *Enforcer) adopt() error {
+func (e *Enforcer) inherit() error {
 	ids := map[uint32]bool{}
 	owner := map[uint32]uint32{} // set id -> profile
 	e.sets = map[uint32]*setWriter{}
@@ -82,13 +82,13 @@ func (e *Enforcer) adopt() error {
 	}
 	var errs []error
 	errs = append(errs,
-		adoptKeys(e.maps.AddrSets, func(k *fallbackAddrKey) uint32 { return k.Set }, owner, &e.nextSet,
+		inheritKeys(e.maps.AddrSets, func(k *fallbackAddrKey) uint32 { return k.Set }, owner, &e.nextSet,
 			func(p uint32, k fallbackAddrKey) { writer(p).addrKeys = append(writer(p).addrKeys, k) }),
-		adoptKeys(e.maps.NameSets, func(k *fallbackNameKey) uint32 { return k.Set }, owner, &e.nextSet,
+		inheritKeys(e.maps.NameSets, func(k *fallbackNameKey) uint32 { return k.Set }, owner, &e.nextSet,
 			func(p uint32, k fallbackNameKey) { writer(p).nameKeys = append(writer(p).nameKeys, k) }),
-		adoptKeys(e.maps.BinSets, func(k *fallbackBinKey) uint32 { return k.Set }, owner, &e.nextSet,
+		inheritKeys(e.maps.BinSets, func(k *fallbackBinKey) uint32 { return k.Set }, owner, &e.nextSet,
 			func(p uint32, k fallbackBinKey) { writer(p).binKeys = append(writer(p).binKeys, k) }),
-		adoptKeys(e.maps.PathPrefixes, func(k *fallbackPathKey) uint32 { return k.Set }, owner, &e.nextSet,
+		inheritKeys(e.maps.PathPrefixes, func(k *fallbackPathKey) uint32 { return k.Set }, owner, &e.nextSet,
 			func(p uint32, k fallbackPathKey) { writer(p).pathKeys = append(writer(p).pathKeys, k) }),
 	)
 	if err := errors.Join(errs...); err != nil {
@@ -117,9 +117,9 @@ func (e *Enforcer) adopt() error {
 	return nil
 }
 
-// adoptKeys walks a set map: keys of a set some rule uses are handed to
+// inheritKeys walks a set map: keys of a set some rule uses are handed to
 // its profile, the others are deleted.
-func adoptKeys[K any](m *ebpf.Map, setOf func(*K) uint32, owner map[uint32]uint32, next *uint32, add func(uint32, K)) error {
+func inheritKeys[K any](m *ebpf.Map, setOf func(*K) uint32, owner map[uint32]uint32, next *uint32, add func(uint32, K)) error {
 	var (
 		k       K
 		v       uint8
