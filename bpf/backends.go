@@ -138,6 +138,7 @@ type attachEnv struct {
 	cgroupRoot string
 	lsmActive  error                    // nil when bpf is an active LSM
 	named      map[string]*ebpf.Program // mechanism -> program, for stats
+	pins       *pinner                  // nil: links are not pinned
 }
 
 // attach loads and attaches all programs of c, or none.
@@ -163,7 +164,7 @@ func (env *attachEnv) attach(c candidate) (progs []*ebpf.Program, links []link.L
 		}
 		progs = append(progs, p)
 		env.named[pr.mechanism] = p
-		l, err := pr.attach(p, env)
+		l, err := env.attachLink(pr, p)
 		if err != nil {
 			return progs, links, fmt.Errorf("attach %s: %w", pr.mechanism, err)
 		}

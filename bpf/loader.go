@@ -36,7 +36,12 @@ type Options struct {
 	Enforcer string
 	// LSMList is the file listing active LSMs (default /sys/kernel/security/lsm).
 	LSMList string
-	Logger  *zap.Logger
+	// PinDir, on a bpf file system, keeps the maps and links pinned so
+	// that enforcement outlives the agent, and takes over what an earlier
+	// agent pinned there (pin.go). Empty: nothing is pinned, and Close
+	// detaches everything.
+	PinDir string
+	Logger *zap.Logger
 }
 
 // Enforcer owns the loaded programs, their links and the shared maps.
@@ -53,6 +58,10 @@ type Enforcer struct {
 	sets    map[uint32]*setWriter // per profile id: what its rules use
 	named   map[string]*ebpf.Program
 	track   map[uint32]uint32 // profile id -> workload flags it needs (TrackSock, relay)
+
+	pins      *pinner   // during Load, when pinning
+	pinState  *PinState // what Load did with the pin directory
+	inherited Inherited // what the pinned maps held
 }
 
 // PointBackend says how an enforcement point is carried out and, for the
@@ -100,8 +109,8 @@ func Load(opts Options) (_ *Enforcer, err error) {
 		return nil, fmt.Errorf("load BPF: security object: %w", err)
 	}
 	e := &Enforcer{log: opts.Logger}
-	if err := fb.LoadAndAssign(&e.maps, nil); err != nil {
-		return nil, fmt.Errorf("load BPF maps: %w", err)
+	if err := e.loadMaps(fb, opts); err != nil {
+		return nil, err
 	}
 	defer func() {
 		if err != nil {
@@ -109,6 +118,7 @@ func Load(opts Options) (_ *Enforcer, err error) {
 		}
 	}()
 	env := &attachEnv{
+		pins:       e.pins,
 		specs:      map[string]*ebpf.CollectionSpec{BackendFallback: fb, BackendTracepoint: fb, BackendLSM: sec, BackendFmodRet: sec},
 		maps:       sharedMaps(&e.maps),
 		cgroupRoot: opts.CgroupRoot,
@@ -131,6 +141,7 @@ func Load(opts Options) (_ *Enforcer, err error) {
 		opts.Logger.Info("enforcement point attached", zap.String("point", pb.Point),
 			zap.String("backend", pb.Backend), zap.String("mechanism", pb.Mechanism), zap.Strings("skipped", pb.Skipped))
 	}
+	e.commitPins()
 	return e, nil
 }
 
@@ -186,7 +197,8 @@ func (e *Enforcer) Backends() []PointBackend {
 	return append([]PointBackend(nil), e.backends...)
 }
 
-// Close detaches every program and frees the maps.
+// Close detaches every program and frees the maps, except what is
+// pinned (Options.PinDir): that stays until RemovePins.
 func (e *Enforcer) Close() error {
 	var errs []error
 	for i := len(e.links) - 1; i >= 0; i-- {
@@ -198,6 +210,7 @@ func (e *Enforcer) Close() error {
 	}
 	e.progs = nil
 	errs = append(errs, e.maps.Close())
+	errs = append(errs, e.releasePins())
 	return errors.Join(errs...)
 }
 

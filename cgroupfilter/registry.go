@@ -134,16 +134,18 @@ func (r *Registry) Len() int {
 	return len(r.byID)
 }
 
-// SetProfile records a workload's new profile after a reload. The entry
-// is replaced, not changed in place: readers hold the old one safely.
-func (r *Registry) SetProfile(containerID, profile, mode string) {
+// SetProfile records a workload's new profile (and why) after a reload,
+// and returns the new entry. The entry is replaced, not changed in place:
+// readers hold the old one safely.
+func (r *Registry) SetProfile(containerID, profile, mode, reason string) (*Workload, bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	w, ok := r.byID[containerID]
 	if !ok {
-		return
+		return nil, false
 	}
 	c := *w
-	c.Profile, c.Mode = profile, mode
+	c.Profile, c.Mode, c.ProfileReason = profile, mode, reason
 	r.byID[containerID] = &c
+	return &c, true
 }

@@ -4,7 +4,8 @@
 #     container (rounds alternate; medians compared);
 #  2. the connect program's own cost per run, from bpf_stats;
 #  3. the hook's round trip p50/p99 next to the exec of /bin/true;
-#  4. `runc run` of busybox `true` with vs without the hook (hyperfine).
+#  4. `runc run` of busybox `true` with vs without the hook (hyperfine);
+#  5. the agent's memory and its BPF maps' with 5 000 registered workloads.
 # Results go to bench-results/ and a summary table to stdout.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -29,8 +30,11 @@ CGO_ENABLED=0 go build -o "$work/connectloop" ./test/bench/connectloop
 CGO_ENABLED=0 go build -o "$work/hookbench" ./test/bench/hookbench
 CGO_ENABLED=0 go build -o "$work/rulescale" ./test/bench/rulescale
 CGO_ENABLED=0 go build -o "$work/execloop" ./test/bench/execloop
+CGO_ENABLED=0 go build -o "$work/regscale" ./test/bench/regscale
 mk_rootfs "$work/rootfs" "$work/connectloop:bin/connectloop" "$work/execloop:bin/execloop"
-start_agent "$work"
+# No periodic check: regscale's 5 000 cgroups have no process, which the
+# check would take for stopped containers.
+start_agent "$work" --reconcile-interval 0
 sock=$work/agentd.sock
 mk_bundle "$work/on" "$work/rootfs" bench-on yes "$sock" /bin/connectloop "$CONNECTS"
 mk_bundle "$work/off" "$work/rootfs" bench-off no "" /bin/connectloop "$CONNECTS"
@@ -95,6 +99,9 @@ runc_on=$(jq '.results[] | select(.command=="with-hook") | .mean' "$out/runc-run
 echo "bench: connect program cost vs rule set size and registrations"
 "$work/rulescale" --connectloop "$work/connectloop" -n "${SCALE_CONNECTS:-20000}" -rounds 3 >"$out/rulescale.md"
 
+echo "bench: ${REG_N:-5000} registered workloads: agent RSS and BPF map memory"
+"$work/regscale" --socket "$sock" -n "${REG_N:-5000}" >"$out/regscale.md"
+
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.3f", a / b}'; }
 {
 	echo "| measure | unenforced / baseline | enforced / with ocigate | ratio | target |"
@@ -107,4 +114,6 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.3f", a / b}'; }
 	echo "| runc run busybox true, mean (ms) | $(awk -v v="$runc_off" 'BEGIN{printf "%.1f", v*1000}') | $(awk -v v="$runc_on" 'BEGIN{printf "%.1f", v*1000}') | $(ratio "$runc_on" "$runc_off") | <= 1.10 |"
 	echo
 	cat "$out/rulescale.md"
+	echo
+	cat "$out/regscale.md"
 } | tee "$out/summary.md"

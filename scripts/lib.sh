@@ -52,12 +52,15 @@ run_container() {
 	return $rc
 }
 
-# start_agent DIR: starts ocigate-agentd with its socket and events file in
-# DIR and waits until it answers.
+# start_agent DIR [ARGS...]: starts ocigate-agentd with its socket and
+# events file in DIR (plus ARGS) and waits until it answers. Nothing is
+# pinned (--pin-dir ''): the demo and the benchmarks leave no enforcement
+# behind when they stop it.
 start_agent() {
 	local dir=$1 i
+	shift
 	"$OCIGATE_BIN/ocigate-agentd" run --socket "$dir/agentd.sock" --events-file "$dir/events.jsonl" \
-		--profiles "${PROFILES_DIR:-$dir/profiles}" >"$dir/agentd.log" 2>&1 &
+		--profiles "${PROFILES_DIR:-$dir/profiles}" --pin-dir '' "$@" >"$dir/agentd.log" 2>&1 &
 	AGENT_PID=$!
 	for i in $(seq 100); do
 		"$OCIGATE_BIN/ocigate-agentd" status --socket "$dir/agentd.sock" >/dev/null 2>&1 && return 0

@@ -21,6 +21,8 @@ commands:
   hooks    print the hooks.d JSON (podman, CRI-O) for this agent's hook
   install RUNTIME [--dry-run]     wire the hook into podman, crio, containerd or docker
   uninstall RUNTIME [--dry-run]   undo install (byte for byte where nothing else changed)
+  uninstall --bpf [--pin-dir DIR] [--state-dir DIR]   remove the pinned BPF programs and maps
+           (enforcement that outlived the agent ends) and the workload records
   run-job [--profile NAME] -- COMMAND...   run a command in its own enforced cgroup
   profiles check FILE...   validate profiles and policies (no agent needed)
   profiles show [NAME]     print compiled profiles (built-ins plus --profiles DIR)
@@ -48,6 +50,10 @@ func main() {
 	case childCommand:
 		os.Exit(job.Child(os.Args[2:], os.Stderr))
 	case "install", "uninstall":
+		if os.Args[1] == "uninstall" && wantsBPF(os.Args[2:]) {
+			err = uninstallBPF(os.Args[2:], os.Stdout)
+			break
+		}
 		err = installCmd(os.Args[2:], os.Args[1] == "uninstall", os.Stdout)
 	case "profiles":
 		var code int

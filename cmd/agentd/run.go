@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 	"time"
 
@@ -20,6 +21,7 @@ import (
 	"github.com/ocigate/ocigate/internal/events"
 	"github.com/ocigate/ocigate/internal/hostfs"
 	"github.com/ocigate/ocigate/internal/profilewatch"
+	"github.com/ocigate/ocigate/internal/workloadstate"
 	"github.com/ocigate/ocigate/profiles"
 	"github.com/ocigate/ocigate/runtime/containerd"
 	"github.com/ocigate/ocigate/runtime/describe"
@@ -49,6 +51,8 @@ func runAgent(args []string) error {
 	nriIndex := fs.String("nri-index", "10", "the plugin's NRI index (order among plugins)")
 	reconcileEvery := fs.Duration("reconcile-interval", 3*time.Second, "how often to drop workloads whose container is gone without poststop (cgroup removed, or empty on two checks); 0: never")
 	bpfStats := fs.Bool("bpf-stats", false, "turn on the kernel's BPF run time accounting while the agent runs (ocigate_bpf_program_*; costs a little per program run)")
+	pinDir := fs.String("pin-dir", bpf.DefaultPinDir, "bpffs directory where maps and links stay pinned, so that enforcement outlives the agent and a restarted agent takes it over (empty: detach everything on exit)")
+	stateDir := fs.String("state-dir", workloadstate.DefaultDir, "directory of the workload records a restarted agent reads (with --pin-dir)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -79,11 +83,20 @@ func runAgent(args []string) error {
 		return err
 	}
 	resolver.CgroupRoot = root
-	enf, err := bpf.Load(bpf.Options{CgroupRoot: root, Enforcer: *enforcer, Logger: log})
+	if *pinDir == "" {
+		warnStalePins(log)
+	}
+	enf, err := bpf.Load(bpf.Options{CgroupRoot: root, Enforcer: *enforcer, Logger: log, PinDir: *pinDir})
 	if err != nil {
 		return err
 	}
 	defer enf.Close()
+	var state *workloadstate.Store
+	if *pinDir != "" {
+		if state, err = workloadstate.Open(*stateDir); err != nil {
+			return err
+		}
+	}
 	catalog, err := profiles.NewCatalog(true, *profileDir)
 	if err != nil {
 		return fmt.Errorf("profiles: %w", err)
@@ -93,7 +106,7 @@ func runAgent(args []string) error {
 		desc.Containerd = containerd.New(*containerdSocket)
 		defer desc.Containerd.Close()
 	}
-	ag, err := agent.New(agent.Config{Enforcer: enf, Catalog: catalog, Resolver: resolver, Logger: log, Describer: desc})
+	ag, err := agent.New(agent.Config{Enforcer: enf, Catalog: catalog, Resolver: resolver, Logger: log, Describer: desc, State: state})
 	if err != nil {
 		return err
 	}
@@ -163,8 +176,22 @@ func runAgent(args []string) error {
 	err = srv.Serve(ctx)
 	stop()
 	<-eventsDone
-	log.Info("agent stopped; enforcement detached")
+	if *pinDir != "" {
+		log.Info("agent stopped; enforcement stays pinned for the next agent ("+
+			"`ocigate-agentd uninstall --bpf` removes it)", zap.String("pin_dir", *pinDir), zap.Int("workloads", ag.Registry().Len()))
+	} else {
+		log.Info("agent stopped; enforcement detached")
+	}
 	return err
+}
+
+// warnStalePins: an agent run without pinning does not touch what a
+// pinning agent left in the default directory, which keeps enforcing.
+func warnStalePins(log *zap.Logger) {
+	if entries, err := os.ReadDir(filepath.Join(bpf.DefaultPinDir, "links")); err == nil && len(entries) > 0 {
+		log.Warn("programs pinned by an earlier agent still enforce; `ocigate-agentd uninstall --bpf` removes them",
+			zap.String("pin_dir", bpf.DefaultPinDir), zap.Int("links", len(entries)))
+	}
 }
 
 // Events file defaults: at most 6 × 100 MiB on disk.

@@ -18,12 +18,13 @@ func status(args []string, out io.Writer) error {
 	socket := fs.String("socket", api.DefaultSocket, "agent API socket")
 	output := fs.String("o", "text", "output: text or json")
 	timeout := fs.Duration("timeout", 5*time.Second, "deadline")
+	summary := fs.Bool("summary", false, "counters and backends only, no workload list")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
 	defer cancel()
-	resp, err := api.Call(ctx, *socket, &api.Request{Op: api.OpStatus})
+	resp, err := api.Call(ctx, *socket, &api.Request{Op: api.OpStatus, Status: &api.StatusOptions{Summary: *summary}})
 	if err != nil {
 		return err
 	}
@@ -53,7 +54,7 @@ func printStatus(out io.Writer, st *api.Status) {
 			fmt.Fprintf(tw, "\t\t  not %s\n", s)
 		}
 	}
-	fmt.Fprintf(tw, "\nWORKLOADS (%d)\nCONTAINER\tRUNTIME\tIMAGE\tPROFILE\tMODE\tCGROUP ID\tCGROUP\n", len(st.Workloads))
+	fmt.Fprintf(tw, "\nWORKLOADS (%d)\nCONTAINER\tRUNTIME\tIMAGE\tPROFILE\tMODE\tCGROUP ID\tCGROUP\n", len(st.Workloads)+st.WorkloadsOmitted)
 	for _, w := range st.Workloads {
 		runtime := w.Runtime
 		if w.Adopted {
@@ -64,6 +65,9 @@ func printStatus(out io.Writer, st *api.Status) {
 			image = "-"
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\n", w.ContainerID, runtime, image, w.Profile, w.Mode, w.CgroupID, w.CgroupPath)
+	}
+	if st.WorkloadsOmitted > 0 {
+		fmt.Fprintf(tw, "(%d more not listed)\n", st.WorkloadsOmitted)
 	}
 	c := st.Counters
 	fmt.Fprintf(tw, "\nevents lost:\tkernel ring buffer %d, agent queue %d, sink %d, subscribers %d\n",

@@ -6,6 +6,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -77,66 +78,120 @@ func run(args []string, stdin io.Reader, stderr io.Writer) int {
 	ctx, cancel := context.WithTimeout(context.Background(), o.timeout)
 	defer cancel()
 	if o.stage == stagePoststop {
-		if err := unregister(ctx, o, stdin); err != nil {
+		_, err := withDeadline(ctx, func() (struct{}, error) { return struct{}{}, unregister(ctx, o, stdin) })
+		if err != nil {
 			fmt.Fprintf(stderr, "ocigate-hook: poststop: %v (ignored)\n", err)
 		}
 		return 0
 	}
-	c, err := register(ctx, o, stdin)
+	r, err := withDeadline(ctx, func() (registered, error) {
+		c, resp, err := register(ctx, o, stdin)
+		return registered{c, resp}, err
+	})
 	if err == nil {
 		return 0
 	}
+	c, resp := r.c, r.resp
 	id := "?"
 	if c != nil {
 		id = c.ID
 	}
-	if failOpen(o, c, stderr) {
-		fmt.Fprintf(stderr, "ocigate-hook: WARNING: fail-open: container %s starts UNPROTECTED: %v\n", id, err)
+	if open, why := failOpen(o, c, resp, stderr); open {
+		fmt.Fprintf(stderr, "ocigate-hook: WARNING: fail-open (%s): container %s starts UNPROTECTED: %v\n", why, id, err)
 		return 0
 	}
 	fmt.Fprintf(stderr, "ocigate-hook: container %s refused (fail-closed): %v\n", id, err)
 	return 1
 }
 
-// failOpen: the flag, or the container's ocigate.io/failure-policy
-// annotation. An invalid annotation counts as closed.
-func failOpen(o *options, c *oci.Container, stderr io.Writer) bool {
-	if o.failOpen {
-		return true
-	}
-	if c == nil {
-		return false
-	}
-	open, err := c.FailOpen()
-	if err != nil {
-		if _, set := c.Annotations[oci.AnnotationFailurePolicy]; set {
-			fmt.Fprintf(stderr, "ocigate-hook: %v; treating as closed\n", err)
-		}
-		return false
-	}
-	return open
+// errHookDeadline: the hook's own deadline passed before the work ended.
+var errHookDeadline = errors.New("no result within the hook's --timeout")
+
+// deadlineGrace lets a call bounded by ctx report its own error first.
+const deadlineGrace = 100 * time.Millisecond
+
+// registered is what register learnt.
+type registered struct {
+	c    *oci.Container
+	resp *api.Response
 }
 
-func register(ctx context.Context, o *options, stdin io.Reader) (*oci.Container, error) {
+// withDeadline runs f and gives up shortly after ctx's deadline, with a
+// zero result: reading the state from a runtime that never closes stdin,
+// a bundle on a hung file system or anything else must not hold up the
+// container's start beyond --timeout. The abandoned call dies with the
+// process.
+func withDeadline[T any](ctx context.Context, f func() (T, error)) (T, error) {
+	type result struct {
+		v   T
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		v, err := f()
+		done <- result{v, err}
+	}()
+	var r result
+	select {
+	case r = <-done:
+		return r.v, r.err
+	case <-ctx.Done():
+	}
+	select {
+	case r = <-done:
+		return r.v, r.err
+	case <-time.After(deadlineGrace):
+		var zero T
+		return zero, errHookDeadline
+	}
+}
+
+// failOpen decides what a failed registration means, and says why: the
+// --fail-open flag; else the container's ocigate.io/failure-policy
+// annotation (an invalid one counts as closed); else the failurePolicy of
+// the profile the agent chose, when the agent got that far; else closed.
+// When the agent is unreachable its profiles are unknown: the flag and the
+// annotation decide, closed by default.
+func failOpen(o *options, c *oci.Container, resp *api.Response, stderr io.Writer) (bool, string) {
+	if o.failOpen {
+		return true, "--fail-open"
+	}
+	if c != nil {
+		if _, set := c.Annotations[oci.AnnotationFailurePolicy]; set {
+			open, err := c.FailOpen()
+			if err != nil {
+				fmt.Fprintf(stderr, "ocigate-hook: %v; treating as closed\n", err)
+				return false, ""
+			}
+			return open, "annotation " + oci.AnnotationFailurePolicy
+		}
+	}
+	if resp != nil && resp.FailurePolicy == api.FailOpen {
+		return true, "the profile's failurePolicy"
+	}
+	return false, ""
+}
+
+// register registers the container; on a refusal resp carries the
+// agent's answer (its profile's failure policy).
+func register(ctx context.Context, o *options, stdin io.Reader) (*oci.Container, *api.Response, error) {
 	c, err := oci.LoadContainer(stdin)
 	if err != nil {
-		return c, err
+		return c, nil, err
 	}
 	if c.Pid <= 0 {
-		return c, fmt.Errorf("state has no pid at %s", o.stage)
+		return c, nil, fmt.Errorf("state has no pid at %s", o.stage)
 	}
 	ident, err := cgroupfilter.Resolver{}.Resolve(c.Pid)
 	if err != nil {
-		return c, fmt.Errorf("resolve cgroup and namespaces of pid %d: %w", c.Pid, err)
+		return c, nil, fmt.Errorf("resolve cgroup and namespaces of pid %d: %w", c.Pid, err)
 	}
 	req := &api.Request{Op: api.OpRegister, Register: &api.Registration{
 		ContainerID: c.ID, Runtime: runtimeName(o.runtime, c), Bundle: c.Bundle,
 		Pid: c.Pid, Annotations: c.Annotations, Identity: ident,
 	}}
-	if _, err := api.Call(ctx, o.socket, req); err != nil {
-		return c, err
-	}
-	return c, nil
+	resp, err := api.Call(ctx, o.socket, req)
+	return c, resp, err
 }
 
 func unregister(ctx context.Context, o *options, stdin io.Reader) error {

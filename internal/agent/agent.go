@@ -4,6 +4,7 @@ package agent
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -18,6 +19,7 @@ import (
 	"github.com/ocigate/ocigate/cgroupfilter"
 	"github.com/ocigate/ocigate/internal/api"
 	"github.com/ocigate/ocigate/internal/eventhub"
+	"github.com/ocigate/ocigate/internal/workloadstate"
 	"github.com/ocigate/ocigate/profiles"
 	"github.com/ocigate/ocigate/runtime/describe"
 )
@@ -40,6 +42,10 @@ type Config struct {
 	Logger   *zap.Logger
 	// Events sizes the recent events and subscriber queues (zero: defaults).
 	Events eventhub.Config
+	// State keeps a record of every workload, so that an agent restarted
+	// over pinned maps knows them again (nil: no records; nothing is
+	// restored).
+	State *workloadstate.Store
 	// Describer, when set, fills in the image and name of a registration
 	// that does not carry them.
 	Describer Describer
@@ -60,6 +66,9 @@ type Agent struct {
 	hostNS        cgroupfilter.NamespaceIDs // for matchNamespaces host_ns
 	hub           *eventhub.Hub             // recent events and API subscribers
 	metrics       *metrics
+	state         *workloadstate.Store
+	retained      map[uint32]*retainedProfile // inherited profile ids still in use (a.mu)
+	flushTimeout  time.Duration               // how long a stop waits for the events sink
 	describer     Describer
 
 	mu       sync.Mutex // serialises changes of registry + maps
@@ -80,18 +89,29 @@ func New(cfg Config) (*Agent, error) {
 	a := &Agent{
 		enf: cfg.Enforcer, resolver: cfg.Resolver, log: cfg.Logger,
 		reg: cgroupfilter.NewRegistry(), node: node, startedAt: time.Now(), stats: &Stats{},
-		hub: eventhub.New(cfg.Events), metrics: newMetrics(), describer: cfg.Describer,
+		hub: eventhub.New(cfg.Events), metrics: newMetrics(), describer: cfg.Describer, state: cfg.State,
+		retained: map[uint32]*retainedProfile{}, flushTimeout: defaultFlushTimeout,
 	}
 	if host, err := cfg.Resolver.Namespaces(1); err == nil {
 		a.hostNS = host
 	} else {
 		a.log.Warn("host namespaces unknown; host_ns matches nothing", zap.Error(err))
 	}
+	var inherited bpf.Inherited
+	if in, ok := cfg.Enforcer.(Inheritor); ok {
+		inherited = in.Inherited()
+	}
+	for _, id := range inherited.Profiles { // new ids never reuse pinned ones
+		if id > a.nextProfileID.Load() {
+			a.nextProfileID.Store(id)
+		}
+	}
 	set, err := a.loadCatalog(cfg.Catalog)
 	if err != nil {
 		return nil, err
 	}
 	a.profiles = set
+	a.restore(inherited)
 	for _, p := range cfg.Catalog.Profiles() {
 		a.log.Info("profile loaded", zap.String("profile", p.Name), zap.Uint32("id", set.byName[p.Name].id), zap.String("mode", string(p.Mode)))
 	}
@@ -128,7 +148,13 @@ func (a *Agent) Handle(ctx context.Context, req *api.Request) (*api.Response, er
 	case api.OpUnregister:
 		return &api.Response{}, a.Unregister(req.Unregister.ContainerID)
 	case api.OpStatus:
-		return &api.Response{Status: a.Status()}, nil
+		st := a.Status()
+		if req.Status != nil && req.Status.Summary {
+			st.WorkloadsOmitted, st.Workloads = len(st.Workloads), nil
+		} else {
+			trimWorkloads(st, statusWorkloadBytes)
+		}
+		return &api.Response{Status: st}, nil
 	}
 	return nil, fmt.Errorf("unknown op %q", req.Op)
 }
@@ -210,22 +236,44 @@ func (a *Agent) register(r *api.Registration, start time.Time, adopt *adoption) 
 		return nil, err
 	}
 	w.Profile, w.Mode, w.ProfileReason = lp.profile.Name, string(lp.profile.Mode), reason
+	// From here on the profile is known: the hook honours its failurePolicy.
+	fail := func(err error) error {
+		policy := api.FailClosed
+		if lp.profile.FailOpen {
+			policy = api.FailOpen
+		}
+		return &api.PolicyError{Err: err, FailurePolicy: policy}
+	}
 	if err := a.reg.CheckPut(w); err != nil {
-		return nil, err
+		return nil, fail(err)
+	}
+	// The record goes first: a workload in the map that an agent restart
+	// could not name again would be enforced until reboot.
+	if a.state != nil {
+		if err := a.state.Put(w); err != nil {
+			a.stats.StateErrors.Add(1)
+			return nil, fail(fmt.Errorf("container %q: %w", w.ContainerID, err))
+		}
 	}
 	disabled := disabledSelectors(lp.profile, w.Namespaces, a.hostNS)
 	if err := a.enf.SetWorkload(w.CgroupID, lp.id, lp.profile.Mode, disabled); err != nil {
-		return nil, fmt.Errorf("container %q: %w", w.ContainerID, err)
+		a.restoreRecord(w.CgroupID)
+		return nil, fail(fmt.Errorf("container %q: %w", w.ContainerID, err))
 	}
 	old, err := a.reg.Put(w)
 	if err != nil { // cannot happen after CheckPut under a.mu; undo anyway
 		_ = a.enf.RemoveWorkload(w.CgroupID)
-		return nil, err
+		a.restoreRecord(w.CgroupID)
+		return nil, fail(err)
+	}
+	if old != nil {
+		a.release(old.ContainerID)
 	}
 	if old != nil && old.CgroupID != w.CgroupID {
 		if err := a.enf.RemoveWorkload(old.CgroupID); err != nil {
 			a.log.Error("stale map entry of replaced registration", zap.String("container", w.ContainerID), zap.Error(err))
 		}
+		a.unpersist(old.CgroupID)
 	}
 	a.stats.Registrations.Add(1)
 	a.log.Info("workload registered", zap.String("container", w.ContainerID), zap.String("runtime", w.Runtime),
@@ -250,6 +298,28 @@ func (a *Agent) Unregister(containerID string) error {
 	return nil
 }
 
+// statusWorkloadBytes bounds the encoded workloads of a status answer,
+// so that it stays within the protocol's message size however many
+// workloads (with however many annotations) there are; the rest are
+// counted in WorkloadsOmitted.
+const statusWorkloadBytes = api.MaxMessageSize * 3 / 4
+
+// trimWorkloads keeps the leading workloads whose encoding fits budget.
+func trimWorkloads(st *api.Status, budget int) {
+	used := 0
+	for i, w := range st.Workloads {
+		b, err := json.Marshal(w)
+		if err == nil {
+			used += len(b) + 1
+		}
+		if err != nil || used > budget {
+			st.WorkloadsOmitted = len(st.Workloads) - i
+			st.Workloads = st.Workloads[:i]
+			return
+		}
+	}
+}
+
 // removeLocked deletes a workload's map entry, then its registry entry.
 // The caller holds a.mu.
 func (a *Agent) removeLocked(w *cgroupfilter.Workload) error {
@@ -257,6 +327,8 @@ func (a *Agent) removeLocked(w *cgroupfilter.Workload) error {
 		return fmt.Errorf("container %q: %w", w.ContainerID, err)
 	}
 	a.reg.Remove(w.ContainerID)
+	a.release(w.ContainerID)
+	a.unpersist(w.CgroupID)
 	return nil
 }
 
@@ -281,6 +353,7 @@ func (a *Agent) Status() *api.Status {
 	}
 	a.mu.Unlock()
 	sort.Strings(st.Profiles)
+	a.selfCounters(st.Counters)
 	if kc, err := a.enf.Counters(); err != nil {
 		a.log.Warn("kernel counters unavailable", zap.Error(err))
 	} else {

@@ -22,8 +22,23 @@ type EventSource interface {
 // dropped and counted, so a slow sink never slows the kernel side.
 const QueueSize = 16384
 
+// defaultFlushTimeout bounds how long a stopping agent waits for the sink
+// to write what is queued: a sink that blocks (a FIFO nobody reads, a
+// hung file system) must not keep the agent from exiting.
+const defaultFlushTimeout = 5 * time.Second
+
+// Flusher is an EventSource that can hand over what the kernel has
+// queued without waiting for more (*bpf.EventReader): Read then returns
+// those records and bpf.ErrFlushed.
+type Flusher interface {
+	Flush() error
+}
+
 // RunEvents reads src until it is closed or ctx ends, turns each record
-// into a JSON event and writes it to w. It returns after flushing.
+// into a JSON event and writes it to w. When ctx ends it first reads what
+// the kernel still holds (a Flusher), then returns once the sink has
+// written every queued event, or after the flush timeout, counting what
+// was left as dropped.
 func (a *Agent) RunEvents(ctx context.Context, src EventSource, w *events.Writer) {
 	queue := make(chan *events.Event, QueueSize)
 	done := make(chan struct{})
@@ -31,13 +46,18 @@ func (a *Agent) RunEvents(ctx context.Context, src EventSource, w *events.Writer
 		defer close(done)
 		a.writeEvents(queue, w)
 	}()
-	stop := context.AfterFunc(ctx, func() { src.Close() })
+	stop := context.AfterFunc(ctx, func() {
+		if f, ok := src.(Flusher); ok && f.Flush() == nil {
+			return
+		}
+		src.Close()
+	})
 	defer stop()
 	clock := newBootClock()
 	for {
 		raw, err := src.Read()
 		if err != nil {
-			if errors.Is(err, bpf.ErrClosed) || ctx.Err() != nil {
+			if errors.Is(err, bpf.ErrClosed) || errors.Is(err, bpf.ErrFlushed) || ctx.Err() != nil {
 				break
 			}
 			a.stats.EventErrors.Add(1)
@@ -59,8 +79,16 @@ func (a *Agent) RunEvents(ctx context.Context, src EventSource, w *events.Writer
 			a.stats.EventsDropped.Add(1)
 		}
 	}
+	src.Close()
 	close(queue)
-	<-done
+	select {
+	case <-done:
+	case <-time.After(a.flushTimeout):
+		left := len(queue)
+		a.stats.EventsDropped.Add(uint64(left))
+		a.log.Error("events sink blocked at stop: queued events not written", zap.Int("dropped", left),
+			zap.Duration("waited", a.flushTimeout))
+	}
 }
 
 func (a *Agent) writeEvents(queue <-chan *events.Event, w *events.Writer) {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"sync"
 	"syscall"
@@ -21,6 +22,7 @@ type fakeEnforcer struct {
 	ops       []string
 	workloads map[uint64]uint32                     // cgroup -> profile id
 	disabled  map[uint64][profiles.NumPoints]uint32 // cgroup -> disabled selectors
+	modes     map[uint64]profiles.Mode              // cgroup -> mode
 	loaded    map[uint32]*profiles.Profile          // profile id -> profile
 	failLoad  error
 	failID    uint32 // with failLoad: fail only this id (0: every id)
@@ -32,11 +34,12 @@ type fakeEnforcer struct {
 	countErr  error
 	progStats []bpf.ProgramStat
 	mapFill   []bpf.MapFill
+	inherited bpf.Inherited // what "pinned maps" held at its load
 }
 
 func newFakeEnforcer() *fakeEnforcer {
 	return &fakeEnforcer{workloads: map[uint64]uint32{}, disabled: map[uint64][profiles.NumPoints]uint32{},
-		loaded: map[uint32]*profiles.Profile{}}
+		modes: map[uint64]profiles.Mode{}, loaded: map[uint32]*profiles.Profile{}}
 }
 
 func (f *fakeEnforcer) record(format string, args ...any) {
@@ -78,6 +81,7 @@ func (f *fakeEnforcer) SetWorkload(cg uint64, profile uint32, mode profiles.Mode
 	f.mu.Lock()
 	f.workloads[cg] = profile
 	f.disabled[cg] = disabled
+	f.modes[cg] = mode
 	f.mu.Unlock()
 	return nil
 }
@@ -103,6 +107,27 @@ func (f *fakeEnforcer) Counters() (bpf.Counters, error) { return f.counters, f.c
 func (f *fakeEnforcer) ProgramStats() ([]bpf.ProgramStat, error) { return f.progStats, nil }
 
 func (f *fakeEnforcer) MapFill() ([]bpf.MapFill, error) { return f.mapFill, nil }
+
+func (f *fakeEnforcer) Inherited() bpf.Inherited { return f.inherited }
+
+// restarted is the enforcer a restarted agent gets when f's maps were
+// pinned: the same entries, reported as inherited.
+func (f *fakeEnforcer) restarted() *fakeEnforcer {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	n := newFakeEnforcer()
+	n.inherited.Workloads = map[uint64]bpf.InheritedWorkload{}
+	for cg, id := range f.workloads {
+		n.workloads[cg], n.disabled[cg], n.modes[cg] = id, f.disabled[cg], f.modes[cg]
+		n.inherited.Workloads[cg] = bpf.InheritedWorkload{Profile: id, Disabled: f.disabled[cg], Monitor: f.modes[cg] == profiles.ModeMonitor}
+	}
+	for id, p := range f.loaded {
+		n.loaded[id] = p
+		n.inherited.Profiles = append(n.inherited.Profiles, id)
+	}
+	sort.Slice(n.inherited.Profiles, func(i, j int) bool { return n.inherited.Profiles[i] < n.inherited.Profiles[j] })
+	return n
+}
 
 func (f *fakeEnforcer) takeOps() []string {
 	f.mu.Lock()

@@ -76,6 +76,16 @@ const forgetAfter = 30 * time.Second
 // rollbackMoves puts workloads back on the profiles they had.
 func (a *Agent) rollbackMoves(moves []move) {
 	for _, m := range moves {
+		if id, e, ok := a.retainedEntry(m.w.ContainerID); ok {
+			mode := profiles.ModeEnforce
+			if e.Monitor {
+				mode = profiles.ModeMonitor
+			}
+			if err := a.enf.SetWorkload(m.w.CgroupID, id, mode, e.Disabled); err != nil {
+				a.log.Error("rollback of a reload failed for a workload", zap.String("container", m.w.ContainerID), zap.Error(err))
+			}
+			continue
+		}
 		lp, ok := a.profiles.byName[m.w.Profile]
 		if !ok {
 			continue
@@ -132,7 +142,11 @@ func (a *Agent) Reload(c *profiles.Catalog) error {
 			a.log.Info("workload changes profile", zap.String("container", m.w.ContainerID),
 				zap.String("from", m.w.Profile), zap.String("to", m.lp.profile.Name), zap.String("reason", m.reason))
 		}
-		a.reg.SetProfile(m.w.ContainerID, m.lp.profile.Name, string(m.lp.profile.Mode))
+		changed := m.w.Profile != m.lp.profile.Name || m.w.Mode != string(m.lp.profile.Mode)
+		if nw, ok := a.reg.SetProfile(m.w.ContainerID, m.lp.profile.Name, string(m.lp.profile.Mode), m.reason); ok && changed {
+			a.persist(nw)
+		}
+		a.release(m.w.ContainerID)
 	}
 	old := a.profiles
 	a.profiles = next

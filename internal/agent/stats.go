@@ -18,6 +18,9 @@ type Stats struct {
 	AgentKills          atomic.Uint64 // SIGKILLs the kernel left to the agent
 	ProfileReloads      atomic.Uint64
 	ProfileReloadErrors atomic.Uint64
+	WorkloadsRestored   atomic.Uint64 // taken over from pinned maps at start
+	WorkloadsDropped    atomic.Uint64 // found pinned or recorded at start, but gone
+	StateErrors         atomic.Uint64 // workload records not written
 }
 
 // Map flattens the counters for status output.
@@ -37,5 +40,8 @@ func (s *Stats) Map() map[string]uint64 {
 		"agent_kills":                   s.AgentKills.Load(),
 		"profile_reloads":               s.ProfileReloads.Load(),
 		"profile_reload_errors":         s.ProfileReloadErrors.Load(),
+		"workloads_restored":            s.WorkloadsRestored.Load(),
+		"workloads_dropped":             s.WorkloadsDropped.Load(),
+		"state_errors":                  s.StateErrors.Load(),
 	}
 }

@@ -31,6 +31,13 @@ type Request struct {
 	Register   *Registration   `json:"register,omitempty"`
 	Unregister *Unregistration `json:"unregister,omitempty"`
 	Subscribe  *Subscription   `json:"subscribe,omitempty"`
+	Status     *StatusOptions  `json:"status,omitempty"`
+}
+
+// StatusOptions shape a status answer.
+type StatusOptions struct {
+	// Summary: counters and backends only, no workload list.
+	Summary bool `json:"summary,omitempty"`
 }
 
 // Registration asks the agent to enforce on a container's cgroup.
@@ -55,7 +62,27 @@ type Response struct {
 	Workload *cgroupfilter.Workload `json:"workload,omitempty"`
 	Status   *Status                `json:"status,omitempty"`
 	Events   *EventFrame            `json:"events,omitempty"`
+	// FailurePolicy: on a refused registration, the failurePolicy
+	// ("open" or "closed") of the profile the agent chose for the
+	// container, when it got that far; the hook honours it.
+	FailurePolicy string `json:"failure_policy,omitempty"`
 }
+
+// Failure policies.
+const (
+	FailOpen   = "open"
+	FailClosed = "closed"
+)
+
+// PolicyError is a refused registration whose profile is known: the
+// server sends its FailurePolicy along with the error.
+type PolicyError struct {
+	Err           error
+	FailurePolicy string
+}
+
+func (e *PolicyError) Error() string { return e.Err.Error() }
+func (e *PolicyError) Unwrap() error { return e.Err }
 
 // Subscription asks for events: first the most recent ones the agent
 // keeps, then, with Follow, every new one until the client hangs up.
@@ -96,7 +123,10 @@ type Status struct {
 	Backends  []Backend                `json:"backends"`
 	Profiles  []string                 `json:"profiles"`
 	Workloads []*cgroupfilter.Workload `json:"workloads"`
-	Counters  map[string]uint64        `json:"counters"`
+	// WorkloadsOmitted: registered workloads left out of Workloads (a
+	// summary, or more than the agent lists in one answer).
+	WorkloadsOmitted int               `json:"workloads_omitted,omitempty"`
+	Counters         map[string]uint64 `json:"counters"`
 	// Subscribers are the event streams being followed.
 	Subscribers []Subscriber `json:"subscribers,omitempty"`
 }

@@ -169,6 +169,10 @@ func (s *Server) serveConn(ctx context.Context, conn *net.UnixConn) {
 	resp, err := s.handle(ctx, &req)
 	if err != nil {
 		resp = &api.Response{Error: err.Error()}
+		var pe *api.PolicyError
+		if errors.As(err, &pe) {
+			resp.FailurePolicy = pe.FailurePolicy
+		}
 	}
 	if err := api.WriteMessage(conn, resp); err != nil {
 		s.log.Warn("answer lost", zap.String("op", req.Op), zap.Error(err))

@@ -49,7 +49,9 @@ func startExtraAgent(t *testing.T, profiles map[string]string, args ...string) *
 	}
 	defer logf.Close()
 	cmd := exec.Command(agentdBin, append([]string{"run", "--socket", a.socket, "--events-file", a.events, "--profiles", a.profiles,
-		"--reconcile-interval", reconcileInterval.String()}, args...)...)
+		"--reconcile-interval", reconcileInterval.String(),
+		// Nothing pinned: the test's enforcement ends with the agent.
+		"--pin-dir", ""}, args...)...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -44,6 +44,8 @@ var (
 	socketPath string // agent API socket
 	eventsPath string // agent events file
 	agentLog   string // agent stdout+stderr
+	pinDir     string // the agent's --pin-dir: its own, never the default
+	stateDir   string // the agent's --state-dir
 	rootfsDir  string // shared busybox rootfs for runc bundles
 	events     *testenv.EventLog
 	agentCmd   *exec.Cmd
@@ -124,6 +126,8 @@ func setup() error {
 	socketPath = filepath.Join(runDir, "agentd.sock")
 	eventsPath = filepath.Join(workDir, "events.jsonl")
 	agentLog = filepath.Join(workDir, "agentd.log")
+	pinDir = filepath.Join("/sys/fs/bpf", fmt.Sprintf("ocigate-e2e-%d", os.Getpid()))
+	stateDir = filepath.Join(workDir, "state")
 	events = testenv.NewEventLog(eventsPath)
 	return startAgent()
 }
@@ -172,7 +176,8 @@ func startAgent() error {
 		"--reconcile-interval", reconcileInterval.String(),
 		// Others' containers on this machine are not the harness agent's:
 		// no adoption from the shared runc root, no system containerd.
-		"--runc-roots", "", "--containerd-socket", "")
+		"--runc-roots", "", "--containerd-socket", "",
+		"--pin-dir", pinDir, "--state-dir", stateDir)
 	agentCmd.Stdout = logf
 	agentCmd.Stderr = logf
 	if err := agentCmd.Start(); err != nil {
@@ -230,6 +235,11 @@ func teardown() error {
 			errs = append(errs, errors.New("agent did not stop within 15s of SIGTERM"))
 		}
 	}
+	if agentCmd != nil && pinDir != "" {
+		if err := uninstallBPF(socketPath, pinDir, stateDir); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	if err := testenv.RemoveCgroup(cgroupParent); err != nil {
 		errs = append(errs, err)
 	}
@@ -239,6 +249,22 @@ func teardown() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// uninstallBPF runs `ocigate-agentd uninstall --bpf` for an agent's
+// directories: what a pinning agent leaves after it stopped.
+func uninstallBPF(socket, pins, state string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, agentdBin, "uninstall", "--bpf", "--socket", socket,
+		"--pin-dir", pins, "--state-dir", state).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("ocigate-agentd uninstall --bpf: %w: %s", err, out)
+	}
+	if _, err := os.Stat(pins); !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("pin directory %s left after uninstall --bpf (%v): %s", pins, err, out)
+	}
+	return nil
 }
 
 // tail returns the last n lines of a file, for failure messages.

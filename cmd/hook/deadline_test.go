@@ -1,0 +1,82 @@
+package main
+
+import (
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ocigate/ocigate/internal/api"
+	"github.com/ocigate/ocigate/runtime/oci"
+)
+
+// runHookReader runs the hook with stdin r.
+func runHookReader(args []string, r io.Reader) (int, string) {
+	var stderr strings.Builder
+	code := run(args, r, &stderr)
+	return code, stderr.String()
+}
+
+// A runtime that never closes the hook's stdin does not hold the
+// container's start beyond --timeout: the hook gives up, fail-closed
+// unless --fail-open; poststop gives up and exits 0.
+func TestStdinNeverEndsWithinDeadline(t *testing.T) {
+	socket := filepath.Join(t.TempDir(), "agentd.sock")
+	for _, tc := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"createRuntime"}, 1, "fail-closed"},
+		{[]string{"--fail-open", "createRuntime"}, 0, "UNPROTECTED"},
+		{[]string{"poststop"}, 0, "(ignored)"},
+	} {
+		pr, pw := io.Pipe() // nothing is ever written, never closed
+		start := time.Now()
+		code, stderr := runHookReader(append([]string{"--socket", socket, "--timeout", "300ms"}, tc.args...), pr)
+		took := time.Since(start)
+		pw.Close()
+		if code != tc.code || !strings.Contains(stderr, "no result within the hook's --timeout") || !strings.Contains(stderr, tc.want) {
+			t.Errorf("%v: exit %d, stderr %q; want %d and %q", tc.args, code, stderr, tc.code, tc.want)
+		}
+		if took > time.Second {
+			t.Errorf("%v: took %v with --timeout 300ms", tc.args, took)
+		}
+	}
+}
+
+// When the agent refuses a registration after choosing the profile, the
+// profile's failurePolicy decides, unless the flag or the container's
+// annotation says otherwise.
+func TestProfileFailurePolicy(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		policy   string
+		args     []string
+		stateAnn map[string]string
+		code     int
+		want     string
+	}{
+		{"profile open", api.FailOpen, nil, nil, 0, "fail-open (the profile's failurePolicy)"},
+		{"profile closed", api.FailClosed, nil, nil, 1, "fail-closed"},
+		{"profile unknown", "", nil, nil, 1, "fail-closed"},
+		{"annotation closes an open profile", api.FailOpen, nil, map[string]string{oci.AnnotationFailurePolicy: "closed"}, 1, "fail-closed"},
+		{"flag opens a closed profile", api.FailClosed, []string{"--fail-open"}, nil, 0, "fail-open (--fail-open)"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var refusal error = errors.New("workloads map full")
+			if tc.policy != "" {
+				refusal = &api.PolicyError{Err: refusal, FailurePolicy: tc.policy}
+			}
+			socket := startAgent(t, &fakeAgent{fail: refusal})
+			args := append(append([]string{"--socket", socket}, tc.args...), "createRuntime")
+			code, stderr := runHook(args, bundle(t, "c1", os.Getpid(), nil, tc.stateAnn))
+			if code != tc.code || !strings.Contains(stderr, tc.want) || !strings.Contains(stderr, "workloads map full") {
+				t.Fatalf("exit %d, stderr %q; want %d and %q", code, stderr, tc.code, tc.want)
+			}
+		})
+	}
+}
