@@ -85,9 +85,10 @@ static __always_inline int sock_addr(struct bpf_sock_addr *ctx, __u8 point, __u8
 	}
 	q.proc = current_proc();
 	q.cookie = bpf_get_socket_cookie(ctx);
-	struct verdict v = decide(&q, ENFORCER_CGROUP_SOCK_ADDR, CAN_DENY);
+	struct evaluation found;
+	struct verdict v = decide_first(&q, ENFORCER_CGROUP_SOCK_ADDR, CAN_DENY, &found);
 	if (point == POINT_CONNECT)
-		relay_connect(&q, &v, ENFORCER_CGROUP_SOCK_ADDR);
+		relay_connect(&q, &v, ENFORCER_CGROUP_SOCK_ADDR, found.w, found.workload_cgroup);
 	return cgroup_verdict(v);
 }
 

@@ -214,12 +214,11 @@ static __always_inline void relay_peer(struct query *q, struct task_struct *task
  * of a pending shell, the shell's relay selector acts now. The connect is
  * refused; the shell is killed by the agent (the caller is another
  * process). q is the connect's query, decided already: it is reused for
- * the shell's, the stack has no room for a second. */
-static __always_inline void relay_connect(struct query *q, struct verdict *v, __u8 enforcer)
+ * the shell's, the stack has no room for a second. w is the caller's
+ * workload as the decision found it. */
+static __always_inline void relay_connect(struct query *q, struct verdict *v, __u8 enforcer, struct workload *w,
+					  __u64 workload_cgroup)
 {
-	__u64 workload_cgroup;
-	struct workload *w = current_workload(&workload_cgroup);
-
 	if (!w || !(w->flags & WORKLOAD_RELAY))
 		return;
 	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
@@ -227,9 +226,15 @@ static __always_inline void relay_connect(struct query *q, struct verdict *v, __
 	__u64 in = fd_pipe(task, 0);
 	__u8 one = 1, kind = RELAY_PARENT;
 
-	bpf_map_update_elem(&net_procs, &tgid, &one, BPF_ANY);
-	if (in)
-		bpf_map_update_elem(&net_pipes, &in, &tgid, BPF_ANY);
+	/* Lookups first: an LRU update takes its lock, most connects repeat. */
+	if (!bpf_map_lookup_elem(&net_procs, &tgid))
+		bpf_map_update_elem(&net_procs, &tgid, &one, BPF_ANY);
+	if (in) {
+		__u32 *holder = bpf_map_lookup_elem(&net_pipes, &in);
+
+		if (!holder || *holder != tgid)
+			bpf_map_update_elem(&net_pipes, &in, &tgid, BPF_ANY);
+	}
 	struct pending_shell *ps = bpf_map_lookup_elem(&shell_parents, &tgid);
 	if (!ps && in) {
 		ps = bpf_map_lookup_elem(&shell_pipes, &in);

@@ -76,8 +76,9 @@ static __always_inline int check_connect(struct socket *sock, struct sockaddr *a
 		return 0;
 	local_addr(&q, sock);
 	q.has_saddr = q.sport != 0;
-	struct verdict v = decide(&q, enforcer, CAN_DENY | CAN_KILL);
-	relay_connect(&q, &v, enforcer);
+	struct evaluation found;
+	struct verdict v = decide_first(&q, enforcer, CAN_DENY | CAN_KILL, &found);
+	relay_connect(&q, &v, enforcer, found.w, found.workload_cgroup);
 	return carry_out(v);
 }
 

@@ -195,6 +195,10 @@ static __always_inline struct verdict evaluate(struct query *q, __u8 enforcer, _
 	__builtin_memset(vm, 0, sizeof(*vm));
 
 	ev.w = current_workload(&ev.workload_cgroup);
+	if (out) {
+		out->w = ev.w;
+		out->workload_cgroup = ev.workload_cgroup;
+	}
 	if (!ev.w)
 		return v;
 	struct rule_key key = { .profile = ev.w->profile, .point = q->point };
@@ -210,11 +214,8 @@ static __always_inline struct verdict evaluate(struct query *q, __u8 enforcer, _
 	ev.family = effective_family(q);
 	ev.disabled = ev.w->disabled[q->point & 15];
 	bpf_loop(MAX_SELECTORS, evaluate_selector, &ev, 0);
-	if (out) {
+	if (out)
 		out->first = ev.first;
-		out->w = ev.w;
-		out->workload_cgroup = ev.workload_cgroup;
-	}
 	return *vm;
 }
 

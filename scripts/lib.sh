@@ -32,6 +32,9 @@ mk_bundle() {
 		hooks=$(jq -n --arg p "$OCIGATE_BIN/ocigate-hook" --arg s "$socket" '{
 			createRuntime: [{path: $p, args: ["ocigate-hook", "--socket", $s, "createRuntime"]}],
 			poststop: [{path: $p, args: ["ocigate-hook", "--socket", $s, "poststop"]}]}')
+	elif [ "$hooked" = create ]; then # --no-poststop: the agent drops stopped containers
+		hooks=$(jq -n --arg p "$OCIGATE_BIN/ocigate-hook" --arg s "$socket" '{
+			createRuntime: [{path: $p, args: ["ocigate-hook", "--socket", $s, "createRuntime"]}]}')
 	fi
 	(cd "$dir" && rm -f config.json && runc spec)
 	jq --arg root "$rootfs" --argjson args "$args" --argjson hooks "$hooks" --arg cg "/ocigate-demo/$id" \
