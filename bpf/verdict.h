@@ -36,7 +36,11 @@ static __always_inline void report(const struct query *q, const struct selector 
 		e->tgid = q->subject;
 		__builtin_memcpy(e->comm, q->comm, sizeof(e->comm));
 	} else {
+		struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+
 		bpf_get_current_comm(e->comm, sizeof(e->comm));
+		/* the process's identity with its pid, for the agent's exec_id */
+		e->start_time = BPF_CORE_READ(task, group_leader, start_boottime);
 	}
 	e->ppid = q->ppid;
 	e->uid = (__u32)bpf_get_current_uid_gid();
