@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -30,6 +31,8 @@ func runAgent(args []string) error {
 	eventsMaxSize := byteSize(defaultEventsMaxSize)
 	fs.Var(&eventsMaxSize, "events-max-size", "rotate the events file before it grows past this size (KiB, MiB, GiB); 0: never")
 	eventsBackups := fs.Int("events-max-backups", defaultEventsBackups, "rotated events files kept (PATH.1 newest … PATH.N)")
+	var eventsTypes listFlag
+	fs.Var(&eventsTypes, "events-types", "event types the events file gets: "+strings.Join(events.Types, ", ")+" (repeat or comma-separate; default all)")
 	cgroupRoot := fs.String("cgroup-root", "", "cgroup v2 mount (default: detected)")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	enforcer := fs.String("enforcer", bpf.BackendAuto, "auto (best per point: lsm > fmod_ret > fallback), lsm, fmod_ret or fallback")
@@ -72,7 +75,8 @@ func runAgent(args []string) error {
 	if err != nil {
 		return fmt.Errorf("profiles: %w", err)
 	}
-	ag, err := agent.New(agent.Config{Enforcer: enf, Catalog: catalog, Resolver: resolver, Logger: log})
+	ag, err := agent.New(agent.Config{Enforcer: enf, Catalog: catalog, Resolver: resolver, Logger: log,
+		SinkTypes: eventsTypes})
 	if err != nil {
 		return err
 	}

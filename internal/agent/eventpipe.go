@@ -33,7 +33,6 @@ func (a *Agent) RunEvents(ctx context.Context, src EventSource, w *events.Writer
 	}()
 	stop := context.AfterFunc(ctx, func() { src.Close() })
 	defer stop()
-	clock := newBootClock()
 	for {
 		raw, err := src.Read()
 		if err != nil {
@@ -50,7 +49,16 @@ func (a *Agent) RunEvents(ctx context.Context, src EventSource, w *events.Writer
 		case raw.SignalPending && raw.Signal > 0:
 			a.signalForKernel(raw, unix.Signal(raw.Signal))
 		}
-		ev := a.convert(raw, clock.wall(raw.BootNs))
+		var ev *events.Event
+		if raw.Kind == bpf.KindDecision {
+			ev = a.convert(raw, a.clock.wall(raw.BootNs))
+		} else {
+			ev = a.onRecord(raw, a.clock.wall(raw.BootNs))
+			a.stats.ProcessCache.Store(uint64(a.procs.Len()))
+			if ev == nil {
+				continue
+			}
+		}
 		a.metrics.event(ev)
 		a.hub.Publish(ev) // never blocks; ev is not changed after this
 		select {
@@ -77,8 +85,12 @@ func (a *Agent) writeEvents(queue <-chan *events.Event, w *events.Writer) {
 			sinkWarn.warn(a.log, "events not written", err)
 		}
 	}
-	tick := time.NewTicker(200 * time.Millisecond)
-	defer tick.Stop()
+	// Lines are written out when 64 KiB are buffered (the writer does it)
+	// or flushDelay after the first line buffered: a busy pipe makes few
+	// large writes, a quiet one is on disk within milliseconds.
+	flush := time.NewTimer(time.Hour)
+	flush.Stop()
+	armed := false
 	for {
 		select {
 		case ev, ok := <-queue:
@@ -86,15 +98,39 @@ func (a *Agent) writeEvents(queue <-chan *events.Event, w *events.Writer) {
 				check(w.Flush())
 				return
 			}
-			check(w.Write(ev))
-			if len(queue) == 0 {
-				check(w.Flush())
+			if !a.sinkTypes.match(ev) {
+				continue
 			}
-		case <-tick.C:
+			check(w.Write(ev))
+			if !armed {
+				flush.Reset(flushDelay)
+				armed = true
+			}
+		case <-flush.C:
+			armed = false
 			check(w.Flush())
 		}
 	}
 }
+
+// typeSet is a set of event types; empty, every type.
+type typeSet []string
+
+func (s typeSet) match(ev *events.Event) bool {
+	if len(s) == 0 {
+		return true
+	}
+	t := ev.Type()
+	for _, x := range s {
+		if x == t {
+			return true
+		}
+	}
+	return false
+}
+
+// flushDelay bounds how long a written event waits in the sink's buffer.
+const flushDelay = 2 * time.Millisecond
 
 // rateLimited logs a failing sink at most once per interval, so a full
 // disk does not turn every event into a log line.

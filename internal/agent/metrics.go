@@ -64,6 +64,7 @@ var (
 	descAgentKills    = desc("ocigate_agent_kills_total", "Signals the kernel left to the agent and the agent sent.")
 	descWorkloads     = desc("ocigate_workloads_registered", "Containers registered and enforced.")
 	descSubscribers   = desc("ocigate_event_subscribers", "API clients following the events.")
+	descProcessCache  = desc("ocigate_process_cache_entries", "Workload processes the agent remembers for lineage and exec_id.")
 	descRegistrations = desc("ocigate_registrations_total", "Registrations handled, by result.", "result")
 	descUnregister    = desc("ocigate_unregistrations_total", "Containers unregistered.")
 	descReloads       = desc("ocigate_profile_reloads_total", "Profile reloads, by result.", "result")
@@ -81,7 +82,7 @@ type collector struct{ a *Agent }
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descLost, descWritten, descDecodeErrors, descAgentKills, descWorkloads,
-		descSubscribers, descRegistrations, descUnregister, descReloads, descBackend, descPoint,
+		descSubscribers, descProcessCache, descRegistrations, descUnregister, descReloads, descBackend, descPoint,
 		descRunSeconds, descRuns, descMapEntries, descMapMax} {
 		ch <- d
 	}
@@ -103,6 +104,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	counter(descAgentKills, s.AgentKills.Load())
 	gauge(descWorkloads, float64(len(a.reg.List())))
 	gauge(descSubscribers, float64(len(a.hub.Subscribers())))
+	gauge(descProcessCache, float64(s.ProcessCache.Load()))
 	counter(descRegistrations, s.Registrations.Load(), "ok")
 	counter(descRegistrations, s.RegistrationErrors.Load(), "error")
 	counter(descUnregister, s.Unregistrations.Load())

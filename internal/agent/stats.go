@@ -14,6 +14,7 @@ type Stats struct {
 	AgentKills          atomic.Uint64 // SIGKILLs the kernel left to the agent
 	ProfileReloads      atomic.Uint64
 	ProfileReloadErrors atomic.Uint64
+	ProcessCache        atomic.Uint64 // processes the agent remembers (a gauge)
 }
 
 // Map flattens the counters for status output.
@@ -29,5 +30,6 @@ func (s *Stats) Map() map[string]uint64 {
 		"agent_kills":           s.AgentKills.Load(),
 		"profile_reloads":       s.ProfileReloads.Load(),
 		"profile_reload_errors": s.ProfileReloadErrors.Load(),
+		"process_cache_entries": s.ProcessCache.Load(),
 	}
 }

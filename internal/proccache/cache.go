@@ -29,8 +29,10 @@ type Entry struct {
 	Parent  *events.Process
 	// ParentOutside: the parent is not in the workload (the runtime).
 	ParentOutside bool
-	// ContainerID and Runtime of its workload, for events that arrive
-	// after the workload was unregistered.
+	// Workload is the cgroup ID of its registered workload; ContainerID
+	// and Runtime name it, for events that arrive after it was
+	// unregistered.
+	Workload             uint64
 	ContainerID, Runtime string
 
 	exitedNs   uint64 // when it exited (record time), 0: running
