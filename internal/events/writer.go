@@ -33,9 +33,9 @@ const flushAt = 64 << 10
 type Writer struct {
 	mu      sync.Mutex
 	out     io.Writer
-	pending bytes.Buffer // whole lines not written out yet
-	lines   int          // lines in pending
-	line    []byte       // the line being written, reused
+	pending bytes.Buffer  // whole lines not written out yet
+	lines   int           // lines in pending
+	line    []byte        // the line being written, reused
 	file    *rotatingFile // nil: the caller's io.Writer, not rotated
 	written atomic.Uint64
 	lost    atomic.Uint64
