@@ -25,7 +25,7 @@ func (e *Event) AppendJSON(b []byte) ([]byte, error) {
 
 func (e *Event) timesValid() bool {
 	ok := validTime(e.Time)
-	for _, p := range []*Process{e.Process(), e.parent()} {
+	for _, p := range []*Process{e.Process(), e.Parent()} {
 		if p != nil {
 			ok = ok && validTime(p.StartTime)
 		}
@@ -39,19 +39,6 @@ func (e *Event) timesValid() bool {
 func validTime(t time.Time) bool {
 	y := t.Year()
 	return y >= 0 && y <= 9999
-}
-
-// parent is the event's parent process, nil when it has none.
-func (e *Event) parent() *Process {
-	switch {
-	case e.ProcessKprobe != nil:
-		return e.ProcessKprobe.Parent
-	case e.ProcessExec != nil:
-		return e.ProcessExec.Parent
-	case e.ProcessExit != nil:
-		return e.ProcessExit.Parent
-	}
-	return nil
 }
 
 func (e *Event) appendJSON(b []byte) []byte {

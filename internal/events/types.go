@@ -66,3 +66,16 @@ func (e *Event) Process() *Process {
 	}
 	return nil
 }
+
+// Parent is the event's parent process, nil when it has none.
+func (e *Event) Parent() *Process {
+	switch {
+	case e.ProcessKprobe != nil:
+		return e.ProcessKprobe.Parent
+	case e.ProcessExec != nil:
+		return e.ProcessExec.Parent
+	case e.ProcessExit != nil:
+		return e.ProcessExit.Parent
+	}
+	return nil
+}
