@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/netip"
 	"os"
+	"time"
 	"unsafe"
 
 	"github.com/cilium/ebpf/ringbuf"
@@ -158,8 +159,15 @@ func (e *Enforcer) NewEventReader() (*EventReader, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open event ring buffer: %w", err)
 	}
+	rd.SetDeadline(time.Now().Add(PollInterval))
 	return &EventReader{rd: rd}, nil
 }
+
+// PollInterval is how often the reader looks for records the kernel did
+// not wake it for: it wakes the reader only once 64 KiB wait (or for a
+// record the agent must act on), so that a busy ring is read in batches.
+// It bounds how long a record waits in a quiet ring.
+const PollInterval = 5 * time.Millisecond
 
 // ErrClosed is returned by Read after Close.
 var ErrClosed = os.ErrClosed
@@ -177,13 +185,21 @@ func (r *EventReader) Read() (*RawEvent, error) {
 // array of its Args: the caller keeps no part of ev across calls. It is
 // not safe for concurrent use.
 func (r *EventReader) ReadInto(ev *RawEvent) error {
-	if err := r.rd.ReadInto(&r.rec); err != nil {
+	for {
+		err := r.rd.ReadInto(&r.rec)
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			// Everything there was has been read: poll again later.
+			r.rd.SetDeadline(time.Now().Add(PollInterval))
+			continue
+		}
 		if errors.Is(err, ringbuf.ErrClosed) {
 			return ErrClosed
 		}
-		return fmt.Errorf("read event ring buffer: %w", err)
+		if err != nil {
+			return fmt.Errorf("read event ring buffer: %w", err)
+		}
+		return decodeInto(r.rec.RawSample, ev, &r.intern)
 	}
-	return decodeInto(r.rec.RawSample, ev, &r.intern)
 }
 
 // Close unblocks Read.

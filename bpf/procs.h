@@ -73,7 +73,7 @@ static __always_inline void report_exec(struct task_struct *task, const struct p
 		len = ARGS_EV_LEN - 1;
 	if (len && !bpf_probe_read_user(e->args, len & (ARGS_EV_LEN - 1), (const void *)start))
 		e->args_len = len;
-	bpf_ringbuf_submit(e, 0);
+	submit(e, false);
 }
 
 /* A new process (not a thread), at sched_process_fork in its parent: it
@@ -89,7 +89,7 @@ static __always_inline void report_clone(struct task_struct *child, const struct
 	e->start_time = BPF_CORE_READ(child, start_boottime);
 	record_parent(e, child);
 	BPF_CORE_READ_STR_INTO(&e->comm, child, comm);
-	bpf_ringbuf_submit(e, 0);
+	submit(e, false);
 }
 
 /* The last thread of a process leaves (sched_process_exit, current is
@@ -106,7 +106,7 @@ static __always_inline void report_exit(struct task_struct *task, const struct w
 	e->exit_code = BPF_CORE_READ(task, exit_code);
 	record_parent(e, task);
 	bpf_get_current_comm(e->comm, sizeof(e->comm));
-	bpf_ringbuf_submit(e, 0);
+	submit(e, false);
 }
 
 /* Whether the exiting task is the last of its thread group (signal->live

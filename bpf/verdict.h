@@ -81,7 +81,7 @@ static __always_inline void report(const struct query *q, const struct selector 
 	e->owner = sock_owner(q->cookie);
 	e->old_fd = q->old_fd;
 	e->new_fd = q->new_fd;
-	bpf_ringbuf_submit(e, 0);
+	submit(e, flags & (EVENT_KILL_PENDING | EVENT_SIGNAL_PENDING));
 }
 
 /* Carries out one matching selector into v and reports it. */

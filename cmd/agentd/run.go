@@ -38,6 +38,7 @@ func runAgent(args []string) error {
 	enforcer := fs.String("enforcer", bpf.BackendAuto, "auto (best per point: lsm > fmod_ret > fallback), lsm, fmod_ret or fallback")
 	profileDir := fs.String("profiles", defaultProfileDir, "directory of WorkloadProfile and TracingPolicy YAML files, watched for changes")
 	metricsAddr := fs.String("metrics-addr", "", "serve Prometheus metrics at http://ADDR/metrics, e.g. 127.0.0.1:9743 (empty: off)")
+	pprofAddr := fs.String("pprof-addr", "", "serve Go's profiler at http://ADDR/debug/pprof/, e.g. 127.0.0.1:6060 (empty: off)")
 	bpfStats := fs.Bool("bpf-stats", false, "turn on the kernel's BPF run time accounting while the agent runs (ocigate_bpf_program_*; costs a little per program run)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -94,6 +95,14 @@ func runAgent(args []string) error {
 		}
 		defer stopMetrics()
 		log.Info("metrics served", zap.String("url", "http://"+addr+"/metrics"))
+	}
+	if *pprofAddr != "" {
+		addr, stopPprof, err := servePprof(*pprofAddr, log)
+		if err != nil {
+			return err
+		}
+		defer stopPprof()
+		log.Info("profiler served", zap.String("url", "http://"+addr+"/debug/pprof/"))
 	}
 	sink, err := openSink(*eventsFile, events.Rotation{MaxSize: int64(eventsMaxSize), MaxBackups: *eventsBackups})
 	if err != nil {

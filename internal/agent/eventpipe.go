@@ -12,9 +12,11 @@ import (
 	"github.com/ocigate/ocigate/internal/events"
 )
 
-// EventSource yields the kernel's decisions.
+// EventSource yields the kernel's records (*bpf.EventReader).
 type EventSource interface {
-	Read() (*bpf.RawEvent, error)
+	// ReadInto blocks for the next record and decodes it into raw,
+	// which the caller reuses for the next one.
+	ReadInto(raw *bpf.RawEvent) error
 	Close() error
 }
 
@@ -33,8 +35,9 @@ func (a *Agent) RunEvents(ctx context.Context, src EventSource, w *events.Writer
 	}()
 	stop := context.AfterFunc(ctx, func() { src.Close() })
 	defer stop()
+	raw := &bpf.RawEvent{}
 	for {
-		raw, err := src.Read()
+		err := src.ReadInto(raw)
 		if err != nil {
 			if errors.Is(err, bpf.ErrClosed) || ctx.Err() != nil {
 				break

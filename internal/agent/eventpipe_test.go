@@ -36,22 +36,23 @@ func newFakeSource(items ...any) *fakeSource {
 	return &fakeSource{items: items, closed: make(chan struct{})}
 }
 
-func (s *fakeSource) Read() (*bpf.RawEvent, error) {
+func (s *fakeSource) ReadInto(raw *bpf.RawEvent) error {
 	s.mu.Lock()
 	if len(s.items) > 0 {
 		it := s.items[0]
 		s.items = s.items[1:]
 		s.mu.Unlock()
 		if err, ok := it.(error); ok {
-			return nil, err
+			return err
 		}
-		return it.(*bpf.RawEvent), nil
+		*raw = *it.(*bpf.RawEvent)
+		return nil
 	}
 	s.mu.Unlock()
 	if !s.drain {
 		<-s.closed
 	}
-	return nil, bpf.ErrClosed
+	return bpf.ErrClosed
 }
 
 func (s *fakeSource) Close() error {

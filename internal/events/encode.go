@@ -36,7 +36,18 @@ func (e *Event) timesValid() bool {
 	return ok
 }
 
+// The Unix seconds of 0000-01-01 and of 10000-01-01 (UTC).
+const (
+	minJSONUnix = -62167219200
+	maxJSONUnix = 253402300800
+)
+
+// validTime: RFC 3339 holds the years 0-9999 of the time's own zone.
 func validTime(t time.Time) bool {
+	u := t.Unix()
+	if u > minJSONUnix+86400 && u < maxJSONUnix-86400 {
+		return true // whatever the zone's offset
+	}
 	y := t.Year()
 	return y >= 0 && y <= 9999
 }
@@ -341,6 +352,32 @@ func appendTime(b []byte, t time.Time) []byte {
 
 const hexDigits = "0123456789abcdef"
 
+// plain are the bytes encoding/json copies as they are: printable
+// ASCII but for ", \\ and the HTML characters <, > and &.
+var plain = func() (t [256]bool) {
+	for c := ' '; c < utf8.RuneSelf; c++ {
+		t[c] = c != '"' && c != '\\' && c != '<' && c != '>' && c != '&'
+	}
+	return t
+}()
+
+// SWAR constants: a byte 0x01 and 0x80 in each lane.
+const (
+	lanes = 0x0101010101010101
+	highs = 0x8080808080808080
+)
+
+// plainWord reports whether all eight bytes of x are plain: none below
+// 0x20 or above 0x7f, none of " \\ < > &.
+func plainWord(x uint64) bool {
+	has := func(c uint64) uint64 { // a lane equal to c
+		y := x ^ (lanes * c)
+		return (y - lanes) &^ y
+	}
+	bad := x | (x - lanes*0x20) &^ x | has('"') | has('\\') | has('<') | has('>') | has('&')
+	return bad&highs == 0
+}
+
 // appendString quotes s as encoding/json does with HTML escaping on (its
 // default): <, > and & as \u003c, \u003e, \u0026; U+2028 and U+2029
 // escaped; invalid UTF-8 as \ufffd.
@@ -348,9 +385,17 @@ func appendString(b []byte, s string) []byte {
 	b = append(b, '"')
 	start := 0
 	for i := 0; i < len(s); {
+		// Eight plain bytes at a time: the common case.
+		for i+8 <= len(s) && plainWord(uint64(s[i])|uint64(s[i+1])<<8|uint64(s[i+2])<<16|uint64(s[i+3])<<24|
+			uint64(s[i+4])<<32|uint64(s[i+5])<<40|uint64(s[i+6])<<48|uint64(s[i+7])<<56) {
+			i += 8
+		}
+		if i >= len(s) {
+			break
+		}
 		c := s[i]
 		if c < utf8.RuneSelf {
-			if c >= ' ' && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&' {
+			if plain[c] {
 				i++
 				continue
 			}

@@ -93,6 +93,26 @@ func TestAppendJSONIsMarshal(t *testing.T) {
 	checkSameAsMarshal(t, "zero exec and exit", &Event{ProcessExec: &Exec{Parent: &Process{}}, ProcessExit: &Exit{}})
 }
 
+// Strings quote as encoding/json quotes them, escapes at every position of
+// the eight-byte steps included.
+func FuzzAppendString(f *testing.F) {
+	for _, s := range trickyStrings {
+		f.Add(s)
+	}
+	long := "/usr/lib/python3.11/site-packages/x.py --name "
+	for i := 0; i < 20; i++ {
+		for _, c := range []string{"<", "\"", "\n", "\xff", "é", "\u2028", "\x1f", "\x7f", "&"} {
+			f.Add(long[:i] + c + long[i:])
+		}
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		want, _ := json.Marshal(s)
+		if got := appendString(nil, s); !bytes.Equal(got, want) {
+			t.Fatalf("appendString(%q) = %s, want %s", s, got, want)
+		}
+	})
+}
+
 // Times JSON cannot hold fail as Marshal fails, wherever they are.
 func TestAppendJSONTimeRange(t *testing.T) {
 	far := time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC)
@@ -101,7 +121,15 @@ func TestAppendJSONTimeRange(t *testing.T) {
 		{ProcessExec: &Exec{Process: Process{StartTime: far}}},
 		{ProcessKprobe: &Kprobe{Parent: &Process{StartTime: far}}},
 		{ProcessExit: &Exit{Time: far}},
+		{Time: time.Date(-1, 12, 31, 23, 0, 0, 0, time.UTC)},
+		{Time: time.Date(9999, 12, 31, 23, 0, 0, 0, time.FixedZone("-2", -2*3600))}, // 10000 in UTC: still year 9999
 	} {
+		if i == 5 {
+			if _, err := ev.AppendJSON(nil); err != nil {
+				t.Errorf("year 9999 in its zone: %v", err)
+			}
+			continue
+		}
 		if _, err := json.Marshal(ev); err == nil {
 			t.Fatalf("%d: Marshal accepts it", i)
 		}
