@@ -202,6 +202,10 @@ func (r *EventReader) ReadInto(ev *RawEvent) error {
 	}
 }
 
+// Pending reports whether more records were ready when the last one was
+// read: a caller may wait for them before passing what it read on.
+func (r *EventReader) Pending() bool { return r.rec.Remaining > 0 }
+
 // Close unblocks Read.
 func (r *EventReader) Close() error { return r.rd.Close() }
 

@@ -66,11 +66,15 @@ func (a *Agent) convert(raw *bpf.RawEvent, at time.Time) *events.Event {
 	}
 	if w, ok := a.reg.ByCgroup(raw.WorkloadCgroupID); ok {
 		og.ContainerID, og.Runtime = w.ContainerID, w.Runtime
-		kp.Process.Docker, kp.Process.Pod = w.ContainerID, a.pods.of(w)
+		if pod := a.pods.of(w); kp.Process.Docker != w.ContainerID || kp.Process.Pod != pod {
+			kp.Process.Thaw() // a cached process frozen in another workload
+			kp.Process.Docker, kp.Process.Pod = w.ContainerID, pod
+		}
 	} else if e != nil && e.Workload == raw.WorkloadCgroupID {
 		// Unregistered since: the container it was in.
 		og.ContainerID, og.Runtime = e.ContainerID, e.Runtime
-	} else {
+	} else if kp.Process.Docker != "" || kp.Process.Pod != nil {
+		kp.Process.Thaw()
 		kp.Process.Docker, kp.Process.Pod = "", nil
 	}
 	blk.ev = events.Event{ProcessKprobe: kp, NodeName: a.node, Time: at, Ocigate: og}
@@ -102,7 +106,7 @@ func (a *Agent) processFor(raw *bpf.RawEvent, trackProcs bool) (events.Process, 
 		e.StartNs = raw.StartNs
 	}
 	a.setWorkload(e, raw.WorkloadCgroupID)
-	a.procs.Put(e, raw.BootNs)
+	a.put(e, raw.BootNs)
 	return e.Process, e.Parent, outside, e
 }
 

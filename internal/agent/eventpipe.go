@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"errors"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -24,18 +25,48 @@ type EventSource interface {
 // dropped and counted, so a slow sink never slows the kernel side.
 const QueueSize = 16384
 
+// batchMax bounds the events handed to the sink at once: the reader
+// passes what the ring buffer holds in batches, not one by one.
+const batchMax = 256
+
+// pending is what *bpf.EventReader tells: more records are ready.
+type pending interface{ Pending() bool }
+
+// sinkQueue carries batches of events to the sink, at most QueueSize
+// events in all.
+type sinkQueue struct {
+	c      chan []*events.Event
+	queued atomic.Int64
+}
+
+// put queues what fits of batch and returns how many did not.
+func (q *sinkQueue) put(batch []*events.Event) int {
+	room := QueueSize - int(q.queued.Load())
+	lost := 0
+	if room < len(batch) {
+		lost, batch = len(batch)-max(room, 0), batch[:max(room, 0)]
+	}
+	if len(batch) > 0 {
+		q.queued.Add(int64(len(batch)))
+		q.c <- batch // the channel holds QueueSize batches of at least one
+	}
+	return lost
+}
+
 // RunEvents reads src until it is closed or ctx ends, turns each record
 // into a JSON event and writes it to w. It returns after flushing.
 func (a *Agent) RunEvents(ctx context.Context, src EventSource, w *events.Writer) {
-	queue := make(chan *events.Event, QueueSize)
+	q := &sinkQueue{c: make(chan []*events.Event, QueueSize)}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		a.writeEvents(queue, w)
+		a.writeEvents(q, w)
 	}()
 	stop := context.AfterFunc(ctx, func() { src.Close() })
 	defer stop()
+	more, _ := src.(pending)
 	raw := &bpf.RawEvent{}
+	var batch []*events.Event
 	for {
 		err := src.ReadInto(raw)
 		if err != nil {
@@ -46,35 +77,44 @@ func (a *Agent) RunEvents(ctx context.Context, src EventSource, w *events.Writer
 			a.log.Warn("event record dropped", zap.Error(err))
 			continue
 		}
-		switch {
-		case raw.KillPending:
-			a.signalForKernel(raw, unix.SIGKILL)
-		case raw.SignalPending && raw.Signal > 0:
-			a.signalForKernel(raw, unix.Signal(raw.Signal))
+		if ev := a.handle(raw); ev != nil {
+			batch = append(batch, ev)
 		}
-		var ev *events.Event
-		if raw.Kind == bpf.KindDecision {
-			ev = a.convert(raw, a.clock.wall(raw.BootNs))
-		} else {
-			ev = a.onRecord(raw, a.clock.wall(raw.BootNs))
-			a.stats.ProcessCache.Store(uint64(a.procs.Len()))
-			if ev == nil {
-				continue
-			}
-		}
-		a.metrics.event(ev)
-		a.hub.Publish(ev) // never blocks; ev is not changed after this
-		select {
-		case queue <- ev:
-		default:
-			a.stats.EventsDropped.Add(1)
+		if len(batch) > 0 && (len(batch) == batchMax || more == nil || !more.Pending()) {
+			a.stats.EventsDropped.Add(uint64(q.put(batch)))
+			batch = nil
 		}
 	}
-	close(queue)
+	a.stats.EventsDropped.Add(uint64(q.put(batch)))
+	close(q.c)
 	<-done
 }
 
-func (a *Agent) writeEvents(queue <-chan *events.Event, w *events.Writer) {
+// handle acts on one record and returns its event (nil for a record
+// that is none).
+func (a *Agent) handle(raw *bpf.RawEvent) *events.Event {
+	switch {
+	case raw.KillPending:
+		a.signalForKernel(raw, unix.SIGKILL)
+	case raw.SignalPending && raw.Signal > 0:
+		a.signalForKernel(raw, unix.Signal(raw.Signal))
+	}
+	var ev *events.Event
+	if raw.Kind == bpf.KindDecision {
+		ev = a.convert(raw, a.clock.wall(raw.BootNs))
+	} else {
+		ev = a.onRecord(raw, a.clock.wall(raw.BootNs))
+		a.stats.ProcessCache.Store(uint64(a.procs.Len()))
+		if ev == nil {
+			return nil
+		}
+	}
+	a.metrics.event(ev)
+	a.hub.Publish(ev) // never blocks; ev is not changed after this
+	return ev
+}
+
+func (a *Agent) writeEvents(q *sinkQueue, w *events.Writer) {
 	var sinkWarn rateLimited
 	// The writer counts what it wrote out and what it lost.
 	check := func(err error) {
@@ -96,15 +136,17 @@ func (a *Agent) writeEvents(queue <-chan *events.Event, w *events.Writer) {
 	armed := false
 	for {
 		select {
-		case ev, ok := <-queue:
+		case batch, ok := <-q.c:
 			if !ok {
 				check(w.Flush())
 				return
 			}
-			if !a.sinkTypes.match(ev) {
-				continue
+			q.queued.Add(-int64(len(batch)))
+			for _, ev := range batch {
+				if a.sinkTypes.match(ev) {
+					check(w.Write(ev))
+				}
 			}
-			check(w.Write(ev))
 			if !armed {
 				flush.Reset(flushDelay)
 				armed = true

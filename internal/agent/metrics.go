@@ -20,7 +20,11 @@ type KernelStats interface {
 type metrics struct {
 	events   *prometheus.CounterVec
 	register prometheus.Histogram
+	// counters caches events' children: the event reader alone uses it.
+	counters map[eventLabels]prometheus.Counter
 }
+
+type eventLabels struct{ typ, action, policy string }
 
 func newMetrics() *metrics {
 	return &metrics{
@@ -36,12 +40,21 @@ func newMetrics() *metrics {
 	}
 }
 
+// event counts ev; called by the event reader only.
 func (m *metrics) event(ev *events.Event) {
-	var action string
+	l := eventLabels{typ: ev.Type(), policy: ev.Policy()}
 	if ev.ProcessKprobe != nil {
-		action = ev.ProcessKprobe.Action
+		l.action = ev.ProcessKprobe.Action
 	}
-	m.events.WithLabelValues(ev.Type(), action, ev.Policy()).Inc()
+	c, ok := m.counters[l]
+	if !ok {
+		if m.counters == nil {
+			m.counters = map[eventLabels]prometheus.Counter{}
+		}
+		c = m.events.WithLabelValues(l.typ, l.action, l.policy)
+		m.counters[l] = c
+	}
+	c.Inc()
 }
 
 // Metrics returns a registry with the agent's ocigate_* metrics; the

@@ -79,7 +79,7 @@ func (a *Agent) onExec(raw *bpf.RawEvent, at time.Time) *events.Event {
 	if e.Parent != nil {
 		p.ParentExecID = e.Parent.ExecID
 	}
-	a.procs.Put(e, raw.BootNs)
+	a.put(e, raw.BootNs)
 	return &events.Event{ProcessExec: &events.Exec{Process: e.Process, Parent: e.Parent}, NodeName: a.node, Time: at,
 		Ocigate: a.processOcigate(raw, e)}
 }
@@ -106,7 +106,7 @@ func (a *Agent) onClone(raw *bpf.RawEvent) {
 	if e.Parent != nil {
 		p.ParentExecID = e.Parent.ExecID
 	}
-	a.procs.Put(e, raw.BootNs)
+	a.put(e, raw.BootNs)
 }
 
 // onExit: the last thread of a workload process left.
@@ -170,8 +170,18 @@ func (a *Agent) parentOf(ppid uint32, startNs, workloadCgroup, now uint64) (*eve
 		e.Parent = snapshot(&gp.Process)
 		e.Process.ParentExecID = gp.Process.ExecID
 	}
-	a.procs.Put(e, now)
+	a.put(e, now)
 	return snapshot(&e.Process), false
+}
+
+// put caches e with its process and parent frozen: their JSON is made
+// once, for every event that names them.
+func (a *Agent) put(e *proccache.Entry, now uint64) {
+	e.Process.Freeze()
+	if e.Parent != nil {
+		e.Parent.Freeze()
+	}
+	a.procs.Put(e, now)
 }
 
 // setWorkload records the workload's container in e.

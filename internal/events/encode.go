@@ -24,9 +24,10 @@ func (e *Event) AppendJSON(b []byte) ([]byte, error) {
 }
 
 func (e *Event) timesValid() bool {
+	// A frozen process was encoded already: its start time is valid.
 	ok := validTime(e.Time)
 	for _, p := range []*Process{e.Process(), e.Parent()} {
-		if p != nil {
+		if p != nil && p.encoded == nil {
 			ok = ok && validTime(p.StartTime)
 		}
 	}
@@ -153,6 +154,13 @@ func (x *Exit) appendJSON(b []byte) []byte {
 }
 
 func (p *Process) appendJSON(b []byte) []byte {
+	if p.encoded != nil {
+		return append(b, p.encoded...)
+	}
+	return p.appendFields(b)
+}
+
+func (p *Process) appendFields(b []byte) []byte {
 	b = append(b, '{')
 	first := true
 	if p.ExecID != "" {

@@ -113,6 +113,37 @@ func FuzzAppendString(f *testing.F) {
 	})
 }
 
+// A frozen process encodes as it did when frozen, in every copy; a copy
+// thawed and changed encodes its changes.
+func TestFreeze(t *testing.T) {
+	ev := goldenEvents()[1]
+	kp := ev.ProcessKprobe
+	kp.Process.Freeze()
+	kp.Parent.Freeze()
+	checkSameAsMarshal(t, "frozen", ev)
+	copyEv := *ev
+	k2 := *kp
+	copyEv.ProcessKprobe = &k2
+	k2.Process.Thaw()
+	k2.Process.Docker, k2.Process.Pod = "other", nil
+	checkSameAsMarshal(t, "thawed copy", &copyEv)
+	if b, _ := ev.AppendJSON(nil); bytes.Contains(b, []byte(`"other"`)) {
+		t.Fatal("the original changed with its copy")
+	}
+	// Frozen and changed without Thaw: the frozen encoding stands (the
+	// misuse Freeze's contract forbids), which shows it is used.
+	kp.Process.Binary = "/changed"
+	if b, _ := ev.AppendJSON(nil); bytes.Contains(b, []byte("/changed")) {
+		t.Fatal("frozen encoding not used")
+	}
+	// An impossible start time is not frozen: AppendJSON still refuses it.
+	p := Process{StartTime: time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC)}
+	p.Freeze()
+	if _, err := (&Event{ProcessExec: &Exec{Process: p}}).AppendJSON(nil); !errors.Is(err, ErrTimeRange) {
+		t.Fatalf("frozen impossible time: %v", err)
+	}
+}
+
 // Times JSON cannot hold fail as Marshal fails, wherever they are.
 func TestAppendJSONTimeRange(t *testing.T) {
 	far := time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC)

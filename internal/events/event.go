@@ -72,7 +72,22 @@ type Process struct {
 	Pod          *Pod      `json:"pod,omitempty"`
 	Docker       string    `json:"docker,omitempty"`
 	ParentExecID string    `json:"parent_exec_id,omitempty"`
+
+	encoded []byte // Freeze's encoding, copied with the value
 }
+
+// Freeze encodes p once for AppendJSON to reuse, in p and in every copy
+// made of it afterwards: a process named by thousands of events is
+// encoded once. p and its copies must not change afterwards unless Thaw
+// is called on the one that changes.
+func (p *Process) Freeze() {
+	if validTime(p.StartTime) { // else AppendJSON refuses it each time
+		p.encoded = p.appendFields(nil)
+	}
+}
+
+// Thaw forgets Freeze's encoding, before p changes.
+func (p *Process) Thaw() { p.encoded = nil }
 
 // Pod carries container identity where Tetragon puts it.
 type Pod struct {
