@@ -382,7 +382,7 @@ func plainWord(x uint64) bool {
 		y := x ^ (lanes * c)
 		return (y - lanes) &^ y
 	}
-	bad := x | (x - lanes*0x20) &^ x | has('"') | has('\\') | has('<') | has('>') | has('&')
+	bad := x | (x-lanes*0x20)&^x | has('"') | has('\\') | has('<') | has('>') | has('&')
 	return bad&highs == 0
 }
 
