@@ -12,7 +12,6 @@ import (
 	"github.com/ocigate/ocigate/cgroupfilter"
 	"github.com/ocigate/ocigate/internal/events"
 	"github.com/ocigate/ocigate/internal/proccache"
-	"github.com/ocigate/ocigate/profiles"
 )
 
 // Process flags, as Tetragon's: how the agent learned of a process.
@@ -197,8 +196,9 @@ func (a *Agent) setWorkload(e *proccache.Entry, workloadCgroup uint64) {
 }
 
 // processOcigate is the ocigate object of a process event: the
-// workload, its profile and mode, whether its verdicts are carried out,
-// and the exec point's backend.
+// workload, its profile and mode (enforce or monitor), and the exec
+// point's backend. Enforced is false: a process event carries out no
+// verdict (`.ocigate.enforced == true` selects the enforced decisions).
 func (a *Agent) processOcigate(raw *bpf.RawEvent, e *proccache.Entry) *events.Ocigate {
 	og := &events.Ocigate{ContainerID: e.ContainerID, Runtime: e.Runtime, CgroupID: raw.CgroupID,
 		ParentOutside: e.ParentOutside, Backend: a.execBackend}
@@ -206,7 +206,7 @@ func (a *Agent) processOcigate(raw *bpf.RawEvent, e *proccache.Entry) *events.Oc
 		og.ContainerID, og.Runtime = w.ContainerID, w.Runtime
 	}
 	if p, ok := a.profileByID(raw.Profile); ok {
-		og.Profile, og.Mode, og.Enforced = p.Name, string(p.Mode), p.Mode == profiles.ModeEnforce
+		og.Profile, og.Mode = p.Name, string(p.Mode)
 	}
 	return og
 }

@@ -118,7 +118,7 @@ func TestProcessExecOfFirstProcess(t *testing.T) {
 		t.Errorf("parent_exec_id %q, parent's %q", p.ParentExecID, parent.ExecID)
 	}
 	og := ev.Ocigate
-	if og.ContainerID != "c1" || og.Profile != "default" || og.Mode != "enforce" || !og.Enforced || !og.ParentOutside ||
+	if og.ContainerID != "c1" || og.Profile != "default" || og.Mode != "enforce" || og.Enforced || !og.ParentOutside ||
 		og.Backend != "" || og.Point != "" || og.Selector != nil || og.Verdict != "" || og.CgroupID != cg {
 		t.Errorf("ocigate %+v", og)
 	}

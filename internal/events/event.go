@@ -147,8 +147,8 @@ type FileArg struct {
 
 // Ocigate is what only ocigate knows: workload, profile and verdict.
 // Process events (exec, exit) have no point, verdict, mechanism or
-// selector; their Enforced says whether the workload's profile enforces
-// (mode enforce) and Backend is the exec point's.
+// selector, and carry out nothing (Enforced false); Backend is the exec
+// point's.
 type Ocigate struct {
 	ContainerID string `json:"container_id"`
 	Runtime     string `json:"runtime,omitempty"`
