@@ -5,7 +5,7 @@ PKGS    := ./...
 export PATH := /usr/local/go/bin:$(PATH)
 SHELL   := /bin/bash
 
-.PHONY: all deps build generate check-generate vet unit fuzz-short fuzz e2e vmtest test bench demo clean
+.PHONY: all deps build generate check-generate vet unit fuzz-short fuzz e2e vmtest test bench bench-events demo clean
 
 all: build
 
@@ -34,7 +34,7 @@ unit:
 
 # The fuzzers: a short run in make test, longer with make fuzz.
 FUZZTIME ?= 10s
-FUZZERS  := ./profiles/policy/:FuzzParse ./runtime/oci/:FuzzReadState ./runtime/oci/:FuzzLoadContainer ./internal/api/:FuzzReadMessage
+FUZZERS  := ./profiles/policy/:FuzzParse ./runtime/oci/:FuzzReadState ./runtime/oci/:FuzzLoadContainer ./internal/api/:FuzzReadMessage ./internal/events/:FuzzAppendString
 fuzz-short:
 	@for f in $(FUZZERS); do \
 		$(GO) test -run '^$$' -fuzz "^$${f#*:}$$" -fuzztime $(FUZZTIME) "$${f%%:*}" || exit 1; \
@@ -57,6 +57,10 @@ test: deps check-generate vet build unit fuzz-short e2e vmtest
 
 bench: deps build
 	scripts/bench.sh
+
+# Only the event throughput part of make bench.
+bench-events: deps build
+	scripts/bench-events.sh
 
 demo: deps build
 	scripts/demo.sh

@@ -166,7 +166,11 @@ func TestGoMirrorsCommonH(t *testing.T) {
 		"MATCH_ANY_BIN": matchBin | matchBinNot | matchBinPrefix | matchBinPrefixNot | matchBinPostfix | matchBinPostfixNot,
 
 		"SELECTOR_NOPOST": selectorNoPost, "SELECTOR_MONITOR": selectorMonitor,
-		"WORKLOAD_MONITOR": workloadMonitor,
+		"WORKLOAD_MONITOR": workloadMonitor, "WORKLOAD_TRACK_SOCKETS": workloadTrackSockets, "WORKLOAD_RELAY": workloadRelay,
+		"WORKLOAD_NO_PROC_EVENTS": workloadNoProcEvents,
+
+		"RECORD_DECISION": int(KindDecision), "RECORD_EXEC": int(KindExec), "RECORD_CLONE": int(KindClone),
+		"RECORD_EXIT": int(KindExit),
 
 		"EVENT_ENFORCED": eventEnforced, "EVENT_KILLED": eventKilled, "EVENT_HAS_ADDR": eventHasAddr,
 		"EVENT_KILL_PENDING": eventKillPending, "EVENT_SIGNAL_PENDING": eventSignalPend, "EVENT_MONITOR": eventMonitor,
@@ -214,6 +218,7 @@ func TestGoMirrorsCommonH(t *testing.T) {
 		t.Errorf("workload has %d disabled masks for %d points of %d selectors", len(w.Disabled), profiles.NumPoints, profiles.MaxSelectors)
 	}
 	check("PATH_LEN", len(ev.Path))
+	check("ARGS_EV_LEN", len(ev.Args))
 	// Selector.Group is a byte in the kernel and picks a bit of a __u32.
 	if profiles.MaxGroups > 32 || len(sel.Protocols)*64 != 256 {
 		t.Errorf("groups %d, protocol bits %d", profiles.MaxGroups, len(sel.Protocols)*64)

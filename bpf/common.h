@@ -95,6 +95,7 @@ enum workload_flag {
 	WORKLOAD_MONITOR = 1 << 0,	/* report what would be enforced */
 	WORKLOAD_TRACK_SOCKETS = 1 << 1,	/* TrackSock: remember who created each socket */
 	WORKLOAD_RELAY = 1 << 2,	/* the profile looks for relayed shells */
+	WORKLOAD_NO_PROC_EVENTS = 1 << 3,	/* no exec, clone and exit records */
 };
 
 /* How the verdict was carried out. */
@@ -207,6 +208,16 @@ enum event_flag {
 	EVENT_MONITOR = 1 << 5,		/* would have been enforced */
 };
 
+/* What a ring buffer record reports (event kind). */
+enum record_kind {
+	RECORD_DECISION = 0,	/* a selector matched: the agent's process_kprobe */
+	RECORD_EXEC = 1,	/* a workload process exec'd (sched_process_exec) */
+	RECORD_CLONE = 2,	/* a workload process started another (fork, not a thread) */
+	RECORD_EXIT = 3,	/* the last thread of a workload process exited */
+};
+
+/* One ring buffer record: a decision, or a process's exec, clone or exit
+ * (kind). Process records fill the ids, times, path and argv. */
 struct event {
 	__u64 ktime_ns;
 	__u64 cgroup_id;		/* the process's own cgroup */
@@ -242,6 +253,11 @@ struct event {
 	__u32 peer;		/* relay: tgid of the process that holds the network socket */
 	__u32 args_len;		/* exec at sched_process_exec: bytes of args */
 	char args[ARGS_EV_LEN];	/* argv, NUL-separated, cut at ARGS_EV_LEN */
+	__u32 exit_code;	/* exit: wait status, (code << 8) | signal */
+	__u64 start_time;	/* the process's start (start_boottime, ns), 0: unknown */
+	__u64 parent_start_time;	/* exec, clone: the parent's start */
+	__u8 kind;		/* enum record_kind */
+	__u8 pad[7];
 };
 
 /* How a relayed shell was recognised (event stdio_inet bits 3-5). */

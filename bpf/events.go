@@ -2,11 +2,13 @@ package bpf
 
 import (
 	"bytes"
-	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"net/netip"
 	"os"
+	"time"
+	"unsafe"
 
 	"github.com/cilium/ebpf/ringbuf"
 	"golang.org/x/sys/unix"
@@ -41,8 +43,35 @@ func (r Relay) String() string {
 	return s
 }
 
-// RawEvent is one decision reported by the kernel, decoded.
+// Kind says what a record reports (enum record_kind in common.h).
+type Kind uint8
+
+const (
+	KindDecision Kind = iota // a selector matched: a process_kprobe event
+	KindExec                 // a workload process exec'd
+	KindClone                // a workload process started another (not a thread)
+	KindExit                 // the last thread of a workload process exited
+)
+
+// String names the kind.
+func (k Kind) String() string {
+	switch k {
+	case KindDecision:
+		return "decision"
+	case KindExec:
+		return "exec"
+	case KindClone:
+		return "clone"
+	case KindExit:
+		return "exit"
+	}
+	return fmt.Sprintf("kind(%d)", uint8(k))
+}
+
+// RawEvent is one record of the kernel, decoded: a decision, or (Kind) a
+// process's exec, clone or exit.
 type RawEvent struct {
+	Kind             Kind
 	BootNs           uint64 // CLOCK_BOOTTIME
 	CgroupID         uint64 // the process's own cgroup
 	WorkloadCgroupID uint64 // the registered cgroup that matched
@@ -85,6 +114,16 @@ type RawEvent struct {
 	Path         string // the binary's path (exec: the new one), when known
 	Owner        uint32 // TrackSock: tgid that created the socket, 0 when not tracked
 	OldFD, NewFD int32  // dup
+	// StartNs is the process's start (the thread group's start_boottime,
+	// CLOCK_BOOTTIME ns): with Tgid, its identity. 0 when unknown (a
+	// relayed shell reported at its peer's connect).
+	StartNs uint64
+	// ParentStartNs is the parent's (Ppid's) start; exec and clone.
+	ParentStartNs uint64
+	// ExitCode is the wait status of an exit: (code << 8) | signal.
+	ExitCode uint32
+
+	argsBuf []string // Args' array, kept for the next ReadInto
 }
 
 const (
@@ -109,7 +148,9 @@ var enforcers = map[uint8][2]string{
 
 // EventReader reads the kernel's ring buffer.
 type EventReader struct {
-	rd *ringbuf.Reader
+	rd     *ringbuf.Reader
+	rec    ringbuf.Record
+	intern interner
 }
 
 // NewEventReader opens the ring buffer.
@@ -118,33 +159,80 @@ func (e *Enforcer) NewEventReader() (*EventReader, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open event ring buffer: %w", err)
 	}
+	rd.SetDeadline(time.Now().Add(PollInterval))
 	return &EventReader{rd: rd}, nil
 }
+
+// PollInterval is how often the reader looks for records the kernel did
+// not wake it for: it wakes the reader only once 64 KiB wait (or for a
+// record the agent must act on), so that a busy ring is read in batches.
+// It bounds how long a record waits in a quiet ring.
+const PollInterval = 5 * time.Millisecond
 
 // ErrClosed is returned by Read after Close.
 var ErrClosed = os.ErrClosed
 
 // Read blocks for the next event.
 func (r *EventReader) Read() (*RawEvent, error) {
-	rec, err := r.rd.Read()
-	if err != nil {
-		if errors.Is(err, ringbuf.ErrClosed) {
-			return nil, ErrClosed
-		}
-		return nil, fmt.Errorf("read event ring buffer: %w", err)
+	ev := &RawEvent{}
+	if err := r.ReadInto(ev); err != nil {
+		return nil, err
 	}
-	return decodeEvent(rec.RawSample)
+	return ev, nil
 }
+
+// ReadInto blocks for the next event and decodes it into ev, reusing the
+// array of its Args: the caller keeps no part of ev across calls. It is
+// not safe for concurrent use.
+func (r *EventReader) ReadInto(ev *RawEvent) error {
+	for {
+		err := r.rd.ReadInto(&r.rec)
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			// Everything there was has been read: poll again later.
+			r.rd.SetDeadline(time.Now().Add(PollInterval))
+			continue
+		}
+		if errors.Is(err, ringbuf.ErrClosed) {
+			return ErrClosed
+		}
+		if err != nil {
+			return fmt.Errorf("read event ring buffer: %w", err)
+		}
+		return decodeInto(r.rec.RawSample, ev, &r.intern)
+	}
+}
+
+// Pending reports whether more records were ready when the last one was
+// read: a caller may wait for them before passing what it read on.
+func (r *EventReader) Pending() bool { return r.rec.Remaining > 0 }
 
 // Close unblocks Read.
 func (r *EventReader) Close() error { return r.rd.Close() }
 
+// eventSize is the size of a record: the C struct event.
+const eventSize = int(unsafe.Sizeof(fallbackEvent{}))
+
 func decodeEvent(b []byte) (*RawEvent, error) {
-	var k fallbackEvent
-	if err := binary.Read(bytes.NewReader(b), binary.LittleEndian, &k); err != nil {
-		return nil, fmt.Errorf("decode event (%d bytes): %w", len(b), err)
+	ev := &RawEvent{}
+	if err := decodeInto(b, ev, nil); err != nil {
+		return nil, err
 	}
-	ev := &RawEvent{
+	return ev, nil
+}
+
+// decodeInto decodes one record. The record is copied as it lies in
+// memory: bpf2go's bindings exist for little-endian targets only, which
+// the BPF objects are built for, and the struct has no implicit padding
+// (TestEventLayoutHasNoPadding).
+func decodeInto(b []byte, ev *RawEvent, in *interner) error {
+	if len(b) < eventSize {
+		return fmt.Errorf("decode event (%d bytes): %w", len(b), io.ErrUnexpectedEOF)
+	}
+	var k fallbackEvent
+	copy(unsafe.Slice((*byte)(unsafe.Pointer(&k)), eventSize), b)
+	buf := ev.argsBuf[:0]
+	*ev = RawEvent{
+		Kind:   Kind(k.Kind),
 		BootNs: k.KtimeNs, CgroupID: k.CgroupId, WorkloadCgroupID: k.WorkloadCgroupId,
 		Pid: k.Pid, Tgid: k.Tgid, Ppid: k.Ppid, UID: k.Uid, Profile: k.Profile, Errno: k.Err,
 		Point: profiles.Point(k.Point), Action: profiles.Action(k.Action), Selector: int(k.Selector),
@@ -155,15 +243,14 @@ func decodeEvent(b []byte) (*RawEvent, error) {
 		Signal: int(k.Signal), Group: int(k.Group), State: k.State,
 		Dport: k.Dport, Sport: k.Sport, StdioInet: k.StdioInet & 0x07, Fileless: k.StdioInet&0x80 != 0,
 		Relay: Relay(k.StdioInet & relayMask), Peer: k.Peer,
-		Comm: cString(k.Comm[:]), Binary: cString(k.Binary[:]), Path: cString(k.Path[:]),
+		Comm: in.str(k.Comm[:]), Binary: in.str(k.Binary[:]), Path: in.str(k.Path[:]),
 		Owner: k.Owner, OldFD: k.OldFd, NewFD: k.NewFd,
+		StartNs: k.StartTime, ParentStartNs: k.ParentStartTime, ExitCode: k.ExitCode,
+		argsBuf: buf,
 	}
 	if k.ArgsLen > 0 && int(k.ArgsLen) <= len(k.Args) {
-		raw := make([]byte, k.ArgsLen)
-		for i := range raw {
-			raw[i] = byte(k.Args[i])
-		}
-		ev.Args, ev.ArgsCut = splitArgs(raw)
+		ev.Args, ev.ArgsCut = splitArgs(buf, int8Bytes(k.Args[:k.ArgsLen]))
+		ev.argsBuf = ev.Args
 	}
 	if k.Sport != 0 || k.Saddr != ([16]uint8{}) {
 		ev.Saddr = unmapped(netip.AddrFrom16(k.Saddr), ev.Family)
@@ -171,7 +258,7 @@ func decodeEvent(b []byte) (*RawEvent, error) {
 	if ev.HasAddr {
 		ev.Daddr = unmapped(netip.AddrFrom16(k.Daddr), ev.Family)
 	}
-	return ev, nil
+	return nil
 }
 
 func unmapped(a netip.Addr, family uint8) netip.Addr {
@@ -181,20 +268,57 @@ func unmapped(a netip.Addr, family uint8) netip.Addr {
 	return a
 }
 
-func cString(b []int8) string {
-	out := make([]byte, 0, len(b))
-	for _, c := range b {
-		if c == 0 {
-			break
-		}
-		out = append(out, byte(c))
+// int8Bytes views C chars as bytes.
+func int8Bytes(b []int8) []byte {
+	if len(b) == 0 {
+		return nil
 	}
-	return string(out)
+	return unsafe.Slice((*byte)(unsafe.Pointer(&b[0])), len(b))
 }
 
-// splitArgs splits NUL-separated argv bytes; cut when the last argument
-// has no terminator (the event's room ended inside it).
-func splitArgs(b []byte) (args []string, cut bool) {
+// cString is the NUL-terminated string at the start of b (all of b
+// without a NUL).
+func cString(b []int8) string {
+	return string(cBytes(b))
+}
+
+func cBytes(b []int8) []byte {
+	raw := int8Bytes(b)
+	if i := bytes.IndexByte(raw, 0); i >= 0 {
+		return raw[:i]
+	}
+	return raw
+}
+
+// interner hands out one string per distinct name or path, so a busy
+// process's thousands of events share their strings instead of
+// allocating each. It is bounded: full, it starts over.
+type interner struct {
+	m map[string]string
+}
+
+const internMax = 4096
+
+// str is cString(b), interned; a nil interner only converts.
+func (in *interner) str(b []int8) string {
+	raw := cBytes(b)
+	if in == nil || len(raw) == 0 {
+		return string(raw)
+	}
+	if s, ok := in.m[string(raw)]; ok { // no allocation for the lookup
+		return s
+	}
+	if in.m == nil || len(in.m) >= internMax {
+		in.m = make(map[string]string, 256)
+	}
+	s := string(raw)
+	in.m[s] = s
+	return s
+}
+
+// splitArgs splits NUL-separated argv bytes into args (reused); cut when
+// the last argument has no terminator (the event's room ended inside it).
+func splitArgs(args []string, b []byte) (_ []string, cut bool) {
 	cut = len(b) > 0 && b[len(b)-1] != 0
 	for len(b) > 0 {
 		i := bytes.IndexByte(b, 0)

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"net/netip"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"unsafe"
@@ -223,9 +224,80 @@ func TestSplitArgs(t *testing.T) {
 		{"sh\x00-c\x00echo hel", []string{"sh", "-c", "echo hel"}, true},
 		{"sh\x00\x00x\x00", []string{"sh", "", "x"}, false},
 	} {
-		got, cut := splitArgs([]byte(tc.in))
+		got, cut := splitArgs(nil, []byte(tc.in))
 		if !slices.Equal(got, tc.want) || cut != tc.cut {
 			t.Errorf("splitArgs(%q) = %q, %v; want %q, %v", tc.in, got, cut, tc.want, tc.cut)
 		}
+	}
+}
+
+// Process records: kind, identities and times, the exit status.
+func TestDecodeProcessRecords(t *testing.T) {
+	k := fallbackEvent{Kind: uint8(KindExec), KtimeNs: 5000, Pid: 42, Tgid: 42, Ppid: 7, Uid: 1000, Profile: 3,
+		StartTime: 4000, ParentStartTime: 100, WorkloadCgroupId: 9, ArgsLen: 16}
+	putCString(k.Path[:], "/usr/bin/python3.11")
+	putCString(k.Args[:], "python3\x00-c\x00pass\x00")
+	ev, err := decodeEvent(encode(t, &k))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ev.Kind != KindExec || ev.StartNs != 4000 || ev.ParentStartNs != 100 || ev.Ppid != 7 || ev.Path != "/usr/bin/python3.11" ||
+		!slices.Equal(ev.Args, []string{"python3", "-c", "pass"}) || ev.ArgsCut {
+		t.Fatalf("exec record %+v", ev)
+	}
+	ev, err = decodeEvent(encode(t, &fallbackEvent{Kind: uint8(KindExit), Tgid: 42, ExitCode: 3 << 8, StartTime: 4000}))
+	if err != nil || ev.Kind != KindExit || ev.ExitCode != 3<<8 || ev.StartNs != 4000 {
+		t.Fatalf("exit record %+v, %v", ev, err)
+	}
+	// Decisions are kind 0, as the kernel's zeroed records are.
+	if ev, _ := decodeEvent(encode(t, &fallbackEvent{Point: uint8(profiles.PointDup)})); ev.Kind != KindDecision {
+		t.Fatalf("decision decoded as %v", ev.Kind)
+	}
+	for k, want := range map[Kind]string{KindDecision: "decision", KindExec: "exec", KindClone: "clone", KindExit: "exit", 9: "kind(9)"} {
+		if k.String() != want {
+			t.Errorf("Kind(%d) = %q, want %q", k, k.String(), want)
+		}
+	}
+}
+
+// Decoding into a reused RawEvent leaves nothing of the previous record
+// and reuses the argv slice; interned strings are shared.
+func TestDecodeIntoReuses(t *testing.T) {
+	var in interner
+	a := fallbackEvent{ArgsLen: 6, Pid: 1, Kind: uint8(KindExec)}
+	putCString(a.Args[:], "sh\x00-i\x00")
+	putCString(a.Path[:], "/bin/sh")
+	var ev RawEvent
+	if err := decodeInto(encode(t, &a), &ev, &in); err != nil {
+		t.Fatal(err)
+	}
+	first := ev.Args
+	if err := decodeInto(encode(t, &fallbackEvent{Pid: 2, Flags: eventHasAddr}), &ev, &in); err != nil {
+		t.Fatal(err)
+	}
+	if ev.Pid != 2 || ev.Args != nil || ev.Path != "" || ev.Kind != KindDecision || !ev.HasAddr {
+		t.Fatalf("second record %+v", ev)
+	}
+	if err := decodeInto(encode(t, &a), &ev, &in); err != nil {
+		t.Fatal(err)
+	}
+	if &ev.Args[0] != &first[0] {
+		t.Error("argv not decoded into the reused slice")
+	}
+	p1 := ev.Path
+	if err := decodeInto(encode(t, &a), &ev, &in); err != nil {
+		t.Fatal(err)
+	}
+	if unsafe.StringData(p1) != unsafe.StringData(ev.Path) || ev.Path != "/bin/sh" {
+		t.Error("path not interned")
+	}
+	// Full, the interner starts over rather than grow.
+	for i := 0; i < internMax+10; i++ {
+		var k [8]int8
+		putCString(k[:], strconv.Itoa(i))
+		in.str(k[:])
+	}
+	if len(in.m) > internMax {
+		t.Fatalf("interner holds %d strings", len(in.m))
 	}
 }

@@ -7,13 +7,15 @@
  * instruction in user space. Attached at the root of the cgroup v2 tree;
  * the rule engine scopes every decision to registered workloads.
  * Also here, attached on every kernel: exec tracking (which binary each
- * process of a workload runs) and close events (cgroup/sock_release). */
+ * process of a workload runs, and its exec, clone and exit records for
+ * the agent) and close events (cgroup/sock_release). */
 #include "headers/vmlinux.h"
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_core_read.h>
 #include <bpf/bpf_endian.h>
 
 #include "relay.h"
+#include "procs.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -324,20 +326,24 @@ int tcp_send(struct bpf_raw_tracepoint_args *ctx)
 }
 
 /* Exec tracking, whatever backend enforces: the binary each process of a
- * registered workload runs, for matchBinaries at every point. */
+ * registered workload runs, for matchBinaries at every point; the exec
+ * record for the agent. */
 SEC("raw_tracepoint/sched_process_exec")
 int track_exec(struct bpf_raw_tracepoint_args *ctx)
 {
+	struct task_struct *task = (struct task_struct *)ctx->args[0];
 	struct linux_binprm *bprm = (struct linux_binprm *)ctx->args[2];
 	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
-	__u64 workload_cgroup;
+	__u64 workload_cgroup = 0;
+	struct workload *w = current_workload(&workload_cgroup);
 	struct scratch *sc;
 
-	if (!current_workload(&workload_cgroup) || !(sc = get_scratch()))
+	if (!w || !(sc = get_scratch()))
 		return 0;
-	read_exec_path(sc, bprm, (struct task_struct *)ctx->args[0]);
+	read_exec_path(sc, bprm, task);
 	sc->exec.workload = workload_cgroup;
 	bpf_map_update_elem(&procs, &tgid, &sc->exec, BPF_ANY);
+	report_exec(task, &sc->exec, w, workload_cgroup);
 	return 0;
 }
 
@@ -357,12 +363,21 @@ int track_fork(struct bpf_raw_tracepoint_args *ctx)
 	struct proc *p = bpf_map_lookup_elem(&procs, &ptgid);
 	if (p)
 		bpf_map_update_elem(&procs, &ctgid, p, BPF_ANY);
+	__u64 workload_cgroup = 0;
+	struct workload *w = current_workload(&workload_cgroup);
+
+	if (w)
+		report_clone(child, w, workload_cgroup);
 	return 0;
 }
 
+/* sched_process_exit(struct task_struct *p[, bool group_dead]): current
+ * is p. The process record goes with its leader; the agent hears of the
+ * exit when the last thread leaves. */
 SEC("raw_tracepoint/sched_process_exit")
 int track_exit(struct bpf_raw_tracepoint_args *ctx)
 {
+	struct task_struct *task = (struct task_struct *)ctx->args[0];
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	__u32 tgid = pid_tgid >> 32;
 
@@ -370,6 +385,13 @@ int track_exit(struct bpf_raw_tracepoint_args *ctx)
 		bpf_map_delete_elem(&procs, &tgid);
 		relay_exit(tgid);
 	}
+	if (!group_dead(task))
+		return 0;
+	__u64 workload_cgroup = 0;
+	struct workload *w = current_workload(&workload_cgroup);
+
+	if (w)
+		report_exit(task, w, workload_cgroup);
 	return 0;
 }
 

@@ -71,7 +71,11 @@ type fallbackEvent struct {
 	Peer             uint32
 	ArgsLen          uint32
 	Args             [128]int8
-	_                [4]byte
+	ExitCode         uint32
+	StartTime        uint64
+	ParentStartTime  uint64
+	Kind             uint8
+	Pad              [7]uint8
 }
 
 type fallbackNameKey struct {

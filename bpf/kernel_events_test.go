@@ -20,7 +20,7 @@ func nextEvent(t *testing.T, seen *int, point profiles.Point) *RawEvent {
 	for time.Now().Before(deadline) {
 		evs := shared.log.since(*seen)
 		for i, ev := range evs {
-			if ev.Point == point {
+			if ev.Kind == KindDecision && ev.Point == point {
 				*seen += i + 1
 				return ev
 			}
@@ -90,10 +90,16 @@ type eventView struct {
 	cg   uint64
 }
 
+// matching returns the view's decision records that match accepts.
 func (v eventView) matching(match func(*RawEvent) bool) []*RawEvent {
+	return v.records(KindDecision, match)
+}
+
+// records returns the view's records of kind that match accepts.
+func (v eventView) records(kind Kind, match func(*RawEvent) bool) []*RawEvent {
 	var out []*RawEvent
 	for _, ev := range v.l.since(v.from) {
-		if ev.WorkloadCgroupID == v.cg && match(ev) {
+		if ev.Kind == kind && ev.WorkloadCgroupID == v.cg && match(ev) {
 			out = append(out, ev)
 		}
 	}

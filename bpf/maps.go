@@ -51,12 +51,17 @@ const (
 	workloadMonitor      = 1
 	workloadTrackSockets = 2
 	workloadRelay        = 4
+	workloadNoProcEvents = 8
 )
 
-// profileFlags are the workload flags a profile needs: TrackSock, and the
-// relay bookkeeping at connects when it looks for relayed shells.
+// profileFlags are the workload flags a profile needs: TrackSock, the
+// relay bookkeeping at connects when it looks for relayed shells, and no
+// process records when it turns process events off.
 func profileFlags(p *profiles.Profile) uint32 {
 	var f uint32
+	if p.NoProcessEvents {
+		f |= workloadNoProcEvents
+	}
 	if p.TrackSockets {
 		f |= workloadTrackSockets
 	}

@@ -123,6 +123,22 @@ struct {
 	__uint(max_entries, 1 << 22);
 } events SEC(".maps");
 
+#define WAKEUP_BYTES (64 << 10)	/* records waiting that wake the agent */
+
+/* Submits a record. The agent is woken when WAKEUP_BYTES wait, or at
+ * once when it has to act (urgent: a kill or signal left to it); other
+ * records wait for its next read, at most a few milliseconds (it polls).
+ * At high rates it reads in batches instead of being woken per record,
+ * and the programs do not pay for a wakeup per record. */
+static __always_inline void submit(void *e, bool urgent)
+{
+	__u64 flags = BPF_RB_NO_WAKEUP;
+
+	if (urgent || bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= WAKEUP_BYTES)
+		flags = BPF_RB_FORCE_WAKEUP;
+	bpf_ringbuf_submit(e, flags);
+}
+
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, COUNTER_MAX);

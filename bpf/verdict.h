@@ -36,7 +36,11 @@ static __always_inline void report(const struct query *q, const struct selector 
 		e->tgid = q->subject;
 		__builtin_memcpy(e->comm, q->comm, sizeof(e->comm));
 	} else {
+		struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+
 		bpf_get_current_comm(e->comm, sizeof(e->comm));
+		/* the process's identity with its pid, for the agent's exec_id */
+		e->start_time = BPF_CORE_READ(task, group_leader, start_boottime);
 	}
 	e->ppid = q->ppid;
 	e->uid = (__u32)bpf_get_current_uid_gid();
@@ -77,7 +81,7 @@ static __always_inline void report(const struct query *q, const struct selector 
 	e->owner = sock_owner(q->cookie);
 	e->old_fd = q->old_fd;
 	e->new_fd = q->new_fd;
-	bpf_ringbuf_submit(e, 0);
+	submit(e, flags & (EVENT_KILL_PENDING | EVENT_SIGNAL_PENDING));
 }
 
 /* Carries out one matching selector into v and reports it. */

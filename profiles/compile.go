@@ -458,7 +458,7 @@ func Compile(wp *policy.WorkloadProfile, lookup func(name string) (*policy.Traci
 // its own errors and returns nil for a policy that cannot be used.
 func assemble(wp *policy.WorkloadProfile, resolve func(int, policy.PolicyRef) *Compiled, c *compiler) (*Profile, bool) {
 	n := len(c.errs)
-	p := &Profile{Name: wp.Name, Mode: Mode(wp.Mode), FailOpen: wp.FailurePolicy == "open"}
+	p := &Profile{Name: wp.Name, Mode: Mode(wp.Mode), FailOpen: wp.FailurePolicy == "open", NoProcessEvents: wp.NoProcessEvents}
 	if p.Mode != ModeEnforce && p.Mode != ModeMonitor {
 		c.errorf(wp.Pos, "spec.mode", "profile %q: mode %q: want %s or %s", wp.Name, wp.Mode, ModeEnforce, ModeMonitor)
 	}

@@ -111,8 +111,12 @@ func TestCompileSeedProfile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if p.Name != "web" || p.Mode != ModeMonitor || !p.FailOpen {
+	if p.Name != "web" || p.Mode != ModeMonitor || !p.FailOpen || p.NoProcessEvents {
 		t.Errorf("profile %+v", p)
+	}
+	wp.NoProcessEvents = true
+	if p, err := Compile(wp, lookup); err != nil || !p.NoProcessEvents {
+		t.Errorf("spec.processEvents: false not compiled: %v", err)
 	}
 	var got []string
 	for pt, sels := range p.Points {

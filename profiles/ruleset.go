@@ -186,6 +186,9 @@ type Profile struct {
 	Points   [NumPoints][]Selector
 	// TrackSockets: a policy tracks socket ownership (sk_alloc TrackSock).
 	TrackSockets bool
+	// NoProcessEvents: no exec, clone and exit records for its workloads
+	// (spec.processEvents: false).
+	NoProcessEvents bool
 }
 
 // Validate checks what the kernel side can hold.

@@ -5,7 +5,9 @@
 #  2. the connect program's own cost per run, from bpf_stats;
 #  3. the hook's round trip p50/p99 next to the exec of /bin/true;
 #  4. `runc run` of busybox `true` with vs without the hook (hyperfine);
-#  5. the agent's memory and its BPF maps' with 5 000 registered workloads.
+#  5. the agent's memory and its BPF maps' with 5 000 registered workloads;
+#  6. events per second from the kernel to the events file, and where
+#     loss starts (scripts/bench-events.sh).
 # Results go to bench-results/ and a summary table to stdout.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -121,3 +123,12 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.3f", a / b}'; }
 	echo
 	cat "$out/regscale.md"
 } | tee "$out/summary.md"
+
+# Event throughput, with an agent of its own.
+stop_agent
+echo "bench: event throughput, kernel to the events file"
+scripts/bench-events.sh >/dev/null
+{
+	echo
+	cat "$out/events.md"
+} | tee -a "$out/summary.md"

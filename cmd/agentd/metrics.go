@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -16,19 +17,37 @@ import (
 // serveMetrics serves reg at http://addr/metrics until stop is called,
 // and returns the address it listens on.
 func serveMetrics(addr string, reg *prometheus.Registry, log *zap.Logger) (string, func(), error) {
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return "", nil, fmt.Errorf("--metrics-addr %s: %w", addr, err)
-	}
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{
 		ErrorHandling: promhttp.ContinueOnError,
 		ErrorLog:      zap.NewStdLog(log.Named("metrics")),
 	}))
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	return serveHTTP("--metrics-addr", addr, mux, log.Named("metrics"))
+}
+
+// servePprof serves Go's profiler at http://addr/debug/pprof/ (run
+// --pprof-addr), to profile the agent under load.
+func servePprof(addr string, log *zap.Logger) (string, func(), error) {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	return serveHTTP("--pprof-addr", addr, mux, log.Named("pprof"))
+}
+
+// serveHTTP serves h on addr until stop is called, and returns the
+// address it listens on.
+func serveHTTP(flagName, addr string, h http.Handler, log *zap.Logger) (string, func(), error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return "", nil, fmt.Errorf("%s %s: %w", flagName, addr, err)
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
 	go func() {
 		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
-			log.Error("metrics server stopped", zap.Error(err))
+			log.Error("HTTP server stopped", zap.Error(err))
 		}
 	}()
 	stop := func() {

@@ -39,3 +39,23 @@ func TestServeMetrics(t *testing.T) {
 		t.Fatalf("bad address: %v", err)
 	}
 }
+
+func TestServePprof(t *testing.T) {
+	addr, stop, err := servePprof("127.0.0.1:0", zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stop()
+	resp, err := http.Get("http://" + addr + "/debug/pprof/goroutine?debug=1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(b), "goroutine profile") {
+		t.Fatalf("%s: %.200s", resp.Status, b)
+	}
+	if _, _, err := servePprof("127.0.0.1:bad", zap.NewNop()); err == nil || !strings.Contains(err.Error(), "--pprof-addr") {
+		t.Fatalf("bad address: %v", err)
+	}
+}

@@ -7,6 +7,8 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/debug"
+	"strings"
 	"syscall"
 	"time"
 
@@ -36,6 +38,8 @@ func runAgent(args []string) error {
 	eventsMaxSize := byteSize(defaultEventsMaxSize)
 	fs.Var(&eventsMaxSize, "events-max-size", "rotate the events file before it grows past this size (KiB, MiB, GiB); 0: never")
 	eventsBackups := fs.Int("events-max-backups", defaultEventsBackups, "rotated events files kept (PATH.1 newest … PATH.N)")
+	var eventsTypes listFlag
+	fs.Var(&eventsTypes, "events-types", "event types the events file gets: "+strings.Join(events.Types, ", ")+" (repeat or comma-separate; default all)")
 	cgroupRoot := fs.String("cgroup-root", "", "cgroup v2 mount (default: detected)")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	enforcer := fs.String("enforcer", bpf.BackendAuto, "auto (best per point: lsm > fmod_ret > fallback), lsm, fmod_ret or fallback")
@@ -50,6 +54,7 @@ func runAgent(args []string) error {
 	nriSocket := fs.String("nri-socket", "/var/run/nri/nri.sock", "the runtime's NRI socket")
 	nriIndex := fs.String("nri-index", "10", "the plugin's NRI index (order among plugins)")
 	reconcileEvery := fs.Duration("reconcile-interval", 3*time.Second, "how often to drop workloads whose container is gone without poststop (cgroup removed, or empty on two checks); 0: never")
+	pprofAddr := fs.String("pprof-addr", "", "serve Go's profiler at http://ADDR/debug/pprof/, e.g. 127.0.0.1:6060 (empty: off)")
 	bpfStats := fs.Bool("bpf-stats", false, "turn on the kernel's BPF run time accounting while the agent runs (ocigate_bpf_program_*; costs a little per program run)")
 	pinDir := fs.String("pin-dir", bpf.DefaultPinDir, "bpffs directory where maps and links stay pinned, so that enforcement outlives the agent and a restarted agent takes it over (empty: detach everything on exit)")
 	stateDir := fs.String("state-dir", workloadstate.DefaultDir, "directory of the workload records a restarted agent reads (with --pin-dir)")
@@ -64,6 +69,7 @@ func runAgent(args []string) error {
 		return err
 	}
 	defer log.Sync()
+	tuneGC()
 
 	mounts, err := hostfs.EnsureAll()
 	if err != nil {
@@ -106,7 +112,8 @@ func runAgent(args []string) error {
 		desc.Containerd = containerd.New(*containerdSocket)
 		defer desc.Containerd.Close()
 	}
-	ag, err := agent.New(agent.Config{Enforcer: enf, Catalog: catalog, Resolver: resolver, Logger: log, Describer: desc, State: state})
+	ag, err := agent.New(agent.Config{Enforcer: enf, Catalog: catalog, Resolver: resolver, Logger: log, Describer: desc, State: state,
+		SinkTypes: eventsTypes})
 	if err != nil {
 		return err
 	}
@@ -124,6 +131,14 @@ func runAgent(args []string) error {
 		}
 		defer stopMetrics()
 		log.Info("metrics served", zap.String("url", "http://"+addr+"/metrics"))
+	}
+	if *pprofAddr != "" {
+		addr, stopPprof, err := servePprof(*pprofAddr, log)
+		if err != nil {
+			return err
+		}
+		defer stopPprof()
+		log.Info("profiler served", zap.String("url", "http://"+addr+"/debug/pprof/"))
 	}
 	sink, err := openSink(*eventsFile, events.Rotation{MaxSize: int64(eventsMaxSize), MaxBackups: *eventsBackups})
 	if err != nil {
@@ -199,6 +214,23 @@ const (
 	defaultEventsMaxSize = 100 << 20
 	defaultEventsBackups = 5
 )
+
+// The agent's garbage collection: every event is an allocation, most
+// short-lived, so the collector runs at 5× the live heap rather than 2×,
+// and harder as the heap nears 256 MiB. GOGC and GOMEMLIMIT override.
+const (
+	agentGCPercent   = 400
+	agentMemoryLimit = 256 << 20
+)
+
+func tuneGC() {
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(agentGCPercent)
+	}
+	if os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(agentMemoryLimit)
+	}
+}
 
 // openSink opens the events file ("-" or "": stdout, not rotated).
 func openSink(path string, rot events.Rotation) (*events.Writer, error) {

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -19,6 +20,8 @@ import (
 	"github.com/ocigate/ocigate/cgroupfilter"
 	"github.com/ocigate/ocigate/internal/api"
 	"github.com/ocigate/ocigate/internal/eventhub"
+	"github.com/ocigate/ocigate/internal/events"
+	"github.com/ocigate/ocigate/internal/proccache"
 	"github.com/ocigate/ocigate/internal/workloadstate"
 	"github.com/ocigate/ocigate/profiles"
 	"github.com/ocigate/ocigate/runtime/describe"
@@ -49,6 +52,15 @@ type Config struct {
 	// Describer, when set, fills in the image and name of a registration
 	// that does not carry them.
 	Describer Describer
+	// ProcRoot is where process details are read ("": /proc).
+	ProcRoot string
+	// ProcessCache bounds the processes remembered (0: 65536), and
+	// ExitGrace is how long an exited one stays (0: 30 s).
+	ProcessCache int
+	ExitGrace    time.Duration
+	// SinkTypes are the event types written to the events file (none:
+	// all); the API's followers choose their own.
+	SinkTypes []string
 }
 
 // Agent keeps the workload registry and the enforcer's maps in step.
@@ -70,6 +82,14 @@ type Agent struct {
 	retained      map[uint32]*retainedProfile // inherited profile ids still in use (a.mu)
 	flushTimeout  time.Duration               // how long a stop waits for the events sink
 	describer     Describer
+	clock         bootClock
+	execBackend   string  // the exec point's backend, for process events
+	sinkTypes     typeSet // what the events file gets
+
+	// Owned by the event reader (RunEvents), which alone uses them.
+	procs  *proccache.Cache
+	procfs procFS
+	pods   podCache
 
 	mu       sync.Mutex // serialises changes of registry + maps
 	reloadMu sync.Mutex // one reload at a time
@@ -85,12 +105,24 @@ func New(cfg Config) (*Agent, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = zap.NewNop()
 	}
+	for _, t := range cfg.SinkTypes {
+		if !events.KnownType(t) {
+			return nil, fmt.Errorf("event type %q: want one of %s", t, strings.Join(events.Types, ", "))
+		}
+	}
 	node, _ := os.Hostname()
 	a := &Agent{
 		enf: cfg.Enforcer, resolver: cfg.Resolver, log: cfg.Logger,
 		reg: cgroupfilter.NewRegistry(), node: node, startedAt: time.Now(), stats: &Stats{},
 		hub: eventhub.New(cfg.Events), metrics: newMetrics(), describer: cfg.Describer, state: cfg.State,
-		retained: map[uint32]*retainedProfile{}, flushTimeout: defaultFlushTimeout,
+		retained: map[uint32]*retainedProfile{}, flushTimeout: defaultFlushTimeout, clock: newBootClock(),
+		procs: proccache.New(cfg.ProcessCache, cfg.ExitGrace), procfs: procFS{root: cfg.ProcRoot},
+		sinkTypes: typeSet(cfg.SinkTypes),
+	}
+	for _, b := range cfg.Enforcer.Backends() {
+		if b.Point == profiles.PointExec.String() {
+			a.execBackend = b.Backend
+		}
 	}
 	if host, err := cfg.Resolver.Namespaces(1); err == nil {
 		a.hostNS = host

@@ -1,14 +1,11 @@
 package agent
 
 import (
-	"fmt"
-	"os"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/ocigate/ocigate/bpf"
 	"github.com/ocigate/ocigate/internal/events"
+	"github.com/ocigate/ocigate/internal/proccache"
 	"github.com/ocigate/ocigate/profiles"
 )
 
@@ -21,18 +18,36 @@ var tetragonActions = map[profiles.Action]string{
 	profiles.ActionNotifyEnforcer: events.ActionNotifyEnforcer,
 }
 
-// convert turns a kernel record into a Tetragon-shaped event.
+// kprobeAlloc holds the parts of one process_kprobe event, allocated
+// together: the agent converts every decision it reads.
+type kprobeAlloc struct {
+	ev       events.Event
+	kp       events.Kprobe
+	og       events.Ocigate
+	selector int
+	args     [2]events.Arg
+	sock     events.SockArg
+	ints     [2]events.IntArg
+}
+
+// convert turns a kernel decision into a Tetragon-shaped event. The
+// process and its parent come from the process cache; a process the
+// cache does not know (it predates its workload's registration, or
+// process events are off) is read from /proc.
 func (a *Agent) convert(raw *bpf.RawEvent, at time.Time) *events.Event {
-	og := &events.Ocigate{
+	blk := &kprobeAlloc{selector: raw.Selector}
+	og, kp := &blk.og, &blk.kp
+	*og = events.Ocigate{
 		Point: raw.Point.String(), Enforced: raw.Enforced, Backend: raw.Backend,
-		Mechanism: raw.Mechanism, CgroupID: raw.CgroupID, Selector: raw.Selector, Verdict: verdict(raw),
+		Mechanism: raw.Mechanism, CgroupID: raw.CgroupID, Selector: &blk.selector, Verdict: verdict(raw),
 		Relay: raw.Relay.String(), PeerPid: raw.Peer,
 	}
-	kp := &events.Kprobe{Action: tetragonActions[raw.Action], Args: eventArgs(raw)}
+	kp.Action, kp.Args = tetragonActions[raw.Action], eventArgs(raw, blk)
 	if raw.Action == profiles.ActionOverride && raw.Enforced {
 		og.Errno = raw.Errno
 	}
-	if p, ok := a.profileByID(raw.Profile); ok {
+	p, ok := a.profileByID(raw.Profile)
+	if ok {
 		og.Profile, og.Mode = p.Name, string(p.Mode)
 		if sels := p.Points[raw.Point]; raw.Selector < len(sels) {
 			kp.FunctionName, kp.PolicyName = sels[raw.Selector].Call, sels[raw.Selector].Policy
@@ -41,24 +56,115 @@ func (a *Agent) convert(raw *bpf.RawEvent, at time.Time) *events.Event {
 	if kp.FunctionName == "" {
 		kp.FunctionName = raw.Point.String()
 	}
-	kp.Process = processOf(raw)
+	trackProcs := ok && !p.NoProcessEvents
+	var e *proccache.Entry
+	kp.Process, kp.Parent, og.ParentOutside, e = a.processFor(raw, trackProcs)
 	if raw.Owner != 0 && raw.Owner != raw.Tgid {
 		// TrackSock: the socket's creator is the event's process.
 		og.CallerPid = raw.Tgid
-		kp.Process = liveProcess(raw.Owner, raw.UID)
-		kp.Process.ExecID = fmt.Sprintf("%d:sock", raw.Owner)
+		kp.Process, kp.Parent, og.ParentOutside = a.ownerProcess(raw)
 	}
 	if w, ok := a.reg.ByCgroup(raw.WorkloadCgroupID); ok {
 		og.ContainerID, og.Runtime = w.ContainerID, w.Runtime
-		kp.Process.Docker = w.ContainerID
-		kp.Process.Pod = &events.Pod{Namespace: w.PodNamespace, Name: w.Pod,
-			Container: events.Container{ID: w.ContainerID, Name: w.Name, Image: events.Image{Name: w.Image}}}
 		og.Adopted = w.Adopted
+		if pod := a.pods.of(w); kp.Process.Docker != w.ContainerID || kp.Process.Pod != pod {
+			kp.Process.Thaw() // a cached process frozen in another workload
+			kp.Process.Docker, kp.Process.Pod = w.ContainerID, pod
+		}
+	} else if e != nil && e.Workload == raw.WorkloadCgroupID {
+		// Unregistered since: the container it was in.
+		og.ContainerID, og.Runtime = e.ContainerID, e.Runtime
+	} else if kp.Process.Docker != "" || kp.Process.Pod != nil {
+		kp.Process.Thaw()
+		kp.Process.Docker, kp.Process.Pod = "", nil
 	}
-	if raw.Ppid != 0 {
-		kp.Parent = &events.Process{Pid: events.Value{Value: raw.Ppid}, Binary: exePath(raw.Ppid)}
+	blk.ev = events.Event{ProcessKprobe: kp, NodeName: a.node, Time: at, Ocigate: og}
+	return &blk.ev
+}
+
+// processFor is the event's process and parent, and its cache entry
+// when there is one.
+func (a *Agent) processFor(raw *bpf.RawEvent, trackProcs bool) (events.Process, *events.Process, bool, *proccache.Entry) {
+	if e, ok := a.procs.Get(raw.Tgid, raw.StartNs); ok {
+		return e.Process, e.Parent, e.ParentOutside, e
 	}
-	return &events.Event{ProcessKprobe: kp, NodeName: a.node, Time: at, Ocigate: og}
+	p, snap, live := a.unknownProcess(raw)
+	ppid := raw.Ppid
+	if ppid == 0 && live && trackProcs {
+		ppid = snap.ppid
+	}
+	parent, outside := a.parentOf(ppid, 0, raw.WorkloadCgroupID, raw.BootNs)
+	if parent != nil {
+		p.ParentExecID = parent.ExecID
+	}
+	if !live || !trackProcs {
+		return p, parent, outside, nil
+	}
+	// The kernel tells of its next exec and its exit: cache it, and its
+	// next events need no /proc.
+	e := &proccache.Entry{Tgid: raw.Tgid, StartNs: snap.startTicks * nsPerTick, Process: p, Parent: parent, ParentOutside: outside}
+	if raw.StartNs != 0 {
+		e.StartNs = raw.StartNs
+	}
+	a.setWorkload(e, raw.WorkloadCgroupID)
+	a.put(e, raw.BootNs)
+	return e.Process, e.Parent, outside, e
+}
+
+// unknownProcess is what /proc and the record tell about a process the
+// cache does not know; live says /proc had it.
+func (a *Agent) unknownProcess(raw *bpf.RawEvent) (events.Process, procSnapshot, bool) {
+	// At sched_process_exec (fallback) the process already is the new
+	// image, maybe killed: the kernel's path stands. Everywhere else it is
+	// still the caller, and /proc tells about it while it lives.
+	// A relayed shell is decided at sched_process_exec too, or at its
+	// peer's connect (then the agent kills it: /proc may be gone).
+	postExec := raw.Point == profiles.PointExec && raw.Backend == bpf.BackendFallback || raw.Point == profiles.PointRelay
+	p := events.Process{Pid: events.Value{Value: raw.Tgid}, UID: events.Value{Value: raw.UID}}
+	var snap procSnapshot
+	live := false
+	if !postExec {
+		if snap, live = a.procfs.snapshot(raw.Tgid, raw.StartNs); live {
+			p.Binary, p.Arguments, p.Cwd, p.Flags = snap.binary, snap.arguments, snap.cwd, flagProcFS
+		}
+	}
+	start := raw.StartNs
+	if start == 0 && live {
+		start = snap.startTicks * nsPerTick
+	}
+	if start != 0 {
+		p.ExecID, p.StartTime = a.execID(start, raw.Tgid), a.clock.wall(start)
+	}
+	if p.Binary == "" && (postExec || raw.Point != profiles.PointExec && raw.Point != profiles.PointRelay) {
+		p.Binary = raw.Path
+	}
+	if p.Binary == "" {
+		p.Binary = raw.Comm
+	}
+	if raw.Args != nil {
+		// argv as the kernel read it from the new image
+		p.Arguments = argsString(raw.Args, raw.ArgsCut)
+	}
+	return p, snap, live
+}
+
+// ownerProcess is the process that created a tracked socket (TrackSock).
+func (a *Agent) ownerProcess(raw *bpf.RawEvent) (events.Process, *events.Process, bool) {
+	if e, ok := a.procs.Get(raw.Owner, 0); ok {
+		return e.Process, e.Parent, e.ParentOutside
+	}
+	p := events.Process{Pid: events.Value{Value: raw.Owner}, UID: events.Value{Value: raw.UID}}
+	s, ok := a.procfs.snapshot(raw.Owner, 0)
+	if !ok {
+		return p, nil, false
+	}
+	p.UID.Value, p.Binary, p.Arguments, p.Cwd, p.Flags = s.uid, s.binary, s.arguments, s.cwd, flagProcFS
+	p.ExecID, p.StartTime = a.execID(s.startTicks*nsPerTick, raw.Owner), a.clock.wall(s.startTicks*nsPerTick)
+	parent, outside := a.parentOf(s.ppid, 0, raw.WorkloadCgroupID, raw.BootNs)
+	if parent != nil {
+		p.ParentExecID = parent.ExecID
+	}
+	return p, parent, outside
 }
 
 func verdict(raw *bpf.RawEvent) string {
@@ -73,7 +179,7 @@ func verdict(raw *bpf.RawEvent) string {
 	return "reported"
 }
 
-func eventArgs(raw *bpf.RawEvent) []events.Arg {
+func eventArgs(raw *bpf.RawEvent, blk *kprobeAlloc) []events.Arg {
 	if raw.Point == profiles.PointExec || raw.Point == profiles.PointRelay {
 		path := raw.Path
 		if path == "" {
@@ -91,9 +197,12 @@ func eventArgs(raw *bpf.RawEvent) []events.Arg {
 		return []events.Arg{{FileArg: &events.FileArg{Path: "memfd:" + raw.Binary}}}
 	}
 	if raw.Point == profiles.PointDup {
-		return []events.Arg{{IntArg: &events.IntArg{Value: int64(raw.OldFD)}}, {IntArg: &events.IntArg{Value: int64(raw.NewFD)}}}
+		blk.ints = [2]events.IntArg{{Value: int64(raw.OldFD)}, {Value: int64(raw.NewFD)}}
+		blk.args = [2]events.Arg{{IntArg: &blk.ints[0]}, {IntArg: &blk.ints[1]}}
+		return blk.args[:2]
 	}
-	sa := &events.SockArg{
+	sa := &blk.sock
+	*sa = events.SockArg{
 		Family: events.FamilyName(raw.Family), Type: events.SockTypeName(raw.SockType),
 		Protocol: events.ProtocolName(raw.Protocol),
 	}
@@ -104,60 +213,6 @@ func eventArgs(raw *bpf.RawEvent) []events.Arg {
 		sa.Saddr, sa.Sport = raw.Saddr.String(), uint32(raw.Sport)
 	}
 	sa.State = events.StateName(raw.State)
-	return []events.Arg{{SockArg: sa}}
-}
-
-// processOf fills what /proc still tells about the process; a process
-// killed in the kernel may be gone, then the kernel's names stand.
-func processOf(raw *bpf.RawEvent) events.Process {
-	// At sched_process_exec (fallback) the process already is the new
-	// image, maybe killed: the kernel's path stands. Everywhere else it is
-	// still the caller, and /proc tells about it while it lives.
-	// A relayed shell is decided at sched_process_exec too, or at its
-	// peer's connect (then the agent kills it: /proc may be gone).
-	postExec := raw.Point == profiles.PointExec && raw.Backend == bpf.BackendFallback || raw.Point == profiles.PointRelay
-	p := events.Process{Pid: events.Value{Value: raw.Tgid}, UID: events.Value{Value: raw.UID}}
-	if !postExec {
-		p = liveProcess(raw.Tgid, raw.UID)
-	}
-	p.ExecID = fmt.Sprintf("%d:%d", raw.Tgid, raw.BootNs)
-	if p.Binary == "" && (postExec || raw.Point != profiles.PointExec && raw.Point != profiles.PointRelay) {
-		p.Binary = raw.Path
-	}
-	if p.Binary == "" {
-		p.Binary = raw.Comm
-	}
-	if raw.Args != nil {
-		// argv as the kernel read it from the new image: argv[0] aside,
-		// as Tetragon's arguments
-		p.Arguments = strings.Join(raw.Args[1:], " ")
-		if raw.ArgsCut {
-			p.Arguments += "..."
-		}
-	}
-	return p
-}
-
-// liveProcess is what /proc tells about a process that still runs.
-func liveProcess(pid, uid uint32) events.Process {
-	cwd, _ := os.Readlink("/proc/" + strconv.Itoa(int(pid)) + "/cwd")
-	return events.Process{Pid: events.Value{Value: pid}, UID: events.Value{Value: uid},
-		Binary: exePath(pid), Arguments: arguments(pid), Cwd: cwd}
-}
-
-func exePath(pid uint32) string {
-	s, err := os.Readlink("/proc/" + strconv.Itoa(int(pid)) + "/exe")
-	if err != nil {
-		return ""
-	}
-	return strings.TrimSuffix(s, " (deleted)")
-}
-
-func arguments(pid uint32) string {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(int(pid)) + "/cmdline")
-	if err != nil || len(b) == 0 {
-		return ""
-	}
-	parts := strings.Split(strings.TrimRight(string(b), "\x00"), "\x00")
-	return strings.Join(parts[1:], " ")
+	blk.args[0] = events.Arg{SockArg: sa}
+	return blk.args[:1]
 }

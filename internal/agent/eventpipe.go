@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"errors"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -12,9 +13,11 @@ import (
 	"github.com/ocigate/ocigate/internal/events"
 )
 
-// EventSource yields the kernel's decisions.
+// EventSource yields the kernel's records (*bpf.EventReader).
 type EventSource interface {
-	Read() (*bpf.RawEvent, error)
+	// ReadInto blocks for the next record and decodes it into raw,
+	// which the caller reuses for the next one.
+	ReadInto(raw *bpf.RawEvent) error
 	Close() error
 }
 
@@ -34,17 +37,45 @@ type Flusher interface {
 	Flush() error
 }
 
+// batchMax bounds the events handed to the sink at once: the reader
+// passes what the ring buffer holds in batches, not one by one.
+const batchMax = 256
+
+// pending is what *bpf.EventReader tells: more records are ready.
+type pending interface{ Pending() bool }
+
+// sinkQueue carries batches of events to the sink, at most QueueSize
+// events in all.
+type sinkQueue struct {
+	c      chan []*events.Event
+	queued atomic.Int64
+}
+
+// put queues what fits of batch and returns how many did not.
+func (q *sinkQueue) put(batch []*events.Event) int {
+	room := QueueSize - int(q.queued.Load())
+	lost := 0
+	if room < len(batch) {
+		lost, batch = len(batch)-max(room, 0), batch[:max(room, 0)]
+	}
+	if len(batch) > 0 {
+		q.queued.Add(int64(len(batch)))
+		q.c <- batch // the channel holds QueueSize batches of at least one
+	}
+	return lost
+}
+
 // RunEvents reads src until it is closed or ctx ends, turns each record
 // into a JSON event and writes it to w. When ctx ends it first reads what
 // the kernel still holds (a Flusher), then returns once the sink has
 // written every queued event, or after the flush timeout, counting what
 // was left as dropped.
 func (a *Agent) RunEvents(ctx context.Context, src EventSource, w *events.Writer) {
-	queue := make(chan *events.Event, QueueSize)
+	q := &sinkQueue{c: make(chan []*events.Event, QueueSize)}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		a.writeEvents(queue, w)
+		a.writeEvents(q, w)
 	}()
 	stop := context.AfterFunc(ctx, func() {
 		if f, ok := src.(Flusher); ok && f.Flush() == nil {
@@ -53,9 +84,11 @@ func (a *Agent) RunEvents(ctx context.Context, src EventSource, w *events.Writer
 		src.Close()
 	})
 	defer stop()
-	clock := newBootClock()
+	more, _ := src.(pending)
+	raw := &bpf.RawEvent{}
+	var batch []*events.Event
 	for {
-		raw, err := src.Read()
+		err := src.ReadInto(raw)
 		if err != nil {
 			if errors.Is(err, bpf.ErrClosed) || errors.Is(err, bpf.ErrFlushed) || ctx.Err() != nil {
 				break
@@ -64,34 +97,52 @@ func (a *Agent) RunEvents(ctx context.Context, src EventSource, w *events.Writer
 			a.log.Warn("event record dropped", zap.Error(err))
 			continue
 		}
-		switch {
-		case raw.KillPending:
-			a.signalForKernel(raw, unix.SIGKILL)
-		case raw.SignalPending && raw.Signal > 0:
-			a.signalForKernel(raw, unix.Signal(raw.Signal))
+		if ev := a.handle(raw); ev != nil {
+			batch = append(batch, ev)
 		}
-		ev := a.convert(raw, clock.wall(raw.BootNs))
-		a.metrics.event(ev)
-		a.hub.Publish(ev) // never blocks; ev is not changed after this
-		select {
-		case queue <- ev:
-		default:
-			a.stats.EventsDropped.Add(1)
+		if len(batch) > 0 && (len(batch) == batchMax || more == nil || !more.Pending()) {
+			a.stats.EventsDropped.Add(uint64(q.put(batch)))
+			batch = nil
 		}
 	}
+	a.stats.EventsDropped.Add(uint64(q.put(batch)))
 	src.Close()
-	close(queue)
+	close(q.c)
 	select {
 	case <-done:
 	case <-time.After(a.flushTimeout):
-		left := len(queue)
+		left := q.queued.Load()
 		a.stats.EventsDropped.Add(uint64(left))
-		a.log.Error("events sink blocked at stop: queued events not written", zap.Int("dropped", left),
+		a.log.Error("events sink blocked at stop: queued events not written", zap.Int64("dropped", left),
 			zap.Duration("waited", a.flushTimeout))
 	}
 }
 
-func (a *Agent) writeEvents(queue <-chan *events.Event, w *events.Writer) {
+// handle acts on one record and returns its event (nil for a record
+// that is none).
+func (a *Agent) handle(raw *bpf.RawEvent) *events.Event {
+	switch {
+	case raw.KillPending:
+		a.signalForKernel(raw, unix.SIGKILL)
+	case raw.SignalPending && raw.Signal > 0:
+		a.signalForKernel(raw, unix.Signal(raw.Signal))
+	}
+	var ev *events.Event
+	if raw.Kind == bpf.KindDecision {
+		ev = a.convert(raw, a.clock.wall(raw.BootNs))
+	} else {
+		ev = a.onRecord(raw, a.clock.wall(raw.BootNs))
+		a.stats.ProcessCache.Store(uint64(a.procs.Len()))
+		if ev == nil {
+			return nil
+		}
+	}
+	a.metrics.event(ev)
+	a.hub.Publish(ev) // never blocks; ev is not changed after this
+	return ev
+}
+
+func (a *Agent) writeEvents(q *sinkQueue, w *events.Writer) {
 	var sinkWarn rateLimited
 	// The writer counts what it wrote out and what it lost.
 	check := func(err error) {
@@ -105,24 +156,54 @@ func (a *Agent) writeEvents(queue <-chan *events.Event, w *events.Writer) {
 			sinkWarn.warn(a.log, "events not written", err)
 		}
 	}
-	tick := time.NewTicker(200 * time.Millisecond)
-	defer tick.Stop()
+	// Lines are written out when 64 KiB are buffered (the writer does it)
+	// or flushDelay after the first line buffered: a busy pipe makes few
+	// large writes, a quiet one is on disk within milliseconds.
+	flush := time.NewTimer(time.Hour)
+	flush.Stop()
+	armed := false
 	for {
 		select {
-		case ev, ok := <-queue:
+		case batch, ok := <-q.c:
 			if !ok {
 				check(w.Flush())
 				return
 			}
-			check(w.Write(ev))
-			if len(queue) == 0 {
-				check(w.Flush())
+			q.queued.Add(-int64(len(batch)))
+			for _, ev := range batch {
+				if a.sinkTypes.match(ev) {
+					check(w.Write(ev))
+				}
 			}
-		case <-tick.C:
+			if !armed {
+				flush.Reset(flushDelay)
+				armed = true
+			}
+		case <-flush.C:
+			armed = false
 			check(w.Flush())
 		}
 	}
 }
+
+// typeSet is a set of event types; empty, every type.
+type typeSet []string
+
+func (s typeSet) match(ev *events.Event) bool {
+	if len(s) == 0 {
+		return true
+	}
+	t := ev.Type()
+	for _, x := range s {
+		if x == t {
+			return true
+		}
+	}
+	return false
+}
+
+// flushDelay bounds how long a written event waits in the sink's buffer.
+const flushDelay = 2 * time.Millisecond
 
 // rateLimited logs a failing sink at most once per interval, so a full
 // disk does not turn every event into a log line.

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -36,22 +37,23 @@ func newFakeSource(items ...any) *fakeSource {
 	return &fakeSource{items: items, closed: make(chan struct{})}
 }
 
-func (s *fakeSource) Read() (*bpf.RawEvent, error) {
+func (s *fakeSource) ReadInto(raw *bpf.RawEvent) error {
 	s.mu.Lock()
 	if len(s.items) > 0 {
 		it := s.items[0]
 		s.items = s.items[1:]
 		s.mu.Unlock()
 		if err, ok := it.(error); ok {
-			return nil, err
+			return err
 		}
-		return it.(*bpf.RawEvent), nil
+		*raw = *it.(*bpf.RawEvent)
+		return nil
 	}
 	s.mu.Unlock()
 	if !s.drain {
 		<-s.closed
 	}
-	return nil, bpf.ErrClosed
+	return bpf.ErrClosed
 }
 
 func (s *fakeSource) Close() error {
@@ -383,4 +385,61 @@ func TestRunEventsCountsSinkErrors(t *testing.T) {
 	if st["events_sink_errors"] != 3 || st["events_written"] != 0 {
 		t.Fatalf("stats %v, want 3 sink errors and nothing written", st)
 	}
+}
+
+// The sink's queue holds QueueSize events however they are batched; what
+// does not fit is dropped and counted.
+func TestSinkQueueBound(t *testing.T) {
+	q := &sinkQueue{c: make(chan []*events.Event, QueueSize)}
+	batch := func(n int) []*events.Event { return make([]*events.Event, n) }
+	if lost := q.put(batch(QueueSize - 10)); lost != 0 {
+		t.Fatalf("lost %d of a batch that fits", lost)
+	}
+	if lost := q.put(batch(25)); lost != 15 || q.queued.Load() != QueueSize {
+		t.Fatalf("lost %d (queued %d), want 15 lost and the queue full", lost, q.queued.Load())
+	}
+	if lost := q.put(batch(3)); lost != 3 || len(q.c) != 2 {
+		t.Fatalf("full queue: lost %d, %d batches queued", lost, len(q.c))
+	}
+	if got := len(<-q.c) + len(<-q.c); got != QueueSize {
+		t.Fatalf("%d events queued", got)
+	}
+}
+
+// pendingSource tells, as the ring buffer reader does, whether more
+// records are ready; the pipe passes a batch on when none is.
+type pendingSource struct {
+	*fakeSource
+	queued []bool // Pending's answer after each record
+}
+
+func (s *pendingSource) Pending() bool {
+	if len(s.queued) == 0 {
+		return false
+	}
+	p := s.queued[0]
+	s.queued = s.queued[1:]
+	return p
+}
+
+func TestRunEventsBatches(t *testing.T) {
+	a, cg := convertFixture(t)
+	src := &pendingSource{fakeSource: newFakeSource(connectRaw(cg), connectRaw(cg), connectRaw(cg)), queued: []bool{true, false, false}}
+	var out syncBuffer
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		a.RunEvents(context.Background(), src, events.NewWriter(&out))
+	}()
+	// Not drained: the source blocks after the third record, so the
+	// batches must have been passed on by then.
+	deadline := time.Now().Add(5 * time.Second)
+	for strings.Count(out.String(), "\n") < 3 {
+		if time.Now().After(deadline) {
+			t.Fatalf("written %q", out.String())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	src.Close()
+	<-done
 }

@@ -97,11 +97,11 @@ func (s *flushSource) Flush() error {
 	return nil
 }
 
-// Read returns the flushed records and then ErrFlushed (an error item);
-// a Read that was waiting when Flush woke it reads them too.
-func (s *flushSource) Read() (*bpf.RawEvent, error) {
+// ReadInto returns the flushed records and then ErrFlushed (an error
+// item); a read that was waiting when Flush woke it reads them too.
+func (s *flushSource) ReadInto(raw *bpf.RawEvent) error {
 	for {
-		ev, err := s.fakeSource.Read()
+		err := s.fakeSource.ReadInto(raw)
 		if errors.Is(err, bpf.ErrClosed) {
 			s.mu.Lock()
 			more := len(s.items) > 0
@@ -110,7 +110,7 @@ func (s *flushSource) Read() (*bpf.RawEvent, error) {
 				continue
 			}
 		}
-		return ev, err
+		return err
 	}
 }
 

@@ -20,7 +20,11 @@ type KernelStats interface {
 type metrics struct {
 	events   *prometheus.CounterVec
 	register prometheus.Histogram
+	// counters caches events' children: the event reader alone uses it.
+	counters map[eventLabels]prometheus.Counter
 }
+
+type eventLabels struct{ typ, action, policy string }
 
 func newMetrics() *metrics {
 	return &metrics{
@@ -36,12 +40,21 @@ func newMetrics() *metrics {
 	}
 }
 
+// event counts ev; called by the event reader only.
 func (m *metrics) event(ev *events.Event) {
-	var action string
+	l := eventLabels{typ: ev.Type(), policy: ev.Policy()}
 	if ev.ProcessKprobe != nil {
-		action = ev.ProcessKprobe.Action
+		l.action = ev.ProcessKprobe.Action
 	}
-	m.events.WithLabelValues(ev.Type(), action, ev.Policy()).Inc()
+	c, ok := m.counters[l]
+	if !ok {
+		if m.counters == nil {
+			m.counters = map[eventLabels]prometheus.Counter{}
+		}
+		c = m.events.WithLabelValues(l.typ, l.action, l.policy)
+		m.counters[l] = c
+	}
+	c.Inc()
 }
 
 // Metrics returns a registry with the agent's ocigate_* metrics; the
@@ -64,6 +77,7 @@ var (
 	descAgentKills    = desc("ocigate_agent_kills_total", "Signals the kernel left to the agent and the agent sent.")
 	descWorkloads     = desc("ocigate_workloads_registered", "Containers registered and enforced.")
 	descSubscribers   = desc("ocigate_event_subscribers", "API clients following the events.")
+	descProcessCache  = desc("ocigate_process_cache_entries", "Workload processes the agent remembers for lineage and exec_id.")
 	descRegistrations = desc("ocigate_registrations_total", "Registrations handled, by result.", "result")
 	descUnregister    = desc("ocigate_unregistrations_total", "Containers unregistered.")
 	descReconciled    = desc("ocigate_workloads_reconciled_total", "Workloads dropped by the periodic check because their container was gone without being unregistered.")
@@ -82,7 +96,7 @@ type collector struct{ a *Agent }
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descLost, descWritten, descDecodeErrors, descAgentKills, descWorkloads,
-		descSubscribers, descRegistrations, descUnregister, descReconciled, descReloads, descBackend, descPoint,
+		descSubscribers, descProcessCache, descRegistrations, descUnregister, descReconciled, descReloads, descBackend, descPoint,
 		descRunSeconds, descRuns, descMapEntries, descMapMax} {
 		ch <- d
 	}
@@ -104,6 +118,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	counter(descAgentKills, s.AgentKills.Load())
 	gauge(descWorkloads, float64(len(a.reg.List())))
 	gauge(descSubscribers, float64(len(a.hub.Subscribers())))
+	gauge(descProcessCache, float64(s.ProcessCache.Load()))
 	counter(descRegistrations, s.Registrations.Load(), "ok")
 	counter(descRegistrations, s.RegistrationErrors.Load(), "error")
 	counter(descUnregister, s.Unregistrations.Load())

@@ -21,6 +21,7 @@ type Stats struct {
 	WorkloadsRestored   atomic.Uint64 // taken over from pinned maps at start
 	WorkloadsDropped    atomic.Uint64 // found pinned or recorded at start, but gone
 	StateErrors         atomic.Uint64 // workload records not written
+	ProcessCache        atomic.Uint64 // processes the agent remembers (a gauge)
 }
 
 // Map flattens the counters for status output.
@@ -43,5 +44,6 @@ func (s *Stats) Map() map[string]uint64 {
 		"workloads_restored":            s.WorkloadsRestored.Load(),
 		"workloads_dropped":             s.WorkloadsDropped.Load(),
 		"state_errors":                  s.StateErrors.Load(),
+		"process_cache_entries":         s.ProcessCache.Load(),
 	}
 }

@@ -91,7 +91,7 @@ type streamer struct {
 
 // add encodes ev into the batch and sends the batch when it is full.
 func (s *streamer) add(ev *events.Event) error {
-	b, err := json.Marshal(ev)
+	b, err := ev.AppendJSON(nil)
 	if err != nil {
 		s.log.Warn("event not streamed", zap.Error(err))
 		return nil

@@ -45,8 +45,8 @@ func matchContainer(want string, ev *events.Event) bool {
 	if id := ev.ContainerID(); id != "" && strings.HasPrefix(id, want) {
 		return true
 	}
-	kp := ev.ProcessKprobe
-	return kp != nil && kp.Process.Pod != nil && kp.Process.Pod.Container.Name == want
+	p := ev.Process()
+	return p != nil && p.Pod != nil && p.Pod.Container.Name == want
 }
 
 func contains(list []string, s string) bool {

@@ -49,6 +49,16 @@ func TestFilter(t *testing.T) {
 			t.Errorf("%s: Match = %v, want %v", tt.f, got, tt.want)
 		}
 	}
+	// A process event: its type, and its container by ID or name.
+	exit := &events.Event{ProcessExit: &events.Exit{Process: events.Process{Pod: &events.Pod{Container: events.Container{ID: "abc1", Name: "web"}}}}}
+	for f, want := range map[string]bool{"web": true, "abc": true, "we": false} {
+		if got := (Filter{Container: f, Types: []string{"process_exit"}}).Match(exit); got != want {
+			t.Errorf("process_exit, container %q: Match = %v", f, got)
+		}
+	}
+	if (Filter{Types: []string{"process_exec"}}).Match(exit) {
+		t.Error("process_exit matched type process_exec")
+	}
 	if err := (Filter{Types: []string{"process_kprobe", "kprobe"}}).Validate(); err == nil || !strings.Contains(err.Error(), `"kprobe"`) {
 		t.Fatalf("unknown type: %v", err)
 	}

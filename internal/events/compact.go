@@ -24,7 +24,14 @@ func Compact(e *Event) string {
 	b.WriteByte(' ')
 	b.WriteString(orDash(shortContainer(e)))
 	kp := e.ProcessKprobe
-	if kp == nil {
+	switch {
+	case e.ProcessExec != nil:
+		b.WriteString(" " + processLabel(&e.ProcessExec.Process) + " " + execLabel(e.ProcessExec))
+		return b.String()
+	case e.ProcessExit != nil:
+		b.WriteString(" " + processLabel(&e.ProcessExit.Process) + " " + exitLabel(e.ProcessExit))
+		return b.String()
+	case kp == nil:
 		b.WriteString(" - ")
 		b.WriteString(orDash(e.Type()))
 		return b.String()
@@ -54,7 +61,7 @@ func orDash(s string) string {
 // shortContainer is the container's name when known, else its ID, cut
 // to 12 characters when it is a 64-hex-digit runtime ID.
 func shortContainer(e *Event) string {
-	if p := e.process(); p != nil && p.Pod != nil && p.Pod.Container.Name != "" {
+	if p := e.Process(); p != nil && p.Pod != nil && p.Pod.Container.Name != "" {
 		return p.Pod.Container.Name
 	}
 	id := e.ContainerID()
@@ -66,6 +73,36 @@ func shortContainer(e *Event) string {
 
 func processLabel(p *Process) string {
 	return orDash(p.Binary) + "[" + strconv.FormatUint(uint64(p.Pid.Value), 10) + "]"
+}
+
+// compactArgsMax bounds the arguments shown on a compact line.
+const compactArgsMax = 80
+
+// execLabel: "exec ARGUMENTS (parent BINARY[PID])", the arguments on one
+// line and cut.
+func execLabel(ex *Exec) string {
+	args := strings.Map(func(r rune) rune {
+		if r < ' ' || r == 0x7f {
+			return ' '
+		}
+		return r
+	}, ex.Process.Arguments)
+	if len(args) > compactArgsMax {
+		args = args[:compactArgsMax] + "..."
+	}
+	out := join("exec", args)
+	if ex.Parent != nil {
+		out += " (parent " + processLabel(ex.Parent) + ")"
+	}
+	return out
+}
+
+// exitLabel: "exit status N" or "exit signal SIGNAME".
+func exitLabel(ex *Exit) string {
+	if ex.Signal != "" {
+		return "exit signal " + ex.Signal
+	}
+	return "exit status " + strconv.FormatUint(uint64(ex.Status), 10)
 }
 
 // what says what the process did, from the enforcement point (or the

@@ -1,13 +1,17 @@
 // Package events defines ocigate's event objects, shaped like Tetragon's
-// process_kprobe so that Tetragon users' jq filters read them unchanged,
-// and the JSON-lines sink that writes them.
+// process_exec, process_exit and process_kprobe so that Tetragon users'
+// jq filters read them unchanged, their JSON encoding, and the JSON-lines
+// sink that writes them.
 package events
 
 import "time"
 
-// Event is one line of the event stream.
+// Event is one line of the event stream: one of ProcessKprobe,
+// ProcessExec and ProcessExit is set.
 type Event struct {
 	ProcessKprobe *Kprobe   `json:"process_kprobe,omitempty"`
+	ProcessExec   *Exec     `json:"process_exec,omitempty"`
+	ProcessExit   *Exit     `json:"process_exit,omitempty"`
 	NodeName      string    `json:"node_name"`
 	Time          time.Time `json:"time"`
 	Ocigate       *Ocigate  `json:"ocigate,omitempty"`
@@ -24,22 +28,66 @@ type Kprobe struct {
 	ReturnAction string   `json:"return_action,omitempty"`
 }
 
+// Exec is a process of a workload starting a program (execve).
+type Exec struct {
+	Process Process  `json:"process"`
+	Parent  *Process `json:"parent,omitempty"`
+}
+
+// Exit is the end of a workload process: its last thread left.
+type Exit struct {
+	Process Process  `json:"process"`
+	Parent  *Process `json:"parent,omitempty"`
+	// Signal is the signal that ended it (SIGKILL), "" when it exited.
+	Signal string `json:"signal,omitempty"`
+	// Status is its exit status when it exited (0 when a signal ended it).
+	Status uint32    `json:"status"`
+	Time   time.Time `json:"time"`
+}
+
 // Value wraps a number the way the seeds' filters read it (.pid.value).
 type Value struct {
 	Value uint32 `json:"value"`
 }
 
-// Process describes the process that triggered the event.
+// Process describes a process: the one an event is about, or its parent.
+// Values are shared between events and must not be changed once
+// published.
 type Process struct {
+	// ExecID names one program run of one process: the same in every
+	// event of it (see the README for its form).
 	ExecID    string `json:"exec_id,omitempty"`
 	Pid       Value  `json:"pid"`
 	UID       Value  `json:"uid"`
 	Cwd       string `json:"cwd,omitempty"`
 	Binary    string `json:"binary"`
 	Arguments string `json:"arguments,omitempty"`
-	Docker    string `json:"docker,omitempty"`
-	Pod       *Pod   `json:"pod,omitempty"`
+	// Flags say how ocigate learned of the process, as Tetragon's do:
+	// "execve" (its exec was seen), "clone" (forked, no exec seen yet),
+	// "procFS" (read from /proc: it started before it was tracked).
+	Flags string `json:"flags,omitempty"`
+	// StartTime is when the program started: the exec, or the process's
+	// start when its exec was not seen.
+	StartTime    time.Time `json:"start_time,omitzero"`
+	Pod          *Pod      `json:"pod,omitempty"`
+	Docker       string    `json:"docker,omitempty"`
+	ParentExecID string    `json:"parent_exec_id,omitempty"`
+
+	encoded []byte // Freeze's encoding, copied with the value
 }
+
+// Freeze encodes p once for AppendJSON to reuse, in p and in every copy
+// made of it afterwards: a process named by thousands of events is
+// encoded once. p and its copies must not change afterwards unless Thaw
+// is called on the one that changes.
+func (p *Process) Freeze() {
+	if validTime(p.StartTime) { // else AppendJSON refuses it each time
+		p.encoded = p.appendFields(nil)
+	}
+}
+
+// Thaw forgets Freeze's encoding, before p changes.
+func (p *Process) Thaw() { p.encoded = nil }
 
 // Pod carries container identity where Tetragon puts it.
 type Pod struct {
@@ -98,6 +146,9 @@ type FileArg struct {
 }
 
 // Ocigate is what only ocigate knows: workload, profile and verdict.
+// Process events (exec, exit) have no point, verdict, mechanism or
+// selector, and carry out nothing (Enforced false); Backend is the exec
+// point's.
 type Ocigate struct {
 	ContainerID string `json:"container_id"`
 	Runtime     string `json:"runtime,omitempty"`
@@ -106,14 +157,17 @@ type Ocigate struct {
 	Adopted   bool   `json:"adopted,omitempty"`
 	Profile   string `json:"profile"`
 	Mode      string `json:"mode"`
-	Point     string `json:"point"`
+	Point     string `json:"point,omitempty"`
 	Enforced  bool   `json:"enforced"`
-	Verdict   string `json:"verdict"`
+	Verdict   string `json:"verdict,omitempty"`
 	Errno     int32  `json:"errno,omitempty"`
-	Backend   string `json:"backend"`
-	Mechanism string `json:"mechanism"`
+	Backend   string `json:"backend,omitempty"`
+	Mechanism string `json:"mechanism,omitempty"`
 	CgroupID  uint64 `json:"cgroup_id"`
-	Selector  int    `json:"selector"`
+	Selector  *int   `json:"selector,omitempty"` // the selector of the point that matched
+	// ParentOutside: the process's parent is not in the workload: the
+	// container runtime (runc, conmon, a shim) for its first process.
+	ParentOutside bool `json:"parent_outside_workload,omitempty"`
 	// TrackSock: the event is attributed to the socket's creator; this is
 	// the process that did the operation when it is another one.
 	CallerPid uint32 `json:"caller_pid,omitempty"`

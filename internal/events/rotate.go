@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"strconv"
+	"sync"
 )
 
 // Rotation bounds an events file: when the next line would take it past
@@ -30,11 +31,13 @@ func (r Rotation) Validate() error {
 // rotatingFile is an events file and its size, including what the
 // Writer has buffered for it.
 type rotatingFile struct {
-	path    string
-	rot     Rotation
-	f       *os.File
-	size    int64
-	retryAt int64 // after a failed rotation: the size to try again at
+	path     string
+	rot      Rotation
+	f        *os.File
+	size     int64
+	retryAt  int64 // after a failed rotation: the size to try again at
+	removing sync.WaitGroup
+	removals int // names handed out to files being removed
 }
 
 func openRotating(path string, rot Rotation) (*rotatingFile, error) {
@@ -89,10 +92,10 @@ func (r *rotatingFile) rotate() error {
 
 func (r *rotatingFile) shift() error {
 	if r.rot.MaxBackups == 0 {
-		if err := os.Remove(r.path); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return err
-		}
-		return nil
+		return r.remove(r.path)
+	}
+	if err := r.remove(r.backup(r.rot.MaxBackups)); err != nil {
+		return err
 	}
 	for i := r.rot.MaxBackups - 1; i >= 1; i-- {
 		if err := os.Rename(r.backup(i), r.backup(i+1)); err != nil && !errors.Is(err, fs.ErrNotExist) {
@@ -105,4 +108,38 @@ func (r *rotatingFile) shift() error {
 	return nil
 }
 
-func (r *rotatingFile) close() error { return r.f.Close() }
+// remove takes path out of the way by a rename and frees it in the
+// background: freeing a file of hundreds of megabytes takes the file
+// system a while (100 ms on a disk mounted with discard), and the
+// events wait for nothing but renames.
+func (r *rotatingFile) remove(path string) error {
+	fi, err := os.Lstat(path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return nil
+	case err != nil:
+		return err
+	case !fi.Mode().IsRegular():
+		return fmt.Errorf("%s is not a regular file: not removed", path)
+	}
+	r.removals++
+	gone := fmt.Sprintf("%s.removing-%d-%d", r.path, os.Getpid(), r.removals)
+	if err := os.Rename(path, gone); err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+		return err
+	}
+	r.removing.Add(1)
+	go func() {
+		defer r.removing.Done()
+		_ = os.Remove(gone) // best effort: a leftover is only disk space
+	}()
+	return nil
+}
+
+// close closes the file once the removals are done.
+func (r *rotatingFile) close() error {
+	r.removing.Wait()
+	return r.f.Close()
+}

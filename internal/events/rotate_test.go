@@ -148,6 +148,28 @@ func TestRotateCountsExistingContent(t *testing.T) {
 	}
 }
 
+// The file that goes is renamed away and freed in the background; Close
+// waits for it, and nothing is left.
+func TestRotateRemovesInBackground(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "events.jsonl")
+	w, err := OpenFile(path, Rotation{MaxSize: lineLen(t, 10), MaxBackups: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeAll(t, w, 10, 19) // nine rotations, eight backups removed
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	names, err := filepath.Glob(filepath.Join(dir, "*"))
+	if err != nil || len(names) != 2 || names[0] != path || names[1] != path+".1" {
+		t.Fatalf("files left: %v, %v", names, err)
+	}
+	if got := pidsIn(t, path+".1"); len(got) != 1 || got[0] != 18 {
+		t.Fatalf("backup holds %v", got)
+	}
+}
+
 func TestRotateWithoutBackups(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "events.jsonl")
 	w, err := OpenFile(path, Rotation{MaxSize: 2 * lineLen(t, 10), MaxBackups: 0})

@@ -7,10 +7,9 @@ const (
 	TypeExit   = "process_exit"
 )
 
-// Types are the event types a filter may name. ocigate reports its
-// decisions as process_kprobe; process_exec and process_exit are
-// accepted for Tetragon-shaped filters and match the events of those
-// types once they are reported.
+// Types are the event types: decisions are process_kprobe events; every
+// program a workload process starts is a process_exec, and its end a
+// process_exit (unless its profile turns process events off).
 var Types = []string{TypeKprobe, TypeExec, TypeExit}
 
 // KnownType reports whether t is one of Types.
@@ -25,8 +24,13 @@ func KnownType(t string) bool {
 
 // Type is the event's type: the name of its top-level key.
 func (e *Event) Type() string {
-	if e.ProcessKprobe != nil {
+	switch {
+	case e.ProcessKprobe != nil:
 		return TypeKprobe
+	case e.ProcessExec != nil:
+		return TypeExec
+	case e.ProcessExit != nil:
+		return TypeExit
 	}
 	return ""
 }
@@ -44,16 +48,34 @@ func (e *Event) ContainerID() string {
 	if e.Ocigate != nil && e.Ocigate.ContainerID != "" {
 		return e.Ocigate.ContainerID
 	}
-	if p := e.process(); p != nil && p.Pod != nil {
+	if p := e.Process(); p != nil && p.Pod != nil {
 		return p.Pod.Container.ID
 	}
 	return ""
 }
 
-// process is the event's process, nil when it has none.
-func (e *Event) process() *Process {
-	if e.ProcessKprobe != nil {
+// Process is the event's process, nil when it has none.
+func (e *Event) Process() *Process {
+	switch {
+	case e.ProcessKprobe != nil:
 		return &e.ProcessKprobe.Process
+	case e.ProcessExec != nil:
+		return &e.ProcessExec.Process
+	case e.ProcessExit != nil:
+		return &e.ProcessExit.Process
+	}
+	return nil
+}
+
+// Parent is the event's parent process, nil when it has none.
+func (e *Event) Parent() *Process {
+	switch {
+	case e.ProcessKprobe != nil:
+		return e.ProcessKprobe.Parent
+	case e.ProcessExec != nil:
+		return e.ProcessExec.Parent
+	case e.ProcessExit != nil:
+		return e.ProcessExit.Parent
 	}
 	return nil
 }

@@ -2,7 +2,6 @@ package events
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -34,10 +33,9 @@ const flushAt = 64 << 10
 type Writer struct {
 	mu      sync.Mutex
 	out     io.Writer
-	pending bytes.Buffer // whole lines not written out yet
-	lines   int          // lines in pending
-	line    bytes.Buffer
-	enc     *json.Encoder
+	pending bytes.Buffer  // whole lines not written out yet
+	lines   int           // lines in pending
+	line    []byte        // the line being written, reused
 	file    *rotatingFile // nil: the caller's io.Writer, not rotated
 	written atomic.Uint64
 	lost    atomic.Uint64
@@ -45,9 +43,7 @@ type Writer struct {
 
 // NewWriter writes to out; Close does not close out.
 func NewWriter(out io.Writer) *Writer {
-	w := &Writer{out: out}
-	w.enc = json.NewEncoder(&w.line)
-	return w
+	return &Writer{out: out}
 }
 
 // OpenFile appends to path, creating it with mode 0600, and rotates it as
@@ -71,19 +67,21 @@ func (w *Writer) Written() uint64 { return w.written.Load() }
 // Lost is the number of events that could not be encoded or written.
 func (w *Writer) Lost() uint64 { return w.lost.Load() }
 
-// Write encodes one event and buffers it until Flush (or until enough is
-// buffered). A *LostError says what was lost; an error wrapping ErrRotate
-// means the event was kept but the file could not rotate.
+// Write encodes one event (AppendJSON) and buffers it until Flush (or
+// until enough is buffered). A *LostError says what was lost; an error
+// wrapping ErrRotate means the event was kept but the file could not
+// rotate.
 func (w *Writer) Write(e *Event) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	w.line.Reset()
-	if err := w.enc.Encode(e); err != nil {
+	line, err := e.AppendJSON(w.line[:0])
+	if err != nil {
 		w.lost.Add(1)
 		return &LostError{Events: 1, Err: fmt.Errorf("encode event: %w", err)}
 	}
+	w.line = append(line, '\n')
 	var rotErr error
-	if w.file != nil && w.file.due(int64(w.line.Len())) {
+	if w.file != nil && w.file.due(int64(len(w.line))) {
 		if err := w.flushLocked(); err != nil {
 			return err // this event is still buffered; rotation waits
 		}
@@ -92,10 +90,10 @@ func (w *Writer) Write(e *Event) error {
 		}
 		w.out = w.file.f
 	}
-	w.pending.Write(w.line.Bytes())
+	w.pending.Write(w.line)
 	w.lines++
 	if w.file != nil {
-		w.file.size += int64(w.line.Len())
+		w.file.size += int64(len(w.line))
 	}
 	if w.pending.Len() >= flushAt {
 		if err := w.flushLocked(); err != nil {

@@ -43,6 +43,9 @@ type Bundle struct {
 	// it can reach listeners on the host's loopback). sysfs cannot be
 	// mounted then; /sys is left empty unless Mounts adds something there.
 	HostNetwork bool
+	// HostPID keeps the container in the host's pid namespace: its
+	// processes see the pids the agent reports.
+	HostPID bool
 	// CgroupNamespace gives the container its own cgroup namespace.
 	CgroupNamespace bool
 	// CgroupsPath is linux.cgroupsPath, e.g. "/ocigate-e2e/<id>".
@@ -96,10 +99,12 @@ func (b Bundle) Spec() (*specs.Spec, error) {
 	}
 	caps := append([]string(nil), DefaultCapabilities...)
 	ns := []specs.LinuxNamespace{
-		{Type: specs.PIDNamespace},
 		{Type: specs.IPCNamespace},
 		{Type: specs.UTSNamespace},
 		{Type: specs.MountNamespace},
+	}
+	if !b.HostPID {
+		ns = append(ns, specs.LinuxNamespace{Type: specs.PIDNamespace})
 	}
 	if !b.HostNetwork {
 		ns = append(ns, specs.LinuxNamespace{Type: specs.NetworkNamespace})

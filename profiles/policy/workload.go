@@ -24,6 +24,10 @@ type WorkloadProfile struct {
 	FailurePolicy string // "closed" (default) or "open"
 	Policies      []PolicyRef
 	Default       bool // spec.default: the profile of containers no other profile matches
+	// NoProcessEvents is spec.processEvents: false: the workloads get no
+	// process_exec and process_exit events (a monitor-heavy workload's
+	// choice); decisions are reported all the same.
+	NoProcessEvents bool
 }
 
 // Match selects containers. The lists are ANDed with each other; the
@@ -60,7 +64,7 @@ type PolicyRef struct {
 var Runtimes = []string{"runc", "crun", "podman", "containerd", "cri-o", "docker"}
 
 var (
-	profileSpecFields = []string{"match", "mode", "failurePolicy", "policies", "default"}
+	profileSpecFields = []string{"match", "mode", "failurePolicy", "policies", "default", "processEvents"}
 	matchFields       = []string{"images", "annotations", "runtimes"}
 	annotationFields  = []string{"key", "equals", "regex"}
 	refFields         = []string{"name", "inline"}
@@ -91,6 +95,10 @@ func (p *parser) workloadProfile(f fields) *WorkloadProfile {
 		wp.FailurePolicy, _ = p.oneOf(sf, "failurePolicy", "spec", "failure policy", []string{"closed", "open"})
 	}
 	wp.Default, _ = p.boolean(sf.get("default"), "spec.default")
+	if n := sf.get("processEvents"); n != nil {
+		on, ok := p.boolean(n, "spec.processEvents")
+		wp.NoProcessEvents = ok && !on
+	}
 	if wp.Default {
 		p.res.defaults = append(p.res.defaults, site{kind: "WorkloadProfile", name: wp.Name,
 			pos: Pos{p.file, sf.line("default")}, field: "spec.default"})

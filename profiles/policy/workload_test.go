@@ -95,6 +95,20 @@ func TestProfileMatch(t *testing.T) {
 	}
 }
 
+// spec.processEvents: on unless false.
+func TestProfileProcessEvents(t *testing.T) {
+	ok := "  match: {runtimes: [runc]}\n  mode: enforce\n  policies: [{name: p}]\n"
+	for extra, off := range map[string]bool{"": false, "  processEvents: true\n": false, "  processEvents: false\n": true} {
+		docs, err := Parse("w.yaml", []byte(profile("w", ok+extra)))
+		if err != nil {
+			t.Fatalf("%q: %v", extra, err)
+		}
+		if docs[0].Profile.NoProcessEvents != off {
+			t.Errorf("%q: NoProcessEvents %v, want %v", extra, docs[0].Profile.NoProcessEvents, off)
+		}
+	}
+}
+
 func TestProfileErrors(t *testing.T) {
 	ok := "  match: {runtimes: [runc]}\n  mode: enforce\n  policies: [{name: p}]\n"
 	tests := []struct {
@@ -145,7 +159,9 @@ func TestProfileErrors(t *testing.T) {
 		{"inline kind", profile("w", strings.Replace(ok, "[{name: p}]", "\n  - inline:\n      kind: WorkloadProfile\n      metadata: {name: i}\n      spec:\n        kprobes: [{call: tcp_connect}]", 1)), "      kind: Workload",
 			"spec.policies[0].inline.kind", `"WorkloadProfile" is not supported (supported: TracingPolicy, or leave it out)`},
 		{"profile unknown field", profile("w", ok+"  selector: {}\n"), "selector",
-			"spec.selector", "unknown field (known: match, mode, failurePolicy, policies, default)"},
+			"spec.selector", "unknown field (known: match, mode, failurePolicy, policies, default, processEvents)"},
+		{"process events not a bool", profile("w", ok+"  processEvents: off-please\n"), "processEvents",
+			"spec.processEvents", "must be true or false"},
 		{"profile apiVersion", strings.Replace(profile("w", ok), "ocigate.io/v1alpha1", "ocigate.io/v1", 1), "apiVersion",
 			"apiVersion", `"ocigate.io/v1" is not supported for kind WorkloadProfile (supported: ocigate.io/v1alpha1)`},
 	}

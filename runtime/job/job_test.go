@@ -65,7 +65,10 @@ func (f *fakeAgent) Handle(_ context.Context, req *api.Request) (*api.Response, 
 		}
 		other := ev
 		other.Ocigate = &events.Ocigate{ContainerID: "someone-else", Verdict: "killed", Point: "exec"}
-		for _, e := range []events.Event{ev, other} {
+		// The job's own process events are no verdicts.
+		exec := events.Event{ProcessExec: &events.Exec{Process: events.Process{Binary: "/usr/bin/true"}},
+			Ocigate: &events.Ocigate{ContainerID: r.ContainerID, Mode: "enforce", Enforced: true}}
+		for _, e := range []events.Event{ev, other, exec} {
 			b, _ := json.Marshal(e)
 			appendLine(f.events, b)
 		}

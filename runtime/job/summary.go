@@ -37,7 +37,8 @@ func openEvents(path string, log io.Writer) *eventsCursor {
 	return c
 }
 
-// jobEvents are the job's events written since the cursor.
+// jobEvents are the job's decisions (process_kprobe events) written since
+// the cursor.
 func (c *eventsCursor) jobEvents(id string) ([]events.Event, error) {
 	if c.err != nil {
 		return nil, c.err
@@ -55,7 +56,7 @@ func (c *eventsCursor) jobEvents(id string) ([]events.Event, error) {
 	sc.Buffer(make([]byte, 0, 64<<10), 4<<20)
 	for sc.Scan() {
 		var ev events.Event
-		if json.Unmarshal(sc.Bytes(), &ev) != nil || ev.Ocigate == nil || ev.Ocigate.ContainerID != id {
+		if json.Unmarshal(sc.Bytes(), &ev) != nil || ev.Ocigate == nil || ev.Ocigate.ContainerID != id || ev.ProcessExec != nil || ev.ProcessExit != nil {
 			continue
 		}
 		out = append(out, ev)

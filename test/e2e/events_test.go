@@ -163,11 +163,17 @@ func TestEventsFollow(t *testing.T) {
 	}
 	want := regexp.MustCompile(`^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z ` + regexp.QuoteMeta(res.ID) +
 		` \S+\[\d+\] connect 127\.0\.0\.2:4444 denied EPERM policy=\S+$`)
-	line := compact.waitLine(t, "compact connect line", func(l string) bool { return strings.Contains(l, res.ID) })
+	line := compact.waitLine(t, "compact connect line", func(l string) bool {
+		return strings.Contains(l, res.ID) && strings.Contains(l, " denied ")
+	})
 	t.Logf("compact: %s", line)
 	if !want.MatchString(line) {
 		t.Errorf("-o compact printed %q, want it to match %s", line, want)
 	}
+	// Without --type the follower gets the container's process events too:
+	// its first program's exec, started by runc.
+	execLine := regexp.MustCompile(` ` + regexp.QuoteMeta(res.ID) + ` /probe\[\d+\] exec connect 127\.0\.0\.2:4444 \(parent \S*runc\[\d+\]\)$`)
+	compact.waitLine(t, "compact exec line", execLine.MatchString)
 
 	// Without --follow: the recent events of the container, then exit 0.
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

@@ -58,6 +58,8 @@ type ctrOpts struct {
 	// OwnNetwork gives the container a network namespace of its own, with
 	// no interface up: nothing it sends can leave the machine.
 	OwnNetwork bool
+	// HostPID keeps the container in the host's pid namespace.
+	HostPID bool
 	// HostRoot runs the container on the host's own /usr and /etc (bash,
 	// python3, perl, ...) instead of the busybox rootfs; see hostRootfs.
 	HostRoot bool
@@ -106,6 +108,7 @@ func bundleFor(id string, o ctrOpts) testenv.Bundle {
 		ReadonlyRootfs:  true,
 		Args:            o.Args,
 		HostNetwork:     !o.OwnNetwork,
+		HostPID:         o.HostPID,
 		CgroupNamespace: o.CgroupNamespace,
 		CgroupsPath:     cgroupParent + "/" + id,
 		Mounts:          o.Mounts,

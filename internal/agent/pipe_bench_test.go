@@ -1,0 +1,57 @@
+package agent
+
+import (
+	"io"
+	"testing"
+
+	"github.com/ocigate/ocigate/bpf"
+	"github.com/ocigate/ocigate/internal/events"
+	"github.com/ocigate/ocigate/profiles"
+)
+
+// benchAgent is an agent with container c1 and its process 100 (python3)
+// known, and a dup2 decision of that process as the kernel reports it.
+func benchAgent(b *testing.B) (*Agent, bpf.RawEvent) {
+	h := newFakeHost(&testing.T{})
+	a, err := New(Config{Enforcer: newFakeEnforcer(), Resolver: h.resolver(), Catalog: testCatalog(&testing.T{}), ProcRoot: h.proc})
+	if err != nil {
+		b.Fatal(err)
+	}
+	r := h.registration("c1", 100, "/pods/c1")
+	if _, err := a.Register(r); err != nil {
+		b.Fatal(err)
+	}
+	cg := r.Identity.CgroupID
+	a.onRecord(execRecord(cg, 100, 50, 1000*tick, 200*tick, 100*tick, "/usr/bin/python3.11", "python3", "-c", "x"), at)
+	return a, bpf.RawEvent{BootNs: 2000 * tick, CgroupID: cg, WorkloadCgroupID: cg, Pid: 100, Tgid: 100, StartNs: 200 * tick,
+		Profile: 1, Point: profiles.PointDup, Action: profiles.ActionPost, Mechanism: "tracepoint", Backend: "tracepoint",
+		OldFD: 3, NewFD: 0, Comm: "python3", Path: "/usr/bin/python3.11"}
+}
+
+// The event reader's share of a decision: the record to a published
+// event (process from the cache, metrics, the hub). make bench measures
+// the whole path, kernel included.
+func BenchmarkHandleDecision(b *testing.B) {
+	a, raw := benchAgent(b)
+	b.ReportAllocs()
+	for b.Loop() {
+		r := raw
+		if a.handle(&r) == nil {
+			b.Fatal("no event")
+		}
+	}
+}
+
+// The sink's share: one event encoded and buffered (written out per
+// 64 KiB, here to io.Discard).
+func BenchmarkWriteEvent(b *testing.B) {
+	a, raw := benchAgent(b)
+	ev := a.handle(&raw)
+	w := events.NewWriter(io.Discard)
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := w.Write(ev); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

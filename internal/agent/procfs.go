@@ -1,0 +1,129 @@
+package agent
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+)
+
+// procFS reads what /proc tells about a process: for processes the agent
+// did not see start (they predate their workload's registration, or are
+// the runtime that started a container) and for the cwd of a new one.
+type procFS struct{ root string } // "" is /proc
+
+// userHZ is the unit of /proc/PID/stat's times (USER_HZ, 100 on Linux).
+const userHZ = 100
+
+const nsPerTick = uint64(1_000_000_000 / userHZ)
+
+func (p procFS) path(pid uint32, name string) string {
+	root := p.root
+	if root == "" {
+		root = "/proc"
+	}
+	return filepath.Join(root, strconv.FormatUint(uint64(pid), 10), name)
+}
+
+// exe is the process's executable, "" when it cannot be read.
+func (p procFS) exe(pid uint32) string {
+	s, err := os.Readlink(p.path(pid, "exe"))
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSuffix(s, " (deleted)")
+}
+
+// cwd is the process's working directory, "" when it cannot be read.
+func (p procFS) cwd(pid uint32) string {
+	s, err := os.Readlink(p.path(pid, "cwd"))
+	if err != nil {
+		return ""
+	}
+	return s
+}
+
+// arguments are argv[1:] joined by spaces, as Tetragon reports them.
+func (p procFS) arguments(pid uint32) string {
+	b, err := os.ReadFile(p.path(pid, "cmdline"))
+	if err != nil || len(b) == 0 {
+		return ""
+	}
+	parts := strings.Split(strings.TrimRight(string(b), "\x00"), "\x00")
+	return strings.Join(parts[1:], " ")
+}
+
+// stat is the process's parent and start (CLOCK_BOOTTIME, in clock
+// ticks), from /proc/PID/stat.
+func (p procFS) stat(pid uint32) (ppid uint32, startTicks uint64, ok bool) {
+	b, err := os.ReadFile(p.path(pid, "stat"))
+	if err != nil {
+		return 0, 0, false
+	}
+	// comm, in parentheses, may hold anything: the fields follow its
+	// last ')'. Then: state ppid ... starttime is the 20th.
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0, 0, false
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 20 {
+		return 0, 0, false
+	}
+	pp, err1 := strconv.ParseUint(f[1], 10, 32)
+	st, err2 := strconv.ParseUint(f[19], 10, 64)
+	if err1 != nil || err2 != nil {
+		return 0, 0, false
+	}
+	return uint32(pp), st, true
+}
+
+// uid is the process's real uid, from /proc/PID/status.
+func (p procFS) uid(pid uint32) (uint32, bool) {
+	b, err := os.ReadFile(p.path(pid, "status"))
+	if err != nil {
+		return 0, false
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, "Uid:"); ok {
+			f := strings.Fields(rest)
+			if len(f) == 0 {
+				return 0, false
+			}
+			v, err := strconv.ParseUint(f[0], 10, 32)
+			return uint32(v), err == nil
+		}
+	}
+	return 0, false
+}
+
+// sameProcess reports whether pid is still the process that started at
+// startNs (CLOCK_BOOTTIME ns): /proc knows the start to the clock tick.
+func (p procFS) sameProcess(pid uint32, startNs uint64) bool {
+	_, ticks, ok := p.stat(pid)
+	return ok && (startNs == 0 || ticks == startNs/nsPerTick)
+}
+
+// procSnapshot is a process as /proc shows it.
+type procSnapshot struct {
+	ppid       uint32
+	startTicks uint64
+	uid        uint32
+	binary     string
+	arguments  string
+	cwd        string
+}
+
+// snapshot reads pid; false when it is gone, or is no longer the process
+// that started at startNs (0: whichever it is).
+func (p procFS) snapshot(pid uint32, startNs uint64) (procSnapshot, bool) {
+	ppid, ticks, ok := p.stat(pid)
+	if !ok || startNs != 0 && ticks != startNs/nsPerTick {
+		return procSnapshot{}, false
+	}
+	s := procSnapshot{ppid: ppid, startTicks: ticks, binary: p.exe(pid), arguments: p.arguments(pid), cwd: p.cwd(pid)}
+	s.uid, _ = p.uid(pid)
+	// Read again: a pid reused while it was read is another process.
+	return s, p.sameProcess(pid, ticks*nsPerTick)
+}

@@ -1,0 +1,264 @@
+package agent
+
+import (
+	"encoding/base64"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/ocigate/ocigate/bpf"
+	"github.com/ocigate/ocigate/cgroupfilter"
+	"github.com/ocigate/ocigate/internal/events"
+	"github.com/ocigate/ocigate/internal/proccache"
+)
+
+// Process flags, as Tetragon's: how the agent learned of a process.
+const (
+	flagExecve = "execve" // its exec was seen
+	flagClone  = "clone"  // forked; no exec seen since
+	flagProcFS = "procFS" // read from /proc: it started before it was tracked
+)
+
+// execID names one program run of one process, in Tetragon's form: the
+// base64 of "NODE:NS:PID", where NS is the CLOCK_BOOTTIME ns of the exec
+// when the agent saw it, else of the process's start (the fork, or the
+// start /proc or the kernel tells for a process that predates tracking).
+// Every event of the process carries the same one; an exec gives the
+// process a new one.
+func (a *Agent) execID(ns uint64, pid uint32) string {
+	b := make([]byte, 0, len(a.node)+32)
+	b = append(b, a.node...)
+	b = append(b, ':')
+	b = strconv.AppendUint(b, ns, 10)
+	b = append(b, ':')
+	b = strconv.AppendUint(b, uint64(pid), 10)
+	return base64.StdEncoding.EncodeToString(b)
+}
+
+// onRecord handles a process record of the kernel: the cache learns of
+// the process, and an exec or exit becomes an event (nil for a clone).
+func (a *Agent) onRecord(raw *bpf.RawEvent, at time.Time) *events.Event {
+	switch raw.Kind {
+	case bpf.KindExec:
+		return a.onExec(raw, at)
+	case bpf.KindClone:
+		a.onClone(raw)
+	case bpf.KindExit:
+		return a.onExit(raw, at)
+	}
+	return nil
+}
+
+// onExec: a workload process runs a new program. Its parent is the
+// process's previous program when it had exec'd before (as Tetragon
+// has it), else its real parent.
+func (a *Agent) onExec(raw *bpf.RawEvent, at time.Time) *events.Event {
+	e := &proccache.Entry{Tgid: raw.Tgid, StartNs: raw.StartNs}
+	a.setWorkload(e, raw.WorkloadCgroupID)
+	p := &e.Process
+	p.ExecID = a.execID(raw.BootNs, raw.Tgid)
+	p.Pid.Value, p.UID.Value = raw.Tgid, raw.UID
+	p.Binary = raw.Path
+	if p.Binary == "" {
+		p.Binary = raw.Comm
+	}
+	p.Arguments = argsString(raw.Args, raw.ArgsCut)
+	p.Flags = flagExecve
+	p.StartTime = a.clock.wall(raw.BootNs)
+	if a.procfs.sameProcess(raw.Tgid, raw.StartNs) {
+		p.Cwd = a.procfs.cwd(raw.Tgid)
+	}
+	if prev, ok := a.procs.Get(raw.Tgid, raw.StartNs); ok && prev.Process.Flags != flagClone {
+		e.Parent = snapshot(&prev.Process)
+	} else {
+		e.Parent, e.ParentOutside = a.parentOf(raw.Ppid, raw.ParentStartNs, raw.WorkloadCgroupID, raw.BootNs)
+	}
+	if e.Parent != nil {
+		p.ParentExecID = e.Parent.ExecID
+	}
+	a.put(e, raw.BootNs)
+	return &events.Event{ProcessExec: &events.Exec{Process: e.Process, Parent: e.Parent}, NodeName: a.node, Time: at,
+		Ocigate: a.processOcigate(raw, e)}
+}
+
+// onClone: a workload process forked. The child runs its parent's
+// program under an exec_id of its own until it execs.
+func (a *Agent) onClone(raw *bpf.RawEvent) {
+	e := &proccache.Entry{Tgid: raw.Tgid, StartNs: raw.StartNs}
+	if pe, ok := a.procs.Get(raw.Ppid, raw.ParentStartNs); ok {
+		e.Process = pe.Process
+		e.Parent = snapshot(&pe.Process)
+		e.Workload, e.ContainerID, e.Runtime = pe.Workload, pe.ContainerID, pe.Runtime
+	} else {
+		a.setWorkload(e, raw.WorkloadCgroupID)
+		e.Process.Binary = raw.Path
+		e.Parent, e.ParentOutside = a.parentOf(raw.Ppid, raw.ParentStartNs, raw.WorkloadCgroupID, raw.BootNs)
+	}
+	p := &e.Process
+	p.ExecID = a.execID(raw.StartNs, raw.Tgid)
+	p.Pid.Value, p.UID.Value = raw.Tgid, raw.UID
+	p.Flags = flagClone
+	p.StartTime = a.clock.wall(raw.StartNs)
+	p.ParentExecID = ""
+	if e.Parent != nil {
+		p.ParentExecID = e.Parent.ExecID
+	}
+	a.put(e, raw.BootNs)
+}
+
+// onExit: the last thread of a workload process left.
+func (a *Agent) onExit(raw *bpf.RawEvent, at time.Time) *events.Event {
+	e, ok := a.procs.Exit(raw.Tgid, raw.StartNs, raw.BootNs)
+	if !ok {
+		// Not known (it started before the agent): what the kernel says.
+		e = &proccache.Entry{Tgid: raw.Tgid, StartNs: raw.StartNs}
+		a.setWorkload(e, raw.WorkloadCgroupID)
+		e.Process.ExecID = a.execID(raw.StartNs, raw.Tgid)
+		e.Process.Pid.Value, e.Process.UID.Value = raw.Tgid, raw.UID
+		e.Process.Binary = raw.Path
+		e.Process.StartTime = a.clock.wall(raw.StartNs)
+	}
+	x := &events.Exit{Process: e.Process, Parent: e.Parent, Time: at}
+	// The wait status: (exit code << 8) | signal, as Tetragon reads it.
+	x.Status = raw.ExitCode >> 8 & 0xff
+	if sig := raw.ExitCode & 0x7f; sig != 0 {
+		x.Signal = unix.SignalName(unix.Signal(sig))
+		if x.Signal == "" {
+			x.Signal = "SIG" + strconv.Itoa(int(sig))
+		}
+	}
+	return &events.Event{ProcessExit: x, NodeName: a.node, Time: at, Ocigate: a.processOcigate(raw, e)}
+}
+
+// parentOf is the parent process ppid (started at startNs): from the
+// cache, else read from /proc and, when it is in the workload, cached.
+// outside says it is not in the workload: the container's runtime.
+func (a *Agent) parentOf(ppid uint32, startNs, workloadCgroup, now uint64) (*events.Process, bool) {
+	if ppid == 0 {
+		return nil, false
+	}
+	if pe, ok := a.procs.Get(ppid, startNs); ok {
+		return snapshot(&pe.Process), false // the cache holds workload processes only
+	}
+	p := &events.Process{ExecID: a.execID(startNs, ppid), Pid: events.Value{Value: ppid}}
+	if startNs != 0 {
+		p.StartTime = a.clock.wall(startNs)
+	}
+	s, ok := a.procfs.snapshot(ppid, startNs)
+	if !ok {
+		return p, false // gone: its pid and start are all there is
+	}
+	if startNs == 0 {
+		p.ExecID = a.execID(s.startTicks*nsPerTick, ppid)
+		p.StartTime = a.clock.wall(s.startTicks * nsPerTick)
+	}
+	p.UID.Value, p.Binary, p.Arguments, p.Cwd, p.Flags = s.uid, s.binary, s.arguments, s.cwd, flagProcFS
+	cg, err := a.resolver.CgroupPath(int(ppid))
+	if err != nil || !a.inWorkload(cg, workloadCgroup) {
+		return p, true
+	}
+	e := &proccache.Entry{Tgid: ppid, StartNs: startNs, Process: *p}
+	if startNs == 0 {
+		e.StartNs = s.startTicks * nsPerTick
+	}
+	a.setWorkload(e, workloadCgroup)
+	// Its own parent, as far as the cache knows it (not read further).
+	if gp, ok := a.procs.Get(s.ppid, 0); ok {
+		e.Parent = snapshot(&gp.Process)
+		e.Process.ParentExecID = gp.Process.ExecID
+	}
+	a.put(e, now)
+	return snapshot(&e.Process), false
+}
+
+// put caches e with its process and parent frozen: their JSON is made
+// once, for every event that names them.
+func (a *Agent) put(e *proccache.Entry, now uint64) {
+	e.Process.Freeze()
+	if e.Parent != nil {
+		e.Parent.Freeze()
+	}
+	a.procs.Put(e, now)
+}
+
+// setWorkload records the workload's container in e.
+func (a *Agent) setWorkload(e *proccache.Entry, workloadCgroup uint64) {
+	e.Workload = workloadCgroup
+	w, ok := a.reg.ByCgroup(workloadCgroup)
+	if !ok {
+		return
+	}
+	e.ContainerID, e.Runtime = w.ContainerID, w.Runtime
+	e.Process.Docker = w.ContainerID
+	e.Process.Pod = a.pods.of(w)
+}
+
+// processOcigate is the ocigate object of a process event: the
+// workload, its profile and mode (enforce or monitor), and the exec
+// point's backend. Enforced is false: a process event carries out no
+// verdict (`.ocigate.enforced == true` selects the enforced decisions).
+func (a *Agent) processOcigate(raw *bpf.RawEvent, e *proccache.Entry) *events.Ocigate {
+	og := &events.Ocigate{ContainerID: e.ContainerID, Runtime: e.Runtime, CgroupID: raw.CgroupID,
+		ParentOutside: e.ParentOutside, Backend: a.execBackend}
+	if w, ok := a.reg.ByCgroup(raw.WorkloadCgroupID); ok {
+		og.ContainerID, og.Runtime = w.ContainerID, w.Runtime
+	}
+	if p, ok := a.profileByID(raw.Profile); ok {
+		og.Profile, og.Mode = p.Name, string(p.Mode)
+	}
+	return og
+}
+
+// snapshot copies a process for another's parent: the copy holds no
+// pointer to the cache entry, so an exited parent's entry can go.
+func snapshot(p *events.Process) *events.Process {
+	c := *p
+	return &c
+}
+
+// argsString is argv without argv[0], joined by spaces, "..." when the
+// kernel cut it.
+func argsString(args []string, cut bool) string {
+	if len(args) < 2 {
+		return ""
+	}
+	s := strings.Join(args[1:], " ")
+	if cut {
+		s += "..."
+	}
+	return s
+}
+
+// podCache builds each workload's pod object once: workloads are
+// replaced, not changed, when they change.
+type podCache struct {
+	m map[*cgroupfilter.Workload]*events.Pod
+}
+
+// podCacheMax bounds the pods kept; full, it starts over.
+const podCacheMax = 4096
+
+func (c *podCache) of(w *cgroupfilter.Workload) *events.Pod {
+	if p, ok := c.m[w]; ok {
+		return p
+	}
+	if c.m == nil || len(c.m) >= podCacheMax {
+		c.m = make(map[*cgroupfilter.Workload]*events.Pod)
+	}
+	p := podOf(w)
+	c.m[w] = p
+	return p
+}
+
+// podOf is the pod object of a workload: what its registration says,
+// its annotations or the runtime's records (identify fills the image,
+// names and pod in at registration), and nothing else.
+func podOf(w *cgroupfilter.Workload) *events.Pod {
+	return &events.Pod{
+		Namespace: w.PodNamespace,
+		Name:      w.Pod,
+		Container: events.Container{ID: w.ContainerID, Name: w.Name, Image: events.Image{Name: w.Image}},
+	}
+}

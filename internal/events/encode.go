@@ -1,0 +1,450 @@
+package events
+
+import (
+	"errors"
+	"strconv"
+	"time"
+	"unicode/utf8"
+)
+
+// ErrTimeRange: a time of the event is outside the years 0-9999, which
+// JSON (RFC 3339) cannot hold; time.Time's MarshalJSON refuses it too.
+var ErrTimeRange = errors.New("event time outside the years 0-9999")
+
+// AppendJSON appends e's JSON encoding to b: byte for byte what
+// encoding/json's Marshal gives (TestAppendJSONIsMarshal), without its
+// reflection and allocations — the agent encodes every event with it.
+// A field added to the types must be added here too; the test fills
+// every field to catch one that is not.
+func (e *Event) AppendJSON(b []byte) ([]byte, error) {
+	if !e.timesValid() {
+		return b, ErrTimeRange
+	}
+	return e.appendJSON(b), nil
+}
+
+func (e *Event) timesValid() bool {
+	// A frozen process was encoded already: its start time is valid.
+	ok := validTime(e.Time)
+	for _, p := range []*Process{e.Process(), e.Parent()} {
+		if p != nil && p.encoded == nil {
+			ok = ok && validTime(p.StartTime)
+		}
+	}
+	if e.ProcessExit != nil {
+		ok = ok && validTime(e.ProcessExit.Time)
+	}
+	return ok
+}
+
+// The Unix seconds of 0000-01-01 and of 10000-01-01 (UTC).
+const (
+	minJSONUnix = -62167219200
+	maxJSONUnix = 253402300800
+)
+
+// validTime: RFC 3339 holds the years 0-9999 of the time's own zone.
+func validTime(t time.Time) bool {
+	u := t.Unix()
+	if u > minJSONUnix+86400 && u < maxJSONUnix-86400 {
+		return true // whatever the zone's offset
+	}
+	y := t.Year()
+	return y >= 0 && y <= 9999
+}
+
+func (e *Event) appendJSON(b []byte) []byte {
+	b = append(b, '{')
+	first := true
+	if e.ProcessKprobe != nil {
+		b = key(b, &first, "process_kprobe")
+		b = e.ProcessKprobe.appendJSON(b)
+	}
+	if e.ProcessExec != nil {
+		b = key(b, &first, "process_exec")
+		b = e.ProcessExec.appendJSON(b)
+	}
+	if e.ProcessExit != nil {
+		b = key(b, &first, "process_exit")
+		b = e.ProcessExit.appendJSON(b)
+	}
+	b = key(b, &first, "node_name")
+	b = appendString(b, e.NodeName)
+	b = key(b, &first, "time")
+	b = appendTime(b, e.Time)
+	if e.Ocigate != nil {
+		b = key(b, &first, "ocigate")
+		b = e.Ocigate.appendJSON(b)
+	}
+	return append(b, '}')
+}
+
+// key appends a member name (and the comma before all but the first).
+func key(b []byte, first *bool, name string) []byte {
+	if !*first {
+		b = append(b, ',')
+	}
+	*first = false
+	b = append(b, '"')
+	b = append(b, name...)
+	return append(b, '"', ':')
+}
+
+func (k *Kprobe) appendJSON(b []byte) []byte {
+	b = append(b, `{"process":`...)
+	b = k.Process.appendJSON(b)
+	if k.Parent != nil {
+		b = append(b, `,"parent":`...)
+		b = k.Parent.appendJSON(b)
+	}
+	b = append(b, `,"function_name":`...)
+	b = appendString(b, k.FunctionName)
+	b = append(b, `,"args":`...)
+	if k.Args == nil {
+		b = append(b, "null"...)
+	} else {
+		b = append(b, '[')
+		for i := range k.Args {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = k.Args[i].appendJSON(b)
+		}
+		b = append(b, ']')
+	}
+	b = append(b, `,"action":`...)
+	b = appendString(b, k.Action)
+	if k.PolicyName != "" {
+		b = append(b, `,"policy_name":`...)
+		b = appendString(b, k.PolicyName)
+	}
+	if k.ReturnAction != "" {
+		b = append(b, `,"return_action":`...)
+		b = appendString(b, k.ReturnAction)
+	}
+	return append(b, '}')
+}
+
+func (x *Exec) appendJSON(b []byte) []byte {
+	b = append(b, `{"process":`...)
+	b = x.Process.appendJSON(b)
+	if x.Parent != nil {
+		b = append(b, `,"parent":`...)
+		b = x.Parent.appendJSON(b)
+	}
+	return append(b, '}')
+}
+
+func (x *Exit) appendJSON(b []byte) []byte {
+	b = append(b, `{"process":`...)
+	b = x.Process.appendJSON(b)
+	if x.Parent != nil {
+		b = append(b, `,"parent":`...)
+		b = x.Parent.appendJSON(b)
+	}
+	if x.Signal != "" {
+		b = append(b, `,"signal":`...)
+		b = appendString(b, x.Signal)
+	}
+	b = append(b, `,"status":`...)
+	b = strconv.AppendUint(b, uint64(x.Status), 10)
+	b = append(b, `,"time":`...)
+	b = appendTime(b, x.Time)
+	return append(b, '}')
+}
+
+func (p *Process) appendJSON(b []byte) []byte {
+	if p.encoded != nil {
+		return append(b, p.encoded...)
+	}
+	return p.appendFields(b)
+}
+
+func (p *Process) appendFields(b []byte) []byte {
+	b = append(b, '{')
+	first := true
+	if p.ExecID != "" {
+		b = key(b, &first, "exec_id")
+		b = appendString(b, p.ExecID)
+	}
+	b = key(b, &first, "pid")
+	b = appendValue(b, p.Pid)
+	b = append(b, `,"uid":`...)
+	b = appendValue(b, p.UID)
+	if p.Cwd != "" {
+		b = append(b, `,"cwd":`...)
+		b = appendString(b, p.Cwd)
+	}
+	b = append(b, `,"binary":`...)
+	b = appendString(b, p.Binary)
+	if p.Arguments != "" {
+		b = append(b, `,"arguments":`...)
+		b = appendString(b, p.Arguments)
+	}
+	if p.Flags != "" {
+		b = append(b, `,"flags":`...)
+		b = appendString(b, p.Flags)
+	}
+	if !p.StartTime.IsZero() {
+		b = append(b, `,"start_time":`...)
+		b = appendTime(b, p.StartTime)
+	}
+	if p.Pod != nil {
+		b = append(b, `,"pod":`...)
+		b = p.Pod.appendJSON(b)
+	}
+	if p.Docker != "" {
+		b = append(b, `,"docker":`...)
+		b = appendString(b, p.Docker)
+	}
+	if p.ParentExecID != "" {
+		b = append(b, `,"parent_exec_id":`...)
+		b = appendString(b, p.ParentExecID)
+	}
+	return append(b, '}')
+}
+
+func appendValue(b []byte, v Value) []byte {
+	b = append(b, `{"value":`...)
+	b = strconv.AppendUint(b, uint64(v.Value), 10)
+	return append(b, '}')
+}
+
+func (p *Pod) appendJSON(b []byte) []byte {
+	b = append(b, '{')
+	if p.Namespace != "" {
+		b = append(b, `"namespace":`...)
+		b = appendString(b, p.Namespace)
+		b = append(b, ',')
+	}
+	if p.Name != "" {
+		b = append(b, `"name":`...)
+		b = appendString(b, p.Name)
+		b = append(b, ',')
+	}
+	b = append(b, `"container":{"id":`...)
+	b = appendString(b, p.Container.ID)
+	if p.Container.Name != "" {
+		b = append(b, `,"name":`...)
+		b = appendString(b, p.Container.Name)
+	}
+	b = append(b, `,"image":{`...)
+	if p.Container.Image.Name != "" {
+		b = append(b, `"name":`...)
+		b = appendString(b, p.Container.Image.Name)
+	}
+	return append(b, "}}}"...)
+}
+
+func (a *Arg) appendJSON(b []byte) []byte {
+	b = append(b, '{')
+	first := true
+	if s := a.SockArg; s != nil {
+		b = key(b, &first, "sock_arg")
+		b = append(b, `{"family":`...)
+		b = appendString(b, s.Family)
+		b = append(b, `,"type":`...)
+		b = appendString(b, s.Type)
+		b = append(b, `,"protocol":`...)
+		b = appendString(b, s.Protocol)
+		if s.Saddr != "" {
+			b = append(b, `,"saddr":`...)
+			b = appendString(b, s.Saddr)
+		}
+		if s.Daddr != "" {
+			b = append(b, `,"daddr":`...)
+			b = appendString(b, s.Daddr)
+		}
+		if s.Sport != 0 {
+			b = append(b, `,"sport":`...)
+			b = strconv.AppendUint(b, uint64(s.Sport), 10)
+		}
+		if s.Dport != 0 {
+			b = append(b, `,"dport":`...)
+			b = strconv.AppendUint(b, uint64(s.Dport), 10)
+		}
+		if s.State != "" {
+			b = append(b, `,"state":`...)
+			b = appendString(b, s.State)
+		}
+		b = append(b, '}')
+	}
+	if s := a.SockaddrArg; s != nil {
+		b = key(b, &first, "sockaddr_arg")
+		b = append(b, `{"family":`...)
+		b = appendString(b, s.Family)
+		b = append(b, `,"addr":`...)
+		b = appendString(b, s.Addr)
+		b = append(b, `,"port":`...)
+		b = strconv.AppendUint(b, uint64(s.Port), 10)
+		b = append(b, '}')
+	}
+	if a.IntArg != nil {
+		b = key(b, &first, "int_arg")
+		b = append(b, `{"value":`...)
+		b = strconv.AppendInt(b, a.IntArg.Value, 10)
+		b = append(b, '}')
+	}
+	if a.FileArg != nil {
+		b = key(b, &first, "file_arg")
+		b = append(b, `{"path":`...)
+		b = appendString(b, a.FileArg.Path)
+		b = append(b, '}')
+	}
+	return append(b, '}')
+}
+
+func (o *Ocigate) appendJSON(b []byte) []byte {
+	b = append(b, `{"container_id":`...)
+	b = appendString(b, o.ContainerID)
+	if o.Runtime != "" {
+		b = append(b, `,"runtime":`...)
+		b = appendString(b, o.Runtime)
+	}
+	b = append(b, `,"profile":`...)
+	b = appendString(b, o.Profile)
+	b = append(b, `,"mode":`...)
+	b = appendString(b, o.Mode)
+	if o.Point != "" {
+		b = append(b, `,"point":`...)
+		b = appendString(b, o.Point)
+	}
+	b = append(b, `,"enforced":`...)
+	b = strconv.AppendBool(b, o.Enforced)
+	if o.Verdict != "" {
+		b = append(b, `,"verdict":`...)
+		b = appendString(b, o.Verdict)
+	}
+	if o.Errno != 0 {
+		b = append(b, `,"errno":`...)
+		b = strconv.AppendInt(b, int64(o.Errno), 10)
+	}
+	if o.Backend != "" {
+		b = append(b, `,"backend":`...)
+		b = appendString(b, o.Backend)
+	}
+	if o.Mechanism != "" {
+		b = append(b, `,"mechanism":`...)
+		b = appendString(b, o.Mechanism)
+	}
+	b = append(b, `,"cgroup_id":`...)
+	b = strconv.AppendUint(b, o.CgroupID, 10)
+	if o.Selector != nil {
+		b = append(b, `,"selector":`...)
+		b = strconv.AppendInt(b, int64(*o.Selector), 10)
+	}
+	if o.ParentOutside {
+		b = append(b, `,"parent_outside_workload":true`...)
+	}
+	if o.CallerPid != 0 {
+		b = append(b, `,"caller_pid":`...)
+		b = strconv.AppendUint(b, uint64(o.CallerPid), 10)
+	}
+	if o.Relay != "" {
+		b = append(b, `,"relay":`...)
+		b = appendString(b, o.Relay)
+	}
+	if o.PeerPid != 0 {
+		b = append(b, `,"peer_pid":`...)
+		b = strconv.AppendUint(b, uint64(o.PeerPid), 10)
+	}
+	return append(b, '}')
+}
+
+// appendTime is time.Time's MarshalJSON: RFC 3339 with nanoseconds.
+func appendTime(b []byte, t time.Time) []byte {
+	b = append(b, '"')
+	b = t.AppendFormat(b, time.RFC3339Nano)
+	return append(b, '"')
+}
+
+const hexDigits = "0123456789abcdef"
+
+// plain are the bytes encoding/json copies as they are: printable
+// ASCII but for ", \\ and the HTML characters <, > and &.
+var plain = func() (t [256]bool) {
+	for c := ' '; c < utf8.RuneSelf; c++ {
+		t[c] = c != '"' && c != '\\' && c != '<' && c != '>' && c != '&'
+	}
+	return t
+}()
+
+// SWAR constants: a byte 0x01 and 0x80 in each lane.
+const (
+	lanes = 0x0101010101010101
+	highs = 0x8080808080808080
+)
+
+// plainWord reports whether all eight bytes of x are plain: none below
+// 0x20 or above 0x7f, none of " \\ < > &.
+func plainWord(x uint64) bool {
+	has := func(c uint64) uint64 { // a lane equal to c
+		y := x ^ (lanes * c)
+		return (y - lanes) &^ y
+	}
+	bad := x | (x-lanes*0x20)&^x | has('"') | has('\\') | has('<') | has('>') | has('&')
+	return bad&highs == 0
+}
+
+// appendString quotes s as encoding/json does with HTML escaping on (its
+// default): <, > and & as \u003c, \u003e, \u0026; U+2028 and U+2029
+// escaped; invalid UTF-8 as \ufffd.
+func appendString(b []byte, s string) []byte {
+	b = append(b, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		// Eight plain bytes at a time: the common case.
+		for i+8 <= len(s) && plainWord(uint64(s[i])|uint64(s[i+1])<<8|uint64(s[i+2])<<16|uint64(s[i+3])<<24|
+			uint64(s[i+4])<<32|uint64(s[i+5])<<40|uint64(s[i+6])<<48|uint64(s[i+7])<<56) {
+			i += 8
+		}
+		if i >= len(s) {
+			break
+		}
+		c := s[i]
+		if c < utf8.RuneSelf {
+			if plain[c] {
+				i++
+				continue
+			}
+			b = append(b, s[start:i]...)
+			switch c {
+			case '\\', '"':
+				b = append(b, '\\', c)
+			case '\b':
+				b = append(b, '\\', 'b')
+			case '\f':
+				b = append(b, '\\', 'f')
+			case '\n':
+				b = append(b, '\\', 'n')
+			case '\r':
+				b = append(b, '\\', 'r')
+			case '\t':
+				b = append(b, '\\', 't')
+			default:
+				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			b = append(b, s[start:i]...)
+			b = append(b, `\ufffd`...)
+			i += size
+			start = i
+			continue
+		}
+		if r == '\u2028' || r == '\u2029' {
+			b = append(b, s[start:i]...)
+			b = append(b, '\\', 'u', '2', '0', '2', hexDigits[r&0xf])
+			i += size
+			start = i
+			continue
+		}
+		i += size
+	}
+	b = append(b, s[start:]...)
+	return append(b, '"')
+}

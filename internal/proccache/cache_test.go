@@ -1,0 +1,131 @@
+package proccache
+
+import (
+	"testing"
+	"time"
+)
+
+const sec = uint64(time.Second)
+
+func entry(tgid uint32, start uint64, binary string) *Entry {
+	e := &Entry{Tgid: tgid, StartNs: start}
+	e.Process.Binary = binary
+	return e
+}
+
+func mustGet(t *testing.T, c *Cache, tgid uint32, start uint64, binary string) *Entry {
+	t.Helper()
+	e, ok := c.Get(tgid, start)
+	if !ok || e.Process.Binary != binary {
+		t.Fatalf("Get(%d, %d) = %+v, %v; want %s", tgid, start, e, ok, binary)
+	}
+	return e
+}
+
+func mustMiss(t *testing.T, c *Cache, tgid uint32, start uint64) {
+	t.Helper()
+	if e, ok := c.Get(tgid, start); ok {
+		t.Fatalf("Get(%d, %d) = %+v; want a miss", tgid, start, e)
+	}
+}
+
+func TestPutGetReplace(t *testing.T) {
+	c := New(10, time.Second)
+	c.Put(entry(100, 5, "/bin/sh"), 10)
+	mustGet(t, c, 100, 5, "/bin/sh")
+	mustGet(t, c, 100, 0, "/bin/sh") // start unknown: any
+	mustMiss(t, c, 100, 6)           // the pid of another process
+	mustMiss(t, c, 101, 0)
+	// exec: the same process, another image
+	c.Put(entry(100, 5, "/usr/bin/python3"), 11)
+	mustGet(t, c, 100, 5, "/usr/bin/python3")
+	if s := c.Stats(); s.Entries != 1 || s.Replaced != 1 || s.Hits != 3 || s.Misses != 2 {
+		t.Fatalf("stats %+v", s)
+	}
+}
+
+// An exited process is found for the grace period, then expires.
+func TestExitGrace(t *testing.T) {
+	c := New(10, 2*time.Second)
+	c.Put(entry(1, 1, "a"), 1)
+	c.Put(entry(2, 2, "b"), 1)
+	if _, ok := c.Exit(1, 7, 2*sec); ok {
+		t.Fatal("exit of another process with the same pid accepted")
+	}
+	e, ok := c.Exit(1, 1, 2*sec)
+	if !ok || !e.Exited() {
+		t.Fatalf("exit: %+v %v", e, ok)
+	}
+	if _, ok := c.Exit(1, 1, 2*sec+1); !ok {
+		t.Fatal("a second exit of the same process is not found")
+	}
+	c.Put(entry(3, 3, "c"), 3*sec) // within grace: still there
+	mustGet(t, c, 1, 1, "a")
+	c.Put(entry(4, 4, "d"), 4*sec) // 2s after the exit: gone
+	mustMiss(t, c, 1, 0)
+	mustGet(t, c, 2, 2, "b") // running processes do not expire
+	if s := c.Stats(); s.Expired != 1 || s.Exits != 3 || s.ExitsLost != 1 || s.Entries != 3 {
+		t.Fatalf("stats %+v", s)
+	}
+}
+
+// Full, the cache drops the processes that exited first, then the least
+// recently used running ones.
+func TestEvictionOrder(t *testing.T) {
+	c := New(3, time.Hour)
+	c.Put(entry(1, 1, "a"), 1)
+	c.Put(entry(2, 2, "b"), 2)
+	c.Put(entry(3, 3, "c"), 3)
+	c.Exit(3, 3, 4)
+	c.Put(entry(4, 4, "d"), 5) // evicts the exited 3, not the older 1
+	mustMiss(t, c, 3, 0)
+	mustGet(t, c, 1, 1, "a")   // 1 is now the most recently used
+	c.Put(entry(5, 5, "e"), 6) // evicts 2: least recently used
+	mustMiss(t, c, 2, 0)
+	mustGet(t, c, 1, 1, "a")
+	mustGet(t, c, 4, 4, "d")
+	mustGet(t, c, 5, 5, "e")
+	if s := c.Stats(); s.Evicted != 2 || s.Entries != 3 {
+		t.Fatalf("stats %+v", s)
+	}
+	// An exit of a pid that was reused: the new process is there.
+	c.Put(entry(4, 40, "d2"), 7)
+	if _, ok := c.Exit(4, 4, 8); ok {
+		t.Fatal("the old process's exit hit the new one")
+	}
+	mustGet(t, c, 4, 40, "d2")
+}
+
+// Replacing an exited entry (a pid reused within the grace period) takes
+// it off the exited list: it neither expires the new one nor leaks.
+func TestReplaceExited(t *testing.T) {
+	c := New(2, time.Second)
+	c.Put(entry(1, 1, "a"), 1)
+	c.Exit(1, 1, 2)
+	c.Put(entry(1, 9, "new"), 3)
+	c.Put(entry(2, 2, "b"), 4*sec) // the old exit's grace is over
+	mustGet(t, c, 1, 9, "new")
+	if !c.exited.empty() || c.Len() != 2 {
+		t.Fatalf("exited list not empty or %d entries", c.Len())
+	}
+	for i := uint32(10); i < 1000; i++ { // churn stays bounded
+		c.Put(entry(i, uint64(i), "x"), 5*sec)
+		c.Exit(i, uint64(i), 5*sec)
+	}
+	if c.Len() > 2 {
+		t.Fatalf("%d entries in a cache of 2", c.Len())
+	}
+}
+
+func BenchmarkGet(b *testing.B) {
+	c := New(0, 0)
+	for i := uint32(1); i <= 1000; i++ {
+		c.Put(entry(i, uint64(i), "x"), 1)
+	}
+	b.ReportAllocs()
+	i := uint32(0)
+	for b.Loop() {
+		i = i%1000 + 1
+		c.Get(i, uint64(i))
+	}
+}

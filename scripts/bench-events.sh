@@ -1,0 +1,98 @@
+#!/usr/bin/env bash
+# Event throughput, kernel to JSON file: test/bench/eventstorm makes dup3
+# events (one per call, a Post selector of the bench-events profile) inside
+# a registered monitor-mode workload (run-job), at increasing offered
+# rates for EVENT_SECONDS each. EVENT_STEPS lists them as RATE/THREADS
+# (RATE 0: as fast as the generator threads go). For every step: the events made, the events
+# the agent wrote to its events file, how fast, and every loss counter
+# (kernel ring buffer reservation failures, the agent's queue, the sink).
+# The agent writes process_kprobe events only (--events-types), so the
+# written count is the generator's events alone.
+# Results go to bench-results/events.md (and stdout).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. scripts/lib.sh
+
+[ "$(id -u)" = 0 ] || { echo "bench-events: run as root" >&2; exit 1; }
+STEPS=${EVENT_STEPS:-"100000/1 200000/1 250000/1 0/1 300000/2 350000/2 400000/2 0/2"}
+SECONDS_PER=${EVENT_SECONDS:-5}
+out=bench-results
+mkdir -p "$out"
+work=$(mktemp -d /tmp/ocigate-bench-events.XXXXXX)
+cleanup() {
+	stop_agent
+	rm -rf "$work"
+}
+trap cleanup EXIT
+
+CGO_ENABLED=0 go build -o "$work/eventstorm" ./test/bench/eventstorm
+mkdir -p "$work/profiles"
+cp scripts/bench-profiles/bench-events.yaml "$work/profiles/"
+sock=$work/agentd.sock
+"$OCIGATE_BIN/ocigate-agentd" run --socket "$sock" --profiles "$work/profiles" --events-file "$work/events.jsonl" \
+	--events-max-size 512MiB --events-max-backups 1 --events-types process_kprobe >"$work/agentd.log" 2>&1 &
+AGENT_PID=$!
+for _ in $(seq 100); do
+	"$OCIGATE_BIN/ocigate-agentd" status --socket "$sock" >/dev/null 2>&1 && break
+	sleep 0.1
+done
+
+# counters: events_written kernel_events_lost events_dropped_queue events_sink_errors
+counters() {
+	"$OCIGATE_BIN/ocigate-agentd" status --socket "$sock" -o json |
+		jq -r '.counters | "\(.events_written) \(.kernel_events_lost) \(.events_dropped_queue) \(.events_sink_errors)"'
+}
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$AGENT_PID/stat"; }
+now() { date +%s.%N; }
+
+{
+	echo "| offered (events/s) | threads | made | made/s | written | written/s | kernel lost | queue dropped | sink lost | agent CPU | zero loss |"
+	echo "|---|---|---|---|---|---|---|---|---|---|---|"
+} >"$work/table.md"
+first_loss=""
+best=0
+load=$(cut -d' ' -f1-3 /proc/loadavg)
+for step in $STEPS; do
+	rate=${step%/*} threads=${step#*/}
+	read -r w0 k0 q0 s0 < <(counters)
+	c0=$(cpu_ticks)
+	t0=$(now)
+	res=$("$OCIGATE_BIN/ocigate-agentd" run-job --socket "$sock" --profile bench-events -- \
+		"$work/eventstorm" -rate "$rate" -threads "$threads" -duration "${SECONDS_PER}s" 2>>"$work/runjob.log")
+	made=$(awk '$1=="generated"{print $2}' <<<"$res")
+	secs=$(awk '$1=="seconds"{print $2}' <<<"$res")
+	# Wait until the agent has written them all, or stops writing.
+	last=-1 stable=0
+	while :; do
+		read -r w k q s < <(counters)
+		t1=$(now)
+		[ $((w - w0)) -ge "$made" ] && break
+		if [ "$w" = "$last" ]; then stable=$((stable + 1)); else stable=0; fi
+		[ "$stable" -ge 10 ] && break
+		last=$w
+		sleep 0.05
+	done
+	c1=$(cpu_ticks)
+	written=$((w - w0)) klost=$((k - k0)) qdrop=$((q - q0)) slost=$((s - s0))
+	# written/s over the time from the job's start to the last line written
+	wall=$(awk -v a="$t0" -v b="$t1" 'BEGIN{print b - a}')
+	ok=no
+	if [ "$klost" = 0 ] && [ "$qdrop" = 0 ] && [ "$slost" = 0 ] && [ "$written" = "$made" ]; then ok=yes; fi
+	offered=$rate
+	[ "$rate" = 0 ] && offered="max"
+	awk -v o="$offered" -v th="$threads" -v m="$made" -v s="$secs" -v w="$written" -v wall="$wall" -v k="$klost" -v q="$qdrop" \
+		-v sl="$slost" -v c=$((c1 - c0)) -v ok="$ok" 'BEGIN {
+		printf "| %s | %d | %d | %.0f | %d | %.0f | %d | %d | %d | %.0f%% | %s |\n", o, th, m, m / s, w, w / wall, k, q, sl, 100 * c / 100 / wall, ok
+	}' >>"$work/table.md"
+	if [ "$ok" = yes ]; then
+		best=$(awk -v a="$best" -v m="$made" -v s="$secs" 'BEGIN{r = m / s; print (r > a) ? int(r) : a}')
+	elif [ -z "$first_loss" ]; then
+		first_loss="$offered ($threads thread(s), $(awk -v m="$made" -v s="$secs" 'BEGIN{printf "%.0f", m / s}') made/s)"
+	fi
+	echo "bench-events: offered $offered, $threads thread(s): made $made in ${secs}s, written $written, lost kernel $klost queue $qdrop sink $slost" >&2
+done
+{
+	cat "$work/table.md"
+	echo
+	echo "Highest rate with zero loss: $best events/s; loss first at offered ${first_loss:-none} events/s (${SECONDS_PER} s per step; load average before: $load)."
+} | tee "$out/events.md"
