@@ -87,10 +87,9 @@ static __always_inline int sock_addr(struct bpf_sock_addr *ctx, __u8 point, __u8
 	}
 	q.proc = current_proc();
 	q.cookie = bpf_get_socket_cookie(ctx);
-	struct evaluation found;
-	struct verdict v = decide_first(&q, ENFORCER_CGROUP_SOCK_ADDR, CAN_DENY, &found);
+	struct verdict v = decide(&q, ENFORCER_CGROUP_SOCK_ADDR, CAN_DENY);
 	if (point == POINT_CONNECT)
-		relay_connect(&q, &v, ENFORCER_CGROUP_SOCK_ADDR, found.w, found.workload_cgroup);
+		relay_connect(&q, &v, ENFORCER_CGROUP_SOCK_ADDR);
 	return cgroup_verdict(v);
 }
 
@@ -419,17 +418,17 @@ int relay_exec(struct bpf_raw_tracepoint_args *ctx)
 	exec_query(&q, bprm, task);
 	read_args(&q, task);
 	q.point = POINT_RELAY;
-	q.out_pipes[0] = fd_pipe(task, 1);
-	q.out_pipes[1] = fd_pipe(task, 2);
-	relay_peer(&q, task);
+	__u64 out_pipes[2] = { fd_pipe(task, 1), fd_pipe(task, 2) };
+
+	relay_peer(&q, task, out_pipes);
 	if (!q.relay)
 		q.relay = RELAY_PENDING; /* the selectors only match */
-	struct evaluation found;
+	struct found found;
 	struct verdict v = decide_first(&q, ENFORCER_TRACEPOINT_SIGKILL, CAN_KILL, &found);
 
 	if (q.relay & RELAY_PENDING) {
 		if (found.first >= 0 && found.w)
-			remember_shell(&q, found.first, found.w->profile);
+			remember_shell(&q, out_pipes, found.first, found.w->profile);
 		return 0;
 	}
 	carry_out(v);

@@ -33,7 +33,7 @@ struct {
 
 /* Remembers the shell of q (the current process, just exec'd) under its
  * parent and the pipes on its stdout and stderr. */
-static __always_inline void remember_shell(const struct query *q, __u32 selector, __u32 profile)
+static __always_inline void remember_shell(const struct query *q, const __u64 out_pipes[2], __u32 selector, __u32 profile)
 {
 	struct pending_shell ps = { .tgid = bpf_get_current_pid_tgid() >> 32, .ppid = q->ppid,
 				    .profile = profile, .selector = selector };
@@ -43,7 +43,7 @@ static __always_inline void remember_shell(const struct query *q, __u32 selector
 	__builtin_memcpy(ps.binary, q->binary, sizeof(ps.binary));
 	bpf_map_update_elem(&shell_parents, &ppid, &ps, BPF_ANY);
 	for (int i = 0; i < 2; i++) {
-		__u64 pipe = q->out_pipes[i];
+		__u64 pipe = out_pipes[i];
 
 		if (pipe)
 			bpf_map_update_elem(&shell_pipes, &pipe, &ps, BPF_ANY);

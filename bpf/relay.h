@@ -178,7 +178,7 @@ static __always_inline bool reads_commands(struct task_struct *task)
 /* The network peer of a shell whose stdio can be relayed: an ancestor that
  * connected, or a connected process reading its stdout or stderr. Sets
  * q->relay and q->peer. */
-static __always_inline void relay_peer(struct query *q, struct task_struct *task)
+static __always_inline void relay_peer(struct query *q, struct task_struct *task, const __u64 out_pipes[2])
 {
 	struct task_struct *anc = BPF_CORE_READ(task, real_parent);
 
@@ -197,7 +197,7 @@ static __always_inline void relay_peer(struct query *q, struct task_struct *task
 	for (int i = 0; i < 2; i++) {
 		__u32 *tgid;
 
-		__u64 pipe = q->out_pipes[i];
+		__u64 pipe = out_pipes[i];
 
 		if (!pipe)
 			continue;
@@ -214,11 +214,14 @@ static __always_inline void relay_peer(struct query *q, struct task_struct *task
  * of a pending shell, the shell's relay selector acts now. The connect is
  * refused; the shell is killed by the agent (the caller is another
  * process). q is the connect's query, decided already: it is reused for
- * the shell's, the stack has no room for a second. w is the caller's
- * workload as the decision found it. */
-static __always_inline void relay_connect(struct query *q, struct verdict *v, __u8 enforcer, struct workload *w,
-					  __u64 workload_cgroup)
+ * the shell's, the stack has no room for a second (nor for the
+ * decision's workload: it is found again, which costs lookups but no
+ * frame space, which the selector callback's frame adds to). */
+static __always_inline void relay_connect(struct query *q, struct verdict *v, __u8 enforcer)
 {
+	__u64 workload_cgroup;
+	struct workload *w = current_workload(&workload_cgroup);
+
 	if (!w || !(w->flags & WORKLOAD_RELAY))
 		return;
 	struct task_struct *task = (struct task_struct *)bpf_get_current_task();

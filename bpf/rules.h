@@ -172,7 +172,6 @@ struct query {
 	__u8 relay;		/* relay: enum relay, 0: not relayed */
 	__u32 subject;		/* relay at connect: the shell (the event's process), 0: current */
 	__u32 peer;		/* relay: the process that holds the network socket */
-	__u64 out_pipes[2];	/* relay at exec: the pipes on the shell's stdout, stderr */
 	__u32 args_len;		/* exec: argv bytes in the dpath scratch, 0: none */
 };
 

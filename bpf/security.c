@@ -76,9 +76,8 @@ static __always_inline int check_connect(struct socket *sock, struct sockaddr *a
 		return 0;
 	local_addr(&q, sock);
 	q.has_saddr = q.sport != 0;
-	struct evaluation found;
-	struct verdict v = decide_first(&q, enforcer, CAN_DENY | CAN_KILL, &found);
-	relay_connect(&q, &v, enforcer, found.w, found.workload_cgroup);
+	struct verdict v = decide(&q, enforcer, CAN_DENY | CAN_KILL);
+	relay_connect(&q, &v, enforcer);
 	return carry_out(v);
 }
 

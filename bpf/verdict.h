@@ -187,21 +187,29 @@ struct {
 	__type(value, struct verdict);
 } verdicts SEC(".maps");
 
-static __always_inline struct verdict evaluate(struct query *q, __u8 enforcer, __u32 caps, struct evaluation *out)
+/* What a decision found, for callers that act on more than the verdict. */
+struct found {
+	struct workload *w;	/* the caller's workload, 0: none */
+	int first;		/* the first matching selector, -1: none */
+};
+
+static __always_inline struct verdict evaluate(struct query *q, __u8 enforcer, __u32 caps, struct found *out)
 {
 	struct verdict v = {};
 	__u32 zero = 0;
 	struct verdict *vm = bpf_map_lookup_elem(&verdicts, &zero);
-	struct evaluation ev = { .q = q, .v = vm, .enforcer = enforcer, .caps = caps, .first = -1 };
 
+	/* Checked before it is stored in ev: older verifiers do not carry a
+	 * null check over to a copy already spilled to the stack. */
 	if (!vm)
 		return v;
 	__builtin_memset(vm, 0, sizeof(*vm));
+	struct evaluation ev = { .q = q, .v = vm, .enforcer = enforcer, .caps = caps, .first = -1 };
+
 
 	ev.w = current_workload(&ev.workload_cgroup);
 	if (out) {
 		out->w = ev.w;
-		out->workload_cgroup = ev.workload_cgroup;
 	}
 	if (!ev.w)
 		return v;
@@ -230,7 +238,7 @@ static __always_inline struct verdict decide(struct query *q, __u8 enforcer, __u
 
 /* decide, and tell the first matching selector (out->first, -1: none)
  * and the workload (out->w). */
-static __always_inline struct verdict decide_first(struct query *q, __u8 enforcer, __u32 caps, struct evaluation *out)
+static __always_inline struct verdict decide_first(struct query *q, __u8 enforcer, __u32 caps, struct found *out)
 {
 	out->first = -1;
 	out->w = 0;

@@ -301,6 +301,9 @@ func (o *Ocigate) appendJSON(b []byte) []byte {
 		b = append(b, `,"runtime":`...)
 		b = appendString(b, o.Runtime)
 	}
+	if o.Adopted {
+		b = append(b, `,"adopted":true`...)
+	}
 	b = append(b, `,"profile":`...)
 	b = appendString(b, o.Profile)
 	b = append(b, `,"mode":`...)
