@@ -30,7 +30,7 @@ mkdir -p "$work/profiles"
 cp scripts/bench-profiles/bench-events.yaml "$work/profiles/"
 sock=$work/agentd.sock
 "$OCIGATE_BIN/ocigate-agentd" run --socket "$sock" --profiles "$work/profiles" --events-file "$work/events.jsonl" \
-	--events-max-size 512MiB --events-max-backups 1 --events-types process_kprobe >"$work/agentd.log" 2>&1 &
+	--events-max-size 512MiB --events-max-backups 1 --events-types process_kprobe --pin-dir "" >"$work/agentd.log" 2>&1 &
 AGENT_PID=$!
 for _ in $(seq 100); do
 	"$OCIGATE_BIN/ocigate-agentd" status --socket "$sock" >/dev/null 2>&1 && break
