@@ -94,6 +94,7 @@ type Agent struct {
 	mu       sync.Mutex // serialises changes of registry + maps
 	reloadMu sync.Mutex // one reload at a time
 	recon    reconcileState
+	recent   recentWorkloads // removed lately, for their last events
 }
 
 // New loads the catalog's profiles into the enforcer and returns a ready
@@ -359,6 +360,7 @@ func (a *Agent) removeLocked(w *cgroupfilter.Workload) error {
 		return fmt.Errorf("container %q: %w", w.ContainerID, err)
 	}
 	a.reg.Remove(w.ContainerID)
+	a.recent.add(w, time.Now())
 	a.release(w.ContainerID)
 	a.unpersist(w.CgroupID)
 	return nil

@@ -64,7 +64,7 @@ func (a *Agent) convert(raw *bpf.RawEvent, at time.Time) *events.Event {
 		og.CallerPid = raw.Tgid
 		kp.Process, kp.Parent, og.ParentOutside = a.ownerProcess(raw)
 	}
-	if w, ok := a.reg.ByCgroup(raw.WorkloadCgroupID); ok {
+	if w, ok := a.eventWorkload(raw.WorkloadCgroupID); ok {
 		og.ContainerID, og.Runtime = w.ContainerID, w.Runtime
 		og.Adopted = w.Adopted
 		if pod := a.pods.of(w); kp.Process.Docker != w.ContainerID || kp.Process.Pod != pod {

@@ -186,7 +186,7 @@ func (a *Agent) put(e *proccache.Entry, now uint64) {
 // setWorkload records the workload's container in e.
 func (a *Agent) setWorkload(e *proccache.Entry, workloadCgroup uint64) {
 	e.Workload = workloadCgroup
-	w, ok := a.reg.ByCgroup(workloadCgroup)
+	w, ok := a.eventWorkload(workloadCgroup)
 	if !ok {
 		return
 	}
@@ -202,7 +202,7 @@ func (a *Agent) setWorkload(e *proccache.Entry, workloadCgroup uint64) {
 func (a *Agent) processOcigate(raw *bpf.RawEvent, e *proccache.Entry) *events.Ocigate {
 	og := &events.Ocigate{ContainerID: e.ContainerID, Runtime: e.Runtime, CgroupID: raw.CgroupID,
 		ParentOutside: e.ParentOutside, Backend: a.execBackend}
-	if w, ok := a.reg.ByCgroup(raw.WorkloadCgroupID); ok {
+	if w, ok := a.eventWorkload(raw.WorkloadCgroupID); ok {
 		og.ContainerID, og.Runtime = w.ContainerID, w.Runtime
 	}
 	if p, ok := a.profileByID(raw.Profile); ok {

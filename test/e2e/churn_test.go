@@ -150,8 +150,11 @@ func TestChurnLeavesNothingBehind(t *testing.T) {
 	if !ok {
 		t.Errorf("after the churn: %d workloads, counters %v", len(st.Workloads), c)
 	}
-	if c["registrations"] != uint64(n) || c["unregistrations"] != uint64(n) {
-		t.Errorf("registrations %d, unregistrations %d; want %d each", c["registrations"], c["unregistrations"], n)
+	// A container whose poststop comes after the periodic check saw its
+	// cgroup go is dropped by the check instead: either way, once.
+	if gone := c["unregistrations"] + c["workloads_reconciled"]; c["registrations"] != uint64(n) || gone != uint64(n) {
+		t.Errorf("registrations %d, unregistrations %d + dropped by the periodic check %d; want %d each", c["registrations"],
+			c["unregistrations"], c["workloads_reconciled"], n)
 	}
 	if entries, err := os.ReadDir(a.stateDir); err != nil || len(entries) != 0 {
 		t.Errorf("workload records left: %d (%v)", len(entries), err)
