@@ -27,7 +27,7 @@ struct {
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 8192);
-	__type(key, __u64);	/* struct inode * */
+	__type(key, __u64);	/* the pipe's identity (fd_pipe) */
 	__type(value, struct pending_shell);
 } shell_pipes SEC(".maps");
 

@@ -32,11 +32,12 @@ struct {
 	__type(value, __u8);
 } net_procs SEC(".maps");
 
-/* The pipe or fifo on stdin of a process that connected: inode -> tgid. */
+/* The pipe or fifo on stdin of a process that connected: its identity
+ * (fd_pipe) -> tgid. */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 16384);
-	__type(key, __u64);	/* struct inode * */
+	__type(key, __u64);	/* the pipe's identity (fd_pipe) */
 	__type(value, __u32);
 } net_pipes SEC(".maps");
 
@@ -88,14 +89,20 @@ static __always_inline __u8 file_kind(struct file *f)
 	return STDIO_OTHER;
 }
 
-/* The pipe or fifo inode of task's descriptor fd, 0 when it is none. */
+/* The identity of the pipe or fifo on task's descriptor fd, 0 when it is
+ * none: its device and inode number, not the inode's address, which a
+ * new pipe can get as soon as an old one is freed (and would meet the
+ * old one's stale map entries). */
 static __always_inline __u64 fd_pipe(struct task_struct *task, int fd)
 {
 	struct file *f = task_fd(task, fd);
 
 	if (file_kind(f) != STDIO_PIPE)
 		return 0;
-	return (__u64)BPF_CORE_READ(f, f_inode);
+	__u64 dev = BPF_CORE_READ(f, f_inode, i_sb, s_dev);
+	__u64 ino = BPF_CORE_READ(f, f_inode, i_ino);
+
+	return (dev << 32) ^ ino;
 }
 
 /* argv scanning state, advanced one byte per bpf_loop iteration. */
