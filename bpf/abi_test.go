@@ -208,7 +208,7 @@ func TestGoMirrorsCommonH(t *testing.T) {
 		scratch fallbackScratch
 	)
 	if len(rules.Sel) != profiles.MaxSelectors || len(name.Name) != profiles.MaxNameLen || len(proc.Path) != profiles.MaxPathLen ||
-		len(path.Path) != profiles.MaxPrefixLen || len(ports.Bits)*64 != 65536 || len(scratch.Prefix.Path) != profiles.MaxPrefixLen {
+		len(path.Path) != profiles.MaxPrefixLen || len(ports.Bits)*64 != 65536 || len(scratch.D.Prefix.Path) != profiles.MaxPrefixLen {
 		t.Errorf("generated sizes: %d selectors, %d name bytes, %d path bytes, %d prefix bytes, %d ports",
 			len(rules.Sel), len(name.Name), len(proc.Path), len(path.Path), len(ports.Bits)*64)
 	}

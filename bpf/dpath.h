@@ -3,36 +3,23 @@
  * to the task's root directory, across mounts, so that symlinks, "./sh"
  * and relative paths name the file itself. bpf_d_path is not allowed in
  * the tracepoints that need this, so the walk is done here, one component
- * per bpf_loop iteration, written backwards into per-CPU scratch. */
+ * per bpf_loop iteration, written backwards into per-CPU scratch. Every
+ * loop keeps its state in scratch (types.h says why). */
 #ifndef OCIGATE_DPATH_H
 #define OCIGATE_DPATH_H
 
-#include "rules.h"
+#include "maps.h"
 
-#define DPATH_DEPTH 40	/* components and mount crossings */
-
-/* Walk state. Kernel pointers are plain numbers here (read with
- * bpf_probe_read_kernel), compared and read through, never dereferenced. */
-struct path_walk {
-	__u64 dentry;
-	__u64 mnt;		/* struct vfsmount * */
-	__u64 root_dentry;
-	__u64 root_mnt;
-	__s32 off;		/* the path starts at buf[off] */
-	__u32 done;		/* 1: at the root; 2: failed */
-};
-
-static long walk_up(__u32 i, void *data)
+static long walk_up(__u32 i, void *unused)
 {
-	struct path_walk *w = data;
+	struct scratch *s = get_scratch();
+
+	if (!s)
+		return 1;
+	struct path_walk *w = &s->x.walk;
 	struct dentry *d = (struct dentry *)w->dentry;
 	struct vfsmount *mnt = (struct vfsmount *)w->mnt;
-	struct dpath_scratch *ds = get_dpath_scratch();
 
-	if (!ds) {
-		w->done = 2;
-		return 1;
-	}
 	if (w->dentry == w->root_dentry && w->mnt == w->root_mnt) {
 		w->done = 1;
 		return 1;
@@ -64,30 +51,34 @@ static long walk_up(__u32 i, void *data)
 		w->done = 2; /* too long */
 		return 1;
 	}
-	bpf_probe_read_kernel(&ds->buf[(off + 1) & (DPATH_ROOM - 1)], len & (DPATH_ROOM - 1), name);
-	ds->buf[off & (DPATH_ROOM - 1)] = '/';
+	bpf_probe_read_kernel(&s->x.buf[(off + 1) & (DPATH_ROOM - 1)], len & (DPATH_ROOM - 1), name);
+	s->x.buf[off & (DPATH_ROOM - 1)] = '/';
 	w->off = off;
 	w->dentry = (__u64)up;
 	return 0;
 }
 
-/* The path of file relative to task's root into p->path; false when it
- * cannot be told (too deep or too long). */
-static __always_inline bool resolve_path(struct proc *p, struct file *file, struct task_struct *task)
+/* The path of file relative to the current task's root into the exec
+ * path (s->x.exec.path); false when it cannot be told (too deep or too
+ * long). */
+static __always_inline bool resolve_path(struct scratch *s, __u64 file)
 {
-	struct dpath_scratch *ds = get_dpath_scratch();
-	struct path_walk w = { .off = DPATH_ROOM };
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	struct path_walk *w = &s->x.walk;
+	struct proc *p = &s->x.exec;
 
-	if (!ds || !file)
+	if (!file)
 		return false;
-	w.dentry = (__u64)BPF_CORE_READ(file, f_path.dentry);
-	w.mnt = (__u64)BPF_CORE_READ(file, f_path.mnt);
-	w.root_dentry = (__u64)BPF_CORE_READ(task, fs, root.dentry);
-	w.root_mnt = (__u64)BPF_CORE_READ(task, fs, root.mnt);
-	bpf_loop(DPATH_DEPTH, walk_up, &w, 0);
-	if (w.done != 1)
+	w->off = DPATH_ROOM;
+	w->done = 0;
+	w->dentry = (__u64)BPF_CORE_READ((struct file *)file, f_path.dentry);
+	w->mnt = (__u64)BPF_CORE_READ((struct file *)file, f_path.mnt);
+	w->root_dentry = (__u64)BPF_CORE_READ(task, fs, root.dentry);
+	w->root_mnt = (__u64)BPF_CORE_READ(task, fs, root.mnt);
+	bpf_loop(DPATH_DEPTH, walk_up, 0, 0);
+	if (w->done != 1)
 		return false;
-	__u32 off = w.off;
+	__u32 off = w->off;
 
 	if (off >= DPATH_ROOM) {
 		p->path[0] = '/';
@@ -98,35 +89,26 @@ static __always_inline bool resolve_path(struct proc *p, struct file *file, stru
 		return false; /* no room for the terminator */
 	__u32 len = DPATH_ROOM - off;
 
-	bpf_probe_read_kernel(p->path, len & (FULL_PATH_LEN - 1), &ds->buf[off & (DPATH_ROOM - 1)]);
+	bpf_probe_read_kernel(p->path, len & (FULL_PATH_LEN - 1), &s->x.buf[off & (DPATH_ROOM - 1)]);
 	p->path[len & (FULL_PATH_LEN - 1)] = 0;
 	return true;
 }
 
-/* FNV-1a (64 bit) of a NUL-terminated string in scratch, its length and
- * the offset of its base name; one byte per bpf_loop iteration. */
-struct hash_state {
-	__u64 hash;
-	__u32 len;
-	__u32 base;
-	__u32 alias;	/* 0: the proc path in scratch, 1: the alias */
-};
-
-static long hash_byte(__u32 i, void *data)
+static long hash_byte(__u32 i, void *unused)
 {
-	struct hash_state *h = data;
-	struct dpath_scratch *ds = get_dpath_scratch();
-	struct scratch *sc = get_scratch();
+	struct scratch *s = get_scratch();
 	char c;
 
-	if (!ds || !sc || i >= FULL_PATH_LEN)
+	if (!s || i >= FULL_PATH_LEN)
 		return 1;
 	barrier_var(i); /* keep the mask: clang folds it into the test above */
 	i &= FULL_PATH_LEN - 1;
+	struct hash_state *h = &s->x.hash;
+
 	if (h->alias)
-		c = ds->alias[i];
+		c = s->x.alias[i];
 	else
-		c = sc->exec.path[i];
+		c = s->x.exec.path[i];
 	if (!c)
 		return 1;
 	h->hash = (h->hash ^ (__u8)c) * 1099511628211ULL;
@@ -136,54 +118,73 @@ static long hash_byte(__u32 i, void *data)
 	return 0;
 }
 
-/* sc->exec.rpath[i] = the i-th byte from the end of sc->exec.path. */
-static long reverse_byte(__u32 i, void *data)
+/* FNV-1a of the exec path (alias 0) or the alias (1) into s->x.hash. */
+static __always_inline void hash_path(struct scratch *s, __u32 alias)
 {
-	__u32 len = *(__u32 *)data;
-	struct scratch *sc = get_scratch();
+	s->x.hash.hash = 14695981039346656037ULL;
+	s->x.hash.len = 0;
+	s->x.hash.base = 0;
+	s->x.hash.alias = alias;
+	bpf_loop(FULL_PATH_LEN, hash_byte, 0, 0);
+}
 
-	if (!sc || i >= PREFIX_LEN)
+/* rpath[i] = the i-th byte from the end of the exec path. */
+static long reverse_byte(__u32 i, void *unused)
+{
+	struct scratch *s = get_scratch();
+
+	if (!s || i >= PREFIX_LEN)
 		return 1;
 	barrier_var(i);
 	i &= PREFIX_LEN - 1;
+	__u32 len = s->x.reverse_len;
+
 	if (i >= len) {
-		sc->exec.rpath[i] = 0;
+		s->x.exec.rpath[i] = 0;
 		return 1;
 	}
-	sc->exec.rpath[i] = sc->exec.path[(len - 1 - i) & (FULL_PATH_LEN - 1)];
+	s->x.exec.rpath[i] = s->x.exec.path[(len - 1 - i) & (FULL_PATH_LEN - 1)];
 	return 0;
 }
 
-static __always_inline void reverse_path(__u32 len)
+/* Reads the exec'd file into s->x.exec: its own path in the current
+ * task's root (symlinks and relative paths resolved), or the path the
+ * caller passed (filename) when the walk fails; hashed, measured and
+ * reversed for Postfix. The path the caller passed, when absolute and
+ * another, is hashed as an alias, and its base name (the name a
+ * multi-call binary acts as) is kept in s->x.alias_base. A global
+ * function: checked once, whatever calls it. file and filename are
+ * kernel addresses (struct file *, const char *). */
+__noinline int resolve_exec(__u64 file, __u64 filename)
 {
-	bpf_loop(PREFIX_LEN, reverse_byte, &len, 0);
-}
+	struct scratch *s = get_scratch();
 
-static __always_inline struct hash_state hash_scratch(__u32 alias)
-{
-	struct hash_state h = { .hash = 14695981039346656037ULL, .alias = alias };
+	if (!s)
+		return 0;
+	struct proc *p = &s->x.exec;
 
-	bpf_loop(FULL_PATH_LEN, hash_byte, &h, 0);
-	return h;
-}
+	p->alias_hash = 0;
+	if (bpf_probe_read_kernel_str(s->x.alias, sizeof(s->x.alias), (const char *)filename) < 0)
+		s->x.alias[0] = 0;
+	hash_path(s, 1);
+	s->x.alias_base = s->x.hash.base;
+	__u64 alias_hash = s->x.hash.hash;
 
-/* Reads the new image's argv (at sched_process_exec, where the task's mm
- * is the new one) into the dpath scratch for the event; sets
- * q->args_len. */
-static __always_inline void read_args(struct query *q, struct task_struct *task)
-{
-	struct dpath_scratch *ds = get_dpath_scratch();
-	unsigned long start = BPF_CORE_READ(task, mm, arg_start);
-	unsigned long end = BPF_CORE_READ(task, mm, arg_end);
-	__u32 len = end > start ? end - start : 0;
-
-	if (!ds || !len)
-		return;
-	if (len > ARGS_EV_LEN - 1)
-		len = ARGS_EV_LEN - 1;
-	if (bpf_probe_read_user(ds->args, len & (ARGS_EV_LEN - 1), (const void *)start))
-		return;
-	q->args_len = len;
+	if (resolve_path(s, file)) {
+		if (s->x.alias[0] == '/')
+			p->alias_hash = alias_hash;
+	} else {
+		__builtin_memcpy(p->path, s->x.alias, sizeof(p->path));
+	}
+	hash_path(s, 0);
+	p->hash = s->x.hash.hash;
+	p->len = s->x.hash.len;
+	p->base = s->x.hash.base;
+	s->x.reverse_len = p->len;
+	bpf_loop(PREFIX_LEN, reverse_byte, 0, 0);
+	if (p->alias_hash == p->hash)
+		p->alias_hash = 0;
+	return 1;
 }
 
 #endif

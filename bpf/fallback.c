@@ -24,20 +24,15 @@ const struct event *unused_event __attribute__((unused));
 
 /* A cgroup hook's answer: allow (1), or refuse with the profile's errno
  * where the kernel can set it (bpf_set_retval, 5.18+), EPERM elsewhere. */
-static __always_inline int cgroup_verdict(struct verdict v)
+static __always_inline int cgroup_verdict(struct scratch *s)
 {
-	if (!v.deny)
+	if (!s->d.v.deny)
 		return 1;
 	if (bpf_core_enum_value_exists(enum bpf_func_id, BPF_FUNC_set_retval)) {
-		int err = v.err;
+		int zero = 0, err = verdict_errno(&s->d.v);
 
-		barrier_var(err);
-		if (err > 0 && err <= 4095) {
-			int zero = 0;
-
-			barrier_var(zero);
-			bpf_set_retval(zero - err);
-		}
+		barrier_var(zero);
+		bpf_set_retval(zero - err);
 	}
 	return 0;
 }
@@ -59,16 +54,21 @@ static __always_inline void sock_query(struct query *q, struct bpf_sock *sk)
 	}
 }
 
-/* The user address of ctx into q: the destination, or for bind the local
- * address. */
+/* The user address of ctx into the query: the destination, or for bind
+ * the local address. */
 static __always_inline int sock_addr(struct bpf_sock_addr *ctx, __u8 point, __u8 family)
 {
-	struct query q = { .point = point, .family = family };
+	struct scratch *s = begin_decision(point, ENFORCER_CGROUP_SOCK_ADDR, CAN_DENY);
+
+	if (!s)
+		return 1;
+	struct query *q = &s->d.q;
 	__u16 port = bpf_ntohs((__u16)ctx->user_port);
 	__u8 addr[16];
 
-	q.protocol = ctx->protocol;
-	q.sock_type = ctx->type;
+	q->family = family;
+	q->protocol = ctx->protocol;
+	q->sock_type = ctx->type;
 	if (family == AF_INET) {
 		ipv4_mapped(addr, ctx->user_ip4);
 	} else {
@@ -76,21 +76,20 @@ static __always_inline int sock_addr(struct bpf_sock_addr *ctx, __u8 point, __u8
 		__builtin_memcpy(addr, a, 16);
 	}
 	if (point == POINT_BIND) {
-		q.has_saddr = 1;
-		q.sport = port;
-		__builtin_memcpy(q.saddr, addr, 16);
+		q->has_saddr = 1;
+		q->sport = port;
+		__builtin_memcpy(q->saddr, addr, 16);
 	} else {
-		sock_query(&q, ctx->sk);
-		q.has_daddr = 1;
-		q.dport = port;
-		__builtin_memcpy(q.daddr, addr, 16);
+		sock_query(q, ctx->sk);
+		q->has_daddr = 1;
+		q->dport = port;
+		__builtin_memcpy(q->daddr, addr, 16);
 	}
-	q.proc = current_proc();
-	q.cookie = bpf_get_socket_cookie(ctx);
-	struct verdict v = decide(&q, ENFORCER_CGROUP_SOCK_ADDR, CAN_DENY);
+	q->cookie = bpf_get_socket_cookie(ctx);
+	decide();
 	if (point == POINT_CONNECT)
-		relay_connect(&q, &v, ENFORCER_CGROUP_SOCK_ADDR);
-	return cgroup_verdict(v);
+		relay_connect();
+	return cgroup_verdict(s);
 }
 
 SEC("cgroup/connect4")
@@ -132,13 +131,15 @@ int bind6(struct bpf_sock_addr *ctx)
 SEC("cgroup/sock_create")
 int sock_create(struct bpf_sock *sk)
 {
-	struct query q = { .point = POINT_SOCK_CREATE };
+	struct scratch *s = begin_decision(POINT_SOCK_CREATE, ENFORCER_CGROUP_SOCK, CAN_DENY);
 
-	q.family = sk->family;
-	q.sock_type = sk->type;
-	q.protocol = sk->protocol;
-	q.proc = current_proc();
-	return cgroup_verdict(decide(&q, ENFORCER_CGROUP_SOCK, CAN_DENY));
+	if (!s)
+		return 1;
+	s->d.q.family = sk->family;
+	s->d.q.sock_type = sk->type;
+	s->d.q.protocol = sk->protocol;
+	decide();
+	return cgroup_verdict(s);
 }
 
 /* Close of an inet socket by a process: reported (tcp_close), never
@@ -146,26 +147,30 @@ int sock_create(struct bpf_sock *sk)
 SEC("cgroup/sock_release")
 int sock_release(struct bpf_sock *sk)
 {
-	struct query q = { .point = POINT_CLOSE };
+	__u64 cookie = bpf_get_socket_cookie(sk);
+	struct scratch *s = begin_decision(POINT_CLOSE, ENFORCER_CGROUP_SOCK_RELEASE, 0);
 
-	q.family = sk->family;
-	q.sock_type = sk->type;
-	q.protocol = sk->protocol;
-	q.state = sk->state; /* the source address is not readable here */
-	if (sk->dst_port) {
-		q.has_daddr = 1;
-		q.dport = bpf_ntohs((__u16)sk->dst_port);
-		if (q.family == AF_INET) {
-			ipv4_mapped(q.daddr, sk->dst_ip4);
-		} else {
-			__u32 a[4] = { sk->dst_ip6[0], sk->dst_ip6[1], sk->dst_ip6[2], sk->dst_ip6[3] };
-			__builtin_memcpy(q.daddr, a, 16);
+	if (s) {
+		struct query *q = &s->d.q;
+
+		q->family = sk->family;
+		q->sock_type = sk->type;
+		q->protocol = sk->protocol;
+		q->state = sk->state; /* the source address is not readable here */
+		if (sk->dst_port) {
+			q->has_daddr = 1;
+			q->dport = bpf_ntohs((__u16)sk->dst_port);
+			if (q->family == AF_INET) {
+				ipv4_mapped(q->daddr, sk->dst_ip4);
+			} else {
+				__u32 a[4] = { sk->dst_ip6[0], sk->dst_ip6[1], sk->dst_ip6[2], sk->dst_ip6[3] };
+				__builtin_memcpy(q->daddr, a, 16);
+			}
 		}
+		q->cookie = cookie;
+		decide();
 	}
-	q.proc = current_proc();
-	q.cookie = bpf_get_socket_cookie(sk);
-	decide(&q, ENFORCER_CGROUP_SOCK_RELEASE, 0);
-	bpf_map_delete_elem(&sock_owners, &q.cookie); /* UntrackSock */
+	bpf_map_delete_elem(&sock_owners, &cookie); /* UntrackSock */
 	return 1;
 }
 
@@ -191,15 +196,19 @@ int track_sock(struct bpf_sock *sk)
 SEC("tracepoint/syscalls/sys_enter_socket")
 int socket_enter(struct trace_event_raw_sys_enter *ctx)
 {
-	struct query q = { .point = POINT_SOCK_CREATE };
+	__u8 family = (__u8)ctx->args[0];
 
-	q.family = (__u8)ctx->args[0];
-	if (q.family == AF_INET || q.family == AF_INET6)
+	if (family == AF_INET || family == AF_INET6)
 		return 0;
-	q.sock_type = (__u8)(ctx->args[1] & 0xf);
-	q.protocol = (__u8)ctx->args[2];
-	q.proc = current_proc();
-	carry_out(decide(&q, ENFORCER_TRACEPOINT_SIGKILL, CAN_KILL));
+	struct scratch *s = begin_decision(POINT_SOCK_CREATE, ENFORCER_TRACEPOINT_SIGKILL, CAN_KILL);
+
+	if (!s)
+		return 0;
+	s->d.q.family = family;
+	s->d.q.sock_type = (__u8)(ctx->args[1] & 0xf);
+	s->d.q.protocol = (__u8)ctx->args[2];
+	decide();
+	carry_out(s);
 	return 0;
 }
 
@@ -208,13 +217,15 @@ int socket_enter(struct trace_event_raw_sys_enter *ctx)
 SEC("raw_tracepoint/sched_process_exec")
 int process_exec(struct bpf_raw_tracepoint_args *ctx)
 {
-	struct task_struct *task = (struct task_struct *)ctx->args[0];
 	struct linux_binprm *bprm = (struct linux_binprm *)ctx->args[2];
-	struct query q = {};
+	struct scratch *s = begin_decision(POINT_EXEC, ENFORCER_TRACEPOINT_SIGKILL, CAN_KILL);
 
-	exec_query(&q, bprm, task);
-	read_args(&q, task);
-	carry_out(decide(&q, ENFORCER_TRACEPOINT_SIGKILL, CAN_KILL));
+	if (!s)
+		return 0;
+	exec_query((__u64)BPF_CORE_READ(bprm, file), (__u64)BPF_CORE_READ(bprm, filename));
+	read_args(s);
+	decide();
+	carry_out(s);
 	return 0;
 }
 
@@ -223,11 +234,16 @@ int process_exec(struct bpf_raw_tracepoint_args *ctx)
  * cannot refuse: a refusing selector kills the caller instead. */
 static __always_inline int check_dup(int old_fd, int new_fd, __u8 variant)
 {
-	struct query q = { .point = POINT_DUP, .old_fd = old_fd, .new_fd = new_fd, .variant = variant };
+	struct scratch *s = begin_decision(POINT_DUP, ENFORCER_TRACEPOINT, CAN_KILL);
 
-	q.family = fd_socket_family((struct task_struct *)bpf_get_current_task(), old_fd);
-	q.proc = current_proc();
-	carry_out(decide(&q, ENFORCER_TRACEPOINT, CAN_KILL));
+	if (!s)
+		return 0;
+	s->d.q.old_fd = old_fd;
+	s->d.q.new_fd = new_fd;
+	s->d.q.variant = variant;
+	s->d.q.family = fd_socket_family((struct task_struct *)bpf_get_current_task(), old_fd);
+	decide();
+	carry_out(s);
 	return 0;
 }
 
@@ -293,11 +309,13 @@ int fcntl_enter(struct trace_event_raw_sys_enter *ctx)
 SEC("tracepoint/syscalls/sys_enter_memfd_create")
 int memfd_enter(struct trace_event_raw_sys_enter *ctx)
 {
-	struct query q = { .point = POINT_MEMFD };
+	struct scratch *s = begin_decision(POINT_MEMFD, ENFORCER_TRACEPOINT, CAN_KILL);
 
-	bpf_probe_read_user_str(q.binary, sizeof(q.binary), (const void *)ctx->args[0]);
-	q.proc = current_proc();
-	carry_out(decide(&q, ENFORCER_TRACEPOINT, CAN_KILL));
+	if (!s)
+		return 0;
+	bpf_probe_read_user_str(s->d.q.binary, sizeof(s->d.q.binary), (const void *)ctx->args[0]);
+	decide();
+	carry_out(s);
 	return 0;
 }
 
@@ -308,19 +326,22 @@ SEC("raw_tracepoint/sock_send_length")
 int tcp_send(struct bpf_raw_tracepoint_args *ctx)
 {
 	struct sock *sk = (struct sock *)ctx->args[0];
-	struct query q = { .point = POINT_SENDMSG };
+	__u8 protocol = BPF_CORE_READ(sk, sk_protocol);
+	__u8 family = BPF_CORE_READ(sk, __sk_common.skc_family);
 
-	q.protocol = BPF_CORE_READ(sk, sk_protocol);
-	if (q.protocol != IPPROTO_TCP)
+	if (protocol != IPPROTO_TCP || (family != AF_INET && family != AF_INET6))
 		return 0;
-	q.family = BPF_CORE_READ(sk, __sk_common.skc_family);
-	if (q.family != AF_INET && q.family != AF_INET6)
+	struct scratch *s = begin_decision(POINT_SENDMSG, ENFORCER_TRACEPOINT, CAN_KILL);
+
+	if (!s)
 		return 0;
-	q.sock_type = BPF_CORE_READ(sk, sk_type);
-	q.state = BPF_CORE_READ(sk, __sk_common.skc_state);
-	sock_addresses(&q, sk);
-	q.proc = current_proc();
-	carry_out(decide(&q, ENFORCER_TRACEPOINT, CAN_KILL));
+	s->d.q.protocol = protocol;
+	s->d.q.family = family;
+	s->d.q.sock_type = BPF_CORE_READ(sk, sk_type);
+	s->d.q.state = BPF_CORE_READ(sk, __sk_common.skc_state);
+	sock_addresses(&s->d.q, sk);
+	decide();
+	carry_out(s);
 	return 0;
 }
 
@@ -335,14 +356,14 @@ int track_exec(struct bpf_raw_tracepoint_args *ctx)
 	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
 	__u64 workload_cgroup = 0;
 	struct workload *w = current_workload(&workload_cgroup);
-	struct scratch *sc;
+	struct scratch *s;
 
-	if (!w || !(sc = get_scratch()))
+	if (!w || !(s = get_scratch()))
 		return 0;
-	read_exec_path(sc, bprm, task);
-	sc->exec.workload = workload_cgroup;
-	bpf_map_update_elem(&procs, &tgid, &sc->exec, BPF_ANY);
-	report_exec(task, &sc->exec, w, workload_cgroup);
+	resolve_exec((__u64)BPF_CORE_READ(bprm, file), (__u64)BPF_CORE_READ(bprm, filename));
+	s->x.exec.workload = workload_cgroup;
+	bpf_map_update_elem(&procs, &tgid, &s->x.exec, BPF_ANY);
+	report_exec(task, &s->x.exec, w, workload_cgroup);
 	return 0;
 }
 
@@ -402,35 +423,15 @@ int track_exit(struct bpf_raw_tracepoint_args *ctx)
 SEC("raw_tracepoint/sched_process_exec")
 int relay_exec(struct bpf_raw_tracepoint_args *ctx)
 {
-	struct task_struct *task = (struct task_struct *)ctx->args[0];
 	struct linux_binprm *bprm = (struct linux_binprm *)ctx->args[2];
 	__u64 workload_cgroup;
 	struct workload *w = current_workload(&workload_cgroup);
 
 	if (!w || !(w->flags & WORKLOAD_RELAY))
 		return 0;
-	if (file_kind(task_fd(task, 0)) == STDIO_OTHER || file_kind(task_fd(task, 1)) == STDIO_OTHER)
-		return 0;
-	if (!reads_commands(task))
-		return 0;
-	struct query q = {};
+	struct scratch *s = begin_decision(POINT_RELAY, ENFORCER_TRACEPOINT_SIGKILL, CAN_KILL);
 
-	exec_query(&q, bprm, task);
-	read_args(&q, task);
-	q.point = POINT_RELAY;
-	__u64 out_pipes[2] = { fd_pipe(task, 1), fd_pipe(task, 2) };
-
-	relay_peer(&q, task, out_pipes);
-	if (!q.relay)
-		q.relay = RELAY_PENDING; /* the selectors only match */
-	struct found found;
-	struct verdict v = decide_first(&q, ENFORCER_TRACEPOINT_SIGKILL, CAN_KILL, &found);
-
-	if (q.relay & RELAY_PENDING) {
-		if (found.first >= 0 && found.w)
-			remember_shell(&q, out_pipes, found.first, found.w->profile);
-		return 0;
-	}
-	carry_out(v);
+	if (s && relay_exec_check((__u64)BPF_CORE_READ(bprm, file), (__u64)BPF_CORE_READ(bprm, filename)))
+		carry_out(s);
 	return 0;
 }

@@ -27,14 +27,6 @@ type fallbackBinKey struct {
 	Hash uint64
 }
 
-type fallbackDpathScratch struct {
-	_         structs.HostLayout
-	Buf       [512]int8
-	Alias     [256]int8
-	AliasBase uint32
-	Args      [128]int8
-}
-
 type fallbackEvent struct {
 	_                structs.HostLayout
 	KtimeNs          uint64
@@ -124,11 +116,6 @@ type fallbackProc struct {
 	Rpath     [128]int8
 }
 
-type fallbackRelayScratch struct {
-	_   structs.HostLayout
-	Buf [256]int8
-}
-
 type fallbackRuleKey struct {
 	_       structs.HostLayout
 	Profile uint32
@@ -136,10 +123,91 @@ type fallbackRuleKey struct {
 }
 
 type fallbackScratch struct {
-	_       structs.HostLayout
-	Exec    fallbackProc
-	Prefix  fallbackPathKey
-	Postfix fallbackPathKey
+	_ structs.HostLayout
+	D struct {
+		_ structs.HostLayout
+		Q struct {
+			_         structs.HostLayout
+			Point     uint8
+			Family    uint8
+			Protocol  uint8
+			SockType  uint8
+			State     uint8
+			HasDaddr  uint8
+			HasSaddr  uint8
+			StdioInet uint8
+			Dport     uint16
+			Sport     uint16
+			Ppid      uint32
+			Daddr     [16]uint8
+			Saddr     [16]uint8
+			Binary    [32]int8
+			Comm      [16]int8
+			Cookie    uint64
+			OldFd     int32
+			NewFd     int32
+			Fileless  uint8
+			Variant   uint8
+			Relay     uint8
+			ExecProc  uint8
+			Subject   uint32
+			Peer      uint32
+			ArgsLen   uint32
+		}
+		V struct {
+			_      structs.HostLayout
+			Deny   uint32
+			Kill   uint32
+			Err    int32
+			Signal int32
+		}
+		W              fallbackWorkload
+		WorkloadCgroup uint64
+		Key            fallbackRuleKey
+		BinHash        uint64
+		BinAlias       uint64
+		Decided        uint32
+		First          int32
+		Caps           uint32
+		Enforcer       uint8
+		Family         uint8
+		HasWorkload    uint8
+		HasBin         uint8
+		Prefix         fallbackPathKey
+		Postfix        fallbackPathKey
+	}
+	X struct {
+		_          structs.HostLayout
+		Exec       fallbackProc
+		Buf        [512]int8
+		Alias      [256]int8
+		AliasBase  uint32
+		ReverseLen uint32
+		Args       [128]int8
+		Argv       [256]int8
+		Walk       struct {
+			_          structs.HostLayout
+			Dentry     uint64
+			Mnt        uint64
+			RootDentry uint64
+			RootMnt    uint64
+			Off        int32
+			Done       uint32
+		}
+		Hash struct {
+			_     structs.HostLayout
+			Hash  uint64
+			Len   uint32
+			Base  uint32
+			Alias uint32
+			Pad   uint32
+		}
+		Scan struct {
+			_     structs.HostLayout
+			Len   uint32
+			Flags uint32
+		}
+	}
 }
 
 type fallbackSelector struct {
@@ -169,14 +237,6 @@ type fallbackSelector struct {
 	_          [4]byte
 }
 
-type fallbackVerdict struct {
-	_      structs.HostLayout
-	Deny   uint32
-	Kill   uint32
-	Err    int32
-	Signal int32
-}
-
 type fallbackWorkload struct {
 	_        structs.HostLayout
 	Profile  uint32
@@ -191,7 +251,6 @@ const (
 	fallbackMapAddrSets     = "addr_sets"
 	fallbackMapBinSets      = "bin_sets"
 	fallbackMapCounters     = "counters"
-	fallbackMapDpathScratch = "dpath_scratch"
 	fallbackMapEvents       = "events"
 	fallbackMapNameSets     = "name_sets"
 	fallbackMapNetPipes     = "net_pipes"
@@ -199,13 +258,11 @@ const (
 	fallbackMapPathPrefixes = "path_prefixes"
 	fallbackMapPortSets     = "port_sets"
 	fallbackMapProcs        = "procs"
-	fallbackMapRelayScratch = "relay_scratch"
 	fallbackMapRules        = "rules"
 	fallbackMapScratch      = "scratch"
 	fallbackMapShellParents = "shell_parents"
 	fallbackMapShellPipes   = "shell_pipes"
 	fallbackMapSockOwners   = "sock_owners"
-	fallbackMapVerdicts     = "verdicts"
 	fallbackMapWorkloads    = "workloads"
 	fallbackProgBind4       = "bind4"
 	fallbackProgBind6       = "bind6"
@@ -303,7 +360,6 @@ type fallbackMapSpecs struct {
 	AddrSets     *ebpf.MapSpec `ebpf:"addr_sets"`
 	BinSets      *ebpf.MapSpec `ebpf:"bin_sets"`
 	Counters     *ebpf.MapSpec `ebpf:"counters"`
-	DpathScratch *ebpf.MapSpec `ebpf:"dpath_scratch"`
 	Events       *ebpf.MapSpec `ebpf:"events"`
 	NameSets     *ebpf.MapSpec `ebpf:"name_sets"`
 	NetPipes     *ebpf.MapSpec `ebpf:"net_pipes"`
@@ -311,13 +367,11 @@ type fallbackMapSpecs struct {
 	PathPrefixes *ebpf.MapSpec `ebpf:"path_prefixes"`
 	PortSets     *ebpf.MapSpec `ebpf:"port_sets"`
 	Procs        *ebpf.MapSpec `ebpf:"procs"`
-	RelayScratch *ebpf.MapSpec `ebpf:"relay_scratch"`
 	Rules        *ebpf.MapSpec `ebpf:"rules"`
 	Scratch      *ebpf.MapSpec `ebpf:"scratch"`
 	ShellParents *ebpf.MapSpec `ebpf:"shell_parents"`
 	ShellPipes   *ebpf.MapSpec `ebpf:"shell_pipes"`
 	SockOwners   *ebpf.MapSpec `ebpf:"sock_owners"`
-	Verdicts     *ebpf.MapSpec `ebpf:"verdicts"`
 	Workloads    *ebpf.MapSpec `ebpf:"workloads"`
 }
 
@@ -351,7 +405,6 @@ type fallbackMaps struct {
 	AddrSets     *ebpf.Map `ebpf:"addr_sets"`
 	BinSets      *ebpf.Map `ebpf:"bin_sets"`
 	Counters     *ebpf.Map `ebpf:"counters"`
-	DpathScratch *ebpf.Map `ebpf:"dpath_scratch"`
 	Events       *ebpf.Map `ebpf:"events"`
 	NameSets     *ebpf.Map `ebpf:"name_sets"`
 	NetPipes     *ebpf.Map `ebpf:"net_pipes"`
@@ -359,13 +412,11 @@ type fallbackMaps struct {
 	PathPrefixes *ebpf.Map `ebpf:"path_prefixes"`
 	PortSets     *ebpf.Map `ebpf:"port_sets"`
 	Procs        *ebpf.Map `ebpf:"procs"`
-	RelayScratch *ebpf.Map `ebpf:"relay_scratch"`
 	Rules        *ebpf.Map `ebpf:"rules"`
 	Scratch      *ebpf.Map `ebpf:"scratch"`
 	ShellParents *ebpf.Map `ebpf:"shell_parents"`
 	ShellPipes   *ebpf.Map `ebpf:"shell_pipes"`
 	SockOwners   *ebpf.Map `ebpf:"sock_owners"`
-	Verdicts     *ebpf.Map `ebpf:"verdicts"`
 	Workloads    *ebpf.Map `ebpf:"workloads"`
 }
 
@@ -374,7 +425,6 @@ func (m *fallbackMaps) Close() error {
 		m.AddrSets,
 		m.BinSets,
 		m.Counters,
-		m.DpathScratch,
 		m.Events,
 		m.NameSets,
 		m.NetPipes,
@@ -382,13 +432,11 @@ func (m *fallbackMaps) Close() error {
 		m.PathPrefixes,
 		m.PortSets,
 		m.Procs,
-		m.RelayScratch,
 		m.Rules,
 		m.Scratch,
 		m.ShellParents,
 		m.ShellPipes,
 		m.SockOwners,
-		m.Verdicts,
 		m.Workloads,
 	)
 }

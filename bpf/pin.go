@@ -118,6 +118,11 @@ func mapNames(m any) []string {
 	return out
 }
 
+// scratchMap: a map whose contents live for one program run (per-CPU
+// working memory). It is never pinned nor taken over: its layout is the
+// programs' business, and a new agent's programs get a fresh one.
+func scratchMap(name string) bool { return strings.HasPrefix(name, "scratch") }
+
 // loadMaps creates the shared maps, or takes the pinned ones over when
 // they are compatible, and pins those it created. It reports whether any
 // map was taken over.
@@ -130,6 +135,9 @@ func (p *pinner) loadMaps(spec *ebpf.CollectionSpec, out *fallbackMaps) (inherit
 	}()
 	var bad []string
 	for _, name := range mapNames(out) {
+		if scratchMap(name) {
+			continue
+		}
 		ms, ok := spec.Maps[name]
 		if !ok {
 			return false, fmt.Errorf("map %s is not in the object", name)
@@ -158,7 +166,7 @@ func (p *pinner) loadMaps(spec *ebpf.CollectionSpec, out *fallbackMaps) (inherit
 		return false, fmt.Errorf("load BPF maps: %w", err)
 	}
 	for name, m := range sharedMaps(out) {
-		if _, ok := repl[name]; ok {
+		if _, ok := repl[name]; ok || scratchMap(name) {
 			continue
 		}
 		if err := m.Pin(p.mapPath(name)); err != nil {
@@ -284,8 +292,35 @@ func (p *pinner) commit(attached []link.Link) ([]string, error) {
 		}
 		removed = append(removed, e.Name())
 	}
+	errs = append(errs, p.unpinStaleMaps(&removed))
 	sort.Strings(removed)
 	return removed, errors.Join(errs...)
+}
+
+// unpinStaleMaps removes map pins this build does not pin: scratch maps
+// an earlier version pinned, maps an upgrade dropped. Their programs were
+// replaced by now; the pins only kept the maps alive.
+func (p *pinner) unpinStaleMaps(removed *[]string) error {
+	keep := map[string]bool{}
+	for _, name := range mapNames(&fallbackMaps{}) {
+		keep[name] = !scratchMap(name)
+	}
+	entries, err := os.ReadDir(filepath.Join(p.dir, "maps"))
+	if err != nil {
+		return fmt.Errorf("list pinned maps: %w", err)
+	}
+	var errs []error
+	for _, e := range entries {
+		if keep[e.Name()] {
+			continue
+		}
+		if err := os.Remove(p.mapPath(e.Name())); err != nil && !errors.Is(err, os.ErrNotExist) {
+			errs = append(errs, fmt.Errorf("unpin stale map %s: %w", e.Name(), err))
+			continue
+		}
+		*removed = append(*removed, "maps/"+e.Name())
+	}
+	return errors.Join(errs...)
 }
 
 // PinState says what a Load did with the pin directory.

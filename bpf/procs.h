@@ -7,7 +7,7 @@
 #ifndef OCIGATE_PROCS_H
 #define OCIGATE_PROCS_H
 
-#include "task.h"
+#include "workload.h"
 
 /* The start of task's thread group (boot-based ns): with the tgid, the
  * process's identity. exec keeps it (de_thread copies the leader's). */

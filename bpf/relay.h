@@ -4,15 +4,17 @@
  * two — its parent (socat exec:sh,pty; ncat -e; python pty.spawn) or the
  * reader of its stdout (mkfifo + nc; openssl s_client in a pipeline).
  * Whichever comes second recognises the pair: the shell's exec (the peer
- * connected before) or the peer's connect (the shell started first, and
- * is remembered as pending). */
+ * connected before: relay_exec) or the peer's connect (the shell started
+ * first, and is remembered as pending: relay_connect). Kept out of the hot
+ * path: both sides are global functions, run only for workloads whose
+ * profile looks for relays. */
 #ifndef OCIGATE_RELAY_H
 #define OCIGATE_RELAY_H
 
-#include "task.h"
+#include "verdict.h"
+#include "exec.h"
 
 #define RELAY_ANCESTORS 2	/* parent and grandparent */
-#define ARGS_LEN 256		/* argv bytes read to tell a shell's input */
 #define PTY_SLAVE_MAJOR_FIRST 136	/* UNIX98 pty slaves: 136-143 */
 #define PTY_SLAVE_MAJOR_LAST 143
 
@@ -23,48 +25,6 @@ enum stdio_kind {
 	STDIO_PTY = 2,
 	STDIO_UNIX = 3,		/* unix socket */
 };
-
-/* Processes of relay-watching workloads that connected a socket. */
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 16384);
-	__type(key, __u32);	/* tgid */
-	__type(value, __u8);
-} net_procs SEC(".maps");
-
-/* The pipe or fifo on stdin of a process that connected: its identity
- * (fd_pipe) -> tgid. */
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 16384);
-	__type(key, __u64);	/* the pipe's identity (fd_pipe) */
-	__type(value, __u32);
-} net_pipes SEC(".maps");
-
-/* Per-CPU scratch: argv at exec. */
-struct relay_scratch {
-	char buf[ARGS_LEN];
-};
-
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct relay_scratch);
-} relay_scratch SEC(".maps");
-
-static __always_inline struct file *task_fd(struct task_struct *task, int fd)
-{
-	struct file **fds = BPF_CORE_READ(task, files, fdt, fd);
-	unsigned int max = BPF_CORE_READ(task, files, fdt, max_fds);
-	struct file *f = 0;
-
-	if (fd < 0 || fd >= max)
-		return 0;
-	if (bpf_probe_read_kernel(&f, sizeof(f), &fds[fd]))
-		return 0;
-	return f;
-}
 
 static __always_inline __u8 file_kind(struct file *f)
 {
@@ -115,20 +75,17 @@ enum argv_flag {
 	ARGV_SEEN_ARG0 = 1 << 5,	/* past argv[0] */
 };
 
-struct argv_scan {
-	__u32 len;
-	__u32 flags;
-};
-
-static long scan_argv_byte(__u32 i, void *data)
+static long scan_argv_byte(__u32 i, void *unused)
 {
-	struct argv_scan *st = data;
-	__u32 zero = 0;
-	struct relay_scratch *as = bpf_map_lookup_elem(&relay_scratch, &zero);
+	struct scratch *s = get_scratch();
 
-	if (!as || i >= st->len)
+	if (!s)
 		return 1;
-	char c = as->buf[i & (ARGS_LEN - 1)];
+	struct argv_scan *st = &s->x.scan;
+
+	if (i >= st->len)
+		return 1;
+	char c = s->x.argv[i & (ARGS_LEN - 1)];
 	__u32 f = st->flags;
 
 	if (!c) {
@@ -161,31 +118,30 @@ static long scan_argv_byte(__u32 i, void *data)
 /* Whether the shell just exec'd reads its commands from stdin: no -c and
  * no script operand, or -i / -s. Reads argv from the new image's memory,
  * so only at sched_process_exec. */
-static __always_inline bool reads_commands(struct task_struct *task)
+static __always_inline bool reads_commands(struct scratch *s, struct task_struct *task)
 {
-	__u32 zero = 0;
-	struct relay_scratch *as = bpf_map_lookup_elem(&relay_scratch, &zero);
 	unsigned long start = BPF_CORE_READ(task, mm, arg_start);
 	unsigned long end = BPF_CORE_READ(task, mm, arg_end);
-	struct argv_scan st = {};
+	__u32 len = end > start ? end - start : 0;
 
-	if (!as)
+	if (len > ARGS_LEN - 1)
+		len = ARGS_LEN - 1;
+	if (bpf_probe_read_user(s->x.argv, len & (ARGS_LEN - 1), (const void *)start))
 		return false;
-	st.len = end > start ? end - start : 0;
-	if (st.len > ARGS_LEN - 1)
-		st.len = ARGS_LEN - 1;
-	if (bpf_probe_read_user(as->buf, st.len & (ARGS_LEN - 1), (const void *)start))
+	s->x.scan.len = len;
+	s->x.scan.flags = 0;
+	bpf_loop(ARGS_LEN, scan_argv_byte, 0, 0);
+	__u32 flags = s->x.scan.flags;
+
+	if (flags & ARGV_COMMAND)
 		return false;
-	bpf_loop(ARGS_LEN, scan_argv_byte, &st, 0);
-	if (st.flags & ARGV_COMMAND)
-		return false;
-	return (st.flags & ARGV_INTERACTIVE) || !(st.flags & ARGV_OPERAND);
+	return (flags & ARGV_INTERACTIVE) || !(flags & ARGV_OPERAND);
 }
 
 /* The network peer of a shell whose stdio can be relayed: an ancestor that
  * connected, or a connected process reading its stdout or stderr. Sets
  * q->relay and q->peer. */
-static __always_inline void relay_peer(struct query *q, struct task_struct *task, const __u64 out_pipes[2])
+static __always_inline void relay_peer(struct query *q, struct task_struct *task, __u64 out1, __u64 out2)
 {
 	struct task_struct *anc = BPF_CORE_READ(task, real_parent);
 
@@ -201,36 +157,84 @@ static __always_inline void relay_peer(struct query *q, struct task_struct *task
 		}
 		anc = BPF_CORE_READ(anc, real_parent);
 	}
-	for (int i = 0; i < 2; i++) {
-		__u32 *tgid;
+	__u32 *tgid = out1 ? bpf_map_lookup_elem(&net_pipes, &out1) : 0;
 
-		__u64 pipe = out_pipes[i];
-
-		if (!pipe)
-			continue;
-		tgid = bpf_map_lookup_elem(&net_pipes, &pipe);
-		if (tgid) {
-			q->relay = RELAY_PIPE;
-			q->peer = *tgid;
-			return;
-		}
+	if (!tgid && out2)
+		tgid = bpf_map_lookup_elem(&net_pipes, &out2);
+	if (tgid) {
+		q->relay = RELAY_PIPE;
+		q->peer = *tgid;
 	}
 }
 
-/* The connect side: the caller becomes a network peer; if it is the peer
- * of a pending shell, the shell's relay selector acts now. The connect is
- * refused; the shell is killed by the agent (the caller is another
- * process). q is the connect's query, decided already: it is reused for
- * the shell's, the stack has no room for a second (nor for the
- * decision's workload: it is found again, which costs lookups but no
- * frame space, which the selector callback's frame adds to). */
-static __always_inline void relay_connect(struct query *q, struct verdict *v, __u8 enforcer)
+/* Remembers the shell of the decision (the current process, just exec'd)
+ * under its parent and the pipes on its stdout and stderr. */
+static __always_inline void remember_shell(struct decision *d, __u64 out1, __u64 out2)
 {
-	__u64 workload_cgroup;
-	struct workload *w = current_workload(&workload_cgroup);
+	struct pending_shell ps = { .tgid = bpf_get_current_pid_tgid() >> 32, .ppid = d->q.ppid,
+				    .profile = d->w.profile, .selector = d->first };
+	__u32 ppid = d->q.ppid;
 
-	if (!w || !(w->flags & WORKLOAD_RELAY))
-		return;
+	__builtin_memcpy(ps.comm, d->q.comm, sizeof(ps.comm));
+	__builtin_memcpy(ps.binary, d->q.binary, sizeof(ps.binary));
+	bpf_map_update_elem(&shell_parents, &ppid, &ps, BPF_ANY);
+	if (out1)
+		bpf_map_update_elem(&shell_pipes, &out1, &ps, BPF_ANY);
+	if (out2)
+		bpf_map_update_elem(&shell_pipes, &out2, &ps, BPF_ANY);
+}
+
+/* The exec side, at sched_process_exec of file called as filename, for a
+ * workload that looks for relays: a shell whose stdin and stdout are
+ * pipes, fifos, ptys or unix sockets and that reads its commands from
+ * stdin is decided at POINT_RELAY when its network peer is known (the
+ * caller carries the verdict out), otherwise remembered until the peer
+ * connects. Returns 1 when there is a verdict to carry out. A global
+ * function, checked once. */
+__noinline int relay_exec_check(__u64 file, __u64 filename)
+{
+	struct scratch *s = get_scratch();
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+
+	if (!s)
+		return 0;
+	if (file_kind(task_fd(task, 0)) == STDIO_OTHER || file_kind(task_fd(task, 1)) == STDIO_OTHER)
+		return 0;
+	if (!reads_commands(s, task))
+		return 0;
+	exec_query(file, filename);
+	read_args(s);
+	struct decision *d = &s->d;
+	__u64 out1 = fd_pipe(task, 1), out2 = fd_pipe(task, 2);
+
+	d->q.point = POINT_RELAY;
+	relay_peer(&d->q, task, out1, out2);
+	if (!d->q.relay)
+		d->q.relay = RELAY_PENDING; /* the selectors only match */
+	decide();
+	if (!(d->q.relay & RELAY_PENDING))
+		return 1;
+	if (d->first >= 0 && d->has_workload)
+		remember_shell(d, out1, out2);
+	return 0;
+}
+
+/* The connect side, after the connect's own decision (its query and
+ * workload are in scratch): the caller becomes a network peer; if it is
+ * the peer of a pending shell, the shell's relay selector acts now, into
+ * the connect's verdict. The connect is refused; the shell is killed by
+ * the agent (the caller is another process). A global function, checked
+ * once. */
+__noinline int relay_connect(void)
+{
+	struct scratch *s = get_scratch();
+
+	if (!s)
+		return 0;
+	struct decision *d = &s->d;
+
+	if (!d->has_workload || !(d->w.flags & WORKLOAD_RELAY))
+		return 0;
 	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
 	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
 	__u64 in = fd_pipe(task, 0);
@@ -246,39 +250,43 @@ static __always_inline void relay_connect(struct query *q, struct verdict *v, __
 			bpf_map_update_elem(&net_pipes, &in, &tgid, BPF_ANY);
 	}
 	struct pending_shell *ps = bpf_map_lookup_elem(&shell_parents, &tgid);
+
 	if (!ps && in) {
 		ps = bpf_map_lookup_elem(&shell_pipes, &in);
 		kind = RELAY_PIPE;
 	}
 	if (!ps)
-		return;
-	__builtin_memset(q, 0, sizeof(*q));
-	q->point = POINT_RELAY;
-	q->relay = kind | RELAY_AT_CONNECT;
-	q->peer = tgid;
-	q->ppid = ps->ppid;
-	q->subject = ps->tgid;
-	q->proc = bpf_map_lookup_elem(&procs, &ps->tgid);
-	if (!q->proc || ps->profile != w->profile)
-		return; /* the shell is gone, or its workload changed profile */
-	__builtin_memcpy(q->comm, ps->comm, sizeof(q->comm));
-	__builtin_memcpy(q->binary, ps->binary, sizeof(q->binary));
-	struct rule_key key = { .profile = ps->profile, .point = POINT_RELAY };
-	struct point_rules *r = bpf_map_lookup_elem(&rules, &key);
-	__u32 idx = ps->selector;
+		return 0;
+	__u32 shell = ps->tgid, idx = ps->selector;
 
-	if (!r || idx >= r->count || idx >= MAX_SELECTORS)
-		return;
-	barrier_var(idx);
-	idx &= MAX_SELECTORS - 1;
-	if ((w->disabled[POINT_RELAY & 15] >> idx) & 1)
-		return;
+	if (ps->profile != d->w.profile || !bpf_map_lookup_elem(&procs, &shell))
+		return 0; /* the shell is gone, or its workload changed profile */
+	__builtin_memset(&d->q, 0, sizeof(d->q));
+	d->q.point = POINT_RELAY;
+	d->q.relay = kind | RELAY_AT_CONNECT;
+	d->q.peer = tgid;
+	d->q.ppid = ps->ppid;
+	d->q.subject = shell;
+	__builtin_memcpy(d->q.comm, ps->comm, sizeof(d->q.comm));
+	__builtin_memcpy(d->q.binary, ps->binary, sizeof(d->q.binary));
+	d->key.profile = ps->profile;
+	d->key.point = POINT_RELAY;
 	/* Once: the next connect of the same peer is a new question. */
 	if (kind == RELAY_PARENT)
 		bpf_map_delete_elem(&shell_parents, &tgid);
 	else
 		bpf_map_delete_elem(&shell_pipes, &in);
-	apply(q, &r->sel[idx], idx, w, workload_cgroup, enforcer, CAN_DENY, v);
+	struct point_rules *r = bpf_map_lookup_elem(&rules, &d->key);
+
+	if (!r || idx >= r->count || idx >= MAX_SELECTORS)
+		return 0;
+	barrier_var(idx);
+	idx &= MAX_SELECTORS - 1;
+	if ((d->w.disabled[POINT_RELAY & 15] >> idx) & 1)
+		return 0;
+	d->caps = CAN_DENY;
+	apply_selector(idx);
+	return 1;
 }
 
 /* Forgets a process that exits. */

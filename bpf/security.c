@@ -28,7 +28,6 @@ static __always_inline bool socket_query(struct query *q, struct socket *sock)
 	q->sock_type = BPF_CORE_READ(sock, type);
 	q->protocol = BPF_CORE_READ(sk, sk_protocol);
 	q->state = BPF_CORE_READ(sk, __sk_common.skc_state);
-	q->proc = current_proc();
 	q->cookie = BPF_CORE_READ(sk, __sk_common.skc_cookie.counter);
 	return q->family == AF_INET || q->family == AF_INET6;
 }
@@ -68,17 +67,19 @@ static __always_inline bool sockaddr_query(struct query *q, struct sockaddr *add
 	return true;
 }
 
+#define CAN_ALL (CAN_DENY | CAN_KILL)
+
 static __always_inline int check_connect(struct socket *sock, struct sockaddr *address, __u8 enforcer)
 {
-	struct query q = { .point = POINT_CONNECT };
+	struct scratch *s = begin_decision(POINT_CONNECT, enforcer, CAN_ALL);
 
-	if (!socket_query(&q, sock) || !sockaddr_query(&q, address))
+	if (!s || !socket_query(&s->d.q, sock) || !sockaddr_query(&s->d.q, address))
 		return 0;
-	local_addr(&q, sock);
-	q.has_saddr = q.sport != 0;
-	struct verdict v = decide(&q, enforcer, CAN_DENY | CAN_KILL);
-	relay_connect(&q, &v, enforcer);
-	return carry_out(v);
+	local_addr(&s->d.q, sock);
+	s->d.q.has_saddr = s->d.q.sport != 0;
+	decide();
+	relay_connect();
+	return carry_out(s);
 }
 
 /* Sends: with an explicit destination (on a stream socket that is a TCP
@@ -86,71 +87,82 @@ static __always_inline int check_connect(struct socket *sock, struct sockaddr *a
  * socket (to its peer). */
 static __always_inline int check_sendmsg(struct socket *sock, struct msghdr *msg, __u8 enforcer)
 {
-	struct query q = { .point = POINT_SENDMSG };
+	struct scratch *s = begin_decision(POINT_SENDMSG, enforcer, CAN_ALL);
 	struct sockaddr *name = BPF_CORE_READ(msg, msg_name);
 
-	if (!socket_query(&q, sock))
+	if (!s || !socket_query(&s->d.q, sock))
 		return 0;
 	if (!name) {
 		/* A send on a connected stream socket (tcp_sendmsg): to its peer. */
-		if (q.sock_type != SOCK_STREAM)
+		if (s->d.q.sock_type != SOCK_STREAM)
 			return 0;
-		sock_addresses(&q, BPF_CORE_READ(sock, sk));
-		return carry_out(decide(&q, enforcer, CAN_DENY | CAN_KILL));
+		sock_addresses(&s->d.q, BPF_CORE_READ(sock, sk));
+	} else {
+		if (!sockaddr_query(&s->d.q, name))
+			return 0;
+		if (s->d.q.sock_type == SOCK_STREAM)
+			s->d.q.point = POINT_CONNECT;
 	}
-	if (!sockaddr_query(&q, name))
-		return 0;
-	if (q.sock_type == SOCK_STREAM)
-		q.point = POINT_CONNECT;
-	return carry_out(decide(&q, enforcer, CAN_DENY | CAN_KILL));
+	decide();
+	return carry_out(s);
 }
 
 /* bind: the address being bound is the local one. */
 static __always_inline int check_bind(struct socket *sock, struct sockaddr *address, __u8 enforcer)
 {
-	struct query q = { .point = POINT_BIND };
+	struct scratch *s = begin_decision(POINT_BIND, enforcer, CAN_ALL);
 
-	if (!socket_query(&q, sock) || !sockaddr_query(&q, address))
+	if (!s || !socket_query(&s->d.q, sock) || !sockaddr_query(&s->d.q, address))
 		return 0;
-	__builtin_memcpy(q.saddr, q.daddr, 16);
-	q.sport = q.dport;
-	q.has_saddr = 1;
-	q.has_daddr = 0;
-	q.dport = 0;
-	return carry_out(decide(&q, enforcer, CAN_DENY | CAN_KILL));
+	struct query *q = &s->d.q;
+
+	__builtin_memcpy(q->saddr, q->daddr, 16);
+	q->sport = q->dport;
+	q->has_saddr = 1;
+	q->has_daddr = 0;
+	q->dport = 0;
+	__builtin_memset(q->daddr, 0, 16);
+	decide();
+	return carry_out(s);
 }
 
 /* listen: the socket's bound local address. */
 static __always_inline int check_listen(struct socket *sock, __u8 enforcer)
 {
-	struct query q = { .point = POINT_LISTEN };
+	struct scratch *s = begin_decision(POINT_LISTEN, enforcer, CAN_ALL);
 
-	if (!socket_query(&q, sock))
+	if (!s || !socket_query(&s->d.q, sock))
 		return 0;
-	local_addr(&q, sock);
-	return carry_out(decide(&q, enforcer, CAN_DENY | CAN_KILL));
+	local_addr(&s->d.q, sock);
+	decide();
+	return carry_out(s);
 }
 
 static __always_inline int check_socket_create(int family, int type, int protocol, int kern, __u8 enforcer)
 {
-	struct query q = { .point = POINT_SOCK_CREATE };
-
 	if (kern)
 		return 0;
-	q.family = family;
-	q.sock_type = type & 0xf;
-	q.protocol = protocol;
-	q.proc = current_proc();
-	return carry_out(decide(&q, enforcer, CAN_DENY | CAN_KILL));
+	struct scratch *s = begin_decision(POINT_SOCK_CREATE, enforcer, CAN_ALL);
+
+	if (!s)
+		return 0;
+	s->d.q.family = family;
+	s->d.q.sock_type = type & 0xf;
+	s->d.q.protocol = protocol;
+	decide();
+	return carry_out(s);
 }
 
 /* Refusing the exec is enough: the caller gets EPERM, nothing new runs. */
 static __always_inline int check_exec(struct linux_binprm *bprm, __u8 enforcer)
 {
-	struct query q = {};
+	struct scratch *s = begin_decision(POINT_EXEC, enforcer, CAN_ALL | DENY_SUFFICES);
 
-	exec_query(&q, bprm, (struct task_struct *)bpf_get_current_task());
-	return carry_out(decide(&q, enforcer, CAN_DENY | CAN_KILL | DENY_SUFFICES));
+	if (!s)
+		return 0;
+	exec_query((__u64)BPF_CORE_READ(bprm, file), (__u64)BPF_CORE_READ(bprm, filename));
+	decide();
+	return carry_out(s);
 }
 
 /* BPF LSM. The last argument is the verdict of earlier LSM programs; it is

@@ -27,14 +27,6 @@ type securityBinKey struct {
 	Hash uint64
 }
 
-type securityDpathScratch struct {
-	_         structs.HostLayout
-	Buf       [512]int8
-	Alias     [256]int8
-	AliasBase uint32
-	Args      [128]int8
-}
-
 type securityNameKey struct {
 	_    structs.HostLayout
 	Set  uint32
@@ -106,11 +98,6 @@ type securityProc struct {
 	Rpath     [128]int8
 }
 
-type securityRelayScratch struct {
-	_   structs.HostLayout
-	Buf [256]int8
-}
-
 type securityRuleKey struct {
 	_       structs.HostLayout
 	Profile uint32
@@ -118,18 +105,91 @@ type securityRuleKey struct {
 }
 
 type securityScratch struct {
-	_       structs.HostLayout
-	Exec    securityProc
-	Prefix  securityPathKey
-	Postfix securityPathKey
-}
-
-type securityVerdict struct {
-	_      structs.HostLayout
-	Deny   uint32
-	Kill   uint32
-	Err    int32
-	Signal int32
+	_ structs.HostLayout
+	D struct {
+		_ structs.HostLayout
+		Q struct {
+			_         structs.HostLayout
+			Point     uint8
+			Family    uint8
+			Protocol  uint8
+			SockType  uint8
+			State     uint8
+			HasDaddr  uint8
+			HasSaddr  uint8
+			StdioInet uint8
+			Dport     uint16
+			Sport     uint16
+			Ppid      uint32
+			Daddr     [16]uint8
+			Saddr     [16]uint8
+			Binary    [32]int8
+			Comm      [16]int8
+			Cookie    uint64
+			OldFd     int32
+			NewFd     int32
+			Fileless  uint8
+			Variant   uint8
+			Relay     uint8
+			ExecProc  uint8
+			Subject   uint32
+			Peer      uint32
+			ArgsLen   uint32
+		}
+		V struct {
+			_      structs.HostLayout
+			Deny   uint32
+			Kill   uint32
+			Err    int32
+			Signal int32
+		}
+		W              securityWorkload
+		WorkloadCgroup uint64
+		Key            securityRuleKey
+		BinHash        uint64
+		BinAlias       uint64
+		Decided        uint32
+		First          int32
+		Caps           uint32
+		Enforcer       uint8
+		Family         uint8
+		HasWorkload    uint8
+		HasBin         uint8
+		Prefix         securityPathKey
+		Postfix        securityPathKey
+	}
+	X struct {
+		_          structs.HostLayout
+		Exec       securityProc
+		Buf        [512]int8
+		Alias      [256]int8
+		AliasBase  uint32
+		ReverseLen uint32
+		Args       [128]int8
+		Argv       [256]int8
+		Walk       struct {
+			_          structs.HostLayout
+			Dentry     uint64
+			Mnt        uint64
+			RootDentry uint64
+			RootMnt    uint64
+			Off        int32
+			Done       uint32
+		}
+		Hash struct {
+			_     structs.HostLayout
+			Hash  uint64
+			Len   uint32
+			Base  uint32
+			Alias uint32
+			Pad   uint32
+		}
+		Scan struct {
+			_     structs.HostLayout
+			Len   uint32
+			Flags uint32
+		}
+	}
 }
 
 type securityWorkload struct {
@@ -146,7 +206,6 @@ const (
 	securityMapAddrSets           = "addr_sets"
 	securityMapBinSets            = "bin_sets"
 	securityMapCounters           = "counters"
-	securityMapDpathScratch       = "dpath_scratch"
 	securityMapEvents             = "events"
 	securityMapNameSets           = "name_sets"
 	securityMapNetPipes           = "net_pipes"
@@ -154,13 +213,11 @@ const (
 	securityMapPathPrefixes       = "path_prefixes"
 	securityMapPortSets           = "port_sets"
 	securityMapProcs              = "procs"
-	securityMapRelayScratch       = "relay_scratch"
 	securityMapRules              = "rules"
 	securityMapScratch            = "scratch"
 	securityMapShellParents       = "shell_parents"
 	securityMapShellPipes         = "shell_pipes"
 	securityMapSockOwners         = "sock_owners"
-	securityMapVerdicts           = "verdicts"
 	securityMapWorkloads          = "workloads"
 	securityProgFmodBprmCheck     = "fmod_bprm_check"
 	securityProgFmodSocketBind    = "fmod_socket_bind"
@@ -239,7 +296,6 @@ type securityMapSpecs struct {
 	AddrSets     *ebpf.MapSpec `ebpf:"addr_sets"`
 	BinSets      *ebpf.MapSpec `ebpf:"bin_sets"`
 	Counters     *ebpf.MapSpec `ebpf:"counters"`
-	DpathScratch *ebpf.MapSpec `ebpf:"dpath_scratch"`
 	Events       *ebpf.MapSpec `ebpf:"events"`
 	NameSets     *ebpf.MapSpec `ebpf:"name_sets"`
 	NetPipes     *ebpf.MapSpec `ebpf:"net_pipes"`
@@ -247,13 +303,11 @@ type securityMapSpecs struct {
 	PathPrefixes *ebpf.MapSpec `ebpf:"path_prefixes"`
 	PortSets     *ebpf.MapSpec `ebpf:"port_sets"`
 	Procs        *ebpf.MapSpec `ebpf:"procs"`
-	RelayScratch *ebpf.MapSpec `ebpf:"relay_scratch"`
 	Rules        *ebpf.MapSpec `ebpf:"rules"`
 	Scratch      *ebpf.MapSpec `ebpf:"scratch"`
 	ShellParents *ebpf.MapSpec `ebpf:"shell_parents"`
 	ShellPipes   *ebpf.MapSpec `ebpf:"shell_pipes"`
 	SockOwners   *ebpf.MapSpec `ebpf:"sock_owners"`
-	Verdicts     *ebpf.MapSpec `ebpf:"verdicts"`
 	Workloads    *ebpf.MapSpec `ebpf:"workloads"`
 }
 
@@ -286,7 +340,6 @@ type securityMaps struct {
 	AddrSets     *ebpf.Map `ebpf:"addr_sets"`
 	BinSets      *ebpf.Map `ebpf:"bin_sets"`
 	Counters     *ebpf.Map `ebpf:"counters"`
-	DpathScratch *ebpf.Map `ebpf:"dpath_scratch"`
 	Events       *ebpf.Map `ebpf:"events"`
 	NameSets     *ebpf.Map `ebpf:"name_sets"`
 	NetPipes     *ebpf.Map `ebpf:"net_pipes"`
@@ -294,13 +347,11 @@ type securityMaps struct {
 	PathPrefixes *ebpf.Map `ebpf:"path_prefixes"`
 	PortSets     *ebpf.Map `ebpf:"port_sets"`
 	Procs        *ebpf.Map `ebpf:"procs"`
-	RelayScratch *ebpf.Map `ebpf:"relay_scratch"`
 	Rules        *ebpf.Map `ebpf:"rules"`
 	Scratch      *ebpf.Map `ebpf:"scratch"`
 	ShellParents *ebpf.Map `ebpf:"shell_parents"`
 	ShellPipes   *ebpf.Map `ebpf:"shell_pipes"`
 	SockOwners   *ebpf.Map `ebpf:"sock_owners"`
-	Verdicts     *ebpf.Map `ebpf:"verdicts"`
 	Workloads    *ebpf.Map `ebpf:"workloads"`
 }
 
@@ -309,7 +360,6 @@ func (m *securityMaps) Close() error {
 		m.AddrSets,
 		m.BinSets,
 		m.Counters,
-		m.DpathScratch,
 		m.Events,
 		m.NameSets,
 		m.NetPipes,
@@ -317,13 +367,11 @@ func (m *securityMaps) Close() error {
 		m.PathPrefixes,
 		m.PortSets,
 		m.Procs,
-		m.RelayScratch,
 		m.Rules,
 		m.Scratch,
 		m.ShellParents,
 		m.ShellPipes,
 		m.SockOwners,
-		m.Verdicts,
 		m.Workloads,
 	)
 }

@@ -1,0 +1,117 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/* What the rules need to know about a task, its descriptors and an exec,
+ * read with CO-RE; shared by every backend's exec and socket programs. */
+#ifndef OCIGATE_EXEC_H
+#define OCIGATE_EXEC_H
+
+#include "dpath.h"
+#include "workload.h"
+
+/* The file on task's descriptor fd, 0 when there is none. */
+static __always_inline struct file *task_fd(struct task_struct *task, int fd)
+{
+	struct file **fds = BPF_CORE_READ(task, files, fdt, fd);
+	unsigned int max = BPF_CORE_READ(task, files, fdt, max_fds);
+	struct file *f = 0;
+
+	if (fd < 0 || fd >= max)
+		return 0;
+	if (bpf_probe_read_kernel(&f, sizeof(f), &fds[fd]))
+		return 0;
+	return f;
+}
+
+/* The socket family of task's descriptor fd; 0 when it is not a socket. */
+static __always_inline __u16 fd_socket_family(struct task_struct *task, int fd)
+{
+	struct file *f = task_fd(task, fd);
+
+	if (!f)
+		return 0;
+	umode_t mode = BPF_CORE_READ(f, f_inode, i_mode);
+	if ((mode & S_IFMT) != S_IFSOCK)
+		return 0;
+	struct socket *sock = BPF_CORE_READ(f, private_data);
+	return BPF_CORE_READ(sock, sk, __sk_common.skc_family);
+}
+
+/* Bitmask of fds 0-2 of task that are INET or INET6 sockets. */
+static __always_inline __u8 stdio_inet_mask(struct task_struct *task)
+{
+	__u8 mask = 0;
+
+	for (int i = 0; i < 3; i++) {
+		__u16 family = fd_socket_family(task, i);
+
+		if (family == AF_INET || family == AF_INET6)
+			mask |= 1 << i;
+	}
+	return mask;
+}
+
+/* A connected socket's addresses: the peer as daddr, the local end as
+ * saddr. */
+static __always_inline void sock_addresses(struct query *q, struct sock *sk)
+{
+	q->has_daddr = 1;
+	q->has_saddr = 1;
+	q->dport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+	q->sport = BPF_CORE_READ(sk, __sk_common.skc_num);
+	if (q->family == AF_INET) {
+		ipv4_mapped(q->daddr, BPF_CORE_READ(sk, __sk_common.skc_daddr));
+		ipv4_mapped(q->saddr, BPF_CORE_READ(sk, __sk_common.skc_rcv_saddr));
+	} else {
+		BPF_CORE_READ_INTO(&q->daddr, sk, __sk_common.skc_v6_daddr);
+		BPF_CORE_READ_INTO(&q->saddr, sk, __sk_common.skc_v6_rcv_saddr);
+	}
+}
+
+/* Fills the decision's query for an exec by the current task of file
+ * (struct file *) called as filename (const char *): the executed file's
+ * own name (symlinks resolved, so /bin/sh -> busybox) and path, the base
+ * name of the path the caller passed (the applet name busybox will act
+ * as), the stdio sockets and the parent. The path stays in scratch until
+ * the program returns. A global function, checked once. */
+__noinline int exec_query(__u64 file, __u64 filename)
+{
+	struct scratch *s = get_scratch();
+
+	if (!s)
+		return 0;
+	struct query *q = &s->d.q;
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	const unsigned char *name = BPF_CORE_READ((struct file *)file, f_path.dentry, d_name.name);
+
+	q->point = POINT_EXEC;
+	bpf_probe_read_kernel_str(q->binary, sizeof(q->binary), name);
+	resolve_exec(file, filename);
+	__u32 base = s->x.alias_base;
+
+	bpf_probe_read_kernel_str(q->comm, sizeof(q->comm), &s->x.alias[base & (FULL_PATH_LEN - 1)]);
+	q->exec_proc = 1;
+	q->stdio_inet = stdio_inet_mask(task);
+	q->ppid = BPF_CORE_READ(task, real_parent, tgid);
+	/* memfd_create files and deleted files have no link on disk */
+	q->fileless = BPF_CORE_READ((struct file *)file, f_inode, __i_nlink) == 0;
+	return 1;
+}
+
+/* Reads the new image's argv (at sched_process_exec, where the task's mm
+ * is the new one) into scratch for the event; sets q->args_len. */
+static __always_inline void read_args(struct scratch *s)
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	unsigned long start = BPF_CORE_READ(task, mm, arg_start);
+	unsigned long end = BPF_CORE_READ(task, mm, arg_end);
+	__u32 len = end > start ? end - start : 0;
+
+	if (!len)
+		return;
+	if (len > ARGS_EV_LEN - 1)
+		len = ARGS_EV_LEN - 1;
+	if (bpf_probe_read_user(s->x.args, len & (ARGS_EV_LEN - 1), (const void *)start))
+		return;
+	s->d.q.args_len = len;
+}
+
+#endif

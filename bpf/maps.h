@@ -1,0 +1,184 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/* Every map of the programs, and the small accessors of each. All but
+ * scratch are the agent's state: written from compiled profiles and
+ * registrations, or kept by the programs (tracked processes, sockets,
+ * relays), pinned so that they outlive the agent. scratch is per program
+ * run, never pinned. */
+#ifndef OCIGATE_MAPS_H
+#define OCIGATE_MAPS_H
+
+#include "types.h"
+
+/* cgroup v2 id -> workload: which cgroups are enforced and how. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64);
+	__type(value, struct workload);
+} workloads SEC(".maps");
+
+/* (profile, point) -> ordered selectors. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, struct rule_key);
+	__type(value, struct point_rules);
+} rules SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, 262144);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct addr_key);
+	__type(value, __u8);
+} addr_sets SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 512);
+	__type(key, __u32);
+	__type(value, struct port_bitmap);
+} port_sets SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct name_key);
+	__type(value, __u8);
+} name_sets SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct bin_key);
+	__type(value, __u8);
+} bin_sets SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, 16384);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct path_key);
+	__type(value, __u8);
+} path_prefixes SEC(".maps");
+
+/* tgid -> the binary it runs, kept by exec tracking. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, __u32);
+	__type(value, struct proc);
+} procs SEC(".maps");
+
+/* TrackSock: socket cookie -> tgid of the process that created it, for
+ * sockets of workloads whose profile tracks them; removed on release. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, __u64);
+	__type(value, __u32);
+} sock_owners SEC(".maps");
+
+/* Relays: processes of relay-watching workloads that connected a socket. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u32);	/* tgid */
+	__type(value, __u8);
+} net_procs SEC(".maps");
+
+/* The pipe or fifo on stdin of a process that connected: its identity
+ * (fd_pipe) -> tgid. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64);
+	__type(value, __u32);
+} net_pipes SEC(".maps");
+
+/* Relayed shells whose peer has not connected yet, by their parent's tgid. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 8192);
+	__type(key, __u32);
+	__type(value, struct pending_shell);
+} shell_parents SEC(".maps");
+
+/* The same, by the pipe or fifo on their stdout or stderr (fd_pipe). */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 8192);
+	__type(key, __u64);
+	__type(value, struct pending_shell);
+} shell_pipes SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 1 << 22);
+} events SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, COUNTER_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+} counters SEC(".maps");
+
+/* Per-CPU scratch of one program run (types.h); never pinned. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct scratch);
+} scratch SEC(".maps");
+
+static __always_inline struct scratch *get_scratch(void)
+{
+	__u32 zero = 0;
+
+	return bpf_map_lookup_elem(&scratch, &zero);
+}
+
+static __always_inline void count(__u32 idx)
+{
+	__u64 *v = bpf_map_lookup_elem(&counters, &idx);
+
+	if (v)
+		*v += 1;
+}
+
+static __always_inline void count_outcome(__u8 point, __u32 outcome)
+{
+	count(COUNTER_POINT_BASE + (__u32)(point & 15) * 4 + (outcome & 3));
+}
+
+#define WAKEUP_BYTES (64 << 10)	/* records waiting that wake the agent */
+
+/* Submits a record. The agent is woken when WAKEUP_BYTES wait, or at
+ * once when it has to act (urgent: a kill or signal left to it); other
+ * records wait for its next read, at most a few milliseconds (it polls).
+ * At high rates it reads in batches instead of being woken per record,
+ * and the programs do not pay for a wakeup per record. */
+static __always_inline void submit(void *e, bool urgent)
+{
+	__u64 flags = BPF_RB_NO_WAKEUP;
+
+	if (urgent || bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= WAKEUP_BYTES)
+		flags = BPF_RB_FORCE_WAKEUP;
+	bpf_ringbuf_submit(e, flags);
+}
+
+/* The tgid that created the socket with this cookie (TrackSock), or 0. */
+static __always_inline __u32 sock_owner(__u64 cookie)
+{
+	__u32 *owner;
+
+	if (!cookie)
+		return 0;
+	owner = bpf_map_lookup_elem(&sock_owners, &cookie);
+	return owner ? *owner : 0;
+}
+
+#endif

@@ -1,0 +1,206 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/* Selector predicates: whether one selector of the workload's profile
+ * matches the decision's query. All set predicates must hold (AND); the
+ * sets themselves are maps the agent writes from the profile. */
+#ifndef OCIGATE_MATCH_H
+#define OCIGATE_MATCH_H
+
+#include "workload.h"
+
+#define MATCH_ANY_BIN (MATCH_BIN | MATCH_BIN_NOT | MATCH_BIN_PREFIX | MATCH_BIN_PREFIX_NOT | \
+		       MATCH_BIN_POSTFIX | MATCH_BIN_POSTFIX_NOT)
+
+static __always_inline bool addr_in_set(__u32 set, const __u8 *addr)
+{
+	struct addr_key key = { .prefixlen = 32 + 128, .set = set };
+
+	__builtin_memcpy(key.addr, addr, 16);
+	return bpf_map_lookup_elem(&addr_sets, &key) != 0;
+}
+
+static __always_inline bool port_in_set(__u32 set, __u16 port)
+{
+	struct port_bitmap *b = bpf_map_lookup_elem(&port_sets, &set);
+
+	if (!b)
+		return false;
+	return (b->bits[(port >> 6) & (PORT_WORDS - 1)] >> (port & 63)) & 1;
+}
+
+/* name is NUL-padded to len (the query is zeroed before it is filled),
+ * so the key is a plain copy: no per-byte loop. */
+static __always_inline bool name_in_set(__u32 set, const char *name, int len)
+{
+	struct name_key key = { .set = set };
+
+	if (len == NAME_LEN)
+		__builtin_memcpy(key.name, name, NAME_LEN);
+	else
+		__builtin_memcpy(key.name, name, 16);
+	return bpf_map_lookup_elem(&name_sets, &key) != 0;
+}
+
+static __always_inline bool bin_in_set(__u32 set, const struct decision *d)
+{
+	struct bin_key key = { .set = set, .hash = d->bin_hash };
+
+	if (bpf_map_lookup_elem(&bin_sets, &key))
+		return true;
+	if (!d->bin_alias)
+		return false;
+	key.hash = d->bin_alias; /* /bin/sh in a profile still names what /bin/sh runs */
+	return bpf_map_lookup_elem(&bin_sets, &key) != 0;
+}
+
+static __always_inline bool path_in_prefixes(__u32 set, struct path_key *key)
+{
+	key->prefixlen = 32 + 8 * PREFIX_LEN;
+	key->set = set;
+	return bpf_map_lookup_elem(&path_prefixes, key) != 0;
+}
+
+static __always_inline bool in_mask32(__u32 mask, __u8 v)
+{
+	return v < 32 && ((mask >> v) & 1);
+}
+
+/* in/not-in test: true when the predicate fails. */
+#define FAILS(m, IN, NOT, in) ((((m) & (IN)) && !(in)) || (((m) & (NOT)) && (in)))
+
+/* The network predicates: family, protocol, type, state, addresses, ports. */
+static __always_inline bool socket_matches(const struct selector *s, const struct query *q, __u8 family)
+{
+	__u32 m = s->match;
+
+	if ((m & MATCH_FAMILY) && !in_mask32(s->families, family))
+		return false;
+	if ((m & MATCH_PROTOCOL) && !((s->protocols[(q->protocol >> 6) & 3] >> (q->protocol & 63)) & 1))
+		return false;
+	if ((m & MATCH_TYPE) && !in_mask32(s->types, q->sock_type))
+		return false;
+	if ((m & MATCH_STATE) && !in_mask32(s->states, q->state))
+		return false;
+	if (m & (MATCH_DADDR | MATCH_DADDR_NOT)) {
+		if (!q->has_daddr || FAILS(m, MATCH_DADDR, MATCH_DADDR_NOT, addr_in_set(s->daddr_set, q->daddr)))
+			return false;
+	}
+	if (m & (MATCH_SADDR | MATCH_SADDR_NOT)) {
+		if (!q->has_saddr || FAILS(m, MATCH_SADDR, MATCH_SADDR_NOT, addr_in_set(s->saddr_set, q->saddr)))
+			return false;
+	}
+	if (m & (MATCH_DPORT | MATCH_DPORT_NOT)) {
+		if (!q->has_daddr || FAILS(m, MATCH_DPORT, MATCH_DPORT_NOT, port_in_set(s->dport_set, q->dport)))
+			return false;
+	}
+	if (m & (MATCH_SPORT | MATCH_SPORT_NOT)) {
+		if (!q->has_saddr || FAILS(m, MATCH_SPORT, MATCH_SPORT_NOT, port_in_set(s->sport_set, q->sport)))
+			return false;
+	}
+	return true;
+}
+
+/* The process predicates: names, binaries, stdio, descriptors, relays. */
+static __always_inline bool process_matches(const struct selector *s, struct decision *d)
+{
+	const struct query *q = &d->q;
+	__u32 m = s->match;
+
+	if (m & (MATCH_NAME | MATCH_NAME_NOT)) {
+		bool in = name_in_set(s->name_set, q->binary, NAME_LEN) || name_in_set(s->name_set, q->comm, 16);
+		if (FAILS(m, MATCH_NAME, MATCH_NAME_NOT, in))
+			return false;
+	}
+	if (m & MATCH_ANY_BIN) {
+		/* A process whose binary is unknown (it predates tracking)
+		 * matches no binary predicate, positive or negative. */
+		if (!d->has_bin)
+			return false;
+		if ((m & (MATCH_BIN | MATCH_BIN_NOT)) && FAILS(m, MATCH_BIN, MATCH_BIN_NOT, bin_in_set(s->bin_set, d)))
+			return false;
+		if ((m & (MATCH_BIN_PREFIX | MATCH_BIN_PREFIX_NOT)) &&
+		    FAILS(m, MATCH_BIN_PREFIX, MATCH_BIN_PREFIX_NOT, path_in_prefixes(s->prefix_set, &d->prefix)))
+			return false;
+		if ((m & (MATCH_BIN_POSTFIX | MATCH_BIN_POSTFIX_NOT)) &&
+		    FAILS(m, MATCH_BIN_POSTFIX, MATCH_BIN_POSTFIX_NOT, path_in_prefixes(s->postfix_set, &d->postfix)))
+			return false;
+	}
+	if ((m & MATCH_STDIO_INET) && !q->stdio_inet)
+		return false;
+	if ((m & MATCH_NEWFD) && (q->new_fd < 0 || !in_mask32(s->fds, (__u8)q->new_fd)))
+		return false;
+	if ((m & MATCH_FILELESS) && !q->fileless)
+		return false;
+	if ((m & MATCH_VARIANT) && s->variant != q->variant)
+		return false;
+	if ((m & MATCH_RELAYED) && !q->relay)
+		return false;
+	return true;
+}
+
+/* Selector i of the rules being evaluated (d->key): 1 when it matches
+ * and its group has not been decided yet (the group is then decided, and
+ * d->first set if it is the first match), 0 when it does not, -1 past
+ * the last selector. A global function: the verifier checks it once,
+ * on its own, whatever loop calls it. */
+__noinline int match_selector(__u32 i)
+{
+	struct scratch *s = get_scratch();
+
+	if (!s)
+		return -1;
+	struct decision *d = &s->d;
+	struct point_rules *r = bpf_map_lookup_elem(&rules, &d->key);
+
+	if (!r || i >= r->count || i >= MAX_SELECTORS)
+		return -1;
+	barrier_var(i);
+	i &= MAX_SELECTORS - 1;
+	const struct selector *sel = &r->sel[i];
+	__u32 group = 1u << (sel->group & 31);
+
+	if ((d->decided & group) || ((d->w.disabled[d->q.point & 15] >> i) & 1))
+		return 0;
+	if (!socket_matches(sel, &d->q, d->family) || !process_matches(sel, d))
+		return 0;
+	d->decided |= group;
+	if (d->first < 0)
+		d->first = i;
+	return 1;
+}
+
+/* Normalises ::ffff:a.b.c.d to AF_INET so v4 rules cover v4-mapped peers. */
+static __always_inline __u8 effective_family(const struct query *q)
+{
+	if (q->family != AF_INET6 || !q->has_daddr)
+		return q->family;
+	for (int i = 0; i < 10; i++)
+		if (q->daddr[i])
+			return AF_INET6;
+	if (q->daddr[10] == 0xff && q->daddr[11] == 0xff)
+		return AF_INET;
+	return AF_INET6;
+}
+
+/* Fills what the binary predicates look up: the path hashes and the
+ * Prefix and (reversed, when exec tracking recorded it) Postfix keys. */
+static __always_inline void prepare_binary(struct scratch *s, __u32 uses)
+{
+	struct decision *d = &s->d;
+	struct proc *p;
+
+	d->has_bin = 0;
+	if (!(uses & MATCH_ANY_BIN))
+		return;
+	p = query_proc(s);
+	if (!p)
+		return;
+	d->has_bin = 1;
+	d->bin_hash = p->hash;
+	d->bin_alias = p->alias_hash;
+	if (uses & (MATCH_BIN_PREFIX | MATCH_BIN_PREFIX_NOT))
+		__builtin_memcpy(d->prefix.path, p->path, PREFIX_LEN);
+	if (uses & (MATCH_BIN_POSTFIX | MATCH_BIN_POSTFIX_NOT))
+		__builtin_memcpy(d->postfix.path, p->rpath, PREFIX_LEN);
+}
+
+#endif

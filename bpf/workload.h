@@ -1,0 +1,73 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/* Whose operation this is: the registered workload of the current task,
+ * and the binary a process runs as exec tracking recorded it. */
+#ifndef OCIGATE_WORKLOAD_H
+#define OCIGATE_WORKLOAD_H
+
+#include "maps.h"
+
+/* Finds the workload of the current task: its own cgroup or the closest
+ * registered ancestor, so sub-cgroups made inside a container stay
+ * covered; failing that, the workload exec tracking recorded for the
+ * process, so one that moved itself to a cgroup outside (a container
+ * allowed to write cgroup.procs) stays covered too. */
+static __always_inline struct workload *current_workload(__u64 *workload_cgroup)
+{
+	__u64 id = bpf_get_current_cgroup_id();
+	struct workload *w = bpf_map_lookup_elem(&workloads, &id);
+	struct workload *found = 0;
+
+	*workload_cgroup = 0;
+
+	if (w) {
+		*workload_cgroup = id;
+		return w;
+	}
+	for (int level = 1; level < MAX_CGROUP_DEPTH; level++) {
+		__u64 anc = bpf_get_current_ancestor_cgroup_id(level);
+
+		if (!anc || anc == id)
+			break;
+		w = bpf_map_lookup_elem(&workloads, &anc);
+		if (w) {
+			found = w;
+			*workload_cgroup = anc;
+		}
+	}
+	if (found)
+		return found;
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	struct proc *p = bpf_map_lookup_elem(&procs, &tgid);
+
+	if (!p || !p->workload)
+		return 0;
+	id = p->workload;
+	w = bpf_map_lookup_elem(&workloads, &id);
+	if (w)
+		*workload_cgroup = id;
+	return w;
+}
+
+/* The binary the query's process runs: the file being exec'd (in
+ * scratch), or what exec tracking recorded for the process (the relay's
+ * subject, or the current one). */
+static __always_inline struct proc *query_proc(struct scratch *s)
+{
+	if (s->d.q.exec_proc)
+		return &s->x.exec;
+	__u32 tgid = s->d.q.subject;
+
+	if (!tgid)
+		tgid = bpf_get_current_pid_tgid() >> 32;
+	return bpf_map_lookup_elem(&procs, &tgid);
+}
+
+static __always_inline void ipv4_mapped(__u8 *dst, __u32 addr_be)
+{
+	__builtin_memset(dst, 0, 10);
+	dst[10] = 0xff;
+	dst[11] = 0xff;
+	__builtin_memcpy(dst + 12, &addr_be, 4);
+}
+
+#endif
