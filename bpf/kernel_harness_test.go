@@ -160,3 +160,21 @@ func wantErrno(t *testing.T, what string, got, want syscall.Errno) {
 		t.Fatalf("%s: errno %d (%v), want %d (%v)", what, int(got), got, int(want), want)
 	}
 }
+
+// eventuallyErrno retries probe until it gives want: for states the
+// kernel reaches after the call that causes them returns (a link whose
+// last reference went is released from a work queue), up to 10 s.
+func eventuallyErrno(t *testing.T, what string, want syscall.Errno, probe func() syscall.Errno) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		got := probe()
+		if got == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: errno %d (%v) for 10 s, want %d (%v)", what, int(got), got, int(want), want)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/cilium/ebpf"
@@ -212,8 +213,10 @@ func TestPinnedEnforcementOutlivesTheEnforcer(t *testing.T) {
 	if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("pin directory left: %v", err)
 	}
-	_, errno = k.helper("connect", "tcp4", "127.0.0.2:4444")
-	wantErrno(t, "after RemovePins", errno, unix.ECONNREFUSED)
+	eventuallyErrno(t, "after RemovePins", unix.ECONNREFUSED, func() syscall.Errno {
+		_, errno := k.helper("connect", "tcp4", "127.0.0.2:4444")
+		return errno
+	})
 }
 
 // A pinned map of another layout is refused before anything is loaded

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -200,8 +201,10 @@ func TestCloseDetaches(t *testing.T) {
 	if err := e.Close(); err != nil {
 		t.Fatalf("Close: %v", err)
 	}
-	_, errno = k.helper("connect", "tcp4", "127.0.0.2:4444")
-	wantErrno(t, "after Close", errno, unix.ECONNREFUSED)
+	eventuallyErrno(t, "after Close", unix.ECONNREFUSED, func() syscall.Errno {
+		_, errno := k.helper("connect", "tcp4", "127.0.0.2:4444")
+		return errno
+	})
 }
 
 // Every map a program of either object uses is one of the shared maps:
