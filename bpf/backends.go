@@ -1,13 +1,10 @@
 package bpf
 
 import (
-	"errors"
-	"fmt"
 	"strings"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
-	"golang.org/x/sys/unix"
 )
 
 // program is one BPF program of a backend and how it attaches.
@@ -130,89 +127,29 @@ var pointPlans = []pointPlan{
 		}})},
 }
 
-// attachEnv is what attaching needs: the parsed objects, the shared maps,
-// the cgroup root and whether BPF LSM is active.
-type attachEnv struct {
-	specs      map[string]*ebpf.CollectionSpec
-	maps       map[string]*ebpf.Map
-	cgroupRoot string
-	lsmActive  error                    // nil when bpf is an active LSM
-	named      map[string]*ebpf.Program // mechanism -> program, for stats
-	pins       *pinner                  // nil: links are not pinned
-}
-
-// attach loads and attaches all programs of c, or none.
-func (env *attachEnv) attach(c candidate) (progs []*ebpf.Program, links []link.Link, err error) {
-	defer func() {
-		if err != nil {
-			for _, l := range links {
-				l.Close()
-			}
-			for _, p := range progs {
-				p.Close()
-			}
-			progs, links = nil, nil
-		}
-	}()
-	if c.backend == BackendLSM && env.lsmActive != nil {
-		return nil, nil, env.lsmActive
-	}
-	for _, pr := range c.programs {
-		p, err := env.load(env.specs[c.backend], pr.name)
-		if err != nil {
-			return progs, links, fmt.Errorf("%s: %w", pr.mechanism, err)
-		}
-		progs = append(progs, p)
-		env.named[pr.mechanism] = p
-		l, err := env.attachLink(pr, p)
-		if err != nil {
-			return progs, links, fmt.Errorf("attach %s: %w", pr.mechanism, err)
-		}
-		links = append(links, l)
-	}
-	return progs, links, nil
-}
-
-// load loads one program of spec against the shared maps.
-func (env *attachEnv) load(spec *ebpf.CollectionSpec, name string) (*ebpf.Program, error) {
-	cs := spec.Copy()
-	if _, ok := cs.Programs[name]; !ok {
-		return nil, fmt.Errorf("program %s is not in the object", name)
-	}
-	for n := range cs.Programs {
-		if n != name {
-			delete(cs.Programs, n)
-		}
-	}
-	repl := map[string]*ebpf.Map{}
-	for n := range cs.Maps {
-		if m, ok := env.maps[n]; ok {
-			repl[n] = m
-		}
-	}
-	coll, err := ebpf.NewCollectionWithOptions(cs, ebpf.CollectionOptions{MapReplacements: repl})
-	if err != nil {
-		var ve *ebpf.VerifierError
-		if errors.As(err, &ve) {
-			return nil, fmt.Errorf("verifier: %v", ve)
-		}
-		if errors.Is(err, unix.EPERM) {
-			return nil, errors.New("the kernel refuses this program type (EPERM)")
-		}
-		return nil, err
-	}
-	defer coll.Close()
-	return coll.DetachProgram(name), nil
-}
-
 // trackingPrograms run whatever the backends: exec tracking for
-// matchBinaries, socket creators for TrackSock.
+// matchBinaries and process events, socket creators for TrackSock.
 var trackingPrograms = []program{
 	cgroupProgram("track_sock", "cgroup/sock_create(TrackSock)", ebpf.AttachCGroupInetSockCreate),
 	rawTracepointProgram("track_exec", "sched_process_exec"),
 	rawTracepointProgram("track_fork", "sched_process_fork"),
 	rawTracepointProgram("track_exit", "sched_process_exit"),
 }
+
+// PointTracking names the tracking programs in Backends. It is no
+// enforcement point, but matchBinaries, TrackSock, relays and process
+// events need it.
+const PointTracking = "tracking"
+
+// trackingPlan attaches the tracking programs on every kernel.
+var trackingPlan = pointPlan{point: PointTracking, always: true,
+	candidates: []candidate{{BackendTracepoint, trackingPrograms}}}
+
+// tcpSendPlan adds TCP sends where the fallback's cgroup send hooks see
+// only UDP: the sock_send_length tracepoint (6.3+), which reports after
+// the send and can only kill.
+var tcpSendPlan = pointPlan{point: "sendmsg", always: true,
+	candidates: []candidate{{BackendTracepoint, []program{rawTracepointProgram("tcp_send", "sock_send_length")}}}}
 
 func tracepointProgram(name, event string) program {
 	return program{name, "tracepoint/syscalls/" + event, func(p *ebpf.Program, _ *attachEnv) (link.Link, error) {
@@ -224,15 +161,4 @@ func rawTracepointProgram(name, tp string) program {
 	return program{name, "raw_tracepoint/" + tp, func(p *ebpf.Program, _ *attachEnv) (link.Link, error) {
 		return link.AttachRawTracepoint(link.RawTracepointOptions{Name: tp, Program: p})
 	}}
-}
-
-// attachTracking attaches the tracking programs; all are required.
-func (e *Enforcer) attachTracking(env *attachEnv) error {
-	progs, links, err := env.attach(candidate{BackendFallback, trackingPrograms})
-	if err != nil {
-		return fmt.Errorf("exec tracking: %w", err)
-	}
-	e.progs = append(e.progs, progs...)
-	e.links = append(e.links, links...)
-	return nil
 }

@@ -153,16 +153,47 @@ func TestPinnedEnforcementOutlivesTheEnforcer(t *testing.T) {
 	}
 	stale := staleLink(t, dir, "dropped_prog")
 
+	// The same objects again (an agent restarted): the pinned programs are
+	// taken over as they are, nothing is loaded; the stale link goes.
 	e2, err := Load(Options{CgroupRoot: root, PinDir: dir, Logger: zaptest.NewLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := e2.Pins(); !st.Inherited || !st.Reused || len(st.Updated)+len(st.Replaced) > 0 || !slices.Contains(st.Removed, "dropped_prog") {
+		t.Fatalf("Load over the same objects' pins: %+v", st)
+	}
+	if id := pinnedLinkID(t, dir, "track_exec"); id != execLink {
+		t.Errorf("track_exec link %d replaced by %d: want it taken over", execLink, id)
+	}
+	if linkExists(t, stale) {
+		t.Errorf("stale link %d still attached", stale)
+	}
+	if len(e2.Backends()) == 0 || len(e2.named) == 0 {
+		t.Fatalf("taken over without backends %v or programs %v", e2.Backends(), e2.named)
+	}
+	k.e = e2
+	_, errno = k.helper("connect", "tcp4", "127.0.0.2:4444")
+	wantErrno(t, "with the programs taken over", errno, unix.EPERM)
+	if err := e2.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	// Other objects (an upgrade; here: no record of the load): every
+	// program is loaded and swapped in without a gap.
+	if err := os.Remove(filepath.Join(dir, "state")); err != nil {
+		t.Fatal(err)
+	}
+	stale = staleLink(t, dir, "dropped_prog")
+	e2, err = Load(Options{CgroupRoot: root, PinDir: dir, Logger: zaptest.NewLogger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer e2.Close()
 	st := e2.Pins()
-	t.Logf("second Load: %+v", st)
-	if !st.Inherited || !slices.Contains(st.Updated, "connect4") || !slices.Contains(st.Replaced, "track_exec") ||
+	t.Logf("third Load: %+v", st)
+	if !st.Inherited || st.Reused || !slices.Contains(st.Updated, "connect4") || !slices.Contains(st.Replaced, "track_exec") ||
 		!slices.Contains(st.Removed, "dropped_prog") {
-		t.Fatalf("second Load pin state %+v", st)
+		t.Fatalf("third Load pin state %+v", st)
 	}
 	if id := pinnedLinkID(t, dir, "connect4"); id != connectLink {
 		t.Errorf("connect4 link %d replaced by %d: want the program updated in place", connectLink, id)
@@ -269,5 +300,37 @@ func TestPinDirMustBeBPFFS(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(tmp, "keep")); err != nil {
 		t.Fatalf("RemovePins deleted outside bpffs: %v", err)
+	}
+}
+
+// Scratch maps are never pinned: an earlier version's pinned scratch map,
+// of another layout, neither blocks a Load nor stays pinned.
+func TestPinnedScratchMapsIgnored(t *testing.T) {
+	dir, root := pinTestDir(t)
+	if err := os.MkdirAll(filepath.Join(dir, "maps"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"scratch", "dpath_scratch"} {
+		m, err := ebpf.NewMap(&ebpf.MapSpec{Type: ebpf.PerCPUArray, KeySize: 4, ValueSize: 8, MaxEntries: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer m.Close()
+		if err := m.Pin(filepath.Join(dir, "maps", name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e, err := Load(Options{CgroupRoot: root, PinDir: dir, Logger: zaptest.NewLogger(t)})
+	if err != nil {
+		t.Fatalf("Load over an old version's scratch maps: %v", err)
+	}
+	defer e.Close()
+	if st := e.Pins(); !slices.Contains(st.Removed, "maps/scratch") || !slices.Contains(st.Removed, "maps/dpath_scratch") {
+		t.Errorf("old scratch pins not removed: %+v", st)
+	}
+	for _, name := range []string{"scratch", "dpath_scratch"} {
+		if _, err := os.Stat(filepath.Join(dir, "maps", name)); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("maps/%s still pinned: %v", name, err)
+		}
 	}
 }

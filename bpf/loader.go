@@ -9,6 +9,7 @@ import (
 	"sync"
 
 	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/btf"
 	"github.com/cilium/ebpf/link"
 	"github.com/cilium/ebpf/rlimit"
 	"go.uber.org/zap"
@@ -71,12 +72,62 @@ type PointBackend struct {
 	Backend   string   `json:"backend"`
 	Mechanism string   `json:"mechanism"`
 	Skipped   []string `json:"skipped,omitempty"`
+	// Error says why no backend could attach: the point does not
+	// enforce on this kernel ("" when it does, or needs no backend).
+	Error string `json:"error,omitempty"`
 }
 
 // Load raises the memlock limit, creates the maps, and attaches for each
-// enforcement point the first backend that loads and attaches. Everything
-// is undone when a step fails.
+// enforcement point the first backend that loads and attaches. A point
+// that no backend can carry is left unavailable (its PointBackend.Error
+// says why); Load fails only when no point can enforce at all, and then
+// undoes everything. With opts.PinDir, a Load that finds the programs
+// of these same objects pinned takes them over without loading anything.
 func Load(opts Options) (_ *Enforcer, err error) {
+	if err := opts.check(); err != nil {
+		return nil, err
+	}
+	if err := rlimit.RemoveMemlock(); err != nil {
+		return nil, fmt.Errorf("load BPF: raise memlock limit: %w", err)
+	}
+	objs, err := parseObjects()
+	if err != nil {
+		return nil, fmt.Errorf("load BPF: %w", err)
+	}
+	e := &Enforcer{log: opts.Logger, named: map[string]*ebpf.Program{}}
+	if err := e.loadMaps(objs.fallback, opts); err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			e.Close()
+		}
+	}()
+	want := objs.record(opts)
+	if e.pins != nil && e.takeOver(want) {
+		return e, nil
+	}
+	env := &attachEnv{
+		pins:       e.pins,
+		specs:      map[string]*ebpf.CollectionSpec{BackendFallback: objs.fallback, BackendTracepoint: objs.fallback, BackendLSM: objs.security, BackendFmodRet: objs.security},
+		maps:       sharedMaps(&e.maps),
+		cgroupRoot: opts.CgroupRoot,
+		lsmActive:  lsmActive(opts.LSMList),
+		named:      e.named,
+	}
+	if env.kernelTypes, err = btf.LoadKernelSpec(); err != nil {
+		e.log.Warn("kernel BTF not decoded once; each program decodes it", zap.Error(err))
+	}
+	e.attachPlans(env, opts.Enforcer)
+	if err := e.enforcesSomething(); err != nil {
+		return nil, err
+	}
+	e.commitPins(want)
+	return e, nil
+}
+
+// check fills in the defaults and refuses what cannot work.
+func (opts *Options) check() error {
 	if opts.Logger == nil {
 		opts.Logger = zap.NewNop()
 	}
@@ -86,63 +137,92 @@ func Load(opts Options) (_ *Enforcer, err error) {
 	switch opts.Enforcer {
 	case BackendAuto, BackendLSM, BackendFmodRet, BackendFallback:
 	default:
-		return nil, fmt.Errorf("enforcer %q: want auto, lsm, fmod_ret or fallback", opts.Enforcer)
+		return fmt.Errorf("enforcer %q: want auto, lsm, fmod_ret or fallback", opts.Enforcer)
 	}
 	if opts.LSMList == "" {
 		opts.LSMList = "/sys/kernel/security/lsm"
 	}
 	if opts.CgroupRoot == "" {
-		return nil, errors.New("load BPF: no cgroup v2 root given")
+		return errors.New("load BPF: no cgroup v2 root given")
 	}
 	if _, err := os.Stat(opts.CgroupRoot); err != nil {
-		return nil, fmt.Errorf("load BPF: cgroup v2 root: %w", err)
+		return fmt.Errorf("load BPF: cgroup v2 root: %w", err)
 	}
-	if err := rlimit.RemoveMemlock(); err != nil {
-		return nil, fmt.Errorf("load BPF: raise memlock limit: %w", err)
-	}
-	fb, err := loadFallback()
-	if err != nil {
-		return nil, fmt.Errorf("load BPF: fallback object: %w", err)
-	}
-	sec, err := loadSecurity()
-	if err != nil {
-		return nil, fmt.Errorf("load BPF: security object: %w", err)
-	}
-	e := &Enforcer{log: opts.Logger}
-	if err := e.loadMaps(fb, opts); err != nil {
-		return nil, err
-	}
-	defer func() {
-		if err != nil {
-			e.Close()
+	return nil
+}
+
+// attachPlans verifies every point's programs in parallel, then attaches
+// point by point in the plans' order: tracking first, so that processes
+// are known before anything decides on their binaries.
+func (e *Enforcer) attachPlans(env *attachEnv, forced string) {
+	plans := append([]pointPlan{trackingPlan, tcpSendPlan}, pointPlans...)
+	ver := env.verifyAll(plans, forced)
+	tcpSend, tcpUsed := ver[1], false
+	for i, plan := range plans {
+		if i == 1 {
+			continue // with the fallback's sendmsg, below
 		}
-	}()
-	env := &attachEnv{
-		pins:       e.pins,
-		specs:      map[string]*ebpf.CollectionSpec{BackendFallback: fb, BackendTracepoint: fb, BackendLSM: sec, BackendFmodRet: sec},
-		maps:       sharedMaps(&e.maps),
-		cgroupRoot: opts.CgroupRoot,
-		lsmActive:  lsmActive(opts.LSMList),
-		named:      map[string]*ebpf.Program{},
-	}
-	e.named = env.named
-	if err := e.attachTracking(env); err != nil {
-		return nil, err
-	}
-	for _, pt := range pointPlans {
-		pb, err := e.attachPoint(env, pt, opts.Enforcer)
-		if err != nil {
-			return nil, err
-		}
+		pb := e.attachPoint(env, plan, ver[i], forced)
 		if pb.Point == "sendmsg" && pb.Backend == BackendFallback {
-			e.attachTCPSend(env, &pb)
+			e.addTCPSend(env, &pb, tcpSend)
+			tcpUsed = true
 		}
 		e.backends = append(e.backends, pb)
-		opts.Logger.Info("enforcement point attached", zap.String("point", pb.Point),
-			zap.String("backend", pb.Backend), zap.String("mechanism", pb.Mechanism), zap.Strings("skipped", pb.Skipped))
+		logPoint(e.log, pb)
 	}
-	e.commitPins()
-	return e, nil
+	if !tcpUsed {
+		closePrograms(tcpSend.progs)
+	}
+}
+
+func logPoint(log *zap.Logger, pb PointBackend) {
+	if pb.Error != "" {
+		log.Error("enforcement point unavailable: it does not enforce on this kernel", zap.String("point", pb.Point),
+			zap.String("error", pb.Error))
+		return
+	}
+	log.Info("enforcement point attached", zap.String("point", pb.Point), zap.String("backend", pb.Backend),
+		zap.String("mechanism", pb.Mechanism), zap.Strings("skipped", pb.Skipped))
+}
+
+// addTCPSend attaches the verified tcp_send program to the fallback's
+// sendmsg point. Without it (kernels before 6.3), TCP sends are not
+// seen; the point says so.
+func (e *Enforcer) addTCPSend(env *attachEnv, pb *PointBackend, v verified) {
+	tcp := e.attachPoint(env, tcpSendPlan, v, BackendAuto)
+	if tcp.Error != "" {
+		pb.Skipped = append(pb.Skipped, "TCP sends: "+tcp.Error)
+		e.log.Warn("TCP sends are not seen on this kernel (sock_send_length needs 6.3+)", zap.String("error", tcp.Error))
+		return
+	}
+	pb.Mechanism += "+" + tcp.Mechanism + "(TCP, reports)"
+}
+
+// enforcesSomething fails when no point can enforce: then the agent has
+// nothing to offer and must not pretend.
+func (e *Enforcer) enforcesSomething() error {
+	var why []string
+	for _, pb := range e.backends {
+		if pb.Error == "" && pb.Backend != BackendNone && pb.Point != PointTracking && pb.Point != "close" {
+			return nil
+		}
+		if pb.Error != "" {
+			why = append(why, pb.Point+": "+pb.Error)
+		}
+	}
+	return fmt.Errorf("load BPF: no enforcement point can attach on this kernel: %s", strings.Join(why, "; "))
+}
+
+// Unavailable lists the points that do not enforce on this kernel, by
+// name, with the reason.
+func (e *Enforcer) Unavailable() map[string]string {
+	out := map[string]string{}
+	for _, pb := range e.backends {
+		if pb.Error != "" {
+			out[pb.Point] = pb.Error
+		}
+	}
+	return out
 }
 
 // lsmActive reports whether BPF LSM programs run: `bpf` must be listed.
@@ -157,39 +237,6 @@ func lsmActive(list string) error {
 		}
 	}
 	return fmt.Errorf("bpf is not in %s (%s); boot with lsm=...,bpf", list, strings.TrimSpace(string(b)))
-}
-
-// attachPoint tries the point's backends in order and keeps the first that
-// attaches completely.
-func (e *Enforcer) attachPoint(env *attachEnv, pt pointPlan, forced string) (PointBackend, error) {
-	pb := PointBackend{Point: pt.point}
-	for _, c := range pt.candidates {
-		if forced != BackendAuto && c.backend != forced && !pt.always {
-			continue
-		}
-		if len(c.programs) == 0 {
-			pb.Skipped = append(pb.Skipped, c.backend+": no hook for this point")
-			continue
-		}
-		progs, links, err := env.attach(c)
-		if err != nil {
-			pb.Skipped = append(pb.Skipped, c.backend+": "+err.Error())
-			continue
-		}
-		e.progs = append(e.progs, progs...)
-		e.links = append(e.links, links...)
-		pb.Backend, pb.Mechanism = c.backend, c.mechanism()
-		return pb, nil
-	}
-	if forced != BackendAuto && !pt.has(forced) {
-		pb.Backend, pb.Mechanism = BackendNone, forced+" has no hook for this point"
-		return pb, nil
-	}
-	if forced == BackendAuto && pt.optional() {
-		pb.Backend, pb.Mechanism = BackendNone, "no backend available"
-		return pb, nil
-	}
-	return pb, fmt.Errorf("enforcement point %s: no backend could attach: %s", pt.point, strings.Join(pb.Skipped, "; "))
 }
 
 // Backends says how each enforcement point is carried out.
@@ -212,22 +259,6 @@ func (e *Enforcer) Close() error {
 	errs = append(errs, e.maps.Close())
 	errs = append(errs, e.releasePins())
 	return errors.Join(errs...)
-}
-
-// attachTCPSend adds TCP sends where the fallback's cgroup send hooks see
-// only UDP: the sock_send_length tracepoint (6.3+), which reports after
-// the send. Without it, TCP sends are not seen; the point says so.
-func (e *Enforcer) attachTCPSend(env *attachEnv, pb *PointBackend) {
-	c := candidate{BackendTracepoint, []program{rawTracepointProgram("tcp_send", "sock_send_length")}}
-	progs, links, err := env.attach(c)
-	if err != nil {
-		pb.Skipped = append(pb.Skipped, "TCP sends: "+err.Error())
-		e.log.Warn("TCP sends are not seen on this kernel (sock_send_length needs 6.3+)", zap.Error(err))
-		return
-	}
-	e.progs = append(e.progs, progs...)
-	e.links = append(e.links, links...)
-	pb.Mechanism += "+" + c.mechanism() + "(TCP, reports)"
 }
 
 // sharedMaps names every map of the fallback object, as its ebpf tag does:

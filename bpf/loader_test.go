@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/cilium/ebpf"
+	"go.uber.org/zap"
 	"golang.org/x/sys/unix"
 
 	"github.com/ocigate/ocigate/profiles"
@@ -228,5 +229,36 @@ func TestSharedMapsCoverBothObjects(t *testing.T) {
 				t.Errorf("%s map %s is not shared", obj, name)
 			}
 		}
+	}
+}
+
+// A point no backend can carry is left unavailable with the reason; Load
+// goes on with the others and fails only when nothing can enforce.
+func TestUnavailablePointDegrades(t *testing.T) {
+	fb, err := loadFallback()
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := &attachEnv{specs: map[string]*ebpf.CollectionSpec{BackendFallback: fb}, named: map[string]*ebpf.Program{}}
+	plan := pointPlan{point: "connect", candidates: []candidate{
+		{BackendLSM, nil},
+		{BackendFallback, []program{{name: "no_such_program", mechanism: "cgroup/nothing"}}},
+	}}
+	e := &Enforcer{log: zap.NewNop()}
+	pb := e.attachPoint(env, plan, env.verifyFrom(plan, 0, BackendAuto), BackendAuto)
+	if pb.Backend != BackendNone || !strings.Contains(pb.Error, "no_such_program is not in the object") ||
+		!strings.Contains(pb.Error, "lsm: no hook for this point") {
+		t.Fatalf("unavailable point: %+v", pb)
+	}
+	e.backends = []PointBackend{pb, {Point: PointTracking, Backend: BackendTracepoint}, {Point: "close", Backend: BackendFallback}}
+	if err := e.enforcesSomething(); err == nil || !strings.Contains(err.Error(), "connect: no backend could attach") {
+		t.Fatalf("nothing enforces, yet: %v", err)
+	}
+	if got := e.Unavailable(); len(got) != 1 || got["connect"] != pb.Error {
+		t.Fatalf("Unavailable() = %v", got)
+	}
+	e.backends = append(e.backends, PointBackend{Point: "dup", Backend: BackendTracepoint})
+	if err := e.enforcesSomething(); err != nil {
+		t.Fatalf("dup enforces: %v", err)
 	}
 }

@@ -39,15 +39,16 @@ var ErrPinnedIncompatible = errors.New("pinned map incompatible")
 
 // pinner pins and takes over the links of one Load.
 type pinner struct {
-	dir      string
-	log      *zap.Logger
-	cgroupID uint64                 // of the cgroup root the programs attach to
-	names    map[link.Link]string   // link -> its pin name
-	claimed  map[string]bool        // pin names given out in this Load
-	unpinned []string               // programs whose link cannot be pinned
-	replaced map[string]struct{}    // pin names whose old link was replaced
-	reused   map[link.Link]struct{} // links taken over (updated in place)
-	lock     *os.File               // flock of dir: one agent per pin directory
+	dir        string
+	log        *zap.Logger
+	cgroupID   uint64                 // of the cgroup root the programs attach to
+	names      map[link.Link]string   // link -> its pin name
+	mechanisms map[string]string      // pin name -> its program's mechanism
+	claimed    map[string]bool        // pin names given out in this Load
+	unpinned   []string               // programs whose link cannot be pinned
+	replaced   map[string]struct{}    // pin names whose old link was replaced
+	reused     map[link.Link]struct{} // links taken over (updated in place)
+	lock       *os.File               // flock of dir: one agent per pin directory
 }
 
 // lockDir takes dir's exclusive lock, held until the Enforcer closes (or
@@ -86,7 +87,7 @@ func newPinner(dir, cgroupRoot string, log *zap.Logger) (*pinner, error) {
 	}
 	return &pinner{
 		dir: dir, log: log, cgroupID: fi.Sys().(*syscall.Stat_t).Ino, lock: lock,
-		names: map[link.Link]string{}, claimed: map[string]bool{},
+		names: map[link.Link]string{}, claimed: map[string]bool{}, mechanisms: map[string]string{},
 		replaced: map[string]struct{}{}, reused: map[link.Link]struct{}{},
 	}, nil
 }
@@ -190,6 +191,7 @@ func (p *pinner) attach(env *attachEnv, pr program, prog *ebpf.Program) (link.Li
 		name = fmt.Sprintf("%s-%d", pr.name, i)
 	}
 	p.claimed[name] = true
+	p.mechanisms[name] = pr.mechanism
 	path := p.linkPath(name)
 	old, err := link.LoadPinnedLink(path, nil)
 	switch {
@@ -328,6 +330,9 @@ type PinState struct {
 	Dir string `json:"dir"`
 	// Inherited: the maps were taken over from an earlier agent.
 	Inherited bool `json:"inherited"`
+	// Reused: the pinned programs came from these same objects and were
+	// taken over as they are; nothing was loaded.
+	Reused bool `json:"reused,omitempty"`
 	// Updated: cgroup links that got the new program in place; Replaced:
 	// links replaced by new ones; Removed: stale links unpinned.
 	Updated  []string `json:"updated,omitempty"`
@@ -394,6 +399,11 @@ func RemovePins(dir string) (removed []string, err error) {
 			errs = append(errs, fmt.Errorf("remove %s: %w", filepath.Join(dir, sub), err))
 		}
 	}
+	if err := os.Remove(filepath.Join(dir, statePin)); err == nil {
+		removed = append(removed, filepath.Join(dir, statePin))
+	} else if !errors.Is(err, os.ErrNotExist) {
+		errs = append(errs, fmt.Errorf("unpin %s: %w", filepath.Join(dir, statePin), err))
+	}
 	if err := os.Remove(dir); err != nil {
 		errs = append(errs, fmt.Errorf("remove %s: %w", dir, err))
 	}
@@ -440,22 +450,18 @@ func (e *Enforcer) releasePins() error {
 	return err
 }
 
-// attachLink attaches pr's program, through the pinner when pinning.
-func (env *attachEnv) attachLink(pr program, p *ebpf.Program) (link.Link, error) {
-	if env.pins == nil {
-		return pr.attach(p, env)
-	}
-	return env.pins.attach(env, pr, p)
-}
-
-// commitPins ends a pinning Load: stale links are unpinned.
-func (e *Enforcer) commitPins() {
+// commitPins ends a pinning Load: stale links are unpinned and what was
+// attached is recorded for the next Load.
+func (e *Enforcer) commitPins(rec loadRecord) {
 	if e.pins == nil {
 		return
 	}
 	removed, err := e.pins.commit(e.links)
 	if err != nil {
 		e.log.Warn("stale pinned links left", zap.Error(err))
+	}
+	if err := e.writeRecord(e.pins, rec); err != nil {
+		e.log.Warn("load record not written: the next agent loads the programs again", zap.Error(err))
 	}
 	e.pinState = e.pins.state(e.pinState.Inherited, removed)
 	e.log.Info("BPF objects pinned", zap.String("dir", e.pinState.Dir), zap.Bool("taken_over", e.pinState.Inherited),

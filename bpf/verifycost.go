@@ -6,6 +6,7 @@ import (
 	"sort"
 
 	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/btf"
 	"github.com/cilium/ebpf/rlimit"
 )
 
@@ -58,6 +59,9 @@ func VerifierCosts() ([]ProgramCost, error) {
 	}
 	defer maps.Close()
 	env := &attachEnv{maps: sharedMaps(&maps)}
+	if kt, err := btf.LoadKernelSpec(); err == nil {
+		env.kernelTypes = kt
+	}
 	var out []ProgramCost
 	for _, obj := range objectSpecs {
 		spec, err := obj.load()
