@@ -15,6 +15,7 @@ import (
 
 	"github.com/ocigate/ocigate/bpf"
 	"github.com/ocigate/ocigate/internal/events"
+	"github.com/ocigate/ocigate/internal/testenv"
 	"github.com/ocigate/ocigate/profiles"
 )
 
@@ -310,11 +311,7 @@ func eventStream(t *testing.T) []byte {
 // lines, each decoded.
 func jq(t *testing.T, filter string, input []byte) []map[string]any {
 	t.Helper()
-	bin, err := exec.LookPath("jq")
-	if err != nil {
-		t.Fatalf("jq is required for this test and is not on PATH (make deps / scripts/deps.sh installs it): %v", err)
-	}
-	cmd := exec.Command(bin, "-c", "-f", filepath.Join("testdata", "jq", filter))
+	cmd := exec.Command(testenv.NeedTool(t, "jq"), "-c", "-f", filepath.Join("testdata", "jq", filter))
 	cmd.Stdin = bytes.NewReader(input)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr

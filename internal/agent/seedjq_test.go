@@ -5,13 +5,13 @@ import (
 	"bytes"
 	"encoding/json"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/ocigate/ocigate/internal/events"
 	"github.com/ocigate/ocigate/internal/jqcheck"
+	"github.com/ocigate/ocigate/internal/testenv"
 )
 
 // testdata/jq/stream.jsonl was written by a real agent during
@@ -30,9 +30,7 @@ func recordedStream(t *testing.T) []byte {
 // Every seed filter runs on the recorded stream without a jq error,
 // selects something, and reads no null.
 func TestSeedJQFiltersOnRecordedStream(t *testing.T) {
-	if _, err := exec.LookPath("jq"); err != nil {
-		t.Skip("jq not installed (make deps)")
-	}
+	testenv.NeedTools(t, "jq")
 	stream := recordedStream(t)
 	res, err := jqcheck.CheckDir(filepath.Join("testdata", "jq"), stream)
 	if err != nil {

@@ -1,10 +1,11 @@
 package jqcheck
 
 import (
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/ocigate/ocigate/internal/testenv"
 )
 
 // The seeds' filters, as the agent's tests keep them.
@@ -12,9 +13,7 @@ var filters = filepath.Join("..", "agent", "testdata", "jq")
 
 func needJQ(t *testing.T) {
 	t.Helper()
-	if _, err := exec.LookPath("jq"); err != nil {
-		t.Skip("jq not installed (make deps)")
-	}
+	testenv.NeedTools(t, "jq")
 }
 
 const (

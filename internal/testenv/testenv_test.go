@@ -24,11 +24,7 @@ func requireE2E(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Fatal("OCIGATE_E2E=1 but not running as root")
 	}
-	for _, p := range []string{RuncPath, BusyboxPath} {
-		if _, err := os.Stat(p); err != nil {
-			t.Fatalf("prerequisite missing: %v", err)
-		}
-	}
+	NeedTools(t, RuncPath, BusyboxPath, "timeout", "go")
 }
 
 // buildProbe builds test/e2e/probe statically into dir.
@@ -152,9 +148,7 @@ func TestRuncProbeAndHooks(t *testing.T) {
 
 func TestPodmanProbeAndHooks(t *testing.T) {
 	requireE2E(t)
-	if _, err := os.Stat(PodmanPath); err != nil {
-		t.Fatalf("prerequisite missing: %v", err)
-	}
+	NeedTools(t, PodmanPath)
 	dir := t.TempDir()
 	probe := buildProbe(t, dir)
 	rootfs := filepath.Join(dir, "rootfs")

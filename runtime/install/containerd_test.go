@@ -12,6 +12,8 @@ import (
 	"testing"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/ocigate/ocigate/internal/testenv"
 )
 
 const ourSpec = "/etc/containerd/ocigate-base-spec.json"
@@ -160,10 +162,7 @@ func TestContainerdNotes(t *testing.T) {
 // containerd itself reads the edited configs: `containerd config dump`
 // loads the file and prints the result (containerd 1.6 reads version 2).
 func TestContainerdReadsEditedConfig(t *testing.T) {
-	bin, err := exec.LookPath("containerd")
-	if err != nil {
-		t.Skip("containerd is not installed (apt-get install containerd)")
-	}
+	bin := testenv.NeedTool(t, "containerd")
 	for _, name := range []string{"containerd-1.6-default.toml", "containerd-1.6-debian.toml"} {
 		t.Run(name, func(t *testing.T) {
 			out, err := setBaseRuntimeSpec(fixture(t, name), ourSpec)
@@ -204,10 +203,14 @@ func TestContainerdSpec(t *testing.T) {
 		t.Fatalf("hooks %+v", got.Hooks)
 	}
 	refs := map[string][]byte{"fixture": fixture(t, "ctr-oci-spec-1.6.json")}
-	if ctr, err := exec.LookPath("ctr"); err == nil {
-		if live, err := exec.Command(ctr, "oci", "spec").Output(); err == nil {
-			refs["ctr oci spec"] = live
+	if ctr, err := testenv.FindTool("ctr"); err == nil {
+		live, err := exec.Command(ctr, "oci", "spec").Output()
+		if err != nil {
+			t.Fatalf("ctr oci spec: %v", err)
 		}
+		refs["ctr oci spec"] = live
+	} else if testenv.ToolsRequired() {
+		t.Fatal(err)
 	}
 	for name, ref := range refs {
 		var want specs.Spec

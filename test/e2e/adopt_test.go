@@ -68,9 +68,7 @@ type privatePodman struct {
 
 func newPrivatePodman(t *testing.T, runcRoot string) privatePodman {
 	t.Helper()
-	if _, err := os.Stat(testenv.PodmanPath); err != nil {
-		t.Fatalf("prerequisite missing: %v", err)
-	}
+	testenv.NeedTools(t, testenv.PodmanPath)
 	dir, err := os.MkdirTemp(workDir, "podman-")
 	if err != nil {
 		t.Fatal(err)

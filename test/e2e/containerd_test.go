@@ -32,11 +32,7 @@ type containerdEnv struct {
 
 func startContainerd(t *testing.T) *containerdEnv {
 	t.Helper()
-	for _, p := range []string{ContainerdPath, CtrPath} {
-		if _, err := os.Stat(p); err != nil {
-			t.Fatalf("prerequisite missing: %v", err)
-		}
-	}
+	testenv.NeedTools(t, ContainerdPath, CtrPath)
 	dir, err := os.MkdirTemp(workDir, "ctd-")
 	if err != nil {
 		t.Fatal(err)

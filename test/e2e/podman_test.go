@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"context"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -19,9 +18,7 @@ type podmanEnv struct {
 
 func newPodmanEnv(t *testing.T) podmanEnv {
 	t.Helper()
-	if _, err := os.Stat(testenv.PodmanPath); err != nil {
-		t.Fatalf("prerequisite missing: %v", err)
-	}
+	testenv.NeedTools(t, testenv.PodmanPath)
 	dir := t.TempDir()
 	e := podmanEnv{rootfs: filepath.Join(dir, "rootfs"), hooksDir: filepath.Join(dir, "hooks.d")}
 	if err := testenv.BuildRootfs(e.rootfs, map[string]string{"/probe": probeBin}); err != nil {

@@ -201,6 +201,7 @@ func testBashLineage(t *testing.T, annotations map[string]string) string {
 // selects something, and nothing it reads is null.
 func checkSeedFilters(t *testing.T, stream []byte) {
 	t.Helper()
+	testenv.NeedTools(t, "jq")
 	root, err := moduleRoot()
 	if err != nil {
 		t.Fatal(err)

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ocigate/ocigate/internal/testenv"
 )
 
 // unroutable is a documentation address (TEST-NET-3): seed policies act on
@@ -117,7 +119,7 @@ func runJQ(t *testing.T, filter string, ev map[string]any) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command("jq", "-c", "-f", filepath.Join("..", "..", "internal", "agent", "testdata", "jq", filter))
+	cmd := exec.Command(testenv.NeedTool(t, "jq"), "-c", "-f", filepath.Join("..", "..", "internal", "agent", "testdata", "jq", filter))
 	cmd.Stdin = strings.NewReader(line)
 	out, err := cmd.CombinedOutput()
 	if err != nil {

@@ -302,9 +302,7 @@ func TestWrapperRunc(t *testing.T) {
 // uses; uninstall takes them away again.
 func TestInstallPodman(t *testing.T) {
 	requireE2E(t)
-	if _, err := os.Stat(testenv.PodmanPath); err != nil {
-		t.Fatalf("prerequisite missing: %v", err)
-	}
+	testenv.NeedTools(t, testenv.PodmanPath)
 	dir := t.TempDir()
 	e := podmanEnv{rootfs: filepath.Join(dir, "rootfs"), hooksDir: filepath.Join(dir, "hooks.d")}
 	if err := testenv.BuildRootfs(e.rootfs, map[string]string{"/probe": probeBin}); err != nil {
