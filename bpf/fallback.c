@@ -218,6 +218,10 @@ SEC("raw_tracepoint/sched_process_exec")
 int process_exec(struct bpf_raw_tracepoint_args *ctx)
 {
 	struct linux_binprm *bprm = (struct linux_binprm *)ctx->args[2];
+	__u64 workload_cgroup;
+
+	if (!current_workload(&workload_cgroup))
+		return 0; /* the path walk is for workloads only */
 	struct scratch *s = begin_decision(POINT_EXEC, ENFORCER_TRACEPOINT_SIGKILL, CAN_KILL);
 
 	if (!s)

@@ -156,6 +156,10 @@ static __always_inline int check_socket_create(int family, int type, int protoco
 /* Refusing the exec is enough: the caller gets EPERM, nothing new runs. */
 static __always_inline int check_exec(struct linux_binprm *bprm, __u8 enforcer)
 {
+	__u64 workload_cgroup;
+
+	if (!current_workload(&workload_cgroup))
+		return 0; /* the path walk is for workloads only */
 	struct scratch *s = begin_decision(POINT_EXEC, enforcer, CAN_ALL | DENY_SUFFICES);
 
 	if (!s)
