@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
 # make vmtest: boots Debian's 6.1 and 6.12 cloud kernels under QEMU (TCG),
-# each with and without the BPF LSM, runs the backend suite
-# (test/vmtest/suite) inside with the real agent and hook, and turns its
-# marker lines into a pass/fail summary. See test/vmtest/README.md.
+# each with and without the BPF LSM and with the agent forced to the
+# fallback, runs the backend suite (test/vmtest/suite) inside with the real
+# agent and hook, and turns its marker lines into a pass/fail summary and a
+# verifier table (verified instructions per program on the host's kernel
+# and every boot; the run fails over bpf.VerifierBudget*). See
+# test/vmtest/README.md.
 #
 # Environment:
 #   OCIGATE_VM_CACHE     kernel cache (default /var/cache/ocigate-vmtest)
 #   OCIGATE_VM_LOGS      logs and summary.md (default vmtest-logs)
 #   VMTEST_KERNELS       kernels to boot: "6.1 6.12" (default both)
-#   VMTEST_LSM           settings to boot each kernel with (default "bpf nobpf"):
+#   VMTEST_LSM           settings to boot each kernel with (default "bpf nobpf fallback"):
 #                          bpf       lsm=lockdown,capability,yama,bpf  expect VMTEST_EXPECT_BPF
 #                          nobpf     lsm=lockdown,capability,yama      expect VMTEST_EXPECT_NOBPF
 #                          fallback  as nobpf, agent forced to --enforcer fallback, expect fallback
@@ -30,7 +33,7 @@ export PATH=/usr/local/go/bin:$PATH
 CACHE=${OCIGATE_VM_CACHE:-/var/cache/ocigate-vmtest}
 LOGS=${OCIGATE_VM_LOGS:-vmtest-logs}
 KERNELS=${VMTEST_KERNELS:-6.1 6.12}
-LSMS=${VMTEST_LSM:-bpf nobpf}
+LSMS=${VMTEST_LSM:-bpf nobpf fallback}
 EXPECT_BPF=${VMTEST_EXPECT_BPF:-lsm}
 EXPECT_NOBPF=${VMTEST_EXPECT_NOBPF:-fmod_ret}
 ENFORCER=${VMTEST_ENFORCER:-}
@@ -180,7 +183,10 @@ boot() {
 	[ -z "$enforcer" ] || append+=" ocigate.enforcer=$enforcer"
 	echo "$append" >"$dir/cmdline"
 	start=$(date +%s%N)
-	timeout -k 10 "$BOOT_TIMEOUT" qemu-system-x86_64 -accel tcg -cpu max -m 1024 -smp 2 \
+	# One host thread per guest (thread=single): JOBS guests already keep
+	# the cores busy, and the guest kernel's code patching (int3 text pokes)
+	# met a stale translation on another vCPU thread once (an Oops).
+	timeout -k 10 "$BOOT_TIMEOUT" qemu-system-x86_64 -accel tcg,thread=single -cpu max -m 1024 -smp 2 \
 		-nographic -nodefaults -no-user-config -no-reboot \
 		-kernel "$kdir/vmlinuz" -initrd "$WORK/initrd.gz" -append "$append" \
 		-serial stdio -serial "file:$dir/markers.log" \
@@ -188,6 +194,21 @@ boot() {
 	echo "$rc" >"$dir/rc"
 	echo $((($(date +%s%N) - start + 500000000) / 1000000000)) >"$dir/seconds"
 	log "$name: qemu exit $rc after $(cat "$dir/seconds")s"
+}
+
+# host_verifier: the verifier table's column of this machine's own kernel:
+# the suite's verifier mode, run natively; writes LOGS/host/{console.log,
+# markers.log,rc,seconds} like a boot.
+host_verifier() {
+	local dir=$LOGS/host rc=0 start
+	mkdir -p "$dir"
+	rm -f "$dir"/*
+	start=$(date +%s)
+	timeout -k 10 "$BOOT_TIMEOUT" "$WORK/stage/suite" verifier --markers "$dir/markers.log" \
+		</dev/null >"$dir/console.log" 2>&1 || rc=$?
+	echo "$rc" >"$dir/rc"
+	echo $(($(date +%s) - start)) >"$dir/seconds"
+	log "host $(uname -r): verifier measured in $(cat "$dir/seconds")s (exit $rc)"
 }
 
 # markers NAME: the guest's marker lines (the second serial port, else the
@@ -214,13 +235,17 @@ verdict() {
 	fi
 }
 
-# summary NAMES...: a markdown table scenario × boot.
+# summary NAMES...: a markdown table scenario × boot. (Each boot's markers
+# are read once; awk reads them from a here-string, so its early exit
+# cannot break a pipe.)
 summary() {
 	local names=("$@") n s scen=() row v info
+	local -A mk
 	for n in "${names[@]}"; do
+		mk[$n]=$(markers "$n")
 		while read -r s; do
-			[[ " ${scen[*]} " == *" $s "* ]] || scen+=("$s")
-		done < <(markers "$n" | awk '$1 == "VMTEST-SCENARIO" {print $2}')
+			[[ -z $s || " ${scen[*]} " == *" $s "* ]] || scen+=("$s")
+		done <<<"$(awk '$1 == "VMTEST-SCENARIO" {print $2}' <<<"${mk[$n]}")"
 	done
 	row="| |"
 	for n in "${names[@]}"; do row+=" $n |"; done
@@ -228,19 +253,19 @@ summary() {
 	row="|---|"
 	for n in "${names[@]}"; do row+="---|"; done
 	echo "$row"
-	for info in kernel lsm btf enforcer expect backends agent-ready; do
+	for info in kernel lsm btf enforcer expect backends tcp-send exec-denial verifier-time agent-ready; do
 		row="| $info |"
 		for n in "${names[@]}"; do
-			v=$(markers "$n" | awk -v k="$info" '$1 == "VMTEST-INFO" && $2 == k {$1 = $2 = ""; sub(/^ +/, ""); print; exit}')
-			[ "$info" != backends ] || v=$(sed -E 's/\([^)]*\)//g' <<<"$v")
-			row+=" ${v:-?} |"
+			v=$(awk -v k="$info" '$1 == "VMTEST-INFO" && $2 == k {$1 = $2 = ""; sub(/^ +/, ""); print; exit}' <<<"${mk[$n]}")
+			[ "$info" != backends ] || v=$(sed -E ':a; s/\([^()]*\)//g; ta' <<<"$v")
+			row+=" ${v:--} |"
 		done
 		echo "$row"
 	done
 	for s in "${scen[@]}"; do
 		row="| $s |"
 		for n in "${names[@]}"; do
-			v=$(markers "$n" | awk -v k="$s" '$1 == "VMTEST-SCENARIO" && $2 == k {print $3; exit}')
+			v=$(awk -v k="$s" '$1 == "VMTEST-SCENARIO" && $2 == k {print $3; exit}' <<<"${mk[$n]}")
 			row+=" ${v:-MISSING} |"
 		done
 		echo "$row"
@@ -253,8 +278,92 @@ summary() {
 	echo "$row"
 }
 
+# problems NAME: why a boot failed, one "- NAME: ..." line each.
+problems() {
+	local n=$1 rc m last oops
+	rc=$(cat "$LOGS/$n/rc")
+	m=$(markers "$n")
+	last=$(tail -n 1 <<<"$m" | cut -c1-160)
+	case $rc in
+	0) ;;
+	124 | 137) echo "- $n: QEMU killed after ${BOOT_TIMEOUT}s (VMTEST_BOOT_TIMEOUT); last marker: ${last:-none}" ;;
+	*) echo "- $n: QEMU exited $rc; last marker: ${last:-none}" ;;
+	esac
+	if [ "$rc" = 0 ] && ! grep -q '^VMTEST-RESULT ' <<<"$m"; then
+		echo "- $n: the suite did not finish (no VMTEST-RESULT); last marker: ${last:-none}"
+	fi
+	oops=$(tr -d '\r' <"$LOGS/$n/console.log" | grep -E '(Oops|Kernel panic|BUG):|RIP: 0010' || true)
+	[ -z "$oops" ] || echo "- $n: guest kernel crashed: $(head -n 2 <<<"$oops" | sed 's/^\[ *[0-9.]*\] //' | paste -sd ' ' -)"
+	grep '^VMTEST-SCENARIO [^ ]* FAIL' <<<"$m" | cut -c1-600 | sed "s/^/- $n: /" || true
+}
+
+# verifier_table COLUMNS...: the verifier table (scripts/vmtest-verifier.awk)
+# of the host and the boots; fails when a budget is exceeded.
+verifier_table() {
+	local c
+	for c in "$@"; do
+		markers "$c" | sed "s/^/$c /"
+	done | awk -v cols="$*" -f "$ROOT/scripts/vmtest-verifier.awk"
+}
+
+# machine: what the run ran on.
+machine() {
+	local cpu mem
+	cpu=$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)
+	mem=$(awk '/^MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /proc/meminfo)
+	echo "$(hostname), ${cpu:-unknown CPU}, $(nproc) CPUs, $mem, kernel $(uname -r), qemu $(qemu-system-x86_64 --version | awk 'NR == 1 {print $4}')"
+}
+
+# write_summary T0 T1 T2 NAMES...: LOGS/summary.md; returns 1 when the
+# verifier table fails.
+write_summary() {
+	local t0=$1 t1=$2 t2=$3 k n rc=0 table
+	shift 3
+	table=$(verifier_table host "$@") || rc=1
+	if ! grep -q '^VMTEST-VERIFIER ' <<<"$(markers host)"; then
+		rc=1
+		table+=$'\n'"- host: nothing measured (suite verifier exited $(cat "$LOGS/host/rc")): $(tail -n 3 "$LOGS/host/console.log" | paste -sd ' ' -)"
+	fi
+	{
+		echo "# ocigate vmtest"
+		echo
+		echo "- date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+		echo "- machine: $(machine)"
+		for k in $KERNELS; do
+			echo "- kernel $k: $(cat "${kdirs[$k]}/release") ($(cat "${kdirs[$k]}/deb"))"
+		done
+		echo "- boots: $# in $((t2 - t1)) s wall ($JOBS at a time, at most ${BOOT_TIMEOUT}s each); total with build and the host's verifier table: $((t2 - t0)) s"
+		echo
+		echo "## Scenarios"
+		echo
+		summary "$@"
+		echo
+		for n in "$@"; do problems "$n"; done
+		echo
+		echo "## Verifier: instructions verified per program (each loaded alone, nothing attached)"
+		echo
+		echo "$table"
+	} >"$LOGS/summary.md"
+	return "$rc"
+}
+
+# run_boots NAMES...: boots KERNEL-SETTING names, JOBS at a time.
+run_boots() {
+	local n running=0
+	for n in "$@"; do
+		if ((running >= JOBS)); then
+			wait -n || true
+			running=$((running - 1))
+		fi
+		log "booting $n"
+		boot "$n" "${kdirs[${n%-*}]}" "${n##*-}" &
+		running=$((running + 1))
+	done
+	wait || true
+}
+
 main() {
-	local t0 k l kdir names=() n failed=0 running=0
+	local t0 t1 t2 k l names=() n failed=0
 	t0=$(date +%s)
 	for l in $LSMS; do
 		case $l in bpf | nobpf | fallback) ;; *) die "unknown VMTEST_LSM value $l (want bpf, nobpf or fallback)" ;; esac
@@ -270,26 +379,13 @@ main() {
 		kdirs[$k]=$(fetch_kernel "$k")
 		check_config "${kdirs[$k]}"
 		log "kernel $k: $(cat "${kdirs[$k]}/release") ($(cat "${kdirs[$k]}/deb"))"
+		for l in $LSMS; do names+=("$k-$l"); done
 	done
 	build_payload "$WORK"
 	log "initramfs $(du -h "$WORK/initrd.gz" | cut -f1), sha256 $(sha256sum "$WORK/initrd.gz" | cut -c1-16)"
-	local t1
+	host_verifier
 	t1=$(date +%s)
-	for k in $KERNELS; do
-		for l in $LSMS; do
-			n=$k-$l
-			names+=("$n")
-			if ((running >= JOBS)); then
-				wait -n || true
-				running=$((running - 1))
-			fi
-			log "booting $n"
-			boot "$n" "${kdirs[$k]}" "$l" &
-			running=$((running + 1))
-		done
-	done
-	wait || true
-	local t2
+	run_boots "${names[@]}"
 	t2=$(date +%s)
 	for n in "${names[@]}"; do
 		if [ "$(verdict "$n")" != PASS ]; then
@@ -300,17 +396,7 @@ main() {
 			[ ! -s "$LOGS/$n/qemu.err" ] || { log "qemu stderr:"; cat "$LOGS/$n/qemu.err"; }
 		fi
 	done
-	{
-		echo "# ocigate vmtest"
-		echo
-		echo "$(date -u +%Y-%m-%dT%H:%M:%SZ), boots: $((t2 - t1)) s wall ($JOBS at a time), total with build: $((t2 - t0)) s"
-		echo
-		summary "${names[@]}"
-		echo
-		for n in "${names[@]}"; do
-			markers "$n" | grep '^VMTEST-SCENARIO [^ ]* FAIL' | sed "s/^/- $n: /" || true
-		done
-	} >"$LOGS/summary.md"
+	write_summary "$t0" "$t1" "$t2" "${names[@]}" || failed=1
 	echo
 	cat "$LOGS/summary.md"
 	echo

@@ -82,9 +82,10 @@ func (s *suite) stopAgent() error {
 }
 
 type backendEntry struct {
-	Point     string `json:"point"`
-	Backend   string `json:"backend"`
-	Mechanism string `json:"mechanism"`
+	Point     string   `json:"point"`
+	Backend   string   `json:"backend"`
+	Mechanism string   `json:"mechanism"`
+	Skipped   []string `json:"skipped"`
 }
 
 type agentStatus struct {

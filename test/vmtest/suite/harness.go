@@ -62,6 +62,11 @@ func (s *suite) runAll(filter *regexp.Regexp) int {
 	}
 	defer s.teardownFS()
 	s.info()
+	// Before the agent: the measurement loads every program once more and
+	// attaches none, so the scenarios see only the agent's.
+	if s.cfg.verifier && (filter == nil || filter.MatchString("verifier-budget")) {
+		s.runScenario(scenario{"verifier-budget", scenarioVerifierBudget})
+	}
 	agent := &result{name: "agent-start"}
 	if err := s.startAgent(); err != nil {
 		agent.failf("%v", err)
@@ -178,11 +183,17 @@ func (s *suite) teardownFS() {
 	}
 }
 
+func kernelRelease() string {
+	var uts unix.Utsname
+	if err := unix.Uname(&uts); err != nil {
+		return "unknown"
+	}
+	return unix.ByteSliceToString(uts.Release[:])
+}
+
 // info prints what the guest kernel offers.
 func (s *suite) info() {
-	var uts unix.Utsname
-	_ = unix.Uname(&uts)
-	s.emit("VMTEST-INFO kernel %s", unix.ByteSliceToString(uts.Release[:]))
+	s.emit("VMTEST-INFO kernel %s", kernelRelease())
 	lsm, err := os.ReadFile("/sys/kernel/security/lsm")
 	if err != nil {
 		s.emit("VMTEST-INFO lsm unavailable(%v)", err)

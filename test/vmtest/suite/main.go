@@ -5,6 +5,7 @@
 //
 //	go build -o /tmp/suite ./test/vmtest/suite
 //	/tmp/suite --agent bin/ocigate-agentd --hook bin/ocigate-hook --expect fallback
+//	/tmp/suite verifier    # only the verifier table of this kernel
 //
 // Each workload is a cgroup under <cgroup v2 root>/ocigate-vm/ holding a
 // placeholder init process, registered by running ocigate-hook createRuntime
@@ -17,9 +18,15 @@
 // selectors plus the stand-in attacker 127.0.0.2), unless --profiles names
 // another directory.
 //
+// Before it starts the agent, the suite measures the verifier's cost of
+// every BPF program on this kernel (scenario verifier-budget, see
+// verifier.go); "suite verifier" does only that.
+//
 // Markers (stdout, and --markers FILE, e.g. a second serial port):
 //
 //	VMTEST-INFO <key> <value>
+//	VMTEST-VERIFIER-BUDGET <per program> <per object>
+//	VMTEST-VERIFIER <object> <program> <count|refused|rejected> [reason]
 //	VMTEST-SCENARIO <name> PASS|FAIL <detail>
 //	VMTEST-RESULT PASS|FAIL
 //
@@ -56,11 +63,15 @@ type config struct {
 	agentStartWait time.Duration
 	eventWait      time.Duration
 	keep           bool
+	verifier       bool
 }
 
 func main() {
 	if len(os.Args) > 1 && os.Args[1] == "probe" {
 		os.Exit(probeMain(os.Args[2:]))
+	}
+	if len(os.Args) > 1 && os.Args[1] == "verifier" {
+		os.Exit(verifierMain(os.Args[2:]))
 	}
 	os.Exit(suiteMain(os.Args[1:]))
 }
@@ -83,6 +94,7 @@ func suiteMain(args []string) int {
 	fs.DurationVar(&c.agentStartWait, "agent-start-timeout", 120*time.Second, "how long the agent may take to load its programs")
 	fs.DurationVar(&c.eventWait, "event-timeout", 15*time.Second, "how long to wait for an expected event")
 	fs.BoolVar(&c.keep, "keep", false, "keep the work directory")
+	fs.BoolVar(&c.verifier, "verifier", true, "measure the verifier's cost of every BPF program (scenario verifier-budget) before starting the agent")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}

@@ -77,6 +77,46 @@ func scenarioBackends(s *suite, r *result) {
 	}
 	s.emit("VMTEST-INFO backends %s", strings.Join(got, " "))
 	r.notef("%s", strings.Join(got, " "))
+	if s.expect.For("sendmsg") == backendFallback {
+		s.checkFallbackTCPSend(r)
+	}
+}
+
+// checkFallbackTCPSend: the fallback's cgroup send hooks see UDP only; it
+// sees TCP sends through the sock_send_length tracepoint, which kernels
+// from 6.3 have. The send point's mechanism must say so on those and only
+// on those.
+func (s *suite) checkFallbackTCPSend(r *result) {
+	var mech string
+	var skipped []string
+	for _, b := range s.backends {
+		if b.Point == "sendmsg" {
+			mech, skipped = b.Mechanism, b.Skipped
+		}
+	}
+	seen := strings.Contains(mech, "sock_send_length")
+	rel := kernelRelease()
+	want := kernelAtLeast(rel, 6, 3)
+	state, what := "seen", "TCP sends seen (sock_send_length, after the send: report or kill)"
+	if !seen {
+		state, what = "unseen", "TCP sends not seen (no sock_send_length: "+strings.Join(skipped, "; ")+")"
+	}
+	s.emit("VMTEST-INFO tcp-send %s", state)
+	if seen != want {
+		r.failf("fallback on %s: %s, but sock_send_length is there from 6.3 on", rel, what)
+		return
+	}
+	r.notef("fallback: %s", what)
+}
+
+// kernelAtLeast reports whether a release ("6.1.0-28-cloud-amd64") is at
+// least major.minor.
+func kernelAtLeast(release string, major, minor int) bool {
+	var ma, mi int
+	if _, err := fmt.Sscanf(release, "%d.%d", &ma, &mi); err != nil {
+		return false
+	}
+	return ma > major || ma == major && mi >= minor
 }
 
 // errnoOf returns the errno name of an "error: NAME: text" probe output.
@@ -297,13 +337,18 @@ func scenarioRevshell(s *suite, r *result) {
 		if p.signal != syscall.SIGKILL {
 			r.failf("want the shell SIGKILLed at exec, got %v", p)
 		} else {
-			r.notef("shell killed by SIGKILL")
+			s.emit("VMTEST-INFO exec-denial SIGKILL")
+			r.notef("exec denial (fallback): shell killed by SIGKILL before it ran")
 		}
 		extra["process_kprobe.action"] = "KPROBE_ACTION_SIGKILL"
 	case p.signal == syscall.SIGKILL:
 		r.failf("backend %s: want execve refused in the caller, but the caller was SIGKILLed", backend)
 	default:
 		errno = s.expectDenied(r, "execve "+shellPath, p, "exec")
+		if errno != "" {
+			s.emit("VMTEST-INFO exec-denial %s", errno)
+			r.notef("exec denial (%s): execve failed with %s in the caller", backend, errno)
+		}
 	}
 	ev := s.expectEvent(r, w, p, "exec", extra)
 	if errno != "" {
