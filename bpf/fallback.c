@@ -28,12 +28,8 @@ static __always_inline int cgroup_verdict(struct scratch *s)
 {
 	if (!s->d.v.deny)
 		return 1;
-	if (bpf_core_enum_value_exists(enum bpf_func_id, BPF_FUNC_set_retval)) {
-		int zero = 0, err = verdict_errno(&s->d.v);
-
-		barrier_var(zero);
-		bpf_set_retval(zero - err);
-	}
+	if (bpf_core_enum_value_exists(enum bpf_func_id, BPF_FUNC_set_retval))
+		bpf_set_retval(negative_errno(s->d.v.err));
 	return 0;
 }
 

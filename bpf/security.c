@@ -174,10 +174,7 @@ static __always_inline int check_exec(struct linux_binprm *bprm, __u8 enforcer)
 
 static __always_inline int lsm_prior(int ret)
 {
-	barrier_var(ret);
-	if (ret > 0 || ret < -4095)
-		return -EPERM;
-	return ret;
+	return negative_errno(0u - (__u32)ret);
 }
 
 SEC("lsm/socket_connect")

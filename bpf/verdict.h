@@ -204,16 +204,22 @@ static __always_inline struct scratch *begin_decision(__u8 point, __u8 enforcer,
 	return s;
 }
 
-/* A decision's errno, provably in [1, 4095] (LSM programs must return
- * [-4095, 0]; 6.12's verifier checks). */
-static __always_inline int verdict_errno(const struct verdict *v)
+/* -err as LSM programs must return it, provably in [-4095, -1] for
+ * every verifier (6.12's checks LSM return values): the mask bounds the
+ * very register that is returned, where a comparison can be made by
+ * clang on a copy and leave the returned register unbounded. Errnos
+ * come validated from the profile, in [1, 4095]; 0 means EPERM. */
+static __always_inline long negative_errno(__u32 err)
 {
-	int err = v->err;
+	__u64 e = err & 4095;
+	long zero = 0;
 
-	barrier_var(err);
-	if (err <= 0 || err > 4095)
-		return EPERM;
-	return err;
+	if (!e)
+		e = EPERM;
+	/* 0 - e as a subtraction: older verifiers lose the bounds of a
+	 * BPF_NEG, which clang would emit for -e. */
+	barrier_var(zero);
+	return zero - (long)e;
 }
 
 /* Sends what the verdict asks for; the errno to return when it denies,
@@ -229,12 +235,7 @@ static __always_inline int carry_out(struct scratch *s)
 		bpf_send_signal(sig);
 	if (!v->deny)
 		return 0;
-	/* 0 - err as a subtraction: older verifiers lose the bounds of a
-	 * BPF_NEG, which clang would emit for -err. */
-	int zero = 0, err = verdict_errno(v);
-
-	barrier_var(zero);
-	return zero - err;
+	return negative_errno(v->err);
 }
 
 #endif
