@@ -10,6 +10,8 @@
 # Environment:
 #   OCIGATE_VM_CACHE     kernel cache (default /var/cache/ocigate-vmtest)
 #   OCIGATE_VM_LOGS      logs and summary.md (default vmtest-logs)
+#   OCIGATE_VM_DOCS      where a run of the whole default matrix also writes
+#                        its summary (default docs/vmtest.md; empty: nowhere)
 #   VMTEST_KERNELS       kernels to boot: "6.1 6.12" (default both)
 #   VMTEST_LSM           settings to boot each kernel with (default "bpf nobpf fallback"):
 #                          bpf       lsm=lockdown,capability,yama,bpf  expect VMTEST_EXPECT_BPF
@@ -32,6 +34,7 @@ export PATH=/usr/local/go/bin:$PATH
 
 CACHE=${OCIGATE_VM_CACHE:-/var/cache/ocigate-vmtest}
 LOGS=${OCIGATE_VM_LOGS:-vmtest-logs}
+DOCS=${OCIGATE_VM_DOCS-$ROOT/docs/vmtest.md}
 KERNELS=${VMTEST_KERNELS:-6.1 6.12}
 LSMS=${VMTEST_LSM:-bpf nobpf fallback}
 EXPECT_BPF=${VMTEST_EXPECT_BPF:-lsm}
@@ -347,6 +350,19 @@ write_summary() {
 	return "$rc"
 }
 
+# publish_summary: a run of the whole default matrix writes its summary
+# to DOCS, the reference the README links to; partial runs (VMTEST_KERNELS,
+# VMTEST_LSM narrowed) leave it alone.
+publish_summary() {
+	[ -n "$DOCS" ] && [ "$KERNELS" = "6.1 6.12" ] && [ "$LSMS" = "bpf nobpf fallback" ] || return 0
+	mkdir -p "$(dirname "$DOCS")"
+	{
+		echo "<!-- Written by make vmtest (scripts/vmtest.sh) from its last run of the whole matrix; do not edit. -->"
+		cat "$LOGS/summary.md"
+	} >"$DOCS"
+	log "summary written to $DOCS"
+}
+
 # run_boots NAMES...: boots KERNEL-SETTING names, JOBS at a time.
 run_boots() {
 	local n running=0
@@ -397,6 +413,7 @@ main() {
 		fi
 	done
 	write_summary "$t0" "$t1" "$t2" "${names[@]}" || failed=1
+	publish_summary
 	echo
 	cat "$LOGS/summary.md"
 	echo
