@@ -5,7 +5,7 @@ PKGS    := ./...
 export PATH := /usr/local/go/bin:$(PATH)
 SHELL   := /bin/bash
 
-.PHONY: all deps build generate check-generate vet unit fuzz-short fuzz e2e vmtest test bench bench-events demo clean
+.PHONY: all deps build generate check-generate vet unit fuzz-short fuzz e2e vmtest test bench bench-events bench-ready demo clean
 
 all: build
 
@@ -65,6 +65,10 @@ bench: deps build
 # Only the event throughput part of make bench.
 bench-events: deps build
 	scripts/bench-events.sh
+
+# Only the agent ready time part of make bench.
+bench-ready: deps build
+	scripts/bench-ready.sh
 
 demo: deps build
 	scripts/demo.sh

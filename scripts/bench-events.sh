@@ -29,13 +29,7 @@ CGO_ENABLED=0 go build -o "$work/eventstorm" ./test/bench/eventstorm
 mkdir -p "$work/profiles"
 cp scripts/bench-profiles/bench-events.yaml "$work/profiles/"
 sock=$work/agentd.sock
-"$OCIGATE_BIN/ocigate-agentd" run --socket "$sock" --profiles "$work/profiles" --events-file "$work/events.jsonl" \
-	--events-max-size 512MiB --events-max-backups 1 --events-types process_kprobe --pin-dir "" >"$work/agentd.log" 2>&1 &
-AGENT_PID=$!
-for _ in $(seq 100); do
-	"$OCIGATE_BIN/ocigate-agentd" status --socket "$sock" >/dev/null 2>&1 && break
-	sleep 0.1
-done
+PROFILES_DIR=$work/profiles start_agent "$work" --events-max-size 512MiB --events-max-backups 1 --events-types process_kprobe
 
 # counters: events_written kernel_events_lost events_dropped_queue events_sink_errors
 counters() {
@@ -92,6 +86,8 @@ for step in $STEPS; do
 	echo "bench-events: offered $offered, $threads thread(s): made $made in ${secs}s, written $written, lost kernel $klost queue $qdrop sink $slost" >&2
 done
 {
+	bench_header "scripts/bench-events.sh"
+	echo
 	cat "$work/table.md"
 	echo
 	echo "Highest rate with zero loss: $best events/s; loss first at offered ${first_loss:-none} events/s (${SECONDS_PER} s per step; load average before: $load)."

@@ -7,7 +7,9 @@
 #  4. `runc run` of busybox `true` with vs without the hook (hyperfine);
 #  5. the agent's memory and its BPF maps' with 5 000 registered workloads;
 #  6. events per second from the kernel to the events file, and where
-#     loss starts (scripts/bench-events.sh).
+#     loss starts (scripts/bench-events.sh);
+#  7. the agent's ready time, cold and restarted over pinned state
+#     (scripts/bench-ready.sh).
 # Results go to bench-results/ and a summary table to stdout.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -44,8 +46,6 @@ mk_bundle "$work/off" "$work/rootfs" bench-off no "" /bin/connectloop "$CONNECTS
 connect_prog_stats() { # run_time_ns run_cnt of the connect4 program
 	bpftool -j prog show name connect4 | jq -r 'if type=="array" then .[0] else . end | "\(.run_time_ns // 0) \(.run_cnt // 0)"'
 }
-
-median() { sort -n | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 
 echo "bench: connect latency, $ROUNDS alternating rounds of $CONNECTS connects"
 sysctl -qw kernel.bpf_stats_enabled=1
@@ -109,6 +109,8 @@ echo "bench: ${REG_N:-5000} registered workloads: agent RSS and BPF map memory"
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.3f", a / b}'; }
 {
+	bench_header "scripts/bench.sh"
+	echo
 	echo "| measure | unenforced / baseline | enforced / with ocigate | ratio | target |"
 	echo "|---|---|---|---|---|"
 	echo "| loopback connect+accept+close in a runc container, median of $ROUNDS rounds (ns) | $off_med | $on_med | $(ratio "$on_med" "$off_med") | <= 1.05 |"
@@ -131,4 +133,11 @@ scripts/bench-events.sh >/dev/null
 {
 	echo
 	cat "$out/events.md"
+} | tee -a "$out/summary.md"
+
+echo "bench: agent ready time, cold and restarted over pinned state"
+scripts/bench-ready.sh >/dev/null
+{
+	echo
+	cat "$out/ready.md"
 } | tee -a "$out/summary.md"

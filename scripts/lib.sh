@@ -1,5 +1,6 @@
-# Shared helpers of demo.sh and bench.sh: busybox root filesystems, runc
-# bundles with ocigate's hooks, and the agent's life cycle.
+# Shared helpers of demo.sh and the bench scripts: busybox root
+# filesystems, runc bundles with ocigate's hooks, the agent's life cycle,
+# and what results tables need.
 # shellcheck shell=bash
 
 OCIGATE_BIN=${OCIGATE_BIN:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/bin}
@@ -56,21 +57,31 @@ run_container() {
 }
 
 # start_agent DIR [ARGS...]: starts ocigate-agentd with its socket and
-# events file in DIR (plus ARGS) and waits until it answers. Nothing is
-# pinned (--pin-dir ''): the demo and the benchmarks leave no enforcement
-# behind when they stop it.
+# events file in DIR (plus ARGS, which come last and so override these,
+# e.g. --pin-dir) and waits until it answers status (`status --wait`: it
+# answers once its programs are attached and its profiles loaded), or
+# fails at once with its log if it exits first. Nothing is pinned
+# (--pin-dir ''): the demo and the benchmarks leave no enforcement behind
+# when they stop it. AGENT_READY_WAIT bounds the wait (default 60s).
 start_agent() {
-	local dir=$1 i
+	local dir=$1 waiter done_pid=
 	shift
 	"$OCIGATE_BIN/ocigate-agentd" run --socket "$dir/agentd.sock" --events-file "$dir/events.jsonl" \
 		--profiles "${PROFILES_DIR:-$dir/profiles}" --pin-dir '' "$@" >"$dir/agentd.log" 2>&1 &
 	AGENT_PID=$!
-	for i in $(seq 100); do
-		"$OCIGATE_BIN/ocigate-agentd" status --socket "$dir/agentd.sock" >/dev/null 2>&1 && return 0
-		kill -0 "$AGENT_PID" 2>/dev/null || break
-		sleep 0.1
-	done
-	echo "ocigate-agentd did not start; its log:" >&2
+	"$OCIGATE_BIN/ocigate-agentd" status --socket "$dir/agentd.sock" --wait "${AGENT_READY_WAIT:-60s}" --summary \
+		>/dev/null 2>"$dir/status-wait.err" &
+	waiter=$!
+	wait -n -p done_pid "$waiter" "$AGENT_PID" && [ "$done_pid" = "$waiter" ] && return 0
+	if [ "$done_pid" = "$AGENT_PID" ]; then
+		kill "$waiter" 2>/dev/null || true
+		wait "$waiter" 2>/dev/null || true
+		echo "ocigate-agentd exited at start; its log:" >&2
+		AGENT_PID=
+	else
+		cat "$dir/status-wait.err" >&2
+		echo "ocigate-agentd did not answer; its log:" >&2
+	fi
 	cat "$dir/agentd.log" >&2
 	return 1
 }
@@ -80,4 +91,16 @@ stop_agent() {
 	kill "$AGENT_PID" 2>/dev/null || true
 	wait "$AGENT_PID" 2>/dev/null || true
 	AGENT_PID=
+}
+
+# median: the median of the numbers on stdin, one a line.
+median() { sort -n | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
+
+# bench_header COMMAND: the line that heads the results of a run: the
+# command that made them, when, and on which kernel and machine.
+bench_header() {
+	local cpu mem
+	cpu=$(awk -F': *' '/^model name/ {print $2; exit}' /proc/cpuinfo)
+	mem=$(awk '/^MemTotal:/ {printf "%.1f GiB", $2 / 1048576}' /proc/meminfo)
+	echo "\`$1\`, $(date -u +%Y-%m-%dT%H:%M:%SZ), kernel $(uname -r) $(uname -m), $(nproc) CPUs (${cpu:-unknown}), $mem"
 }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -11,39 +10,17 @@ import (
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/rlimit"
-	"go.uber.org/zap"
 
 	"github.com/ocigate/ocigate/cgroupfilter"
-	"github.com/ocigate/ocigate/internal/api"
-	"github.com/ocigate/ocigate/internal/apiserver"
 	"github.com/ocigate/ocigate/internal/hostfs"
 	"github.com/ocigate/ocigate/internal/workloadstate"
 )
-
-type statusAgent struct{}
-
-func (statusAgent) Handle(context.Context, *api.Request) (*api.Response, error) {
-	return &api.Response{Status: &api.Status{}}, nil
-}
 
 // serveStatus serves status requests on a fresh socket.
 func serveStatus(t *testing.T) string {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "agentd.sock")
-	srv, err := apiserver.Listen(path, statusAgent{}, zap.NewNop())
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		_ = srv.Serve(ctx)
-	}()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-	})
+	serveAgent(t, path, 0, statusAgent{})
 	return path
 }
 

@@ -12,10 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"go.uber.org/zap"
-
 	"github.com/ocigate/ocigate/internal/api"
-	"github.com/ocigate/ocigate/internal/apiserver"
 )
 
 // streamAgent answers subscribe with fixed frames (then, with follow,
@@ -48,20 +45,7 @@ func (s *streamAgent) Stream(ctx context.Context, req *api.Request, send func(*a
 func serveStream(t *testing.T, s *streamAgent) string {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "agentd.sock")
-	srv, err := apiserver.Listen(path, s, zap.NewNop())
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		_ = srv.Serve(ctx)
-	}()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-	})
+	serveAgent(t, path, 0, s)
 	return path
 }
 

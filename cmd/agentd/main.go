@@ -16,6 +16,8 @@ const usage = `usage: ocigate-agentd COMMAND [flags]
 commands:
   run      load the BPF programs, listen for hooks, enforce and report
   status   show backends, workloads and counters of the running agent
+           [--wait DURATION] [--timeout DURATION] [--summary] [-o text|json]
+           --wait: until an agent is ready (answers) or DURATION passed
   events   print the running agent's recent events; --follow streams new ones
            [--follow] [--container ID] [--type T] [--policy P] [--tail N] [-o json|compact]
   hooks    print the hooks.d JSON (podman, CRI-O) for this agent's hook

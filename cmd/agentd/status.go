@@ -17,14 +17,27 @@ func status(args []string, out io.Writer) error {
 	fs := flag.NewFlagSet("status", flag.ContinueOnError)
 	socket := fs.String("socket", api.DefaultSocket, "agent API socket")
 	output := fs.String("o", "text", "output: text or json")
-	timeout := fs.Duration("timeout", 5*time.Second, "deadline")
+	timeout := fs.Duration("timeout", 5*time.Second, "deadline of each call to the agent")
+	wait := fs.Duration("wait", 0, "wait up to this long for an agent to answer (while its socket is missing or refuses): "+
+		"an agent answers once its programs are attached and its profiles loaded; 0: ask once")
 	summary := fs.Bool("summary", false, "counters and backends only, no workload list")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
-	defer cancel()
-	resp, err := api.Call(ctx, *socket, &api.Request{Op: api.OpStatus, Status: &api.StatusOptions{Summary: *summary}})
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	if *timeout <= 0 {
+		return fmt.Errorf("--timeout %v: want a positive duration", *timeout)
+	}
+	if *wait < 0 {
+		return fmt.Errorf("--wait %v: want 0 (ask once) or a positive duration", *wait)
+	}
+	if *output != "text" && *output != "json" {
+		return fmt.Errorf("-o %q: want text or json", *output)
+	}
+	req := &api.Request{Op: api.OpStatus, Status: &api.StatusOptions{Summary: *summary}}
+	resp, err := api.CallWaiting(context.Background(), *socket, req, *wait, *timeout)
 	if err != nil {
 		return err
 	}
@@ -32,16 +45,13 @@ func status(args []string, out io.Writer) error {
 	if st == nil {
 		return fmt.Errorf("agent answered without a status")
 	}
-	switch *output {
-	case "json":
+	if *output == "json" {
 		enc := json.NewEncoder(out)
 		enc.SetIndent("", "  ")
 		return enc.Encode(st)
-	case "text":
-		printStatus(out, st)
-		return nil
 	}
-	return fmt.Errorf("-o %q: want text or json", *output)
+	printStatus(out, st)
+	return nil
 }
 
 func printStatus(out io.Writer, st *api.Status) {

@@ -2,7 +2,11 @@ package main
 
 import (
 	"bytes"
+	"fmt"
+	"io"
+	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -53,6 +57,76 @@ func TestPrintStatusWorkloads(t *testing.T) {
 		`(?m)^old\s+runc \(adopted\)\s+-\s+default\s+enforce\s+8\s+/b$`} {
 		if !regexp.MustCompile(re).MatchString(out.String()) {
 			t.Errorf("no row matching %s:\n%s", re, out.String())
+		}
+	}
+}
+
+// status --wait waits for an agent that starts late, whatever the order
+// of the flags.
+func TestStatusWaitsForAgent(t *testing.T) {
+	for i, order := range [][]string{
+		{"--wait", "10s", "--socket", "SOCK", "-o", "json"},
+		{"-o=json", "--socket=SOCK", "--timeout", "2s", "-wait=10s"},
+	} {
+		path := filepath.Join(t.TempDir(), "agentd.sock")
+		serveAgent(t, path, 300*time.Millisecond, statusAgent{&api.Status{Node: fmt.Sprintf("node-%d", i)}})
+		args := slices.Clone(order)
+		for j := range args {
+			args[j] = strings.ReplaceAll(args[j], "SOCK", path)
+		}
+		var out bytes.Buffer
+		if err := status(args, &out); err != nil {
+			t.Fatalf("status %q: %v", args, err)
+		}
+		if want := fmt.Sprintf(`"node": "node-%d"`, i); !strings.Contains(out.String(), want) {
+			t.Errorf("status %q printed no %s:\n%s", args, want, out.String())
+		}
+	}
+}
+
+// Without an agent, status --wait gives up after the wait, naming the
+// socket; without --wait it does not wait.
+func TestStatusWaitGivesUp(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "agentd.sock")
+	for _, c := range []struct {
+		args      []string
+		want      string
+		min, most time.Duration
+	}{
+		{[]string{"--socket", path, "--wait", "300ms"}, "no agent answered within 300ms: agent at " + path, 300 * time.Millisecond, 2 * time.Second},
+		{[]string{"--socket", path}, "agent at " + path + " is not reachable", 0, time.Second},
+	} {
+		start := time.Now()
+		err := status(c.args, io.Discard)
+		took := time.Since(start)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("status %q: got %v, want %q", c.args, err, c.want)
+		}
+		if took < c.min || took > c.most {
+			t.Errorf("status %q gave up after %v, want %v to %v", c.args, took, c.min, c.most)
+		}
+	}
+}
+
+// Bad flags fail before any waiting.
+func TestStatusFlagErrors(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "agentd.sock")
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--socket", path, "--wait", "1m", "-o", "yaml"}, `-o "yaml": want text or json`},
+		{[]string{"--socket", path, "--wait", "-1s"}, "--wait -1s: want 0"},
+		{[]string{"--socket", path, "--wait", "1m", "--timeout", "0s"}, "--timeout 0s: want a positive duration"},
+		{[]string{"--socket", path, "now", "--wait", "1m"}, `unexpected arguments ["now" "--wait" "1m"]`},
+	} {
+		start := time.Now()
+		err := status(c.args, io.Discard)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("status %q: got %v, want %q", c.args, err, c.want)
+		}
+		if took := time.Since(start); took > time.Second {
+			t.Errorf("status %q took %v to fail", c.args, took)
 		}
 	}
 }

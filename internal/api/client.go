@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"syscall"
 	"time"
 )
 
@@ -38,4 +39,46 @@ func Call(ctx context.Context, socket string, req *Request) (*Response, error) {
 		return &resp, fmt.Errorf("agent refused %s: %s", req.Op, resp.Error)
 	}
 	return &resp, nil
+}
+
+// NotListening reports whether err, from Call or Subscribe, says that no
+// agent listens on the socket: the socket (or its directory) does not
+// exist, or nothing accepts on it. A starting agent is in this state
+// until it is ready: it creates its socket last.
+func NotListening(err error) bool {
+	return errors.Is(err, syscall.ENOENT) || errors.Is(err, syscall.ECONNREFUSED)
+}
+
+// WaitInterval is how often CallWaiting tries again while no agent
+// listens: a failed connect costs microseconds, and a caller learns that
+// the agent is ready at most this long after it is.
+const WaitInterval = 20 * time.Millisecond
+
+// CallWaiting is Call, tried again every WaitInterval while no agent
+// listens on socket (NotListening), until one answers or wait has passed;
+// with wait <= 0 it is one Call. Each call is bounded by perCall, also
+// the one started just before wait ends. Any other error — an answer
+// with ok=false, an agent that took the connection and did not answer
+// in time — ends the wait at once. ctx ends everything.
+func CallWaiting(ctx context.Context, socket string, req *Request, wait, perCall time.Duration) (*Response, error) {
+	deadline := time.Now().Add(wait)
+	for {
+		cctx, cancel := context.WithTimeout(ctx, perCall)
+		resp, err := Call(cctx, socket, req)
+		cancel()
+		if err == nil || !NotListening(err) || wait <= 0 {
+			return resp, err
+		}
+		left := time.Until(deadline)
+		if left <= 0 {
+			return nil, fmt.Errorf("no agent answered within %v: %w", wait, err)
+		}
+		t := time.NewTimer(min(WaitInterval, left))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, fmt.Errorf("waiting for the agent at %s: %w", socket, ctx.Err())
+		case <-t.C:
+		}
+	}
 }

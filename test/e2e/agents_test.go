@@ -72,21 +72,10 @@ func startExtraAgent(t *testing.T, profiles map[string]string, args ...string) *
 		}
 	})
 	a.ev = testenv.NewEventLog(a.events)
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		if _, err := a.status(); err == nil {
-			return a
-		}
-		select {
-		case err := <-done:
-			t.Fatalf("extra agent exited at start (%v):\n%s", err, tail(a.log, 40))
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("extra agent not ready in 20s:\n%s", tail(a.log, 40))
-		}
-		time.Sleep(200 * time.Millisecond)
+	if err := waitReady(a.socket, done, 20*time.Second); err != nil {
+		t.Fatalf("extra agent: %v\n%s", err, tail(a.log, 40))
 	}
+	return a
 }
 
 type agentState struct {

@@ -189,22 +189,36 @@ func startAgent() error {
 	logf.Close()
 	agentDone = make(chan error, 1)
 	go func() { agentDone <- agentCmd.Wait() }()
+	return waitReady(socketPath, agentDone, 20*time.Second)
+}
 
-	deadline := time.Now().Add(20 * time.Second)
-	var last error
-	for time.Now().Before(deadline) {
-		select {
-		case err := <-agentDone:
-			agentDone <- err
-			return fmt.Errorf("agent exited during startup: %v", err)
-		default:
-		}
-		if _, last = agentStatus(); last == nil {
-			return nil
-		}
-		time.Sleep(200 * time.Millisecond)
+// waitReady waits with `ocigate-agentd status --wait` until the agent on
+// socket answers — it is ready: its programs attached, its profiles
+// loaded — or it exits (done delivers; what it delivers is put back for
+// the agent's owner), or within passes.
+func waitReady(socket string, done chan error, within time.Duration) error {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var stderr bytes.Buffer
+	cmd := exec.CommandContext(ctx, agentdBin, "status", "--socket", socket, "--wait", within.String(), "--summary")
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("ocigate-agentd status --wait: %w", err)
 	}
-	return fmt.Errorf("agent not ready within 20s: last status: %v", last)
+	waited := make(chan error, 1)
+	go func() { waited <- cmd.Wait() }()
+	select {
+	case err := <-waited:
+		if err != nil {
+			return fmt.Errorf("agent on %s not ready: %w: %s", socket, err, strings.TrimSpace(stderr.String()))
+		}
+		return nil
+	case err := <-done:
+		done <- err
+		cancel()
+		<-waited
+		return fmt.Errorf("agent on %s exited during startup: %v", socket, err)
+	}
 }
 
 // agentStatus runs `ocigate-agentd status --socket S -o json`.

@@ -24,19 +24,20 @@ type ownAgent struct {
 	t                        *testing.T
 	dir, socket, events, log string
 	pinDir, stateDir         string
+	env                      []string // added to the agent's environment
 	cmd                      *exec.Cmd
 	done                     chan error
 	starts                   int
 	eventLog                 *testenv.EventLog
 }
 
-// startOwnAgent starts an agent for t (stopped and uninstalled at the
-// end of the test).
-func startOwnAgent(t *testing.T, name string) *ownAgent {
+// startOwnAgent starts an agent for t, with env (VAR=VALUE) added to its
+// environment (stopped and uninstalled at the end of the test).
+func startOwnAgent(t *testing.T, name string, env ...string) *ownAgent {
 	t.Helper()
 	dir := t.TempDir()
 	a := &ownAgent{t: t, dir: dir, socket: filepath.Join(dir, "agentd.sock"), events: filepath.Join(dir, "events.jsonl"),
-		log: filepath.Join(dir, "agentd.log"), stateDir: filepath.Join(dir, "state"),
+		log: filepath.Join(dir, "agentd.log"), stateDir: filepath.Join(dir, "state"), env: env,
 		pinDir: filepath.Join("/sys/fs/bpf", fmt.Sprintf("ocigate-e2e-%s-%d", name, os.Getpid()))}
 	a.eventLog = testenv.NewEventLog(a.events)
 	t.Cleanup(func() {
@@ -71,25 +72,20 @@ func (a *ownAgent) start() {
 		// Others' containers on this machine are not this agent's.
 		"--runc-roots", "", "--containerd-socket", "")
 	a.cmd.Stdout, a.cmd.Stderr = logf, logf
+	a.cmd.Env = append(os.Environ(), a.env...)
 	if err := a.cmd.Start(); err != nil {
 		a.t.Fatal(err)
 	}
 	a.done = make(chan error, 1)
 	go func(cmd *exec.Cmd, done chan error) { done <- cmd.Wait() }(a.cmd, a.done)
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
+	if err := waitReady(a.socket, a.done, 30*time.Second); err != nil {
 		select {
-		case err := <-a.done:
+		case <-a.done: // exited: nothing to stop
 			a.cmd = nil
-			a.t.Fatalf("agent exited during startup: %v\n%s", err, tail(a.log, 30))
 		default:
 		}
-		if _, err := a.status(); err == nil {
-			return
-		}
-		time.Sleep(100 * time.Millisecond)
+		a.t.Fatalf("%v\n%s", err, tail(a.log, 30))
 	}
-	a.t.Fatalf("agent not ready within 30s\n%s", tail(a.log, 30))
 }
 
 // stop sends sig and waits for the agent to exit.
@@ -115,6 +111,10 @@ func (a *ownAgent) stop(sig syscall.Signal) error {
 
 // ownState is the part of `status -o json` the tests read.
 type ownState struct {
+	Backends []struct {
+		Point   string `json:"point"`
+		Backend string `json:"backend"`
+	} `json:"backends"`
 	Workloads []struct {
 		ContainerID   string `json:"container_id"`
 		CgroupID      uint64 `json:"cgroup_id"`
