@@ -141,3 +141,12 @@ scripts/bench-ready.sh >/dev/null
 	echo
 	cat "$out/ready.md"
 } | tee -a "$out/summary.md"
+
+# The last whole run is the reference the README links to.
+{
+	echo "<!-- Written by make bench (scripts/bench.sh) from its last run; do not edit. -->"
+	echo "# ocigate benchmarks"
+	echo
+	cat "$out/summary.md"
+} >docs/bench.md
+echo "bench: summary written to docs/bench.md"
