@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -94,7 +95,7 @@ func runAgent(args []string) error {
 	}
 	enf, err := bpf.Load(bpf.Options{CgroupRoot: root, Enforcer: *enforcer, Logger: log, PinDir: *pinDir})
 	if err != nil {
-		return err
+		return loadError(log, err)
 	}
 	defer enf.Close()
 	var state *workloadstate.Store
@@ -190,7 +191,8 @@ func runAgent(args []string) error {
 			log.Error("profiles not reloaded; the previous ones stay in force", zap.String("why", why), zap.Error(err))
 		}
 	}, 2*time.Second)
-	log.Info("agent ready", zap.String("socket", *socket), zap.String("cgroup_root", root), zap.Int("pid", os.Getpid()))
+	log.Info("agent ready", zap.String("socket", *socket), zap.String("cgroup_root", root), zap.Int("pid", os.Getpid()),
+		zap.String("enforcement", ag.Enforcement()))
 	err = srv.Serve(ctx)
 	stop()
 	<-eventsDone
@@ -201,6 +203,18 @@ func runAgent(args []string) error {
 		log.Info("agent stopped; enforcement detached")
 	}
 	return err
+}
+
+// loadError: an agent on a kernel where no point at all can enforce has
+// nothing to protect with and must not run (the hooks would register
+// workloads with it for nothing): it stops, and run exits non-zero. Any
+// other degradation leaves it running.
+func loadError(log *zap.Logger, err error) error {
+	if !errors.Is(err, bpf.ErrNothingEnforces) {
+		return err
+	}
+	log.Error("no enforcement point can attach on this kernel (each point's reason is logged above): the agent stops")
+	return fmt.Errorf("the agent cannot enforce anything on this kernel: %w", err)
 }
 
 // warnStalePins: an agent run without pinning does not touch what a
@@ -254,6 +268,9 @@ func newLogger(level string) (*zap.Logger, error) {
 	cfg.Level = zap.NewAtomicLevelAt(lvl)
 	cfg.Encoding = "console"
 	cfg.EncoderConfig.EncodeTime = zapcore.ISO8601TimeEncoder
+	// An error is one line (an unavailable enforcement point, a refused
+	// registration), not a Go stack trace.
+	cfg.DisableStacktrace = true
 	cfg.OutputPaths = []string{"stderr"}
 	return cfg.Build()
 }
