@@ -198,6 +198,10 @@ func (e *Enforcer) addTCPSend(env *attachEnv, pb *PointBackend, v verified) {
 	pb.Mechanism += "+" + tcp.Mechanism + "(TCP, reports)"
 }
 
+// ErrNothingEnforces: no enforcement point can attach on this kernel.
+// Load's error wraps it, with each point's reason.
+var ErrNothingEnforces = errors.New("no enforcement point can attach on this kernel")
+
 // enforcesSomething fails when no point can enforce: then the agent has
 // nothing to offer and must not pretend.
 func (e *Enforcer) enforcesSomething() error {
@@ -210,7 +214,7 @@ func (e *Enforcer) enforcesSomething() error {
 			why = append(why, pb.Point+": "+pb.Error)
 		}
 	}
-	return fmt.Errorf("load BPF: no enforcement point can attach on this kernel: %s", strings.Join(why, "; "))
+	return fmt.Errorf("load BPF: %w: %s", ErrNothingEnforces, strings.Join(why, "; "))
 }
 
 // Unavailable lists the points that do not enforce on this kernel, by

@@ -251,7 +251,7 @@ func TestUnavailablePointDegrades(t *testing.T) {
 		t.Fatalf("unavailable point: %+v", pb)
 	}
 	e.backends = []PointBackend{pb, {Point: PointTracking, Backend: BackendTracepoint}, {Point: "close", Backend: BackendFallback}}
-	if err := e.enforcesSomething(); err == nil || !strings.Contains(err.Error(), "connect: no backend could attach") {
+	if err := e.enforcesSomething(); !errors.Is(err, ErrNothingEnforces) || !strings.Contains(err.Error(), "connect: no backend could attach") {
 		t.Fatalf("nothing enforces, yet: %v", err)
 	}
 	if got := e.Unavailable(); len(got) != 1 || got["connect"] != pb.Error {

@@ -70,12 +70,12 @@ func programsOrigin(pins *bpf.PinState) string {
 // announceReady logs "agent ready" with the time since the process
 // started and tells the service manager (READY=1), once the socket
 // listens with everything loaded behind it.
-func announceReady(log *zap.Logger, notifier *sdnotify.Notifier, socket, cgroupRoot string, pins *bpf.PinState, started time.Time) {
+func announceReady(log *zap.Logger, notifier *sdnotify.Notifier, socket, cgroupRoot, enforcement string, pins *bpf.PinState, started time.Time) {
 	after := time.Since(started)
 	programs := programsOrigin(pins)
 	log.Info("agent ready", zap.String("socket", socket), zap.String("cgroup_root", cgroupRoot), zap.Int("pid", os.Getpid()),
-		zap.Duration("ready_after", after), zap.String("programs", programs))
-	status := fmt.Sprintf("STATUS=enforcing; ready after %v, programs %s; API on %s", after.Round(time.Millisecond), programs, socket)
+		zap.Duration("ready_after", after), zap.String("programs", programs), zap.String("enforcement", enforcement))
+	status := fmt.Sprintf("STATUS=enforcement %s; ready after %v, programs %s; API on %s", enforcement, after.Round(time.Millisecond), programs, socket)
 	if err := notifier.Send("READY=1", status); err != nil {
 		log.Warn("service manager not told that the agent is ready", zap.Error(err))
 	}

@@ -58,7 +58,7 @@ func TestAnnounceReady(t *testing.T) {
 		want string
 	}{{nil, "loaded"}, {&bpf.PinState{Dir: "/sys/fs/bpf/x"}, "loaded"}, {&bpf.PinState{Dir: "/sys/fs/bpf/x", Reused: true}, "reused"}} {
 		core, logs := observer.New(zapcore.InfoLevel)
-		announceReady(zap.New(core), notifier, "/run/x.sock", "/sys/fs/cgroup", c.pins, time.Now().Add(-1500*time.Millisecond))
+		announceReady(zap.New(core), notifier, "/run/x.sock", "/sys/fs/cgroup", "complete", c.pins, time.Now().Add(-1500*time.Millisecond))
 		entries := logs.FilterMessage("agent ready").All()
 		if len(entries) != 1 {
 			t.Fatalf("logged %v, want one agent ready", logs.All())
@@ -77,7 +77,7 @@ func TestAnnounceReady(t *testing.T) {
 			t.Fatal(err)
 		}
 		msg := string(buf[:n])
-		if !strings.HasPrefix(msg, "READY=1\nSTATUS=enforcing; ready after 1.5") || !strings.Contains(msg, "programs "+c.want+"; API on /run/x.sock") {
+		if !strings.HasPrefix(msg, "READY=1\nSTATUS=enforcement complete; ready after 1.5") || !strings.Contains(msg, "programs "+c.want+"; API on /run/x.sock") {
 			t.Errorf("service manager got %q", msg)
 		}
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -177,7 +178,7 @@ func (r *agentRun) loadEnforcement() (err error) {
 		warnStalePins(r.log)
 	}
 	if r.enf, err = bpf.Load(bpf.Options{CgroupRoot: root, Enforcer: f.enforcer, Logger: r.log, PinDir: f.pinDir}); err != nil {
-		return err
+		return loadError(r.log, err)
 	}
 	r.desc = &describe.Describer{}
 	if f.containerdSocket != "" {
@@ -255,7 +256,7 @@ func (r *agentRun) serve(srv *apiserver.Server, reader *bpf.EventReader, sink *e
 		ag.RunEvents(ctx, reader, sink)
 	}()
 	r.startLoops(ctx)
-	announceReady(log, r.notifier, f.socket, r.resolver.CgroupRoot, r.enf.Pins(), r.started)
+	announceReady(log, r.notifier, f.socket, r.resolver.CgroupRoot, ag.Enforcement(), r.enf.Pins(), r.started)
 	err := srv.Serve(ctx)
 	announceStopping(log, r.notifier)
 	stop()
@@ -298,6 +299,18 @@ func (r *agentRun) startLoops(ctx context.Context) {
 			log.Error("profiles not reloaded; the previous ones stay in force", zap.String("why", why), zap.Error(err))
 		}
 	}, 2*time.Second)
+}
+
+// loadError: an agent on a kernel where no point at all can enforce has
+// nothing to protect with and must not run (the hooks would register
+// workloads with it for nothing): it stops, and run exits non-zero. Any
+// other degradation leaves it running.
+func loadError(log *zap.Logger, err error) error {
+	if !errors.Is(err, bpf.ErrNothingEnforces) {
+		return err
+	}
+	log.Error("no enforcement point can attach on this kernel (each point's reason is logged above): the agent stops")
+	return fmt.Errorf("the agent cannot enforce anything on this kernel: %w", err)
 }
 
 // warnStalePins: an agent run without pinning does not touch what a
@@ -351,6 +364,9 @@ func newLogger(level string) (*zap.Logger, error) {
 	cfg.Level = zap.NewAtomicLevelAt(lvl)
 	cfg.Encoding = "console"
 	cfg.EncoderConfig.EncodeTime = zapcore.ISO8601TimeEncoder
+	// An error is one line (an unavailable enforcement point, a refused
+	// registration), not a Go stack trace.
+	cfg.DisableStacktrace = true
 	cfg.OutputPaths = []string{"stderr"}
 	return cfg.Build()
 }

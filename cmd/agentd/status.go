@@ -56,14 +56,12 @@ func status(args []string, out io.Writer) error {
 
 func printStatus(out io.Writer, st *api.Status) {
 	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-	fmt.Fprintf(tw, "node:\t%s\nstarted:\t%s\nprofiles:\t%v\n\n", st.Node, st.StartedAt.Format(time.RFC3339), st.Profiles)
-	fmt.Fprintln(tw, "POINT\tBACKEND\tMECHANISM")
-	for _, b := range st.Backends {
-		fmt.Fprintf(tw, "%s\t%s\t%s\n", b.Point, b.Backend, b.Mechanism)
-		for _, s := range b.Skipped {
-			fmt.Fprintf(tw, "\t\t  not %s\n", s)
-		}
+	fmt.Fprintf(tw, "node:\t%s\nstarted:\t%s\nprofiles:\t%v\n", st.Node, st.StartedAt.Format(time.RFC3339), st.Profiles)
+	if down := st.Unavailable(); len(down) > 0 {
+		fmt.Fprintf(tw, "enforcement:\t%s; workloads whose profile needs them are refused\n", api.Enforcement(down))
 	}
+	fmt.Fprintln(tw)
+	printBackends(tw, st.Backends)
 	fmt.Fprintf(tw, "\nWORKLOADS (%d)\nCONTAINER\tRUNTIME\tIMAGE\tPROFILE\tMODE\tCGROUP ID\tCGROUP\n", len(st.Workloads)+st.WorkloadsOmitted)
 	for _, w := range st.Workloads {
 		runtime := w.Runtime
@@ -98,4 +96,20 @@ func printStatus(out io.Writer, st *api.Status) {
 		fmt.Fprintf(tw, "%s\t%d\n", k, st.Counters[k])
 	}
 	tw.Flush()
+}
+
+// printBackends lists how each point enforces; a point that does not
+// (no backend could attach) says UNAVAILABLE with the kernel's reason.
+func printBackends(tw io.Writer, backends []api.Backend) {
+	fmt.Fprintln(tw, "POINT\tBACKEND\tMECHANISM")
+	for _, b := range backends {
+		if b.Error != "" {
+			fmt.Fprintf(tw, "%s\tUNAVAILABLE\t%s\n", b.Point, b.Error)
+			continue
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", b.Point, b.Backend, b.Mechanism)
+		for _, s := range b.Skipped {
+			fmt.Fprintf(tw, "\t\t  not %s\n", s)
+		}
+	}
 }

@@ -130,3 +130,35 @@ func TestStatusFlagErrors(t *testing.T) {
 		}
 	}
 }
+
+// Points that do not enforce say UNAVAILABLE with the kernel's reason,
+// and the header says the agent is degraded; an agent with every point
+// (or one from before the field) shows no such line.
+func TestPrintStatusUnavailablePoints(t *testing.T) {
+	st := &api.Status{Backends: []api.Backend{
+		{Point: "connect", Backend: "fallback", Mechanism: "cgroup/connect4+cgroup/connect6", Skipped: []string{"lsm: bpf is not active"}},
+		{Point: "exec", Backend: "none", Mechanism: "unavailable", Skipped: []string{"lsm: bpf is not active", "fallback: EPERM"},
+			Error: "no backend could attach: lsm: bpf is not active; fallback: EPERM"},
+	}}
+	var out bytes.Buffer
+	printStatus(&out, st)
+	text := out.String()
+	for _, re := range []string{
+		`(?m)^enforcement:\s+degraded: 1 point unavailable \(exec\); workloads whose profile needs them are refused$`,
+		`(?m)^exec\s+UNAVAILABLE\s+no backend could attach: lsm: bpf is not active; fallback: EPERM$`,
+		`(?m)^connect\s+fallback\s+cgroup/connect4\+cgroup/connect6\n\s+not lsm: bpf is not active$`,
+	} {
+		if !regexp.MustCompile(re).MatchString(text) {
+			t.Errorf("no match for %s:\n%s", re, text)
+		}
+	}
+	if strings.Contains(text, "not fallback: EPERM") {
+		t.Errorf("an unavailable point's skipped backends are listed twice:\n%s", text)
+	}
+	out.Reset()
+	st.Backends = st.Backends[:1]
+	printStatus(&out, st)
+	if strings.Contains(out.String(), "enforcement:") || strings.Contains(out.String(), "UNAVAILABLE") {
+		t.Errorf("degraded without an unavailable point:\n%s", out.String())
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ocigate/ocigate/internal/agent"
 	"github.com/ocigate/ocigate/internal/api"
 	"github.com/ocigate/ocigate/runtime/oci"
 )
@@ -78,5 +79,30 @@ func TestProfileFailurePolicy(t *testing.T) {
 				t.Fatalf("exit %d, stderr %q; want %d and %q", code, stderr, tc.code, tc.want)
 			}
 		})
+	}
+}
+
+// A profile that needs an enforcement point the agent's kernel does not
+// enforce: the hook's one stderr line names the point and the reason;
+// closed refuses the container, open lets it start and says it is
+// unprotected.
+func TestUnavailablePointRefusal(t *testing.T) {
+	refusal := &agent.UnavailableError{Container: "c1", Profile: "reverse-shell", Points: []string{"exec"},
+		Reasons: []string{"no backend could attach: lsm: bpf is not active; fallback: EPERM"}}
+	for _, tc := range []struct {
+		policy string
+		code   int
+		want   string
+	}{
+		{api.FailClosed, 1, "ocigate-hook: container c1 refused (fail-closed): "},
+		{api.FailOpen, 0, "ocigate-hook: WARNING: fail-open (the profile's failurePolicy): container c1 starts UNPROTECTED: "},
+	} {
+		socket := startAgent(t, &fakeAgent{fail: &api.PolicyError{Err: refusal, FailurePolicy: tc.policy}})
+		code, stderr := runHook([]string{"--socket", socket, "createRuntime"}, bundle(t, "c1", os.Getpid(), nil, nil))
+		want := tc.want + `agent refused register: container "c1": profile "reverse-shell" needs enforcement point exec, unavailable on this kernel: ` +
+			"no backend could attach: lsm: bpf is not active; fallback: EPERM\n"
+		if code != tc.code || stderr != want {
+			t.Errorf("%s: exit %d, stderr %q; want %d, %q", tc.policy, code, stderr, tc.code, want)
+		}
 	}
 }

@@ -79,12 +79,13 @@ type Agent struct {
 	hub           *eventhub.Hub             // recent events and API subscribers
 	metrics       *metrics
 	state         *workloadstate.Store
-	retained      map[uint32]*retainedProfile // inherited profile ids still in use (a.mu)
+	retained      map[uint32]*retainedProfile // replaced or inherited profile ids still in use (a.mu)
 	flushTimeout  time.Duration               // how long a stop waits for the events sink
 	describer     Describer
 	clock         bootClock
-	execBackend   string  // the exec point's backend, for process events
-	sinkTypes     typeSet // what the events file gets
+	execBackend   string            // the exec point's backend, for process events
+	unavailable   map[string]string // points that do not enforce on this kernel -> why
+	sinkTypes     typeSet           // what the events file gets
 
 	// Owned by the event reader (RunEvents), which alone uses them.
 	procs  *proccache.Cache
@@ -120,11 +121,13 @@ func New(cfg Config) (*Agent, error) {
 		procs: proccache.New(cfg.ProcessCache, cfg.ExitGrace), procfs: procFS{root: cfg.ProcRoot},
 		sinkTypes: typeSet(cfg.SinkTypes),
 	}
-	for _, b := range cfg.Enforcer.Backends() {
+	backends := cfg.Enforcer.Backends()
+	for _, b := range backends {
 		if b.Point == profiles.PointExec.String() {
 			a.execBackend = b.Backend
 		}
 	}
+	a.unavailable = unavailablePoints(backends)
 	if host, err := cfg.Resolver.Namespaces(1); err == nil {
 		a.hostNS = host
 	} else {
@@ -150,6 +153,10 @@ func New(cfg Config) (*Agent, error) {
 	}
 	for _, n := range cfg.Catalog.Notes() {
 		a.log.Info("profiles", zap.String("note", n))
+	}
+	if len(a.unavailable) > 0 {
+		a.log.Error("enforcement "+a.Enforcement()+": registrations whose profile needs these points are refused "+
+			"(a fail-open profile's containers start unprotected)", zap.Any("unavailable", a.unavailable))
 	}
 	return a, nil
 }
@@ -269,13 +276,29 @@ func (a *Agent) register(r *api.Registration, start time.Time, adopt *adoption) 
 		return nil, err
 	}
 	w.Profile, w.Mode, w.ProfileReason = lp.profile.Name, string(lp.profile.Mode), reason
-	// From here on the profile is known: the hook honours its failurePolicy.
-	fail := func(err error) error {
-		policy := api.FailClosed
-		if lp.profile.FailOpen {
-			policy = api.FailOpen
-		}
-		return &api.PolicyError{Err: err, FailurePolicy: policy}
+	return a.enforceLocked(w, lp, start)
+}
+
+// policyError is a refusal once the profile is known: the hook honours
+// its failurePolicy.
+func policyError(p *profiles.Profile, err error) error {
+	policy := api.FailClosed
+	if p.FailOpen {
+		policy = api.FailOpen
+	}
+	return &api.PolicyError{Err: err, FailurePolicy: policy}
+}
+
+// enforceLocked puts a workload whose profile is chosen in force: its
+// record, its map entry, then its registry entry; on error nothing of it
+// is left. The caller holds a.mu.
+func (a *Agent) enforceLocked(w *cgroupfilter.Workload, lp loadedProfile, start time.Time) (*cgroupfilter.Workload, error) {
+	fail := func(err error) error { return policyError(lp.profile, err) }
+	if err := a.checkAvailable(w.ContainerID, lp.profile); err != nil {
+		a.stats.RegistrationsUnavailable.Add(1)
+		a.log.Error("registration refused: its profile needs an enforcement point this kernel does not enforce",
+			zap.String("container", w.ContainerID), zap.String("profile", w.Profile), zap.Bool("fail_open", lp.profile.FailOpen), zap.Error(err))
+		return nil, fail(err)
 	}
 	if err := a.reg.CheckPut(w); err != nil {
 		return nil, fail(err)
@@ -377,10 +400,12 @@ func (a *Agent) Status() *api.Status {
 			Queued: s.Queued, Sent: s.Sent, Dropped: s.Dropped})
 	}
 	for _, b := range a.enf.Backends() {
-		st.Backends = append(st.Backends, api.Backend{Point: b.Point, Backend: b.Backend, Mechanism: b.Mechanism, Skipped: b.Skipped})
+		st.Backends = append(st.Backends, api.Backend{Point: b.Point, Backend: b.Backend, Mechanism: b.Mechanism, Skipped: b.Skipped,
+			Error: a.unavailable[b.Point]})
 		// The choice as a counter too (the metric is ocigate_enforcer_backend).
 		st.Counters["enforcer_"+b.Point+"_"+b.Backend] = 1
 	}
+	st.Counters["enforcement_points_unavailable"] = uint64(len(a.unavailable))
 	a.mu.Lock()
 	for name := range a.profiles.byName {
 		st.Profiles = append(st.Profiles, name)

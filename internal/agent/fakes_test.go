@@ -34,7 +34,8 @@ type fakeEnforcer struct {
 	countErr  error
 	progStats []bpf.ProgramStat
 	mapFill   []bpf.MapFill
-	inherited bpf.Inherited // what "pinned maps" held at its load
+	inherited bpf.Inherited      // what "pinned maps" held at its load
+	backends  []bpf.PointBackend // nil: connect by the fallback, nothing else
 }
 
 func newFakeEnforcer() *fakeEnforcer {
@@ -99,6 +100,9 @@ func (f *fakeEnforcer) RemoveWorkload(cg uint64) error {
 }
 
 func (f *fakeEnforcer) Backends() []bpf.PointBackend {
+	if f.backends != nil {
+		return f.backends
+	}
 	return []bpf.PointBackend{{Point: "connect", Backend: "fallback", Mechanism: "cgroup/connect4", Skipped: []string{"lsm: not active"}}}
 }
 

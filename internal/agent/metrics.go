@@ -83,7 +83,9 @@ var (
 	descReconciled    = desc("ocigate_workloads_reconciled_total", "Workloads dropped by the periodic check because their container was gone without being unregistered.")
 	descReloads       = desc("ocigate_profile_reloads_total", "Profile reloads, by result.", "result")
 	descBackend       = desc("ocigate_enforcer_backend", "How each enforcement point is carried out (always 1).", "point", "backend", "mechanism")
-	descPoint         = desc("ocigate_point_checks_total",
+	descAvailable     = desc("ocigate_enforcement_point_available",
+		"Whether each enforcement point (and tracking) enforces on this kernel: 1, or 0 when no backend could attach (the reason is in ocigate-agentd status).", "point")
+	descPoint = desc("ocigate_point_checks_total",
 		"The kernel's counts per enforcement point: evaluated (a registered workload's operation checked), posted, denied, killed.", "point", "outcome")
 	descRunSeconds = desc("ocigate_bpf_program_run_seconds_total", "Run time of each attached BPF program (counted while kernel.bpf_stats_enabled=1).", "program")
 	descRuns       = desc("ocigate_bpf_program_runs_total", "Runs of each attached BPF program (counted while kernel.bpf_stats_enabled=1).", "program")
@@ -96,7 +98,7 @@ type collector struct{ a *Agent }
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descLost, descWritten, descDecodeErrors, descAgentKills, descWorkloads,
-		descSubscribers, descProcessCache, descRegistrations, descUnregister, descReconciled, descReloads, descBackend, descPoint,
+		descSubscribers, descProcessCache, descRegistrations, descUnregister, descReconciled, descReloads, descBackend, descAvailable, descPoint,
 		descRunSeconds, descRuns, descMapEntries, descMapMax} {
 		ch <- d
 	}
@@ -127,6 +129,11 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	counter(descReloads, s.ProfileReloadErrors.Load(), "error")
 	for _, b := range a.enf.Backends() {
 		gauge(descBackend, 1, b.Point, b.Backend, b.Mechanism)
+		available := 1.0
+		if _, out := a.unavailable[b.Point]; out {
+			available = 0
+		}
+		gauge(descAvailable, available, b.Point)
 	}
 	if kc, err := a.enf.Counters(); err != nil {
 		a.log.Warn("metrics: kernel counters unavailable", zap.Error(err))

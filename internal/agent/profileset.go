@@ -6,6 +6,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/ocigate/ocigate/bpf"
 	"github.com/ocigate/ocigate/cgroupfilter"
 	"github.com/ocigate/ocigate/profiles"
 )
@@ -106,7 +107,9 @@ type move struct {
 // Reload loads a new catalog: every profile under a new id, then every
 // workload moves to its re-selected profile in one map write each, then
 // the old rules go. All or nothing: when a workload's selection fails
-// (its annotation names a profile that is gone), nothing changes.
+// (its annotation names a profile that is gone), nothing changes. A
+// workload whose new profile needs a point this kernel does not enforce
+// stays on its current rules (planMoves).
 func (a *Agent) Reload(c *profiles.Catalog) error {
 	// Writing the new rules can take a while (100 000 CIDRs): do it
 	// before taking a.mu, so registrations are not held up meanwhile.
@@ -119,15 +122,11 @@ func (a *Agent) Reload(c *profiles.Catalog) error {
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	var moves []move
-	for _, w := range a.reg.List() {
-		lp, reason, err := next.choose(w)
-		if err != nil {
-			a.unloadSet(next)
-			a.stats.ProfileReloadErrors.Add(1)
-			return fmt.Errorf("reload refused, nothing changed: %w", err)
-		}
-		moves = append(moves, move{w, lp, reason})
+	moves, keeps, err := a.planMoves(next)
+	if err != nil {
+		a.unloadSet(next)
+		a.stats.ProfileReloadErrors.Add(1)
+		return fmt.Errorf("reload refused, nothing changed: %w", err)
 	}
 	for i, m := range moves {
 		if err := a.enf.SetWorkload(m.w.CgroupID, m.lp.id, m.lp.profile.Mode, disabledSelectors(m.lp.profile, m.w.Namespaces, a.hostNS)); err != nil {
@@ -142,25 +141,103 @@ func (a *Agent) Reload(c *profiles.Catalog) error {
 			a.log.Info("workload changes profile", zap.String("container", m.w.ContainerID),
 				zap.String("from", m.w.Profile), zap.String("to", m.lp.profile.Name), zap.String("reason", m.reason))
 		}
-		changed := m.w.Profile != m.lp.profile.Name || m.w.Mode != string(m.lp.profile.Mode)
+		changed := m.w.Profile != m.lp.profile.Name || m.w.Mode != string(m.lp.profile.Mode) || m.w.ProfileReason != m.reason
 		if nw, ok := a.reg.SetProfile(m.w.ContainerID, m.lp.profile.Name, string(m.lp.profile.Mode), m.reason); ok && changed {
 			a.persist(nw)
 		}
 		a.release(m.w.ContainerID)
 	}
+	a.keepOnCurrentRules(keeps)
 	old := a.profiles
 	a.profiles = next
-	a.unloadSet(old)
-	// Events still queued name the old ids: forget them a little later.
-	time.AfterFunc(forgetAfter, func() {
-		for _, lp := range old.byName {
-			a.byID.Delete(lp.id)
-		}
-	})
+	a.unloadReplaced(old)
 	a.stats.ProfileReloads.Add(1)
 	for _, n := range c.Notes() {
 		a.log.Info("profiles", zap.String("note", n))
 	}
-	a.log.Info("profiles reloaded", zap.Int("profiles", len(next.byName)), zap.Int("workloads", len(moves)))
+	a.log.Info("profiles reloaded", zap.Int("profiles", len(next.byName)), zap.Int("workloads", len(moves)),
+		zap.Int("kept_on_current_rules", len(keeps)))
 	return nil
+}
+
+// keep is a workload a reload leaves on its current rules, and why.
+type keep struct {
+	w   *cgroupfilter.Workload
+	why error
+}
+
+// planMoves re-selects every workload's profile in next. A workload whose
+// new profile needs a point this kernel does not enforce is kept on its
+// current rules (keeps) rather than moved: it runs already, and the rules
+// it has still protect it at the points that work. A selection that
+// fails is an error.
+func (a *Agent) planMoves(next *profileSet) ([]move, []keep, error) {
+	var moves []move
+	var keeps []keep
+	for _, w := range a.reg.List() {
+		lp, reason, err := next.choose(w)
+		if err != nil {
+			return nil, nil, err
+		}
+		if err := a.checkAvailable(w.ContainerID, lp.profile); err != nil {
+			keeps = append(keeps, keep{w, err})
+			continue
+		}
+		moves = append(moves, move{w, lp, reason})
+	}
+	return moves, keeps, nil
+}
+
+// keepOnCurrentRules retains the rules each kept workload is on (they
+// stay loaded until it goes, or a reload moves it) and says so, loudly.
+// Called with a.mu held, before the old profiles are unloaded.
+func (a *Agent) keepOnCurrentRules(keeps []keep) {
+	for _, k := range keeps {
+		w := k.w
+		if _, _, retained := a.retainedEntry(w.ContainerID); !retained {
+			lp, ok := a.profiles.byName[w.Profile]
+			if !ok { // a registered workload's profile is loaded or retained
+				a.log.Error("workload kept on a reload, but its current profile is not loaded", zap.String("container", w.ContainerID),
+					zap.String("profile", w.Profile))
+				continue
+			}
+			entry := bpf.InheritedWorkload{Profile: lp.id, Monitor: lp.profile.Mode == profiles.ModeMonitor,
+				Disabled: disabledSelectors(lp.profile, w.Namespaces, a.hostNS)}
+			a.retainEntry(w.ContainerID, lp.profile.Name, lp.profile.Mode, entry)
+		}
+		if nw, ok := a.reg.SetProfile(w.ContainerID, w.Profile, w.Mode, "kept on its current rules: "+k.why.Error()); ok {
+			a.persist(nw)
+		}
+		a.log.Error("profile reload: workload kept on its current rules, its new profile needs an enforcement point this kernel does not enforce",
+			zap.String("container", w.ContainerID), zap.String("profile", w.Profile), zap.Error(k.why))
+	}
+}
+
+// unloadReplaced unloads the profiles a reload replaced, except those a
+// workload is kept on; events still queued name the old ids, which are
+// forgotten a little later. Called with a.mu held.
+func (a *Agent) unloadReplaced(old *profileSet) {
+	var gone []uint32
+	for _, lp := range old.byName {
+		if _, kept := a.retained[lp.id]; kept {
+			continue
+		}
+		if err := a.enf.UnloadProfile(lp.id); err != nil {
+			a.log.Warn("unload profile", zap.String("profile", lp.profile.Name), zap.Error(err))
+		}
+		gone = append(gone, lp.id)
+	}
+	a.forgetLater(gone...)
+}
+
+// forgetLater stops naming events of profile ids after forgetAfter.
+func (a *Agent) forgetLater(ids ...uint32) {
+	if len(ids) == 0 {
+		return
+	}
+	time.AfterFunc(forgetAfter, func() {
+		for _, id := range ids {
+			a.byID.Delete(id)
+		}
+	})
 }

@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"errors"
 	"fmt"
 	"sort"
 	"time"
@@ -17,10 +18,13 @@ type Inheritor interface {
 	Inherited() bpf.Inherited
 }
 
-// retainedProfile is an inherited profile id kept because workloads on it
-// could not be moved to a loaded profile (their annotation names a
-// profile the restarted agent does not have): its rules stay in force for
-// them until they stop or a reload finds them a profile.
+// retainedProfile is a profile id kept because workloads on it could not
+// be moved to a loaded profile: an inherited id whose workloads'
+// annotation names a profile the restarted agent does not have, or whose
+// profile as selected now needs an enforcement point this kernel does
+// not enforce; or a replaced id whose workloads a reload kept on their
+// current rules for that same reason. Its rules stay in force for them
+// until they stop or a reload finds them a profile.
 type retainedProfile struct {
 	name, mode string
 	entries    map[string]bpf.InheritedWorkload // container id -> its map entry
@@ -137,6 +141,9 @@ func (a *Agent) moveRestored(w *cgroupfilter.Workload) error {
 	if err != nil {
 		return err
 	}
+	if err := a.checkAvailable(w.ContainerID, lp.profile); err != nil {
+		return err
+	}
 	disabled := disabledSelectors(lp.profile, w.Namespaces, a.hostNS)
 	if err := a.enf.SetWorkload(w.CgroupID, lp.id, lp.profile.Mode, disabled); err != nil {
 		return err
@@ -153,23 +160,42 @@ func (a *Agent) moveRestored(w *cgroupfilter.Workload) error {
 	return nil
 }
 
-// retain keeps a restored workload on its inherited rules.
+// retain keeps a restored workload on its inherited rules. When its
+// profile needs a point this kernel does not enforce, that is logged as
+// an error: the workload is not what its profile promises.
 func (a *Agent) retain(w *cgroupfilter.Workload, entry bpf.InheritedWorkload, why error) {
-	rp := a.retained[entry.Profile]
-	if rp == nil {
-		mode := profiles.ModeEnforce
-		if entry.Monitor {
-			mode = profiles.ModeMonitor
-		}
-		rp = &retainedProfile{name: w.Profile, mode: string(mode), entries: map[string]bpf.InheritedWorkload{}}
-		a.retained[entry.Profile] = rp
+	mode := profiles.ModeEnforce
+	if entry.Monitor {
+		mode = profiles.ModeMonitor
+	}
+	rp, created := a.retainEntry(w.ContainerID, w.Profile, mode, entry)
+	if created {
+		// The inherited rules' selectors are not known here: events name
+		// the profile only.
 		a.byID.Store(entry.Profile, &profiles.Profile{Name: rp.name, Mode: mode})
 	}
-	rp.entries[w.ContainerID] = entry
 	w.Mode = rp.mode
 	w.ProfileReason = "kept on the rules pinned by the previous agent: " + why.Error()
-	a.log.Warn("restored workload kept on its pinned rules", zap.String("container", w.ContainerID),
+	level := zap.WarnLevel
+	var ue *UnavailableError
+	if errors.As(why, &ue) {
+		level = zap.ErrorLevel
+	}
+	a.log.Log(level, "restored workload kept on its pinned rules", zap.String("container", w.ContainerID),
 		zap.String("profile", w.Profile), zap.Uint32("id", entry.Profile), zap.Error(why))
+}
+
+// retainEntry records that a workload stays on the rules of profile id
+// entry.Profile (name, mode) whatever the catalog says, and returns them;
+// created says they were not retained before.
+func (a *Agent) retainEntry(containerID, name string, mode profiles.Mode, entry bpf.InheritedWorkload) (rp *retainedProfile, created bool) {
+	rp = a.retained[entry.Profile]
+	if rp == nil {
+		rp, created = &retainedProfile{name: name, mode: string(mode), entries: map[string]bpf.InheritedWorkload{}}, true
+		a.retained[entry.Profile] = rp
+	}
+	rp.entries[containerID] = entry
+	return rp, created
 }
 
 // retainedEntry returns the inherited map entry a workload is kept on.
@@ -194,8 +220,9 @@ func (a *Agent) release(containerID string) {
 		if len(rp.entries) == 0 {
 			delete(a.retained, id)
 			if err := a.enf.UnloadProfile(id); err != nil {
-				a.log.Warn("unload inherited profile", zap.Uint32("id", id), zap.Error(err))
+				a.log.Warn("unload retained profile", zap.Uint32("id", id), zap.Error(err))
 			}
+			a.forgetLater(id)
 		}
 		return
 	}

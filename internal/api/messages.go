@@ -5,6 +5,7 @@ package api
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -114,6 +115,36 @@ type Backend struct {
 	Backend   string   `json:"backend"`
 	Mechanism string   `json:"mechanism"`
 	Skipped   []string `json:"skipped,omitempty"` // better backends and why they were not used
+	// Error: the point does not enforce on this kernel, and why (no
+	// backend could attach). Registrations whose profile needs it are
+	// refused. Empty when it enforces; older agents never set it.
+	Error string `json:"error,omitempty"`
+}
+
+// Enforcement sums up what the agent's kernel enforces from the points
+// that do not: "complete", or "degraded: N points unavailable (a, b)".
+func Enforcement(unavailable []string) string {
+	if len(unavailable) == 0 {
+		return "complete"
+	}
+	names := slices.Sorted(slices.Values(unavailable))
+	noun := "points"
+	if len(names) == 1 {
+		noun = "point"
+	}
+	return fmt.Sprintf("degraded: %d %s unavailable (%s)", len(names), noun, strings.Join(names, ", "))
+}
+
+// Unavailable names the points that do not enforce on the agent's
+// kernel (an agent before this field never reports any).
+func (st *Status) Unavailable() []string {
+	var out []string
+	for _, b := range st.Backends {
+		if b.Error != "" {
+			out = append(out, b.Point)
+		}
+	}
+	return out
 }
 
 // Status is the agent's state.

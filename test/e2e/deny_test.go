@@ -89,6 +89,10 @@ func TestRawSocketDenied(t *testing.T) {
 	})
 }
 
+// A packet socket kills its caller on every backend: a Sigkill selector
+// anywhere but at exec refuses and kills (the fallback's sys_enter_socket
+// tracepoint, the LSM and fmod_ret programs' signal), unlike exec, where
+// LSM and fmod_ret only refuse (execRefusal).
 func TestPacketSocketKilled(t *testing.T) {
 	requireE2E(t)
 	res := runContainer(t, ctrOpts{Name: "packet", Args: []string{"/probe", "packet"}})

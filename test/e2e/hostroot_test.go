@@ -153,8 +153,6 @@ func (l *udpListener) WaitReceived(substr string, timeout time.Duration) bool {
 	}
 }
 
-// killedShell is the event of the exec of shell (the path execve was given;
-// any, if empty) with socket stdio that the agent killed.
 // hostShell is the file /bin/sh runs on the host root (dash on Debian):
 // events name the executed file itself, symlinks resolved.
 var hostShell = func() string {
@@ -164,16 +162,3 @@ var hostShell = func() string {
 	}
 	return p
 }()
-
-func killedShell(containerID, shell string) map[string]any {
-	want := map[string]any{
-		"process_kprobe.function_name": "security_bprm_check",
-		"process_kprobe.action":        "KPROBE_ACTION_SIGKILL",
-		"ocigate.container_id":         containerID,
-		"ocigate.enforced":             true,
-	}
-	if shell != "" {
-		want["process_kprobe.args.0.file_arg.path"] = shell
-	}
-	return want
-}

@@ -107,13 +107,8 @@ subprocess.call(["/bin/sh","-i"])`, ln.Port())
 	if _, outside := testenv.Field(sh, "ocigate.parent_outside_workload"); outside {
 		t.Error("the shell's parent is said to be outside the workload")
 	}
-	// What enforce mode would have done: kill it at exec.
-	waitEvent(t, id, map[string]any{"process_kprobe.function_name": "security_bprm_check",
-		"process_kprobe.process.pid.value": shPid, "process_kprobe.process.exec_id": shID,
-		"process_kprobe.process.binary": shell, "process_kprobe.process.arguments": "-i",
-		"process_kprobe.parent.exec_id": pyID, "process_kprobe.parent.binary": python,
-		"process_kprobe.args.0.file_arg.path": shell, "process_kprobe.action": "KPROBE_ACTION_SIGKILL",
-		"ocigate.verdict": "would-deny", "ocigate.container_id": id})
+	// What enforce mode would have done: refuse it at exec.
+	waitExecMonitored(t, id, shellDecision(t, id, shPid, shID, pyID, python, shell))
 	// Both end; exit status 0, the same exec_ids.
 	waitEvent(t, id, map[string]any{"process_exit.process.pid.value": shPid, "process_exit.process.exec_id": shID,
 		"process_exit.parent.exec_id": pyID, "process_exit.status": 0})
@@ -249,6 +244,24 @@ func expect(t *testing.T, what string, ev map[string]any, want map[string]any) {
 	}
 }
 
+// shellDecision is the exec decision on python's shell (pid shPid,
+// exec_id shID once it runs). Under the fallback it is taken at
+// sched_process_exec, so the event's process is the shell itself; under
+// LSM and fmod_ret before the exec, and the process is the caller:
+// python's forked child.
+func shellDecision(t *testing.T, id string, shPid int, shID, pyID, python, shell string) map[string]any {
+	decision := map[string]any{"process_kprobe.function_name": "security_bprm_check",
+		"process_kprobe.process.pid.value": shPid, "process_kprobe.parent.exec_id": pyID, "process_kprobe.parent.binary": python,
+		"process_kprobe.args.0.file_arg.path": shell, "ocigate.container_id": id}
+	if !execRefusal(t).Kills() {
+		decision["process_kprobe.process.binary"] = python
+		return decision
+	}
+	return with(decision, map[string]any{"process_kprobe.process.exec_id": shID,
+		"process_kprobe.process.binary": shell, "process_kprobe.process.arguments": "-i"})
+}
+
+// with returns a copy of base with more's fields too.
 func with(base, more map[string]any) map[string]any {
 	out := map[string]any{}
 	for k, v := range base {

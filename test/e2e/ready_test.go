@@ -94,7 +94,7 @@ func TestAgentReadiness(t *testing.T) {
 			a.start()
 		}
 		msg := mgr.next(t, time.Second) // sent before the first answer
-		if !strings.HasPrefix(msg, "READY=1\nSTATUS=enforcing; ready after ") || !strings.Contains(msg, "programs "+want) {
+		if !strings.HasPrefix(msg, "READY=1\nSTATUS=enforcement complete; ready after ") || !strings.Contains(msg, "programs "+want) {
 			t.Errorf("start %d: the service manager got %q, want READY=1 with programs %s", start+1, msg, want)
 		}
 		after, programs := a.lastReady(t)

@@ -15,14 +15,17 @@ import (
 // in a container on the host root (the host's bash, python3, perl, nc: see
 // ctrOpts.HostRoot) in the host network namespace, against an attacker's
 // listener on 127.0.0.1 that types `echo PWNED-$((6*7)); exit` into
-// whatever connects. Each technique runs twice:
+// whatever connects. Each technique runs three times:
 //
 //   - without the hook (control): the listener must get PWNED-42, so the
 //     technique does work here and the protected run proves something;
 //   - with the hook (the e2e default profile, which has the reverse-shell
-//     exec selector): the shell's exec is killed (SIGKILL at
-//     sched_process_exec on this kernel), the listener gets no PWNED-42,
-//     and the agent reports the kill at security_bprm_check;
+//     exec selector): the shell's exec is refused as the agent's exec
+//     backend does it (SIGKILL at sched_process_exec under the fallback,
+//     EPERM from execve under LSM or fmod_ret: execRefusal), the listener
+//     gets no PWNED-42, and the agent reports the refusal at
+//     security_bprm_check; a relayed shell is killed at its exec or at
+//     its peer's connect on every backend;
 //   - with the hook under the reverse-shell policy in a monitor profile:
 //     the attacker gets the shell and the event says what enforce mode
 //     would have done.
@@ -88,11 +91,11 @@ func testTechnique(t *testing.T, tc technique) {
 		if ln.WaitReceived(reverseShellAnswer, 2*time.Second) {
 			t.Errorf("the attacker got a shell: listener received %q; %v", ln.Received(), res)
 		}
-		want := killedShell(res.ID, tc.shell)
 		if tc.relay {
-			want["ocigate.point"] = "relay"
+			waitRelayKilled(t, res.ID, shellExec(res.ID, tc.shell))
+			return
 		}
-		waitEvent(t, res.ID, want)
+		waitExecRefused(t, res.ID, shellExec(res.ID, tc.shell))
 	})
 	t.Run("monitor", func(t *testing.T) {
 		ln := tc.listen(t)
@@ -101,13 +104,12 @@ func testTechnique(t *testing.T, tc technique) {
 		if !ln.WaitReceived(reverseShellAnswer, 5*time.Second) {
 			t.Errorf("monitor mode must not stop the shell: listener received %q; %v", ln.Received(), res)
 		}
-		want := killedShell(res.ID, tc.shell)
-		want["ocigate.enforced"] = false
-		want["ocigate.verdict"] = "would-deny"
 		if tc.relay {
-			want["ocigate.point"] = "relay"
+			waitEvent(t, res.ID, with(shellExec(res.ID, tc.shell), map[string]any{"ocigate.point": "relay",
+				"process_kprobe.action": "KPROBE_ACTION_SIGKILL", "ocigate.enforced": false, "ocigate.verdict": "would-deny"}))
+		} else {
+			waitExecMonitored(t, res.ID, shellExec(res.ID, tc.shell))
 		}
-		waitEvent(t, res.ID, want)
 		noEvent(t, res.ID, anyEnforced(res.ID))
 	})
 }
@@ -170,16 +172,10 @@ func TestTechniqueMonitorBashDevTCP(t *testing.T) {
 	if !ln.WaitReceived(reverseShellAnswer, 5*time.Second) {
 		t.Errorf("monitor mode must not stop the shell: listener received %q; %v", ln.Received(), res)
 	}
-	waitEvent(t, res.ID, map[string]any{
-		"process_kprobe.function_name":        "security_bprm_check",
-		"process_kprobe.action":               "KPROBE_ACTION_SIGKILL",
-		"ocigate.container_id":                res.ID,
-		"process_kprobe.args.0.file_arg.path": "/usr/bin/bash",
-		"ocigate.profile":                     "reverse-shell-monitor",
-		"ocigate.mode":                        "monitor",
-		"ocigate.verdict":                     "would-deny",
-		"ocigate.enforced":                    false,
-	})
+	waitExecMonitored(t, res.ID, with(shellExec(res.ID, "/usr/bin/bash"), map[string]any{
+		"ocigate.profile": "reverse-shell-monitor",
+		"ocigate.mode":    "monitor",
+	}))
 	noEvent(t, res.ID, anyEnforced(res.ID))
 }
 
