@@ -17,6 +17,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/ocigate/ocigate/internal/testenv"
 	"github.com/ocigate/ocigate/profiles"
 )
 
@@ -27,9 +28,10 @@ type busyboxFiles struct{ real, link, copy string }
 
 func busyboxPaths(t *testing.T) busyboxFiles {
 	t.Helper()
+	testenv.NeedTools(t, "/bin/busybox")
 	real, err := filepath.EvalSymlinks("/bin/busybox")
 	if err != nil {
-		t.Skipf("busybox: %v", err)
+		t.Fatalf("busybox: %v", err)
 	}
 	// Busybox runs argv[1] as the applet when its own name starts with
 	// "busybox".
@@ -129,9 +131,7 @@ const PathLen = len(fallbackEvent{}.Path)
 // A process whose exec was not seen (it joined the workload later) has
 // no known binary: neither In nor NotIn matches it.
 func TestKernelBinariesUnknownProcess(t *testing.T) {
-	if _, err := exec.LookPath("bash"); err != nil {
-		t.Skip("bash is needed for /dev/tcp")
-	}
+	testenv.NeedTools(t, "bash") // for /dev/tcp
 	k := newKernel(t)
 	for _, op := range []string{"In", "NotIn"} {
 		k.use(connectProfile(profiles.Selector{Daddr: prefixes("127.0.0.2/32"),

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ocigate/ocigate/internal/testenv"
 	"github.com/ocigate/ocigate/profiles"
 )
 
@@ -13,7 +14,7 @@ import (
 // descriptor, dup and fcntl(F_DUPFD) return it. A socket landing on fd
 // 0-2 is reported with the call that did it; a pipe is not.
 func TestKernelDupCalls(t *testing.T) {
-	needBinaries(t, "python3")
+	testenv.NeedTools(t, "python3")
 	k := newKernel(t)
 	p := &profiles.Profile{Name: "dup", Mode: profiles.ModeEnforce}
 	for i, call := range []string{"dup", "dup2", "dup3", "fcntl"} {

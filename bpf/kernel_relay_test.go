@@ -4,12 +4,12 @@ import (
 	"context"
 	"fmt"
 	"net"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"testing"
 	"time"
 
+	"github.com/ocigate/ocigate/internal/testenv"
 	"github.com/ocigate/ocigate/profiles"
 )
 
@@ -43,15 +43,6 @@ func relayListener(t *testing.T) (port int, conns func() int) {
 	return ln.Addr().(*net.TCPAddr).Port, func() int { return len(n) }
 }
 
-func needBinaries(t *testing.T, bins ...string) {
-	t.Helper()
-	for _, b := range bins {
-		if _, err := exec.LookPath(b); err != nil {
-			t.Skipf("%s not installed (make deps)", b)
-		}
-	}
-}
-
 func isRelay(ev *RawEvent) bool { return ev.Point == profiles.PointRelay }
 
 // shellFile is the file /bin/sh runs (dash on Debian).
@@ -68,7 +59,7 @@ func shellFile(t *testing.T) string {
 // shell's exec when the peer connected first, at the peer's connect when
 // the shell came first. A shell run with -c is no relay.
 func TestKernelRelayedShellPipe(t *testing.T) {
-	needBinaries(t, "nc.traditional", "sleep")
+	testenv.NeedTools(t, "nc.traditional", "sleep")
 	k := newKernel(t)
 	k.use(relayProfile(profiles.ModeEnforce), [profiles.NumPoints]uint32{})
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
@@ -113,7 +104,7 @@ func TestKernelRelayedShellPipe(t *testing.T) {
 
 // ncat -e: the shell's parent connected and relays through pipes.
 func TestKernelRelayedShellParent(t *testing.T) {
-	needBinaries(t, "ncat")
+	testenv.NeedTools(t, "ncat")
 	k := newKernel(t)
 	k.use(relayProfile(profiles.ModeEnforce), [profiles.NumPoints]uint32{})
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)

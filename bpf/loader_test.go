@@ -16,6 +16,7 @@ import (
 	"go.uber.org/zap"
 	"golang.org/x/sys/unix"
 
+	"github.com/ocigate/ocigate/internal/testenv"
 	"github.com/ocigate/ocigate/profiles"
 )
 
@@ -38,9 +39,7 @@ func connectFrom(t *testing.T, dir string) (int, string) {
 }
 
 func TestLoadEnforcesOnRegisteredCgroupOnly(t *testing.T) {
-	if _, err := exec.LookPath("busybox"); err != nil {
-		t.Fatalf("busybox is required (make deps installs busybox-static): %v", err)
-	}
+	testenv.NeedTools(t, "busybox")
 	e, root := loadForTest(t)
 	dir, cg := testCgroup(t, root)
 
