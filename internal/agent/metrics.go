@@ -3,6 +3,7 @@ package agent
 import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
+	"strings"
 
 	"github.com/ocigate/ocigate/bpf"
 	"github.com/ocigate/ocigate/internal/events"
@@ -84,7 +85,7 @@ var (
 	descReloads       = desc("ocigate_profile_reloads_total", "Profile reloads, by result.", "result")
 	descBackend       = desc("ocigate_enforcer_backend", "How each enforcement point is carried out (always 1).", "point", "backend", "mechanism")
 	descAvailable     = desc("ocigate_enforcement_point_available",
-		"Whether each enforcement point (and tracking) enforces on this kernel: 1, or 0 when no backend could attach (the reason is in ocigate-agentd status).", "point")
+		"Whether each enforcement point (and tracking) enforces on this kernel: 1, or 0 when no backend could attach, with the kernel's reason (in full in ocigate-agentd status).", "point", "reason")
 	descPoint = desc("ocigate_point_checks_total",
 		"The kernel's counts per enforcement point: evaluated (a registered workload's operation checked), posted, denied, killed.", "point", "outcome")
 	descRunSeconds = desc("ocigate_bpf_program_run_seconds_total", "Run time of each attached BPF program (counted while kernel.bpf_stats_enabled=1).", "program")
@@ -129,11 +130,11 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	counter(descReloads, s.ProfileReloadErrors.Load(), "error")
 	for _, b := range a.enf.Backends() {
 		gauge(descBackend, 1, b.Point, b.Backend, b.Mechanism)
-		available := 1.0
-		if _, out := a.unavailable[b.Point]; out {
-			available = 0
+		available, reason := 1.0, ""
+		if why, out := a.unavailable[b.Point]; out {
+			available, reason = 0, metricReason(why)
 		}
-		gauge(descAvailable, available, b.Point)
+		gauge(descAvailable, available, b.Point, reason)
 	}
 	if kc, err := a.enf.Counters(); err != nil {
 		a.log.Warn("metrics: kernel counters unavailable", zap.Error(err))
@@ -166,4 +167,13 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		gauge(descMapEntries, float64(f.Entries), f.Map)
 		gauge(descMapMax, float64(f.MaxEntries), f.Map)
 	}
+}
+
+// metricReason is a reason as a label value: one line, at most 200 bytes.
+func metricReason(why string) string {
+	why = strings.Join(strings.Fields(why), " ")
+	if len(why) > 200 {
+		why = why[:200] + "…"
+	}
+	return why
 }

@@ -188,8 +188,13 @@ func TestStatusAndMetricsNameUnavailablePoints(t *testing.T) {
 	}
 	samples := scrape(t, a)
 	for point, v := range map[string]string{"exec": "0", "sendmsg": "0", "connect": "1", "sock_create": "1", "tracking": "1"} {
-		if got := samples[`ocigate_enforcement_point_available{point="`+point+`"}`]; got != v {
-			t.Errorf("ocigate_enforcement_point_available{point=%q} = %q, want %s", point, got, v)
+		reason := ""
+		if v == "0" {
+			reason = metricReason(a.unavailable[point])
+		}
+		key := `ocigate_enforcement_point_available{point="` + point + `",reason="` + reason + `"}`
+		if got := samples[key]; got != v {
+			t.Errorf("%s = %q, want %s", key, got, v)
 		}
 	}
 	enf.backends = degradedBackends()[:3]
