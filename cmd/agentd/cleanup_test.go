@@ -13,6 +13,7 @@ import (
 
 	"github.com/ocigate/ocigate/cgroupfilter"
 	"github.com/ocigate/ocigate/internal/hostfs"
+	"github.com/ocigate/ocigate/internal/workload"
 	"github.com/ocigate/ocigate/internal/workloadstate"
 )
 
@@ -62,7 +63,7 @@ func TestUninstallBPF(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := st.Put(&cgroupfilter.Workload{ContainerID: "c1", Identity: cgroupfilter.Identity{CgroupID: 42, CgroupPath: "/c1"}}); err != nil {
+	if err := st.Put(&workload.Workload{ContainerID: "c1", Identity: cgroupfilter.Identity{CgroupID: 42, CgroupPath: "/c1"}}); err != nil {
 		t.Fatal(err)
 	}
 	args := []string{"--bpf", "--pin-dir", pinDir, "--state-dir", stateDir}

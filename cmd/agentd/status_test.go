@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ocigate/ocigate/cgroupfilter"
 	"github.com/ocigate/ocigate/internal/api"
 )
 
@@ -45,11 +44,11 @@ func TestPrintStatusLosses(t *testing.T) {
 
 // Workloads show their image (or "-") and whether they were adopted.
 func TestPrintStatusWorkloads(t *testing.T) {
-	st := &api.Status{Workloads: []*cgroupfilter.Workload{
+	st := &api.Status{Workloads: []*api.Workload{
 		{ContainerID: "web", Runtime: "podman", Image: "localhost/shop/web:2", Profile: "shop", Mode: "enforce",
-			Identity: cgroupfilter.Identity{CgroupID: 7, CgroupPath: "/a"}},
+			Identity: api.Identity{CgroupID: 7, CgroupPath: "/a"}},
 		{ContainerID: "old", Runtime: "runc", Adopted: true, Profile: "default", Mode: "enforce",
-			Identity: cgroupfilter.Identity{CgroupID: 8, CgroupPath: "/b"}},
+			Identity: api.Identity{CgroupID: 8, CgroupPath: "/b"}},
 	}}
 	var out bytes.Buffer
 	printStatus(&out, st)

@@ -188,7 +188,7 @@ func register(ctx context.Context, o *options, stdin io.Reader) (*oci.Container,
 	}
 	req := &api.Request{Op: api.OpRegister, Register: &api.Registration{
 		ContainerID: c.ID, Runtime: runtimeName(o.runtime, c), Bundle: c.Bundle,
-		Pid: c.Pid, Annotations: c.Annotations, Identity: ident,
+		Pid: c.Pid, Annotations: c.Annotations, Identity: api.IdentityOf(ident),
 	}}
 	resp, err := api.Call(ctx, o.socket, req)
 	return c, resp, err

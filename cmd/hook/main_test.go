@@ -202,7 +202,7 @@ func TestRegisterAndUnregister(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r.ContainerID != "ctr-1" || r.Pid != os.Getpid() || r.Runtime != "podman" || r.Identity != want {
+	if r.ContainerID != "ctr-1" || r.Pid != os.Getpid() || r.Runtime != "podman" || r.Identity != api.IdentityOf(want) {
 		t.Fatalf("registration %+v, identity want %+v", r, want)
 	}
 	if !reflect.DeepEqual(r.Annotations, map[string]string{"io.container.manager": "libpod", "from": "spec", "both": "state"}) {

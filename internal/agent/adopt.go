@@ -6,8 +6,8 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/ocigate/ocigate/cgroupfilter"
 	"github.com/ocigate/ocigate/internal/api"
+	"github.com/ocigate/ocigate/internal/workload"
 	"github.com/ocigate/ocigate/runtime/running"
 )
 
@@ -37,7 +37,7 @@ func (a *Agent) Adopt(cs []running.Container) AdoptResult {
 			continue
 		}
 		r := &api.Registration{ContainerID: c.ID, Runtime: c.Runtime, Bundle: c.Bundle, Pid: c.Pid,
-			Annotations: c.Annotations, Identity: ident}
+			Annotations: c.Annotations, Identity: api.IdentityOf(ident)}
 		w, err := a.register(r, start, &adoption{info: c.Info})
 		switch {
 		case errors.Is(err, errAlreadyRegistered):
@@ -55,7 +55,7 @@ func (a *Agent) Adopt(cs []running.Container) AdoptResult {
 	return res
 }
 
-func (a *Agent) logAdopted(w *cgroupfilter.Workload) {
+func (a *Agent) logAdopted(w *workload.Workload) {
 	a.log.Warn("adopted a running container late: what its processes did before now was not watched",
 		zap.String("container", w.ContainerID), zap.String("runtime", w.Runtime), zap.String("image", w.Image),
 		zap.String("profile", w.Profile), zap.String("reason", w.ProfileReason), zap.Uint64("cgroup_id", w.CgroupID))

@@ -22,6 +22,7 @@ import (
 	"github.com/ocigate/ocigate/internal/eventhub"
 	"github.com/ocigate/ocigate/internal/events"
 	"github.com/ocigate/ocigate/internal/proccache"
+	"github.com/ocigate/ocigate/internal/workload"
 	"github.com/ocigate/ocigate/internal/workloadstate"
 	"github.com/ocigate/ocigate/profiles"
 	"github.com/ocigate/ocigate/runtime/describe"
@@ -68,7 +69,7 @@ type Agent struct {
 	enf           Enforcer
 	resolver      cgroupfilter.Resolver
 	log           *zap.Logger
-	reg           *cgroupfilter.Registry
+	reg           *workload.Registry
 	profiles      *profileSet
 	byID          sync.Map      // profile id -> *profiles.Profile, for events (read without a.mu)
 	nextProfileID atomic.Uint32 // profile ids are never reused
@@ -115,7 +116,7 @@ func New(cfg Config) (*Agent, error) {
 	node, _ := os.Hostname()
 	a := &Agent{
 		enf: cfg.Enforcer, resolver: cfg.Resolver, log: cfg.Logger,
-		reg: cgroupfilter.NewRegistry(), node: node, startedAt: time.Now(), stats: &Stats{},
+		reg: workload.NewRegistry(), node: node, startedAt: time.Now(), stats: &Stats{},
 		hub: eventhub.New(cfg.Events), metrics: newMetrics(), describer: cfg.Describer, state: cfg.State,
 		retained: map[uint32]*retainedProfile{}, flushTimeout: defaultFlushTimeout, clock: newBootClock(),
 		procs: proccache.New(cfg.ProcessCache, cfg.ExitGrace), procfs: procFS{root: cfg.ProcRoot},
@@ -171,7 +172,7 @@ func (a *Agent) profileByID(id uint32) (*profiles.Profile, bool) {
 }
 
 // Registry exposes the workloads (read-only use).
-func (a *Agent) Registry() *cgroupfilter.Registry { return a.reg }
+func (a *Agent) Registry() *workload.Registry { return a.reg }
 
 // Stats exposes the agent's counters.
 func (a *Agent) Stats() *Stats { return a.stats }
@@ -184,7 +185,7 @@ func (a *Agent) Handle(ctx context.Context, req *api.Request) (*api.Response, er
 		if err != nil {
 			return nil, err
 		}
-		return &api.Response{Workload: w}, nil
+		return &api.Response{Workload: wireWorkload(w)}, nil
 	case api.OpUnregister:
 		return &api.Response{}, a.Unregister(req.Unregister.ContainerID)
 	case api.OpStatus:
@@ -225,7 +226,7 @@ func (a *Agent) verifyIdentity(r *api.Registration) error {
 
 // Register enforces a profile on the container's cgroup. It returns only
 // after the maps are written; on error nothing of it is left behind.
-func (a *Agent) Register(r *api.Registration) (*cgroupfilter.Workload, error) {
+func (a *Agent) Register(r *api.Registration) (*workload.Workload, error) {
 	start := time.Now()
 	w, err := a.register(r, start, nil)
 	if err != nil {
@@ -244,16 +245,16 @@ type adoption struct {
 // errAlreadyRegistered: an adopted container the hook has registered.
 var errAlreadyRegistered = errors.New("already registered")
 
-func (a *Agent) register(r *api.Registration, start time.Time, adopt *adoption) (*cgroupfilter.Workload, error) {
+func (a *Agent) register(r *api.Registration, start time.Time, adopt *adoption) (*workload.Workload, error) {
 	if err := r.Validate(); err != nil {
 		return nil, err
 	}
 	if err := a.verifyIdentity(r); err != nil {
 		return nil, err
 	}
-	w := &cgroupfilter.Workload{
+	w := &workload.Workload{
 		ContainerID: r.ContainerID, Runtime: r.Runtime, Bundle: r.Bundle, Pid: r.Pid,
-		Annotations: r.Annotations, Identity: r.Identity, RegisteredAt: time.Now().UTC(),
+		Annotations: r.Annotations, Identity: r.Identity.CgroupIdentity(), RegisteredAt: time.Now().UTC(),
 	}
 	if adopt != nil {
 		w.Adopted = true
@@ -292,7 +293,7 @@ func policyError(p *profiles.Profile, err error) error {
 // enforceLocked puts a workload whose profile is chosen in force: its
 // record, its map entry, then its registry entry; on error nothing of it
 // is left. The caller holds a.mu.
-func (a *Agent) enforceLocked(w *cgroupfilter.Workload, lp loadedProfile, start time.Time) (*cgroupfilter.Workload, error) {
+func (a *Agent) enforceLocked(w *workload.Workload, lp loadedProfile, start time.Time) (*workload.Workload, error) {
 	fail := func(err error) error { return policyError(lp.profile, err) }
 	if err := a.checkAvailable(w.ContainerID, lp.profile); err != nil {
 		a.stats.RegistrationsUnavailable.Add(1)
@@ -378,7 +379,7 @@ func trimWorkloads(st *api.Status, budget int) {
 
 // removeLocked deletes a workload's map entry, then its registry entry.
 // The caller holds a.mu.
-func (a *Agent) removeLocked(w *cgroupfilter.Workload) error {
+func (a *Agent) removeLocked(w *workload.Workload) error {
 	if err := a.enf.RemoveWorkload(w.CgroupID); err != nil {
 		return fmt.Errorf("container %q: %w", w.ContainerID, err)
 	}
@@ -391,7 +392,7 @@ func (a *Agent) removeLocked(w *cgroupfilter.Workload) error {
 
 // Status reports backends, workloads and counters.
 func (a *Agent) Status() *api.Status {
-	st := &api.Status{Node: a.node, StartedAt: a.startedAt, Workloads: a.reg.List(), Counters: a.stats.Map()}
+	st := &api.Status{Node: a.node, StartedAt: a.startedAt, Workloads: wireWorkloads(a.reg.List()), Counters: a.stats.Map()}
 	subs := a.hub.Subscribers()
 	st.Counters["events_dropped_subscribers"] = a.hub.Dropped()
 	st.Counters["event_subscribers"] = uint64(len(subs))

@@ -9,7 +9,6 @@ import (
 	"testing"
 
 	"github.com/ocigate/ocigate/bpf"
-	"github.com/ocigate/ocigate/cgroupfilter"
 	"github.com/ocigate/ocigate/internal/api"
 )
 
@@ -140,7 +139,7 @@ func TestRegisterRefusals(t *testing.T) {
 			return r
 		}, []string{`container "c1"`, `"strict-v9"`, "no such profile", "ocigate.io/profile"}},
 		{"invalid registration", func(h *fakeHost) *api.Registration {
-			return &api.Registration{ContainerID: "c1", Identity: cgroupfilter.Identity{CgroupPath: "/pods/c1"}}
+			return &api.Registration{ContainerID: "c1", Identity: api.Identity{CgroupPath: "/pods/c1"}}
 		}, []string{"without cgroup_id"}},
 	}
 	for _, tt := range tests {

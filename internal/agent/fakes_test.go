@@ -254,5 +254,5 @@ func (h *fakeHost) registration(id string, pid int, path string) *api.Registrati
 	cg := h.cgroup(path)
 	h.process(pid, path)
 	return &api.Registration{ContainerID: id, Runtime: "runc", Pid: pid,
-		Identity: cgroupfilter.Identity{CgroupID: cg, CgroupPath: path}}
+		Identity: api.Identity{CgroupID: cg, CgroupPath: path}}
 }

@@ -3,7 +3,7 @@ package agent
 import (
 	"go.uber.org/zap"
 
-	"github.com/ocigate/ocigate/cgroupfilter"
+	"github.com/ocigate/ocigate/internal/workload"
 	"github.com/ocigate/ocigate/runtime/containerd"
 )
 
@@ -46,7 +46,7 @@ func (a *Agent) DropGone(ev ContainerGone) bool {
 	return true
 }
 
-func belongsTo(w *cgroupfilter.Workload, ev ContainerGone) bool {
+func belongsTo(w *workload.Workload, ev ContainerGone) bool {
 	if ns, _, ok := containerd.BundleRef(w.Bundle); ok {
 		return ev.Runtime == "containerd" && ns == ev.Namespace
 	}

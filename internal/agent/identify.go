@@ -6,7 +6,7 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/ocigate/ocigate/cgroupfilter"
+	"github.com/ocigate/ocigate/internal/workload"
 	"github.com/ocigate/ocigate/runtime/containerd"
 	"github.com/ocigate/ocigate/runtime/describe"
 )
@@ -59,11 +59,11 @@ func firstOf(annotations map[string]string, keys []string) string {
 // then, for what they do not say, from its runtime. A failed lookup is
 // logged and counted; the workload goes on without (its profile is then
 // chosen without an image).
-func (a *Agent) identify(w *cgroupfilter.Workload) { a.identifyAs(w, describe.Info{}) }
+func (a *Agent) identify(w *workload.Workload) { a.identifyAs(w, describe.Info{}) }
 
 // identifyAs is identify with what a runtime already said (an adopted
 // container's listing), used before asking it again.
-func (a *Agent) identifyAs(w *cgroupfilter.Workload, known describe.Info) {
+func (a *Agent) identifyAs(w *workload.Workload, known describe.Info) {
 	// The hook names runc when runc ran it: a bundle in containerd's
 	// state directory says whose container it is.
 	if _, _, ok := containerd.BundleRef(w.Bundle); ok && (w.Runtime == "" || w.Runtime == "runc") {

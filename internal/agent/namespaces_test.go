@@ -151,13 +151,13 @@ func TestRegisterDisabledMasks(t *testing.T) {
 	tests := []struct {
 		name    string
 		profile string
-		ns      cgroupfilter.NamespaceIDs
+		ns      api.NamespaceIDs
 		connect uint32
 	}{
-		{"host namespaces", "ns", cgroupfilter.NamespaceIDs{Mnt: host.Mnt, Pid: host.Pid, Net: nsNet2, Uts: host.Uts}, 1<<1 | 1<<4 | 1<<5},
-		{"container", "ns", cgroupfilter.NamespaceIDs{Mnt: nsMnt, Pid: nsPidChildren, Net: 4026530009, Uts: host.Uts}, 1<<0 | 1<<3 | 1<<4},
-		{"other container", "ns", cgroupfilter.NamespaceIDs{Mnt: 4026530101, Pid: 4026530100, Net: nsNet1, Uts: 4026530102}, 1<<0 | 1<<5},
-		{"profile without matchNamespaces", "default", cgroupfilter.NamespaceIDs{Mnt: host.Mnt, Pid: 4026530100}, 0},
+		{"host namespaces", "ns", api.NamespaceIDs{Mnt: host.Mnt, Pid: host.Pid, Net: nsNet2, Uts: host.Uts}, 1<<1 | 1<<4 | 1<<5},
+		{"container", "ns", api.NamespaceIDs{Mnt: nsMnt, Pid: nsPidChildren, Net: 4026530009, Uts: host.Uts}, 1<<0 | 1<<3 | 1<<4},
+		{"other container", "ns", api.NamespaceIDs{Mnt: 4026530101, Pid: 4026530100, Net: nsNet1, Uts: 4026530102}, 1<<0 | 1<<5},
+		{"profile without matchNamespaces", "default", api.NamespaceIDs{Mnt: host.Mnt, Pid: 4026530100}, 0},
 	}
 	for i, tt := range tests {
 		r := h.registration(fmt.Sprintf("c%d", i), 100+i, fmt.Sprintf("/pods/c%d", i))
@@ -167,7 +167,7 @@ func TestRegisterDisabledMasks(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if w.Namespaces != tt.ns {
+		if api.IdentityOf(w.Identity).Namespaces != tt.ns {
 			t.Errorf("%s: workload namespaces %+v", tt.name, w.Namespaces)
 		}
 		got, ok := enf.disabledOf(r.Identity.CgroupID)
@@ -187,7 +187,7 @@ func TestReloadWritesDisabledMasks(t *testing.T) {
 	a := newTestAgent(t, h, enf)
 	r := h.registration("c1", 100, "/pods/c1")
 	r.Annotations = map[string]string{"team": "ns"}
-	r.Identity.Namespaces = cgroupfilter.NamespaceIDs{Mnt: host.Mnt, Pid: host.Pid, Net: nsNet2, Uts: host.Uts}
+	r.Identity.Namespaces = api.NamespaceIDs{Mnt: host.Mnt, Pid: host.Pid, Net: nsNet2, Uts: host.Uts}
 	if _, err := a.Register(r); err != nil {
 		t.Fatal(err)
 	}

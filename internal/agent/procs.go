@@ -9,9 +9,9 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/ocigate/ocigate/bpf"
-	"github.com/ocigate/ocigate/cgroupfilter"
 	"github.com/ocigate/ocigate/internal/events"
 	"github.com/ocigate/ocigate/internal/proccache"
+	"github.com/ocigate/ocigate/internal/workload"
 )
 
 // Process flags, as Tetragon's: how the agent learned of a process.
@@ -234,18 +234,18 @@ func argsString(args []string, cut bool) string {
 // podCache builds each workload's pod object once: workloads are
 // replaced, not changed, when they change.
 type podCache struct {
-	m map[*cgroupfilter.Workload]*events.Pod
+	m map[*workload.Workload]*events.Pod
 }
 
 // podCacheMax bounds the pods kept; full, it starts over.
 const podCacheMax = 4096
 
-func (c *podCache) of(w *cgroupfilter.Workload) *events.Pod {
+func (c *podCache) of(w *workload.Workload) *events.Pod {
 	if p, ok := c.m[w]; ok {
 		return p
 	}
 	if c.m == nil || len(c.m) >= podCacheMax {
-		c.m = make(map[*cgroupfilter.Workload]*events.Pod)
+		c.m = make(map[*workload.Workload]*events.Pod)
 	}
 	p := podOf(w)
 	c.m[w] = p
@@ -255,7 +255,7 @@ func (c *podCache) of(w *cgroupfilter.Workload) *events.Pod {
 // podOf is the pod object of a workload: what its registration says,
 // its annotations or the runtime's records (identify fills the image,
 // names and pod in at registration), and nothing else.
-func podOf(w *cgroupfilter.Workload) *events.Pod {
+func podOf(w *workload.Workload) *events.Pod {
 	return &events.Pod{
 		Namespace: w.PodNamespace,
 		Name:      w.Pod,

@@ -7,7 +7,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/ocigate/ocigate/bpf"
-	"github.com/ocigate/ocigate/cgroupfilter"
+	"github.com/ocigate/ocigate/internal/workload"
 	"github.com/ocigate/ocigate/profiles"
 )
 
@@ -54,7 +54,7 @@ func (a *Agent) unloadSet(set *profileSet) {
 }
 
 // workloadInfo is what profile selection knows of a workload.
-func workloadInfo(w *cgroupfilter.Workload) profiles.WorkloadInfo {
+func workloadInfo(w *workload.Workload) profiles.WorkloadInfo {
 	image := w.Image
 	if image == "" {
 		image, _ = imageOf(w.Annotations)
@@ -63,7 +63,7 @@ func workloadInfo(w *cgroupfilter.Workload) profiles.WorkloadInfo {
 }
 
 // choose picks a workload's loaded profile and says why.
-func (set *profileSet) choose(w *cgroupfilter.Workload) (loadedProfile, string, error) {
+func (set *profileSet) choose(w *workload.Workload) (loadedProfile, string, error) {
 	p, reason, err := profiles.Select(set.catalog, workloadInfo(w))
 	if err != nil {
 		return loadedProfile{}, "", fmt.Errorf("container %q: %w", w.ContainerID, err)
@@ -99,7 +99,7 @@ func (a *Agent) rollbackMoves(moves []move) {
 
 // move is one workload's change of profile in a reload.
 type move struct {
-	w      *cgroupfilter.Workload
+	w      *workload.Workload
 	lp     loadedProfile
 	reason string
 }
@@ -162,7 +162,7 @@ func (a *Agent) Reload(c *profiles.Catalog) error {
 
 // keep is a workload a reload leaves on its current rules, and why.
 type keep struct {
-	w   *cgroupfilter.Workload
+	w   *workload.Workload
 	why error
 }
 

@@ -4,7 +4,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/ocigate/ocigate/cgroupfilter"
+	"github.com/ocigate/ocigate/internal/workload"
 )
 
 // The kernel's last records of a container can reach the agent after the
@@ -25,11 +25,11 @@ type recentWorkloads struct {
 }
 
 type recentWorkload struct {
-	w  *cgroupfilter.Workload
+	w  *workload.Workload
 	at time.Time
 }
 
-func (r *recentWorkloads) add(w *cgroupfilter.Workload, now time.Time) {
+func (r *recentWorkloads) add(w *workload.Workload, now time.Time) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.byID == nil {
@@ -44,7 +44,7 @@ func (r *recentWorkloads) add(w *cgroupfilter.Workload, now time.Time) {
 	r.order = append(r.order, w.CgroupID)
 }
 
-func (r *recentWorkloads) get(cgroupID uint64, now time.Time) (*cgroupfilter.Workload, bool) {
+func (r *recentWorkloads) get(cgroupID uint64, now time.Time) (*workload.Workload, bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	e, ok := r.byID[cgroupID]
@@ -72,7 +72,7 @@ func (r *recentWorkloads) expire(now time.Time) {
 
 // eventWorkload is the workload an event of cgroupID belongs to: a
 // registered one, or one removed within recentGrace.
-func (a *Agent) eventWorkload(cgroupID uint64) (*cgroupfilter.Workload, bool) {
+func (a *Agent) eventWorkload(cgroupID uint64) (*workload.Workload, bool) {
 	if w, ok := a.reg.ByCgroup(cgroupID); ok {
 		return w, true
 	}

@@ -5,12 +5,13 @@ import (
 	"time"
 
 	"github.com/ocigate/ocigate/cgroupfilter"
+	"github.com/ocigate/ocigate/internal/workload"
 )
 
 func TestRecentWorkloads(t *testing.T) {
 	var r recentWorkloads
 	t0 := time.Unix(1000, 0)
-	w := &cgroupfilter.Workload{ContainerID: "c1", Identity: cgroupfilter.Identity{CgroupID: 7}}
+	w := &workload.Workload{ContainerID: "c1", Identity: cgroupfilter.Identity{CgroupID: 7}}
 	r.add(w, t0)
 	if got, ok := r.get(7, t0.Add(recentGrace)); !ok || got.ContainerID != "c1" {
 		t.Fatalf("within the grace period: %v %v", got, ok)
@@ -23,7 +24,7 @@ func TestRecentWorkloads(t *testing.T) {
 	}
 	// Bounded: the oldest goes first.
 	for i := 0; i < recentMax+10; i++ {
-		r.add(&cgroupfilter.Workload{Identity: cgroupfilter.Identity{CgroupID: uint64(100 + i)}}, t0.Add(time.Millisecond))
+		r.add(&workload.Workload{Identity: cgroupfilter.Identity{CgroupID: uint64(100 + i)}}, t0.Add(time.Millisecond))
 	}
 	if len(r.byID) > recentMax || len(r.order) > recentMax {
 		t.Fatalf("%d entries, %d in order; at most %d", len(r.byID), len(r.order), recentMax)
@@ -32,7 +33,7 @@ func TestRecentWorkloads(t *testing.T) {
 		t.Fatal("the oldest entry survived the bound")
 	}
 	// Expired entries go at the next add.
-	r.add(&cgroupfilter.Workload{Identity: cgroupfilter.Identity{CgroupID: 1}}, t0.Add(time.Hour))
+	r.add(&workload.Workload{Identity: cgroupfilter.Identity{CgroupID: 1}}, t0.Add(time.Hour))
 	if len(r.byID) != 1 {
 		t.Fatalf("%d entries after an hour, want 1", len(r.byID))
 	}

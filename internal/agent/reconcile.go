@@ -10,7 +10,7 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/ocigate/ocigate/cgroupfilter"
+	"github.com/ocigate/ocigate/internal/workload"
 )
 
 // reconcileState remembers, between checks, the workloads whose cgroup
@@ -22,7 +22,7 @@ type reconcileState struct {
 
 // gone says why a workload's container no longer exists, or "".
 // emptyOnly is set when the only sign is an empty cgroup.
-func (a *Agent) gone(w *cgroupfilter.Workload) (why string, emptyOnly bool) {
+func (a *Agent) gone(w *workload.Workload) (why string, emptyOnly bool) {
 	id, err := a.resolver.CgroupID(w.CgroupPath)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
@@ -57,7 +57,7 @@ func (a *Agent) Reconcile() []string {
 	if a.recon.empty == nil {
 		a.recon.empty = map[string]uint64{}
 	}
-	var cands []*cgroupfilter.Workload
+	var cands []*workload.Workload
 	emptyNow := map[string]uint64{}
 	// The file system checks run without a.mu: registrations go on.
 	for _, w := range a.reg.List() {
@@ -86,7 +86,7 @@ func (a *Agent) Reconcile() []string {
 
 // dropIfGone removes w under a.mu, after checking again that it is still
 // the registered entry and its container still gone.
-func (a *Agent) dropIfGone(w *cgroupfilter.Workload) bool {
+func (a *Agent) dropIfGone(w *workload.Workload) bool {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	cur, ok := a.reg.Get(w.ContainerID)

@@ -9,7 +9,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/ocigate/ocigate/bpf"
-	"github.com/ocigate/ocigate/cgroupfilter"
+	"github.com/ocigate/ocigate/internal/workload"
 	"github.com/ocigate/ocigate/profiles"
 )
 
@@ -39,7 +39,7 @@ type retainedProfile struct {
 // profile ids nobody uses any more are unloaded last. Called by New
 // before the agent serves, so it needs no lock.
 func (a *Agent) restore(in bpf.Inherited) {
-	var records []*cgroupfilter.Workload
+	var records []*workload.Workload
 	if a.state != nil {
 		var errs []error
 		records, errs = a.state.Load()
@@ -124,7 +124,7 @@ func (a *Agent) nameInherited(oldNames map[uint32]string, retained map[uint32]bo
 }
 
 // cgroupStillThere: the record's cgroup exists with the recorded id.
-func (a *Agent) cgroupStillThere(w *cgroupfilter.Workload) error {
+func (a *Agent) cgroupStillThere(w *workload.Workload) error {
 	id, err := a.resolver.CgroupID(w.CgroupPath)
 	if err != nil {
 		return err
@@ -136,7 +136,7 @@ func (a *Agent) cgroupStillThere(w *cgroupfilter.Workload) error {
 }
 
 // moveRestored puts a restored workload on its profile as selected now.
-func (a *Agent) moveRestored(w *cgroupfilter.Workload) error {
+func (a *Agent) moveRestored(w *workload.Workload) error {
 	lp, reason, err := a.profiles.choose(w)
 	if err != nil {
 		return err
@@ -163,7 +163,7 @@ func (a *Agent) moveRestored(w *cgroupfilter.Workload) error {
 // retain keeps a restored workload on its inherited rules. When its
 // profile needs a point this kernel does not enforce, that is logged as
 // an error: the workload is not what its profile promises.
-func (a *Agent) retain(w *cgroupfilter.Workload, entry bpf.InheritedWorkload, why error) {
+func (a *Agent) retain(w *workload.Workload, entry bpf.InheritedWorkload, why error) {
 	mode := profiles.ModeEnforce
 	if entry.Monitor {
 		mode = profiles.ModeMonitor
@@ -229,14 +229,14 @@ func (a *Agent) release(containerID string) {
 }
 
 // dropRecord removes a record that no map entry backs.
-func (a *Agent) dropRecord(w *cgroupfilter.Workload, why string) {
+func (a *Agent) dropRecord(w *workload.Workload, why string) {
 	a.stats.WorkloadsDropped.Add(1)
 	a.log.Info("workload not restored", zap.String("container", w.ContainerID), zap.String("why", why))
 	a.unpersist(w.CgroupID)
 }
 
 // dropWorkload removes a restored workload's map entry and record.
-func (a *Agent) dropWorkload(w *cgroupfilter.Workload, why string) {
+func (a *Agent) dropWorkload(w *workload.Workload, why string) {
 	if err := a.enf.RemoveWorkload(w.CgroupID); err != nil {
 		a.log.Error("remove workload not restored", zap.String("container", w.ContainerID), zap.Error(err))
 	}
@@ -245,7 +245,7 @@ func (a *Agent) dropWorkload(w *cgroupfilter.Workload, why string) {
 
 // persist writes a workload's record; failures are logged (the record
 // is rewritten at its next change).
-func (a *Agent) persist(w *cgroupfilter.Workload) {
+func (a *Agent) persist(w *workload.Workload) {
 	if a.state == nil {
 		return
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/ocigate/ocigate/bpf"
 	"github.com/ocigate/ocigate/cgroupfilter"
 	"github.com/ocigate/ocigate/internal/api"
+	"github.com/ocigate/ocigate/internal/workload"
 	"github.com/ocigate/ocigate/internal/workloadstate"
 	"github.com/ocigate/ocigate/profiles"
 )
@@ -142,7 +143,7 @@ func TestRestoreTakesOverPinnedWorkloads(t *testing.T) {
 	st := openState(t)
 	enf := newFakeEnforcer()
 	a := stateAgent(t, h, enf, st, testCatalog(t))
-	var regs []*cgroupfilter.Workload
+	var regs []*workload.Workload
 	for i, id := range []string{"c1", "c2", "gone"} {
 		r := h.registration(id, 100+i, "/pods/"+id)
 		if id == "c2" {
@@ -159,7 +160,7 @@ func TestRestoreTakesOverPinnedWorkloads(t *testing.T) {
 	// without a map entry are left behind.
 	// (The orphan's directory is made first: a cgroup id is never reused,
 	// an inode of the test's file system may be.)
-	orphan := &cgroupfilter.Workload{ContainerID: "orphan", Identity: cgroupfilter.Identity{CgroupID: h.cgroup("/pods/orphan"), CgroupPath: "/pods/orphan"}}
+	orphan := &workload.Workload{ContainerID: "orphan", Identity: cgroupfilter.Identity{CgroupID: h.cgroup("/pods/orphan"), CgroupPath: "/pods/orphan"}}
 	if err := os.Remove(filepath.Join(h.cg, "pods", "gone")); err != nil {
 		t.Fatal(err)
 	}

@@ -8,8 +8,6 @@ import (
 	"io"
 	"strings"
 	"testing"
-
-	"github.com/ocigate/ocigate/cgroupfilter"
 )
 
 // frame builds a length-prefixed frame around body.
@@ -31,8 +29,8 @@ func sampleRegister() *Request {
 	return &Request{Op: OpRegister, Register: &Registration{
 		ContainerID: "c1", Runtime: "runc", Bundle: "/run/b/c1", Pid: 4242,
 		Annotations: map[string]string{"ocigate.io/profile": "default", "k": "v<&>"},
-		Identity: cgroupfilter.Identity{CgroupID: 77, CgroupPath: "/kubepods/c1",
-			Namespaces: cgroupfilter.NamespaceIDs{Mnt: 1, Pid: 2, Net: 3}},
+		Identity: Identity{CgroupID: 77, CgroupPath: "/kubepods/c1",
+			Namespaces: NamespaceIDs{Mnt: 1, Pid: 2, Net: 3}},
 	}}
 }
 
@@ -196,7 +194,7 @@ func TestWriteMessageErrors(t *testing.T) {
 
 func TestRequestValidate(t *testing.T) {
 	okReg := func() *Registration {
-		return &Registration{ContainerID: "c1", Pid: 1, Identity: cgroupfilter.Identity{CgroupID: 9, CgroupPath: "/a"}}
+		return &Registration{ContainerID: "c1", Pid: 1, Identity: Identity{CgroupID: 9, CgroupPath: "/a"}}
 	}
 	tests := []struct {
 		name string
@@ -226,7 +224,7 @@ func TestRequestValidate(t *testing.T) {
 }
 
 func TestRegistrationValidate(t *testing.T) {
-	base := Registration{ContainerID: "c1", Pid: 10, Identity: cgroupfilter.Identity{CgroupID: 9, CgroupPath: "/a/b"}}
+	base := Registration{ContainerID: "c1", Pid: 10, Identity: Identity{CgroupID: 9, CgroupPath: "/a/b"}}
 	tests := []struct {
 		name string
 		mod  func(r *Registration)

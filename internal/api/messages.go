@@ -9,7 +9,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/ocigate/ocigate/cgroupfilter"
 	"github.com/ocigate/ocigate/internal/events"
 )
 
@@ -43,12 +42,12 @@ type StatusOptions struct {
 
 // Registration asks the agent to enforce on a container's cgroup.
 type Registration struct {
-	ContainerID string                `json:"container_id"`
-	Runtime     string                `json:"runtime,omitempty"`
-	Bundle      string                `json:"bundle,omitempty"`
-	Pid         int                   `json:"pid"`
-	Annotations map[string]string     `json:"annotations,omitempty"`
-	Identity    cgroupfilter.Identity `json:"identity"`
+	ContainerID string            `json:"container_id"`
+	Runtime     string            `json:"runtime,omitempty"`
+	Bundle      string            `json:"bundle,omitempty"`
+	Pid         int               `json:"pid"`
+	Annotations map[string]string `json:"annotations,omitempty"`
+	Identity    Identity          `json:"identity"`
 }
 
 // Unregistration asks the agent to forget a container.
@@ -58,11 +57,11 @@ type Unregistration struct {
 
 // Response is the agent's answer.
 type Response struct {
-	OK       bool                   `json:"ok"`
-	Error    string                 `json:"error,omitempty"`
-	Workload *cgroupfilter.Workload `json:"workload,omitempty"`
-	Status   *Status                `json:"status,omitempty"`
-	Events   *EventFrame            `json:"events,omitempty"`
+	OK       bool        `json:"ok"`
+	Error    string      `json:"error,omitempty"`
+	Workload *Workload   `json:"workload,omitempty"`
+	Status   *Status     `json:"status,omitempty"`
+	Events   *EventFrame `json:"events,omitempty"`
 	// FailurePolicy: on a refused registration, the failurePolicy
 	// ("open" or "closed") of the profile the agent chose for the
 	// container, when it got that far; the hook honours it.
@@ -149,11 +148,11 @@ func (st *Status) Unavailable() []string {
 
 // Status is the agent's state.
 type Status struct {
-	Node      string                   `json:"node"`
-	StartedAt time.Time                `json:"started_at"`
-	Backends  []Backend                `json:"backends"`
-	Profiles  []string                 `json:"profiles"`
-	Workloads []*cgroupfilter.Workload `json:"workloads"`
+	Node      string      `json:"node"`
+	StartedAt time.Time   `json:"started_at"`
+	Backends  []Backend   `json:"backends"`
+	Profiles  []string    `json:"profiles"`
+	Workloads []*Workload `json:"workloads"`
 	// WorkloadsOmitted: registered workloads left out of Workloads (a
 	// summary, or more than the agent lists in one answer).
 	WorkloadsOmitted int               `json:"workloads_omitted,omitempty"`

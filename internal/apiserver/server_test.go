@@ -14,7 +14,6 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/ocigate/ocigate/cgroupfilter"
 	"github.com/ocigate/ocigate/internal/api"
 )
 
@@ -149,7 +148,7 @@ func TestListenRefusesLiveAgent(t *testing.T) {
 }
 
 func TestCallRoundTrip(t *testing.T) {
-	want := &cgroupfilter.Workload{ContainerID: "c1", Profile: "default", Identity: cgroupfilter.Identity{CgroupID: 5, CgroupPath: "/x"}}
+	want := &api.Workload{ContainerID: "c1", Profile: "default", Identity: api.Identity{CgroupID: 5, CgroupPath: "/x"}}
 	h := newFakeHandler(func(r *api.Request) (*api.Response, error) {
 		switch r.Op {
 		case api.OpStatus:
@@ -313,7 +312,7 @@ func sampleRegister() *api.Request {
 	return &api.Request{Op: api.OpRegister, Register: &api.Registration{
 		ContainerID: "c1", Runtime: "runc", Pid: 4242,
 		Annotations: map[string]string{"k": "v<&>"},
-		Identity:    cgroupfilter.Identity{CgroupID: 77, CgroupPath: "/kubepods/c1"},
+		Identity:    api.Identity{CgroupID: 77, CgroupPath: "/kubepods/c1"},
 	}}
 }
 

@@ -3,7 +3,10 @@
 // containers again. Each record is written atomically (a temporary file
 // renamed into place), so a crash leaves either the old record or the
 // new one; one file per cgroup keeps a registration's cost independent
-// of how many workloads there are.
+// of how many workloads there are. A record is the agent's own
+// (workload.Workload) in JSON, so its tags are the format: a restarted
+// agent reads the records its previous version wrote (store_test.go
+// pins one).
 package workloadstate
 
 import (
@@ -16,7 +19,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/ocigate/ocigate/cgroupfilter"
+	"github.com/ocigate/ocigate/internal/workload"
 )
 
 // DefaultDir is where the agent keeps the records; like the pins in
@@ -52,7 +55,7 @@ func (s *Store) path(cgroupID uint64) string {
 }
 
 // Put writes w's record, replacing the one of its cgroup.
-func (s *Store) Put(w *cgroupfilter.Workload) error {
+func (s *Store) Put(w *workload.Workload) error {
 	if w.CgroupID == 0 {
 		return fmt.Errorf("workload state: container %q has no cgroup id", w.ContainerID)
 	}
@@ -88,7 +91,7 @@ func (s *Store) Remove(cgroupID uint64) error {
 // Load reads every record, ordered by registration time. Records that
 // cannot be read, and temporary files a crash left, are removed and
 // reported in errs.
-func (s *Store) Load() (ws []*cgroupfilter.Workload, errs []error) {
+func (s *Store) Load() (ws []*workload.Workload, errs []error) {
 	entries, err := os.ReadDir(s.dir)
 	if err != nil {
 		return nil, []error{fmt.Errorf("workload state: %w", err)}
@@ -130,12 +133,12 @@ func isRecord(name string) bool {
 	return err == nil
 }
 
-func read(path string) (*cgroupfilter.Workload, error) {
+func read(path string) (*workload.Workload, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
 	}
-	var w cgroupfilter.Workload
+	var w workload.Workload
 	if err := json.Unmarshal(b, &w); err != nil {
 		return nil, err
 	}

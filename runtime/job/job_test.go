@@ -73,7 +73,7 @@ func (f *fakeAgent) Handle(_ context.Context, req *api.Request) (*api.Response, 
 			appendLine(f.events, b)
 		}
 	}
-	return &api.Response{Workload: &cgroupfilter.Workload{ContainerID: r.ContainerID, Profile: "ci-runner",
+	return &api.Response{Workload: &api.Workload{ContainerID: r.ContainerID, Profile: "ci-runner",
 		ProfileReason: "annotation ocigate.io/profile=ci-runner", Mode: "enforce"}}, nil
 }
 

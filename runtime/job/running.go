@@ -73,7 +73,7 @@ func waitExited(pid int) {
 
 // register resolves the stub's identity and registers it; the agent
 // answers only once the workload's maps are written.
-func (j *running) register(ctx context.Context) (*cgroupfilter.Workload, error) {
+func (j *running) register(ctx context.Context) (*api.Workload, error) {
 	pid := j.cmd.Process.Pid
 	ident, err := j.resolver.Resolve(pid)
 	if err != nil {
@@ -82,7 +82,7 @@ func (j *running) register(ctx context.Context) (*cgroupfilter.Workload, error) 
 	if ident.CgroupPath != j.res.Cgroup {
 		return nil, fmt.Errorf("the job's stub is in cgroup %s, not %s", ident.CgroupPath, j.res.Cgroup)
 	}
-	reg := &api.Registration{ContainerID: j.cfg.ID, Runtime: RuntimeName, Pid: pid, Identity: ident}
+	reg := &api.Registration{ContainerID: j.cfg.ID, Runtime: RuntimeName, Pid: pid, Identity: api.IdentityOf(ident)}
 	if j.cfg.Profile != "" {
 		reg.Annotations = map[string]string{ProfileAnnotation: j.cfg.Profile}
 	}

@@ -9,7 +9,7 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/ocigate/ocigate/cgroupfilter"
+	"github.com/ocigate/ocigate/internal/api"
 	"github.com/ocigate/ocigate/internal/events"
 )
 
@@ -69,7 +69,7 @@ const maxSummaryLines = 10
 
 // summarize prints what the agent said about the job: its profile, and,
 // with the events file, what was denied, killed or reported.
-func summarize(w io.Writer, id string, wl *cgroupfilter.Workload, code int, cur *eventsCursor) {
+func summarize(w io.Writer, id string, wl *api.Workload, code int, cur *eventsCursor) {
 	profile := "?"
 	if wl != nil {
 		profile = fmt.Sprintf("%s (%s), mode %s", wl.Profile, wl.ProfileReason, wl.Mode)

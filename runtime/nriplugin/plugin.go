@@ -20,13 +20,14 @@ import (
 
 	"github.com/ocigate/ocigate/cgroupfilter"
 	"github.com/ocigate/ocigate/internal/api"
+	"github.com/ocigate/ocigate/internal/workload"
 	"github.com/ocigate/ocigate/runtime/describe"
 	"github.com/ocigate/ocigate/runtime/running"
 )
 
 // Agent is what the plugin needs of the agent.
 type Agent interface {
-	Register(r *api.Registration) (*cgroupfilter.Workload, error)
+	Register(r *api.Registration) (*workload.Workload, error)
 	Unregister(containerID string) error
 	AdoptContainers(cs []running.Container)
 }
@@ -103,7 +104,7 @@ func (p *Plugin) registration(pod *nri.PodSandbox, c *nri.Container) (*api.Regis
 	setIfEmpty(ann, "io.kubernetes.cri.container-name", c.GetName())
 	setIfEmpty(ann, "io.kubernetes.cri.sandbox-name", pod.GetName())
 	setIfEmpty(ann, "io.kubernetes.cri.sandbox-namespace", pod.GetNamespace())
-	return &api.Registration{ContainerID: c.GetId(), Runtime: p.runtime, Pid: pid, Annotations: ann, Identity: ident}, nil
+	return &api.Registration{ContainerID: c.GetId(), Runtime: p.runtime, Pid: pid, Annotations: ann, Identity: api.IdentityOf(ident)}, nil
 }
 
 func setIfEmpty(m map[string]string, k, v string) {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/ocigate/ocigate/cgroupfilter"
 	"github.com/ocigate/ocigate/internal/api"
+	"github.com/ocigate/ocigate/internal/workload"
 	"github.com/ocigate/ocigate/runtime/running"
 )
 
@@ -27,14 +28,14 @@ type fakeAgent struct {
 	refuse     error
 }
 
-func (f *fakeAgent) Register(r *api.Registration) (*cgroupfilter.Workload, error) {
+func (f *fakeAgent) Register(r *api.Registration) (*workload.Workload, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.refuse != nil {
 		return nil, f.refuse
 	}
 	f.registered = append(f.registered, r)
-	return &cgroupfilter.Workload{ContainerID: r.ContainerID}, nil
+	return &workload.Workload{ContainerID: r.ContainerID}, nil
 }
 
 func (f *fakeAgent) Unregister(id string) error {

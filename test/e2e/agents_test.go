@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ocigate/ocigate/cgroupfilter"
+	"github.com/ocigate/ocigate/internal/api"
 	"github.com/ocigate/ocigate/internal/testenv"
 )
 
@@ -79,8 +79,8 @@ func startExtraAgent(t *testing.T, profiles map[string]string, args ...string) *
 }
 
 type agentState struct {
-	Workloads []*cgroupfilter.Workload `json:"workloads"`
-	Counters  map[string]uint64        `json:"counters"`
+	Workloads []*api.Workload   `json:"workloads"`
+	Counters  map[string]uint64 `json:"counters"`
 }
 
 func (a *extraAgent) status() (*agentState, error) {
@@ -100,7 +100,7 @@ func (a *extraAgent) status() (*agentState, error) {
 }
 
 // waitWorkload waits until the agent lists container id and returns it.
-func (a *extraAgent) waitWorkload(t *testing.T, id string, within time.Duration) *cgroupfilter.Workload {
+func (a *extraAgent) waitWorkload(t *testing.T, id string, within time.Duration) *api.Workload {
 	t.Helper()
 	deadline := time.Now().Add(within)
 	for {

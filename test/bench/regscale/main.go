@@ -71,7 +71,7 @@ func run(socket string, n, par int) error {
 		}
 		regs[i] = &api.Registration{ContainerID: fmt.Sprintf("regscale-%d-%d", os.Getpid(), i), Runtime: "regscale",
 			Annotations: map[string]string{"io.kubernetes.cri.container-name": fmt.Sprintf("w%d", i)},
-			Identity:    cgroupfilter.Identity{CgroupID: fi.Sys().(*syscall.Stat_t).Ino, CgroupPath: path}}
+			Identity:    api.Identity{CgroupID: fi.Sys().(*syscall.Stat_t).Ino, CgroupPath: path}}
 	}
 	before, err := counters(socket)
 	if err != nil {

@@ -1,14 +1,16 @@
-package cgroupfilter
+package workload
 
 import (
 	"fmt"
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/ocigate/ocigate/cgroupfilter"
 )
 
 func wl(id string, cg uint64) *Workload {
-	return &Workload{ContainerID: id, Identity: Identity{CgroupID: cg, CgroupPath: fmt.Sprintf("/cg/%d", cg)}, Profile: "default"}
+	return &Workload{ContainerID: id, Identity: cgroupfilter.Identity{CgroupID: cg, CgroupPath: fmt.Sprintf("/cg/%d", cg)}, Profile: "default"}
 }
 
 func ids(ws []*Workload) string {

@@ -1,34 +1,10 @@
-package cgroupfilter
+package workload
 
 import (
 	"fmt"
 	"sort"
 	"sync"
-	"time"
 )
-
-// Workload is a registered container (or any process tree placed in a
-// cgroup) and where it lives.
-type Workload struct {
-	ContainerID  string            `json:"container_id"`
-	Runtime      string            `json:"runtime,omitempty"`
-	Bundle       string            `json:"bundle,omitempty"`
-	Pid          int               `json:"pid,omitempty"`
-	Annotations  map[string]string `json:"annotations,omitempty"`
-	Image        string            `json:"image,omitempty"`        // image reference profiles match
-	ImageSource  string            `json:"image_source,omitempty"` // where Image came from: an annotation's key, "containerd", "podman"
-	Name         string            `json:"name,omitempty"`         // the container's name (CRI annotation or the runtime's record)
-	Pod          string            `json:"pod,omitempty"`          // the pod's name (CRI)
-	PodNamespace string            `json:"pod_namespace,omitempty"`
-	// Adopted: registered by the agent from the runtime's list of running
-	// containers, not by the hook; processes it ran before were not seen.
-	Adopted       bool      `json:"adopted,omitempty"`
-	Identity                // cgroup and namespaces
-	Profile       string    `json:"profile"`
-	ProfileReason string    `json:"profile_reason,omitempty"` // why this profile
-	Mode          string    `json:"mode"`
-	RegisteredAt  time.Time `json:"registered_at"`
-}
 
 // Registry is the set of registered workloads, by container ID and by
 // cgroup ID. It holds no policy; callers decide what a workload gets.
@@ -51,6 +27,7 @@ func (r *Registry) CheckPut(w *Workload) error {
 	return r.checkPut(w)
 }
 
+// checkPut is CheckPut for a caller that holds r.mu.
 func (r *Registry) checkPut(w *Workload) error {
 	if w.ContainerID == "" {
 		return fmt.Errorf("workload has no container id")
