@@ -19,8 +19,8 @@ import (
 )
 
 // extraAgent is an agent of one test, beside the harness's, with its own
-// socket, events file, log and profiles directory (a copy of
-// testdata/profiles plus the test's files). Agents keep separate maps:
+// socket, events file, log and profiles directory (copyProfiles plus the
+// test's files). Agents keep separate maps:
 // each enforces only the containers registered with it.
 type extraAgent struct {
 	socket, events, log, profiles string
@@ -35,7 +35,7 @@ func startExtraAgent(t *testing.T, profiles map[string]string, args ...string) *
 	}
 	a := &extraAgent{socket: filepath.Join(dir, "agentd.sock"), events: filepath.Join(dir, "events.jsonl"),
 		log: filepath.Join(dir, "agentd.log"), profiles: filepath.Join(dir, "profiles")}
-	if err := os.CopyFS(a.profiles, os.DirFS(filepath.Join("testdata", "profiles"))); err != nil {
+	if err := copyProfiles(a.profiles); err != nil {
 		t.Fatal(err)
 	}
 	for name, content := range profiles {

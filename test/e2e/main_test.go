@@ -23,6 +23,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ocigate/ocigate/internal/seeds"
 	"github.com/ocigate/ocigate/internal/testenv"
 )
 
@@ -40,7 +41,7 @@ var (
 	binDir     string
 	hookBin    string // built ocigate-hook
 	agentdBin  string // built ocigate-agentd
-	profileDir string // the agent's --profiles directory (a copy of testdata/profiles)
+	profileDir string // the agent's --profiles directory (see copyProfiles)
 	probeBin   string // built probe
 	socketPath string // agent API socket
 	eventsPath string // agent events file
@@ -171,8 +172,8 @@ func startAgent() error {
 	}
 	// The agent watches a copy: tests add and remove profiles there.
 	profileDir = filepath.Join(workDir, "profiles")
-	if err := os.CopyFS(profileDir, os.DirFS(filepath.Join("testdata", "profiles"))); err != nil {
-		return fmt.Errorf("starting agent: copy profiles: %w", err)
+	if err := copyProfiles(profileDir); err != nil {
+		return fmt.Errorf("starting agent: %w", err)
 	}
 	agentCmd = exec.Command(agentdBin, "run", "--socket", socketPath, "--events-file", eventsPath, "--profiles", profileDir,
 		"--reconcile-interval", reconcileInterval.String(),
@@ -279,6 +280,18 @@ func uninstallBPF(socket, pins, state string) error {
 	}
 	if _, err := os.Stat(pins); !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("pin directory %s left after uninstall --bpf (%v): %s", pins, err, out)
+	}
+	return nil
+}
+
+// copyProfiles fills an agent's --profiles directory dir: the seed
+// policies (internal/seeds) and testdata/profiles, whose profiles use them.
+func copyProfiles(dir string) error {
+	if _, err := seeds.WriteDir(dir); err != nil {
+		return fmt.Errorf("copying profiles: %w", err)
+	}
+	if err := os.CopyFS(dir, os.DirFS(filepath.Join("testdata", "profiles"))); err != nil {
+		return fmt.Errorf("copying profiles: %w", err)
 	}
 	return nil
 }
