@@ -15,7 +15,7 @@ import (
 	"time"
 
 	"github.com/ocigate/ocigate/cgroupfilter"
-	"github.com/ocigate/ocigate/internal/testenv"
+	"github.com/ocigate/ocigate/internal/testenv/agentlog"
 )
 
 // extraAgent is an agent of one test, beside the harness's, with its own
@@ -24,7 +24,7 @@ import (
 // each enforces only the containers registered with it.
 type extraAgent struct {
 	socket, events, log, profiles string
-	ev                            *testenv.EventLog
+	ev                            *agentlog.EventLog
 }
 
 func startExtraAgent(t *testing.T, profiles map[string]string, args ...string) *extraAgent {
@@ -68,12 +68,12 @@ func startExtraAgent(t *testing.T, profiles map[string]string, args ...string) *
 			t.Errorf("extra agent did not stop on SIGTERM")
 		}
 		if t.Failed() {
-			t.Logf("extra agent log:\n%s", tail(a.log, 40))
+			t.Logf("extra agent log:\n%s", agentlog.Tail(a.log, 40))
 		}
 	})
-	a.ev = testenv.NewEventLog(a.events)
+	a.ev = agentlog.NewEventLog(a.events)
 	if err := waitReady(a.socket, done, 20*time.Second); err != nil {
-		t.Fatalf("extra agent: %v\n%s", err, tail(a.log, 40))
+		t.Fatalf("extra agent: %v\n%s", err, agentlog.Tail(a.log, 40))
 	}
 	return a
 }
@@ -114,7 +114,7 @@ func (a *extraAgent) waitWorkload(t *testing.T, id string, within time.Duration)
 			}
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("workload %s not listed within %v:\n%s", id, within, tail(a.log, 30))
+			t.Fatalf("workload %s not listed within %v:\n%s", id, within, agentlog.Tail(a.log, 30))
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
@@ -137,7 +137,7 @@ func (a *extraAgent) waitNoWorkload(t *testing.T, id string, within time.Duratio
 			return time.Since(start)
 		}
 		if time.Since(start) > within {
-			t.Fatalf("workload %s still listed after %v:\n%s", id, within, tail(a.log, 30))
+			t.Fatalf("workload %s still listed after %v:\n%s", id, within, agentlog.Tail(a.log, 30))
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
@@ -145,9 +145,9 @@ func (a *extraAgent) waitNoWorkload(t *testing.T, id string, within time.Duratio
 
 func (a *extraAgent) waitEvent(t *testing.T, want map[string]any) map[string]any {
 	t.Helper()
-	ev, err := a.ev.Wait(context.Background(), eventTimeout, testenv.Matcher(want))
+	ev, err := a.ev.Wait(context.Background(), eventTimeout, agentlog.Matcher(want))
 	if err != nil {
-		t.Errorf("event %v: %v\nevents:\n%s\nagent log:\n%s", want, err, strings.Join(a.ev.Lines(), "\n"), tail(a.log, 20))
+		t.Errorf("event %v: %v\nevents:\n%s\nagent log:\n%s", want, err, strings.Join(a.ev.Lines(), "\n"), agentlog.Tail(a.log, 20))
 	}
 	return ev
 }

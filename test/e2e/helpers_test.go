@@ -14,6 +14,8 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/ocigate/ocigate/internal/testenv"
+	"github.com/ocigate/ocigate/internal/testenv/agentlog"
+	"github.com/ocigate/ocigate/internal/testenv/peer"
 )
 
 // containerTimeout bounds every container run.
@@ -157,12 +159,12 @@ func cleanupContainer(t *testing.T, id string) {
 	}
 }
 
-// waitEvent waits for an event matching want (see testenv.Match) and fails
+// waitEvent waits for an event matching want (see agentlog.Match) and fails
 // the test with the container's event lines and the agent log if none
 // comes.
 func waitEvent(t *testing.T, containerID string, want map[string]any) map[string]any {
 	t.Helper()
-	ev, err := events.Wait(context.Background(), eventTimeout, testenv.Matcher(want))
+	ev, err := events.Wait(context.Background(), eventTimeout, agentlog.Matcher(want))
 	if err != nil {
 		t.Errorf("agent event %v: %v\n%s", want, err, diagnostics(containerID))
 		return nil
@@ -174,7 +176,7 @@ func waitEvent(t *testing.T, containerID string, want map[string]any) map[string
 // agent a moment to write one).
 func noEvent(t *testing.T, containerID string, want map[string]any) {
 	t.Helper()
-	ev, err := events.Wait(context.Background(), time.Second, testenv.Matcher(want))
+	ev, err := events.Wait(context.Background(), time.Second, agentlog.Matcher(want))
 	if err == nil {
 		b, _ := json.Marshal(ev)
 		t.Errorf("unexpected agent event matching %v: %s\n%s", want, b, diagnostics(containerID))
@@ -204,7 +206,7 @@ func diagnostics(containerID string) string {
 	for _, l := range mine {
 		b.WriteString("  " + l + "\n")
 	}
-	fmt.Fprintf(&b, "agent log (tail):\n%s\n", tail(agentLog, 20))
+	fmt.Fprintf(&b, "agent log (tail):\n%s\n", agentlog.Tail(agentLog, 20))
 	return b.String()
 }
 
@@ -241,9 +243,9 @@ func contains(list []string, s string) bool {
 }
 
 // listen starts a recording listener and closes it at the end of the test.
-func listen(t *testing.T, addr string, greeting string) *testenv.Listener {
+func listen(t *testing.T, addr string, greeting string) *peer.Listener {
 	t.Helper()
-	ln, err := testenv.Listen(addr, []byte(greeting))
+	ln, err := peer.Listen(addr, []byte(greeting))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -25,6 +25,7 @@ import (
 
 	"github.com/ocigate/ocigate/internal/seeds"
 	"github.com/ocigate/ocigate/internal/testenv"
+	"github.com/ocigate/ocigate/internal/testenv/agentlog"
 )
 
 // reconcileInterval is the agent's --reconcile-interval in the e2e.
@@ -49,7 +50,7 @@ var (
 	pinDir     string // the agent's --pin-dir: its own, never the default
 	stateDir   string // the agent's --state-dir
 	rootfsDir  string // shared busybox rootfs for runc bundles
-	events     *testenv.EventLog
+	events     *agentlog.EventLog
 	agentCmd   *exec.Cmd
 	agentDone  chan error
 )
@@ -62,7 +63,7 @@ func TestMain(m *testing.M) {
 	if err := setup(); err != nil {
 		fmt.Fprintf(os.Stderr, "e2e setup failed: %v\n", err)
 		if agentLog != "" {
-			fmt.Fprintf(os.Stderr, "agent log:\n%s\n", tail(agentLog, 60))
+			fmt.Fprintf(os.Stderr, "agent log:\n%s\n", agentlog.Tail(agentLog, 60))
 		}
 		teardown()
 		os.Exit(1)
@@ -131,7 +132,7 @@ func setup() error {
 	agentLog = filepath.Join(workDir, "agentd.log")
 	pinDir = filepath.Join("/sys/fs/bpf", fmt.Sprintf("ocigate-e2e-%d", os.Getpid()))
 	stateDir = filepath.Join(workDir, "state")
-	events = testenv.NewEventLog(eventsPath)
+	events = agentlog.NewEventLog(eventsPath)
 	return startAgent()
 }
 
@@ -294,17 +295,4 @@ func copyProfiles(dir string) error {
 		return fmt.Errorf("copying profiles: %w", err)
 	}
 	return nil
-}
-
-// tail returns the last n lines of a file, for failure messages.
-func tail(path string, n int) string {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return fmt.Sprintf("(%v)", err)
-	}
-	lines := strings.Split(strings.TrimRight(string(data), "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
 }
