@@ -59,13 +59,8 @@ func startExtraAgent(t *testing.T, profiles map[string]string, args ...string) *
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
 	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-done:
-		case <-time.After(15 * time.Second):
-			_ = cmd.Process.Kill()
-			<-done
-			t.Errorf("extra agent did not stop on SIGTERM")
+		if err := stopProcess(cmd, done, syscall.SIGTERM, 15*time.Second); errors.Is(err, errNotStopped) {
+			t.Errorf("extra agent: %v", err)
 		}
 		if t.Failed() {
 			t.Logf("extra agent log:\n%s", agentlog.Tail(a.log, 40))

@@ -68,16 +68,10 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(done) }()
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
 	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-done:
-		case <-time.After(15 * time.Second):
-			_ = cmd.Process.Kill()
-			<-done
-		}
+		_ = stopProcess(cmd, done, syscall.SIGTERM, 15*time.Second)
 		c.killShims(t)
 	})
 	deadline := time.Now().Add(20 * time.Second)

@@ -3,11 +3,14 @@ package e2e
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -281,3 +284,26 @@ const (
 	reverseShellGreeting = "echo PWNED-$((6*7)); exit\n"
 	reverseShellAnswer   = "PWNED-42"
 )
+
+// errNotStopped is wrapped by stopProcess's error for a process that did
+// not exit in time.
+var errNotStopped = errors.New("did not stop")
+
+// stopProcess sends sig to cmd, whose cmd.Wait result comes on done, and
+// waits up to within for it to exit; past that it kills cmd, waits, and
+// returns an error wrapping errNotStopped. A process that exits with an
+// error returns it, naming sig.
+func stopProcess(cmd *exec.Cmd, done <-chan error, sig syscall.Signal, within time.Duration) error {
+	_ = cmd.Process.Signal(sig)
+	select {
+	case err := <-done:
+		if err != nil {
+			return fmt.Errorf("exited with %w after %v", err, sig)
+		}
+		return nil
+	case <-time.After(within):
+		_ = cmd.Process.Kill()
+		<-done
+		return fmt.Errorf("%w within %v of %v", errNotStopped, within, sig)
+	}
+}

@@ -240,17 +240,8 @@ func agentStatus() ([]byte, error) {
 func teardown() error {
 	var errs []error
 	if agentCmd != nil && agentCmd.Process != nil {
-		_ = agentCmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case err := <-agentDone:
-			var ee *exec.ExitError
-			if err != nil && !(errors.As(err, &ee) && ee.ExitCode() == 0) {
-				errs = append(errs, fmt.Errorf("agent exited with %v after SIGTERM", err))
-			}
-		case <-time.After(15 * time.Second):
-			_ = agentCmd.Process.Kill()
-			<-agentDone
-			errs = append(errs, errors.New("agent did not stop within 15s of SIGTERM"))
+		if err := stopProcess(agentCmd, agentDone, syscall.SIGTERM, 15*time.Second); err != nil {
+			errs = append(errs, fmt.Errorf("agent: %w", err))
 		}
 	}
 	if agentCmd != nil && pinDir != "" {

@@ -93,20 +93,15 @@ func (a *ownAgent) stop(sig syscall.Signal) error {
 	if a.cmd == nil {
 		return nil
 	}
-	_ = a.cmd.Process.Signal(sig)
-	defer func() { a.cmd = nil }()
-	select {
-	case err := <-a.done:
-		var ee *exec.ExitError
-		if sig == syscall.SIGTERM && err != nil && !(errors.As(err, &ee) && ee.ExitCode() == 0) {
-			return fmt.Errorf("agent exited with %v after SIGTERM", err)
-		}
-		return nil
-	case <-time.After(20 * time.Second):
-		_ = a.cmd.Process.Kill()
-		<-a.done
-		return fmt.Errorf("agent did not stop within 20s of %v", sig)
+	err := stopProcess(a.cmd, a.done, sig, 20*time.Second)
+	a.cmd = nil
+	if sig != syscall.SIGTERM && !errors.Is(err, errNotStopped) {
+		return nil // only SIGTERM asks for a clean exit
 	}
+	if err != nil {
+		return fmt.Errorf("agent: %w", err)
+	}
+	return nil
 }
 
 // ownState is the part of `status -o json` the tests read.
