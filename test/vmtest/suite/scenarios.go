@@ -189,6 +189,15 @@ func (s *suite) expectEvent(r *result, w *workload, p probeResult, point string,
 	return ev
 }
 
+// expectRefused checks that the probe's operation (what) was denied at
+// point, that the agent reported it with the extra fields, and that the
+// event names the errno the process saw.
+func (s *suite) expectRefused(r *result, w *workload, p probeResult, what, point string, extra map[string]any) {
+	e := s.expectDenied(r, what, p, point)
+	ev := s.expectEvent(r, w, p, point, extra)
+	expectErrnoInEvent(r, ev, e)
+}
+
 // expectErrnoInEvent checks that the event reports the errno the process saw.
 func expectErrnoInEvent(r *result, ev map[string]any, seen string) {
 	if ev == nil || errnoNumbers[seen] == 0 {
@@ -229,9 +238,7 @@ func scenarioConnectDenied(s *suite, r *result) {
 	defer w.cleanup(r)
 	w.register(r)
 	p := w.run(r, "connect", deniedAddr)
-	e := s.expectDenied(r, "connect "+deniedAddr, p, "connect")
-	ev := s.expectEvent(r, w, p, "connect", connectEventFields(4444))
-	expectErrnoInEvent(r, ev, e)
+	s.expectRefused(r, w, p, "connect "+deniedAddr, "connect", connectEventFields(4444))
 }
 
 func scenarioConnectAllowed(s *suite, r *result) {
@@ -256,13 +263,11 @@ func scenarioUDPDenied(s *suite, r *result) {
 	defer w.cleanup(r)
 	w.register(r)
 	p := w.run(r, "udp", deniedUDP)
-	e := s.expectDenied(r, "sendto "+deniedUDP, p, "sendmsg")
-	ev := s.expectEvent(r, w, p, "sendmsg", map[string]any{
+	s.expectRefused(r, w, p, "sendto "+deniedUDP, "sendmsg", map[string]any{
 		"process_kprobe.action":                "KPROBE_ACTION_OVERRIDE",
 		"process_kprobe.args.0.sock_arg.daddr": deniedHost,
 		"process_kprobe.args.0.sock_arg.dport": 53,
 	})
-	expectErrnoInEvent(r, ev, e)
 }
 
 func scenarioRawDenied(s *suite, r *result) {
@@ -270,12 +275,10 @@ func scenarioRawDenied(s *suite, r *result) {
 	defer w.cleanup(r)
 	w.register(r)
 	p := w.run(r, "raw")
-	e := s.expectDenied(r, "raw socket", p, "sock_create")
-	ev := s.expectEvent(r, w, p, "sock_create", map[string]any{
+	s.expectRefused(r, w, p, "raw socket", "sock_create", map[string]any{
 		"process_kprobe.action":        "KPROBE_ACTION_OVERRIDE",
 		"process_kprobe.function_name": "security_socket_create",
 	})
-	expectErrnoInEvent(r, ev, e)
 }
 
 // A packet socket: the fallback backend can only kill the caller (at
@@ -395,9 +398,7 @@ func scenarioSubcgroup(s *suite, r *result) {
 		r.fatalf("mkdir %s: %v", sub, err)
 	}
 	p := s.runIn(r, sub, "connect", deniedAddr)
-	e := s.expectDenied(r, "connect from sub", p, "connect")
-	ev := s.expectEvent(r, w, p, "connect", connectEventFields(4444))
-	expectErrnoInEvent(r, ev, e)
+	s.expectRefused(r, w, p, "connect from sub", "connect", connectEventFields(4444))
 
 	sub2 := filepath.Join(w.dir, "sub2")
 	if err := os.Mkdir(sub2, 0o755); err != nil {
@@ -408,9 +409,7 @@ func scenarioSubcgroup(s *suite, r *result) {
 	if !strings.Contains(p.stderr, "cgroup "+rel) {
 		r.failf("the probe did not move itself into %s: %v", rel, p)
 	}
-	e = s.expectDenied(r, "connect after moving into sub2", p, "connect")
-	ev = s.expectEvent(r, w, p, "connect", connectEventFields(4444))
-	expectErrnoInEvent(r, ev, e)
+	s.expectRefused(r, w, p, "connect after moving into sub2", "connect", connectEventFields(4444))
 }
 
 func (s *suite) listed(r *result, id string) bool {
