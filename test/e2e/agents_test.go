@@ -27,6 +27,8 @@ type extraAgent struct {
 	ev                            *agentlog.EventLog
 }
 
+// startExtraAgent starts an agent with the e2e profiles, profiles (file
+// name to content) and args added, and stops it when t ends.
 func startExtraAgent(t *testing.T, profiles map[string]string, args ...string) *extraAgent {
 	t.Helper()
 	dir, err := os.MkdirTemp(workDir, "agent-")

@@ -31,6 +31,8 @@ type containerdEnv struct {
 	ns                    string
 }
 
+// startContainerd starts a containerd of t's own and stops it, and its
+// shims, when t ends.
 func startContainerd(t *testing.T) *containerdEnv {
 	t.Helper()
 	testenv.NeedTools(t, ContainerdPath, CtrPath)

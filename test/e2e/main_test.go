@@ -166,6 +166,8 @@ func goBuild(pkg, out string) error {
 	return nil
 }
 
+// startAgent starts the harness agent on a copy of the e2e profiles
+// (copyProfiles) and waits until it is ready.
 func startAgent() error {
 	logf, err := os.Create(agentLog)
 	if err != nil {
@@ -237,6 +239,9 @@ func agentStatus() ([]byte, error) {
 	return stdout.Bytes(), nil
 }
 
+// teardown stops the harness agent, uninstalls its BPF state, removes the
+// containers' cgroup parent and the work directory, and returns every
+// failure.
 func teardown() error {
 	var errs []error
 	if agentCmd != nil && agentCmd.Process != nil {

@@ -35,6 +35,7 @@ import (
 	"github.com/ocigate/ocigate/internal/testenv/probe"
 )
 
+// main runs the subcommand os.Args[1] (see the package comment).
 func main() {
 	if len(os.Args) < 2 {
 		usage()
@@ -92,6 +93,7 @@ func main() {
 // connectTimeout bounds the connect subcommand.
 const connectTimeout = 5 * time.Second
 
+// usage prints the usage and exits 2.
 func usage() {
 	fmt.Fprintln(os.Stderr, "usage: probe connect HOST:PORT | udp HOST:PORT | raw | packet | api SOCKET")
 	os.Exit(2)

@@ -241,6 +241,8 @@ func scenarioConnectDenied(s *suite, r *result) {
 	s.expectRefused(r, w, p, "connect "+deniedAddr, "connect", connectEventFields(4444))
 }
 
+// scenarioConnectAllowed checks that a connect to an allowed loopback
+// peer succeeds and makes no enforced event.
 func scenarioConnectAllowed(s *suite, r *result) {
 	ln := listen(r, "")
 	defer ln.Close()
@@ -258,6 +260,8 @@ func scenarioConnectAllowed(s *suite, r *result) {
 	r.notef("connect %s ok", ln.Addr())
 }
 
+// scenarioUDPDenied checks that a UDP sendto the attacker is refused and
+// reported.
 func scenarioUDPDenied(s *suite, r *result) {
 	w := s.newWorkload(r, "udp")
 	defer w.cleanup(r)
@@ -270,6 +274,7 @@ func scenarioUDPDenied(s *suite, r *result) {
 	})
 }
 
+// scenarioRawDenied checks that a raw socket is refused and reported.
 func scenarioRawDenied(s *suite, r *result) {
 	w := s.newWorkload(r, "raw")
 	defer w.cleanup(r)
