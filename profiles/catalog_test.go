@@ -7,10 +7,12 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/ocigate/ocigate/internal/seeds"
 )
 
 func TestCatalogUserFiles(t *testing.T) {
-	c, err := NewCatalog(true, "testdata/seed", "testdata/workloads", "testdata/nonexistent")
+	c, err := NewCatalog(true, seeds.Dir(t), "testdata/workloads", "testdata/nonexistent")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,14 +8,14 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ocigate/ocigate/internal/seeds"
 	"github.com/ocigate/ocigate/profiles/policy"
 )
 
-// seedPolicy parses one seed file of testdata/seed (copies of the seeds
-// in shared/policies/seed).
+// seedPolicy parses one seed policy file (internal/seeds).
 func seedPolicy(t *testing.T, prefix string) *policy.TracingPolicy {
 	t.Helper()
-	files, _ := filepath.Glob("testdata/seed/" + prefix + "-*.yaml")
+	files, _ := filepath.Glob(filepath.Join(seeds.Dir(t), prefix+"-*.yaml"))
 	if len(files) != 1 {
 		t.Fatalf("seed %s: %d files", prefix, len(files))
 	}
@@ -109,7 +109,7 @@ func TestCompileSeed05(t *testing.T) {
 }
 
 func TestCompileAllSeeds(t *testing.T) {
-	files, _ := filepath.Glob("testdata/seed/*.yaml")
+	files, _ := filepath.Glob(filepath.Join(seeds.Dir(t), "*.yaml"))
 	if len(files) != 7 {
 		t.Fatalf("%d seed files, want 7", len(files))
 	}

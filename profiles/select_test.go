@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/ocigate/ocigate/internal/seeds"
 )
 
 var digestA = "sha256:" + strings.Repeat("a", 64)
@@ -47,7 +49,7 @@ spec:
 	if err := os.WriteFile(filepath.Join(dir, "select.yaml"), []byte(b.String()), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	c, err := NewCatalog(true, "testdata/seed", dir)
+	c, err := NewCatalog(true, seeds.Dir(t), dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -118,7 +120,7 @@ func TestSelectUnknownProfile(t *testing.T) {
 }
 
 func TestSelectUserDefault(t *testing.T) {
-	c, err := NewCatalog(true, "testdata/seed", "testdata/workloads")
+	c, err := NewCatalog(true, seeds.Dir(t), "testdata/workloads")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,11 +6,13 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/ocigate/ocigate/internal/seeds"
 )
 
 func TestProfilesCheck(t *testing.T) {
 	dir := t.TempDir()
-	good := filepath.Join("..", "..", "profiles", "testdata", "seed", "05-enforce-no-reverse-shell.yaml")
+	good := filepath.Join(seeds.Dir(t), "05-enforce-no-reverse-shell.yaml")
 	bad := filepath.Join(dir, "bad.yaml")
 	if err := os.WriteFile(bad, []byte(`apiVersion: cilium.io/v1alpha1
 kind: TracingPolicy

@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+
+	"github.com/ocigate/ocigate/internal/testenv/agentlog"
 )
 
 // Backends of the exec point, as the agent's status names them.
@@ -151,9 +153,9 @@ func (r ExecRefusal) CheckExit(code int, output string, callerCode int) (string,
 // the peer connected after it, that connect refused and the shell killed
 // by the agent through a pidfd. Both are kills on every backend.
 func RelayKill(ev map[string]any) (string, error) {
-	point, _ := Field(ev, "ocigate.point")
-	verdict, _ := Field(ev, "ocigate.verdict")
-	relay, _ := Field(ev, "ocigate.relay")
+	point, _ := agentlog.Field(ev, "ocigate.point")
+	verdict, _ := agentlog.Field(ev, "ocigate.verdict")
+	relay, _ := agentlog.Field(ev, "ocigate.relay")
 	how, _ := relay.(string)
 	if point != "relay" || verdict != "killed" || how == "" {
 		return "", fmt.Errorf("not a relayed shell's kill: point %v, verdict %v, relay %v", point, verdict, relay)

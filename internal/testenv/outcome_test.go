@@ -4,6 +4,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/ocigate/ocigate/internal/testenv/agentlog"
 )
 
 // Each backend's documented outcome passes, and only it.
@@ -69,7 +71,8 @@ func TestExecRefusalEvents(t *testing.T) {
 		"ocigate": map[string]any{"container_id": "c1", "enforced": true, "verdict": "killed", "backend": "fallback"}}
 	lsmEv := map[string]any{"process_kprobe": map[string]any{"function_name": "security_bprm_check", "action": "KPROBE_ACTION_OVERRIDE"},
 		"ocigate": map[string]any{"container_id": "c1", "enforced": true, "verdict": "denied", "backend": "lsm", "errno": float64(1)}}
-	if !Match(fallbackEv, fb.Event(base)) || Match(lsmEv, fb.Event(base)) || !Match(lsmEv, lsm.Event(base)) || Match(fallbackEv, lsm.Event(base)) {
+	match := agentlog.Match
+	if !match(fallbackEv, fb.Event(base)) || match(lsmEv, fb.Event(base)) || !match(lsmEv, lsm.Event(base)) || match(fallbackEv, lsm.Event(base)) {
 		t.Error("events do not match their backend's expectation only")
 	}
 }

@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/ocigate/ocigate/runtime/hooksd"
 )
 
 // PodmanPath is the podman binary used by the harness.
@@ -120,37 +122,18 @@ func RunPodman(ctx context.Context, p PodmanRun, timeout time.Duration) (PodmanR
 	return res, nil
 }
 
-// hooksFile is the hooks.d schema version 1.0.0 (containers/common
-// pkg/hooks, see oci-hooks(5)).
-type hooksFile struct {
-	Version string    `json:"version"`
-	Hook    hooksHook `json:"hook"`
-	When    hooksWhen `json:"when"`
-	Stages  []string  `json:"stages"`
-}
-
-type hooksHook struct {
-	Path    string   `json:"path"`
-	Args    []string `json:"args,omitempty"`
-	Env     []string `json:"env,omitempty"`
-	Timeout *int     `json:"timeout,omitempty"`
-}
-
-type hooksWhen struct {
-	Always bool `json:"always"`
-}
-
-// HooksDJSON returns a hooks.d JSON document (version 1.0.0) that runs
-// hookPath with args (the full argv) for every container at the given
-// stages (default: createRuntime and poststop).
+// HooksDJSON returns a hooks.d JSON document (version 1.0.0, the schema
+// of runtime/hooksd) that runs hookPath with args (the full argv) for
+// every container at the given stages (default: createRuntime and
+// poststop).
 func HooksDJSON(hookPath string, args []string, stages ...string) []byte {
 	if len(stages) == 0 {
-		stages = []string{"createRuntime", "poststop"}
+		stages = hooksd.Stages
 	}
-	data, err := json.MarshalIndent(hooksFile{
+	data, err := json.MarshalIndent(hooksd.Config{
 		Version: "1.0.0",
-		Hook:    hooksHook{Path: hookPath, Args: args},
-		When:    hooksWhen{Always: true},
+		Hook:    hooksd.Hook{Path: hookPath, Args: args},
+		When:    hooksd.When{Always: true},
 		Stages:  stages,
 	}, "", "  ")
 	if err != nil {

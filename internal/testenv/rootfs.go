@@ -1,8 +1,10 @@
 // Package testenv is the harness of ocigate's real-container end-to-end
 // tests: it builds busybox root filesystems and OCI bundles, runs them with
-// runc or podman, and observes what happened from outside the container
-// (loopback listeners that record what they receive, and the agent's
-// JSON-lines events file).
+// runc or podman, and observes what happened from outside the container.
+// Its subpackages need no testing, so the vmtest suite's static binary
+// shares them: peer (loopback listeners that record what they receive),
+// agentlog (the agent's JSON-lines events file and log) and probe (the
+// probes' socket operations).
 //
 // Everything here talks to the real machine (runc, podman, cgroupfs), so it
 // is meant for tests that run as root and opt in explicitly.

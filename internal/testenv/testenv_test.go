@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ocigate/ocigate/internal/testenv/peer"
 )
 
 // These tests exercise the harness itself against the real runc and podman.
@@ -37,6 +39,23 @@ func buildProbe(t *testing.T, dir string) string {
 		t.Fatalf("building probe: %v\n%s", err, b)
 	}
 	return out
+}
+
+// probeRootfs builds the probe into dir and a root file system at rootfs
+// holding it as /probe, and starts a loopback listener for it to connect
+// to (closed when t ends).
+func probeRootfs(t *testing.T, dir, rootfs string) *peer.Listener {
+	t.Helper()
+	probe := buildProbe(t, dir)
+	if err := BuildRootfs(rootfs, map[string]string{"/probe": probe}); err != nil {
+		t.Fatal(err)
+	}
+	ln, err := peer.Listen("127.0.0.1:0", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	return ln
 }
 
 // recorderHook writes a hook script that appends its stdin (the OCI state)
@@ -72,17 +91,8 @@ func readStates(t *testing.T, path string) []map[string]any {
 func TestRuncProbeAndHooks(t *testing.T) {
 	requireE2E(t)
 	dir := t.TempDir()
-	probe := buildProbe(t, dir)
 	bundle := filepath.Join(dir, "bundle")
-	if err := BuildRootfs(filepath.Join(bundle, "rootfs"), map[string]string{"/probe": probe}); err != nil {
-		t.Fatal(err)
-	}
-	ln, err := Listen("127.0.0.1:0", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-
+	ln := probeRootfs(t, dir, filepath.Join(bundle, "rootfs"))
 	hook := recorderHook(t, dir)
 	id := fmt.Sprintf("testenv-%d", time.Now().UnixNano())
 	created, stopped := filepath.Join(dir, "createRuntime.json"), filepath.Join(dir, "poststop.json")
@@ -150,16 +160,8 @@ func TestPodmanProbeAndHooks(t *testing.T) {
 	requireE2E(t)
 	NeedTools(t, PodmanPath)
 	dir := t.TempDir()
-	probe := buildProbe(t, dir)
 	rootfs := filepath.Join(dir, "rootfs")
-	if err := BuildRootfs(rootfs, map[string]string{"/probe": probe}); err != nil {
-		t.Fatal(err)
-	}
-	ln, err := Listen("127.0.0.1:0", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
+	ln := probeRootfs(t, dir, rootfs)
 	hook := recorderHook(t, dir)
 	created, stopped := filepath.Join(dir, "createRuntime.json"), filepath.Join(dir, "poststop.json")
 	hooksDir := filepath.Join(dir, "hooks.d")

@@ -2,18 +2,18 @@ package policy
 
 import (
 	"errors"
-	"os"
-	"path/filepath"
+	"io/fs"
 	"strings"
 	"testing"
+
+	"github.com/ocigate/ocigate/internal/seeds"
 )
 
 // FuzzParse checks that Parse never panics, that what it accepts is named,
 // and that every error it reports has a file and a line.
 func FuzzParse(f *testing.F) {
-	seeds, _ := filepath.Glob("testdata/seed/*.yaml")
-	for _, s := range seeds {
-		data, err := os.ReadFile(s)
+	for _, name := range seeds.Names() {
+		data, err := fs.ReadFile(seeds.FS(), name)
 		if err != nil {
 			f.Fatal(err)
 		}

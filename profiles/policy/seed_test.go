@@ -5,15 +5,18 @@ import (
 	"path/filepath"
 	"reflect"
 	"testing"
+
+	"github.com/ocigate/ocigate/internal/seeds"
 )
 
-// loadSeeds loads testdata/seed (copies of /work/shared/policies/seed) and
-// returns the policies by name.
+// loadSeeds loads the seed policies (internal/seeds) and returns them by
+// name.
 func loadSeeds(t *testing.T) map[string]*TracingPolicy {
 	t.Helper()
-	pols, profs, err := LoadDir("testdata/seed")
+	dir := seeds.Dir(t)
+	pols, profs, err := LoadDir(dir)
 	if err != nil {
-		t.Fatalf("LoadDir(testdata/seed): %v", err)
+		t.Fatalf("LoadDir(%s): %v", dir, err)
 	}
 	if len(pols) != 7 || len(profs) != 0 {
 		t.Fatalf("got %d policies and %d profiles, want 7 and 0", len(pols), len(profs))
@@ -26,7 +29,8 @@ func loadSeeds(t *testing.T) map[string]*TracingPolicy {
 }
 
 func TestSeedsParseOneByOne(t *testing.T) {
-	files, err := filepath.Glob("testdata/seed/*.yaml")
+	dir := seeds.Dir(t)
+	files, err := filepath.Glob(filepath.Join(dir, "*.yaml"))
 	if err != nil || len(files) != 7 {
 		t.Fatalf("glob: %v, %d files", err, len(files))
 	}

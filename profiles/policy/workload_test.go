@@ -1,11 +1,14 @@
 package policy
 
 import (
+	"io/fs"
 	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/ocigate/ocigate/internal/seeds"
 )
 
 const digest = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
@@ -39,13 +42,12 @@ func docExample(t *testing.T) string {
 
 func TestDocExampleLoads(t *testing.T) {
 	files := map[string]string{"profiles.yaml": docExample(t)}
-	seeds, _ := filepath.Glob("testdata/seed/*.yaml")
-	for _, f := range seeds {
-		data, err := os.ReadFile(f)
+	for _, name := range seeds.Names() {
+		data, err := fs.ReadFile(seeds.FS(), name)
 		if err != nil {
 			t.Fatal(err)
 		}
-		files[filepath.Base(f)] = string(data)
+		files[name] = string(data)
 	}
 	pols, profs, err := LoadDir(writeFiles(t, files))
 	if err != nil {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/ocigate/ocigate/internal/testenv"
+	"github.com/ocigate/ocigate/internal/testenv/agentlog"
 )
 
 // byImageProfile is chosen for the images the e2e builds.
@@ -186,7 +187,7 @@ func TestAdoptRunningContainers(t *testing.T) {
 		}
 	}
 	if !strings.Contains(string(readFile(t, ag.log)), "adopted a running container late") {
-		t.Errorf("the agent's log does not warn about the late adoption:\n%s", tail(ag.log, 20))
+		t.Errorf("the agent's log does not warn about the late adoption:\n%s", agentlog.Tail(ag.log, 20))
 	}
 
 	// Killed without poststop (there is no hook): the periodic check drops it.

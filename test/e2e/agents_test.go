@@ -15,18 +15,20 @@ import (
 	"time"
 
 	"github.com/ocigate/ocigate/internal/api"
-	"github.com/ocigate/ocigate/internal/testenv"
+	"github.com/ocigate/ocigate/internal/testenv/agentlog"
 )
 
 // extraAgent is an agent of one test, beside the harness's, with its own
-// socket, events file, log and profiles directory (a copy of
-// testdata/profiles plus the test's files). Agents keep separate maps:
+// socket, events file, log and profiles directory (copyProfiles plus the
+// test's files). Agents keep separate maps:
 // each enforces only the containers registered with it.
 type extraAgent struct {
 	socket, events, log, profiles string
-	ev                            *testenv.EventLog
+	ev                            *agentlog.EventLog
 }
 
+// startExtraAgent starts an agent with the e2e profiles, profiles (file
+// name to content) and args added, and stops it when t ends.
 func startExtraAgent(t *testing.T, profiles map[string]string, args ...string) *extraAgent {
 	t.Helper()
 	dir, err := os.MkdirTemp(workDir, "agent-")
@@ -35,7 +37,7 @@ func startExtraAgent(t *testing.T, profiles map[string]string, args ...string) *
 	}
 	a := &extraAgent{socket: filepath.Join(dir, "agentd.sock"), events: filepath.Join(dir, "events.jsonl"),
 		log: filepath.Join(dir, "agentd.log"), profiles: filepath.Join(dir, "profiles")}
-	if err := os.CopyFS(a.profiles, os.DirFS(filepath.Join("testdata", "profiles"))); err != nil {
+	if err := copyProfiles(a.profiles); err != nil {
 		t.Fatal(err)
 	}
 	for name, content := range profiles {
@@ -59,21 +61,16 @@ func startExtraAgent(t *testing.T, profiles map[string]string, args ...string) *
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
 	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-done:
-		case <-time.After(15 * time.Second):
-			_ = cmd.Process.Kill()
-			<-done
-			t.Errorf("extra agent did not stop on SIGTERM")
+		if err := stopProcess(cmd, done, syscall.SIGTERM, 15*time.Second); errors.Is(err, errNotStopped) {
+			t.Errorf("extra agent: %v", err)
 		}
 		if t.Failed() {
-			t.Logf("extra agent log:\n%s", tail(a.log, 40))
+			t.Logf("extra agent log:\n%s", agentlog.Tail(a.log, 40))
 		}
 	})
-	a.ev = testenv.NewEventLog(a.events)
+	a.ev = agentlog.NewEventLog(a.events)
 	if err := waitReady(a.socket, done, 20*time.Second); err != nil {
-		t.Fatalf("extra agent: %v\n%s", err, tail(a.log, 40))
+		t.Fatalf("extra agent: %v\n%s", err, agentlog.Tail(a.log, 40))
 	}
 	return a
 }
@@ -114,7 +111,7 @@ func (a *extraAgent) waitWorkload(t *testing.T, id string, within time.Duration)
 			}
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("workload %s not listed within %v:\n%s", id, within, tail(a.log, 30))
+			t.Fatalf("workload %s not listed within %v:\n%s", id, within, agentlog.Tail(a.log, 30))
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
@@ -137,7 +134,7 @@ func (a *extraAgent) waitNoWorkload(t *testing.T, id string, within time.Duratio
 			return time.Since(start)
 		}
 		if time.Since(start) > within {
-			t.Fatalf("workload %s still listed after %v:\n%s", id, within, tail(a.log, 30))
+			t.Fatalf("workload %s still listed after %v:\n%s", id, within, agentlog.Tail(a.log, 30))
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
@@ -145,9 +142,9 @@ func (a *extraAgent) waitNoWorkload(t *testing.T, id string, within time.Duratio
 
 func (a *extraAgent) waitEvent(t *testing.T, want map[string]any) map[string]any {
 	t.Helper()
-	ev, err := a.ev.Wait(context.Background(), eventTimeout, testenv.Matcher(want))
+	ev, err := a.ev.Wait(context.Background(), eventTimeout, agentlog.Matcher(want))
 	if err != nil {
-		t.Errorf("event %v: %v\nevents:\n%s\nagent log:\n%s", want, err, strings.Join(a.ev.Lines(), "\n"), tail(a.log, 20))
+		t.Errorf("event %v: %v\nevents:\n%s\nagent log:\n%s", want, err, strings.Join(a.ev.Lines(), "\n"), agentlog.Tail(a.log, 20))
 	}
 	return ev
 }

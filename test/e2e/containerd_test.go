@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/ocigate/ocigate/internal/testenv"
+	"github.com/ocigate/ocigate/internal/testenv/agentlog"
 )
 
 // ContainerdPath and CtrPath are Debian's containerd 1.6 and its CLI.
@@ -30,6 +31,8 @@ type containerdEnv struct {
 	ns                    string
 }
 
+// startContainerd starts a containerd of t's own and stops it, and its
+// shims, when t ends.
 func startContainerd(t *testing.T) *containerdEnv {
 	t.Helper()
 	testenv.NeedTools(t, ContainerdPath, CtrPath)
@@ -67,16 +70,10 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(done) }()
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
 	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-done:
-		case <-time.After(15 * time.Second):
-			_ = cmd.Process.Kill()
-			<-done
-		}
+		_ = stopProcess(cmd, done, syscall.SIGTERM, 15*time.Second)
 		c.killShims(t)
 	})
 	deadline := time.Now().Add(20 * time.Second)
@@ -85,7 +82,7 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
 			return c
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("containerd not ready in 20s:\n%s", tail(filepath.Join(dir, "containerd.log"), 30))
+			t.Fatalf("containerd not ready in 20s:\n%s", agentlog.Tail(filepath.Join(dir, "containerd.log"), 30))
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
@@ -207,7 +204,7 @@ func TestContainerd(t *testing.T) {
 		out, err := c.ctr("run", "-d", "--runc-binary", wrapperScript(t, ag.socket), "--runc-root", c.runcRoot, "--net-host",
 			"--cgroup", cgroupParent+"/"+id, image, id, "/bin/sleep", "60")
 		if err != nil {
-			t.Fatalf("ctr run: %v: %s\nagent log:\n%s", err, out, tail(ag.log, 20))
+			t.Fatalf("ctr run: %v: %s\nagent log:\n%s", err, out, agentlog.Tail(ag.log, 20))
 		}
 		w := ag.waitWorkload(t, id, 10*time.Second)
 		if w.Runtime != "containerd" || w.Image != image || w.ImageSource != "containerd" || w.Profile != "by-image" ||
@@ -232,7 +229,7 @@ func TestContainerd(t *testing.T) {
 			"/probe", "connect", deniedAddr)
 		out, _ := c.ctr("run", "--rm", "--runc-root", c.runcRoot, "--config", spec, id)
 		if strings.TrimSpace(out) != "error: operation not permitted" {
-			t.Errorf("first connect of a ctr run --config container: %q, want EPERM\nagent log:\n%s", out, tail(ag.log, 20))
+			t.Errorf("first connect of a ctr run --config container: %q, want EPERM\nagent log:\n%s", out, agentlog.Tail(ag.log, 20))
 		}
 		ag.waitEvent(t, map[string]any{"ocigate.container_id": id, "ocigate.profile": "by-image", "ocigate.verdict": "denied",
 			"ocigate.runtime": "containerd"})

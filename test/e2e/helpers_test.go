@@ -3,17 +3,22 @@ package e2e
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/ocigate/ocigate/internal/testenv"
+	"github.com/ocigate/ocigate/internal/testenv/agentlog"
+	"github.com/ocigate/ocigate/internal/testenv/peer"
 )
 
 // containerTimeout bounds every container run.
@@ -157,12 +162,12 @@ func cleanupContainer(t *testing.T, id string) {
 	}
 }
 
-// waitEvent waits for an event matching want (see testenv.Match) and fails
+// waitEvent waits for an event matching want (see agentlog.Match) and fails
 // the test with the container's event lines and the agent log if none
 // comes.
 func waitEvent(t *testing.T, containerID string, want map[string]any) map[string]any {
 	t.Helper()
-	ev, err := events.Wait(context.Background(), eventTimeout, testenv.Matcher(want))
+	ev, err := events.Wait(context.Background(), eventTimeout, agentlog.Matcher(want))
 	if err != nil {
 		t.Errorf("agent event %v: %v\n%s", want, err, diagnostics(containerID))
 		return nil
@@ -174,7 +179,7 @@ func waitEvent(t *testing.T, containerID string, want map[string]any) map[string
 // agent a moment to write one).
 func noEvent(t *testing.T, containerID string, want map[string]any) {
 	t.Helper()
-	ev, err := events.Wait(context.Background(), time.Second, testenv.Matcher(want))
+	ev, err := events.Wait(context.Background(), time.Second, agentlog.Matcher(want))
 	if err == nil {
 		b, _ := json.Marshal(ev)
 		t.Errorf("unexpected agent event matching %v: %s\n%s", want, b, diagnostics(containerID))
@@ -204,7 +209,7 @@ func diagnostics(containerID string) string {
 	for _, l := range mine {
 		b.WriteString("  " + l + "\n")
 	}
-	fmt.Fprintf(&b, "agent log (tail):\n%s\n", tail(agentLog, 20))
+	fmt.Fprintf(&b, "agent log (tail):\n%s\n", agentlog.Tail(agentLog, 20))
 	return b.String()
 }
 
@@ -241,9 +246,9 @@ func contains(list []string, s string) bool {
 }
 
 // listen starts a recording listener and closes it at the end of the test.
-func listen(t *testing.T, addr string, greeting string) *testenv.Listener {
+func listen(t *testing.T, addr string, greeting string) *peer.Listener {
 	t.Helper()
-	ln, err := testenv.Listen(addr, []byte(greeting))
+	ln, err := peer.Listen(addr, []byte(greeting))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -279,3 +284,26 @@ const (
 	reverseShellGreeting = "echo PWNED-$((6*7)); exit\n"
 	reverseShellAnswer   = "PWNED-42"
 )
+
+// errNotStopped is wrapped by stopProcess's error for a process that did
+// not exit in time.
+var errNotStopped = errors.New("did not stop")
+
+// stopProcess sends sig to cmd, whose cmd.Wait result comes on done, and
+// waits up to within for it to exit; past that it kills cmd, waits, and
+// returns an error wrapping errNotStopped. A process that exits with an
+// error returns it, naming sig.
+func stopProcess(cmd *exec.Cmd, done <-chan error, sig syscall.Signal, within time.Duration) error {
+	_ = cmd.Process.Signal(sig)
+	select {
+	case err := <-done:
+		if err != nil {
+			return fmt.Errorf("exited with %w after %v", err, sig)
+		}
+		return nil
+	case <-time.After(within):
+		_ = cmd.Process.Kill()
+		<-done
+		return fmt.Errorf("%w within %v of %v", errNotStopped, within, sig)
+	}
+}

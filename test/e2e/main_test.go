@@ -23,7 +23,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ocigate/ocigate/internal/seeds"
 	"github.com/ocigate/ocigate/internal/testenv"
+	"github.com/ocigate/ocigate/internal/testenv/agentlog"
 )
 
 // reconcileInterval is the agent's --reconcile-interval in the e2e.
@@ -40,7 +42,7 @@ var (
 	binDir     string
 	hookBin    string // built ocigate-hook
 	agentdBin  string // built ocigate-agentd
-	profileDir string // the agent's --profiles directory (a copy of testdata/profiles)
+	profileDir string // the agent's --profiles directory (see copyProfiles)
 	probeBin   string // built probe
 	socketPath string // agent API socket
 	eventsPath string // agent events file
@@ -48,7 +50,7 @@ var (
 	pinDir     string // the agent's --pin-dir: its own, never the default
 	stateDir   string // the agent's --state-dir
 	rootfsDir  string // shared busybox rootfs for runc bundles
-	events     *testenv.EventLog
+	events     *agentlog.EventLog
 	agentCmd   *exec.Cmd
 	agentDone  chan error
 )
@@ -61,7 +63,7 @@ func TestMain(m *testing.M) {
 	if err := setup(); err != nil {
 		fmt.Fprintf(os.Stderr, "e2e setup failed: %v\n", err)
 		if agentLog != "" {
-			fmt.Fprintf(os.Stderr, "agent log:\n%s\n", tail(agentLog, 60))
+			fmt.Fprintf(os.Stderr, "agent log:\n%s\n", agentlog.Tail(agentLog, 60))
 		}
 		teardown()
 		os.Exit(1)
@@ -130,7 +132,7 @@ func setup() error {
 	agentLog = filepath.Join(workDir, "agentd.log")
 	pinDir = filepath.Join("/sys/fs/bpf", fmt.Sprintf("ocigate-e2e-%d", os.Getpid()))
 	stateDir = filepath.Join(workDir, "state")
-	events = testenv.NewEventLog(eventsPath)
+	events = agentlog.NewEventLog(eventsPath)
 	return startAgent()
 }
 
@@ -164,6 +166,8 @@ func goBuild(pkg, out string) error {
 	return nil
 }
 
+// startAgent starts the harness agent on a copy of the e2e profiles
+// (copyProfiles) and waits until it is ready.
 func startAgent() error {
 	logf, err := os.Create(agentLog)
 	if err != nil {
@@ -171,8 +175,8 @@ func startAgent() error {
 	}
 	// The agent watches a copy: tests add and remove profiles there.
 	profileDir = filepath.Join(workDir, "profiles")
-	if err := os.CopyFS(profileDir, os.DirFS(filepath.Join("testdata", "profiles"))); err != nil {
-		return fmt.Errorf("starting agent: copy profiles: %w", err)
+	if err := copyProfiles(profileDir); err != nil {
+		return fmt.Errorf("starting agent: %w", err)
 	}
 	agentCmd = exec.Command(agentdBin, "run", "--socket", socketPath, "--events-file", eventsPath, "--profiles", profileDir,
 		"--reconcile-interval", reconcileInterval.String(),
@@ -235,20 +239,14 @@ func agentStatus() ([]byte, error) {
 	return stdout.Bytes(), nil
 }
 
+// teardown stops the harness agent, uninstalls its BPF state, removes the
+// containers' cgroup parent and the work directory, and returns every
+// failure.
 func teardown() error {
 	var errs []error
 	if agentCmd != nil && agentCmd.Process != nil {
-		_ = agentCmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case err := <-agentDone:
-			var ee *exec.ExitError
-			if err != nil && !(errors.As(err, &ee) && ee.ExitCode() == 0) {
-				errs = append(errs, fmt.Errorf("agent exited with %v after SIGTERM", err))
-			}
-		case <-time.After(15 * time.Second):
-			_ = agentCmd.Process.Kill()
-			<-agentDone
-			errs = append(errs, errors.New("agent did not stop within 15s of SIGTERM"))
+		if err := stopProcess(agentCmd, agentDone, syscall.SIGTERM, 15*time.Second); err != nil {
+			errs = append(errs, fmt.Errorf("agent: %w", err))
 		}
 	}
 	if agentCmd != nil && pinDir != "" {
@@ -283,15 +281,14 @@ func uninstallBPF(socket, pins, state string) error {
 	return nil
 }
 
-// tail returns the last n lines of a file, for failure messages.
-func tail(path string, n int) string {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return fmt.Sprintf("(%v)", err)
+// copyProfiles fills an agent's --profiles directory dir: the seed
+// policies (internal/seeds) and testdata/profiles, whose profiles use them.
+func copyProfiles(dir string) error {
+	if _, err := seeds.WriteDir(dir); err != nil {
+		return fmt.Errorf("copying profiles: %w", err)
 	}
-	lines := strings.Split(strings.TrimRight(string(data), "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
+	if err := os.CopyFS(dir, os.DirFS(filepath.Join("testdata", "profiles"))); err != nil {
+		return fmt.Errorf("copying profiles: %w", err)
 	}
-	return strings.Join(lines, "\n")
+	return nil
 }

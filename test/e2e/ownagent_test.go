@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ocigate/ocigate/internal/testenv"
+	"github.com/ocigate/ocigate/internal/testenv/agentlog"
 )
 
 // ownAgent is an agent of one test, beside the suite's: its own socket,
@@ -28,7 +28,7 @@ type ownAgent struct {
 	cmd                      *exec.Cmd
 	done                     chan error
 	starts                   int
-	eventLog                 *testenv.EventLog
+	eventLog                 *agentlog.EventLog
 }
 
 // startOwnAgent starts an agent for t, with env (VAR=VALUE) added to its
@@ -39,7 +39,7 @@ func startOwnAgent(t *testing.T, name string, env ...string) *ownAgent {
 	a := &ownAgent{t: t, dir: dir, socket: filepath.Join(dir, "agentd.sock"), events: filepath.Join(dir, "events.jsonl"),
 		log: filepath.Join(dir, "agentd.log"), stateDir: filepath.Join(dir, "state"), env: env,
 		pinDir: filepath.Join("/sys/fs/bpf", fmt.Sprintf("ocigate-e2e-%s-%d", name, os.Getpid()))}
-	a.eventLog = testenv.NewEventLog(a.events)
+	a.eventLog = agentlog.NewEventLog(a.events)
 	t.Cleanup(func() {
 		if a.cmd != nil {
 			if err := a.stop(syscall.SIGTERM); err != nil {
@@ -50,7 +50,7 @@ func startOwnAgent(t *testing.T, name string, env ...string) *ownAgent {
 			t.Errorf("cleanup: %v", err)
 		}
 		if t.Failed() {
-			t.Logf("agent log (tail):\n%s", tail(a.log, 40))
+			t.Logf("agent log (tail):\n%s", agentlog.Tail(a.log, 40))
 		}
 	})
 	a.start()
@@ -84,7 +84,7 @@ func (a *ownAgent) start() {
 			a.cmd = nil
 		default:
 		}
-		a.t.Fatalf("%v\n%s", err, tail(a.log, 30))
+		a.t.Fatalf("%v\n%s", err, agentlog.Tail(a.log, 30))
 	}
 }
 
@@ -93,20 +93,15 @@ func (a *ownAgent) stop(sig syscall.Signal) error {
 	if a.cmd == nil {
 		return nil
 	}
-	_ = a.cmd.Process.Signal(sig)
-	defer func() { a.cmd = nil }()
-	select {
-	case err := <-a.done:
-		var ee *exec.ExitError
-		if sig == syscall.SIGTERM && err != nil && !(errors.As(err, &ee) && ee.ExitCode() == 0) {
-			return fmt.Errorf("agent exited with %v after SIGTERM", err)
-		}
-		return nil
-	case <-time.After(20 * time.Second):
-		_ = a.cmd.Process.Kill()
-		<-a.done
-		return fmt.Errorf("agent did not stop within 20s of %v", sig)
+	err := stopProcess(a.cmd, a.done, sig, 20*time.Second)
+	a.cmd = nil
+	if sig != syscall.SIGTERM && !errors.Is(err, errNotStopped) {
+		return nil // only SIGTERM asks for a clean exit
 	}
+	if err != nil {
+		return fmt.Errorf("agent: %w", err)
+	}
+	return nil
 }
 
 // ownState is the part of `status -o json` the tests read.

@@ -12,6 +12,7 @@ import (
 
 	"github.com/ocigate/ocigate/internal/jqcheck"
 	"github.com/ocigate/ocigate/internal/testenv"
+	"github.com/ocigate/ocigate/internal/testenv/agentlog"
 )
 
 // Process events and lineage, in monitor mode: a python3 reverse shell
@@ -104,7 +105,7 @@ subprocess.call(["/bin/sh","-i"])`, ln.Port())
 		"process_exec.parent.exec_id": pyID, "process_exec.parent.pid.value": pyPid, "process_exec.parent.binary": python,
 		"process_exec.process.parent_exec_id": pyID,
 	})
-	if _, outside := testenv.Field(sh, "ocigate.parent_outside_workload"); outside {
+	if _, outside := agentlog.Field(sh, "ocigate.parent_outside_workload"); outside {
 		t.Error("the shell's parent is said to be outside the workload")
 	}
 	// What enforce mode would have done: refuse it at exec.
@@ -237,8 +238,8 @@ func streamOf(ids ...string) []byte {
 func expect(t *testing.T, what string, ev map[string]any, want map[string]any) {
 	t.Helper()
 	for k, v := range want {
-		if !testenv.Match(ev, map[string]any{k: v}) {
-			got, _ := testenv.Field(ev, k)
+		if !agentlog.Match(ev, map[string]any{k: v}) {
+			got, _ := agentlog.Field(ev, k)
 			t.Errorf("%s: %s = %v, want %v", what, k, got, v)
 		}
 	}
@@ -274,7 +275,7 @@ func with(base, more map[string]any) map[string]any {
 }
 
 func str(ev map[string]any, path string) string {
-	v, _ := testenv.Field(ev, path)
+	v, _ := agentlog.Field(ev, path)
 	s, _ := v.(string)
 	return s
 }

@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/ocigate/ocigate/internal/testenv/agentlog"
 )
 
 // notifyManager is a service manager's NOTIFY_SOCKET: a unixgram socket
@@ -55,7 +57,7 @@ func (a *ownAgent) lastReady(t *testing.T) (time.Duration, string) {
 	}
 	all := readyLine.FindAllStringSubmatch(string(data), -1)
 	if len(all) == 0 {
-		t.Fatalf("no agent ready line with ready_after and programs:\n%s", tail(a.log, 20))
+		t.Fatalf("no agent ready line with ready_after and programs:\n%s", agentlog.Tail(a.log, 20))
 	}
 	last := all[len(all)-1]
 	secs, err := strconv.ParseFloat(last[1], 64)

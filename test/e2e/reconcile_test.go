@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/ocigate/ocigate/internal/testenv"
+	"github.com/ocigate/ocigate/internal/testenv/agentlog"
 )
 
 // crashedContainer starts a runc container whose bundle has the
@@ -158,7 +159,7 @@ func TestReconcileCrashedRuntime(t *testing.T) {
 		t.Errorf("status counter workloads_reconciled %d, want %d", got, before+2)
 	}
 	if !bytes.Contains(readFile(t, agentLog), []byte("workload dropped")) {
-		t.Errorf("the agent log does not say it dropped them:\n%s", tail(agentLog, 20))
+		t.Errorf("the agent log does not say it dropped them:\n%s", agentlog.Tail(agentLog, 20))
 	}
 }
 

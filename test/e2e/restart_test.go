@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/ocigate/ocigate/internal/testenv"
+	"github.com/ocigate/ocigate/internal/testenv/agentlog"
 )
 
 // runningContainer starts a long-running container registered with the
@@ -81,10 +82,10 @@ func TestAgentRestartKeepsEnforcement(t *testing.T) {
 	id, exited := runningContainer(t, "restart", a.socket)
 	waitRunning(t, id)
 	if _, ok := a.waitStatus(10*time.Second, func(s *ownState) bool { return s.has(id) }); !ok {
-		t.Fatalf("container %s never registered\n%s", id, tail(a.log, 20))
+		t.Fatalf("container %s never registered\n%s", id, agentlog.Tail(a.log, 20))
 	}
 	wantRefused(t, "agent running", execConnect(t, id, "127.0.0.2:5001"))
-	if _, err := a.eventLog.Wait(context.Background(), eventTimeout, testenv.Matcher(deniedConnect(id, "127.0.0.2", 5001))); err != nil {
+	if _, err := a.eventLog.Wait(context.Background(), eventTimeout, agentlog.Matcher(deniedConnect(id, "127.0.0.2", 5001))); err != nil {
 		t.Fatalf("no event for the first refusal: %v", err)
 	}
 
@@ -99,7 +100,7 @@ func TestAgentRestartKeepsEnforcement(t *testing.T) {
 		t.Fatalf("after the restart: workloads %+v, counters %v", st.Workloads, st.Counters)
 	}
 	t.Logf("restored: %+v", st.Workloads)
-	if _, err := a.eventLog.Wait(context.Background(), eventTimeout, testenv.Matcher(deniedConnect(id, "127.0.0.2", 5002))); err != nil {
+	if _, err := a.eventLog.Wait(context.Background(), eventTimeout, agentlog.Matcher(deniedConnect(id, "127.0.0.2", 5002))); err != nil {
 		t.Errorf("the refusal made while the agent was down was not reported after the restart: %v\n%s", err, strings.Join(a.eventLog.Lines(), "\n"))
 	}
 	wantRefused(t, "agent restarted", execConnect(t, id, "127.0.0.2:5003"))
@@ -109,7 +110,7 @@ func TestAgentRestartKeepsEnforcement(t *testing.T) {
 	if err := a.stop(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	if _, ok := a.eventLog.Find(testenv.Matcher(deniedConnect(id, "127.0.0.2", 5004))); !ok {
+	if _, ok := a.eventLog.Find(agentlog.Matcher(deniedConnect(id, "127.0.0.2", 5004))); !ok {
 		t.Errorf("the refusal just before SIGTERM is not in the events file after the agent exited")
 	}
 	wantRefused(t, "agent stopped", execConnect(t, id, "127.0.0.2:5005"))

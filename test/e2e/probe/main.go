@@ -20,11 +20,9 @@ package main
 import (
 	"encoding/binary"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net"
-	"net/netip"
 	"os"
 	"os/exec"
 	"strconv"
@@ -33,8 +31,11 @@ import (
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/ocigate/ocigate/internal/testenv/probe"
 )
 
+// main runs the subcommand os.Args[1] (see the package comment).
 func main() {
 	if len(os.Args) < 2 {
 		usage()
@@ -45,18 +46,18 @@ func main() {
 		if len(os.Args) != 3 {
 			usage()
 		}
-		ap, perr := netip.ParseAddrPort(os.Args[2])
+		ap, perr := probe.ParseAddr(os.Args[2])
 		if perr != nil {
-			fmt.Fprintf(os.Stderr, "probe: bad address %q: %v\n", os.Args[2], perr)
+			fmt.Fprintf(os.Stderr, "probe: %v\n", perr)
 			os.Exit(2)
 		}
 		switch cmd {
 		case "connect":
-			err = tcpConnect(ap)
+			err = probe.TCPConnect(ap, connectTimeout)
 		case "udp":
-			err = udpSendto(ap)
+			err = probe.UDPSendto(ap)
 		default:
-			err = udpConnect(ap)
+			err = probe.UDPConnect(ap)
 		}
 	case "passbind":
 		if len(os.Args) != 3 {
@@ -71,9 +72,9 @@ func main() {
 	case "memfdexec":
 		err = memfdExec()
 	case "raw":
-		err = openSocket(syscall.AF_INET, syscall.SOCK_RAW, syscall.IPPROTO_ICMP)
+		err = probe.OpenSocket(unix.AF_INET, unix.SOCK_RAW, unix.IPPROTO_ICMP)
 	case "packet":
-		err = openSocket(syscall.AF_PACKET, syscall.SOCK_RAW, 0)
+		err = probe.OpenSocket(unix.AF_PACKET, unix.SOCK_RAW, 0)
 	case "api":
 		if len(os.Args) != 3 {
 			usage()
@@ -83,72 +84,19 @@ func main() {
 		usage()
 	}
 	if err != nil {
-		fmt.Printf("error: %s\n", errText(err))
+		fmt.Printf("error: %s\n", probe.ErrText(err))
 		os.Exit(1)
 	}
 	fmt.Println("ok")
 }
 
+// connectTimeout bounds the connect subcommand.
+const connectTimeout = 5 * time.Second
+
+// usage prints the usage and exits 2.
 func usage() {
 	fmt.Fprintln(os.Stderr, "usage: probe connect HOST:PORT | udp HOST:PORT | raw | packet | api SOCKET")
 	os.Exit(2)
-}
-
-// errText returns the bare errno text ("operation not permitted") when err
-// wraps a syscall.Errno, so the output does not depend on the call that
-// failed.
-func errText(err error) string {
-	var errno syscall.Errno
-	if errors.As(err, &errno) {
-		return errno.Error()
-	}
-	return err.Error()
-}
-
-// sockaddr converts an address to the matching socket family and address.
-func sockaddr(ap netip.AddrPort) (int, syscall.Sockaddr) {
-	addr := ap.Addr()
-	if addr.Is4() || addr.Is4In6() {
-		return syscall.AF_INET, &syscall.SockaddrInet4{Port: int(ap.Port()), Addr: addr.Unmap().As4()}
-	}
-	return syscall.AF_INET6, &syscall.SockaddrInet6{Port: int(ap.Port()), Addr: addr.As16()}
-}
-
-func tcpConnect(ap netip.AddrPort) error {
-	family, sa := sockaddr(ap)
-	fd, err := syscall.Socket(family, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
-	if err != nil {
-		return fmt.Errorf("socket: %w", err)
-	}
-	defer syscall.Close(fd)
-	// Bound the connect: SO_SNDTIMEO applies to a blocking connect.
-	tv := syscall.NsecToTimeval((5 * time.Second).Nanoseconds())
-	if err := syscall.SetsockoptTimeval(fd, syscall.SOL_SOCKET, syscall.SO_SNDTIMEO, &tv); err != nil {
-		return fmt.Errorf("setsockopt SO_SNDTIMEO: %w", err)
-	}
-	for {
-		err = syscall.Connect(fd, sa)
-		if err != syscall.EINTR {
-			break
-		}
-	}
-	if err != nil {
-		return fmt.Errorf("connect: %w", err)
-	}
-	return nil
-}
-
-func udpSendto(ap netip.AddrPort) error {
-	family, sa := sockaddr(ap)
-	fd, err := syscall.Socket(family, syscall.SOCK_DGRAM|syscall.SOCK_CLOEXEC, 0)
-	if err != nil {
-		return fmt.Errorf("socket: %w", err)
-	}
-	defer syscall.Close(fd)
-	if err := syscall.Sendto(fd, []byte("probe\n"), 0, sa); err != nil {
-		return fmt.Errorf("sendto: %w", err)
-	}
-	return nil
 }
 
 // passBind creates a TCP socket and hands it to a child process (another
@@ -236,36 +184,13 @@ func cStrings(ss []string) ([]*byte, error) {
 	return append(out, nil), nil
 }
 
-// udpConnect connects a UDP socket (no packet is sent).
-func udpConnect(ap netip.AddrPort) error {
-	family, sa := sockaddr(ap)
-	fd, err := syscall.Socket(family, syscall.SOCK_DGRAM|syscall.SOCK_CLOEXEC, 0)
-	if err != nil {
-		return fmt.Errorf("socket: %w", err)
-	}
-	defer syscall.Close(fd)
-	if err := syscall.Connect(fd, sa); err != nil {
-		return fmt.Errorf("connect: %w", err)
-	}
-	return nil
-}
-
-func openSocket(family, typ, proto int) error {
-	fd, err := syscall.Socket(family, typ|syscall.SOCK_CLOEXEC, proto)
-	if err != nil {
-		return fmt.Errorf("socket: %w", err)
-	}
-	syscall.Close(fd)
-	return nil
-}
-
 // apiStatus sends one status request to the agent socket, framed as the
 // agent's API frames messages (4-byte big-endian length, then JSON), and
 // reports how the agent reacted. It returns the exit code.
 func apiStatus(socket string) int {
 	conn, err := net.DialTimeout("unix", socket, 5*time.Second)
 	if err != nil {
-		fmt.Printf("error: %s\n", errText(err))
+		fmt.Printf("error: %s\n", probe.ErrText(err))
 		return 1
 	}
 	defer conn.Close()
@@ -273,12 +198,12 @@ func apiStatus(socket string) int {
 	body := []byte(`{"op":"status"}`)
 	frame := binary.BigEndian.AppendUint32(nil, uint32(len(body)))
 	if _, err := conn.Write(append(frame, body...)); err != nil {
-		fmt.Printf("closed: write: %s\n", errText(err))
+		fmt.Printf("closed: write: %s\n", probe.ErrText(err))
 		return 1
 	}
 	var hdr [4]byte
 	if _, err := io.ReadFull(conn, hdr[:]); err != nil {
-		fmt.Printf("closed: read: %s\n", errText(err))
+		fmt.Printf("closed: read: %s\n", probe.ErrText(err))
 		return 1
 	}
 	n := binary.BigEndian.Uint32(hdr[:])
@@ -288,7 +213,7 @@ func apiStatus(socket string) int {
 	}
 	data := make([]byte, n)
 	if _, err := io.ReadFull(conn, data); err != nil {
-		fmt.Printf("closed: read: %s\n", errText(err))
+		fmt.Printf("closed: read: %s\n", probe.ErrText(err))
 		return 1
 	}
 	var resp struct {

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/ocigate/ocigate/internal/testenv/agentlog"
 )
 
 // cgroupParentName is the directory under the cgroup v2 root that holds
@@ -40,7 +42,7 @@ type suite struct {
 	agentLog  string
 	agentCmd  *exec.Cmd
 	agentDone chan error
-	events    *eventLog
+	events    *agentlog.EventLog
 	backends  []backendEntry
 	seq       int
 	failed    bool
@@ -70,7 +72,7 @@ func (s *suite) runAll(filter *regexp.Regexp) int {
 	agent := &result{name: "agent-start"}
 	if err := s.startAgent(); err != nil {
 		agent.failf("%v", err)
-		agent.diagf("agent log:\n%s", tailFile(s.agentLog, 80))
+		agent.diagf("agent log:\n%s", agentlog.Tail(s.agentLog, 80))
 		s.report(agent)
 		s.stopAgent()
 		s.emit("VMTEST-RESULT FAIL")
@@ -149,7 +151,7 @@ func (s *suite) setup() error {
 		s.cfg.events = filepath.Join(s.cfg.workdir, "events.jsonl")
 	}
 	_ = os.Remove(s.cfg.events)
-	s.events = &eventLog{path: s.cfg.events}
+	s.events = agentlog.NewEventLog(s.cfg.events)
 	s.agentLog = filepath.Join(s.cfg.workdir, "agentd.log")
 	if s.cfg.profiles == "" {
 		s.ownProfile = true

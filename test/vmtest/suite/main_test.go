@@ -30,29 +30,6 @@ func TestCmdlineParam(t *testing.T) {
 	}
 }
 
-func TestMatch(t *testing.T) {
-	ev := map[string]any{
-		"ocigate": map[string]any{"enforced": true, "errno": float64(1), "backend": "lsm"},
-		"process_kprobe": map[string]any{"args": []any{map[string]any{"sock_arg": map[string]any{"dport": float64(4444)}}},
-			"function_name": "tcp_connect"},
-	}
-	ok := map[string]any{
-		"ocigate.enforced": true, "ocigate.errno": 1, "process_kprobe.args.0.sock_arg.dport": 4444,
-		"process_kprobe.function_name": []string{"security_socket_connect", "tcp_connect"},
-	}
-	if !match(ev, ok) {
-		t.Error("want a match")
-	}
-	for _, bad := range []map[string]any{
-		{"ocigate.enforced": false}, {"ocigate.errno": 13}, {"ocigate.missing": "x"},
-		{"process_kprobe.args.1.sock_arg.dport": 4444}, {"process_kprobe.function_name": []string{"x"}},
-	} {
-		if match(ev, bad) {
-			t.Errorf("%v matched", bad)
-		}
-	}
-}
-
 func TestKernelAtLeast(t *testing.T) {
 	for rel, want := range map[string]bool{
 		"6.1.0-57-cloud-amd64": false, "6.3.0": true, "6.12.118+deb12-cloud-amd64": true,

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"net/netip"
 	"os"
@@ -12,6 +11,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/ocigate/ocigate/internal/testenv/probe"
 )
 
 // The probe subcommands run as the scenario processes: the suite re-execs
@@ -30,52 +31,24 @@ const probeUsage = `usage: suite probe SUBCOMMAND
   movecg DIR SUBCOMMAND...  move this process into cgroup DIR, then run SUBCOMMAND
   pause                     sleep until killed (a workload's placeholder init)`
 
+// dialTimeout bounds every connect of the probe subcommands.
+const dialTimeout = 10 * time.Second
+
+// probeMain runs the probe subcommand args and returns its exit code.
 func probeMain(args []string) int {
 	if len(args) == 0 {
 		return usageErr()
 	}
 	var err error
 	switch cmd := args[0]; cmd {
-	case "connect", "udp":
-		if len(args) != 2 {
-			return usageErr()
-		}
-		ap, perr := netip.ParseAddrPort(args[1])
-		if perr != nil {
-			fmt.Fprintf(os.Stderr, "probe: bad address %q: %v\n", args[1], perr)
-			return 2
-		}
-		if cmd == "connect" {
-			err = tcpConnect(ap)
-		} else {
-			err = udpSendto(ap)
-		}
+	case "connect", "udp", "revshell", "relayshell":
+		return addrProbe(cmd, args[1:])
 	case "raw":
-		err = openSocket(unix.AF_INET, unix.SOCK_RAW, unix.IPPROTO_ICMP)
+		err = probe.OpenSocket(unix.AF_INET, unix.SOCK_RAW, unix.IPPROTO_ICMP)
 	case "packet":
-		err = openSocket(unix.AF_PACKET, unix.SOCK_RAW, 0)
+		err = probe.OpenSocket(unix.AF_PACKET, unix.SOCK_RAW, 0)
 	case "listen":
 		err = listenLoopback()
-	case "revshell":
-		if len(args) != 3 {
-			return usageErr()
-		}
-		ap, perr := netip.ParseAddrPort(args[1])
-		if perr != nil {
-			fmt.Fprintf(os.Stderr, "probe: bad address %q: %v\n", args[1], perr)
-			return 2
-		}
-		return revshell(ap, args[2])
-	case "relayshell":
-		if len(args) != 3 {
-			return usageErr()
-		}
-		ap, perr := netip.ParseAddrPort(args[1])
-		if perr != nil {
-			fmt.Fprintf(os.Stderr, "probe: bad address %q: %v\n", args[1], perr)
-			return 2
-		}
-		return relayShell(ap, args[2])
 	case "movecg":
 		if len(args) < 3 {
 			return usageErr()
@@ -92,92 +65,51 @@ func probeMain(args []string) int {
 	default:
 		return usageErr()
 	}
+	return printOutcome(err)
+}
+
+// addrProbe runs a subcommand whose first argument is HOST:PORT: connect
+// and udp take only that, revshell and relayshell a shell after it.
+func addrProbe(cmd string, args []string) int {
+	want := 1
+	if cmd == "revshell" || cmd == "relayshell" {
+		want = 2
+	}
+	if len(args) != want {
+		return usageErr()
+	}
+	ap, err := probe.ParseAddr(args[0])
 	if err != nil {
-		fmt.Printf("error: %s\n", errText(err))
+		fmt.Fprintf(os.Stderr, "probe: %v\n", err)
+		return 2
+	}
+	switch cmd {
+	case "connect":
+		return printOutcome(probe.TCPConnect(ap, dialTimeout))
+	case "udp":
+		return printOutcome(probe.UDPSendto(ap))
+	case "revshell":
+		return revshell(ap, args[1])
+	default:
+		return relayShell(ap, args[1])
+	}
+}
+
+// printOutcome prints a subcommand's outcome ("ok", or "error: NAME:
+// text") and returns its exit code.
+func printOutcome(err error) int {
+	if err != nil {
+		fmt.Printf("error: %s\n", probe.NamedErrText(err))
 		return 1
 	}
 	fmt.Println("ok")
 	return 0
 }
 
+// usageErr prints the usage and returns the usage errors' exit code.
 func usageErr() int {
 	fmt.Fprintln(os.Stderr, probeUsage)
 	return 2
-}
-
-// errText is "EPERM: operation not permitted" for an errno, else the error.
-func errText(err error) string {
-	var errno syscall.Errno
-	if errors.As(err, &errno) {
-		name := unix.ErrnoName(errno)
-		if name == "" {
-			name = "errno" + strconv.Itoa(int(errno))
-		}
-		return name + ": " + errno.Error()
-	}
-	return err.Error()
-}
-
-func sockaddr(ap netip.AddrPort) (int, unix.Sockaddr) {
-	addr := ap.Addr()
-	if addr.Is4() || addr.Is4In6() {
-		return unix.AF_INET, &unix.SockaddrInet4{Port: int(ap.Port()), Addr: addr.Unmap().As4()}
-	}
-	return unix.AF_INET6, &unix.SockaddrInet6{Port: int(ap.Port()), Addr: addr.As16()}
-}
-
-func tcpSocket(ap netip.AddrPort, cloexec bool) (int, error) {
-	family, sa := sockaddr(ap)
-	typ := unix.SOCK_STREAM
-	if cloexec {
-		typ |= unix.SOCK_CLOEXEC
-	}
-	fd, err := unix.Socket(family, typ, 0)
-	if err != nil {
-		return -1, err
-	}
-	tv := unix.NsecToTimeval((10 * time.Second).Nanoseconds())
-	if err := unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_SNDTIMEO, &tv); err != nil {
-		unix.Close(fd)
-		return -1, err
-	}
-	for {
-		err = unix.Connect(fd, sa)
-		if err != unix.EINTR {
-			break
-		}
-	}
-	if err != nil {
-		unix.Close(fd)
-		return -1, err
-	}
-	return fd, nil
-}
-
-func tcpConnect(ap netip.AddrPort) error {
-	fd, err := tcpSocket(ap, true)
-	if err != nil {
-		return err
-	}
-	return unix.Close(fd)
-}
-
-func udpSendto(ap netip.AddrPort) error {
-	family, sa := sockaddr(ap)
-	fd, err := unix.Socket(family, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		return err
-	}
-	defer unix.Close(fd)
-	return unix.Sendto(fd, []byte("probe\n"), 0, sa)
-}
-
-func openSocket(family, typ, proto int) error {
-	fd, err := unix.Socket(family, typ|unix.SOCK_CLOEXEC, proto)
-	if err != nil {
-		return err
-	}
-	return unix.Close(fd)
 }
 
 func listenLoopback() error {
@@ -199,23 +131,23 @@ func listenLoopback() error {
 func revshell(ap netip.AddrPort, shell string) int {
 	out, err := unix.FcntlInt(1, unix.F_DUPFD_CLOEXEC, 10)
 	if err != nil {
-		fmt.Printf("error: dup stdout: %s\n", errText(err))
+		fmt.Printf("error: dup stdout: %s\n", probe.NamedErrText(err))
 		return 1
 	}
 	report := os.NewFile(uintptr(out), "stdout")
-	fd, err := tcpSocket(ap, true)
+	fd, err := probe.DialTCP(ap, dialTimeout)
 	if err != nil {
-		fmt.Fprintf(report, "connect-error: %s\n", errText(err))
+		fmt.Fprintf(report, "connect-error: %s\n", probe.NamedErrText(err))
 		return 1
 	}
 	for i := 0; i < 3; i++ {
 		if err := unix.Dup3(fd, i, 0); err != nil {
-			fmt.Fprintf(report, "error: dup3: %s\n", errText(err))
+			fmt.Fprintf(report, "error: dup3: %s\n", probe.NamedErrText(err))
 			return 1
 		}
 	}
 	err = unix.Exec(shell, []string{filepath.Base(shell)}, []string{"PATH=/bin:/sbin:/usr/bin:/usr/sbin"})
-	fmt.Fprintf(report, "error: %s\n", errText(err))
+	fmt.Fprintf(report, "error: %s\n", probe.NamedErrText(err))
 	return 1
 }
 
@@ -244,12 +176,12 @@ func moveSelf(dir string) error {
 func relayShell(ap netip.AddrPort, shell string) int {
 	inR, inW, err := os.Pipe()
 	if err != nil {
-		fmt.Printf("error: pipe: %s\n", errText(err))
+		fmt.Printf("error: pipe: %s\n", probe.NamedErrText(err))
 		return 1
 	}
 	outR, outW, err := os.Pipe()
 	if err != nil {
-		fmt.Printf("error: pipe: %s\n", errText(err))
+		fmt.Printf("error: pipe: %s\n", probe.NamedErrText(err))
 		return 1
 	}
 	defer inW.Close()
@@ -259,11 +191,11 @@ func relayShell(ap netip.AddrPort, shell string) int {
 	inR.Close()
 	outW.Close()
 	if err != nil {
-		fmt.Printf("error: start %s: %s\n", shell, errText(err))
+		fmt.Printf("error: start %s: %s\n", shell, probe.NamedErrText(err))
 		return 1
 	}
 	time.Sleep(500 * time.Millisecond) // the shell's exec comes first
-	_, cerr := tcpSocket(ap, true)
+	_, cerr := probe.DialTCP(ap, dialTimeout)
 	done := make(chan *os.ProcessState, 1)
 	go func() {
 		st, _ := proc.Wait()
@@ -281,7 +213,7 @@ func relayShell(ap netip.AddrPort, shell string) int {
 		fmt.Fprintln(os.Stderr, "shell-alive")
 	}
 	if cerr != nil {
-		fmt.Printf("error: %s\n", errText(cerr))
+		fmt.Printf("error: %s\n", probe.NamedErrText(cerr))
 		return 1
 	}
 	fmt.Println("ok")

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"os"
 	"strings"
+
+	"github.com/ocigate/ocigate/internal/testenv/agentlog"
 )
 
 // emit prints a marker line to stdout and the markers file.
@@ -76,18 +78,6 @@ func (s *suite) report(r *result) {
 
 // --- files ---
 
-func tailFile(path string, n int) string {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return fmt.Sprintf("(%v)", err)
-	}
-	lines := strings.Split(strings.TrimRight(string(data), "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
-}
-
 // agentLogSummary is the agent log without the per-workload lines, at most
 // n lines (the first ones: backend choices and skipped backends).
 func agentLogSummary(path string, n int) string {
@@ -110,5 +100,5 @@ func agentLogSummary(path string, n int) string {
 }
 
 func lastLines(path string, n int) string {
-	return strings.ReplaceAll(tailFile(path, n), "\n", " | ")
+	return strings.ReplaceAll(agentlog.Tail(path, n), "\n", " | ")
 }

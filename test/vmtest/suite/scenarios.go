@@ -10,6 +10,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/ocigate/ocigate/internal/testenv/agentlog"
 )
 
 // The default profile's stand-in attacker.
@@ -158,10 +160,10 @@ func (s *suite) expectEvent(r *result, w *workload, p probeResult, point string,
 		"ocigate.point":                    point,
 		"process_kprobe.process.pid.value": p.pid,
 	}
-	ev, ok := s.events.wait(s.cfg.eventWait, want)
+	ev, ok := s.waitEvent(s.cfg.eventWait, want)
 	if !ok {
 		r.failf("no enforced %s event for pid %d of %s within %s", point, p.pid, w.id, s.cfg.eventWait)
-		r.diagf("events of %s:\n%s", w.id, strings.Join(s.events.forContainer(w.id), "\n"))
+		r.diagf("events of %s:\n%s", w.id, strings.Join(s.containerLines(w.id), "\n"))
 		return nil
 	}
 	before := len(r.fails)
@@ -178,7 +180,7 @@ func (s *suite) expectEvent(r *result, w *workload, p probeResult, point string,
 		r.failf("event profile %q, want vmtest", p)
 	}
 	for path, v := range extra {
-		if !match(ev, map[string]any{path: v}) {
+		if !agentlog.Match(ev, map[string]any{path: v}) {
 			r.failf("event .%s = %s, want %v", path, getString(ev, path), v)
 		}
 	}
@@ -187,12 +189,21 @@ func (s *suite) expectEvent(r *result, w *workload, p probeResult, point string,
 	return ev
 }
 
+// expectRefused checks that the probe's operation (what) was denied at
+// point, that the agent reported it with the extra fields, and that the
+// event names the errno the process saw.
+func (s *suite) expectRefused(r *result, w *workload, p probeResult, what, point string, extra map[string]any) {
+	e := s.expectDenied(r, what, p, point)
+	ev := s.expectEvent(r, w, p, point, extra)
+	expectErrnoInEvent(r, ev, e)
+}
+
 // expectErrnoInEvent checks that the event reports the errno the process saw.
 func expectErrnoInEvent(r *result, ev map[string]any, seen string) {
 	if ev == nil || errnoNumbers[seen] == 0 {
 		return
 	}
-	if !match(ev, map[string]any{"ocigate.errno": errnoNumbers[seen]}) {
+	if !agentlog.Match(ev, map[string]any{"ocigate.errno": errnoNumbers[seen]}) {
 		got := getString(ev, "ocigate.errno")
 		if got == "" {
 			got = "absent"
@@ -206,9 +217,9 @@ func expectErrnoInEvent(r *result, ev map[string]any, seen string) {
 // expectNoEvent checks that the workload produced no enforced event.
 func (s *suite) expectNoEvent(r *result, w *workload, pid int) {
 	want := map[string]any{"ocigate.container_id": w.id, "ocigate.enforced": true, "process_kprobe.process.pid.value": pid}
-	if ev, ok := s.events.wait(noEventWait, want); ok {
+	if ev, ok := s.waitEvent(noEventWait, want); ok {
 		r.failf("unexpected enforced event %s/%s", getString(ev, "ocigate.point"), getString(ev, "process_kprobe.function_name"))
-		r.diagf("events of %s:\n%s", w.id, strings.Join(s.events.forContainer(w.id), "\n"))
+		r.diagf("events of %s:\n%s", w.id, strings.Join(s.containerLines(w.id), "\n"))
 	}
 }
 
@@ -227,53 +238,52 @@ func scenarioConnectDenied(s *suite, r *result) {
 	defer w.cleanup(r)
 	w.register(r)
 	p := w.run(r, "connect", deniedAddr)
-	e := s.expectDenied(r, "connect "+deniedAddr, p, "connect")
-	ev := s.expectEvent(r, w, p, "connect", connectEventFields(4444))
-	expectErrnoInEvent(r, ev, e)
+	s.expectRefused(r, w, p, "connect "+deniedAddr, "connect", connectEventFields(4444))
 }
 
+// scenarioConnectAllowed checks that a connect to an allowed loopback
+// peer succeeds and makes no enforced event.
 func scenarioConnectAllowed(s *suite, r *result) {
 	ln := listen(r, "")
-	defer ln.close()
+	defer ln.Close()
 	w := s.newWorkload(r, "allowed")
 	defer w.cleanup(r)
 	w.register(r)
-	p := w.run(r, "connect", ln.addr())
+	p := w.run(r, "connect", ln.Addr())
 	if p.out() != "ok" || p.exit != 0 {
-		r.failf("connect %s: want ok, got %v", ln.addr(), p)
+		r.failf("connect %s: want ok, got %v", ln.Addr(), p)
 	}
-	if !ln.waitFor(5*time.Second, func(n int, _ string) bool { return n > 0 }) {
-		r.failf("listener %s saw no connection", ln.addr())
+	if !ln.WaitConn(5 * time.Second) {
+		r.failf("listener %s saw no connection", ln.Addr())
 	}
 	s.expectNoEvent(r, w, p.pid)
-	r.notef("connect %s ok", ln.addr())
+	r.notef("connect %s ok", ln.Addr())
 }
 
+// scenarioUDPDenied checks that a UDP sendto the attacker is refused and
+// reported.
 func scenarioUDPDenied(s *suite, r *result) {
 	w := s.newWorkload(r, "udp")
 	defer w.cleanup(r)
 	w.register(r)
 	p := w.run(r, "udp", deniedUDP)
-	e := s.expectDenied(r, "sendto "+deniedUDP, p, "sendmsg")
-	ev := s.expectEvent(r, w, p, "sendmsg", map[string]any{
+	s.expectRefused(r, w, p, "sendto "+deniedUDP, "sendmsg", map[string]any{
 		"process_kprobe.action":                "KPROBE_ACTION_OVERRIDE",
 		"process_kprobe.args.0.sock_arg.daddr": deniedHost,
 		"process_kprobe.args.0.sock_arg.dport": 53,
 	})
-	expectErrnoInEvent(r, ev, e)
 }
 
+// scenarioRawDenied checks that a raw socket is refused and reported.
 func scenarioRawDenied(s *suite, r *result) {
 	w := s.newWorkload(r, "raw")
 	defer w.cleanup(r)
 	w.register(r)
 	p := w.run(r, "raw")
-	e := s.expectDenied(r, "raw socket", p, "sock_create")
-	ev := s.expectEvent(r, w, p, "sock_create", map[string]any{
+	s.expectRefused(r, w, p, "raw socket", "sock_create", map[string]any{
 		"process_kprobe.action":        "KPROBE_ACTION_OVERRIDE",
 		"process_kprobe.function_name": "security_socket_create",
 	})
-	expectErrnoInEvent(r, ev, e)
 }
 
 // A packet socket: the fallback backend can only kill the caller (at
@@ -317,17 +327,16 @@ func scenarioListenAllowed(s *suite, r *result) {
 // Either way the attacker must receive nothing.
 func scenarioRevshell(s *suite, r *result) {
 	ln := listen(r, shellGreeting)
-	defer ln.close()
+	defer ln.Close()
 	w := s.newWorkload(r, "revshell")
 	defer w.cleanup(r)
 	w.register(r)
-	p := w.run(r, "revshell", ln.addr(), shellPath)
-	if !ln.waitFor(5*time.Second, func(n int, _ string) bool { return n > 0 }) {
+	p := w.run(r, "revshell", ln.Addr(), shellPath)
+	if !ln.WaitConn(5 * time.Second) {
 		r.failf("the reverse connection (to an allowed address) never arrived; probe: %v", p)
 	}
-	if ln.waitFor(time.Second, func(_ int, d string) bool { return d != "" }) {
-		_, got := ln.snapshot()
-		r.failf("the attacker received shell output %q", got)
+	if ln.WaitReceived("", time.Second) {
+		r.failf("the attacker received shell output %q", ln.Received())
 	}
 	backend := s.expect.For("exec")
 	extra := map[string]any{"process_kprobe.function_name": "security_bprm_check"}
@@ -361,11 +370,11 @@ func scenarioRevshell(s *suite, r *result) {
 // hook) and the agent kills the shell.
 func scenarioRelayShell(s *suite, r *result) {
 	ln := listen(r, shellGreeting)
-	defer ln.close()
+	defer ln.Close()
 	w := s.newWorkload(r, "relayshell")
 	defer w.cleanup(r)
 	w.register(r)
-	p := w.run(r, "relayshell", ln.addr(), shellPath)
+	p := w.run(r, "relayshell", ln.Addr(), shellPath)
 	s.expectDenied(r, "the relay's connect", p, "connect")
 	if !strings.Contains(p.stderr, "shell-signal: 9") {
 		r.failf("want the shell killed by the agent, got %v", p)
@@ -377,9 +386,9 @@ func scenarioRelayShell(s *suite, r *result) {
 		"ocigate.relay":        "parent,at_connect",
 		"ocigate.backend":      s.expect.For("connect"),
 	}
-	if _, ok := s.events.wait(s.cfg.eventWait, want); !ok {
+	if _, ok := s.waitEvent(s.cfg.eventWait, want); !ok {
 		r.failf("no relay event like %v", want)
-		r.diagf("events of %s:\n%s", w.id, strings.Join(s.events.forContainer(w.id), "\n"))
+		r.diagf("events of %s:\n%s", w.id, strings.Join(s.containerLines(w.id), "\n"))
 	}
 }
 
@@ -394,9 +403,7 @@ func scenarioSubcgroup(s *suite, r *result) {
 		r.fatalf("mkdir %s: %v", sub, err)
 	}
 	p := s.runIn(r, sub, "connect", deniedAddr)
-	e := s.expectDenied(r, "connect from sub", p, "connect")
-	ev := s.expectEvent(r, w, p, "connect", connectEventFields(4444))
-	expectErrnoInEvent(r, ev, e)
+	s.expectRefused(r, w, p, "connect from sub", "connect", connectEventFields(4444))
 
 	sub2 := filepath.Join(w.dir, "sub2")
 	if err := os.Mkdir(sub2, 0o755); err != nil {
@@ -407,9 +414,7 @@ func scenarioSubcgroup(s *suite, r *result) {
 	if !strings.Contains(p.stderr, "cgroup "+rel) {
 		r.failf("the probe did not move itself into %s: %v", rel, p)
 	}
-	e = s.expectDenied(r, "connect after moving into sub2", p, "connect")
-	ev = s.expectEvent(r, w, p, "connect", connectEventFields(4444))
-	expectErrnoInEvent(r, ev, e)
+	s.expectRefused(r, w, p, "connect after moving into sub2", "connect", connectEventFields(4444))
 }
 
 func (s *suite) listed(r *result, id string) bool {
@@ -453,7 +458,7 @@ func scenarioUnregister(s *suite, r *result) {
 // something.
 func scenarioControl(s *suite, r *result) {
 	ln := listen(r, shellGreeting)
-	defer ln.close()
+	defer ln.Close()
 	w := s.newWorkload(r, "control") // never registered
 	defer w.cleanup(r)
 	ln2, err := net.Listen("tcp", deniedHost+":0")
@@ -481,14 +486,13 @@ func scenarioControl(s *suite, r *result) {
 	if p := w.run(r, "raw"); p.out() != "ok" {
 		r.failf("unregistered raw socket: want ok, got %v", p)
 	}
-	p := w.run(r, "revshell", ln.addr(), shellPath)
-	if !ln.waitFor(10*time.Second, func(_ int, d string) bool { return strings.Contains(d, shellAnswer) }) {
-		_, got := ln.snapshot()
-		r.failf("unprotected reverse shell did not answer %s (received %q; probe %v)", shellAnswer, got, p)
+	p := w.run(r, "revshell", ln.Addr(), shellPath)
+	if !ln.WaitReceived(shellAnswer, 10*time.Second) {
+		r.failf("unprotected reverse shell did not answer %s (received %q; probe %v)", shellAnswer, ln.Received(), p)
 	} else {
 		r.notef("unregistered: connect %s ok, raw ok, reverse shell answered", deniedHost)
 	}
-	if lines := s.events.forContainer(w.id); len(lines) > 0 {
+	if lines := s.containerLines(w.id); len(lines) > 0 {
 		r.failf("events for an unregistered cgroup: %d", len(lines))
 	}
 }

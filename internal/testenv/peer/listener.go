@@ -1,4 +1,8 @@
-package testenv
+// Package peer is a loopback TCP peer for the tests: a Listener that
+// stands in for a reverse shell's attacker and for an allowed peer, and
+// records what each connection receives. The e2e tests and the vmtest
+// suite share it; it does not import testing.
+package peer
 
 import (
 	"bytes"
@@ -58,6 +62,8 @@ func (l *Listener) Addr() string { return l.ln.Addr().String() }
 // Port returns the listening port.
 func (l *Listener) Port() int { return l.ln.Addr().(*net.TCPAddr).Port }
 
+// acceptLoop records and serves every accepted connection until the
+// listener is closed.
 func (l *Listener) acceptLoop() {
 	defer l.wg.Done()
 	for {
@@ -75,6 +81,8 @@ func (l *Listener) acceptLoop() {
 	}
 }
 
+// serve writes the greeting to rec's connection and records what it
+// receives until the peer closes it or Close does.
 func (l *Listener) serve(rec *connRecord) {
 	defer l.wg.Done()
 	defer rec.conn.Close()
@@ -102,6 +110,7 @@ func (l *Listener) serve(rec *connRecord) {
 	}
 }
 
+// notifyLocked wakes WaitUntil's waiters; l.mu is held.
 func (l *Listener) notifyLocked() {
 	close(l.changed)
 	l.changed = make(chan struct{})
@@ -153,14 +162,15 @@ func (l *Listener) WaitConn(timeout time.Duration) bool {
 }
 
 // WaitReceived waits up to timeout for substr to appear in the data of any
-// connection and reports whether it did. To assert that something is never
-// received, call it and expect false.
+// connection (an empty substr: for any data at all) and reports whether it
+// did. To assert that something is never received, call it and expect
+// false.
 func (l *Listener) WaitReceived(substr string, timeout time.Duration) bool {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	return l.WaitUntil(ctx, func(cs []ConnRecord) bool {
 		for _, c := range cs {
-			if strings.Contains(c.Data, substr) {
+			if c.Data != "" && strings.Contains(c.Data, substr) {
 				return true
 			}
 		}

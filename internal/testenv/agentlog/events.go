@@ -1,4 +1,9 @@
-package testenv
+// Package agentlog reads what an agent under test writes: its JSON-lines
+// events file as it grows (EventLog), with Field, Match and Matcher to look
+// events up, and the tail of its log for failure messages (Tail). The e2e
+// tests and the vmtest suite share it; it does not import testing, so the
+// suite's static binary can run it in a minimal guest.
+package agentlog
 
 import (
 	"bufio"
@@ -9,6 +14,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -156,7 +162,7 @@ func Field(ev map[string]any, path string) (any, bool) {
 
 // Match reports whether every path in want is present in ev with an equal
 // value. Numbers compare by value (JSON numbers decode as float64), so
-// want may hold ints.
+// want may hold ints; a []string want means any of its strings.
 func Match(ev map[string]any, want map[string]any) bool {
 	for path, w := range want {
 		got, ok := Field(ev, path)
@@ -172,6 +178,8 @@ func Matcher(want map[string]any) func(map[string]any) bool {
 	return func(ev map[string]any) bool { return Match(ev, want) }
 }
 
+// equalValue reports whether got, a decoded JSON value, is what want
+// asks for (see Match).
 func equalValue(got, want any) bool {
 	if gf, ok := toFloat(got); ok {
 		wf, ok := toFloat(want)
@@ -181,6 +189,9 @@ func equalValue(got, want any) bool {
 	case string:
 		g, ok := got.(string)
 		return ok && g == w
+	case []string:
+		g, ok := got.(string)
+		return ok && slices.Contains(w, g)
 	case bool:
 		g, ok := got.(bool)
 		return ok && g == w
@@ -192,6 +203,7 @@ func equalValue(got, want any) bool {
 	return err1 == nil && err2 == nil && bytes.Equal(gj, wj)
 }
 
+// toFloat returns a number of any Go or JSON numeric type as a float64.
 func toFloat(v any) (float64, bool) {
 	switch n := v.(type) {
 	case float64:
