@@ -197,15 +197,15 @@ func TestGoMirrorsCommonH(t *testing.T) {
 
 	// The generated structs agree with the limits.
 	var (
-		rules   fallbackPointRules
-		name    fallbackNameKey
-		proc    fallbackProc
-		path    fallbackPathKey
-		ports   fallbackPortBitmap
-		w       fallbackWorkload
-		ev      fallbackEvent
-		sel     fallbackSelector
-		scratch fallbackScratch
+		rules   FallbackPointRules
+		name    FallbackNameKey
+		proc    FallbackProc
+		path    FallbackPathKey
+		ports   FallbackPortBitmap
+		w       FallbackWorkload
+		ev      FallbackEvent
+		sel     FallbackSelector
+		scratch FallbackScratch
 	)
 	if len(rules.Sel) != profiles.MaxSelectors || len(name.Name) != profiles.MaxNameLen || len(proc.Path) != profiles.MaxPathLen ||
 		len(path.Path) != profiles.MaxPrefixLen || len(ports.Bits)*64 != 65536 || len(scratch.D.Prefix.Path) != profiles.MaxPrefixLen {
@@ -233,7 +233,7 @@ func TestGoMirrorsCommonH(t *testing.T) {
 
 // The sizes of the maps that the Go side counts on, from the object.
 func TestObjectMaps(t *testing.T) {
-	spec, err := loadFallback()
+	spec, err := LoadFallback()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -244,7 +244,7 @@ func TestObjectMaps(t *testing.T) {
 		t.Fatalf("counters %+v", m)
 	}
 	// Every program the loader attaches is in the objects.
-	sec, err := loadSecurity()
+	sec, err := LoadSecurity()
 	if err != nil {
 		t.Fatal(err)
 	}

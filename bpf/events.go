@@ -210,7 +210,7 @@ func (r *EventReader) Pending() bool { return r.rec.Remaining > 0 }
 func (r *EventReader) Close() error { return r.rd.Close() }
 
 // eventSize is the size of a record: the C struct event.
-const eventSize = int(unsafe.Sizeof(fallbackEvent{}))
+const eventSize = int(unsafe.Sizeof(FallbackEvent{}))
 
 func decodeEvent(b []byte) (*RawEvent, error) {
 	ev := &RawEvent{}
@@ -228,7 +228,7 @@ func decodeInto(b []byte, ev *RawEvent, in *interner) error {
 	if len(b) < eventSize {
 		return fmt.Errorf("decode event (%d bytes): %w", len(b), io.ErrUnexpectedEOF)
 	}
-	var k fallbackEvent
+	var k FallbackEvent
 	copy(unsafe.Slice((*byte)(unsafe.Pointer(&k)), eventSize), b)
 	buf := ev.argsBuf[:0]
 	*ev = RawEvent{

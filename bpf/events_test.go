@@ -21,7 +21,7 @@ func putCString(dst []int8, s string) {
 	}
 }
 
-func encode(t *testing.T, k *fallbackEvent) []byte {
+func encode(t *testing.T, k *FallbackEvent) []byte {
 	t.Helper()
 	var buf bytes.Buffer
 	if err := binary.Write(&buf, binary.LittleEndian, k); err != nil {
@@ -33,13 +33,13 @@ func encode(t *testing.T, k *fallbackEvent) []byte {
 // binary.Read decodes the record packed; that is only right when the Go
 // struct (like the C one) has no implicit padding.
 func TestEventLayoutHasNoPadding(t *testing.T) {
-	if n, m := binary.Size(fallbackEvent{}), int(unsafe.Sizeof(fallbackEvent{})); n != m {
-		t.Fatalf("fallbackEvent: %d bytes encoded, %d in memory", n, m)
+	if n, m := binary.Size(FallbackEvent{}), int(unsafe.Sizeof(FallbackEvent{})); n != m {
+		t.Fatalf("FallbackEvent: %d bytes encoded, %d in memory", n, m)
 	}
 }
 
 func TestDecodeEventConnect4(t *testing.T) {
-	k := fallbackEvent{KtimeNs: 123456789, CgroupId: 11, WorkloadCgroupId: 10, Pid: 4001, Tgid: 4000, Ppid: 3999, Uid: 1000,
+	k := FallbackEvent{KtimeNs: 123456789, CgroupId: 11, WorkloadCgroupId: 10, Pid: 4001, Tgid: 4000, Ppid: 3999, Uid: 1000,
 		Profile: 2, Err: int32(unix.EPERM), Point: uint8(profiles.PointConnect), Action: uint8(profiles.ActionOverride),
 		Selector: 1, Flags: eventEnforced | eventHasAddr, Enforcer: 1, Family: unix.AF_INET, SockType: unix.SOCK_STREAM,
 		Protocol: unix.IPPROTO_TCP, Dport: 4444, Daddr: netip.MustParseAddr("::ffff:127.0.0.2").As16()}
@@ -80,7 +80,7 @@ func TestDecodeEventAddresses(t *testing.T) {
 		{"no address", unix.AF_INET, 0, "::ffff:10.1.2.3", netip.Addr{}},
 	}
 	for _, tt := range tests {
-		k := fallbackEvent{Family: tt.family, Flags: tt.flags, Daddr: netip.MustParseAddr(tt.addr).As16()}
+		k := FallbackEvent{Family: tt.family, Flags: tt.flags, Daddr: netip.MustParseAddr(tt.addr).As16()}
 		ev, err := decodeEvent(encode(t, &k))
 		if err != nil {
 			t.Fatal(err)
@@ -92,7 +92,7 @@ func TestDecodeEventAddresses(t *testing.T) {
 }
 
 func TestDecodeEventExecKill(t *testing.T) {
-	k := fallbackEvent{Point: uint8(profiles.PointExec), Action: uint8(profiles.ActionSigkill), Flags: eventEnforced | eventKillPending,
+	k := FallbackEvent{Point: uint8(profiles.PointExec), Action: uint8(profiles.ActionSigkill), Flags: eventEnforced | eventKillPending,
 		Enforcer: 3, StdioInet: 0b101}
 	putCString(k.Comm[:], "0123456789abcdef") // 16 bytes, no NUL
 	putCString(k.Binary[:], "sh")
@@ -116,7 +116,7 @@ func TestDecodeEventEnforcers(t *testing.T) {
 		1: {BackendFallback, "cgroup_sock_addr"}, 2: {BackendFallback, "cgroup_sock_create"},
 		3: {BackendFallback, "tracepoint_sigkill"}, 4: {BackendLSM, "bpf_lsm"}, 5: {BackendFmodRet, "fmod_ret"}, 0: {"", ""},
 	} {
-		ev, err := decodeEvent(encode(t, &fallbackEvent{Enforcer: id}))
+		ev, err := decodeEvent(encode(t, &FallbackEvent{Enforcer: id}))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -127,7 +127,7 @@ func TestDecodeEventEnforcers(t *testing.T) {
 }
 
 func TestDecodeEventShortAndLong(t *testing.T) {
-	full := encode(t, &fallbackEvent{Pid: 7})
+	full := encode(t, &FallbackEvent{Pid: 7})
 	if _, err := decodeEvent(full[:10]); err == nil || !strings.Contains(err.Error(), "decode event (10 bytes)") {
 		t.Fatalf("short record: %v", err)
 	}
@@ -168,7 +168,7 @@ func TestCString(t *testing.T) {
 }
 
 func TestDecodeEventNewFields(t *testing.T) {
-	k := fallbackEvent{Point: uint8(profiles.PointConnect), Action: actionSignal, Selector: 9, Group: 3, Signal: uint8(unix.SIGUSR1),
+	k := FallbackEvent{Point: uint8(profiles.PointConnect), Action: actionSignal, Selector: 9, Group: 3, Signal: uint8(unix.SIGUSR1),
 		Flags: eventSignalPend | eventHasAddr, Enforcer: 1, Family: unix.AF_INET, State: 7, Sport: 40000, Dport: 80,
 		Saddr: netip.MustParseAddr("::ffff:10.0.0.5").As16(), Daddr: netip.MustParseAddr("::ffff:10.0.0.6").As16()}
 	putCString(k.Path[:], "/usr/bin/curl")
@@ -185,7 +185,7 @@ func TestDecodeEventNewFields(t *testing.T) {
 	}
 
 	// Monitor: what would have been denied.
-	ev, err = decodeEvent(encode(t, &fallbackEvent{Action: actionDeny, Flags: eventMonitor}))
+	ev, err = decodeEvent(encode(t, &FallbackEvent{Action: actionDeny, Flags: eventMonitor}))
 	if err != nil || !ev.Monitor || ev.Enforced || ev.SignalPending || ev.Action != profiles.ActionOverride {
 		t.Fatalf("monitor event %+v, %v", ev, err)
 	}
@@ -193,7 +193,7 @@ func TestDecodeEventNewFields(t *testing.T) {
 
 // bind reports the local address as saddr/sport and no destination.
 func TestDecodeEventBind(t *testing.T) {
-	k := fallbackEvent{Point: uint8(profiles.PointBind), Action: actionDeny, Flags: eventEnforced, Family: unix.AF_INET6,
+	k := FallbackEvent{Point: uint8(profiles.PointBind), Action: actionDeny, Flags: eventEnforced, Family: unix.AF_INET6,
 		SockType: unix.SOCK_STREAM, Sport: 4444, Saddr: netip.MustParseAddr("::ffff:127.0.0.1").As16()}
 	ev, err := decodeEvent(encode(t, &k))
 	if err != nil {
@@ -203,12 +203,12 @@ func TestDecodeEventBind(t *testing.T) {
 		t.Fatalf("bind event: daddr %v (has %v) saddr %v:%d", ev.Daddr, ev.HasAddr, ev.Saddr, ev.Sport)
 	}
 	// [::]:8080 on a v6 socket: the zero address is still an address.
-	k = fallbackEvent{Point: uint8(profiles.PointBind), Family: unix.AF_INET6, Sport: 8080}
+	k = FallbackEvent{Point: uint8(profiles.PointBind), Family: unix.AF_INET6, Sport: 8080}
 	if ev, _ := decodeEvent(encode(t, &k)); ev.Saddr != netip.IPv6Unspecified() || ev.Sport != 8080 {
 		t.Fatalf("[::]:8080: %v:%d", ev.Saddr, ev.Sport)
 	}
 	// No source known: no saddr.
-	if ev, _ := decodeEvent(encode(t, &fallbackEvent{Family: unix.AF_INET})); ev.Saddr.IsValid() {
+	if ev, _ := decodeEvent(encode(t, &FallbackEvent{Family: unix.AF_INET})); ev.Saddr.IsValid() {
 		t.Fatalf("saddr %v without a source", ev.Saddr)
 	}
 }
@@ -233,7 +233,7 @@ func TestSplitArgs(t *testing.T) {
 
 // Process records: kind, identities and times, the exit status.
 func TestDecodeProcessRecords(t *testing.T) {
-	k := fallbackEvent{Kind: uint8(KindExec), KtimeNs: 5000, Pid: 42, Tgid: 42, Ppid: 7, Uid: 1000, Profile: 3,
+	k := FallbackEvent{Kind: uint8(KindExec), KtimeNs: 5000, Pid: 42, Tgid: 42, Ppid: 7, Uid: 1000, Profile: 3,
 		StartTime: 4000, ParentStartTime: 100, WorkloadCgroupId: 9, ArgsLen: 16}
 	putCString(k.Path[:], "/usr/bin/python3.11")
 	putCString(k.Args[:], "python3\x00-c\x00pass\x00")
@@ -245,12 +245,12 @@ func TestDecodeProcessRecords(t *testing.T) {
 		!slices.Equal(ev.Args, []string{"python3", "-c", "pass"}) || ev.ArgsCut {
 		t.Fatalf("exec record %+v", ev)
 	}
-	ev, err = decodeEvent(encode(t, &fallbackEvent{Kind: uint8(KindExit), Tgid: 42, ExitCode: 3 << 8, StartTime: 4000}))
+	ev, err = decodeEvent(encode(t, &FallbackEvent{Kind: uint8(KindExit), Tgid: 42, ExitCode: 3 << 8, StartTime: 4000}))
 	if err != nil || ev.Kind != KindExit || ev.ExitCode != 3<<8 || ev.StartNs != 4000 {
 		t.Fatalf("exit record %+v, %v", ev, err)
 	}
 	// Decisions are kind 0, as the kernel's zeroed records are.
-	if ev, _ := decodeEvent(encode(t, &fallbackEvent{Point: uint8(profiles.PointDup)})); ev.Kind != KindDecision {
+	if ev, _ := decodeEvent(encode(t, &FallbackEvent{Point: uint8(profiles.PointDup)})); ev.Kind != KindDecision {
 		t.Fatalf("decision decoded as %v", ev.Kind)
 	}
 	for k, want := range map[Kind]string{KindDecision: "decision", KindExec: "exec", KindClone: "clone", KindExit: "exit", 9: "kind(9)"} {
@@ -264,7 +264,7 @@ func TestDecodeProcessRecords(t *testing.T) {
 // and reuses the argv slice; interned strings are shared.
 func TestDecodeIntoReuses(t *testing.T) {
 	var in interner
-	a := fallbackEvent{ArgsLen: 6, Pid: 1, Kind: uint8(KindExec)}
+	a := FallbackEvent{ArgsLen: 6, Pid: 1, Kind: uint8(KindExec)}
 	putCString(a.Args[:], "sh\x00-i\x00")
 	putCString(a.Path[:], "/bin/sh")
 	var ev RawEvent
@@ -272,7 +272,7 @@ func TestDecodeIntoReuses(t *testing.T) {
 		t.Fatal(err)
 	}
 	first := ev.Args
-	if err := decodeInto(encode(t, &fallbackEvent{Pid: 2, Flags: eventHasAddr}), &ev, &in); err != nil {
+	if err := decodeInto(encode(t, &FallbackEvent{Pid: 2, Flags: eventHasAddr}), &ev, &in); err != nil {
 		t.Fatal(err)
 	}
 	if ev.Pid != 2 || ev.Args != nil || ev.Path != "" || ev.Kind != KindDecision || !ev.HasAddr {

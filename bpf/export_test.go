@@ -19,17 +19,17 @@ func needRoot(t *testing.T) {
 }
 
 // testMaps creates the fallback object's maps alone, no programs.
-func testMaps(t *testing.T) *fallbackMaps {
+func testMaps(t *testing.T) *FallbackMaps {
 	t.Helper()
 	needRoot(t)
 	if err := rlimit.RemoveMemlock(); err != nil {
 		t.Fatal(err)
 	}
-	spec, err := loadFallback()
+	spec, err := LoadFallback()
 	if err != nil {
 		t.Fatal(err)
 	}
-	var m fallbackMaps
+	var m FallbackMaps
 	if err := spec.LoadAndAssign(&m, nil); err != nil {
 		t.Fatalf("create maps: %v", err)
 	}
@@ -84,25 +84,25 @@ func (e *Enforcer) setCounts(t *testing.T) setCounts {
 }
 
 // procOf returns what exec tracking holds for tgid.
-func (e *Enforcer) procOf(tgid uint32) (fallbackProc, bool) {
-	var p fallbackProc
+func (e *Enforcer) procOf(tgid uint32) (FallbackProc, bool) {
+	var p FallbackProc
 	err := e.maps.Procs.Lookup(tgid, &p)
 	return p, err == nil
 }
 
 // procPath is the path in a procs entry.
-func procPath(p fallbackProc) string { return cString(p.Path[:]) }
+func procPath(p FallbackProc) string { return cString(p.Path[:]) }
 
 // rulesOf returns the rules of (profile, point), if any.
-func (e *Enforcer) rulesOf(profile uint32, point uint32) (fallbackPointRules, bool) {
-	var r fallbackPointRules
-	err := e.maps.Rules.Lookup(fallbackRuleKey{Profile: profile, Point: point}, &r)
+func (e *Enforcer) rulesOf(profile uint32, point uint32) (FallbackPointRules, bool) {
+	var r FallbackPointRules
+	err := e.maps.Rules.Lookup(FallbackRuleKey{Profile: profile, Point: point}, &r)
 	return r, err == nil
 }
 
 // workloadOf returns the workloads entry of a cgroup.
-func (e *Enforcer) workloadOf(cg uint64) (fallbackWorkload, bool) {
-	var w fallbackWorkload
+func (e *Enforcer) workloadOf(cg uint64) (FallbackWorkload, bool) {
+	var w FallbackWorkload
 	err := e.maps.Workloads.Lookup(cg, &w)
 	return w, err == nil
 }

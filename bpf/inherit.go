@@ -54,8 +54,8 @@ func (e *Enforcer) inherit() error {
 		return w
 	}
 	var (
-		rk fallbackRuleKey
-		rv fallbackPointRules
+		rk FallbackRuleKey
+		rv FallbackPointRules
 	)
 	it := e.maps.Rules.Iterate()
 	for it.Next(&rk, &rv) {
@@ -82,14 +82,14 @@ func (e *Enforcer) inherit() error {
 	}
 	var errs []error
 	errs = append(errs,
-		inheritKeys(e.maps.AddrSets, func(k *fallbackAddrKey) uint32 { return k.Set }, owner, &e.nextSet,
-			func(p uint32, k fallbackAddrKey) { writer(p).addrKeys = append(writer(p).addrKeys, k) }),
-		inheritKeys(e.maps.NameSets, func(k *fallbackNameKey) uint32 { return k.Set }, owner, &e.nextSet,
-			func(p uint32, k fallbackNameKey) { writer(p).nameKeys = append(writer(p).nameKeys, k) }),
-		inheritKeys(e.maps.BinSets, func(k *fallbackBinKey) uint32 { return k.Set }, owner, &e.nextSet,
-			func(p uint32, k fallbackBinKey) { writer(p).binKeys = append(writer(p).binKeys, k) }),
-		inheritKeys(e.maps.PathPrefixes, func(k *fallbackPathKey) uint32 { return k.Set }, owner, &e.nextSet,
-			func(p uint32, k fallbackPathKey) { writer(p).pathKeys = append(writer(p).pathKeys, k) }),
+		inheritKeys(e.maps.AddrSets, func(k *FallbackAddrKey) uint32 { return k.Set }, owner, &e.nextSet,
+			func(p uint32, k FallbackAddrKey) { writer(p).addrKeys = append(writer(p).addrKeys, k) }),
+		inheritKeys(e.maps.NameSets, func(k *FallbackNameKey) uint32 { return k.Set }, owner, &e.nextSet,
+			func(p uint32, k FallbackNameKey) { writer(p).nameKeys = append(writer(p).nameKeys, k) }),
+		inheritKeys(e.maps.BinSets, func(k *FallbackBinKey) uint32 { return k.Set }, owner, &e.nextSet,
+			func(p uint32, k FallbackBinKey) { writer(p).binKeys = append(writer(p).binKeys, k) }),
+		inheritKeys(e.maps.PathPrefixes, func(k *FallbackPathKey) uint32 { return k.Set }, owner, &e.nextSet,
+			func(p uint32, k FallbackPathKey) { writer(p).pathKeys = append(writer(p).pathKeys, k) }),
 	)
 	if err := errors.Join(errs...); err != nil {
 		return err
@@ -97,7 +97,7 @@ func (e *Enforcer) inherit() error {
 	e.inherited = Inherited{Workloads: map[uint64]InheritedWorkload{}}
 	var (
 		cg uint64
-		wv fallbackWorkload
+		wv FallbackWorkload
 	)
 	wit := e.maps.Workloads.Iterate()
 	for wit.Next(&cg, &wv) {

@@ -126,7 +126,7 @@ func TestKernelBinaries(t *testing.T) {
 }
 
 // PathLen is the size of the event's path field.
-const PathLen = len(fallbackEvent{}.Path)
+const PathLen = len(FallbackEvent{}.Path)
 
 // A process whose exec was not seen (it joined the workload later) has
 // no known binary: neither In nor NotIn matches it.

@@ -47,7 +47,7 @@ type Options struct {
 
 // Enforcer owns the loaded programs, their links and the shared maps.
 type Enforcer struct {
-	maps     fallbackMaps
+	maps     FallbackMaps
 	progs    []*ebpf.Program
 	links    []link.Link
 	backends []PointBackend
@@ -268,7 +268,7 @@ func (e *Enforcer) Close() error {
 // sharedMaps names every map of the fallback object, as its ebpf tag does:
 // each program is loaded against these, so that all programs of every
 // backend share one copy of each map.
-func sharedMaps(m *fallbackMaps) map[string]*ebpf.Map {
+func sharedMaps(m *FallbackMaps) map[string]*ebpf.Map {
 	out := map[string]*ebpf.Map{}
 	v := reflect.ValueOf(m).Elem()
 	for i := 0; i < v.NumField(); i++ {

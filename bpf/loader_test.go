@@ -210,15 +210,15 @@ func TestCloseDetaches(t *testing.T) {
 // Every map a program of either object uses is one of the shared maps:
 // a map missing there would be a private copy per program.
 func TestSharedMapsCoverBothObjects(t *testing.T) {
-	fb, err := loadFallback()
+	fb, err := LoadFallback()
 	if err != nil {
 		t.Fatal(err)
 	}
-	sec, err := loadSecurity()
+	sec, err := LoadSecurity()
 	if err != nil {
 		t.Fatal(err)
 	}
-	shared := sharedMaps(&fallbackMaps{})
+	shared := sharedMaps(&FallbackMaps{})
 	for obj, spec := range map[string]*ebpf.CollectionSpec{"fallback": fb, "security": sec} {
 		for name := range spec.Maps {
 			if strings.HasPrefix(name, ".") {
@@ -234,7 +234,7 @@ func TestSharedMapsCoverBothObjects(t *testing.T) {
 // A point no backend can carry is left unavailable with the reason; Load
 // goes on with the others and fails only when nothing can enforce.
 func TestUnavailablePointDegrades(t *testing.T) {
-	fb, err := loadFallback()
+	fb, err := LoadFallback()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -82,7 +82,7 @@ func (e *Enforcer) LoadProfile(id uint32, p *profiles.Profile) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	w := &setWriter{m: &e.maps, nextSet: &e.nextSet, ports: &e.ports}
-	var all [profiles.NumPoints]fallbackPointRules
+	var all [profiles.NumPoints]FallbackPointRules
 	for pt := profiles.Point(0); pt < profiles.NumPoints; pt++ {
 		for i := range p.Points[pt] {
 			sel, err := compileSelector(w, &p.Points[pt][i])
@@ -96,7 +96,7 @@ func (e *Enforcer) LoadProfile(id uint32, p *profiles.Profile) error {
 		all[pt].Count = uint32(len(p.Points[pt]))
 	}
 	for pt := profiles.Point(0); pt < profiles.NumPoints; pt++ {
-		key := fallbackRuleKey{Profile: id, Point: uint32(pt)}
+		key := FallbackRuleKey{Profile: id, Point: uint32(pt)}
 		var err error
 		if all[pt].Count == 0 {
 			if err = e.maps.Rules.Delete(key); errors.Is(err, ebpf.ErrKeyNotExist) {
@@ -138,8 +138,8 @@ func (e *Enforcer) recordSets(id uint32, w *setWriter, keepOld bool) error {
 	return old.release()
 }
 
-func compileSelector(w *setWriter, s *profiles.Selector) (fallbackSelector, error) {
-	k := fallbackSelector{Group: uint8(s.Group)}
+func compileSelector(w *setWriter, s *profiles.Selector) (FallbackSelector, error) {
+	k := FallbackSelector{Group: uint8(s.Group)}
 	k.Families, k.Match = maskOf(s.Families, k.Match, matchFamily)
 	k.Types, k.Match = maskOf(s.SockTypes, k.Match, matchType)
 	k.States, k.Match = maskOf(s.States, k.Match, matchState)
@@ -263,7 +263,7 @@ func pickFlag(not bool, in, notIn uint32) uint32 {
 // disabled[point] has bit i set for selectors that cannot match this
 // workload (its namespaces rule them out).
 func (e *Enforcer) SetWorkload(cgroupID uint64, profile uint32, mode profiles.Mode, disabled [profiles.NumPoints]uint32) error {
-	w := fallbackWorkload{Profile: profile}
+	w := FallbackWorkload{Profile: profile}
 	if mode == profiles.ModeMonitor {
 		w.Flags |= workloadMonitor
 	}
@@ -290,7 +290,7 @@ func (e *Enforcer) WorkloadCgroups() ([]uint64, error) {
 	var (
 		ids []uint64
 		key uint64
-		val fallbackWorkload
+		val FallbackWorkload
 	)
 	it := e.maps.Workloads.Iterate()
 	for it.Next(&key, &val) {
@@ -309,7 +309,7 @@ func (e *Enforcer) UnloadProfile(id uint32) error {
 	defer e.mu.Unlock()
 	var errs []error
 	for pt := profiles.Point(0); pt < profiles.NumPoints; pt++ {
-		key := fallbackRuleKey{Profile: id, Point: uint32(pt)}
+		key := FallbackRuleKey{Profile: id, Point: uint32(pt)}
 		if err := e.maps.Rules.Delete(key); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
 			errs = append(errs, fmt.Errorf("delete %s rules of profile %d: %w", pt, id, err))
 		}

@@ -16,45 +16,45 @@ func TestCompileSelector(t *testing.T) {
 	tests := []struct {
 		name string
 		sel  profiles.Selector
-		want fallbackSelector
+		want FallbackSelector
 	}{
-		{"empty post", profiles.Selector{Action: profiles.ActionPost}, fallbackSelector{Action: actionPost}},
+		{"empty post", profiles.Selector{Action: profiles.ActionPost}, FallbackSelector{Action: actionPost}},
 		{"raw socket override, default errno",
 			profiles.Selector{SockTypes: []uint8{unix.SOCK_RAW}, Action: profiles.ActionOverride},
-			fallbackSelector{Match: matchType, Types: 1 << unix.SOCK_RAW, Action: actionDeny, Err: int32(unix.EPERM)}},
+			FallbackSelector{Match: matchType, Types: 1 << unix.SOCK_RAW, Action: actionDeny, Err: int32(unix.EPERM)}},
 		{"families, types, states, explicit errno",
 			profiles.Selector{Families: []uint8{unix.AF_INET, unix.AF_INET6}, SockTypes: []uint8{unix.SOCK_STREAM, unix.SOCK_DGRAM},
 				States: []uint8{1, 10}, Action: profiles.ActionOverride, Errno: int(unix.ECONNREFUSED)},
-			fallbackSelector{Match: matchFamily | matchType | matchState, Families: 1<<unix.AF_INET | 1<<unix.AF_INET6,
+			FallbackSelector{Match: matchFamily | matchType | matchState, Families: 1<<unix.AF_INET | 1<<unix.AF_INET6,
 				Types: 1<<unix.SOCK_STREAM | 1<<unix.SOCK_DGRAM, States: 1<<1 | 1<<10, Action: actionDeny, Err: int32(unix.ECONNREFUSED)}},
 		{"protocols over the four words",
 			profiles.Selector{Protocols: []uint8{unix.IPPROTO_TCP, unix.IPPROTO_UDP, unix.IPPROTO_ICMPV6, unix.IPPROTO_SCTP, unix.IPPROTO_RAW, 0},
 				Action: profiles.ActionPost},
-			func() fallbackSelector {
-				s := fallbackSelector{Match: matchProtocol, Action: actionPost}
+			func() FallbackSelector {
+				s := FallbackSelector{Match: matchProtocol, Action: actionPost}
 				s.Protocols[0] = 1<<0 | 1<<6 | 1<<17 | 1<<58
 				s.Protocols[2] = 1 << (132 - 128)
 				s.Protocols[3] = 1 << 63
 				return s
 			}()},
 		{"sigkill has no errno", profiles.Selector{StdioInet: true, Action: profiles.ActionSigkill, Errno: 13},
-			fallbackSelector{Match: matchStdioInet, Action: actionSigkill}},
+			FallbackSelector{Match: matchStdioInet, Action: actionSigkill}},
 		{"signal", profiles.Selector{Action: profiles.ActionSignal, Signal: int(unix.SIGUSR1)},
-			fallbackSelector{Action: actionSignal, Signal: uint8(unix.SIGUSR1)}},
+			FallbackSelector{Action: actionSignal, Signal: uint8(unix.SIGUSR1)}},
 		{"notify enforcer: deny and signal", profiles.Selector{Action: profiles.ActionNotifyEnforcer, Signal: int(unix.SIGKILL), Errno: int(unix.EACCES)},
-			fallbackSelector{Action: actionDeny, Err: int32(unix.EACCES), Signal: uint8(unix.SIGKILL)}},
+			FallbackSelector{Action: actionDeny, Err: int32(unix.EACCES), Signal: uint8(unix.SIGKILL)}},
 		{"notify enforcer without signal", profiles.Selector{Action: profiles.ActionNotifyEnforcer},
-			fallbackSelector{Action: actionDeny, Err: int32(unix.EPERM)}},
+			FallbackSelector{Action: actionDeny, Err: int32(unix.EPERM)}},
 		{"a signal on post or override is not sent", profiles.Selector{Action: profiles.ActionOverride, Signal: int(unix.SIGUSR2)},
-			fallbackSelector{Action: actionDeny, Err: int32(unix.EPERM)}},
+			FallbackSelector{Action: actionDeny, Err: int32(unix.EPERM)}},
 		{"post ignores signal and errno", profiles.Selector{Action: profiles.ActionPost, Signal: 10, Errno: 5},
-			fallbackSelector{Action: actionPost}},
+			FallbackSelector{Action: actionPost}},
 		{"group, nopost, monitor", profiles.Selector{Group: 5, NoPost: true, Monitor: true, Action: profiles.ActionOverride},
-			fallbackSelector{Group: 5, Flags: selectorNoPost | selectorMonitor, Action: actionDeny, Err: int32(unix.EPERM)}},
+			FallbackSelector{Group: 5, Flags: selectorNoPost | selectorMonitor, Action: actionDeny, Err: int32(unix.EPERM)}},
 		{"policy, call and namespaces are not the kernel's",
 			profiles.Selector{Policy: "p", Call: "tcp_connect", Namespaces: []profiles.NamespaceMatch{{Namespace: "Pid", HostNS: true}},
 				Action: profiles.ActionPost},
-			fallbackSelector{Action: actionPost}},
+			FallbackSelector{Action: actionPost}},
 	}
 	for _, tt := range tests {
 		got, err := compileSelector(&setWriter{}, &tt.sel)
@@ -77,7 +77,7 @@ func TestPickFlag(t *testing.T) {
 }
 
 // compileSet compiles one selector into fresh maps.
-func compileSet(t *testing.T, e *Enforcer, s profiles.Selector) (fallbackSelector, *setWriter) {
+func compileSet(t *testing.T, e *Enforcer, s profiles.Selector) (FallbackSelector, *setWriter) {
 	t.Helper()
 	w := &setWriter{m: &e.maps, nextSet: &e.nextSet, ports: &e.ports}
 	k, err := compileSelector(w, &s)
@@ -90,7 +90,7 @@ func compileSet(t *testing.T, e *Enforcer, s profiles.Selector) (fallbackSelecto
 // addrIn looks a full address up in an address set, as the kernel does.
 func addrIn(t *testing.T, e *Enforcer, set uint32, addr string) bool {
 	t.Helper()
-	k := fallbackAddrKey{Prefixlen: 32 + 128, Set: set, Addr: netip.MustParseAddr(addr).As16()}
+	k := FallbackAddrKey{Prefixlen: 32 + 128, Set: set, Addr: netip.MustParseAddr(addr).As16()}
 	var v uint8
 	return e.maps.AddrSets.Lookup(k, &v) == nil
 }
@@ -103,7 +103,7 @@ func pathIn(t *testing.T, e *Enforcer, set uint32, path string, reverse bool) bo
 	if reverse {
 		slices.Reverse(b)
 	}
-	k := fallbackPathKey{Prefixlen: 32 + 8*profiles.MaxPrefixLen, Set: set}
+	k := FallbackPathKey{Prefixlen: 32 + 8*profiles.MaxPrefixLen, Set: set}
 	for i := 0; i < len(b) && i < len(k.Path); i++ {
 		k.Path[i] = int8(b[i])
 	}
@@ -113,7 +113,7 @@ func pathIn(t *testing.T, e *Enforcer, set uint32, path string, reverse bool) bo
 
 func portIn(t *testing.T, e *Enforcer, set uint32, port uint16) bool {
 	t.Helper()
-	var b fallbackPortBitmap
+	var b FallbackPortBitmap
 	if err := e.maps.PortSets.Lookup(set, &b); err != nil {
 		t.Fatal(err)
 	}
@@ -210,7 +210,7 @@ func TestCompileSelectorNamesAndBinaries(t *testing.T) {
 		t.Fatalf("sets not distinct: %+v", k)
 	}
 	for _, n := range []string{"sh", "bash", long} {
-		key := fallbackNameKey{Set: k.NameSet}
+		key := FallbackNameKey{Set: k.NameSet}
 		putCString(key.Name[:], n)
 		var v uint8
 		if err := e.maps.NameSets.Lookup(key, &v); err != nil {
@@ -219,7 +219,7 @@ func TestCompileSelectorNamesAndBinaries(t *testing.T) {
 	}
 	for _, p := range []string{"/bin/busybox", "/usr/bin/nc"} {
 		var v uint8
-		if err := e.maps.BinSets.Lookup(fallbackBinKey{Set: k.BinSet, Hash: PathHash(p)}, &v); err != nil {
+		if err := e.maps.BinSets.Lookup(FallbackBinKey{Set: k.BinSet, Hash: PathHash(p)}, &v); err != nil {
 			t.Errorf("binary %q not in its set: %v", p, err)
 		}
 	}

@@ -255,7 +255,7 @@ func TestSetWorkload(t *testing.T) {
 		t.Fatal(err)
 	}
 	w, ok := e.workloadOf(42)
-	want := fallbackWorkload{Profile: 3, Flags: workloadMonitor}
+	want := FallbackWorkload{Profile: 3, Flags: workloadMonitor}
 	want.Disabled[profiles.PointConnect], want.Disabled[profiles.PointClose] = 0b101, 1<<15
 	if !ok || w != want {
 		t.Fatalf("workload %+v, want %+v", w, want)
@@ -264,7 +264,7 @@ func TestSetWorkload(t *testing.T) {
 	if err := e.SetWorkload(42, 4, profiles.ModeEnforce, [profiles.NumPoints]uint32{}); err != nil {
 		t.Fatal(err)
 	}
-	if w, _ := e.workloadOf(42); w != (fallbackWorkload{Profile: 4}) {
+	if w, _ := e.workloadOf(42); w != (FallbackWorkload{Profile: 4}) {
 		t.Fatalf("rewritten workload %+v", w)
 	}
 	if ids, err := e.WorkloadCgroups(); err != nil || !slices.Equal(ids, []uint64{42}) {

@@ -127,7 +127,7 @@ func scratchMap(name string) bool { return strings.HasPrefix(name, "scratch") }
 // loadMaps creates the shared maps, or takes the pinned ones over when
 // they are compatible, and pins those it created. It reports whether any
 // map was taken over.
-func (p *pinner) loadMaps(spec *ebpf.CollectionSpec, out *fallbackMaps) (inherited bool, err error) {
+func (p *pinner) loadMaps(spec *ebpf.CollectionSpec, out *FallbackMaps) (inherited bool, err error) {
 	repl := map[string]*ebpf.Map{}
 	defer func() {
 		for _, m := range repl {
@@ -304,7 +304,7 @@ func (p *pinner) commit(attached []link.Link) ([]string, error) {
 // replaced by now; the pins only kept the maps alive.
 func (p *pinner) unpinStaleMaps(removed *[]string) error {
 	keep := map[string]bool{}
-	for _, name := range mapNames(&fallbackMaps{}) {
+	for _, name := range mapNames(&FallbackMaps{}) {
 		keep[name] = !scratchMap(name)
 	}
 	entries, err := os.ReadDir(filepath.Join(p.dir, "maps"))

@@ -36,11 +36,11 @@ type objects struct {
 
 // parseObjects parses the embedded objects, once per Load.
 func parseObjects() (*objects, error) {
-	fb, err := loadFallback()
+	fb, err := LoadFallback()
 	if err != nil {
 		return nil, fmt.Errorf("fallback object: %w", err)
 	}
-	sec, err := loadSecurity()
+	sec, err := LoadSecurity()
 	if err != nil {
 		return nil, fmt.Errorf("security object: %w", err)
 	}

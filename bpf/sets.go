@@ -18,14 +18,14 @@ const maxPortSets = 512
 // every key, so that a replaced profile's sets are deleted after the new
 // rules are live.
 type setWriter struct {
-	m       *fallbackMaps
+	m       *FallbackMaps
 	nextSet *uint32
 	ports   *portAllocator
 
-	addrKeys []fallbackAddrKey
-	nameKeys []fallbackNameKey
-	binKeys  []fallbackBinKey
-	pathKeys []fallbackPathKey
+	addrKeys []FallbackAddrKey
+	nameKeys []FallbackNameKey
+	binKeys  []FallbackBinKey
+	pathKeys []FallbackPathKey
 	portIdx  []uint32
 }
 
@@ -35,12 +35,12 @@ func (w *setWriter) newSet() uint32 {
 }
 
 // addrKeyOf returns the LPM key of a prefix; IPv4 is stored v4-mapped.
-func addrKeyOf(set uint32, p netip.Prefix) fallbackAddrKey {
+func addrKeyOf(set uint32, p netip.Prefix) FallbackAddrKey {
 	bits := p.Bits()
 	if p.Addr().Is4() {
 		bits += 96
 	}
-	return fallbackAddrKey{Prefixlen: uint32(32 + bits), Set: set, Addr: p.Masked().Addr().As16()}
+	return FallbackAddrKey{Prefixlen: uint32(32 + bits), Set: set, Addr: p.Masked().Addr().As16()}
 }
 
 func (w *setWriter) addrs(prefixes []netip.Prefix) (uint32, error) {
@@ -60,7 +60,7 @@ func (w *setWriter) portSet(ranges []profiles.PortRange) (uint32, error) {
 	if err != nil {
 		return 0, err
 	}
-	var b fallbackPortBitmap
+	var b FallbackPortBitmap
 	for _, r := range ranges {
 		for p := uint32(r.Lo); p <= uint32(r.Hi); p++ {
 			b.Bits[p>>6] |= 1 << (p & 63)
@@ -77,7 +77,7 @@ func (w *setWriter) portSet(ranges []profiles.PortRange) (uint32, error) {
 func (w *setWriter) names(names []string) (uint32, error) {
 	set := w.newSet()
 	for _, n := range names {
-		k := fallbackNameKey{Set: set}
+		k := FallbackNameKey{Set: set}
 		for i := 0; i < len(n) && i < len(k.Name); i++ {
 			k.Name[i] = int8(n[i])
 		}
@@ -99,7 +99,7 @@ func PathHash(path string) uint64 {
 func (w *setWriter) binaries(paths []string) (uint32, error) {
 	set := w.newSet()
 	for _, p := range paths {
-		k := fallbackBinKey{Set: set, Hash: PathHash(p)}
+		k := FallbackBinKey{Set: set, Hash: PathHash(p)}
 		if err := w.m.BinSets.Put(k, uint8(1)); err != nil {
 			return 0, fmt.Errorf("write binary %q: %w", p, err)
 		}
@@ -118,7 +118,7 @@ func (w *setWriter) pathPrefixes(values []string, reverse bool) (uint32, error) 
 				b[i], b[j] = b[j], b[i]
 			}
 		}
-		k := fallbackPathKey{Prefixlen: uint32(32 + 8*len(b)), Set: set}
+		k := FallbackPathKey{Prefixlen: uint32(32 + 8*len(b)), Set: set}
 		for i := 0; i < len(b) && i < len(k.Path); i++ {
 			k.Path[i] = int8(b[i])
 		}

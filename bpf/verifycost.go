@@ -39,7 +39,7 @@ type ProgramCost struct {
 var objectSpecs = []struct {
 	name string
 	load func() (*ebpf.CollectionSpec, error)
-}{{"fallback", loadFallback}, {"security", loadSecurity}}
+}{{"fallback", LoadFallback}, {"security", LoadSecurity}}
 
 // VerifierCosts loads every program of both objects, one at a time, and
 // reports how many instructions the verifier walked for each. A program
@@ -49,11 +49,11 @@ func VerifierCosts() ([]ProgramCost, error) {
 	if err := rlimit.RemoveMemlock(); err != nil {
 		return nil, fmt.Errorf("raise memlock limit: %w", err)
 	}
-	fb, err := loadFallback()
+	fb, err := LoadFallback()
 	if err != nil {
 		return nil, err
 	}
-	var maps fallbackMaps
+	var maps FallbackMaps
 	if err := fb.LoadAndAssign(&maps, nil); err != nil {
 		return nil, fmt.Errorf("create maps: %w", err)
 	}
