@@ -145,37 +145,37 @@ func TestGoMirrorsCommonH(t *testing.T) {
 	// Actions as the kernel stores them, and as decodeEvent reads them
 	// back into profiles.Action.
 	check("ACTION_NONE", 0)
-	check("ACTION_POST", actionPost)
-	check("ACTION_DENY", actionDeny)
-	check("ACTION_SIGKILL", actionSigkill)
-	check("ACTION_SIGNAL", actionSignal)
+	check("ACTION_POST", ActionPost)
+	check("ACTION_DENY", ActionDeny)
+	check("ACTION_SIGKILL", ActionSigkill)
+	check("ACTION_SIGNAL", ActionSignal)
 	check("ACTION_POST", int(profiles.ActionPost))
 	check("ACTION_DENY", int(profiles.ActionOverride))
 	check("ACTION_SIGKILL", int(profiles.ActionSigkill))
 	check("ACTION_SIGNAL", int(profiles.ActionSignal))
 
 	for name, v := range map[string]int{
-		"MATCH_FAMILY": matchFamily, "MATCH_PROTOCOL": matchProtocol, "MATCH_TYPE": matchType, "MATCH_STATE": matchState,
-		"MATCH_DADDR": matchDaddr, "MATCH_DADDR_NOT": matchDaddrNot, "MATCH_SADDR": matchSaddr, "MATCH_SADDR_NOT": matchSaddrNot,
-		"MATCH_DPORT": matchDport, "MATCH_DPORT_NOT": matchDportNot, "MATCH_SPORT": matchSport, "MATCH_SPORT_NOT": matchSportNot,
-		"MATCH_BIN": matchBin, "MATCH_BIN_NOT": matchBinNot, "MATCH_BIN_PREFIX": matchBinPrefix,
-		"MATCH_BIN_PREFIX_NOT": matchBinPrefixNot, "MATCH_BIN_POSTFIX": matchBinPostfix, "MATCH_BIN_POSTFIX_NOT": matchBinPostfixNot,
-		"MATCH_NAME": matchName, "MATCH_NAME_NOT": matchNameNot, "MATCH_STDIO_INET": matchStdioInet,
+		"MATCH_FAMILY": MatchFamily, "MATCH_PROTOCOL": MatchProtocol, "MATCH_TYPE": MatchType, "MATCH_STATE": MatchState,
+		"MATCH_DADDR": MatchDaddr, "MATCH_DADDR_NOT": MatchDaddrNot, "MATCH_SADDR": MatchSaddr, "MATCH_SADDR_NOT": MatchSaddrNot,
+		"MATCH_DPORT": MatchDport, "MATCH_DPORT_NOT": MatchDportNot, "MATCH_SPORT": MatchSport, "MATCH_SPORT_NOT": MatchSportNot,
+		"MATCH_BIN": MatchBin, "MATCH_BIN_NOT": MatchBinNot, "MATCH_BIN_PREFIX": MatchBinPrefix,
+		"MATCH_BIN_PREFIX_NOT": MatchBinPrefixNot, "MATCH_BIN_POSTFIX": MatchBinPostfix, "MATCH_BIN_POSTFIX_NOT": MatchBinPostfixNot,
+		"MATCH_NAME": MatchName, "MATCH_NAME_NOT": MatchNameNot, "MATCH_STDIO_INET": MatchStdioInet,
 		// The kernel computes the Prefix/Postfix keys only when a
 		// selector of the point uses one of these.
-		"MATCH_ANY_BIN": matchBin | matchBinNot | matchBinPrefix | matchBinPrefixNot | matchBinPostfix | matchBinPostfixNot,
+		"MATCH_ANY_BIN": MatchBin | MatchBinNot | MatchBinPrefix | MatchBinPrefixNot | MatchBinPostfix | MatchBinPostfixNot,
 
-		"SELECTOR_NOPOST": selectorNoPost, "SELECTOR_MONITOR": selectorMonitor,
-		"WORKLOAD_MONITOR": workloadMonitor, "WORKLOAD_TRACK_SOCKETS": workloadTrackSockets, "WORKLOAD_RELAY": workloadRelay,
-		"WORKLOAD_NO_PROC_EVENTS": workloadNoProcEvents,
+		"SELECTOR_NOPOST": SelectorNoPost, "SELECTOR_MONITOR": SelectorMonitor,
+		"WORKLOAD_MONITOR": WorkloadMonitor, "WORKLOAD_TRACK_SOCKETS": WorkloadTrackSockets, "WORKLOAD_RELAY": WorkloadRelay,
+		"WORKLOAD_NO_PROC_EVENTS": WorkloadNoProcEvents,
 
 		"RECORD_DECISION": int(KindDecision), "RECORD_EXEC": int(KindExec), "RECORD_CLONE": int(KindClone),
 		"RECORD_EXIT": int(KindExit),
 
-		"EVENT_ENFORCED": eventEnforced, "EVENT_KILLED": eventKilled, "EVENT_HAS_ADDR": eventHasAddr,
-		"EVENT_KILL_PENDING": eventKillPending, "EVENT_SIGNAL_PENDING": eventSignalPend, "EVENT_MONITOR": eventMonitor,
+		"EVENT_ENFORCED": EventEnforced, "EVENT_KILLED": EventKilled, "EVENT_HAS_ADDR": EventHasAddr,
+		"EVENT_KILL_PENDING": EventKillPending, "EVENT_SIGNAL_PENDING": EventSignalPending, "EVENT_MONITOR": EventMonitor,
 
-		"COUNTER_EVENTS_LOST": counterEventsLost, "COUNTER_POINT_BASE": counterPointBase,
+		"COUNTER_EVENTS_LOST": CounterEventsLost, "COUNTER_POINT_BASE": CounterPointBase,
 
 		"MAX_SELECTORS": profiles.MaxSelectors, "MAX_GROUPS": profiles.MaxGroups, "NAME_LEN": profiles.MaxNameLen,
 		"FULL_PATH_LEN": profiles.MaxPathLen, "PREFIX_LEN": profiles.MaxPrefixLen, "PORT_WORDS": 65536 / 64,
@@ -224,7 +224,7 @@ func TestGoMirrorsCommonH(t *testing.T) {
 		t.Errorf("groups %d, protocol bits %d", profiles.MaxGroups, len(sel.Protocols)*64)
 	}
 	// Counters reads evaluated/posted/denied/killed per point.
-	check("COUNTER_MAX", counterPointBase+int(profiles.NumPoints)*4)
+	check("COUNTER_MAX", CounterPointBase+int(profiles.NumPoints)*4)
 	check("OUTCOME_EVALUATED", 0)
 	check("OUTCOME_POSTED", 1)
 	check("OUTCOME_DENIED", 2)
@@ -237,10 +237,10 @@ func TestObjectMaps(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if m := spec.Maps["port_sets"]; m == nil || m.MaxEntries != maxPortSets {
-		t.Fatalf("port_sets %+v, want %d entries (maxPortSets)", m, maxPortSets)
+	if m := spec.Maps["port_sets"]; m == nil || m.MaxEntries != MaxPortSets {
+		t.Fatalf("port_sets %+v, want %d entries (MaxPortSets)", m, MaxPortSets)
 	}
-	if m := spec.Maps["counters"]; m == nil || int(m.MaxEntries) != counterPointBase+int(profiles.NumPoints)*4 {
+	if m := spec.Maps["counters"]; m == nil || int(m.MaxEntries) != CounterPointBase+int(profiles.NumPoints)*4 {
 		t.Fatalf("counters %+v", m)
 	}
 	// Every program the loader attaches is in the objects.
@@ -278,6 +278,33 @@ func TestObjectMaps(t *testing.T) {
 		}
 		if !found {
 			t.Errorf("no plan for point %s (plans: %v)", pt, names)
+		}
+	}
+}
+
+// The kernel hashes exec'd paths with FNV-1a 64; PathHash must agree.
+func TestPathHash(t *testing.T) {
+	for in, want := range map[string]uint64{
+		"":       0xcbf29ce484222325,
+		"a":      0xaf63dc4c8601ec8c,
+		"foobar": 0x85944171f73967e8,
+	} {
+		if got := PathHash(in); got != want {
+			t.Errorf("PathHash(%q) = %#x, want %#x", in, got, want)
+		}
+	}
+	// The kernel's loop, byte for byte.
+	kernel := func(s string) uint64 {
+		h := uint64(14695981039346656037)
+		for i := 0; i < len(s) && i < profiles.MaxPathLen; i++ {
+			h ^= uint64(s[i])
+			h *= 1099511628211
+		}
+		return h
+	}
+	for _, s := range []string{"/bin/busybox", "/usr/bin/python3.11", "/\xff\x80odd"} {
+		if PathHash(s) != kernel(s) {
+			t.Errorf("PathHash(%q) differs from the kernel's loop", s)
 		}
 	}
 }

@@ -20,11 +20,6 @@ type Counters struct {
 	Points     map[string]PointCounters `json:"points"`
 }
 
-const (
-	counterEventsLost = 0
-	counterPointBase  = 1
-)
-
 // Counters reads the per-CPU counters.
 func (e *Enforcer) Counters() (Counters, error) {
 	c := Counters{Points: map[string]PointCounters{}}
@@ -40,13 +35,13 @@ func (e *Enforcer) Counters() (Counters, error) {
 		return sum, nil
 	}
 	var err error
-	if c.EventsLost, err = read(counterEventsLost); err != nil {
+	if c.EventsLost, err = read(CounterEventsLost); err != nil {
 		return c, err
 	}
 	for pt := profiles.Point(0); pt < profiles.NumPoints; pt++ {
 		var v [4]uint64
 		for o := range v {
-			if v[o], err = read(counterPointBase + uint32(pt)*4 + uint32(o)); err != nil {
+			if v[o], err = read(CounterPointBase + uint32(pt)*4 + uint32(o)); err != nil {
 				return c, err
 			}
 		}

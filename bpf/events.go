@@ -47,10 +47,10 @@ func (r Relay) String() string {
 type Kind uint8
 
 const (
-	KindDecision Kind = iota // a selector matched: a process_kprobe event
-	KindExec                 // a workload process exec'd
-	KindClone                // a workload process started another (not a thread)
-	KindExit                 // the last thread of a workload process exited
+	KindDecision Kind = RecordDecision // a selector matched: a process_kprobe event
+	KindExec     Kind = RecordExec     // a workload process exec'd
+	KindClone    Kind = RecordClone    // a workload process started another (not a thread)
+	KindExit     Kind = RecordExit     // the last thread of a workload process exited
 )
 
 // String names the kind.
@@ -126,24 +126,15 @@ type RawEvent struct {
 	argsBuf []string // Args' array, kept for the next ReadInto
 }
 
-const (
-	eventEnforced    = 1 << 0
-	eventKilled      = 1 << 1
-	eventHasAddr     = 1 << 2
-	eventKillPending = 1 << 3
-	eventSignalPend  = 1 << 4
-	eventMonitor     = 1 << 5
-)
-
 // enforcers: the kernel's enforcer id -> backend and mechanism.
 var enforcers = map[uint8][2]string{
-	1: {BackendFallback, "cgroup_sock_addr"},
-	2: {BackendFallback, "cgroup_sock_create"},
-	3: {BackendFallback, "tracepoint_sigkill"},
-	4: {BackendLSM, "bpf_lsm"},
-	5: {BackendFmodRet, "fmod_ret"},
-	6: {BackendFallback, "cgroup_sock_release"},
-	7: {BackendTracepoint, "tracepoint"},
+	EnforcerCgroupSockAddr:    {BackendFallback, "cgroup_sock_addr"},
+	EnforcerCgroupSock:        {BackendFallback, "cgroup_sock_create"},
+	EnforcerTracepointSigkill: {BackendFallback, "tracepoint_sigkill"},
+	EnforcerLSM:               {BackendLSM, "bpf_lsm"},
+	EnforcerFmodRet:           {BackendFmodRet, "fmod_ret"},
+	EnforcerCgroupSockRelease: {BackendFallback, "cgroup_sock_release"},
+	EnforcerTracepoint:        {BackendTracepoint, "tracepoint"},
 }
 
 // EventReader reads the kernel's ring buffer.
@@ -236,10 +227,10 @@ func decodeInto(b []byte, ev *RawEvent, in *interner) error {
 		BootNs: k.KtimeNs, CgroupID: k.CgroupId, WorkloadCgroupID: k.WorkloadCgroupId,
 		Pid: k.Pid, Tgid: k.Tgid, Ppid: k.Ppid, UID: k.Uid, Profile: k.Profile, Errno: k.Err,
 		Point: profiles.Point(k.Point), Action: profiles.Action(k.Action), Selector: int(k.Selector),
-		Enforced: k.Flags&eventEnforced != 0, Killed: k.Flags&eventKilled != 0,
-		KillPending: k.Flags&eventKillPending != 0, HasAddr: k.Flags&eventHasAddr != 0,
+		Enforced: k.Flags&EventEnforced != 0, Killed: k.Flags&EventKilled != 0,
+		KillPending: k.Flags&EventKillPending != 0, HasAddr: k.Flags&EventHasAddr != 0,
 		Backend: enforcers[k.Enforcer][0], Mechanism: enforcers[k.Enforcer][1], Family: k.Family, SockType: k.SockType, Protocol: k.Protocol,
-		Monitor: k.Flags&eventMonitor != 0, SignalPending: k.Flags&eventSignalPend != 0,
+		Monitor: k.Flags&EventMonitor != 0, SignalPending: k.Flags&EventSignalPending != 0,
 		Signal: int(k.Signal), Group: int(k.Group), State: k.State,
 		Dport: k.Dport, Sport: k.Sport, StdioInet: k.StdioInet & 0x07, Fileless: k.StdioInet&0x80 != 0,
 		Relay: Relay(k.StdioInet & relayMask), Peer: k.Peer,
@@ -249,7 +240,7 @@ func decodeInto(b []byte, ev *RawEvent, in *interner) error {
 		argsBuf: buf,
 	}
 	if k.ArgsLen > 0 && int(k.ArgsLen) <= len(k.Args) {
-		ev.Args, ev.ArgsCut = splitArgs(buf, int8Bytes(k.Args[:k.ArgsLen]))
+		ev.Args, ev.ArgsCut = splitArgs(buf, CChars(k.Args[:k.ArgsLen]))
 		ev.argsBuf = ev.Args
 	}
 	if k.Sport != 0 || k.Saddr != ([16]uint8{}) {
@@ -268,28 +259,6 @@ func unmapped(a netip.Addr, family uint8) netip.Addr {
 	return a
 }
 
-// int8Bytes views C chars as bytes.
-func int8Bytes(b []int8) []byte {
-	if len(b) == 0 {
-		return nil
-	}
-	return unsafe.Slice((*byte)(unsafe.Pointer(&b[0])), len(b))
-}
-
-// cString is the NUL-terminated string at the start of b (all of b
-// without a NUL).
-func cString(b []int8) string {
-	return string(cBytes(b))
-}
-
-func cBytes(b []int8) []byte {
-	raw := int8Bytes(b)
-	if i := bytes.IndexByte(raw, 0); i >= 0 {
-		return raw[:i]
-	}
-	return raw
-}
-
 // interner hands out one string per distinct name or path, so a busy
 // process's thousands of events share their strings instead of
 // allocating each. It is bounded: full, it starts over.
@@ -299,9 +268,9 @@ type interner struct {
 
 const internMax = 4096
 
-// str is cString(b), interned; a nil interner only converts.
+// str is CString(b), interned; a nil interner only converts.
 func (in *interner) str(b []int8) string {
-	raw := cBytes(b)
+	raw := CBytes(b)
 	if in == nil || len(raw) == 0 {
 		return string(raw)
 	}

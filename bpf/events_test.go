@@ -15,12 +15,6 @@ import (
 	"github.com/ocigate/ocigate/profiles"
 )
 
-func putCString(dst []int8, s string) {
-	for i := 0; i < len(s) && i < len(dst); i++ {
-		dst[i] = int8(s[i])
-	}
-}
-
 func encode(t *testing.T, k *FallbackEvent) []byte {
 	t.Helper()
 	var buf bytes.Buffer
@@ -41,9 +35,9 @@ func TestEventLayoutHasNoPadding(t *testing.T) {
 func TestDecodeEventConnect4(t *testing.T) {
 	k := FallbackEvent{KtimeNs: 123456789, CgroupId: 11, WorkloadCgroupId: 10, Pid: 4001, Tgid: 4000, Ppid: 3999, Uid: 1000,
 		Profile: 2, Err: int32(unix.EPERM), Point: uint8(profiles.PointConnect), Action: uint8(profiles.ActionOverride),
-		Selector: 1, Flags: eventEnforced | eventHasAddr, Enforcer: 1, Family: unix.AF_INET, SockType: unix.SOCK_STREAM,
+		Selector: 1, Flags: EventEnforced | EventHasAddr, Enforcer: 1, Family: unix.AF_INET, SockType: unix.SOCK_STREAM,
 		Protocol: unix.IPPROTO_TCP, Dport: 4444, Daddr: netip.MustParseAddr("::ffff:127.0.0.2").As16()}
-	putCString(k.Comm[:], "nc")
+	PutCString(k.Comm[:], "nc")
 	ev, err := decodeEvent(encode(t, &k))
 	if err != nil {
 		t.Fatal(err)
@@ -75,8 +69,8 @@ func TestDecodeEventAddresses(t *testing.T) {
 		addr   string
 		want   netip.Addr
 	}{
-		{"v6 socket to a v4-mapped peer", unix.AF_INET6, eventHasAddr, "::ffff:10.1.2.3", netip.MustParseAddr("10.1.2.3")},
-		{"v6 peer", unix.AF_INET6, eventHasAddr, "2001:db8::7", netip.MustParseAddr("2001:db8::7")},
+		{"v6 socket to a v4-mapped peer", unix.AF_INET6, EventHasAddr, "::ffff:10.1.2.3", netip.MustParseAddr("10.1.2.3")},
+		{"v6 peer", unix.AF_INET6, EventHasAddr, "2001:db8::7", netip.MustParseAddr("2001:db8::7")},
 		{"no address", unix.AF_INET, 0, "::ffff:10.1.2.3", netip.Addr{}},
 	}
 	for _, tt := range tests {
@@ -85,17 +79,17 @@ func TestDecodeEventAddresses(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if ev.Daddr != tt.want || ev.HasAddr != (tt.flags&eventHasAddr != 0) {
+		if ev.Daddr != tt.want || ev.HasAddr != (tt.flags&EventHasAddr != 0) {
 			t.Errorf("%s: daddr %v (has %v), want %v", tt.name, ev.Daddr, ev.HasAddr, tt.want)
 		}
 	}
 }
 
 func TestDecodeEventExecKill(t *testing.T) {
-	k := FallbackEvent{Point: uint8(profiles.PointExec), Action: uint8(profiles.ActionSigkill), Flags: eventEnforced | eventKillPending,
+	k := FallbackEvent{Point: uint8(profiles.PointExec), Action: uint8(profiles.ActionSigkill), Flags: EventEnforced | EventKillPending,
 		Enforcer: 3, StdioInet: 0b101}
-	putCString(k.Comm[:], "0123456789abcdef") // 16 bytes, no NUL
-	putCString(k.Binary[:], "sh")
+	PutCString(k.Comm[:], "0123456789abcdef") // 16 bytes, no NUL
+	PutCString(k.Binary[:], "sh")
 	ev, err := decodeEvent(encode(t, &k))
 	if err != nil {
 		t.Fatal(err)
@@ -141,37 +135,11 @@ func TestDecodeEventShortAndLong(t *testing.T) {
 	}
 }
 
-func TestCString(t *testing.T) {
-	mk := func(b ...byte) []int8 {
-		out := make([]int8, len(b))
-		for i, c := range b {
-			out[i] = int8(c)
-		}
-		return out
-	}
-	tests := []struct {
-		in   []int8
-		want string
-	}{
-		{nil, ""},
-		{mk(0, 'a'), ""},
-		{mk('s', 'h', 0, 'x', 0), "sh"},
-		{mk('a', 'b', 'c'), "abc"},        // no terminator
-		{mk(0xc3, 0xa9, 0), "\u00e9"},     // bytes above 0x7f survive
-		{mk('x', 0xff, 'y', 0), "x\xffy"}, // kept byte for byte
-	}
-	for _, tt := range tests {
-		if got := cString(tt.in); got != tt.want {
-			t.Errorf("cString(%v) = %q, want %q", tt.in, got, tt.want)
-		}
-	}
-}
-
 func TestDecodeEventNewFields(t *testing.T) {
-	k := FallbackEvent{Point: uint8(profiles.PointConnect), Action: actionSignal, Selector: 9, Group: 3, Signal: uint8(unix.SIGUSR1),
-		Flags: eventSignalPend | eventHasAddr, Enforcer: 1, Family: unix.AF_INET, State: 7, Sport: 40000, Dport: 80,
+	k := FallbackEvent{Point: uint8(profiles.PointConnect), Action: ActionSignal, Selector: 9, Group: 3, Signal: uint8(unix.SIGUSR1),
+		Flags: EventSignalPending | EventHasAddr, Enforcer: 1, Family: unix.AF_INET, State: 7, Sport: 40000, Dport: 80,
 		Saddr: netip.MustParseAddr("::ffff:10.0.0.5").As16(), Daddr: netip.MustParseAddr("::ffff:10.0.0.6").As16()}
-	putCString(k.Path[:], "/usr/bin/curl")
+	PutCString(k.Path[:], "/usr/bin/curl")
 	ev, err := decodeEvent(encode(t, &k))
 	if err != nil {
 		t.Fatal(err)
@@ -185,7 +153,7 @@ func TestDecodeEventNewFields(t *testing.T) {
 	}
 
 	// Monitor: what would have been denied.
-	ev, err = decodeEvent(encode(t, &FallbackEvent{Action: actionDeny, Flags: eventMonitor}))
+	ev, err = decodeEvent(encode(t, &FallbackEvent{Action: ActionDeny, Flags: EventMonitor}))
 	if err != nil || !ev.Monitor || ev.Enforced || ev.SignalPending || ev.Action != profiles.ActionOverride {
 		t.Fatalf("monitor event %+v, %v", ev, err)
 	}
@@ -193,7 +161,7 @@ func TestDecodeEventNewFields(t *testing.T) {
 
 // bind reports the local address as saddr/sport and no destination.
 func TestDecodeEventBind(t *testing.T) {
-	k := FallbackEvent{Point: uint8(profiles.PointBind), Action: actionDeny, Flags: eventEnforced, Family: unix.AF_INET6,
+	k := FallbackEvent{Point: uint8(profiles.PointBind), Action: ActionDeny, Flags: EventEnforced, Family: unix.AF_INET6,
 		SockType: unix.SOCK_STREAM, Sport: 4444, Saddr: netip.MustParseAddr("::ffff:127.0.0.1").As16()}
 	ev, err := decodeEvent(encode(t, &k))
 	if err != nil {
@@ -235,8 +203,8 @@ func TestSplitArgs(t *testing.T) {
 func TestDecodeProcessRecords(t *testing.T) {
 	k := FallbackEvent{Kind: uint8(KindExec), KtimeNs: 5000, Pid: 42, Tgid: 42, Ppid: 7, Uid: 1000, Profile: 3,
 		StartTime: 4000, ParentStartTime: 100, WorkloadCgroupId: 9, ArgsLen: 16}
-	putCString(k.Path[:], "/usr/bin/python3.11")
-	putCString(k.Args[:], "python3\x00-c\x00pass\x00")
+	PutCString(k.Path[:], "/usr/bin/python3.11")
+	PutCString(k.Args[:], "python3\x00-c\x00pass\x00")
 	ev, err := decodeEvent(encode(t, &k))
 	if err != nil {
 		t.Fatal(err)
@@ -265,14 +233,14 @@ func TestDecodeProcessRecords(t *testing.T) {
 func TestDecodeIntoReuses(t *testing.T) {
 	var in interner
 	a := FallbackEvent{ArgsLen: 6, Pid: 1, Kind: uint8(KindExec)}
-	putCString(a.Args[:], "sh\x00-i\x00")
-	putCString(a.Path[:], "/bin/sh")
+	PutCString(a.Args[:], "sh\x00-i\x00")
+	PutCString(a.Path[:], "/bin/sh")
 	var ev RawEvent
 	if err := decodeInto(encode(t, &a), &ev, &in); err != nil {
 		t.Fatal(err)
 	}
 	first := ev.Args
-	if err := decodeInto(encode(t, &FallbackEvent{Pid: 2, Flags: eventHasAddr}), &ev, &in); err != nil {
+	if err := decodeInto(encode(t, &FallbackEvent{Pid: 2, Flags: EventHasAddr}), &ev, &in); err != nil {
 		t.Fatal(err)
 	}
 	if ev.Pid != 2 || ev.Args != nil || ev.Path != "" || ev.Kind != KindDecision || !ev.HasAddr {
@@ -294,7 +262,7 @@ func TestDecodeIntoReuses(t *testing.T) {
 	// Full, the interner starts over rather than grow.
 	for i := 0; i < internMax+10; i++ {
 		var k [8]int8
-		putCString(k[:], strconv.Itoa(i))
+		PutCString(k[:], strconv.Itoa(i))
 		in.str(k[:])
 	}
 	if len(in.m) > internMax {

@@ -91,7 +91,7 @@ func (e *Enforcer) procOf(tgid uint32) (FallbackProc, bool) {
 }
 
 // procPath is the path in a procs entry.
-func procPath(p FallbackProc) string { return cString(p.Path[:]) }
+func procPath(p FallbackProc) string { return CString(p.Path[:]) }
 
 // rulesOf returns the rules of (profile, point), if any.
 func (e *Enforcer) rulesOf(profile uint32, point uint32) (FallbackPointRules, bool) {

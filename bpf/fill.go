@@ -42,7 +42,7 @@ func (e *Enforcer) MapFill() ([]MapFill, error) {
 	}
 	e.mu.Unlock()
 	// Index 0 is never handed out.
-	out = append(out, MapFill{Map: "port_sets", Entries: ports, MaxEntries: maxPortSets - 1})
+	out = append(out, MapFill{Map: "port_sets", Entries: ports, MaxEntries: MaxPortSets - 1})
 	return out, nil
 }
 

@@ -30,7 +30,7 @@ func TestMapFill(t *testing.T) {
 			t.Fatalf("%s on empty maps: %+v (listed %v)", name, f, ok)
 		}
 	}
-	if empty["workloads"].MaxEntries != 16384 || empty["addr_sets"].MaxEntries != 262144 || empty["port_sets"].MaxEntries != maxPortSets-1 {
+	if empty["workloads"].MaxEntries != 16384 || empty["addr_sets"].MaxEntries != 262144 || empty["port_sets"].MaxEntries != MaxPortSets-1 {
 		t.Fatalf("sizes %+v", empty)
 	}
 	for cg := uint64(1); cg <= 3; cg++ {

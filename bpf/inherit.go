@@ -70,7 +70,7 @@ func (e *Enforcer) inherit() error {
 				}
 			}
 			for _, idx := range []uint32{s.DportSet, s.SportSet} {
-				if idx > 0 && idx < maxPortSets && !e.ports.used[idx] {
+				if idx > 0 && idx < MaxPortSets && !e.ports.used[idx] {
 					e.ports.used[idx] = true
 					w.portIdx = append(w.portIdx, idx)
 				}
@@ -101,10 +101,10 @@ func (e *Enforcer) inherit() error {
 	)
 	wit := e.maps.Workloads.Iterate()
 	for wit.Next(&cg, &wv) {
-		iw := InheritedWorkload{Profile: wv.Profile, Monitor: wv.Flags&workloadMonitor != 0}
+		iw := InheritedWorkload{Profile: wv.Profile, Monitor: wv.Flags&WorkloadMonitor != 0}
 		copy(iw.Disabled[:], wv.Disabled[:])
 		e.inherited.Workloads[cg] = iw
-		e.track[wv.Profile] |= wv.Flags & (workloadTrackSockets | workloadRelay)
+		e.track[wv.Profile] |= wv.Flags & (WorkloadTrackSockets | WorkloadRelay)
 		ids[wv.Profile] = true
 	}
 	if err := wit.Err(); err != nil {

@@ -42,8 +42,8 @@ func costTable(costs []ProgramCost) string {
 		sums[c.Object] += int(c.Verified)
 		fmt.Fprintf(&b, "%-9s %-22s %s\n", c.Object, c.Program, v)
 	}
-	for _, obj := range objectSpecs {
-		fmt.Fprintf(&b, "%-9s %-22s %d\n", obj.name, "(total)", sums[obj.name])
+	for _, obj := range Objects() {
+		fmt.Fprintf(&b, "%-9s %-22s %d\n", obj.Name, "(total)", sums[obj.Name])
 	}
 	return b.String()
 }

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"reflect"
 	"strings"
 	"sync"
 
@@ -110,7 +109,7 @@ func Load(opts Options) (_ *Enforcer, err error) {
 	env := &attachEnv{
 		pins:       e.pins,
 		specs:      map[string]*ebpf.CollectionSpec{BackendFallback: objs.fallback, BackendTracepoint: objs.fallback, BackendLSM: objs.security, BackendFmodRet: objs.security},
-		maps:       sharedMaps(&e.maps),
+		maps:       MapsByName(&e.maps),
 		cgroupRoot: opts.CgroupRoot,
 		lsmActive:  lsmActive(opts.LSMList),
 		named:      e.named,
@@ -263,18 +262,4 @@ func (e *Enforcer) Close() error {
 	errs = append(errs, e.maps.Close())
 	errs = append(errs, e.releasePins())
 	return errors.Join(errs...)
-}
-
-// sharedMaps names every map of the fallback object, as its ebpf tag does:
-// each program is loaded against these, so that all programs of every
-// backend share one copy of each map.
-func sharedMaps(m *FallbackMaps) map[string]*ebpf.Map {
-	out := map[string]*ebpf.Map{}
-	v := reflect.ValueOf(m).Elem()
-	for i := 0; i < v.NumField(); i++ {
-		if name := v.Type().Field(i).Tag.Get("ebpf"); name != "" {
-			out[name] = v.Field(i).Interface().(*ebpf.Map)
-		}
-	}
-	return out
 }

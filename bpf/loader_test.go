@@ -218,7 +218,7 @@ func TestSharedMapsCoverBothObjects(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	shared := sharedMaps(&FallbackMaps{})
+	shared := MapsByName(&FallbackMaps{})
 	for obj, spec := range map[string]*ebpf.CollectionSpec{"fallback": fb, "security": sec} {
 		for name := range spec.Maps {
 			if strings.HasPrefix(name, ".") {

@@ -10,63 +10,19 @@ import (
 	"github.com/ocigate/ocigate/profiles"
 )
 
-// Kernel-side constants mirrored from common.h.
-const (
-	matchFamily = 1 << iota
-	matchProtocol
-	matchType
-	matchState
-	matchDaddr
-	matchDaddrNot
-	matchSaddr
-	matchSaddrNot
-	matchDport
-	matchDportNot
-	matchSport
-	matchSportNot
-	matchBin
-	matchBinNot
-	matchBinPrefix
-	matchBinPrefixNot
-	matchBinPostfix
-	matchBinPostfixNot
-	matchName
-	matchNameNot
-	matchStdioInet
-	matchNewFD
-	matchFileless
-	matchVariant
-	matchRelayed
-)
-
-const (
-	actionPost    = 1
-	actionDeny    = 2
-	actionSigkill = 3
-	actionSignal  = 4
-
-	selectorNoPost  = 1
-	selectorMonitor = 2
-
-	workloadMonitor      = 1
-	workloadTrackSockets = 2
-	workloadRelay        = 4
-	workloadNoProcEvents = 8
-)
-
 // profileFlags are the workload flags a profile needs: TrackSock, the
 // relay bookkeeping at connects when it looks for relayed shells, and no
 // process records when it turns process events off.
 func profileFlags(p *profiles.Profile) uint32 {
 	var f uint32
 	if p.NoProcessEvents {
-		f |= workloadNoProcEvents
+		f |= WorkloadNoProcEvents
 	}
 	if p.TrackSockets {
-		f |= workloadTrackSockets
+		f |= WorkloadTrackSockets
 	}
 	if len(p.Points[profiles.PointRelay]) > 0 {
-		f |= workloadRelay
+		f |= WorkloadRelay
 	}
 	return f
 }
@@ -140,12 +96,12 @@ func (e *Enforcer) recordSets(id uint32, w *setWriter, keepOld bool) error {
 
 func compileSelector(w *setWriter, s *profiles.Selector) (FallbackSelector, error) {
 	k := FallbackSelector{Group: uint8(s.Group)}
-	k.Families, k.Match = maskOf(s.Families, k.Match, matchFamily)
-	k.Types, k.Match = maskOf(s.SockTypes, k.Match, matchType)
-	k.States, k.Match = maskOf(s.States, k.Match, matchState)
-	k.Fds, k.Match = maskOf(s.Fds, k.Match, matchNewFD)
+	k.Families, k.Match = maskOf(s.Families, k.Match, MatchFamily)
+	k.Types, k.Match = maskOf(s.SockTypes, k.Match, MatchType)
+	k.States, k.Match = maskOf(s.States, k.Match, MatchState)
+	k.Fds, k.Match = maskOf(s.Fds, k.Match, MatchNewFD)
 	if len(s.Protocols) > 0 {
-		k.Match |= matchProtocol
+		k.Match |= MatchProtocol
 		for _, p := range s.Protocols {
 			k.Protocols[p>>6] |= 1 << (p & 63)
 		}
@@ -155,7 +111,7 @@ func compileSelector(w *setWriter, s *profiles.Selector) (FallbackSelector, erro
 		m         profiles.AddrMatch
 		set       *uint32
 		in, notIn uint32
-	}{{s.Daddr, &k.DaddrSet, matchDaddr, matchDaddrNot}, {s.Saddr, &k.SaddrSet, matchSaddr, matchSaddrNot}} {
+	}{{s.Daddr, &k.DaddrSet, MatchDaddr, MatchDaddrNot}, {s.Saddr, &k.SaddrSet, MatchSaddr, MatchSaddrNot}} {
 		if !a.m.Set() {
 			continue
 		}
@@ -168,7 +124,7 @@ func compileSelector(w *setWriter, s *profiles.Selector) (FallbackSelector, erro
 		m         profiles.PortMatch
 		set       *uint32
 		in, notIn uint32
-	}{{s.Dport, &k.DportSet, matchDport, matchDportNot}, {s.Sport, &k.SportSet, matchSport, matchSportNot}} {
+	}{{s.Dport, &k.DportSet, MatchDport, MatchDportNot}, {s.Sport, &k.SportSet, MatchSport, MatchSportNot}} {
 		if !p.m.Set() {
 			continue
 		}
@@ -181,44 +137,44 @@ func compileSelector(w *setWriter, s *profiles.Selector) (FallbackSelector, erro
 		if k.NameSet, err = w.names(s.Names.Names); err != nil {
 			return k, err
 		}
-		k.Match |= pickFlag(s.Names.Not, matchName, matchNameNot)
+		k.Match |= pickFlag(s.Names.Not, MatchName, MatchNameNot)
 	}
 	for _, b := range s.Binaries {
 		not := strings.HasPrefix(b.Operator, "Not")
 		switch strings.TrimPrefix(b.Operator, "Not") {
 		case profiles.BinaryIn:
 			k.BinSet, err = w.binaries(b.Values)
-			k.Match |= pickFlag(not, matchBin, matchBinNot)
+			k.Match |= pickFlag(not, MatchBin, MatchBinNot)
 		case profiles.BinaryPrefix:
 			k.PrefixSet, err = w.pathPrefixes(b.Values, false)
-			k.Match |= pickFlag(not, matchBinPrefix, matchBinPrefixNot)
+			k.Match |= pickFlag(not, MatchBinPrefix, MatchBinPrefixNot)
 		case profiles.BinaryPostfix:
 			k.PostfixSet, err = w.pathPrefixes(b.Values, true)
-			k.Match |= pickFlag(not, matchBinPostfix, matchBinPostfixNot)
+			k.Match |= pickFlag(not, MatchBinPostfix, MatchBinPostfixNot)
 		}
 		if err != nil {
 			return k, err
 		}
 	}
 	if s.StdioInet {
-		k.Match |= matchStdioInet
+		k.Match |= MatchStdioInet
 	}
 	if s.Relayed {
-		k.Match |= matchRelayed
+		k.Match |= MatchRelayed
 	}
 	if s.Fileless {
-		k.Match |= matchFileless
+		k.Match |= MatchFileless
 	}
 	if s.Variant != 0 {
-		k.Match |= matchVariant
+		k.Match |= MatchVariant
 		k.Variant = s.Variant
 	}
 	k.Action, k.Err, k.Signal = kernelAction(s)
 	if s.NoPost {
-		k.Flags |= selectorNoPost
+		k.Flags |= SelectorNoPost
 	}
 	if s.Monitor {
-		k.Flags |= selectorMonitor
+		k.Flags |= SelectorMonitor
 	}
 	return k, nil
 }
@@ -230,15 +186,15 @@ func kernelAction(s *profiles.Selector) (action uint8, errno int32, signal uint8
 	}
 	switch s.Action {
 	case profiles.ActionOverride:
-		return actionDeny, errno, 0
+		return ActionDeny, errno, 0
 	case profiles.ActionNotifyEnforcer:
-		return actionDeny, errno, uint8(s.Signal)
+		return ActionDeny, errno, uint8(s.Signal)
 	case profiles.ActionSigkill:
-		return actionSigkill, 0, 0
+		return ActionSigkill, 0, 0
 	case profiles.ActionSignal:
-		return actionSignal, 0, uint8(s.Signal)
+		return ActionSignal, 0, uint8(s.Signal)
 	}
-	return actionPost, 0, 0
+	return ActionPost, 0, 0
 }
 
 func maskOf(values []uint8, match, flag uint32) (uint32, uint32) {
@@ -265,7 +221,7 @@ func pickFlag(not bool, in, notIn uint32) uint32 {
 func (e *Enforcer) SetWorkload(cgroupID uint64, profile uint32, mode profiles.Mode, disabled [profiles.NumPoints]uint32) error {
 	w := FallbackWorkload{Profile: profile}
 	if mode == profiles.ModeMonitor {
-		w.Flags |= workloadMonitor
+		w.Flags |= WorkloadMonitor
 	}
 	e.mu.Lock()
 	w.Flags |= e.track[profile]

@@ -18,43 +18,43 @@ func TestCompileSelector(t *testing.T) {
 		sel  profiles.Selector
 		want FallbackSelector
 	}{
-		{"empty post", profiles.Selector{Action: profiles.ActionPost}, FallbackSelector{Action: actionPost}},
+		{"empty post", profiles.Selector{Action: profiles.ActionPost}, FallbackSelector{Action: ActionPost}},
 		{"raw socket override, default errno",
 			profiles.Selector{SockTypes: []uint8{unix.SOCK_RAW}, Action: profiles.ActionOverride},
-			FallbackSelector{Match: matchType, Types: 1 << unix.SOCK_RAW, Action: actionDeny, Err: int32(unix.EPERM)}},
+			FallbackSelector{Match: MatchType, Types: 1 << unix.SOCK_RAW, Action: ActionDeny, Err: int32(unix.EPERM)}},
 		{"families, types, states, explicit errno",
 			profiles.Selector{Families: []uint8{unix.AF_INET, unix.AF_INET6}, SockTypes: []uint8{unix.SOCK_STREAM, unix.SOCK_DGRAM},
 				States: []uint8{1, 10}, Action: profiles.ActionOverride, Errno: int(unix.ECONNREFUSED)},
-			FallbackSelector{Match: matchFamily | matchType | matchState, Families: 1<<unix.AF_INET | 1<<unix.AF_INET6,
-				Types: 1<<unix.SOCK_STREAM | 1<<unix.SOCK_DGRAM, States: 1<<1 | 1<<10, Action: actionDeny, Err: int32(unix.ECONNREFUSED)}},
+			FallbackSelector{Match: MatchFamily | MatchType | MatchState, Families: 1<<unix.AF_INET | 1<<unix.AF_INET6,
+				Types: 1<<unix.SOCK_STREAM | 1<<unix.SOCK_DGRAM, States: 1<<1 | 1<<10, Action: ActionDeny, Err: int32(unix.ECONNREFUSED)}},
 		{"protocols over the four words",
 			profiles.Selector{Protocols: []uint8{unix.IPPROTO_TCP, unix.IPPROTO_UDP, unix.IPPROTO_ICMPV6, unix.IPPROTO_SCTP, unix.IPPROTO_RAW, 0},
 				Action: profiles.ActionPost},
 			func() FallbackSelector {
-				s := FallbackSelector{Match: matchProtocol, Action: actionPost}
+				s := FallbackSelector{Match: MatchProtocol, Action: ActionPost}
 				s.Protocols[0] = 1<<0 | 1<<6 | 1<<17 | 1<<58
 				s.Protocols[2] = 1 << (132 - 128)
 				s.Protocols[3] = 1 << 63
 				return s
 			}()},
 		{"sigkill has no errno", profiles.Selector{StdioInet: true, Action: profiles.ActionSigkill, Errno: 13},
-			FallbackSelector{Match: matchStdioInet, Action: actionSigkill}},
+			FallbackSelector{Match: MatchStdioInet, Action: ActionSigkill}},
 		{"signal", profiles.Selector{Action: profiles.ActionSignal, Signal: int(unix.SIGUSR1)},
-			FallbackSelector{Action: actionSignal, Signal: uint8(unix.SIGUSR1)}},
+			FallbackSelector{Action: ActionSignal, Signal: uint8(unix.SIGUSR1)}},
 		{"notify enforcer: deny and signal", profiles.Selector{Action: profiles.ActionNotifyEnforcer, Signal: int(unix.SIGKILL), Errno: int(unix.EACCES)},
-			FallbackSelector{Action: actionDeny, Err: int32(unix.EACCES), Signal: uint8(unix.SIGKILL)}},
+			FallbackSelector{Action: ActionDeny, Err: int32(unix.EACCES), Signal: uint8(unix.SIGKILL)}},
 		{"notify enforcer without signal", profiles.Selector{Action: profiles.ActionNotifyEnforcer},
-			FallbackSelector{Action: actionDeny, Err: int32(unix.EPERM)}},
+			FallbackSelector{Action: ActionDeny, Err: int32(unix.EPERM)}},
 		{"a signal on post or override is not sent", profiles.Selector{Action: profiles.ActionOverride, Signal: int(unix.SIGUSR2)},
-			FallbackSelector{Action: actionDeny, Err: int32(unix.EPERM)}},
+			FallbackSelector{Action: ActionDeny, Err: int32(unix.EPERM)}},
 		{"post ignores signal and errno", profiles.Selector{Action: profiles.ActionPost, Signal: 10, Errno: 5},
-			FallbackSelector{Action: actionPost}},
+			FallbackSelector{Action: ActionPost}},
 		{"group, nopost, monitor", profiles.Selector{Group: 5, NoPost: true, Monitor: true, Action: profiles.ActionOverride},
-			FallbackSelector{Group: 5, Flags: selectorNoPost | selectorMonitor, Action: actionDeny, Err: int32(unix.EPERM)}},
+			FallbackSelector{Group: 5, Flags: SelectorNoPost | SelectorMonitor, Action: ActionDeny, Err: int32(unix.EPERM)}},
 		{"policy, call and namespaces are not the kernel's",
 			profiles.Selector{Policy: "p", Call: "tcp_connect", Namespaces: []profiles.NamespaceMatch{{Namespace: "Pid", HostNS: true}},
 				Action: profiles.ActionPost},
-			FallbackSelector{Action: actionPost}},
+			FallbackSelector{Action: ActionPost}},
 	}
 	for _, tt := range tests {
 		got, err := compileSelector(&setWriter{}, &tt.sel)
@@ -71,7 +71,7 @@ func TestPickFlag(t *testing.T) {
 	if pickFlag(false, 1, 2) != 1 || pickFlag(true, 1, 2) != 2 {
 		t.Fatal("pickFlag")
 	}
-	if m, match := maskOf(nil, 7, matchFamily); m != 0 || match != 7 {
+	if m, match := maskOf(nil, 7, MatchFamily); m != 0 || match != 7 {
 		t.Fatalf("empty maskOf: %d %d", m, match)
 	}
 }
@@ -132,7 +132,7 @@ func TestCompileSelectorAddrSets(t *testing.T) {
 	k, _ := compileSet(t, e, profiles.Selector{Action: profiles.ActionPost,
 		Daddr: profiles.AddrMatch{Prefixes: pfx("10.0.0.0/8", "127.0.0.2/32", "2001:db8::/32")},
 		Saddr: profiles.AddrMatch{Not: true, Prefixes: pfx("0.0.0.0/0")}})
-	if k.Match != matchDaddr|matchSaddrNot || k.DaddrSet == 0 || k.SaddrSet == 0 || k.DaddrSet == k.SaddrSet {
+	if k.Match != MatchDaddr|MatchSaddrNot || k.DaddrSet == 0 || k.SaddrSet == 0 || k.DaddrSet == k.SaddrSet {
 		t.Fatalf("selector %+v", k)
 	}
 	for addr, want := range map[string]bool{
@@ -161,7 +161,7 @@ func TestCompileSelectorPortSets(t *testing.T) {
 	k, w := compileSet(t, e, profiles.Selector{Action: profiles.ActionOverride,
 		Dport: profiles.PortMatch{Ranges: []profiles.PortRange{{Lo: 4000, Hi: 4010}, {Lo: 5555, Hi: 5555}}},
 		Sport: profiles.PortMatch{Not: true, Ranges: []profiles.PortRange{{Lo: 0, Hi: 1023}, {Lo: 65535, Hi: 65535}}}})
-	if k.Match != matchDport|matchSportNot || k.DportSet == 0 || k.SportSet == 0 || k.DportSet == k.SportSet {
+	if k.Match != MatchDport|MatchSportNot || k.DportSet == 0 || k.SportSet == 0 || k.DportSet == k.SportSet {
 		t.Fatalf("selector %+v", k)
 	}
 	if !slices.Equal(w.portIdx, []uint32{k.DportSet, k.SportSet}) {
@@ -201,7 +201,7 @@ func TestCompileSelectorNamesAndBinaries(t *testing.T) {
 			{Operator: profiles.BinaryNotPrefix, Values: []string{"/usr/", "/opt/x"}},
 			{Operator: profiles.BinaryPostfix, Values: []string{"box", "/nc"}},
 		}})
-	if k.Match != matchNameNot|matchBin|matchBinPrefixNot|matchBinPostfix {
+	if k.Match != MatchNameNot|MatchBin|MatchBinPrefixNot|MatchBinPostfix {
 		t.Fatalf("match %#x", k.Match)
 	}
 	sets := []uint32{k.NameSet, k.BinSet, k.PrefixSet, k.PostfixSet}
@@ -211,7 +211,7 @@ func TestCompileSelectorNamesAndBinaries(t *testing.T) {
 	}
 	for _, n := range []string{"sh", "bash", long} {
 		key := FallbackNameKey{Set: k.NameSet}
-		putCString(key.Name[:], n)
+		PutCString(key.Name[:], n)
 		var v uint8
 		if err := e.maps.NameSets.Lookup(key, &v); err != nil {
 			t.Errorf("name %q not in its set: %v", n, err)

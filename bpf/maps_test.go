@@ -49,10 +49,10 @@ func TestLoadProfileWritesRules(t *testing.T) {
 	}
 	r, ok := e.rulesOf(3, uint32(profiles.PointConnect))
 	if !ok || r.Count != 2 || r.Uses != r.Sel[0].Match|r.Sel[1].Match || r.Sel[1].Group != 1 ||
-		r.Sel[0].Action != actionDeny || r.Sel[1].Match != matchName|matchBin|matchBinPrefix {
+		r.Sel[0].Action != ActionDeny || r.Sel[1].Match != MatchName|MatchBin|MatchBinPrefix {
 		t.Fatalf("connect rules %+v (present %v)", r, ok)
 	}
-	if r, ok := e.rulesOf(3, uint32(profiles.PointBind)); !ok || r.Count != 1 || r.Uses != matchSaddr|matchSport|matchBinPostfixNot {
+	if r, ok := e.rulesOf(3, uint32(profiles.PointBind)); !ok || r.Count != 1 || r.Uses != MatchSaddr|MatchSport|MatchBinPostfixNot {
 		t.Fatalf("bind rules %+v (present %v)", r, ok)
 	}
 	for _, pt := range []profiles.Point{profiles.PointSendmsg, profiles.PointSockCreate, profiles.PointExec, profiles.PointListen, profiles.PointClose} {
@@ -255,7 +255,7 @@ func TestSetWorkload(t *testing.T) {
 		t.Fatal(err)
 	}
 	w, ok := e.workloadOf(42)
-	want := FallbackWorkload{Profile: 3, Flags: workloadMonitor}
+	want := FallbackWorkload{Profile: 3, Flags: WorkloadMonitor}
 	want.Disabled[profiles.PointConnect], want.Disabled[profiles.PointClose] = 0b101, 1<<15
 	if !ok || w != want {
 		t.Fatalf("workload %+v, want %+v", w, want)

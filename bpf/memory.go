@@ -8,7 +8,7 @@ import "fmt"
 func (e *Enforcer) MapMemory() (map[string]uint64, uint64, error) {
 	out := map[string]uint64{}
 	var total uint64
-	for name, m := range sharedMaps(&e.maps) {
+	for name, m := range MapsByName(&e.maps) {
 		info, err := m.Info()
 		if err != nil {
 			return out, total, fmt.Errorf("info of map %s: %w", name, err)

@@ -14,10 +14,10 @@ func TestMapMemory(t *testing.T) {
 	for _, n := range per {
 		sum += n
 	}
-	if len(per) != len(sharedMaps(&e.maps)) || sum != total {
+	if len(per) != len(MapsByName(&e.maps)) || sum != total {
 		t.Fatalf("per map %v, total %d", per, total)
 	}
-	if per["port_sets"] < maxPortSets*8192 || total <= per["port_sets"] {
+	if per["port_sets"] < MaxPortSets*8192 || total <= per["port_sets"] {
 		t.Fatalf("port_sets %d bytes, total %d", per["port_sets"], total)
 	}
 	t.Logf("maps: %d KiB in all; %v", total>>10, per)

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"reflect"
 	"sort"
 	"strings"
 	"syscall"
@@ -107,18 +106,6 @@ func checkBPFFS(dir string) error {
 func (p *pinner) mapPath(name string) string  { return filepath.Join(p.dir, "maps", name) }
 func (p *pinner) linkPath(name string) string { return filepath.Join(p.dir, "links", name) }
 
-// mapNames are the ebpf tags of m's fields: the shared maps.
-func mapNames(m any) []string {
-	var out []string
-	t := reflect.TypeOf(m).Elem()
-	for i := 0; i < t.NumField(); i++ {
-		if name := t.Field(i).Tag.Get("ebpf"); name != "" {
-			out = append(out, name)
-		}
-	}
-	return out
-}
-
 // scratchMap: a map whose contents live for one program run (per-CPU
 // working memory). It is never pinned nor taken over: its layout is the
 // programs' business, and a new agent's programs get a fresh one.
@@ -135,7 +122,7 @@ func (p *pinner) loadMaps(spec *ebpf.CollectionSpec, out *FallbackMaps) (inherit
 		}
 	}()
 	var bad []string
-	for _, name := range mapNames(out) {
+	for _, name := range MapNames() {
 		if scratchMap(name) {
 			continue
 		}
@@ -166,7 +153,7 @@ func (p *pinner) loadMaps(spec *ebpf.CollectionSpec, out *FallbackMaps) (inherit
 	if err := spec.LoadAndAssign(out, &ebpf.CollectionOptions{MapReplacements: repl}); err != nil {
 		return false, fmt.Errorf("load BPF maps: %w", err)
 	}
-	for name, m := range sharedMaps(out) {
+	for name, m := range MapsByName(out) {
 		if _, ok := repl[name]; ok || scratchMap(name) {
 			continue
 		}
@@ -304,7 +291,7 @@ func (p *pinner) commit(attached []link.Link) ([]string, error) {
 // replaced by now; the pins only kept the maps alive.
 func (p *pinner) unpinStaleMaps(removed *[]string) error {
 	keep := map[string]bool{}
-	for _, name := range mapNames(&FallbackMaps{}) {
+	for _, name := range MapNames() {
 		keep[name] = !scratchMap(name)
 	}
 	entries, err := os.ReadDir(filepath.Join(p.dir, "maps"))

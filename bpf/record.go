@@ -36,24 +36,24 @@ type objects struct {
 
 // parseObjects parses the embedded objects, once per Load.
 func parseObjects() (*objects, error) {
-	fb, err := LoadFallback()
-	if err != nil {
-		return nil, fmt.Errorf("fallback object: %w", err)
-	}
-	sec, err := LoadSecurity()
-	if err != nil {
-		return nil, fmt.Errorf("security object: %w", err)
-	}
+	all := Objects()
+	specs := make([]*ebpf.CollectionSpec, len(all))
 	h := sha256.New()
-	h.Write(_FallbackBytes)
-	h.Write(_SecurityBytes)
+	for i, obj := range all {
+		spec, err := obj.Parse()
+		if err != nil {
+			return nil, fmt.Errorf("%s object: %w", obj.Name, err)
+		}
+		specs[i] = spec
+		h.Write(obj.ELF)
+	}
 	for _, plan := range append([]pointPlan{trackingPlan, tcpSendPlan}, pointPlans...) {
 		fmt.Fprintf(h, "%s:", plan.point)
 		for _, c := range plan.candidates {
 			fmt.Fprintf(h, "%s=%s;", c.backend, c.mechanism())
 		}
 	}
-	return &objects{fallback: fb, security: sec, hash: hex.EncodeToString(h.Sum(nil))}, nil
+	return &objects{fallback: specs[0], security: specs[1], hash: hex.EncodeToString(h.Sum(nil))}, nil
 }
 
 // loadRecord is what a pinning Load attached.

@@ -3,16 +3,12 @@ package bpf
 import (
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"net/netip"
 
 	"github.com/cilium/ebpf"
 
 	"github.com/ocigate/ocigate/profiles"
 )
-
-// maxPortSets is port_sets' size in common.h's rules.h.
-const maxPortSets = 512
 
 // setWriter writes the value sets of one compiled profile and remembers
 // every key, so that a replaced profile's sets are deleted after the new
@@ -78,22 +74,13 @@ func (w *setWriter) names(names []string) (uint32, error) {
 	set := w.newSet()
 	for _, n := range names {
 		k := FallbackNameKey{Set: set}
-		for i := 0; i < len(n) && i < len(k.Name); i++ {
-			k.Name[i] = int8(n[i])
-		}
+		PutCString(k.Name[:], n)
 		if err := w.m.NameSets.Put(k, uint8(1)); err != nil {
 			return 0, fmt.Errorf("write name %q: %w", n, err)
 		}
 		w.nameKeys = append(w.nameKeys, k)
 	}
 	return set, nil
-}
-
-// PathHash is the hash the kernel computes of an exec'd path (FNV-1a).
-func PathHash(path string) uint64 {
-	h := fnv.New64a()
-	h.Write([]byte(path))
-	return h.Sum64()
 }
 
 func (w *setWriter) binaries(paths []string) (uint32, error) {
@@ -119,9 +106,7 @@ func (w *setWriter) pathPrefixes(values []string, reverse bool) (uint32, error) 
 			}
 		}
 		k := FallbackPathKey{Prefixlen: uint32(32 + 8*len(b)), Set: set}
-		for i := 0; i < len(b) && i < len(k.Path); i++ {
-			k.Path[i] = int8(b[i])
-		}
+		PutCString(k.Path[:], string(b))
 		if err := w.m.PathPrefixes.Put(k, uint8(1)); err != nil {
 			return 0, fmt.Errorf("write binary prefix %q: %w", v, err)
 		}
@@ -171,21 +156,21 @@ func (w *setWriter) release() error {
 
 // portAllocator hands out port_sets indexes; 0 is never used.
 type portAllocator struct {
-	used [maxPortSets]bool
+	used [MaxPortSets]bool
 }
 
 func (a *portAllocator) alloc() (uint32, error) {
-	for i := 1; i < maxPortSets; i++ {
+	for i := 1; i < MaxPortSets; i++ {
 		if !a.used[i] {
 			a.used[i] = true
 			return uint32(i), nil
 		}
 	}
-	return 0, fmt.Errorf("all %d port sets in use", maxPortSets-1)
+	return 0, fmt.Errorf("all %d port sets in use", MaxPortSets-1)
 }
 
 func (a *portAllocator) free(i uint32) {
-	if i > 0 && i < maxPortSets {
+	if i > 0 && i < MaxPortSets {
 		a.used[i] = false
 	}
 }

@@ -4,8 +4,6 @@ import (
 	"net/netip"
 	"strings"
 	"testing"
-
-	"github.com/ocigate/ocigate/profiles"
 )
 
 func TestAddrKeyOf(t *testing.T) {
@@ -54,51 +52,24 @@ func TestAddrKeyCoversPrefix(t *testing.T) {
 	}
 }
 
-// The kernel hashes exec'd paths with FNV-1a 64; PathHash must agree.
-func TestPathHash(t *testing.T) {
-	for in, want := range map[string]uint64{
-		"":       0xcbf29ce484222325,
-		"a":      0xaf63dc4c8601ec8c,
-		"foobar": 0x85944171f73967e8,
-	} {
-		if got := PathHash(in); got != want {
-			t.Errorf("PathHash(%q) = %#x, want %#x", in, got, want)
-		}
-	}
-	// The kernel's loop, byte for byte.
-	kernel := func(s string) uint64 {
-		h := uint64(14695981039346656037)
-		for i := 0; i < len(s) && i < profiles.MaxPathLen; i++ {
-			h ^= uint64(s[i])
-			h *= 1099511628211
-		}
-		return h
-	}
-	for _, s := range []string{"/bin/busybox", "/usr/bin/python3.11", "/\xff\x80odd"} {
-		if PathHash(s) != kernel(s) {
-			t.Errorf("PathHash(%q) differs from the kernel's loop", s)
-		}
-	}
-}
-
 func TestPortAllocator(t *testing.T) {
 	var a portAllocator
 	seen := map[uint32]bool{}
-	for i := 1; i < maxPortSets; i++ {
+	for i := 1; i < MaxPortSets; i++ {
 		idx, err := a.alloc()
 		if err != nil {
 			t.Fatalf("alloc %d: %v", i, err)
 		}
-		if idx == 0 || idx >= maxPortSets || seen[idx] {
+		if idx == 0 || idx >= MaxPortSets || seen[idx] {
 			t.Fatalf("alloc %d returned %d (seen %v)", i, idx, seen[idx])
 		}
 		seen[idx] = true
 	}
 	if _, err := a.alloc(); err == nil || !strings.Contains(err.Error(), "port sets in use") {
-		t.Fatalf("alloc beyond %d: %v", maxPortSets-1, err)
+		t.Fatalf("alloc beyond %d: %v", MaxPortSets-1, err)
 	}
 	a.free(0)
-	a.free(maxPortSets)
+	a.free(MaxPortSets)
 	a.free(1 << 31)
 	if _, err := a.alloc(); err == nil {
 		t.Fatal("free of an invalid index made room")

@@ -35,12 +35,6 @@ type ProgramCost struct {
 	Rejected bool `json:"rejected,omitempty"`
 }
 
-// objectSpecs are the two BPF objects by name.
-var objectSpecs = []struct {
-	name string
-	load func() (*ebpf.CollectionSpec, error)
-}{{"fallback", LoadFallback}, {"security", LoadSecurity}}
-
 // VerifierCosts loads every program of both objects, one at a time, and
 // reports how many instructions the verifier walked for each. A program
 // the kernel refuses (its type, its attach target, or the verifier) is
@@ -58,15 +52,15 @@ func VerifierCosts() ([]ProgramCost, error) {
 		return nil, fmt.Errorf("create maps: %w", err)
 	}
 	defer maps.Close()
-	env := &attachEnv{maps: sharedMaps(&maps)}
+	env := &attachEnv{maps: MapsByName(&maps)}
 	if kt, err := btf.LoadKernelSpec(); err == nil {
 		env.kernelTypes = kt
 	}
 	var out []ProgramCost
-	for _, obj := range objectSpecs {
-		spec, err := obj.load()
+	for _, obj := range Objects() {
+		spec, err := obj.Parse()
 		if err != nil {
-			return nil, fmt.Errorf("%s object: %w", obj.name, err)
+			return nil, fmt.Errorf("%s object: %w", obj.Name, err)
 		}
 		names := make([]string, 0, len(spec.Programs))
 		for n := range spec.Programs {
@@ -74,7 +68,7 @@ func VerifierCosts() ([]ProgramCost, error) {
 		}
 		sort.Strings(names)
 		for _, name := range names {
-			out = append(out, measureProgram(env, spec, obj.name, name))
+			out = append(out, measureProgram(env, spec, obj.Name, name))
 		}
 	}
 	return out, nil
@@ -117,10 +111,10 @@ func CheckVerifierBudget(costs []ProgramCost) error {
 				c.Object, c.Program, c.Verified, VerifierBudgetProgram))
 		}
 	}
-	for _, obj := range objectSpecs {
-		if sum[obj.name] > VerifierBudgetObject {
+	for _, obj := range Objects() {
+		if sum[obj.Name] > VerifierBudgetObject {
 			errs = append(errs, fmt.Errorf("%s: %d verified instructions in all, budget %d",
-				obj.name, sum[obj.name], VerifierBudgetObject))
+				obj.Name, sum[obj.Name], VerifierBudgetObject))
 		}
 	}
 	return errors.Join(errs...)
