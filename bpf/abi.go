@@ -76,6 +76,14 @@ const (
 	RecordExit     = 3
 )
 
+// Relays: how a relayed shell was recognised, in bits 3-5 of an event's
+// stdio_inet (enum relay).
+const (
+	RelayParent    = 1 << 3
+	RelayPipe      = 1 << 4
+	RelayAtConnect = 1 << 5
+)
+
 // Enforcers: how a verdict was carried out, as an event says
 // (enum enforcer).
 const (

@@ -6,6 +6,17 @@ import (
 	"github.com/cilium/ebpf"
 )
 
+// Backend names: the kinds of program that carry an enforcement point
+// out, in order of preference.
+const (
+	BackendLSM      = "lsm"
+	BackendFmodRet  = "fmod_ret"
+	BackendFallback = "fallback"
+	// BackendTracepoint: points that only report or kill, the same on
+	// every kernel (dup).
+	BackendTracepoint = "tracepoint"
+)
+
 // Object is one of the two BPF objects: its name, its ELF and its
 // parser (the generated LoadFallback or LoadSecurity).
 type Object struct {
