@@ -1,66 +1,19 @@
 package enforcer
 
 import (
-	"os"
 	"testing"
 
-	"github.com/cilium/ebpf"
-	"github.com/cilium/ebpf/rlimit"
-
 	"github.com/ocigate/ocigate/bpf"
+	"github.com/ocigate/ocigate/bpf/internal/bpftest"
 )
 
 // Read-only views of the enforcer's maps for the tests.
-
-// needRoot skips tests that create BPF maps or programs.
-func needRoot(t *testing.T) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("BPF maps need root")
-	}
-}
-
-// testMaps creates the fallback object's maps alone, no programs.
-func testMaps(t *testing.T) *bpf.FallbackMaps {
-	t.Helper()
-	needRoot(t)
-	if err := rlimit.RemoveMemlock(); err != nil {
-		t.Fatal(err)
-	}
-	spec, err := bpf.LoadFallback()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var m bpf.FallbackMaps
-	if err := spec.LoadAndAssign(&m, nil); err != nil {
-		t.Fatalf("create maps: %v", err)
-	}
-	t.Cleanup(func() { m.Close() })
-	return &m
-}
 
 // mapsOnlyEnforcer is an Enforcer with maps and no programs: enough for
 // LoadProfile, SetWorkload and their bookkeeping.
 func mapsOnlyEnforcer(t *testing.T) *Enforcer {
 	t.Helper()
-	return &Enforcer{maps: *testMaps(t)}
-}
-
-// countKeys counts the entries of a hash or LPM trie map.
-func countKeys(t *testing.T, m *ebpf.Map) int {
-	t.Helper()
-	var (
-		n    int
-		k, v []byte
-	)
-	it := m.Iterate()
-	for it.Next(&k, &v) {
-		n++
-	}
-	if err := it.Err(); err != nil {
-		t.Fatalf("iterate %v: %v", m, err)
-	}
-	return n
+	return &Enforcer{maps: *bpftest.Maps(t)}
 }
 
 // setCounts is how many keys each set map holds and how many port sets
@@ -72,8 +25,8 @@ type setCounts struct {
 func (e *Enforcer) setCounts(t *testing.T) setCounts {
 	t.Helper()
 	c := setCounts{
-		Addrs: countKeys(t, e.maps.AddrSets), Names: countKeys(t, e.maps.NameSets),
-		Bins: countKeys(t, e.maps.BinSets), Paths: countKeys(t, e.maps.PathPrefixes),
+		Addrs: bpftest.CountKeys(t, e.maps.AddrSets), Names: bpftest.CountKeys(t, e.maps.NameSets),
+		Bins: bpftest.CountKeys(t, e.maps.BinSets), Paths: bpftest.CountKeys(t, e.maps.PathPrefixes),
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/ocigate/ocigate/bpf"
+	"github.com/ocigate/ocigate/bpf/internal/bpftest"
 )
 
 // Every program of both objects, loaded alone on this kernel, stays
@@ -14,7 +15,7 @@ import (
 // kernel refuses (LSM or fmod_ret where they are off) are listed; `make
 // vmtest` measures them on kernels that take them.
 func TestVerifierBudget(t *testing.T) {
-	needRoot(t)
+	bpftest.NeedRoot(t)
 	costs, err := VerifierCosts()
 	if err != nil {
 		t.Fatal(err)

@@ -10,17 +10,18 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ocigate/ocigate/bpf/record"
 	"github.com/ocigate/ocigate/profiles"
 )
 
 // nextEvent returns the next event for point after *seen, waiting for it.
-func nextEvent(t *testing.T, seen *int, point profiles.Point) *RawEvent {
+func nextEvent(t *testing.T, seen *int, point profiles.Point) *record.RawEvent {
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
 	for time.Now().Before(deadline) {
 		evs := shared.log.since(*seen)
 		for i, ev := range evs {
-			if ev.Kind == KindDecision && ev.Point == point {
+			if ev.Kind == record.KindDecision && ev.Point == point {
 				*seen += i + 1
 				return ev
 			}
@@ -34,8 +35,8 @@ func nextEvent(t *testing.T, seen *int, point profiles.Point) *RawEvent {
 // eventLog collects everything the kernel reports.
 type eventLog struct {
 	mu   sync.Mutex
-	evs  []*RawEvent
-	rd   *EventReader
+	evs  []*record.RawEvent
+	rd   *record.Reader
 	done chan struct{}
 }
 
@@ -49,7 +50,7 @@ func startEventLog(e *Enforcer) (*eventLog, error) {
 		defer close(l.done)
 		for {
 			ev, err := rd.Read()
-			if errors.Is(err, ErrClosed) {
+			if errors.Is(err, record.ErrClosed) {
 				return
 			}
 			if err != nil {
@@ -76,7 +77,7 @@ func (l *eventLog) len() int {
 }
 
 // since returns the events after the first n.
-func (l *eventLog) since(n int) []*RawEvent {
+func (l *eventLog) since(n int) []*record.RawEvent {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return slices.Clone(l.evs[n:])
@@ -91,13 +92,13 @@ type eventView struct {
 }
 
 // matching returns the view's decision records that match accepts.
-func (v eventView) matching(match func(*RawEvent) bool) []*RawEvent {
-	return v.records(KindDecision, match)
+func (v eventView) matching(match func(*record.RawEvent) bool) []*record.RawEvent {
+	return v.records(record.KindDecision, match)
 }
 
 // records returns the view's records of kind that match accepts.
-func (v eventView) records(kind Kind, match func(*RawEvent) bool) []*RawEvent {
-	var out []*RawEvent
+func (v eventView) records(kind record.Kind, match func(*record.RawEvent) bool) []*record.RawEvent {
+	var out []*record.RawEvent
 	for _, ev := range v.l.since(v.from) {
 		if ev.Kind == kind && ev.WorkloadCgroupID == v.cg && match(ev) {
 			out = append(out, ev)
@@ -108,13 +109,13 @@ func (v eventView) records(kind Kind, match func(*RawEvent) bool) []*RawEvent {
 
 // wait returns the events match accepts once there are n of them, and
 // after a short settling time checks that no more come.
-func (v eventView) wait(t *testing.T, n int, match func(*RawEvent) bool) []*RawEvent {
+func (v eventView) wait(t *testing.T, n int, match func(*record.RawEvent) bool) []*record.RawEvent {
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
 	for len(v.matching(match)) < n {
 		if time.Now().After(deadline) {
 			t.Fatalf("%d of %d events within 5s; this test's events: %s", len(v.matching(match)), n,
-				dumpEvents(v.matching(func(*RawEvent) bool { return true })))
+				dumpEvents(v.matching(func(*record.RawEvent) bool { return true })))
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -126,7 +127,7 @@ func (v eventView) wait(t *testing.T, n int, match func(*RawEvent) bool) []*RawE
 	return got
 }
 
-func dumpEvents(evs []*RawEvent) string {
+func dumpEvents(evs []*record.RawEvent) string {
 	var b strings.Builder
 	for _, ev := range evs {
 		fmt.Fprintf(&b, "\n  %s pid %d sel %d group %d action %v enforced %v monitor %v daddr %v:%d saddr %v:%d path %q",
@@ -136,6 +137,6 @@ func dumpEvents(evs []*RawEvent) string {
 }
 
 // of matches the events of one process at one point.
-func of(pid int, point profiles.Point) func(*RawEvent) bool {
-	return func(ev *RawEvent) bool { return ev.Tgid == uint32(pid) && ev.Point == point }
+func of(pid int, point profiles.Point) func(*record.RawEvent) bool {
+	return func(ev *record.RawEvent) bool { return ev.Tgid == uint32(pid) && ev.Point == point }
 }

@@ -16,6 +16,7 @@ import (
 	"go.uber.org/zap/zaptest"
 	"golang.org/x/sys/unix"
 
+	"github.com/ocigate/ocigate/bpf/internal/bpftest"
 	"github.com/ocigate/ocigate/cgroupfilter"
 	"github.com/ocigate/ocigate/internal/hostfs"
 	"github.com/ocigate/ocigate/profiles"
@@ -25,7 +26,7 @@ import (
 // bpffs (never the agent's default) and removes it at the end.
 func pinTestDir(t *testing.T) (dir, cgroupRoot string) {
 	t.Helper()
-	needRoot(t)
+	bpftest.NeedRoot(t)
 	if _, err := hostfs.EnsureAll(); err != nil {
 		t.Fatal(err)
 	}
@@ -283,7 +284,7 @@ func TestPinnedIncompatibleMapRefused(t *testing.T) {
 // Pinning somewhere that is not bpffs is refused, and RemovePins never
 // deletes outside bpffs.
 func TestPinDirMustBeBPFFS(t *testing.T) {
-	needRoot(t)
+	bpftest.NeedRoot(t)
 	root, err := cgroupfilter.V2Mount()
 	if err != nil {
 		t.Fatal(err)

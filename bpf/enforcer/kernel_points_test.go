@@ -15,6 +15,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/ocigate/ocigate/bpf/record"
 	"github.com/ocigate/ocigate/profiles"
 )
 
@@ -406,8 +407,8 @@ func TestKernelNestedCgroups(t *testing.T) {
 		defer func() { k.cgFD = saved }()
 		return k.helper("connect", "tcp4", "127.0.0.2:4444")
 	}
-	all := func(pid int) func(*RawEvent) bool {
-		return func(ev *RawEvent) bool { return ev.Tgid == uint32(pid) && ev.Point == profiles.PointConnect }
+	all := func(pid int) func(*record.RawEvent) bool {
+		return func(ev *record.RawEvent) bool { return ev.Tgid == uint32(pid) && ev.Point == profiles.PointConnect }
 	}
 	pid, errno := run(xFD)
 	wantErrno(t, "P/x", errno, unix.EPERM)

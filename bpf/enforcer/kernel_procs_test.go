@@ -13,6 +13,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/ocigate/ocigate/bpf/record"
 	"github.com/ocigate/ocigate/profiles"
 )
 
@@ -37,13 +38,13 @@ const nsPerTick = uint64(time.Second / 100)
 
 // waitRecords waits until match accepts n records of kind, then checks
 // after a moment that no more came.
-func (v eventView) waitRecords(t *testing.T, kind Kind, n int, match func(*RawEvent) bool) []*RawEvent {
+func (v eventView) waitRecords(t *testing.T, kind record.Kind, n int, match func(*record.RawEvent) bool) []*record.RawEvent {
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
 	for len(v.records(kind, match)) < n {
 		if time.Now().After(deadline) {
 			t.Fatalf("%d of %d %s records within 5s: %s", len(v.records(kind, match)), n, kind,
-				dumpRecords(v.records(kind, func(*RawEvent) bool { return true })))
+				dumpRecords(v.records(kind, func(*record.RawEvent) bool { return true })))
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -55,7 +56,7 @@ func (v eventView) waitRecords(t *testing.T, kind Kind, n int, match func(*RawEv
 	return got
 }
 
-func dumpRecords(evs []*RawEvent) string {
+func dumpRecords(evs []*record.RawEvent) string {
 	var b strings.Builder
 	for _, ev := range evs {
 		b.WriteString("\n  " + ev.Kind.String() + " tgid " + strconv.Itoa(int(ev.Tgid)) + " ppid " + strconv.Itoa(int(ev.Ppid)) +
@@ -64,8 +65,8 @@ func dumpRecords(evs []*RawEvent) string {
 	return b.String()
 }
 
-func tgidIs(pid uint32) func(*RawEvent) bool {
-	return func(ev *RawEvent) bool { return ev.Tgid == pid }
+func tgidIs(pid uint32) func(*record.RawEvent) bool {
+	return func(ev *record.RawEvent) bool { return ev.Tgid == pid }
 }
 
 func postAllConnects() *profiles.Profile {
@@ -92,7 +93,7 @@ func TestKernelProcessRecords(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	ex := k.log.waitRecords(t, KindExec, 1, tgidIs(sh))[0]
+	ex := k.log.waitRecords(t, record.KindExec, 1, tgidIs(sh))[0]
 	if ex.Path != shFile || !slices.Equal(ex.Args, []string{"/bin/sh", "-c", "/bin/true; exit 3"}) || ex.ArgsCut {
 		t.Errorf("shell exec: path %q args %q (cut %v), want %q", ex.Path, ex.Args, ex.ArgsCut, shFile)
 	}
@@ -107,19 +108,19 @@ func TestKernelProcessRecords(t *testing.T) {
 		t.Errorf("shell exec: %+v", ex)
 	}
 
-	childOf := func(ev *RawEvent) bool { return ev.Ppid == sh }
-	clone := k.log.waitRecords(t, KindClone, 1, childOf)[0]
+	childOf := func(ev *record.RawEvent) bool { return ev.Ppid == sh }
+	clone := k.log.waitRecords(t, record.KindClone, 1, childOf)[0]
 	if clone.ParentStartNs != ex.StartNs || clone.StartNs < ex.StartNs || clone.Tgid == sh || clone.Pid != clone.Tgid {
 		t.Errorf("fork: %+v, shell started %d", clone, ex.StartNs)
 	}
-	child := k.log.waitRecords(t, KindExec, 1, childOf)[0]
+	child := k.log.waitRecords(t, record.KindExec, 1, childOf)[0]
 	if child.Tgid != clone.Tgid || child.StartNs != clone.StartNs || child.ParentStartNs != ex.StartNs || child.Path != trueFile ||
 		!slices.Equal(child.Args, []string{"/bin/true"}) {
 		t.Errorf("child exec %+v, fork %+v", child, clone)
 	}
 
-	exits := k.log.waitRecords(t, KindExit, 2, func(*RawEvent) bool { return true })
-	byPid := map[uint32]*RawEvent{exits[0].Tgid: exits[0], exits[1].Tgid: exits[1]}
+	exits := k.log.waitRecords(t, record.KindExit, 2, func(*record.RawEvent) bool { return true })
+	byPid := map[uint32]*record.RawEvent{exits[0].Tgid: exits[0], exits[1].Tgid: exits[1]}
 	if e := byPid[sh]; e == nil || e.ExitCode != 3<<8 || e.StartNs != ex.StartNs || e.Ppid != uint32(os.Getpid()) {
 		t.Errorf("shell exit %+v", e)
 	}
@@ -140,14 +141,14 @@ func TestKernelProcessRecordsSignalAndThreads(t *testing.T) {
 	if err := cmd.Run(); err == nil {
 		t.Fatal("sh was not killed")
 	}
-	if e := k.log.waitRecords(t, KindExit, 1, tgidIs(uint32(cmd.Process.Pid)))[0]; e.ExitCode != uint32(unix.SIGKILL) {
+	if e := k.log.waitRecords(t, record.KindExit, 1, tgidIs(uint32(cmd.Process.Pid)))[0]; e.ExitCode != uint32(unix.SIGKILL) {
 		t.Errorf("killed shell: exit code %#x, want %d", e.ExitCode, unix.SIGKILL)
 	}
 
 	pid, _ := k.helper("connect", "tcp4", "127.0.0.1:9")
-	ex := k.log.waitRecords(t, KindExec, 1, tgidIs(uint32(pid)))[0]
-	k.log.waitRecords(t, KindExit, 1, tgidIs(uint32(pid)))
-	k.log.waitRecords(t, KindClone, 0, func(ev *RawEvent) bool { return ev.Ppid == uint32(pid) })
+	ex := k.log.waitRecords(t, record.KindExec, 1, tgidIs(uint32(pid)))[0]
+	k.log.waitRecords(t, record.KindExit, 1, tgidIs(uint32(pid)))
+	k.log.waitRecords(t, record.KindClone, 0, func(ev *record.RawEvent) bool { return ev.Ppid == uint32(pid) })
 	if ev := k.log.wait(t, 1, of(pid, profiles.PointConnect))[0]; ev.StartNs != ex.StartNs || ev.StartNs == 0 {
 		t.Errorf("connect decision start %d, exec record's %d", ev.StartNs, ex.StartNs)
 	}
@@ -161,7 +162,7 @@ func TestKernelProcessRecordsOff(t *testing.T) {
 	k.use(p, [profiles.NumPoints]uint32{})
 	pid, _ := k.helper("connect", "tcp4", "127.0.0.1:9")
 	k.log.wait(t, 1, of(pid, profiles.PointConnect))
-	for _, kind := range []Kind{KindExec, KindClone, KindExit} {
-		k.log.waitRecords(t, kind, 0, func(*RawEvent) bool { return true })
+	for _, kind := range []record.Kind{record.KindExec, record.KindClone, record.KindExit} {
+		k.log.waitRecords(t, kind, 0, func(*record.RawEvent) bool { return true })
 	}
 }

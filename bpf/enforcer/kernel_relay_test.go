@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ocigate/ocigate/bpf/record"
 	"github.com/ocigate/ocigate/internal/testenv"
 	"github.com/ocigate/ocigate/profiles"
 )
@@ -43,7 +44,7 @@ func relayListener(t *testing.T) (port int, conns func() int) {
 	return ln.Addr().(*net.TCPAddr).Port, func() int { return len(n) }
 }
 
-func isRelay(ev *RawEvent) bool { return ev.Point == profiles.PointRelay }
+func isRelay(ev *record.RawEvent) bool { return ev.Point == profiles.PointRelay }
 
 // shellFile is the file /bin/sh runs (dash on Debian).
 func shellFile(t *testing.T) string {
@@ -71,7 +72,7 @@ func TestKernelRelayedShellPipe(t *testing.T) {
 		script := fmt.Sprintf("sleep 3 | { sleep 0.5; exec /bin/sh -i; } 2>&1 | nc.traditional -q0 127.0.0.1 %d", port)
 		out, _ := k.command(ctx, "/bin/sh", "-c", script).CombinedOutput()
 		ev := k.log.wait(t, 1, isRelay)[0]
-		if !ev.Killed || ev.Relay != RelayPipe || ev.Path != shellFile(t) || ev.Peer == 0 {
+		if !ev.Killed || ev.Relay != record.RelayPipe || ev.Path != shellFile(t) || ev.Peer == 0 {
 			t.Fatalf("relay event %+v (output %q)", ev, out)
 		}
 		if conns() != 1 {
@@ -84,7 +85,7 @@ func TestKernelRelayedShellPipe(t *testing.T) {
 		script := fmt.Sprintf("sleep 3 | /bin/sh -i 2>&1 | { sleep 0.5; exec nc.traditional -q0 127.0.0.1 %d; }", port)
 		out, _ := k.command(ctx, "/bin/sh", "-c", script).CombinedOutput()
 		ev := k.log.wait(t, 1, isRelay)[0]
-		if !ev.KillPending || !ev.Enforced || ev.Relay != RelayPipe|RelayAtConnect || ev.Path != shellFile(t) || ev.Peer == 0 {
+		if !ev.KillPending || !ev.Enforced || ev.Relay != record.RelayPipe|record.RelayAtConnect || ev.Path != shellFile(t) || ev.Peer == 0 {
 			t.Fatalf("relay event %+v (output %q)", ev, out)
 		}
 		if conns() != 0 {
@@ -112,7 +113,7 @@ func TestKernelRelayedShellParent(t *testing.T) {
 	port, _ := relayListener(t)
 	out, _ := k.command(ctx, "ncat", "-e", "/bin/sh", "127.0.0.1", strconv.Itoa(port)).CombinedOutput()
 	ev := k.log.wait(t, 1, isRelay)[0]
-	if !ev.Killed || ev.Relay != RelayParent || ev.Path != shellFile(t) || ev.Peer == 0 {
+	if !ev.Killed || ev.Relay != record.RelayParent || ev.Path != shellFile(t) || ev.Peer == 0 {
 		t.Fatalf("relay event %+v (output %q)", ev, out)
 	}
 }

@@ -141,28 +141,6 @@ func TestBackendsPerPoint(t *testing.T) {
 	}
 }
 
-func TestEventReaderCloseUnblocksRead(t *testing.T) {
-	e := mapsOnlyEnforcer(t)
-	rd, err := e.NewEventReader()
-	if err != nil {
-		t.Fatal(err)
-	}
-	errc := make(chan error, 1)
-	go func() {
-		_, err := rd.Read()
-		errc <- err
-	}()
-	time.AfterFunc(50*time.Millisecond, func() { rd.Close() })
-	select {
-	case err := <-errc:
-		if !errors.Is(err, ErrClosed) {
-			t.Fatalf("Read after Close: %v, want ErrClosed", err)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("Close did not unblock Read")
-	}
-}
-
 func TestLoadRefusesBadRoot(t *testing.T) {
 	if _, err := Load(Options{}); err == nil || !strings.Contains(err.Error(), "no cgroup v2 root") {
 		t.Fatalf("empty root: %v", err)

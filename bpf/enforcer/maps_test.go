@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/ocigate/ocigate/bpf"
+	"github.com/ocigate/ocigate/bpf/internal/bpftest"
 	"github.com/ocigate/ocigate/profiles"
 )
 
@@ -217,13 +218,13 @@ func TestLoadProfileRulesMapFullDoesNotLeak(t *testing.T) {
 		}
 		id++
 	}
-	for n := countKeys(t, e.maps.Rules); n < max-1; n++ {
+	for n := bpftest.CountKeys(t, e.maps.Rules); n < max-1; n++ {
 		if err := e.LoadProfile(id, simpleProfile(fmt.Sprint("filler", id), profiles.PointConnect)); err != nil {
 			t.Fatal(err)
 		}
 		id++
 	}
-	if n := countKeys(t, e.maps.Rules); n != max-1 {
+	if n := bpftest.CountKeys(t, e.maps.Rules); n != max-1 {
 		t.Fatalf("rules map holds %d of %d", n, max)
 	}
 	base := e.setCounts(t)

@@ -17,6 +17,7 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/ocigate/ocigate/bpf/enforcer"
+	"github.com/ocigate/ocigate/bpf/record"
 	"github.com/ocigate/ocigate/cgroupfilter"
 	"github.com/ocigate/ocigate/internal/agent"
 	"github.com/ocigate/ocigate/internal/api"
@@ -246,7 +247,7 @@ func startDiagnostics(f *runFlags, ag *agent.Agent, log *zap.Logger) (func(), er
 
 // serve runs the agent's loops and answers on srv until SIGINT or
 // SIGTERM.
-func (r *agentRun) serve(srv *apiserver.Server, reader *enforcer.EventReader, sink *events.Writer) error {
+func (r *agentRun) serve(srv *apiserver.Server, reader *record.Reader, sink *events.Writer) error {
 	f, log, ag := r.f, r.log, r.ag
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()

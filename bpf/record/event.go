@@ -1,16 +1,16 @@
-package enforcer
+// Package record reads the kernel's ring buffer and decodes its records
+// (struct event of common.h) into RawEvent: decisions, and the exec,
+// clone and exit of workload processes. It knows the record's layout
+// from bpf and nothing of how the programs were loaded.
+package record
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 	"io"
 	"net/netip"
-	"os"
-	"time"
 	"unsafe"
 
-	"github.com/cilium/ebpf/ringbuf"
 	"golang.org/x/sys/unix"
 
 	"github.com/ocigate/ocigate/bpf"
@@ -137,69 +137,6 @@ var enforcers = map[uint8][2]string{
 	bpf.EnforcerCgroupSockRelease: {bpf.BackendFallback, "cgroup_sock_release"},
 	bpf.EnforcerTracepoint:        {bpf.BackendTracepoint, "tracepoint"},
 }
-
-// EventReader reads the kernel's ring buffer.
-type EventReader struct {
-	rd     *ringbuf.Reader
-	rec    ringbuf.Record
-	intern interner
-}
-
-// NewEventReader opens the ring buffer.
-func (e *Enforcer) NewEventReader() (*EventReader, error) {
-	rd, err := ringbuf.NewReader(e.maps.Events)
-	if err != nil {
-		return nil, fmt.Errorf("open event ring buffer: %w", err)
-	}
-	rd.SetDeadline(time.Now().Add(PollInterval))
-	return &EventReader{rd: rd}, nil
-}
-
-// PollInterval is how often the reader looks for records the kernel did
-// not wake it for: it wakes the reader only once 64 KiB wait (or for a
-// record the agent must act on), so that a busy ring is read in batches.
-// It bounds how long a record waits in a quiet ring.
-const PollInterval = 5 * time.Millisecond
-
-// ErrClosed is returned by Read after Close.
-var ErrClosed = os.ErrClosed
-
-// Read blocks for the next event.
-func (r *EventReader) Read() (*RawEvent, error) {
-	ev := &RawEvent{}
-	if err := r.ReadInto(ev); err != nil {
-		return nil, err
-	}
-	return ev, nil
-}
-
-// ReadInto blocks for the next event and decodes it into ev, reusing the
-// array of its Args: the caller keeps no part of ev across calls. It is
-// not safe for concurrent use.
-func (r *EventReader) ReadInto(ev *RawEvent) error {
-	for {
-		err := r.rd.ReadInto(&r.rec)
-		if errors.Is(err, os.ErrDeadlineExceeded) {
-			// Everything there was has been read: poll again later.
-			r.rd.SetDeadline(time.Now().Add(PollInterval))
-			continue
-		}
-		if errors.Is(err, ringbuf.ErrClosed) {
-			return ErrClosed
-		}
-		if err != nil {
-			return fmt.Errorf("read event ring buffer: %w", err)
-		}
-		return decodeInto(r.rec.RawSample, ev, &r.intern)
-	}
-}
-
-// Pending reports whether more records were ready when the last one was
-// read: a caller may wait for them before passing what it read on.
-func (r *EventReader) Pending() bool { return r.rec.Remaining > 0 }
-
-// Close unblocks Read.
-func (r *EventReader) Close() error { return r.rd.Close() }
 
 // eventSize is the size of a record: the C struct event.
 const eventSize = int(unsafe.Sizeof(bpf.FallbackEvent{}))
