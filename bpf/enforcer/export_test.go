@@ -5,37 +5,25 @@ import (
 
 	"github.com/ocigate/ocigate/bpf"
 	"github.com/ocigate/ocigate/bpf/internal/bpftest"
+	"github.com/ocigate/ocigate/bpf/rulemaps"
 )
 
 // Read-only views of the enforcer's maps for the tests.
 
 // mapsOnlyEnforcer is an Enforcer with maps and no programs: enough for
-// LoadProfile, SetWorkload and their bookkeeping.
+// LoadProfile, SetWorkload and the map statistics.
 func mapsOnlyEnforcer(t *testing.T) *Enforcer {
 	t.Helper()
-	return &Enforcer{maps: *bpftest.Maps(t)}
+	e := &Enforcer{maps: *bpftest.Maps(t)}
+	e.rules = rulemaps.New(&e.maps)
+	return e
 }
 
 // setCounts is how many keys each set map holds and how many port sets
 // are handed out.
-type setCounts struct {
-	Addrs, Names, Bins, Paths, Ports int
-}
-
-func (e *Enforcer) setCounts(t *testing.T) setCounts {
+func (e *Enforcer) setCounts(t *testing.T) bpftest.Sets {
 	t.Helper()
-	c := setCounts{
-		Addrs: bpftest.CountKeys(t, e.maps.AddrSets), Names: bpftest.CountKeys(t, e.maps.NameSets),
-		Bins: bpftest.CountKeys(t, e.maps.BinSets), Paths: bpftest.CountKeys(t, e.maps.PathPrefixes),
-	}
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	for _, used := range e.ports.used {
-		if used {
-			c.Ports++
-		}
-	}
-	return c
+	return bpftest.CountSets(t, &e.maps, e.rules.PortSetsUsed())
 }
 
 // procOf returns what exec tracking holds for tgid.
@@ -47,17 +35,3 @@ func (e *Enforcer) procOf(tgid uint32) (bpf.FallbackProc, bool) {
 
 // procPath is the path in a procs entry.
 func procPath(p bpf.FallbackProc) string { return bpf.CString(p.Path[:]) }
-
-// rulesOf returns the rules of (profile, point), if any.
-func (e *Enforcer) rulesOf(profile uint32, point uint32) (bpf.FallbackPointRules, bool) {
-	var r bpf.FallbackPointRules
-	err := e.maps.Rules.Lookup(bpf.FallbackRuleKey{Profile: profile, Point: point}, &r)
-	return r, err == nil
-}
-
-// workloadOf returns the workloads entry of a cgroup.
-func (e *Enforcer) workloadOf(cg uint64) (bpf.FallbackWorkload, bool) {
-	var w bpf.FallbackWorkload
-	err := e.maps.Workloads.Lookup(cg, &w)
-	return w, err == nil
-}

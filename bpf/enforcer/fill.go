@@ -35,16 +35,8 @@ func (e *Enforcer) MapFill() ([]MapFill, error) {
 		}
 		out = append(out, MapFill{Map: m.name, Entries: n, MaxEntries: int(m.m.MaxEntries())})
 	}
-	e.mu.Lock()
-	ports := 0
-	for _, used := range e.ports.used {
-		if used {
-			ports++
-		}
-	}
-	e.mu.Unlock()
 	// Index 0 is never handed out.
-	out = append(out, MapFill{Map: "port_sets", Entries: ports, MaxEntries: bpf.MaxPortSets - 1})
+	out = append(out, MapFill{Map: "port_sets", Entries: e.rules.PortSetsUsed(), MaxEntries: bpf.MaxPortSets - 1})
 	return out, nil
 }
 

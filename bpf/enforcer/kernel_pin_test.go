@@ -3,6 +3,7 @@ package enforcer
 import (
 	"errors"
 	"fmt"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
@@ -16,6 +17,7 @@ import (
 	"go.uber.org/zap/zaptest"
 	"golang.org/x/sys/unix"
 
+	"github.com/ocigate/ocigate/bpf"
 	"github.com/ocigate/ocigate/bpf/internal/bpftest"
 	"github.com/ocigate/ocigate/cgroupfilter"
 	"github.com/ocigate/ocigate/internal/hostfs"
@@ -148,7 +150,7 @@ func TestPinnedEnforcementOutlivesTheEnforcer(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer addrSets.Close()
-	garbage := addrKeyOf(999, prefixes("192.0.2.0/24").Prefixes[0])
+	garbage := bpf.FallbackAddrKey{Prefixlen: 32 + 128, Set: 999, Addr: netip.MustParseAddr("::ffff:192.0.2.1").As16()}
 	if err := addrSets.Put(garbage, uint8(1)); err != nil {
 		t.Fatal(err)
 	}
@@ -231,7 +233,7 @@ func TestPinnedEnforcementOutlivesTheEnforcer(t *testing.T) {
 	if err := e2.UnloadProfile(8); err != nil {
 		t.Fatal(err)
 	}
-	if got := e2.setCounts(t); got != (setCounts{}) {
+	if got := e2.setCounts(t); got != (bpftest.Sets{}) {
 		t.Errorf("set entries with no profile loaded %+v", got)
 	}
 	k.use(deny, [profiles.NumPoints]uint32{})

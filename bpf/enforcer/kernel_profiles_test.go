@@ -5,6 +5,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/ocigate/ocigate/bpf/internal/bpftest"
 	"github.com/ocigate/ocigate/profiles"
 )
 
@@ -24,7 +25,7 @@ func TestLoadProfileValidatesAndReplaces(t *testing.T) {
 	if err := e.LoadProfile(1, p); err != nil {
 		t.Fatalf("reload of a cleared point: %v", err)
 	}
-	if _, ok := e.rulesOf(1, uint32(profiles.PointConnect)); ok {
+	if _, ok := bpftest.RulesOf(&e.maps, 1, uint32(profiles.PointConnect)); ok {
 		t.Fatal("connect rules left after the point was cleared")
 	}
 }
@@ -39,7 +40,7 @@ func TestKernelReplaceProfile(t *testing.T) {
 		Binaries: []profiles.BinaryMatch{{Operator: "NotIn", Values: []string{"/nonexistent"}}}})
 	k.use(v1, [profiles.NumPoints]uint32{})
 	first := k.e.setCounts(t)
-	if first != (setCounts{Addrs: base.Addrs + 3, Names: base.Names, Bins: base.Bins + 1, Paths: base.Paths, Ports: base.Ports + 1}) {
+	if first != (bpftest.Sets{Addrs: base.Addrs + 3, Names: base.Names, Bins: base.Bins + 1, Paths: base.Paths, Ports: base.Ports + 1}) {
 		t.Fatalf("v1 sets %+v (base %+v)", first, base)
 	}
 	_, errno := k.helper("connect", "tcp4", "127.0.0.1:4005")
@@ -50,7 +51,7 @@ func TestKernelReplaceProfile(t *testing.T) {
 	if err := k.e.LoadProfile(k.id, v2); err != nil {
 		t.Fatal(err)
 	}
-	if c := k.e.setCounts(t); c != (setCounts{Addrs: base.Addrs + 1, Names: base.Names, Bins: base.Bins, Paths: base.Paths, Ports: base.Ports + 1}) {
+	if c := k.e.setCounts(t); c != (bpftest.Sets{Addrs: base.Addrs + 1, Names: base.Names, Bins: base.Bins, Paths: base.Paths, Ports: base.Ports + 1}) {
 		t.Fatalf("v2 sets %+v (base %+v)", c, base)
 	}
 	_, errno = k.helper("connect", "tcp4", "127.0.0.1:4005")

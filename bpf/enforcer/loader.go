@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"os"
 	"strings"
-	"sync"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/btf"
@@ -20,6 +19,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/ocigate/ocigate/bpf"
+	"github.com/ocigate/ocigate/bpf/rulemaps"
 )
 
 // BackendAuto asks Load for the best backend per point
@@ -49,6 +49,8 @@ type Options struct {
 }
 
 // Enforcer owns the loaded programs, their links and the shared maps.
+// Profiles and workloads go into the maps through rulemaps, records come
+// out through record.
 type Enforcer struct {
 	maps     bpf.FallbackMaps
 	progs    []*ebpf.Program
@@ -56,12 +58,8 @@ type Enforcer struct {
 	backends []PointBackend
 	log      *zap.Logger
 
-	mu      sync.Mutex // serialises profile writes
-	nextSet uint32
-	ports   portAllocator
-	sets    map[uint32]*setWriter // per profile id: what its rules use
-	named   map[string]*ebpf.Program
-	track   map[uint32]uint32 // profile id -> workload flags it needs (TrackSock, relay)
+	named map[string]*ebpf.Program // mechanism -> program, for stats
+	rules *rulemaps.Writer         // writes profiles and workloads into the maps
 
 	pins      *pinner   // during Load, when pinning
 	pinState  *PinState // what Load did with the pin directory

@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/ocigate/ocigate/bpf"
+	"github.com/ocigate/ocigate/bpf/rulemaps"
 )
 
 // Pinning keeps the maps and links in a bpffs directory, so that they
@@ -402,6 +403,7 @@ func RemovePins(dir string) (removed []string, err error) {
 // loadMaps creates the shared maps; with opts.PinDir set it takes the
 // pinned ones over (and inherits what they hold) or pins new ones.
 func (e *Enforcer) loadMaps(spec *ebpf.CollectionSpec, opts Options) error {
+	e.rules = rulemaps.New(&e.maps)
 	if opts.PinDir == "" {
 		if err := spec.LoadAndAssign(&e.maps, nil); err != nil {
 			return fmt.Errorf("load BPF maps: %w", err)

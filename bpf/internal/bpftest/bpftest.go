@@ -57,3 +57,26 @@ func CountKeys(t *testing.T, m *ebpf.Map) int {
 	}
 	return n
 }
+
+// Sets is how many keys each value set map holds and how many port sets
+// are handed out.
+type Sets struct {
+	Addrs, Names, Bins, Paths, Ports int
+}
+
+// CountSets counts the keys of m's value set maps; ports is how many
+// port sets the writer handed out.
+func CountSets(t *testing.T, m *bpf.FallbackMaps, ports int) Sets {
+	t.Helper()
+	return Sets{
+		Addrs: CountKeys(t, m.AddrSets), Names: CountKeys(t, m.NameSets),
+		Bins: CountKeys(t, m.BinSets), Paths: CountKeys(t, m.PathPrefixes), Ports: ports,
+	}
+}
+
+// RulesOf returns the rules of (profile, point) in m, if any.
+func RulesOf(m *bpf.FallbackMaps, profile, point uint32) (bpf.FallbackPointRules, bool) {
+	var r bpf.FallbackPointRules
+	err := m.Rules.Lookup(bpf.FallbackRuleKey{Profile: profile, Point: point}, &r)
+	return r, err == nil
+}

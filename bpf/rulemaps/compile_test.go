@@ -1,4 +1,4 @@
-package enforcer
+package rulemaps
 
 import (
 	"net/netip"
@@ -9,6 +9,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/ocigate/ocigate/bpf"
+	"github.com/ocigate/ocigate/bpf/internal/bpftest"
 	"github.com/ocigate/ocigate/profiles"
 )
 
@@ -78,9 +79,9 @@ func TestPickFlag(t *testing.T) {
 }
 
 // compileSet compiles one selector into fresh maps.
-func compileSet(t *testing.T, e *Enforcer, s profiles.Selector) (bpf.FallbackSelector, *setWriter) {
+func compileSet(t *testing.T, rw *Writer, s profiles.Selector) (bpf.FallbackSelector, *setWriter) {
 	t.Helper()
-	w := &setWriter{m: &e.maps, nextSet: &e.nextSet, ports: &e.ports}
+	w := rw.newSetWriter()
 	k, err := compileSelector(w, &s)
 	if err != nil {
 		t.Fatal(err)
@@ -89,16 +90,16 @@ func compileSet(t *testing.T, e *Enforcer, s profiles.Selector) (bpf.FallbackSel
 }
 
 // addrIn looks a full address up in an address set, as the kernel does.
-func addrIn(t *testing.T, e *Enforcer, set uint32, addr string) bool {
+func addrIn(t *testing.T, rw *Writer, set uint32, addr string) bool {
 	t.Helper()
 	k := bpf.FallbackAddrKey{Prefixlen: 32 + 128, Set: set, Addr: netip.MustParseAddr(addr).As16()}
 	var v uint8
-	return e.maps.AddrSets.Lookup(k, &v) == nil
+	return rw.m.AddrSets.Lookup(k, &v) == nil
 }
 
 // pathIn looks a path up in a Prefix (or reversed Postfix) set, as the
 // kernel does.
-func pathIn(t *testing.T, e *Enforcer, set uint32, path string, reverse bool) bool {
+func pathIn(t *testing.T, rw *Writer, set uint32, path string, reverse bool) bool {
 	t.Helper()
 	b := []byte(path)
 	if reverse {
@@ -109,20 +110,20 @@ func pathIn(t *testing.T, e *Enforcer, set uint32, path string, reverse bool) bo
 		k.Path[i] = int8(b[i])
 	}
 	var v uint8
-	return e.maps.PathPrefixes.Lookup(k, &v) == nil
+	return rw.m.PathPrefixes.Lookup(k, &v) == nil
 }
 
-func portIn(t *testing.T, e *Enforcer, set uint32, port uint16) bool {
+func portIn(t *testing.T, rw *Writer, set uint32, port uint16) bool {
 	t.Helper()
 	var b bpf.FallbackPortBitmap
-	if err := e.maps.PortSets.Lookup(set, &b); err != nil {
+	if err := rw.m.PortSets.Lookup(set, &b); err != nil {
 		t.Fatal(err)
 	}
 	return b.Bits[port>>6]>>(port&63)&1 == 1
 }
 
 func TestCompileSelectorAddrSets(t *testing.T) {
-	e := mapsOnlyEnforcer(t)
+	rw := mapsOnlyWriter(t)
 	pfx := func(s ...string) []netip.Prefix {
 		var out []netip.Prefix
 		for _, p := range s {
@@ -130,7 +131,7 @@ func TestCompileSelectorAddrSets(t *testing.T) {
 		}
 		return out
 	}
-	k, _ := compileSet(t, e, profiles.Selector{Action: profiles.ActionPost,
+	k, _ := compileSet(t, rw, profiles.Selector{Action: profiles.ActionPost,
 		Daddr: profiles.AddrMatch{Prefixes: pfx("10.0.0.0/8", "127.0.0.2/32", "2001:db8::/32")},
 		Saddr: profiles.AddrMatch{Not: true, Prefixes: pfx("0.0.0.0/0")}})
 	if k.Match != bpf.MatchDaddr|bpf.MatchSaddrNot || k.DaddrSet == 0 || k.SaddrSet == 0 || k.DaddrSet == k.SaddrSet {
@@ -140,26 +141,26 @@ func TestCompileSelectorAddrSets(t *testing.T) {
 		"::ffff:10.200.3.4": true, "::ffff:127.0.0.2": true, "::ffff:127.0.0.3": false, "::ffff:11.0.0.1": false,
 		"2001:db8:ffff::1": true, "2001:db9::1": false, "::a00:1": false,
 	} {
-		if got := addrIn(t, e, k.DaddrSet, addr); got != want {
+		if got := addrIn(t, rw, k.DaddrSet, addr); got != want {
 			t.Errorf("daddr set: %s in = %v, want %v", addr, got, want)
 		}
 	}
 	// 0.0.0.0/0 covers every IPv4 address and no IPv6 one.
-	if !addrIn(t, e, k.SaddrSet, "::ffff:1.2.3.4") || addrIn(t, e, k.SaddrSet, "2001:db8::1") {
+	if !addrIn(t, rw, k.SaddrSet, "::ffff:1.2.3.4") || addrIn(t, rw, k.SaddrSet, "2001:db8::1") {
 		t.Error("saddr set 0.0.0.0/0")
 	}
 	// Sets do not see each other's entries.
-	if addrIn(t, e, k.SaddrSet, "2001:db8::1") {
+	if addrIn(t, rw, k.SaddrSet, "2001:db8::1") {
 		t.Error("the saddr set holds the daddr set's IPv6 prefix")
 	}
-	if addrIn(t, e, k.DaddrSet+100, "::ffff:10.0.0.1") {
+	if addrIn(t, rw, k.DaddrSet+100, "::ffff:10.0.0.1") {
 		t.Error("an address found in a set that does not exist")
 	}
 }
 
 func TestCompileSelectorPortSets(t *testing.T) {
-	e := mapsOnlyEnforcer(t)
-	k, w := compileSet(t, e, profiles.Selector{Action: profiles.ActionOverride,
+	rw := mapsOnlyWriter(t)
+	k, w := compileSet(t, rw, profiles.Selector{Action: profiles.ActionOverride,
 		Dport: profiles.PortMatch{Ranges: []profiles.PortRange{{Lo: 4000, Hi: 4010}, {Lo: 5555, Hi: 5555}}},
 		Sport: profiles.PortMatch{Not: true, Ranges: []profiles.PortRange{{Lo: 0, Hi: 1023}, {Lo: 65535, Hi: 65535}}}})
 	if k.Match != bpf.MatchDport|bpf.MatchSportNot || k.DportSet == 0 || k.SportSet == 0 || k.DportSet == k.SportSet {
@@ -169,12 +170,12 @@ func TestCompileSelectorPortSets(t *testing.T) {
 		t.Fatalf("writer remembers ports %v", w.portIdx)
 	}
 	for port, want := range map[uint16]bool{3999: false, 4000: true, 4005: true, 4010: true, 4011: false, 5554: false, 5555: true, 5556: false, 0: false} {
-		if got := portIn(t, e, k.DportSet, port); got != want {
+		if got := portIn(t, rw, k.DportSet, port); got != want {
 			t.Errorf("dport %d in = %v, want %v", port, got, want)
 		}
 	}
 	for port, want := range map[uint16]bool{0: true, 1023: true, 1024: false, 65534: false, 65535: true} {
-		if got := portIn(t, e, k.SportSet, port); got != want {
+		if got := portIn(t, rw, k.SportSet, port); got != want {
 			t.Errorf("sport %d in = %v, want %v", port, got, want)
 		}
 	}
@@ -182,20 +183,20 @@ func TestCompileSelectorPortSets(t *testing.T) {
 	if err := w.release(); err != nil {
 		t.Fatal(err)
 	}
-	k2, _ := compileSet(t, e, profiles.Selector{Action: profiles.ActionPost,
+	k2, _ := compileSet(t, rw, profiles.Selector{Action: profiles.ActionPost,
 		Dport: profiles.PortMatch{Ranges: []profiles.PortRange{{Lo: 80, Hi: 80}}}})
 	if k2.DportSet != k.DportSet {
 		t.Fatalf("freed port set %d not reused (got %d)", k.DportSet, k2.DportSet)
 	}
-	if portIn(t, e, k2.DportSet, 4005) || !portIn(t, e, k2.DportSet, 80) {
+	if portIn(t, rw, k2.DportSet, 4005) || !portIn(t, rw, k2.DportSet, 80) {
 		t.Error("a reused port set keeps the old ports")
 	}
 }
 
 func TestCompileSelectorNamesAndBinaries(t *testing.T) {
-	e := mapsOnlyEnforcer(t)
+	rw := mapsOnlyWriter(t)
 	long := strings.Repeat("n", profiles.MaxNameLen)
-	k, w := compileSet(t, e, profiles.Selector{Action: profiles.ActionSigkill,
+	k, w := compileSet(t, rw, profiles.Selector{Action: profiles.ActionSigkill,
 		Names: profiles.NameMatch{Not: true, Names: []string{"sh", "bash", long}},
 		Binaries: []profiles.BinaryMatch{
 			{Operator: profiles.BinaryIn, Values: []string{"/bin/busybox", "/usr/bin/nc"}},
@@ -214,23 +215,23 @@ func TestCompileSelectorNamesAndBinaries(t *testing.T) {
 		key := bpf.FallbackNameKey{Set: k.NameSet}
 		bpf.PutCString(key.Name[:], n)
 		var v uint8
-		if err := e.maps.NameSets.Lookup(key, &v); err != nil {
+		if err := rw.m.NameSets.Lookup(key, &v); err != nil {
 			t.Errorf("name %q not in its set: %v", n, err)
 		}
 	}
 	for _, p := range []string{"/bin/busybox", "/usr/bin/nc"} {
 		var v uint8
-		if err := e.maps.BinSets.Lookup(bpf.FallbackBinKey{Set: k.BinSet, Hash: bpf.PathHash(p)}, &v); err != nil {
+		if err := rw.m.BinSets.Lookup(bpf.FallbackBinKey{Set: k.BinSet, Hash: bpf.PathHash(p)}, &v); err != nil {
 			t.Errorf("binary %q not in its set: %v", p, err)
 		}
 	}
 	for path, want := range map[string]bool{"/usr/bin/busybox": true, "/usr": false, "/bin/busybox": false, "/opt/xyz": true, "/opt/": false} {
-		if got := pathIn(t, e, k.PrefixSet, path, false); got != want {
+		if got := pathIn(t, rw, k.PrefixSet, path, false); got != want {
 			t.Errorf("prefix set: %q in = %v, want %v", path, got, want)
 		}
 	}
 	for path, want := range map[string]bool{"/bin/busybox": true, "/usr/bin/nc": true, "/usr/bin/ncat": false, "box/x": false, "nc": false} {
-		if got := pathIn(t, e, k.PostfixSet, path, true); got != want {
+		if got := pathIn(t, rw, k.PostfixSet, path, true); got != want {
 			t.Errorf("postfix set: %q in = %v, want %v", path, got, want)
 		}
 	}
@@ -241,7 +242,7 @@ func TestCompileSelectorNamesAndBinaries(t *testing.T) {
 	if err := w.release(); err != nil {
 		t.Fatal(err)
 	}
-	if c := e.setCounts(t); c != (setCounts{}) {
+	if c := rw.setCounts(t); c != (bpftest.Sets{}) {
 		t.Fatalf("after release: %+v", c)
 	}
 	if err := w.release(); err != nil {
