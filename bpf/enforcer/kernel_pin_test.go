@@ -107,11 +107,47 @@ func staleLink(t *testing.T, dir, name string) link.ID {
 // links get the new program in place, other links are replaced, a stale
 // link is unpinned, set bookkeeping is rebuilt — and RemovePins ends it.
 func TestPinnedEnforcementOutlivesTheEnforcer(t *testing.T) {
-	dir, root := pinTestDir(t)
-	e1, err := Load(Options{CgroupRoot: root, PinDir: dir, Logger: zaptest.NewLogger(t)})
+	r := firstPinnedLoad(t)
+	r.restartOverTheSameObjects(r.leaveDebris())
+	e := r.upgradeOverThePins()
+	r.restoreAndRemove(e)
+}
+
+// pinRun is what TestPinnedEnforcementOutlivesTheEnforcer carries from
+// one Load over its pin directory to the next.
+type pinRun struct {
+	t         *testing.T
+	dir, root string
+	k         *kernel           // the test cgroup, a workload on profile 7
+	deny      *profiles.Profile // profile 7: no connect to 127.0.0.2:4444
+	sets      bpftest.Sets      // the set entries of profile 7
+	// The links the first Load pinned: a cgroup link, then another.
+	connectLink, execLink link.ID
+}
+
+// load loads an enforcer over the run's pin directory.
+func (r *pinRun) load() *Enforcer {
+	r.t.Helper()
+	e, err := Load(Options{CgroupRoot: r.root, PinDir: r.dir, Logger: zaptest.NewLogger(r.t)})
 	if err != nil {
-		t.Fatal(err)
+		r.t.Fatal(err)
 	}
+	return e
+}
+
+// wantDenied checks that the test cgroup's connect is refused.
+func (r *pinRun) wantDenied(what string) {
+	r.t.Helper()
+	_, errno := r.k.helper("connect", "tcp4", "127.0.0.2:4444")
+	wantErrno(r.t, what, errno, unix.EPERM)
+}
+
+// firstPinnedLoad loads and pins, registers the test cgroup on a denying
+// profile, and closes the enforcer: its pins go on enforcing.
+func firstPinnedLoad(t *testing.T) *pinRun {
+	dir, root := pinTestDir(t)
+	r := &pinRun{t: t, dir: dir, root: root}
+	e1 := r.load()
 	if st := e1.Pins(); st == nil || st.Inherited || st.Dir != dir || len(st.Unpinned) > 0 {
 		t.Fatalf("first Load pin state %+v", st)
 	}
@@ -127,46 +163,49 @@ func TestPinnedEnforcementOutlivesTheEnforcer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer unix.Close(fd)
-	k := &kernel{t: t, e: e1, id: 7, dir: cgDir, cg: cg, cgFD: fd}
-	deny := connectProfile(profiles.Selector{Daddr: prefixes("127.0.0.2/32", "10.9.0.0/16"), Dport: profiles.PortMatch{Ranges: []profiles.PortRange{{Lo: 4444, Hi: 4444}}}, Action: profiles.ActionOverride})
-	k.use(deny, [profiles.NumPoints]uint32{})
-	_, errno := k.helper("connect", "tcp4", "127.0.0.2:4444")
-	wantErrno(t, "with the first enforcer", errno, unix.EPERM)
-	sets := e1.setCounts(t)
-
-	connectLink := pinnedLinkID(t, dir, "connect4")
-	execLink := pinnedLinkID(t, dir, "track_exec")
+	t.Cleanup(func() { unix.Close(fd) })
+	r.k = &kernel{t: t, e: e1, id: 7, dir: cgDir, cg: cg, cgFD: fd}
+	r.deny = connectProfile(profiles.Selector{Daddr: prefixes("127.0.0.2/32", "10.9.0.0/16"),
+		Dport: profiles.PortMatch{Ranges: []profiles.PortRange{{Lo: 4444, Hi: 4444}}}, Action: profiles.ActionOverride})
+	r.k.use(r.deny, [profiles.NumPoints]uint32{})
+	r.wantDenied("with the first enforcer")
+	r.sets = e1.setCounts(t)
+	r.connectLink = pinnedLinkID(t, dir, "connect4")
+	r.execLink = pinnedLinkID(t, dir, "track_exec")
 	if err := e1.Close(); err != nil {
 		t.Fatalf("Close: %v", err)
 	}
-	_, errno = k.helper("connect", "tcp4", "127.0.0.2:4444")
-	wantErrno(t, "after Close, pinned", errno, unix.EPERM)
+	r.wantDenied("after Close, pinned")
+	return r
+}
 
-	// What a crash in the middle of a profile write and an upgrade that
-	// dropped a program leave behind.
-	addrSets, err := ebpf.LoadPinnedMap(filepath.Join(dir, "maps", "addr_sets"), nil)
+// leaveDebris leaves what a crash in the middle of a profile write and
+// an upgrade that dropped a program leave behind: a set entry no rule
+// uses, and a stale pinned link, whose id it returns.
+func (r *pinRun) leaveDebris() link.ID {
+	addrSets, err := ebpf.LoadPinnedMap(filepath.Join(r.dir, "maps", "addr_sets"), nil)
 	if err != nil {
-		t.Fatal(err)
+		r.t.Fatal(err)
 	}
-	defer addrSets.Close()
+	r.t.Cleanup(func() { addrSets.Close() })
 	garbage := bpf.FallbackAddrKey{Prefixlen: 32 + 128, Set: 999, Addr: netip.MustParseAddr("::ffff:192.0.2.1").As16()}
 	if err := addrSets.Put(garbage, uint8(1)); err != nil {
-		t.Fatal(err)
+		r.t.Fatal(err)
 	}
-	stale := staleLink(t, dir, "dropped_prog")
+	return staleLink(r.t, r.dir, "dropped_prog")
+}
 
-	// The same objects again (an agent restarted): the pinned programs are
-	// taken over as they are, nothing is loaded; the stale link goes.
-	e2, err := Load(Options{CgroupRoot: root, PinDir: dir, Logger: zaptest.NewLogger(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
+// restartOverTheSameObjects loads the same objects again (an agent
+// restarted): the pinned programs are taken over as they are, nothing
+// is loaded; the stale link goes.
+func (r *pinRun) restartOverTheSameObjects(stale link.ID) {
+	t := r.t
+	e2 := r.load()
 	if st := e2.Pins(); !st.Inherited || !st.Reused || len(st.Updated)+len(st.Replaced) > 0 || !slices.Contains(st.Removed, "dropped_prog") {
 		t.Fatalf("Load over the same objects' pins: %+v", st)
 	}
-	if id := pinnedLinkID(t, dir, "track_exec"); id != execLink {
-		t.Errorf("track_exec link %d replaced by %d: want it taken over", execLink, id)
+	if id := pinnedLinkID(t, r.dir, "track_exec"); id != r.execLink {
+		t.Errorf("track_exec link %d replaced by %d: want it taken over", r.execLink, id)
 	}
 	if linkExists(t, stale) {
 		t.Errorf("stale link %d still attached", stale)
@@ -174,81 +213,84 @@ func TestPinnedEnforcementOutlivesTheEnforcer(t *testing.T) {
 	if len(e2.Backends()) == 0 || len(e2.named) == 0 {
 		t.Fatalf("taken over without backends %v or programs %v", e2.Backends(), e2.named)
 	}
-	k.e = e2
-	_, errno = k.helper("connect", "tcp4", "127.0.0.2:4444")
-	wantErrno(t, "with the programs taken over", errno, unix.EPERM)
+	r.k.e = e2
+	r.wantDenied("with the programs taken over")
 	if err := e2.Close(); err != nil {
 		t.Fatal(err)
 	}
+}
 
-	// Other objects (an upgrade; here: no record of the load): every
-	// program is loaded and swapped in without a gap.
-	if err := os.Remove(filepath.Join(dir, "state")); err != nil {
+// upgradeOverThePins loads other objects (an upgrade; here: no record of
+// the load): every program is loaded and swapped in without a gap, and
+// what the maps hold is inherited.
+func (r *pinRun) upgradeOverThePins() *Enforcer {
+	t := r.t
+	if err := os.Remove(filepath.Join(r.dir, "state")); err != nil {
 		t.Fatal(err)
 	}
-	stale = staleLink(t, dir, "dropped_prog")
-	e2, err = Load(Options{CgroupRoot: root, PinDir: dir, Logger: zaptest.NewLogger(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer e2.Close()
-	st := e2.Pins()
+	stale := staleLink(t, r.dir, "dropped_prog")
+	e := r.load()
+	t.Cleanup(func() { e.Close() })
+	st := e.Pins()
 	t.Logf("third Load: %+v", st)
 	if !st.Inherited || st.Reused || !slices.Contains(st.Updated, "connect4") || !slices.Contains(st.Replaced, "track_exec") ||
 		!slices.Contains(st.Removed, "dropped_prog") {
 		t.Fatalf("third Load pin state %+v", st)
 	}
-	if id := pinnedLinkID(t, dir, "connect4"); id != connectLink {
-		t.Errorf("connect4 link %d replaced by %d: want the program updated in place", connectLink, id)
+	if id := pinnedLinkID(t, r.dir, "connect4"); id != r.connectLink {
+		t.Errorf("connect4 link %d replaced by %d: want the program updated in place", r.connectLink, id)
 	}
-	if id := pinnedLinkID(t, dir, "track_exec"); id == execLink || linkExists(t, execLink) {
-		t.Errorf("track_exec link %d (now %d) not replaced and detached", execLink, id)
+	if id := pinnedLinkID(t, r.dir, "track_exec"); id == r.execLink || linkExists(t, r.execLink) {
+		t.Errorf("track_exec link %d (now %d) not replaced and detached", r.execLink, id)
 	}
 	if linkExists(t, stale) {
 		t.Errorf("stale link %d still attached", stale)
 	}
-	in := e2.Inherited()
-	if w, ok := in.Workloads[cg]; !ok || w.Profile != 7 || w.Monitor || !slices.Contains(in.Profiles, 7) {
-		t.Fatalf("inherited %+v, want cgroup %d on profile 7", in, cg)
+	in := e.Inherited()
+	if w, ok := in.Workloads[r.k.cg]; !ok || w.Profile != 7 || w.Monitor || !slices.Contains(in.Profiles, 7) {
+		t.Fatalf("inherited %+v, want cgroup %d on profile 7", in, r.k.cg)
 	}
-	if got := e2.setCounts(t); got != sets {
-		t.Errorf("set entries after takeover %+v, want %+v (garbage deleted)", got, sets)
+	if got := e.setCounts(t); got != r.sets {
+		t.Errorf("set entries after takeover %+v, want %+v (garbage deleted)", got, r.sets)
 	}
-	k.e = e2
-	_, errno = k.helper("connect", "tcp4", "127.0.0.2:4444")
-	wantErrno(t, "with the second enforcer", errno, unix.EPERM)
+	r.k.e = e
+	r.wantDenied("with the second enforcer")
+	return e
+}
 
-	// The agent's restore: a new profile id, the workload moved, the
-	// inherited id unloaded with every set it used.
-	k.id = 8
-	k.use(deny, [profiles.NumPoints]uint32{})
-	if err := e2.UnloadProfile(7); err != nil {
+// restoreAndRemove does what the agent's restore does — a new profile
+// id, the workload moved, the inherited id unloaded with every set it
+// used — and then removes the pins: enforcement ends.
+func (r *pinRun) restoreAndRemove(e *Enforcer) {
+	t := r.t
+	r.k.id = 8
+	r.k.use(r.deny, [profiles.NumPoints]uint32{})
+	if err := e.UnloadProfile(7); err != nil {
 		t.Fatal(err)
 	}
-	if got := e2.setCounts(t); got != sets {
-		t.Errorf("set entries after moving to the new id %+v, want %+v", got, sets)
+	if got := e.setCounts(t); got != r.sets {
+		t.Errorf("set entries after moving to the new id %+v, want %+v", got, r.sets)
 	}
-	_, errno = k.helper("connect", "tcp4", "127.0.0.2:4444")
-	wantErrno(t, "on the new profile id", errno, unix.EPERM)
-	if err := e2.UnloadProfile(8); err != nil {
+	r.wantDenied("on the new profile id")
+	if err := e.UnloadProfile(8); err != nil {
 		t.Fatal(err)
 	}
-	if got := e2.setCounts(t); got != (bpftest.Sets{}) {
+	if got := e.setCounts(t); got != (bpftest.Sets{}) {
 		t.Errorf("set entries with no profile loaded %+v", got)
 	}
-	k.use(deny, [profiles.NumPoints]uint32{})
-	if err := e2.Close(); err != nil {
+	r.k.use(r.deny, [profiles.NumPoints]uint32{})
+	if err := e.Close(); err != nil {
 		t.Fatal(err)
 	}
-	removed, err := RemovePins(dir)
+	removed, err := RemovePins(r.dir)
 	if err != nil || len(removed) == 0 {
 		t.Fatalf("RemovePins: %v, %v", removed, err)
 	}
-	if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
+	if _, err := os.Stat(r.dir); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("pin directory left: %v", err)
 	}
 	eventuallyErrno(t, "after RemovePins", unix.ECONNREFUSED, func() syscall.Errno {
-		_, errno := k.helper("connect", "tcp4", "127.0.0.2:4444")
+		_, errno := r.k.helper("connect", "tcp4", "127.0.0.2:4444")
 		return errno
 	})
 }
