@@ -119,93 +119,87 @@ func TestEvalC(t *testing.T) {
 	}
 }
 
+// mirrors are the values of common.h that Go mirrors, by what they are:
+// name in common.h -> value in Go.
+var mirrors = map[string]map[string]int{
+	"actions": {"ACTION_NONE": 0, "ACTION_POST": ActionPost, "ACTION_DENY": ActionDeny, "ACTION_SIGKILL": ActionSigkill,
+		"ACTION_SIGNAL": ActionSignal},
+	// The decoder reads the kernel's action back as a profiles.Action.
+	"profile actions": {"ACTION_POST": int(profiles.ActionPost), "ACTION_DENY": int(profiles.ActionOverride),
+		"ACTION_SIGKILL": int(profiles.ActionSigkill), "ACTION_SIGNAL": int(profiles.ActionSignal)},
+	"match flags": {
+		"MATCH_FAMILY": MatchFamily, "MATCH_PROTOCOL": MatchProtocol, "MATCH_TYPE": MatchType, "MATCH_STATE": MatchState,
+		"MATCH_DADDR": MatchDaddr, "MATCH_DADDR_NOT": MatchDaddrNot, "MATCH_SADDR": MatchSaddr, "MATCH_SADDR_NOT": MatchSaddrNot,
+		"MATCH_DPORT": MatchDport, "MATCH_DPORT_NOT": MatchDportNot, "MATCH_SPORT": MatchSport, "MATCH_SPORT_NOT": MatchSportNot,
+		"MATCH_BIN": MatchBin, "MATCH_BIN_NOT": MatchBinNot, "MATCH_BIN_PREFIX": MatchBinPrefix,
+		"MATCH_BIN_PREFIX_NOT": MatchBinPrefixNot, "MATCH_BIN_POSTFIX": MatchBinPostfix, "MATCH_BIN_POSTFIX_NOT": MatchBinPostfixNot,
+		"MATCH_NAME": MatchName, "MATCH_NAME_NOT": MatchNameNot, "MATCH_STDIO_INET": MatchStdioInet,
+		"MATCH_NEWFD": MatchNewFD, "MATCH_FILELESS": MatchFileless, "MATCH_VARIANT": MatchVariant, "MATCH_RELAYED": MatchRelayed,
+		// The kernel computes the Prefix/Postfix keys only when a
+		// selector of the point uses one of these.
+		"MATCH_ANY_BIN": MatchBin | MatchBinNot | MatchBinPrefix | MatchBinPrefixNot | MatchBinPostfix | MatchBinPostfixNot,
+	},
+	"selector and workload flags": {"SELECTOR_NOPOST": SelectorNoPost, "SELECTOR_MONITOR": SelectorMonitor,
+		"WORKLOAD_MONITOR": WorkloadMonitor, "WORKLOAD_TRACK_SOCKETS": WorkloadTrackSockets, "WORKLOAD_RELAY": WorkloadRelay,
+		"WORKLOAD_NO_PROC_EVENTS": WorkloadNoProcEvents},
+	"records": {"RECORD_DECISION": RecordDecision, "RECORD_EXEC": RecordExec, "RECORD_CLONE": RecordClone,
+		"RECORD_EXIT":    RecordExit,
+		"EVENT_ENFORCED": EventEnforced, "EVENT_KILLED": EventKilled, "EVENT_HAS_ADDR": EventHasAddr,
+		"EVENT_KILL_PENDING": EventKillPending, "EVENT_SIGNAL_PENDING": EventSignalPending, "EVENT_MONITOR": EventMonitor,
+		"RELAY_PARENT": RelayParent, "RELAY_PIPE": RelayPipe, "RELAY_AT_CONNECT": RelayAtConnect},
+	"enforcers": {"ENFORCER_NONE": EnforcerNone, "ENFORCER_CGROUP_SOCK_ADDR": EnforcerCgroupSockAddr,
+		"ENFORCER_CGROUP_SOCK": EnforcerCgroupSock, "ENFORCER_TRACEPOINT_SIGKILL": EnforcerTracepointSigkill,
+		"ENFORCER_LSM": EnforcerLSM, "ENFORCER_FMOD_RET": EnforcerFmodRet,
+		"ENFORCER_CGROUP_SOCK_RELEASE": EnforcerCgroupSockRelease, "ENFORCER_TRACEPOINT": EnforcerTracepoint},
+	// Counters are read as evaluated/posted/denied/killed per point.
+	"counters": {"COUNTER_EVENTS_LOST": CounterEventsLost, "COUNTER_POINT_BASE": CounterPointBase,
+		"COUNTER_MAX":       CounterPointBase + int(profiles.NumPoints)*4,
+		"OUTCOME_EVALUATED": 0, "OUTCOME_POSTED": 1, "OUTCOME_DENIED": 2, "OUTCOME_KILLED": 3},
+	"limits": {"MAX_SELECTORS": profiles.MaxSelectors, "MAX_GROUPS": profiles.MaxGroups, "NAME_LEN": profiles.MaxNameLen,
+		"FULL_PATH_LEN": profiles.MaxPathLen, "PREFIX_LEN": profiles.MaxPrefixLen, "PORT_WORDS": 65536 / 64,
+		"PATH_LEN": len(FallbackEvent{}.Path), "ARGS_EV_LEN": len(FallbackEvent{}.Args)},
+}
+
+// pointMirrors are the points: POINT_CONNECT ... in profiles.Point order.
+func pointMirrors() map[string]int {
+	out := map[string]int{"POINT_LISTEN": int(profiles.PointListen), "POINT_CLOSE": int(profiles.PointClose),
+		"POINT_MAX": int(profiles.NumPoints)}
+	for pt := profiles.Point(0); pt < profiles.NumPoints; pt++ {
+		out["POINT_"+strings.ToUpper(pt.String())] = int(pt)
+	}
+	return out
+}
+
 // The Go side mirrors common.h by hand; a drift silently misreads maps
 // and events.
 func TestGoMirrorsCommonH(t *testing.T) {
 	c := cConstants(t)
-	check := func(name string, goValue int) {
-		t.Helper()
-		v, ok := c[name]
-		if !ok {
-			t.Errorf("common.h has no %s", name)
-			return
-		}
-		if v != goValue {
-			t.Errorf("%s = %d in common.h, %d in Go", name, v, goValue)
+	check := func(t *testing.T, want map[string]int) {
+		for name, goValue := range want {
+			if v, ok := c[name]; !ok {
+				t.Errorf("common.h has no %s", name)
+			} else if v != goValue {
+				t.Errorf("%s = %d in common.h, %d in Go", name, v, goValue)
+			}
 		}
 	}
-	// Points: POINT_CONNECT ... POINT_CLOSE, in profiles.Point order.
-	for pt := profiles.Point(0); pt < profiles.NumPoints; pt++ {
-		check("POINT_"+strings.ToUpper(pt.String()), int(pt))
+	t.Run("points", func(t *testing.T) { check(t, pointMirrors()) })
+	for what, want := range mirrors {
+		t.Run(what, func(t *testing.T) { check(t, want) })
 	}
-	check("POINT_LISTEN", int(profiles.PointListen))
-	check("POINT_CLOSE", int(profiles.PointClose))
-	check("POINT_MAX", int(profiles.NumPoints))
+}
 
-	// Actions as the kernel stores them, and as decodeEvent reads them
-	// back into profiles.Action.
-	check("ACTION_NONE", 0)
-	check("ACTION_POST", actionPost)
-	check("ACTION_DENY", actionDeny)
-	check("ACTION_SIGKILL", actionSigkill)
-	check("ACTION_SIGNAL", actionSignal)
-	check("ACTION_POST", int(profiles.ActionPost))
-	check("ACTION_DENY", int(profiles.ActionOverride))
-	check("ACTION_SIGKILL", int(profiles.ActionSigkill))
-	check("ACTION_SIGNAL", int(profiles.ActionSignal))
-
-	for name, v := range map[string]int{
-		"MATCH_FAMILY": matchFamily, "MATCH_PROTOCOL": matchProtocol, "MATCH_TYPE": matchType, "MATCH_STATE": matchState,
-		"MATCH_DADDR": matchDaddr, "MATCH_DADDR_NOT": matchDaddrNot, "MATCH_SADDR": matchSaddr, "MATCH_SADDR_NOT": matchSaddrNot,
-		"MATCH_DPORT": matchDport, "MATCH_DPORT_NOT": matchDportNot, "MATCH_SPORT": matchSport, "MATCH_SPORT_NOT": matchSportNot,
-		"MATCH_BIN": matchBin, "MATCH_BIN_NOT": matchBinNot, "MATCH_BIN_PREFIX": matchBinPrefix,
-		"MATCH_BIN_PREFIX_NOT": matchBinPrefixNot, "MATCH_BIN_POSTFIX": matchBinPostfix, "MATCH_BIN_POSTFIX_NOT": matchBinPostfixNot,
-		"MATCH_NAME": matchName, "MATCH_NAME_NOT": matchNameNot, "MATCH_STDIO_INET": matchStdioInet,
-		// The kernel computes the Prefix/Postfix keys only when a
-		// selector of the point uses one of these.
-		"MATCH_ANY_BIN": matchBin | matchBinNot | matchBinPrefix | matchBinPrefixNot | matchBinPostfix | matchBinPostfixNot,
-
-		"SELECTOR_NOPOST": selectorNoPost, "SELECTOR_MONITOR": selectorMonitor,
-		"WORKLOAD_MONITOR": workloadMonitor, "WORKLOAD_TRACK_SOCKETS": workloadTrackSockets, "WORKLOAD_RELAY": workloadRelay,
-		"WORKLOAD_NO_PROC_EVENTS": workloadNoProcEvents,
-
-		"RECORD_DECISION": int(KindDecision), "RECORD_EXEC": int(KindExec), "RECORD_CLONE": int(KindClone),
-		"RECORD_EXIT": int(KindExit),
-
-		"EVENT_ENFORCED": eventEnforced, "EVENT_KILLED": eventKilled, "EVENT_HAS_ADDR": eventHasAddr,
-		"EVENT_KILL_PENDING": eventKillPending, "EVENT_SIGNAL_PENDING": eventSignalPend, "EVENT_MONITOR": eventMonitor,
-
-		"COUNTER_EVENTS_LOST": counterEventsLost, "COUNTER_POINT_BASE": counterPointBase,
-
-		"MAX_SELECTORS": profiles.MaxSelectors, "MAX_GROUPS": profiles.MaxGroups, "NAME_LEN": profiles.MaxNameLen,
-		"FULL_PATH_LEN": profiles.MaxPathLen, "PREFIX_LEN": profiles.MaxPrefixLen, "PORT_WORDS": 65536 / 64,
-	} {
-		check(name, v)
-	}
-
-	for id, name := range map[uint8]string{1: "ENFORCER_CGROUP_SOCK_ADDR", 2: "ENFORCER_CGROUP_SOCK",
-		3: "ENFORCER_TRACEPOINT_SIGKILL", 4: "ENFORCER_LSM", 5: "ENFORCER_FMOD_RET"} {
-		check(name, int(id))
-		if _, ok := enforcers[id]; !ok {
-			t.Errorf("decodeEvent does not know %s (%d)", name, id)
-		}
-	}
-	check("ENFORCER_NONE", 0)
-	if _, ok := enforcers[0]; ok {
-		t.Error("enforcer 0 (ENFORCER_NONE) names a backend")
-	}
-
-	// The generated structs agree with the limits.
+// The generated structs agree with the limits.
+func TestGeneratedSizes(t *testing.T) {
 	var (
-		rules   fallbackPointRules
-		name    fallbackNameKey
-		proc    fallbackProc
-		path    fallbackPathKey
-		ports   fallbackPortBitmap
-		w       fallbackWorkload
-		ev      fallbackEvent
-		sel     fallbackSelector
-		scratch fallbackScratch
+		rules   FallbackPointRules
+		name    FallbackNameKey
+		proc    FallbackProc
+		path    FallbackPathKey
+		ports   FallbackPortBitmap
+		w       FallbackWorkload
+		sel     FallbackSelector
+		scratch FallbackScratch
 	)
 	if len(rules.Sel) != profiles.MaxSelectors || len(name.Name) != profiles.MaxNameLen || len(proc.Path) != profiles.MaxPathLen ||
 		len(path.Path) != profiles.MaxPrefixLen || len(ports.Bits)*64 != 65536 || len(scratch.D.Prefix.Path) != profiles.MaxPrefixLen {
@@ -217,67 +211,49 @@ func TestGoMirrorsCommonH(t *testing.T) {
 	if len(w.Disabled) < int(profiles.NumPoints) || len(w.Disabled) != 16 || profiles.MaxSelectors > 32 {
 		t.Errorf("workload has %d disabled masks for %d points of %d selectors", len(w.Disabled), profiles.NumPoints, profiles.MaxSelectors)
 	}
-	check("PATH_LEN", len(ev.Path))
-	check("ARGS_EV_LEN", len(ev.Args))
 	// Selector.Group is a byte in the kernel and picks a bit of a __u32.
 	if profiles.MaxGroups > 32 || len(sel.Protocols)*64 != 256 {
 		t.Errorf("groups %d, protocol bits %d", profiles.MaxGroups, len(sel.Protocols)*64)
 	}
-	// Counters reads evaluated/posted/denied/killed per point.
-	check("COUNTER_MAX", counterPointBase+int(profiles.NumPoints)*4)
-	check("OUTCOME_EVALUATED", 0)
-	check("OUTCOME_POSTED", 1)
-	check("OUTCOME_DENIED", 2)
-	check("OUTCOME_KILLED", 3)
 }
 
 // The sizes of the maps that the Go side counts on, from the object.
 func TestObjectMaps(t *testing.T) {
-	spec, err := loadFallback()
+	spec, err := LoadFallback()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if m := spec.Maps["port_sets"]; m == nil || m.MaxEntries != maxPortSets {
-		t.Fatalf("port_sets %+v, want %d entries (maxPortSets)", m, maxPortSets)
+	if m := spec.Maps["port_sets"]; m == nil || m.MaxEntries != MaxPortSets {
+		t.Fatalf("port_sets %+v, want %d entries (MaxPortSets)", m, MaxPortSets)
 	}
-	if m := spec.Maps["counters"]; m == nil || int(m.MaxEntries) != counterPointBase+int(profiles.NumPoints)*4 {
+	if m := spec.Maps["counters"]; m == nil || int(m.MaxEntries) != CounterPointBase+int(profiles.NumPoints)*4 {
 		t.Fatalf("counters %+v", m)
 	}
-	// Every program the loader attaches is in the objects.
-	sec, err := loadSecurity()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, p := range trackingPrograms {
-		if spec.Programs[p.name] == nil {
-			t.Errorf("tracking program %s is not in the fallback object", p.name)
+}
+
+// The kernel hashes exec'd paths with FNV-1a 64; PathHash must agree.
+func TestPathHash(t *testing.T) {
+	for in, want := range map[string]uint64{
+		"":       0xcbf29ce484222325,
+		"a":      0xaf63dc4c8601ec8c,
+		"foobar": 0x85944171f73967e8,
+	} {
+		if got := PathHash(in); got != want {
+			t.Errorf("PathHash(%q) = %#x, want %#x", in, got, want)
 		}
 	}
-	for _, pp := range pointPlans {
-		for _, c := range pp.candidates {
-			obj := spec
-			if c.backend == BackendLSM || c.backend == BackendFmodRet {
-				obj = sec
-			}
-			for _, p := range c.programs {
-				if p.name != "" && obj.Programs[p.name] == nil {
-					t.Errorf("%s: %s program %s is not in the object", pp.point, c.backend, p.name)
-				}
-			}
+	// The kernel's loop, byte for byte.
+	kernel := func(s string) uint64 {
+		h := uint64(14695981039346656037)
+		for i := 0; i < len(s) && i < profiles.MaxPathLen; i++ {
+			h ^= uint64(s[i])
+			h *= 1099511628211
 		}
+		return h
 	}
-	// Every enforcement point has a plan, named as profiles names it.
-	var names []string
-	for _, pp := range pointPlans {
-		names = append(names, pp.point)
-	}
-	for pt := profiles.Point(0); pt < profiles.NumPoints; pt++ {
-		found := false
-		for _, n := range names {
-			found = found || n == pt.String()
-		}
-		if !found {
-			t.Errorf("no plan for point %s (plans: %v)", pt, names)
+	for _, s := range []string{"/bin/busybox", "/usr/bin/python3.11", "/\xff\x80odd"} {
+		if PathHash(s) != kernel(s) {
+			t.Errorf("PathHash(%q) differs from the kernel's loop", s)
 		}
 	}
 }

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: GPL-2.0 */
-/* Types shared between the BPF programs and the Go loader (bpf/types.go
- * mirrors them through bpf2go's generated structs). */
+/* Types shared between the BPF programs and Go (bpf/abi.go mirrors the
+ * enums and flags; bpf2go generates the structs). */
 #ifndef OCIGATE_COMMON_H
 #define OCIGATE_COMMON_H
 

@@ -13,21 +13,21 @@ import (
 	"github.com/cilium/ebpf"
 )
 
-type fallbackAddrKey struct {
+type FallbackAddrKey struct {
 	_         structs.HostLayout
 	Prefixlen uint32
 	Set       uint32
 	Addr      [16]uint8
 }
 
-type fallbackBinKey struct {
+type FallbackBinKey struct {
 	_    structs.HostLayout
 	Set  uint32
 	Pad  uint32
 	Hash uint64
 }
 
-type fallbackEvent struct {
+type FallbackEvent struct {
 	_                structs.HostLayout
 	KtimeNs          uint64
 	CgroupId         uint64
@@ -70,20 +70,20 @@ type fallbackEvent struct {
 	Pad              [7]uint8
 }
 
-type fallbackNameKey struct {
+type FallbackNameKey struct {
 	_    structs.HostLayout
 	Set  uint32
 	Name [32]int8
 }
 
-type fallbackPathKey struct {
+type FallbackPathKey struct {
 	_         structs.HostLayout
 	Prefixlen uint32
 	Set       uint32
 	Path      [128]int8
 }
 
-type fallbackPendingShell struct {
+type FallbackPendingShell struct {
 	_        structs.HostLayout
 	Tgid     uint32
 	Ppid     uint32
@@ -93,19 +93,19 @@ type fallbackPendingShell struct {
 	Binary   [32]int8
 }
 
-type fallbackPointRules struct {
+type FallbackPointRules struct {
 	_     structs.HostLayout
 	Count uint32
 	Uses  uint32
-	Sel   [16]fallbackSelector
+	Sel   [16]FallbackSelector
 }
 
-type fallbackPortBitmap struct {
+type FallbackPortBitmap struct {
 	_    structs.HostLayout
 	Bits [1024]uint64
 }
 
-type fallbackProc struct {
+type FallbackProc struct {
 	_         structs.HostLayout
 	Workload  uint64
 	Hash      uint64
@@ -116,13 +116,13 @@ type fallbackProc struct {
 	Rpath     [128]int8
 }
 
-type fallbackRuleKey struct {
+type FallbackRuleKey struct {
 	_       structs.HostLayout
 	Profile uint32
 	Point   uint32
 }
 
-type fallbackScratch struct {
+type FallbackScratch struct {
 	_ structs.HostLayout
 	D struct {
 		_ structs.HostLayout
@@ -161,9 +161,9 @@ type fallbackScratch struct {
 			Err    int32
 			Signal int32
 		}
-		W              fallbackWorkload
+		W              FallbackWorkload
 		WorkloadCgroup uint64
-		Key            fallbackRuleKey
+		Key            FallbackRuleKey
 		BinHash        uint64
 		BinAlias       uint64
 		Decided        uint32
@@ -173,12 +173,12 @@ type fallbackScratch struct {
 		Family         uint8
 		HasWorkload    uint8
 		HasBin         uint8
-		Prefix         fallbackPathKey
-		Postfix        fallbackPathKey
+		Prefix         FallbackPathKey
+		Postfix        FallbackPathKey
 	}
 	X struct {
 		_          structs.HostLayout
-		Exec       fallbackProc
+		Exec       FallbackProc
 		Buf        [512]int8
 		Alias      [256]int8
 		AliasBase  uint32
@@ -210,7 +210,7 @@ type fallbackScratch struct {
 	}
 }
 
-type fallbackSelector struct {
+type FallbackSelector struct {
 	_          structs.HostLayout
 	Match      uint32
 	DaddrSet   uint32
@@ -237,7 +237,7 @@ type fallbackSelector struct {
 	_          [4]byte
 }
 
-type fallbackWorkload struct {
+type FallbackWorkload struct {
 	_        structs.HostLayout
 	Profile  uint32
 	Flags    uint32
@@ -248,68 +248,68 @@ type fallbackWorkload struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	fallbackMapAddrSets     = "addr_sets"
-	fallbackMapBinSets      = "bin_sets"
-	fallbackMapCounters     = "counters"
-	fallbackMapEvents       = "events"
-	fallbackMapNameSets     = "name_sets"
-	fallbackMapNetPipes     = "net_pipes"
-	fallbackMapNetProcs     = "net_procs"
-	fallbackMapPathPrefixes = "path_prefixes"
-	fallbackMapPortSets     = "port_sets"
-	fallbackMapProcs        = "procs"
-	fallbackMapRules        = "rules"
-	fallbackMapScratch      = "scratch"
-	fallbackMapShellParents = "shell_parents"
-	fallbackMapShellPipes   = "shell_pipes"
-	fallbackMapSockOwners   = "sock_owners"
-	fallbackMapWorkloads    = "workloads"
-	fallbackProgBind4       = "bind4"
-	fallbackProgBind6       = "bind6"
-	fallbackProgConnect4    = "connect4"
-	fallbackProgConnect6    = "connect6"
-	fallbackProgDup2Enter   = "dup2_enter"
-	fallbackProgDup3Enter   = "dup3_enter"
-	fallbackProgDupEnter    = "dup_enter"
-	fallbackProgFcntlEnter  = "fcntl_enter"
-	fallbackProgMemfdEnter  = "memfd_enter"
-	fallbackProgProcessExec = "process_exec"
-	fallbackProgRelayExec   = "relay_exec"
-	fallbackProgSendmsg4    = "sendmsg4"
-	fallbackProgSendmsg6    = "sendmsg6"
-	fallbackProgSockCreate  = "sock_create"
-	fallbackProgSockRelease = "sock_release"
-	fallbackProgSocketEnter = "socket_enter"
-	fallbackProgTcpSend     = "tcp_send"
-	fallbackProgTrackExec   = "track_exec"
-	fallbackProgTrackExit   = "track_exit"
-	fallbackProgTrackFork   = "track_fork"
-	fallbackProgTrackSock   = "track_sock"
-	fallbackVarUnusedEvent  = "unused_event"
+	FallbackMapAddrSets     = "addr_sets"
+	FallbackMapBinSets      = "bin_sets"
+	FallbackMapCounters     = "counters"
+	FallbackMapEvents       = "events"
+	FallbackMapNameSets     = "name_sets"
+	FallbackMapNetPipes     = "net_pipes"
+	FallbackMapNetProcs     = "net_procs"
+	FallbackMapPathPrefixes = "path_prefixes"
+	FallbackMapPortSets     = "port_sets"
+	FallbackMapProcs        = "procs"
+	FallbackMapRules        = "rules"
+	FallbackMapScratch      = "scratch"
+	FallbackMapShellParents = "shell_parents"
+	FallbackMapShellPipes   = "shell_pipes"
+	FallbackMapSockOwners   = "sock_owners"
+	FallbackMapWorkloads    = "workloads"
+	FallbackProgBind4       = "bind4"
+	FallbackProgBind6       = "bind6"
+	FallbackProgConnect4    = "connect4"
+	FallbackProgConnect6    = "connect6"
+	FallbackProgDup2Enter   = "dup2_enter"
+	FallbackProgDup3Enter   = "dup3_enter"
+	FallbackProgDupEnter    = "dup_enter"
+	FallbackProgFcntlEnter  = "fcntl_enter"
+	FallbackProgMemfdEnter  = "memfd_enter"
+	FallbackProgProcessExec = "process_exec"
+	FallbackProgRelayExec   = "relay_exec"
+	FallbackProgSendmsg4    = "sendmsg4"
+	FallbackProgSendmsg6    = "sendmsg6"
+	FallbackProgSockCreate  = "sock_create"
+	FallbackProgSockRelease = "sock_release"
+	FallbackProgSocketEnter = "socket_enter"
+	FallbackProgTcpSend     = "tcp_send"
+	FallbackProgTrackExec   = "track_exec"
+	FallbackProgTrackExit   = "track_exit"
+	FallbackProgTrackFork   = "track_fork"
+	FallbackProgTrackSock   = "track_sock"
+	FallbackVarUnusedEvent  = "unused_event"
 )
 
-// loadFallback returns the embedded CollectionSpec for fallback.
-func loadFallback() (*ebpf.CollectionSpec, error) {
+// LoadFallback returns the embedded CollectionSpec for Fallback.
+func LoadFallback() (*ebpf.CollectionSpec, error) {
 	reader := bytes.NewReader(_FallbackBytes)
 	spec, err := ebpf.LoadCollectionSpecFromReader(reader)
 	if err != nil {
-		return nil, fmt.Errorf("can't load fallback: %w", err)
+		return nil, fmt.Errorf("can't load Fallback: %w", err)
 	}
 
 	return spec, err
 }
 
-// loadFallbackObjects loads fallback and converts it into a struct.
+// LoadFallbackObjects loads Fallback and converts it into a struct.
 //
 // The following types are suitable as obj argument:
 //
-//	*fallbackObjects
-//	*fallbackPrograms
-//	*fallbackMaps
+//	*FallbackObjects
+//	*FallbackPrograms
+//	*FallbackMaps
 //
 // See ebpf.CollectionSpec.LoadAndAssign documentation for details.
-func loadFallbackObjects(obj any, opts *ebpf.CollectionOptions) error {
-	spec, err := loadFallback()
+func LoadFallbackObjects(obj any, opts *ebpf.CollectionOptions) error {
+	spec, err := LoadFallback()
 	if err != nil {
 		return err
 	}
@@ -317,19 +317,19 @@ func loadFallbackObjects(obj any, opts *ebpf.CollectionOptions) error {
 	return spec.LoadAndAssign(obj, opts)
 }
 
-// fallbackSpecs contains maps and programs before they are loaded into the kernel.
+// FallbackSpecs contains maps and programs before they are loaded into the kernel.
 //
 // It can be passed ebpf.CollectionSpec.Assign.
-type fallbackSpecs struct {
-	fallbackProgramSpecs
-	fallbackMapSpecs
-	fallbackVariableSpecs
+type FallbackSpecs struct {
+	FallbackProgramSpecs
+	FallbackMapSpecs
+	FallbackVariableSpecs
 }
 
-// fallbackProgramSpecs contains programs before they are loaded into the kernel.
+// FallbackProgramSpecs contains programs before they are loaded into the kernel.
 //
 // It can be passed ebpf.CollectionSpec.Assign.
-type fallbackProgramSpecs struct {
+type FallbackProgramSpecs struct {
 	Bind4       *ebpf.ProgramSpec `ebpf:"bind4"`
 	Bind6       *ebpf.ProgramSpec `ebpf:"bind6"`
 	Connect4    *ebpf.ProgramSpec `ebpf:"connect4"`
@@ -353,10 +353,10 @@ type fallbackProgramSpecs struct {
 	TrackSock   *ebpf.ProgramSpec `ebpf:"track_sock"`
 }
 
-// fallbackMapSpecs contains maps before they are loaded into the kernel.
+// FallbackMapSpecs contains maps before they are loaded into the kernel.
 //
 // It can be passed ebpf.CollectionSpec.Assign.
-type fallbackMapSpecs struct {
+type FallbackMapSpecs struct {
 	AddrSets     *ebpf.MapSpec `ebpf:"addr_sets"`
 	BinSets      *ebpf.MapSpec `ebpf:"bin_sets"`
 	Counters     *ebpf.MapSpec `ebpf:"counters"`
@@ -375,33 +375,33 @@ type fallbackMapSpecs struct {
 	Workloads    *ebpf.MapSpec `ebpf:"workloads"`
 }
 
-// fallbackVariableSpecs contains global variables before they are loaded into the kernel.
+// FallbackVariableSpecs contains global variables before they are loaded into the kernel.
 //
 // It can be passed ebpf.CollectionSpec.Assign.
-type fallbackVariableSpecs struct {
+type FallbackVariableSpecs struct {
 	UnusedEvent *ebpf.VariableSpec `ebpf:"unused_event"`
 }
 
-// fallbackObjects contains all objects after they have been loaded into the kernel.
+// FallbackObjects contains all objects after they have been loaded into the kernel.
 //
-// It can be passed to loadFallbackObjects or ebpf.CollectionSpec.LoadAndAssign.
-type fallbackObjects struct {
-	fallbackPrograms
-	fallbackMaps
-	fallbackVariables
+// It can be passed to LoadFallbackObjects or ebpf.CollectionSpec.LoadAndAssign.
+type FallbackObjects struct {
+	FallbackPrograms
+	FallbackMaps
+	FallbackVariables
 }
 
-func (o *fallbackObjects) Close() error {
+func (o *FallbackObjects) Close() error {
 	return _FallbackClose(
-		&o.fallbackPrograms,
-		&o.fallbackMaps,
+		&o.FallbackPrograms,
+		&o.FallbackMaps,
 	)
 }
 
-// fallbackMaps contains all maps after they have been loaded into the kernel.
+// FallbackMaps contains all maps after they have been loaded into the kernel.
 //
-// It can be passed to loadFallbackObjects or ebpf.CollectionSpec.LoadAndAssign.
-type fallbackMaps struct {
+// It can be passed to LoadFallbackObjects or ebpf.CollectionSpec.LoadAndAssign.
+type FallbackMaps struct {
 	AddrSets     *ebpf.Map `ebpf:"addr_sets"`
 	BinSets      *ebpf.Map `ebpf:"bin_sets"`
 	Counters     *ebpf.Map `ebpf:"counters"`
@@ -420,7 +420,7 @@ type fallbackMaps struct {
 	Workloads    *ebpf.Map `ebpf:"workloads"`
 }
 
-func (m *fallbackMaps) Close() error {
+func (m *FallbackMaps) Close() error {
 	return _FallbackClose(
 		m.AddrSets,
 		m.BinSets,
@@ -441,17 +441,17 @@ func (m *fallbackMaps) Close() error {
 	)
 }
 
-// fallbackVariables contains all global variables after they have been loaded into the kernel.
+// FallbackVariables contains all global variables after they have been loaded into the kernel.
 //
-// It can be passed to loadFallbackObjects or ebpf.CollectionSpec.LoadAndAssign.
-type fallbackVariables struct {
+// It can be passed to LoadFallbackObjects or ebpf.CollectionSpec.LoadAndAssign.
+type FallbackVariables struct {
 	UnusedEvent *ebpf.Variable `ebpf:"unused_event"`
 }
 
-// fallbackPrograms contains all programs after they have been loaded into the kernel.
+// FallbackPrograms contains all programs after they have been loaded into the kernel.
 //
-// It can be passed to loadFallbackObjects or ebpf.CollectionSpec.LoadAndAssign.
-type fallbackPrograms struct {
+// It can be passed to LoadFallbackObjects or ebpf.CollectionSpec.LoadAndAssign.
+type FallbackPrograms struct {
 	Bind4       *ebpf.Program `ebpf:"bind4"`
 	Bind6       *ebpf.Program `ebpf:"bind6"`
 	Connect4    *ebpf.Program `ebpf:"connect4"`
@@ -475,7 +475,7 @@ type fallbackPrograms struct {
 	TrackSock   *ebpf.Program `ebpf:"track_sock"`
 }
 
-func (p *fallbackPrograms) Close() error {
+func (p *FallbackPrograms) Close() error {
 	return _FallbackClose(
 		p.Bind4,
 		p.Bind6,

@@ -13,34 +13,34 @@ import (
 	"github.com/cilium/ebpf"
 )
 
-type securityAddrKey struct {
+type SecurityAddrKey struct {
 	_         structs.HostLayout
 	Prefixlen uint32
 	Set       uint32
 	Addr      [16]uint8
 }
 
-type securityBinKey struct {
+type SecurityBinKey struct {
 	_    structs.HostLayout
 	Set  uint32
 	Pad  uint32
 	Hash uint64
 }
 
-type securityNameKey struct {
+type SecurityNameKey struct {
 	_    structs.HostLayout
 	Set  uint32
 	Name [32]int8
 }
 
-type securityPathKey struct {
+type SecurityPathKey struct {
 	_         structs.HostLayout
 	Prefixlen uint32
 	Set       uint32
 	Path      [128]int8
 }
 
-type securityPendingShell struct {
+type SecurityPendingShell struct {
 	_        structs.HostLayout
 	Tgid     uint32
 	Ppid     uint32
@@ -50,7 +50,7 @@ type securityPendingShell struct {
 	Binary   [32]int8
 }
 
-type securityPointRules struct {
+type SecurityPointRules struct {
 	_     structs.HostLayout
 	Count uint32
 	Uses  uint32
@@ -82,12 +82,12 @@ type securityPointRules struct {
 	}
 }
 
-type securityPortBitmap struct {
+type SecurityPortBitmap struct {
 	_    structs.HostLayout
 	Bits [1024]uint64
 }
 
-type securityProc struct {
+type SecurityProc struct {
 	_         structs.HostLayout
 	Workload  uint64
 	Hash      uint64
@@ -98,13 +98,13 @@ type securityProc struct {
 	Rpath     [128]int8
 }
 
-type securityRuleKey struct {
+type SecurityRuleKey struct {
 	_       structs.HostLayout
 	Profile uint32
 	Point   uint32
 }
 
-type securityScratch struct {
+type SecurityScratch struct {
 	_ structs.HostLayout
 	D struct {
 		_ structs.HostLayout
@@ -143,9 +143,9 @@ type securityScratch struct {
 			Err    int32
 			Signal int32
 		}
-		W              securityWorkload
+		W              SecurityWorkload
 		WorkloadCgroup uint64
-		Key            securityRuleKey
+		Key            SecurityRuleKey
 		BinHash        uint64
 		BinAlias       uint64
 		Decided        uint32
@@ -155,12 +155,12 @@ type securityScratch struct {
 		Family         uint8
 		HasWorkload    uint8
 		HasBin         uint8
-		Prefix         securityPathKey
-		Postfix        securityPathKey
+		Prefix         SecurityPathKey
+		Postfix        SecurityPathKey
 	}
 	X struct {
 		_          structs.HostLayout
-		Exec       securityProc
+		Exec       SecurityProc
 		Buf        [512]int8
 		Alias      [256]int8
 		AliasBase  uint32
@@ -192,7 +192,7 @@ type securityScratch struct {
 	}
 }
 
-type securityWorkload struct {
+type SecurityWorkload struct {
 	_        structs.HostLayout
 	Profile  uint32
 	Flags    uint32
@@ -203,58 +203,58 @@ type securityWorkload struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	securityMapAddrSets           = "addr_sets"
-	securityMapBinSets            = "bin_sets"
-	securityMapCounters           = "counters"
-	securityMapEvents             = "events"
-	securityMapNameSets           = "name_sets"
-	securityMapNetPipes           = "net_pipes"
-	securityMapNetProcs           = "net_procs"
-	securityMapPathPrefixes       = "path_prefixes"
-	securityMapPortSets           = "port_sets"
-	securityMapProcs              = "procs"
-	securityMapRules              = "rules"
-	securityMapScratch            = "scratch"
-	securityMapShellParents       = "shell_parents"
-	securityMapShellPipes         = "shell_pipes"
-	securityMapSockOwners         = "sock_owners"
-	securityMapWorkloads          = "workloads"
-	securityProgFmodBprmCheck     = "fmod_bprm_check"
-	securityProgFmodSocketBind    = "fmod_socket_bind"
-	securityProgFmodSocketConnect = "fmod_socket_connect"
-	securityProgFmodSocketCreate  = "fmod_socket_create"
-	securityProgFmodSocketListen  = "fmod_socket_listen"
-	securityProgFmodSocketSendmsg = "fmod_socket_sendmsg"
-	securityProgLsmBprmCheck      = "lsm_bprm_check"
-	securityProgLsmSocketBind     = "lsm_socket_bind"
-	securityProgLsmSocketConnect  = "lsm_socket_connect"
-	securityProgLsmSocketCreate   = "lsm_socket_create"
-	securityProgLsmSocketListen   = "lsm_socket_listen"
-	securityProgLsmSocketSendmsg  = "lsm_socket_sendmsg"
+	SecurityMapAddrSets           = "addr_sets"
+	SecurityMapBinSets            = "bin_sets"
+	SecurityMapCounters           = "counters"
+	SecurityMapEvents             = "events"
+	SecurityMapNameSets           = "name_sets"
+	SecurityMapNetPipes           = "net_pipes"
+	SecurityMapNetProcs           = "net_procs"
+	SecurityMapPathPrefixes       = "path_prefixes"
+	SecurityMapPortSets           = "port_sets"
+	SecurityMapProcs              = "procs"
+	SecurityMapRules              = "rules"
+	SecurityMapScratch            = "scratch"
+	SecurityMapShellParents       = "shell_parents"
+	SecurityMapShellPipes         = "shell_pipes"
+	SecurityMapSockOwners         = "sock_owners"
+	SecurityMapWorkloads          = "workloads"
+	SecurityProgFmodBprmCheck     = "fmod_bprm_check"
+	SecurityProgFmodSocketBind    = "fmod_socket_bind"
+	SecurityProgFmodSocketConnect = "fmod_socket_connect"
+	SecurityProgFmodSocketCreate  = "fmod_socket_create"
+	SecurityProgFmodSocketListen  = "fmod_socket_listen"
+	SecurityProgFmodSocketSendmsg = "fmod_socket_sendmsg"
+	SecurityProgLsmBprmCheck      = "lsm_bprm_check"
+	SecurityProgLsmSocketBind     = "lsm_socket_bind"
+	SecurityProgLsmSocketConnect  = "lsm_socket_connect"
+	SecurityProgLsmSocketCreate   = "lsm_socket_create"
+	SecurityProgLsmSocketListen   = "lsm_socket_listen"
+	SecurityProgLsmSocketSendmsg  = "lsm_socket_sendmsg"
 )
 
-// loadSecurity returns the embedded CollectionSpec for security.
-func loadSecurity() (*ebpf.CollectionSpec, error) {
+// LoadSecurity returns the embedded CollectionSpec for Security.
+func LoadSecurity() (*ebpf.CollectionSpec, error) {
 	reader := bytes.NewReader(_SecurityBytes)
 	spec, err := ebpf.LoadCollectionSpecFromReader(reader)
 	if err != nil {
-		return nil, fmt.Errorf("can't load security: %w", err)
+		return nil, fmt.Errorf("can't load Security: %w", err)
 	}
 
 	return spec, err
 }
 
-// loadSecurityObjects loads security and converts it into a struct.
+// LoadSecurityObjects loads Security and converts it into a struct.
 //
 // The following types are suitable as obj argument:
 //
-//	*securityObjects
-//	*securityPrograms
-//	*securityMaps
+//	*SecurityObjects
+//	*SecurityPrograms
+//	*SecurityMaps
 //
 // See ebpf.CollectionSpec.LoadAndAssign documentation for details.
-func loadSecurityObjects(obj any, opts *ebpf.CollectionOptions) error {
-	spec, err := loadSecurity()
+func LoadSecurityObjects(obj any, opts *ebpf.CollectionOptions) error {
+	spec, err := LoadSecurity()
 	if err != nil {
 		return err
 	}
@@ -262,19 +262,19 @@ func loadSecurityObjects(obj any, opts *ebpf.CollectionOptions) error {
 	return spec.LoadAndAssign(obj, opts)
 }
 
-// securitySpecs contains maps and programs before they are loaded into the kernel.
+// SecuritySpecs contains maps and programs before they are loaded into the kernel.
 //
 // It can be passed ebpf.CollectionSpec.Assign.
-type securitySpecs struct {
-	securityProgramSpecs
-	securityMapSpecs
-	securityVariableSpecs
+type SecuritySpecs struct {
+	SecurityProgramSpecs
+	SecurityMapSpecs
+	SecurityVariableSpecs
 }
 
-// securityProgramSpecs contains programs before they are loaded into the kernel.
+// SecurityProgramSpecs contains programs before they are loaded into the kernel.
 //
 // It can be passed ebpf.CollectionSpec.Assign.
-type securityProgramSpecs struct {
+type SecurityProgramSpecs struct {
 	FmodBprmCheck     *ebpf.ProgramSpec `ebpf:"fmod_bprm_check"`
 	FmodSocketBind    *ebpf.ProgramSpec `ebpf:"fmod_socket_bind"`
 	FmodSocketConnect *ebpf.ProgramSpec `ebpf:"fmod_socket_connect"`
@@ -289,10 +289,10 @@ type securityProgramSpecs struct {
 	LsmSocketSendmsg  *ebpf.ProgramSpec `ebpf:"lsm_socket_sendmsg"`
 }
 
-// securityMapSpecs contains maps before they are loaded into the kernel.
+// SecurityMapSpecs contains maps before they are loaded into the kernel.
 //
 // It can be passed ebpf.CollectionSpec.Assign.
-type securityMapSpecs struct {
+type SecurityMapSpecs struct {
 	AddrSets     *ebpf.MapSpec `ebpf:"addr_sets"`
 	BinSets      *ebpf.MapSpec `ebpf:"bin_sets"`
 	Counters     *ebpf.MapSpec `ebpf:"counters"`
@@ -311,32 +311,32 @@ type securityMapSpecs struct {
 	Workloads    *ebpf.MapSpec `ebpf:"workloads"`
 }
 
-// securityVariableSpecs contains global variables before they are loaded into the kernel.
+// SecurityVariableSpecs contains global variables before they are loaded into the kernel.
 //
 // It can be passed ebpf.CollectionSpec.Assign.
-type securityVariableSpecs struct {
+type SecurityVariableSpecs struct {
 }
 
-// securityObjects contains all objects after they have been loaded into the kernel.
+// SecurityObjects contains all objects after they have been loaded into the kernel.
 //
-// It can be passed to loadSecurityObjects or ebpf.CollectionSpec.LoadAndAssign.
-type securityObjects struct {
-	securityPrograms
-	securityMaps
-	securityVariables
+// It can be passed to LoadSecurityObjects or ebpf.CollectionSpec.LoadAndAssign.
+type SecurityObjects struct {
+	SecurityPrograms
+	SecurityMaps
+	SecurityVariables
 }
 
-func (o *securityObjects) Close() error {
+func (o *SecurityObjects) Close() error {
 	return _SecurityClose(
-		&o.securityPrograms,
-		&o.securityMaps,
+		&o.SecurityPrograms,
+		&o.SecurityMaps,
 	)
 }
 
-// securityMaps contains all maps after they have been loaded into the kernel.
+// SecurityMaps contains all maps after they have been loaded into the kernel.
 //
-// It can be passed to loadSecurityObjects or ebpf.CollectionSpec.LoadAndAssign.
-type securityMaps struct {
+// It can be passed to LoadSecurityObjects or ebpf.CollectionSpec.LoadAndAssign.
+type SecurityMaps struct {
 	AddrSets     *ebpf.Map `ebpf:"addr_sets"`
 	BinSets      *ebpf.Map `ebpf:"bin_sets"`
 	Counters     *ebpf.Map `ebpf:"counters"`
@@ -355,7 +355,7 @@ type securityMaps struct {
 	Workloads    *ebpf.Map `ebpf:"workloads"`
 }
 
-func (m *securityMaps) Close() error {
+func (m *SecurityMaps) Close() error {
 	return _SecurityClose(
 		m.AddrSets,
 		m.BinSets,
@@ -376,16 +376,16 @@ func (m *securityMaps) Close() error {
 	)
 }
 
-// securityVariables contains all global variables after they have been loaded into the kernel.
+// SecurityVariables contains all global variables after they have been loaded into the kernel.
 //
-// It can be passed to loadSecurityObjects or ebpf.CollectionSpec.LoadAndAssign.
-type securityVariables struct {
+// It can be passed to LoadSecurityObjects or ebpf.CollectionSpec.LoadAndAssign.
+type SecurityVariables struct {
 }
 
-// securityPrograms contains all programs after they have been loaded into the kernel.
+// SecurityPrograms contains all programs after they have been loaded into the kernel.
 //
-// It can be passed to loadSecurityObjects or ebpf.CollectionSpec.LoadAndAssign.
-type securityPrograms struct {
+// It can be passed to LoadSecurityObjects or ebpf.CollectionSpec.LoadAndAssign.
+type SecurityPrograms struct {
 	FmodBprmCheck     *ebpf.Program `ebpf:"fmod_bprm_check"`
 	FmodSocketBind    *ebpf.Program `ebpf:"fmod_socket_bind"`
 	FmodSocketConnect *ebpf.Program `ebpf:"fmod_socket_connect"`
@@ -400,7 +400,7 @@ type securityPrograms struct {
 	LsmSocketSendmsg  *ebpf.Program `ebpf:"lsm_socket_sendmsg"`
 }
 
-func (p *securityPrograms) Close() error {
+func (p *SecurityPrograms) Close() error {
 	return _SecurityClose(
 		p.FmodBprmCheck,
 		p.FmodSocketBind,

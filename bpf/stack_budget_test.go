@@ -63,8 +63,8 @@ func deepestChain(fns map[string]*function, fn string, onPath map[string]bool) (
 // cannot be loaded on every kernel; this checks their stack where the
 // verifier would, for both objects.
 func TestStackBudget(t *testing.T) {
-	for _, obj := range objectSpecs {
-		spec, err := obj.load()
+	for _, obj := range Objects() {
+		spec, err := obj.Parse()
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -72,9 +72,9 @@ func TestStackBudget(t *testing.T) {
 			depth, chain := deepestChain(functions(p), p.Name, map[string]bool{})
 			switch {
 			case depth > 512:
-				t.Errorf("%s/%s: %d stack bytes along %s, more than 512", obj.name, name, depth, strings.Join(chain, " → "))
+				t.Errorf("%s/%s: %d stack bytes along %s, more than 512", obj.Name, name, depth, strings.Join(chain, " → "))
 			case depth > 384:
-				t.Logf("%s/%s: %d stack bytes along %s: %d to spare", obj.name, name, depth, strings.Join(chain, " → "), 512-depth)
+				t.Logf("%s/%s: %d stack bytes along %s: %d to spare", obj.Name, name, depth, strings.Join(chain, " → "), 512-depth)
 			}
 		}
 	}

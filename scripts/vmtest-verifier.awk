@@ -72,7 +72,7 @@ END {
 		print row
 	}
 	print ""
-	printf "Budget: %d verified instructions per program, %d per object (bpf.VerifierBudgetProgram, bpf.VerifierBudgetObject); \"-\": not measured.\n", pb, ob
+	printf "Budget: %d verified instructions per program, %d per object (enforcer.VerifierBudgetProgram, enforcer.VerifierBudgetObject); \"-\": not measured.\n", pb, ob
 	for (i = 1; i <= nr; i++) print "- " order[i] reason[order[i]]
 	if (overprog + overobj + rejected == 0) { print ""; print "Verifier budget: **within** on every measured kernel."; exit 0 }
 	print ""

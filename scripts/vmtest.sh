@@ -4,7 +4,7 @@
 # fallback, runs the backend suite (test/vmtest/suite) inside with the real
 # agent and hook, and turns its marker lines into a pass/fail summary and a
 # verifier table (verified instructions per program on the host's kernel
-# and every boot; the run fails over bpf.VerifierBudget*). See
+# and every boot; the run fails over enforcer.VerifierBudget*). See
 # test/vmtest/README.md.
 #
 # Environment:

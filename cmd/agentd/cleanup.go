@@ -7,7 +7,7 @@ import (
 	"io"
 	"time"
 
-	"github.com/ocigate/ocigate/bpf"
+	"github.com/ocigate/ocigate/bpf/enforcer"
 	"github.com/ocigate/ocigate/internal/api"
 	"github.com/ocigate/ocigate/internal/workloadstate"
 )
@@ -31,7 +31,7 @@ func uninstallBPF(args []string, out io.Writer) error {
 	fs := flag.NewFlagSet("uninstall --bpf", flag.ContinueOnError)
 	fs.SetOutput(out)
 	fs.Bool("bpf", true, "remove the pinned BPF programs, maps and workload records")
-	pinDir := fs.String("pin-dir", bpf.DefaultPinDir, "the agent's --pin-dir")
+	pinDir := fs.String("pin-dir", enforcer.DefaultPinDir, "the agent's --pin-dir")
 	stateDir := fs.String("state-dir", workloadstate.DefaultDir, "the agent's --state-dir")
 	socket := fs.String("socket", api.DefaultSocket, "the agent's socket: nothing is removed while an agent answers there")
 	if err := fs.Parse(args); err != nil {
@@ -48,7 +48,7 @@ func uninstallBPF(args []string, out io.Writer) error {
 	if _, err := api.Call(ctx, *socket, &api.Request{Op: api.OpStatus, Status: &api.StatusOptions{Summary: true}}); err == nil {
 		return fmt.Errorf("an agent is running on %s: stop it first", *socket)
 	}
-	removed, err := bpf.RemovePins(*pinDir)
+	removed, err := enforcer.RemovePins(*pinDir)
 	if err != nil {
 		return err
 	}

@@ -10,7 +10,7 @@ import (
 	"go.uber.org/zap"
 	"golang.org/x/sys/unix"
 
-	"github.com/ocigate/ocigate/bpf"
+	"github.com/ocigate/ocigate/bpf/enforcer"
 	"github.com/ocigate/ocigate/internal/sdnotify"
 )
 
@@ -60,7 +60,7 @@ func startTicks(stat string) (uint64, error) {
 
 // programsOrigin says whether Load loaded the programs or took over the
 // ones an earlier agent of the same build left pinned.
-func programsOrigin(pins *bpf.PinState) string {
+func programsOrigin(pins *enforcer.PinState) string {
 	if pins != nil && pins.Reused {
 		return "reused"
 	}
@@ -70,7 +70,7 @@ func programsOrigin(pins *bpf.PinState) string {
 // announceReady logs "agent ready" with the time since the process
 // started and tells the service manager (READY=1), once the socket
 // listens with everything loaded behind it.
-func announceReady(log *zap.Logger, notifier *sdnotify.Notifier, socket, cgroupRoot, enforcement string, pins *bpf.PinState, started time.Time) {
+func announceReady(log *zap.Logger, notifier *sdnotify.Notifier, socket, cgroupRoot, enforcement string, pins *enforcer.PinState, started time.Time) {
 	after := time.Since(started)
 	programs := programsOrigin(pins)
 	log.Info("agent ready", zap.String("socket", socket), zap.String("cgroup_root", cgroupRoot), zap.Int("pid", os.Getpid()),

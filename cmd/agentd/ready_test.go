@@ -12,7 +12,7 @@ import (
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
 
-	"github.com/ocigate/ocigate/bpf"
+	"github.com/ocigate/ocigate/bpf/enforcer"
 	"github.com/ocigate/ocigate/internal/sdnotify"
 )
 
@@ -54,9 +54,9 @@ func TestAnnounceReady(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, c := range []struct {
-		pins *bpf.PinState
+		pins *enforcer.PinState
 		want string
-	}{{nil, "loaded"}, {&bpf.PinState{Dir: "/sys/fs/bpf/x"}, "loaded"}, {&bpf.PinState{Dir: "/sys/fs/bpf/x", Reused: true}, "reused"}} {
+	}{{nil, "loaded"}, {&enforcer.PinState{Dir: "/sys/fs/bpf/x"}, "loaded"}, {&enforcer.PinState{Dir: "/sys/fs/bpf/x", Reused: true}, "reused"}} {
 		core, logs := observer.New(zapcore.InfoLevel)
 		announceReady(zap.New(core), notifier, "/run/x.sock", "/sys/fs/cgroup", "complete", c.pins, time.Now().Add(-1500*time.Millisecond))
 		entries := logs.FilterMessage("agent ready").All()

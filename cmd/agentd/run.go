@@ -16,7 +16,8 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
-	"github.com/ocigate/ocigate/bpf"
+	"github.com/ocigate/ocigate/bpf/enforcer"
+	"github.com/ocigate/ocigate/bpf/record"
 	"github.com/ocigate/ocigate/cgroupfilter"
 	"github.com/ocigate/ocigate/internal/agent"
 	"github.com/ocigate/ocigate/internal/api"
@@ -56,7 +57,7 @@ func parseRunFlags(args []string) (*runFlags, error) {
 	fs.Var(&f.eventsTypes, "events-types", "event types the events file gets: "+strings.Join(events.Types, ", ")+" (repeat or comma-separate; default all)")
 	fs.StringVar(&f.cgroupRoot, "cgroup-root", "", "cgroup v2 mount (default: detected)")
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
-	fs.StringVar(&f.enforcer, "enforcer", bpf.BackendAuto, "auto (best per point: lsm > fmod_ret > fallback), lsm, fmod_ret or fallback")
+	fs.StringVar(&f.enforcer, "enforcer", enforcer.BackendAuto, "auto (best per point: lsm > fmod_ret > fallback), lsm, fmod_ret or fallback")
 	fs.StringVar(&f.profileDir, "profiles", defaultProfileDir, "directory of WorkloadProfile and TracingPolicy YAML files, watched for changes")
 	fs.StringVar(&f.metricsAddr, "metrics-addr", "", "serve Prometheus metrics at http://ADDR/metrics, e.g. 127.0.0.1:9743 (empty: off)")
 	fs.StringVar(&f.containerdSocket, "containerd-socket", containerd.DefaultSocket, "containerd's API socket, asked for the image of its containers (empty: never asked)")
@@ -69,7 +70,7 @@ func parseRunFlags(args []string) (*runFlags, error) {
 	fs.DurationVar(&f.reconcileEvery, "reconcile-interval", 3*time.Second, "how often to drop workloads whose container is gone without poststop (cgroup removed, or empty on two checks); 0: never")
 	fs.StringVar(&f.pprofAddr, "pprof-addr", "", "serve Go's profiler at http://ADDR/debug/pprof/, e.g. 127.0.0.1:6060 (empty: off)")
 	fs.BoolVar(&f.bpfStats, "bpf-stats", false, "turn on the kernel's BPF run time accounting while the agent runs (ocigate_bpf_program_*; costs a little per program run)")
-	fs.StringVar(&f.pinDir, "pin-dir", bpf.DefaultPinDir, "bpffs directory where maps and links stay pinned, so that enforcement outlives the agent and a restarted agent takes it over (empty: detach everything on exit)")
+	fs.StringVar(&f.pinDir, "pin-dir", enforcer.DefaultPinDir, "bpffs directory where maps and links stay pinned, so that enforcement outlives the agent and a restarted agent takes it over (empty: detach everything on exit)")
 	fs.StringVar(&f.stateDir, "state-dir", workloadstate.DefaultDir, "directory of the workload records a restarted agent reads (with --pin-dir)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -84,7 +85,7 @@ func parseRunFlags(args []string) (*runFlags, error) {
 type agentRun struct {
 	f        *runFlags
 	log      *zap.Logger
-	enf      *bpf.Enforcer
+	enf      *enforcer.Enforcer
 	ag       *agent.Agent
 	desc     *describe.Describer
 	resolver cgroupfilter.Resolver
@@ -177,7 +178,7 @@ func (r *agentRun) loadEnforcement() (err error) {
 	if f.pinDir == "" {
 		warnStalePins(r.log)
 	}
-	if r.enf, err = bpf.Load(bpf.Options{CgroupRoot: root, Enforcer: f.enforcer, Logger: r.log, PinDir: f.pinDir}); err != nil {
+	if r.enf, err = enforcer.Load(enforcer.Options{CgroupRoot: root, Enforcer: f.enforcer, Logger: r.log, PinDir: f.pinDir}); err != nil {
 		return loadError(r.log, err)
 	}
 	r.desc = &describe.Describer{}
@@ -217,7 +218,7 @@ func startDiagnostics(f *runFlags, ag *agent.Agent, log *zap.Logger) (func(), er
 		}
 	}
 	if f.bpfStats {
-		closer, err := bpf.EnableStats()
+		closer, err := enforcer.EnableStats()
 		if err != nil {
 			return nil, err
 		}
@@ -246,7 +247,7 @@ func startDiagnostics(f *runFlags, ag *agent.Agent, log *zap.Logger) (func(), er
 
 // serve runs the agent's loops and answers on srv until SIGINT or
 // SIGTERM.
-func (r *agentRun) serve(srv *apiserver.Server, reader *bpf.EventReader, sink *events.Writer) error {
+func (r *agentRun) serve(srv *apiserver.Server, reader *record.Reader, sink *events.Writer) error {
 	f, log, ag := r.f, r.log, r.ag
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
@@ -306,7 +307,7 @@ func (r *agentRun) startLoops(ctx context.Context) {
 // workloads with it for nothing): it stops, and run exits non-zero. Any
 // other degradation leaves it running.
 func loadError(log *zap.Logger, err error) error {
-	if !errors.Is(err, bpf.ErrNothingEnforces) {
+	if !errors.Is(err, enforcer.ErrNothingEnforces) {
 		return err
 	}
 	log.Error("no enforcement point can attach on this kernel (each point's reason is logged above): the agent stops")
@@ -316,9 +317,9 @@ func loadError(log *zap.Logger, err error) error {
 // warnStalePins: an agent run without pinning does not touch what a
 // pinning agent left in the default directory, which keeps enforcing.
 func warnStalePins(log *zap.Logger) {
-	if entries, err := os.ReadDir(filepath.Join(bpf.DefaultPinDir, "links")); err == nil && len(entries) > 0 {
+	if entries, err := os.ReadDir(filepath.Join(enforcer.DefaultPinDir, "links")); err == nil && len(entries) > 0 {
 		log.Warn("programs pinned by an earlier agent still enforce; `ocigate-agentd uninstall --bpf` removes them",
-			zap.String("pin_dir", bpf.DefaultPinDir), zap.Int("links", len(entries)))
+			zap.String("pin_dir", enforcer.DefaultPinDir), zap.Int("links", len(entries)))
 	}
 }
 

@@ -9,16 +9,16 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
 
-	"github.com/ocigate/ocigate/bpf"
+	"github.com/ocigate/ocigate/bpf/enforcer"
 )
 
 // Only a kernel where no point can enforce stops the agent, and it says
 // so; other load errors pass through unchanged.
 func TestLoadError(t *testing.T) {
 	core, logs := observer.New(zap.ErrorLevel)
-	nothing := fmt.Errorf("load BPF: %w: connect: no backend could attach: fallback: EPERM", bpf.ErrNothingEnforces)
+	nothing := fmt.Errorf("load BPF: %w: connect: no backend could attach: fallback: EPERM", enforcer.ErrNothingEnforces)
 	err := loadError(zap.New(core), nothing)
-	if !errors.Is(err, bpf.ErrNothingEnforces) || !strings.HasPrefix(err.Error(), "the agent cannot enforce anything on this kernel: ") ||
+	if !errors.Is(err, enforcer.ErrNothingEnforces) || !strings.HasPrefix(err.Error(), "the agent cannot enforce anything on this kernel: ") ||
 		!strings.Contains(err.Error(), "connect: no backend could attach: fallback: EPERM") {
 		t.Fatalf("nothing enforces: %v", err)
 	}

@@ -4,7 +4,7 @@ import (
 	"go.uber.org/zap"
 	"golang.org/x/sys/unix"
 
-	"github.com/ocigate/ocigate/bpf"
+	"github.com/ocigate/ocigate/bpf/enforcer"
 	"github.com/ocigate/ocigate/profiles"
 )
 
@@ -12,7 +12,7 @@ import (
 // a listen hook (the fallback backend), listen selectors apply at bind,
 // restricted to TCP — a bind shell binds the port it will listen on. The
 // profile in the catalog is not changed.
-func adaptToBackends(p *profiles.Profile, backends []bpf.PointBackend, log *zap.Logger) *profiles.Profile {
+func adaptToBackends(p *profiles.Profile, backends []enforcer.PointBackend, log *zap.Logger) *profiles.Profile {
 	listen := p.Points[profiles.PointListen]
 	if len(listen) == 0 || hasBackend(backends, profiles.PointListen.String()) {
 		return p
@@ -42,10 +42,10 @@ func adaptToBackends(p *profiles.Profile, backends []bpf.PointBackend, log *zap.
 	return &q
 }
 
-func hasBackend(backends []bpf.PointBackend, point string) bool {
+func hasBackend(backends []enforcer.PointBackend, point string) bool {
 	for _, b := range backends {
 		if b.Point == point {
-			return b.Backend != bpf.BackendNone
+			return b.Backend != enforcer.BackendNone
 		}
 	}
 	return false

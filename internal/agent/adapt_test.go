@@ -8,6 +8,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/ocigate/ocigate/bpf"
+	"github.com/ocigate/ocigate/bpf/enforcer"
 	"github.com/ocigate/ocigate/profiles"
 )
 
@@ -20,13 +21,13 @@ func TestAdaptToBackends(t *testing.T) {
 		{Policy: "m", Call: "inet_csk_listen_start", Group: 1, Action: profiles.ActionPost,
 			Namespaces: []profiles.NamespaceMatch{withHost(nsIn("Net"))}},
 	}
-	withListen := []bpf.PointBackend{{Point: "listen", Backend: bpf.BackendLSM}}
-	noListen := []bpf.PointBackend{{Point: "listen", Backend: bpf.BackendNone}}
+	withListen := []enforcer.PointBackend{{Point: "listen", Backend: bpf.BackendLSM}}
+	noListen := []enforcer.PointBackend{{Point: "listen", Backend: enforcer.BackendNone}}
 
 	if q := adaptToBackends(p, withListen, zap.NewNop()); q != p {
 		t.Fatal("a kernel with a listen hook changed the profile")
 	}
-	for _, backends := range [][]bpf.PointBackend{noListen, nil} {
+	for _, backends := range [][]enforcer.PointBackend{noListen, nil} {
 		q := adaptToBackends(p, backends, zap.NewNop())
 		if q == p || len(q.Points[profiles.PointListen]) != 0 {
 			t.Fatalf("listen selectors left at listen: %+v", q.Points[profiles.PointListen])

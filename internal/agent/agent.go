@@ -16,7 +16,7 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/ocigate/ocigate/bpf"
+	"github.com/ocigate/ocigate/bpf/enforcer"
 	"github.com/ocigate/ocigate/cgroupfilter"
 	"github.com/ocigate/ocigate/internal/api"
 	"github.com/ocigate/ocigate/internal/eventhub"
@@ -34,8 +34,8 @@ type Enforcer interface {
 	UnloadProfile(id uint32) error
 	SetWorkload(cgroupID uint64, profile uint32, mode profiles.Mode, disabled [profiles.NumPoints]uint32) error
 	RemoveWorkload(cgroupID uint64) error
-	Backends() []bpf.PointBackend
-	Counters() (bpf.Counters, error)
+	Backends() []enforcer.PointBackend
+	Counters() (enforcer.Counters, error)
 }
 
 // Config configures an Agent.
@@ -134,7 +134,7 @@ func New(cfg Config) (*Agent, error) {
 	} else {
 		a.log.Warn("host namespaces unknown; host_ns matches nothing", zap.Error(err))
 	}
-	var inherited bpf.Inherited
+	var inherited enforcer.Inherited
 	if in, ok := cfg.Enforcer.(Inheritor); ok {
 		inherited = in.Inherited()
 	}

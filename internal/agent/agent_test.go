@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/ocigate/ocigate/bpf"
+	"github.com/ocigate/ocigate/bpf/enforcer"
 	"github.com/ocigate/ocigate/internal/api"
 )
 
@@ -287,7 +287,7 @@ func TestRemoveWorkloadFailureKeepsEntry(t *testing.T) {
 func TestStatus(t *testing.T) {
 	h := newFakeHost(t)
 	enf := newFakeEnforcer()
-	enf.counters = bpf.Counters{EventsLost: 3, Points: map[string]bpf.PointCounters{"connect": {Evaluated: 10, Posted: 1, Denied: 4, Killed: 0}}}
+	enf.counters = enforcer.Counters{EventsLost: 3, Points: map[string]enforcer.PointCounters{"connect": {Evaluated: 10, Posted: 1, Denied: 4, Killed: 0}}}
 	a := newTestAgent(t, h, enf)
 	for _, id := range []string{"b", "a"} {
 		if _, err := a.Register(h.registration(id, 100+len(id)+int(id[0]), "/pods/"+id)); err != nil {

@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/ocigate/ocigate/bpf"
+	"github.com/ocigate/ocigate/bpf/record"
 	"github.com/ocigate/ocigate/internal/events"
 	"github.com/ocigate/ocigate/internal/proccache"
 	"github.com/ocigate/ocigate/profiles"
@@ -34,7 +35,7 @@ type kprobeAlloc struct {
 // process and its parent come from the process cache; a process the
 // cache does not know (it predates its workload's registration, or
 // process events are off) is read from /proc.
-func (a *Agent) convert(raw *bpf.RawEvent, at time.Time) *events.Event {
+func (a *Agent) convert(raw *record.RawEvent, at time.Time) *events.Event {
 	blk := &kprobeAlloc{selector: raw.Selector}
 	og, kp := &blk.og, &blk.kp
 	*og = events.Ocigate{
@@ -84,7 +85,7 @@ func (a *Agent) convert(raw *bpf.RawEvent, at time.Time) *events.Event {
 
 // processFor is the event's process and parent, and its cache entry
 // when there is one.
-func (a *Agent) processFor(raw *bpf.RawEvent, trackProcs bool) (events.Process, *events.Process, bool, *proccache.Entry) {
+func (a *Agent) processFor(raw *record.RawEvent, trackProcs bool) (events.Process, *events.Process, bool, *proccache.Entry) {
 	if e, ok := a.procs.Get(raw.Tgid, raw.StartNs); ok {
 		return e.Process, e.Parent, e.ParentOutside, e
 	}
@@ -113,7 +114,7 @@ func (a *Agent) processFor(raw *bpf.RawEvent, trackProcs bool) (events.Process, 
 
 // unknownProcess is what /proc and the record tell about a process the
 // cache does not know; live says /proc had it.
-func (a *Agent) unknownProcess(raw *bpf.RawEvent) (events.Process, procSnapshot, bool) {
+func (a *Agent) unknownProcess(raw *record.RawEvent) (events.Process, procSnapshot, bool) {
 	// At sched_process_exec (fallback) the process already is the new
 	// image, maybe killed: the kernel's path stands. Everywhere else it is
 	// still the caller, and /proc tells about it while it lives.
@@ -149,7 +150,7 @@ func (a *Agent) unknownProcess(raw *bpf.RawEvent) (events.Process, procSnapshot,
 }
 
 // ownerProcess is the process that created a tracked socket (TrackSock).
-func (a *Agent) ownerProcess(raw *bpf.RawEvent) (events.Process, *events.Process, bool) {
+func (a *Agent) ownerProcess(raw *record.RawEvent) (events.Process, *events.Process, bool) {
 	if e, ok := a.procs.Get(raw.Owner, 0); ok {
 		return e.Process, e.Parent, e.ParentOutside
 	}
@@ -167,7 +168,7 @@ func (a *Agent) ownerProcess(raw *bpf.RawEvent) (events.Process, *events.Process
 	return p, parent, outside
 }
 
-func verdict(raw *bpf.RawEvent) string {
+func verdict(raw *record.RawEvent) string {
 	switch {
 	case raw.Killed || raw.KillPending && raw.Enforced:
 		return "killed"
@@ -179,7 +180,7 @@ func verdict(raw *bpf.RawEvent) string {
 	return "reported"
 }
 
-func eventArgs(raw *bpf.RawEvent, blk *kprobeAlloc) []events.Arg {
+func eventArgs(raw *record.RawEvent, blk *kprobeAlloc) []events.Arg {
 	if raw.Point == profiles.PointExec || raw.Point == profiles.PointRelay {
 		path := raw.Path
 		if path == "" {

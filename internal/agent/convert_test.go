@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/ocigate/ocigate/bpf"
+	"github.com/ocigate/ocigate/bpf/record"
 	"github.com/ocigate/ocigate/internal/events"
 	"github.com/ocigate/ocigate/internal/testenv"
 	"github.com/ocigate/ocigate/profiles"
@@ -38,8 +39,8 @@ func convertFixture(t *testing.T) (*Agent, uint64) {
 
 // connectRaw is what the kernel reports for `nc 127.0.0.2 4444` refused
 // by the default profile; the process is this test process.
-func connectRaw(cg uint64) *bpf.RawEvent {
-	return &bpf.RawEvent{BootNs: 1, CgroupID: cg + 7, WorkloadCgroupID: cg, Pid: uint32(os.Getpid()), Tgid: uint32(os.Getpid()),
+func connectRaw(cg uint64) *record.RawEvent {
+	return &record.RawEvent{BootNs: 1, CgroupID: cg + 7, WorkloadCgroupID: cg, Pid: uint32(os.Getpid()), Tgid: uint32(os.Getpid()),
 		Ppid: uint32(os.Getppid()), Profile: 1, Errno: int32(unix.EPERM), Point: profiles.PointConnect,
 		Action: profiles.ActionOverride, Selector: 0, Enforced: true, Backend: bpf.BackendFallback, Mechanism: "cgroup_sock_addr",
 		Family: unix.AF_INET, SockType: unix.SOCK_STREAM, Protocol: unix.IPPROTO_TCP, HasAddr: true,
@@ -48,8 +49,8 @@ func connectRaw(cg uint64) *bpf.RawEvent {
 
 // execRaw is a shell with stdin and stdout on a socket, killed at exec
 // (sched_process_exec: the process already is the new image).
-func execRaw(cg uint64) *bpf.RawEvent {
-	return &bpf.RawEvent{BootNs: 2, StartNs: 1, CgroupID: cg, WorkloadCgroupID: cg, Pid: 999999, Tgid: 999999, Profile: 1,
+func execRaw(cg uint64) *record.RawEvent {
+	return &record.RawEvent{BootNs: 2, StartNs: 1, CgroupID: cg, WorkloadCgroupID: cg, Pid: 999999, Tgid: 999999, Profile: 1,
 		Point: profiles.PointExec, Action: profiles.ActionSigkill, Selector: 0, Enforced: true, Killed: true,
 		Backend: bpf.BackendFallback, Mechanism: "tracepoint_sigkill", StdioInet: 0b011, Comm: "nc", Binary: "bash", Path: "/bin/bash"}
 }
@@ -265,17 +266,17 @@ func TestConvertActionNames(t *testing.T) {
 func TestVerdict(t *testing.T) {
 	tests := []struct {
 		name string
-		raw  bpf.RawEvent
+		raw  record.RawEvent
 		want string
 	}{
-		{"killed in kernel", bpf.RawEvent{Action: profiles.ActionSigkill, Enforced: true, Killed: true}, "killed"},
-		{"kill left to agent", bpf.RawEvent{Action: profiles.ActionSigkill, Enforced: true, KillPending: true}, "killed"},
-		{"denied", bpf.RawEvent{Action: profiles.ActionOverride, Enforced: true}, "denied"},
-		{"monitor override", bpf.RawEvent{Action: profiles.ActionOverride, Monitor: true}, "would-deny"},
-		{"monitor sigkill", bpf.RawEvent{Action: profiles.ActionSigkill, Monitor: true}, "would-deny"},
-		{"post", bpf.RawEvent{Action: profiles.ActionPost}, "reported"},
-		{"signal", bpf.RawEvent{Action: profiles.ActionSignal, SignalPending: true, Signal: 10}, "reported"},
-		{"notify enforcer", bpf.RawEvent{Action: profiles.ActionOverride, Enforced: true, SignalPending: true, Signal: 9}, "denied"},
+		{"killed in kernel", record.RawEvent{Action: profiles.ActionSigkill, Enforced: true, Killed: true}, "killed"},
+		{"kill left to agent", record.RawEvent{Action: profiles.ActionSigkill, Enforced: true, KillPending: true}, "killed"},
+		{"denied", record.RawEvent{Action: profiles.ActionOverride, Enforced: true}, "denied"},
+		{"monitor override", record.RawEvent{Action: profiles.ActionOverride, Monitor: true}, "would-deny"},
+		{"monitor sigkill", record.RawEvent{Action: profiles.ActionSigkill, Monitor: true}, "would-deny"},
+		{"post", record.RawEvent{Action: profiles.ActionPost}, "reported"},
+		{"signal", record.RawEvent{Action: profiles.ActionSignal, SignalPending: true, Signal: 10}, "reported"},
+		{"notify enforcer", record.RawEvent{Action: profiles.ActionOverride, Enforced: true, SignalPending: true, Signal: 9}, "denied"},
 	}
 	for _, tt := range tests {
 		if got := verdict(&tt.raw); got != tt.want {
@@ -287,16 +288,16 @@ func TestVerdict(t *testing.T) {
 // eventStream renders a mixed stream the way the agent writes it.
 func eventStream(t *testing.T) []byte {
 	a, cg := convertFixture(t)
-	packet := &bpf.RawEvent{BootNs: 3, WorkloadCgroupID: cg, Pid: 999998, Tgid: 999998, Profile: 1,
+	packet := &record.RawEvent{BootNs: 3, WorkloadCgroupID: cg, Pid: 999998, Tgid: 999998, Profile: 1,
 		Point: profiles.PointSockCreate, Action: profiles.ActionSigkill, Selector: 0, Enforced: true, Killed: true,
 		Mechanism: "tracepoint_sigkill", Family: unix.AF_PACKET, SockType: unix.SOCK_RAW, Comm: "tcpdump"}
-	udp6 := &bpf.RawEvent{BootNs: 4, WorkloadCgroupID: cg, Pid: 999997, Tgid: 999997, Profile: 2,
+	udp6 := &record.RawEvent{BootNs: 4, WorkloadCgroupID: cg, Pid: 999997, Tgid: 999997, Profile: 2,
 		Point: profiles.PointSendmsg, Action: profiles.ActionOverride, Mechanism: "cgroup_sock_addr",
 		Family: unix.AF_INET6, SockType: unix.SOCK_DGRAM, Protocol: unix.IPPROTO_UDP, HasAddr: true,
 		Daddr: netip.MustParseAddr("2001:db8::1"), Dport: 53, Comm: "dig"}
 	var buf bytes.Buffer
 	w := events.NewWriter(&buf)
-	for _, raw := range []*bpf.RawEvent{connectRaw(cg), execRaw(cg), packet, udp6} {
+	for _, raw := range []*record.RawEvent{connectRaw(cg), execRaw(cg), packet, udp6} {
 		if err := w.Write(a.convert(raw, at)); err != nil {
 			t.Fatal(err)
 		}

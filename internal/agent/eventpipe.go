@@ -9,15 +9,15 @@ import (
 	"go.uber.org/zap"
 	"golang.org/x/sys/unix"
 
-	"github.com/ocigate/ocigate/bpf"
+	"github.com/ocigate/ocigate/bpf/record"
 	"github.com/ocigate/ocigate/internal/events"
 )
 
-// EventSource yields the kernel's records (*bpf.EventReader).
+// EventSource yields the kernel's records (*record.Reader).
 type EventSource interface {
 	// ReadInto blocks for the next record and decodes it into raw,
 	// which the caller reuses for the next one.
-	ReadInto(raw *bpf.RawEvent) error
+	ReadInto(raw *record.RawEvent) error
 	Close() error
 }
 
@@ -31,8 +31,8 @@ const QueueSize = 16384
 const defaultFlushTimeout = 5 * time.Second
 
 // Flusher is an EventSource that can hand over what the kernel has
-// queued without waiting for more (*bpf.EventReader): Read then returns
-// those records and bpf.ErrFlushed.
+// queued without waiting for more (*record.Reader): Read then returns
+// those records and record.ErrFlushed.
 type Flusher interface {
 	Flush() error
 }
@@ -41,7 +41,7 @@ type Flusher interface {
 // passes what the ring buffer holds in batches, not one by one.
 const batchMax = 256
 
-// pending is what *bpf.EventReader tells: more records are ready.
+// pending is what *record.Reader tells: more records are ready.
 type pending interface{ Pending() bool }
 
 // sinkQueue carries batches of events to the sink, at most QueueSize
@@ -85,12 +85,12 @@ func (a *Agent) RunEvents(ctx context.Context, src EventSource, w *events.Writer
 	})
 	defer stop()
 	more, _ := src.(pending)
-	raw := &bpf.RawEvent{}
+	raw := &record.RawEvent{}
 	var batch []*events.Event
 	for {
 		err := src.ReadInto(raw)
 		if err != nil {
-			if errors.Is(err, bpf.ErrClosed) || errors.Is(err, bpf.ErrFlushed) || ctx.Err() != nil {
+			if errors.Is(err, record.ErrClosed) || errors.Is(err, record.ErrFlushed) || ctx.Err() != nil {
 				break
 			}
 			a.stats.EventErrors.Add(1)
@@ -120,7 +120,7 @@ func (a *Agent) RunEvents(ctx context.Context, src EventSource, w *events.Writer
 
 // handle acts on one record and returns its event (nil for a record
 // that is none).
-func (a *Agent) handle(raw *bpf.RawEvent) *events.Event {
+func (a *Agent) handle(raw *record.RawEvent) *events.Event {
 	switch {
 	case raw.KillPending:
 		a.signalForKernel(raw, unix.SIGKILL)
@@ -128,7 +128,7 @@ func (a *Agent) handle(raw *bpf.RawEvent) *events.Event {
 		a.signalForKernel(raw, unix.Signal(raw.Signal))
 	}
 	var ev *events.Event
-	if raw.Kind == bpf.KindDecision {
+	if raw.Kind == record.KindDecision {
 		ev = a.convert(raw, a.clock.wall(raw.BootNs))
 	} else {
 		ev = a.onRecord(raw, a.clock.wall(raw.BootNs))
@@ -225,7 +225,7 @@ func (r *rateLimited) warn(log *zap.Logger, msg string, err error) {
 
 // signalForKernel sends the signal a program could not send itself,
 // through a pidfd so a recycled pid is never hit.
-func (a *Agent) signalForKernel(raw *bpf.RawEvent, sig unix.Signal) {
+func (a *Agent) signalForKernel(raw *record.RawEvent, sig unix.Signal) {
 	fd, err := unix.PidfdOpen(int(raw.Tgid), 0)
 	if err != nil {
 		a.log.Warn("process to kill is gone", zap.Uint32("pid", raw.Pid), zap.Error(err))

@@ -18,7 +18,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/ocigate/ocigate/bpf"
+	"github.com/ocigate/ocigate/bpf/record"
 	"github.com/ocigate/ocigate/internal/events"
 	"github.com/ocigate/ocigate/profiles"
 )
@@ -27,7 +27,7 @@ import (
 // drain, reports itself closed).
 type fakeSource struct {
 	mu     sync.Mutex
-	items  []any // *bpf.RawEvent or error
+	items  []any // *record.RawEvent or error
 	drain  bool
 	closed chan struct{}
 	once   sync.Once
@@ -37,7 +37,7 @@ func newFakeSource(items ...any) *fakeSource {
 	return &fakeSource{items: items, closed: make(chan struct{})}
 }
 
-func (s *fakeSource) ReadInto(raw *bpf.RawEvent) error {
+func (s *fakeSource) ReadInto(raw *record.RawEvent) error {
 	s.mu.Lock()
 	if len(s.items) > 0 {
 		it := s.items[0]
@@ -46,14 +46,14 @@ func (s *fakeSource) ReadInto(raw *bpf.RawEvent) error {
 		if err, ok := it.(error); ok {
 			return err
 		}
-		*raw = *it.(*bpf.RawEvent)
+		*raw = *it.(*record.RawEvent)
 		return nil
 	}
 	s.mu.Unlock()
 	if !s.drain {
 		<-s.closed
 	}
-	return bpf.ErrClosed
+	return record.ErrClosed
 }
 
 func (s *fakeSource) Close() error {
@@ -271,7 +271,7 @@ func TestSignalForKernel(t *testing.T) {
 			sl := startSleeper(t)
 			h.process(sl.pid(), tc.cgroup)
 
-			a.signalForKernel(&bpf.RawEvent{Pid: uint32(sl.pid()), Tgid: uint32(sl.pid()),
+			a.signalForKernel(&record.RawEvent{Pid: uint32(sl.pid()), Tgid: uint32(sl.pid()),
 				WorkloadCgroupID: r.Identity.CgroupID, KillPending: true}, tc.sig)
 			if !tc.want {
 				if a.Stats().AgentKills.Load() != 0 {
@@ -318,7 +318,7 @@ func TestSignalForKernelNonLeaderThread(t *testing.T) {
 	}
 	h.process(pid, "/pods/c1")
 	h.process(tid, "/pods/c1")
-	a.signalForKernel(&bpf.RawEvent{Pid: uint32(tid), Tgid: uint32(pid), WorkloadCgroupID: r.Identity.CgroupID, KillPending: true}, syscall.SIGKILL)
+	a.signalForKernel(&record.RawEvent{Pid: uint32(tid), Tgid: uint32(pid), WorkloadCgroupID: r.Identity.CgroupID, KillPending: true}, syscall.SIGKILL)
 	if got := sl.endedBy(5 * time.Second); got != syscall.SIGKILL {
 		t.Fatalf("process %d, whose thread %d did what the kernel reported, not killed within 5s (ended by %d), want SIGKILL", pid, tid, int(got))
 	}
@@ -326,7 +326,7 @@ func TestSignalForKernelNonLeaderThread(t *testing.T) {
 
 func TestSignalForKernelGoneProcess(t *testing.T) {
 	a, cg := convertFixture(t)
-	a.signalForKernel(&bpf.RawEvent{Pid: 1 << 30, Tgid: 1 << 30, WorkloadCgroupID: cg, KillPending: true}, syscall.SIGKILL) // must not panic
+	a.signalForKernel(&record.RawEvent{Pid: 1 << 30, Tgid: 1 << 30, WorkloadCgroupID: cg, KillPending: true}, syscall.SIGKILL) // must not panic
 	if a.Stats().AgentKills.Load() != 0 {
 		t.Fatal("kill counted for a missing process")
 	}
@@ -337,14 +337,14 @@ func TestSignalForKernelGoneProcess(t *testing.T) {
 func TestRunEventsSignalsPending(t *testing.T) {
 	for _, tc := range []struct {
 		name string
-		raw  bpf.RawEvent
+		raw  record.RawEvent
 		want syscall.Signal // 0: none
 	}{
-		{"kill pending", bpf.RawEvent{Action: profiles.ActionSigkill, Enforced: true, KillPending: true}, syscall.SIGKILL},
-		{"signal pending", bpf.RawEvent{Action: profiles.ActionSignal, SignalPending: true, Signal: int(syscall.SIGUSR2)}, syscall.SIGUSR2},
-		{"signal without number", bpf.RawEvent{Action: profiles.ActionSignal, SignalPending: true}, 0},
-		{"monitor", bpf.RawEvent{Action: profiles.ActionSigkill, Monitor: true, Signal: int(syscall.SIGUSR2)}, 0},
-		{"signal sent in the kernel", bpf.RawEvent{Action: profiles.ActionSignal, Signal: int(syscall.SIGUSR2)}, 0},
+		{"kill pending", record.RawEvent{Action: profiles.ActionSigkill, Enforced: true, KillPending: true}, syscall.SIGKILL},
+		{"signal pending", record.RawEvent{Action: profiles.ActionSignal, SignalPending: true, Signal: int(syscall.SIGUSR2)}, syscall.SIGUSR2},
+		{"signal without number", record.RawEvent{Action: profiles.ActionSignal, SignalPending: true}, 0},
+		{"monitor", record.RawEvent{Action: profiles.ActionSigkill, Monitor: true, Signal: int(syscall.SIGUSR2)}, 0},
+		{"signal sent in the kernel", record.RawEvent{Action: profiles.ActionSignal, Signal: int(syscall.SIGUSR2)}, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			h := newFakeHost(t)

@@ -10,13 +10,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ocigate/ocigate/bpf"
+	"github.com/ocigate/ocigate/bpf/record"
 	"github.com/ocigate/ocigate/internal/eventhub"
 	"github.com/ocigate/ocigate/internal/events"
 )
 
 // quietRaw is a denied connect whose process has no parent to look up.
-func quietRaw(cg uint64, i int) *bpf.RawEvent {
+func quietRaw(cg uint64, i int) *record.RawEvent {
 	r := connectRaw(cg)
 	r.Ppid, r.BootNs = 0, uint64(i+1)
 	return r
@@ -90,7 +90,7 @@ func (s *flushSource) Flush() error {
 	s.once.Do(func() {
 		s.mu.Lock()
 		s.items = append(s.items, s.pending...)
-		s.items = append(s.items, bpf.ErrFlushed)
+		s.items = append(s.items, record.ErrFlushed)
 		s.mu.Unlock()
 		s.fakeSource.Close() // wakes a Read waiting for more
 	})
@@ -99,10 +99,10 @@ func (s *flushSource) Flush() error {
 
 // ReadInto returns the flushed records and then ErrFlushed (an error
 // item); a read that was waiting when Flush woke it reads them too.
-func (s *flushSource) ReadInto(raw *bpf.RawEvent) error {
+func (s *flushSource) ReadInto(raw *record.RawEvent) error {
 	for {
 		err := s.fakeSource.ReadInto(raw)
-		if errors.Is(err, bpf.ErrClosed) {
+		if errors.Is(err, record.ErrClosed) {
 			s.mu.Lock()
 			more := len(s.items) > 0
 			s.mu.Unlock()

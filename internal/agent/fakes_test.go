@@ -10,7 +10,7 @@ import (
 	"syscall"
 	"testing"
 
-	"github.com/ocigate/ocigate/bpf"
+	"github.com/ocigate/ocigate/bpf/enforcer"
 	"github.com/ocigate/ocigate/cgroupfilter"
 	"github.com/ocigate/ocigate/internal/api"
 	"github.com/ocigate/ocigate/profiles"
@@ -30,12 +30,12 @@ type fakeEnforcer struct {
 	failSetCg uint64 // with failSet: fail only this cgroup (0: every cgroup)
 	failRem   error
 	onSet     func(cgroupID uint64) // runs inside SetWorkload
-	counters  bpf.Counters
+	counters  enforcer.Counters
 	countErr  error
-	progStats []bpf.ProgramStat
-	mapFill   []bpf.MapFill
-	inherited bpf.Inherited      // what "pinned maps" held at its load
-	backends  []bpf.PointBackend // nil: connect by the fallback, nothing else
+	progStats []enforcer.ProgramStat
+	mapFill   []enforcer.MapFill
+	inherited enforcer.Inherited      // what "pinned maps" held at its load
+	backends  []enforcer.PointBackend // nil: connect by the fallback, nothing else
 }
 
 func newFakeEnforcer() *fakeEnforcer {
@@ -99,20 +99,20 @@ func (f *fakeEnforcer) RemoveWorkload(cg uint64) error {
 	return nil
 }
 
-func (f *fakeEnforcer) Backends() []bpf.PointBackend {
+func (f *fakeEnforcer) Backends() []enforcer.PointBackend {
 	if f.backends != nil {
 		return f.backends
 	}
-	return []bpf.PointBackend{{Point: "connect", Backend: "fallback", Mechanism: "cgroup/connect4", Skipped: []string{"lsm: not active"}}}
+	return []enforcer.PointBackend{{Point: "connect", Backend: "fallback", Mechanism: "cgroup/connect4", Skipped: []string{"lsm: not active"}}}
 }
 
-func (f *fakeEnforcer) Counters() (bpf.Counters, error) { return f.counters, f.countErr }
+func (f *fakeEnforcer) Counters() (enforcer.Counters, error) { return f.counters, f.countErr }
 
-func (f *fakeEnforcer) ProgramStats() ([]bpf.ProgramStat, error) { return f.progStats, nil }
+func (f *fakeEnforcer) ProgramStats() ([]enforcer.ProgramStat, error) { return f.progStats, nil }
 
-func (f *fakeEnforcer) MapFill() ([]bpf.MapFill, error) { return f.mapFill, nil }
+func (f *fakeEnforcer) MapFill() ([]enforcer.MapFill, error) { return f.mapFill, nil }
 
-func (f *fakeEnforcer) Inherited() bpf.Inherited { return f.inherited }
+func (f *fakeEnforcer) Inherited() enforcer.Inherited { return f.inherited }
 
 // restarted is the enforcer a restarted agent gets when f's maps were
 // pinned: the same entries, reported as inherited.
@@ -120,10 +120,10 @@ func (f *fakeEnforcer) restarted() *fakeEnforcer {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	n := newFakeEnforcer()
-	n.inherited.Workloads = map[uint64]bpf.InheritedWorkload{}
+	n.inherited.Workloads = map[uint64]enforcer.InheritedWorkload{}
 	for cg, id := range f.workloads {
 		n.workloads[cg], n.disabled[cg], n.modes[cg] = id, f.disabled[cg], f.modes[cg]
-		n.inherited.Workloads[cg] = bpf.InheritedWorkload{Profile: id, Disabled: f.disabled[cg], Monitor: f.modes[cg] == profiles.ModeMonitor}
+		n.inherited.Workloads[cg] = enforcer.InheritedWorkload{Profile: id, Disabled: f.disabled[cg], Monitor: f.modes[cg] == profiles.ModeMonitor}
 	}
 	for id, p := range f.loaded {
 		n.loaded[id] = p

@@ -5,15 +5,15 @@ import (
 	"go.uber.org/zap"
 	"strings"
 
-	"github.com/ocigate/ocigate/bpf"
+	"github.com/ocigate/ocigate/bpf/enforcer"
 	"github.com/ocigate/ocigate/internal/events"
 )
 
 // KernelStats are enforcer statistics the metrics report when the
-// enforcer has them (*bpf.Enforcer does).
+// enforcer has them (*enforcer.Enforcer does).
 type KernelStats interface {
-	ProgramStats() ([]bpf.ProgramStat, error)
-	MapFill() ([]bpf.MapFill, error)
+	ProgramStats() ([]enforcer.ProgramStat, error)
+	MapFill() ([]enforcer.MapFill, error)
 }
 
 // metrics are the instruments the agent updates as it works; everything

@@ -13,7 +13,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
-	"github.com/ocigate/ocigate/bpf"
+	"github.com/ocigate/ocigate/bpf/enforcer"
 	"github.com/ocigate/ocigate/internal/eventhub"
 	"github.com/ocigate/ocigate/internal/events"
 )
@@ -56,9 +56,9 @@ func scrape(t *testing.T, a *Agent) map[string]string {
 func TestMetricsScrape(t *testing.T) {
 	a, cg := streamFixture(t, eventhub.Config{Queue: 1})
 	enf := a.enf.(*fakeEnforcer)
-	enf.counters = bpf.Counters{EventsLost: 9, Points: map[string]bpf.PointCounters{"connect": {Evaluated: 5, Posted: 1, Denied: 2}}}
-	enf.progStats = []bpf.ProgramStat{{Mechanism: "cgroup/connect4", RunCount: 10, RunTime: 2500 * time.Nanosecond}}
-	enf.mapFill = []bpf.MapFill{{Map: "workloads", Entries: 1, MaxEntries: 16384}, {Map: "addr_sets", Entries: 3, MaxEntries: 262144}}
+	enf.counters = enforcer.Counters{EventsLost: 9, Points: map[string]enforcer.PointCounters{"connect": {Evaluated: 5, Posted: 1, Denied: 2}}}
+	enf.progStats = []enforcer.ProgramStat{{Mechanism: "cgroup/connect4", RunCount: 10, RunTime: 2500 * time.Nanosecond}}
+	enf.mapFill = []enforcer.MapFill{{Map: "workloads", Entries: 1, MaxEntries: 16384}, {Map: "addr_sets", Entries: 3, MaxEntries: 262144}}
 
 	// One registration succeeded (the fixture's), one fails.
 	if _, err := a.Register(newFakeHost(t).registration("c2", 200, "/pods/c2")); err == nil {

@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/ocigate/ocigate/bpf"
+	"github.com/ocigate/ocigate/bpf/enforcer"
 	"github.com/ocigate/ocigate/internal/api"
 	"github.com/ocigate/ocigate/profiles"
 )
@@ -45,14 +45,14 @@ func neededPoints(p *profiles.Profile) []string {
 		}
 	}
 	if tracking {
-		out = append(out, bpf.PointTracking)
+		out = append(out, enforcer.PointTracking)
 	}
 	return out
 }
 
 // unavailablePoints are the points of backends that do not enforce on
-// this kernel, with the kernel's reason (bpf.PointBackend.Error).
-func unavailablePoints(backends []bpf.PointBackend) map[string]string {
+// this kernel, with the kernel's reason (enforcer.PointBackend.Error).
+func unavailablePoints(backends []enforcer.PointBackend) map[string]string {
 	out := map[string]string{}
 	for _, b := range backends {
 		if b.Error != "" {

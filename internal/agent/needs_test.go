@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/ocigate/ocigate/bpf"
+	"github.com/ocigate/ocigate/bpf/enforcer"
 	"github.com/ocigate/ocigate/internal/api"
 	"github.com/ocigate/ocigate/profiles"
 )
@@ -49,13 +50,13 @@ func TestNeededPoints(t *testing.T) {
 
 // degradedBackends: connect and sock_create enforce; exec does not (its
 // reason is a two-line verifier log) and neither does sendmsg.
-func degradedBackends() []bpf.PointBackend {
-	return []bpf.PointBackend{
-		{Point: bpf.PointTracking, Backend: bpf.BackendTracepoint, Mechanism: "raw_tracepoint/sched_process_exec"},
+func degradedBackends() []enforcer.PointBackend {
+	return []enforcer.PointBackend{
+		{Point: enforcer.PointTracking, Backend: bpf.BackendTracepoint, Mechanism: "raw_tracepoint/sched_process_exec"},
 		{Point: "connect", Backend: "fallback", Mechanism: "cgroup/connect4"},
 		{Point: "sock_create", Backend: "fallback", Mechanism: "cgroup/sock_create"},
-		{Point: "sendmsg", Backend: bpf.BackendNone, Mechanism: "unavailable", Error: "no backend could attach: fallback: EPERM"},
-		{Point: "exec", Backend: bpf.BackendNone, Mechanism: "unavailable",
+		{Point: "sendmsg", Backend: enforcer.BackendNone, Mechanism: "unavailable", Error: "no backend could attach: fallback: EPERM"},
+		{Point: "exec", Backend: enforcer.BackendNone, Mechanism: "unavailable",
 			Error: "no backend could attach: lsm: bpf is not active; fallback: verifier: R1 invalid mem access\n(3 lines omitted)"},
 	}
 }
@@ -177,8 +178,8 @@ func TestStatusAndMetricsNameUnavailablePoints(t *testing.T) {
 		}
 	}
 	want := []api.Backend{
-		{Point: "sendmsg", Backend: bpf.BackendNone, Mechanism: "unavailable", Error: "no backend could attach: fallback: EPERM"},
-		{Point: "exec", Backend: bpf.BackendNone, Mechanism: "unavailable", Error: execReason},
+		{Point: "sendmsg", Backend: enforcer.BackendNone, Mechanism: "unavailable", Error: "no backend could attach: fallback: EPERM"},
+		{Point: "exec", Backend: enforcer.BackendNone, Mechanism: "unavailable", Error: execReason},
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("unavailable backends in status %+v, want %+v", got, want)

@@ -4,14 +4,14 @@ import (
 	"io"
 	"testing"
 
-	"github.com/ocigate/ocigate/bpf"
+	"github.com/ocigate/ocigate/bpf/record"
 	"github.com/ocigate/ocigate/internal/events"
 	"github.com/ocigate/ocigate/profiles"
 )
 
 // benchAgent is an agent with container c1 and its process 100 (python3)
 // known, and a dup2 decision of that process as the kernel reports it.
-func benchAgent(b *testing.B) (*Agent, bpf.RawEvent) {
+func benchAgent(b *testing.B) (*Agent, record.RawEvent) {
 	h := newFakeHost(&testing.T{})
 	a, err := New(Config{Enforcer: newFakeEnforcer(), Resolver: h.resolver(), Catalog: testCatalog(&testing.T{}), ProcRoot: h.proc})
 	if err != nil {
@@ -23,7 +23,7 @@ func benchAgent(b *testing.B) (*Agent, bpf.RawEvent) {
 	}
 	cg := r.Identity.CgroupID
 	a.onRecord(execRecord(cg, 100, 50, 1000*tick, 200*tick, 100*tick, "/usr/bin/python3.11", "python3", "-c", "x"), at)
-	return a, bpf.RawEvent{BootNs: 2000 * tick, CgroupID: cg, WorkloadCgroupID: cg, Pid: 100, Tgid: 100, StartNs: 200 * tick,
+	return a, record.RawEvent{BootNs: 2000 * tick, CgroupID: cg, WorkloadCgroupID: cg, Pid: 100, Tgid: 100, StartNs: 200 * tick,
 		Profile: 1, Point: profiles.PointDup, Action: profiles.ActionPost, Mechanism: "tracepoint", Backend: "tracepoint",
 		OldFD: 3, NewFD: 0, Comm: "python3", Path: "/usr/bin/python3.11"}
 }

@@ -8,7 +8,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/ocigate/ocigate/bpf"
+	"github.com/ocigate/ocigate/bpf/record"
 	"github.com/ocigate/ocigate/internal/events"
 	"github.com/ocigate/ocigate/internal/proccache"
 	"github.com/ocigate/ocigate/internal/workload"
@@ -39,13 +39,13 @@ func (a *Agent) execID(ns uint64, pid uint32) string {
 
 // onRecord handles a process record of the kernel: the cache learns of
 // the process, and an exec or exit becomes an event (nil for a clone).
-func (a *Agent) onRecord(raw *bpf.RawEvent, at time.Time) *events.Event {
+func (a *Agent) onRecord(raw *record.RawEvent, at time.Time) *events.Event {
 	switch raw.Kind {
-	case bpf.KindExec:
+	case record.KindExec:
 		return a.onExec(raw, at)
-	case bpf.KindClone:
+	case record.KindClone:
 		a.onClone(raw)
-	case bpf.KindExit:
+	case record.KindExit:
 		return a.onExit(raw, at)
 	}
 	return nil
@@ -54,7 +54,7 @@ func (a *Agent) onRecord(raw *bpf.RawEvent, at time.Time) *events.Event {
 // onExec: a workload process runs a new program. Its parent is the
 // process's previous program when it had exec'd before (as Tetragon
 // has it), else its real parent.
-func (a *Agent) onExec(raw *bpf.RawEvent, at time.Time) *events.Event {
+func (a *Agent) onExec(raw *record.RawEvent, at time.Time) *events.Event {
 	e := &proccache.Entry{Tgid: raw.Tgid, StartNs: raw.StartNs}
 	a.setWorkload(e, raw.WorkloadCgroupID)
 	p := &e.Process
@@ -85,7 +85,7 @@ func (a *Agent) onExec(raw *bpf.RawEvent, at time.Time) *events.Event {
 
 // onClone: a workload process forked. The child runs its parent's
 // program under an exec_id of its own until it execs.
-func (a *Agent) onClone(raw *bpf.RawEvent) {
+func (a *Agent) onClone(raw *record.RawEvent) {
 	e := &proccache.Entry{Tgid: raw.Tgid, StartNs: raw.StartNs}
 	if pe, ok := a.procs.Get(raw.Ppid, raw.ParentStartNs); ok {
 		e.Process = pe.Process
@@ -109,7 +109,7 @@ func (a *Agent) onClone(raw *bpf.RawEvent) {
 }
 
 // onExit: the last thread of a workload process left.
-func (a *Agent) onExit(raw *bpf.RawEvent, at time.Time) *events.Event {
+func (a *Agent) onExit(raw *record.RawEvent, at time.Time) *events.Event {
 	e, ok := a.procs.Exit(raw.Tgid, raw.StartNs, raw.BootNs)
 	if !ok {
 		// Not known (it started before the agent): what the kernel says.
@@ -199,7 +199,7 @@ func (a *Agent) setWorkload(e *proccache.Entry, workloadCgroup uint64) {
 // workload, its profile and mode (enforce or monitor), and the exec
 // point's backend. Enforced is false: a process event carries out no
 // verdict (`.ocigate.enforced == true` selects the enforced decisions).
-func (a *Agent) processOcigate(raw *bpf.RawEvent, e *proccache.Entry) *events.Ocigate {
+func (a *Agent) processOcigate(raw *record.RawEvent, e *proccache.Entry) *events.Ocigate {
 	og := &events.Ocigate{ContainerID: e.ContainerID, Runtime: e.Runtime, CgroupID: raw.CgroupID,
 		ParentOutside: e.ParentOutside, Backend: a.execBackend}
 	if w, ok := a.eventWorkload(raw.WorkloadCgroupID); ok {

@@ -16,7 +16,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/ocigate/ocigate/bpf"
+	"github.com/ocigate/ocigate/bpf/record"
 	"github.com/ocigate/ocigate/internal/eventhub"
 	"github.com/ocigate/ocigate/internal/events"
 	"github.com/ocigate/ocigate/profiles"
@@ -77,8 +77,8 @@ func procFixture(t *testing.T) (*Agent, *fakeHost, uint64) {
 	return a, h, r.Identity.CgroupID
 }
 
-func execRecord(cg uint64, tgid, ppid uint32, boot, start, parentStart uint64, path string, argv ...string) *bpf.RawEvent {
-	return &bpf.RawEvent{Kind: bpf.KindExec, BootNs: boot, CgroupID: cg, WorkloadCgroupID: cg, Pid: tgid, Tgid: tgid, Ppid: ppid,
+func execRecord(cg uint64, tgid, ppid uint32, boot, start, parentStart uint64, path string, argv ...string) *record.RawEvent {
+	return &record.RawEvent{Kind: record.KindExec, BootNs: boot, CgroupID: cg, WorkloadCgroupID: cg, Pid: tgid, Tgid: tgid, Ppid: ppid,
 		UID: 1000, Profile: 1, StartNs: start, ParentStartNs: parentStart, Path: path, Args: argv, Comm: filepath.Base(path)}
 }
 
@@ -133,12 +133,12 @@ func TestProcessExecOfFirstProcess(t *testing.T) {
 func TestProcessLineage(t *testing.T) {
 	a, h, cg := procFixture(t)
 	bash := a.onRecord(execRecord(cg, 100, 50, 1000*tick, 200*tick, 100*tick, "/usr/bin/bash", "bash", "-c", "x"), at).ProcessExec.Process
-	if ev := a.onRecord(&bpf.RawEvent{Kind: bpf.KindClone, BootNs: 1001 * tick, WorkloadCgroupID: cg, Tgid: 101, Pid: 101, Ppid: 100,
+	if ev := a.onRecord(&record.RawEvent{Kind: record.KindClone, BootNs: 1001 * tick, WorkloadCgroupID: cg, Tgid: 101, Pid: 101, Ppid: 100,
 		StartNs: 300 * tick, ParentStartNs: 200 * tick, Path: "/usr/bin/bash", UID: 1000, Profile: 1}, at); ev != nil {
 		t.Fatalf("a clone made an event: %+v", ev)
 	}
 	// The forked child connects: from the cache, no /proc (it has none).
-	connect := &bpf.RawEvent{BootNs: 1002 * tick, WorkloadCgroupID: cg, CgroupID: cg, Tgid: 101, Pid: 101, StartNs: 300 * tick,
+	connect := &record.RawEvent{BootNs: 1002 * tick, WorkloadCgroupID: cg, CgroupID: cg, Tgid: 101, Pid: 101, StartNs: 300 * tick,
 		Profile: 1, Point: profiles.PointConnect, Action: profiles.ActionPost, Family: unix.AF_INET, HasAddr: true,
 		Daddr: netip.MustParseAddr("127.0.0.1"), Dport: 4444, Comm: "bash"}
 	kp := a.convert(connect, at).ProcessKprobe
@@ -163,7 +163,7 @@ func TestProcessLineage(t *testing.T) {
 		t.Fatalf("connect of sh: %+v parent %+v", kp.Process, kp.Parent)
 	}
 	// Killed: signal, no status.
-	exit := a.onRecord(&bpf.RawEvent{Kind: bpf.KindExit, BootNs: 1006 * tick, WorkloadCgroupID: cg, CgroupID: cg, Tgid: 101, Pid: 101,
+	exit := a.onRecord(&record.RawEvent{Kind: record.KindExit, BootNs: 1006 * tick, WorkloadCgroupID: cg, CgroupID: cg, Tgid: 101, Pid: 101,
 		StartNs: 300 * tick, ExitCode: uint32(unix.SIGKILL), Profile: 1}, at)
 	if x := exit.ProcessExit; x == nil || x.Process.ExecID != sh.Process.ExecID || x.Parent.ExecID != py.Process.ExecID ||
 		x.Signal != "SIGKILL" || x.Status != 0 || exit.Type() != events.TypeExit || exit.Ocigate.ContainerID != "c1" {
@@ -175,7 +175,7 @@ func TestProcessLineage(t *testing.T) {
 		t.Fatalf("late event: %+v", kp.Process)
 	}
 	// exit(3)
-	exit = a.onRecord(&bpf.RawEvent{Kind: bpf.KindExit, BootNs: 1008 * tick, WorkloadCgroupID: cg, Tgid: 100, Pid: 100,
+	exit = a.onRecord(&record.RawEvent{Kind: record.KindExit, BootNs: 1008 * tick, WorkloadCgroupID: cg, Tgid: 100, Pid: 100,
 		StartNs: 200 * tick, ExitCode: 3 << 8, Profile: 1}, at)
 	if x := exit.ProcessExit; x.Process.ExecID != bash.ExecID || x.Signal != "" || x.Status != 3 || x.Parent.Binary != "/usr/sbin/runc" ||
 		!exit.Ocigate.ParentOutside {
@@ -183,7 +183,7 @@ func TestProcessLineage(t *testing.T) {
 	}
 	// A process the agent never saw: what the kernel says.
 	os.RemoveAll(filepath.Join(h.proc, "100"))
-	exit = a.onRecord(&bpf.RawEvent{Kind: bpf.KindExit, BootNs: 1009 * tick, WorkloadCgroupID: cg, Tgid: 77, Pid: 77,
+	exit = a.onRecord(&record.RawEvent{Kind: record.KindExit, BootNs: 1009 * tick, WorkloadCgroupID: cg, Tgid: 77, Pid: 77,
 		StartNs: 7 * tick, ExitCode: 1 << 8, Path: "/usr/bin/sleep", Profile: 1}, at)
 	if x := exit.ProcessExit; x.Process.Binary != "/usr/bin/sleep" || x.Status != 1 || x.Process.Docker != "c1" || x.Parent != nil {
 		t.Fatalf("exit of an unknown process %+v", x)
@@ -228,9 +228,9 @@ func TestRunEventsProcessRecords(t *testing.T) {
 	a, _, cg := procFixture(t)
 	src := newFakeSource(
 		execRecord(cg, 100, 50, 1000*tick, 200*tick, 100*tick, "/usr/bin/bash", "bash"),
-		&bpf.RawEvent{Kind: bpf.KindClone, BootNs: 1001 * tick, WorkloadCgroupID: cg, Tgid: 101, Ppid: 100, StartNs: 300 * tick,
+		&record.RawEvent{Kind: record.KindClone, BootNs: 1001 * tick, WorkloadCgroupID: cg, Tgid: 101, Ppid: 100, StartNs: 300 * tick,
 			ParentStartNs: 200 * tick, Profile: 1},
-		&bpf.RawEvent{Kind: bpf.KindExit, BootNs: 1002 * tick, WorkloadCgroupID: cg, Tgid: 101, StartNs: 300 * tick, Profile: 1},
+		&record.RawEvent{Kind: record.KindExit, BootNs: 1002 * tick, WorkloadCgroupID: cg, Tgid: 101, StartNs: 300 * tick, Profile: 1},
 	)
 	src.drain = true
 	var out syncBuffer

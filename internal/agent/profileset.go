@@ -6,7 +6,7 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/ocigate/ocigate/bpf"
+	"github.com/ocigate/ocigate/bpf/enforcer"
 	"github.com/ocigate/ocigate/internal/workload"
 	"github.com/ocigate/ocigate/profiles"
 )
@@ -201,7 +201,7 @@ func (a *Agent) keepOnCurrentRules(keeps []keep) {
 					zap.String("profile", w.Profile))
 				continue
 			}
-			entry := bpf.InheritedWorkload{Profile: lp.id, Monitor: lp.profile.Mode == profiles.ModeMonitor,
+			entry := enforcer.InheritedWorkload{Profile: lp.id, Monitor: lp.profile.Mode == profiles.ModeMonitor,
 				Disabled: disabledSelectors(lp.profile, w.Namespaces, a.hostNS)}
 			a.retainEntry(w.ContainerID, lp.profile.Name, lp.profile.Mode, entry)
 		}

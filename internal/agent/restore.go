@@ -8,14 +8,14 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/ocigate/ocigate/bpf"
+	"github.com/ocigate/ocigate/bpf/enforcer"
 	"github.com/ocigate/ocigate/internal/workload"
 	"github.com/ocigate/ocigate/profiles"
 )
 
-// Inheritor is an enforcer that took over pinned maps (*bpf.Enforcer).
+// Inheritor is an enforcer that took over pinned maps (*enforcer.Enforcer).
 type Inheritor interface {
-	Inherited() bpf.Inherited
+	Inherited() enforcer.Inherited
 }
 
 // retainedProfile is a profile id kept because workloads on it could not
@@ -27,7 +27,7 @@ type Inheritor interface {
 // until they stop or a reload finds them a profile.
 type retainedProfile struct {
 	name, mode string
-	entries    map[string]bpf.InheritedWorkload // container id -> its map entry
+	entries    map[string]enforcer.InheritedWorkload // container id -> its map entry
 }
 
 // restore rebuilds the registry from the records a previous agent left
@@ -38,7 +38,7 @@ type retainedProfile struct {
 // record without a map entry, a record whose cgroup is gone. Inherited
 // profile ids nobody uses any more are unloaded last. Called by New
 // before the agent serves, so it needs no lock.
-func (a *Agent) restore(in bpf.Inherited) {
+func (a *Agent) restore(in enforcer.Inherited) {
 	var records []*workload.Workload
 	if a.state != nil {
 		var errs []error
@@ -163,7 +163,7 @@ func (a *Agent) moveRestored(w *workload.Workload) error {
 // retain keeps a restored workload on its inherited rules. When its
 // profile needs a point this kernel does not enforce, that is logged as
 // an error: the workload is not what its profile promises.
-func (a *Agent) retain(w *workload.Workload, entry bpf.InheritedWorkload, why error) {
+func (a *Agent) retain(w *workload.Workload, entry enforcer.InheritedWorkload, why error) {
 	mode := profiles.ModeEnforce
 	if entry.Monitor {
 		mode = profiles.ModeMonitor
@@ -188,10 +188,10 @@ func (a *Agent) retain(w *workload.Workload, entry bpf.InheritedWorkload, why er
 // retainEntry records that a workload stays on the rules of profile id
 // entry.Profile (name, mode) whatever the catalog says, and returns them;
 // created says they were not retained before.
-func (a *Agent) retainEntry(containerID, name string, mode profiles.Mode, entry bpf.InheritedWorkload) (rp *retainedProfile, created bool) {
+func (a *Agent) retainEntry(containerID, name string, mode profiles.Mode, entry enforcer.InheritedWorkload) (rp *retainedProfile, created bool) {
 	rp = a.retained[entry.Profile]
 	if rp == nil {
-		rp, created = &retainedProfile{name: name, mode: string(mode), entries: map[string]bpf.InheritedWorkload{}}, true
+		rp, created = &retainedProfile{name: name, mode: string(mode), entries: map[string]enforcer.InheritedWorkload{}}, true
 		a.retained[entry.Profile] = rp
 	}
 	rp.entries[containerID] = entry
@@ -199,13 +199,13 @@ func (a *Agent) retainEntry(containerID, name string, mode profiles.Mode, entry 
 }
 
 // retainedEntry returns the inherited map entry a workload is kept on.
-func (a *Agent) retainedEntry(containerID string) (uint32, bpf.InheritedWorkload, bool) {
+func (a *Agent) retainedEntry(containerID string) (uint32, enforcer.InheritedWorkload, bool) {
 	for id, rp := range a.retained {
 		if e, ok := rp.entries[containerID]; ok {
 			return id, e, true
 		}
 	}
-	return 0, bpf.InheritedWorkload{}, false
+	return 0, enforcer.InheritedWorkload{}, false
 }
 
 // release forgets that a workload is kept on inherited rules; the last

@@ -10,7 +10,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/ocigate/ocigate/bpf"
+	"github.com/ocigate/ocigate/bpf/enforcer"
 	"github.com/ocigate/ocigate/cgroupfilter"
 	"github.com/ocigate/ocigate/internal/api"
 	"github.com/ocigate/ocigate/internal/workload"
@@ -166,7 +166,7 @@ func TestRestoreTakesOverPinnedWorkloads(t *testing.T) {
 	}
 	enf2 := enf.restarted()
 	enf2.workloads[999] = 2
-	enf2.inherited.Workloads[999] = bpf.InheritedWorkload{Profile: 2}
+	enf2.inherited.Workloads[999] = enforcer.InheritedWorkload{Profile: 2}
 	if err := st.Put(orphan); err != nil {
 		t.Fatal(err)
 	}

@@ -9,7 +9,7 @@ import (
 )
 
 // MapCounter is an enforcer that can count its workloads map and report
-// the memory of its maps (*bpf.Enforcer does).
+// the memory of its maps (*enforcer.Enforcer does).
 type MapCounter interface {
 	WorkloadCgroups() ([]uint64, error)
 	MapMemory() (map[string]uint64, uint64, error)

@@ -15,7 +15,7 @@ import (
 	"strconv"
 	"syscall"
 
-	"github.com/ocigate/ocigate/bpf"
+	"github.com/ocigate/ocigate/bpf/enforcer"
 	"github.com/ocigate/ocigate/cgroupfilter"
 	"github.com/ocigate/ocigate/internal/hostfs"
 	"github.com/ocigate/ocigate/profiles"
@@ -64,12 +64,12 @@ func run(loop string, connects, rounds int) error {
 	if err != nil {
 		return err
 	}
-	enf, err := bpf.Load(bpf.Options{CgroupRoot: root})
+	enf, err := enforcer.Load(enforcer.Options{CgroupRoot: root})
 	if err != nil {
 		return err
 	}
 	defer enf.Close()
-	stats, err := bpf.EnableStats()
+	stats, err := enforcer.EnableStats()
 	if err != nil {
 		return err
 	}
@@ -111,7 +111,7 @@ func run(loop string, connects, rounds int) error {
 
 // measure registers the bench cgroup (plus fake workloads up to n), runs
 // the connect loop inside it and returns the connect4 program's ns/run.
-func measure(enf *bpf.Enforcer, loop, cg string, cgID uint64, profile uint32, n, connects int) (float64, error) {
+func measure(enf *enforcer.Enforcer, loop, cg string, cgID uint64, profile uint32, n, connects int) (float64, error) {
 	var none [profiles.NumPoints]uint32
 	if err := enf.SetWorkload(cgID, profile, profiles.ModeEnforce, none); err != nil {
 		return 0, err
@@ -150,17 +150,17 @@ func measure(enf *bpf.Enforcer, loop, cg string, cgID uint64, profile uint32, n,
 	return float64(after.RunTime-before.RunTime) / float64(runs), nil
 }
 
-func connectStats(enf *bpf.Enforcer) (bpf.ProgramStat, error) {
+func connectStats(enf *enforcer.Enforcer) (enforcer.ProgramStat, error) {
 	all, err := enf.ProgramStats()
 	if err != nil {
-		return bpf.ProgramStat{}, err
+		return enforcer.ProgramStat{}, err
 	}
 	for _, s := range all {
 		if s.Mechanism == "cgroup/connect4" {
 			return s, nil
 		}
 	}
-	return bpf.ProgramStat{}, fmt.Errorf("cgroup/connect4 is not attached (backend %v)", enf.Backends())
+	return enforcer.ProgramStat{}, fmt.Errorf("cgroup/connect4 is not attached (backend %v)", enf.Backends())
 }
 
 func median(v []float64) float64 {

@@ -7,12 +7,12 @@ import (
 	"strings"
 	"time"
 
-	"github.com/ocigate/ocigate/bpf"
+	"github.com/ocigate/ocigate/bpf/enforcer"
 )
 
 // The verifier table: how many instructions this kernel's verifier walks
 // for each program of both BPF objects, each loaded alone and attached
-// nowhere (bpf.VerifierCosts). The suite measures it in every guest before
+// nowhere (enforcer.VerifierCosts). The suite measures it in every guest before
 // the agent starts, and "suite verifier" measures the kernel it runs on
 // (scripts/vmtest.sh: the host's column). Markers:
 //
@@ -57,8 +57,8 @@ func verifierMain(args []string) int {
 }
 
 // scenarioVerifierBudget measures the verifier's cost of every program
-// and passes when bpf.CheckVerifierBudget does: no program over
-// bpf.VerifierBudgetProgram, no object over bpf.VerifierBudgetObject, no
+// and passes when enforcer.CheckVerifierBudget does: no program over
+// enforcer.VerifierBudgetProgram, no object over enforcer.VerifierBudgetObject, no
 // program the verifier rejected. A program the kernel refuses by type or
 // target is reported, not failed: the security object's LSM and fmod_ret
 // programs do not load on every kernel (the development kernel refuses
@@ -66,12 +66,12 @@ func verifierMain(args []string) int {
 // scenario's check.
 func scenarioVerifierBudget(s *suite, r *result) {
 	start := time.Now()
-	costs, err := bpf.VerifierCosts()
+	costs, err := enforcer.VerifierCosts()
 	if err != nil {
 		r.fatalf("measuring the verifier: %v", err)
 	}
 	s.emit("VMTEST-INFO verifier-time %s", time.Since(start).Round(100*time.Millisecond))
-	s.emit("VMTEST-VERIFIER-BUDGET %d %d", bpf.VerifierBudgetProgram, bpf.VerifierBudgetObject)
+	s.emit("VMTEST-VERIFIER-BUDGET %d %d", enforcer.VerifierBudgetProgram, enforcer.VerifierBudgetObject)
 	sum := map[string]int{}
 	var objects, refused []string
 	for _, c := range costs {
@@ -89,7 +89,7 @@ func scenarioVerifierBudget(s *suite, r *result) {
 			s.emit("VMTEST-VERIFIER %s %s %d", c.Object, c.Program, c.Verified)
 		}
 	}
-	if err := bpf.CheckVerifierBudget(costs); err != nil {
+	if err := enforcer.CheckVerifierBudget(costs); err != nil {
 		r.failf("over budget: %s", strings.ReplaceAll(err.Error(), "\n", "; "))
 	}
 	for _, obj := range objects {

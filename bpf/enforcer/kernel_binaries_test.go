@@ -1,0 +1,244 @@
+package enforcer
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/ocigate/ocigate/bpf"
+	"github.com/ocigate/ocigate/internal/testenv"
+	"github.com/ocigate/ocigate/profiles"
+)
+
+// busyboxFiles are the files the binary tests exec busybox by: real is
+// the file itself (symlinks resolved, e.g. /usr/bin/busybox), link a
+// symlink to it, and copy another file with the same bytes.
+type busyboxFiles struct{ real, link, copy string }
+
+func busyboxPaths(t *testing.T) busyboxFiles {
+	t.Helper()
+	testenv.NeedTools(t, "/bin/busybox")
+	real, err := filepath.EvalSymlinks("/bin/busybox")
+	if err != nil {
+		t.Fatalf("busybox: %v", err)
+	}
+	// Busybox runs argv[1] as the applet when its own name starts with
+	// "busybox".
+	dir := t.TempDir()
+	f := busyboxFiles{real: real, link: filepath.Join(dir, "link", "busybox"), copy: filepath.Join(dir, "busybox-copy")}
+	if err := os.Mkdir(filepath.Dir(f.link), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(real, f.link); err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(real)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(f.copy, data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+// (d) matchBinaries: exec tracking and the In, Prefix and Postfix sets, on
+// the file's own path (symlinks resolved); In also on the absolute path
+// the exec was given.
+func TestKernelBinaries(t *testing.T) {
+	bb := busyboxPaths(t)
+	k := newKernel(t)
+	self := helperPath(t)
+	dir := filepath.Dir(bb.copy) + "/" // holds the copy and the symlink
+	if strings.HasPrefix(self, dir) || strings.HasSuffix(self, "box") {
+		t.Skipf("test binary at %s looks like busybox to the selectors", self)
+	}
+	type try struct {
+		path string // busybox path, or "" for the helper
+		want syscall.Errno
+	}
+	tests := []struct {
+		name  string
+		match profiles.BinaryMatch
+		tries []try
+	}{
+		{"In", profiles.BinaryMatch{Operator: "In", Values: []string{bb.real}},
+			[]try{{bb.real, unix.EPERM}, {bb.link, unix.EPERM}, {bb.copy, unix.ECONNREFUSED}, {"", unix.ECONNREFUSED}}},
+		{"In by the exec'd path", profiles.BinaryMatch{Operator: "In", Values: []string{bb.link}},
+			[]try{{bb.link, unix.EPERM}, {bb.real, unix.ECONNREFUSED}}},
+		{"NotIn", profiles.BinaryMatch{Operator: "NotIn", Values: []string{bb.real, "/nonexistent"}},
+			[]try{{bb.real, unix.ECONNREFUSED}, {bb.link, unix.ECONNREFUSED}, {bb.copy, unix.EPERM}, {"", unix.EPERM}}},
+		{"Prefix", profiles.BinaryMatch{Operator: "Prefix", Values: []string{dir}},
+			[]try{{bb.copy, unix.EPERM}, {bb.link, unix.ECONNREFUSED}, {"", unix.ECONNREFUSED}}},
+		{"NotPrefix", profiles.BinaryMatch{Operator: "NotPrefix", Values: []string{dir}},
+			[]try{{bb.copy, unix.ECONNREFUSED}, {bb.link, unix.EPERM}, {"", unix.EPERM}}},
+		{"Postfix", profiles.BinaryMatch{Operator: "Postfix", Values: []string{"box"}},
+			[]try{{bb.real, unix.EPERM}, {bb.link, unix.EPERM}, {bb.copy, unix.ECONNREFUSED}, {"", unix.ECONNREFUSED}}},
+		{"NotPostfix", profiles.BinaryMatch{Operator: "NotPostfix", Values: []string{"box"}},
+			[]try{{bb.link, unix.ECONNREFUSED}, {bb.copy, unix.EPERM}, {"", unix.EPERM}}},
+		{"Postfix of the full path", profiles.BinaryMatch{Operator: "Postfix", Values: []string{bb.real}},
+			[]try{{bb.link, unix.EPERM}, {bb.copy, unix.ECONNREFUSED}}},
+	}
+	for _, tt := range tests {
+		k.use(connectProfile(profiles.Selector{Policy: tt.name, Daddr: prefixes("127.0.0.2/32"),
+			Binaries: []profiles.BinaryMatch{tt.match}, Action: profiles.ActionOverride}), [profiles.NumPoints]uint32{})
+		for _, tr := range tt.tries {
+			var (
+				pid   int
+				errno syscall.Errno
+				path  = tr.path
+			)
+			if path == "" {
+				pid, errno = k.helper("connect", "tcp4", "127.0.0.2:4444")
+				path = self
+			} else {
+				pid, errno = k.busybox(path, "127.0.0.2", 4444)
+			}
+			wantErrno(t, tt.name+": "+path, errno, tr.want)
+			if tr.want != unix.EPERM {
+				k.log.wait(t, 0, of(pid, profiles.PointConnect))
+				continue
+			}
+			ev := k.log.wait(t, 1, of(pid, profiles.PointConnect))[0]
+			want := path // the file's own path, as far as the event's field holds it
+			if path == bb.link {
+				want = bb.real
+			}
+			if len(want) > PathLen-1 {
+				want = want[:PathLen-1]
+			}
+			if ev.Path != want || !ev.Enforced {
+				t.Fatalf("%s: event path %q, want %q: %+v", tt.name, ev.Path, want, ev)
+			}
+		}
+	}
+}
+
+// PathLen is the size of the event's path field.
+const PathLen = len(bpf.FallbackEvent{}.Path)
+
+// A process whose exec was not seen (it joined the workload later) has
+// no known binary: neither In nor NotIn matches it.
+func TestKernelBinariesUnknownProcess(t *testing.T) {
+	testenv.NeedTools(t, "bash") // for /dev/tcp
+	k := newKernel(t)
+	for _, op := range []string{"In", "NotIn"} {
+		k.use(connectProfile(profiles.Selector{Daddr: prefixes("127.0.0.2/32"),
+			Binaries: []profiles.BinaryMatch{{Operator: op, Values: []string{"/usr/bin/bash", "/bin/bash"}}},
+			Action:   profiles.ActionOverride}), [profiles.NumPoints]uint32{})
+		script := "echo $$ > " + filepath.Join(k.dir, "cgroup.procs") + " && exec 3<>/dev/tcp/127.0.0.2/4444"
+		cmd := exec.Command("bash", "-c", script)
+		out, err := cmd.CombinedOutput()
+		if err == nil || !strings.Contains(string(out), "Connection refused") {
+			t.Fatalf("%s: bash outside tracking: %v %q, want Connection refused", op, err, out)
+		}
+		if _, ok := k.e.procOf(uint32(cmd.Process.Pid)); ok {
+			t.Fatalf("procs has an entry for a process exec'd outside the workload")
+		}
+		k.log.wait(t, 0, of(cmd.Process.Pid, profiles.PointConnect))
+	}
+}
+
+// (d) Exec tracking: the exec'd path and its hash; a fork inherits its
+// parent's entry; exit removes it.
+func TestKernelExecForkTracking(t *testing.T) {
+	bb := busyboxPaths(t)
+	bin := bb.link // tracked as the file it names
+	k := newKernel(t)
+	k.use(connectProfile(profiles.Selector{Action: profiles.ActionPost}), [profiles.NumPoints]uint32{})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	// The subshell forks and runs the read builtin: no exec.
+	cmd := k.command(ctx, bin, "sh", "-c", "exec 3<&0; (read x <&3) & echo $!; wait")
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	if err != nil {
+		t.Fatalf("read child pid: %v", err)
+	}
+	child, err := strconv.Atoi(strings.TrimSpace(line))
+	if err != nil {
+		t.Fatalf("child pid %q", line)
+	}
+	parent := cmd.Process.Pid
+	for _, pid := range []int{parent, child} {
+		p, ok := k.e.procOf(uint32(pid))
+		if !ok {
+			t.Fatalf("no procs entry for pid %d (parent %d)", pid, parent)
+		}
+		if procPath(p) != bb.real || p.Hash != bpf.PathHash(bb.real) || p.Len != uint32(len(bb.real)) || p.AliasHash != bpf.PathHash(bin) {
+			t.Fatalf("procs[%d] = %q hash %#x alias %#x len %d, want %q hash %#x alias %#x len %d", pid, procPath(p), p.Hash, p.AliasHash, p.Len,
+				bb.real, bpf.PathHash(bb.real), bpf.PathHash(bin), len(bb.real))
+		}
+	}
+	stdin.Close()
+	io.Copy(io.Discard, stdout)
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("sh: %v", err)
+	}
+	for _, pid := range []int{parent, child} {
+		if _, ok := k.e.procOf(uint32(pid)); ok {
+			t.Errorf("procs entry of pid %d left after exit", pid)
+		}
+	}
+	// The helper's own exec is tracked under its path.
+	self := helperPath(t)
+	pid, _ := k.helper("connect", "tcp4", "127.0.0.3:4444")
+	if ev := k.log.wait(t, 1, of(pid, profiles.PointConnect))[0]; !strings.HasPrefix(self, ev.Path) || ev.Path == "" {
+		t.Fatalf("helper event path %q, want %q", ev.Path, self)
+	}
+}
+
+// Exec: the fallback kills the new image before it runs; matchBinaries
+// sees the path being exec'd.
+func TestKernelExecSigkill(t *testing.T) {
+	bb := busyboxPaths(t)
+	k := newKernel(t)
+	p := &profiles.Profile{Name: "exec", Mode: profiles.ModeEnforce}
+	p.Points[profiles.PointExec] = []profiles.Selector{{Policy: "no-busybox", Call: "security_bprm_check",
+		Binaries: []profiles.BinaryMatch{{Operator: "In", Values: []string{bb.real}}}, Action: profiles.ActionSigkill}}
+	k.use(p, [profiles.NumPoints]uint32{})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	// By its own path and through a symlink: killed, reported as the file.
+	for _, path := range []string{bb.real, bb.link} {
+		cmd := k.command(ctx, path, "true")
+		err := cmd.Run()
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || !ee.Sys().(syscall.WaitStatus).Signaled() || ee.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
+			t.Fatalf("%s true: %v, want killed by SIGKILL", path, err)
+		}
+		ev := k.log.wait(t, 1, of(cmd.Process.Pid, profiles.PointExec))[0]
+		if !ev.Killed || !ev.Enforced || ev.Action != profiles.ActionSigkill || ev.Path != bb.real || ev.Binary != "busybox" ||
+			ev.Mechanism != "tracepoint_sigkill" || !slices.Equal(ev.Args, []string{path, "true"}) || ev.ArgsCut {
+			t.Fatalf("exec event %+v", ev)
+		}
+	}
+	// Another file runs.
+	cmd := k.command(ctx, bb.copy, "true")
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("%s true: %v", bb.copy, err)
+	}
+	k.log.wait(t, 0, of(cmd.Process.Pid, profiles.PointExec))
+}

@@ -1,0 +1,83 @@
+package record
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/ringbuf"
+)
+
+// Reader reads the kernel's ring buffer.
+type Reader struct {
+	rd     *ringbuf.Reader
+	rec    ringbuf.Record
+	intern interner
+}
+
+// NewReader opens the ring buffer events (the events map).
+func NewReader(events *ebpf.Map) (*Reader, error) {
+	rd, err := ringbuf.NewReader(events)
+	if err != nil {
+		return nil, fmt.Errorf("open event ring buffer: %w", err)
+	}
+	rd.SetDeadline(time.Now().Add(PollInterval))
+	return &Reader{rd: rd}, nil
+}
+
+// PollInterval is how often the reader looks for records the kernel did
+// not wake it for: it wakes the reader only once 64 KiB wait (or for a
+// record the agent must act on), so that a busy ring is read in batches.
+// It bounds how long a record waits in a quiet ring.
+const PollInterval = 5 * time.Millisecond
+
+// ErrClosed is returned by Read after Close.
+var ErrClosed = os.ErrClosed
+
+// Read blocks for the next event.
+func (r *Reader) Read() (*RawEvent, error) {
+	ev := &RawEvent{}
+	if err := r.ReadInto(ev); err != nil {
+		return nil, err
+	}
+	return ev, nil
+}
+
+// ReadInto blocks for the next event and decodes it into ev, reusing the
+// array of its Args: the caller keeps no part of ev across calls. It is
+// not safe for concurrent use.
+func (r *Reader) ReadInto(ev *RawEvent) error {
+	for {
+		err := r.rd.ReadInto(&r.rec)
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			// Everything there was has been read: poll again later.
+			r.rd.SetDeadline(time.Now().Add(PollInterval))
+			continue
+		}
+		if errors.Is(err, ringbuf.ErrClosed) {
+			return ErrClosed
+		}
+		if err != nil {
+			return fmt.Errorf("read event ring buffer: %w", err)
+		}
+		return decodeInto(r.rec.RawSample, ev, &r.intern)
+	}
+}
+
+// Pending reports whether more records were ready when the last one was
+// read: a caller may wait for them before passing what it read on.
+func (r *Reader) Pending() bool { return r.rec.Remaining > 0 }
+
+// Close unblocks Read.
+func (r *Reader) Close() error { return r.rd.Close() }
+
+// ErrFlushed is returned by Read after Flush, once every record that was
+// in the ring buffer has been read.
+var ErrFlushed = ringbuf.ErrFlushed
+
+// Flush makes Read return what the ring buffer holds without waiting for
+// more, then ErrFlushed: a reader drains the kernel's events before it
+// stops.
+func (r *Reader) Flush() error { return r.rd.Flush() }

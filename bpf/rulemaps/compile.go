@@ -1,0 +1,182 @@
+package rulemaps
+
+import (
+	"strings"
+
+	"github.com/ocigate/ocigate/bpf"
+	"github.com/ocigate/ocigate/profiles"
+)
+
+// selectorPart compiles one part of a selector into k, writing the sets
+// it refers to with w.
+type selectorPart func(w *setWriter, k *bpf.FallbackSelector, s *profiles.Selector) error
+
+// compileSelector compiles a selector into its map value; the value sets
+// it refers to are written with w, in the order of the parts.
+func compileSelector(w *setWriter, s *profiles.Selector) (bpf.FallbackSelector, error) {
+	k := bpf.FallbackSelector{Group: uint8(s.Group)}
+	compileMasks(&k, s)
+	for _, part := range []selectorPart{compileAddrs, compilePorts, compileNames, compileBinaries} {
+		if err := part(w, &k, s); err != nil {
+			return k, err
+		}
+	}
+	compileFlags(&k, s)
+	return k, nil
+}
+
+// compileMasks sets the bit masks: families, socket types, TCP states,
+// dup's new descriptors and protocols.
+func compileMasks(k *bpf.FallbackSelector, s *profiles.Selector) {
+	k.Families, k.Match = maskOf(s.Families, k.Match, bpf.MatchFamily)
+	k.Types, k.Match = maskOf(s.SockTypes, k.Match, bpf.MatchType)
+	k.States, k.Match = maskOf(s.States, k.Match, bpf.MatchState)
+	k.Fds, k.Match = maskOf(s.Fds, k.Match, bpf.MatchNewFD)
+	if len(s.Protocols) > 0 {
+		k.Match |= bpf.MatchProtocol
+		for _, p := range s.Protocols {
+			k.Protocols[p>>6] |= 1 << (p & 63)
+		}
+	}
+}
+
+// compileAddrs writes the destination and source address sets.
+func compileAddrs(w *setWriter, k *bpf.FallbackSelector, s *profiles.Selector) error {
+	var err error
+	for _, a := range []struct {
+		m         profiles.AddrMatch
+		set       *uint32
+		in, notIn uint32
+	}{{s.Daddr, &k.DaddrSet, bpf.MatchDaddr, bpf.MatchDaddrNot}, {s.Saddr, &k.SaddrSet, bpf.MatchSaddr, bpf.MatchSaddrNot}} {
+		if !a.m.Set() {
+			continue
+		}
+		if *a.set, err = w.addrs(a.m.Prefixes); err != nil {
+			return err
+		}
+		k.Match |= pickFlag(a.m.Not, a.in, a.notIn)
+	}
+	return nil
+}
+
+// compilePorts writes the destination and source port sets.
+func compilePorts(w *setWriter, k *bpf.FallbackSelector, s *profiles.Selector) error {
+	var err error
+	for _, p := range []struct {
+		m         profiles.PortMatch
+		set       *uint32
+		in, notIn uint32
+	}{{s.Dport, &k.DportSet, bpf.MatchDport, bpf.MatchDportNot}, {s.Sport, &k.SportSet, bpf.MatchSport, bpf.MatchSportNot}} {
+		if !p.m.Set() {
+			continue
+		}
+		if *p.set, err = w.portSet(p.m.Ranges); err != nil {
+			return err
+		}
+		k.Match |= pickFlag(p.m.Not, p.in, p.notIn)
+	}
+	return nil
+}
+
+// compileNames writes the set of process names.
+func compileNames(w *setWriter, k *bpf.FallbackSelector, s *profiles.Selector) error {
+	if len(s.Names.Names) == 0 {
+		return nil
+	}
+	var err error
+	if k.NameSet, err = w.names(s.Names.Names); err != nil {
+		return err
+	}
+	k.Match |= pickFlag(s.Names.Not, bpf.MatchName, bpf.MatchNameNot)
+	return nil
+}
+
+// compileBinaries writes the sets of matchBinaries: In by the path's
+// hash, Prefix and Postfix by the path.
+func compileBinaries(w *setWriter, k *bpf.FallbackSelector, s *profiles.Selector) error {
+	var err error
+	for _, b := range s.Binaries {
+		not := strings.HasPrefix(b.Operator, "Not")
+		switch strings.TrimPrefix(b.Operator, "Not") {
+		case profiles.BinaryIn:
+			k.BinSet, err = w.binaries(b.Values)
+			k.Match |= pickFlag(not, bpf.MatchBin, bpf.MatchBinNot)
+		case profiles.BinaryPrefix:
+			k.PrefixSet, err = w.pathPrefixes(b.Values, false)
+			k.Match |= pickFlag(not, bpf.MatchBinPrefix, bpf.MatchBinPrefixNot)
+		case profiles.BinaryPostfix:
+			k.PostfixSet, err = w.pathPrefixes(b.Values, true)
+			k.Match |= pickFlag(not, bpf.MatchBinPostfix, bpf.MatchBinPostfixNot)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// compileFlags sets the predicates without values, the action and the
+// selector's flags.
+func compileFlags(k *bpf.FallbackSelector, s *profiles.Selector) {
+	if s.StdioInet {
+		k.Match |= bpf.MatchStdioInet
+	}
+	if s.Relayed {
+		k.Match |= bpf.MatchRelayed
+	}
+	if s.Fileless {
+		k.Match |= bpf.MatchFileless
+	}
+	if s.Variant != 0 {
+		k.Match |= bpf.MatchVariant
+		k.Variant = s.Variant
+	}
+	k.Action, k.Err, k.Signal = kernelAction(s)
+	if s.NoPost {
+		k.Flags |= bpf.SelectorNoPost
+	}
+	if s.Monitor {
+		k.Flags |= bpf.SelectorMonitor
+	}
+}
+
+// kernelAction is the selector's action as the kernel stores it, with
+// the errno of a denial (EPERM unless given) and the signal to send.
+func kernelAction(s *profiles.Selector) (action uint8, errno int32, signal uint8) {
+	errno = int32(s.Errno)
+	if errno == 0 {
+		errno = 1 // EPERM
+	}
+	switch s.Action {
+	case profiles.ActionOverride:
+		return bpf.ActionDeny, errno, 0
+	case profiles.ActionNotifyEnforcer:
+		return bpf.ActionDeny, errno, uint8(s.Signal)
+	case profiles.ActionSigkill:
+		return bpf.ActionSigkill, 0, 0
+	case profiles.ActionSignal:
+		return bpf.ActionSignal, 0, uint8(s.Signal)
+	}
+	return bpf.ActionPost, 0, 0
+}
+
+// maskOf is the bit mask of values (each below 32), and match with flag
+// set when there are any.
+func maskOf(values []uint8, match, flag uint32) (uint32, uint32) {
+	if len(values) == 0 {
+		return 0, match
+	}
+	var m uint32
+	for _, v := range values {
+		m |= 1 << (v & 31)
+	}
+	return m, match | flag
+}
+
+// pickFlag is notIn for a negated match, in otherwise.
+func pickFlag(not bool, in, notIn uint32) uint32 {
+	if not {
+		return notIn
+	}
+	return in
+}
