@@ -22,6 +22,7 @@ import (
 	"github.com/ocigate/ocigate/internal/api"
 	"github.com/ocigate/ocigate/internal/apiserver"
 	"github.com/ocigate/ocigate/internal/events"
+	"github.com/ocigate/ocigate/internal/flagvalue"
 	"github.com/ocigate/ocigate/internal/hostfs"
 	"github.com/ocigate/ocigate/internal/profilewatch"
 	"github.com/ocigate/ocigate/internal/sdnotify"
@@ -38,16 +39,16 @@ type runFlags struct {
 	socket, eventsFile, cgroupRoot, logLevel, enforcer, profileDir string
 	metricsAddr, pprofAddr, containerdSocket, runcBinary           string
 	nriSocket, nriIndex, pinDir, stateDir                          string
-	eventsMaxSize                                                  byteSize
+	eventsMaxSize                                                  flagvalue.ByteSize
 	eventsBackups                                                  int
-	eventsTypes                                                    listFlag
-	runcRoots                                                      stringList
+	eventsTypes                                                    flagvalue.List
+	runcRoots                                                      flagvalue.CommaList
 	adopt, nriOn, bpfStats                                         bool
 	reconcileEvery                                                 time.Duration
 }
 
 func parseRunFlags(args []string) (*runFlags, error) {
-	f := &runFlags{eventsMaxSize: defaultEventsMaxSize, runcRoots: stringList{"/run/runc"}}
+	f := &runFlags{eventsMaxSize: defaultEventsMaxSize, runcRoots: flagvalue.CommaList{"/run/runc"}}
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
 	fs.StringVar(&f.socket, "socket", api.DefaultSocket, "API socket path (created once the agent is ready)")
 	fs.StringVar(&f.eventsFile, "events-file", "", "append events to this file; - or empty: stdout")
