@@ -23,6 +23,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ocigate/ocigate/internal/agentconfig"
 	"github.com/ocigate/ocigate/internal/testenv"
 )
 
@@ -174,12 +175,14 @@ func startAgent() error {
 	if err := os.CopyFS(profileDir, os.DirFS(filepath.Join("testdata", "profiles"))); err != nil {
 		return fmt.Errorf("starting agent: copy profiles: %w", err)
 	}
-	agentCmd = exec.Command(agentdBin, "run", "--socket", socketPath, "--events-file", eventsPath, "--profiles", profileDir,
-		"--reconcile-interval", reconcileInterval.String(),
-		// Others' containers on this machine are not the harness agent's:
-		// no adoption from the shared runc root, no system containerd.
-		"--runc-roots", "", "--containerd-socket", "",
-		"--pin-dir", pinDir, "--state-dir", stateDir)
+	cfg := agentconfig.Default()
+	cfg.Socket, cfg.EventsFile, cfg.ProfileDir = socketPath, eventsPath, profileDir
+	cfg.ReconcileInterval = reconcileInterval
+	// Others' containers on this machine are not the harness agent's: no
+	// adoption from the shared runc root, no system containerd.
+	cfg.RuncRoots, cfg.ContainerdSocket = nil, ""
+	cfg.PinDir, cfg.StateDir = pinDir, stateDir
+	agentCmd = exec.Command(agentdBin, runArgs(cfg)...)
 	agentCmd.Stdout = logf
 	agentCmd.Stderr = logf
 	if err := agentCmd.Start(); err != nil {
@@ -190,6 +193,11 @@ func startAgent() error {
 	agentDone = make(chan error, 1)
 	go func() { agentDone <- agentCmd.Wait() }()
 	return waitReady(socketPath, agentDone, 20*time.Second)
+}
+
+// runArgs is the command line of `ocigate-agentd run` with cfg.
+func runArgs(cfg agentconfig.Config) []string {
+	return append([]string{"run"}, cfg.Args()...)
 }
 
 // waitReady waits with `ocigate-agentd status --wait` until the agent on
