@@ -25,9 +25,12 @@ generate:
 check-generate: generate
 	@git diff --exit-code --stat -- bpf/ || { echo "make generate changed committed files in bpf/"; exit 1; }
 
+# gofmt, go vet and the source checks: no function over 80 lines, doc
+# comments that start with the name (internal/codecheck; a unit test too).
 vet:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1; }
 	$(GO) vet $(PKGS)
+	$(GO) test -count=1 ./internal/codecheck/
 
 unit:
 	$(GO) test -count=1 $(PKGS)

@@ -12,7 +12,7 @@ const (
 	BackendLSM      = "lsm"
 	BackendFmodRet  = "fmod_ret"
 	BackendFallback = "fallback"
-	// BackendTracepoint: points that only report or kill, the same on
+	// BackendTracepoint carries the points that only report or kill, the same on
 	// every kernel (dup).
 	BackendTracepoint = "tracepoint"
 )

@@ -13,8 +13,9 @@ import (
 	"github.com/ocigate/ocigate/profiles/policy"
 )
 
-// The built-in profiles, one file each: TracingPolicy documents and the
-// WorkloadProfile that uses them. See the comment at the top of each file.
+// builtinFS holds the built-in profiles, one file each: TracingPolicy
+// documents and the WorkloadProfile that uses them. See the comment at
+// the top of each file.
 //
 //go:embed builtin/*.yaml
 var builtinFS embed.FS

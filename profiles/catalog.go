@@ -113,118 +113,163 @@ func NewCatalogFiles(builtins bool, files ...string) (*Catalog, error) {
 	return c, nil
 }
 
+// linker resolves names across files, compiles and builds the catalog.
+type linker struct {
+	c           *Catalog
+	cp          *compiler
+	seen        map[docName]seenDoc
+	policies    map[string]*source
+	order       []*source // every policy admitted, replaced ones included
+	profiles    map[string]*entry
+	userDefault *entry
+}
+
+// docName is a document's kind and metadata.name.
+type docName struct{ kind, name string }
+
+// seenDoc is where a name was first defined.
+type seenDoc struct {
+	pos     policy.Pos
+	builtin bool
+}
+
 // link resolves names across files, compiles and builds the catalog.
 func link(all []fileDocs) (*Catalog, policy.Errors) {
-	c := &Catalog{byName: map[string]*entry{}}
-	cp := &compiler{}
-	policies := map[string]*source{}
-	var order []*source
+	l := &linker{c: &Catalog{byName: map[string]*entry{}}, cp: &compiler{}, seen: map[docName]seenDoc{},
+		policies: map[string]*source{}, profiles: map[string]*entry{}}
 	for _, f := range all {
 		for _, d := range f.docs {
-			tp := d.Policy
-			if tp == nil {
-				continue
+			if tp := d.Policy; tp != nil && l.admit("TracingPolicy", tp.Name, tp.Pos, f.builtin) {
+				l.addPolicy(tp, f.builtin)
 			}
-			if prev := policies[tp.Name]; prev != nil {
-				if !prev.builtin || f.builtin {
-					cp.errorf(tp.Pos, "metadata.name", "duplicate TracingPolicy name %q (also at %s)", tp.Name, at(prev.tp.Pos))
-					continue
-				}
-				c.notes = append(c.notes, fmt.Sprintf("%s: TracingPolicy %q replaces the built-in one", at(tp.Pos), tp.Name))
+			if wp := d.Profile; wp != nil && l.admit("WorkloadProfile", wp.Name, wp.Pos, f.builtin) {
+				l.addProfile(wp, f.builtin)
 			}
-			s := &source{tp: tp, builtin: f.builtin}
-			policies[tp.Name] = s
-			order = append(order, s)
 		}
 	}
-	for _, s := range order {
-		if policies[s.tp.Name] != s {
+	l.compilePolicies()
+	l.compileProfiles()
+	if len(l.cp.errs) > 0 {
+		return nil, l.cp.errs
+	}
+	l.chooseDefault()
+	l.sortEntries()
+	return l.c, nil
+}
+
+// admit reports whether a document of that kind and name is kept: the
+// first one is; a user file's replaces a built-in one (noted); any other
+// second one is a duplicate (an error).
+func (l *linker) admit(kind, name string, pos policy.Pos, builtin bool) bool {
+	key := docName{kind, name}
+	if prev, ok := l.seen[key]; ok {
+		if !prev.builtin || builtin {
+			l.cp.errorf(pos, "metadata.name", "duplicate %s name %q (also at %s)", kind, name, at(prev.pos))
+			return false
+		}
+		l.c.notes = append(l.c.notes, fmt.Sprintf("%s: %s %q replaces the built-in one", at(pos), kind, name))
+	}
+	l.seen[key] = seenDoc{pos: pos, builtin: builtin}
+	return true
+}
+
+func (l *linker) addPolicy(tp *policy.TracingPolicy, builtin bool) {
+	s := &source{tp: tp, builtin: builtin}
+	l.policies[tp.Name] = s
+	l.order = append(l.order, s)
+}
+
+// addProfile records a profile; a user file's second default is an error.
+func (l *linker) addProfile(wp *policy.WorkloadProfile, builtin bool) {
+	e := &entry{wp: wp, builtin: builtin}
+	l.profiles[wp.Name] = e
+	if !wp.Default || builtin {
+		return
+	}
+	if first := l.userDefault; first != nil {
+		l.cp.errorf(wp.Pos, "spec.default", "profile %q is a second default profile (the first is %q at %s)", wp.Name, first.wp.Name, at(first.wp.Pos))
+		return
+	}
+	l.userDefault = e
+}
+
+// compilePolicies compiles the standalone policies not replaced.
+func (l *linker) compilePolicies() {
+	for _, s := range l.order {
+		if l.policies[s.tp.Name] != s {
 			continue // replaced
 		}
 		compiled, err := CompilePolicy(s.tp)
 		if err != nil {
-			cp.errs = appendErrs(cp.errs, err)
+			l.cp.errs = appendErrs(l.cp.errs, err)
 			continue
 		}
 		s.compiled = compiled
 	}
+}
 
-	profiles := map[string]*entry{}
-	var userDefault *entry
-	for _, f := range all {
-		for _, d := range f.docs {
-			wp := d.Profile
-			if wp == nil {
-				continue
-			}
-			if prev := profiles[wp.Name]; prev != nil {
-				if !prev.builtin || f.builtin {
-					cp.errorf(wp.Pos, "metadata.name", "duplicate WorkloadProfile name %q (also at %s)", wp.Name, at(prev.wp.Pos))
-					continue
-				}
-				c.notes = append(c.notes, fmt.Sprintf("%s: WorkloadProfile %q replaces the built-in one", at(wp.Pos), wp.Name))
-			}
-			e := &entry{wp: wp, builtin: f.builtin}
-			profiles[wp.Name] = e
-			if wp.Default && !f.builtin {
-				if userDefault != nil {
-					cp.errorf(wp.Pos, "spec.default", "profile %q is a second default profile (the first is %q at %s)", wp.Name, userDefault.wp.Name, at(userDefault.wp.Pos))
-					continue
-				}
-				userDefault = e
-			}
-		}
-	}
-	for name, e := range profiles {
-		n := len(cp.errs)
-		resolve := func(i int, ref policy.PolicyRef) *Compiled {
-			path := fmt.Sprintf("spec.policies[%d]", i)
-			if ref.Inline != nil {
-				compiled, err := compilePolicy(ref.Inline, path+".inline")
-				cp.errs = appendErrs(cp.errs, err)
-				return compiled
-			}
-			s := policies[ref.Name]
-			if s == nil {
-				cp.errorf(ref.Pos, path+".name", "unknown TracingPolicy %q (no loaded file, built-ins included, has this metadata.name)", ref.Name)
-				return nil
-			}
-			if s.compiled == nil {
-				// Its own errors are reported once, where it is written.
-				cp.errorf(ref.Pos, path+".name", "TracingPolicy %q (%s) does not compile", ref.Name, at(s.tp.Pos))
-			}
-			return s.compiled
-		}
-		e.profile, e.trackSockets = assemble(e.wp, resolve, cp)
-		e.compileMatch(cp)
-		if len(cp.errs) > n {
+// compileProfiles compiles every profile, its policies resolved, into
+// the catalog.
+func (l *linker) compileProfiles() {
+	for name, e := range l.profiles {
+		n := len(l.cp.errs)
+		e.profile, e.trackSockets = assemble(e.wp, l.resolve, l.cp)
+		e.compileMatch(l.cp)
+		if len(l.cp.errs) > n {
 			continue
 		}
-		c.byName[name] = e
-		c.entries = append(c.entries, e)
+		l.c.byName[name] = e
+		l.c.entries = append(l.c.entries, e)
 	}
-	if len(cp.errs) > 0 {
-		return nil, cp.errs
-	}
+}
 
-	switch {
-	case userDefault != nil:
-		c.def = userDefault
+// resolve compiles a profile's spec.policies[i]: inline, or a standalone
+// policy by name.
+func (l *linker) resolve(i int, ref policy.PolicyRef) *Compiled {
+	path := fmt.Sprintf("spec.policies[%d]", i)
+	if ref.Inline != nil {
+		compiled, err := compilePolicy(ref.Inline, path+".inline")
+		l.cp.errs = appendErrs(l.cp.errs, err)
+		return compiled
+	}
+	s := l.policies[ref.Name]
+	if s == nil {
+		l.cp.errorf(ref.Pos, path+".name", "unknown TracingPolicy %q (no loaded file, built-ins included, has this metadata.name)", ref.Name)
+		return nil
+	}
+	if s.compiled == nil {
+		// Its own errors are reported once, where it is written.
+		l.cp.errorf(ref.Pos, path+".name", "TracingPolicy %q (%s) does not compile", ref.Name, at(s.tp.Pos))
+	}
+	return s.compiled
+}
+
+// chooseDefault makes the user's default profile the default (noting the
+// built-in one it displaces), else the built-in default.
+func (l *linker) chooseDefault() {
+	c := l.c
+	if def := l.userDefault; def != nil {
+		c.def = def
 		for _, e := range c.entries {
 			if e.builtin && e.wp.Default {
-				c.notes = append(c.notes, fmt.Sprintf("%s: profile %q is the default instead of the built-in %q", at(userDefault.wp.Pos), userDefault.wp.Name, e.wp.Name))
+				c.notes = append(c.notes, fmt.Sprintf("%s: profile %q is the default instead of the built-in %q", at(def.wp.Pos), def.wp.Name, e.wp.Name))
 			}
 		}
-	default:
-		for _, e := range c.entries {
-			if e.wp.Default {
-				c.def = e
-			}
-		}
-		if c.def == nil && len(c.entries) > 0 {
-			c.notes = append(c.notes, "no profile has default: true: containers no profile matches are refused")
+		return
+	}
+	for _, e := range c.entries {
+		if e.wp.Default {
+			c.def = e
 		}
 	}
+	if c.def == nil && len(c.entries) > 0 {
+		c.notes = append(c.notes, "no profile has default: true: containers no profile matches are refused")
+	}
+}
+
+// sortEntries puts the default first, then the others by name.
+func (l *linker) sortEntries() {
+	c := l.c
 	sort.Slice(c.entries, func(i, j int) bool {
 		a, b := c.entries[i], c.entries[j]
 		if (a == c.def) != (b == c.def) {
@@ -232,7 +277,6 @@ func link(all []fileDocs) (*Catalog, policy.Errors) {
 		}
 		return a.wp.Name < b.wp.Name
 	})
-	return c, nil
 }
 
 // compileMatch prepares spec.match for selection.

@@ -165,14 +165,17 @@ const sockArgs = `  - call: tcp_connect
     selectors:
 `
 
-func TestCompileErrors(t *testing.T) {
-	for _, tc := range []struct{ name, kprobes, want string }{
-		{"int arg", connectArgs + `    - matchArgs:
+// compileErrorCase is a kprobes section that must not compile and its error.
+type compileErrorCase struct{ name, kprobes, want string }
+
+// matchArgErrors are matchArgs that cannot be compiled.
+var matchArgErrors = []compileErrorCase{
+	{"int arg", connectArgs + `    - matchArgs:
       - index: 2
         operator: Equal
         values: ["16"]
 `, `t.yaml:17: spec.kprobes[0].selectors[0].matchArgs[0]: operator Equal on int arg 2 of security_socket_connect is not supported (only sk_alloc's family and dup's new descriptor)`},
-		{"NotEqual family", `  - call: sk_alloc
+	{"NotEqual family", `  - call: sk_alloc
     return: true
     args:
     - index: 1
@@ -186,7 +189,7 @@ func TestCompileErrors(t *testing.T) {
         operator: NotEqual
         values: [AF_UNIX]
 `, `t.yaml:17: spec.kprobes[0].selectors[0].matchArgs[0]: NotEqual on family is not supported: the family match of sk_alloc takes Equal only`},
-		{"two DAddr", sockArgs + `    - matchArgs:
+	{"two DAddr", sockArgs + `    - matchArgs:
       - index: 0
         operator: DAddr
         values: [10.0.0.0/8]
@@ -194,7 +197,7 @@ func TestCompileErrors(t *testing.T) {
         operator: NotDAddr
         values: [10.1.0.0/16]
 `, `t.yaml:16: spec.kprobes[0].selectors[0].matchArgs[1]: NotDAddr: a selector holds one destination address match and DAddr at line 13 sets it already`},
-		{"two families", connectArgs + `    - matchArgs:
+	{"two families", connectArgs + `    - matchArgs:
       - index: 0
         operator: Family
         values: [AF_INET]
@@ -202,32 +205,45 @@ func TestCompileErrors(t *testing.T) {
         operator: Family
         values: [AF_INET]
 `, `t.yaml:20: spec.kprobes[0].selectors[0].matchArgs[1]: Family: a selector holds one family match and Family at line 17 sets it already`},
-		{"family > 31", connectArgs + `    - matchArgs:
+	{"family > 31", connectArgs + `    - matchArgs:
       - index: 1
         operator: Family
         values: ["40"]
 `, `t.yaml:17: spec.kprobes[0].selectors[0].matchArgs[0].values[0]: family 40 cannot be matched: the kernel side matches family 0-31`},
-		{"state > 31", sockArgs + `    - matchArgs:
+	{"state > 31", sockArgs + `    - matchArgs:
       - index: 0
         operator: State
         values: ["33"]
 `, `t.yaml:13: spec.kprobes[0].selectors[0].matchArgs[0].values[0]: state 33 cannot be matched: the kernel side matches state 0-31`},
-		{"two binaries", sockArgs + `    - matchBinaries:
+}
+
+// selectorErrors are selectors whose entries contradict each other or
+// exceed what the kernel side holds.
+var selectorErrors = []compileErrorCase{
+	{"two binaries", sockArgs + `    - matchBinaries:
       - operator: In
         values: [/bin/sh]
       - operator: NotIn
         values: [/bin/bash]
 `, `t.yaml:15: spec.kprobes[0].selectors[0].matchBinaries[1]: NotIn: a selector holds one matchBinaries entry of kind In (In/NotIn, Prefix/NotPrefix, Postfix/NotPostfix); the other is at line 13`},
-		{"two primaries", sockArgs + `    - matchActions:
+	{"two primaries", sockArgs + `    - matchActions:
       - action: Sigkill
       - action: Override
         argError: -1
 `, `t.yaml:14: spec.kprobes[0].selectors[0].matchActions[1]: Override and Sigkill (line 13) in one selector: a selector takes one of Sigkill, Override, NotifyEnforcer and Signal`},
-		{"Post and NoPost", sockArgs + `    - matchActions:
+	{"Post and NoPost", sockArgs + `    - matchActions:
       - action: Post
       - action: NoPost
 `, `t.yaml:14: spec.kprobes[0].selectors[0].matchActions: Post and NoPost (line 13) in one selector contradict each other`},
-		{"sk_free Post", `  - call: __sk_free
+	{"long postfix", sockArgs + `    - matchBinaries:
+      - operator: Postfix
+        values: ["` + strings.Repeat("x", 129) + `"]
+`, `t.yaml:12: spec.kprobes[0].selectors[0]: binary "` + strings.Repeat("x", 129) + `": want 1 to 128 bytes`},
+}
+
+// callErrors are selectors that cannot work on their call.
+var callErrors = []compileErrorCase{
+	{"sk_free Post", `  - call: __sk_free
     args:
     - index: 0
       type: sock
@@ -236,7 +252,7 @@ func TestCompileErrors(t *testing.T) {
       - action: UntrackSock
       - action: Sigkill
 `, `t.yaml:14: spec.kprobes[0].selectors[0]: Sigkill on __sk_free: ocigate only stops tracking sockets on __sk_free and cannot report or act on it; use matchActions UntrackSock and NoPost`},
-		{"sk_free implicit Post", `  - call: __sk_free
+	{"sk_free implicit Post", `  - call: __sk_free
     args:
     - index: 0
       type: sock
@@ -246,16 +262,22 @@ func TestCompileErrors(t *testing.T) {
         operator: Family
         values: [AF_INET]
 `, `t.yaml:12: spec.kprobes[0].selectors[0]: Post (a selector without matchActions reports) on __sk_free: ocigate only stops tracking sockets on __sk_free and cannot report or act on it; use matchActions UntrackSock and NoPost`},
-		{"tcp_connect UDP", sockArgs + `    - matchArgs:
+	{"tcp_connect UDP", sockArgs + `    - matchArgs:
       - index: 0
         operator: Protocol
         values: [IPPROTO_UDP]
 `, `t.yaml:12: spec.kprobes[0].selectors[0]: tcp_connect sees TCP sockets only: Protocol [17] never matches`},
-		{"long postfix", sockArgs + `    - matchBinaries:
-      - operator: Postfix
-        values: ["` + strings.Repeat("x", 129) + `"]
-`, `t.yaml:12: spec.kprobes[0].selectors[0]: binary "` + strings.Repeat("x", 129) + `": want 1 to 128 bytes`},
-	} {
+}
+
+func TestCompileErrorsMatchArgs(t *testing.T) { checkCompileErrors(t, matchArgErrors) }
+
+func TestCompileErrorsSelectors(t *testing.T) { checkCompileErrors(t, selectorErrors) }
+
+func TestCompileErrorsCalls(t *testing.T) { checkCompileErrors(t, callErrors) }
+
+// checkCompileErrors compiles each case's kprobes and wants its error.
+func checkCompileErrors(t *testing.T, cases []compileErrorCase) {
+	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			c, err := compileText(t, tc.kprobes)
 			if err == nil {

@@ -13,7 +13,8 @@ const DefaultName = "default"
 // defaultPolicy is the policy_name of the default profile's events.
 const defaultPolicy = "ocigate-default"
 
-// Shells whose stdio on a network socket is a reverse shell.
+// shells are the shells whose stdio on a network socket is a reverse
+// shell.
 var shells = []string{"sh", "bash", "dash", "ash", "zsh", "ksh", "mksh"}
 
 // attacker is the stand-in "attacker" of the default profile and its tests.

@@ -199,7 +199,8 @@ func (e *Enforcer) addTCPSend(env *attachEnv, pb *PointBackend, v verified) {
 	pb.Mechanism += "+" + tcp.Mechanism + "(TCP, reports)"
 }
 
-// ErrNothingEnforces: no enforcement point can attach on this kernel.
+// ErrNothingEnforces is the error of a Load where no enforcement point
+// can attach on this kernel.
 // Load's error wraps it, with each point's reason.
 var ErrNothingEnforces = errors.New("no enforcement point can attach on this kernel")
 

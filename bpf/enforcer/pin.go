@@ -36,7 +36,8 @@ import (
 // DefaultPinDir is where the agent pins by default.
 const DefaultPinDir = "/sys/fs/bpf/ocigate"
 
-// ErrPinnedIncompatible: a pinned map's layout differs from this build's.
+// ErrPinnedIncompatible is the error of a Load over a pinned map whose
+// layout differs from this build's.
 var ErrPinnedIncompatible = errors.New("pinned map incompatible")
 
 // pinner pins and takes over the links of one Load.

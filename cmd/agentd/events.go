@@ -13,21 +13,8 @@ import (
 
 	"github.com/ocigate/ocigate/internal/api"
 	"github.com/ocigate/ocigate/internal/events"
+	"github.com/ocigate/ocigate/internal/flagvalue"
 )
-
-// listFlag collects a flag given several times or comma-separated.
-type listFlag []string
-
-func (l *listFlag) String() string { return strings.Join(*l, ",") }
-
-func (l *listFlag) Set(v string) error {
-	for _, s := range strings.Split(v, ",") {
-		if s = strings.TrimSpace(s); s != "" {
-			*l = append(*l, s)
-		}
-	}
-	return nil
-}
 
 // eventsCmd prints the running agent's recent events and, with
 // --follow, every new one until ctx ends.
@@ -37,7 +24,7 @@ func eventsCmd(ctx context.Context, args []string, out, errOut io.Writer) error 
 	follow := fs.Bool("follow", false, "keep printing new events until interrupted")
 	fs.BoolVar(follow, "f", false, "short for --follow")
 	container := fs.String("container", "", "only events of this container (ID prefix or name)")
-	var types, policies listFlag
+	var types, policies flagvalue.List
 	fs.Var(&types, "type", "only these event types: "+strings.Join(events.Types, ", ")+" (repeat or comma-separate)")
 	fs.Var(&policies, "policy", "only events of these policies (repeat or comma-separate)")
 	output := fs.String("o", "json", "json (the events file's lines) or compact (one line per event for people)")

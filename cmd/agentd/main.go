@@ -3,6 +3,8 @@ package main
 
 import (
 	"context"
+	"errors"
+	"flag"
 	"fmt"
 	"os"
 	"os/signal"
@@ -38,7 +40,7 @@ func main() {
 	var err error
 	switch os.Args[1] {
 	case "run":
-		err = runAgent(os.Args[2:])
+		err = runAgent(os.Args[2:], os.Stderr)
 	case "status":
 		err = status(os.Args[2:], os.Stdout)
 	case "events":
@@ -69,6 +71,9 @@ func main() {
 	default:
 		fmt.Fprintf(os.Stderr, "ocigate-agentd: unknown command %q\n%s", os.Args[1], usage)
 		os.Exit(2)
+	}
+	if errors.Is(err, flag.ErrHelp) {
+		return // the command printed its usage
 	}
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "ocigate-agentd %s: %v\n", os.Args[1], err)

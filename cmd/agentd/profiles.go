@@ -6,15 +6,14 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/ocigate/ocigate/internal/agentconfig"
 	"github.com/ocigate/ocigate/profiles"
 	"github.com/ocigate/ocigate/profiles/policy"
 )
 
-// defaultProfileDir is where the agent looks for user profiles.
-const defaultProfileDir = "/etc/ocigate/profiles"
-
-// profilesCmd: `profiles check FILE...` exits 1 with file:line lines when
-// anything fails to load; `profiles show [NAME]` prints compiled profiles.
+// profilesCmd runs `profiles check FILE...`, which exits 1 with
+// file:line lines when anything fails to load, and `profiles show [NAME]`,
+// which prints compiled profiles.
 func profilesCmd(args []string, out, errOut io.Writer) (int, error) {
 	if len(args) == 0 {
 		return 2, fmt.Errorf("want check or show")
@@ -40,7 +39,7 @@ func profilesCmd(args []string, out, errOut io.Writer) (int, error) {
 		return 1, nil
 	case "show":
 		fs := flag.NewFlagSet("profiles show", flag.ContinueOnError)
-		dir := fs.String("profiles", defaultProfileDir, "profiles directory")
+		dir := fs.String("profiles", agentconfig.DefaultProfileDir, "profiles directory")
 		if err := fs.Parse(args[1:]); err != nil {
 			return 2, err
 		}

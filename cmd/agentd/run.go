@@ -3,13 +3,12 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"path/filepath"
 	"runtime/debug"
-	"strings"
 	"syscall"
 	"time"
 
@@ -20,7 +19,7 @@ import (
 	"github.com/ocigate/ocigate/bpf/record"
 	"github.com/ocigate/ocigate/cgroupfilter"
 	"github.com/ocigate/ocigate/internal/agent"
-	"github.com/ocigate/ocigate/internal/api"
+	"github.com/ocigate/ocigate/internal/agentconfig"
 	"github.com/ocigate/ocigate/internal/apiserver"
 	"github.com/ocigate/ocigate/internal/events"
 	"github.com/ocigate/ocigate/internal/hostfs"
@@ -34,56 +33,9 @@ import (
 	"github.com/ocigate/ocigate/runtime/running"
 )
 
-// runFlags is the command line of run.
-type runFlags struct {
-	socket, eventsFile, cgroupRoot, logLevel, enforcer, profileDir string
-	metricsAddr, pprofAddr, containerdSocket, runcBinary           string
-	nriSocket, nriIndex, pinDir, stateDir                          string
-	eventsMaxSize                                                  byteSize
-	eventsBackups                                                  int
-	eventsTypes                                                    listFlag
-	runcRoots                                                      stringList
-	adopt, nriOn, bpfStats                                         bool
-	reconcileEvery                                                 time.Duration
-}
-
-func parseRunFlags(args []string) (*runFlags, error) {
-	f := &runFlags{eventsMaxSize: defaultEventsMaxSize, runcRoots: stringList{"/run/runc"}}
-	fs := flag.NewFlagSet("run", flag.ContinueOnError)
-	fs.StringVar(&f.socket, "socket", api.DefaultSocket, "API socket path (created once the agent is ready)")
-	fs.StringVar(&f.eventsFile, "events-file", "", "append events to this file; - or empty: stdout")
-	fs.Var(&f.eventsMaxSize, "events-max-size", "rotate the events file before it grows past this size (KiB, MiB, GiB); 0: never")
-	fs.IntVar(&f.eventsBackups, "events-max-backups", defaultEventsBackups, "rotated events files kept (PATH.1 newest … PATH.N)")
-	fs.Var(&f.eventsTypes, "events-types", "event types the events file gets: "+strings.Join(events.Types, ", ")+" (repeat or comma-separate; default all)")
-	fs.StringVar(&f.cgroupRoot, "cgroup-root", "", "cgroup v2 mount (default: detected)")
-	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
-	fs.StringVar(&f.enforcer, "enforcer", enforcer.BackendAuto, "auto (best per point: lsm > fmod_ret > fallback), lsm, fmod_ret or fallback")
-	fs.StringVar(&f.profileDir, "profiles", defaultProfileDir, "directory of WorkloadProfile and TracingPolicy YAML files, watched for changes")
-	fs.StringVar(&f.metricsAddr, "metrics-addr", "", "serve Prometheus metrics at http://ADDR/metrics, e.g. 127.0.0.1:9743 (empty: off)")
-	fs.StringVar(&f.containerdSocket, "containerd-socket", containerd.DefaultSocket, "containerd's API socket, asked for the image of its containers (empty: never asked)")
-	fs.BoolVar(&f.adopt, "adopt", true, "at start, register the containers already running (containerd, --runc-roots), marked adopted")
-	fs.Var(&f.runcRoots, "runc-roots", "comma-separated runc state roots whose containers are adopted at start (default /run/runc: runc's and podman's; empty: none)")
-	fs.StringVar(&f.runcBinary, "runc", "runc", "the runc binary used to list --runc-roots")
-	fs.BoolVar(&f.nriOn, "nri", false, "also serve as an NRI plugin (containerd >= 1.7, CRI-O): register at StartContainer, unregister at stop/remove, adopt at connect")
-	fs.StringVar(&f.nriSocket, "nri-socket", "/var/run/nri/nri.sock", "the runtime's NRI socket")
-	fs.StringVar(&f.nriIndex, "nri-index", "10", "the plugin's NRI index (order among plugins)")
-	fs.DurationVar(&f.reconcileEvery, "reconcile-interval", 3*time.Second, "how often to drop workloads whose container is gone without poststop (cgroup removed, or empty on two checks); 0: never")
-	fs.StringVar(&f.pprofAddr, "pprof-addr", "", "serve Go's profiler at http://ADDR/debug/pprof/, e.g. 127.0.0.1:6060 (empty: off)")
-	fs.BoolVar(&f.bpfStats, "bpf-stats", false, "turn on the kernel's BPF run time accounting while the agent runs (ocigate_bpf_program_*; costs a little per program run)")
-	fs.StringVar(&f.pinDir, "pin-dir", enforcer.DefaultPinDir, "bpffs directory where maps and links stay pinned, so that enforcement outlives the agent and a restarted agent takes it over (empty: detach everything on exit)")
-	fs.StringVar(&f.stateDir, "state-dir", workloadstate.DefaultDir, "directory of the workload records a restarted agent reads (with --pin-dir)")
-	if err := fs.Parse(args); err != nil {
-		return nil, err
-	}
-	if f.reconcileEvery < 0 {
-		return nil, fmt.Errorf("--reconcile-interval %v: want 0 (off) or a positive duration", f.reconcileEvery)
-	}
-	return f, nil
-}
-
 // agentRun is what a running agent's loops share.
 type agentRun struct {
-	f        *runFlags
+	cfg      agentconfig.Config
 	log      *zap.Logger
 	enf      *enforcer.Enforcer
 	ag       *agent.Agent
@@ -93,18 +45,31 @@ type agentRun struct {
 	started  time.Time
 }
 
-// runAgent loads everything the agent enforces with — programs attached,
-// profiles compiled into the maps, pinned workloads restored — and only
-// then creates the API socket: an agent that answers (status --wait,
-// hooks) is ready.
-func runAgent(args []string) error {
-	r := &agentRun{started: processStart()}
-	var err error
-	if r.f, err = parseRunFlags(args); err != nil {
+// runAgent runs `run [flags]`: the flags make a Config, which
+// startAgent runs.
+func runAgent(args []string, stderr io.Writer) error {
+	cfg, err := agentconfig.Parse(args, stderr)
+	if err != nil {
 		return err
 	}
-	f := r.f
-	if r.log, err = newLogger(f.logLevel); err != nil {
+	return startAgent(cfg)
+}
+
+// startAgent runs an agent with cfg, refused unless valid. It loads
+// everything the agent enforces with — programs attached, profiles
+// compiled into the maps, pinned workloads restored — and only then
+// creates the API socket: an agent that answers (status --wait, hooks) is
+// ready. It returns when the agent stops.
+func startAgent(cfg agentconfig.Config) error {
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	r := &agentRun{cfg: cfg, started: processStart()}
+	lvl, err := cfg.Level()
+	if err != nil {
+		return err
+	}
+	if r.log, err = newLogger(lvl); err != nil {
 		return err
 	}
 	defer r.log.Sync()
@@ -125,12 +90,12 @@ func runAgent(args []string) error {
 	// Loading parsed the objects and the kernel's BTF: give the memory
 	// that took back before the long run starts.
 	debug.FreeOSMemory()
-	stopDiagnostics, err := startDiagnostics(f, r.ag, r.log)
+	stopDiagnostics, err := startDiagnostics(cfg, r.ag, r.log)
 	if err != nil {
 		return err
 	}
 	defer stopDiagnostics()
-	sink, err := openSink(f.eventsFile, events.Rotation{MaxSize: int64(f.eventsMaxSize), MaxBackups: f.eventsBackups})
+	sink, err := openSink(cfg.EventsFile, events.Rotation{MaxSize: cfg.EventsMaxSize, MaxBackups: cfg.EventsMaxBackups})
 	if err != nil {
 		return err
 	}
@@ -139,11 +104,11 @@ func runAgent(args []string) error {
 	if err != nil {
 		return err
 	}
-	srv, err := apiserver.Listen(f.socket, r.ag, r.log)
+	srv, err := apiserver.Listen(cfg.Socket, r.ag, r.log)
 	if err != nil {
 		return err
 	}
-	defer os.Remove(f.socket)
+	defer os.Remove(cfg.Socket)
 	return r.serve(srv, reader, sink)
 }
 
@@ -168,22 +133,22 @@ func ensureMounts(log *zap.Logger) error {
 // and makes the agent: profiles loaded into the maps, pinned workloads
 // restored. On error what it opened is closed.
 func (r *agentRun) loadEnforcement() (err error) {
-	f := r.f
-	r.resolver = cgroupfilter.Resolver{CgroupRoot: f.cgroupRoot}
+	cfg := r.cfg
+	r.resolver = cgroupfilter.Resolver{CgroupRoot: cfg.CgroupRoot}
 	root, err := r.resolver.Root()
 	if err != nil {
 		return err
 	}
 	r.resolver.CgroupRoot = root
-	if f.pinDir == "" {
+	if cfg.PinDir == "" {
 		warnStalePins(r.log)
 	}
-	if r.enf, err = enforcer.Load(enforcer.Options{CgroupRoot: root, Enforcer: f.enforcer, Logger: r.log, PinDir: f.pinDir}); err != nil {
+	if r.enf, err = enforcer.Load(enforcer.Options{CgroupRoot: root, Enforcer: cfg.Enforcer, Logger: r.log, PinDir: cfg.PinDir}); err != nil {
 		return loadError(r.log, err)
 	}
 	r.desc = &describe.Describer{}
-	if f.containerdSocket != "" {
-		r.desc.Containerd = containerd.New(f.containerdSocket)
+	if cfg.ContainerdSocket != "" {
+		r.desc.Containerd = containerd.New(cfg.ContainerdSocket)
 	}
 	defer func() {
 		if err != nil {
@@ -194,38 +159,38 @@ func (r *agentRun) loadEnforcement() (err error) {
 		}
 	}()
 	var state *workloadstate.Store
-	if f.pinDir != "" {
-		if state, err = workloadstate.Open(f.stateDir); err != nil {
+	if cfg.PinDir != "" {
+		if state, err = workloadstate.Open(cfg.StateDir); err != nil {
 			return err
 		}
 	}
-	catalog, err := profiles.NewCatalog(true, f.profileDir)
+	catalog, err := profiles.NewCatalog(true, cfg.ProfileDir)
 	if err != nil {
 		return fmt.Errorf("profiles: %w", err)
 	}
 	r.ag, err = agent.New(agent.Config{Enforcer: r.enf, Catalog: catalog, Resolver: r.resolver, Logger: r.log, Describer: r.desc,
-		State: state, SinkTypes: f.eventsTypes})
+		State: state, SinkTypes: cfg.EventsTypes})
 	return err
 }
 
 // startDiagnostics turns on what --bpf-stats, --metrics-addr and
 // --pprof-addr ask for; stop turns it off.
-func startDiagnostics(f *runFlags, ag *agent.Agent, log *zap.Logger) (func(), error) {
+func startDiagnostics(cfg agentconfig.Config, ag *agent.Agent, log *zap.Logger) (func(), error) {
 	var stops []func()
 	stopAll := func() {
 		for i := len(stops) - 1; i >= 0; i-- {
 			stops[i]()
 		}
 	}
-	if f.bpfStats {
+	if cfg.BPFStats {
 		closer, err := enforcer.EnableStats()
 		if err != nil {
 			return nil, err
 		}
 		stops = append(stops, func() { closer.Close() })
 	}
-	if f.metricsAddr != "" {
-		addr, stopMetrics, err := serveMetrics(f.metricsAddr, ag.Metrics(), log)
+	if cfg.MetricsAddr != "" {
+		addr, stopMetrics, err := serveMetrics(cfg.MetricsAddr, ag.Metrics(), log)
 		if err != nil {
 			stopAll()
 			return nil, err
@@ -233,8 +198,8 @@ func startDiagnostics(f *runFlags, ag *agent.Agent, log *zap.Logger) (func(), er
 		stops = append(stops, stopMetrics)
 		log.Info("metrics served", zap.String("url", "http://"+addr+"/metrics"))
 	}
-	if f.pprofAddr != "" {
-		addr, stopPprof, err := servePprof(f.pprofAddr, log)
+	if cfg.PprofAddr != "" {
+		addr, stopPprof, err := servePprof(cfg.PprofAddr, log)
 		if err != nil {
 			stopAll()
 			return nil, err
@@ -248,7 +213,7 @@ func startDiagnostics(f *runFlags, ag *agent.Agent, log *zap.Logger) (func(), er
 // serve runs the agent's loops and answers on srv until SIGINT or
 // SIGTERM.
 func (r *agentRun) serve(srv *apiserver.Server, reader *record.Reader, sink *events.Writer) error {
-	f, log, ag := r.f, r.log, r.ag
+	cfg, log, ag := r.cfg, r.log, r.ag
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	eventsDone := make(chan struct{})
@@ -257,14 +222,14 @@ func (r *agentRun) serve(srv *apiserver.Server, reader *record.Reader, sink *eve
 		ag.RunEvents(ctx, reader, sink)
 	}()
 	r.startLoops(ctx)
-	announceReady(log, r.notifier, f.socket, r.resolver.CgroupRoot, ag.Enforcement(), r.enf.Pins(), r.started)
+	announceReady(log, r.notifier, cfg.Socket, r.resolver.CgroupRoot, ag.Enforcement(), r.enf.Pins(), r.started)
 	err := srv.Serve(ctx)
 	announceStopping(log, r.notifier)
 	stop()
 	<-eventsDone
-	if f.pinDir != "" {
+	if cfg.PinDir != "" {
 		log.Info("agent stopped; enforcement stays pinned for the next agent ("+
-			"`ocigate-agentd uninstall --bpf` removes it)", zap.String("pin_dir", f.pinDir), zap.Int("workloads", ag.Registry().Len()))
+			"`ocigate-agentd uninstall --bpf` removes it)", zap.String("pin_dir", cfg.PinDir), zap.Int("workloads", ag.Registry().Len()))
 	} else {
 		log.Info("agent stopped; enforcement detached")
 	}
@@ -274,25 +239,25 @@ func (r *agentRun) serve(srv *apiserver.Server, reader *record.Reader, sink *eve
 // startLoops starts what runs beside the API until ctx ends: the periodic
 // check, containerd's events, NRI, adoption and the profiles watch.
 func (r *agentRun) startLoops(ctx context.Context) {
-	f, log, ag := r.f, r.log, r.ag
-	if f.reconcileEvery > 0 {
-		go ag.RunReconcile(ctx, f.reconcileEvery)
+	cfg, log, ag := r.cfg, r.log, r.ag
+	if cfg.ReconcileInterval > 0 {
+		go ag.RunReconcile(ctx, cfg.ReconcileInterval)
 	}
 	if r.desc.Containerd != nil {
 		go watchContainerd(ctx, r.desc.Containerd, ag, log)
 	}
-	if f.nriOn {
-		go runNRI(ctx, nriplugin.New(nriAgent{ag, log}, r.resolver, log), f.nriSocket, f.nriIndex, log)
+	if cfg.NRI {
+		go runNRI(ctx, nriplugin.New(nriAgent{ag, log}, r.resolver, log), cfg.NRISocket, cfg.NRIIndex, log)
 	}
-	if f.adopt {
-		lister := &running.Lister{RuncBinary: f.runcBinary, RuncRoots: f.runcRoots}
-		if r.desc.Containerd != nil && socketExists(f.containerdSocket) {
+	if cfg.Adopt {
+		lister := &running.Lister{RuncBinary: cfg.RuncBinary, RuncRoots: cfg.RuncRoots}
+		if r.desc.Containerd != nil && socketExists(cfg.ContainerdSocket) {
 			lister.Containerd = r.desc.Containerd
 		}
 		go adoptRunning(ctx, ag, lister, log)
 	}
-	go profilewatch.Watch(ctx, []string{f.profileDir}, func(why string) {
-		c, err := profiles.NewCatalog(true, f.profileDir)
+	go profilewatch.Watch(ctx, []string{cfg.ProfileDir}, func(why string) {
+		c, err := profiles.NewCatalog(true, cfg.ProfileDir)
 		if err == nil {
 			err = ag.Reload(c)
 		}
@@ -302,10 +267,10 @@ func (r *agentRun) startLoops(ctx context.Context) {
 	}, 2*time.Second)
 }
 
-// loadError: an agent on a kernel where no point at all can enforce has
-// nothing to protect with and must not run (the hooks would register
-// workloads with it for nothing): it stops, and run exits non-zero. Any
-// other degradation leaves it running.
+// loadError returns err, said plainly when no point at all can enforce
+// on this kernel: such an agent has nothing to protect with and must not
+// run (the hooks would register workloads with it for nothing), so it
+// stops and run exits non-zero. Any other degradation leaves it running.
 func loadError(log *zap.Logger, err error) error {
 	if !errors.Is(err, enforcer.ErrNothingEnforces) {
 		return err
@@ -314,20 +279,15 @@ func loadError(log *zap.Logger, err error) error {
 	return fmt.Errorf("the agent cannot enforce anything on this kernel: %w", err)
 }
 
-// warnStalePins: an agent run without pinning does not touch what a
-// pinning agent left in the default directory, which keeps enforcing.
+// warnStalePins warns of what a pinning agent left in the default
+// directory: an agent run without pinning does not touch it, and it keeps
+// enforcing.
 func warnStalePins(log *zap.Logger) {
 	if entries, err := os.ReadDir(filepath.Join(enforcer.DefaultPinDir, "links")); err == nil && len(entries) > 0 {
 		log.Warn("programs pinned by an earlier agent still enforce; `ocigate-agentd uninstall --bpf` removes them",
 			zap.String("pin_dir", enforcer.DefaultPinDir), zap.Int("links", len(entries)))
 	}
 }
-
-// Events file defaults: at most 6 × 100 MiB on disk.
-const (
-	defaultEventsMaxSize = 100 << 20
-	defaultEventsBackups = 5
-)
 
 // The agent's garbage collection: every event is an allocation, most
 // short-lived, so the collector runs at 3× the live heap rather than 2×,
@@ -339,6 +299,8 @@ const (
 	agentMemoryLimit = 48 << 20
 )
 
+// tuneGC sets the collector's target and memory limit unless GOGC and
+// GOMEMLIMIT do.
 func tuneGC() {
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(agentGCPercent)
@@ -356,11 +318,9 @@ func openSink(path string, rot events.Rotation) (*events.Writer, error) {
 	return events.OpenFile(path, rot)
 }
 
-func newLogger(level string) (*zap.Logger, error) {
-	lvl, err := zapcore.ParseLevel(level)
-	if err != nil {
-		return nil, fmt.Errorf("--log-level: %w", err)
-	}
+// newLogger returns the agent's logger: console lines on stderr, from lvl
+// up.
+func newLogger(lvl zapcore.Level) (*zap.Logger, error) {
 	cfg := zap.NewProductionConfig()
 	cfg.Level = zap.NewAtomicLevelAt(lvl)
 	cfg.Encoding = "console"

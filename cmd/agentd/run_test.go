@@ -3,13 +3,17 @@ package main
 import (
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/ocigate/ocigate/bpf/enforcer"
+	"github.com/ocigate/ocigate/internal/agentconfig"
 )
 
 // Only a kernel where no point can enforce stops the agent, and it says
@@ -28,5 +32,23 @@ func TestLoadError(t *testing.T) {
 	other := errors.New("load BPF: raise memlock limit: EPERM")
 	if err := loadError(zap.New(core), other); err != other {
 		t.Fatalf("other load error became %v", err)
+	}
+}
+
+// A Config a test builds is validated as the flags' is: an invalid one
+// starts nothing.
+func TestStartAgentRefusesInvalidConfig(t *testing.T) {
+	dir := t.TempDir()
+	cfg := agentconfig.Default()
+	// Were it not refused, it would stop at the missing cgroup root,
+	// before the kernel is touched.
+	cfg.Socket, cfg.PinDir, cfg.CgroupRoot = filepath.Join(dir, "agentd.sock"), "", filepath.Join(dir, "no-cgroup")
+	cfg.ReconcileInterval = -time.Second
+	err := startAgent(cfg)
+	if err == nil || err.Error() != "--reconcile-interval -1s: want 0 (off) or a positive duration" {
+		t.Fatalf("error %v", err)
+	}
+	if _, err := os.Stat(cfg.Socket); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("socket: %v", err)
 	}
 }

@@ -32,7 +32,8 @@ func adoptRunning(ctx context.Context, ag *agent.Agent, lister *running.Lister, 
 		zap.Int("already_registered", res.AlreadyRegistered), zap.Int("failed", res.Failed))
 }
 
-// socketExists: a runtime whose socket is missing is not running here.
+// socketExists reports whether path exists: a runtime whose socket is
+// missing is not running here.
 func socketExists(path string) bool {
 	fi, err := os.Stat(path)
 	return err == nil && fi.Mode()&os.ModeSocket != 0

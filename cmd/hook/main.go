@@ -104,7 +104,8 @@ func run(args []string, stdin io.Reader, stderr io.Writer) int {
 	return 1
 }
 
-// errHookDeadline: the hook's own deadline passed before the work ended.
+// errHookDeadline is the error when the hook's own deadline passed before
+// the work ended.
 var errHookDeadline = errors.New("no result within the hook's --timeout")
 
 // deadlineGrace lets a call bounded by ctx report its own error first.

@@ -5,13 +5,15 @@ import (
 	"strings"
 )
 
-// runc's global options that take a value (runc 1.1: --log, --log-format,
-// --root, --criu, --rootless); the others (--debug, --systemd-cgroup) are
-// booleans. runc parses options with Go's flag package: one or two dashes,
-// the value after "=" or as the next argument.
+// runcGlobalValue are runc's global options that take a value (runc 1.1:
+// --log, --log-format, --root, --criu, --rootless); the others (--debug,
+// --systemd-cgroup) are booleans. runc parses options with Go's flag
+// package: one or two dashes, the value after "=" or as the next
+// argument.
 var runcGlobalValue = map[string]bool{"log": true, "log-format": true, "root": true, "criu": true, "rootless": true}
 
-// Options of create, run and restore that take a value.
+// runcCreateValue are the options of create, run and restore that take a
+// value.
 var runcCreateValue = map[string]bool{
 	"bundle": true, "b": true, "console-socket": true, "pid-file": true, "preserve-fds": true,
 	// restore
@@ -19,8 +21,9 @@ var runcCreateValue = map[string]bool{
 	"lsm-profile": true, "lsm-mount-context": true,
 }
 
-// Subcommands that create a container from a bundle: the wrapper adds the
-// hooks to the bundle's config.json before runc reads it.
+// creating are the subcommands that create a container from a bundle: the
+// wrapper adds the hooks to the bundle's config.json before runc reads
+// it.
 var creating = map[string]bool{"create": true, "run": true, "restore": true}
 
 // invocation is the wrapper's command line taken apart.
@@ -31,8 +34,8 @@ type invocation struct {
 	bundle  string            // --bundle/-b of a creating subcommand ("" if not given)
 }
 
-// Wrapper options; Docker's daemon.json passes them as runtimeArgs, which
-// come before runc's subcommand.
+// ownOptions are the wrapper's options; Docker's daemon.json passes them
+// as runtimeArgs, which come before runc's subcommand.
 var ownOptions = map[string]bool{"runc": true, "hook": true, "socket": true, "runtime-name": true, "poststop": true}
 
 const ownPrefix = "ocigate-"

@@ -14,7 +14,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
 
-// With this variable set the test binary is the wrapper.
+// asWrapper is the variable that, set, makes the test binary the wrapper.
 const asWrapper = "OCIGATE_RUNC_WRAPPER_TEST_MAIN"
 
 func TestMain(m *testing.M) {

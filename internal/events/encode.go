@@ -7,8 +7,9 @@ import (
 	"unicode/utf8"
 )
 
-// ErrTimeRange: a time of the event is outside the years 0-9999, which
-// JSON (RFC 3339) cannot hold; time.Time's MarshalJSON refuses it too.
+// ErrTimeRange is the error when a time of the event is outside the years
+// 0-9999, which JSON (RFC 3339) cannot hold; time.Time's MarshalJSON
+// refuses it too.
 var ErrTimeRange = errors.New("event time outside the years 0-9999")
 
 // AppendJSON appends e's JSON encoding to b: byte for byte what

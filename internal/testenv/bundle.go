@@ -75,29 +75,86 @@ var DefaultEnv = []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bi
 
 // Spec returns the runtime spec described by b.
 func (b Bundle) Spec() (*specs.Spec, error) {
+	b, err := b.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	spec := &specs.Spec{
+		Version:     "1.0.2",
+		Process:     b.process(),
+		Root:        &specs.Root{Path: b.Rootfs, Readonly: b.ReadonlyRootfs},
+		Hostname:    b.Hostname,
+		Mounts:      b.mounts(),
+		Annotations: b.Annotations,
+		Linux:       b.linux(),
+	}
+	if len(b.CreateRuntime) > 0 || len(b.Poststop) > 0 {
+		spec.Hooks = &specs.Hooks{
+			CreateRuntime: specHooks(b.CreateRuntime),
+			Poststop:      specHooks(b.Poststop),
+		}
+	}
+	return spec, nil
+}
+
+// withDefaults returns b with its zero values replaced by the defaults,
+// or why b cannot be a bundle.
+func (b Bundle) withDefaults() (Bundle, error) {
 	if len(b.Args) == 0 {
-		return nil, fmt.Errorf("bundle has no process args")
+		return b, fmt.Errorf("bundle has no process args")
 	}
-	rootfs := b.Rootfs
-	if rootfs == "" {
-		rootfs = "rootfs"
+	if b.Rootfs == "" {
+		b.Rootfs = "rootfs"
 	}
-	if filepath.Clean(rootfs) == "/" {
-		return nil, fmt.Errorf("bundle rootfs must not be /")
+	if filepath.Clean(b.Rootfs) == "/" {
+		return b, fmt.Errorf("bundle rootfs must not be /")
 	}
-	env := b.Env
-	if len(env) == 0 {
-		env = DefaultEnv
+	if len(b.Env) == 0 {
+		b.Env = DefaultEnv
 	}
-	cwd := b.Cwd
-	if cwd == "" {
-		cwd = "/"
+	if b.Cwd == "" {
+		b.Cwd = "/"
 	}
-	hostname := b.Hostname
-	if hostname == "" {
-		hostname = "ocigate-e2e"
+	if b.Hostname == "" {
+		b.Hostname = "ocigate-e2e"
 	}
+	return b, nil
+}
+
+// process is the container's process: b's, with DefaultCapabilities.
+func (b Bundle) process() *specs.Process {
 	caps := append([]string(nil), DefaultCapabilities...)
+	return &specs.Process{
+		Terminal: false,
+		User:     specs.User{UID: b.UID, GID: b.GID},
+		Args:     append([]string(nil), b.Args...),
+		Env:      append([]string(nil), b.Env...),
+		Cwd:      b.Cwd,
+		Capabilities: &specs.LinuxCapabilities{
+			Bounding:  caps,
+			Effective: caps,
+			Permitted: caps,
+		},
+		Rlimits:         []specs.POSIXRlimit{{Type: "RLIMIT_NOFILE", Hard: 1024, Soft: 1024}},
+		NoNewPrivileges: true,
+	}
+}
+
+// mounts are the default mounts, sysfs unless HostNetwork, then b.Mounts.
+func (b Bundle) mounts() []specs.Mount {
+	mounts := defaultMounts()
+	if !b.HostNetwork {
+		mounts = append(mounts, specs.Mount{
+			Destination: "/sys", Type: "sysfs", Source: "sysfs",
+			Options: []string{"nosuid", "noexec", "nodev", "ro"},
+		})
+	}
+	return append(mounts, b.Mounts...)
+}
+
+// linux is the spec's linux section: b's namespaces and cgroup, and the
+// paths masked or read-only as in runc's default spec.
+func (b Bundle) linux() *specs.Linux {
 	ns := []specs.LinuxNamespace{
 		{Type: specs.IPCNamespace},
 		{Type: specs.UTSNamespace},
@@ -112,57 +169,21 @@ func (b Bundle) Spec() (*specs.Spec, error) {
 	if b.CgroupNamespace {
 		ns = append(ns, specs.LinuxNamespace{Type: specs.CgroupNamespace})
 	}
-	mounts := defaultMounts()
-	if !b.HostNetwork {
-		mounts = append(mounts, specs.Mount{
-			Destination: "/sys", Type: "sysfs", Source: "sysfs",
-			Options: []string{"nosuid", "noexec", "nodev", "ro"},
-		})
-	}
-	mounts = append(mounts, b.Mounts...)
-
-	spec := &specs.Spec{
-		Version: "1.0.2",
-		Process: &specs.Process{
-			Terminal: false,
-			User:     specs.User{UID: b.UID, GID: b.GID},
-			Args:     append([]string(nil), b.Args...),
-			Env:      append([]string(nil), env...),
-			Cwd:      cwd,
-			Capabilities: &specs.LinuxCapabilities{
-				Bounding:  caps,
-				Effective: caps,
-				Permitted: caps,
-			},
-			Rlimits:         []specs.POSIXRlimit{{Type: "RLIMIT_NOFILE", Hard: 1024, Soft: 1024}},
-			NoNewPrivileges: true,
+	return &specs.Linux{
+		CgroupsPath: b.CgroupsPath,
+		Namespaces:  ns,
+		MaskedPaths: []string{
+			"/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys",
+			"/proc/latency_stats", "/proc/timer_list", "/proc/timer_stats",
+			"/proc/sched_debug", "/sys/firmware", "/proc/scsi",
 		},
-		Root:        &specs.Root{Path: rootfs, Readonly: b.ReadonlyRootfs},
-		Hostname:    hostname,
-		Mounts:      mounts,
-		Annotations: b.Annotations,
-		Linux: &specs.Linux{
-			CgroupsPath: b.CgroupsPath,
-			Namespaces:  ns,
-			MaskedPaths: []string{
-				"/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys",
-				"/proc/latency_stats", "/proc/timer_list", "/proc/timer_stats",
-				"/proc/sched_debug", "/sys/firmware", "/proc/scsi",
-			},
-			ReadonlyPaths: []string{
-				"/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger",
-			},
+		ReadonlyPaths: []string{
+			"/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger",
 		},
 	}
-	if len(b.CreateRuntime) > 0 || len(b.Poststop) > 0 {
-		spec.Hooks = &specs.Hooks{
-			CreateRuntime: specHooks(b.CreateRuntime),
-			Poststop:      specHooks(b.Poststop),
-		}
-	}
-	return spec, nil
 }
 
+// defaultMounts are proc, a /dev tmpfs, devpts, /dev/shm and /dev/mqueue.
 func defaultMounts() []specs.Mount {
 	return []specs.Mount{
 		{Destination: "/proc", Type: "proc", Source: "proc"},
@@ -185,6 +206,7 @@ func defaultMounts() []specs.Mount {
 	}
 }
 
+// specHooks converts hooks to the spec's form.
 func specHooks(hooks []Hook) []specs.Hook {
 	if len(hooks) == 0 {
 		return nil

@@ -201,80 +201,9 @@ func (p *parser) kprobe(n *yaml.Node, path string) (Kprobe, bool) {
 		return Kprobe{}, false
 	}
 	k := Kprobe{Pos: p.pos(n)}
-	cpath := join(path, "call")
-	call, ok := p.str(f.get("call"), cpath)
-	spec, known := calls[call]
-	switch {
-	case f.get("call") == nil:
-		p.errorf(n.Line, cpath, "required")
-	case !ok:
-	case !known:
-		p.errorf(f.get("call").Line, cpath, "%q is not supported (supported: %s)", call, strings.Join(SupportedCalls, ", "))
-	default:
-		k.Call = call
-	}
-	if sys, ok := p.boolean(f.get("syscall"), join(path, "syscall")); ok && sys {
-		p.errorf(f.get("syscall").Line, join(path, "syscall"), "must be false: the supported calls are kernel functions, not system calls")
-	}
-	k.Return, _ = p.boolean(f.get("return"), join(path, "return"))
-	if k.Return && known && spec.ret == "" {
-		p.errorf(f.get("return").Line, join(path, "return"), "%s returns nothing; return probes are not supported on it", call)
-	}
-
-	// Declared arguments.
-	args := map[int]*Arg{}
-	apath := join(path, "args")
-	for i, an := range p.seq(f.get("args"), apath, MaxListLen) {
-		ip := index(apath, i)
-		a, lines, ok := p.arg(an, ip)
-		if !ok {
-			continue
-		}
-		if prev := args[a.Index]; prev != nil {
-			p.errorf(lines.index, join(ip, "index"), "argument %d declared twice (first at line %d)", a.Index, prev.Line)
-			continue
-		}
-		if known {
-			want, has := spec.args[a.Index]
-			switch {
-			case !has:
-				p.errorf(lines.index, join(ip, "index"), "%s has no argument %d that ocigate supports (supported: %s)", call, a.Index, spec.describe())
-			case a.Type != "" && a.Type != want:
-				p.errorf(lines.typ, join(ip, "type"), "argument %d of %s is a %s, not %s", a.Index, call, want, a.Type)
-			}
-		}
-		args[a.Index] = &a
-		k.Args = append(k.Args, a)
-	}
-
-	// Return value.
-	rpath := join(path, "returnArg")
-	if rn := f.get("returnArg"); rn != nil {
-		if a, lines, ok := p.arg(rn, rpath); ok {
-			switch {
-			case !k.Return:
-				p.errorf(f.line("returnArg"), rpath, "only allowed with return: true")
-			case known && spec.ret != "" && a.Type != "" && a.Type != spec.ret:
-				p.errorf(lines.typ, join(rpath, "type"), "%s returns %s, not %s", call, spec.ret, a.Type)
-			}
-			k.ReturnArg = &a
-		}
-	} else if k.Return && (!known || spec.ret != "") {
-		p.errorf(f.line("return"), rpath, "required with return: true")
-	}
-	if an := f.get("returnArgAction"); an != nil {
-		ap := join(path, "returnArgAction")
-		if s, ok := p.str(an, ap); ok {
-			switch {
-			case s != "TrackSock" && s != "UntrackSock":
-				p.errorf(an.Line, ap, "%q is not supported (supported: TrackSock, UntrackSock)", s)
-			case k.ReturnArg == nil || k.ReturnArg.Type != "sock":
-				p.errorf(an.Line, ap, "%s needs return: true and a returnArg of type sock", s)
-			default:
-				k.ReturnArgAction = s
-			}
-		}
-	}
+	d := p.kprobeCall(&k, n, f, path)
+	args := p.kprobeArgs(&k, d)
+	p.kprobeReturnArg(&k, d)
 	k.Message, _ = p.str(f.get("message"), join(path, "message"))
 	if len(k.Message) > 256 {
 		p.errorf(f.get("message").Line, join(path, "message"), "longer than 256 bytes")
@@ -283,9 +212,8 @@ func (p *parser) kprobe(n *yaml.Node, path string) (Kprobe, bool) {
 	if len(k.Tags) > 16 {
 		p.errorf(f.get("tags").Line, join(path, "tags"), "%d tags, at most 16 allowed", len(k.Tags))
 	}
-
 	spath := join(path, "selectors")
-	ctx := &kprobeCtx{call: call, args: args}
+	ctx := &kprobeCtx{call: d.call, args: args}
 	for i, sn := range p.seq(f.get("selectors"), spath, MaxListLen) {
 		ip := index(spath, i)
 		if i == MaxSelectors {
@@ -296,6 +224,104 @@ func (p *parser) kprobe(n *yaml.Node, path string) (Kprobe, bool) {
 		}
 	}
 	return k, true
+}
+
+// kprobeCall parses call, syscall and return.
+func (p *parser) kprobeCall(k *Kprobe, n *yaml.Node, f fields, path string) kprobeDoc {
+	d := kprobeDoc{f: f, path: path}
+	cpath := join(path, "call")
+	call, ok := p.str(f.get("call"), cpath)
+	d.call = call
+	d.spec, d.known = calls[call]
+	switch {
+	case f.get("call") == nil:
+		p.errorf(n.Line, cpath, "required")
+	case !ok:
+	case !d.known:
+		p.errorf(f.get("call").Line, cpath, "%q is not supported (supported: %s)", call, strings.Join(SupportedCalls, ", "))
+	default:
+		k.Call = call
+	}
+	if sys, ok := p.boolean(f.get("syscall"), join(path, "syscall")); ok && sys {
+		p.errorf(f.get("syscall").Line, join(path, "syscall"), "must be false: the supported calls are kernel functions, not system calls")
+	}
+	k.Return, _ = p.boolean(f.get("return"), join(path, "return"))
+	if k.Return && d.known && d.spec.ret == "" {
+		p.errorf(f.get("return").Line, join(path, "return"), "%s returns nothing; return probes are not supported on it", call)
+	}
+	return d
+}
+
+// kprobeArgs parses the declared arguments into k.Args and returns them
+// by index.
+func (p *parser) kprobeArgs(k *Kprobe, d kprobeDoc) map[int]*Arg {
+	args := map[int]*Arg{}
+	apath := join(d.path, "args")
+	for i, an := range p.seq(d.f.get("args"), apath, MaxListLen) {
+		ip := index(apath, i)
+		a, lines, ok := p.arg(an, ip)
+		if !ok {
+			continue
+		}
+		if prev := args[a.Index]; prev != nil {
+			p.errorf(lines.index, join(ip, "index"), "argument %d declared twice (first at line %d)", a.Index, prev.Line)
+			continue
+		}
+		if d.known {
+			want, has := d.spec.args[a.Index]
+			switch {
+			case !has:
+				p.errorf(lines.index, join(ip, "index"), "%s has no argument %d that ocigate supports (supported: %s)", d.call, a.Index, d.spec.describe())
+			case a.Type != "" && a.Type != want:
+				p.errorf(lines.typ, join(ip, "type"), "argument %d of %s is a %s, not %s", a.Index, d.call, want, a.Type)
+			}
+		}
+		args[a.Index] = &a
+		k.Args = append(k.Args, a)
+	}
+	return args
+}
+
+// kprobeReturnArg parses returnArg and returnArgAction.
+func (p *parser) kprobeReturnArg(k *Kprobe, d kprobeDoc) {
+	f, rpath := d.f, join(d.path, "returnArg")
+	if rn := f.get("returnArg"); rn != nil {
+		if a, lines, ok := p.arg(rn, rpath); ok {
+			switch {
+			case !k.Return:
+				p.errorf(f.line("returnArg"), rpath, "only allowed with return: true")
+			case d.known && d.spec.ret != "" && a.Type != "" && a.Type != d.spec.ret:
+				p.errorf(lines.typ, join(rpath, "type"), "%s returns %s, not %s", d.call, d.spec.ret, a.Type)
+			}
+			k.ReturnArg = &a
+		}
+	} else if k.Return && (!d.known || d.spec.ret != "") {
+		p.errorf(f.line("return"), rpath, "required with return: true")
+	}
+	an := f.get("returnArgAction")
+	if an == nil {
+		return
+	}
+	ap := join(d.path, "returnArgAction")
+	if s, ok := p.str(an, ap); ok {
+		switch {
+		case s != "TrackSock" && s != "UntrackSock":
+			p.errorf(an.Line, ap, "%q is not supported (supported: TrackSock, UntrackSock)", s)
+		case k.ReturnArg == nil || k.ReturnArg.Type != "sock":
+			p.errorf(an.Line, ap, "%s needs return: true and a returnArg of type sock", s)
+		default:
+			k.ReturnArgAction = s
+		}
+	}
+}
+
+// kprobeDoc is one kprobe being parsed: its fields and the call it names.
+type kprobeDoc struct {
+	f     fields
+	path  string
+	call  string // as written
+	spec  callSpec
+	known bool // call is supported
 }
 
 // arg reads an args[] entry or a returnArg. It fails only when the index

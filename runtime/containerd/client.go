@@ -108,7 +108,7 @@ func (c *Client) AllRunningTasks(ctx context.Context) ([]Task, error) {
 	return out, nil
 }
 
-// ErrNotFound: containerd has no such container.
+// ErrNotFound is the error when containerd has no such container.
 var ErrNotFound = errors.New("no such container")
 
 // Container returns a container's metadata.

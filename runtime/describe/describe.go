@@ -29,7 +29,8 @@ type Describer struct {
 	Containerd *containerd.Client
 }
 
-// ErrNoContainerd: a containerd bundle, but no containerd to ask.
+// ErrNoContainerd is the error for a containerd bundle when there is no
+// containerd to ask.
 var ErrNoContainerd = errors.New("no containerd socket configured")
 
 // Describe returns what the runtime that made bundle knows of its

@@ -16,9 +16,9 @@ const (
 	DefaultSpecFile         = "/etc/containerd/ocigate-base-spec.json"
 )
 
-// The CRI runc runtime's table per config version: containerd 1.6/1.7
-// use version 2, containerd 2.x version 3 (and 4 in later 2.x releases,
-// with the same CRI runtime plugin).
+// criRuncTable is the CRI runc runtime's table per config version:
+// containerd 1.6/1.7 use version 2, containerd 2.x version 3 (and 4 in
+// later 2.x releases, with the same CRI runtime plugin).
 var criRuncTable = map[int][]string{
 	2: {"plugins", "io.containerd.grpc.v1.cri", "containerd", "runtimes", "runc"},
 	3: {"plugins", "io.containerd.cri.v1.runtime", "containerd", "runtimes", "runc"},
@@ -277,7 +277,8 @@ func stripContainerd(cur, original []byte, spec string) ([]byte, error) {
 	return doc.bytes(), nil
 }
 
-// onlyOurs: a runc table body with just what install adds to a new table.
+// onlyOurs reports whether body is a runc table body with just what
+// install adds to a new table.
 func onlyOurs(body []tomlLine) bool {
 	for _, l := range body {
 		switch {

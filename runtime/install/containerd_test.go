@@ -18,7 +18,8 @@ import (
 
 const ourSpec = "/etc/containerd/ocigate-base-spec.json"
 
-// specLines returns the base_runtime_spec lines of the CRI runc table.
+// runcTableLines returns the base_runtime_spec lines of the CRI runc
+// table.
 func runcTableLines(t *testing.T, b []byte) (header string, body []string) {
 	t.Helper()
 	c, err := readCRIConfig(b)

@@ -22,9 +22,9 @@ type dockerRuntime struct {
 	RuntimeArgs []string `json:"runtimeArgs,omitempty"`
 }
 
-// dockerEntry: the wrapper, with runtimeArgs only for what differs from
-// its defaults (ocigate-hook beside it, the hook's socket, runc found in
-// the usual places).
+// dockerEntry returns the wrapper's runtime entry, with runtimeArgs only
+// for what differs from its defaults (ocigate-hook beside it, the hook's
+// socket, runc found in the usual places).
 func dockerEntry(o Options) (dockerRuntime, error) {
 	if !filepath.IsAbs(o.WrapperPath) {
 		return dockerRuntime{}, fmt.Errorf("wrapper path %q is not absolute", o.WrapperPath)

@@ -11,7 +11,8 @@ import (
 // and the first of CRI-O's default hooks_dir.
 const DefaultHooksDir = "/usr/share/containers/oci/hooks.d"
 
-// hooksdTargets: podman and CRI-O read the same oci-hooks(5) files.
+// hooksdTargets returns the targets of podman and CRI-O, which read the
+// same oci-hooks(5) files.
 func hooksdTargets(defaultDir string) func(o Options) ([]target, error) {
 	return func(o Options) ([]target, error) {
 		dir := o.HooksDir

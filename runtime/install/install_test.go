@@ -127,16 +127,17 @@ func apply(t *testing.T, p *Plan) string {
 	return out.String()
 }
 
-// roundTrip: dry run writes nothing; install changes something; a second
-// install changes nothing and says so; uninstall leaves the tree as it was.
+// roundTrip checks that a dry run writes nothing; install changes
+// something; a second install changes nothing and says so; uninstall
+// leaves the tree as it was.
 func roundTrip(t *testing.T, e *env, runtime string) {
 	t.Helper()
 	roundTripOwned(t, e, runtime, false)
 }
 
-// roundTripOwned: with earlierFiles, ocigate's files were there before
-// install, so after the uninstall that restores them an uninstall without
-// a record still finds them.
+// roundTripOwned is roundTrip where, with earlierFiles, ocigate's files
+// were there before install, so after the uninstall that restores them an
+// uninstall without a record still finds them.
 func roundTripOwned(t *testing.T, e *env, runtime string, earlierFiles bool) {
 	t.Helper()
 	before := snapshot(t, e.root)

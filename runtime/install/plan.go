@@ -20,8 +20,8 @@ const (
 	ActionRemove    = "remove"
 )
 
-// maxWholeFileLines: a created or removed file longer than this is
-// summarised by its size rather than printed.
+// maxWholeFileLines is the most lines of a created or removed file that
+// is printed whole; a longer one is summarised by its size.
 const maxWholeFileLines = 20
 
 // Change is one file's change.

@@ -23,7 +23,7 @@ import (
 	"github.com/ocigate/ocigate/internal/events"
 )
 
-// With this variable set the test binary is the job's stub.
+// asStub is the variable that, set, makes the test binary the job's stub.
 const asStub = "OCIGATE_JOB_TEST_STUB"
 
 func TestMain(m *testing.M) {

@@ -26,7 +26,7 @@ type running struct {
 	exited   chan struct{} // the command (or the stub) has exited, not yet reaped
 }
 
-// release tells the stub to exec the command.
+// releaseByte tells the stub to exec the command.
 const releaseByte = 'G'
 
 func (j *running) run(ctx context.Context) (Result, error) {

@@ -120,7 +120,8 @@ func describeExit(code int) string {
 	return fmt.Sprint(code)
 }
 
-// describeEvent: "killed exec /usr/bin/bash by /usr/bin/bash (policy p)".
+// describeEvent describes ev in a line, e.g. "killed exec /usr/bin/bash by
+// /usr/bin/bash (policy p)".
 func describeEvent(ev events.Event) string {
 	o := ev.Ocigate
 	var b strings.Builder

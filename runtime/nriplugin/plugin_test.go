@@ -105,6 +105,27 @@ func runtimeSide(t *testing.T) (*adaptation.Adaptation, string) {
 }
 
 func TestPluginAgainstRuntime(t *testing.T) {
+	r, ag := startPlugin(t)
+	waitAdopted(t, ag)
+	ctr := &nri.Container{Id: "web-1", PodSandboxId: "pod-1", Name: "web", State: nri.ContainerState_CONTAINER_CREATED, Pid: 777,
+		Annotations: map[string]string{"ocigate.io/profile": "web"}, Image: &nri.Image{Name: "registry.local/web:2"}}
+	checkStart(t, r, ag, ctr)
+	checkRefusals(t, r, ag, ctr)
+	if _, err := r.StopContainer(context.Background(), &nri.StopContainerRequest{Pod: pod, Container: ctr}); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.RemoveContainer(context.Background(), &nri.RemoveContainerRequest{Pod: pod, Container: ctr}); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(ag.removed, ",") != "web-1,web-1" {
+		t.Fatalf("unregistered %q", ag.removed)
+	}
+}
+
+// startPlugin runs the plugin, with a fake agent, against the runtime
+// side until the test ends.
+func startPlugin(t *testing.T) (*adaptation.Adaptation, *fakeAgent) {
+	t.Helper()
 	r, sock := runtimeSide(t)
 	ag := &fakeAgent{}
 	p := New(ag, fakeProc(t, "777", "/kubepods/pod-1/web"), nil)
@@ -119,8 +140,13 @@ func TestPluginAgainstRuntime(t *testing.T) {
 			t.Error("the plugin did not stop")
 		}
 	})
+	return r, ag
+}
 
-	// Synchronize: the running container is adopted, the stopped one not.
+// waitAdopted waits until the plugin synchronized: the running container
+// is adopted, the stopped one not.
+func waitAdopted(t *testing.T, ag *fakeAgent) {
+	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		ag.mu.Lock()
@@ -138,9 +164,12 @@ func TestPluginAgainstRuntime(t *testing.T) {
 		ag.adopted[0].Info.Image != "docker.io/library/busybox:1" {
 		t.Fatalf("adopted %+v", ag.adopted)
 	}
+}
 
-	ctr := &nri.Container{Id: "web-1", PodSandboxId: "pod-1", Name: "web", State: nri.ContainerState_CONTAINER_CREATED, Pid: 777,
-		Annotations: map[string]string{"ocigate.io/profile": "web"}, Image: &nri.Image{Name: "registry.local/web:2"}}
+// checkStart checks that StartContainer registers ctr with the agent,
+// annotated.
+func checkStart(t *testing.T, r *adaptation.Adaptation, ag *fakeAgent, ctr *nri.Container) {
+	t.Helper()
 	if err := r.StartContainer(context.Background(), &nri.StartContainerRequest{Pod: pod, Container: ctr}); err != nil {
 		t.Fatalf("StartContainer: %v", err)
 	}
@@ -161,7 +190,12 @@ func TestPluginAgainstRuntime(t *testing.T) {
 	if ctr.Annotations["io.kubernetes.cri.image-name"] != "" {
 		t.Error("the runtime's container annotations were changed")
 	}
+}
 
+// checkRefusals checks that what the plugin refuses, the runtime gets as
+// an error.
+func checkRefusals(t *testing.T, r *adaptation.Adaptation, ag *fakeAgent, ctr *nri.Container) {
+	t.Helper()
 	// Refused by the agent: the runtime gets the error (fail-closed).
 	ag.mu.Lock()
 	ag.refuse = errors.New(`annotation ocigate.io/profile="nope": no such profile`)
@@ -179,13 +213,4 @@ func TestPluginAgainstRuntime(t *testing.T) {
 		t.Fatalf("StartContainer without a pid: %v", err)
 	}
 
-	if _, err := r.StopContainer(context.Background(), &nri.StopContainerRequest{Pod: pod, Container: ctr}); err != nil {
-		t.Fatal(err)
-	}
-	if err := r.RemoveContainer(context.Background(), &nri.RemoveContainerRequest{Pod: pod, Container: ctr}); err != nil {
-		t.Fatal(err)
-	}
-	if strings.Join(ag.removed, ",") != "web-1,web-1" {
-		t.Fatalf("unregistered %q", ag.removed)
-	}
 }

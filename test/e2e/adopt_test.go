@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ocigate/ocigate/internal/agentconfig"
 	"github.com/ocigate/ocigate/internal/testenv"
 	"github.com/ocigate/ocigate/internal/testenv/agentlog"
 )
@@ -153,8 +154,9 @@ func TestAdoptRunningContainers(t *testing.T) {
 		t.Fatalf("control: before the agent the podman container's connect must work: %q", out)
 	}
 
-	ag := startExtraAgent(t, map[string]string{"by-image.yaml": byImageProfile},
-		"--runc-roots", root, "--runc", testenv.RuncPath, "--containerd-socket", "")
+	ag := startExtraAgent(t, map[string]string{"by-image.yaml": byImageProfile}, func(cfg *agentconfig.Config) {
+		cfg.RuncRoots, cfg.RuncBinary, cfg.ContainerdSocket = []string{root}, testenv.RuncPath, ""
+	})
 	w := ag.waitWorkload(t, plain, 10*time.Second)
 	if !w.Adopted || w.Runtime != "runc" || w.Profile != "e2e" || w.Pid <= 0 {
 		t.Errorf("runc container: %+v", w)

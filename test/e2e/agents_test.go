@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ocigate/ocigate/internal/agentconfig"
 	"github.com/ocigate/ocigate/internal/api"
 	"github.com/ocigate/ocigate/internal/testenv/agentlog"
 )
@@ -27,9 +28,10 @@ type extraAgent struct {
 	ev                            *agentlog.EventLog
 }
 
-// startExtraAgent starts an agent with the e2e profiles, profiles (file
-// name to content) and args added, and stops it when t ends.
-func startExtraAgent(t *testing.T, profiles map[string]string, args ...string) *extraAgent {
+// startExtraAgent starts an extra agent for t with profiles (file name →
+// content) added to its profiles directory; configure, when not nil,
+// changes its Config. It is stopped at the end of the test.
+func startExtraAgent(t *testing.T, profiles map[string]string, configure func(*agentconfig.Config)) *extraAgent {
 	t.Helper()
 	dir, err := os.MkdirTemp(workDir, "agent-")
 	if err != nil {
@@ -50,10 +52,14 @@ func startExtraAgent(t *testing.T, profiles map[string]string, args ...string) *
 		t.Fatal(err)
 	}
 	defer logf.Close()
-	cmd := exec.Command(agentdBin, append([]string{"run", "--socket", a.socket, "--events-file", a.events, "--profiles", a.profiles,
-		"--reconcile-interval", reconcileInterval.String(),
-		// Nothing pinned: the test's enforcement ends with the agent.
-		"--pin-dir", ""}, args...)...)
+	cfg := agentconfig.Default()
+	cfg.Socket, cfg.EventsFile, cfg.ProfileDir = a.socket, a.events, a.profiles
+	cfg.ReconcileInterval = reconcileInterval
+	cfg.PinDir = "" // nothing pinned: the test's enforcement ends with the agent
+	if configure != nil {
+		configure(&cfg)
+	}
+	cmd := exec.Command(agentdBin, runArgs(cfg)...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ocigate/ocigate/internal/agentconfig"
 	"github.com/ocigate/ocigate/internal/testenv"
 	"github.com/ocigate/ocigate/internal/testenv/agentlog"
 )
@@ -195,8 +196,9 @@ func TestContainerd(t *testing.T) {
 	const image = "localhost/ocigate-e2e/ctd:1"
 	c.importImage(t, image)
 	// Only containerd's events unregister here: no periodic check.
-	ag := startExtraAgent(t, map[string]string{"by-image.yaml": byImageProfile},
-		"--containerd-socket", c.socket, "--runc-roots", "", "--reconcile-interval", "0")
+	ag := startExtraAgent(t, map[string]string{"by-image.yaml": byImageProfile}, func(cfg *agentconfig.Config) {
+		cfg.ContainerdSocket, cfg.RuncRoots, cfg.ReconcileInterval = c.socket, nil, 0
+	})
 
 	t.Run("image-from-metadata", func(t *testing.T) {
 		id := newID("ctd-image")

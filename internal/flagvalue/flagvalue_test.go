@@ -1,6 +1,7 @@
-package main
+package flagvalue
 
 import (
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -24,7 +25,7 @@ func TestByteSize(t *testing.T) {
 		{"0", 0, "0"},
 	}
 	for _, tt := range tests {
-		var s byteSize
+		var s ByteSize
 		if err := s.Set(tt.in); err != nil {
 			t.Errorf("Set(%q): %v", tt.in, err)
 			continue
@@ -34,9 +35,40 @@ func TestByteSize(t *testing.T) {
 		}
 	}
 	for _, bad := range []string{"", "MiB", "-1", "1.5MiB", "10XB", "9999999999GiB", "ten"} {
-		var s byteSize
+		var s ByteSize
 		if err := s.Set(bad); err == nil || !strings.Contains(err.Error(), "size") {
 			t.Errorf("Set(%q) = %d, %v; want an error", bad, int64(s), err)
 		}
+	}
+}
+
+func TestCommaList(t *testing.T) {
+	l := CommaList{"/run/runc"}
+	for in, want := range map[string][]string{
+		"/a,/b":       {"/a", "/b"},
+		" /a , ,/b, ": {"/a", "/b"},
+		"":            nil,
+	} {
+		if err := l.Set(in); err != nil || !reflect.DeepEqual([]string(l), want) {
+			t.Errorf("Set(%q) = %q, %v; want %q", in, l, err, want)
+		}
+	}
+	l = CommaList{"/a", "/b"}
+	if l.String() != "/a,/b" {
+		t.Errorf("String = %q", l.String())
+	}
+}
+
+// A List grows with every Set: repeated flags and comma-separated ones
+// add up.
+func TestList(t *testing.T) {
+	var l List
+	for _, v := range []string{"a", "b, c", "", " ,d"} {
+		if err := l.Set(v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if want := []string{"a", "b", "c", "d"}; !reflect.DeepEqual([]string(l), want) || l.String() != "a,b,c,d" {
+		t.Errorf("list %q (%s), want %q", l, l.String(), want)
 	}
 }
