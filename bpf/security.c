@@ -5,7 +5,7 @@
  * hooks, refusing with an errno in the caller. BPF LSM programs where `bpf`
  * is in lsm=, fmod_ret programs on the security_* functions elsewhere
  * (x86_64, 5.7+). Each check is one function used by both program kinds;
- * the rule engine is rules.h, shared with the fallback backend. */
+ * the rule engine is match.h and verdict.h, shared with the fallback. */
 #include "headers/vmlinux.h"
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_core_read.h>

@@ -40,8 +40,8 @@ type hook struct {
 	tcp   bool  // the call sees TCP sockets only: Protocols = {TCP}
 }
 
-// hooks maps policy.SupportedCalls to enforcement points (DESIGN.md, "Seed
-// hook names → enforcement points").
+// hooks maps policy.SupportedCalls to enforcement points (docs/profiles.md,
+// "Calls").
 var hooks = map[string]hook{
 	"tcp_connect":             {PointConnect, true},
 	"security_socket_connect": {PointConnect, false},

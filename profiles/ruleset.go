@@ -12,7 +12,7 @@ import (
 // Point is an enforcement point: an operation a selector can decide on.
 type Point int
 
-// The enforcement points of DESIGN.md.
+// The enforcement points (docs/architecture.md, "Enforcement points and backends").
 const (
 	PointConnect Point = iota
 	PointSendmsg

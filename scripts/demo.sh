@@ -71,8 +71,16 @@ sleep 0.5
 jq -c 'select(.process_kprobe) | {time, function: .process_kprobe.function_name, action: .process_kprobe.action,
 	binary: .process_kprobe.process.binary, pid: .process_kprobe.process.pid.value,
 	args: .process_kprobe.args, container: .ocigate.container_id, verdict: .ocigate.verdict}' "$work/events.jsonl"
-grep -q KPROBE_ACTION_SIGKILL "$work/events.jsonl" || { echo "demo: no SIGKILL event" >&2; exit 1; }
+# The shell's exec: killed before its first instruction (fallback), or
+# refused with EPERM in the caller (BPF LSM, fmod_ret).
+verdict=$(jq -r 'select(.process_kprobe.function_name == "security_bprm_check"
+	and .ocigate.container_id == "ocigate-demo-guarded") | .ocigate.verdict' "$work/events.jsonl" | head -n 1)
+case $verdict in
+killed) outcome="the shell was killed before its first instruction" filter=05 what="Sigkill actions" ;;
+denied) outcome="the shell's exec was refused (EPERM)" filter=02 what="tcp_connect events" ;;
+*) echo "demo: no refused exec of the shell in the events (verdict '$verdict')" >&2; exit 1 ;;
+esac
 
-say "6. A seed filter (jq/05: Sigkill actions), unchanged"
-jq -c -f internal/agent/testdata/jq/05.jq "$work/events.jsonl" | head -3
-say "Reverse shell stopped: the attacker got nothing; the shell was killed before its first instruction."
+say "6. A seed filter (jq/$filter: $what), unchanged"
+jq -c -f "internal/agent/testdata/jq/$filter.jq" "$work/events.jsonl" | head -3
+say "Reverse shell stopped: the attacker got nothing; $outcome."

@@ -55,7 +55,7 @@ type Value struct {
 // published.
 type Process struct {
 	// ExecID names one program run of one process: the same in every
-	// event of it (see the README for its form).
+	// event of it (see docs/events.md for its form).
 	ExecID    string `json:"exec_id,omitempty"`
 	Pid       Value  `json:"pid"`
 	UID       Value  `json:"uid"`

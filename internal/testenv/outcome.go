@@ -16,7 +16,7 @@ const (
 )
 
 // ExecRefusal is how the agent refuses an exec on the backend its exec
-// point runs on (README, "Enforcement points × backends"):
+// point runs on (docs/architecture.md, "Enforcement points and backends"):
 //
 //   - BPF LSM and fmod_ret: the execve fails with EPERM in the caller,
 //     nothing new runs; the caller goes on, prints its error and exits
