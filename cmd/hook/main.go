@@ -16,6 +16,7 @@ import (
 
 	"github.com/ocigate/ocigate/cgroupfilter"
 	"github.com/ocigate/ocigate/internal/api"
+	"github.com/ocigate/ocigate/internal/buildinfo"
 	"github.com/ocigate/ocigate/runtime/oci"
 )
 
@@ -26,12 +27,16 @@ const (
 	stagePoststop      = "poststop"
 )
 
+// stdout is where --version prints.
+var stdout io.Writer = os.Stdout
+
 type options struct {
 	socket   string
 	timeout  time.Duration
 	failOpen bool
 	runtime  string
 	stage    string
+	version  bool
 }
 
 func main() {
@@ -46,12 +51,16 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.DurationVar(&o.timeout, "timeout", 2*time.Second, "deadline for the agent's answer")
 	fs.BoolVar(&o.failOpen, "fail-open", false, "let the container start unprotected when registration fails")
 	fs.StringVar(&o.runtime, "runtime", "", "runtime name reported to the agent (default: detected)")
+	fs.BoolVar(&o.version, "version", false, "print the version, commit, BPF objects' hash and protocol, and exit")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: ocigate-hook [flags] createRuntime|prestart|poststop  (OCI state on stdin)")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
 		return nil, err
+	}
+	if o.version {
+		return o, nil
 	}
 	if fs.NArg() != 1 {
 		fs.Usage()
@@ -74,6 +83,10 @@ func run(args []string, stdin io.Reader, stderr io.Writer) int {
 	if err != nil {
 		fmt.Fprintf(stderr, "ocigate-hook: %v\n", err)
 		return 2
+	}
+	if o.version {
+		fmt.Fprintln(stdout, "ocigate-hook", buildinfo.Get())
+		return 0
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), o.timeout)
 	defer cancel()

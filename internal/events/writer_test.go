@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -302,5 +303,41 @@ func TestWriterFlushesLargeBuffer(t *testing.T) {
 	}
 	if out.Len() < flushAt || w.Written() == 0 {
 		t.Fatalf("%d bytes out, %d written after %d buffered bytes", out.Len(), w.Written(), flushAt+per)
+	}
+}
+
+// Reopen, after the file was renamed (logrotate), writes on into a new
+// file at the path.
+func TestWriterReopen(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "events.jsonl")
+	w, err := OpenFile(path, Rotation{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	ev := &Event{}
+	if err := w.Write(ev); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(path, path+".1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Reopen(); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Write(ev); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{path, path + ".1"} {
+		b, err := os.ReadFile(p)
+		if err != nil || strings.Count(string(b), "\n") != 1 {
+			t.Errorf("%s: %q %v, want one line", p, b, err)
+		}
+	}
+	if err := NewWriter(io.Discard).Reopen(); err != nil {
+		t.Errorf("a writer on an io.Writer: %v", err)
 	}
 }
