@@ -204,7 +204,10 @@ func register(ctx context.Context, o *options, stdin io.Reader) (*oci.Container,
 		ContainerID: c.ID, Runtime: runtimeName(o.runtime, c), Bundle: c.Bundle,
 		Pid: c.Pid, Annotations: c.Annotations, Identity: api.IdentityOf(ident),
 	}}
-	resp, err := api.Call(ctx, o.socket, req)
+	// An agent restarting (an upgrade) has no socket for a moment: wait
+	// up to half the hook's --timeout for it rather than refuse the
+	// container (api.CallWaiting).
+	resp, err := api.CallWaiting(ctx, o.socket, req, o.timeout/2, o.timeout)
 	return c, resp, err
 }
 
