@@ -160,7 +160,11 @@ func (r checkReport) print(w io.Writer) error {
 			fmt.Fprintf(w, "  WARN  %-10s UNAVAILABLE: %s\n", p.Point, p.Error)
 			continue
 		}
-		fmt.Fprintf(w, "  OK    %-10s %s (%s)\n", p.Point, p.Backend, p.Mechanism)
+		label := "OK"
+		if p.Backend == enforcer.BackendNone {
+			label = "-" // a point this kernel has no hook for, which no profile needs alone
+		}
+		fmt.Fprintf(w, "  %-5s %-10s %s (%s)\n", label, p.Point, p.Backend, p.Mechanism)
 		for _, s := range p.Skipped {
 			fmt.Fprintf(w, "        %-10s not %s\n", "", s)
 		}

@@ -44,13 +44,3 @@ func TestLoad(t *testing.T) {
 	}
 }
 
-// The config file the package ships loads.
-func TestPackagedConfig(t *testing.T) {
-	c, err := Load("../../packaging/agentd.yaml", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if c.EventsFile != "/var/log/ocigate/events.jsonl" {
-		t.Fatalf("events file %q", c.EventsFile)
-	}
-}
