@@ -43,4 +43,3 @@ func TestLoad(t *testing.T) {
 		t.Fatalf("no file: %+v %v", c, err)
 	}
 }
-
