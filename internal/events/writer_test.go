@@ -163,8 +163,19 @@ func TestOpenFileCreatesPrivate(t *testing.T) {
 	if fi.Mode().Perm() != 0o600 {
 		t.Fatalf("mode %v, want 0600", fi.Mode().Perm())
 	}
-	if _, err := OpenFile(filepath.Join(t.TempDir(), "missing", "x.jsonl"), Rotation{}); err == nil || !strings.Contains(err.Error(), "open events file") {
+	// A missing directory is made, private (/var/log/ocigate on a host
+	// without the unit's LogsDirectory); one that cannot be is an error.
+	dir := filepath.Join(t.TempDir(), "missing")
+	w2, err := OpenFile(filepath.Join(dir, "x.jsonl"), Rotation{})
+	if err != nil {
 		t.Fatalf("missing dir: %v", err)
+	}
+	w2.Close()
+	if fi, err := os.Stat(dir); err != nil || fi.Mode().Perm() != 0o700 {
+		t.Fatalf("made dir: %v %v", fi.Mode(), err)
+	}
+	if _, err := OpenFile(filepath.Join(path, "x.jsonl"), Rotation{}); err == nil || !strings.Contains(err.Error(), "open events file") {
+		t.Fatalf("directory under a file: %v", err)
 	}
 }
 
