@@ -27,6 +27,24 @@ const (
 	stagePoststop      = "poststop"
 )
 
+// hookHelp is --help's text before the flags.
+const hookHelp = `usage: ocigate-hook [flags] createRuntime|prestart|poststop  (OCI state on stdin)
+
+ocigate-hook is the OCI hook of ocigate, run by the container runtime
+(hooks.d files of podman and CRI-O, containerd's base runtime spec, the
+ocigate-runc wrapper), never by hand. At createRuntime (or prestart) it
+registers the container's cgroup and namespaces with the agent and exits
+0 only once enforcement is live; when registration fails it exits 1 and
+the runtime refuses the container, unless --fail-open, the container's
+ocigate.io/failure-policy annotation or the profile's failurePolicy says
+open. A restarting agent is waited for up to half of --timeout. At
+poststop it unregisters and always exits 0.
+
+exit status: 0 registered (or fail-open, or poststop); 1 refused; 2 usage.
+
+flags:
+`
+
 // stdout is where --version prints.
 var stdout io.Writer = os.Stdout
 
@@ -53,7 +71,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.runtime, "runtime", "", "runtime name reported to the agent (default: detected)")
 	fs.BoolVar(&o.version, "version", false, "print the version, commit, BPF objects' hash and protocol, and exit")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: ocigate-hook [flags] createRuntime|prestart|poststop  (OCI state on stdin)")
+		fmt.Fprint(stderr, hookHelp)
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -80,6 +98,9 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 
 func run(args []string, stdin io.Reader, stderr io.Writer) int {
 	o, err := parseFlags(args, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0 // --help printed the usage
+	}
 	if err != nil {
 		fmt.Fprintf(stderr, "ocigate-hook: %v\n", err)
 		return 2
