@@ -5,17 +5,38 @@ PKGS    := ./...
 export PATH := /usr/local/go/bin:$(PATH)
 SHELL   := /bin/bash
 
-.PHONY: all deps build generate check-generate vet unit fuzz-short fuzz e2e vmtest test bench bench-events bench-ready demo clean
+.PHONY: all deps build package generate check-generate vet unit fuzz-short fuzz e2e vmtest test bench bench-events bench-ready demo clean
 
 all: build
 
 deps:
 	@scripts/deps.sh
 
+# What `version` and `--version` print: the release, the commit and the
+# hash of the BPF objects the agent embeds (internal/buildinfo).
+VERSION ?= 0.1.0
+COMMIT  ?= $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)$(shell git diff --quiet HEAD -- 2>/dev/null || echo -dirty)
+BPFHASH := $(shell cat bpf/fallback_bpfel.o bpf/security_bpfel.o | sha256sum | cut -c1-12)
+BUILDINFO := github.com/ocigate/ocigate/internal/buildinfo
+LDFLAGS := -s -w -X $(BUILDINFO).Version=$(VERSION) -X $(BUILDINFO).Commit=$(COMMIT) -X $(BUILDINFO).BPFObjects=$(BPFHASH)
+GOARCH  ?= amd64
+export GOARCH
+
 build:
-	CGO_ENABLED=0 $(GO) build -trimpath -ldflags="-s -w" -o $(BIN)/ocigate-hook ./cmd/hook
-	CGO_ENABLED=0 $(GO) build -trimpath -ldflags="-s -w" -o $(BIN)/ocigate-agentd ./cmd/agentd
-	CGO_ENABLED=0 $(GO) build -trimpath -ldflags="-s -w" -o $(BIN)/ocigate-runc ./cmd/runtime-wrapper
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags="$(LDFLAGS)" -o $(BIN)/ocigate-hook ./cmd/hook
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags="$(LDFLAGS)" -o $(BIN)/ocigate-agentd ./cmd/agentd
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags="$(LDFLAGS)" -o $(BIN)/ocigate-runc ./cmd/runtime-wrapper
+
+# The Debian package dist/ocigate_VERSION_amd64.deb (packaging/nfpm.yaml,
+# nfpm from go.mod's tool directive). amd64 only: see README's
+# requirements for arm64.
+package:
+	@test "$(GOARCH)" = amd64 || { echo "make package: amd64 only; the BPF objects are built and tested for x86-64 kernels only (README, Requirements)"; exit 1; }
+	$(MAKE) build
+	mkdir -p dist/completion
+	GOARCH= $(GO) run ./cmd/agentd completion bash > dist/completion/ocigate-agentd.bash
+	VERSION=$(VERSION) $(GO) tool nfpm package --config packaging/nfpm.yaml --packager deb --target dist/
+	@ls -l dist/*.deb
 
 # Regenerates the BPF objects and bindings (needs clang); committed, so a
 # plain build needs no clang.
@@ -46,10 +67,14 @@ fuzz-short:
 fuzz:
 	$(MAKE) fuzz-short FUZZTIME=5m
 
-# Real runc and podman containers against a real agent; needs root.
+# Real runc and podman containers against a real agent; needs root. Then,
+# alone (it installs into the host's default paths), the Debian package
+# test: dpkg -i, the agent as its unit starts it, dpkg --purge.
 e2e: build
 	set -o pipefail; OCIGATE_E2E=1 $(GO) test -count=1 -timeout 900s -v ./internal/testenv/ ./test/e2e/ 2>&1 \
 		| tee e2e.log | grep -E '^(=== RUN|--- |PASS|FAIL|ok|panic)'
+	set -o pipefail; OCIGATE_E2E=1 $(GO) test -count=1 -timeout 600s -v ./test/pkg/ 2>&1 \
+		| tee -a e2e.log | grep -E '^(=== RUN|--- |PASS|FAIL|ok|panic)'
 
 # Debian 6.1/6.12 cloud kernels under QEMU (TCG), with and without the BPF
 # LSM, running test/vmtest/suite inside (real agent and hook); needs root.
@@ -77,4 +102,4 @@ demo: deps build
 	scripts/demo.sh
 
 clean:
-	rm -rf $(BIN) e2e.log vmtest-logs
+	rm -rf $(BIN) dist e2e.log vmtest-logs

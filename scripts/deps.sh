@@ -29,6 +29,8 @@ else
 		# make vmtest: qemu-system-x86_64 (its kernels are fetched by
 		# scripts/vmtest.sh itself)
 		qemu-system-x86
+		# the package e2e (test/pkg): systemd-analyze verify of the unit
+		systemd
 		# make bench: hyperfine, bpftool, sysctl (procps)
 		hyperfine bpftool procps
 	)

@@ -25,14 +25,6 @@ func serveStatus(t *testing.T) string {
 	return path
 }
 
-func TestWantsBPF(t *testing.T) {
-	for args, want := range map[string]bool{"--bpf": true, "-bpf --pin-dir x": true, "podman": false, "podman --dry-run": false, "--bpf=true": true} {
-		if got := wantsBPF(strings.Fields(args)); got != want {
-			t.Errorf("wantsBPF(%q) = %v", args, got)
-		}
-	}
-}
-
 // uninstall --bpf removes the pins and the records, refuses while an
 // agent answers, and says when there is nothing to remove.
 func TestUninstallBPF(t *testing.T) {
@@ -69,7 +61,7 @@ func TestUninstallBPF(t *testing.T) {
 	args := []string{"--bpf", "--pin-dir", pinDir, "--state-dir", stateDir}
 
 	var out bytes.Buffer
-	if err := uninstallBPF(append(args, "--socket", serveStatus(t)), &out); err == nil || !strings.Contains(err.Error(), "stop it first") {
+	if err := uninstallBPFCmd(append(args, "--socket", serveStatus(t)), &out); err == nil || !strings.Contains(err.Error(), "stop it first") {
 		t.Fatalf("with an agent answering: %v", err)
 	}
 	if _, err := os.Stat(filepath.Join(pinDir, "maps", "workloads")); err != nil {
@@ -77,7 +69,7 @@ func TestUninstallBPF(t *testing.T) {
 	}
 
 	gone := filepath.Join(t.TempDir(), "agentd.sock")
-	if err := uninstallBPF(append(args, "--socket", gone), &out); err != nil {
+	if err := uninstallBPFCmd(append(args, "--socket", gone), &out); err != nil {
 		t.Fatal(err)
 	}
 	if !strings.Contains(out.String(), "unpinned 1 BPF objects") || !strings.Contains(out.String(), "removed 1 workload records") {
@@ -89,7 +81,7 @@ func TestUninstallBPF(t *testing.T) {
 		}
 	}
 	out.Reset()
-	if err := uninstallBPF(append(args, "--socket", gone), &out); err != nil || !strings.Contains(out.String(), "nothing pinned") {
+	if err := uninstallBPFCmd(append(args, "--socket", gone), &out); err != nil || !strings.Contains(out.String(), "nothing pinned") {
 		t.Fatalf("second run: %v, %q", err, out.String())
 	}
 }

@@ -2,67 +2,91 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"strings"
 	"time"
+
+	"github.com/spf13/cobra"
 
 	"github.com/ocigate/ocigate/internal/api"
 	"github.com/ocigate/ocigate/internal/events"
 	"github.com/ocigate/ocigate/internal/flagvalue"
 )
 
-// eventsCmd prints the running agent's recent events and, with
-// --follow, every new one until ctx ends.
-func eventsCmd(ctx context.Context, args []string, out, errOut io.Writer) error {
-	fs := flag.NewFlagSet("events", flag.ContinueOnError)
-	socket := fs.String("socket", api.DefaultSocket, "agent API socket")
-	follow := fs.Bool("follow", false, "keep printing new events until interrupted")
-	fs.BoolVar(follow, "f", false, "short for --follow")
-	container := fs.String("container", "", "only events of this container (ID prefix or name)")
+const eventsLong = `Print the running agent's recent events (of the last 1000 it keeps) and,
+with --follow, every new one until interrupted. -o json prints the events
+file's lines (Tetragon's process_kprobe, process_exec and process_exit
+objects), -o yaml one YAML document per event, -o compact (or text) one
+line per event for people.`
+
+// newEventsCmd returns `events`.
+func newEventsCmd() *cobra.Command {
+	cmd := &cobra.Command{Use: "events", Short: "print the running agent's recent events; --follow streams new ones", Long: eventsLong,
+		Example: "  ocigate-agentd events -o compact\n  ocigate-agentd events --follow --container web --type process_kprobe", Args: noArgs}
+	fl := cmd.Flags()
 	var types, policies flagvalue.List
-	fs.Var(&types, "type", "only these event types: "+strings.Join(events.Types, ", ")+" (repeat or comma-separate)")
-	fs.Var(&policies, "policy", "only events of these policies (repeat or comma-separate)")
-	output := fs.String("o", "json", "json (the events file's lines) or compact (one line per event for people)")
-	tail := fs.Int("tail", -1, "recent events to print first, of the last 1000 the agent keeps; -1: all of them")
-	timeout := fs.Duration("timeout", 5*time.Second, "deadline without --follow")
-	if err := fs.Parse(args); err != nil {
+	socket := fl.String("socket", api.DefaultSocket, "agent API socket")
+	follow := fl.BoolP("follow", "f", false, "keep printing new events until interrupted")
+	container := fl.String("container", "", "only events of this container (ID prefix or name)")
+	fl.Var(&types, "type", "only these event types: "+strings.Join(events.Types, ", ")+" (repeat or comma-separate)")
+	fl.Var(&policies, "policy", "only events of these policies (repeat or comma-separate)")
+	formats := outputs{"json", "yaml", "compact", "text"}
+	output := formats.add(cmd)
+	tail := fl.Int("tail", -1, "recent events to print first, of the last 1000 the agent keeps; -1: all of them")
+	timeout := fl.Duration("timeout", 5*time.Second, "deadline without --follow")
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		if err := formats.check(*output); err != nil {
+			return err
+		}
+		sub := &api.Subscription{Follow: *follow, Tail: *tail, Container: *container, Types: types, Policies: policies}
+		if err := sub.Validate(); err != nil {
+			return err
+		}
+		ctx := cmd.Context()
+		if !*follow {
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithTimeout(ctx, *timeout)
+			defer cancel()
+		}
+		err := printEvents(ctx, *socket, sub, renderer(*output), cmd.OutOrStdout(), cmd.ErrOrStderr())
+		if *follow && errors.Is(err, context.Canceled) {
+			return nil // interrupted: the normal end of --follow
+		}
 		return err
 	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
-	}
-	var render func([]byte) ([]byte, error)
-	switch *output {
-	case "json":
-		render = func(b []byte) ([]byte, error) { return b, nil }
-	case "compact":
-		render = func(b []byte) ([]byte, error) {
+	return cmd
+}
+
+// renderer returns what turns one event line into its output as format.
+func renderer(format string) func([]byte) ([]byte, error) {
+	switch format {
+	case "compact", "text":
+		return func(b []byte) ([]byte, error) {
 			var ev events.Event
 			if err := json.Unmarshal(b, &ev); err != nil {
 				return nil, fmt.Errorf("event from the agent: %w", err)
 			}
 			return []byte(events.Compact(&ev)), nil
 		}
-	default:
-		return fmt.Errorf("-o %q: want json or compact", *output)
+	case "yaml":
+		return func(b []byte) ([]byte, error) {
+			y, err := jsonToYAML(b)
+			return append([]byte("---\n"), bytes.TrimSuffix(y, []byte("\n"))...), err
+		}
 	}
-	if !*follow {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, *timeout)
-		defer cancel()
-	}
-	sub := &api.Subscription{Follow: *follow, Tail: *tail, Container: *container, Types: types, Policies: policies}
-	if err := sub.Validate(); err != nil {
-		return err
-	}
+	return func(b []byte) ([]byte, error) { return b, nil }
+}
+
+// printEvents subscribes and prints each event as render makes it.
+func printEvents(ctx context.Context, socket string, sub *api.Subscription, render func([]byte) ([]byte, error), out, errOut io.Writer) error {
 	w := bufio.NewWriter(out)
 	var dropped uint64
-	err := api.Subscribe(ctx, *socket, sub, func(f *api.EventFrame) error {
+	return api.Subscribe(ctx, socket, sub, func(f *api.EventFrame) error {
 		for _, raw := range f.Events {
 			line, err := render(raw)
 			if err != nil {
@@ -80,8 +104,4 @@ func eventsCmd(ctx context.Context, args []string, out, errOut io.Writer) error 
 		}
 		return nil
 	})
-	if *follow && errors.Is(err, context.Canceled) {
-		return nil // interrupted: the normal end of --follow
-	}
-	return err
 }

@@ -134,10 +134,10 @@ func TestEventsCommandErrors(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"-o", "yaml"}, `-o "yaml": want json or compact`},
+		{[]string{"-o", "xml"}, `-o "xml": want json or yaml or compact or text`},
 		{[]string{"--type", "kprobe"}, `event type "kprobe"`},
 		{[]string{"--tail", "-5"}, "tail -5"},
-		{[]string{"extra"}, `unexpected argument "extra"`},
+		{[]string{"extra"}, `unexpected arguments ["extra"]`},
 		{[]string{"--socket", missing}, "not reachable"},
 	} {
 		err := eventsCmd(context.Background(), tc.args, &out, &out)

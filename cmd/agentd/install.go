@@ -1,12 +1,13 @@
 package main
 
 import (
-	"flag"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/spf13/cobra"
 
 	"github.com/ocigate/ocigate/internal/api"
 	"github.com/ocigate/ocigate/runtime/install"
@@ -14,88 +15,173 @@ import (
 
 // installFlags is the command line of install and uninstall.
 type installFlags struct {
-	runtime         string
 	opts            install.Options
 	dryRun, ctrSpec bool
+	// every: install into each runtime found here (--found), uninstall
+	// each one with an install record (--all).
+	every  bool
+	output *string
+	bpf    bpfFlags // uninstall --bpf
 }
 
-// installCmd runs `install RUNTIME` (uninstall false) or `uninstall RUNTIME`.
-func installCmd(args []string, uninstall bool, out io.Writer) error {
-	f, err := parseInstallFlags(args, uninstall, out)
-	if err != nil {
-		return err
+const installLong = `Wire ocigate's hook into a container runtime: podman and crio get
+hooks.d files, containerd a base runtime spec for CRI, docker the
+ocigate-runc runtime. Each change is printed (--dry-run: printed, not
+made); the original bytes of every file edited are recorded in
+--state-dir, so that uninstall puts each file back byte for byte where
+nothing else changed it. Installing twice changes nothing.
+
+--found installs into every runtime found on this host (what the Debian
+package's postinst runs); check shows which those are.`
+
+const uninstallLong = `Take ocigate's hook out of a container runtime, restoring each file
+install changed byte for byte where nothing else changed it since
+(--all: every runtime with an install record, what the Debian package's
+prerm runs). Uninstalling twice changes nothing.
+
+--bpf instead removes the pinned BPF programs and maps that keep
+enforcing after the agent stops, and the workload records: enforcement
+ends. It refuses while an agent answers on --socket or holds --pin-dir.`
+
+// newInstallCmd returns `install` (uninstall false) or `uninstall`.
+func newInstallCmd(uninstall bool) *cobra.Command {
+	cmd := &cobra.Command{Use: "install RUNTIME|--found", Short: "wire the hook into podman, crio, containerd or docker", Long: installLong,
+		Example: "  ocigate-agentd install podman --dry-run\n  ocigate-agentd install --found", ValidArgs: install.Runtimes()}
+	if uninstall {
+		cmd.Use, cmd.Short, cmd.Long = "uninstall RUNTIME|--all|--bpf", "undo install, or remove the pinned BPF enforcement (--bpf)", uninstallLong
+		cmd.Example = "  ocigate-agentd uninstall podman\n  ocigate-agentd uninstall --all\n  ocigate-agentd uninstall --bpf"
 	}
-	if err := completePaths(&f.opts); err != nil {
-		return err
-	}
-	if f.ctrSpec {
-		if f.runtime != "containerd" || uninstall {
-			return fmt.Errorf("--ctr-spec is for install containerd")
+	f := addInstallFlags(cmd, uninstall)
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		out := cmd.OutOrStdout()
+		if uninstall && f.bpf.on {
+			return f.bpf.run(cmd, args, out)
 		}
-		b, err := install.ContainerdSpec(f.opts)
+		runtimes, err := installTargets(args, f.every, uninstall, f.opts.StateDir)
 		if err != nil {
 			return err
 		}
-		_, err = out.Write(b)
-		return err
+		if err := (outputs{"text", "json", "yaml"}).check(*f.output); err != nil {
+			return err
+		}
+		if err := completePaths(&f.opts); err != nil {
+			return err
+		}
+		if f.ctrSpec {
+			return printCtrSpec(out, runtimes, uninstall, f.opts)
+		}
+		var plans []planSummary
+		for _, rt := range runtimes {
+			s, err := applyInstall(out, rt, uninstall, f, *f.output == "text")
+			if err != nil {
+				return err
+			}
+			plans = append(plans, s)
+		}
+		return printData(out, *f.output, plans, func(io.Writer) error { return nil })
 	}
-	plan, err := install.Install(f.runtime, f.opts)
+	return cmd
+}
+
+// addInstallFlags defines install's (or uninstall's) flags on cmd.
+func addInstallFlags(cmd *cobra.Command, uninstall bool) *installFlags {
+	f := &installFlags{}
+	o := &f.opts
+	fl := cmd.Flags()
+	fl.BoolVar(&f.dryRun, "dry-run", false, "print what would change, write nothing")
+	fl.StringVar(&o.HookPath, "hook-path", "", "absolute path of ocigate-hook (default: beside this binary)")
+	fl.StringVar(&o.Socket, "socket", "", "agent socket the hook dials (default: the hook's, "+api.DefaultSocket+")")
+	fl.BoolVar(&o.FailOpen, "fail-open", false, "podman, crio, containerd: let containers start unprotected when the agent is unreachable")
+	fl.BoolVar(&o.NoPoststop, "no-poststop", false, "podman, crio, containerd, docker: createRuntime hook only; the agent drops stopped containers itself (periodic check, runtime events)")
+	fl.StringVar(&o.HooksDir, "hooks-dir", "", "podman, crio: hooks.d directory (default "+install.DefaultHooksDir+")")
+	fl.StringVar(&o.Config, "config", "", "containerd: config.toml (default "+install.DefaultContainerdConfig+"); docker: daemon.json (default "+install.DefaultDockerConfig+")")
+	fl.StringVar(&o.SpecFile, "spec-file", "", "containerd: where to write the base runtime spec (default "+install.DefaultSpecFile+")")
+	fl.BoolVar(&f.ctrSpec, "ctr-spec", false, "containerd: print the runtime spec with ocigate's hooks (for ctr run --config) and change nothing")
+	fl.StringVar(&o.WrapperPath, "wrapper-path", "", "docker: absolute path of ocigate-runc (default: beside this binary)")
+	fl.StringVar(&o.RuncPath, "runc", "", "docker: the real runc the wrapper runs (default: the wrapper's search)")
+	fl.StringVar(&o.StateDir, "state-dir", install.DefaultStateDir, "where install keeps the original bytes of the files it edits (uninstall --bpf: the agent's --state-dir)")
+	f.output = outputs{"text", "json", "yaml"}.add(cmd)
 	if uninstall {
-		plan, err = install.Uninstall(f.runtime, f.opts)
+		fl.BoolVar(&f.every, "all", false, "every runtime with an install record in --state-dir")
+		f.bpf.add(cmd)
+	} else {
+		fl.BoolVar(&f.every, "found", false, "every runtime found on this host (check lists them)")
 	}
+	return f
+}
+
+// installTargets returns the runtimes a command line names: its one
+// argument, or with every those found (install) or recorded (uninstall).
+func installTargets(args []string, every, uninstall bool, stateDir string) ([]string, error) {
+	switch {
+	case every && len(args) > 0:
+		return nil, usagef("a runtime %q and --found/--all: want one or the other", args[0])
+	case every && uninstall:
+		return install.Installed(stateDir)
+	case every:
+		return foundRuntimes(), nil
+	case len(args) == 0:
+		return nil, usagef("want a runtime: %s", strings.Join(install.Runtimes(), ", "))
+	case len(args) > 1:
+		return nil, usagef("unexpected arguments %q", args[1:])
+	}
+	return args[:1], nil
+}
+
+// printCtrSpec prints containerd's runtime spec with ocigate's hooks.
+func printCtrSpec(out io.Writer, runtimes []string, uninstall bool, o install.Options) error {
+	if len(runtimes) != 1 || runtimes[0] != "containerd" || uninstall {
+		return usagef("--ctr-spec is for install containerd")
+	}
+	b, err := install.ContainerdSpec(o)
 	if err != nil {
 		return err
 	}
-	plan.Print(out, f.dryRun)
-	if f.dryRun || !plan.Changed() && !plan.Install {
-		return nil
-	}
-	return plan.Apply()
+	_, err = out.Write(b)
+	return err
 }
 
-// parseInstallFlags reads `[un]install RUNTIME [flags]`; the runtime may
-// also follow the flags.
-func parseInstallFlags(args []string, uninstall bool, out io.Writer) (installFlags, error) {
-	name := "install"
+// planSummary is one runtime's plan as -o json and yaml print it.
+type planSummary struct {
+	Runtime string          `json:"runtime"`
+	Action  string          `json:"action"`
+	DryRun  bool            `json:"dry_run,omitempty"`
+	Changed bool            `json:"changed"`
+	Changes []changeSummary `json:"changes"`
+	Notes   []string        `json:"notes,omitempty"`
+}
+
+// changeSummary is one file of a planSummary.
+type changeSummary struct {
+	Path   string `json:"path"`
+	Action string `json:"action"`
+	Note   string `json:"note,omitempty"`
+}
+
+// applyInstall plans (un)installing runtime, prints the plan when text
+// says so, and applies it unless --dry-run.
+func applyInstall(out io.Writer, runtime string, uninstall bool, f *installFlags, text bool) (planSummary, error) {
+	plan, err := install.Install(runtime, f.opts)
 	if uninstall {
-		name = "uninstall"
+		plan, err = install.Uninstall(runtime, f.opts)
 	}
-	var f installFlags
-	o := &f.opts
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(out)
-	fs.BoolVar(&f.dryRun, "dry-run", false, "print what would change, write nothing")
-	fs.StringVar(&o.HookPath, "hook-path", "", "absolute path of ocigate-hook (default: beside this binary)")
-	fs.StringVar(&o.Socket, "socket", "", "agent socket the hook dials (default: the hook's, "+api.DefaultSocket+")")
-	fs.BoolVar(&o.FailOpen, "fail-open", false, "podman, crio, containerd: let containers start unprotected when the agent is unreachable")
-	fs.BoolVar(&o.NoPoststop, "no-poststop", false, "podman, crio, containerd, docker: createRuntime hook only; the agent drops stopped containers itself (periodic check, runtime events)")
-	fs.StringVar(&o.HooksDir, "hooks-dir", "", "podman, crio: hooks.d directory (default "+install.DefaultHooksDir+")")
-	fs.StringVar(&o.Config, "config", "", "containerd: config.toml (default "+install.DefaultContainerdConfig+"); docker: daemon.json (default "+install.DefaultDockerConfig+")")
-	fs.StringVar(&o.SpecFile, "spec-file", "", "containerd: where to write the base runtime spec (default "+install.DefaultSpecFile+")")
-	fs.BoolVar(&f.ctrSpec, "ctr-spec", false, "containerd: print the runtime spec with ocigate's hooks (for ctr run --config) and change nothing")
-	fs.StringVar(&o.WrapperPath, "wrapper-path", "", "docker: absolute path of ocigate-runc (default: beside this binary)")
-	fs.StringVar(&o.RuncPath, "runc", "", "docker: the real runc the wrapper runs (default: the wrapper's search)")
-	fs.StringVar(&o.StateDir, "state-dir", install.DefaultStateDir, "where install keeps the original bytes of the files it edits")
-	fs.Usage = func() {
-		fmt.Fprintf(out, "usage: ocigate-agentd %s %s [flags]\n", name, strings.Join(install.Runtimes(), "|"))
-		fs.PrintDefaults()
+	if err != nil {
+		return planSummary{}, err
 	}
-	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
-		f.runtime, args = args[0], args[1:]
+	if text {
+		plan.Print(out, f.dryRun)
 	}
-	if err := fs.Parse(args); err != nil {
-		return f, err
+	s := planSummary{Runtime: runtime, Action: "install", DryRun: f.dryRun, Changed: plan.Changed(), Notes: plan.Notes}
+	if uninstall {
+		s.Action = "uninstall"
 	}
-	if f.runtime == "" && fs.NArg() > 0 {
-		f.runtime = fs.Arg(0)
-	} else if fs.NArg() > 0 {
-		return f, fmt.Errorf("unexpected arguments %q", fs.Args())
+	for _, c := range plan.Changes {
+		s.Changes = append(s.Changes, changeSummary{Path: c.Path, Action: c.Action, Note: c.Note})
 	}
-	if f.runtime == "" {
-		fs.Usage()
-		return f, fmt.Errorf("want a runtime: %s", strings.Join(install.Runtimes(), ", "))
+	if f.dryRun || !plan.Changed() && !plan.Install {
+		return s, nil
 	}
-	return f, nil
+	return s, plan.Apply()
 }
 
 // completePaths makes o's paths absolute — they end up in other programs'

@@ -73,7 +73,7 @@ func TestInstallCommandErrors(t *testing.T) {
 		{[]string{"podman", "extra"}, false, "unexpected arguments"},
 		{[]string{"podman", "--ctr-spec"}, false, "--ctr-spec is for install containerd"},
 		{[]string{"containerd", "--ctr-spec"}, true, "--ctr-spec is for install containerd"},
-		{[]string{"podman", "--frob"}, false, "flag provided but not defined"},
+		{[]string{"podman", "--frob"}, false, "unknown flag: --frob"},
 	} {
 		var out bytes.Buffer
 		if err := installCmd(tt.args, tt.uninstall, &out); err == nil || !strings.Contains(err.Error(), tt.want) {

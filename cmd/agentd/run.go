@@ -45,7 +45,6 @@ type agentRun struct {
 	started  time.Time
 }
 
-// runAgent runs `run [flags]`: the flags make a Config, which
 // startAgent runs.
 func runAgent(args []string, stderr io.Writer) error {
 	cfg, err := agentconfig.Parse(args, stderr)
@@ -69,7 +68,7 @@ func startAgent(cfg agentconfig.Config) error {
 	if err != nil {
 		return err
 	}
-	if r.log, err = newLogger(lvl); err != nil {
+	if r.log, err = newLogger(lvl, cfg.LogFormat); err != nil {
 		return err
 	}
 	defer r.log.Sync()
@@ -222,6 +221,7 @@ func (r *agentRun) serve(srv *apiserver.Server, reader *record.Reader, sink *eve
 		ag.RunEvents(ctx, reader, sink)
 	}()
 	r.startLoops(ctx)
+	go reopenOnSIGUSR1(ctx, sink, cfg.EventsFile, log)
 	announceReady(log, r.notifier, cfg.Socket, r.resolver.CgroupRoot, ag.Enforcement(), r.enf.Pins(), r.started)
 	err := srv.Serve(ctx)
 	announceStopping(log, r.notifier)
@@ -265,6 +265,27 @@ func (r *agentRun) startLoops(ctx context.Context) {
 			log.Error("profiles not reloaded; the previous ones stay in force", zap.String("why", why), zap.Error(err))
 		}
 	}, 2*time.Second)
+}
+
+// reopenOnSIGUSR1 reopens the events file at its path at each SIGUSR1
+// until ctx ends: logrotate renames the file, then signals, and the
+// events go on in a new file at the path.
+func reopenOnSIGUSR1(ctx context.Context, sink *events.Writer, path string, log *zap.Logger) {
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGUSR1)
+	defer signal.Stop(sigs)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-sigs:
+		}
+		if err := sink.Reopen(); err != nil {
+			log.Error("events file not reopened; events go on to the file open before", zap.String("path", path), zap.Error(err))
+			continue
+		}
+		log.Info("events file reopened (SIGUSR1)", zap.String("path", path))
+	}
 }
 
 // loadError returns err, said plainly when no point at all can enforce
@@ -318,12 +339,12 @@ func openSink(path string, rot events.Rotation) (*events.Writer, error) {
 	return events.OpenFile(path, rot)
 }
 
-// newLogger returns the agent's logger: console lines on stderr, from lvl
-// up.
-func newLogger(lvl zapcore.Level) (*zap.Logger, error) {
+// newLogger returns the agent's logger: lines on stderr from lvl up, as
+// format says (console or json).
+func newLogger(lvl zapcore.Level, format string) (*zap.Logger, error) {
 	cfg := zap.NewProductionConfig()
 	cfg.Level = zap.NewAtomicLevelAt(lvl)
-	cfg.Encoding = "console"
+	cfg.Encoding = format
 	cfg.EncoderConfig.EncodeTime = zapcore.ISO8601TimeEncoder
 	// An error is one line (an unavailable enforcement point, a refused
 	// registration), not a Go stack trace.

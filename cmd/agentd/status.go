@@ -1,57 +1,59 @@
 package main
 
 import (
-	"context"
-	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
 	"sort"
 	"text/tabwriter"
 	"time"
 
+	"github.com/spf13/cobra"
+
 	"github.com/ocigate/ocigate/internal/api"
 )
 
-func status(args []string, out io.Writer) error {
-	fs := flag.NewFlagSet("status", flag.ContinueOnError)
-	socket := fs.String("socket", api.DefaultSocket, "agent API socket")
-	output := fs.String("o", "text", "output: text or json")
-	timeout := fs.Duration("timeout", 5*time.Second, "deadline of each call to the agent")
-	wait := fs.Duration("wait", 0, "wait up to this long for an agent to answer (while its socket is missing or refuses): "+
+const statusLong = `Print the running agent's state: per enforcement point the backend this
+kernel gave and why better ones were refused, the profiles, the
+registered workloads, the event losses and the counters.
+
+With --wait it waits until an agent answers: an agent creates its socket
+once its programs are attached, its profiles loaded and pinned workloads
+restored, so "status --wait 30s" is the readiness check of scripts that
+start an agent.`
+
+// newStatusCmd returns `status`.
+func newStatusCmd() *cobra.Command {
+	cmd := &cobra.Command{Use: "status", Short: "show backends, workloads and counters of the running agent", Long: statusLong,
+		Example: "  ocigate-agentd status --wait 30s\n  ocigate-agentd status --summary -o json", Args: noArgs}
+	fl := cmd.Flags()
+	socket := fl.String("socket", api.DefaultSocket, "agent API socket")
+	timeout := fl.Duration("timeout", 5*time.Second, "deadline of each call to the agent")
+	wait := fl.Duration("wait", 0, "wait up to this long for an agent to answer (while its socket is missing or refuses): "+
 		"an agent answers once its programs are attached and its profiles loaded; 0: ask once")
-	summary := fs.Bool("summary", false, "counters and backends only, no workload list")
-	if err := fs.Parse(args); err != nil {
-		return err
+	summary := fl.Bool("summary", false, "counters and backends only, no workload list")
+	formats := outputs{"text", "json", "yaml"}
+	output := formats.add(cmd)
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		if *timeout <= 0 {
+			return usagef("--timeout %v: want a positive duration", *timeout)
+		}
+		if *wait < 0 {
+			return usagef("--wait %v: want 0 (ask once) or a positive duration", *wait)
+		}
+		if err := formats.check(*output); err != nil {
+			return err
+		}
+		req := &api.Request{Op: api.OpStatus, Status: &api.StatusOptions{Summary: *summary}}
+		resp, err := api.CallWaiting(cmd.Context(), *socket, req, *wait, *timeout)
+		if err != nil {
+			return err
+		}
+		if resp.Status == nil {
+			return fmt.Errorf("agent answered without a status")
+		}
+		return printData(cmd.OutOrStdout(), *output, resp.Status, func(w io.Writer) error { printStatus(w, resp.Status); return nil })
 	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected arguments %q", fs.Args())
-	}
-	if *timeout <= 0 {
-		return fmt.Errorf("--timeout %v: want a positive duration", *timeout)
-	}
-	if *wait < 0 {
-		return fmt.Errorf("--wait %v: want 0 (ask once) or a positive duration", *wait)
-	}
-	if *output != "text" && *output != "json" {
-		return fmt.Errorf("-o %q: want text or json", *output)
-	}
-	req := &api.Request{Op: api.OpStatus, Status: &api.StatusOptions{Summary: *summary}}
-	resp, err := api.CallWaiting(context.Background(), *socket, req, *wait, *timeout)
-	if err != nil {
-		return err
-	}
-	st := resp.Status
-	if st == nil {
-		return fmt.Errorf("agent answered without a status")
-	}
-	if *output == "json" {
-		enc := json.NewEncoder(out)
-		enc.SetIndent("", "  ")
-		return enc.Encode(st)
-	}
-	printStatus(out, st)
-	return nil
+	return cmd
 }
 
 func printStatus(out io.Writer, st *api.Status) {

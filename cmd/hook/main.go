@@ -16,6 +16,7 @@ import (
 
 	"github.com/ocigate/ocigate/cgroupfilter"
 	"github.com/ocigate/ocigate/internal/api"
+	"github.com/ocigate/ocigate/internal/buildinfo"
 	"github.com/ocigate/ocigate/runtime/oci"
 )
 
@@ -26,12 +27,34 @@ const (
 	stagePoststop      = "poststop"
 )
 
+// hookHelp is --help's text before the flags.
+const hookHelp = `usage: ocigate-hook [flags] createRuntime|prestart|poststop  (OCI state on stdin)
+
+ocigate-hook is the OCI hook of ocigate, run by the container runtime
+(hooks.d files of podman and CRI-O, containerd's base runtime spec, the
+ocigate-runc wrapper), never by hand. At createRuntime (or prestart) it
+registers the container's cgroup and namespaces with the agent and exits
+0 only once enforcement is live; when registration fails it exits 1 and
+the runtime refuses the container, unless --fail-open, the container's
+ocigate.io/failure-policy annotation or the profile's failurePolicy says
+open. A restarting agent is waited for up to half of --timeout. At
+poststop it unregisters and always exits 0.
+
+exit status: 0 registered (or fail-open, or poststop); 1 refused; 2 usage.
+
+flags:
+`
+
+// stdout is where --version prints.
+var stdout io.Writer = os.Stdout
+
 type options struct {
 	socket   string
 	timeout  time.Duration
 	failOpen bool
 	runtime  string
 	stage    string
+	version  bool
 }
 
 func main() {
@@ -46,12 +69,16 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.DurationVar(&o.timeout, "timeout", 2*time.Second, "deadline for the agent's answer")
 	fs.BoolVar(&o.failOpen, "fail-open", false, "let the container start unprotected when registration fails")
 	fs.StringVar(&o.runtime, "runtime", "", "runtime name reported to the agent (default: detected)")
+	fs.BoolVar(&o.version, "version", false, "print the version, commit, BPF objects' hash and protocol, and exit")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: ocigate-hook [flags] createRuntime|prestart|poststop  (OCI state on stdin)")
+		fmt.Fprint(stderr, hookHelp)
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
 		return nil, err
+	}
+	if o.version {
+		return o, nil
 	}
 	if fs.NArg() != 1 {
 		fs.Usage()
@@ -71,9 +98,16 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 
 func run(args []string, stdin io.Reader, stderr io.Writer) int {
 	o, err := parseFlags(args, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0 // --help printed the usage
+	}
 	if err != nil {
 		fmt.Fprintf(stderr, "ocigate-hook: %v\n", err)
 		return 2
+	}
+	if o.version {
+		fmt.Fprintln(stdout, "ocigate-hook", buildinfo.Get())
+		return 0
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), o.timeout)
 	defer cancel()
@@ -191,7 +225,10 @@ func register(ctx context.Context, o *options, stdin io.Reader) (*oci.Container,
 		ContainerID: c.ID, Runtime: runtimeName(o.runtime, c), Bundle: c.Bundle,
 		Pid: c.Pid, Annotations: c.Annotations, Identity: api.IdentityOf(ident),
 	}}
-	resp, err := api.Call(ctx, o.socket, req)
+	// An agent restarting (an upgrade) has no socket for a moment: wait
+	// up to half the hook's --timeout for it rather than refuse the
+	// container (api.CallWaiting).
+	resp, err := api.CallWaiting(ctx, o.socket, req, o.timeout/2, o.timeout)
 	return c, resp, err
 }
 

@@ -30,6 +30,8 @@ type Config struct {
 	Socket string
 	// LogLevel is debug, info, warn or error (--log-level).
 	LogLevel string
+	// LogFormat is console (text lines) or json (--log-format).
+	LogFormat string
 	// CgroupRoot is the cgroup v2 mount; "" detects it (--cgroup-root).
 	CgroupRoot string
 	// Enforcer is the backend: auto, lsm, fmod_ret or fallback
@@ -102,6 +104,7 @@ func Default() Config {
 	return Config{
 		Socket:            api.DefaultSocket,
 		LogLevel:          "info",
+		LogFormat:         "console",
 		Enforcer:          enforcer.BackendAuto,
 		ProfileDir:        DefaultProfileDir,
 		EventsMaxSize:     DefaultEventsMaxSize,
@@ -128,6 +131,7 @@ func (c *Config) AddFlags(fs *flag.FlagSet) {
 	fs.Var((*flagvalue.List)(&c.EventsTypes), "events-types", "event types the events file gets: "+strings.Join(events.Types, ", ")+" (repeat or comma-separate; default all)")
 	fs.StringVar(&c.CgroupRoot, "cgroup-root", c.CgroupRoot, "cgroup v2 mount (default: detected)")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error")
+	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "the log on stderr: console (text lines) or json (one object per line)")
 	fs.StringVar(&c.Enforcer, "enforcer", c.Enforcer, "auto (best per point: lsm > fmod_ret > fallback), lsm, fmod_ret or fallback")
 	fs.StringVar(&c.ProfileDir, "profiles", c.ProfileDir, "directory of WorkloadProfile and TracingPolicy YAML files, watched for changes")
 	fs.StringVar(&c.MetricsAddr, "metrics-addr", c.MetricsAddr, "serve Prometheus metrics at http://ADDR/metrics, e.g. 127.0.0.1:9743 (empty: off)")
@@ -193,6 +197,9 @@ func (c Config) Validate() error {
 	}
 	if _, err := c.Level(); err != nil {
 		errs = append(errs, err)
+	}
+	if c.LogFormat != "console" && c.LogFormat != "json" {
+		bad("--log-format %q: want console or json", c.LogFormat)
 	}
 	if c.EventsMaxSize < 0 {
 		bad("--events-max-size %d: want 0 (never rotate) or a positive size", c.EventsMaxSize)

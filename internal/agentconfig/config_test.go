@@ -65,7 +65,7 @@ func changedConfig(t *testing.T) Config {
 		}
 	}
 	// What must stay valid.
-	c.LogLevel, c.NRIIndex = "debug", "42"
+	c.LogLevel, c.LogFormat, c.NRIIndex = "debug", "json", "42"
 	return c
 }
 

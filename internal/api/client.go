@@ -5,14 +5,55 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strings"
 	"syscall"
 	"time"
 )
 
 // Call sends one request to the agent at socket and returns its response.
 // The context's deadline bounds the dial, the write and the read. An
-// answer with ok=false is returned as an error.
+// answer with ok=false is returned as an error. The request goes in
+// ProtocolVersion; an agent one version older refuses it in its own
+// version, and Call sends it again once in that one (version.go).
 func Call(ctx context.Context, socket string, req *Request) (*Response, error) {
+	sent := req.As(ProtocolVersion)
+	resp, err := callOnce(ctx, socket, sent)
+	if v, ok := olderVersion(sent, resp); ok {
+		resp, err = callOnce(ctx, socket, req.As(v))
+	}
+	return resp, err
+}
+
+// olderVersion reports whether resp refuses sent for its protocol version
+// in an older version that this build speaks too, and which: the request
+// is then sent again in that version. An agent of version 2 or later says
+// its version in the refusal; one of version 1 says nothing of versions
+// but refuses the unknown field "protocol".
+func olderVersion(sent *Request, resp *Response) (int, bool) {
+	if resp == nil || resp.OK {
+		return 0, false
+	}
+	v := resp.Version()
+	if resp.Protocol == 0 && !strings.Contains(resp.Error, `unknown field "protocol"`) {
+		return 0, false
+	}
+	return v, v < sent.Version() && Speaks(v)
+}
+
+// checkAnswer returns the error of an answer: a refusal, or a version
+// this build does not speak.
+func checkAnswer(socket, op string, resp *Response) error {
+	if !resp.OK {
+		return fmt.Errorf("agent refused %s: %s", op, resp.Error)
+	}
+	if v := resp.Version(); !Speaks(v) {
+		return &VersionError{Peer: "the agent at " + socket, Self: "this client", Got: v}
+	}
+	return nil
+}
+
+// callOnce is one exchange of Call.
+func callOnce(ctx context.Context, socket string, req *Request) (*Response, error) {
 	var d net.Dialer
 	conn, err := d.DialContext(ctx, "unix", socket)
 	if err != nil {
@@ -35,8 +76,8 @@ func Call(ctx context.Context, socket string, req *Request) (*Response, error) {
 		}
 		return nil, fmt.Errorf("agent at %s did not answer %s: %w", socket, req.Op, err)
 	}
-	if !resp.OK {
-		return &resp, fmt.Errorf("agent refused %s: %s", req.Op, resp.Error)
+	if err := checkAnswer(socket, req.Op, &resp); err != nil {
+		return &resp, err
 	}
 	return &resp, nil
 }

@@ -30,8 +30,9 @@ func WriteMessage(w io.Writer, v any) error {
 	return nil
 }
 
-// ReadMessage reads one framed message into v. Unknown fields, trailing
-// data and oversize frames are errors.
+// ReadMessage reads one framed message into v. Fields v does not know are
+// ignored, so that a peer one protocol version newer is understood
+// (version.go); trailing data and oversize frames are errors.
 func ReadMessage(r io.Reader, v any) error {
 	var hdr [4]byte
 	if _, err := io.ReadFull(r, hdr[:]); err != nil {
@@ -52,7 +53,6 @@ func ReadMessage(r io.Reader, v any) error {
 		return fmt.Errorf("read message body (%d bytes): %w", n, err)
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		return fmt.Errorf("decode message: %w", err)
 	}

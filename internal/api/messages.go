@@ -27,6 +27,9 @@ const (
 
 // Request is one call to the agent.
 type Request struct {
+	// Protocol is the message's protocol version; absent: 1
+	// (version.go).
+	Protocol   int             `json:"protocol,omitempty"`
 	Op         string          `json:"op"`
 	Register   *Registration   `json:"register,omitempty"`
 	Unregister *Unregistration `json:"unregister,omitempty"`
@@ -57,6 +60,9 @@ type Unregistration struct {
 
 // Response is the agent's answer.
 type Response struct {
+	// Protocol is the message's protocol version; absent: 1
+	// (version.go).
+	Protocol int         `json:"protocol,omitempty"`
 	OK       bool        `json:"ok"`
 	Error    string      `json:"error,omitempty"`
 	Workload *Workload   `json:"workload,omitempty"`

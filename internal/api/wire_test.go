@@ -25,7 +25,7 @@ func fullIdentity() Identity {
 
 // fullRequest sets every field of a request and its bodies.
 func fullRequest() *Request {
-	return &Request{Op: OpRegister,
+	return &Request{Protocol: ProtocolVersion, Op: OpRegister,
 		Register: &Registration{ContainerID: "c1", Runtime: "runc", Bundle: "/run/b/c1", Pid: 4242,
 			Annotations: map[string]string{"k": "v"}, Identity: fullIdentity()},
 		Unregister: &Unregistration{ContainerID: "c1"},
@@ -46,7 +46,7 @@ func fullResponse() *Response {
 		Counters:    map[string]uint64{"registrations": 3},
 		Subscribers: []Subscriber{{ID: 1, Filter: "all", Since: at, Queued: 2, Sent: 3, Dropped: 4}}}
 	ev := &EventFrame{Events: []json.RawMessage{json.RawMessage(`{"a":1}`)}, Dropped: 5, Live: true, End: true}
-	return &Response{OK: true, Error: "e", Workload: w, Status: st, Events: ev, FailurePolicy: FailClosed}
+	return &Response{Protocol: ProtocolVersion, OK: true, Error: "e", Workload: w, Status: st, Events: ev, FailurePolicy: FailClosed}
 }
 
 const (
@@ -64,10 +64,10 @@ func TestWireFormat(t *testing.T) {
 		msg  any // a pointer, so that the JSON decodes into it again
 		want string
 	}{
-		{"full request", fullRequest(), `{"op":"register","register":{"container_id":"c1","runtime":"runc","bundle":"/run/b/c1","pid":4242,` +
+		{"full request", fullRequest(), `{"protocol":2,"op":"register","register":{"container_id":"c1","runtime":"runc","bundle":"/run/b/c1","pid":4242,` +
 			`"annotations":{"k":"v"},"identity":` + wireIdentity + `},"unregister":{"container_id":"c1"},` +
 			`"subscribe":{"follow":true,"tail":-1,"container":"c1","types":["process_exec"],"policies":["p"]},"status":{"summary":true}}`},
-		{"full response", fullResponse(), `{"ok":true,"error":"e","workload":` + wireWorkload + `,` +
+		{"full response", fullResponse(), `{"protocol":2,"ok":true,"error":"e","workload":` + wireWorkload + `,` +
 			`"status":{"node":"node-1","started_at":"2024-01-02T03:04:05.000000006Z",` +
 			`"backends":[{"point":"exec","backend":"lsm","mechanism":"lsm/bprm_check_security","skipped":["x: y"],"error":"z"}],` +
 			`"profiles":["default"],"workloads":[` + wireWorkload + `],"workloads_omitted":2,"counters":{"registrations":3},` +
@@ -168,6 +168,125 @@ func TestWireSchema(t *testing.T) {
 }
 
 const wantWireSchema = `
+request.protocol int,omitempty
+request.op string
+request.register object,omitempty
+request.register.container_id string
+request.register.runtime string,omitempty
+request.register.bundle string,omitempty
+request.register.pid int
+request.register.annotations map[string]string,omitempty
+request.register.identity object
+request.register.identity.cgroup_id uint64
+request.register.identity.cgroup_path string
+request.register.identity.namespaces object
+request.register.identity.namespaces.mnt uint64
+request.register.identity.namespaces.pid uint64
+request.register.identity.namespaces.net uint64
+request.register.identity.namespaces.uts uint64
+request.register.identity.namespaces.ipc uint64
+request.register.identity.namespaces.cgroup uint64
+request.register.identity.namespaces.user uint64
+request.register.identity.namespaces.time uint64
+request.unregister object,omitempty
+request.unregister.container_id string
+request.subscribe object,omitempty
+request.subscribe.follow bool,omitempty
+request.subscribe.tail int
+request.subscribe.container string,omitempty
+request.subscribe.types []string,omitempty
+request.subscribe.policies []string,omitempty
+request.status object,omitempty
+request.status.summary bool,omitempty
+response.protocol int,omitempty
+response.ok bool
+response.error string,omitempty
+response.workload object,omitempty
+response.workload.container_id string
+response.workload.runtime string,omitempty
+response.workload.bundle string,omitempty
+response.workload.pid int,omitempty
+response.workload.annotations map[string]string,omitempty
+response.workload.image string,omitempty
+response.workload.image_source string,omitempty
+response.workload.name string,omitempty
+response.workload.pod string,omitempty
+response.workload.pod_namespace string,omitempty
+response.workload.adopted bool,omitempty
+response.workload.cgroup_id uint64
+response.workload.cgroup_path string
+response.workload.namespaces object
+response.workload.namespaces.mnt uint64
+response.workload.namespaces.pid uint64
+response.workload.namespaces.net uint64
+response.workload.namespaces.uts uint64
+response.workload.namespaces.ipc uint64
+response.workload.namespaces.cgroup uint64
+response.workload.namespaces.user uint64
+response.workload.namespaces.time uint64
+response.workload.profile string
+response.workload.profile_reason string,omitempty
+response.workload.mode string
+response.workload.registered_at time.Time
+response.status object,omitempty
+response.status.node string
+response.status.started_at time.Time
+response.status.backends []object
+response.status.backends.point string
+response.status.backends.backend string
+response.status.backends.mechanism string
+response.status.backends.skipped []string,omitempty
+response.status.backends.error string,omitempty
+response.status.profiles []string
+response.status.workloads []object
+response.status.workloads.container_id string
+response.status.workloads.runtime string,omitempty
+response.status.workloads.bundle string,omitempty
+response.status.workloads.pid int,omitempty
+response.status.workloads.annotations map[string]string,omitempty
+response.status.workloads.image string,omitempty
+response.status.workloads.image_source string,omitempty
+response.status.workloads.name string,omitempty
+response.status.workloads.pod string,omitempty
+response.status.workloads.pod_namespace string,omitempty
+response.status.workloads.adopted bool,omitempty
+response.status.workloads.cgroup_id uint64
+response.status.workloads.cgroup_path string
+response.status.workloads.namespaces object
+response.status.workloads.namespaces.mnt uint64
+response.status.workloads.namespaces.pid uint64
+response.status.workloads.namespaces.net uint64
+response.status.workloads.namespaces.uts uint64
+response.status.workloads.namespaces.ipc uint64
+response.status.workloads.namespaces.cgroup uint64
+response.status.workloads.namespaces.user uint64
+response.status.workloads.namespaces.time uint64
+response.status.workloads.profile string
+response.status.workloads.profile_reason string,omitempty
+response.status.workloads.mode string
+response.status.workloads.registered_at time.Time
+response.status.workloads_omitted int,omitempty
+response.status.counters map[string]uint64
+response.status.subscribers []object,omitempty
+response.status.subscribers.id uint64
+response.status.subscribers.filter string
+response.status.subscribers.since time.Time
+response.status.subscribers.queued int
+response.status.subscribers.sent uint64
+response.status.subscribers.dropped uint64
+response.events object,omitempty
+response.events.events []json.RawMessage,omitempty
+response.events.dropped uint64
+response.events.live bool,omitempty
+response.events.end bool,omitempty
+response.failure_policy string,omitempty
+`
+
+// protocolV1Schema is the protocol before versions, as the hooks and
+// agents of that time decode it (refusing any other field). It never
+// changes: TestResponseAsVersion1 checks that an answer in version 1 has
+// nothing else.
+const protocolV1Schema = `
 request.op string
 request.register object,omitempty
 request.register.container_id string

@@ -162,6 +162,12 @@ func (s *Server) serveConn(ctx context.Context, conn *net.UnixConn) {
 		_ = api.WriteMessage(conn, &api.Response{Error: err.Error()})
 		return
 	}
+	if !api.Speaks(req.Version()) {
+		answer := api.AnswerVersion(&req)
+		s.log.Warn("request in a protocol version not spoken here", zap.String("op", req.Op), zap.String("error", answer.Error))
+		_ = api.WriteMessage(conn, answer)
+		return
+	}
 	if req.Op == api.OpSubscribe {
 		s.stream(ctx, conn, &req)
 		return
@@ -174,7 +180,9 @@ func (s *Server) serveConn(ctx context.Context, conn *net.UnixConn) {
 			resp.FailurePolicy = pe.FailurePolicy
 		}
 	}
-	if err := api.WriteMessage(conn, resp); err != nil {
+	// The answer goes in the request's version: a hook one version
+	// older is answered as that version's agent would.
+	if err := api.WriteMessage(conn, resp.As(req.Version())); err != nil {
 		s.log.Warn("answer lost", zap.String("op", req.Op), zap.Error(err))
 		if req.Op == api.OpRegister && resp.OK {
 			s.rollback(ctx, req.Register.ContainerID)
@@ -211,13 +219,14 @@ func (s *Server) handle(ctx context.Context, req *api.Request) (*api.Response, e
 // stream serves a streaming request until the handler ends it, the peer
 // hangs up (or sends anything more) or ctx ends.
 func (s *Server) stream(ctx context.Context, conn *net.UnixConn, req *api.Request) {
+	v := req.Version()
 	st, ok := s.handler.(Streamer)
 	if !ok {
-		_ = api.WriteMessage(conn, &api.Response{Error: fmt.Sprintf("%s is not served here", req.Op)})
+		_ = api.WriteMessage(conn, (&api.Response{Error: fmt.Sprintf("%s is not served here", req.Op)}).As(v))
 		return
 	}
 	if err := req.Validate(); err != nil {
-		_ = api.WriteMessage(conn, &api.Response{Error: err.Error()})
+		_ = api.WriteMessage(conn, (&api.Response{Error: err.Error()}).As(v))
 		return
 	}
 	_ = conn.SetDeadline(time.Time{})
@@ -231,11 +240,11 @@ func (s *Server) stream(ctx context.Context, conn *net.UnixConn, req *api.Reques
 	send := func(r *api.Response) error {
 		r.OK = true
 		_ = conn.SetWriteDeadline(time.Now().Add(StreamWriteDeadline))
-		return api.WriteMessage(conn, r)
+		return api.WriteMessage(conn, r.As(v))
 	}
 	if err := st.Stream(ctx, req, send); err != nil {
 		_ = conn.SetWriteDeadline(time.Now().Add(time.Second))
-		_ = api.WriteMessage(conn, &api.Response{Error: err.Error()})
+		_ = api.WriteMessage(conn, (&api.Response{Error: err.Error()}).As(v))
 	}
 }
 

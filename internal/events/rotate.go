@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"strconv"
 	"sync"
 )
@@ -40,7 +41,12 @@ type rotatingFile struct {
 	removals int // names handed out to files being removed
 }
 
+// openRotating opens path for appending, creating its directory (mode
+// 0700) when missing, as on a host where nothing made /var/log/ocigate.
 func openRotating(path string, rot Rotation) (*rotatingFile, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, fmt.Errorf("open events file: %w", err)
+	}
 	f, size, err := openAppend(path)
 	if err != nil {
 		return nil, err

@@ -137,6 +137,30 @@ func (w *Writer) flushLocked() error {
 	return nil
 }
 
+// Reopen writes out what is buffered and opens the events file again at
+// its path, for logrotate: after the file was renamed, events go to a new
+// file at the path. On failure the file open before stays in use. A
+// Writer on the caller's io.Writer (NewWriter) does nothing.
+func (w *Writer) Reopen() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.file == nil {
+		return nil
+	}
+	ferr := w.flushLocked()
+	f, size, err := openAppend(w.file.path)
+	if err != nil {
+		return errors.Join(ferr, fmt.Errorf("reopen %s: %w", w.file.path, err))
+	}
+	old := w.file.f
+	w.file.f, w.file.size, w.file.retryAt = f, size, 0
+	w.out = f
+	if err := old.Close(); err != nil {
+		return errors.Join(ferr, fmt.Errorf("close the events file before: %w", err))
+	}
+	return ferr
+}
+
 // Close flushes and closes the file it opened.
 func (w *Writer) Close() error {
 	err := w.Flush()

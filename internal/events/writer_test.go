@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -162,8 +163,19 @@ func TestOpenFileCreatesPrivate(t *testing.T) {
 	if fi.Mode().Perm() != 0o600 {
 		t.Fatalf("mode %v, want 0600", fi.Mode().Perm())
 	}
-	if _, err := OpenFile(filepath.Join(t.TempDir(), "missing", "x.jsonl"), Rotation{}); err == nil || !strings.Contains(err.Error(), "open events file") {
+	// A missing directory is made, private (/var/log/ocigate on a host
+	// without the unit's LogsDirectory); one that cannot be is an error.
+	dir := filepath.Join(t.TempDir(), "missing")
+	w2, err := OpenFile(filepath.Join(dir, "x.jsonl"), Rotation{})
+	if err != nil {
 		t.Fatalf("missing dir: %v", err)
+	}
+	w2.Close()
+	if fi, err := os.Stat(dir); err != nil || fi.Mode().Perm() != 0o700 {
+		t.Fatalf("made dir: %v %v", fi.Mode(), err)
+	}
+	if _, err := OpenFile(filepath.Join(path, "x.jsonl"), Rotation{}); err == nil || !strings.Contains(err.Error(), "open events file") {
+		t.Fatalf("directory under a file: %v", err)
 	}
 }
 
@@ -302,5 +314,41 @@ func TestWriterFlushesLargeBuffer(t *testing.T) {
 	}
 	if out.Len() < flushAt || w.Written() == 0 {
 		t.Fatalf("%d bytes out, %d written after %d buffered bytes", out.Len(), w.Written(), flushAt+per)
+	}
+}
+
+// Reopen, after the file was renamed (logrotate), writes on into a new
+// file at the path.
+func TestWriterReopen(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "events.jsonl")
+	w, err := OpenFile(path, Rotation{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	ev := &Event{}
+	if err := w.Write(ev); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(path, path+".1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Reopen(); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Write(ev); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{path, path + ".1"} {
+		b, err := os.ReadFile(p)
+		if err != nil || strings.Count(string(b), "\n") != 1 {
+			t.Errorf("%s: %q %v, want one line", p, b, err)
+		}
+	}
+	if err := NewWriter(io.Discard).Reopen(); err != nil {
+		t.Errorf("a writer on an io.Writer: %v", err)
 	}
 }

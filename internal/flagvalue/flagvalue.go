@@ -87,3 +87,12 @@ func (l *CommaList) Set(v string) error {
 	*l = nil
 	return (*List)(l).Set(v)
 }
+
+// Type names the value in pflag's help (cobra commands).
+func (s *ByteSize) Type() string { return "size" }
+
+// Type names the value in pflag's help (cobra commands).
+func (l *List) Type() string { return "strings" }
+
+// Type names the value in pflag's help (cobra commands).
+func (l *CommaList) Type() string { return "list" }

@@ -73,3 +73,23 @@ func saveState(path string, s *State) error {
 	}
 	return writeAtomic(path, append(b, '\n'), 0o600)
 }
+
+// Installed lists the runtimes that have an install record in stateDir
+// ("": DefaultStateDir), sorted: those that an uninstall of everything
+// undoes.
+func Installed(stateDir string) ([]string, error) {
+	if stateDir == "" {
+		stateDir = DefaultStateDir
+	}
+	var out []string
+	for _, rt := range Runtimes() {
+		_, err := os.Stat(statePath(stateDir, rt))
+		switch {
+		case err == nil:
+			out = append(out, rt)
+		case !errors.Is(err, fs.ErrNotExist):
+			return nil, fmt.Errorf("install record: %w", err)
+		}
+	}
+	return out, nil
+}

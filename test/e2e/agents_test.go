@@ -33,6 +33,13 @@ type extraAgent struct {
 // changes its Config. It is stopped at the end of the test.
 func startExtraAgent(t *testing.T, profiles map[string]string, configure func(*agentconfig.Config)) *extraAgent {
 	t.Helper()
+	return startExtraAgentBin(t, agentdBin, profiles, configure)
+}
+
+// startExtraAgentBin is startExtraAgent with the agent binary bin
+// (another version's).
+func startExtraAgentBin(t *testing.T, bin string, profiles map[string]string, configure func(*agentconfig.Config)) *extraAgent {
+	t.Helper()
 	dir, err := os.MkdirTemp(workDir, "agent-")
 	if err != nil {
 		t.Fatal(err)
@@ -59,7 +66,7 @@ func startExtraAgent(t *testing.T, profiles map[string]string, configure func(*a
 	if configure != nil {
 		configure(&cfg)
 	}
-	cmd := exec.Command(agentdBin, runArgs(cfg)...)
+	cmd := exec.Command(bin, runArgs(cfg)...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -50,6 +50,8 @@ type ctrOpts struct {
 	NoHook bool
 	// Socket overrides the agent socket the hook dials.
 	Socket string
+	// HookBin replaces the hook binary (another version's).
+	HookBin string
 	// HookExtra are extra hook flags (e.g. --fail-open) for createRuntime.
 	HookExtra []string
 	// HookWrap runs the createRuntime hook through /bin/sh, appending its
@@ -133,18 +135,22 @@ func bundleFor(id string, o ctrOpts) testenv.Bundle {
 	if o.Socket != "" {
 		socket = o.Socket
 	}
-	create := testenv.Hook{Path: hookBin, Args: hookArgs(socket, "createRuntime", o.HookExtra...), Timeout: 10}
+	hook := hookBin
+	if o.HookBin != "" {
+		hook = o.HookBin
+	}
+	create := testenv.Hook{Path: hook, Args: hookArgs(socket, "createRuntime", o.HookExtra...), Timeout: 10}
 	if o.HookWrap != "" {
 		// exec keeps the hook's pid and parent (runc), only stderr changes.
 		script := `exec "$0" "$@" 2>>` + shellQuote(o.HookWrap)
 		create = testenv.Hook{
 			Path:    "/bin/sh",
-			Args:    append([]string{"sh", "-c", script, hookBin}, create.Args[1:]...),
+			Args:    append([]string{"sh", "-c", script, hook}, create.Args[1:]...),
 			Timeout: 10,
 		}
 	}
 	b.CreateRuntime = []testenv.Hook{create}
-	b.Poststop = []testenv.Hook{{Path: hookBin, Args: hookArgs(socket, "poststop"), Timeout: 10}}
+	b.Poststop = []testenv.Hook{{Path: hook, Args: hookArgs(socket, "poststop"), Timeout: 10}}
 	return b
 }
 
