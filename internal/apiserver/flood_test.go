@@ -62,8 +62,15 @@ func TestFloodDoesNotStopRegistrations(t *testing.T) {
 		t.Fatalf("registration under flood: %v %+v after %s", err, resp, time.Since(start))
 	}
 	t.Logf("registration under a flood of %d connections answered in %s", len(conns), time.Since(start).Round(time.Millisecond))
-	if n := runtime.NumGoroutine() - base; n > MaxWaiting+16 {
-		t.Errorf("%d goroutines more than before the flood, want at most %d", n, MaxWaiting+16)
+	// The flood's own writers and the connections being dropped end on
+	// their own schedule: wait for the count to settle under the bound.
+	want := MaxWaiting + 16
+	deadline := time.Now().Add(5 * time.Second)
+	for n := runtime.NumGoroutine() - base; n > want; n = runtime.NumGoroutine() - base {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d goroutines more than before the flood for 5 s, want at most %d", n, want)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
 
