@@ -18,6 +18,8 @@ func hooks(args []string, out io.Writer) error {
 	socket := fs.String("socket", api.DefaultSocket, "agent socket the hook dials")
 	dir := fs.String("dir", "", "write the files into this hooks.d directory instead of printing them")
 	failOpen := fs.Bool("fail-open", false, "let containers start unprotected when the agent is unreachable")
+	allowAnnotation := fs.Bool("allow-fail-open-annotation", false,
+		"when the agent is unreachable, let a container whose annotation says ocigate.io/failure-policy: open start unprotected")
 	noPoststop := fs.Bool("no-poststop", false, "createRuntime only: the agent drops stopped containers itself (one hook exec less per container)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -31,7 +33,10 @@ func hooks(args []string, out io.Writer) error {
 	}
 	o := hooksd.Options{HookPath: *hookPath, Socket: *socket, NoPoststop: *noPoststop}
 	if *failOpen {
-		o.Extra = []string{"--fail-open"}
+		o.Extra = append(o.Extra, "--fail-open")
+	}
+	if *allowAnnotation {
+		o.Extra = append(o.Extra, "--allow-fail-open-annotation")
 	}
 	if *dir != "" {
 		written, err := hooksd.Write(*dir, o)

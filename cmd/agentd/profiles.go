@@ -56,7 +56,8 @@ func profilesCmd(args []string, out, errOut io.Writer) (int, error) {
 			list = []*profiles.Profile{p}
 		}
 		for _, p := range list {
-			fmt.Fprintln(out, profiles.Describe(p))
+			fmt.Fprint(out, profiles.Describe(p))
+			fmt.Fprintf(out, "  selectable by annotation: %s\n\n", c.SelectableBy(p.Name))
 		}
 		return 0, nil
 	}

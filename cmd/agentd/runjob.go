@@ -23,7 +23,7 @@ func runJob(args []string, stderr io.Writer) int {
 	cfg := job.Config{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr, Log: stderr,
 		ChildPath: "/proc/self/exe", ChildArgs: []string{"ocigate-agentd", childCommand}}
 	fs.StringVar(&cfg.Socket, "socket", api.DefaultSocket, "agent API socket")
-	fs.StringVar(&cfg.Profile, "profile", "", "profile for the job (the ocigate.io/profile annotation; default: the agent's default profile)")
+	fs.StringVar(&cfg.Profile, "profile", "", "profile for the job, the runner's choice: nothing the job does can change it (default: the profile the agent selects)")
 	fs.StringVar(&cfg.CgroupRoot, "cgroup-root", "", "cgroup v2 mount (default: detected, e.g. /sys/fs/cgroup/unified on hybrid hosts)")
 	fs.StringVar(&cfg.Parent, "cgroup-parent", job.DefaultParent, "cgroup the job's own cgroup is created in")
 	fs.StringVar(&cfg.ID, "id", "", "workload ID the agent records (default job-PID-TIME)")

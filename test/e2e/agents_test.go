@@ -56,6 +56,7 @@ func startExtraAgent(t *testing.T, profiles map[string]string, configure func(*a
 	cfg.Socket, cfg.EventsFile, cfg.ProfileDir = a.socket, a.events, a.profiles
 	cfg.ReconcileInterval = reconcileInterval
 	cfg.PinDir = "" // nothing pinned: the test's enforcement ends with the agent
+	trustTestSpecs(&cfg, dir)
 	if configure != nil {
 		configure(&cfg)
 	}
