@@ -136,7 +136,7 @@ func Select(c *Catalog, w WorkloadInfo) (Selection, error) {
 		if e == nil {
 			return Selection{}, fmt.Errorf("requested profile %q: no such profile (known: %s)", w.Profile, strings.Join(c.names(), ", "))
 		}
-		return Selection{Profile: e.profile, Reason: "requested by the registering client (run-job --profile)"}, nil
+		return Selection{Profile: e.profile, Reason: "requested by the registering client: run-job --profile"}, nil
 	}
 	base, baseReason, _, baseErr := c.best(w.identityView())
 	if name, ok := w.Annotations[ProfileAnnotation]; ok {

@@ -68,7 +68,7 @@ func TestSelectProfileAnnotationTrust(t *testing.T) {
 		{"the operator trusts the annotation", WorkloadInfo{Annotations: annotations("ocigate.io/profile=debug-monitor"), TrustedKeys: map[string]bool{ProfileAnnotation: true}},
 			"debug-monitor", "a key the agent's --trusted-annotations trusts", ""},
 		{"the registering client's configuration", WorkloadInfo{Profile: "debug-monitor", Annotations: annotations("ocigate.io/profile=stronger")},
-			"debug-monitor", "requested by the registering client (run-job --profile)", ""},
+			"debug-monitor", "requested by the registering client: run-job --profile", ""},
 		{"the identity's own profile", WorkloadInfo{Image: "registry.internal/debug/tool:1", Annotations: annotations("ocigate.io/profile=debug-monitor")},
 			"debug-monitor", "the profile its identity selects too", ""},
 	} {

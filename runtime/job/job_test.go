@@ -74,7 +74,7 @@ func (f *fakeAgent) Handle(_ context.Context, req *api.Request) (*api.Response, 
 		}
 	}
 	return &api.Response{Workload: &api.Workload{ContainerID: r.ContainerID, Profile: "ci-runner",
-		ProfileReason: "requested by the registering client (run-job --profile)", Mode: "enforce"}}, nil
+		ProfileReason: "requested by the registering client: run-job --profile", Mode: "enforce"}}, nil
 }
 
 func (f *fakeAgent) requests() []*api.Request {
@@ -163,7 +163,7 @@ func TestRunInItsCgroup(t *testing.T) {
 		t.Errorf("unregistration %+v", reqs[1].Unregister)
 	}
 	cgroupGone(t, cfg, res)
-	if l := logOf(cfg); !strings.Contains(l, "job job-test-1: profile ci-runner (requested by the registering client (run-job --profile)), mode enforce; the command exited 7") ||
+	if l := logOf(cfg); !strings.Contains(l, "job job-test-1: profile ci-runner (requested by the registering client: run-job --profile), mode enforce; the command exited 7") ||
 		!strings.Contains(l, "no --events-file given") {
 		t.Errorf("summary:\n%s", l)
 	}
