@@ -1,6 +1,9 @@
 package events
 
-import "strconv"
+import (
+	"strconv"
+	"strings"
+)
 
 // ClaimEvent is an ocigate_claim event: a container's spec asked for
 // weaker protection than its identity gives it — a profile by annotation,
@@ -86,7 +89,7 @@ func claimLabel(c *ClaimEvent) string {
 	for i, a := range c.Claims {
 		parts[i] = a.Key + "=" + strconv.Quote(a.Value)
 	}
-	s := "claim " + join(parts...) + " " + c.Action
+	s := "claim " + strings.Join(parts, " ") + " " + c.Action
 	if c.Action == ClaimIgnored && c.Profile != "" {
 		s += " (profile " + c.Profile + ")"
 	}
