@@ -18,7 +18,9 @@ import (
 // Within a policy the first matching selector decides, and every policy
 // of a profile is evaluated with the strongest action winning: so a
 // policy present unchanged decides in p what it decides in base, and p's
-// other policies can only add to that. Policy names and their order
+// other policies can only add to that — except signals, of which the
+// first is sent: where base sends one (Signal, NotifyEnforcer's argSig),
+// p's other policies must send none. Policy names and their order
 // among the policies do not count, so a copy of a policy under another
 // name counts as the policy.
 func Weaknesses(base, p *Profile) []string {
@@ -43,6 +45,9 @@ func Weaknesses(base, p *Profile) []string {
 				missing[g.policy] = append(pts, pt.String())
 			}
 		}
+		if preemptsSignal(base.Points[pt], p.Points[pt]) {
+			out = append(out, fmt.Sprintf("at %s another policy's signal may come before the one %q sends", pt, base.Name))
+		}
 	}
 	names := make([]string, 0, len(missing))
 	for name := range missing {
@@ -53,6 +58,42 @@ func Weaknesses(base, p *Profile) []string {
 		out = append(out, fmt.Sprintf("policy %q missing or changed at %s", name, strings.Join(missing[name], ", ")))
 	}
 	return out
+}
+
+// preemptsSignal reports whether p's policies that base lacks could send
+// their signal first where base sends one: the first signal of an
+// operation is the one sent (bpf/verdict.h), so another policy's signal
+// could stand in for base's (a SIGKILL by Signal, say). Refusals and
+// kills add up; only signals are first-come.
+func preemptsSignal(base, p []Selector) bool {
+	if !signals(base) {
+		return false
+	}
+	own := map[string]bool{}
+	for _, g := range groupKeys(base) {
+		own[g.key] = true
+	}
+	byGroup := map[int][]Selector{}
+	for _, s := range p {
+		byGroup[s.Group] = append(byGroup[s.Group], s)
+	}
+	for _, sels := range byGroup {
+		if !own[groupKeys(sels)[0].key] && signals(sels) {
+			return true
+		}
+	}
+	return false
+}
+
+// signals reports whether a selector sends a signal other than by
+// Sigkill.
+func signals(sels []Selector) bool {
+	for _, s := range sels {
+		if s.Signal != 0 && s.Action != ActionSigkill {
+			return true
+		}
+	}
+	return false
 }
 
 // AtLeastAsStrong reports whether p protects at least as much as base

@@ -192,6 +192,24 @@ func TestWeaknesses(t *testing.T) {
 	if w := Weaknesses(&Profile{Mode: ModeMonitor}, &Profile{Mode: ModeMonitor}); len(w) != 0 {
 		t.Errorf("monitor against monitor: %v", w)
 	}
+	// The first signal of an operation is sent: another policy's signal
+	// may not come where base sends one; its refusals may.
+	kill := sel("kill", 0, ActionSignal, "10.0.0.0/8")
+	kill.Signal = 9
+	signalling := &Profile{Name: "signalling", Mode: ModeEnforce}
+	signalling.Points[PointConnect] = []Selector{kill}
+	usr1 := sel("usr1", 0, ActionSignal, "0.0.0.0/0")
+	usr1.Signal = 10
+	kill.Group = 1
+	p := &Profile{Name: "p", Mode: ModeEnforce}
+	p.Points[PointConnect] = []Selector{usr1, kill}
+	if got := strings.Join(Weaknesses(signalling, p), "; "); got != `at connect another policy's signal may come before the one "signalling" sends` {
+		t.Errorf("preempted signal: %q", got)
+	}
+	p.Points[PointConnect][0] = sel("deny", 0, ActionOverride, "0.0.0.0/0")
+	if w := Weaknesses(signalling, p); len(w) != 0 {
+		t.Errorf("a refusal beside a signal: %v", w)
+	}
 }
 
 // SelectableBy says who may choose a profile, for profiles show.
