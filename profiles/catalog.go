@@ -28,6 +28,7 @@ type entry struct {
 	trackSockets bool
 	images       []imagePattern
 	annotations  []annotationMatch
+	selectable   []imagePattern // spec.selectableBy.images
 }
 
 type annotationMatch struct {
@@ -279,10 +280,15 @@ func (l *linker) sortEntries() {
 	})
 }
 
-// compileMatch prepares spec.match for selection.
+// compileMatch prepares spec.match and spec.selectableBy for selection.
 func (e *entry) compileMatch(c *compiler) {
 	for _, img := range e.wp.Match.Images {
 		e.images = append(e.images, parsePattern(img))
+	}
+	if sb := e.wp.SelectableBy; sb != nil {
+		for _, img := range sb.Images {
+			e.selectable = append(e.selectable, parsePattern(img))
+		}
 	}
 	for i, a := range e.wp.Match.Annotations {
 		m := annotationMatch{key: a.Key, equals: a.Equals, text: a.Key + "=" + a.Equals}

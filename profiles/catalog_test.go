@@ -115,8 +115,8 @@ func TestCatalogNoDefault(t *testing.T) {
 	if c.Default() != nil || len(c.Profiles()) != 0 {
 		t.Errorf("empty catalog: %+v", c.Profiles())
 	}
-	if _, _, err := Select(c, WorkloadInfo{Image: "nginx"}); err == nil ||
-		err.Error() != `no profile matches image "nginx" and there is no default profile` {
+	if _, err := Select(c, WorkloadInfo{Image: "nginx"}); err == nil ||
+		err.Error() != `no profile matches image "docker.io/library/nginx:latest" and there is no default profile` {
 		t.Errorf("Select: %v", err)
 	}
 }

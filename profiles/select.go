@@ -4,55 +4,247 @@ import (
 	"fmt"
 	"path"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 )
 
 // ProfileAnnotation is the container annotation that names a profile
-// explicitly; it takes precedence over every spec.match.
+// explicitly. It may name a profile at least as strong as the one the
+// container's identity selects, or one whose spec.selectableBy admits
+// the container; any other name refuses the container.
 const ProfileAnnotation = "ocigate.io/profile"
 
-// WorkloadInfo is what selection knows of a container.
-type WorkloadInfo struct {
-	Image       string // image reference as the runtime reports it
-	Annotations map[string]string
-	Runtime     string // runc, crun, podman, containerd, cri-o, docker
+// ImageAnnotations name a container's image, in the order they are read.
+// They are claims of the container's spec unless the operator trusts
+// their key.
+var ImageAnnotations = []string{
+	"ocigate.io/image",
+	"io.kubernetes.cri.image-name",
+	"io.kubernetes.cri-o.ImageName",
+	"org.opencontainers.image.ref.name",
 }
+
+// NamespaceAnnotations name a container's pod namespace as containerd's
+// CRI plugin and CRI-O set them; a container's spec can set them too.
+var NamespaceAnnotations = []string{"io.kubernetes.cri.sandbox-namespace", "io.kubernetes.pod.namespace"}
+
+// WorkloadInfo is what selection knows of a container, and whom it has
+// it from. What its runtime, the hook's configuration and the operator
+// vouch for is its identity; its annotations, except the keys the
+// operator trusts, are claims: whoever writes the container's spec sets
+// them (docs/trust.md).
+type WorkloadInfo struct {
+	// Image is the image reference its runtime reports, or an annotation
+	// whose key the operator trusts; "" when unknown.
+	Image string
+	// ImageDigests are digests the runtime gives for the image's content:
+	// its ID, its manifest digests.
+	ImageDigests []string
+	// Namespace is the pod namespace of the runtime's sandbox; "" none.
+	Namespace   string
+	Annotations map[string]string
+	// TrustedKeys are the annotation keys the operator vouches for (the
+	// agent's --trusted-annotations): their values count as identity.
+	TrustedKeys map[string]bool
+	// Runtime names the runtime (runc, crun, podman, containerd, cri-o,
+	// docker). RuntimeClaim is the annotation it was read from, when it
+	// was: "" when the runtime, its bundle or the hook's flag said.
+	Runtime      string
+	RuntimeClaim string
+	// Profile is a profile the registering client's own configuration
+	// names (run-job --profile): the operator's choice, taken as is.
+	Profile string
+}
+
+// Claim is one annotation of a container's spec that selection read.
+type Claim struct{ Key, Value string }
+
+func (c Claim) String() string { return c.Key + "=" + c.Value }
+
+// trusted reports whether the operator vouches for an annotation key.
+func (w WorkloadInfo) trusted(key string) bool { return w.TrustedKeys[key] }
+
+// Selection is the profile a workload gets and why.
+type Selection struct {
+	Profile *Profile
+	Reason  string
+	// Ignored: the container's annotations chose another profile, which
+	// they may not choose; it gets Profile, which its identity selects.
+	Ignored *Refusal
+}
+
+// Refusal is a choice of a container's annotations that selection does
+// not follow, and the rule that says why.
+type Refusal struct {
+	Claims    []Claim // the annotations that made the choice
+	Requested string  // the profile they chose
+	Profile   string  // the profile the container's identity selects; "" none
+	Rule      string
+}
+
+// Error says which annotations chose what, and the rule.
+func (r *Refusal) Error() string {
+	parts := make([]string, len(r.Claims))
+	for i, c := range r.Claims {
+		parts[i] = "annotation " + c.String()
+	}
+	if r.Requested == "" {
+		return fmt.Sprintf("%s: %s", strings.Join(parts, " and "), r.Rule)
+	}
+	return fmt.Sprintf("%s chose profile %q: %s", strings.Join(parts, " and "), r.Requested, r.Rule)
+}
+
+// ClaimError refuses a container whose ocigate.io/profile annotation
+// names a profile it may not choose. Base is the profile its identity
+// selects (nil when none does), for callers that cannot refuse a
+// container (a running one, adopted or re-selected) and give it that.
+type ClaimError struct {
+	Refusal
+	Base       *Profile
+	BaseReason string
+}
+
+func (e *ClaimError) Error() string { return "refused: " + e.Refusal.Error() }
 
 // Select picks the profile of a workload and says why:
 //
-//  1. the annotation ocigate.io/profile names it (an unknown name is an
-//     error: the container is refused rather than given another profile);
-//  2. otherwise, among the profiles whose spec.match holds (every list
+//  1. a profile its registering client's configuration names
+//     (WorkloadInfo.Profile), as is;
+//  2. the annotation ocigate.io/profile (an unknown name is an error):
+//     taken when the profile is at least as strong as the one the
+//     workload's identity selects (Weaknesses) or its spec.selectableBy
+//     admits the workload, else a *ClaimError: the container is refused;
+//  3. otherwise, among the profiles whose spec.match holds (every list
 //     given holds: an image, an annotation and a runtime of its lists
 //     match), the most specific: a digest-pinned image beats any glob;
 //     then the pattern with the most literal characters; then the most
 //     lists given (annotations, runtimes); ties go to the first name in
-//     byte order, and the reason says so;
-//  3. otherwise the default profile (an error when there is none).
+//     byte order, and the reason says so; otherwise the default profile.
+//
+// Step 3 runs on the identity alone and again with the annotations'
+// claims (an image annotation, annotation matches, a runtime read from
+// annotations). When the claims choose another profile that they may not
+// choose (as in 2), the identity's choice stands and Selection.Ignored
+// says why.
 //
 // Images are normalised as docker does before matching: "nginx" is
 // "docker.io/library/nginx:latest".
-func Select(c *Catalog, w WorkloadInfo) (p *Profile, reason string, err error) {
-	if name, ok := w.Annotations[ProfileAnnotation]; ok {
-		e := c.byName[name]
+func Select(c *Catalog, w WorkloadInfo) (Selection, error) {
+	if w.Profile != "" {
+		e := c.byName[w.Profile]
 		if e == nil {
-			return nil, "", fmt.Errorf("annotation %s=%q: no such profile (known: %s)", ProfileAnnotation, name, strings.Join(c.names(), ", "))
+			return Selection{}, fmt.Errorf("requested profile %q: no such profile (known: %s)", w.Profile, strings.Join(c.names(), ", "))
 		}
-		return e.profile, fmt.Sprintf("annotation %s=%s", ProfileAnnotation, name), nil
+		return Selection{Profile: e.profile, Reason: "requested by the registering client: run-job --profile"}, nil
 	}
-	ref := normalizeImage(w.Image)
+	base, baseReason, _, baseErr := c.best(w.identityView())
+	if name, ok := w.Annotations[ProfileAnnotation]; ok {
+		return c.byAnnotation(name, w, base, baseReason, baseErr)
+	}
+	chosen, reason, claims, err := c.best(w.claimedView())
+	switch {
+	case err != nil || chosen == base:
+		return selection(base, baseReason), baseErr
+	case w.trustedClaims(claims):
+		return selection(chosen, reason), nil
+	}
+	why, ok := c.mayChoose(chosen, base, baseReason, w)
+	if ok {
+		return selection(chosen, reason+" ("+why+")"), nil
+	}
+	ref := &Refusal{Claims: claims, Requested: chosen.wp.Name, Rule: why}
+	if baseErr != nil {
+		return Selection{}, fmt.Errorf("%w; %s", baseErr, ref.Error())
+	}
+	ref.Profile = base.wp.Name
+	sel := selection(base, baseReason)
+	sel.Ignored = ref
+	return sel, nil
+}
+
+// selection is e's Selection.
+func selection(e *entry, reason string) Selection {
+	if e == nil {
+		return Selection{}
+	}
+	return Selection{Profile: e.profile, Reason: reason}
+}
+
+// trustedClaims reports whether every claim is of a key the operator
+// trusts (then it is no claim: identity that a wider view saw).
+func (w WorkloadInfo) trustedClaims(claims []Claim) bool {
+	for _, c := range claims {
+		if !w.trusted(c.Key) {
+			return false
+		}
+	}
+	return true
+}
+
+// byAnnotation is Select for a workload whose ocigate.io/profile names a
+// profile: base is what its identity selects (baseErr when nothing).
+func (c *Catalog) byAnnotation(name string, w WorkloadInfo, base *entry, baseReason string, baseErr error) (Selection, error) {
+	e := c.byName[name]
+	if e == nil {
+		return Selection{}, fmt.Errorf("annotation %s=%q: no such profile (known: %s)", ProfileAnnotation, name, strings.Join(c.names(), ", "))
+	}
+	reason := fmt.Sprintf("annotation %s=%s", ProfileAnnotation, name)
+	if w.trusted(ProfileAnnotation) {
+		return selection(e, reason+" (a key the agent's --trusted-annotations trusts)"), nil
+	}
+	why, ok := c.mayChoose(e, base, baseReason, w)
+	if ok {
+		return selection(e, reason+" ("+why+")"), nil
+	}
+	ce := &ClaimError{Refusal: Refusal{Claims: []Claim{{ProfileAnnotation, name}}, Requested: name, Rule: why}, BaseReason: baseReason}
+	if base != nil {
+		ce.Profile, ce.Base = base.wp.Name, base.profile
+	}
+	if baseErr != nil {
+		ce.Rule += " (" + baseErr.Error() + ")"
+	}
+	return Selection{}, ce
+}
+
+// mayChoose says whether a container's annotations may choose e when its
+// identity selects base (nil: nothing), and why or why not.
+func (c *Catalog) mayChoose(e, base *entry, baseReason string, w WorkloadInfo) (string, bool) {
+	if e == base {
+		return "the profile its identity selects too", true
+	}
+	var weak []string
+	if base != nil {
+		weak = Weaknesses(base.profile, e.profile)
+		if len(weak) == 0 {
+			return fmt.Sprintf("at least as strong as %q, which its identity selects", base.wp.Name), true
+		}
+	}
+	if by, ok := e.admits(w); ok {
+		return "spec.selectableBy admits " + by, true
+	}
+	notAdmitted := e.notAdmitted(w)
+	if base == nil {
+		return fmt.Sprintf("no profile matches the container's identity, and %s", notAdmitted), false
+	}
+	return fmt.Sprintf("profile %q is weaker than %q, which the container's identity selects (%s): %s; and %s",
+		e.wp.Name, base.wp.Name, baseReason, strings.Join(weak, "; "), notAdmitted), false
+}
+
+// best is step 3 of Select on one view of the workload: the profile, why,
+// and the claims the choice rests on.
+func (c *Catalog) best(v view) (*entry, string, []Claim, error) {
 	var cands []candidate
 	for _, e := range c.entries {
-		if cand, ok := e.match(ref, w); ok {
+		if cand, ok := e.match(v); ok {
 			cands = append(cands, cand)
 		}
 	}
 	if len(cands) == 0 {
 		if c.def == nil {
-			return nil, "", fmt.Errorf("no profile matches image %q and there is no default profile", w.Image)
+			return nil, "", nil, fmt.Errorf("no profile matches image %q and there is no default profile", v.ref.String())
 		}
-		return c.def.profile, "default", nil
+		return c.def, "default", v.unmatchedClaims(), nil
 	}
 	sort.SliceStable(cands, func(i, j int) bool {
 		if d := cands[i].score.cmp(cands[j].score); d != 0 {
@@ -61,7 +253,7 @@ func Select(c *Catalog, w WorkloadInfo) (p *Profile, reason string, err error) {
 		return cands[i].e.wp.Name < cands[j].e.wp.Name
 	})
 	best := cands[0]
-	reason = strings.Join(best.why, " and ")
+	reason := strings.Join(best.why, " and ")
 	var tied []string
 	for _, other := range cands[1:] {
 		if other.score.cmp(best.score) == 0 {
@@ -71,7 +263,10 @@ func Select(c *Catalog, w WorkloadInfo) (p *Profile, reason string, err error) {
 	if len(tied) > 0 {
 		reason += fmt.Sprintf(" (tie with %s, broken by name)", strings.Join(tied, ", "))
 	}
-	return best.e.profile, reason, nil
+	if len(best.claims) == 0 {
+		best.claims = v.unmatchedClaims()
+	}
+	return best.e, reason, best.claims, nil
 }
 
 func (c *Catalog) names() []string {
@@ -103,64 +298,80 @@ func (a score) cmp(b score) int {
 }
 
 type candidate struct {
-	e     *entry
-	score score
-	why   []string
+	e      *entry
+	score  score
+	why    []string
+	claims []Claim // the annotations of the container's spec the match used
 }
 
-// match checks every list of e's spec.match.
-func (e *entry) match(ref imageRef, w WorkloadInfo) (candidate, bool) {
+// match checks every list of e's spec.match against a view.
+func (e *entry) match(v view) (candidate, bool) {
 	m := e.wp.Match
 	if len(m.Images) == 0 && len(m.Annotations) == 0 && len(m.Runtimes) == 0 {
 		return candidate{}, false // the default profile: matches by default only
 	}
 	cand := candidate{e: e}
 	if len(e.images) > 0 {
-		best := -1
-		for i, pat := range e.images {
-			if !pat.matches(ref) {
-				continue
-			}
-			if best < 0 || pat.score().cmp(e.images[best].score()) > 0 {
-				best = i
-			}
-		}
-		if best < 0 {
+		pat, ok := bestPattern(e.images, v.ref, v.digests)
+		if !ok {
 			return candidate{}, false
 		}
-		pat := e.images[best]
 		cand.score = pat.score()
-		cand.why = append(cand.why, fmt.Sprintf("image %s matched %s", ref, pat))
+		cand.why = append(cand.why, fmt.Sprintf("image %s matched %s", v.ref, pat))
+		cand.claims = appendClaim(cand.claims, v.imageClaim)
 	}
 	if len(e.annotations) > 0 {
-		found := false
-		for _, a := range e.annotations {
-			v, ok := w.Annotations[a.key]
-			if ok && (a.re == nil && v == a.equals || a.re != nil && a.re.MatchString(v)) {
-				cand.why = append(cand.why, "annotation "+a.text)
-				found = true
-				break
-			}
-		}
-		if !found {
+		a, ok := e.matchAnnotation(v.annotations)
+		if !ok {
 			return candidate{}, false
+		}
+		cand.why = append(cand.why, "annotation "+a.text)
+		if !v.trusted[a.key] {
+			cand.claims = append(cand.claims, Claim{a.key, v.annotations[a.key]})
 		}
 		cand.score.lists++
 	}
 	if len(m.Runtimes) > 0 {
-		found := false
-		for _, r := range m.Runtimes {
-			if r == w.Runtime {
-				found = true
-			}
-		}
-		if !found {
+		if !slices.Contains(m.Runtimes, v.runtime) || v.runtime == "" {
 			return candidate{}, false
 		}
-		cand.why = append(cand.why, "runtime "+w.Runtime)
+		cand.why = append(cand.why, "runtime "+v.runtime)
+		cand.claims = appendClaim(cand.claims, v.runtimeClaim)
 		cand.score.lists++
 	}
 	return cand, true
+}
+
+// bestPattern returns the most specific pattern that matches.
+func bestPattern(pats []imagePattern, ref imageRef, digests []string) (imagePattern, bool) {
+	best := -1
+	for i, pat := range pats {
+		if pat.matches(ref, digests) && (best < 0 || pat.score().cmp(pats[best].score()) > 0) {
+			best = i
+		}
+	}
+	if best < 0 {
+		return imagePattern{}, false
+	}
+	return pats[best], true
+}
+
+// matchAnnotation returns the first of e's annotation matches that holds.
+func (e *entry) matchAnnotation(annotations map[string]string) (annotationMatch, bool) {
+	for _, a := range e.annotations {
+		v, ok := annotations[a.key]
+		if ok && (a.re == nil && v == a.equals || a.re != nil && a.re.MatchString(v)) {
+			return a, true
+		}
+	}
+	return annotationMatch{}, false
+}
+
+func appendClaim(claims []Claim, c *Claim) []Claim {
+	if c == nil {
+		return claims
+	}
+	return append(claims, *c)
 }
 
 // imageRef is a normalised image reference.
@@ -295,14 +506,16 @@ func literalChars(glob string) int {
 }
 
 // matches reports whether ref matches: a pinned pattern needs the digest
-// and its name (with or without tag) to match; a glob matches the
+// (the reference's own, or one the runtime gives for the image's
+// content) and its name (with or without tag) to match; a glob matches the
 // reference with its tag, or in full.
-func (p imagePattern) matches(ref imageRef) bool {
+func (p imagePattern) matches(ref imageRef, digests []string) bool {
 	if ref.repo == "" {
 		return false
 	}
 	if p.digest != "" {
-		return ref.digest == p.digest && (glob(p.glob, ref.repo) || ref.tag != "" && glob(p.glob, ref.repo+":"+ref.tag))
+		pinned := ref.digest == p.digest || slices.Contains(digests, p.digest)
+		return pinned && (glob(p.glob, ref.repo) || ref.tag != "" && glob(p.glob, ref.repo+":"+ref.tag))
 	}
 	if ref.tag != "" && glob(p.glob, ref.repo+":"+ref.tag) {
 		return true

@@ -63,9 +63,12 @@ func TestSelect(t *testing.T) {
 		annotations    map[string]string
 		want, reason   string
 	}{
-		// The explicit annotation beats everything, even a digest.
-		{"nginx@" + digestA, "runc", map[string]string{ProfileAnnotation: "team"}, "team", "annotation ocigate.io/profile=team"},
-		{"nginx", "runc", map[string]string{ProfileAnnotation: "egress-allowlist"}, "egress-allowlist", "annotation ocigate.io/profile=egress-allowlist"},
+		// The explicit annotation beats everything, even a digest, when
+		// the profile it names is at least as strong.
+		{"nginx@" + digestA, "runc", map[string]string{ProfileAnnotation: "team"}, "team",
+			`annotation ocigate.io/profile=team (at least as strong as "pinned", which its identity selects)`},
+		{"nginx", "runc", map[string]string{ProfileAnnotation: "library"}, "library",
+			`annotation ocigate.io/profile=library (at least as strong as "nginx-any", which its identity selects)`},
 		// A digest beats every glob, the longest literal one included.
 		{"nginx@" + digestA, "runc", nil, "pinned", `image docker.io/library/nginx@` + digestA + ` matched "nginx@` + digestA + `" (docker.io/library/nginx@` + digestA + `)`},
 		{"docker.io/library/nginx:1.25@" + digestA, "runc", nil, "pinned", `image docker.io/library/nginx:1.25@` + digestA + ` matched "nginx@` + digestA + `" (docker.io/library/nginx@` + digestA + `)`},
@@ -98,21 +101,23 @@ func TestSelect(t *testing.T) {
 		{strings.Repeat("b", 64), "runc", nil, "reverse-shell", "default"},
 		{"quay.io/other/thing:1", "runc", nil, "reverse-shell", "default"},
 	} {
-		w := WorkloadInfo{Image: tc.image, Runtime: tc.runtime, Annotations: tc.annotations}
-		p, reason, err := Select(c, w)
+		// The operator vouches for the team annotation here: matches on
+		// it are identity, not claims (TestSelectClaims).
+		w := WorkloadInfo{Image: tc.image, Runtime: tc.runtime, Annotations: tc.annotations, TrustedKeys: map[string]bool{"team": true}}
+		sel, err := Select(c, w)
 		if err != nil {
 			t.Errorf("%+v: %v", w, err)
 			continue
 		}
-		if p.Name != tc.want || reason != tc.reason {
-			t.Errorf("%+v:\n got  %s, %s\n want %s, %s", w, p.Name, reason, tc.want, tc.reason)
+		if sel.Profile.Name != tc.want || sel.Reason != tc.reason || sel.Ignored != nil {
+			t.Errorf("%+v:\n got  %s, %s (ignored %v)\n want %s, %s", w, sel.Profile.Name, sel.Reason, sel.Ignored, tc.want, tc.reason)
 		}
 	}
 }
 
 func TestSelectUnknownProfile(t *testing.T) {
 	c := builtinCatalog(t)
-	_, _, err := Select(c, WorkloadInfo{Image: "nginx", Annotations: map[string]string{ProfileAnnotation: "web"}})
+	_, err := Select(c, WorkloadInfo{Image: "nginx", Annotations: map[string]string{ProfileAnnotation: "web"}})
 	want := `annotation ocigate.io/profile="web": no such profile (known: reverse-shell, ci-runner, egress-allowlist)`
 	if err == nil || err.Error() != want {
 		t.Errorf("got %v\nwant %s", err, want)
@@ -129,9 +134,9 @@ func TestSelectUserDefault(t *testing.T) {
 		{"nginx:1.25", "podman", "strict", "default"},
 		{"redis", "runc", "strict", "default"},
 	} {
-		p, reason, err := Select(c, WorkloadInfo{Image: tc.image, Runtime: tc.runtime})
-		if err != nil || p.Name != tc.want || reason != tc.reason {
-			t.Errorf("%s %s: got %v, %q, %v; want %s, %q", tc.image, tc.runtime, p, reason, err, tc.want, tc.reason)
+		sel, err := Select(c, WorkloadInfo{Image: tc.image, Runtime: tc.runtime})
+		if err != nil || sel.Profile.Name != tc.want || sel.Reason != tc.reason {
+			t.Errorf("%s %s: got %v, %q, %v; want %s, %q", tc.image, tc.runtime, sel.Profile, sel.Reason, err, tc.want, tc.reason)
 		}
 	}
 }

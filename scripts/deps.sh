@@ -22,6 +22,9 @@ else
 		# e2e: runc, podman, containerd and ctr (containerd), the static
 		# busybox of every rootfs, jq for the seed filters
 		runc podman containerd busybox-static jq
+		# e2e TestTrustDocker: dockerd 20.10 and its client (the test runs
+		# a dockerd of its own, with its own data root, and stops it)
+		docker.io
 		# e2e techniques and escapes on the host root: bash, dash, cp, tr,
 		# mkfifo, grep, unshare and the dynamic loader are essential; these
 		# are not

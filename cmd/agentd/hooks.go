@@ -25,6 +25,8 @@ func newHooksCmd() *cobra.Command {
 	socket := fl.String("socket", api.DefaultSocket, "agent socket the hook dials")
 	dir := fl.String("dir", "", "write the files into this hooks.d directory instead of printing them")
 	failOpen := fl.Bool("fail-open", false, "let containers start unprotected when the agent is unreachable")
+	allowAnnotation := fl.Bool("allow-fail-open-annotation", false,
+		"when the agent is unreachable, let a container whose annotation says ocigate.io/failure-policy: open start unprotected")
 	noPoststop := fl.Bool("no-poststop", false, "createRuntime only: the agent drops stopped containers itself (one hook exec less per container)")
 	formats := outputs{"json", "yaml"}
 	output := formats.add(cmd)
@@ -41,7 +43,10 @@ func newHooksCmd() *cobra.Command {
 		}
 		o := hooksd.Options{HookPath: *hookPath, Socket: *socket, NoPoststop: *noPoststop}
 		if *failOpen {
-			o.Extra = []string{"--fail-open"}
+			o.Extra = append(o.Extra, "--fail-open")
+		}
+		if *allowAnnotation {
+			o.Extra = append(o.Extra, "--allow-fail-open-annotation")
 		}
 		return writeHooks(cmd.OutOrStdout(), o, *dir, *output)
 	}

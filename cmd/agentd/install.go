@@ -92,6 +92,8 @@ func addInstallFlags(cmd *cobra.Command, uninstall bool) *installFlags {
 	fl.StringVar(&o.HookPath, "hook-path", "", "absolute path of ocigate-hook (default: beside this binary)")
 	fl.StringVar(&o.Socket, "socket", "", "agent socket the hook dials (default: the hook's, "+api.DefaultSocket+")")
 	fl.BoolVar(&o.FailOpen, "fail-open", false, "podman, crio, containerd: let containers start unprotected when the agent is unreachable")
+	fl.BoolVar(&o.AllowFailOpenAnnotation, "allow-fail-open-annotation", false,
+		"podman, crio, containerd: when the agent is unreachable, let a container whose annotation says ocigate.io/failure-policy: open start unprotected (docs/trust.md)")
 	fl.BoolVar(&o.NoPoststop, "no-poststop", false, "podman, crio, containerd, docker: createRuntime hook only; the agent drops stopped containers itself (periodic check, runtime events)")
 	fl.StringVar(&o.HooksDir, "hooks-dir", "", "podman, crio: hooks.d directory (default "+install.DefaultHooksDir+")")
 	fl.StringVar(&o.Config, "config", "", "containerd: config.toml (default "+install.DefaultContainerdConfig+"); docker: daemon.json (default "+install.DefaultDockerConfig+")")

@@ -64,6 +64,8 @@ func profilesCheck(files []string, out, errOut io.Writer) error {
 type profileSummary struct {
 	Name        string `json:"name"`
 	Description string `json:"description"`
+	// SelectableBy says who may choose the profile by annotation.
+	SelectableBy string `json:"selectable_by"`
 }
 
 // profilesShow prints the profiles of dir (and the built-ins), or the one
@@ -83,11 +85,12 @@ func profilesShow(out io.Writer, dir string, names []string, format string) erro
 	}
 	var sums []profileSummary
 	for _, p := range list {
-		sums = append(sums, profileSummary{Name: p.Name, Description: profiles.Describe(p)})
+		sums = append(sums, profileSummary{Name: p.Name, Description: profiles.Describe(p), SelectableBy: c.SelectableBy(p.Name)})
 	}
 	return printData(out, format, sums, func(w io.Writer) error {
 		for _, s := range sums {
-			fmt.Fprintln(w, s.Description)
+			fmt.Fprint(w, s.Description)
+			fmt.Fprintf(w, "  selectable by annotation: %s\n\n", s.SelectableBy)
 		}
 		return nil
 	})

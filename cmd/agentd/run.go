@@ -145,7 +145,7 @@ func (r *agentRun) loadEnforcement() (err error) {
 	if r.enf, err = enforcer.Load(enforcer.Options{CgroupRoot: root, Enforcer: cfg.Enforcer, Logger: r.log, PinDir: cfg.PinDir}); err != nil {
 		return loadError(r.log, err)
 	}
-	r.desc = &describe.Describer{}
+	r.desc = &describe.Describer{DockerRoot: cfg.DockerRoot}
 	if cfg.ContainerdSocket != "" {
 		r.desc.Containerd = containerd.New(cfg.ContainerdSocket)
 	}
@@ -168,7 +168,7 @@ func (r *agentRun) loadEnforcement() (err error) {
 		return fmt.Errorf("profiles: %w", err)
 	}
 	r.ag, err = agent.New(agent.Config{Enforcer: r.enf, Catalog: catalog, Resolver: r.resolver, Logger: r.log, Describer: r.desc,
-		State: state, SinkTypes: cfg.EventsTypes})
+		State: state, SinkTypes: cfg.EventsTypes, TrustedAnnotations: cfg.TrustedAnnotations, HookReports: cfg.HookReports})
 	return err
 }
 

@@ -32,7 +32,7 @@ func newRunJobCmd() *cobra.Command {
 	fl := cmd.Flags()
 	fl.SetInterspersed(false)
 	fl.StringVar(&cfg.Socket, "socket", api.DefaultSocket, "agent API socket")
-	fl.StringVar(&cfg.Profile, "profile", "", "profile for the job (the ocigate.io/profile annotation; default: the agent's default profile)")
+	fl.StringVar(&cfg.Profile, "profile", "", "profile for the job, the runner's choice: nothing the job does can change it (default: the profile the agent selects)")
 	fl.StringVar(&cfg.CgroupRoot, "cgroup-root", "", "cgroup v2 mount (default: detected, e.g. /sys/fs/cgroup/unified on hybrid hosts)")
 	fl.StringVar(&cfg.Parent, "cgroup-parent", job.DefaultParent, "cgroup the job's own cgroup is created in")
 	fl.StringVar(&cfg.ID, "id", "", "workload ID the agent records (default job-PID-TIME)")

@@ -50,8 +50,9 @@ func TestStdinNeverEndsWithinDeadline(t *testing.T) {
 }
 
 // When the agent refuses a registration after choosing the profile, the
-// profile's failurePolicy decides, unless the flag or the container's
-// annotation says otherwise.
+// failure policy of its answer decides (the agent weighs the container's
+// annotation: TestFailurePolicyAnnotation in internal/agent), unless the
+// flag says open.
 func TestProfileFailurePolicy(t *testing.T) {
 	for _, tc := range []struct {
 		name     string
@@ -64,7 +65,8 @@ func TestProfileFailurePolicy(t *testing.T) {
 		{"profile open", api.FailOpen, nil, nil, 0, "fail-open (the profile's failurePolicy)"},
 		{"profile closed", api.FailClosed, nil, nil, 1, "fail-closed"},
 		{"profile unknown", "", nil, nil, 1, "fail-closed"},
-		{"annotation closes an open profile", api.FailOpen, nil, map[string]string{oci.AnnotationFailurePolicy: "closed"}, 1, "fail-closed"},
+		{"the annotation is the agent's to weigh", api.FailClosed, []string{"--allow-fail-open-annotation"},
+			map[string]string{oci.AnnotationFailurePolicy: "open"}, 1, "fail-closed"},
 		{"flag opens a closed profile", api.FailClosed, []string{"--fail-open"}, nil, 0, "fail-open (--fail-open)"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

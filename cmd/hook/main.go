@@ -17,6 +17,7 @@ import (
 	"github.com/ocigate/ocigate/cgroupfilter"
 	"github.com/ocigate/ocigate/internal/api"
 	"github.com/ocigate/ocigate/internal/buildinfo"
+	"github.com/ocigate/ocigate/internal/hookreport"
 	"github.com/ocigate/ocigate/runtime/oci"
 )
 
@@ -55,6 +56,10 @@ type options struct {
 	runtime  string
 	stage    string
 	version  bool
+	// allowFailOpenAnnotation honours ocigate.io/failure-policy: open when
+	// no agent answers (the installer's choice; off by default).
+	allowFailOpenAnnotation bool
+	reportDir               string // where refusals wait for the agent
 }
 
 func main() {
@@ -70,6 +75,9 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.BoolVar(&o.failOpen, "fail-open", false, "let the container start unprotected when registration fails")
 	fs.StringVar(&o.runtime, "runtime", "", "runtime name reported to the agent (default: detected)")
 	fs.BoolVar(&o.version, "version", false, "print the version, commit, BPF objects' hash and protocol, and exit")
+	fs.BoolVar(&o.allowFailOpenAnnotation, "allow-fail-open-annotation", false,
+		"when no agent answers, let a container whose annotation says "+oci.AnnotationFailurePolicy+": open start unprotected (default: refused)")
+	fs.StringVar(&o.reportDir, "report-dir", hookreport.DefaultDir, "directory where refusals made while no agent answers wait for the agent (empty: none kept)")
 	fs.Usage = func() {
 		fmt.Fprint(stderr, hookHelp)
 		fs.PrintDefaults()
@@ -130,12 +138,32 @@ func run(args []string, stdin io.Reader, stderr io.Writer) int {
 	if c != nil {
 		id = c.ID
 	}
-	if open, why := failOpen(o, c, resp, stderr); open {
+	open, why, refused := failOpen(o, c, resp, stderr)
+	if open {
 		fmt.Fprintf(stderr, "ocigate-hook: WARNING: fail-open (%s): container %s starts UNPROTECTED: %v\n", why, id, err)
 		return 0
 	}
+	if refused != "" {
+		err = fmt.Errorf("%w; annotation %s=open refused: %s", err, oci.AnnotationFailurePolicy, refused)
+		report(o, c, refused)
+	}
 	fmt.Fprintf(stderr, "ocigate-hook: container %s refused (fail-closed): %v\n", id, err)
 	return 1
+}
+
+// report leaves a refused fail-open annotation for the agent that comes
+// back (it reports it as an ocigate_claim event); the refusal itself is
+// the hook's error, which the runtime shows.
+func report(o *options, c *oci.Container, rule string) {
+	if o.reportDir == "" {
+		return
+	}
+	r := hookreport.Report{Time: time.Now().UTC(), ContainerID: c.ID, Bundle: c.Bundle, Rule: rule,
+		Claims: []hookreport.Claim{{Key: oci.AnnotationFailurePolicy, Value: c.Annotations[oci.AnnotationFailurePolicy]}}}
+	r.Runtime, _ = runtimeName(o.runtime, c)
+	// The hook's error says it all: a report that cannot be written is
+	// only a lost event.
+	_ = hookreport.Write(o.reportDir, r)
 }
 
 // errHookDeadline is the error when the hook's own deadline passed before
@@ -182,29 +210,36 @@ func withDeadline[T any](ctx context.Context, f func() (T, error)) (T, error) {
 }
 
 // failOpen decides what a failed registration means, and says why: the
-// --fail-open flag; else the container's ocigate.io/failure-policy
-// annotation (an invalid one counts as closed); else the failurePolicy of
-// the profile the agent chose, when the agent got that far; else closed.
-// When the agent is unreachable its profiles are unknown: the flag and the
-// annotation decide, closed by default.
-func failOpen(o *options, c *oci.Container, resp *api.Response, stderr io.Writer) (bool, string) {
-	if o.failOpen {
-		return true, "--fail-open"
+// operator's --fail-open flag; else, when the agent answered, its
+// failure policy (the profile's failurePolicy, or an annotation the
+// agent's operator trusts); else — no agent answered, so no profile is
+// known — the container's ocigate.io/failure-policy annotation, but open
+// only when the operator allowed it (--allow-fail-open-annotation): a
+// refused open comes back as refused, the rule. An invalid annotation
+// counts as closed. The default is closed.
+func failOpen(o *options, c *oci.Container, resp *api.Response, stderr io.Writer) (open bool, why, refused string) {
+	switch {
+	case o.failOpen:
+		return true, "--fail-open", ""
+	case resp != nil:
+		return resp.FailurePolicy == api.FailOpen, "the profile's failurePolicy", ""
+	case c == nil:
+		return false, "", ""
 	}
-	if c != nil {
-		if _, set := c.Annotations[oci.AnnotationFailurePolicy]; set {
-			open, err := c.FailOpen()
-			if err != nil {
-				fmt.Fprintf(stderr, "ocigate-hook: %v; treating as closed\n", err)
-				return false, ""
-			}
-			return open, "annotation " + oci.AnnotationFailurePolicy
-		}
+	if _, set := c.Annotations[oci.AnnotationFailurePolicy]; !set {
+		return false, "", ""
 	}
-	if resp != nil && resp.FailurePolicy == api.FailOpen {
-		return true, "the profile's failurePolicy"
+	open, err := c.FailOpen()
+	switch {
+	case err != nil:
+		fmt.Fprintf(stderr, "ocigate-hook: %v; treating as closed\n", err)
+		return false, "", ""
+	case open && o.allowFailOpenAnnotation:
+		return true, "annotation " + oci.AnnotationFailurePolicy + ", allowed by --allow-fail-open-annotation", ""
+	case open:
+		return false, "", "fail-open is the operator's choice, and this hook's --allow-fail-open-annotation is off"
 	}
-	return false, ""
+	return false, "", ""
 }
 
 // register registers the container; on a refusal resp carries the
@@ -221,8 +256,9 @@ func register(ctx context.Context, o *options, stdin io.Reader) (*oci.Container,
 	if err != nil {
 		return c, nil, fmt.Errorf("resolve cgroup and namespaces of pid %d: %w", c.Pid, err)
 	}
+	runtime, key := runtimeName(o.runtime, c)
 	req := &api.Request{Op: api.OpRegister, Register: &api.Registration{
-		ContainerID: c.ID, Runtime: runtimeName(o.runtime, c), Bundle: c.Bundle,
+		ContainerID: c.ID, Runtime: runtime, RuntimeAnnotation: key, Bundle: c.Bundle,
 		Pid: c.Pid, Annotations: c.Annotations, Identity: api.IdentityOf(ident),
 	}}
 	// An agent restarting (an upgrade) has no socket for a moment: wait
@@ -243,31 +279,18 @@ func unregister(ctx context.Context, o *options, stdin io.Reader) error {
 }
 
 // runtimeName names the runtime from the flag, the runtime's annotations
-// or the hook's parent process.
-func runtimeName(flagValue string, c *oci.Container) string {
+// (then key is the annotation: a claim of the container's spec) or the
+// hook's parent process.
+func runtimeName(flagValue string, c *oci.Container) (name, key string) {
 	if flagValue != "" {
-		return flagValue
+		return flagValue, ""
 	}
-	switch {
-	case c.Annotations["io.container.manager"] == "libpod":
-		return "podman"
-	case hasPrefixKey(c.Annotations, "io.kubernetes.cri-o."):
-		return "cri-o"
-	case hasPrefixKey(c.Annotations, "io.kubernetes.cri."):
-		return "containerd"
+	if name, key := oci.RuntimeFromAnnotations(c.Annotations); name != "" {
+		return name, key
 	}
 	comm, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", os.Getppid()))
 	if err != nil {
-		return ""
+		return "", ""
 	}
-	return strings.TrimSpace(string(comm))
-}
-
-func hasPrefixKey(m map[string]string, prefix string) bool {
-	for k := range m {
-		if strings.HasPrefix(k, prefix) {
-			return true
-		}
-	}
-	return false
+	return strings.TrimSpace(string(comm)), ""
 }

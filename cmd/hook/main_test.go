@@ -20,6 +20,7 @@ import (
 	"github.com/ocigate/ocigate/cgroupfilter"
 	"github.com/ocigate/ocigate/internal/api"
 	"github.com/ocigate/ocigate/internal/apiserver"
+	"github.com/ocigate/ocigate/internal/hookreport"
 	"github.com/ocigate/ocigate/runtime/oci"
 )
 
@@ -139,8 +140,13 @@ func TestAgentDownFailsClosed(t *testing.T) {
 	oneLine(t, stderr)
 }
 
+// With no agent answering, the flag opens; the annotation opens only
+// with --allow-fail-open-annotation, and a refused one is said and left
+// for the agent in --report-dir.
 func TestFailOpen(t *testing.T) {
 	socket := filepath.Join(t.TempDir(), "agentd.sock")
+	open := map[string]string{oci.AnnotationFailurePolicy: "open"}
+	allow := "--allow-fail-open-annotation"
 	tests := []struct {
 		name     string
 		args     []string
@@ -148,19 +154,22 @@ func TestFailOpen(t *testing.T) {
 		stateAnn map[string]string
 		want     int
 		stderr   []string
+		reported bool
 	}{
-		{"flag", []string{"--fail-open"}, nil, nil, 0, []string{"fail-open", "UNPROTECTED", "container c1"}},
-		{"spec annotation", nil, map[string]string{oci.AnnotationFailurePolicy: "open"}, nil, 0, []string{"fail-open", "UNPROTECTED"}},
-		{"state annotation", nil, nil, map[string]string{oci.AnnotationFailurePolicy: "open"}, 0, []string{"UNPROTECTED"}},
-		{"state closes what the spec opens", nil, map[string]string{oci.AnnotationFailurePolicy: "open"},
-			map[string]string{oci.AnnotationFailurePolicy: "closed"}, 1, []string{"fail-closed"}},
-		{"invalid annotation is closed", nil, map[string]string{oci.AnnotationFailurePolicy: "sometimes"}, nil, 1,
-			[]string{"treating as closed", "fail-closed"}},
+		{"flag", []string{"--fail-open"}, nil, nil, 0, []string{"fail-open", "UNPROTECTED", "container c1"}, false},
+		{"annotation refused", nil, open, nil, 1, []string{"fail-closed", "annotation ocigate.io/failure-policy=open refused: " +
+			"fail-open is the operator's choice, and this hook's --allow-fail-open-annotation is off"}, true},
+		{"spec annotation allowed", []string{allow}, open, nil, 0, []string{"fail-open", "UNPROTECTED", "allowed by --allow-fail-open-annotation"}, false},
+		{"state annotation allowed", []string{allow}, nil, open, 0, []string{"UNPROTECTED"}, false},
+		{"state closes what the spec opens", []string{allow}, open, map[string]string{oci.AnnotationFailurePolicy: "closed"}, 1, []string{"fail-closed"}, false},
+		{"invalid annotation is closed", []string{allow}, map[string]string{oci.AnnotationFailurePolicy: "sometimes"}, nil, 1,
+			[]string{"treating as closed", "fail-closed"}, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			reports := filepath.Join(t.TempDir(), "reports")
 			state := bundle(t, "c1", os.Getpid(), tt.specAnn, tt.stateAnn)
-			args := append(append([]string{"--socket", socket}, tt.args...), "createRuntime")
+			args := append(append([]string{"--socket", socket, "--report-dir", reports}, tt.args...), "createRuntime")
 			code, stderr := runHook(args, state)
 			if code != tt.want {
 				t.Fatalf("exit %d, want %d; stderr %q", code, tt.want, stderr)
@@ -170,7 +179,49 @@ func TestFailOpen(t *testing.T) {
 					t.Errorf("stderr %q does not contain %q", stderr, s)
 				}
 			}
+			got, errs := hookreport.Collect(reports)
+			if len(errs) > 0 || tt.reported != (len(got) == 1) {
+				t.Fatalf("reports %+v, %v", got, errs)
+			}
+			if tt.reported && (got[0].ContainerID != "c1" || got[0].Claims[0] != (hookreport.Claim{Key: oci.AnnotationFailurePolicy, Value: "open"}) ||
+				!strings.Contains(got[0].Rule, "--allow-fail-open-annotation is off")) {
+				t.Errorf("report %+v", got[0])
+			}
+			if tt.reported {
+				oneLine(t, stderr)
+			}
 		})
+	}
+}
+
+// policyAgent refuses every registration with a failure policy, as the
+// agent does once it has chosen a profile.
+type policyAgent struct{ policy string }
+
+func (p policyAgent) Handle(context.Context, *api.Request) (*api.Response, error) {
+	return nil, &api.PolicyError{Err: errors.New("point unavailable"), FailurePolicy: p.policy}
+}
+
+// When the agent answers, its failure policy decides: the container's
+// annotation is the agent's to judge, even with
+// --allow-fail-open-annotation; the flag still opens.
+func TestAgentAnswerDecidesFailurePolicy(t *testing.T) {
+	open := map[string]string{oci.AnnotationFailurePolicy: "open"}
+	for _, tc := range []struct {
+		policy string
+		args   []string
+		want   int
+	}{
+		{api.FailClosed, []string{"--allow-fail-open-annotation"}, 1},
+		{api.FailOpen, nil, 0},
+		{api.FailClosed, []string{"--fail-open"}, 0},
+	} {
+		socket := startAgent(t, policyAgent{tc.policy})
+		args := append(append([]string{"--socket", socket, "--report-dir", ""}, tc.args...), "createRuntime")
+		code, stderr := runHook(args, bundle(t, "c2", os.Getpid(), open, nil))
+		if code != tc.want || !strings.Contains(stderr, "point unavailable") {
+			t.Errorf("%s %v: exit %d, stderr %q", tc.policy, tc.args, code, stderr)
+		}
 	}
 }
 
@@ -202,7 +253,8 @@ func TestRegisterAndUnregister(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r.ContainerID != "ctr-1" || r.Pid != os.Getpid() || r.Runtime != "podman" || r.Identity != api.IdentityOf(want) {
+	if r.ContainerID != "ctr-1" || r.Pid != os.Getpid() || r.Runtime != "podman" || r.RuntimeAnnotation != "io.container.manager" ||
+		r.Identity != api.IdentityOf(want) {
 		t.Fatalf("registration %+v, identity want %+v", r, want)
 	}
 	if !reflect.DeepEqual(r.Annotations, map[string]string{"io.container.manager": "libpod", "from": "spec", "both": "state"}) {
@@ -277,19 +329,19 @@ func TestRuntimeName(t *testing.T) {
 		t.Fatal(err)
 	}
 	tests := []struct {
-		flag string
-		ann  map[string]string
-		want string
+		flag      string
+		ann       map[string]string
+		want, key string
 	}{
-		{"crun", map[string]string{"io.container.manager": "libpod"}, "crun"},
-		{"", map[string]string{"io.container.manager": "libpod"}, "podman"},
-		{"", map[string]string{"io.kubernetes.cri-o.Name": "x"}, "cri-o"},
-		{"", map[string]string{"io.kubernetes.cri.container-type": "container"}, "containerd"},
-		{"", nil, strings.TrimSpace(string(comm))},
+		{"crun", map[string]string{"io.container.manager": "libpod"}, "crun", ""},
+		{"", map[string]string{"io.container.manager": "libpod"}, "podman", "io.container.manager"},
+		{"", map[string]string{"io.kubernetes.cri-o.Name": "x", "io.kubernetes.cri-o.Image": "y"}, "cri-o", "io.kubernetes.cri-o.Image"},
+		{"", map[string]string{"io.kubernetes.cri.container-type": "container"}, "containerd", "io.kubernetes.cri.container-type"},
+		{"", nil, strings.TrimSpace(string(comm)), ""},
 	}
 	for _, tt := range tests {
-		if got := runtimeName(tt.flag, &oci.Container{Annotations: tt.ann}); got != tt.want {
-			t.Errorf("runtimeName(%q, %v) = %q, want %q", tt.flag, tt.ann, got, tt.want)
+		if got, key := runtimeName(tt.flag, &oci.Container{Annotations: tt.ann}); got != tt.want || key != tt.key {
+			t.Errorf("runtimeName(%q, %v) = %q, %q, want %q, %q", tt.flag, tt.ann, got, key, tt.want, tt.key)
 		}
 	}
 }

@@ -68,8 +68,9 @@ func TestAdopt(t *testing.T) {
 	if !ok || !w.Adopted || w.Profile != "audit" {
 		t.Fatalf("plain: %+v", w)
 	}
-	// The runtime's listing said nothing of plain's image: asked by bundle.
-	if len(d.bundles) != 1 || d.bundles[0] != "/bundles/plain" {
+	// The runtime's listing said nothing of plain's image, nor of the
+	// digests of shop's: both asked by bundle.
+	if len(d.bundles) != 2 || d.bundles[0] != "/bundles/shop" || d.bundles[1] != "/bundles/plain" {
 		t.Fatalf("describer asked about %q", d.bundles)
 	}
 	if w, _ := a.Registry().Get("hooked"); w.Adopted {

@@ -62,6 +62,13 @@ type Config struct {
 	// SinkTypes are the event types written to the events file (none:
 	// all); the API's followers choose their own.
 	SinkTypes []string
+	// TrustedAnnotations are the annotation keys the operator vouches
+	// for: their values count as the container's identity, not as claims
+	// of its spec (docs/trust.md). None by default.
+	TrustedAnnotations []string
+	// HookReports is the directory where hooks leave the refusals they
+	// made while no agent answered ("": none are read).
+	HookReports string
 }
 
 // Agent keeps the workload registry and the enforcer's maps in step.
@@ -87,6 +94,8 @@ type Agent struct {
 	execBackend   string            // the exec point's backend, for process events
 	unavailable   map[string]string // points that do not enforce on this kernel -> why
 	sinkTypes     typeSet           // what the events file gets
+	trust         *trust            // what the operator vouches for; the agent's own events
+	hookReports   string            // where hooks leave refusals made while no agent answered
 
 	// Owned by the event reader (RunEvents), which alone uses them.
 	procs  *proccache.Cache
@@ -120,7 +129,7 @@ func New(cfg Config) (*Agent, error) {
 		hub: eventhub.New(cfg.Events), metrics: newMetrics(), describer: cfg.Describer, state: cfg.State,
 		retained: map[uint32]*retainedProfile{}, flushTimeout: defaultFlushTimeout, clock: newBootClock(),
 		procs: proccache.New(cfg.ProcessCache, cfg.ExitGrace), procfs: procFS{root: cfg.ProcRoot},
-		sinkTypes: typeSet(cfg.SinkTypes),
+		sinkTypes: typeSet(cfg.SinkTypes), trust: newTrust(cfg.TrustedAnnotations), hookReports: cfg.HookReports,
 	}
 	backends := cfg.Enforcer.Backends()
 	for _, b := range backends {
@@ -253,8 +262,8 @@ func (a *Agent) register(r *api.Registration, start time.Time, adopt *adoption) 
 		return nil, err
 	}
 	w := &workload.Workload{
-		ContainerID: r.ContainerID, Runtime: r.Runtime, Bundle: r.Bundle, Pid: r.Pid,
-		Annotations: r.Annotations, Identity: r.Identity.CgroupIdentity(), RegisteredAt: time.Now().UTC(),
+		ContainerID: r.ContainerID, Runtime: r.Runtime, Bundle: r.Bundle, Pid: r.Pid, RuntimeAnnotation: r.RuntimeAnnotation,
+		Annotations: r.Annotations, Identity: r.Identity.CgroupIdentity(), RegisteredAt: time.Now().UTC(), RequestedProfile: r.Profile,
 	}
 	if adopt != nil {
 		w.Adopted = true
@@ -272,29 +281,32 @@ func (a *Agent) register(r *api.Registration, start time.Time, adopt *adoption) 
 			return nil, errAlreadyRegistered
 		}
 	}
-	lp, reason, err := a.profiles.choose(w)
-	if err != nil {
-		return nil, err
+	c, err := a.choose(a.profiles, w, adopt != nil)
+	var ce *profiles.ClaimError
+	if errors.As(err, &ce) {
+		a.reportClaim(w, &ce.Refusal, events.ClaimRefused)
 	}
-	w.Profile, w.Mode, w.ProfileReason = lp.profile.Name, string(lp.profile.Mode), reason
-	return a.enforceLocked(w, lp, start)
+	if err != nil {
+		return nil, err // fail-closed: no profile, or a claim refused
+	}
+	if c.ignored != nil {
+		a.reportClaim(w, c.ignored, events.ClaimIgnored)
+	}
+	w.Profile, w.Mode, w.ProfileReason = c.lp.profile.Name, string(c.lp.profile.Mode), c.reason
+	return a.enforceLocked(w, c.lp, start)
 }
 
 // policyError is a refusal once the profile is known: the hook honours
-// its failurePolicy.
-func policyError(p *profiles.Profile, err error) error {
-	policy := api.FailClosed
-	if p.FailOpen {
-		policy = api.FailOpen
-	}
-	return &api.PolicyError{Err: err, FailurePolicy: policy}
+// the failure policy it carries (Agent.failurePolicy).
+func (a *Agent) policyError(w *workload.Workload, p *profiles.Profile, err error) error {
+	return &api.PolicyError{Err: err, FailurePolicy: a.failurePolicy(w, p)}
 }
 
 // enforceLocked puts a workload whose profile is chosen in force: its
 // record, its map entry, then its registry entry; on error nothing of it
 // is left. The caller holds a.mu.
 func (a *Agent) enforceLocked(w *workload.Workload, lp loadedProfile, start time.Time) (*workload.Workload, error) {
-	fail := func(err error) error { return policyError(lp.profile, err) }
+	fail := func(err error) error { return a.policyError(w, lp.profile, err) }
 	if err := a.checkAvailable(w.ContainerID, lp.profile); err != nil {
 		a.stats.RegistrationsUnavailable.Add(1)
 		a.log.Error("registration refused: its profile needs an enforcement point this kernel does not enforce",

@@ -89,7 +89,7 @@ func TestRegisterProfileAnnotation(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if w.Profile != "audit" || w.Mode != "monitor" || w.ProfileReason != "annotation ocigate.io/profile=audit" {
+	if w.Profile != "audit" || w.Mode != "monitor" || w.ProfileReason != "annotation ocigate.io/profile=audit (spec.selectableBy admits every workload (all: true))" {
 		t.Fatalf("workload profile %q mode %q reason %q", w.Profile, w.Mode, w.ProfileReason)
 	}
 	wantOps(t, enf, fmt.Sprintf("set %d 2 monitor", r.Identity.CgroupID))
@@ -100,7 +100,7 @@ func TestRegisterProfileAnnotation(t *testing.T) {
 	if w, err = a.Register(r); err != nil {
 		t.Fatal(err)
 	}
-	if w.Profile != "audit" || w.ProfileReason != "annotation team=audit" {
+	if w.Profile != "audit" || w.ProfileReason != "annotation team=audit (spec.selectableBy admits every workload (all: true))" {
 		t.Fatalf("workload profile %q reason %q", w.Profile, w.ProfileReason)
 	}
 	wantOps(t, enf, fmt.Sprintf("set %d 2 monitor", r.Identity.CgroupID))

@@ -65,6 +65,22 @@ func (q *sinkQueue) put(batch []*events.Event) int {
 	return lost
 }
 
+// tryPut queues one event unless the queue is full or its channel would
+// block; it reports whether it did.
+func (q *sinkQueue) tryPut(ev *events.Event) bool {
+	if q.queued.Add(1) > QueueSize {
+		q.queued.Add(-1)
+		return false
+	}
+	select {
+	case q.c <- []*events.Event{ev}:
+		return true
+	default:
+		q.queued.Add(-1)
+		return false
+	}
+}
+
 // RunEvents reads src until it is closed or ctx ends, turns each record
 // into a JSON event and writes it to w. When ctx ends it first reads what
 // the kernel still holds (a Flusher), then returns once the sink has
@@ -72,11 +88,13 @@ func (q *sinkQueue) put(batch []*events.Event) int {
 // was left as dropped.
 func (a *Agent) RunEvents(ctx context.Context, src EventSource, w *events.Writer) {
 	q := &sinkQueue{c: make(chan []*events.Event, QueueSize)}
+	a.trust.setSink(q)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
 		a.writeEvents(q, w)
 	}()
+	go a.runHookReports(ctx)
 	stop := context.AfterFunc(ctx, func() {
 		if f, ok := src.(Flusher); ok && f.Flush() == nil {
 			return
@@ -107,6 +125,7 @@ func (a *Agent) RunEvents(ctx context.Context, src EventSource, w *events.Writer
 	}
 	a.stats.EventsDropped.Add(uint64(q.put(batch)))
 	src.Close()
+	a.trust.setSink(nil)
 	close(q.c)
 	select {
 	case <-done:

@@ -7,8 +7,10 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/ocigate/ocigate/internal/workload"
+	"github.com/ocigate/ocigate/profiles"
 	"github.com/ocigate/ocigate/runtime/containerd"
 	"github.com/ocigate/ocigate/runtime/describe"
+	"github.com/ocigate/ocigate/runtime/docker"
 )
 
 // Describer asks a container's runtime what its registration did not say
@@ -21,24 +23,29 @@ type Describer interface {
 // hook waits 2 s for the whole of it.
 const describeTimeout = 500 * time.Millisecond
 
-// imageAnnotations name the image, in the order they are trusted.
-var imageAnnotations = []string{
-	"ocigate.io/image",
-	"io.kubernetes.cri.image-name",
-	"io.kubernetes.cri-o.ImageName",
-	"org.opencontainers.image.ref.name",
-}
-
 // Container and pod names as containerd's CRI plugin and CRI-O set them.
 var (
-	nameAnnotations         = []string{"io.kubernetes.cri.container-name", "io.kubernetes.container.name"}
-	podAnnotations          = []string{"io.kubernetes.cri.sandbox-name", "io.kubernetes.pod.name"}
-	podNamespaceAnnotations = []string{"io.kubernetes.cri.sandbox-namespace", "io.kubernetes.pod.namespace"}
+	nameAnnotations = []string{"io.kubernetes.cri.container-name", "io.kubernetes.container.name"}
+	podAnnotations  = []string{"io.kubernetes.cri.sandbox-name", "io.kubernetes.pod.name"}
 )
+
+// runtimeSources are the Sources of describe.Info: what a runtime's own
+// records say, which a container's spec cannot forge.
+var runtimeSources = map[string]bool{"containerd": true, "docker": true, "podman": true}
 
 // imageOf returns the image an annotation names and that annotation's key.
 func imageOf(annotations map[string]string) (image, key string) {
-	for _, k := range imageAnnotations {
+	return firstKeyOf(annotations, profiles.ImageAnnotations)
+}
+
+func firstOf(annotations map[string]string, keys []string) string {
+	v, _ := firstKeyOf(annotations, keys)
+	return v
+}
+
+// firstKeyOf returns the first of keys set in annotations, and the key.
+func firstKeyOf(annotations map[string]string, keys []string) (value, key string) {
+	for _, k := range keys {
 		if v := annotations[k]; v != "" {
 			return v, k
 		}
@@ -46,41 +53,48 @@ func imageOf(annotations map[string]string) (image, key string) {
 	return "", ""
 }
 
-func firstOf(annotations map[string]string, keys []string) string {
-	for _, k := range keys {
-		if v := annotations[k]; v != "" {
-			return v
-		}
-	}
-	return ""
-}
-
-// identify fills in a workload's image and names: from its annotations,
-// then, for what they do not say, from its runtime. A failed lookup is
-// logged and counted; the workload goes on without (its profile is then
-// chosen without an image).
+// identify fills in a workload's image, names and pod: from its runtime's
+// records, which the container's spec cannot forge, else from its
+// annotations (claims, unless the operator trusts the key; selection
+// tells them apart by the source). A failed lookup is logged and
+// counted; the workload goes on without.
 func (a *Agent) identify(w *workload.Workload) { a.identifyAs(w, describe.Info{}) }
 
 // identifyAs is identify with what a runtime already said (an adopted
 // container's listing), used before asking it again.
 func (a *Agent) identifyAs(w *workload.Workload, known describe.Info) {
-	// The hook names runc when runc ran it: a bundle in containerd's
-	// state directory says whose container it is.
-	if _, _, ok := containerd.BundleRef(w.Bundle); ok && (w.Runtime == "" || w.Runtime == "runc") {
-		w.Runtime = "containerd"
+	// The hook names runc when runc ran it, or what an annotation says:
+	// a bundle in containerd's state directory says whose container it is.
+	if ns, _, ok := containerd.BundleRef(w.Bundle); ok && w.RuntimeAnnotation != "" || ok && (w.Runtime == "" || w.Runtime == "runc") {
+		w.Runtime, w.RuntimeAnnotation = "containerd", ""
+		if ns == docker.Namespace {
+			w.Runtime = "docker"
+		}
 	}
-	w.Image, w.ImageSource = imageOf(w.Annotations)
+	info := a.describe(w, known)
+	switch img, key := imageOf(w.Annotations); {
+	case info.Image != "":
+		w.Image, w.ImageSource, w.ImageDigests = info.Image, info.Source, info.Digests
+	case img != "":
+		w.Image, w.ImageSource = img, key
+	}
 	w.Name = firstOf(w.Annotations, nameAnnotations)
-	w.Pod = firstOf(w.Annotations, podAnnotations)
-	w.PodNamespace = firstOf(w.Annotations, podNamespaceAnnotations)
-	if w.Image == "" && known.Image != "" {
-		w.Image, w.ImageSource = known.Image, known.Source
-	}
 	if w.Name == "" {
-		w.Name = known.Name
+		w.Name = info.Name
 	}
-	if known.Source != "" || (w.Image != "" && w.Name != "") || a.describer == nil || w.Bundle == "" {
+	if info.Namespace != "" {
+		w.Pod, w.PodNamespace, w.PodSource = info.Pod, info.Namespace, info.Source
 		return
+	}
+	w.Pod = firstOf(w.Annotations, podAnnotations)
+	w.PodNamespace, w.PodSource = firstKeyOf(w.Annotations, profiles.NamespaceAnnotations)
+}
+
+// describe returns what the workload's runtime says of it: known, when
+// that has the image's digests, else a bounded lookup.
+func (a *Agent) describe(w *workload.Workload, known describe.Info) describe.Info {
+	if known.Source != "" && (known.Image == "" || len(known.Digests) > 0) || a.describer == nil || w.Bundle == "" {
+		return known
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), describeTimeout)
 	defer cancel()
@@ -88,13 +102,14 @@ func (a *Agent) identifyAs(w *workload.Workload, known describe.Info) {
 	info, err := a.describer.Describe(ctx, w.Bundle)
 	if err != nil {
 		a.stats.RuntimeLookupErrors.Add(1)
-		a.log.Warn("the container's runtime did not say its image; the profile is chosen without it",
+		a.log.Warn("the container's runtime did not say all of its identity; its profile is chosen without what is missing",
 			zap.String("container", w.ContainerID), zap.String("runtime", info.Source), zap.Duration("took", time.Since(start)), zap.Error(err))
 	}
-	if w.Image == "" && info.Image != "" {
-		w.Image, w.ImageSource = info.Image, info.Source
+	if info.Image == "" && known.Image != "" {
+		info.Image, info.Source = known.Image, known.Source
 	}
-	if w.Name == "" {
-		w.Name = info.Name
+	if info.Name == "" {
+		info.Name = known.Name
 	}
+	return info
 }

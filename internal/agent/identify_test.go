@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/ocigate/ocigate/profiles"
@@ -67,8 +68,11 @@ func TestRegisterImageFromRuntime(t *testing.T) {
 		t.Fatalf("describer asked about %q", d.bundles)
 	}
 
-	// Annotations say it all: the runtime is not asked, and the
-	// annotation wins.
+	// The CRI annotations are the container spec's claims: the runtime's
+	// record names the image; the claimed image would choose a weaker
+	// profile, so it is ignored (an event). Names and the pod come from
+	// the annotations when the runtime has none (for display; the pod's
+	// namespace is a claim, its source says so).
 	r = h.registration("c2", 101, "/pods/c2")
 	r.Bundle = "/b"
 	r.Annotations = map[string]string{"io.kubernetes.cri.image-name": "docker.io/library/nginx:1", "io.kubernetes.cri.container-name": "nginx",
@@ -76,12 +80,13 @@ func TestRegisterImageFromRuntime(t *testing.T) {
 	if w, err = a.Register(r); err != nil {
 		t.Fatal(err)
 	}
-	if w.Image != "docker.io/library/nginx:1" || w.ImageSource != "io.kubernetes.cri.image-name" || w.Name != "nginx" ||
-		w.Pod != "web-pod" || w.PodNamespace != "shop" || w.Profile != "default" {
+	if w.Image != "localhost/shop/web:2" || w.ImageSource != "podman" || w.Name != "nginx" || w.Pod != "web-pod" || w.PodNamespace != "shop" ||
+		w.PodSource != "io.kubernetes.cri.sandbox-namespace" || w.Profile != "shop" ||
+		!strings.Contains(w.ProfileReason, "; ignored: annotation io.kubernetes.cri.image-name=docker.io/library/nginx:1 chose profile \"default\"") {
 		t.Fatalf("CRI workload %+v", w)
 	}
-	if len(d.bundles) != 1 {
-		t.Fatalf("describer asked although the annotations named image and container: %q", d.bundles)
+	if len(d.bundles) != 2 || a.Status().Counters["claims_ignored"] != 1 {
+		t.Fatalf("describer asked about %q; counters %v", d.bundles, a.Status().Counters)
 	}
 }
 

@@ -83,6 +83,7 @@ var (
 	descUnregister    = desc("ocigate_unregistrations_total", "Containers unregistered.")
 	descReconciled    = desc("ocigate_workloads_reconciled_total", "Workloads dropped by the periodic check because their container was gone without being unregistered.")
 	descReloads       = desc("ocigate_profile_reloads_total", "Profile reloads, by result.", "result")
+	descClaims        = desc("ocigate_claims_total", "Claims of containers' specs to weaker protection, by what was done: refused (the container did not start) or ignored (its identity's profile stands).", "action")
 	descBackend       = desc("ocigate_enforcer_backend", "How each enforcement point is carried out (always 1).", "point", "backend", "mechanism")
 	descAvailable     = desc("ocigate_enforcement_point_available",
 		"Whether each enforcement point (and tracking) enforces on this kernel: 1, or 0 when no backend could attach, with the kernel's reason (in full in ocigate-agentd status).", "point", "reason")
@@ -99,7 +100,7 @@ type collector struct{ a *Agent }
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descLost, descWritten, descDecodeErrors, descAgentKills, descWorkloads,
-		descSubscribers, descProcessCache, descRegistrations, descUnregister, descReconciled, descReloads, descBackend, descAvailable, descPoint,
+		descSubscribers, descProcessCache, descRegistrations, descUnregister, descReconciled, descReloads, descClaims, descBackend, descAvailable, descPoint,
 		descRunSeconds, descRuns, descMapEntries, descMapMax} {
 		ch <- d
 	}
@@ -128,6 +129,8 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	counter(descReconciled, s.Reconciled.Load())
 	counter(descReloads, s.ProfileReloads.Load(), "ok")
 	counter(descReloads, s.ProfileReloadErrors.Load(), "error")
+	counter(descClaims, s.ClaimsRefused.Load(), "refused")
+	counter(descClaims, s.ClaimsIgnored.Load(), "ignored")
 	for _, b := range a.enf.Backends() {
 		gauge(descBackend, 1, b.Point, b.Backend, b.Mechanism)
 		available, reason := 1.0, ""

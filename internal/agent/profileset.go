@@ -7,6 +7,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/ocigate/ocigate/bpf/enforcer"
+	"github.com/ocigate/ocigate/internal/events"
 	"github.com/ocigate/ocigate/internal/workload"
 	"github.com/ocigate/ocigate/profiles"
 )
@@ -53,24 +54,6 @@ func (a *Agent) unloadSet(set *profileSet) {
 	}
 }
 
-// workloadInfo is what profile selection knows of a workload.
-func workloadInfo(w *workload.Workload) profiles.WorkloadInfo {
-	image := w.Image
-	if image == "" {
-		image, _ = imageOf(w.Annotations)
-	}
-	return profiles.WorkloadInfo{Image: image, Annotations: w.Annotations, Runtime: w.Runtime}
-}
-
-// choose picks a workload's loaded profile and says why.
-func (set *profileSet) choose(w *workload.Workload) (loadedProfile, string, error) {
-	p, reason, err := profiles.Select(set.catalog, workloadInfo(w))
-	if err != nil {
-		return loadedProfile{}, "", fmt.Errorf("container %q: %w", w.ContainerID, err)
-	}
-	return set.byName[p.Name], reason, nil
-}
-
 // forgetAfter is how long a replaced profile still names its events.
 const forgetAfter = 30 * time.Second
 
@@ -99,9 +82,8 @@ func (a *Agent) rollbackMoves(moves []move) {
 
 // move is one workload's change of profile in a reload.
 type move struct {
-	w      *workload.Workload
-	lp     loadedProfile
-	reason string
+	w *workload.Workload
+	choice
 }
 
 // Reload loads a new catalog: every profile under a new id, then every
@@ -142,6 +124,9 @@ func (a *Agent) Reload(c *profiles.Catalog) error {
 				zap.String("from", m.w.Profile), zap.String("to", m.lp.profile.Name), zap.String("reason", m.reason))
 		}
 		changed := m.w.Profile != m.lp.profile.Name || m.w.Mode != string(m.lp.profile.Mode) || m.w.ProfileReason != m.reason
+		if m.ignored != nil && changed {
+			a.reportClaim(m.w, m.ignored, events.ClaimIgnored)
+		}
 		if nw, ok := a.reg.SetProfile(m.w.ContainerID, m.lp.profile.Name, string(m.lp.profile.Mode), m.reason); ok && changed {
 			a.persist(nw)
 		}
@@ -175,15 +160,15 @@ func (a *Agent) planMoves(next *profileSet) ([]move, []keep, error) {
 	var moves []move
 	var keeps []keep
 	for _, w := range a.reg.List() {
-		lp, reason, err := next.choose(w)
+		c, err := a.choose(next, w, true)
 		if err != nil {
 			return nil, nil, err
 		}
-		if err := a.checkAvailable(w.ContainerID, lp.profile); err != nil {
+		if err := a.checkAvailable(w.ContainerID, c.lp.profile); err != nil {
 			keeps = append(keeps, keep{w, err})
 			continue
 		}
-		moves = append(moves, move{w, lp, reason})
+		moves = append(moves, move{w, c})
 	}
 	return moves, keeps, nil
 }

@@ -9,6 +9,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/ocigate/ocigate/bpf/enforcer"
+	"github.com/ocigate/ocigate/internal/events"
 	"github.com/ocigate/ocigate/internal/workload"
 	"github.com/ocigate/ocigate/profiles"
 )
@@ -137,9 +138,13 @@ func (a *Agent) cgroupStillThere(w *workload.Workload) error {
 
 // moveRestored puts a restored workload on its profile as selected now.
 func (a *Agent) moveRestored(w *workload.Workload) error {
-	lp, reason, err := a.profiles.choose(w)
+	c, err := a.choose(a.profiles, w, true)
 	if err != nil {
 		return err
+	}
+	lp, reason := c.lp, c.reason
+	if c.ignored != nil && reason != w.ProfileReason {
+		a.reportClaim(w, c.ignored, events.ClaimIgnored)
 	}
 	if err := a.checkAvailable(w.ContainerID, lp.profile); err != nil {
 		return err

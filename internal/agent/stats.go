@@ -26,6 +26,8 @@ type Stats struct {
 	WorkloadsDropped         atomic.Uint64 // found pinned or recorded at start, but gone
 	StateErrors              atomic.Uint64 // workload records not written
 	ProcessCache             atomic.Uint64 // processes the agent remembers (a gauge)
+	ClaimsRefused            atomic.Uint64 // containers refused for a claim to weaker protection (docs/trust.md)
+	ClaimsIgnored            atomic.Uint64 // claims to weaker protection ignored
 }
 
 // Map flattens the counters for status output.
@@ -50,5 +52,7 @@ func (s *Stats) Map() map[string]uint64 {
 		"workloads_dropped":                 s.WorkloadsDropped.Load(),
 		"state_errors":                      s.StateErrors.Load(),
 		"process_cache_entries":             s.ProcessCache.Load(),
+		"claims_refused":                    s.ClaimsRefused.Load(),
+		"claims_ignored":                    s.ClaimsIgnored.Load(),
 	}
 }

@@ -18,8 +18,10 @@ import (
 	"github.com/ocigate/ocigate/internal/api"
 	"github.com/ocigate/ocigate/internal/events"
 	"github.com/ocigate/ocigate/internal/flagvalue"
+	"github.com/ocigate/ocigate/internal/hookreport"
 	"github.com/ocigate/ocigate/internal/workloadstate"
 	"github.com/ocigate/ocigate/runtime/containerd"
+	"github.com/ocigate/ocigate/runtime/docker"
 )
 
 // Config is what an agent runs with. Each field is one flag of run, named
@@ -88,6 +90,17 @@ type Config struct {
 	// StateDir holds the workload records a restarted agent reads
 	// (--state-dir).
 	StateDir string
+
+	// TrustedAnnotations are the annotation keys the operator vouches
+	// for: their values count as a container's identity, not as claims
+	// of its spec (--trusted-annotations; docs/trust.md). None by default.
+	TrustedAnnotations []string
+	// HookReports is where hooks leave the refusals they made while no
+	// agent answered; "" never reads them (--hook-reports).
+	HookReports string
+	// DockerRoot is dockerd's data root, where the image of a Docker
+	// container is read (--docker-root).
+	DockerRoot string
 }
 
 // Defaults of the events file: at most 6 × 100 MiB on disk.
@@ -118,6 +131,8 @@ func Default() Config {
 		ReconcileInterval: 3 * time.Second,
 		PinDir:            enforcer.DefaultPinDir,
 		StateDir:          workloadstate.DefaultDir,
+		HookReports:       hookreport.DefaultDir,
+		DockerRoot:        docker.DefaultDataRoot,
 	}
 }
 
@@ -147,6 +162,10 @@ func (c *Config) AddFlags(fs *flag.FlagSet) {
 	fs.BoolVar(&c.BPFStats, "bpf-stats", c.BPFStats, "turn on the kernel's BPF run time accounting while the agent runs (ocigate_bpf_program_*; costs a little per program run)")
 	fs.StringVar(&c.PinDir, "pin-dir", c.PinDir, "bpffs directory where maps and links stay pinned, so that enforcement outlives the agent and a restarted agent takes it over (empty: detach everything on exit)")
 	fs.StringVar(&c.StateDir, "state-dir", c.StateDir, "directory of the workload records a restarted agent reads (with --pin-dir)")
+	fs.Var((*flagvalue.CommaList)(&c.TrustedAnnotations), "trusted-annotations", "comma-separated annotation keys whose values are the operator's, not the container spec's "+
+		"(e.g. ocigate.io/profile,ocigate.io/failure-policy on a host where only root starts containers; docs/trust.md); default none")
+	fs.StringVar(&c.HookReports, "hook-reports", c.HookReports, "directory where hooks leave the refusals they made while no agent answered; reported as ocigate_claim events (empty: not read)")
+	fs.StringVar(&c.DockerRoot, "docker-root", c.DockerRoot, "dockerd's --data-root, where the image of a Docker container is read")
 }
 
 // Parse reads run's command line into a validated Config. Usage and flag
@@ -225,6 +244,11 @@ func (c Config) Validate() error {
 	}
 	if c.ReconcileInterval < 0 {
 		bad("--reconcile-interval %v: want 0 (off) or a positive duration", c.ReconcileInterval)
+	}
+	for _, k := range c.TrustedAnnotations {
+		if k == "" || strings.ContainsAny(k, " \t\r\n=") {
+			bad("--trusted-annotations: %q is not an annotation key", k)
+		}
 	}
 	if c.PinDir != "" && c.StateDir == "" {
 		bad("--state-dir: want a directory for the workload records with --pin-dir %s", c.PinDir)

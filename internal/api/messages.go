@@ -51,6 +51,13 @@ type Registration struct {
 	Pid         int               `json:"pid"`
 	Annotations map[string]string `json:"annotations,omitempty"`
 	Identity    Identity          `json:"identity"`
+	// RuntimeAnnotation is the annotation the hook read Runtime from (its
+	// --runtime flag and parent process are not annotations): a claim of
+	// the container's spec, not the hook's configuration.
+	RuntimeAnnotation string `json:"runtime_annotation,omitempty"`
+	// Profile is a profile the client's own configuration names (run-job
+	// --profile): the operator's choice. The hook never sets it.
+	Profile string `json:"profile,omitempty"`
 }
 
 // Unregistration asks the agent to forget a container.

@@ -1,6 +1,9 @@
 package api
 
-import "fmt"
+import (
+	"fmt"
+	"maps"
+)
 
 // The protocol's versions. Version 1 is the protocol before versions: its
 // messages carry no "protocol" field and its readers refuse fields they do
@@ -94,12 +97,33 @@ func (r *Response) As(v int) *Response {
 	return &out
 }
 
-// As returns the request as version v has it, like Response.As.
+// As returns the request as version v has it, like Response.As. A
+// registration's version-2 fields go: the runtime annotation's name,
+// which a version-1 agent does not weigh, and the operator's profile,
+// which version 1 carried as the profile annotation (run-job's way).
 func (r *Request) As(v int) *Request {
 	out := *r
 	out.Protocol = v
-	if v <= 1 {
-		out.Protocol = 0
+	if v > 1 {
+		return &out
+	}
+	out.Protocol = 0
+	if r.Register != nil {
+		reg := *r.Register
+		reg.RuntimeAnnotation = ""
+		if reg.Profile != "" {
+			reg.Annotations = maps.Clone(reg.Annotations)
+			if reg.Annotations == nil {
+				reg.Annotations = map[string]string{}
+			}
+			reg.Annotations[v1ProfileAnnotation] = reg.Profile
+			reg.Profile = ""
+		}
+		out.Register = &reg
 	}
 	return &out
 }
+
+// v1ProfileAnnotation is the annotation through which a version-1 agent
+// takes a registration's profile.
+const v1ProfileAnnotation = "ocigate.io/profile"

@@ -208,3 +208,24 @@ func TestAnswerVersion(t *testing.T) {
 		t.Fatalf("an older client's answer carries a protocol field: %s", b)
 	}
 }
+
+// A registration sent to a version-1 agent carries the operator's profile
+// as the profile annotation, as run-job did then, and drops the runtime
+// annotation's name; the request itself is not changed.
+func TestRequestAsVersion1CarriesTheProfile(t *testing.T) {
+	req := &Request{Op: OpRegister, Register: &Registration{ContainerID: "job-1", Pid: 7,
+		Annotations: map[string]string{"a": "b"}, RuntimeAnnotation: "io.container.manager", Profile: "ci-runner"}}
+	v1 := req.As(1)
+	if got := v1.Register.Annotations; got["ocigate.io/profile"] != "ci-runner" || got["a"] != "b" {
+		t.Errorf("version-1 annotations %v", got)
+	}
+	if v1.Register.Profile != "" || v1.Register.RuntimeAnnotation != "" || v1.Protocol != 0 {
+		t.Errorf("version-1 registration %+v", v1.Register)
+	}
+	if req.Register.Profile != "ci-runner" || len(req.Register.Annotations) != 1 || req.Register.RuntimeAnnotation == "" {
+		t.Errorf("As changed the request: %+v", req.Register)
+	}
+	if v2 := req.As(2); v2.Register.Profile != "ci-runner" || v2.Protocol != 2 {
+		t.Errorf("version 2 lost the profile: %+v", v2.Register)
+	}
+}

@@ -188,6 +188,8 @@ request.register.identity.namespaces.ipc uint64
 request.register.identity.namespaces.cgroup uint64
 request.register.identity.namespaces.user uint64
 request.register.identity.namespaces.time uint64
+request.register.runtime_annotation string,omitempty
+request.register.profile string,omitempty
 request.unregister object,omitempty
 request.unregister.container_id string
 request.subscribe object,omitempty

@@ -45,8 +45,11 @@ func matchContainer(want string, ev *events.Event) bool {
 	if id := ev.ContainerID(); id != "" && strings.HasPrefix(id, want) {
 		return true
 	}
-	p := ev.Process()
-	return p != nil && p.Pod != nil && p.Pod.Container.Name == want
+	if p := ev.Process(); p != nil && p.Pod != nil && p.Pod.Container.Name == want {
+		return true
+	}
+	c := ev.OcigateClaim
+	return c != nil && c.Pod != nil && c.Pod.Container.Name == want
 }
 
 func contains(list []string, s string) bool {

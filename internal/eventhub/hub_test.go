@@ -56,6 +56,13 @@ func TestFilter(t *testing.T) {
 			t.Errorf("process_exit, container %q: Match = %v", f, got)
 		}
 	}
+	// A claim: its type, and its container by ID or name.
+	claim := &events.Event{OcigateClaim: &events.ClaimEvent{Pod: &events.Pod{Container: events.Container{ID: "def2", Name: "hostile"}}}}
+	for f, want := range map[string]bool{"hostile": true, "def": true, "web": false} {
+		if got := (Filter{Container: f, Types: []string{"ocigate_claim"}}).Match(claim); got != want {
+			t.Errorf("ocigate_claim, container %q: Match = %v", f, got)
+		}
+	}
 	if (Filter{Types: []string{"process_exec"}}).Match(exit) {
 		t.Error("process_exit matched type process_exec")
 	}

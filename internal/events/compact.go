@@ -31,6 +31,9 @@ func Compact(e *Event) string {
 	case e.ProcessExit != nil:
 		b.WriteString(" " + processLabel(&e.ProcessExit.Process) + " " + exitLabel(e.ProcessExit))
 		return b.String()
+	case e.OcigateClaim != nil:
+		b.WriteString(" " + claimLabel(e.OcigateClaim))
+		return b.String()
 	case kp == nil:
 		b.WriteString(" - ")
 		b.WriteString(orDash(e.Type()))
@@ -63,6 +66,9 @@ func orDash(s string) string {
 func shortContainer(e *Event) string {
 	if p := e.Process(); p != nil && p.Pod != nil && p.Pod.Container.Name != "" {
 		return p.Pod.Container.Name
+	}
+	if c := e.OcigateClaim; c != nil && c.Pod != nil && c.Pod.Container.Name != "" {
+		return c.Pod.Container.Name
 	}
 	id := e.ContainerID()
 	if len(id) == 64 && strings.Trim(id, "0123456789abcdef") == "" {

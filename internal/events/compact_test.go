@@ -85,3 +85,18 @@ func TestCompactOfWrittenEvent(t *testing.T) {
 		t.Fatalf("time not in UTC: %q", got)
 	}
 }
+
+// A claim event is one line naming the claims, what was done and why.
+func TestCompactClaim(t *testing.T) {
+	at := time.Date(2026, 12, 6, 5, 40, 12, 501e6, time.UTC)
+	ev := &Event{Time: at, OcigateClaim: &ClaimEvent{Pod: &Pod{Container: Container{ID: strings.Repeat("d", 64), Name: "hostile"}},
+		Claims: []ClaimArg{{Key: "ocigate.io/profile", Value: "debug-monitor"}}, RequestedProfile: "debug-monitor", Profile: "reverse-shell",
+		Action: ClaimRefused, Rule: "weaker", ReportedBy: "agent"}}
+	if got, want := Compact(ev), `2026-12-06T05:40:12.501Z hostile claim ocigate.io/profile="debug-monitor" refused: weaker`; got != want {
+		t.Errorf("got  %s\nwant %s", got, want)
+	}
+	ev.OcigateClaim.Action, ev.OcigateClaim.ReportedBy, ev.OcigateClaim.Claims, ev.OcigateClaim.Pod.Container.Name = ClaimIgnored, "hook", nil, ""
+	if got, want := Compact(ev), `2026-12-06T05:40:12.501Z dddddddddddd claim  ignored (profile reverse-shell) by the hook: weaker`; got != want {
+		t.Errorf("got  %s\nwant %s", got, want)
+	}
+}

@@ -69,6 +69,10 @@ func (e *Event) appendJSON(b []byte) []byte {
 		b = key(b, &first, "process_exit")
 		b = e.ProcessExit.appendJSON(b)
 	}
+	if e.OcigateClaim != nil {
+		b = key(b, &first, "ocigate_claim")
+		b = e.OcigateClaim.appendJSON(b)
+	}
 	b = key(b, &first, "node_name")
 	b = appendString(b, e.NodeName)
 	b = key(b, &first, "time")

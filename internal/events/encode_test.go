@@ -72,8 +72,8 @@ func TestAppendJSONIsMarshal(t *testing.T) {
 		fill(reflect.ValueOf(&ev).Elem(), &n)
 		checkSameAsMarshal(t, "every field set", &ev)
 		// Each top-level kind alone, and with its optional parts unset.
-		kp, ex, exit := ev.ProcessKprobe, ev.ProcessExec, ev.ProcessExit
-		ev.ProcessExec, ev.ProcessExit = nil, nil
+		kp, ex, exit, claim := ev.ProcessKprobe, ev.ProcessExec, ev.ProcessExit, ev.OcigateClaim
+		ev.ProcessExec, ev.ProcessExit, ev.OcigateClaim = nil, nil, nil
 		checkSameAsMarshal(t, "kprobe", &ev)
 		kp.Parent, kp.Args, kp.Process.Pod = nil, nil, nil
 		checkSameAsMarshal(t, "kprobe, no args", &ev)
@@ -84,6 +84,10 @@ func TestAppendJSONIsMarshal(t *testing.T) {
 		ev.ProcessExec, ev.ProcessExit = nil, exit
 		exit.Signal, exit.Parent = "", nil
 		checkSameAsMarshal(t, "exit", &ev)
+		ev.ProcessExit, ev.OcigateClaim = nil, claim
+		checkSameAsMarshal(t, "claim", &ev)
+		claim.Pod, claim.Claims, claim.RequestedProfile, claim.Profile = nil, nil, "", ""
+		checkSameAsMarshal(t, "claim, optional parts unset", &ev)
 	}
 	// Zero values: every omitempty and omitzero.
 	checkSameAsMarshal(t, "zero event", &Event{})
@@ -91,6 +95,7 @@ func TestAppendJSONIsMarshal(t *testing.T) {
 	checkSameAsMarshal(t, "zero parts", &Event{ProcessKprobe: &Kprobe{Args: []Arg{{}, {SockArg: &SockArg{}}, {SockaddrArg: &SockaddrArg{}},
 		{IntArg: &IntArg{}}, {FileArg: &FileArg{}}}, Process: Process{Pod: &Pod{}}}, Ocigate: &Ocigate{Selector: &zero}})
 	checkSameAsMarshal(t, "zero exec and exit", &Event{ProcessExec: &Exec{Parent: &Process{}}, ProcessExit: &Exit{}})
+	checkSameAsMarshal(t, "zero claim", &Event{OcigateClaim: &ClaimEvent{Claims: []ClaimArg{}, Pod: &Pod{}}})
 }
 
 // Strings quote as encoding/json quotes them, escapes at every position of

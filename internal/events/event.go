@@ -7,14 +7,15 @@ package events
 import "time"
 
 // Event is one line of the event stream: one of ProcessKprobe,
-// ProcessExec and ProcessExit is set.
+// ProcessExec, ProcessExit and OcigateClaim is set.
 type Event struct {
-	ProcessKprobe *Kprobe   `json:"process_kprobe,omitempty"`
-	ProcessExec   *Exec     `json:"process_exec,omitempty"`
-	ProcessExit   *Exit     `json:"process_exit,omitempty"`
-	NodeName      string    `json:"node_name"`
-	Time          time.Time `json:"time"`
-	Ocigate       *Ocigate  `json:"ocigate,omitempty"`
+	ProcessKprobe *Kprobe     `json:"process_kprobe,omitempty"`
+	ProcessExec   *Exec       `json:"process_exec,omitempty"`
+	ProcessExit   *Exit       `json:"process_exit,omitempty"`
+	OcigateClaim  *ClaimEvent `json:"ocigate_claim,omitempty"`
+	NodeName      string      `json:"node_name"`
+	Time          time.Time   `json:"time"`
+	Ocigate       *Ocigate    `json:"ocigate,omitempty"`
 }
 
 // Kprobe is a policy hit on an enforcement point.

@@ -5,12 +5,15 @@ const (
 	TypeKprobe = "process_kprobe"
 	TypeExec   = "process_exec"
 	TypeExit   = "process_exit"
+	TypeClaim  = "ocigate_claim"
 )
 
 // Types are the event types: decisions are process_kprobe events; every
 // program a workload process starts is a process_exec, and its end a
-// process_exit (unless its profile turns process events off).
-var Types = []string{TypeKprobe, TypeExec, TypeExit}
+// process_exit (unless its profile turns process events off); a
+// container's claim to weaker protection that ocigate refused or ignored
+// is an ocigate_claim.
+var Types = []string{TypeKprobe, TypeExec, TypeExit, TypeClaim}
 
 // KnownType reports whether t is one of Types.
 func KnownType(t string) bool {
@@ -31,6 +34,8 @@ func (e *Event) Type() string {
 		return TypeExec
 	case e.ProcessExit != nil:
 		return TypeExit
+	case e.OcigateClaim != nil:
+		return TypeClaim
 	}
 	return ""
 }
@@ -50,6 +55,9 @@ func (e *Event) ContainerID() string {
 	}
 	if p := e.Process(); p != nil && p.Pod != nil {
 		return p.Pod.Container.ID
+	}
+	if e.OcigateClaim != nil && e.OcigateClaim.Pod != nil {
+		return e.OcigateClaim.Pod.Container.ID
 	}
 	return ""
 }

@@ -20,11 +20,19 @@ type Workload struct {
 	Bundle       string            `json:"bundle,omitempty"`
 	Pid          int               `json:"pid,omitempty"`
 	Annotations  map[string]string `json:"annotations,omitempty"`
-	Image        string            `json:"image,omitempty"`        // image reference profiles match
-	ImageSource  string            `json:"image_source,omitempty"` // where Image came from: an annotation's key, "containerd", "podman"
-	Name         string            `json:"name,omitempty"`         // the container's name (CRI annotation or the runtime's record)
-	Pod          string            `json:"pod,omitempty"`          // the pod's name (CRI)
+	Image        string            `json:"image,omitempty"`         // image reference profiles match
+	ImageSource  string            `json:"image_source,omitempty"`  // where Image came from: "containerd", "docker", "podman" or an annotation's key
+	ImageDigests []string          `json:"image_digests,omitempty"` // digests of the image's content its runtime gives
+	Name         string            `json:"name,omitempty"`          // the container's name (CRI annotation or the runtime's record)
+	Pod          string            `json:"pod,omitempty"`           // the pod's name (CRI)
 	PodNamespace string            `json:"pod_namespace,omitempty"`
+	PodSource    string            `json:"pod_source,omitempty"` // where Pod and PodNamespace came from: "containerd" or an annotation's key
+	// RuntimeAnnotation is the annotation the hook read Runtime from, ""
+	// when its flag, the bundle or its parent process said.
+	RuntimeAnnotation string `json:"runtime_annotation,omitempty"`
+	// RequestedProfile is the profile the registering client's own
+	// configuration asked for (run-job --profile).
+	RequestedProfile string `json:"requested_profile,omitempty"`
 	// Adopted: registered by the agent from the runtime's list of running
 	// containers, not by the hook; processes it ran before were not seen.
 	Adopted               bool      `json:"adopted,omitempty"`

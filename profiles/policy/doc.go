@@ -106,6 +106,9 @@
 //	          - matchArgs: [{index: 0, operator: NotDAddr, values: ["10.0.0.0/8"]}]
 //	            matchActions: [{action: Sigkill}]
 //	        options: [{name: policy-mode, value: enforce}]
+//	  selectableBy:               # who may choose it by annotation although it is weaker than their own profile
+//	    images: ["registry.local/web@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"]
+//	    namespaces: [web, "web-*"]   # path.Match globs on the runtime's pod namespace; or all: true
 //	---
 //	apiVersion: ocigate.io/v1alpha1
 //	kind: WorkloadProfile
@@ -117,7 +120,9 @@
 //
 // Each policies[] entry has exactly one of name and inline. Inline policies
 // share the name space of TracingPolicy documents (names are unique across
-// both) but only documents can be referenced by name.
+// both) but only documents can be referenced by name. selectableBy
+// (optional) needs at least one of images (the syntax of match.images),
+// namespaces and all; docs/trust.md says what it allows.
 //
 // # Loading
 //

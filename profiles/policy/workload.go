@@ -28,6 +28,23 @@ type WorkloadProfile struct {
 	// process_exec and process_exit events (a monitor-heavy workload's
 	// choice); decisions are reported all the same.
 	NoProcessEvents bool
+	// SelectableBy is spec.selectableBy: the workloads whose annotations
+	// may choose this profile although it is weaker than the one their
+	// identity selects (docs/trust.md). Nil: none may.
+	SelectableBy *SelectableBy
+}
+
+// SelectableBy names, by what their runtime vouches for, the workloads
+// that may choose a profile by annotation although it is weaker than
+// theirs: an image (the same patterns as Match.Images; a digest binds the
+// image's content), a pod namespace (path.Match globs on the namespace
+// of the runtime's sandbox, never an annotation's), or All (every
+// workload: whoever writes a container's spec may choose it).
+type SelectableBy struct {
+	Pos
+	Images     []string
+	Namespaces []string
+	All        bool
 }
 
 // Match selects containers. The lists are ANDed with each other; the
@@ -64,7 +81,8 @@ type PolicyRef struct {
 var Runtimes = []string{"runc", "crun", "podman", "containerd", "cri-o", "docker"}
 
 var (
-	profileSpecFields = []string{"match", "mode", "failurePolicy", "policies", "default", "processEvents"}
+	profileSpecFields = []string{"match", "mode", "failurePolicy", "policies", "default", "processEvents", "selectableBy"}
+	selectableFields  = []string{"images", "namespaces", "all"}
 	matchFields       = []string{"images", "annotations", "runtimes"}
 	annotationFields  = []string{"key", "equals", "regex"}
 	refFields         = []string{"name", "inline"}
@@ -110,6 +128,9 @@ func (p *parser) workloadProfile(f fields) *WorkloadProfile {
 		wp.Match = p.match(mn, "spec.match", sf.line("match"))
 	case !wp.Default:
 		p.errorf(sf.line("match"), "spec.match", "required (or default: true)")
+	}
+	if n := sf.get("selectableBy"); n != nil {
+		wp.SelectableBy = p.selectableBy(n, "spec.selectableBy", sf.line("selectableBy"))
 	}
 	pn := p.required(sf, "policies", "spec", " (at least one policy)")
 	items := p.seq(pn, "spec.policies", MaxListLen)
@@ -184,18 +205,7 @@ func (p *parser) match(n *yaml.Node, path string, at int) Match {
 		return m
 	}
 	f = f.under(at)
-	ipath := join(path, "images")
-	for i, c := range p.seq(f.get("images"), ipath, MaxListLen) {
-		s, ok := p.str(c, index(ipath, i))
-		if !ok {
-			continue
-		}
-		if msg := checkImage(s); msg != "" {
-			p.errorf(c.Line, index(ipath, i), "%q: %s", s, msg)
-			continue
-		}
-		m.Images = append(m.Images, s)
-	}
+	m.Images = p.images(f.get("images"), join(path, "images"))
 	apath := join(path, "annotations")
 	for i, c := range p.seq(f.get("annotations"), apath, MaxListLen) {
 		if a, ok := p.annotation(c, index(apath, i)); ok {
@@ -218,6 +228,53 @@ func (p *parser) match(n *yaml.Node, path string, at int) Match {
 		p.errorf(f.at, path, "needs at least one of images, annotations, runtimes")
 	}
 	return m
+}
+
+// selectableBy parses spec.selectableBy.
+func (p *parser) selectableBy(n *yaml.Node, field string, at int) *SelectableBy {
+	s := &SelectableBy{Pos: p.pos(n)}
+	f, ok := p.mapping(n, field, selectableFields, nil)
+	if !ok {
+		return s
+	}
+	f = f.under(at)
+	s.Images = p.images(f.get("images"), join(field, "images"))
+	npath := join(field, "namespaces")
+	for i, c := range p.seq(f.get("namespaces"), npath, MaxListLen) {
+		v, ok := p.str(c, index(npath, i))
+		if !ok {
+			continue
+		}
+		if _, err := path.Match(v, ""); err != nil || v == "" || strings.ContainsAny(v, " \t\r\n\x00/") {
+			p.errorf(c.Line, index(npath, i), "%q is not a namespace name or glob", v)
+			continue
+		}
+		s.Namespaces = append(s.Namespaces, v)
+	}
+	if an := f.get("all"); an != nil {
+		s.All, _ = p.boolean(an, join(field, "all"))
+	}
+	if len(s.Images) == 0 && len(s.Namespaces) == 0 && !s.All {
+		p.errorf(f.at, field, "needs images, namespaces or all: true (leave selectableBy out when no workload may choose this profile)")
+	}
+	return s
+}
+
+// images parses a list of image patterns (match.images, selectableBy.images).
+func (p *parser) images(n *yaml.Node, ipath string) []string {
+	var out []string
+	for i, c := range p.seq(n, ipath, MaxListLen) {
+		s, ok := p.str(c, index(ipath, i))
+		if !ok {
+			continue
+		}
+		if msg := checkImage(s); msg != "" {
+			p.errorf(c.Line, index(ipath, i), "%q: %s", s, msg)
+			continue
+		}
+		out = append(out, s)
+	}
+	return out
 }
 
 // checkImage validates an image glob, optionally pinned by digest, and

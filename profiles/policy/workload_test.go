@@ -97,6 +97,29 @@ func TestProfileMatch(t *testing.T) {
 	}
 }
 
+// spec.selectableBy: images, namespaces, all.
+func TestProfileSelectableBy(t *testing.T) {
+	src := profile("s", `  match: {runtimes: [runc]}
+  mode: monitor
+  policies: [{name: p}]
+  selectableBy:
+    images: ["registry.internal/debug/*", "r/x@sha256:`+digest+`"]
+    namespaces: [debug, "ci-*"]
+`)
+	docs, err := Parse("s.yaml", []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sb := docs[0].Profile.SelectableBy
+	if sb == nil || len(sb.Images) != 2 || !reflect.DeepEqual(sb.Namespaces, []string{"debug", "ci-*"}) || sb.All || sb.Line != 10 {
+		t.Errorf("%+v", sb)
+	}
+	docs, err = Parse("s.yaml", []byte(profile("s", "  match: {runtimes: [runc]}\n  mode: monitor\n  policies: [{name: p}]\n  selectableBy: {all: true}\n")))
+	if err != nil || docs[0].Profile.SelectableBy == nil || !docs[0].Profile.SelectableBy.All {
+		t.Errorf("all: %v %+v", err, docs)
+	}
+}
+
 // spec.processEvents: on unless false.
 func TestProfileProcessEvents(t *testing.T) {
 	ok := "  match: {runtimes: [runc]}\n  mode: enforce\n  policies: [{name: p}]\n"
@@ -161,7 +184,15 @@ func TestProfileErrors(t *testing.T) {
 		{"inline kind", profile("w", strings.Replace(ok, "[{name: p}]", "\n  - inline:\n      kind: WorkloadProfile\n      metadata: {name: i}\n      spec:\n        kprobes: [{call: tcp_connect}]", 1)), "      kind: Workload",
 			"spec.policies[0].inline.kind", `"WorkloadProfile" is not supported (supported: TracingPolicy, or leave it out)`},
 		{"profile unknown field", profile("w", ok+"  selector: {}\n"), "selector",
-			"spec.selector", "unknown field (known: match, mode, failurePolicy, policies, default, processEvents)"},
+			"spec.selector", "unknown field (known: match, mode, failurePolicy, policies, default, processEvents, selectableBy)"},
+		{"selectableBy empty", profile("w", ok+"  selectableBy: {}\n"), "selectableBy",
+			"spec.selectableBy", "needs images, namespaces or all: true"},
+		{"selectableBy bad image", profile("w", ok+"  selectableBy: {images: [\"r/x@sha256:abc\"]}\n"), "selectableBy",
+			"spec.selectableBy.images[0]", "the digest must be sha256:"},
+		{"selectableBy bad namespace", profile("w", ok+"  selectableBy: {namespaces: [\"a/b\"]}\n"), "selectableBy",
+			"spec.selectableBy.namespaces[0]", `"a/b" is not a namespace name or glob`},
+		{"selectableBy unknown field", profile("w", ok+"  selectableBy: {labels: [a]}\n"), "selectableBy",
+			"spec.selectableBy.labels", "unknown field (known: images, namespaces, all)"},
 		{"process events not a bool", profile("w", ok+"  processEvents: off-please\n"), "processEvents",
 			"spec.processEvents", "must be true or false"},
 		{"profile apiVersion", strings.Replace(profile("w", ok), "ocigate.io/v1alpha1", "ocigate.io/v1", 1), "apiVersion",

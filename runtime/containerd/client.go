@@ -127,6 +127,21 @@ func (c *Client) Container(ctx context.Context, namespace, id string) (Container
 	return ctr, nil
 }
 
+// ImageDigest returns the digest of the manifest (or index) that an
+// image name of a namespace points at now: the content a container made
+// from that name was unpacked from.
+func (c *Client) ImageDigest(ctx context.Context, namespace, name string) (string, error) {
+	b, err := c.g.Call(ctx, "/containerd.services.images.v1.Images/Get", ns(namespace), appendString(nil, 1, name))
+	if err != nil {
+		return "", fmt.Errorf("containerd %s: image %q in namespace %q: %w", c.socket, name, namespace, err)
+	}
+	d, err := decodeGetImage(b)
+	if err != nil {
+		return "", fmt.Errorf("containerd %s: image %q in namespace %q: %w", c.socket, name, namespace, err)
+	}
+	return d, nil
+}
+
 // Events is a subscription to containerd's events.
 type Events struct {
 	s *grpcunix.Stream

@@ -232,3 +232,32 @@ func TestBundleRef(t *testing.T) {
 		}
 	}
 }
+
+// ImageDigest reads Images.Get's image.target.digest.
+func TestImageDigest(t *testing.T) {
+	const digest = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+	f := &fakeContainerd{t: t, byMethod: map[string]func(string, []byte) ([][]byte, int){
+		"/containerd.services.images.v1.Images/Get": func(ns string, req []byte) ([][]byte, int) {
+			var name string
+			fields(req, func(num protowire.Number, _ protowire.Type, v []byte, _ uint64) error {
+				if num == 1 {
+					name = string(v)
+				}
+				return nil
+			})
+			if ns != "default" || name != "docker.io/library/nginx:1.25" {
+				return nil, 5
+			}
+			return [][]byte{sub(1, msg(str(1, name), sub(2, msg(str(1, "k"), str(2, "v"))),
+				sub(3, msg(str(1, "application/vnd.oci.image.index.v1+json"), str(2, digest), varint(3, 1234)))))}, 0
+		},
+	}}
+	c := f.start()
+	got, err := c.ImageDigest(context.Background(), "default", "docker.io/library/nginx:1.25")
+	if err != nil || got != digest {
+		t.Fatalf("ImageDigest = %q, %v", got, err)
+	}
+	if _, err := c.ImageDigest(context.Background(), "default", "nope"); err == nil {
+		t.Fatal("missing image: no error")
+	}
+}

@@ -229,3 +229,26 @@ func decodeEnvelope(b []byte) (Event, error) {
 	})
 	return ev, err
 }
+
+// decodeGetImage returns the target digest of an images.v1
+// GetImageResponse: image (1) → target (3) → digest (2).
+func decodeGetImage(b []byte) (string, error) {
+	var digest string
+	err := fields(b, func(num protowire.Number, typ protowire.Type, v []byte, _ uint64) error {
+		if num != 1 || typ != protowire.BytesType {
+			return nil
+		}
+		return fields(v, func(num protowire.Number, typ protowire.Type, v []byte, _ uint64) error {
+			if num != 3 || typ != protowire.BytesType {
+				return nil
+			}
+			return fields(v, func(num protowire.Number, _ protowire.Type, v []byte, _ uint64) error {
+				if num == 2 {
+					digest = string(v)
+				}
+				return nil
+			})
+		})
+	})
+	return digest, err
+}

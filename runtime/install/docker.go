@@ -53,8 +53,8 @@ func dockerConfig(o Options) string {
 }
 
 func dockerTargets(o Options) ([]target, error) {
-	if o.FailOpen {
-		return nil, fmt.Errorf("--fail-open is not available for docker: the wrapper's hook always fails closed")
+	if o.FailOpen || o.AllowFailOpenAnnotation {
+		return nil, fmt.Errorf("--fail-open and --allow-fail-open-annotation are not available for docker: the wrapper's hook always fails closed")
 	}
 	e, err := dockerEntry(o)
 	if err != nil {

@@ -34,6 +34,9 @@ type Options struct {
 	HookPath string // absolute path of ocigate-hook (required)
 	Socket   string // agent socket the hook dials; empty: the hook's default
 	FailOpen bool   // the hook lets containers start when the agent is unreachable
+	// AllowFailOpenAnnotation lets the hook honour a container's
+	// ocigate.io/failure-policy: open when the agent is unreachable.
+	AllowFailOpenAnnotation bool
 	// NoPoststop installs the createRuntime hook only (see hooksd.Options).
 	NoPoststop bool
 
@@ -48,7 +51,10 @@ type Options struct {
 func (o Options) hookOptions() hooksd.Options {
 	h := hooksd.Options{HookPath: o.HookPath, Socket: o.Socket, NoPoststop: o.NoPoststop}
 	if o.FailOpen {
-		h.Extra = []string{"--fail-open"}
+		h.Extra = append(h.Extra, "--fail-open")
+	}
+	if o.AllowFailOpenAnnotation {
+		h.Extra = append(h.Extra, "--allow-fail-open-annotation")
 	}
 	return h
 }

@@ -352,6 +352,11 @@ func TestInstallRefusals(t *testing.T) {
 		t.Errorf("docker fail-open: %v", err)
 	}
 	o = e.o
+	o.AllowFailOpenAnnotation = true
+	if _, err := Install("docker", o); err == nil || !strings.Contains(err.Error(), "--allow-fail-open-annotation") {
+		t.Errorf("docker fail-open annotation: %v", err)
+	}
+	o = e.o
 	o.Config = e.put(t, "etc/docker/daemon.json", []byte(`{"runtimes": [1]}`), 0o644)
 	if _, err := Install("docker", o); err == nil || !strings.Contains(err.Error(), "runtimes") {
 		t.Errorf("runtimes not an object: %v", err)
@@ -368,13 +373,14 @@ func TestInstallRefusals(t *testing.T) {
 
 func TestInstallFailOpenHooks(t *testing.T) {
 	e := newEnv(t)
-	e.o.FailOpen, e.o.Socket = true, "/run/o.sock"
+	e.o.FailOpen, e.o.AllowFailOpenAnnotation, e.o.Socket = true, true, "/run/o.sock"
 	apply(t, planInstall(t, "crio", e.o))
 	b, err := os.ReadFile(filepath.Join(e.o.HooksDir, "ocigate-createRuntime.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(string(b), `"--socket",`) || !strings.Contains(string(b), `"--fail-open",`) {
+	if !strings.Contains(string(b), `"--socket",`) || !strings.Contains(string(b), `"--fail-open",`) ||
+		!strings.Contains(string(b), `"--allow-fail-open-annotation",`) {
 		t.Errorf("hooks.d file lacks the flags:\n%s", b)
 	}
 }

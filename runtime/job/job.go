@@ -33,8 +33,6 @@ const (
 	DefaultTimeout = 5 * time.Second
 	// RuntimeName is what the agent records as the workload's runtime.
 	RuntimeName = "job"
-	// ProfileAnnotation names the profile, as for containers.
-	ProfileAnnotation = "ocigate.io/profile"
 )
 
 // Exit codes of the job runner itself, as env(1) and docker run use them.
@@ -52,7 +50,7 @@ var ErrNotRun = errors.New("the command did not run")
 type Config struct {
 	Args       []string // the command and its arguments
 	Socket     string   // agent socket (default api.DefaultSocket)
-	Profile    string   // ocigate.io/profile annotation; empty: the agent's choice
+	Profile    string   // the profile the runner's configuration names (Registration.Profile); empty: the agent's choice
 	CgroupRoot string   // cgroup v2 mount (default: detected)
 	Parent     string   // cgroup the job's cgroup is made in, relative to the root (default DefaultParent)
 	ID         string   // workload ID (default job-PID-TIME)

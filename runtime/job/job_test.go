@@ -74,7 +74,7 @@ func (f *fakeAgent) Handle(_ context.Context, req *api.Request) (*api.Response, 
 		}
 	}
 	return &api.Response{Workload: &api.Workload{ContainerID: r.ContainerID, Profile: "ci-runner",
-		ProfileReason: "annotation ocigate.io/profile=ci-runner", Mode: "enforce"}}, nil
+		ProfileReason: "requested by the registering client: run-job --profile", Mode: "enforce"}}, nil
 }
 
 func (f *fakeAgent) requests() []*api.Request {
@@ -155,7 +155,7 @@ func TestRunInItsCgroup(t *testing.T) {
 		t.Fatalf("requests %+v", reqs)
 	}
 	r := reqs[0].Register
-	if r.ContainerID != "job-test-1" || r.Runtime != RuntimeName || r.Pid <= 0 || r.Annotations[ProfileAnnotation] != "ci-runner" ||
+	if r.ContainerID != "job-test-1" || r.Runtime != RuntimeName || r.Pid <= 0 || r.Profile != "ci-runner" || len(r.Annotations) != 0 ||
 		r.Identity.CgroupPath != cfg.Parent+"/job-test-1" || r.Identity.CgroupID == 0 || r.Identity.Namespaces.Mnt == 0 {
 		t.Errorf("registration %+v", r)
 	}
@@ -163,7 +163,7 @@ func TestRunInItsCgroup(t *testing.T) {
 		t.Errorf("unregistration %+v", reqs[1].Unregister)
 	}
 	cgroupGone(t, cfg, res)
-	if l := logOf(cfg); !strings.Contains(l, "job job-test-1: profile ci-runner (annotation ocigate.io/profile=ci-runner), mode enforce; the command exited 7") ||
+	if l := logOf(cfg); !strings.Contains(l, "job job-test-1: profile ci-runner (requested by the registering client: run-job --profile), mode enforce; the command exited 7") ||
 		!strings.Contains(l, "no --events-file given") {
 		t.Errorf("summary:\n%s", l)
 	}
@@ -174,7 +174,7 @@ func TestRunFailsClosed(t *testing.T) {
 		name, refuse, socket, want string
 	}{
 		{"agent down", "", "/nonexistent/agent.sock", "not reachable"},
-		{"agent refuses", "annotation ocigate.io/profile=\"nope\": no such profile", "", "no such profile"},
+		{"agent refuses", "requested profile \"nope\": no such profile", "", "no such profile"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			agent, cfg := setup(t)

@@ -82,10 +82,9 @@ func (j *running) register(ctx context.Context) (*api.Workload, error) {
 	if ident.CgroupPath != j.res.Cgroup {
 		return nil, fmt.Errorf("the job's stub is in cgroup %s, not %s", ident.CgroupPath, j.res.Cgroup)
 	}
-	reg := &api.Registration{ContainerID: j.cfg.ID, Runtime: RuntimeName, Pid: pid, Identity: api.IdentityOf(ident)}
-	if j.cfg.Profile != "" {
-		reg.Annotations = map[string]string{ProfileAnnotation: j.cfg.Profile}
-	}
+	// The profile is the runner's configuration (its run-job command
+	// line), never the job's: a registration field, not an annotation.
+	reg := &api.Registration{ContainerID: j.cfg.ID, Runtime: RuntimeName, Pid: pid, Identity: api.IdentityOf(ident), Profile: j.cfg.Profile}
 	ctx, cancel := context.WithTimeout(ctx, j.cfg.Timeout)
 	defer cancel()
 	resp, err := api.Call(ctx, j.cfg.Socket, &api.Request{Op: api.OpRegister, Register: reg})

@@ -6,6 +6,7 @@ import (
 	"io"
 	"maps"
 	"slices"
+	"strings"
 )
 
 // Annotations read by the hook.
@@ -96,4 +97,27 @@ func (c *Container) FailOpen() (open bool, err error) {
 	}
 	return false, fmt.Errorf("annotation %q has invalid value %q (want %q or %q)",
 		AnnotationFailurePolicy, v, failurePolicyOpen, failurePolicyClosed)
+}
+
+// RuntimeFromAnnotations names the runtime that made a container from
+// the annotations runtimes set — podman's io.container.manager, CRI-O's
+// and containerd's CRI prefixes — and returns the annotation it read; ""
+// when none says. A container's spec can set any of them: the name is a
+// claim unless something else confirms it.
+func RuntimeFromAnnotations(annotations map[string]string) (name, key string) {
+	if annotations["io.container.manager"] == "libpod" {
+		return "podman", "io.container.manager"
+	}
+	for _, r := range []struct{ prefix, name string }{{"io.kubernetes.cri-o.", "cri-o"}, {"io.kubernetes.cri.", "containerd"}} {
+		var keys []string
+		for k := range annotations {
+			if strings.HasPrefix(k, r.prefix) {
+				keys = append(keys, k)
+			}
+		}
+		if len(keys) > 0 {
+			return r.name, slices.Min(keys)
+		}
+	}
+	return "", ""
 }

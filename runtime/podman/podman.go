@@ -12,6 +12,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 )
 
@@ -24,6 +25,10 @@ type Meta struct {
 	Name    string
 	Image   string // the reference it was created from, e.g. docker.io/library/nginx:latest
 	ImageID string
+	// Digests are the image's content digests: "sha256:"+ImageID (the
+	// config's digest) and the manifest digests containers/storage
+	// records for it (podman images --digests).
+	Digests []string
 }
 
 // BundleRef returns the containers.json file and container ID for a
@@ -66,22 +71,74 @@ func FromBundle(bundle string) (m Meta, ok bool, err error) {
 		return Meta{}, false, nil
 	}
 	m, err = Lookup(file, id)
-	return m, true, err
+	if err != nil || m.ImageID == "" {
+		return m, true, err
+	}
+	store := filepath.Dir(file)
+	images := filepath.Join(filepath.Dir(store), strings.TrimSuffix(filepath.Base(store), "-containers")+"-images", "images.json")
+	// The ID is the config's digest already; the manifest digests are a
+	// bonus that a missing or odd images.json does not cost the rest.
+	if m.Digests, err = ImageDigests(images, m.ImageID); err != nil {
+		m.Digests = []string{"sha256:" + m.ImageID}
+	}
+	return m, true, nil
 }
 
-// Lookup finds container id in a containers.json file.
-func Lookup(file, id string) (Meta, error) {
+// imageRecord is one entry of images.json.
+type imageRecord struct {
+	ID      string   `json:"id"`
+	Digest  string   `json:"digest"`
+	Digests []string `json:"digests"`
+}
+
+// ImageDigests returns the content digests of image id from an
+// images.json file: its ID as a digest, then its manifest digests.
+func ImageDigests(file, id string) ([]string, error) {
+	data, err := readBounded(file)
+	if err != nil {
+		return nil, fmt.Errorf("podman image %s: %w", id, err)
+	}
+	var recs []imageRecord
+	if err := json.Unmarshal(data, &recs); err != nil {
+		return nil, fmt.Errorf("podman image %s: decoding %s: %w", id, file, err)
+	}
+	out := []string{"sha256:" + id}
+	for _, r := range recs {
+		if r.ID != id {
+			continue
+		}
+		for _, d := range append([]string{r.Digest}, r.Digests...) {
+			if d != "" && !slices.Contains(out, d) {
+				out = append(out, d)
+			}
+		}
+		return out, nil
+	}
+	return nil, fmt.Errorf("podman image %s: not in %s", id, file)
+}
+
+// readBounded reads a record file of at most MaxRecords bytes.
+func readBounded(file string) ([]byte, error) {
 	f, err := os.Open(file)
 	if err != nil {
-		return Meta{}, fmt.Errorf("podman container %s: %w", id, err)
+		return nil, err
 	}
 	defer f.Close()
 	data, err := io.ReadAll(io.LimitReader(f, MaxRecords+1))
 	if err != nil {
-		return Meta{}, fmt.Errorf("podman container %s: %s: %w", id, file, err)
+		return nil, fmt.Errorf("%s: %w", file, err)
 	}
 	if len(data) > MaxRecords {
-		return Meta{}, fmt.Errorf("podman container %s: %s exceeds %d bytes", id, file, MaxRecords)
+		return nil, fmt.Errorf("%s exceeds %d bytes", file, MaxRecords)
+	}
+	return data, nil
+}
+
+// Lookup finds container id in a containers.json file.
+func Lookup(file, id string) (Meta, error) {
+	data, err := readBounded(file)
+	if err != nil {
+		return Meta{}, fmt.Errorf("podman container %s: %w", id, err)
 	}
 	var recs []record
 	if err := json.Unmarshal(data, &recs); err != nil {

@@ -3,6 +3,7 @@ package podman
 import (
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -24,8 +25,20 @@ func store(t *testing.T, content string) string {
 	if err := os.WriteFile(filepath.Join(dir, "containers.json"), []byte(content), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	images := filepath.Join(filepath.Dir(dir), "overlay-images")
+	if err := os.MkdirAll(images, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(images, "images.json"), []byte(imagesJSON), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	return dir
 }
+
+// imagesJSON is the shape of podman 4.3's overlay-images/images.json for
+// an imported image (shortened).
+const imagesJSON = `[{"id":"d865d9bb2b55","digest":"sha256:829a8a00","names":["localhost/ocigate-test/busybox:1"],` +
+	`"layer":"84240644","big-data-digests":{"manifest":"sha256:829a8a00"}}]`
 
 func TestFromBundle(t *testing.T) {
 	dir := store(t, containersJSON)
@@ -33,7 +46,8 @@ func TestFromBundle(t *testing.T) {
 	if err != nil || !ok {
 		t.Fatalf("FromBundle: %v, %v", ok, err)
 	}
-	if want := (Meta{ID: "3cb45434a8af", Name: "explore1", Image: "localhost/ocigate-test/busybox:1", ImageID: "d865d9bb2b55"}); m != want {
+	if want := (Meta{ID: "3cb45434a8af", Name: "explore1", Image: "localhost/ocigate-test/busybox:1", ImageID: "d865d9bb2b55",
+		Digests: []string{"sha256:d865d9bb2b55", "sha256:829a8a00"}}); !reflect.DeepEqual(m, want) {
 		t.Fatalf("FromBundle = %+v, want %+v", m, want)
 	}
 	m, _, err = FromBundle(filepath.Join(dir, "77aa", "userdata"))
@@ -45,6 +59,21 @@ func TestFromBundle(t *testing.T) {
 	}
 	if _, ok, err := FromBundle(filepath.Join(dir, "nope", "userdata")); !ok || err == nil || !strings.Contains(err.Error(), "not in") {
 		t.Fatalf("unknown container: %v, %v", ok, err)
+	}
+}
+
+// Without a readable images.json the image ID is still a digest.
+func TestDigestsWithoutImagesJSON(t *testing.T) {
+	dir := store(t, containersJSON)
+	if err := os.WriteFile(filepath.Join(filepath.Dir(dir), "overlay-images", "images.json"), []byte("{"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	m, ok, err := FromBundle(filepath.Join(dir, "3cb45434a8af", "userdata"))
+	if err != nil || !ok || !reflect.DeepEqual(m.Digests, []string{"sha256:d865d9bb2b55"}) {
+		t.Fatalf("FromBundle = %+v, %v, %v", m, ok, err)
+	}
+	if _, err := ImageDigests(filepath.Join(filepath.Dir(dir), "overlay-images", "images.json"), "x"); err == nil {
+		t.Fatal("bad images.json accepted")
 	}
 }
 

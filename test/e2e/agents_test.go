@@ -63,6 +63,7 @@ func startExtraAgentBin(t *testing.T, bin string, profiles map[string]string, co
 	cfg.Socket, cfg.EventsFile, cfg.ProfileDir = a.socket, a.events, a.profiles
 	cfg.ReconcileInterval = reconcileInterval
 	cfg.PinDir = "" // nothing pinned: the test's enforcement ends with the agent
+	trustTestSpecs(&cfg, dir)
 	if configure != nil {
 		configure(&cfg)
 	}

@@ -186,6 +186,7 @@ func startAgent() error {
 	// adoption from the shared runc root, no system containerd.
 	cfg.RuncRoots, cfg.ContainerdSocket = nil, ""
 	cfg.PinDir, cfg.StateDir = pinDir, stateDir
+	trustTestSpecs(&cfg, workDir)
 	agentCmd = exec.Command(agentdBin, runArgs(cfg)...)
 	agentCmd.Stdout = logf
 	agentCmd.Stderr = logf
@@ -197,6 +198,16 @@ func startAgent() error {
 	agentDone = make(chan error, 1)
 	go func() { agentDone <- agentCmd.Wait() }()
 	return waitReady(socketPath, agentDone, 20*time.Second)
+}
+
+// trustTestSpecs makes cfg an agent of a single host whose operator
+// writes every container's spec — the tests do — and so trusts the
+// ocigate.io/profile annotation (docs/trust.md). The trust tests start
+// agents that trust nothing. Hook reports are read from dir's, not the
+// machine's.
+func trustTestSpecs(cfg *agentconfig.Config, dir string) {
+	cfg.TrustedAnnotations = []string{"ocigate.io/profile"}
+	cfg.HookReports = filepath.Join(dir, "hook-reports")
 }
 
 // runArgs is the command line of `ocigate-agentd run` with cfg.

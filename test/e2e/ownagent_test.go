@@ -73,6 +73,7 @@ func (a *ownAgent) start() {
 	cfg.PinDir, cfg.StateDir = a.pinDir, a.stateDir
 	// Others' containers on this machine are not this agent's.
 	cfg.RuncRoots, cfg.ContainerdSocket = nil, ""
+	trustTestSpecs(&cfg, a.dir)
 	a.cmd = exec.Command(agentdBin, runArgs(cfg)...)
 	a.cmd.Stdout, a.cmd.Stderr = logf, logf
 	a.cmd.Env = append(os.Environ(), a.env...)

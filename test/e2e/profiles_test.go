@@ -225,6 +225,7 @@ spec:
     annotations: [{key: ` + key + `, equals: "yes"}]
   mode: ` + mode + `
   policies: [{name: ` + policy + `}]
+  selectableBy: {all: true} # the test's own annotation chooses it
 `
 }
 

@@ -129,7 +129,7 @@ func TestRunJobReverseShellStopped(t *testing.T) {
 		if !r.Kills() {
 			exited = fmt.Sprintf("the command exited %d\n", bashExecFailed)
 		}
-		for _, want := range []string{"profile reverse-shell (annotation ocigate.io/profile=reverse-shell)",
+		for _, want := range []string{"profile reverse-shell (requested by the registering client: run-job --profile)",
 			exited, r.Verdict() + " exec /usr/bin/bash"} {
 			if !strings.Contains(res.Stderr, want) {
 				t.Errorf("summary lacks %q:\n%s", want, res.Stderr)

@@ -1,0 +1,51 @@
+package hookreport
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// Reports written are collected oldest first, once; junk is removed and
+// said; a full directory refuses more.
+func TestWriteCollect(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "reports")
+	t0 := time.Date(2026, 12, 6, 4, 0, 0, 0, time.UTC)
+	long := strings.Repeat("x", 5000)
+	for i, id := range []string{"second", "first"} {
+		r := Report{Time: t0.Add(time.Duration(1-i) * time.Second), ContainerID: id, Runtime: "runc",
+			Claims: []Claim{{"ocigate.io/failure-policy", "open"}}, Rule: long}
+		if err := Write(dir, r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if fi, err := os.Stat(dir); err != nil || fi.Mode().Perm() != 0o700 {
+		t.Fatalf("dir: %v %v", fi, err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "junk.json"), []byte("{"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	got, errs := Collect(dir)
+	if len(got) != 2 || got[0].ContainerID != "first" || got[1].ContainerID != "second" || got[0].Claims[0].Value != "open" ||
+		len(got[0].Rule) != maxValue+3 || len(errs) != 1 {
+		t.Fatalf("Collect = %+v, %v", got, errs)
+	}
+	if again, errs := Collect(dir); len(again) != 0 || len(errs) != 0 {
+		t.Fatalf("second Collect = %+v, %v", again, errs)
+	}
+	for i := 0; i < MaxFiles; i++ {
+		if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf(".tmp-%d", i)), nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := Write(dir, Report{Time: t0}); !errors.Is(err, ErrFull) {
+		t.Fatalf("full: %v", err)
+	}
+	if got, errs := Collect(filepath.Join(dir, "missing")); got != nil || errs != nil {
+		t.Fatalf("missing dir: %v %v", got, errs)
+	}
+}
