@@ -34,6 +34,12 @@ const (
 	MatchFileless
 	MatchVariant
 	MatchRelayed
+	MatchPath
+	MatchPathNot
+	MatchPathPrefix
+	MatchPathPrefixNot
+	MatchPathPostfix
+	MatchPathPostfixNot
 )
 
 // Actions as a selector stores them (enum action).

@@ -135,6 +135,8 @@ var mirrors = map[string]map[string]int{
 		"MATCH_BIN_PREFIX_NOT": MatchBinPrefixNot, "MATCH_BIN_POSTFIX": MatchBinPostfix, "MATCH_BIN_POSTFIX_NOT": MatchBinPostfixNot,
 		"MATCH_NAME": MatchName, "MATCH_NAME_NOT": MatchNameNot, "MATCH_STDIO_INET": MatchStdioInet,
 		"MATCH_NEWFD": MatchNewFD, "MATCH_FILELESS": MatchFileless, "MATCH_VARIANT": MatchVariant, "MATCH_RELAYED": MatchRelayed,
+		"MATCH_PATH": MatchPath, "MATCH_PATH_NOT": MatchPathNot, "MATCH_PATH_PREFIX": MatchPathPrefix, "MATCH_PATH_PREFIX_NOT": MatchPathPrefixNot,
+		"MATCH_PATH_POSTFIX": MatchPathPostfix, "MATCH_PATH_POSTFIX_NOT": MatchPathPostfixNot,
 		// The kernel computes the Prefix/Postfix keys only when a
 		// selector of the point uses one of these.
 		"MATCH_ANY_BIN": MatchBin | MatchBinNot | MatchBinPrefix | MatchBinPrefixNot | MatchBinPostfix | MatchBinPostfixNot,

@@ -79,10 +79,20 @@ enum match_flag {
 	MATCH_FILELESS = 1 << 22,	/* exec: the file has no link (memfd, deleted) */
 	MATCH_VARIANT = 1 << 23,	/* which call of a shared point (dup2, dup3) */
 	MATCH_RELAYED = 1 << 24,	/* relay: the shell's output reaches a network peer */
+	/* exec: the file being exec'd (matchArgs on a linux_binprm, file,
+	 * path or exec's filename), its own path or the one exec was given */
+	MATCH_PATH = 1 << 25,
+	MATCH_PATH_NOT = 1 << 26,
+	MATCH_PATH_PREFIX = 1 << 27,
+	MATCH_PATH_PREFIX_NOT = 1 << 28,
+	MATCH_PATH_POSTFIX = 1 << 29,
+	MATCH_PATH_POSTFIX_NOT = 1 << 30,
 };
 
 #define MATCH_ANY_BIN (MATCH_BIN | MATCH_BIN_NOT | MATCH_BIN_PREFIX | MATCH_BIN_PREFIX_NOT | \
 		       MATCH_BIN_POSTFIX | MATCH_BIN_POSTFIX_NOT)
+#define MATCH_ANY_PATH (MATCH_PATH | MATCH_PATH_NOT | MATCH_PATH_PREFIX | MATCH_PATH_PREFIX_NOT | \
+			MATCH_PATH_POSTFIX | MATCH_PATH_POSTFIX_NOT)
 
 /* Selector flags. */
 enum selector_flag {
@@ -138,12 +148,16 @@ struct selector {
 	__u32 prefix_set;
 	__u32 postfix_set;
 	__u32 name_set;
+	__u32 path_set;		/* MATCH_PATH: the executed file's path hashes */
+	__u32 path_prefix_set;	/* MATCH_PATH_PREFIX */
+	__u32 path_postfix_set;	/* MATCH_PATH_POSTFIX */
 	__u32 families;		/* bit per AF_* */
 	__u32 types;		/* bit per SOCK_* */
 	__u32 states;		/* bit per TCP_* state */
 	__u32 fds;		/* bit per descriptor 0-31 (dup's new fd) */
 	__u64 protocols[4];	/* bit per IPPROTO_* */
 	__s32 err;		/* errno for ACTION_DENY, positive */
+	__s32 retval;		/* ACTION_DENY: a positive value the call returns instead (fmod_ret); 0: none */
 	__u8 action;
 	__u8 group;		/* the policy: first match per group decides */
 	__u8 signal;		/* ACTION_SIGNAL, or with ACTION_DENY (NotifyEnforcer) */

@@ -7,9 +7,6 @@
 
 #include "workload.h"
 
-#define MATCH_ANY_BIN (MATCH_BIN | MATCH_BIN_NOT | MATCH_BIN_PREFIX | MATCH_BIN_PREFIX_NOT | \
-		       MATCH_BIN_POSTFIX | MATCH_BIN_POSTFIX_NOT)
-
 static __always_inline bool addr_in_set(__u32 set, const __u8 *addr)
 {
 	struct addr_key key = { .prefixlen = 32 + 128, .set = set };
@@ -40,15 +37,17 @@ static __always_inline bool name_in_set(__u32 set, const char *name, int len)
 	return bpf_map_lookup_elem(&name_sets, &key) != 0;
 }
 
-static __always_inline bool bin_in_set(__u32 set, const struct decision *d)
+/* A path by its hash, or by the path it was called by (alias, 0: none):
+ * /bin/sh in a profile still names what /bin/sh runs. */
+static __always_inline bool hash_in_set(__u32 set, __u64 hash, __u64 alias)
 {
-	struct bin_key key = { .set = set, .hash = d->bin_hash };
+	struct bin_key key = { .set = set, .hash = hash };
 
 	if (bpf_map_lookup_elem(&bin_sets, &key))
 		return true;
-	if (!d->bin_alias)
+	if (!alias)
 		return false;
-	key.hash = d->bin_alias; /* /bin/sh in a profile still names what /bin/sh runs */
+	key.hash = alias;
 	return bpf_map_lookup_elem(&bin_sets, &key) != 0;
 }
 
@@ -99,7 +98,32 @@ static __always_inline bool socket_matches(const struct selector *s, const struc
 	return true;
 }
 
-/* The process predicates: names, binaries, stdio, descriptors, relays. */
+/* The executed file's path (matchArgs on a linux_binprm and the like):
+ * its own path, or the path exec was given (Prefix too: /proc/self/fd/3
+ * names a memfd whose own path is elsewhere). */
+static __always_inline bool path_matches(const struct selector *s, struct decision *d)
+{
+	__u32 m = s->match;
+
+	if (!d->has_path)
+		return false;
+	if ((m & (MATCH_PATH | MATCH_PATH_NOT)) &&
+	    FAILS(m, MATCH_PATH, MATCH_PATH_NOT, hash_in_set(s->path_set, d->path_hash, d->path_alias)))
+		return false;
+	if (m & (MATCH_PATH_PREFIX | MATCH_PATH_PREFIX_NOT)) {
+		bool in = path_in_prefixes(s->path_prefix_set, &d->path_prefix) ||
+			  (d->has_alias_prefix && path_in_prefixes(s->path_prefix_set, &d->alias_prefix));
+
+		if (FAILS(m, MATCH_PATH_PREFIX, MATCH_PATH_PREFIX_NOT, in))
+			return false;
+	}
+	if ((m & (MATCH_PATH_POSTFIX | MATCH_PATH_POSTFIX_NOT)) &&
+	    FAILS(m, MATCH_PATH_POSTFIX, MATCH_PATH_POSTFIX_NOT, path_in_prefixes(s->path_postfix_set, &d->path_postfix)))
+		return false;
+	return true;
+}
+
+/* The process predicates: names, binaries, paths, stdio, descriptors, relays. */
 static __always_inline bool process_matches(const struct selector *s, struct decision *d)
 {
 	const struct query *q = &d->q;
@@ -115,7 +139,7 @@ static __always_inline bool process_matches(const struct selector *s, struct dec
 		 * matches no binary predicate, positive or negative. */
 		if (!d->has_bin)
 			return false;
-		if ((m & (MATCH_BIN | MATCH_BIN_NOT)) && FAILS(m, MATCH_BIN, MATCH_BIN_NOT, bin_in_set(s->bin_set, d)))
+		if ((m & (MATCH_BIN | MATCH_BIN_NOT)) && FAILS(m, MATCH_BIN, MATCH_BIN_NOT, hash_in_set(s->bin_set, d->bin_hash, d->bin_alias)))
 			return false;
 		if ((m & (MATCH_BIN_PREFIX | MATCH_BIN_PREFIX_NOT)) &&
 		    FAILS(m, MATCH_BIN_PREFIX, MATCH_BIN_PREFIX_NOT, path_in_prefixes(s->prefix_set, &d->prefix)))
@@ -124,6 +148,8 @@ static __always_inline bool process_matches(const struct selector *s, struct dec
 		    FAILS(m, MATCH_BIN_POSTFIX, MATCH_BIN_POSTFIX_NOT, path_in_prefixes(s->postfix_set, &d->postfix)))
 			return false;
 	}
+	if ((m & MATCH_ANY_PATH) && !path_matches(s, d))
+		return false;
 	if ((m & MATCH_STDIO_INET) && !q->stdio_inet)
 		return false;
 	if ((m & MATCH_NEWFD) && (q->new_fd < 0 || !in_mask32(s->fds, (__u8)q->new_fd)))
@@ -182,18 +208,10 @@ static __always_inline __u8 effective_family(const struct query *q)
 }
 
 /* Fills what the binary predicates look up: the path hashes and the
- * Prefix and (reversed, when exec tracking recorded it) Postfix keys. */
-static __always_inline void prepare_binary(struct scratch *s, __u32 uses)
+ * Prefix and (reversed, when exec tracking recorded it) Postfix keys of
+ * p. */
+static __always_inline void bin_keys(struct decision *d, const struct proc *p, __u32 uses)
 {
-	struct decision *d = &s->d;
-	struct proc *p;
-
-	d->has_bin = 0;
-	if (!(uses & MATCH_ANY_BIN))
-		return;
-	p = query_proc(s);
-	if (!p)
-		return;
 	d->has_bin = 1;
 	d->bin_hash = p->hash;
 	d->bin_alias = p->alias_hash;
@@ -201,6 +219,52 @@ static __always_inline void prepare_binary(struct scratch *s, __u32 uses)
 		__builtin_memcpy(d->prefix.path, p->path, PREFIX_LEN);
 	if (uses & (MATCH_BIN_POSTFIX | MATCH_BIN_POSTFIX_NOT))
 		__builtin_memcpy(d->postfix.path, p->rpath, PREFIX_LEN);
+}
+
+/* Fills what the path predicates look up, from the file being exec'd (or
+ * the relay's shell): hashes, the Prefix keys of its own path and of the
+ * path exec was given (in scratch while an exec is decided), Postfix. */
+static __always_inline void path_keys(struct scratch *s, const struct proc *p, __u32 uses)
+{
+	struct decision *d = &s->d;
+
+	d->has_path = 1;
+	d->has_alias_prefix = 0;
+	d->path_hash = p->hash;
+	d->path_alias = p->alias_hash;
+	if (uses & (MATCH_PATH_PREFIX | MATCH_PATH_PREFIX_NOT)) {
+		__builtin_memcpy(d->path_prefix.path, p->path, PREFIX_LEN);
+		if (d->q.exec_proc && d->path_alias) {
+			__builtin_memcpy(d->alias_prefix.path, s->x.alias, PREFIX_LEN);
+			d->has_alias_prefix = 1;
+		}
+	}
+	if (uses & (MATCH_PATH_POSTFIX | MATCH_PATH_POSTFIX_NOT))
+		__builtin_memcpy(d->path_postfix.path, p->rpath, PREFIX_LEN);
+}
+
+/* Fills the lookup keys of the binary and path predicates the rules use.
+ * At the exec point matchBinaries names the program that calls exec (as
+ * in Tetragon) and the path predicates the file exec'd; elsewhere both
+ * name the process's binary (at the relay point, the shell). */
+static __always_inline void prepare_binary(struct scratch *s, __u32 uses)
+{
+	struct decision *d = &s->d;
+	struct proc *p;
+
+	d->has_bin = 0;
+	d->has_path = 0;
+	if (!(uses & (MATCH_ANY_BIN | MATCH_ANY_PATH)))
+		return;
+	p = query_proc(s);
+	if (p && (uses & MATCH_ANY_PATH))
+		path_keys(s, p, uses);
+	if (!(uses & MATCH_ANY_BIN))
+		return;
+	if (d->q.point == POINT_EXEC)
+		p = s->x.caller_valid ? &s->x.caller : 0;
+	if (p)
+		bin_keys(d, p, uses);
 }
 
 #endif

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/netip"
 	"strings"
+	"time"
 )
 
 // Point is an enforcement point: an operation a selector can decide on.
@@ -163,7 +164,14 @@ type Selector struct {
 	Dport PortMatch
 	Sport PortMatch
 
-	Binaries  []BinaryMatch // at most one exact (In/NotIn), one prefix, one postfix
+	// Binaries match the binary the process runs; at the exec point, the
+	// one that calls exec (Tetragon's matchBinaries). At most one exact
+	// (In/NotIn), one prefix, one postfix.
+	Binaries []BinaryMatch
+	// Paths match the executed file at the exec point (matchArgs on a
+	// linux_binprm, file, path, or exec's filename: Equal is In), its own
+	// path or the one exec was given; at most one of each kind.
+	Paths     []BinaryMatch
 	Names     NameMatch
 	StdioInet bool // exec only: fd 0, 1 or 2 is an INET/INET6 socket
 	Fileless  bool // exec only: the file has no link on disk (memfd, deleted)
@@ -176,6 +184,38 @@ type Selector struct {
 	Signal  int  // Signal, NotifyEnforcer: signal number (0: none)
 	NoPost  bool // act without an event
 	Monitor bool // report what would be done, never deny or kill (policy-mode: monitor)
+	// ReturnValue is a positive argError of Override or NotifyEnforcer: the
+	// value the call returns instead of running (Tetragon's meaning),
+	// carried out by fmod_ret; the other backends refuse with EPERM.
+	ReturnValue int32
+
+	Report // how the selector's events are written and what the agent does on them
+}
+
+// Report is what a selector's events say beside the decision, and what
+// the agent does when one is read: the hook as the policy wrote it, its
+// message and tags, and the actions carried out in user space.
+type Report struct {
+	Hook    string    // the section the hook was written in: kprobe (""), fentry, lsmhook, tracepoint
+	Args    []ArgDecl // the hook's declared arguments, in order
+	Return  string    // a return probe's returnArg type, "" when it is not one
+	Message string
+	Tags    []string
+	Syscall string // raw_syscalls: the system call (sys_NAME) the selector is for
+	URL     string // GetUrl: the agent requests it (GET) on each event
+	FQDN    string // DnsLookup: the agent looks it up on each event
+	// RateLimit: the agent writes at most one event per window for the same
+	// selector, scope (thread, process or global) and arguments.
+	RateLimit      time.Duration
+	RateLimitScope string
+	ImaHash        bool // the agent adds the executed file's sha256 (ima_hash)
+}
+
+// ArgDecl is one declared argument of a hook.
+type ArgDecl struct {
+	Index int
+	Type  string
+	Label string
 }
 
 // Profile is a compiled workload profile.
@@ -251,12 +291,17 @@ func (s *Selector) validate() error {
 			return fmt.Errorf("name %q: want 1 to %d bytes", n, MaxNameLen)
 		}
 	}
-	return s.validateBinaries()
+	if err := validateBinaries(s.Binaries, "matchBinaries"); err != nil {
+		return err
+	}
+	return validateBinaries(s.Paths, "path")
 }
 
-func (s *Selector) validateBinaries() error {
+// validateBinaries checks binary or path matches: at most one of each
+// kind, values the kernel side can hold.
+func validateBinaries(list []BinaryMatch, what string) error {
 	seen := map[string]bool{}
-	for _, b := range s.Binaries {
+	for _, b := range list {
 		kind := strings.TrimPrefix(b.Operator, "Not")
 		switch kind {
 		case BinaryIn, BinaryPrefix, BinaryPostfix:
@@ -264,7 +309,7 @@ func (s *Selector) validateBinaries() error {
 			return fmt.Errorf("binary operator %q", b.Operator)
 		}
 		if seen[kind] {
-			return fmt.Errorf("two matchBinaries of kind %s in one selector", kind)
+			return fmt.Errorf("two %s matches of kind %s in one selector", what, kind)
 		}
 		seen[kind] = true
 		limit := MaxPathLen - 1
@@ -273,7 +318,7 @@ func (s *Selector) validateBinaries() error {
 		}
 		for _, v := range b.Values {
 			if v == "" || len(v) > limit {
-				return fmt.Errorf("binary %q: want 1 to %d bytes", v, limit)
+				return fmt.Errorf("%s %q: want 1 to %d bytes", what, v, limit)
 			}
 		}
 	}

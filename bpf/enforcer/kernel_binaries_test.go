@@ -210,14 +210,14 @@ func TestKernelExecForkTracking(t *testing.T) {
 	}
 }
 
-// Exec: the fallback kills the new image before it runs; matchBinaries
-// sees the path being exec'd.
+// Exec: the fallback kills the new image before it runs; the path
+// predicates see the file being exec'd.
 func TestKernelExecSigkill(t *testing.T) {
 	bb := busyboxPaths(t)
 	k := newKernel(t)
 	p := &profiles.Profile{Name: "exec", Mode: profiles.ModeEnforce}
 	p.Points[profiles.PointExec] = []profiles.Selector{{Policy: "no-busybox", Call: "security_bprm_check",
-		Binaries: []profiles.BinaryMatch{{Operator: "In", Values: []string{bb.real}}}, Action: profiles.ActionSigkill}}
+		Paths: []profiles.BinaryMatch{{Operator: "In", Values: []string{bb.real}}}, Action: profiles.ActionSigkill}}
 	k.use(p, [profiles.NumPoints]uint32{})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -241,4 +241,50 @@ func TestKernelExecSigkill(t *testing.T) {
 		t.Fatalf("%s true: %v", bb.copy, err)
 	}
 	k.log.wait(t, 0, of(cmd.Process.Pid, profiles.PointExec))
+}
+
+// Exec, as Tetragon: matchBinaries names the program that calls exec,
+// the path predicates the file exec'd (its own path, or for Equal and
+// Prefix the absolute path exec was given).
+func TestKernelExecCallerAndPath(t *testing.T) {
+	bb := busyboxPaths(t)
+	k := newKernel(t)
+	p := &profiles.Profile{Name: "exec-caller", Mode: profiles.ModeEnforce}
+	p.Points[profiles.PointExec] = []profiles.Selector{
+		{Policy: "caller", Call: "bprm_check_security", Binaries: []profiles.BinaryMatch{{Operator: "In", Values: []string{bb.real}}},
+			Paths: []profiles.BinaryMatch{{Operator: "In", Values: []string{bb.copy}}}, Action: profiles.ActionSigkill},
+		{Policy: "prefix", Call: "sys_execve", Group: 1,
+			Paths: []profiles.BinaryMatch{{Operator: "Prefix", Values: []string{filepath.Dir(bb.link) + "/"}}}, Action: profiles.ActionSigkill},
+	}
+	k.use(p, [profiles.NumPoints]uint32{})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	run := func(caller, script string) error {
+		return k.command(ctx, caller, "sh", "-c", script).Run()
+	}
+	// busybox runs the copy: killed (busybox sh execs a last command
+	// itself; a shell that forks reports 137).
+	if err := run(bb.real, bb.copy+" true"); !killed(err) {
+		t.Fatalf("busybox running the copy: %v, want the copy killed", err)
+	}
+	// The copy runs the copy: its caller is not busybox.
+	if err := run(bb.copy, bb.copy+" true"); err != nil {
+		t.Fatalf("the copy running the copy: %v", err)
+	}
+	// Through a symlink in the prefix directory: the path exec was given
+	// is under the prefix, the file's own path is not; Prefix takes both.
+	if err := run(bb.copy, bb.link+" true"); !killed(err) {
+		t.Fatalf("exec through %s: %v, want killed", bb.link, err)
+	}
+}
+
+// killed reports whether a command (or the shell it ran) was killed by
+// SIGKILL.
+func killed(err error) bool {
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) {
+		return false
+	}
+	ws := ee.Sys().(syscall.WaitStatus)
+	return ws.Signaled() && ws.Signal() == syscall.SIGKILL || ee.ExitCode() == 128+int(syscall.SIGKILL)
 }

@@ -16,7 +16,7 @@ type selectorPart func(w *setWriter, k *bpf.FallbackSelector, s *profiles.Select
 func compileSelector(w *setWriter, s *profiles.Selector) (bpf.FallbackSelector, error) {
 	k := bpf.FallbackSelector{Group: uint8(s.Group)}
 	compileMasks(&k, s)
-	for _, part := range []selectorPart{compileAddrs, compilePorts, compileNames, compileBinaries} {
+	for _, part := range []selectorPart{compileAddrs, compilePorts, compileNames, compileBinaries, compilePaths} {
 		if err := part(w, &k, s); err != nil {
 			return k, err
 		}
@@ -115,6 +115,31 @@ func compileBinaries(w *setWriter, k *bpf.FallbackSelector, s *profiles.Selector
 	return nil
 }
 
+// compilePaths writes the sets of the executed file's path predicates
+// (exec point): Equal by the path's hash, Prefix and Postfix by the path,
+// the sets of matchBinaries' kinds.
+func compilePaths(w *setWriter, k *bpf.FallbackSelector, s *profiles.Selector) error {
+	var err error
+	for _, b := range s.Paths {
+		not := strings.HasPrefix(b.Operator, "Not")
+		switch strings.TrimPrefix(b.Operator, "Not") {
+		case profiles.BinaryIn:
+			k.PathSet, err = w.binaries(b.Values)
+			k.Match |= pickFlag(not, bpf.MatchPath, bpf.MatchPathNot)
+		case profiles.BinaryPrefix:
+			k.PathPrefixSet, err = w.pathPrefixes(b.Values, false)
+			k.Match |= pickFlag(not, bpf.MatchPathPrefix, bpf.MatchPathPrefixNot)
+		case profiles.BinaryPostfix:
+			k.PathPostfixSet, err = w.pathPrefixes(b.Values, true)
+			k.Match |= pickFlag(not, bpf.MatchPathPostfix, bpf.MatchPathPostfixNot)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // compileFlags sets the predicates without values, the action and the
 // selector's flags.
 func compileFlags(k *bpf.FallbackSelector, s *profiles.Selector) {
@@ -132,6 +157,9 @@ func compileFlags(k *bpf.FallbackSelector, s *profiles.Selector) {
 		k.Variant = s.Variant
 	}
 	k.Action, k.Err, k.Signal = kernelAction(s)
+	if k.Action == bpf.ActionDeny {
+		k.Retval = s.ReturnValue
+	}
 	if s.NoPost {
 		k.Flags |= bpf.SelectorNoPost
 	}
