@@ -49,7 +49,7 @@ func (c *compiler) actions(k *policy.Kprobe, ps *policy.Selector, s *Selector, h
 
 // primary sets the deciding action of s.
 func (c *compiler) primary(k *policy.Kprobe, a *policy.Action, s *Selector, path string) {
-	if k.Hook == policy.HookTracepoint && (a.Action == "Override" || a.Action == "NotifyEnforcer" && a.HasArgError) {
+	if k.Hook == policy.HookTracepoint && a.Action == "Override" {
 		c.errorf(a.Pos, path, "%s on a tracepoint: as in Tetragon, a tracepoint cannot change a call's result (Sigkill or Signal can act on it)", a.Action)
 		return
 	}

@@ -198,12 +198,26 @@ func (c *compiler) hookNotes(k *policy.Kprobe, h hookDef, kpath string) {
 	case k.Hook == policy.HookTracepoint:
 		c.notef(k.Pos, kpath, "%s: decided at the exec point, where LSM and fmod_ret refuse the exec; a tracepoint cannot refuse: Sigkill as in Tetragon", k.Call)
 	}
-	if k.Return {
+	if k.Return && k.ReturnArg != nil && k.ReturnArg.Type != "sock" {
 		c.notef(k.Pos, join(kpath, "return"), "ocigate decides before the call runs: the event's return value is ocigate's own refusal, when it refuses")
 	}
-	if k.Call == "__sk_free" || k.Call == "sk_free" {
+	if h.untrack && reportsRelease(k, h) {
 		c.notef(k.Pos, kpath, "%s: reported at the socket's release (the close point); ocigate stops tracking every socket when it is released", k.Call)
 	}
+}
+
+// reportsRelease reports whether a selector of k (or its implicit Post)
+// does more than stop tracking sockets.
+func reportsRelease(k *policy.Kprobe, h hookDef) bool {
+	if len(k.Selectors) == 0 {
+		return true
+	}
+	for i := range k.Selectors {
+		if !h.untrackOnly(&k.Selectors[i]) {
+			return true
+		}
+	}
+	return false
 }
 
 // ingressNote is the note's tail for a hook that also sees ingress.

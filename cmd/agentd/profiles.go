@@ -23,8 +23,11 @@ func profilesCmd(args []string, out, errOut io.Writer) (int, error) {
 		if len(args) < 2 {
 			return 2, fmt.Errorf("profiles check: want at least one FILE")
 		}
-		_, err := profiles.NewCatalogFiles(true, args[1:]...)
+		c, err := profiles.NewCatalogFiles(true, args[1:]...)
 		if err == nil {
+			for _, n := range c.Notes() {
+				fmt.Fprintln(out, n)
+			}
 			fmt.Fprintf(out, "ok: %d files\n", len(args)-1)
 			return 0, nil
 		}

@@ -244,11 +244,20 @@ func (p *parser) addSyscalls(m *ArgMatch, s string, sc *specCtx, line int, field
 		if _, enforced := syscallPoints[name]; !enforced {
 			return fmt.Errorf("%s", refusal("system call "+name, strings.TrimPrefix(name, "sys_")))
 		}
+		p.compatNote(v, line, field)
 		if !slices.Contains(m.Syscalls, name) {
 			m.Syscalls = append(m.Syscalls, name)
 		}
 	}
 	return nil
+}
+
+// compatNote notes a 32-bit system call: ocigate's points see the
+// 64-bit ones.
+func (p *parser) compatNote(v string, line int, field string) {
+	if strings.Contains(v, "ia32") || strings.HasPrefix(v, "i386/") {
+		p.notef(line, field, "%s: 32-bit system calls are not seen by ocigate's points (64-bit only); it stands for the 64-bit call", v)
+	}
 }
 
 // add parses one value into m.

@@ -109,7 +109,7 @@ func (p *parser) tracingPolicy(f fields, path string) *TracingPolicy {
 			tp.Kprobes = append(tp.Kprobes, p.hookEntry(kind, n, index(kpath, j), sc)...)
 		}
 	}
-	if hooks == 0 {
+	if hooks == 0 && sf.get("loader") == nil {
 		p.errorf(sf.at, join(specPath, "kprobes"), "at least one hook is required (kprobes, lsmhooks, tracepoints, fentries)")
 	}
 	return tp
