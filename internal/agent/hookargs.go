@@ -11,17 +11,6 @@ import (
 	"github.com/ocigate/ocigate/profiles/policy"
 )
 
-// legacyCalls are the kprobe calls of ocigate's first policy dialect:
-// their events keep the arguments they always had (a socket, the
-// executed file and its stdio sockets, the dup descriptors), which the
-// seeds' jq filters read. Every other hook reports its declared
-// arguments, as Tetragon does.
-var legacyCalls = map[string]bool{
-	"tcp_connect": true, "security_socket_connect": true, "inet_csk_listen_start": true, "tcp_sendmsg": true,
-	"tcp_close": true, "sk_alloc": true, "__sk_free": true, "dup2": true, "dup3": true, "dup": true,
-	"fcntl": true, "security_bprm_check": true, "memfd_create": true,
-}
-
 // describeHook fills what an event says of its selector sel: the hook as
 // the policy names it, its declared arguments, message, tags, return
 // value, and a note where the backend did otherwise than the policy
@@ -35,8 +24,12 @@ func describeHook(raw *record.RawEvent, sel *profiles.Selector, kp *events.Kprob
 	}
 	if args, ok := declaredArgs(raw, sel); ok {
 		kp.Args = args
+		og.StdioSockets = stdioSockets(raw)
 	}
 	kp.Return = returnArg(raw, sel)
+	if sel.Action == profiles.ActionNotifyEnforcer && raw.Action == profiles.ActionOverride {
+		kp.Action = events.ActionNotifyEnforcer // the kernel refuses either the same way
+	}
 	if sel.ReturnValue > 0 && raw.Enforced {
 		if raw.Backend == bpf.BackendFmodRet {
 			og.Errno = 0
@@ -49,9 +42,10 @@ func describeHook(raw *record.RawEvent, sel *profiles.Selector, kp *events.Kprob
 }
 
 // declaredArgs is the event's arguments as the hook declares them, in
-// order; false for the legacy calls, whose arguments are eventArgs'.
+// order, as Tetragon reports them; false when it declares none (the
+// built-in selectors; memfd_create), whose arguments are eventArgs'.
 func declaredArgs(raw *record.RawEvent, sel *profiles.Selector) ([]events.Arg, bool) {
-	if sel.Hook == "" && legacyCalls[sel.Call] || len(sel.Args) == 0 {
+	if len(sel.Args) == 0 {
 		return nil, false
 	}
 	args := make([]events.Arg, 0, len(sel.Args))
@@ -98,6 +92,21 @@ func argOf(raw *record.RawEvent, sel *profiles.Selector, d profiles.ArgDecl) (ev
 		return events.Arg{IntArg: &events.IntArg{Value: v}}, true
 	}
 	return events.Arg{}, true
+}
+
+// stdioSockets are the standard descriptors an exec had on a network
+// socket (StdioSocket), nil for none or another point.
+func stdioSockets(raw *record.RawEvent) []int {
+	if raw.Point != profiles.PointExec && raw.Point != profiles.PointRelay {
+		return nil
+	}
+	var fds []int
+	for fd := 0; fd < 3; fd++ {
+		if raw.StdioInet&(1<<fd) != 0 {
+			fds = append(fds, fd)
+		}
+	}
+	return fds
 }
 
 // intOf is an integer argument the record holds: the dup calls'

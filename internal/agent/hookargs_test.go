@@ -88,3 +88,26 @@ func TestConvertReturnValueAndRateLimit(t *testing.T) {
 		t.Fatal("another destination within the window is dropped")
 	}
 }
+
+// imaHash reads the executed file inside the container's root: a
+// symlink the container made cannot lead to the host's files.
+func TestHashFileInRoot(t *testing.T) {
+	root := t.TempDir()
+	if err := os.MkdirAll(root+"/bin", 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(root+"/bin/x", []byte("abc"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("/etc", root+"/etc"); err != nil {
+		t.Fatal(err)
+	}
+	var u userActs
+	sum, err := u.hashFile(root, "/bin/x")
+	if err != nil || sum != "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad" {
+		t.Fatalf("sha256 of abc: %q %v", sum, err)
+	}
+	if sum, err := u.hashFile(root, "/etc/hostname"); err == nil {
+		t.Fatalf("hashed the host's /etc/hostname through the container's symlink: %s", sum)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -11,15 +12,18 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
 
 	"go.uber.org/zap"
+	"golang.org/x/sys/unix"
 
 	"github.com/ocigate/ocigate/bpf/record"
 	"github.com/ocigate/ocigate/internal/events"
 	"github.com/ocigate/ocigate/profiles"
+	"github.com/ocigate/ocigate/runtime/oci"
 )
 
 // Bounds of what the agent does in user space for a policy's actions.
@@ -191,7 +195,29 @@ func getURL(ctx context.Context, c *http.Client, url string) error {
 // cannot read or hash is said in the event's note.
 func (a *Agent) imaHash(raw *record.RawEvent, k *events.Kprobe, og *events.Ocigate) {
 	path := execPath(raw)
-	sum, err := a.acts.hashFile(filepath.Join(fmt.Sprintf("/proc/%d/root", raw.Tgid), path))
+	// The process may be gone (killed at its exec): its parent's root, or
+	// the container's first process's, is the same file system.
+	var roots []string
+	for _, pid := range []uint32{raw.Tgid, raw.Ppid} {
+		if pid != 0 {
+			roots = append(roots, fmt.Sprintf("/proc/%d/root", pid))
+		}
+	}
+	if w, ok := a.eventWorkload(raw.WorkloadCgroupID); ok {
+		if w.Pid > 0 {
+			roots = append(roots, fmt.Sprintf("/proc/%d/root", w.Pid))
+		}
+		if root := bundleRoot(w.Bundle); root != "" {
+			roots = append(roots, root) // every process of it is gone
+		}
+	}
+	var sum string
+	err := errors.New("no process to read it through")
+	for _, root := range roots {
+		if sum, err = a.acts.hashFile(root, path); err == nil {
+			break
+		}
+	}
 	if err != nil {
 		if og != nil {
 			og.Note = fmt.Sprintf("imaHash: %s not hashed: %v", path, err)
@@ -201,11 +227,29 @@ func (a *Agent) imaHash(raw *record.RawEvent, k *events.Kprobe, og *events.Ociga
 	k.ImaHash = "sha256:" + sum
 }
 
-// hashFile is the sha256 of a file's content, remembered by file.
-func (u *userActs) hashFile(path string) (string, error) {
-	f, err := os.Open(path)
+// bundleRoot is the root file system of a bundle's container, "" when
+// its config does not tell.
+func bundleRoot(bundle string) string {
+	if bundle == "" {
+		return ""
+	}
+	spec, err := oci.ReadBundleConfig(bundle)
+	if err != nil || spec.Root == nil || spec.Root.Path == "" {
+		return ""
+	}
+	if filepath.IsAbs(spec.Root.Path) {
+		return spec.Root.Path
+	}
+	return filepath.Join(bundle, spec.Root.Path)
+}
+
+// hashFile is the sha256 of the content of path in the file system
+// rooted at root (resolved inside it: the container's own symlinks
+// cannot lead out), remembered by file.
+func (u *userActs) hashFile(root, path string) (string, error) {
+	f, err := openInRoot(root, path)
 	if err != nil {
-		return "", fmt.Errorf("open: %w", err)
+		return "", err
 	}
 	defer f.Close()
 	st, err := f.Stat()
@@ -236,4 +280,21 @@ func (u *userActs) hashFile(path string) (string, error) {
 	u.hashes[id] = sum
 	u.mu.Unlock()
 	return sum, nil
+}
+
+// openInRoot opens path for reading as a process whose root is root sees
+// it (openat2 RESOLVE_IN_ROOT), without blocking on a fifo.
+func openInRoot(root, path string) (*os.File, error) {
+	dir, err := unix.Open(root, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", root, err)
+	}
+	defer unix.Close(dir)
+	how := unix.OpenHow{Flags: unix.O_RDONLY | unix.O_CLOEXEC | unix.O_NONBLOCK | unix.O_NOCTTY,
+		Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS}
+	fd, err := unix.Openat2(dir, strings.TrimPrefix(path, "/"), &how)
+	if err != nil {
+		return nil, fmt.Errorf("open %s in %s: %w", path, root, err)
+	}
+	return os.NewFile(uintptr(fd), path), nil
 }

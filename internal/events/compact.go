@@ -128,7 +128,7 @@ func what(e *Event) string {
 	case point == "sock_create" || point == "" && kp.FunctionName == "sk_alloc":
 		return join("socket", sockKind(sock))
 	case point == "exec" || point == "" && kp.FunctionName == "security_bprm_check":
-		return join("exec", firstPath(kp.Args), stdioNote(kp.Args))
+		return join("exec", firstPath(kp.Args), stdioNote(kp.Args, e.Ocigate))
 	case point == "dup" || point == "" && strings.HasPrefix(kp.FunctionName, "dup"):
 		return dupLabel(kp)
 	case point == "memfd" || point == "" && kp.FunctionName == "memfd_create":
@@ -238,12 +238,20 @@ func sockKind(s *SockArg) string {
 
 var stdioNames = [3]string{"stdin", "stdout", "stderr"}
 
-// stdioNote names the standard descriptors an exec had on a socket.
-func stdioNote(args []Arg) string {
+// stdioNote names the standard descriptors an exec had on a socket: its
+// int arguments (the built-in selectors' events), or og's stdio_sockets.
+func stdioNote(args []Arg, og *Ocigate) string {
 	var fds []string
 	for _, a := range args {
 		if a.IntArg != nil && a.IntArg.Value >= 0 && a.IntArg.Value < 3 {
 			fds = append(fds, stdioNames[a.IntArg.Value])
+		}
+	}
+	if og != nil && len(fds) == 0 {
+		for _, fd := range og.StdioSockets {
+			if fd >= 0 && fd < 3 {
+				fds = append(fds, stdioNames[fd])
+			}
 		}
 	}
 	if len(fds) == 0 {

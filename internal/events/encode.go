@@ -428,6 +428,16 @@ func (o *Ocigate) appendJSON(b []byte) []byte {
 		b = append(b, `,"peer_pid":`...)
 		b = strconv.AppendUint(b, uint64(o.PeerPid), 10)
 	}
+	if len(o.StdioSockets) > 0 {
+		b = append(b, `,"stdio_sockets":[`...)
+		for i, fd := range o.StdioSockets {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = strconv.AppendInt(b, int64(fd), 10)
+		}
+		b = append(b, ']')
+	}
 	b = appendOptString(b, `,"note":`, o.Note)
 	return append(b, '}')
 }

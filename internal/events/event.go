@@ -217,6 +217,9 @@ type Ocigate struct {
 	// the process that holds the network socket.
 	Relay   string `json:"relay,omitempty"`
 	PeerPid uint32 `json:"peer_pid,omitempty"`
+	// StdioSockets are the standard descriptors (0-2) an exec had on a
+	// network socket, where its arguments do not say it.
+	StdioSockets []int `json:"stdio_sockets,omitempty"`
 	// Note says what ocigate did where it could not do exactly what the
 	// policy asks (Tetragon's meaning), e.g. an Override value the
 	// backend cannot return.
