@@ -53,10 +53,11 @@ type SecurityPendingShell struct {
 type SecurityPointRules struct {
 	_     structs.HostLayout
 	Count uint32
-	Uses  uint32
+	Pad   uint32
+	Uses  uint64
 	Sel   [16]struct {
 		_              structs.HostLayout
-		Match          uint32
+		Match          uint64
 		DaddrSet       uint32
 		SaddrSet       uint32
 		DportSet       uint32
@@ -72,7 +73,10 @@ type SecurityPointRules struct {
 		Types          uint32
 		States         uint32
 		Fds            uint32
+		_              [4]byte
 		Protocols      [4]uint64
+		Caps           uint64
+		Pids           [4]uint32
 		Err            int32
 		Retval         int32
 		Action         uint8
@@ -80,7 +84,11 @@ type SecurityPointRules struct {
 		Signal         uint8
 		Flags          uint8
 		Variant        uint8
-		Pad            [3]uint8
+		CapsType       uint8
+		PidFlags       uint8
+		Npids          uint8
+		Pad            [4]uint8
+		_              [4]byte
 	}
 }
 
@@ -170,6 +178,16 @@ type SecurityScratch struct {
 		PathPrefix     SecurityPathKey
 		PathPostfix    SecurityPathKey
 		AliasPrefix    SecurityPathKey
+		CredCaps       [3]uint64
+		Userns         uint32
+		Npids          uint32
+		Pids           [16]uint32
+		Nspids         [16]uint32
+		PidSel         uint32
+		PidIn          uint32
+		HasCaps        uint8
+		HasPids        uint8
+		Pad2           [6]uint8
 	}
 	X struct {
 		_           structs.HostLayout

@@ -80,6 +80,16 @@ struct decision {
 	struct path_key path_prefix;	/* the executed file's path, for MATCH_PATH_PREFIX */
 	struct path_key path_postfix;	/* reversed, for MATCH_PATH_POSTFIX */
 	struct path_key alias_prefix;	/* the path exec was given, for MATCH_PATH_PREFIX */
+	__u64 cred_caps[3];	/* the caller's effective, inheritable, permitted capabilities, when has_caps */
+	__u32 userns;		/* and its user namespace's inode */
+	__u32 npids;		/* pids and nspids hold the caller and npids - 1 ancestors, when has_pids */
+	__u32 pids[PID_SLOTS];
+	__u32 nspids[PID_SLOTS];	/* their pids in their own pid namespace, 0 in the host's */
+	__u32 pid_sel;		/* match_pids: the selector, */
+	__u32 pid_in;		/* and whether a pid of the walk is one of its */
+	__u8 has_caps;
+	__u8 has_pids;
+	__u8 pad2[6];
 };
 
 /* The path walk of dpath.h, one component per bpf_loop iteration. Kernel

@@ -202,6 +202,8 @@ func (c *compiler) selector(k *policy.Kprobe, ps *policy.Selector, h hookDef, pa
 			Inodes: slices.Clone(m.Inodes), HostNS: m.HostNS})
 	}
 	c.unsupportedMatches(ps, path)
+	c.capabilities(ps, &s, h, path)
+	c.pids(ps, &s, path)
 	track = c.actions(k, ps, &s, h, path)
 	return s, track, len(c.errs) == n
 }

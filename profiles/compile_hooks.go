@@ -231,13 +231,55 @@ func ingressNote(call string) string {
 // unsupportedMatches refuses the matches ocigate parses but does not
 // evaluate (yet).
 func (c *compiler) unsupportedMatches(ps *policy.Selector, path string) {
-	for i, m := range ps.PIDs {
-		c.errorf(m.Pos, fmt.Sprintf("%s[%d]", join(path, "matchPIDs"), i), "not supported by ocigate yet: it selects workloads by container; closest: matchBinaries, matchNamespaces")
-	}
-	for i, m := range ps.Capabilities {
-		c.errorf(m.Pos, fmt.Sprintf("%s[%d]", join(path, "matchCapabilities"), i), "not supported by ocigate yet: closest: matchNamespaces (User)")
-	}
 	for i, m := range ps.NamespaceChanges {
-		c.errorf(m.Pos, fmt.Sprintf("%s[%d]", join(path, "matchNamespaceChanges"), i), "not supported by ocigate yet: closest: matchNamespaces")
+		c.errorf(m.Pos, fmt.Sprintf("%s[%d]", join(path, "matchNamespaceChanges"), i), "not supported by ocigate yet: it does not record a process's namespaces at its exec; closest: matchNamespaces (against the container's namespaces)")
+	}
+}
+
+// capSets are matchCapabilities' types by the kernel's index.
+var capSets = map[string]uint8{"Effective": 0, "Inheritable": 1, "Permitted": 2}
+
+// capabilities compiles matchCapabilities: one entry per selector (as in
+// Tetragon, one type).
+func (c *compiler) capabilities(ps *policy.Selector, s *Selector, h hookDef, path string) {
+	for i, m := range ps.Capabilities {
+		field := fmt.Sprintf("%s[%d]", join(path, "matchCapabilities"), i)
+		if i > 0 {
+			c.errorf(m.Pos, field, "a selector holds one matchCapabilities entry (one capability set), as in Tetragon")
+			return
+		}
+		cm := &CapsMatch{Set: capSets[m.Type], Not: m.Operator == "NotIn", NamespaceOnly: m.IsNamespaceCapability}
+		for _, cp := range m.Caps {
+			cm.Mask |= 1 << uint(cp)
+		}
+		s.Caps = cm
+		if !slices.Contains(h.points, PointExec) {
+			continue
+		}
+		c.notef(m.Pos, field, "matchCapabilities at an exec hook: the fallback decides after the exec (sched_process_exec), with the new program's capabilities")
+	}
+}
+
+// pids compiles matchPIDs: its entries are ANDed, so NotIn entries
+// merge (none of either); at most one In, and one way to read pids.
+func (c *compiler) pids(ps *policy.Selector, s *Selector, path string) {
+	for i, m := range ps.PIDs {
+		field := fmt.Sprintf("%s[%d]", join(path, "matchPIDs"), i)
+		pm := &PIDMatch{Not: m.Operator == "NotIn", Values: slices.Clone(m.Values), Namespace: m.IsNamespacePID, Follow: m.FollowForks}
+		switch prev := s.PIDs; {
+		case prev == nil:
+			s.PIDs = pm
+			continue
+		case !prev.Not || !pm.Not:
+			c.errorf(m.Pos, field, "a selector holds one matchPIDs entry with In; NotIn entries may be several")
+			return
+		case prev.Namespace != pm.Namespace || prev.Follow != pm.Follow:
+			c.errorf(m.Pos, field, "matchPIDs entries of one selector must agree on followForks and isNamespacePID")
+			return
+		}
+		s.PIDs.Values = append(s.PIDs.Values, pm.Values...)
+	}
+	if s.PIDs != nil && len(s.PIDs.Values) > MaxPIDs {
+		c.errorf(ps.PIDs[0].Pos, join(path, "matchPIDs"), "%d pids: the kernel side holds %d per selector", len(s.PIDs.Values), MaxPIDs)
 	}
 }

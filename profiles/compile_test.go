@@ -484,3 +484,30 @@ func TestCompileRelayedShell(t *testing.T) {
 		t.Errorf("exec selectors %+v", exec)
 	}
 }
+
+// matchPIDs NotIn entries merge; matchCapabilities is a mask of one set.
+func TestCompileCapsAndPids(t *testing.T) {
+	c, err := compileText(t, sockArgs+`    - matchPIDs:
+      - {operator: NotIn, followForks: true, isNamespacePID: true, values: [1]}
+      - {operator: NotIn, followForks: true, isNamespacePID: true, values: [0]}
+      matchCapabilities:
+      - {type: Permitted, operator: In, values: [CAP_NET_RAW, CAP_SYS_ADMIN]}
+`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := c.Points[PointConnect][0]
+	if s.PIDs == nil || !s.PIDs.Not || !s.PIDs.Follow || !s.PIDs.Namespace || !slices.Equal(s.PIDs.Values, []uint32{1, 0}) {
+		t.Errorf("pids %+v", s.PIDs)
+	}
+	if s.Caps == nil || s.Caps.Set != 2 || s.Caps.Not || s.Caps.Mask != 1<<13|1<<21 {
+		t.Errorf("caps %+v", s.Caps)
+	}
+	_, err = compileText(t, sockArgs+`    - matchPIDs:
+      - {operator: In, values: [1]}
+      - {operator: In, values: [2]}
+`)
+	if err == nil || !strings.Contains(err.Error(), "one matchPIDs entry with In") {
+		t.Errorf("two In entries: %v", err)
+	}
+}

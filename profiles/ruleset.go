@@ -143,6 +143,28 @@ type NamespaceMatch struct {
 	HostNS    bool // the host's namespace of that type
 }
 
+// CapsMatch is matchCapabilities: whether the caller's capability set
+// (0 effective, 1 inheritable, 2 permitted) holds any of Mask's
+// capabilities (or, Not, none).
+type CapsMatch struct {
+	Set           uint8
+	Mask          uint64
+	Not           bool
+	NamespaceOnly bool // isNamespaceCapability: only outside the host's user namespace
+}
+
+// PIDMatch is matchPIDs: whether the caller's pid is one of Values (or,
+// Not, none of them).
+type PIDMatch struct {
+	Not       bool
+	Values    []uint32 // at most MaxPIDs
+	Namespace bool     // isNamespacePID: the pid in the process's own pid namespace
+	Follow    bool     // followForks: the process or one of its ancestors
+}
+
+// MaxPIDs is how many values a selector's matchPIDs holds.
+const MaxPIDs = 4
+
 // Selector is one rule at a point. The selectors of one policy form a
 // group: the first of a group that matches decides for the group, and
 // every group is evaluated, as Tetragon evaluates every policy. The
@@ -178,6 +200,8 @@ type Selector struct {
 	Relayed   bool // relay only: a shell reading commands from a pipe, fifo, pty or unix socket that a connected process relays
 
 	Namespaces []NamespaceMatch
+	Caps       *CapsMatch // matchCapabilities, nil: none
+	PIDs       *PIDMatch  // matchPIDs, nil: none
 
 	Action  Action
 	Errno   int  // Override, NotifyEnforcer: positive errno (EPERM when 0)
@@ -290,6 +314,12 @@ func (s *Selector) validate() error {
 		if n == "" || len(n) > MaxNameLen {
 			return fmt.Errorf("name %q: want 1 to %d bytes", n, MaxNameLen)
 		}
+	}
+	if s.PIDs != nil && (len(s.PIDs.Values) == 0 || len(s.PIDs.Values) > MaxPIDs) {
+		return fmt.Errorf("matchPIDs: %d pids, want 1 to %d", len(s.PIDs.Values), MaxPIDs)
+	}
+	if s.Caps != nil && s.Caps.Set > 2 {
+		return fmt.Errorf("matchCapabilities: set %d, want 0-2", s.Caps.Set)
 	}
 	if err := validateBinaries(s.Binaries, "matchBinaries"); err != nil {
 		return err

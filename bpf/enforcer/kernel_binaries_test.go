@@ -288,3 +288,39 @@ func killed(err error) bool {
 	ws := ee.Sys().(syscall.WaitStatus)
 	return ws.Signaled() && ws.Signal() == syscall.SIGKILL || ee.ExitCode() == 128+int(syscall.SIGKILL)
 }
+
+// matchCapabilities and matchPIDs, as Tetragon: the caller's effective
+// set (root's holds CAP_NET_ADMIN), isNamespaceCapability (only outside
+// the host's user namespace), its pid or (followForks) an ancestor's,
+// isNamespacePID (a host process has none).
+func TestKernelCapsAndPids(t *testing.T) {
+	k := newKernel(t)
+	p := &profiles.Profile{Name: "caps-pids", Mode: profiles.ModeEnforce}
+	deny := func(group int, addr string, s profiles.Selector) profiles.Selector {
+		s.Policy, s.Call, s.Group, s.Daddr = "caps-pids", "tcp_connect", group, prefixes(addr+"/32")
+		s.Action, s.Errno = profiles.ActionOverride, int(syscall.EACCES)
+		return s
+	}
+	netAdmin := uint64(1) << 12
+	p.Points[profiles.PointConnect] = []profiles.Selector{
+		deny(0, "127.0.0.5", profiles.Selector{Caps: &profiles.CapsMatch{Mask: netAdmin}}),
+		deny(1, "127.0.0.6", profiles.Selector{Caps: &profiles.CapsMatch{Mask: netAdmin, NamespaceOnly: true}}),
+		deny(2, "127.0.0.7", profiles.Selector{PIDs: &profiles.PIDMatch{Values: []uint32{uint32(os.Getpid())}, Follow: true}}),
+		deny(3, "127.0.0.8", profiles.Selector{PIDs: &profiles.PIDMatch{Values: []uint32{uint32(os.Getpid())}}}),
+		deny(4, "127.0.0.9", profiles.Selector{PIDs: &profiles.PIDMatch{Values: []uint32{1}, Namespace: true, Follow: true}}),
+		deny(5, "127.0.0.10", profiles.Selector{Caps: &profiles.CapsMatch{Mask: netAdmin, Not: true}}),
+	}
+	k.use(p, [profiles.NumPoints]uint32{})
+	for addr, want := range map[string]syscall.Errno{
+		"127.0.0.5":  syscall.EACCES, // root holds CAP_NET_ADMIN
+		"127.0.0.6":  0,              // ... in the host's user namespace
+		"127.0.0.7":  syscall.EACCES, // the helper is this process's child
+		"127.0.0.8":  0,              // ... not this process
+		"127.0.0.9":  0,              // host processes have no namespace pid
+		"127.0.0.10": 0,
+	} {
+		if _, errno := k.helper("connect", "tcp4", addr+":4444"); errno != want && !(want == 0 && errno == syscall.ECONNREFUSED) {
+			t.Errorf("connect %s: errno %v, want %v", addr, errno, want)
+		}
+	}
+}

@@ -64,8 +64,10 @@
 //   - matchNamespaces[] {namespace: Uts Ipc Mnt Pid PidForChildren Net Time
 //     TimeForChildren Cgroup User, operator: In NotIn, values: inode numbers
 //     or host_ns}.
-//   - matchPIDs, matchCapabilities, matchNamespaceChanges: parsed (the
-//     compiler says whether it evaluates them); matchCapabilityChanges,
+//   - matchPIDs {operator, values, followForks, isNamespacePID},
+//     matchCapabilities {type, operator, values: CAP_ names,
+//     isNamespaceCapability}, matchNamespaceChanges: parsed (the compiler
+//     says which it evaluates); matchCapabilityChanges,
 //     matchParentBinaries, matchReturnArgs, matchReturnActions, matchData:
 //     refused with their reason; matchWorkloads: empty selectors only.
 //   - matchActions[] {action: every action of Tetragon's; argError (a
