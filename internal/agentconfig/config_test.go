@@ -84,7 +84,7 @@ func TestValidate(t *testing.T) {
 		{"negative size", func(c *Config) { c.EventsMaxSize = -1 }, "--events-max-size -1: want 0 (never rotate) or a positive size"},
 		{"negative backups", func(c *Config) { c.EventsMaxBackups = -1 }, "--events-max-backups -1: want 0 or more"},
 		{"event type", func(c *Config) { c.EventsTypes = []string{"process_exec", "process_fork"} },
-			`--events-types: event type "process_fork": want one of process_kprobe, process_exec, process_exit`},
+			`--events-types: event type "process_fork": want one of process_kprobe, process_lsm, process_tracepoint, process_exec, process_exit`},
 		{"no runc", func(c *Config) { c.RuncBinary = "" }, "--runc: want the runc binary that lists --runc-roots /run/runc"},
 		{"no runc, no adoption", func(c *Config) { c.RuncBinary, c.Adopt = "", false }, ""},
 		{"NRI index", func(c *Config) { c.NRI, c.NRIIndex = true, "7" }, `--nri-index: invalid plugin index "7", must be 2 digits`},
