@@ -58,7 +58,7 @@ unit:
 
 # The fuzzers: a short run in make test, longer with make fuzz.
 FUZZTIME ?= 10s
-FUZZERS  := ./profiles/policy/:FuzzParse ./runtime/oci/:FuzzReadState ./runtime/oci/:FuzzLoadContainer ./internal/api/:FuzzReadMessage ./internal/events/:FuzzAppendString
+FUZZERS  := ./profiles/policy/:FuzzParse ./profiles/:FuzzCompile ./runtime/oci/:FuzzReadState ./runtime/oci/:FuzzLoadContainer ./internal/api/:FuzzReadMessage ./internal/events/:FuzzAppendString
 fuzz-short:
 	@for f in $(FUZZERS); do \
 		$(GO) test -run '^$$' -fuzz "^$${f#*:}$$" -fuzztime $(FUZZTIME) "$${f%%:*}" || exit 1; \

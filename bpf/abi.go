@@ -34,6 +34,24 @@ const (
 	MatchFileless
 	MatchVariant
 	MatchRelayed
+	MatchPath
+	MatchPathNot
+	MatchPathPrefix
+	MatchPathPrefixNot
+	MatchPathPostfix
+	MatchPathPostfixNot
+	MatchCaps
+	MatchCapsNot
+	MatchCapsUserns
+	MatchPID
+	MatchPIDNot
+)
+
+// matchPIDs (enum pid_flag) and their limits.
+const (
+	PidNS     = 1
+	PidFollow = 2
+	MaxPids   = 4
 )
 
 // Actions as a selector stores them (enum action).

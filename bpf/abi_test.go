@@ -39,8 +39,11 @@ func cConstants(t *testing.T) map[string]int {
 	return consts
 }
 
+// cSuffix is an integer literal's unsigned/long suffix (1ULL, 0x7U).
+var cSuffix = regexp.MustCompile(`\b(0[xX][0-9a-fA-F]+|[0-9]+)[uU]?[lL]{0,2}\b`)
+
 func evalC(expr string, known map[string]int) (int, bool) {
-	expr = strings.TrimSpace(expr)
+	expr = cSuffix.ReplaceAllString(strings.TrimSpace(expr), "$1")
 	if inner, ok := strings.CutPrefix(expr, "("); ok && strings.HasSuffix(inner, ")") && balanced(inner[:len(inner)-1]) {
 		return evalC(inner[:len(inner)-1], known)
 	}
@@ -135,6 +138,10 @@ var mirrors = map[string]map[string]int{
 		"MATCH_BIN_PREFIX_NOT": MatchBinPrefixNot, "MATCH_BIN_POSTFIX": MatchBinPostfix, "MATCH_BIN_POSTFIX_NOT": MatchBinPostfixNot,
 		"MATCH_NAME": MatchName, "MATCH_NAME_NOT": MatchNameNot, "MATCH_STDIO_INET": MatchStdioInet,
 		"MATCH_NEWFD": MatchNewFD, "MATCH_FILELESS": MatchFileless, "MATCH_VARIANT": MatchVariant, "MATCH_RELAYED": MatchRelayed,
+		"MATCH_PATH": MatchPath, "MATCH_PATH_NOT": MatchPathNot, "MATCH_PATH_PREFIX": MatchPathPrefix, "MATCH_PATH_PREFIX_NOT": MatchPathPrefixNot,
+		"MATCH_PATH_POSTFIX": MatchPathPostfix, "MATCH_PATH_POSTFIX_NOT": MatchPathPostfixNot,
+		"MATCH_CAPS": MatchCaps, "MATCH_CAPS_NOT": MatchCapsNot, "MATCH_CAPS_USERNS": MatchCapsUserns,
+		"MATCH_PID": MatchPID, "MATCH_PID_NOT": MatchPIDNot,
 		// The kernel computes the Prefix/Postfix keys only when a
 		// selector of the point uses one of these.
 		"MATCH_ANY_BIN": MatchBin | MatchBinNot | MatchBinPrefix | MatchBinPrefixNot | MatchBinPostfix | MatchBinPostfixNot,

@@ -54,7 +54,7 @@ enum action {
 
 /* Selector predicates; all set predicates must hold (AND). */
 enum match_flag {
-	MATCH_FAMILY = 1 << 0,
+	MATCH_FAMILY = 1ULL << 0,
 	MATCH_PROTOCOL = 1 << 1,
 	MATCH_TYPE = 1 << 2,
 	MATCH_STATE = 1 << 3,
@@ -79,10 +79,38 @@ enum match_flag {
 	MATCH_FILELESS = 1 << 22,	/* exec: the file has no link (memfd, deleted) */
 	MATCH_VARIANT = 1 << 23,	/* which call of a shared point (dup2, dup3) */
 	MATCH_RELAYED = 1 << 24,	/* relay: the shell's output reaches a network peer */
+	/* exec: the file being exec'd (matchArgs on a linux_binprm, file,
+	 * path or exec's filename), its own path or the one exec was given */
+	MATCH_PATH = 1 << 25,
+	MATCH_PATH_NOT = 1 << 26,
+	MATCH_PATH_PREFIX = 1 << 27,
+	MATCH_PATH_PREFIX_NOT = 1 << 28,
+	MATCH_PATH_POSTFIX = 1 << 29,
+	MATCH_PATH_POSTFIX_NOT = 1 << 30,
+	/* matchCapabilities: the set caps_type of the caller holds any of caps */
+	MATCH_CAPS = 1ULL << 31,
+	MATCH_CAPS_NOT = 1ULL << 32,
+	MATCH_CAPS_USERNS = 1ULL << 33,	/* isNamespaceCapability: only outside the host's user namespace */
+	/* matchPIDs: the caller's pid (or, PID_FOLLOW, an ancestor's) is in pids */
+	MATCH_PID = 1ULL << 34,
+	MATCH_PID_NOT = 1ULL << 35,
+};
+
+#define MAX_PIDS 4		/* values of a selector's matchPIDs */
+#define PID_ANCESTORS 10	/* ancestors followForks looks at, as Tetragon */
+#define PID_SLOTS 16		/* room for them: a power of two */
+#define USER_NS_INIT_INO 0xEFFFFFFDU	/* the host's user namespace */
+
+/* matchPIDs flags (selector pid_flags). */
+enum pid_flag {
+	PID_NS = 1 << 0,	/* isNamespacePID: pids in the process's pid namespace */
+	PID_FOLLOW = 1 << 1,	/* followForks: the process or its ancestors */
 };
 
 #define MATCH_ANY_BIN (MATCH_BIN | MATCH_BIN_NOT | MATCH_BIN_PREFIX | MATCH_BIN_PREFIX_NOT | \
 		       MATCH_BIN_POSTFIX | MATCH_BIN_POSTFIX_NOT)
+#define MATCH_ANY_PATH (MATCH_PATH | MATCH_PATH_NOT | MATCH_PATH_PREFIX | MATCH_PATH_PREFIX_NOT | \
+			MATCH_PATH_POSTFIX | MATCH_PATH_POSTFIX_NOT)
 
 /* Selector flags. */
 enum selector_flag {
@@ -129,7 +157,7 @@ struct rule_key {
 };
 
 struct selector {
-	__u32 match;
+	__u64 match;
 	__u32 daddr_set;
 	__u32 saddr_set;
 	__u32 dport_set;	/* index into port_sets */
@@ -138,23 +166,33 @@ struct selector {
 	__u32 prefix_set;
 	__u32 postfix_set;
 	__u32 name_set;
+	__u32 path_set;		/* MATCH_PATH: the executed file's path hashes */
+	__u32 path_prefix_set;	/* MATCH_PATH_PREFIX */
+	__u32 path_postfix_set;	/* MATCH_PATH_POSTFIX */
 	__u32 families;		/* bit per AF_* */
 	__u32 types;		/* bit per SOCK_* */
 	__u32 states;		/* bit per TCP_* state */
 	__u32 fds;		/* bit per descriptor 0-31 (dup's new fd) */
 	__u64 protocols[4];	/* bit per IPPROTO_* */
+	__u64 caps;		/* MATCH_CAPS: capability bits */
+	__u32 pids[MAX_PIDS];	/* MATCH_PID: the pids, npids of them */
 	__s32 err;		/* errno for ACTION_DENY, positive */
+	__s32 retval;		/* ACTION_DENY: a positive value the call returns instead (fmod_ret); 0: none */
 	__u8 action;
 	__u8 group;		/* the policy: first match per group decides */
 	__u8 signal;		/* ACTION_SIGNAL, or with ACTION_DENY (NotifyEnforcer) */
 	__u8 flags;		/* enum selector_flag */
 	__u8 variant;		/* MATCH_VARIANT */
-	__u8 pad[3];
+	__u8 caps_type;		/* 0 effective, 1 inheritable, 2 permitted */
+	__u8 pid_flags;		/* enum pid_flag */
+	__u8 npids;
+	__u8 pad[4];
 };
 
 struct point_rules {
 	__u32 count;
-	__u32 uses;		/* union of the selectors' match flags */
+	__u32 pad;
+	__u64 uses;		/* union of the selectors' match flags */
 	struct selector sel[MAX_SELECTORS];
 };
 

@@ -96,6 +96,49 @@ __noinline int exec_query(__u64 file, __u64 filename)
 	return 1;
 }
 
+/* The binary the exec's caller runs, for matchBinaries at the exec point:
+ * what exec tracking recorded for the current process, into s->x.caller.
+ * At bprm_check_security (LSM, fmod_ret) the record is still the
+ * caller's. */
+static __always_inline void exec_caller(struct scratch *s)
+{
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	struct proc *p = bpf_map_lookup_elem(&procs, &tgid);
+
+	s->x.caller_valid = p != 0;
+	if (p)
+		__builtin_memcpy(&s->x.caller, p, sizeof(*p));
+}
+
+/* exec_caller at sched_process_exec (the fallback's exec point), which
+ * shares the tracepoint with exec tracking: when tracking ran first it
+ * replaced the record and saved the caller's for this exec (bprm) in
+ * scratch; otherwise the record is still the caller's, and tracking is
+ * told (bprm | 1) that it need not save it. The programs of one
+ * tracepoint hit run back to back on one CPU. */
+static __always_inline void exec_caller_at_exec(struct scratch *s, __u64 bprm)
+{
+	if (s->x.caller_bprm == bprm) {
+		s->x.caller_bprm = 0; /* tracking saved it */
+		return;
+	}
+	exec_caller(s);
+	s->x.caller_bprm = bprm | 1;
+}
+
+/* Exec tracking's side of exec_caller_at_exec: before it replaces the
+ * process's record, the caller's is saved for the exec point, unless the
+ * exec point has decided already. */
+static __always_inline void save_exec_caller(struct scratch *s, __u64 bprm)
+{
+	if (s->x.caller_bprm == (bprm | 1)) {
+		s->x.caller_bprm = 0;
+		return;
+	}
+	exec_caller(s);
+	s->x.caller_bprm = bprm;
+}
+
 /* Reads the new image's argv (at sched_process_exec, where the task's mm
  * is the new one) into scratch for the event; sets q->args_len. */
 static __always_inline void read_args(struct scratch *s)

@@ -223,6 +223,7 @@ int process_exec(struct bpf_raw_tracepoint_args *ctx)
 	if (!s)
 		return 0;
 	exec_query((__u64)BPF_CORE_READ(bprm, file), (__u64)BPF_CORE_READ(bprm, filename));
+	exec_caller_at_exec(s, (__u64)bprm);
 	read_args(s);
 	decide();
 	carry_out(s);
@@ -360,6 +361,7 @@ int track_exec(struct bpf_raw_tracepoint_args *ctx)
 
 	if (!w || !(s = get_scratch()))
 		return 0;
+	save_exec_caller(s, (__u64)bprm);
 	resolve_exec((__u64)BPF_CORE_READ(bprm, file), (__u64)BPF_CORE_READ(bprm, filename));
 	s->x.exec.workload = workload_cgroup;
 	bpf_map_update_elem(&procs, &tgid, &s->x.exec, BPF_ANY);

@@ -96,7 +96,8 @@ type FallbackPendingShell struct {
 type FallbackPointRules struct {
 	_     structs.HostLayout
 	Count uint32
-	Uses  uint32
+	Pad   uint32
+	Uses  uint64
 	Sel   [16]FallbackSelector
 }
 
@@ -160,6 +161,8 @@ type FallbackScratch struct {
 			Kill   uint32
 			Err    int32
 			Signal int32
+			Retval int32
+			Pad    uint32
 		}
 		W              FallbackWorkload
 		WorkloadCgroup uint64
@@ -173,19 +176,42 @@ type FallbackScratch struct {
 		Family         uint8
 		HasWorkload    uint8
 		HasBin         uint8
+		HasPath        uint8
+		HasAliasPrefix uint8
+		Pad            [2]uint8
+		_              [4]byte
+		PathHash       uint64
+		PathAlias      uint64
 		Prefix         FallbackPathKey
 		Postfix        FallbackPathKey
+		PathPrefix     FallbackPathKey
+		PathPostfix    FallbackPathKey
+		AliasPrefix    FallbackPathKey
+		CredCaps       [3]uint64
+		Userns         uint32
+		Npids          uint32
+		Pids           [16]uint32
+		Nspids         [16]uint32
+		PidSel         uint32
+		PidIn          uint32
+		HasCaps        uint8
+		HasPids        uint8
+		Pad2           [6]uint8
 	}
 	X struct {
-		_          structs.HostLayout
-		Exec       FallbackProc
-		Buf        [512]int8
-		Alias      [256]int8
-		AliasBase  uint32
-		ReverseLen uint32
-		Args       [128]int8
-		Argv       [256]int8
-		Walk       struct {
+		_           structs.HostLayout
+		Exec        FallbackProc
+		Caller      FallbackProc
+		CallerBprm  uint64
+		CallerValid uint32
+		CallerPad   uint32
+		Buf         [512]int8
+		Alias       [256]int8
+		AliasBase   uint32
+		ReverseLen  uint32
+		Args        [128]int8
+		Argv        [256]int8
+		Walk        struct {
 			_          structs.HostLayout
 			Dentry     uint64
 			Mnt        uint64
@@ -211,30 +237,39 @@ type FallbackScratch struct {
 }
 
 type FallbackSelector struct {
-	_          structs.HostLayout
-	Match      uint32
-	DaddrSet   uint32
-	SaddrSet   uint32
-	DportSet   uint32
-	SportSet   uint32
-	BinSet     uint32
-	PrefixSet  uint32
-	PostfixSet uint32
-	NameSet    uint32
-	Families   uint32
-	Types      uint32
-	States     uint32
-	Fds        uint32
-	_          [4]byte
-	Protocols  [4]uint64
-	Err        int32
-	Action     uint8
-	Group      uint8
-	Signal     uint8
-	Flags      uint8
-	Variant    uint8
-	Pad        [3]uint8
-	_          [4]byte
+	_              structs.HostLayout
+	Match          uint64
+	DaddrSet       uint32
+	SaddrSet       uint32
+	DportSet       uint32
+	SportSet       uint32
+	BinSet         uint32
+	PrefixSet      uint32
+	PostfixSet     uint32
+	NameSet        uint32
+	PathSet        uint32
+	PathPrefixSet  uint32
+	PathPostfixSet uint32
+	Families       uint32
+	Types          uint32
+	States         uint32
+	Fds            uint32
+	_              [4]byte
+	Protocols      [4]uint64
+	Caps           uint64
+	Pids           [4]uint32
+	Err            int32
+	Retval         int32
+	Action         uint8
+	Group          uint8
+	Signal         uint8
+	Flags          uint8
+	Variant        uint8
+	CapsType       uint8
+	PidFlags       uint8
+	Npids          uint8
+	Pad            [4]uint8
+	_              [4]byte
 }
 
 type FallbackWorkload struct {

@@ -7,9 +7,6 @@
 
 #include "workload.h"
 
-#define MATCH_ANY_BIN (MATCH_BIN | MATCH_BIN_NOT | MATCH_BIN_PREFIX | MATCH_BIN_PREFIX_NOT | \
-		       MATCH_BIN_POSTFIX | MATCH_BIN_POSTFIX_NOT)
-
 static __always_inline bool addr_in_set(__u32 set, const __u8 *addr)
 {
 	struct addr_key key = { .prefixlen = 32 + 128, .set = set };
@@ -40,15 +37,17 @@ static __always_inline bool name_in_set(__u32 set, const char *name, int len)
 	return bpf_map_lookup_elem(&name_sets, &key) != 0;
 }
 
-static __always_inline bool bin_in_set(__u32 set, const struct decision *d)
+/* A path by its hash, or by the path it was called by (alias, 0: none):
+ * /bin/sh in a profile still names what /bin/sh runs. */
+static __always_inline bool hash_in_set(__u32 set, __u64 hash, __u64 alias)
 {
-	struct bin_key key = { .set = set, .hash = d->bin_hash };
+	struct bin_key key = { .set = set, .hash = hash };
 
 	if (bpf_map_lookup_elem(&bin_sets, &key))
 		return true;
-	if (!d->bin_alias)
+	if (!alias)
 		return false;
-	key.hash = d->bin_alias; /* /bin/sh in a profile still names what /bin/sh runs */
+	key.hash = alias;
 	return bpf_map_lookup_elem(&bin_sets, &key) != 0;
 }
 
@@ -70,7 +69,7 @@ static __always_inline bool in_mask32(__u32 mask, __u8 v)
 /* The network predicates: family, protocol, type, state, addresses, ports. */
 static __always_inline bool socket_matches(const struct selector *s, const struct query *q, __u8 family)
 {
-	__u32 m = s->match;
+	__u64 m = s->match;
 
 	if ((m & MATCH_FAMILY) && !in_mask32(s->families, family))
 		return false;
@@ -99,11 +98,116 @@ static __always_inline bool socket_matches(const struct selector *s, const struc
 	return true;
 }
 
-/* The process predicates: names, binaries, stdio, descriptors, relays. */
-static __always_inline bool process_matches(const struct selector *s, struct decision *d)
+/* The executed file's path (matchArgs on a linux_binprm and the like):
+ * its own path, or the path exec was given (Prefix too: /proc/self/fd/3
+ * names a memfd whose own path is elsewhere). */
+static __always_inline bool path_matches(const struct selector *s, struct decision *d)
+{
+	__u64 m = s->match;
+
+	if (!d->has_path)
+		return false;
+	if ((m & (MATCH_PATH | MATCH_PATH_NOT)) &&
+	    FAILS(m, MATCH_PATH, MATCH_PATH_NOT, hash_in_set(s->path_set, d->path_hash, d->path_alias)))
+		return false;
+	if (m & (MATCH_PATH_PREFIX | MATCH_PATH_PREFIX_NOT)) {
+		bool in = path_in_prefixes(s->path_prefix_set, &d->path_prefix) ||
+			  (d->has_alias_prefix && path_in_prefixes(s->path_prefix_set, &d->alias_prefix));
+
+		if (FAILS(m, MATCH_PATH_PREFIX, MATCH_PATH_PREFIX_NOT, in))
+			return false;
+	}
+	if ((m & (MATCH_PATH_POSTFIX | MATCH_PATH_POSTFIX_NOT)) &&
+	    FAILS(m, MATCH_PATH_POSTFIX, MATCH_PATH_POSTFIX_NOT, path_in_prefixes(s->path_postfix_set, &d->path_postfix)))
+		return false;
+	return true;
+}
+
+/* matchCapabilities: whether the caller's set holds any of the selector's
+ * capabilities (In), or none (Not); with isNamespaceCapability only a
+ * caller outside the host's user namespace matches. */
+static __always_inline bool caps_match(const struct selector *s, const struct decision *d)
+{
+	__u64 m = s->match;
+
+	if (!d->has_caps)
+		return false;
+	if ((m & MATCH_CAPS_USERNS) && d->userns == USER_NS_INIT_INO)
+		return false;
+	__u64 caps = d->cred_caps[0];
+
+	if (s->caps_type == 1)
+		caps = d->cred_caps[1];
+	else if (s->caps_type == 2)
+		caps = d->cred_caps[2];
+	bool in = (caps & s->caps) != 0;
+
+	return !FAILS(m, MATCH_CAPS, MATCH_CAPS_NOT, in);
+}
+
+/* One ancestor of the matchPIDs walk (bpf_loop): whether the a-th
+ * process of the caller's line (0: the caller) has one of the selector's
+ * pids. State in scratch (d->pid_sel, d->pid_in), as every loop's. */
+static long pid_step(__u32 a, void *unused)
+{
+	struct scratch *sc = get_scratch();
+
+	if (!sc || a >= PID_ANCESTORS)
+		return 1;
+	barrier_var(a);
+	a &= PID_SLOTS - 1;
+	struct decision *d = &sc->d;
+	struct point_rules *r = bpf_map_lookup_elem(&rules, &d->key);
+
+	if (!r)
+		return 1;
+	const struct selector *s = &r->sel[d->pid_sel & (MAX_SELECTORS - 1)];
+	__u32 pid = (s->pid_flags & PID_NS) ? d->nspids[a] : d->pids[a];
+	__u32 depth = (s->pid_flags & PID_FOLLOW) ? d->npids : 1;
+
+	if (a >= depth || !pid)
+		return 1;
+	/* unused values are 0, which no pid compared here is */
+	if (pid == s->pids[0] || pid == s->pids[1] || pid == s->pids[2] || pid == s->pids[3]) {
+		d->pid_in = 1;
+		return 1;
+	}
+	return 0;
+}
+
+/* matchPIDs of selector i of the rules being evaluated (d->key): whether
+ * the caller's pid (its pid in its own namespace with isNamespacePID,
+ * where a process in the host's has none) is one of the selector's; with
+ * followForks an ancestor's up to PID_ANCESTORS, as Tetragon. A global
+ * function. */
+__noinline int match_pids(__u32 i)
+{
+	struct scratch *sc = get_scratch();
+
+	if (!sc)
+		return 0;
+	struct decision *d = &sc->d;
+	struct point_rules *r = bpf_map_lookup_elem(&rules, &d->key);
+
+	if (!r || i >= MAX_SELECTORS || !d->has_pids)
+		return 0;
+	barrier_var(i);
+	const struct selector *s = &r->sel[i & (MAX_SELECTORS - 1)];
+
+	if ((s->pid_flags & PID_NS) && !d->nspids[0])
+		return 0;
+	d->pid_sel = i;
+	d->pid_in = 0;
+	bpf_loop(PID_ANCESTORS, pid_step, 0, 0);
+	return !FAILS(s->match, MATCH_PID, MATCH_PID_NOT, d->pid_in);
+}
+
+/* The process predicates: names, binaries, paths, capabilities, pids,
+ * stdio, descriptors, relays. */
+static __always_inline bool process_matches(const struct selector *s, struct decision *d, __u32 i)
 {
 	const struct query *q = &d->q;
-	__u32 m = s->match;
+	__u64 m = s->match;
 
 	if (m & (MATCH_NAME | MATCH_NAME_NOT)) {
 		bool in = name_in_set(s->name_set, q->binary, NAME_LEN) || name_in_set(s->name_set, q->comm, 16);
@@ -115,7 +219,7 @@ static __always_inline bool process_matches(const struct selector *s, struct dec
 		 * matches no binary predicate, positive or negative. */
 		if (!d->has_bin)
 			return false;
-		if ((m & (MATCH_BIN | MATCH_BIN_NOT)) && FAILS(m, MATCH_BIN, MATCH_BIN_NOT, bin_in_set(s->bin_set, d)))
+		if ((m & (MATCH_BIN | MATCH_BIN_NOT)) && FAILS(m, MATCH_BIN, MATCH_BIN_NOT, hash_in_set(s->bin_set, d->bin_hash, d->bin_alias)))
 			return false;
 		if ((m & (MATCH_BIN_PREFIX | MATCH_BIN_PREFIX_NOT)) &&
 		    FAILS(m, MATCH_BIN_PREFIX, MATCH_BIN_PREFIX_NOT, path_in_prefixes(s->prefix_set, &d->prefix)))
@@ -124,6 +228,12 @@ static __always_inline bool process_matches(const struct selector *s, struct dec
 		    FAILS(m, MATCH_BIN_POSTFIX, MATCH_BIN_POSTFIX_NOT, path_in_prefixes(s->postfix_set, &d->postfix)))
 			return false;
 	}
+	if ((m & MATCH_ANY_PATH) && !path_matches(s, d))
+		return false;
+	if ((m & (MATCH_CAPS | MATCH_CAPS_NOT)) && !caps_match(s, d))
+		return false;
+	if ((m & (MATCH_PID | MATCH_PID_NOT)) && !match_pids(i))
+		return false;
 	if ((m & MATCH_STDIO_INET) && !q->stdio_inet)
 		return false;
 	if ((m & MATCH_NEWFD) && (q->new_fd < 0 || !in_mask32(s->fds, (__u8)q->new_fd)))
@@ -160,7 +270,7 @@ __noinline int match_selector(__u32 i)
 
 	if ((d->decided & group) || ((d->w.disabled[d->q.point & 15] >> i) & 1))
 		return 0;
-	if (!socket_matches(sel, &d->q, d->family) || !process_matches(sel, d))
+	if (!socket_matches(sel, &d->q, d->family) || !process_matches(sel, d, i))
 		return 0;
 	d->decided |= group;
 	if (d->first < 0)
@@ -182,18 +292,10 @@ static __always_inline __u8 effective_family(const struct query *q)
 }
 
 /* Fills what the binary predicates look up: the path hashes and the
- * Prefix and (reversed, when exec tracking recorded it) Postfix keys. */
-static __always_inline void prepare_binary(struct scratch *s, __u32 uses)
+ * Prefix and (reversed, when exec tracking recorded it) Postfix keys of
+ * p. */
+static __always_inline void bin_keys(struct decision *d, const struct proc *p, __u64 uses)
 {
-	struct decision *d = &s->d;
-	struct proc *p;
-
-	d->has_bin = 0;
-	if (!(uses & MATCH_ANY_BIN))
-		return;
-	p = query_proc(s);
-	if (!p)
-		return;
 	d->has_bin = 1;
 	d->bin_hash = p->hash;
 	d->bin_alias = p->alias_hash;
@@ -201,6 +303,108 @@ static __always_inline void prepare_binary(struct scratch *s, __u32 uses)
 		__builtin_memcpy(d->prefix.path, p->path, PREFIX_LEN);
 	if (uses & (MATCH_BIN_POSTFIX | MATCH_BIN_POSTFIX_NOT))
 		__builtin_memcpy(d->postfix.path, p->rpath, PREFIX_LEN);
+}
+
+/* Fills what the path predicates look up, from the file being exec'd (or
+ * the relay's shell): hashes, the Prefix keys of its own path and of the
+ * path exec was given (in scratch while an exec is decided), Postfix. */
+static __always_inline void path_keys(struct scratch *s, const struct proc *p, __u64 uses)
+{
+	struct decision *d = &s->d;
+
+	d->has_path = 1;
+	d->has_alias_prefix = 0;
+	d->path_hash = p->hash;
+	d->path_alias = p->alias_hash;
+	if (uses & (MATCH_PATH_PREFIX | MATCH_PATH_PREFIX_NOT)) {
+		__builtin_memcpy(d->path_prefix.path, p->path, PREFIX_LEN);
+		if (d->q.exec_proc && d->path_alias) {
+			__builtin_memcpy(d->alias_prefix.path, s->x.alias, PREFIX_LEN);
+			d->has_alias_prefix = 1;
+		}
+	}
+	if (uses & (MATCH_PATH_POSTFIX | MATCH_PATH_POSTFIX_NOT))
+		__builtin_memcpy(d->path_postfix.path, p->rpath, PREFIX_LEN);
+}
+
+/* The capabilities and user namespace of the current task's credentials
+ * into the decision (kernel_cap_t is 64 bits, as one u64 or two u32). */
+static __always_inline void prepare_caps(struct decision *d)
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	const struct cred *cred = BPF_CORE_READ(task, cred);
+
+	d->has_caps = 0;
+	if (!cred)
+		return;
+	bpf_probe_read_kernel(&d->cred_caps[0], 8, __builtin_preserve_access_index(&cred->cap_effective));
+	bpf_probe_read_kernel(&d->cred_caps[1], 8, __builtin_preserve_access_index(&cred->cap_inheritable));
+	bpf_probe_read_kernel(&d->cred_caps[2], 8, __builtin_preserve_access_index(&cred->cap_permitted));
+	d->userns = BPF_CORE_READ(cred, user_ns, ns.inum);
+	d->has_caps = 1;
+}
+
+/* A task's pid in its own pid namespace, 0 in the host's. */
+static __always_inline __u32 ns_pid(struct task_struct *task)
+{
+	struct pid *pid = BPF_CORE_READ(task, group_leader, thread_pid);
+	unsigned int level = BPF_CORE_READ(pid, level);
+	struct upid up = {};
+
+	if (!pid || !level)
+		return 0;
+	bpf_probe_read_kernel(&up, sizeof(up), &pid->numbers[level & 31]);
+	return up.nr;
+}
+
+/* The current process's pids and its ancestors' (real parents), the
+ * host's and their own namespaces', into the decision. */
+static __always_inline void prepare_pids(struct decision *d)
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+
+	d->npids = 0;
+	for (__u32 i = 0; i < PID_ANCESTORS; i++) {
+		__u32 tgid = BPF_CORE_READ(task, tgid);
+
+		if (!task || !tgid)
+			break;
+		d->pids[i] = tgid;
+		d->nspids[i] = ns_pid(task);
+		d->npids = i + 1;
+		task = BPF_CORE_READ(task, real_parent);
+	}
+	d->has_pids = d->npids > 0;
+}
+
+/* Fills the lookup keys of the binary and path predicates the rules use.
+ * At the exec point matchBinaries names the program that calls exec (as
+ * in Tetragon) and the path predicates the file exec'd; elsewhere both
+ * name the process's binary (at the relay point, the shell). */
+static __always_inline void prepare_binary(struct scratch *s, __u64 uses)
+{
+	struct decision *d = &s->d;
+	struct proc *p;
+
+	d->has_bin = 0;
+	d->has_path = 0;
+	d->has_caps = 0;
+	d->has_pids = 0;
+	if (uses & (MATCH_CAPS | MATCH_CAPS_NOT))
+		prepare_caps(d);
+	if (uses & (MATCH_PID | MATCH_PID_NOT))
+		prepare_pids(d);
+	if (!(uses & (MATCH_ANY_BIN | MATCH_ANY_PATH)))
+		return;
+	p = query_proc(s);
+	if (p && (uses & MATCH_ANY_PATH))
+		path_keys(s, p, uses);
+	if (!(uses & MATCH_ANY_BIN))
+		return;
+	if (d->q.point == POINT_EXEC)
+		p = s->x.caller_valid ? &s->x.caller : 0;
+	if (p)
+		bin_keys(d, p, uses);
 }
 
 #endif

@@ -69,6 +69,17 @@ static __always_inline bool sockaddr_query(struct query *q, struct sockaddr *add
 
 #define CAN_ALL (CAN_DENY | CAN_KILL)
 
+/* The program's result: fmod_ret returns a positive Override value
+ * itself, as Tetragon does; an LSM program can only refuse with an errno
+ * (the event says so). enforcer is a constant: the choice is compiled
+ * away. */
+static __always_inline int finish(struct scratch *s, __u8 enforcer)
+{
+	if (enforcer == ENFORCER_FMOD_RET)
+		return carry_out_value(s);
+	return carry_out(s);
+}
+
 static __always_inline int check_connect(struct socket *sock, struct sockaddr *address, __u8 enforcer)
 {
 	struct scratch *s = begin_decision(POINT_CONNECT, enforcer, CAN_ALL);
@@ -79,7 +90,7 @@ static __always_inline int check_connect(struct socket *sock, struct sockaddr *a
 	s->d.q.has_saddr = s->d.q.sport != 0;
 	decide();
 	relay_connect();
-	return carry_out(s);
+	return finish(s, enforcer);
 }
 
 /* Sends: with an explicit destination (on a stream socket that is a TCP
@@ -104,7 +115,7 @@ static __always_inline int check_sendmsg(struct socket *sock, struct msghdr *msg
 			s->d.q.point = POINT_CONNECT;
 	}
 	decide();
-	return carry_out(s);
+	return finish(s, enforcer);
 }
 
 /* bind: the address being bound is the local one. */
@@ -123,7 +134,7 @@ static __always_inline int check_bind(struct socket *sock, struct sockaddr *addr
 	q->dport = 0;
 	__builtin_memset(q->daddr, 0, 16);
 	decide();
-	return carry_out(s);
+	return finish(s, enforcer);
 }
 
 /* listen: the socket's bound local address. */
@@ -135,7 +146,7 @@ static __always_inline int check_listen(struct socket *sock, __u8 enforcer)
 		return 0;
 	local_addr(&s->d.q, sock);
 	decide();
-	return carry_out(s);
+	return finish(s, enforcer);
 }
 
 static __always_inline int check_socket_create(int family, int type, int protocol, int kern, __u8 enforcer)
@@ -150,7 +161,7 @@ static __always_inline int check_socket_create(int family, int type, int protoco
 	s->d.q.sock_type = type & 0xf;
 	s->d.q.protocol = protocol;
 	decide();
-	return carry_out(s);
+	return finish(s, enforcer);
 }
 
 /* Refusing the exec is enough: the caller gets EPERM, nothing new runs. */
@@ -165,8 +176,9 @@ static __always_inline int check_exec(struct linux_binprm *bprm, __u8 enforcer)
 	if (!s)
 		return 0;
 	exec_query((__u64)BPF_CORE_READ(bprm, file), (__u64)BPF_CORE_READ(bprm, filename));
+	exec_caller(s);
 	decide();
-	return carry_out(s);
+	return finish(s, enforcer);
 }
 
 /* BPF LSM. The last argument is the verdict of earlier LSM programs; it is

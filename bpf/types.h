@@ -49,6 +49,8 @@ struct verdict {
 	__u32 kill;
 	__s32 err;	/* positive errno when deny */
 	__s32 signal;	/* to send to the caller, 0: none */
+	__s32 retval;	/* when deny: a positive value to return instead, where the program can (fmod_ret) */
+	__u32 pad;
 };
 
 /* One decision in progress: the query, the caller's workload, the verdict
@@ -68,8 +70,26 @@ struct decision {
 	__u8 family;		/* effective family (v4-mapped v6 as v4) */
 	__u8 has_workload;
 	__u8 has_bin;
+	__u8 has_path;		/* the path keys below are filled */
+	__u8 has_alias_prefix;	/* alias_prefix is filled */
+	__u8 pad[2];
+	__u64 path_hash;	/* the executed file's path hash, when has_path */
+	__u64 path_alias;	/* and the path exec was given, 0: none */
 	struct path_key prefix;	/* matchBinaries Prefix key of the binary's path */
 	struct path_key postfix;	/* and Postfix (the path reversed) */
+	struct path_key path_prefix;	/* the executed file's path, for MATCH_PATH_PREFIX */
+	struct path_key path_postfix;	/* reversed, for MATCH_PATH_POSTFIX */
+	struct path_key alias_prefix;	/* the path exec was given, for MATCH_PATH_PREFIX */
+	__u64 cred_caps[3];	/* the caller's effective, inheritable, permitted capabilities, when has_caps */
+	__u32 userns;		/* and its user namespace's inode */
+	__u32 npids;		/* pids and nspids hold the caller and npids - 1 ancestors, when has_pids */
+	__u32 pids[PID_SLOTS];
+	__u32 nspids[PID_SLOTS];	/* their pids in their own pid namespace, 0 in the host's */
+	__u32 pid_sel;		/* match_pids: the selector, */
+	__u32 pid_in;		/* and whether a pid of the walk is one of its */
+	__u8 has_caps;
+	__u8 has_pids;
+	__u8 pad2[6];
 };
 
 /* The path walk of dpath.h, one component per bpf_loop iteration. Kernel
@@ -102,6 +122,10 @@ struct argv_scan {
 /* What exec tracking and the exec programs work on. */
 struct exec_state {
 	struct proc exec;		/* the executed file */
+	struct proc caller;		/* the binary the exec's caller ran (matchBinaries at exec) */
+	__u64 caller_bprm;		/* the exec (struct linux_binprm *) caller is of */
+	__u32 caller_valid;		/* caller is known */
+	__u32 caller_pad;
 	char buf[2 * DPATH_ROOM];	/* the path being built; twice the room: masked reads stay in bounds */
 	char alias[FULL_PATH_LEN];	/* the path the caller passed */
 	__u32 alias_base;		/* offset of its base name */

@@ -122,6 +122,7 @@ __noinline int apply_selector(__u32 i)
 			if (!v->deny) {
 				v->deny = 1;
 				v->err = err;
+				v->retval = sel->retval;
 			}
 		}
 		if (want_kill && (caps & CAN_KILL)) {
@@ -201,6 +202,7 @@ static __always_inline struct scratch *begin_decision(__u8 point, __u8 enforcer,
 	s->d.first = -1;
 	s->d.has_workload = 0;
 	s->d.has_bin = 0;
+	s->d.has_path = 0;
 	return s;
 }
 
@@ -223,7 +225,8 @@ static __always_inline long negative_errno(__u32 err)
 }
 
 /* Sends what the verdict asks for; the errno to return when it denies,
- * negative, 0 when it allows. */
+ * negative, 0 when it allows. A positive value the selector returns
+ * instead (Override argError > 0) is fmod_ret's: carry_out_value. */
 static __always_inline int carry_out(struct scratch *s)
 {
 	const struct verdict *v = &s->d.v;
@@ -236,6 +239,19 @@ static __always_inline int carry_out(struct scratch *s)
 	if (!v->deny)
 		return 0;
 	return negative_errno(v->err);
+}
+
+/* carry_out for programs that may return any value (fmod_ret): a
+ * refusal with a positive return value returns it, as Tetragon's
+ * override does. */
+static __always_inline int carry_out_value(struct scratch *s)
+{
+	int ret = carry_out(s);
+	__s32 value = s->d.v.retval;
+
+	if (s->d.v.deny && value > 0)
+		return value;
+	return ret;
 }
 
 #endif

@@ -84,7 +84,7 @@ func TestBuiltinReverseShell(t *testing.T) {
 		PointExec: append([]Selector{
 			{Policy: "reverse-shell", Call: "security_bprm_check", StdioInet: true, Action: ActionSigkill},
 			{Policy: "reverse-shell", Call: "security_bprm_check", Fileless: true, Action: ActionSigkill},
-			{Policy: "reverse-shell", Call: "security_bprm_check", Binaries: []BinaryMatch{{Operator: "Prefix", Values: []string{"/dev/shm/"}}}, Action: ActionSigkill},
+			{Policy: "reverse-shell", Call: "security_bprm_check", Paths: []BinaryMatch{{Operator: "Prefix", Values: []string{"/dev/shm/"}}}, Action: ActionSigkill},
 		}, fromDefault(PointExec, "reverse-shell")...),
 		PointMemfd: {{Policy: "reverse-shell", Call: "memfd_create", Action: ActionPost}},
 		PointRelay: fromDefault(PointRelay, "reverse-shell"),

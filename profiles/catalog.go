@@ -206,6 +206,9 @@ func (l *linker) compilePolicies() {
 			continue
 		}
 		s.compiled = compiled
+		if !s.builtin {
+			l.noteAll(compiled.Notes)
+		}
 	}
 }
 
@@ -231,6 +234,9 @@ func (l *linker) resolve(i int, ref policy.PolicyRef) *Compiled {
 	if ref.Inline != nil {
 		compiled, err := compilePolicy(ref.Inline, path+".inline")
 		l.cp.errs = appendErrs(l.cp.errs, err)
+		if compiled != nil {
+			l.noteAll(compiled.Notes)
+		}
 		return compiled
 	}
 	s := l.policies[ref.Name]
@@ -243,6 +249,13 @@ func (l *linker) resolve(i int, ref policy.PolicyRef) *Compiled {
 		l.cp.errorf(ref.Pos, path+".name", "TracingPolicy %q (%s) does not compile", ref.Name, at(s.tp.Pos))
 	}
 	return s.compiled
+}
+
+// noteAll adds a policy's notes to the catalog's.
+func (l *linker) noteAll(notes []policy.Note) {
+	for _, n := range notes {
+		l.c.notes = append(l.c.notes, n.String())
+	}
 }
 
 // chooseDefault makes the user's default profile the default (noting the

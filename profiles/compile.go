@@ -5,8 +5,6 @@ import (
 	"slices"
 	"strings"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/ocigate/ocigate/profiles/policy"
 )
 
@@ -23,6 +21,9 @@ type Compiled struct {
 	// TrackSockets is set when sk_alloc's returnArgAction or a matchActions
 	// entry is TrackSock: the profile asks for socket ownership tracking.
 	TrackSockets bool
+	// Notes say what of the policy ocigate carries out differently from
+	// Tetragon: the parser's and the compiler's.
+	Notes []policy.Note
 }
 
 // Selectors counts the selectors of all points.
@@ -34,88 +35,23 @@ func (c *Compiled) Selectors() int {
 	return n
 }
 
-// hook is what a supported kprobe call becomes.
-type hook struct {
-	point Point // the enforcement point; -1: no kernel selectors
-	tcp   bool  // the call sees TCP sockets only: Protocols = {TCP}
-}
-
-// hooks maps policy.SupportedCalls to enforcement points (docs/profiles.md,
-// "Calls").
-var hooks = map[string]hook{
-	"tcp_connect":             {PointConnect, true},
-	"security_socket_connect": {PointConnect, false},
-	"inet_csk_listen_start":   {PointListen, true},
-	"tcp_sendmsg":             {PointSendmsg, true},
-	"tcp_close":               {PointClose, true},
-	"sk_alloc":                {PointSockCreate, false},
-	"__sk_free":               {-1, false},
-	"dup2":                    {PointDup, false},
-	"dup3":                    {PointDup, false},
-	"dup":                     {PointDup, false},
-	"fcntl":                   {PointDup, false},
-	"security_bprm_check":     {PointExec, false},
-	"memfd_create":            {PointMemfd, false},
-}
-
-// target is the selector predicate an argument operator fills.
-type target int
-
-const (
-	tDaddr target = iota
-	tSaddr
-	tDport
-	tSport
-	tProtocol
-	tFamily
-	tState
-)
-
-var targetNames = []string{"destination address", "source address", "destination port",
-	"source port", "protocol", "family", "state"}
-
-// operand is what one matchArgs operator means.
-type operand struct {
-	t    target
-	not  bool
-	priv bool // *PortPriv: the privileged ports, no values
-}
-
-// sockOps are the operators on sock and socket arguments.
-var sockOps = map[string]operand{
-	"DAddr": {t: tDaddr}, "NotDAddr": {t: tDaddr, not: true},
-	"SAddr": {t: tSaddr}, "NotSAddr": {t: tSaddr, not: true},
-	"DPort": {t: tDport}, "NotDPort": {t: tDport, not: true},
-	"SPort": {t: tSport}, "NotSPort": {t: tSport, not: true},
-	"DPortPriv": {t: tDport, priv: true}, "NotDPortPriv": {t: tDport, not: true, priv: true},
-	"SPortPriv": {t: tSport, priv: true}, "NotSPortPriv": {t: tSport, not: true, priv: true},
-	"Protocol": {t: tProtocol}, "Family": {t: tFamily}, "State": {t: tState},
-}
-
-// sockaddrOps are the operators on sockaddr arguments. Tetragon's sockaddr
-// "SAddr" and "SPort" are the address and port in the sockaddr: for
-// security_socket_connect, the destination.
-var sockaddrOps = map[string]operand{
-	"SAddr": {t: tDaddr}, "NotSAddr": {t: tDaddr, not: true},
-	"SPort": {t: tDport}, "NotSPort": {t: tDport, not: true},
-	"SPortPriv": {t: tDport, priv: true}, "NotSPortPriv": {t: tDport, not: true, priv: true},
-	"Family": {t: tFamily},
-}
-
-// skAllocFamily is the index of sk_alloc's family argument.
-const skAllocFamily = 1
-
-// callVariants tells apart calls that share a point: the kernel reports
-// which one it saw.
-var callVariants = map[string]uint8{"dup": 1, "dup2": 2, "dup3": 3, "fcntl": 4}
-
-// dupNewFD is the index of the new descriptor argument of the dup calls
-// (for dup and fcntl: the descriptor they returned).
-const dupNewFD = 1
-
-// compiler collects the errors of compiling one policy or profile.
+// compiler collects the errors and notes of compiling one policy or
+// profile.
 type compiler struct {
-	errs policy.Errors
+	errs  policy.Errors
+	notes []policy.Note
+}
+
+// notef records a note: the policy loads, and this is what it does
+// differently from Tetragon.
+func (c *compiler) notef(pos policy.Pos, field, format string, args ...any) {
+	n := policy.Note{Pos: pos, Field: field, Msg: fmt.Sprintf(format, args...)}
+	for _, have := range c.notes {
+		if have == n {
+			return
+		}
+	}
+	c.notes = append(c.notes, n)
 }
 
 func (c *compiler) errorf(pos policy.Pos, field, format string, args ...any) {
@@ -139,283 +75,152 @@ func CompilePolicy(tp *policy.TracingPolicy) (*Compiled, error) {
 func compilePolicy(tp *policy.TracingPolicy, path string) (*Compiled, error) {
 	c := &compiler{}
 	out := &Compiled{Name: tp.Name, Pos: tp.Pos}
-	monitor := tp.Mode == "monitor"
 	for ki := range tp.Kprobes {
-		k := &tp.Kprobes[ki]
-		kpath := fmt.Sprintf("%s[%d]", join(path, "spec.kprobes"), ki)
-		h, ok := hooks[k.Call]
-		if !ok {
-			c.errorf(k.Pos, join(kpath, "call"), "%q is not supported", k.Call)
-			continue
-		}
-		if k.ReturnArgAction == "TrackSock" {
-			if k.Call != "sk_alloc" {
-				c.errorf(k.Pos, join(kpath, "returnArgAction"), "TrackSock is supported on sk_alloc only, not %s", k.Call)
-			}
-			out.TrackSockets = true
-		}
-		sels := k.Selectors
-		if len(sels) == 0 {
-			// Tetragon reports every call of a kprobe without selectors.
-			sels = []policy.Selector{{Pos: k.Pos, Actions: []policy.Action{{Pos: k.Pos, Action: "Post"}}, ImplicitPost: true}}
-		}
-		for si := range sels {
-			ps := &sels[si]
-			spath := fmt.Sprintf("%s[%d]", join(kpath, "selectors"), si)
-			if len(k.Selectors) == 0 {
-				spath = join(kpath, "selectors")
-			}
-			s, track, ok := c.selector(k, ps, h, spath)
-			out.TrackSockets = out.TrackSockets || track
-			if !ok || h.point < 0 {
-				continue
-			}
-			s.Policy, s.Call, s.Monitor, s.Variant = tp.Name, k.Call, monitor, callVariants[k.Call]
-			if err := s.validate(); err != nil {
-				c.errorf(ps.Pos, spath, "%v", err)
-				continue
-			}
-			pt := h.point
-			if s.Relayed {
-				pt = PointRelay // decided where argv and the peer are known
-			}
-			out.Points[pt] = append(out.Points[pt], s)
-			out.At[pt] = append(out.At[pt], ps.Pos)
-		}
+		c.hook(tp, &tp.Kprobes[ki], path, out)
 	}
 	addInternal(tp, out, c)
+	if tp.Namespaced {
+		c.notef(tp.Pos, join(path, "kind"), "TracingPolicyNamespaced: ocigate applies it to the containers of the WorkloadProfiles that list it, whatever their Kubernetes namespace (%q here)", tp.Namespace)
+	}
 	if err := c.err(); err != nil {
 		sortErrs(c.errs)
 		return nil, err
 	}
+	out.Notes = append(slices.Clone(tp.Notes), c.notes...)
 	return out, nil
 }
 
-// selector compiles one selector of kprobe k; track says it has a TrackSock
+// hook compiles one hook of tp into out: each selector (an implicit Post
+// when it has none, as in Tetragon) at each point the hook decides at.
+func (c *compiler) hook(tp *policy.TracingPolicy, k *policy.Kprobe, path string, out *Compiled) {
+	kpath := k.Field // the parser wrote the inline prefix into it
+	h, ok := hookOf(k)
+	if !ok {
+		c.errorf(k.Pos, kpath, "%s %q is not supported", k.Hook, k.Call)
+		return
+	}
+	if k.ReturnArgAction == "TrackSock" {
+		if k.Call != "sk_alloc" {
+			c.errorf(k.Pos, join(kpath, "returnArgAction"), "TrackSock is supported on sk_alloc only, not %s", k.Call)
+		}
+		out.TrackSockets = true
+	}
+	c.hookNotes(k, h, kpath)
+	sels := k.Selectors
+	if len(sels) == 0 {
+		sels = []policy.Selector{{Pos: k.Pos, Actions: []policy.Action{{Pos: k.Pos, Action: "Post"}}, ImplicitPost: true}}
+	}
+	rep := hookReport(k)
+	for si := range sels {
+		ps := &sels[si]
+		spath := fmt.Sprintf("%s[%d]", join(kpath, "selectors"), si)
+		if len(k.Selectors) == 0 {
+			spath = join(kpath, "selectors")
+		}
+		s, track, ok := c.selector(k, ps, h, spath)
+		out.TrackSockets = out.TrackSockets || track
+		if !ok || h.untrackOnly(ps) {
+			continue
+		}
+		s.Policy, s.Call, s.Monitor, s.Report = tp.Name, k.Call, tp.Mode == "monitor", rep
+		c.actionReport(k, ps, &s, spath)
+		for _, t := range c.targets(k, ps, h, spath) {
+			c.place(s, t, ps, spath, out)
+		}
+	}
+}
+
+// place adds s at target t's point.
+func (c *compiler) place(s Selector, t target, ps *policy.Selector, spath string, out *Compiled) {
+	s.Variant = t.variant
+	if t.syscall != "" {
+		s.Syscall = t.syscall
+	}
+	if len(t.protocols) > 0 && !c.restrictProtocols(&s, t.protocols, ps, spath) {
+		return
+	}
+	if err := s.validate(); err != nil {
+		c.errorf(ps.Pos, spath, "%v", err)
+		return
+	}
+	pt := t.point
+	if s.Relayed {
+		pt = PointRelay // decided where argv and the peer are known
+	}
+	out.Points[pt] = append(out.Points[pt], s)
+	out.At[pt] = append(out.At[pt], ps.Pos)
+}
+
+// restrictProtocols restricts s to the protocols a hook sees, keeping a
+// Protocol match only when it allows one of them; false when it never
+// matches (an error).
+func (c *compiler) restrictProtocols(s *Selector, protocols []uint8, ps *policy.Selector, spath string) bool {
+	if len(s.Protocols) == 0 {
+		s.Protocols = slices.Clone(protocols)
+		return true
+	}
+	var both []uint8
+	for _, p := range s.Protocols {
+		if slices.Contains(protocols, p) {
+			both = append(both, p)
+		}
+	}
+	if len(both) == 0 {
+		c.errorf(ps.Pos, spath, "%s sees protocols %v only: Protocol %v never matches", s.Call, protocols, s.Protocols)
+		return false
+	}
+	s.Protocols = both
+	return true
+}
+
+// hookReport is what every event of k's selectors carries of the hook.
+func hookReport(k *policy.Kprobe) Report {
+	r := Report{Hook: k.Hook, Message: k.Message, Tags: slices.Clone(k.Tags)}
+	if r.Hook == policy.HookKprobe {
+		r.Hook = ""
+	}
+	for _, a := range k.Args {
+		r.Args = append(r.Args, ArgDecl{Index: a.Index, Type: a.Type, Label: a.Label})
+	}
+	if k.Return && k.ReturnArg != nil {
+		r.Return = k.ReturnArg.Type
+	}
+	return r
+}
+
+// selector compiles one selector of hook k; track says it has a TrackSock
 // action.
-func (c *compiler) selector(k *policy.Kprobe, ps *policy.Selector, h hook, path string) (s Selector, track, ok bool) {
+func (c *compiler) selector(k *policy.Kprobe, ps *policy.Selector, h hookDef, path string) (s Selector, track, ok bool) {
 	n := len(c.errs)
-	b := &selBuilder{c: c, s: &s, set: map[target]string{}}
+	b := &selBuilder{c: c, s: &s, set: map[pred]string{}, h: h}
 	for i := range ps.Args {
 		b.arg(k, &ps.Args[i], fmt.Sprintf("%s[%d]", join(path, "matchArgs"), i))
 	}
-	if h.tcp {
-		b.tcpOnly(k, ps, path)
-	}
-	kinds := map[string]int{}
-	for i, m := range ps.Binaries {
-		field := fmt.Sprintf("%s[%d]", join(path, "matchBinaries"), i)
-		kind := strings.TrimPrefix(m.Operator, "Not")
-		if line, dup := kinds[kind]; dup {
-			c.errorf(m.Pos, field, "%s: a selector holds one matchBinaries entry of kind %s (In/NotIn, Prefix/NotPrefix, Postfix/NotPostfix); the other is at line %d", m.Operator, kind, line)
-			continue
-		}
-		kinds[kind] = m.Line
-		s.Binaries = append(s.Binaries, BinaryMatch{Operator: m.Operator, Values: slices.Clone(m.Values)})
-	}
+	b.binaries(ps.Binaries, path)
 	for _, m := range ps.Namespaces {
 		s.Namespaces = append(s.Namespaces, NamespaceMatch{Namespace: m.Namespace, Not: m.Operator == "NotIn",
 			Inodes: slices.Clone(m.Inodes), HostNS: m.HostNS})
 	}
+	c.unsupportedMatches(ps, path)
+	c.capabilities(ps, &s, h, path)
+	c.pids(ps, &s, path)
 	track = c.actions(k, ps, &s, h, path)
 	return s, track, len(c.errs) == n
 }
 
-// actions fills the action of s from the selector's matchActions.
-func (c *compiler) actions(k *policy.Kprobe, ps *policy.Selector, s *Selector, h hook, path string) (track bool) {
-	var primary *policy.Action // the action that decides, Post excepted
-	var post, noPost *policy.Action
-	for i := range ps.Actions {
-		a := &ps.Actions[i]
-		field := fmt.Sprintf("%s[%d]", join(path, "matchActions"), i)
-		if ps.ImplicitPost {
-			field = path
-		}
-		switch a.Action {
-		case "Post":
-			post = a
-		case "NoPost":
-			noPost = a
-		case "TrackSock":
-			track = true
-		case "UntrackSock":
-		case "Sigkill", "Override", "NotifyEnforcer", "Signal":
-			if primary != nil {
-				c.errorf(a.Pos, field, "%s and %s (line %d) in one selector: a selector takes one of Sigkill, Override, NotifyEnforcer and Signal", a.Action, primary.Action, primary.Line)
-				continue
-			}
-			primary = a
-		default:
-			c.errorf(a.Pos, field, "action %q is not supported", a.Action)
-		}
-	}
-	if post != nil && noPost != nil {
-		c.errorf(noPost.Pos, join(path, "matchActions"), "Post and NoPost (line %d) in one selector contradict each other", post.Line)
-	}
-	if h.point < 0 {
-		// __sk_free: only UntrackSock (and NoPost) can be honoured.
-		bad := primary
-		if bad == nil {
-			bad = post
-		}
-		if bad != nil {
-			what := bad.Action
-			if ps.ImplicitPost {
-				what = "Post (a selector without matchActions reports)"
-			}
-			c.errorf(bad.Pos, path, "%s on %s: ocigate only stops tracking sockets on %s and cannot report or act on it; use matchActions UntrackSock and NoPost", what, k.Call, k.Call)
-		}
-		return track
-	}
-	s.Action, s.NoPost = ActionPost, noPost != nil
-	if primary == nil {
-		return track
-	}
-	switch primary.Action {
-	case "Sigkill":
-		s.Action = ActionSigkill
-	case "Override":
-		s.Action, s.Errno = ActionOverride, -int(primary.ArgError)
-	case "NotifyEnforcer":
-		s.Action, s.Errno, s.Signal = ActionNotifyEnforcer, -int(primary.ArgError), primary.ArgSig
-		if !primary.HasArgError {
-			s.Errno = int(unix.EPERM)
-		}
-	case "Signal":
-		s.Action, s.Signal = ActionSignal, primary.ArgSig
-	}
-	if (s.Action == ActionOverride || s.Action == ActionNotifyEnforcer) && s.Errno <= 0 {
-		c.errorf(primary.Pos, path, "%s: argError %d: want a negative errno such as -1 (EPERM)", primary.Action, primary.ArgError)
-	}
-	return track
-}
-
-// selBuilder fills one selector's predicates from matchArgs, refusing a
-// second predicate of one kind: the kernel holds one per kind.
-type selBuilder struct {
-	c   *compiler
-	s   *Selector
-	set map[target]string // predicate → "OPERATOR at line N" that set it
-}
-
-func (b *selBuilder) claim(t target, m *policy.ArgMatch, field string) bool {
-	if prev, dup := b.set[t]; dup {
-		b.c.errorf(m.Pos, field, "%s: a selector holds one %s match and %s sets it already", m.Operator, targetNames[t], prev)
-		return false
-	}
-	b.set[t] = fmt.Sprintf("%s at line %d", m.Operator, m.Line)
-	return true
-}
-
-func (b *selBuilder) arg(k *policy.Kprobe, m *policy.ArgMatch, field string) {
-	c, s := b.c, b.s
-	var ops map[string]operand
-	switch m.ArgType {
-	case "sock", "socket":
-		ops = sockOps
-	case "sockaddr":
-		ops = sockaddrOps
-	case "linux_binprm": // the exec
-		switch m.Operator {
-		case "StdioSocket":
-			s.StdioInet = true
-		case "Fileless":
-			s.Fileless = true
-		case "RelayedShell":
-			s.Relayed = true
-		}
-		return
-	case "fd": // dup's old descriptor: the family of the socket it is
-		if b.claim(tFamily, m, field) {
-			s.Families = b.small(m, field, "family")
-		}
-		return
-	case "int":
-		if callVariants[k.Call] != 0 && m.Index == dupNewFD {
-			if m.Operator != "Equal" {
-				c.errorf(m.Pos, field, "%s on the new descriptor of %s is not supported: it takes Equal only", m.Operator, k.Call)
-				return
-			}
-			s.Fds = b.small(m, field, "descriptor")
-			return
-		}
-		if k.Call != "sk_alloc" || m.Index != skAllocFamily {
-			c.errorf(m.Pos, field, "operator %s on int arg %d of %s is not supported (only sk_alloc's family and dup's new descriptor)", m.Operator, m.Index, k.Call)
-			return
-		}
-		if m.Operator != "Equal" {
-			c.errorf(m.Pos, field, "%s on family is not supported: the family match of sk_alloc takes Equal only", m.Operator)
-			return
-		}
-		if b.claim(tFamily, m, field) {
-			s.Families = b.small(m, field, "family")
-		}
-		return
-	}
-	op, ok := ops[m.Operator]
-	if !ok {
-		c.errorf(m.Pos, field, "operator %s on %s arg %d of %s is not supported", m.Operator, m.ArgType, m.Index, k.Call)
-		return
-	}
-	if !b.claim(op.t, m, field) {
-		return
-	}
-	switch op.t {
-	case tDaddr:
-		s.Daddr = AddrMatch{Not: op.not, Prefixes: slices.Clone(m.Prefixes)}
-	case tSaddr:
-		s.Saddr = AddrMatch{Not: op.not, Prefixes: slices.Clone(m.Prefixes)}
-	case tDport:
-		s.Dport = ports(op, m)
-	case tSport:
-		s.Sport = ports(op, m)
-	case tProtocol:
-		for i, v := range m.Numbers {
-			if v < 0 || v > 255 {
-				c.errorf(m.Pos, fmt.Sprintf("%s[%d]", join(field, "values"), i), "protocol %d: want 0-255", v)
-				continue
-			}
-			s.Protocols = append(s.Protocols, uint8(v))
-		}
-	case tFamily:
-		s.Families = b.small(m, field, "family")
-	case tState:
-		s.States = b.small(m, field, "state")
-	}
-}
-
-// small converts values the kernel keeps in a 32-bit set (families, states).
-func (b *selBuilder) small(m *policy.ArgMatch, field, what string) []uint8 {
-	var out []uint8
-	for i, v := range m.Numbers {
-		if v < 0 || v > 31 {
-			b.c.errorf(m.Pos, fmt.Sprintf("%s[%d]", join(field, "values"), i), "%s %d cannot be matched: the kernel side matches %s 0-31", what, v, what)
+// binaries compiles matchBinaries: one entry of each kind.
+func (b *selBuilder) binaries(list []policy.BinaryMatch, path string) {
+	kinds := map[string]int{}
+	for i, m := range list {
+		field := fmt.Sprintf("%s[%d]", join(path, "matchBinaries"), i)
+		kind := strings.TrimPrefix(m.Operator, "Not")
+		if line, dup := kinds[kind]; dup {
+			b.c.errorf(m.Pos, field, "%s: a selector holds one matchBinaries entry of kind %s (In/NotIn, Prefix/NotPrefix, Postfix/NotPostfix); the other is at line %d", m.Operator, kind, line)
 			continue
 		}
-		out = append(out, uint8(v))
+		kinds[kind] = m.Line
+		b.s.Binaries = append(b.s.Binaries, BinaryMatch{Operator: m.Operator, Values: slices.Clone(m.Values)})
 	}
-	return out
-}
-
-func ports(op operand, m *policy.ArgMatch) PortMatch {
-	if op.priv {
-		return PortMatch{Not: op.not, Ranges: []PortRange{PrivilegedPorts}}
-	}
-	pm := PortMatch{Not: op.not}
-	for _, r := range m.Ports {
-		pm.Ranges = append(pm.Ranges, PortRange{r.Lo, r.Hi})
-	}
-	return pm
-}
-
-// tcpOnly restricts a selector of a TCP-only call to TCP, keeping a
-// Protocol match only when it allows TCP.
-func (b *selBuilder) tcpOnly(k *policy.Kprobe, ps *policy.Selector, path string) {
-	tcp := uint8(unix.IPPROTO_TCP)
-	if _, given := b.set[tProtocol]; given && !slices.Contains(b.s.Protocols, tcp) {
-		b.c.errorf(ps.Pos, path, "%s sees TCP sockets only: Protocol %v never matches", k.Call, b.s.Protocols)
-	}
-	b.s.Protocols = []uint8{tcp}
 }
 
 func join(path, key string) string {

@@ -69,7 +69,11 @@ func describeSelector(s *Selector) string {
 	for _, n := range s.Namespaces {
 		add("namespace %s %s %v host_ns=%v", n.Namespace, inOrNot(n.Not), n.Inodes, n.HostNS)
 	}
+	describeMore(s, add)
 	act := s.Action.String()
+	if s.ReturnValue > 0 {
+		act += fmt.Sprintf(" return %d", s.ReturnValue)
+	}
 	if s.Errno != 0 {
 		act += fmt.Sprintf(" errno %d", s.Errno)
 	}
@@ -86,6 +90,22 @@ func describeSelector(s *Selector) string {
 		parts = []string{"always"}
 	}
 	return strings.Join(parts, " and ") + " => " + act
+}
+
+// describeMore adds the executed file's path, capabilities and pids.
+func describeMore(s *Selector, add func(format string, args ...any)) {
+	for _, p := range s.Paths {
+		add("executed file %s %v", p.Operator, p.Values)
+	}
+	if c := s.Caps; c != nil {
+		add("capabilities (set %d) %s %#x", c.Set, inOrNot(c.Not), c.Mask)
+	}
+	if p := s.PIDs; p != nil {
+		add("pid %s %v (namespace %v, follow forks %v)", inOrNot(p.Not), p.Values, p.Namespace, p.Follow)
+	}
+	if s.Syscall != "" {
+		add("system call %s", s.Syscall)
+	}
 }
 
 func inOrNot(not bool) string {

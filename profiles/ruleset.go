@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/netip"
 	"strings"
+	"time"
 )
 
 // Point is an enforcement point: an operation a selector can decide on.
@@ -142,6 +143,28 @@ type NamespaceMatch struct {
 	HostNS    bool // the host's namespace of that type
 }
 
+// CapsMatch is matchCapabilities: whether the caller's capability set
+// (0 effective, 1 inheritable, 2 permitted) holds any of Mask's
+// capabilities (or, Not, none).
+type CapsMatch struct {
+	Set           uint8
+	Mask          uint64
+	Not           bool
+	NamespaceOnly bool // isNamespaceCapability: only outside the host's user namespace
+}
+
+// PIDMatch is matchPIDs: whether the caller's pid is one of Values (or,
+// Not, none of them).
+type PIDMatch struct {
+	Not       bool
+	Values    []uint32 // at most MaxPIDs
+	Namespace bool     // isNamespacePID: the pid in the process's own pid namespace
+	Follow    bool     // followForks: the process or one of its ancestors
+}
+
+// MaxPIDs is how many values a selector's matchPIDs holds.
+const MaxPIDs = 4
+
 // Selector is one rule at a point. The selectors of one policy form a
 // group: the first of a group that matches decides for the group, and
 // every group is evaluated, as Tetragon evaluates every policy. The
@@ -163,19 +186,60 @@ type Selector struct {
 	Dport PortMatch
 	Sport PortMatch
 
-	Binaries  []BinaryMatch // at most one exact (In/NotIn), one prefix, one postfix
+	// Binaries match the binary the process runs; at the exec point, the
+	// one that calls exec (Tetragon's matchBinaries). At most one exact
+	// (In/NotIn), one prefix, one postfix.
+	Binaries []BinaryMatch
+	// Paths match the executed file at the exec point (matchArgs on a
+	// linux_binprm, file, path, or exec's filename: Equal is In), its own
+	// path or the one exec was given; at most one of each kind.
+	Paths     []BinaryMatch
 	Names     NameMatch
 	StdioInet bool // exec only: fd 0, 1 or 2 is an INET/INET6 socket
 	Fileless  bool // exec only: the file has no link on disk (memfd, deleted)
 	Relayed   bool // relay only: a shell reading commands from a pipe, fifo, pty or unix socket that a connected process relays
 
 	Namespaces []NamespaceMatch
+	Caps       *CapsMatch // matchCapabilities, nil: none
+	PIDs       *PIDMatch  // matchPIDs, nil: none
 
 	Action  Action
 	Errno   int  // Override, NotifyEnforcer: positive errno (EPERM when 0)
 	Signal  int  // Signal, NotifyEnforcer: signal number (0: none)
 	NoPost  bool // act without an event
 	Monitor bool // report what would be done, never deny or kill (policy-mode: monitor)
+	// ReturnValue is a positive argError of Override or NotifyEnforcer: the
+	// value the call returns instead of running (Tetragon's meaning),
+	// carried out by fmod_ret; the other backends refuse with EPERM.
+	ReturnValue int32
+
+	Report // how the selector's events are written and what the agent does on them
+}
+
+// Report is what a selector's events say beside the decision, and what
+// the agent does when one is read: the hook as the policy wrote it, its
+// message and tags, and the actions carried out in user space.
+type Report struct {
+	Hook    string    // the section the hook was written in: kprobe (""), fentry, lsmhook, tracepoint
+	Args    []ArgDecl // the hook's declared arguments, in order
+	Return  string    // a return probe's returnArg type, "" when it is not one
+	Message string
+	Tags    []string
+	Syscall string // raw_syscalls: the system call (sys_NAME) the selector is for
+	URL     string // GetUrl: the agent requests it (GET) on each event
+	FQDN    string // DnsLookup: the agent looks it up on each event
+	// RateLimit: the agent writes at most one event per window for the same
+	// selector, scope (thread, process or global) and arguments.
+	RateLimit      time.Duration
+	RateLimitScope string
+	ImaHash        bool // the agent adds the executed file's sha256 (ima_hash)
+}
+
+// ArgDecl is one declared argument of a hook.
+type ArgDecl struct {
+	Index int
+	Type  string
+	Label string
 }
 
 // Profile is a compiled workload profile.
@@ -251,12 +315,23 @@ func (s *Selector) validate() error {
 			return fmt.Errorf("name %q: want 1 to %d bytes", n, MaxNameLen)
 		}
 	}
-	return s.validateBinaries()
+	if s.PIDs != nil && (len(s.PIDs.Values) == 0 || len(s.PIDs.Values) > MaxPIDs) {
+		return fmt.Errorf("matchPIDs: %d pids, want 1 to %d", len(s.PIDs.Values), MaxPIDs)
+	}
+	if s.Caps != nil && s.Caps.Set > 2 {
+		return fmt.Errorf("matchCapabilities: set %d, want 0-2", s.Caps.Set)
+	}
+	if err := validateBinaries(s.Binaries, "matchBinaries"); err != nil {
+		return err
+	}
+	return validateBinaries(s.Paths, "path")
 }
 
-func (s *Selector) validateBinaries() error {
+// validateBinaries checks binary or path matches: at most one of each
+// kind, values the kernel side can hold.
+func validateBinaries(list []BinaryMatch, what string) error {
 	seen := map[string]bool{}
-	for _, b := range s.Binaries {
+	for _, b := range list {
 		kind := strings.TrimPrefix(b.Operator, "Not")
 		switch kind {
 		case BinaryIn, BinaryPrefix, BinaryPostfix:
@@ -264,7 +339,7 @@ func (s *Selector) validateBinaries() error {
 			return fmt.Errorf("binary operator %q", b.Operator)
 		}
 		if seen[kind] {
-			return fmt.Errorf("two matchBinaries of kind %s in one selector", kind)
+			return fmt.Errorf("two %s matches of kind %s in one selector", what, kind)
 		}
 		seen[kind] = true
 		limit := MaxPathLen - 1
@@ -273,7 +348,7 @@ func (s *Selector) validateBinaries() error {
 		}
 		for _, v := range b.Values {
 			if v == "" || len(v) > limit {
-				return fmt.Errorf("binary %q: want 1 to %d bytes", v, limit)
+				return fmt.Errorf("%s %q: want 1 to %d bytes", what, v, limit)
 			}
 		}
 	}

@@ -69,7 +69,7 @@ func TestValidate(t *testing.T) {
 		{"name at limit", sel(func(s *Selector) { s.Names = NameMatch{Names: []string{strings.Repeat("b", MaxNameLen)}} }), ""},
 		{"two exact binary sets", sel(func(s *Selector) {
 			s.Binaries = []BinaryMatch{{BinaryIn, []string{"/bin/sh"}}, {BinaryNotIn, []string{"/bin/bash"}}}
-		}), "two matchBinaries of kind In"},
+		}), "two matchBinaries matches of kind In"},
 		{"prefix and postfix", sel(func(s *Selector) {
 			s.Binaries = []BinaryMatch{{BinaryPrefix, []string{"/usr/"}}, {BinaryNotPostfix, []string{"sh"}}}
 		}), ""},

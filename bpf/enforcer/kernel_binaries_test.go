@@ -210,14 +210,14 @@ func TestKernelExecForkTracking(t *testing.T) {
 	}
 }
 
-// Exec: the fallback kills the new image before it runs; matchBinaries
-// sees the path being exec'd.
+// Exec: the fallback kills the new image before it runs; the path
+// predicates see the file being exec'd.
 func TestKernelExecSigkill(t *testing.T) {
 	bb := busyboxPaths(t)
 	k := newKernel(t)
 	p := &profiles.Profile{Name: "exec", Mode: profiles.ModeEnforce}
 	p.Points[profiles.PointExec] = []profiles.Selector{{Policy: "no-busybox", Call: "security_bprm_check",
-		Binaries: []profiles.BinaryMatch{{Operator: "In", Values: []string{bb.real}}}, Action: profiles.ActionSigkill}}
+		Paths: []profiles.BinaryMatch{{Operator: "In", Values: []string{bb.real}}}, Action: profiles.ActionSigkill}}
 	k.use(p, [profiles.NumPoints]uint32{})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -241,4 +241,86 @@ func TestKernelExecSigkill(t *testing.T) {
 		t.Fatalf("%s true: %v", bb.copy, err)
 	}
 	k.log.wait(t, 0, of(cmd.Process.Pid, profiles.PointExec))
+}
+
+// Exec, as Tetragon: matchBinaries names the program that calls exec,
+// the path predicates the file exec'd (its own path, or for Equal and
+// Prefix the absolute path exec was given).
+func TestKernelExecCallerAndPath(t *testing.T) {
+	bb := busyboxPaths(t)
+	k := newKernel(t)
+	p := &profiles.Profile{Name: "exec-caller", Mode: profiles.ModeEnforce}
+	p.Points[profiles.PointExec] = []profiles.Selector{
+		{Policy: "caller", Call: "bprm_check_security", Binaries: []profiles.BinaryMatch{{Operator: "In", Values: []string{bb.real}}},
+			Paths: []profiles.BinaryMatch{{Operator: "In", Values: []string{bb.copy}}}, Action: profiles.ActionSigkill},
+		{Policy: "prefix", Call: "sys_execve", Group: 1,
+			Paths: []profiles.BinaryMatch{{Operator: "Prefix", Values: []string{filepath.Dir(bb.link) + "/"}}}, Action: profiles.ActionSigkill},
+	}
+	k.use(p, [profiles.NumPoints]uint32{})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	run := func(caller, script string) error {
+		return k.command(ctx, caller, "sh", "-c", script).Run()
+	}
+	// busybox runs the copy: killed (busybox sh execs a last command
+	// itself; a shell that forks reports 137).
+	if err := run(bb.real, bb.copy+" true"); !killed(err) {
+		t.Fatalf("busybox running the copy: %v, want the copy killed", err)
+	}
+	// The copy runs the copy: its caller is not busybox.
+	if err := run(bb.copy, bb.copy+" true"); err != nil {
+		t.Fatalf("the copy running the copy: %v", err)
+	}
+	// Through a symlink in the prefix directory: the path exec was given
+	// is under the prefix, the file's own path is not; Prefix takes both.
+	if err := run(bb.copy, bb.link+" true"); !killed(err) {
+		t.Fatalf("exec through %s: %v, want killed", bb.link, err)
+	}
+}
+
+// killed reports whether a command (or the shell it ran) was killed by
+// SIGKILL.
+func killed(err error) bool {
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) {
+		return false
+	}
+	ws := ee.Sys().(syscall.WaitStatus)
+	return ws.Signaled() && ws.Signal() == syscall.SIGKILL || ee.ExitCode() == 128+int(syscall.SIGKILL)
+}
+
+// matchCapabilities and matchPIDs, as Tetragon: the caller's effective
+// set (root's holds CAP_NET_ADMIN), isNamespaceCapability (only outside
+// the host's user namespace), its pid or (followForks) an ancestor's,
+// isNamespacePID (a host process has none).
+func TestKernelCapsAndPids(t *testing.T) {
+	k := newKernel(t)
+	p := &profiles.Profile{Name: "caps-pids", Mode: profiles.ModeEnforce}
+	deny := func(group int, addr string, s profiles.Selector) profiles.Selector {
+		s.Policy, s.Call, s.Group, s.Daddr = "caps-pids", "tcp_connect", group, prefixes(addr+"/32")
+		s.Action, s.Errno = profiles.ActionOverride, int(syscall.EACCES)
+		return s
+	}
+	netAdmin := uint64(1) << 12
+	p.Points[profiles.PointConnect] = []profiles.Selector{
+		deny(0, "127.0.0.5", profiles.Selector{Caps: &profiles.CapsMatch{Mask: netAdmin}}),
+		deny(1, "127.0.0.6", profiles.Selector{Caps: &profiles.CapsMatch{Mask: netAdmin, NamespaceOnly: true}}),
+		deny(2, "127.0.0.7", profiles.Selector{PIDs: &profiles.PIDMatch{Values: []uint32{uint32(os.Getpid())}, Follow: true}}),
+		deny(3, "127.0.0.8", profiles.Selector{PIDs: &profiles.PIDMatch{Values: []uint32{uint32(os.Getpid())}}}),
+		deny(4, "127.0.0.9", profiles.Selector{PIDs: &profiles.PIDMatch{Values: []uint32{1}, Namespace: true, Follow: true}}),
+		deny(5, "127.0.0.10", profiles.Selector{Caps: &profiles.CapsMatch{Mask: netAdmin, Not: true}}),
+	}
+	k.use(p, [profiles.NumPoints]uint32{})
+	for addr, want := range map[string]syscall.Errno{
+		"127.0.0.5":  syscall.EACCES, // root holds CAP_NET_ADMIN
+		"127.0.0.6":  0,              // ... in the host's user namespace
+		"127.0.0.7":  syscall.EACCES, // the helper is this process's child
+		"127.0.0.8":  0,              // ... not this process
+		"127.0.0.9":  0,              // host processes have no namespace pid
+		"127.0.0.10": 0,
+	} {
+		if _, errno := k.helper("connect", "tcp4", addr+":4444"); errno != want && !(want == 0 && errno == syscall.ECONNREFUSED) {
+			t.Errorf("connect %s: errno %v, want %v", addr, errno, want)
+		}
+	}
 }

@@ -64,7 +64,7 @@ func TestKernelExecKilledBeforeFirstInstruction(t *testing.T) {
 	k := newKernel(t)
 	p := &profiles.Profile{Name: "first-write", Mode: profiles.ModeEnforce}
 	p.Points[profiles.PointExec] = []profiles.Selector{{Policy: "no-first-write", Call: "security_bprm_check",
-		Binaries: []profiles.BinaryMatch{{Operator: "In", Values: []string{path}}}, Action: profiles.ActionSigkill}}
+		Paths: []profiles.BinaryMatch{{Operator: "In", Values: []string{path}}}, Action: profiles.ActionSigkill}}
 	k.use(p, [profiles.NumPoints]uint32{})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

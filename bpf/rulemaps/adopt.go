@@ -81,7 +81,7 @@ func (w *Writer) adoptRules(ids map[uint32]bool) (owner map[uint32]uint32, err e
 		sw := w.setsOf(rk.Profile)
 		for i := 0; i < int(rv.Count) && i < len(rv.Sel); i++ {
 			s := &rv.Sel[i]
-			for _, set := range []uint32{s.DaddrSet, s.SaddrSet, s.NameSet, s.BinSet, s.PrefixSet, s.PostfixSet} {
+			for _, set := range []uint32{s.DaddrSet, s.SaddrSet, s.NameSet, s.BinSet, s.PrefixSet, s.PostfixSet, s.PathSet, s.PathPrefixSet, s.PathPostfixSet} {
 				if set != 0 {
 					owner[set] = rk.Profile
 					w.nextSet = max(w.nextSet, set)

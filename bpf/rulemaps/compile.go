@@ -16,7 +16,7 @@ type selectorPart func(w *setWriter, k *bpf.FallbackSelector, s *profiles.Select
 func compileSelector(w *setWriter, s *profiles.Selector) (bpf.FallbackSelector, error) {
 	k := bpf.FallbackSelector{Group: uint8(s.Group)}
 	compileMasks(&k, s)
-	for _, part := range []selectorPart{compileAddrs, compilePorts, compileNames, compileBinaries} {
+	for _, part := range []selectorPart{compileAddrs, compilePorts, compileNames, compileBinaries, compilePaths} {
 		if err := part(w, &k, s); err != nil {
 			return k, err
 		}
@@ -46,7 +46,7 @@ func compileAddrs(w *setWriter, k *bpf.FallbackSelector, s *profiles.Selector) e
 	for _, a := range []struct {
 		m         profiles.AddrMatch
 		set       *uint32
-		in, notIn uint32
+		in, notIn uint64
 	}{{s.Daddr, &k.DaddrSet, bpf.MatchDaddr, bpf.MatchDaddrNot}, {s.Saddr, &k.SaddrSet, bpf.MatchSaddr, bpf.MatchSaddrNot}} {
 		if !a.m.Set() {
 			continue
@@ -65,7 +65,7 @@ func compilePorts(w *setWriter, k *bpf.FallbackSelector, s *profiles.Selector) e
 	for _, p := range []struct {
 		m         profiles.PortMatch
 		set       *uint32
-		in, notIn uint32
+		in, notIn uint64
 	}{{s.Dport, &k.DportSet, bpf.MatchDport, bpf.MatchDportNot}, {s.Sport, &k.SportSet, bpf.MatchSport, bpf.MatchSportNot}} {
 		if !p.m.Set() {
 			continue
@@ -115,6 +115,31 @@ func compileBinaries(w *setWriter, k *bpf.FallbackSelector, s *profiles.Selector
 	return nil
 }
 
+// compilePaths writes the sets of the executed file's path predicates
+// (exec point): Equal by the path's hash, Prefix and Postfix by the path,
+// the sets of matchBinaries' kinds.
+func compilePaths(w *setWriter, k *bpf.FallbackSelector, s *profiles.Selector) error {
+	var err error
+	for _, b := range s.Paths {
+		not := strings.HasPrefix(b.Operator, "Not")
+		switch strings.TrimPrefix(b.Operator, "Not") {
+		case profiles.BinaryIn:
+			k.PathSet, err = w.binaries(b.Values)
+			k.Match |= pickFlag(not, bpf.MatchPath, bpf.MatchPathNot)
+		case profiles.BinaryPrefix:
+			k.PathPrefixSet, err = w.pathPrefixes(b.Values, false)
+			k.Match |= pickFlag(not, bpf.MatchPathPrefix, bpf.MatchPathPrefixNot)
+		case profiles.BinaryPostfix:
+			k.PathPostfixSet, err = w.pathPrefixes(b.Values, true)
+			k.Match |= pickFlag(not, bpf.MatchPathPostfix, bpf.MatchPathPostfixNot)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // compileFlags sets the predicates without values, the action and the
 // selector's flags.
 func compileFlags(k *bpf.FallbackSelector, s *profiles.Selector) {
@@ -131,12 +156,37 @@ func compileFlags(k *bpf.FallbackSelector, s *profiles.Selector) {
 		k.Match |= bpf.MatchVariant
 		k.Variant = s.Variant
 	}
+	compileCapsPids(k, s)
 	k.Action, k.Err, k.Signal = kernelAction(s)
+	if k.Action == bpf.ActionDeny {
+		k.Retval = s.ReturnValue
+	}
 	if s.NoPost {
 		k.Flags |= bpf.SelectorNoPost
 	}
 	if s.Monitor {
 		k.Flags |= bpf.SelectorMonitor
+	}
+}
+
+// compileCapsPids sets matchCapabilities and matchPIDs.
+func compileCapsPids(k *bpf.FallbackSelector, s *profiles.Selector) {
+	if c := s.Caps; c != nil {
+		k.Match |= pickFlag(c.Not, bpf.MatchCaps, bpf.MatchCapsNot)
+		if c.NamespaceOnly {
+			k.Match |= bpf.MatchCapsUserns
+		}
+		k.Caps, k.CapsType = c.Mask, c.Set
+	}
+	if p := s.PIDs; p != nil {
+		k.Match |= pickFlag(p.Not, bpf.MatchPID, bpf.MatchPIDNot)
+		k.Npids = uint8(copy(k.Pids[:], p.Values))
+		if p.Namespace {
+			k.PidFlags |= bpf.PidNS
+		}
+		if p.Follow {
+			k.PidFlags |= bpf.PidFollow
+		}
 	}
 }
 
@@ -162,7 +212,7 @@ func kernelAction(s *profiles.Selector) (action uint8, errno int32, signal uint8
 
 // maskOf is the bit mask of values (each below 32), and match with flag
 // set when there are any.
-func maskOf(values []uint8, match, flag uint32) (uint32, uint32) {
+func maskOf(values []uint8, match, flag uint64) (uint32, uint64) {
 	if len(values) == 0 {
 		return 0, match
 	}
@@ -174,7 +224,7 @@ func maskOf(values []uint8, match, flag uint32) (uint32, uint32) {
 }
 
 // pickFlag is notIn for a negated match, in otherwise.
-func pickFlag(not bool, in, notIn uint32) uint32 {
+func pickFlag(not bool, in, notIn uint64) uint64 {
 	if not {
 		return notIn
 	}

@@ -43,8 +43,11 @@ func newProfilesCmd() *cobra.Command {
 // profilesCheck loads files as the agent would; problems go to errOut,
 // one per line, and make the exit code 1.
 func profilesCheck(files []string, out, errOut io.Writer) error {
-	_, err := profiles.NewCatalogFiles(true, files...)
+	c, err := profiles.NewCatalogFiles(true, files...)
 	if err == nil {
+		for _, n := range c.Notes() {
+			fmt.Fprintln(out, n)
+		}
 		fmt.Fprintf(out, "ok: %d files\n", len(files))
 		return nil
 	}

@@ -85,6 +85,7 @@ type Agent struct {
 	stats         *Stats
 	hostNS        cgroupfilter.NamespaceIDs // for matchNamespaces host_ns
 	hub           *eventhub.Hub             // recent events and API subscribers
+	acts          userActs                  // what the agent does for policies' actions on events
 	metrics       *metrics
 	state         *workloadstate.Store
 	retained      map[uint32]*retainedProfile // replaced or inherited profile ids still in use (a.mu)

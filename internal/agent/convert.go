@@ -47,14 +47,15 @@ func (a *Agent) convert(raw *record.RawEvent, at time.Time) *events.Event {
 	if raw.Action == profiles.ActionOverride && raw.Enforced {
 		og.Errno = raw.Errno
 	}
+	hook := ""
 	p, ok := a.profileByID(raw.Profile)
 	if ok {
 		og.Profile, og.Mode = p.Name, string(p.Mode)
 		if sels := p.Points[raw.Point]; raw.Selector < len(sels) {
-			kp.FunctionName, kp.PolicyName = sels[raw.Selector].Call, sels[raw.Selector].Policy
+			hook = describeHook(raw, &sels[raw.Selector], kp, og)
 		}
 	}
-	if kp.FunctionName == "" {
+	if kp.FunctionName == "" && kp.Subsys == "" {
 		kp.FunctionName = raw.Point.String()
 	}
 	trackProcs := ok && !p.NoProcessEvents
@@ -79,7 +80,8 @@ func (a *Agent) convert(raw *record.RawEvent, at time.Time) *events.Event {
 		kp.Process.Thaw()
 		kp.Process.Docker, kp.Process.Pod = "", nil
 	}
-	blk.ev = events.Event{ProcessKprobe: kp, NodeName: a.node, Time: at, Ocigate: og}
+	blk.ev = events.Event{NodeName: a.node, Time: at, Ocigate: og}
+	blk.ev.SetHook(hook, kp)
 	return &blk.ev
 }
 

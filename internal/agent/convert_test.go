@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -73,7 +74,7 @@ func TestConvertConnect(t *testing.T) {
 	want := events.Ocigate{ContainerID: "c1", Runtime: "podman", Profile: "default", Mode: "enforce", Point: "connect",
 		Enforced: true, Verdict: "denied", Errno: int32(unix.EPERM), Backend: "fallback", Mechanism: "cgroup_sock_addr", CgroupID: cg + 7,
 		Selector: og.Selector, ParentOutside: true}
-	if *og != want || og.Selector == nil || *og.Selector != 0 {
+	if !reflect.DeepEqual(*og, want) || og.Selector == nil || *og.Selector != 0 {
 		t.Fatalf("ocigate part\n got %+v\nwant %+v", *og, want)
 	}
 	self, _ := os.Executable()

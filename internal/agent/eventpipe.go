@@ -149,6 +149,9 @@ func (a *Agent) handle(raw *record.RawEvent) *events.Event {
 	var ev *events.Event
 	if raw.Kind == record.KindDecision {
 		ev = a.convert(raw, a.clock.wall(raw.BootNs))
+		if !a.afterConvert(raw, ev) {
+			return nil // rateLimit
+		}
 	} else {
 		ev = a.onRecord(raw, a.clock.wall(raw.BootNs))
 		a.stats.ProcessCache.Store(uint64(a.procs.Len()))

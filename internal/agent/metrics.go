@@ -44,8 +44,8 @@ func newMetrics() *metrics {
 // event counts ev; called by the event reader only.
 func (m *metrics) event(ev *events.Event) {
 	l := eventLabels{typ: ev.Type(), policy: ev.Policy()}
-	if ev.ProcessKprobe != nil {
-		l.action = ev.ProcessKprobe.Action
+	if k := ev.Hook(); k != nil {
+		l.action = k.Action
 	}
 	c, ok := m.counters[l]
 	if !ok {

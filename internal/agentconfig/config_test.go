@@ -84,7 +84,7 @@ func TestValidate(t *testing.T) {
 		{"negative size", func(c *Config) { c.EventsMaxSize = -1 }, "--events-max-size -1: want 0 (never rotate) or a positive size"},
 		{"negative backups", func(c *Config) { c.EventsMaxBackups = -1 }, "--events-max-backups -1: want 0 or more"},
 		{"event type", func(c *Config) { c.EventsTypes = []string{"process_exec", "process_fork"} },
-			`--events-types: event type "process_fork": want one of process_kprobe, process_exec, process_exit, ocigate_claim`},
+			`--events-types: event type "process_fork": want one of process_kprobe, process_lsm, process_tracepoint, process_exec, process_exit, ocigate_claim`},
 		{"trusted annotation", func(c *Config) { c.TrustedAnnotations = []string{"ocigate.io/profile", "a=b"} },
 			`--trusted-annotations: "a=b" is not an annotation key`},
 		{"no runc", func(c *Config) { c.RuncBinary = "" }, "--runc: want the runc binary that lists --runc-roots /run/runc"},

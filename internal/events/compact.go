@@ -114,7 +114,7 @@ func exitLabel(ex *Exit) string {
 // what says what the process did, from the enforcement point (or the
 // function when the point is unknown) and the key arguments.
 func what(e *Event) string {
-	kp := e.ProcessKprobe
+	kp := e.Hook()
 	point := ""
 	if e.Ocigate != nil {
 		point = e.Ocigate.Point
@@ -134,13 +134,17 @@ func what(e *Event) string {
 	case point == "sock_create" || point == "" && kp.FunctionName == "sk_alloc":
 		return join("socket", sockKind(sock))
 	case point == "exec" || point == "" && kp.FunctionName == "security_bprm_check":
-		return join("exec", firstPath(kp.Args), stdioNote(kp.Args))
+		return join("exec", firstPath(kp.Args), stdioNote(kp.Args, e.Ocigate))
 	case point == "dup" || point == "" && strings.HasPrefix(kp.FunctionName, "dup"):
 		return dupLabel(kp)
 	case point == "memfd" || point == "" && kp.FunctionName == "memfd_create":
 		return join("memfd_create", strings.TrimPrefix(firstPath(kp.Args), "memfd:"))
 	}
-	return join(orDash(kp.FunctionName), genericArgs(kp.Args))
+	name := kp.FunctionName
+	if kp.Subsys != "" {
+		name = kp.Subsys + "/" + kp.Event
+	}
+	return join(orDash(name), genericArgs(kp.Args))
 }
 
 func join(parts ...string) string {
@@ -153,20 +157,42 @@ func join(parts ...string) string {
 	return out
 }
 
+// firstSock is the first socket, packet or socket address argument, as
+// a socket.
 func firstSock(args []Arg) *SockArg {
 	for _, a := range args {
-		if a.SockArg != nil {
+		switch {
+		case a.SockArg != nil:
 			return a.SockArg
+		case a.SkbArg != nil:
+			k := a.SkbArg
+			return &SockArg{Family: k.Family, Protocol: k.Protocol, Saddr: k.Saddr, Daddr: k.Daddr, Sport: k.Sport, Dport: k.Dport}
+		case a.SockaddrArg != nil:
+			return &SockArg{Family: a.SockaddrArg.Family, Daddr: a.SockaddrArg.Addr, Dport: a.SockaddrArg.Port}
 		}
 	}
 	return nil
 }
 
+// firstPath is the first file, path, linux_binprm or string argument.
 func firstPath(args []Arg) string {
 	for _, a := range args {
-		if a.FileArg != nil {
-			return a.FileArg.Path
+		if p := argPath(a); p != "" {
+			return p
 		}
+	}
+	return ""
+}
+
+// argPath is a's path or string, "" if it has none.
+func argPath(a Arg) string {
+	for _, f := range []*FileArg{a.FileArg, a.LinuxBinprmArg, a.PathArg} {
+		if f != nil {
+			return f.Path
+		}
+	}
+	if a.StringArg != nil {
+		return *a.StringArg
 	}
 	return ""
 }
@@ -218,12 +244,20 @@ func sockKind(s *SockArg) string {
 
 var stdioNames = [3]string{"stdin", "stdout", "stderr"}
 
-// stdioNote names the standard descriptors an exec had on a socket.
-func stdioNote(args []Arg) string {
+// stdioNote names the standard descriptors an exec had on a socket: its
+// int arguments (the built-in selectors' events), or og's stdio_sockets.
+func stdioNote(args []Arg, og *Ocigate) string {
 	var fds []string
 	for _, a := range args {
 		if a.IntArg != nil && a.IntArg.Value >= 0 && a.IntArg.Value < 3 {
 			fds = append(fds, stdioNames[a.IntArg.Value])
+		}
+	}
+	if og != nil && len(fds) == 0 {
+		for _, fd := range og.StdioSockets {
+			if fd >= 0 && fd < 3 {
+				fds = append(fds, stdioNames[fd])
+			}
 		}
 	}
 	if len(fds) == 0 {
@@ -257,10 +291,14 @@ func genericArgs(args []Arg) string {
 			out = append(out, join(sockKind(a.SockArg), sockAddr(a.SockArg, true)))
 		case a.SockaddrArg != nil:
 			out = append(out, hostPort(a.SockaddrArg.Addr, a.SockaddrArg.Port))
+		case a.SkbArg != nil:
+			out = append(out, sockAddr(firstSock([]Arg{a}), true))
 		case a.IntArg != nil:
 			out = append(out, strconv.FormatInt(a.IntArg.Value, 10))
-		case a.FileArg != nil:
-			out = append(out, a.FileArg.Path)
+		case a.SyscallID != nil:
+			out = append(out, "syscall "+strconv.FormatUint(uint64(a.SyscallID.ID), 10))
+		case argPath(a) != "":
+			out = append(out, argPath(a))
 		}
 	}
 	return strings.Join(out, " ")
@@ -269,7 +307,7 @@ func genericArgs(args []Arg) string {
 // verdictLabel: posted, denied EPERM, killed, monitor: would deny (or
 // would kill).
 func verdictLabel(e *Event) string {
-	og, kp := e.Ocigate, e.ProcessKprobe
+	og, kp := e.Ocigate, e.Hook()
 	if og == nil {
 		switch kp.Action {
 		case ActionPost, "":

@@ -61,6 +61,14 @@ func (e *Event) appendJSON(b []byte) []byte {
 		b = key(b, &first, "process_kprobe")
 		b = e.ProcessKprobe.appendJSON(b)
 	}
+	if e.ProcessLsm != nil {
+		b = key(b, &first, "process_lsm")
+		b = e.ProcessLsm.appendJSON(b)
+	}
+	if e.ProcessTracepoint != nil {
+		b = key(b, &first, "process_tracepoint")
+		b = e.ProcessTracepoint.appendJSON(b)
+	}
 	if e.ProcessExec != nil {
 		b = key(b, &first, "process_exec")
 		b = e.ProcessExec.appendJSON(b)
@@ -95,6 +103,7 @@ func key(b []byte, first *bool, name string) []byte {
 	return append(b, '"', ':')
 }
 
+// appendJSON appends k's JSON encoding.
 func (k *Kprobe) appendJSON(b []byte) []byte {
 	b = append(b, `{"process":`...)
 	b = k.Process.appendJSON(b)
@@ -102,8 +111,9 @@ func (k *Kprobe) appendJSON(b []byte) []byte {
 		b = append(b, `,"parent":`...)
 		b = k.Parent.appendJSON(b)
 	}
-	b = append(b, `,"function_name":`...)
-	b = appendString(b, k.FunctionName)
+	b = appendOptString(b, `,"function_name":`, k.FunctionName)
+	b = appendOptString(b, `,"subsys":`, k.Subsys)
+	b = appendOptString(b, `,"event":`, k.Event)
 	b = append(b, `,"args":`...)
 	if k.Args == nil {
 		b = append(b, "null"...)
@@ -117,17 +127,36 @@ func (k *Kprobe) appendJSON(b []byte) []byte {
 		}
 		b = append(b, ']')
 	}
+	if k.Return != nil {
+		b = append(b, `,"return":`...)
+		b = k.Return.appendJSON(b)
+	}
 	b = append(b, `,"action":`...)
 	b = appendString(b, k.Action)
-	if k.PolicyName != "" {
-		b = append(b, `,"policy_name":`...)
-		b = appendString(b, k.PolicyName)
+	b = appendOptString(b, `,"policy_name":`, k.PolicyName)
+	b = appendOptString(b, `,"return_action":`, k.ReturnAction)
+	b = appendOptString(b, `,"message":`, k.Message)
+	if len(k.Tags) > 0 {
+		b = append(b, `,"tags":[`...)
+		for i, t := range k.Tags {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = appendString(b, t)
+		}
+		b = append(b, ']')
 	}
-	if k.ReturnAction != "" {
-		b = append(b, `,"return_action":`...)
-		b = appendString(b, k.ReturnAction)
-	}
+	b = appendOptString(b, `,"ima_hash":`, k.ImaHash)
 	return append(b, '}')
+}
+
+// appendOptString appends member (`,"name":`) and s unless s is empty.
+func appendOptString(b []byte, member, s string) []byte {
+	if s == "" {
+		return b
+	}
+	b = append(b, member...)
+	return appendString(b, s)
 }
 
 func (x *Exec) appendJSON(b []byte) []byte {
@@ -241,38 +270,17 @@ func (p *Pod) appendJSON(b []byte) []byte {
 	return append(b, "}}}"...)
 }
 
+// AppendJSONTo appends a's JSON encoding to b (as encoding/json's
+// Marshal gives it).
+func (a *Arg) AppendJSONTo(b []byte) []byte { return a.appendJSON(b) }
+
+// appendJSON appends a's JSON encoding.
 func (a *Arg) appendJSON(b []byte) []byte {
 	b = append(b, '{')
 	first := true
 	if s := a.SockArg; s != nil {
 		b = key(b, &first, "sock_arg")
-		b = append(b, `{"family":`...)
-		b = appendString(b, s.Family)
-		b = append(b, `,"type":`...)
-		b = appendString(b, s.Type)
-		b = append(b, `,"protocol":`...)
-		b = appendString(b, s.Protocol)
-		if s.Saddr != "" {
-			b = append(b, `,"saddr":`...)
-			b = appendString(b, s.Saddr)
-		}
-		if s.Daddr != "" {
-			b = append(b, `,"daddr":`...)
-			b = appendString(b, s.Daddr)
-		}
-		if s.Sport != 0 {
-			b = append(b, `,"sport":`...)
-			b = strconv.AppendUint(b, uint64(s.Sport), 10)
-		}
-		if s.Dport != 0 {
-			b = append(b, `,"dport":`...)
-			b = strconv.AppendUint(b, uint64(s.Dport), 10)
-		}
-		if s.State != "" {
-			b = append(b, `,"state":`...)
-			b = appendString(b, s.State)
-		}
-		b = append(b, '}')
+		b = s.appendJSON(b)
 	}
 	if s := a.SockaddrArg; s != nil {
 		b = key(b, &first, "sockaddr_arg")
@@ -284,19 +292,87 @@ func (a *Arg) appendJSON(b []byte) []byte {
 		b = strconv.AppendUint(b, uint64(s.Port), 10)
 		b = append(b, '}')
 	}
+	if s := a.SkbArg; s != nil {
+		b = key(b, &first, "skb_arg")
+		b = s.appendJSON(b)
+	}
 	if a.IntArg != nil {
 		b = key(b, &first, "int_arg")
 		b = append(b, `{"value":`...)
 		b = strconv.AppendInt(b, a.IntArg.Value, 10)
 		b = append(b, '}')
 	}
-	if a.FileArg != nil {
-		b = key(b, &first, "file_arg")
-		b = append(b, `{"path":`...)
-		b = appendString(b, a.FileArg.Path)
+	b = appendPathArg(b, &first, "file_arg", a.FileArg)
+	b = appendPathArg(b, &first, "path_arg", a.PathArg)
+	b = appendPathArg(b, &first, "linux_binprm_arg", a.LinuxBinprmArg)
+	if a.StringArg != nil {
+		b = key(b, &first, "string_arg")
+		b = appendString(b, *a.StringArg)
+	}
+	if a.SyscallID != nil {
+		b = key(b, &first, "syscall_id")
+		b = append(b, `{"id":`...)
+		b = strconv.AppendUint(b, uint64(a.SyscallID.ID), 10)
+		b = append(b, `,"abi":`...)
+		b = appendString(b, a.SyscallID.ABI)
 		b = append(b, '}')
 	}
+	if a.Label != "" {
+		b = key(b, &first, "label")
+		b = appendString(b, a.Label)
+	}
 	return append(b, '}')
+}
+
+// appendPathArg appends a file, path or linux_binprm argument, if set.
+func appendPathArg(b []byte, first *bool, name string, f *FileArg) []byte {
+	if f == nil {
+		return b
+	}
+	b = key(b, first, name)
+	b = append(b, `{"path":`...)
+	b = appendString(b, f.Path)
+	return append(b, '}')
+}
+
+// appendJSON appends s's JSON encoding.
+func (s *SockArg) appendJSON(b []byte) []byte {
+	b = append(b, `{"family":`...)
+	b = appendString(b, s.Family)
+	b = append(b, `,"type":`...)
+	b = appendString(b, s.Type)
+	b = append(b, `,"protocol":`...)
+	b = appendString(b, s.Protocol)
+	b = appendAddrs(b, s.Saddr, s.Daddr, s.Sport, s.Dport)
+	b = appendOptString(b, `,"state":`, s.State)
+	return append(b, '}')
+}
+
+// appendJSON appends s's JSON encoding.
+func (s *SkbArg) appendJSON(b []byte) []byte {
+	b = append(b, `{"family":`...)
+	b = appendString(b, s.Family)
+	b = append(b, `,"protocol":`...)
+	b = appendString(b, s.Protocol)
+	b = append(b, `,"proto":`...)
+	b = strconv.AppendUint(b, uint64(s.Proto), 10)
+	b = appendAddrs(b, s.Saddr, s.Daddr, s.Sport, s.Dport)
+	return append(b, '}')
+}
+
+// appendAddrs appends the optional saddr, daddr, sport, dport members.
+func appendAddrs(b []byte, saddr, daddr string, sport, dport uint32) []byte {
+	b = appendOptString(b, `,"saddr":`, saddr)
+	b = appendOptString(b, `,"daddr":`, daddr)
+	if sport != 0 {
+		b = append(b, `,"sport":`...)
+		b = strconv.AppendUint(b, uint64(sport), 10)
+	}
+	if dport != 0 {
+		b = append(b, `,"dport":`...)
+		b = strconv.AppendUint(b, uint64(dport), 10)
+	}
+	return b
 }
 
 func (o *Ocigate) appendJSON(b []byte) []byte {
@@ -356,6 +432,17 @@ func (o *Ocigate) appendJSON(b []byte) []byte {
 		b = append(b, `,"peer_pid":`...)
 		b = strconv.AppendUint(b, uint64(o.PeerPid), 10)
 	}
+	if len(o.StdioSockets) > 0 {
+		b = append(b, `,"stdio_sockets":[`...)
+		for i, fd := range o.StdioSockets {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = strconv.AppendInt(b, int64(fd), 10)
+		}
+		b = append(b, ']')
+	}
+	b = appendOptString(b, `,"note":`, o.Note)
 	return append(b, '}')
 }
 

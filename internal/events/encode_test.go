@@ -73,8 +73,15 @@ func TestAppendJSONIsMarshal(t *testing.T) {
 		checkSameAsMarshal(t, "every field set", &ev)
 		// Each top-level kind alone, and with its optional parts unset.
 		kp, ex, exit, claim := ev.ProcessKprobe, ev.ProcessExec, ev.ProcessExit, ev.OcigateClaim
-		ev.ProcessExec, ev.ProcessExit, ev.OcigateClaim = nil, nil, nil
+		lsm, tp := ev.ProcessLsm, ev.ProcessTracepoint
+		ev.ProcessExec, ev.ProcessExit, ev.ProcessLsm, ev.ProcessTracepoint, ev.OcigateClaim = nil, nil, nil, nil, nil
 		checkSameAsMarshal(t, "kprobe", &ev)
+		ev.ProcessKprobe, ev.ProcessLsm = nil, lsm
+		checkSameAsMarshal(t, "lsm", &ev)
+		ev.ProcessLsm, ev.ProcessTracepoint = nil, tp
+		tp.FunctionName, tp.Return, tp.Tags = "", nil, nil
+		checkSameAsMarshal(t, "tracepoint", &ev)
+		ev.ProcessTracepoint, ev.ProcessKprobe = nil, kp
 		kp.Parent, kp.Args, kp.Process.Pod = nil, nil, nil
 		checkSameAsMarshal(t, "kprobe, no args", &ev)
 		kp.Args = []Arg{}
@@ -92,8 +99,11 @@ func TestAppendJSONIsMarshal(t *testing.T) {
 	// Zero values: every omitempty and omitzero.
 	checkSameAsMarshal(t, "zero event", &Event{})
 	zero := 0
+	empty := ""
 	checkSameAsMarshal(t, "zero parts", &Event{ProcessKprobe: &Kprobe{Args: []Arg{{}, {SockArg: &SockArg{}}, {SockaddrArg: &SockaddrArg{}},
-		{IntArg: &IntArg{}}, {FileArg: &FileArg{}}}, Process: Process{Pod: &Pod{}}}, Ocigate: &Ocigate{Selector: &zero}})
+		{IntArg: &IntArg{}}, {FileArg: &FileArg{}}, {SkbArg: &SkbArg{}}, {PathArg: &FileArg{}}, {LinuxBinprmArg: &FileArg{}},
+		{StringArg: &empty}, {SyscallID: &SyscallID{}}}, Return: &Arg{}, Tags: []string{}, Process: Process{Pod: &Pod{}}},
+		Ocigate: &Ocigate{Selector: &zero}})
 	checkSameAsMarshal(t, "zero exec and exit", &Event{ProcessExec: &Exec{Parent: &Process{}}, ProcessExit: &Exit{}})
 	checkSameAsMarshal(t, "zero claim", &Event{OcigateClaim: &ClaimEvent{Claims: []ClaimArg{}, Pod: &Pod{}}})
 }

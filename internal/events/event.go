@@ -7,26 +7,43 @@ package events
 import "time"
 
 // Event is one line of the event stream: one of ProcessKprobe,
-// ProcessExec, ProcessExit and OcigateClaim is set.
+// ProcessLsm, ProcessTracepoint, ProcessExec, ProcessExit and
+// OcigateClaim is set.
 type Event struct {
-	ProcessKprobe *Kprobe     `json:"process_kprobe,omitempty"`
-	ProcessExec   *Exec       `json:"process_exec,omitempty"`
-	ProcessExit   *Exit       `json:"process_exit,omitempty"`
-	OcigateClaim  *ClaimEvent `json:"ocigate_claim,omitempty"`
-	NodeName      string      `json:"node_name"`
-	Time          time.Time   `json:"time"`
-	Ocigate       *Ocigate    `json:"ocigate,omitempty"`
+	ProcessKprobe *Kprobe `json:"process_kprobe,omitempty"`
+	// ProcessLsm and ProcessTracepoint are decisions of policies' lsmhooks
+	// and tracepoints: Tetragon reports those as its process_lsm and
+	// process_tracepoint.
+	ProcessLsm        *Kprobe     `json:"process_lsm,omitempty"`
+	ProcessTracepoint *Kprobe     `json:"process_tracepoint,omitempty"`
+	ProcessExec       *Exec       `json:"process_exec,omitempty"`
+	ProcessExit       *Exit       `json:"process_exit,omitempty"`
+	OcigateClaim      *ClaimEvent `json:"ocigate_claim,omitempty"`
+	NodeName          string      `json:"node_name"`
+	Time              time.Time   `json:"time"`
+	Ocigate           *Ocigate    `json:"ocigate,omitempty"`
 }
 
-// Kprobe is a policy hit on an enforcement point.
+// Kprobe is a policy hit on an enforcement point: a process_kprobe, or
+// the body of a process_lsm or process_tracepoint.
 type Kprobe struct {
-	Process      Process  `json:"process"`
-	Parent       *Process `json:"parent,omitempty"`
-	FunctionName string   `json:"function_name"`
-	Args         []Arg    `json:"args"`
+	Process Process  `json:"process"`
+	Parent  *Process `json:"parent,omitempty"`
+	// FunctionName is the hook as the policy names it (an LSM hook's
+	// name); a tracepoint has Subsys and Event instead.
+	FunctionName string `json:"function_name,omitempty"`
+	Subsys       string `json:"subsys,omitempty"`
+	Event        string `json:"event,omitempty"`
+	Args         []Arg  `json:"args"`
+	// Return is a return probe's value: ocigate's own refusal.
+	Return       *Arg     `json:"return,omitempty"`
 	Action       string   `json:"action"`
 	PolicyName   string   `json:"policy_name,omitempty"`
 	ReturnAction string   `json:"return_action,omitempty"`
+	Message      string   `json:"message,omitempty"`
+	Tags         []string `json:"tags,omitempty"`
+	// ImaHash is the executed file's hash (imaHash), "sha256:HEX".
+	ImaHash string `json:"ima_hash,omitempty"`
 }
 
 // Exec is a process of a workload starting a program (execve).
@@ -109,12 +126,37 @@ type Image struct {
 	Name string `json:"name,omitempty"`
 }
 
-// Arg is one argument of the hooked function; one field is set.
+// Arg is one argument of the hooked function; one field is set (none
+// when ocigate does not read the argument), and Label when the policy
+// labels it.
 type Arg struct {
-	SockArg     *SockArg     `json:"sock_arg,omitempty"`
-	SockaddrArg *SockaddrArg `json:"sockaddr_arg,omitempty"`
-	IntArg      *IntArg      `json:"int_arg,omitempty"`
-	FileArg     *FileArg     `json:"file_arg,omitempty"`
+	SockArg        *SockArg     `json:"sock_arg,omitempty"`
+	SockaddrArg    *SockaddrArg `json:"sockaddr_arg,omitempty"`
+	SkbArg         *SkbArg      `json:"skb_arg,omitempty"`
+	IntArg         *IntArg      `json:"int_arg,omitempty"`
+	FileArg        *FileArg     `json:"file_arg,omitempty"`
+	PathArg        *FileArg     `json:"path_arg,omitempty"`
+	LinuxBinprmArg *FileArg     `json:"linux_binprm_arg,omitempty"`
+	StringArg      *string      `json:"string_arg,omitempty"`
+	SyscallID      *SyscallID   `json:"syscall_id,omitempty"`
+	Label          string       `json:"label,omitempty"`
+}
+
+// SkbArg is a packet as Tetragon reports it (the parts ocigate knows).
+type SkbArg struct {
+	Family   string `json:"family"`
+	Protocol string `json:"protocol"`
+	Proto    uint32 `json:"proto"`
+	Saddr    string `json:"saddr,omitempty"`
+	Daddr    string `json:"daddr,omitempty"`
+	Sport    uint32 `json:"sport,omitempty"`
+	Dport    uint32 `json:"dport,omitempty"`
+}
+
+// SyscallID is a system call of raw_syscalls.
+type SyscallID struct {
+	ID  uint32 `json:"id"`
+	ABI string `json:"abi"`
 }
 
 // SockArg is a socket as Tetragon reports it.
@@ -177,6 +219,13 @@ type Ocigate struct {
 	// the process that holds the network socket.
 	Relay   string `json:"relay,omitempty"`
 	PeerPid uint32 `json:"peer_pid,omitempty"`
+	// StdioSockets are the standard descriptors (0-2) an exec had on a
+	// network socket, where its arguments do not say it.
+	StdioSockets []int `json:"stdio_sockets,omitempty"`
+	// Note says what ocigate did where it could not do exactly what the
+	// policy asks (Tetragon's meaning), e.g. an Override value the
+	// backend cannot return.
+	Note string `json:"note,omitempty"`
 }
 
 // Tetragon's action names.

@@ -2,18 +2,21 @@ package events
 
 // Event types, named by the event's top-level key as in Tetragon.
 const (
-	TypeKprobe = "process_kprobe"
-	TypeExec   = "process_exec"
-	TypeExit   = "process_exit"
-	TypeClaim  = "ocigate_claim"
+	TypeKprobe     = "process_kprobe"
+	TypeLsm        = "process_lsm"
+	TypeTracepoint = "process_tracepoint"
+	TypeExec       = "process_exec"
+	TypeExit       = "process_exit"
+	TypeClaim      = "ocigate_claim"
 )
 
-// Types are the event types: decisions are process_kprobe events; every
-// program a workload process starts is a process_exec, and its end a
-// process_exit (unless its profile turns process events off); a
-// container's claim to weaker protection that ocigate refused or ignored
-// is an ocigate_claim.
-var Types = []string{TypeKprobe, TypeExec, TypeExit, TypeClaim}
+// Types are the event types: decisions are process_kprobe events (of a
+// policy's lsmhooks, process_lsm; of its tracepoints,
+// process_tracepoint); every program a workload process starts is a
+// process_exec, and its end a process_exit (unless its profile turns
+// process events off); a container's claim to weaker protection that
+// ocigate refused or ignored is an ocigate_claim.
+var Types = []string{TypeKprobe, TypeLsm, TypeTracepoint, TypeExec, TypeExit, TypeClaim}
 
 // KnownType reports whether t is one of Types.
 func KnownType(t string) bool {
@@ -30,6 +33,10 @@ func (e *Event) Type() string {
 	switch {
 	case e.ProcessKprobe != nil:
 		return TypeKprobe
+	case e.ProcessLsm != nil:
+		return TypeLsm
+	case e.ProcessTracepoint != nil:
+		return TypeTracepoint
 	case e.ProcessExec != nil:
 		return TypeExec
 	case e.ProcessExit != nil:
@@ -40,10 +47,36 @@ func (e *Event) Type() string {
 	return ""
 }
 
+// Hook is the event's decision: its process_kprobe, process_lsm or
+// process_tracepoint; nil for process events.
+func (e *Event) Hook() *Kprobe {
+	switch {
+	case e.ProcessKprobe != nil:
+		return e.ProcessKprobe
+	case e.ProcessLsm != nil:
+		return e.ProcessLsm
+	}
+	return e.ProcessTracepoint
+}
+
+// SetHook makes k the event's decision, of the type hook says: "lsmhook"
+// a process_lsm, "tracepoint" a process_tracepoint, else a
+// process_kprobe.
+func (e *Event) SetHook(hook string, k *Kprobe) {
+	switch hook {
+	case "lsmhook":
+		e.ProcessLsm = k
+	case "tracepoint":
+		e.ProcessTracepoint = k
+	default:
+		e.ProcessKprobe = k
+	}
+}
+
 // Policy is the name of the policy that reported the event, "" if none.
 func (e *Event) Policy() string {
-	if e.ProcessKprobe != nil {
-		return e.ProcessKprobe.PolicyName
+	if k := e.Hook(); k != nil {
+		return k.PolicyName
 	}
 	return ""
 }
@@ -64,9 +97,10 @@ func (e *Event) ContainerID() string {
 
 // Process is the event's process, nil when it has none.
 func (e *Event) Process() *Process {
+	if k := e.Hook(); k != nil {
+		return &k.Process
+	}
 	switch {
-	case e.ProcessKprobe != nil:
-		return &e.ProcessKprobe.Process
 	case e.ProcessExec != nil:
 		return &e.ProcessExec.Process
 	case e.ProcessExit != nil:
@@ -77,9 +111,10 @@ func (e *Event) Process() *Process {
 
 // Parent is the event's parent process, nil when it has none.
 func (e *Event) Parent() *Process {
+	if k := e.Hook(); k != nil {
+		return k.Parent
+	}
 	switch {
-	case e.ProcessKprobe != nil:
-		return e.ProcessKprobe.Parent
 	case e.ProcessExec != nil:
 		return e.ProcessExec.Parent
 	case e.ProcessExit != nil:

@@ -22,60 +22,67 @@
 //
 // and all of them together as an [Errors].
 //
-// # TracingPolicy subset
+// # TracingPolicy
 //
-// metadata: name (required; lowercase letters, digits, '-' and '.', at most
-// 253 characters), namespace, labels, annotations (kept, no meaning).
+// Every field of Tetragon's TracingPolicy schema parses: metadata (name
+// required; lowercase letters, digits, '-' and '.', at most 253
+// characters; namespace, labels, annotations kept), and in spec kprobes,
+// fentries, lsmhooks, tracepoints, uprobes, usdts, enforcers, lists,
+// options, selectorsMacros, podSelector, containerSelector, hostSelector,
+// nodeSelector and loader. A hook outside ocigate's domain (network, exec,
+// FD redirection, memfd) is refused with one error for the hook that says
+// what it is, why, and the closest ocigate feature (domain.go classifies
+// them); in the domain, the hooks of [SupportedCalls],
+// [SupportedLSMHooks] and [SupportedTracepoints] load with the arguments
+// ocigate reads of each (hooks.go and domain.go list them: e.g.
+// security_socket_connect 0 socket, 1 sockaddr, 2 int; bprm_check_security
+// 0 linux_binprm). A call named "list:NAME" stands for each call of the
+// list. A hook holds at most five selectors; a selector's macros are
+// merged into it first.
 //
-// spec.kprobes[]: call, one of
+// A selector holds:
 //
-//	call                     args (index type)              returnArg
-//	tcp_connect              0 sock                         int
-//	security_socket_connect  0 socket, 1 sockaddr, 2 int    int
-//	inet_csk_listen_start    0 sock                         int
-//	tcp_sendmsg              0 sock, 2 int (size)           int
-//	tcp_close                0 sock                         -
-//	sk_alloc                 1 int (family)                 sock
-//	__sk_free                0 sock                         -
-//	dup2, dup3               0 fd, 1 int (new fd)           int
-//	dup, fcntl               0 fd, 1 int (the fd returned)  int
-//	security_bprm_check      0 linux_binprm                 int
-//	memfd_create             -                              -
-//
-// syscall (false or absent: these are kernel functions), return,
-// returnArg (required with return: true and only then), returnArgAction
-// (TrackSock or UntrackSock, with a sock returnArg), message (at most 256
-// bytes), tags (at most 16), args[] {index, type, label} and at most
-// five selectors[]. A selector holds:
-//
-//   - matchArgs[] {index, operator, values}: index names a declared arg;
-//     sock and socket args take SAddr DAddr NotSAddr NotDAddr (CIDRs; a bare
-//     address is a /32 or /128; host bits are cleared, Raw keeps the text),
-//     SPort DPort NotSPort NotDPort (ports or ranges "N-M"/"N:M"),
-//     SPortPriv DPortPriv NotSPortPriv NotDPortPriv (no values), Protocol
-//     (IPPROTO_ names or 0-255), Family (AF_ names or numbers) and State
-//     (TCP_ names or numbers); sockaddr args take SAddr NotSAddr SPort
-//     NotSPort Family, where SAddr/SPort are the address and port in the
-//     sockaddr, i.e. the connect destination; int args take Equal and
-//     NotEqual with decimal values (AF_ names too on sk_alloc's family
-//     argument or an arg labelled "family"). Values may be YAML strings or
-//     integers. An address list holds up to 100 000 values, other lists
-//     10 000.
+//   - matchArgs[] {index or args, operator, values}: on sock, socket and
+//     skb arguments SAddr DAddr NotSAddr NotDAddr (CIDRs; a bare address
+//     is a /32 or /128; host bits are cleared, Raw keeps the text), SPort
+//     DPort NotSPort NotDPort (ports or ranges "N-M"/"N:M"), SPortPriv
+//     DPortPriv NotSPortPriv NotSportPriv NotDPortPriv (no values),
+//     Protocol (IPPROTO_ names or 0-255), Family (AF_ names or numbers),
+//     State (TCP_ names or numbers; not on skb); on sockaddr SAddr NotSAddr
+//     SPort NotSPort Family (the address in the sockaddr); on integers
+//     Equal NotEqual InMap NotInMap (AF_ names too on a family argument);
+//     on raw_syscalls' system call Equal NotEqual InMap NotInMap with
+//     system call names, x86-64 numbers or list:NAME; on linux_binprm,
+//     file, path and string Equal NotEqual Prefix NotPrefix Postfix
+//     NotPostfix, and on linux_binprm ocigate's StdioSocket, Fileless and
+//     RelayedShell (no values). Tetragon's other operators are refused.
+//     Values may be YAML strings or integers. An address list holds up to
+//     100 000 values, other lists 10 000.
 //   - matchBinaries[] {operator: In NotIn Prefix NotPrefix (absolute paths)
-//     or Postfix NotPostfix (non-empty suffixes), values}.
+//     or Postfix NotPostfix (non-empty suffixes), values}; followChildren
+//     is refused.
 //   - matchNamespaces[] {namespace: Uts Ipc Mnt Pid PidForChildren Net Time
 //     TimeForChildren Cgroup User, operator: In NotIn, values: inode numbers
 //     or host_ns}.
-//   - matchActions[] {action: Post NoPost Sigkill Override NotifyEnforcer
-//     Signal TrackSock UntrackSock, argError (negative errno: required by
-//     Override, optional for NotifyEnforcer, default -1), argSig (1-64 or a
-//     name such as SIGKILL: required by Signal, optional for NotifyEnforcer),
-//     argSock (TrackSock/UntrackSock: index of a declared sock arg, default
-//     0)}. No matchActions means Post; the AST says so with ImplicitPost.
+//   - matchPIDs {operator, values, followForks, isNamespacePID},
+//     matchCapabilities {type, operator, values: CAP_ names,
+//     isNamespaceCapability}, matchNamespaceChanges: parsed (the compiler
+//     says which it evaluates); matchCapabilityChanges,
+//     matchParentBinaries, matchReturnArgs, matchReturnActions, matchData:
+//     refused with their reason; matchWorkloads: empty selectors only.
+//   - matchActions[] {action: every action of Tetragon's; argError (a
+//     negative errno, or a positive value the call returns; Override
+//     requires it, NotifyEnforcer defaults to -1), argSig (1-64 or a name
+//     such as SIGKILL: required by Signal), argSock (TrackSock/UntrackSock:
+//     a declared sock argument, default 0), argUrl (GetUrl), argFqdn
+//     (DnsLookup), rateLimit and rateLimitScope, imaHash}. Set, stack
+//     traces and the uprobe override fields are refused. No matchActions
+//     means Post; the AST says so with ImplicitPost.
 //
-// spec.options[] {name, value}: only policy-mode, monitor or enforce.
-// podSelector, containerSelector, lists, enforcers, tracepoints, uprobes,
-// lsmhooks and the like are "not supported by ocigate".
+// spec.options[] {name, value}: policy-mode (monitor or enforce),
+// disable-kprobe-multi and disable-uprobe-multi (no effect).
+// What loads but is carried out otherwise than in Tetragon is kept as
+// [Note]s on the policy.
 //
 // # WorkloadProfile
 //

@@ -3,6 +3,8 @@ package policy
 import (
 	"errors"
 	"io/fs"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -32,6 +34,13 @@ func FuzzParse(f *testing.F) {
 		"      matchBinaries: [{operator: Postfix, values: [/sh]}]\n" +
 		"      matchActions: [{action: Override, argError: -1}, {action: Signal, argSig: SIGKILL}, {action: TrackSock, argSock: 0}]\n" +
 		"  options: [{name: policy-mode, value: monitor}]\n"))
+	// The Tetragon-style test policies: every section of the schema.
+	tetragon, _ := filepath.Glob("../testdata/tetragon/*.yaml")
+	for _, name := range tetragon {
+		if data, err := os.ReadFile(name); err == nil {
+			f.Add(data)
+		}
+	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		docs, err := Parse("f.yaml", data)
 		if err != nil {

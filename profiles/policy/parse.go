@@ -73,6 +73,7 @@ type result struct {
 	names    []site // policy and profile names, inline policies included
 	refs     []site // profile references to policies by name
 	defaults []site // profiles with default: true
+	notes    []Note // what loads but differs from Tetragon, or is not carried out
 }
 
 // site is a name (or flag) and where it was written.
@@ -193,6 +194,7 @@ func (p *parser) document(root *yaml.Node) {
 			return
 		}
 		tp := p.tracingPolicy(f, "")
+		tp.Namespaced = kind == "TracingPolicyNamespaced"
 		p.res.docs = append(p.res.docs, Document{Policy: tp})
 	case "WorkloadProfile":
 		if api != "ocigate.io/v1alpha1" {

@@ -82,10 +82,10 @@ func TestSeed02(t *testing.T) {
 	if alloc.Call != "sk_alloc" || !alloc.Return || alloc.ReturnArgAction != "TrackSock" {
 		t.Errorf("sk_alloc %+v", alloc)
 	}
-	if alloc.ReturnArg == nil || *alloc.ReturnArg != (Arg{Pos{alloc.File, 17}, 0, "sock", ""}) {
+	if alloc.ReturnArg == nil || *alloc.ReturnArg != (Arg{Pos: Pos{alloc.File, 17}, Index: 0, Type: "sock"}) {
 		t.Errorf("returnArg %+v", alloc.ReturnArg)
 	}
-	if alloc.Args[0] != (Arg{Pos{alloc.File, 13}, 1, "int", "family"}) {
+	if alloc.Args[0] != (Arg{Pos: Pos{alloc.File, 13}, Index: 1, Type: "int", Label: "family"}) {
 		t.Errorf("args %+v", alloc.Args)
 	}
 	eq := alloc.Selectors[0].Args[0]

@@ -10,89 +10,127 @@ import (
 	"gopkg.in/yaml.v3"
 )
 
-// kprobeCtx is what selectors need to know of their kprobe.
+// kprobeCtx is what selectors need to know of their hook.
 type kprobeCtx struct {
-	call string       // "" when the call was not valid
-	args map[int]*Arg // declared arguments by index
+	call  string       // the call, LSM hook or tracepoint
+	kind  string       // HookKprobe, ...
+	args  map[int]*Arg // declared arguments by index
+	order []*Arg       // declared arguments in the order written (matchArgs' args field)
+	sc    *specCtx
 }
 
 // valueKind says how an operator's values are parsed.
 type valueKind int
 
 const (
-	kindNone valueKind = iota // *PortPriv: no values
+	kindNone valueKind = iota // *PortPriv, StdioSocket, ...: no values
 	kindAddr
 	kindPort
 	kindProtocol
 	kindFamily
 	kindState
 	kindInt
+	kindString
+	kindSyscall
 )
 
-var operators = map[string]valueKind{
-	"SAddr": kindAddr, "DAddr": kindAddr, "NotSAddr": kindAddr, "NotDAddr": kindAddr,
-	"SPort": kindPort, "DPort": kindPort, "NotSPort": kindPort, "NotDPort": kindPort,
-	"SPortPriv": kindNone, "DPortPriv": kindNone, "NotSPortPriv": kindNone, "NotDPortPriv": kindNone,
-	"Protocol": kindProtocol, "Family": kindFamily, "State": kindState,
-	"Equal": kindInt, "NotEqual": kindInt,
-	"StdioSocket": kindNone, "Fileless": kindNone, "RelayedShell": kindNone,
-}
+// tetragonOperators are every matchArgs operator of Tetragon's schema.
+var tetragonOperators = []string{"Equal", "NotEqual", "Prefix", "NotPrefix", "Postfix", "NotPostfix",
+	"GreaterThan", "LessThan", "GT", "LT", "Mask", "SPort", "NotSPort", "SPortPriv", "NotSportPriv",
+	"DPort", "NotDPort", "DPortPriv", "NotDPortPriv", "SAddr", "NotSAddr", "DAddr", "NotDAddr",
+	"Protocol", "Family", "State", "InMap", "NotInMap", "CapabilitiesGained", "InRange", "NotInRange",
+	"SubString", "SubStringIgnCase", "CelExpr", "FileType", "NotFileType"}
 
-// operatorsFor lists the operators each argument type takes.
-var operatorsFor = map[string][]string{
-	"sock": {"SAddr", "DAddr", "NotSAddr", "NotDAddr", "SPort", "DPort", "NotSPort", "NotDPort",
-		"SPortPriv", "DPortPriv", "NotSPortPriv", "NotDPortPriv", "Protocol", "Family", "State"},
-	"sockaddr": {"SAddr", "NotSAddr", "SPort", "NotSPort", "Family"},
-	"int":      {"Equal", "NotEqual"},
-	"fd":       {"Family"}, // the family of the socket the descriptor is, if any
-	// the exec: stdin, stdout or stderr is a network socket; the file has
-	// no link on disk (memfd, deleted)
-	"linux_binprm": {"StdioSocket", "Fileless", "RelayedShell"},
-}
-
-func init() { operatorsFor["socket"] = operatorsFor["sock"] }
+// ocigateOperators are operators ocigate adds: predicates on an exec
+// Tetragon cannot express (NotSPortPriv is the spelling ocigate always
+// took for Tetragon's NotSportPriv).
+var ocigateOperators = []string{"StdioSocket", "Fileless", "RelayedShell", "NotSPortPriv"}
 
 var (
+	sockOperators = []string{"SAddr", "DAddr", "NotSAddr", "NotDAddr", "SPort", "DPort", "NotSPort", "NotDPort",
+		"SPortPriv", "DPortPriv", "NotSPortPriv", "NotSportPriv", "NotDPortPriv", "Protocol", "Family", "State"}
+	pathOperators = []string{"Equal", "NotEqual", "Prefix", "NotPrefix", "Postfix", "NotPostfix"}
+	// operatorsFor lists the operators each argument type class takes.
+	operatorsFor = map[string][]string{
+		"sock":   sockOperators,
+		"socket": sockOperators,
+		"skb": {"SAddr", "DAddr", "NotSAddr", "NotDAddr", "SPort", "DPort", "NotSPort", "NotDPort",
+			"SPortPriv", "DPortPriv", "NotSPortPriv", "NotSportPriv", "NotDPortPriv", "Protocol", "Family"},
+		"sockaddr":     {"SAddr", "NotSAddr", "SPort", "NotSPort", "SPortPriv", "NotSPortPriv", "NotSportPriv", "Family"},
+		"int":          {"Equal", "NotEqual", "InMap", "NotInMap"},
+		"syscall64":    {"Equal", "NotEqual", "InMap", "NotInMap"},
+		"fd":           {"Family"}, // the family of the socket the descriptor is, if any
+		"linux_binprm": append(slices.Clone(pathOperators), "StdioSocket", "Fileless", "RelayedShell"),
+		"file":         pathOperators,
+		"path":         pathOperators,
+		"string":       pathOperators,
+	}
 	binaryOperators = []string{"In", "NotIn", "Prefix", "NotPrefix", "Postfix", "NotPostfix"}
 	namespaceTypes  = []string{"Uts", "Ipc", "Mnt", "Pid", "PidForChildren", "Net", "Time",
 		"TimeForChildren", "Cgroup", "User"}
-	actions = []string{"Post", "NoPost", "Sigkill", "Override", "NotifyEnforcer", "Signal",
-		"TrackSock", "UntrackSock"}
+	// Actions are every action of Tetragon's schema.
+	Actions = []string{"Post", "NoPost", "Sigkill", "Override", "NotifyEnforcer", "Signal",
+		"TrackSock", "UntrackSock", "GetUrl", "DnsLookup", "CleanupEnforcerNotification", "Set"}
 
-	selectorFields = []string{"matchArgs", "matchBinaries", "matchNamespaces", "matchActions"}
-	selectorUnsupp = map[string]string{"matchPIDs": "", "matchReturnArgs": "", "matchReturnActions": "",
-		"matchNamespaceChanges": "", "matchCapabilities": "", "matchCapabilityChanges": "",
-		"matchParentBinaries": "", "matchData": ""}
-	matchArgFields = []string{"index", "operator", "values"}
-	binaryFields   = []string{"operator", "values"}
-	binaryUnsupp   = map[string]string{"followChildren": ""}
+	selectorKeys   = []string{"matchArgs", "matchBinaries", "matchNamespaces", "matchActions", "matchPIDs", "matchCapabilities", "matchNamespaceChanges", "label", "matchWorkloads"}
+	selectorUnread = map[string]string{
+		"matchData":              ": data fields read kernel memory beside the arguments; ocigate reads only the arguments of the calls it enforces",
+		"matchReturnArgs":        ": ocigate decides before the call runs, so the return value is its own verdict; closest: matchArgs",
+		"matchReturnActions":     ": ocigate decides before the call runs and acts then; closest: matchActions",
+		"matchCapabilityChanges": ": ocigate does not record a process's capabilities at its exec; closest: matchCapabilities",
+		"matchParentBinaries":    ": ocigate matches the process's own binary; closest: matchBinaries",
+	}
+	matchArgFields = []string{"index", "args", "operator", "values"}
+	binaryFields   = []string{"operator", "values", "followChildren"}
 	nsFields       = []string{"namespace", "operator", "values"}
-	actionFields   = []string{"action", "argError", "argSig", "argSock"}
-	actionUnsupp   = map[string]string{"argFd": "", "argName": "", "argUrl": "", "argFqdn": "",
-		"rateLimit": "", "rateLimitScope": "", "kernelStackTrace": "", "userStackTrace": "", "imaHash": ""}
+	pidFields      = []string{"operator", "values", "followForks", "isNamespacePID"}
+	capFields      = []string{"type", "operator", "values", "isNamespaceCapability"}
+	nsChangeFields = []string{"operator", "values"}
+	workloadFields = []string{"podSelector", "containerSelector", "hostSelector"}
+	actionFields   = []string{"action", "argError", "argSig", "argSock", "argUrl", "argFqdn", "rateLimit",
+		"rateLimitScope", "kernelStackTrace", "userStackTrace", "imaHash", "argIndex", "argValue",
+		"argRegs", "argNewSymbol", "argNewAddr", "argNewOffset"}
 )
 
+// selector reads one selectors[] entry (macros already merged).
 func (p *parser) selector(n *yaml.Node, path string, k *kprobeCtx) (Selector, bool) {
-	f, ok := p.mapping(n, path, selectorFields, selectorUnsupp)
+	f, ok := p.mapping(n, path, selectorKeys, selectorUnread)
 	if !ok {
 		return Selector{}, false
 	}
 	s := Selector{Pos: p.pos(n)}
-	for i, c := range p.seq(f.get("matchArgs"), join(path, "matchArgs"), MaxListLen) {
-		if m, ok := p.matchArg(c, index(join(path, "matchArgs"), i), k); ok {
+	s.Label, _ = p.str(f.get("label"), join(path, "label"))
+	each(p, f, path, "matchArgs", func(c *yaml.Node, ip string) {
+		if m, ok := p.matchArg(c, ip, k); ok {
 			s.Args = append(s.Args, m)
 		}
-	}
-	for i, c := range p.seq(f.get("matchBinaries"), join(path, "matchBinaries"), MaxListLen) {
-		if m, ok := p.matchBinary(c, index(join(path, "matchBinaries"), i)); ok {
+	})
+	each(p, f, path, "matchBinaries", func(c *yaml.Node, ip string) {
+		if m, ok := p.matchBinary(c, ip); ok {
 			s.Binaries = append(s.Binaries, m)
 		}
-	}
-	for i, c := range p.seq(f.get("matchNamespaces"), join(path, "matchNamespaces"), MaxListLen) {
-		if m, ok := p.matchNamespace(c, index(join(path, "matchNamespaces"), i)); ok {
+	})
+	each(p, f, path, "matchNamespaces", func(c *yaml.Node, ip string) {
+		if m, ok := p.matchNamespace(c, ip); ok {
 			s.Namespaces = append(s.Namespaces, m)
 		}
-	}
+	})
+	each(p, f, path, "matchPIDs", func(c *yaml.Node, ip string) {
+		if m, ok := p.matchPID(c, ip); ok {
+			s.PIDs = append(s.PIDs, m)
+		}
+	})
+	each(p, f, path, "matchCapabilities", func(c *yaml.Node, ip string) {
+		if m, ok := p.matchCapability(c, ip); ok {
+			s.Capabilities = append(s.Capabilities, m)
+		}
+	})
+	each(p, f, path, "matchNamespaceChanges", func(c *yaml.Node, ip string) {
+		if m, ok := p.matchNamespaceChange(c, ip); ok {
+			s.NamespaceChanges = append(s.NamespaceChanges, m)
+		}
+	})
+	p.matchWorkloads(f.get("matchWorkloads"), join(path, "matchWorkloads"))
 	items := p.seq(f.get("matchActions"), join(path, "matchActions"), MaxListLen)
 	for i, c := range items {
 		if a, ok := p.action(c, index(join(path, "matchActions"), i), k); ok {
@@ -104,6 +142,31 @@ func (p *parser) selector(n *yaml.Node, path string, k *kprobeCtx) (Selector, bo
 		s.ImplicitPost = true
 	}
 	return s, true
+}
+
+// each runs fn on every item of the list field key of f.
+func each(p *parser, f fields, path, key string, fn func(c *yaml.Node, ip string)) {
+	kpath := join(path, key)
+	for i, c := range p.seq(f.get(key), kpath, MaxListLen) {
+		fn(c, index(kpath, i))
+	}
+}
+
+// matchWorkloads reads a selector's workload filter: as spec's selectors,
+// only {} (every container) is accepted.
+func (p *parser) matchWorkloads(n *yaml.Node, path string) {
+	if n == nil {
+		return
+	}
+	f, ok := p.mapping(n, path, workloadFields, nil)
+	if !ok {
+		return
+	}
+	for _, key := range workloadFields {
+		if v := f.get(key); v != nil && !p.labelSelector(v, join(path, key)) || key == "hostSelector" && v != nil {
+			p.errorf(f.line(key), join(path, key), "refused: ocigate chooses the containers a policy applies to with a WorkloadProfile's match; only empty pod and container selectors are accepted here")
+		}
+	}
 }
 
 // required reports a missing key and returns its value node.
@@ -129,152 +192,61 @@ func (p *parser) oneOf(f fields, key, path, what string, allowed []string) (stri
 	return s, true
 }
 
-func (p *parser) matchArg(n *yaml.Node, path string, k *kprobeCtx) (ArgMatch, bool) {
-	f, ok := p.mapping(n, path, matchArgFields, nil)
-	if !ok {
-		return ArgMatch{}, false
-	}
-	m := ArgMatch{Pos: p.pos(n)}
-	in := p.required(f, "index", path, " (a declared argument)")
-	idx, idxOK := p.integer(in, join(path, "index"), 0, 4)
-	m.Index = int(idx)
-	var arg *Arg
-	if idxOK {
-		if arg = k.args[m.Index]; arg == nil {
-			p.errorf(in.Line, join(path, "index"), "argument %d is not declared in args (declared: %s)", m.Index, declared(k.args))
-		} else {
-			m.ArgType = arg.Type
-		}
-	}
-	on := p.required(f, "operator", path, "")
-	op, opOK := p.str(on, join(path, "operator"))
-	kind, known := operators[op]
-	if opOK && !known {
-		p.errorf(on.Line, join(path, "operator"), "%q is not a supported operator (supported: %s, %s)",
-			op, strings.Join(operatorsFor["sock"], ", "), strings.Join(operatorsFor["int"], ", "))
-	}
-	if known && m.ArgType != "" && !slices.Contains(operatorsFor[m.ArgType], op) {
-		p.errorf(on.Line, join(path, "operator"), "%s does not apply to argument %d of type %s (supported for %s: %s)",
-			op, m.Index, m.ArgType, m.ArgType, strings.Join(operatorsFor[m.ArgType], ", "))
-	}
-	m.Operator = op
-	if !known {
-		return m, idxOK && opOK
-	}
+// values reads the values list of a match: required and not empty.
+func (p *parser) values(f fields, path, hint string, limit int) []*yaml.Node {
 	vpath := join(path, "values")
-	if kind == kindNone {
-		if v := f.get("values"); v != nil && (v.Kind != yaml.SequenceNode || len(v.Content) > 0) {
-			p.errorf(v.Line, vpath, "%s takes no values", op)
-		}
-		return m, idxOK
-	}
-	limit := MaxListLen
-	if kind == kindAddr {
-		limit = MaxAddrListLen
-	}
-	vn := p.required(f, "values", path, "")
+	vn := p.required(f, "values", path, hint)
 	items := p.seq(vn, vpath, limit)
 	if vn != nil && vn.Kind == yaml.SequenceNode && len(vn.Content) == 0 {
 		p.errorf(vn.Line, vpath, "at least one value is required")
 	}
-	family := arg != nil && (k.call == "sk_alloc" && arg.Index == 1 || arg.Label == "family")
-	m.Raw = make([]string, 0, len(items))
-	for i, vn := range items {
-		raw, text, err := scalarValue(vn)
-		if err == nil {
-			err = m.add(kind, text, family)
-		}
-		if err != nil {
-			p.errorf(vn.Line, index(vpath, i), "%s", err.Error())
-			continue
-		}
-		m.Raw = append(m.Raw, raw)
-	}
-	return m, idxOK
+	return items
 }
 
-// add parses one value into m.
-func (m *ArgMatch) add(kind valueKind, s string, family bool) error {
-	var num int64
-	var err error
-	switch kind {
-	case kindAddr:
-		pfx, err := parseCIDR(s)
-		if err == nil {
-			m.Prefixes = append(m.Prefixes, pfx)
-		}
-		return err
-	case kindPort:
-		r, err := parsePortRange(s)
-		if err == nil {
-			m.Ports = append(m.Ports, r)
-		}
-		return err
-	case kindProtocol:
-		num, err = parseProtocol(s)
-	case kindFamily:
-		num, err = parseFamily(s)
-	case kindState:
-		num, err = parseState(s)
-	case kindInt:
-		num, err = parseInt32(s, family)
-	}
-	if err == nil {
-		m.Numbers = append(m.Numbers, num)
-	}
-	return err
-}
-
-func declared(args map[int]*Arg) string {
-	if len(args) == 0 {
-		return "none"
-	}
-	idx := make([]int, 0, len(args))
-	for i := range args {
-		idx = append(idx, i)
-	}
-	slices.Sort(idx)
-	parts := make([]string, len(idx))
-	for j, i := range idx {
-		parts[j] = fmt.Sprintf("%d %s", i, args[i].Type)
-	}
-	return strings.Join(parts, ", ")
-}
-
+// matchBinary reads one matchBinaries[] entry.
 func (p *parser) matchBinary(n *yaml.Node, path string) (BinaryMatch, bool) {
-	f, ok := p.mapping(n, path, binaryFields, binaryUnsupp)
+	f, ok := p.mapping(n, path, binaryFields, nil)
 	if !ok {
 		return BinaryMatch{}, false
 	}
 	m := BinaryMatch{Pos: p.pos(n)}
 	m.Operator, ok = p.oneOf(f, "operator", path, "operator", binaryOperators)
-	vpath := join(path, "values")
-	vn := p.required(f, "values", path, "")
-	items := p.seq(vn, vpath, MaxListLen)
-	if vn != nil && vn.Kind == yaml.SequenceNode && len(vn.Content) == 0 {
-		p.errorf(vn.Line, vpath, "at least one value is required")
+	if follow, _ := p.boolean(f.get("followChildren"), join(path, "followChildren")); follow {
+		p.errorf(f.line("followChildren"), join(path, "followChildren"), "refused: ocigate matches each process's own binary, not its ancestors'; closest: list the children's binaries")
 	}
-	for i, c := range items {
+	vpath := join(path, "values")
+	for i, c := range p.values(f, path, "", MaxListLen) {
 		s, sok := p.str(c, index(vpath, i))
 		if !sok {
 			continue
 		}
-		switch {
-		case strings.ContainsRune(s, 0):
-			p.errorf(c.Line, index(vpath, i), "%q contains a NUL byte", s)
-		case len(s) > 4096:
-			p.errorf(c.Line, index(vpath, i), "longer than 4096 bytes")
-		case strings.HasSuffix(m.Operator, "Postfix") && s == "":
-			p.errorf(c.Line, index(vpath, i), "an empty suffix matches every binary")
-		case m.Operator != "" && !strings.HasSuffix(m.Operator, "Postfix") && !strings.HasPrefix(s, "/"):
-			p.errorf(c.Line, index(vpath, i), "%q is not an absolute path (%s takes absolute paths)", s, m.Operator)
-		default:
-			m.Values = append(m.Values, s)
+		if msg := checkPathValue(m.Operator, s); msg != "" {
+			p.errorf(c.Line, index(vpath, i), "%s", msg)
+			continue
 		}
+		m.Values = append(m.Values, s)
 	}
 	return m, ok
 }
 
+// checkPathValue says what is wrong with a path value of operator op
+// (matchBinaries, or the path operators on an executed file), "" if
+// nothing.
+func checkPathValue(op, s string) string {
+	switch {
+	case strings.ContainsRune(s, 0):
+		return fmt.Sprintf("%q contains a NUL byte", s)
+	case len(s) > 4096:
+		return "longer than 4096 bytes"
+	case strings.HasSuffix(op, "Postfix") && s == "":
+		return "an empty suffix matches every binary"
+	case op != "" && !strings.HasSuffix(op, "Postfix") && !strings.HasPrefix(s, "/"):
+		return fmt.Sprintf("%q is not an absolute path (%s takes absolute paths)", s, op)
+	}
+	return ""
+}
+
+// matchNamespace reads one matchNamespaces[] entry.
 func (p *parser) matchNamespace(n *yaml.Node, path string) (NamespaceMatch, bool) {
 	f, ok := p.mapping(n, path, nsFields, nil)
 	if !ok {
@@ -285,12 +257,7 @@ func (p *parser) matchNamespace(n *yaml.Node, path string) (NamespaceMatch, bool
 	m.Namespace, nsOK = p.oneOf(f, "namespace", path, "namespace", namespaceTypes)
 	m.Operator, ok = p.oneOf(f, "operator", path, "operator", []string{"In", "NotIn"})
 	vpath := join(path, "values")
-	vn := p.required(f, "values", path, " (namespace inode numbers or host_ns)")
-	items := p.seq(vn, vpath, MaxListLen)
-	if vn != nil && vn.Kind == yaml.SequenceNode && len(vn.Content) == 0 {
-		p.errorf(vn.Line, vpath, "at least one value is required")
-	}
-	for i, c := range items {
+	for i, c := range p.values(f, path, " (namespace inode numbers or host_ns)", MaxListLen) {
 		_, text, err := scalarValue(c)
 		if err == nil && text == "host_ns" {
 			m.HostNS = true
@@ -309,62 +276,73 @@ func (p *parser) matchNamespace(n *yaml.Node, path string) (NamespaceMatch, bool
 	return m, ok && nsOK
 }
 
-func (p *parser) action(n *yaml.Node, path string, k *kprobeCtx) (Action, bool) {
-	f, ok := p.mapping(n, path, actionFields, actionUnsupp)
+// matchPID reads one matchPIDs[] entry.
+func (p *parser) matchPID(n *yaml.Node, path string) (PIDMatch, bool) {
+	f, ok := p.mapping(n, path, pidFields, nil)
 	if !ok {
-		return Action{}, false
+		return PIDMatch{}, false
 	}
-	a := Action{Pos: p.pos(n)}
-	a.Action, ok = p.oneOf(f, "action", path, "action", actions)
-	takes := func(key string, allowed ...string) bool {
-		if f.get(key) == nil {
-			return false
+	m := PIDMatch{Pos: p.pos(n)}
+	m.Operator, ok = p.oneOf(f, "operator", path, "operator", []string{"In", "NotIn"})
+	m.FollowForks, _ = p.boolean(f.get("followForks"), join(path, "followForks"))
+	m.IsNamespacePID, _ = p.boolean(f.get("isNamespacePID"), join(path, "isNamespacePID"))
+	vpath := join(path, "values")
+	for i, c := range p.values(f, path, " (pids)", MaxListLen) {
+		_, text, err := scalarValue(c)
+		v, perr := strconv.ParseUint(text, 10, 32)
+		if err != nil || perr != nil || !isDigits(text) {
+			p.errorf(c.Line, index(vpath, i), "%q is not a pid (0-%d)", text, uint32(math.MaxUint32))
+			continue
 		}
-		if !slices.Contains(allowed, a.Action) {
-			if a.Action != "" {
-				p.errorf(f.line(key), join(path, key), "not allowed with %s (only with %s)", a.Action, strings.Join(allowed, ", "))
-			}
-			return false
-		}
-		return true
+		m.Values = append(m.Values, uint32(v))
 	}
-	if takes("argError", "Override", "NotifyEnforcer") {
-		if v, vok := p.integer(f.get("argError"), join(path, "argError"), -4095, -1); vok {
-			a.ArgError, a.HasArgError = int32(v), true
-		}
+	return m, ok
+}
+
+// matchCapability reads one matchCapabilities[] entry.
+func (p *parser) matchCapability(n *yaml.Node, path string) (CapabilityMatch, bool) {
+	f, ok := p.mapping(n, path, capFields, nil)
+	if !ok {
+		return CapabilityMatch{}, false
 	}
-	if takes("argSig", "Signal", "NotifyEnforcer") {
-		sn := f.get("argSig")
-		if _, text, err := scalarValue(sn); err != nil {
-			p.errorf(sn.Line, join(path, "argSig"), "%s", err.Error())
-		} else if sig, err := parseSignal(text); err != nil {
-			p.errorf(sn.Line, join(path, "argSig"), "%s", err.Error())
-		} else {
-			a.ArgSig, a.HasArgSig = sig, true
-		}
+	m := CapabilityMatch{Pos: p.pos(n), Type: "Effective"}
+	if f.get("type") != nil {
+		m.Type, _ = p.oneOf(f, "type", path, "capability set", []string{"Effective", "Inheritable", "Permitted"})
 	}
-	sockOK := true
-	if takes("argSock", "TrackSock", "UntrackSock") {
-		v, vok := p.integer(f.get("argSock"), join(path, "argSock"), 0, 4)
-		a.ArgSock, sockOK = int(v), vok
+	m.Operator, ok = p.oneOf(f, "operator", path, "operator", []string{"In", "NotIn"})
+	m.IsNamespaceCapability, _ = p.boolean(f.get("isNamespaceCapability"), join(path, "isNamespaceCapability"))
+	vpath := join(path, "values")
+	for i, c := range p.values(f, path, " (CAP_ names)", MaxListLen) {
+		_, text, err := scalarValue(c)
+		cp, ok := lookup(capabilityNames, text)
+		if err != nil || !ok {
+			p.errorf(c.Line, index(vpath, i), "%q is not a capability (CAP_CHOWN ... CAP_CHECKPOINT_RESTORE)", text)
+			continue
+		}
+		m.Caps = append(m.Caps, int(cp))
 	}
-	switch a.Action {
-	case "Override":
-		if !a.HasArgError && f.get("argError") == nil {
-			p.errorf(n.Line, join(path, "argError"), "required with Override (a negative errno, e.g. -1 for EPERM)")
-		}
-	case "NotifyEnforcer":
-		if !a.HasArgError {
-			a.ArgError = -1
-		}
-	case "Signal":
-		if !a.HasArgSig && f.get("argSig") == nil {
-			p.errorf(n.Line, join(path, "argSig"), "required with Signal (a number 1-64 or a name such as SIGKILL)")
-		}
-	case "TrackSock", "UntrackSock":
-		if arg := k.args[a.ArgSock]; sockOK && (arg == nil || arg.Type != "sock") {
-			p.errorf(f.line("argSock"), join(path, "argSock"), "argument %d is not a declared sock argument (declared: %s)", a.ArgSock, declared(k.args))
-		}
+	return m, ok
+}
+
+// matchNamespaceChange reads one matchNamespaceChanges[] entry.
+func (p *parser) matchNamespaceChange(n *yaml.Node, path string) (NamespaceChangeMatch, bool) {
+	f, ok := p.mapping(n, path, nsChangeFields, nil)
+	if !ok {
+		return NamespaceChangeMatch{}, false
 	}
-	return a, ok
+	m := NamespaceChangeMatch{Pos: p.pos(n)}
+	m.Operator, ok = p.oneOf(f, "operator", path, "operator", []string{"In", "NotIn"})
+	vpath := join(path, "values")
+	for i, c := range p.values(f, path, " (namespace types)", MaxListLen) {
+		s, sok := p.str(c, index(vpath, i))
+		if !sok {
+			continue
+		}
+		if !slices.Contains(namespaceTypes, s) {
+			p.errorf(c.Line, index(vpath, i), "%q is not a namespace type (supported: %s)", s, strings.Join(namespaceTypes, ", "))
+			continue
+		}
+		m.Namespaces = append(m.Namespaces, s)
+	}
+	return m, ok
 }

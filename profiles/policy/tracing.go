@@ -1,79 +1,23 @@
 package policy
 
 import (
-	"fmt"
 	"regexp"
 	"slices"
-	"sort"
 	"strings"
 
 	"gopkg.in/yaml.v3"
 )
 
-// callSpec is what ocigate supports of one kernel function.
-type callSpec struct {
-	args map[int]string // argument index → the only type it may be declared as
-	ret  string         // type of returnArg; "" when return probes are not supported
-}
-
-// calls are the kernel functions a kprobe may name.
-var calls = map[string]callSpec{
-	"tcp_connect":             {args: map[int]string{0: "sock"}, ret: "int"},
-	"security_socket_connect": {args: map[int]string{0: "socket", 1: "sockaddr", 2: "int"}, ret: "int"},
-	"inet_csk_listen_start":   {args: map[int]string{0: "sock"}, ret: "int"},
-	"tcp_sendmsg":             {args: map[int]string{0: "sock", 2: "int"}, ret: "int"},
-	"tcp_close":               {args: map[int]string{0: "sock"}},
-	"sk_alloc":                {args: map[int]string{1: "int"}, ret: "sock"},
-	"__sk_free":               {args: map[int]string{0: "sock"}},
-	"dup2":                    {args: map[int]string{0: "fd", 1: "int"}, ret: "int"},
-	"dup3":                    {args: map[int]string{0: "fd", 1: "int", 2: "int"}, ret: "int"},
-	// dup and fcntl(F_DUPFD*) pick the new descriptor: arg 1 is the one
-	// they returned, so that one selector shape covers every duplication.
-	"dup":                 {args: map[int]string{0: "fd", 1: "int"}, ret: "int"},
-	"fcntl":               {args: map[int]string{0: "fd", 1: "int"}, ret: "int"},
-	"security_bprm_check": {args: map[int]string{0: "linux_binprm"}, ret: "int"},
-	"memfd_create":        {args: map[int]string{}},
-}
-
-// SupportedCalls lists the kernel functions a kprobe may name, in the
-// order error messages give them.
-var SupportedCalls = []string{"tcp_connect", "security_socket_connect", "inet_csk_listen_start",
-	"tcp_sendmsg", "tcp_close", "sk_alloc", "__sk_free", "dup2", "dup3", "dup", "fcntl", "security_bprm_check", "memfd_create"}
-
-var argTypes = []string{"sock", "socket", "sockaddr", "int", "fd", "linux_binprm"}
-
-// MaxSelectors is the number of selectors a kprobe may have (Tetragon's limit).
-const MaxSelectors = 5
-
-func (c callSpec) describe() string {
-	idx := make([]int, 0, len(c.args))
-	for i := range c.args {
-		idx = append(idx, i)
-	}
-	sort.Ints(idx)
-	parts := make([]string, len(idx))
-	for j, i := range idx {
-		parts[j] = fmt.Sprintf("%d %s", i, c.args[i])
-	}
-	return strings.Join(parts, ", ")
-}
-
 var (
 	metadataFields = []string{"name", "namespace", "labels", "annotations"}
-	tpSpecFields   = []string{"kprobes", "options"}
-	tpSpecUnsupp   = map[string]string{
-		"podSelector":       ": ocigate selects containers with a WorkloadProfile",
-		"containerSelector": ": ocigate selects containers with a WorkloadProfile",
-		"lists":             "", "enforcers": "", "tracepoints": "", "uprobes": "",
-		"lsmhooks": "", "usdts": "", "loader": "",
-	}
-	kprobeFields = []string{"call", "syscall", "return", "args", "returnArg", "returnArgAction",
-		"selectors", "message", "tags"}
-	kprobeUnsupp = map[string]string{"ignore": "", "data": ""}
-	argFields    = []string{"index", "type", "label"}
-	argUnsupp    = map[string]string{"sizeArgIndex": "", "returnCopy": "", "maxData": "",
-		"btfType": "", "resolve": ""}
+	// specFields are every field of Tetragon's TracingPolicy spec.
+	specFields = []string{"kprobes", "fentries", "tracepoints", "lsmhooks", "uprobes", "usdts",
+		"enforcers", "lists", "options", "podSelector", "containerSelector", "hostSelector",
+		"nodeSelector", "selectorsMacros", "loader"}
 	optionFields = []string{"name", "value"}
+	// hookSections are the spec fields that hold hooks, by kind.
+	hookSections = map[string]string{"kprobes": HookKprobe, "fentries": HookFentry, "lsmhooks": HookLSM,
+		"tracepoints": HookTracepoint, "uprobes": "uprobe", "usdts": "usdt"}
 )
 
 var dns1123 = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`)
@@ -124,6 +68,8 @@ func (p *parser) metadata(n *yaml.Node, at int, path string) meta {
 // mapping with metadata and spec; path is the prefix of its fields.
 func (p *parser) tracingPolicy(f fields, path string) *TracingPolicy {
 	tp := &TracingPolicy{Pos: p.pos(f.n)}
+	notes := len(p.res.notes)
+	defer func() { tp.Notes = slices.Clone(p.res.notes[notes:]) }()
 	m := p.metadata(f.get("metadata"), f.line("metadata"), join(path, "metadata"))
 	tp.Name, tp.Namespace, tp.Labels, tp.Annotations = m.name, m.namespace, m.labels, m.annotations
 	if m.name != "" {
@@ -133,29 +79,45 @@ func (p *parser) tracingPolicy(f fields, path string) *TracingPolicy {
 	specPath := join(path, "spec")
 	spec := f.get("spec")
 	if spec == nil {
-		p.errorf(f.line("spec"), specPath, "required (with kprobes)")
+		p.errorf(f.line("spec"), specPath, "required (with kprobes, lsmhooks or tracepoints)")
 		return tp
 	}
-	sf, ok := p.mapping(spec, specPath, tpSpecFields, tpSpecUnsupp)
+	sf, ok := p.mapping(spec, specPath, specFields, nil)
 	if !ok {
 		return tp
 	}
 	sf = sf.under(f.line("spec"))
+	sc := &specCtx{path: specPath}
+	sc.lists = p.lists(sf.get("lists"), join(specPath, "lists"))
+	sc.macros = p.macros(sf.get("selectorsMacros"), join(specPath, "selectorsMacros"))
 	p.options(sf.get("options"), join(specPath, "options"), tp)
-	kpath := join(specPath, "kprobes")
-	items := p.seq(sf.get("kprobes"), kpath, MaxListLen)
-	if kn := sf.get("kprobes"); kn == nil || kn.Kind == yaml.SequenceNode && len(kn.Content) == 0 {
-		p.errorf(sf.line("kprobes"), kpath, "at least one kprobe is required")
+	p.specSelectors(sf, specPath)
+	p.enforcers(sf.get("enforcers"), join(specPath, "enforcers"), sc)
+	if on, ok := p.boolean(sf.get("loader"), join(specPath, "loader")); ok && on {
+		p.errorf(sf.line("loader"), join(specPath, "loader"), "%s", refusal("loader (shared library loads)", "loader"))
 	}
-	for i, n := range items {
-		if k, ok := p.kprobe(n, index(kpath, i)); ok {
-			tp.Kprobes = append(tp.Kprobes, k)
+	hooks := 0
+	for i := 0; i+1 < len(spec.Content); i += 2 {
+		key := spec.Content[i].Value
+		kind, isHook := hookSections[key]
+		if !isHook || sf.get(key) == nil {
+			continue
 		}
+		kpath := join(specPath, key)
+		for j, n := range p.seq(sf.get(key), kpath, MaxListLen) {
+			hooks++
+			tp.Kprobes = append(tp.Kprobes, p.hookEntry(kind, n, index(kpath, j), sc)...)
+		}
+	}
+	if hooks == 0 && sf.get("loader") == nil {
+		p.errorf(sf.at, join(specPath, "kprobes"), "at least one hook is required (kprobes, lsmhooks, tracepoints, fentries)")
 	}
 	return tp
 }
 
-// options reads spec.options: only policy-mode is supported.
+// options reads spec.options: policy-mode (monitor or enforce), and
+// Tetragon's options that tune how kprobes and uprobes attach, which
+// ocigate accepts with no effect (it attaches neither).
 func (p *parser) options(n *yaml.Node, path string, tp *TracingPolicy) {
 	seen := map[string]int{}
 	for i, item := range p.seq(n, path, MaxListLen) {
@@ -171,8 +133,8 @@ func (p *parser) options(n *yaml.Node, path string, tp *TracingPolicy) {
 			}
 			continue
 		}
-		if name != "policy-mode" {
-			p.errorf(f.line("name"), join(ip, "name"), "option %q is not supported (supported: policy-mode)", name)
+		if !slices.Contains(Options, name) {
+			p.errorf(f.line("name"), join(ip, "name"), "option %q is not supported (supported: %s)", name, strings.Join(Options, ", "))
 			continue
 		}
 		if prev, dup := seen[name]; dup {
@@ -180,176 +142,38 @@ func (p *parser) options(n *yaml.Node, path string, tp *TracingPolicy) {
 			continue
 		}
 		seen[name] = f.line("name")
-		vpath := join(ip, "value")
-		v, ok := p.str(f.get("value"), vpath)
-		switch {
-		case f.get("value") == nil:
-			p.errorf(f.line("value"), vpath, "required (monitor or enforce)")
-		case !ok:
-		case v == "monitor" || v == "enforce":
-			tp.Mode = v
-		default:
-			p.errorf(f.get("value").Line, vpath, "%q is not a policy mode (supported: monitor, enforce)", v)
-		}
+		p.option(f, ip, name, tp)
 	}
 }
 
-// kprobe reads one spec.kprobes[] entry.
-func (p *parser) kprobe(n *yaml.Node, path string) (Kprobe, bool) {
-	f, ok := p.mapping(n, path, kprobeFields, kprobeUnsupp)
-	if !ok {
-		return Kprobe{}, false
-	}
-	k := Kprobe{Pos: p.pos(n)}
-	d := p.kprobeCall(&k, n, f, path)
-	args := p.kprobeArgs(&k, d)
-	p.kprobeReturnArg(&k, d)
-	k.Message, _ = p.str(f.get("message"), join(path, "message"))
-	if len(k.Message) > 256 {
-		p.errorf(f.get("message").Line, join(path, "message"), "longer than 256 bytes")
-	}
-	k.Tags = p.strList(f.get("tags"), join(path, "tags"))
-	if len(k.Tags) > 16 {
-		p.errorf(f.get("tags").Line, join(path, "tags"), "%d tags, at most 16 allowed", len(k.Tags))
-	}
-	spath := join(path, "selectors")
-	ctx := &kprobeCtx{call: d.call, args: args}
-	for i, sn := range p.seq(f.get("selectors"), spath, MaxListLen) {
-		ip := index(spath, i)
-		if i == MaxSelectors {
-			p.errorf(sn.Line, ip, "too many selectors: at most %d per kprobe", MaxSelectors)
-		}
-		if s, ok := p.selector(sn, ip, ctx); ok {
-			k.Selectors = append(k.Selectors, s)
-		}
-	}
-	return k, true
-}
+// Options are the spec.options ocigate accepts: policy-mode, and the
+// attach tuning of Tetragon's kprobes and uprobes (no effect here).
+var Options = []string{"policy-mode", "disable-kprobe-multi", "disable-uprobe-multi"}
 
-// kprobeCall parses call, syscall and return.
-func (p *parser) kprobeCall(k *Kprobe, n *yaml.Node, f fields, path string) kprobeDoc {
-	d := kprobeDoc{f: f, path: path}
-	cpath := join(path, "call")
-	call, ok := p.str(f.get("call"), cpath)
-	d.call = call
-	d.spec, d.known = calls[call]
+// option checks one option's value and keeps it in tp.
+func (p *parser) option(f fields, ip, name string, tp *TracingPolicy) {
+	vpath := join(ip, "value")
+	vn := f.get("value")
+	var v string
+	var err error
+	if vn != nil {
+		_, v, err = scalarValue(vn)
+	}
 	switch {
-	case f.get("call") == nil:
-		p.errorf(n.Line, cpath, "required")
-	case !ok:
-	case !d.known:
-		p.errorf(f.get("call").Line, cpath, "%q is not supported (supported: %s)", call, strings.Join(SupportedCalls, ", "))
-	default:
-		k.Call = call
-	}
-	if sys, ok := p.boolean(f.get("syscall"), join(path, "syscall")); ok && sys {
-		p.errorf(f.get("syscall").Line, join(path, "syscall"), "must be false: the supported calls are kernel functions, not system calls")
-	}
-	k.Return, _ = p.boolean(f.get("return"), join(path, "return"))
-	if k.Return && d.known && d.spec.ret == "" {
-		p.errorf(f.get("return").Line, join(path, "return"), "%s returns nothing; return probes are not supported on it", call)
-	}
-	return d
-}
-
-// kprobeArgs parses the declared arguments into k.Args and returns them
-// by index.
-func (p *parser) kprobeArgs(k *Kprobe, d kprobeDoc) map[int]*Arg {
-	args := map[int]*Arg{}
-	apath := join(d.path, "args")
-	for i, an := range p.seq(d.f.get("args"), apath, MaxListLen) {
-		ip := index(apath, i)
-		a, lines, ok := p.arg(an, ip)
-		if !ok {
-			continue
-		}
-		if prev := args[a.Index]; prev != nil {
-			p.errorf(lines.index, join(ip, "index"), "argument %d declared twice (first at line %d)", a.Index, prev.Line)
-			continue
-		}
-		if d.known {
-			want, has := d.spec.args[a.Index]
-			switch {
-			case !has:
-				p.errorf(lines.index, join(ip, "index"), "%s has no argument %d that ocigate supports (supported: %s)", d.call, a.Index, d.spec.describe())
-			case a.Type != "" && a.Type != want:
-				p.errorf(lines.typ, join(ip, "type"), "argument %d of %s is a %s, not %s", a.Index, d.call, want, a.Type)
-			}
-		}
-		args[a.Index] = &a
-		k.Args = append(k.Args, a)
-	}
-	return args
-}
-
-// kprobeReturnArg parses returnArg and returnArgAction.
-func (p *parser) kprobeReturnArg(k *Kprobe, d kprobeDoc) {
-	f, rpath := d.f, join(d.path, "returnArg")
-	if rn := f.get("returnArg"); rn != nil {
-		if a, lines, ok := p.arg(rn, rpath); ok {
-			switch {
-			case !k.Return:
-				p.errorf(f.line("returnArg"), rpath, "only allowed with return: true")
-			case d.known && d.spec.ret != "" && a.Type != "" && a.Type != d.spec.ret:
-				p.errorf(lines.typ, join(rpath, "type"), "%s returns %s, not %s", d.call, d.spec.ret, a.Type)
-			}
-			k.ReturnArg = &a
-		}
-	} else if k.Return && (!d.known || d.spec.ret != "") {
-		p.errorf(f.line("return"), rpath, "required with return: true")
-	}
-	an := f.get("returnArgAction")
-	if an == nil {
+	case vn == nil && name == "policy-mode":
+		p.errorf(f.line("value"), vpath, "required (monitor or enforce)")
 		return
+	case err != nil:
+		p.errorf(vn.Line, vpath, "%s", err.Error())
+		return
+	case name == "policy-mode" && v != "monitor" && v != "enforce":
+		p.errorf(vn.Line, vpath, "%q is not a policy mode (supported: monitor, enforce)", v)
+		return
+	case name == "policy-mode":
+		tp.Mode = v
 	}
-	ap := join(d.path, "returnArgAction")
-	if s, ok := p.str(an, ap); ok {
-		switch {
-		case s != "TrackSock" && s != "UntrackSock":
-			p.errorf(an.Line, ap, "%q is not supported (supported: TrackSock, UntrackSock)", s)
-		case k.ReturnArg == nil || k.ReturnArg.Type != "sock":
-			p.errorf(an.Line, ap, "%s needs return: true and a returnArg of type sock", s)
-		default:
-			k.ReturnArgAction = s
-		}
+	if tp.Options == nil {
+		tp.Options = map[string]string{}
 	}
+	tp.Options[name] = v
 }
-
-// kprobeDoc is one kprobe being parsed: its fields and the call it names.
-type kprobeDoc struct {
-	f     fields
-	path  string
-	call  string // as written
-	spec  callSpec
-	known bool // call is supported
-}
-
-// arg reads an args[] entry or a returnArg. It fails only when the index
-// is unusable; an unsupported type is reported and left empty.
-func (p *parser) arg(n *yaml.Node, path string) (Arg, argLines, bool) {
-	f, ok := p.mapping(n, path, argFields, argUnsupp)
-	if !ok {
-		return Arg{}, argLines{}, false
-	}
-	a := Arg{Pos: p.pos(n)}
-	idx, hasIdx := p.integer(f.get("index"), join(path, "index"), 0, 4)
-	if f.get("index") == nil {
-		p.errorf(n.Line, join(path, "index"), "required (0-4)")
-	}
-	a.Index = int(idx)
-	typ, hasType := p.str(f.get("type"), join(path, "type"))
-	switch {
-	case f.get("type") == nil:
-		p.errorf(n.Line, join(path, "type"), "required (%s)", strings.Join(argTypes, ", "))
-	case !hasType:
-	case !slices.Contains(argTypes, typ):
-		p.errorf(f.get("type").Line, join(path, "type"), "%q is not supported (supported: %s)", typ, strings.Join(argTypes, ", "))
-		typ = ""
-	}
-	a.Type = typ
-	a.Label, _ = p.str(f.get("label"), join(path, "label"))
-	return a, argLines{f.line("index"), f.line("type")}, hasIdx
-}
-
-// argLines are the lines of an argument's index and type.
-type argLines struct{ index, typ int }

@@ -180,7 +180,7 @@ func TestProfileErrors(t *testing.T) {
 		{"listed twice", profile("w", strings.Replace(ok, "[{name: p}]", "\n  - name: p\n  - name: p # again", 1)), "# again",
 			"spec.policies[1]", `policy "p" listed twice (first at line`},
 		{"inline error path", profile("w", strings.Replace(ok, "[{name: p}]", "\n  - inline:\n      metadata: {name: i}\n      spec:\n        kprobes: [{call: nope}]", 1)), "nope",
-			"spec.policies[0].inline.spec.kprobes[0].call", `"nope" is not supported`},
+			"spec.policies[0].inline.spec.kprobes[0]", `kprobe nope: refused: `},
 		{"inline kind", profile("w", strings.Replace(ok, "[{name: p}]", "\n  - inline:\n      kind: WorkloadProfile\n      metadata: {name: i}\n      spec:\n        kprobes: [{call: tcp_connect}]", 1)), "      kind: Workload",
 			"spec.policies[0].inline.kind", `"WorkloadProfile" is not supported (supported: TracingPolicy, or leave it out)`},
 		{"profile unknown field", profile("w", ok+"  selector: {}\n"), "selector",

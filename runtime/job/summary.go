@@ -126,7 +126,7 @@ func describeEvent(ev events.Event) string {
 	o := ev.Ocigate
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s %s", o.Verdict, o.Point)
-	if k := ev.ProcessKprobe; k != nil {
+	if k := ev.Hook(); k != nil {
 		var ints []string // a call with only int arguments: dup2(3, 1)
 		for _, a := range k.Args {
 			if a.IntArg != nil {
@@ -140,6 +140,8 @@ func describeEvent(ev events.Event) string {
 			switch {
 			case a.FileArg != nil:
 				fmt.Fprintf(&b, " %s", a.FileArg.Path)
+			case a.LinuxBinprmArg != nil:
+				fmt.Fprintf(&b, " %s", a.LinuxBinprmArg.Path)
 			case a.SockArg != nil && a.SockArg.Daddr != "":
 				fmt.Fprintf(&b, " %s:%d", a.SockArg.Daddr, a.SockArg.Dport)
 			case a.SockaddrArg != nil && a.SockaddrArg.Addr != "":

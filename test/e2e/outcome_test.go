@@ -50,6 +50,19 @@ func shellExec(containerID, shell string) map[string]any {
 		"ocigate.container_id":         containerID,
 	}
 	if shell != "" {
+		want["process_kprobe.args.0.linux_binprm_arg.path"] = shell
+	}
+	return want
+}
+
+// relayExec is the relay decision on shell: the built-in relay selectors
+// declare no arguments, so the shell is their event's file_arg.
+func relayExec(containerID, shell string) map[string]any {
+	want := map[string]any{
+		"process_kprobe.function_name": "security_bprm_check",
+		"ocigate.container_id":         containerID,
+	}
+	if shell != "" {
 		want["process_kprobe.args.0.file_arg.path"] = shell
 	}
 	return want

@@ -296,7 +296,7 @@ func expect(t *testing.T, what string, ev map[string]any, want map[string]any) {
 func shellDecision(t *testing.T, id string, shPid int, shID, pyID, python, shell string) map[string]any {
 	decision := map[string]any{"process_kprobe.function_name": "security_bprm_check",
 		"process_kprobe.process.pid.value": shPid, "process_kprobe.parent.exec_id": pyID, "process_kprobe.parent.binary": python,
-		"process_kprobe.args.0.file_arg.path": shell, "ocigate.container_id": id}
+		"process_kprobe.args.0.linux_binprm_arg.path": shell, "ocigate.container_id": id}
 	if !execRefusal(t).Kills() {
 		decision["process_kprobe.process.binary"] = python
 		return decision

@@ -92,7 +92,7 @@ func testTechnique(t *testing.T, tc technique) {
 			t.Errorf("the attacker got a shell: listener received %q; %v", ln.Received(), res)
 		}
 		if tc.relay {
-			waitRelayKilled(t, res.ID, shellExec(res.ID, tc.shell))
+			waitRelayKilled(t, res.ID, relayExec(res.ID, tc.shell))
 			return
 		}
 		waitExecRefused(t, res.ID, shellExec(res.ID, tc.shell))
@@ -105,7 +105,7 @@ func testTechnique(t *testing.T, tc technique) {
 			t.Errorf("monitor mode must not stop the shell: listener received %q; %v", ln.Received(), res)
 		}
 		if tc.relay {
-			waitEvent(t, res.ID, with(shellExec(res.ID, tc.shell), map[string]any{"ocigate.point": "relay",
+			waitEvent(t, res.ID, with(relayExec(res.ID, tc.shell), map[string]any{"ocigate.point": "relay",
 				"process_kprobe.action": "KPROBE_ACTION_SIGKILL", "ocigate.enforced": false, "ocigate.verdict": "would-deny"}))
 		} else {
 			waitExecMonitored(t, res.ID, shellExec(res.ID, tc.shell))

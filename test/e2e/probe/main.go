@@ -70,7 +70,7 @@ func main() {
 		}
 		err = bindFD(os.Args[2], os.Args[3])
 	case "memfdexec":
-		err = memfdExec()
+		err = memfdExec(len(os.Args) > 2 && os.Args[2] == "proc")
 	case "raw":
 		err = probe.OpenSocket(unix.AF_INET, unix.SOCK_RAW, unix.IPPROTO_ICMP)
 	case "packet":
@@ -95,7 +95,7 @@ const connectTimeout = 5 * time.Second
 
 // usage prints the usage and exits 2.
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: probe connect HOST:PORT | udp HOST:PORT | raw | packet | api SOCKET")
+	fmt.Fprintln(os.Stderr, "usage: probe connect HOST:PORT | udp HOST:PORT | udpconnect HOST:PORT | memfdexec [proc] | raw | packet | api SOCKET")
 	os.Exit(2)
 }
 
@@ -140,9 +140,10 @@ func bindFD(fdArg, port string) error {
 }
 
 // memfdExec runs busybox from an anonymous file: memfd_create, a copy of
-// /bin/busybox, execveat(fd, "", AT_EMPTY_PATH) — a fileless exec. It
-// only returns when the exec fails.
-func memfdExec() error {
+// /bin/busybox, execveat(fd, "", AT_EMPTY_PATH) — a fileless exec; with
+// proc, execve("/proc/self/fd/N") instead. It only returns when the exec
+// fails.
+func memfdExec(proc bool) error {
 	fd, err := unix.MemfdCreate("payload", 0)
 	if err != nil {
 		return fmt.Errorf("memfd_create: %w", err)
@@ -165,6 +166,10 @@ func memfdExec() error {
 	envv, err := cStrings(os.Environ())
 	if err != nil {
 		return err
+	}
+	if proc {
+		err := unix.Exec(fmt.Sprintf("/proc/self/fd/%d", fd), []string{"sh", "-c", "echo fileless-ran"}, os.Environ())
+		return fmt.Errorf("execve: %w", err)
 	}
 	_, _, errno := unix.Syscall6(unix.SYS_EXECVEAT, uintptr(fd), uintptr(unsafe.Pointer(path)),
 		uintptr(unsafe.Pointer(&argv[0])), uintptr(unsafe.Pointer(&envv[0])), unix.AT_EMPTY_PATH, 0)

@@ -23,6 +23,9 @@ import (
 const probeUsage = `usage: suite probe SUBCOMMAND
   connect HOST:PORT         TCP connect
   udp HOST:PORT             unconnected UDP sendto
+  udpconnect HOST:PORT      UDP connect, then send
+  execcopy PATH             copy this binary to PATH and exec it (probe noop)
+  noop                      print ok
   raw                       socket(AF_INET, SOCK_RAW, IPPROTO_ICMP)
   packet                    socket(AF_PACKET, SOCK_RAW, 0)
   listen                    bind 127.0.0.1:0 and listen
@@ -41,8 +44,14 @@ func probeMain(args []string) int {
 	}
 	var err error
 	switch cmd := args[0]; cmd {
-	case "connect", "udp", "revshell", "relayshell":
+	case "connect", "udp", "udpconnect", "revshell", "relayshell":
 		return addrProbe(cmd, args[1:])
+	case "execcopy":
+		if len(args) != 2 {
+			return usageErr()
+		}
+		err = execCopy(args[1])
+	case "noop":
 	case "raw":
 		err = probe.OpenSocket(unix.AF_INET, unix.SOCK_RAW, unix.IPPROTO_ICMP)
 	case "packet":
@@ -88,11 +97,30 @@ func addrProbe(cmd string, args []string) int {
 		return printOutcome(probe.TCPConnect(ap, dialTimeout))
 	case "udp":
 		return printOutcome(probe.UDPSendto(ap))
+	case "udpconnect":
+		return printOutcome(probe.UDPConnect(ap))
 	case "revshell":
 		return revshell(ap, args[1])
 	default:
 		return relayShell(ap, args[1])
 	}
+}
+
+// execCopy copies this binary to path and execs it as "probe noop"; it
+// returns only when the exec fails (refused by an LSM or fmod_ret
+// backend).
+func execCopy(path string) error {
+	self, err := os.ReadFile("/proc/self/exe")
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	if err := os.WriteFile(path, self, 0o755); err != nil {
+		return err
+	}
+	return unix.Exec(path, []string{path, "probe", "noop"}, os.Environ())
 }
 
 // printOutcome prints a subcommand's outcome ("ok", or "error: NAME:

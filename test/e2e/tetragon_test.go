@@ -1,0 +1,292 @@
+package e2e
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// The in-domain rows of docs/tetragon-compat.md in real containers: each
+// test loads one or more of the project's Tetragon-style test policies
+// (profiles/testdata/tetragon) in a profile of its own, triggers them,
+// and checks the event (and the enforcement) Tetragon documents.
+
+// compatDir holds the test policies (relative to test/e2e).
+const compatDir = "../../profiles/testdata/tetragon"
+
+// tetragonProfile writes the test policies named (files of compatDir,
+// without .yaml) and an enforce profile "tg-NAME" listing them into the
+// agent's profiles directory, waits until the agent has it, and removes
+// it when the test ends. It returns the profile's name.
+func tetragonProfile(t *testing.T, name string, policies ...string) string {
+	t.Helper()
+	var doc strings.Builder
+	var refs []string
+	for _, p := range policies {
+		data, err := os.ReadFile(filepath.Join(compatDir, p+".yaml"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		doc.Write(data)
+		doc.WriteString("---\n")
+		refs = append(refs, "  - name: "+p)
+	}
+	return writeTetragonProfile(t, name, doc.String(), refs)
+}
+
+// writeTetragonProfile writes policies (YAML documents, each ending in
+// "---") and the profile "tg-NAME" listing refs.
+func writeTetragonProfile(t *testing.T, name, policies string, refs []string) string {
+	t.Helper()
+	profile := "tg-" + name
+	doc := policies + fmt.Sprintf(`apiVersion: ocigate.io/v1alpha1
+kind: WorkloadProfile
+metadata: {name: %s}
+spec:
+  match:
+    annotations: [{key: ocigate.io/e2e-tetragon, equals: %s}]
+  mode: enforce
+  policies:
+%s
+`, profile, name, strings.Join(refs, "\n"))
+	file := filepath.Join(profileDir, "zz-tetragon-"+name+".yaml")
+	if err := os.WriteFile(file, []byte(doc), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.Remove(file); time.Sleep(500 * time.Millisecond) })
+	waitForProfile(t, profile)
+	return profile
+}
+
+// tetragonContainer runs a container under profile (chosen by annotation).
+func tetragonContainer(t *testing.T, profile string, ownNetwork bool, args ...string) ctrResult {
+	t.Helper()
+	return runContainer(t, ctrOpts{Name: strings.TrimPrefix(profile, "tg-"), Args: args, OwnNetwork: ownNetwork,
+		Annotations: map[string]string{"ocigate.io/profile": profile}})
+}
+
+// killed reports whether the container's process ended by SIGKILL (runc
+// reports 137), or a shell it ran said so.
+func killed(res ctrResult) bool {
+	return res.ExitCode == 137 || strings.Contains(res.Stdout, "rc=137")
+}
+
+// stopped reports whether a Sigkill at a socket call took effect: the
+// process was killed, or (the fallback's cgroup hooks refuse in the
+// kernel and leave the kill to the agent) refused before the kill came.
+func stopped(res ctrResult) bool {
+	return killed(res) || strings.Contains(res.Stdout, "operation not permitted")
+}
+
+// tcp-connect-only-local-addrs: curl (here the probe) connecting outside
+// loopback is killed; Sigkill on tcp_connect.
+func TestTetragonTCPConnectSigkill(t *testing.T) {
+	requireE2E(t)
+	p := tetragonProfile(t, "tcp-sigkill", "net-tcp-connect-sigkill")
+	res := tetragonContainer(t, p, true, "/probe", "connect", unroutable+":80")
+	if !stopped(res) {
+		t.Fatalf("want the probe killed: %v", res)
+	}
+	waitEvent(t, res.ID, map[string]any{"ocigate.container_id": res.ID, "process_kprobe.function_name": "tcp_connect",
+		"process_kprobe.action": "KPROBE_ACTION_SIGKILL", "process_kprobe.policy_name": "net-tcp-connect-sigkill",
+		"process_kprobe.args.0.sock_arg.daddr": unroutable, "ocigate.enforced": true})
+}
+
+// security-socket-connect-block-others: Post for 127.0.0.3:80, Override
+// with argError 1 for every other TCP connect of the probe. The fallback
+// cannot return 1: it refuses with EPERM and the event says so.
+func TestTetragonConnectOverridePositive(t *testing.T) {
+	requireE2E(t)
+	p := tetragonProfile(t, "override-positive", "net-connect-override-positive")
+	res := tetragonContainer(t, p, false, "/probe", "connect", "127.0.0.3:9")
+	if strings.TrimSpace(res.Stdout) != "error: operation not permitted" {
+		t.Fatalf("want the connect refused: %v", res)
+	}
+	ev := waitEvent(t, res.ID, map[string]any{"ocigate.container_id": res.ID, "process_kprobe.function_name": "security_socket_connect",
+		"process_kprobe.action": "KPROBE_ACTION_OVERRIDE", "ocigate.enforced": true})
+	if note, _ := ev["ocigate"].(map[string]any)["note"].(string); !strings.Contains(note, "argError 1") {
+		t.Errorf("the event does not say what was done instead of returning 1: %v", ev["ocigate"])
+	}
+	allowed := tetragonContainer(t, p, false, "/probe", "connect", "127.0.0.3:80")
+	if strings.TrimSpace(allowed.Stdout) != "error: connection refused" {
+		t.Fatalf("the first selector (Post) should let 127.0.0.3:80 through: %v", allowed)
+	}
+	waitEvent(t, allowed.ID, map[string]any{"ocigate.container_id": allowed.ID, "process_kprobe.action": "KPROBE_ACTION_POST",
+		"process_kprobe.args.1.sockaddr_arg.port": 80})
+}
+
+// tcp-listen: a listen on 1337 is reported, with TrackSock on sk_alloc.
+func TestTetragonTCPListen(t *testing.T) {
+	requireE2E(t)
+	p := tetragonProfile(t, "tcp-listen", "net-tcp-listen-tracksock")
+	res := tetragonContainer(t, p, true, "/bin/sh", "-c", "nc -l -p 1337 & sleep 1; kill $!")
+	waitEvent(t, res.ID, map[string]any{"ocigate.container_id": res.ID, "process_kprobe.function_name": "inet_csk_listen_start",
+		"process_kprobe.args.0.sock_arg.sport": 1337, "process_kprobe.policy_name": "net-tcp-listen-tracksock"})
+}
+
+// dns-only-specified-servers: DNS to a server other than 127.0.0.53
+// kills the sender, TCP or UDP, connected or not; 127.0.0.53 is allowed.
+func TestTetragonDNSOnlySpecifiedServers(t *testing.T) {
+	requireE2E(t)
+	p := tetragonProfile(t, "dns-only", "net-ip-output-dns-only")
+	for _, op := range []string{"udp", "udpconnect", "connect"} {
+		res := tetragonContainer(t, p, true, "/probe", op, unroutable+":53")
+		if !stopped(res) {
+			t.Errorf("%s to %s:53: want killed: %v", op, unroutable, res)
+		}
+		waitEvent(t, res.ID, map[string]any{"ocigate.container_id": res.ID, "process_kprobe.function_name": "ip_output",
+			"process_kprobe.action": "KPROBE_ACTION_SIGKILL", "process_kprobe.args.0.skb_arg.daddr": unroutable,
+			"process_kprobe.args.0.skb_arg.dport": 53})
+	}
+	ok := tetragonContainer(t, p, false, "/probe", "udp", "127.0.0.53:53")
+	if killed(ok) {
+		t.Fatalf("DNS to the allowed server killed: %v", ok)
+	}
+	noEvent(t, ok.ID, map[string]any{"ocigate.container_id": ok.ID, "process_kprobe.function_name": "ip_output"})
+}
+
+// datagram-with-selectors: UDP to 203.0.113.0/24 is reported, at most
+// once a minute per thread (rateLimit).
+func TestTetragonDatagramRateLimit(t *testing.T) {
+	requireE2E(t)
+	p := tetragonProfile(t, "datagram", "net-cgroup-skb-datagram")
+	res := tetragonContainer(t, p, true, "/bin/sh", "-c", "/probe udp "+unroutable+":9; /probe udp "+unroutable+":9")
+	want := map[string]any{"ocigate.container_id": res.ID, "process_kprobe.function_name": "__cgroup_bpf_run_filter_skb",
+		"process_kprobe.args.1.skb_arg.daddr": unroutable, "process_kprobe.args.1.skb_arg.protocol": "IPPROTO_UDP"}
+	waitEvent(t, res.ID, want)
+	// Two probes, two threads: one event each; a third send by the same
+	// thread would be dropped (internal/agent's test checks the window).
+	time.Sleep(time.Second)
+	if n := countEvents(res.ID, "__cgroup_bpf_run_filter_skb"); n != 2 {
+		t.Errorf("%d events, want one per sending thread (2)\n%s", n, diagnostics(res.ID))
+	}
+}
+
+// countEvents counts the event lines of a container naming a function.
+func countEvents(id, function string) int {
+	n := 0
+	for _, l := range events.Lines() {
+		if strings.Contains(l, id) && strings.Contains(l, `"function_name":"`+function+`"`) {
+			n++
+		}
+	}
+	return n
+}
+
+// An lsmhook: socket_connect refuses with argError -1 and is reported as
+// Tetragon reports LSM hooks, process_lsm.
+func TestTetragonLSMSocketConnect(t *testing.T) {
+	requireE2E(t)
+	p := tetragonProfile(t, "lsm-connect", "net-lsm-socket-connect")
+	res := tetragonContainer(t, p, true, "/probe", "connect", unroutable+":80")
+	if strings.TrimSpace(res.Stdout) != "error: operation not permitted" {
+		t.Fatalf("want EPERM: %v", res)
+	}
+	waitEvent(t, res.ID, map[string]any{"ocigate.container_id": res.ID, "process_lsm.function_name": "socket_connect",
+		"process_lsm.action": "KPROBE_ACTION_OVERRIDE", "process_lsm.args.1.sockaddr_arg.addr": unroutable,
+		"process_lsm.args.1.sockaddr_arg.port": 80, "ocigate.enforced": true})
+}
+
+// security_bprm_check: Equal on the executed file's path kills its exec.
+func TestTetragonBprmCheckEqual(t *testing.T) {
+	requireE2E(t)
+	p := tetragonProfile(t, "bprm-equal", "exec-bprm-check-equal")
+	res := tetragonContainer(t, p, true, "/bin/sh", "-c", "/usr/bin/nc -h 2>/dev/null; echo rc=$?; /bin/true; echo true=$?")
+	if !strings.Contains(res.Stdout, "rc=137") || !strings.Contains(res.Stdout, "true=0") {
+		t.Fatalf("want nc killed at its exec and true to run: %v", res)
+	}
+	waitEvent(t, res.ID, map[string]any{"ocigate.container_id": res.ID, "process_kprobe.function_name": "security_bprm_check",
+		"process_kprobe.action": "KPROBE_ACTION_SIGKILL", "process_kprobe.args.0.linux_binprm_arg.path": "/usr/bin/nc"})
+}
+
+// lsm_bprm_check: the shell (matchBinaries names the program calling
+// exec, as in Tetragon) executing a file ending in bin/nc is refused
+// (the fallback cannot refuse an exec: it kills it before it runs); the
+// event is a process_lsm with the file's hash. nc started by runc (not
+// by busybox) runs.
+func TestTetragonLSMBprmCheck(t *testing.T) {
+	requireE2E(t)
+	p := tetragonProfile(t, "lsm-bprm", "exec-lsm-bprm-postfix")
+	res := tetragonContainer(t, p, true, "/bin/sh", "-c", "/usr/bin/nc -h 2>/dev/null; echo rc=$?; sleep 1")
+	if !strings.Contains(res.Stdout, "rc=137") && !strings.Contains(res.Stdout, "rc=126") {
+		t.Fatalf("want the exec of nc by busybox refused or killed: %v", res)
+	}
+	data, err := os.ReadFile(filepath.Join(rootfsDir, "usr/bin/nc"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(data)
+	waitEvent(t, res.ID, map[string]any{"ocigate.container_id": res.ID, "process_lsm.function_name": "bprm_check_security",
+		"process_lsm.action": "KPROBE_ACTION_OVERRIDE", "process_lsm.args.0.linux_binprm_arg.path": "/usr/bin/nc",
+		"process_lsm.ima_hash": "sha256:" + hex.EncodeToString(sum[:]), "ocigate.enforced": true})
+	direct := tetragonContainer(t, p, true, "/usr/bin/nc", "-h")
+	if killed(direct) {
+		t.Fatalf("nc started by runc, not by busybox, was stopped: %v", direct)
+	}
+}
+
+// fd_memfd_kill: an exec through /proc/self/fd/ (a memfd) is killed
+// (sys_execve Prefix on the path exec was given); memfd_create's name is
+// reported (sys_memfd_create Equal).
+func TestTetragonExecveMemfd(t *testing.T) {
+	requireE2E(t)
+	p := tetragonProfile(t, "memfd", "exec-sys-execve-memfd", "memfd-create-name")
+	res := tetragonContainer(t, p, true, "/probe", "memfdexec", "proc")
+	if !killed(res) || strings.Contains(res.Stdout, "fileless-ran") {
+		t.Fatalf("want the fileless exec killed: %v", res)
+	}
+	waitEvent(t, res.ID, map[string]any{"ocigate.container_id": res.ID, "process_kprobe.function_name": "sys_execve",
+		"process_kprobe.action": "KPROBE_ACTION_SIGKILL", "ocigate.point": "exec"})
+	waitEvent(t, res.ID, map[string]any{"ocigate.container_id": res.ID, "process_kprobe.function_name": "sys_memfd_create",
+		"process_kprobe.args.0.string_arg": "payload", "process_kprobe.action": "KPROBE_ACTION_POST"})
+}
+
+// killer: raw_syscalls/sys_enter InMap list:dups with NotifyEnforcer
+// argSig 9 kills busybox when it calls dup2 (a shell redirection).
+func TestTetragonRawSyscallsEnforcer(t *testing.T) {
+	requireE2E(t)
+	p := tetragonProfile(t, "killer", "fd-raw-syscalls-enforcer")
+	res := tetragonContainer(t, p, true, "/bin/sh", "-c", "echo hi >/dev/null; echo survived")
+	if !killed(res) || strings.Contains(res.Stdout, "survived") {
+		t.Fatalf("want the shell killed at its dup2: %v", res)
+	}
+	waitEvent(t, res.ID, map[string]any{"ocigate.container_id": res.ID, "process_tracepoint.subsys": "raw_syscalls",
+		"process_tracepoint.event": "sys_enter", "process_tracepoint.action": "KPROBE_ACTION_NOTIFYENFORCER",
+		"process_tracepoint.args.0.syscall_id.id": 33})
+}
+
+// GetUrl: the agent requests the policy's URL when the event comes.
+func TestTetragonGetURL(t *testing.T) {
+	requireE2E(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan string, 4)
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { got <- r.URL.Path })}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	data, err := os.ReadFile(filepath.Join(compatDir, "act-geturl-dnslookup.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	policy := strings.Replace(string(data), "http://127.0.0.1:1/", "http://"+ln.Addr().String()+"/", 1)
+	p := writeTetragonProfile(t, "geturl", policy+"---\n", []string{"  - name: act-geturl-dnslookup"})
+	res := tetragonContainer(t, p, false, "/probe", "connect", "127.0.0.3:4445")
+	waitEvent(t, res.ID, map[string]any{"ocigate.container_id": res.ID, "process_kprobe.function_name": "tcp_connect"})
+	select {
+	case path := <-got:
+		if path != "/ocigate-canary" {
+			t.Fatalf("GetUrl requested %q", path)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the agent did not request the GetUrl URL")
+	}
+}
