@@ -1,12 +1,15 @@
 package e2e
 
 import (
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/ocigate/ocigate/internal/agentconfig"
 	"github.com/ocigate/ocigate/internal/testenv"
@@ -81,6 +84,13 @@ func newPrivatePodman(t *testing.T, runcRoot string) privatePodman {
 	t.Cleanup(func() {
 		if out, err := run(t, testenv.PodmanPath, p.cmd("rmi", "--all", "--force")...); err != nil {
 			t.Logf("cleanup: podman rmi: %v: %s", err, out)
+		}
+		// The overlay driver makes its home a private mount and does not
+		// always take it down: unmount it, or the work directory cannot
+		// be removed (EINVAL: it was not a mount).
+		home := filepath.Join(dir, "storage", "overlay")
+		if err := unix.Unmount(home, unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOENT) {
+			t.Errorf("cleanup: unmount %s: %v", home, err)
 		}
 	})
 	return p
