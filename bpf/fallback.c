@@ -394,19 +394,17 @@ int track_fork(struct bpf_raw_tracepoint_args *ctx)
 }
 
 /* sched_process_exit(struct task_struct *p[, bool group_dead]): current
- * is p. The process record goes with its leader; the agent hears of the
- * exit when the last thread leaves. */
+ * is p. The process record goes, and the agent hears of the exit, when
+ * the last thread leaves: not when its leader does, which may be a thread
+ * of a process that lives on, as in an exec from another thread, whose
+ * de_thread ends the old leader before the new image runs (the exec must
+ * still find its caller's record). */
 SEC("raw_tracepoint/sched_process_exit")
 int track_exit(struct bpf_raw_tracepoint_args *ctx)
 {
 	struct task_struct *task = (struct task_struct *)ctx->args[0];
-	__u64 pid_tgid = bpf_get_current_pid_tgid();
-	__u32 tgid = pid_tgid >> 32;
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
 
-	if ((__u32)pid_tgid == tgid) {
-		bpf_map_delete_elem(&procs, &tgid);
-		relay_exit(tgid);
-	}
 	if (!group_dead(task))
 		return 0;
 	__u64 workload_cgroup = 0;
@@ -414,6 +412,8 @@ int track_exit(struct bpf_raw_tracepoint_args *ctx)
 
 	if (w)
 		report_exit(task, w, workload_cgroup);
+	bpf_map_delete_elem(&procs, &tgid);
+	relay_exit(tgid);
 	return 0;
 }
 

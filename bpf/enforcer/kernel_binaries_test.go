@@ -278,6 +278,30 @@ func TestKernelExecCallerAndPath(t *testing.T) {
 	}
 }
 
+// A Go program's exec often runs on a thread that is not the leader: the
+// leader's exit in that exec (de_thread) is not the process's, so exec
+// tracking keeps the process's record and matchBinaries still names the
+// program calling exec.
+func TestKernelExecFromThreadKeepsTheCaller(t *testing.T) {
+	bb := busyboxPaths(t)
+	k := newKernel(t)
+	p := &profiles.Profile{Name: "exec-thread", Mode: profiles.ModeEnforce}
+	p.Points[profiles.PointExec] = []profiles.Selector{
+		{Policy: "caller", Call: "bprm_check_security", Binaries: []profiles.BinaryMatch{{Operator: "In", Values: []string{helperPath(t)}}},
+			Paths: []profiles.BinaryMatch{{Operator: "In", Values: []string{bb.copy}}}, Action: profiles.ActionSigkill},
+	}
+	k.use(p, [profiles.NumPoints]uint32{})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for i := 0; i < 5; i++ {
+		cmd := k.command(ctx, helperPath(t))
+		cmd.Env = append(os.Environ(), execThreadEnv+"="+bb.copy)
+		if out, err := cmd.CombinedOutput(); !killed(err) {
+			t.Fatalf("run %d: exec of %s from a thread: %v (%s), want killed: the caller was not known", i, bb.copy, err, out)
+		}
+	}
+}
+
 // killed reports whether a command (or the shell it ran) was killed by
 // SIGKILL.
 func killed(err error) bool {

@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -24,9 +25,17 @@ import (
 // "other binary" of the matchBinaries tests too.
 const helperEnv = "OCIGATE_BPF_TEST_HELPER"
 
+// execThreadEnv makes the test binary exec the program it names (with
+// argument "true") from a thread other than its leader, as a Go program's
+// exec often does.
+const execThreadEnv = "OCIGATE_BPF_TEST_EXEC_FROM_THREAD"
+
 func TestMain(m *testing.M) {
 	if spec := os.Getenv(helperEnv); spec != "" {
 		os.Exit(helperMain(spec))
+	}
+	if path := os.Getenv(execThreadEnv); path != "" {
+		os.Exit(execFromThread(path))
 	}
 	code := m.Run()
 	if shared.e != nil {
@@ -91,6 +100,26 @@ func helperMain(spec string) int {
 		fmt.Printf("error=%v\n", err)
 	}
 	return 0
+}
+
+// execFromThread execs path from a thread that is not the thread group's
+// leader (the main goroutine keeps the leader); it returns only on a
+// failure.
+func execFromThread(path string) int {
+	runtime.LockOSThread()
+	done := make(chan int)
+	go func() {
+		runtime.LockOSThread()
+		if unix.Gettid() == unix.Getpid() {
+			fmt.Fprintln(os.Stderr, "exec thread: on the leader")
+			done <- 2
+			return
+		}
+		err := unix.Exec(path, []string{path, "true"}, os.Environ())
+		fmt.Fprintf(os.Stderr, "exec thread: %v\n", err)
+		done <- 1
+	}()
+	return <-done
 }
 
 // shared is the enforcer of the tests that load programs: the verifier
