@@ -60,9 +60,7 @@ unit:
 FUZZTIME ?= 10s
 FUZZERS  := ./profiles/policy/:FuzzParse ./profiles/:FuzzCompile ./runtime/oci/:FuzzReadState ./runtime/oci/:FuzzLoadContainer ./internal/api/:FuzzReadMessage ./internal/events/:FuzzAppendString
 fuzz-short:
-	@for f in $(FUZZERS); do \
-		$(GO) test -run '^$$' -fuzz "^$${f#*:}$$" -fuzztime $(FUZZTIME) "$${f%%:*}" || exit 1; \
-	done
+	@GO=$(GO) FUZZTIME=$(FUZZTIME) scripts/fuzz.sh $(FUZZERS)
 
 fuzz:
 	$(MAKE) fuzz-short FUZZTIME=5m
