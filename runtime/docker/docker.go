@@ -9,11 +9,11 @@ package docker
 import (
 	"encoding/json"
 	"fmt"
-	"io"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+
+	"github.com/ocigate/ocigate/internal/boundedfile"
 )
 
 // DefaultDataRoot is dockerd's default --data-root.
@@ -52,7 +52,7 @@ func Lookup(dataRoot, id string) (Meta, error) {
 		return Meta{}, fmt.Errorf("docker container %q: not a container ID", id)
 	}
 	file := filepath.Join(dataRoot, "containers", id, "config.v2.json")
-	data, err := readBounded(file)
+	data, err := boundedfile.Read(file, maxFile)
 	if err != nil {
 		return Meta{}, fmt.Errorf("docker container %s: %w", id, err)
 	}
@@ -82,7 +82,7 @@ func Lookup(dataRoot, id string) (Meta, error) {
 // repoDigests returns the digests of the NAME@sha256:… references that
 // repositories.json maps to imageID.
 func repoDigests(file, imageID string) ([]string, error) {
-	data, err := readBounded(file)
+	data, err := boundedfile.Read(file, maxFile)
 	if err != nil {
 		return nil, err
 	}
@@ -102,21 +102,4 @@ func repoDigests(file, imageID string) ([]string, error) {
 	}
 	slices.Sort(out)
 	return out, nil
-}
-
-// readBounded reads a file of at most maxFile bytes.
-func readBounded(file string) ([]byte, error) {
-	f, err := os.Open(file)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, maxFile+1))
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", file, err)
-	}
-	if len(data) > maxFile {
-		return nil, fmt.Errorf("%s exceeds %d bytes", file, maxFile)
-	}
-	return data, nil
 }

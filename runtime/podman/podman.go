@@ -9,11 +9,11 @@ package podman
 import (
 	"encoding/json"
 	"fmt"
-	"io"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+
+	"github.com/ocigate/ocigate/internal/boundedfile"
 )
 
 // MaxRecords bounds containers.json.
@@ -94,7 +94,7 @@ type imageRecord struct {
 // ImageDigests returns the content digests of image id from an
 // images.json file: its ID as a digest, then its manifest digests.
 func ImageDigests(file, id string) ([]string, error) {
-	data, err := readBounded(file)
+	data, err := boundedfile.Read(file, MaxRecords)
 	if err != nil {
 		return nil, fmt.Errorf("podman image %s: %w", id, err)
 	}
@@ -117,26 +117,9 @@ func ImageDigests(file, id string) ([]string, error) {
 	return nil, fmt.Errorf("podman image %s: not in %s", id, file)
 }
 
-// readBounded reads a record file of at most MaxRecords bytes.
-func readBounded(file string) ([]byte, error) {
-	f, err := os.Open(file)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, MaxRecords+1))
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", file, err)
-	}
-	if len(data) > MaxRecords {
-		return nil, fmt.Errorf("%s exceeds %d bytes", file, MaxRecords)
-	}
-	return data, nil
-}
-
 // Lookup finds container id in a containers.json file.
 func Lookup(file, id string) (Meta, error) {
-	data, err := readBounded(file)
+	data, err := boundedfile.Read(file, MaxRecords)
 	if err != nil {
 		return Meta{}, fmt.Errorf("podman container %s: %w", id, err)
 	}
