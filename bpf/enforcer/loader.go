@@ -221,9 +221,13 @@ func (e *Enforcer) enforcesSomething() error {
 
 // Unavailable lists the points that do not enforce on this kernel, by
 // name, with the reason.
-func (e *Enforcer) Unavailable() map[string]string {
+func (e *Enforcer) Unavailable() map[string]string { return Unavailable(e.backends) }
+
+// Unavailable lists the points of backends that do not enforce, by name,
+// with the reason.
+func Unavailable(backends []PointBackend) map[string]string {
 	out := map[string]string{}
-	for _, pb := range e.backends {
+	for _, pb := range backends {
 		if pb.Error != "" {
 			out[pb.Point] = pb.Error
 		}

@@ -3,7 +3,6 @@ package agent
 import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
-	"strings"
 
 	"github.com/ocigate/ocigate/bpf/enforcer"
 	"github.com/ocigate/ocigate/internal/events"
@@ -174,7 +173,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 
 // metricReason is a reason as a label value: one line, at most 200 bytes.
 func metricReason(why string) string {
-	why = strings.Join(strings.Fields(why), " ")
+	why = oneLine(why)
 	if len(why) > 200 {
 		why = why[:200] + "…"
 	}

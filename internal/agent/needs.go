@@ -53,11 +53,9 @@ func neededPoints(p *profiles.Profile) []string {
 // unavailablePoints are the points of backends that do not enforce on
 // this kernel, with the kernel's reason (enforcer.PointBackend.Error).
 func unavailablePoints(backends []enforcer.PointBackend) map[string]string {
-	out := map[string]string{}
-	for _, b := range backends {
-		if b.Error != "" {
-			out[b.Point] = oneLine(b.Error)
-		}
+	out := enforcer.Unavailable(backends)
+	for point, why := range out {
+		out[point] = oneLine(why)
 	}
 	return out
 }

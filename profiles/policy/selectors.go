@@ -100,36 +100,12 @@ func (p *parser) selector(n *yaml.Node, path string, k *kprobeCtx) (Selector, bo
 	}
 	s := Selector{Pos: p.pos(n)}
 	s.Label, _ = p.str(f.get("label"), join(path, "label"))
-	each(p, f, path, "matchArgs", func(c *yaml.Node, ip string) {
-		if m, ok := p.matchArg(c, ip, k); ok {
-			s.Args = append(s.Args, m)
-		}
-	})
-	each(p, f, path, "matchBinaries", func(c *yaml.Node, ip string) {
-		if m, ok := p.matchBinary(c, ip); ok {
-			s.Binaries = append(s.Binaries, m)
-		}
-	})
-	each(p, f, path, "matchNamespaces", func(c *yaml.Node, ip string) {
-		if m, ok := p.matchNamespace(c, ip); ok {
-			s.Namespaces = append(s.Namespaces, m)
-		}
-	})
-	each(p, f, path, "matchPIDs", func(c *yaml.Node, ip string) {
-		if m, ok := p.matchPID(c, ip); ok {
-			s.PIDs = append(s.PIDs, m)
-		}
-	})
-	each(p, f, path, "matchCapabilities", func(c *yaml.Node, ip string) {
-		if m, ok := p.matchCapability(c, ip); ok {
-			s.Capabilities = append(s.Capabilities, m)
-		}
-	})
-	each(p, f, path, "matchNamespaceChanges", func(c *yaml.Node, ip string) {
-		if m, ok := p.matchNamespaceChange(c, ip); ok {
-			s.NamespaceChanges = append(s.NamespaceChanges, m)
-		}
-	})
+	collect(p, f, path, "matchArgs", func(c *yaml.Node, ip string) (ArgMatch, bool) { return p.matchArg(c, ip, k) }, &s.Args)
+	collect(p, f, path, "matchBinaries", p.matchBinary, &s.Binaries)
+	collect(p, f, path, "matchNamespaces", p.matchNamespace, &s.Namespaces)
+	collect(p, f, path, "matchPIDs", p.matchPID, &s.PIDs)
+	collect(p, f, path, "matchCapabilities", p.matchCapability, &s.Capabilities)
+	collect(p, f, path, "matchNamespaceChanges", p.matchNamespaceChange, &s.NamespaceChanges)
 	p.matchWorkloads(f.get("matchWorkloads"), join(path, "matchWorkloads"))
 	items := p.seq(f.get("matchActions"), join(path, "matchActions"), MaxListLen)
 	for i, c := range items {
@@ -144,11 +120,14 @@ func (p *parser) selector(n *yaml.Node, path string, k *kprobeCtx) (Selector, bo
 	return s, true
 }
 
-// each runs fn on every item of the list field key of f.
-func each(p *parser, f fields, path, key string, fn func(c *yaml.Node, ip string)) {
+// collect parses every item of the list field key of f with parse and
+// appends what it accepts to out.
+func collect[T any](p *parser, f fields, path, key string, parse func(c *yaml.Node, ip string) (T, bool), out *[]T) {
 	kpath := join(path, key)
 	for i, c := range p.seq(f.get(key), kpath, MaxListLen) {
-		fn(c, index(kpath, i))
+		if m, ok := parse(c, index(kpath, i)); ok {
+			*out = append(*out, m)
+		}
 	}
 }
 

@@ -206,28 +206,22 @@ func (p *parser) match(n *yaml.Node, path string, at int) Match {
 	}
 	f = f.under(at)
 	m.Images = p.images(f.get("images"), join(path, "images"))
-	apath := join(path, "annotations")
-	for i, c := range p.seq(f.get("annotations"), apath, MaxListLen) {
-		if a, ok := p.annotation(c, index(apath, i)); ok {
-			m.Annotations = append(m.Annotations, a)
-		}
-	}
-	rpath := join(path, "runtimes")
-	for i, c := range p.seq(f.get("runtimes"), rpath, MaxListLen) {
-		s, ok := p.str(c, index(rpath, i))
-		if !ok {
-			continue
-		}
-		if !slices.Contains(Runtimes, s) {
-			p.errorf(c.Line, index(rpath, i), "%q is not a supported runtime (supported: %s)", s, strings.Join(Runtimes, ", "))
-			continue
-		}
-		m.Runtimes = append(m.Runtimes, s)
-	}
+	collect(p, f, path, "annotations", p.annotation, &m.Annotations)
+	collect(p, f, path, "runtimes", p.runtime, &m.Runtimes)
 	if f.get("images") == nil && f.get("annotations") == nil && f.get("runtimes") == nil {
 		p.errorf(f.at, path, "needs at least one of images, annotations, runtimes")
 	}
 	return m
+}
+
+// runtime reads one match.runtimes entry.
+func (p *parser) runtime(c *yaml.Node, ip string) (string, bool) {
+	s, ok := p.str(c, ip)
+	if ok && !slices.Contains(Runtimes, s) {
+		p.errorf(c.Line, ip, "%q is not a supported runtime (supported: %s)", s, strings.Join(Runtimes, ", "))
+		return "", false
+	}
+	return s, ok
 }
 
 // selectableBy parses spec.selectableBy.

@@ -100,18 +100,26 @@ func (p privatePodman) cmd(args ...string) []string {
 	return append(append([]string(nil), p.global...), args...)
 }
 
-// importImage makes image ref from the shared rootfs (busybox and /probe).
-func (p privatePodman) importImage(t *testing.T, ref string) {
+// rootfsTarball writes the shared rootfs (busybox and /probe) as a tar
+// file, what podman import and docker import take, and returns its path.
+func rootfsTarball(t *testing.T) string {
 	t.Helper()
 	tarball := filepath.Join(t.TempDir(), "rootfs.tar")
 	f, err := os.Create(tarball)
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer f.Close()
 	if err := testenv.TarDir(f, rootfsDir); err != nil {
 		t.Fatal(err)
 	}
-	f.Close()
+	return tarball
+}
+
+// importImage makes image ref from the shared rootfs (busybox and /probe).
+func (p privatePodman) importImage(t *testing.T, ref string) {
+	t.Helper()
+	tarball := rootfsTarball(t)
 	if out, err := run(t, testenv.PodmanPath, p.cmd("import", tarball, ref)...); err != nil {
 		t.Fatalf("podman import: %v: %s", err, out)
 	}

@@ -139,15 +139,7 @@ func (d *dockerEnv) docker(args ...string) (string, error) {
 // importImage imports the shared rootfs (busybox and /probe) as ref.
 func (d *dockerEnv) importImage(t *testing.T, ref string) {
 	t.Helper()
-	tarball := filepath.Join(t.TempDir(), "rootfs.tar")
-	f, err := os.Create(tarball)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := testenv.TarDir(f, rootfsDir); err != nil {
-		t.Fatal(err)
-	}
-	f.Close()
+	tarball := rootfsTarball(t)
 	if out, err := d.docker("import", tarball, ref); err != nil {
 		t.Fatalf("docker import: %v: %s", err, out)
 	}
