@@ -40,7 +40,8 @@ enum point {
 	POINT_DUP = 7,		/* dup2/dup3 of a file onto a descriptor */
 	POINT_MEMFD = 8,	/* memfd_create: an anonymous file, fileless payloads */
 	POINT_RELAY = 9,	/* a shell relayed to a network peer (exec or connect) */
-	POINT_MAX = 10,
+	POINT_ACCEPT = 10,	/* a TCP connection the kernel accepts for a listener (softirq) */
+	POINT_MAX = 11,
 };
 
 /* What a matching selector does. */

@@ -16,6 +16,7 @@
 
 #include "relay.h"
 #include "procs.h"
+#include "accept.h"
 
 char LICENSE[] SEC("license") = "GPL";
 

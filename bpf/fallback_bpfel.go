@@ -154,6 +154,9 @@ type FallbackScratch struct {
 			Subject   uint32
 			Peer      uint32
 			ArgsLen   uint32
+			SkCgroup  uint64
+			Uid       uint32
+			PadQ      uint32
 		}
 		V struct {
 			_      structs.HostLayout
@@ -272,6 +275,20 @@ type FallbackSelector struct {
 	_              [4]byte
 }
 
+type FallbackTcpListener struct {
+	_    structs.HostLayout
+	Tgid uint32
+	Uid  uint32
+	Comm [16]int8
+}
+
+type FallbackTcpListenerKey struct {
+	_     structs.HostLayout
+	Netns uint32
+	Port  uint16
+	Pad   uint16
+}
+
 type FallbackWorkload struct {
 	_        structs.HostLayout
 	Profile  uint32
@@ -287,6 +304,7 @@ const (
 	FallbackMapBinSets      = "bin_sets"
 	FallbackMapCounters     = "counters"
 	FallbackMapEvents       = "events"
+	FallbackMapListeners    = "listeners"
 	FallbackMapNameSets     = "name_sets"
 	FallbackMapNetPipes     = "net_pipes"
 	FallbackMapNetProcs     = "net_procs"
@@ -295,6 +313,7 @@ const (
 	FallbackMapProcs        = "procs"
 	FallbackMapRules        = "rules"
 	FallbackMapScratch      = "scratch"
+	FallbackMapScratchLevel = "scratch_level"
 	FallbackMapShellParents = "shell_parents"
 	FallbackMapShellPipes   = "shell_pipes"
 	FallbackMapSockOwners   = "sock_owners"
@@ -316,6 +335,7 @@ const (
 	FallbackProgSockRelease = "sock_release"
 	FallbackProgSocketEnter = "socket_enter"
 	FallbackProgTcpSend     = "tcp_send"
+	FallbackProgTcpState    = "tcp_state"
 	FallbackProgTrackExec   = "track_exec"
 	FallbackProgTrackExit   = "track_exit"
 	FallbackProgTrackFork   = "track_fork"
@@ -382,6 +402,7 @@ type FallbackProgramSpecs struct {
 	SockRelease *ebpf.ProgramSpec `ebpf:"sock_release"`
 	SocketEnter *ebpf.ProgramSpec `ebpf:"socket_enter"`
 	TcpSend     *ebpf.ProgramSpec `ebpf:"tcp_send"`
+	TcpState    *ebpf.ProgramSpec `ebpf:"tcp_state"`
 	TrackExec   *ebpf.ProgramSpec `ebpf:"track_exec"`
 	TrackExit   *ebpf.ProgramSpec `ebpf:"track_exit"`
 	TrackFork   *ebpf.ProgramSpec `ebpf:"track_fork"`
@@ -396,6 +417,7 @@ type FallbackMapSpecs struct {
 	BinSets      *ebpf.MapSpec `ebpf:"bin_sets"`
 	Counters     *ebpf.MapSpec `ebpf:"counters"`
 	Events       *ebpf.MapSpec `ebpf:"events"`
+	Listeners    *ebpf.MapSpec `ebpf:"listeners"`
 	NameSets     *ebpf.MapSpec `ebpf:"name_sets"`
 	NetPipes     *ebpf.MapSpec `ebpf:"net_pipes"`
 	NetProcs     *ebpf.MapSpec `ebpf:"net_procs"`
@@ -404,6 +426,7 @@ type FallbackMapSpecs struct {
 	Procs        *ebpf.MapSpec `ebpf:"procs"`
 	Rules        *ebpf.MapSpec `ebpf:"rules"`
 	Scratch      *ebpf.MapSpec `ebpf:"scratch"`
+	ScratchLevel *ebpf.MapSpec `ebpf:"scratch_level"`
 	ShellParents *ebpf.MapSpec `ebpf:"shell_parents"`
 	ShellPipes   *ebpf.MapSpec `ebpf:"shell_pipes"`
 	SockOwners   *ebpf.MapSpec `ebpf:"sock_owners"`
@@ -441,6 +464,7 @@ type FallbackMaps struct {
 	BinSets      *ebpf.Map `ebpf:"bin_sets"`
 	Counters     *ebpf.Map `ebpf:"counters"`
 	Events       *ebpf.Map `ebpf:"events"`
+	Listeners    *ebpf.Map `ebpf:"listeners"`
 	NameSets     *ebpf.Map `ebpf:"name_sets"`
 	NetPipes     *ebpf.Map `ebpf:"net_pipes"`
 	NetProcs     *ebpf.Map `ebpf:"net_procs"`
@@ -449,6 +473,7 @@ type FallbackMaps struct {
 	Procs        *ebpf.Map `ebpf:"procs"`
 	Rules        *ebpf.Map `ebpf:"rules"`
 	Scratch      *ebpf.Map `ebpf:"scratch"`
+	ScratchLevel *ebpf.Map `ebpf:"scratch_level"`
 	ShellParents *ebpf.Map `ebpf:"shell_parents"`
 	ShellPipes   *ebpf.Map `ebpf:"shell_pipes"`
 	SockOwners   *ebpf.Map `ebpf:"sock_owners"`
@@ -461,6 +486,7 @@ func (m *FallbackMaps) Close() error {
 		m.BinSets,
 		m.Counters,
 		m.Events,
+		m.Listeners,
 		m.NameSets,
 		m.NetPipes,
 		m.NetProcs,
@@ -469,6 +495,7 @@ func (m *FallbackMaps) Close() error {
 		m.Procs,
 		m.Rules,
 		m.Scratch,
+		m.ScratchLevel,
 		m.ShellParents,
 		m.ShellPipes,
 		m.SockOwners,
@@ -504,6 +531,7 @@ type FallbackPrograms struct {
 	SockRelease *ebpf.Program `ebpf:"sock_release"`
 	SocketEnter *ebpf.Program `ebpf:"socket_enter"`
 	TcpSend     *ebpf.Program `ebpf:"tcp_send"`
+	TcpState    *ebpf.Program `ebpf:"tcp_state"`
 	TrackExec   *ebpf.Program `ebpf:"track_exec"`
 	TrackExit   *ebpf.Program `ebpf:"track_exit"`
 	TrackFork   *ebpf.Program `ebpf:"track_fork"`
@@ -529,6 +557,7 @@ func (p *FallbackPrograms) Close() error {
 		p.SockRelease,
 		p.SocketEnter,
 		p.TcpSend,
+		p.TcpState,
 		p.TrackExec,
 		p.TrackExit,
 		p.TrackFork,

@@ -100,7 +100,7 @@ func (c *compiler) hook(tp *policy.TracingPolicy, k *policy.Kprobe, path string,
 		return
 	}
 	if k.ReturnArgAction == "TrackSock" {
-		if k.Call != "sk_alloc" {
+		if k.Call != "sk_alloc" && !h.accepts() {
 			c.errorf(k.Pos, join(kpath, "returnArgAction"), "TrackSock is supported on sk_alloc only, not %s", k.Call)
 		}
 		out.TrackSockets = true
@@ -204,6 +204,7 @@ func (c *compiler) selector(k *policy.Kprobe, ps *policy.Selector, h hookDef, pa
 	c.unsupportedMatches(ps, path)
 	c.capabilities(ps, &s, h, path)
 	c.pids(ps, &s, path)
+	c.acceptChecks(ps, h, path)
 	track = c.actions(k, ps, &s, h, path)
 	return s, track, len(c.errs) == n
 }

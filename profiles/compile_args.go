@@ -143,6 +143,10 @@ func typeClass(typ string) string {
 
 // intArg compiles Equal (InMap) on an integer argument ocigate reads.
 func (b *selBuilder) intArg(k *policy.Kprobe, m *policy.ArgMatch, field string) {
+	if k.Call == "tcp_set_state" && m.Index == 1 {
+		b.acceptState(k, m, field)
+		return
+	}
 	p, ok := intArgs[k.Call][m.Index]
 	if !ok {
 		b.c.errorf(m.Pos, field, "%s on int argument %d of %s is not supported: ocigate reads %s", m.Operator, m.Index, k.Call, describeIntArgs())

@@ -22,6 +22,13 @@ type hookDef struct {
 	bind      bool    // a sockaddr argument is the local address being bound
 }
 
+// The accept point's variants (accept.h): the child socket the kernel
+// makes for a connection to a listener, and its handshake done.
+const (
+	acceptChild       = 1 // LISTEN -> SYN_RECV
+	acceptEstablished = 2 // SYN_RECV -> ESTABLISHED
+)
+
 var (
 	tcp = []uint8{unix.IPPROTO_TCP}
 	udp = []uint8{unix.IPPROTO_UDP}
@@ -52,6 +59,8 @@ var kprobeHooks = map[string]hookDef{
 	"sys_socket":                    {points: []Point{PointSockCreate}},
 	"sk_alloc":                      {points: []Point{PointSockCreate}},
 	"tcp_close":                     {points: []Point{PointClose}, protocols: tcp},
+	"tcp_create_openreq_child":      {points: []Point{PointAccept}, protocols: tcp, variant: acceptChild},
+	"tcp_set_state":                 {points: []Point{PointAccept}, protocols: tcp, variant: acceptEstablished},
 	"__sk_free":                     {points: []Point{PointClose}, untrack: true},
 	"sk_free":                       {points: []Point{PointClose}, untrack: true},
 	"ip_output":                     {points: egress, skb: true},
@@ -191,6 +200,8 @@ func (c *compiler) hookNotes(k *policy.Kprobe, h hookDef, kpath string) {
 	switch {
 	case h.skb:
 		c.notef(k.Pos, kpath, "%s: ocigate sees the container's packets where they start: at the connect (TCP, and a connected UDP socket, before any packet) and at the send; both IPv4 and IPv6%s", k.Call, ingressNote(k.Call))
+	case h.accepts():
+		c.notef(k.Pos, kpath, "%s: ocigate sees the connections the kernel accepts for a workload's listener (tcp_create_openreq_child: the child socket; tcp_set_state: TCP_SYN_RECV to TCP_ESTABLISHED only), in softirq; the event names the socket's workload and the process that listens (as TrackSock would), and only reports", k.Call)
 	case k.Call == "udp_sendmsg":
 		c.notef(k.Pos, kpath, "udp_sendmsg: a connected UDP socket is decided at its connect, before any datagram")
 	case k.Hook == policy.HookTracepoint && k.Call == "raw_syscalls/sys_enter":

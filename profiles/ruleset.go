@@ -24,11 +24,12 @@ const (
 	PointClose
 	PointDup
 	PointMemfd
-	PointRelay // a shell relayed to a network peer: at its exec or its peer's connect
+	PointRelay  // a shell relayed to a network peer: at its exec or its peer's connect
+	PointAccept // a TCP connection the kernel accepts for a listener (softirq): reported only
 	NumPoints
 )
 
-var pointNames = [NumPoints]string{"connect", "sendmsg", "bind", "sock_create", "exec", "listen", "close", "dup", "memfd", "relay"}
+var pointNames = [NumPoints]string{"connect", "sendmsg", "bind", "sock_create", "exec", "listen", "close", "dup", "memfd", "relay", "accept"}
 
 func (p Point) String() string {
 	if p < 0 || p >= NumPoints {

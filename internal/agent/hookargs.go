@@ -109,6 +109,10 @@ func stdioSockets(raw *record.RawEvent) []int {
 	return fds
 }
 
+// tcpEstablished is TCP_ESTABLISHED, tcp_set_state's new state at an
+// accepted connection.
+const tcpEstablished = 1
+
 // intOf is an integer argument the record holds: the dup calls'
 // descriptors, socket creation's family, type and protocol, the system
 // call of raw_syscalls.
@@ -120,6 +124,8 @@ func intOf(raw *record.RawEvent, sel *profiles.Selector, index int) (int64, bool
 		return int64(raw.NewFD), true
 	case sel.Syscall != "" && sel.Hook == policy.HookTracepoint:
 		return policy.SyscallNumber(sel.Syscall), true
+	case raw.Point == profiles.PointAccept && sel.Call == "tcp_set_state" && index == 1:
+		return tcpEstablished, true // the only change the accept point sees
 	case raw.Point != profiles.PointSockCreate:
 		return 0, false
 	}

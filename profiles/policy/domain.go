@@ -60,6 +60,8 @@ var kprobeCalls = map[string]callSpec{
 	"tcp_sendmsg":                   {args: map[int][]string{0: sockT, 1: nopT, 2: ints}, ret: ints},
 	"udp_sendmsg":                   {args: map[int][]string{0: sockT, 1: nopT, 2: ints}, ret: ints},
 	"tcp_close":                     {args: map[int][]string{0: sockT}},
+	"tcp_set_state":                 {args: map[int][]string{0: sockT, 1: ints}},
+	"tcp_create_openreq_child":      {args: map[int][]string{0: sockT, 1: nopT, 2: nopT}, ret: sockT},
 	"sk_alloc":                      {args: map[int][]string{0: nopT, 1: ints, 2: ints, 3: nopT, 4: ints}, ret: sockT},
 	"__sk_free":                     {args: map[int][]string{0: sockT}},
 	"sk_free":                       {args: map[int][]string{0: sockT}},
@@ -203,9 +205,9 @@ const ocigateDomain = "ocigate's domain (network, exec, FD redirection, memfd)"
 // wins; the last entry takes every other call.
 var outOfDomain = []domain{
 	{regexp.MustCompile(`tcp_set_state|openreq|accept|inet_csk_|tcp_rcv|tcp_v[46]_rcv|tcp_retransmit`),
-		"the passive side of TCP (accepted connections, state changes)",
-		"ocigate decides on a container's own socket calls (connect, send, bind, listen, create), not on connections the kernel accepts for it",
-		"inet_csk_listen_start (the listen) and TrackSock on sk_alloc"},
+		"TCP's internals (state machine, receive path)",
+		"ocigate sees a TCP socket's state change where a workload's connection is accepted, not the kernel's TCP functions in general",
+		"tcp_create_openreq_child and tcp_set_state (the accepted connections), inet_csk_listen_start (the listen)"},
 	{regexp.MustCompile(`^(dev_|netif_|napi_|__netif|kfree_skb|consume_skb|skb_|sk_filter|nf_|ip_rcv|ip6_rcv|ip_local|udp_rcv|__udp4_lib_rcv|icmp)|recv`),
 		"packets at the device, filter or receive layer",
 		"ocigate acts at the socket calls of the container's processes, where the process is known; received packets are not seen",

@@ -131,6 +131,39 @@ func TestTetragonTCPListen(t *testing.T) {
 		"process_kprobe.args.0.sock_arg.sport": 1337, "process_kprobe.policy_name": "net-tcp-listen-tracksock"})
 }
 
+// tcp-accept, sshd: a connection the kernel accepts for the container's
+// listener (busybox nc) is reported at tcp_create_openreq_child and at
+// tcp_set_state (TCP_SYN_RECV to TCP_ESTABLISHED), in softirq, with the
+// listener as the process: the client is /probe, which the
+// matchBinaries of tcp_set_state does not take.
+func TestTetragonTCPAccept(t *testing.T) {
+	requireE2E(t)
+	p := tetragonProfile(t, "tcp-accept", "net-tcp-accept")
+	res := tetragonContainer(t, p, true, "/bin/sh", "-c",
+		"/bin/nc -l -p 2222 >/dev/null & sleep 1; /probe connect 127.0.0.1:2222; sleep 1; kill $!")
+	sock := func(arg string) map[string]any {
+		return map[string]any{arg + ".sock_arg.saddr": "127.0.0.1", arg + ".sock_arg.sport": 2222,
+			arg + ".sock_arg.daddr": "127.0.0.1", arg + ".sock_arg.protocol": "IPPROTO_TCP"}
+	}
+	want := map[string]any{"ocigate.container_id": res.ID, "process_kprobe.function_name": "tcp_set_state",
+		"process_kprobe.policy_name": "net-tcp-accept", "process_kprobe.action": "KPROBE_ACTION_POST",
+		"process_kprobe.args.0.sock_arg.state": "TCP_SYN_RECV", "process_kprobe.args.1.int_arg.value": 1,
+		"process_kprobe.process.binary": "/bin/busybox", "ocigate.point": "accept"}
+	for k, v := range sock("process_kprobe.args.0") {
+		want[k] = v
+	}
+	ev := waitEvent(t, res.ID, want)
+	if args, _ := ev["process_kprobe"].(map[string]any)["process"].(map[string]any)["arguments"].(string); ev != nil && !strings.Contains(args, "-l") {
+		t.Errorf("the accepted connection's process is not the listener (nc -l): %v", ev["process_kprobe"])
+	}
+	child := map[string]any{"ocigate.container_id": res.ID, "process_kprobe.function_name": "tcp_create_openreq_child",
+		"process_kprobe.return.sock_arg.sport": 2222, "process_kprobe.process.binary": "/bin/busybox"}
+	waitEvent(t, res.ID, child)
+	if n := countEvents(res.ID, "tcp_set_state"); n != 1 {
+		t.Errorf("%d tcp_set_state events, want 1 (the accepted connection; the client's own connect is not one)\n%s", n, diagnostics(res.ID))
+	}
+}
+
 // dns-only-specified-servers: DNS to a server other than 127.0.0.53
 // kills the sender, TCP or UDP, connected or not; 127.0.0.53 is allowed.
 func TestTetragonDNSOnlySpecifiedServers(t *testing.T) {
