@@ -66,6 +66,7 @@ type FallbackEvent struct {
 	ExitCode         uint32
 	StartTime        uint64
 	ParentStartTime  uint64
+	AncestorComm     [2][16]int8
 	Kind             uint8
 	Pad              [7]uint8
 }

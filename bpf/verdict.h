@@ -14,6 +14,15 @@
 
 #include "match.h"
 
+/* The comms of task's parent and grandparent (real parents) into e. */
+static __always_inline void ancestor_comms(struct event *e, struct task_struct *task)
+{
+	struct task_struct *parent = BPF_CORE_READ(task, real_parent);
+
+	BPF_CORE_READ_INTO(&e->ancestor_comm[0], parent, comm);
+	BPF_CORE_READ_INTO(&e->ancestor_comm[1], parent, real_parent, comm);
+}
+
 /* The event of one matching selector. */
 static __always_inline void report(struct scratch *s, const struct selector *sel, __u8 action, __u32 idx,
 				   __u8 flags, int err)
@@ -44,6 +53,7 @@ static __always_inline void report(struct scratch *s, const struct selector *sel
 		bpf_get_current_comm(e->comm, sizeof(e->comm));
 		/* the process's identity with its pid, for the agent's exec_id */
 		e->start_time = BPF_CORE_READ(task, group_leader, start_boottime);
+		ancestor_comms(e, task);
 	}
 	e->ppid = q->ppid;
 	e->profile = d->w.profile;

@@ -180,7 +180,7 @@ func hookReport(k *policy.Kprobe) Report {
 		r.Hook = ""
 	}
 	for _, a := range k.Args {
-		r.Args = append(r.Args, ArgDecl{Index: a.Index, Type: a.Type, Label: a.Label})
+		r.Args = append(r.Args, ArgDecl{Index: a.Index, Type: a.Type, Label: a.Label, Resolve: a.Resolve})
 	}
 	if k.Return && k.ReturnArg != nil {
 		r.Return = k.ReturnArg.Type

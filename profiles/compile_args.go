@@ -104,6 +104,12 @@ func (b *selBuilder) claim(p pred, m *policy.ArgMatch, field string) bool {
 
 // arg compiles one matchArgs entry of hook k.
 func (b *selBuilder) arg(k *policy.Kprobe, m *policy.ArgMatch, field string) {
+	for _, d := range k.Args {
+		if _, anc := policy.AncestorComm(d.Resolve); anc && d.Index == m.Index {
+			b.c.errorf(m.Pos, field, "%s on %s: not supported: ocigate reports the comm (the event's argument) but does not match it in the kernel; closest: matchBinaries", m.Operator, d.Resolve)
+			return
+		}
+	}
 	switch typeClass(m.ArgType) {
 	case "sock", "socket", "skb":
 		b.sockArg(k, m, field, sockOps)

@@ -238,9 +238,10 @@ type Report struct {
 
 // ArgDecl is one declared argument of a hook.
 type ArgDecl struct {
-	Index int
-	Type  string
-	Label string
+	Index   int
+	Type    string
+	Label   string
+	Resolve string // Tetragon's resolve path, as the policy gives it
 }
 
 // Profile is a compiled workload profile.

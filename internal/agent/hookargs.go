@@ -80,6 +80,13 @@ func argOf(raw *record.RawEvent, sel *profiles.Selector, d profiles.ArgDecl) (ev
 	case "path":
 		return events.Arg{PathArg: &events.FileArg{Path: execPath(raw)}}, true
 	case "string", "filename", "data_loc":
+		if gen, ok := policy.AncestorComm(d.Resolve); ok {
+			s := raw.Comm
+			if gen > 0 {
+				s = raw.AncestorComm[gen-1]
+			}
+			return events.Arg{StringArg: &s}, true
+		}
 		s := execPath(raw)
 		if raw.Point == profiles.PointMemfd {
 			s = raw.Binary

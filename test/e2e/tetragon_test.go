@@ -265,6 +265,22 @@ func TestTetragonLSMBprmCheck(t *testing.T) {
 	}
 }
 
+// lsm_track_grandparent: every exec is reported with the comm of the
+// grandparent of the process that execs (resolve
+// mm.owner.real_parent.real_parent.comm): xargs starts sh, whose child
+// execs cat, so cat's exec names xargs.
+func TestTetragonTrackGrandparent(t *testing.T) {
+	requireE2E(t)
+	p := tetragonProfile(t, "grandparent", "exec-resolve-grandparent")
+	res := tetragonContainer(t, p, true, "/bin/sh", "-c", "echo x | /bin/xargs /bin/sh -c '/bin/cat /dev/null; echo done'")
+	if !strings.Contains(res.Stdout, "done") {
+		t.Fatalf("want the chain to run: %v", res)
+	}
+	waitEvent(t, res.ID, map[string]any{"ocigate.container_id": res.ID, "process_lsm.function_name": "bprm_check_security",
+		"process_lsm.policy_name": "exec-resolve-grandparent", "process_lsm.action": "KPROBE_ACTION_POST",
+		"process_lsm.process.binary": "/bin/busybox", "process_lsm.args.0.string_arg": "xargs"})
+}
+
 // fd_memfd_kill: an exec through /proc/self/fd/ (a memfd) is killed
 // (sys_execve Prefix on the path exec was given); memfd_create's name is
 // reported (sys_memfd_create Equal).
