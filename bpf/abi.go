@@ -113,6 +113,7 @@ const (
 	EnforcerFmodRet           = 5
 	EnforcerCgroupSockRelease = 6
 	EnforcerTracepoint        = 7
+	EnforcerCgroupSkb         = 8
 )
 
 // Indexes of the counters map (enum counter): the events lost, then per

@@ -41,7 +41,8 @@ enum point {
 	POINT_MEMFD = 8,	/* memfd_create: an anonymous file, fileless payloads */
 	POINT_RELAY = 9,	/* a shell relayed to a network peer (exec or connect) */
 	POINT_ACCEPT = 10,	/* a TCP connection the kernel accepts for a listener (softirq) */
-	POINT_MAX = 11,
+	POINT_RECEIVE = 11,	/* a packet delivered to a workload's socket (softirq) */
+	POINT_MAX = 12,
 };
 
 /* What a matching selector does. */
@@ -137,6 +138,7 @@ enum enforcer {
 	ENFORCER_FMOD_RET = 5,
 	ENFORCER_CGROUP_SOCK_RELEASE = 6,
 	ENFORCER_TRACEPOINT = 7,	/* reports, or kills: cannot refuse */
+	ENFORCER_CGROUP_SKB = 8,	/* cgroup_skb/ingress: reports */
 };
 
 /* What a program can do with a verdict. */

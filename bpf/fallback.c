@@ -17,6 +17,7 @@
 #include "relay.h"
 #include "procs.h"
 #include "accept.h"
+#include "receive.h"
 
 char LICENSE[] SEC("license") = "GPL";
 

@@ -329,6 +329,7 @@ const (
 	FallbackProgFcntlEnter  = "fcntl_enter"
 	FallbackProgMemfdEnter  = "memfd_enter"
 	FallbackProgProcessExec = "process_exec"
+	FallbackProgRecvSkb     = "recv_skb"
 	FallbackProgRelayExec   = "relay_exec"
 	FallbackProgSendmsg4    = "sendmsg4"
 	FallbackProgSendmsg6    = "sendmsg6"
@@ -396,6 +397,7 @@ type FallbackProgramSpecs struct {
 	FcntlEnter  *ebpf.ProgramSpec `ebpf:"fcntl_enter"`
 	MemfdEnter  *ebpf.ProgramSpec `ebpf:"memfd_enter"`
 	ProcessExec *ebpf.ProgramSpec `ebpf:"process_exec"`
+	RecvSkb     *ebpf.ProgramSpec `ebpf:"recv_skb"`
 	RelayExec   *ebpf.ProgramSpec `ebpf:"relay_exec"`
 	Sendmsg4    *ebpf.ProgramSpec `ebpf:"sendmsg4"`
 	Sendmsg6    *ebpf.ProgramSpec `ebpf:"sendmsg6"`
@@ -525,6 +527,7 @@ type FallbackPrograms struct {
 	FcntlEnter  *ebpf.Program `ebpf:"fcntl_enter"`
 	MemfdEnter  *ebpf.Program `ebpf:"memfd_enter"`
 	ProcessExec *ebpf.Program `ebpf:"process_exec"`
+	RecvSkb     *ebpf.Program `ebpf:"recv_skb"`
 	RelayExec   *ebpf.Program `ebpf:"relay_exec"`
 	Sendmsg4    *ebpf.Program `ebpf:"sendmsg4"`
 	Sendmsg6    *ebpf.Program `ebpf:"sendmsg6"`
@@ -551,6 +554,7 @@ func (p *FallbackPrograms) Close() error {
 		p.FcntlEnter,
 		p.MemfdEnter,
 		p.ProcessExec,
+		p.RecvSkb,
 		p.RelayExec,
 		p.Sendmsg4,
 		p.Sendmsg6,

@@ -14,23 +14,32 @@ const tcpEstablished = 1
 // the kernel accepts for a listener, in softirq.
 func (h hookDef) accepts() bool { return slices.Contains(h.points, PointAccept) }
 
+// softirq reports whether h decides where the kernel works for a
+// workload's socket outside its processes: accepted connections and
+// received packets.
+func (h hookDef) softirq() bool { return h.accepts() || slices.Contains(h.points, PointReceive) }
+
 // acceptChecks refuses what the accept point cannot evaluate or carry
 // out: it runs in softirq, outside any process, and reports only.
 func (c *compiler) acceptChecks(ps *policy.Selector, h hookDef, path string) {
-	if !h.accepts() {
+	if !h.softirq() {
 		return
+	}
+	what, closest := "an accepted connection", "Override at the listen (security_socket_listen) or the bind"
+	if !h.accepts() {
+		what, closest = "a received packet", "Override at the sender's connect or send, where it is a workload's"
 	}
 	for i := range ps.Actions {
 		a := &ps.Actions[i]
 		if slices.Contains(refusing, a.Action) {
-			c.errorf(a.Pos, path, "%s at an accepted connection: refused: the kernel accepts it in softirq, where no call can be refused and no process signalled; ocigate reports it (Post) for the listener's workload; closest: Override at the listen (security_socket_listen) or the bind", a.Action)
+			c.errorf(a.Pos, path, "%s at %s: refused: the kernel handles it in softirq, where no call can be refused and no process signalled; ocigate reports it (Post) for the socket's workload; closest: %s", a.Action, what, closest)
 		}
 	}
 	if len(ps.Capabilities) > 0 {
-		c.errorf(ps.Pos, join(path, "matchCapabilities"), "refused at an accepted connection: the kernel accepts it in softirq, outside the listener's process, whose credentials are not at hand; closest: matchBinaries (the listener's binary)")
+		c.errorf(ps.Pos, join(path, "matchCapabilities"), "refused at %s: the kernel handles it in softirq, outside the socket's process, whose credentials are not at hand; closest: matchBinaries", what)
 	}
 	if len(ps.PIDs) > 0 {
-		c.errorf(ps.Pos, join(path, "matchPIDs"), "refused at an accepted connection: the kernel accepts it in softirq, outside the listener's process; closest: matchBinaries (the listener's binary)")
+		c.errorf(ps.Pos, join(path, "matchPIDs"), "refused at %s: the kernel handles it in softirq, outside the socket's process; closest: matchBinaries", what)
 	}
 }
 

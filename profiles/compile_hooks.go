@@ -61,6 +61,7 @@ var kprobeHooks = map[string]hookDef{
 	"tcp_close":                     {points: []Point{PointClose}, protocols: tcp},
 	"tcp_create_openreq_child":      {points: []Point{PointAccept}, protocols: tcp, variant: acceptChild},
 	"tcp_set_state":                 {points: []Point{PointAccept}, protocols: tcp, variant: acceptEstablished},
+	"sk_filter_trim_cap":            {points: []Point{PointReceive}, skb: true},
 	"__sk_free":                     {points: []Point{PointClose}, untrack: true},
 	"sk_free":                       {points: []Point{PointClose}, untrack: true},
 	"ip_output":                     {points: egress, skb: true},
@@ -198,6 +199,8 @@ func rawSyscalls() []string {
 // hookNotes notes where hook k is carried out differently from Tetragon.
 func (c *compiler) hookNotes(k *policy.Kprobe, h hookDef, kpath string) {
 	switch {
+	case slices.Contains(h.points, PointReceive):
+		c.notef(k.Pos, kpath, "%s: ocigate sees the packets delivered to a workload's sockets (cgroup_skb/ingress, the filter's cgroup hook), in softirq; the event names the socket's workload, and its creator as the process where the policy tracks sockets (TrackSock); it only reports", k.Call)
 	case h.skb:
 		c.notef(k.Pos, kpath, "%s: ocigate sees the container's packets where they start: at the connect (TCP, and a connected UDP socket, before any packet) and at the send; both IPv4 and IPv6%s", k.Call, ingressNote(k.Call))
 	case h.accepts():

@@ -139,6 +139,7 @@ var enforcers = map[uint8][2]string{
 	bpf.EnforcerFmodRet:           {bpf.BackendFmodRet, "fmod_ret"},
 	bpf.EnforcerCgroupSockRelease: {bpf.BackendFallback, "cgroup_sock_release"},
 	bpf.EnforcerTracepoint:        {bpf.BackendTracepoint, "tracepoint"},
+	bpf.EnforcerCgroupSkb:         {bpf.BackendFallback, "cgroup_skb"},
 }
 
 // eventSize is the size of a record: the C struct event.

@@ -68,6 +68,9 @@ func argOf(raw *record.RawEvent, sel *profiles.Selector, d profiles.ArgDecl) (ev
 	case "nop":
 		return events.Arg{}, false
 	case "sock", "socket":
+		if raw.Point == profiles.PointReceive {
+			return events.Arg{SockArg: receivingSock(raw)}, true
+		}
 		return events.Arg{SockArg: sockArg(raw)}, true
 	case "skb":
 		return events.Arg{SkbArg: skbArg(raw)}, true
@@ -179,6 +182,14 @@ func sockArg(raw *record.RawEvent) *events.SockArg {
 	if raw.Saddr.IsValid() {
 		sa.Saddr, sa.Sport = raw.Saddr.String(), uint32(raw.Sport)
 	}
+	return sa
+}
+
+// receivingSock is the socket a received packet was delivered to: its
+// local end is the packet's destination, its peer the packet's source.
+func receivingSock(raw *record.RawEvent) *events.SockArg {
+	sa := sockArg(raw)
+	sa.Saddr, sa.Sport, sa.Daddr, sa.Dport = sa.Daddr, sa.Dport, sa.Saddr, sa.Sport
 	return sa
 }
 

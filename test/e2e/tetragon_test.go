@@ -164,6 +164,28 @@ func TestTetragonTCPAccept(t *testing.T) {
 	}
 }
 
+// datagram_518: a UDP datagram delivered to the container's socket on
+// 127.0.0.1 is reported at sk_filter_trim_cap (in softirq), with the
+// receiving socket's creator (TrackSock) as the process: the receiver
+// is a probe started with udprecv, the sender another probe.
+func TestTetragonReceivedDatagram(t *testing.T) {
+	requireE2E(t)
+	p := tetragonProfile(t, "sk-filter", "net-sk-filter-receive")
+	res := tetragonContainer(t, p, true, "/bin/sh", "-c",
+		"/probe udprecv 127.0.0.1:5353 & sleep 1; /probe udp 127.0.0.1:5353; wait")
+	if strings.Count(res.Stdout, "ok") != 2 {
+		t.Fatalf("want the datagram sent and received: %v", res)
+	}
+	ev := waitEvent(t, res.ID, map[string]any{"ocigate.container_id": res.ID, "process_kprobe.function_name": "sk_filter_trim_cap",
+		"process_kprobe.policy_name": "net-sk-filter-receive", "process_kprobe.action": "KPROBE_ACTION_POST",
+		"process_kprobe.args.1.skb_arg.daddr": "127.0.0.1", "process_kprobe.args.1.skb_arg.dport": 5353,
+		"process_kprobe.args.1.skb_arg.protocol": "IPPROTO_UDP", "process_kprobe.args.0.sock_arg.sport": 5353,
+		"process_kprobe.process.binary": "/probe", "ocigate.point": "receive"})
+	if args, _ := ev["process_kprobe"].(map[string]any)["process"].(map[string]any)["arguments"].(string); ev != nil && !strings.Contains(args, "udprecv") {
+		t.Errorf("the datagram's process is not the receiving socket's creator (probe udprecv): %v", ev["process_kprobe"])
+	}
+}
+
 // dns-only-specified-servers: DNS to a server other than 127.0.0.53
 // kills the sender, TCP or UDP, connected or not; 127.0.0.53 is allowed.
 func TestTetragonDNSOnlySpecifiedServers(t *testing.T) {
