@@ -29,8 +29,7 @@ const probeUsage = `usage: suite probe SUBCOMMAND
   raw                       socket(AF_INET, SOCK_RAW, IPPROTO_ICMP)
   packet                    socket(AF_PACKET, SOCK_RAW, 0)
   listen                    bind 127.0.0.1:0 and listen
-  loopback                  accept a TCP connection to itself on 127.0.0.7:7007, and
-                            receive a UDP datagram from itself there
+  loopback                  accept a TCP connection to itself on 127.0.0.7:7007
   revshell HOST:PORT SHELL  connect, put the socket on fds 0-2, exec SHELL
   relayshell HOST:PORT SHELL  start SHELL -i on pipes, then connect (a relay)
   movecg DIR SUBCOMMAND...  move this process into cgroup DIR, then run SUBCOMMAND
@@ -62,9 +61,6 @@ func probeMain(args []string) int {
 		err = listenLoopback()
 	case "loopback":
 		err = acceptLoopback()
-		if err == nil {
-			err = receiveLoopback()
-		}
 	case "movecg":
 		if len(args) < 3 {
 			return usageErr()
@@ -189,25 +185,6 @@ func acceptLoopback() error {
 		return err
 	}
 	return unix.Close(conn)
-}
-
-// receiveLoopback binds a UDP socket to loopbackAddr and receives a
-// datagram it sent itself from another socket.
-func receiveLoopback() error {
-	rx, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		return err
-	}
-	defer unix.Close(rx)
-	if err := unix.Bind(rx, loopbackAddr); err != nil {
-		return err
-	}
-	if err := probe.UDPSendto(netip.MustParseAddrPort("127.0.0.7:7007")); err != nil {
-		return err
-	}
-	buf := make([]byte, 64)
-	_, _, err = unix.Recvfrom(rx, buf, 0)
-	return err
 }
 
 // revshell is what "nc HOST PORT -e SHELL" does: the connected socket
