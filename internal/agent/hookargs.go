@@ -38,6 +38,9 @@ func describeHook(raw *record.RawEvent, sel *profiles.Selector, kp *events.Kprob
 			og.Note = fmt.Sprintf("Override argError %d: the %s backend cannot return a positive value; the call was refused with -EPERM instead", sel.ReturnValue, raw.Backend)
 		}
 	}
+	if raw.SignalPending && raw.Signal > 0 && og.Note == "" {
+		og.Note = fmt.Sprintf("%s cannot send a signal: the agent sent signal %d when it read the event, after the call returned", raw.Mechanism, raw.Signal)
+	}
 	return sel.Hook
 }
 
