@@ -45,6 +45,8 @@ const (
 	MatchCapsUserns
 	MatchPID
 	MatchPIDNot
+	MatchNsChanges
+	MatchNsChangesNot
 )
 
 // matchPIDs (enum pid_flag) and their limits.

@@ -96,6 +96,9 @@ enum match_flag {
 	/* matchPIDs: the caller's pid (or, PID_FOLLOW, an ancestor's) is in pids */
 	MATCH_PID = 1ULL << 34,
 	MATCH_PID_NOT = 1ULL << 35,
+	/* matchNamespaceChanges: a namespace of ns_changes differs from the exec's */
+	MATCH_NS_CHANGES = 1ULL << 36,
+	MATCH_NS_CHANGES_NOT = 1ULL << 37,
 };
 
 #define MAX_PIDS 4		/* values of a selector's matchPIDs */
@@ -189,7 +192,8 @@ struct selector {
 	__u8 caps_type;		/* 0 effective, 1 inheritable, 2 permitted */
 	__u8 pid_flags;		/* enum pid_flag */
 	__u8 npids;
-	__u8 pad[4];
+	__u16 ns_changes;	/* MATCH_NS_CHANGES: bit per namespace type (nschange.h) */
+	__u8 pad[2];
 };
 
 struct point_rules {

@@ -77,6 +77,12 @@ type FallbackNameKey struct {
 	Name [32]int8
 }
 
+type FallbackNsIds struct {
+	_    structs.HostLayout
+	Inum [10]uint32
+	Pad  [2]uint32
+}
+
 type FallbackPathKey struct {
 	_         structs.HostLayout
 	Prefixlen uint32
@@ -272,7 +278,8 @@ type FallbackSelector struct {
 	CapsType       uint8
 	PidFlags       uint8
 	Npids          uint8
-	Pad            [4]uint8
+	NsChanges      uint16
+	Pad            [2]uint8
 	_              [4]byte
 }
 
@@ -305,6 +312,7 @@ const (
 	FallbackMapBinSets      = "bin_sets"
 	FallbackMapCounters     = "counters"
 	FallbackMapEvents       = "events"
+	FallbackMapExecNs       = "exec_ns"
 	FallbackMapListeners    = "listeners"
 	FallbackMapNameSets     = "name_sets"
 	FallbackMapNetPipes     = "net_pipes"
@@ -420,6 +428,7 @@ type FallbackMapSpecs struct {
 	BinSets      *ebpf.MapSpec `ebpf:"bin_sets"`
 	Counters     *ebpf.MapSpec `ebpf:"counters"`
 	Events       *ebpf.MapSpec `ebpf:"events"`
+	ExecNs       *ebpf.MapSpec `ebpf:"exec_ns"`
 	Listeners    *ebpf.MapSpec `ebpf:"listeners"`
 	NameSets     *ebpf.MapSpec `ebpf:"name_sets"`
 	NetPipes     *ebpf.MapSpec `ebpf:"net_pipes"`
@@ -467,6 +476,7 @@ type FallbackMaps struct {
 	BinSets      *ebpf.Map `ebpf:"bin_sets"`
 	Counters     *ebpf.Map `ebpf:"counters"`
 	Events       *ebpf.Map `ebpf:"events"`
+	ExecNs       *ebpf.Map `ebpf:"exec_ns"`
 	Listeners    *ebpf.Map `ebpf:"listeners"`
 	NameSets     *ebpf.Map `ebpf:"name_sets"`
 	NetPipes     *ebpf.Map `ebpf:"net_pipes"`
@@ -489,6 +499,7 @@ func (m *FallbackMaps) Close() error {
 		m.BinSets,
 		m.Counters,
 		m.Events,
+		m.ExecNs,
 		m.Listeners,
 		m.NameSets,
 		m.NetPipes,

@@ -33,6 +33,12 @@ type SecurityNameKey struct {
 	Name [32]int8
 }
 
+type SecurityNsIds struct {
+	_    structs.HostLayout
+	Inum [10]uint32
+	Pad  [2]uint32
+}
+
 type SecurityPathKey struct {
 	_         structs.HostLayout
 	Prefixlen uint32
@@ -87,7 +93,8 @@ type SecurityPointRules struct {
 		CapsType       uint8
 		PidFlags       uint8
 		Npids          uint8
-		Pad            [4]uint8
+		NsChanges      uint16
+		Pad            [2]uint8
 		_              [4]byte
 	}
 }
@@ -259,6 +266,7 @@ const (
 	SecurityMapBinSets            = "bin_sets"
 	SecurityMapCounters           = "counters"
 	SecurityMapEvents             = "events"
+	SecurityMapExecNs             = "exec_ns"
 	SecurityMapListeners          = "listeners"
 	SecurityMapNameSets           = "name_sets"
 	SecurityMapNetPipes           = "net_pipes"
@@ -351,6 +359,7 @@ type SecurityMapSpecs struct {
 	BinSets      *ebpf.MapSpec `ebpf:"bin_sets"`
 	Counters     *ebpf.MapSpec `ebpf:"counters"`
 	Events       *ebpf.MapSpec `ebpf:"events"`
+	ExecNs       *ebpf.MapSpec `ebpf:"exec_ns"`
 	Listeners    *ebpf.MapSpec `ebpf:"listeners"`
 	NameSets     *ebpf.MapSpec `ebpf:"name_sets"`
 	NetPipes     *ebpf.MapSpec `ebpf:"net_pipes"`
@@ -397,6 +406,7 @@ type SecurityMaps struct {
 	BinSets      *ebpf.Map `ebpf:"bin_sets"`
 	Counters     *ebpf.Map `ebpf:"counters"`
 	Events       *ebpf.Map `ebpf:"events"`
+	ExecNs       *ebpf.Map `ebpf:"exec_ns"`
 	Listeners    *ebpf.Map `ebpf:"listeners"`
 	NameSets     *ebpf.Map `ebpf:"name_sets"`
 	NetPipes     *ebpf.Map `ebpf:"net_pipes"`
@@ -419,6 +429,7 @@ func (m *SecurityMaps) Close() error {
 		m.BinSets,
 		m.Counters,
 		m.Events,
+		m.ExecNs,
 		m.Listeners,
 		m.NameSets,
 		m.NetPipes,

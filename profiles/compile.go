@@ -201,7 +201,7 @@ func (c *compiler) selector(k *policy.Kprobe, ps *policy.Selector, h hookDef, pa
 		s.Namespaces = append(s.Namespaces, NamespaceMatch{Namespace: m.Namespace, Not: m.Operator == "NotIn",
 			Inodes: slices.Clone(m.Inodes), HostNS: m.HostNS})
 	}
-	c.unsupportedMatches(ps, path)
+	c.nsChanges(ps, &s, h, path)
 	c.capabilities(ps, &s, h, path)
 	c.pids(ps, &s, path)
 	c.acceptChecks(ps, h, path)

@@ -242,11 +242,24 @@ func ingressNote(call string) string {
 	return ""
 }
 
-// unsupportedMatches refuses the matches ocigate parses but does not
-// evaluate (yet).
-func (c *compiler) unsupportedMatches(ps *policy.Selector, path string) {
+// nsChanges compiles matchNamespaceChanges: one entry per selector (the
+// kernel holds one set of types and its operator).
+func (c *compiler) nsChanges(ps *policy.Selector, s *Selector, h hookDef, path string) {
 	for i, m := range ps.NamespaceChanges {
-		c.errorf(m.Pos, fmt.Sprintf("%s[%d]", join(path, "matchNamespaceChanges"), i), "not supported by ocigate yet: it does not record a process's namespaces at its exec; closest: matchNamespaces (against the container's namespaces)")
+		field := fmt.Sprintf("%s[%d]", join(path, "matchNamespaceChanges"), i)
+		if i > 0 {
+			c.errorf(m.Pos, field, "a selector holds one matchNamespaceChanges entry")
+			return
+		}
+		if h.softirq() {
+			c.errorf(m.Pos, field, "refused: the kernel handles it in softirq, outside the socket's process, whose namespaces are not at hand")
+			return
+		}
+		nm := &NsChangeMatch{Not: m.Operator == "NotIn"}
+		for _, ns := range m.Namespaces {
+			nm.Mask |= 1 << slices.Index(NamespaceTypes, ns)
+		}
+		s.NsChanges = nm
 	}
 }
 

@@ -164,6 +164,18 @@ type PIDMatch struct {
 	Follow    bool     // followForks: the process or one of its ancestors
 }
 
+// NsChangeMatch is matchNamespaceChanges: whether a namespace of the
+// types in Mask (bit per NamespaceTypes index) differs from the one the
+// process had at its exec (In), or none does (Not).
+type NsChangeMatch struct {
+	Not  bool
+	Mask uint16
+}
+
+// NamespaceTypes are Tetragon's namespace types, by their bit in
+// NsChangeMatch.Mask (the kernel's enum ns_type).
+var NamespaceTypes = []string{"Uts", "Ipc", "Mnt", "Pid", "PidForChildren", "Net", "Time", "TimeForChildren", "Cgroup", "User"}
+
 // MaxPIDs is how many values a selector's matchPIDs holds.
 const MaxPIDs = 4
 
@@ -202,8 +214,9 @@ type Selector struct {
 	Relayed   bool // relay only: a shell reading commands from a pipe, fifo, pty or unix socket that a connected process relays
 
 	Namespaces []NamespaceMatch
-	Caps       *CapsMatch // matchCapabilities, nil: none
-	PIDs       *PIDMatch  // matchPIDs, nil: none
+	Caps       *CapsMatch     // matchCapabilities, nil: none
+	PIDs       *PIDMatch      // matchPIDs, nil: none
+	NsChanges  *NsChangeMatch // matchNamespaceChanges, nil: none
 
 	Action  Action
 	Errno   int  // Override, NotifyEnforcer: positive errno (EPERM when 0)

@@ -303,6 +303,37 @@ func TestTetragonTrackGrandparent(t *testing.T) {
 		"process_lsm.process.binary": "/bin/busybox", "process_lsm.args.0.string_arg": "xargs"})
 }
 
+// nsChangeScript connects to 127.0.0.1:9, enters a new user namespace
+// (unshare(CLONE_NEWUSER), no exec), and connects to 127.0.0.1:10.
+const nsChangeScript = `import ctypes, socket
+def connect(port):
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1)
+    except OSError:
+        pass
+connect(9)
+libc = ctypes.CDLL(None, use_errno=True)
+print("unshare", libc.unshare(0x10000000), ctypes.get_errno())
+connect(10)
+`
+
+// matchNamespaceChanges In Mnt, User: a connect after the process left
+// the user namespace it exec'd in is reported; its connect before is
+// not (python3 of the host root: one thread, so unshare works).
+func TestTetragonNamespaceChanges(t *testing.T) {
+	needHostRoot(t)
+	p := tetragonProfile(t, "ns-changes", "sel-namespace-changes")
+	res := runContainer(t, ctrOpts{Name: "ns-changes", Args: []string{"/usr/bin/python3", "-c", nsChangeScript},
+		OwnNetwork: true, HostRoot: true, Annotations: map[string]string{"ocigate.io/profile": p}})
+	if !strings.Contains(res.Stdout, "unshare 0 0") {
+		t.Fatalf("want unshare(CLONE_NEWUSER) to succeed: %v", res)
+	}
+	waitEvent(t, res.ID, map[string]any{"ocigate.container_id": res.ID, "process_kprobe.function_name": "tcp_connect",
+		"process_kprobe.policy_name": "sel-namespace-changes", "process_kprobe.args.0.sock_arg.dport": 10})
+	noEvent(t, res.ID, map[string]any{"ocigate.container_id": res.ID, "process_kprobe.function_name": "tcp_connect",
+		"process_kprobe.args.0.sock_arg.dport": 9})
+}
+
 // fd_memfd_kill: an exec through /proc/self/fd/ (a memfd) is killed
 // (sys_execve Prefix on the path exec was given); memfd_create's name is
 // reported (sys_memfd_create Equal).
