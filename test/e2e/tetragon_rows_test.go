@@ -26,8 +26,14 @@ func listenThen(port, cmd string) []string {
 	return []string{"/bin/sh", "-c", "/bin/nc -l -p " + port + " >/dev/null & sleep 1; " + cmd + "; sleep 1"}
 }
 
+// holdListenThen is listenThen with a listener that keeps its
+// connection open for 5 seconds.
+func holdListenThen(port, cmd string) []string {
+	return []string{"/bin/sh", "-c", "sleep 5 | /bin/nc -l -p " + port + " >/dev/null & sleep 1; " + cmd + "; sleep 1"}
+}
+
 var compatRowCases = []compatRowCase{
-	{name: "act-signal-notify-nopost", args: listenThen("4446",
+	{name: "act-signal-notify-nopost", args: holdListenThen("4446",
 		"/probe connect "+unroutable+":4447; sleep 3 | /bin/nc 127.0.0.1 4446; echo rc=$?"),
 		// 4447: NotifyEnforcer argError -111 (ECONNREFUSED where the
 		// network is unreachable), NoPost; 4446: SIGUSR1 ends nc (the
