@@ -144,13 +144,16 @@ struct {
 	__type(value, __u32);
 } scratch_level SEC(".maps");
 
+/* The scratch of this run: the slot scratch_level names. The key is the
+ * level in map memory itself, a value the verifier does not track: a key
+ * computed here (0 or 1) would be a constant it tracks per path, and
+ * older verifiers (6.1) then walk everything after it twice. */
 static __always_inline struct scratch *get_scratch(void)
 {
 	__u32 zero = 0;
 	__u32 *level = bpf_map_lookup_elem(&scratch_level, &zero);
-	__u32 slot = level && *level ? 1 : 0;
 
-	return bpf_map_lookup_elem(&scratch, &slot);
+	return bpf_map_lookup_elem(&scratch, level ? level : &zero);
 }
 
 static __always_inline void count(__u32 idx)
