@@ -45,6 +45,8 @@ const (
 	MatchCapsUserns
 	MatchPID
 	MatchPIDNot
+	MatchNsChanges
+	MatchNsChangesNot
 )
 
 // matchPIDs (enum pid_flag) and their limits.
@@ -113,6 +115,7 @@ const (
 	EnforcerFmodRet           = 5
 	EnforcerCgroupSockRelease = 6
 	EnforcerTracepoint        = 7
+	EnforcerCgroupSkb         = 8
 )
 
 // Indexes of the counters map (enum counter): the events lost, then per

@@ -40,7 +40,9 @@ enum point {
 	POINT_DUP = 7,		/* dup2/dup3 of a file onto a descriptor */
 	POINT_MEMFD = 8,	/* memfd_create: an anonymous file, fileless payloads */
 	POINT_RELAY = 9,	/* a shell relayed to a network peer (exec or connect) */
-	POINT_MAX = 10,
+	POINT_ACCEPT = 10,	/* a TCP connection the kernel accepts for a listener (softirq) */
+	POINT_RECEIVE = 11,	/* a packet delivered to a workload's socket (softirq) */
+	POINT_MAX = 12,
 };
 
 /* What a matching selector does. */
@@ -94,6 +96,9 @@ enum match_flag {
 	/* matchPIDs: the caller's pid (or, PID_FOLLOW, an ancestor's) is in pids */
 	MATCH_PID = 1ULL << 34,
 	MATCH_PID_NOT = 1ULL << 35,
+	/* matchNamespaceChanges: a namespace of ns_changes differs from the exec's */
+	MATCH_NS_CHANGES = 1ULL << 36,
+	MATCH_NS_CHANGES_NOT = 1ULL << 37,
 };
 
 #define MAX_PIDS 4		/* values of a selector's matchPIDs */
@@ -136,6 +141,7 @@ enum enforcer {
 	ENFORCER_FMOD_RET = 5,
 	ENFORCER_CGROUP_SOCK_RELEASE = 6,
 	ENFORCER_TRACEPOINT = 7,	/* reports, or kills: cannot refuse */
+	ENFORCER_CGROUP_SKB = 8,	/* cgroup_skb/ingress: reports */
 };
 
 /* What a program can do with a verdict. */
@@ -186,7 +192,8 @@ struct selector {
 	__u8 caps_type;		/* 0 effective, 1 inheritable, 2 permitted */
 	__u8 pid_flags;		/* enum pid_flag */
 	__u8 npids;
-	__u8 pad[4];
+	__u16 ns_changes;	/* MATCH_NS_CHANGES: bit per namespace type (nschange.h) */
+	__u8 pad[2];
 };
 
 struct point_rules {
@@ -294,6 +301,8 @@ struct event {
 	__u32 exit_code;	/* exit: wait status, (code << 8) | signal */
 	__u64 start_time;	/* the process's start (start_boottime, ns), 0: unknown */
 	__u64 parent_start_time;	/* exec, clone: the parent's start */
+	char ancestor_comm[2][16];	/* decision: the comm of the process's parent and grandparent
+					 * (Tetragon's resolve mm.owner.real_parent[.real_parent].comm) */
 	__u8 kind;		/* enum record_kind */
 	__u8 pad[7];
 };

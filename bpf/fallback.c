@@ -16,6 +16,8 @@
 
 #include "relay.h"
 #include "procs.h"
+#include "accept.h"
+#include "receive.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -365,6 +367,7 @@ int track_exec(struct bpf_raw_tracepoint_args *ctx)
 	resolve_exec((__u64)BPF_CORE_READ(bprm, file), (__u64)BPF_CORE_READ(bprm, filename));
 	s->x.exec.workload = workload_cgroup;
 	bpf_map_update_elem(&procs, &tgid, &s->x.exec, BPF_ANY);
+	ns_record_exec(tgid);
 	report_exec(task, &s->x.exec, w, workload_cgroup);
 	return 0;
 }
@@ -385,6 +388,7 @@ int track_fork(struct bpf_raw_tracepoint_args *ctx)
 	struct proc *p = bpf_map_lookup_elem(&procs, &ptgid);
 	if (p)
 		bpf_map_update_elem(&procs, &ctgid, p, BPF_ANY);
+	ns_record_fork(ptgid, ctgid);
 	__u64 workload_cgroup = 0;
 	struct workload *w = current_workload(&workload_cgroup);
 
@@ -413,6 +417,7 @@ int track_exit(struct bpf_raw_tracepoint_args *ctx)
 	if (w)
 		report_exit(task, w, workload_cgroup);
 	bpf_map_delete_elem(&procs, &tgid);
+	ns_forget(tgid);
 	relay_exit(tgid);
 	return 0;
 }

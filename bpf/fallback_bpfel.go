@@ -66,6 +66,7 @@ type FallbackEvent struct {
 	ExitCode         uint32
 	StartTime        uint64
 	ParentStartTime  uint64
+	AncestorComm     [2][16]int8
 	Kind             uint8
 	Pad              [7]uint8
 }
@@ -74,6 +75,12 @@ type FallbackNameKey struct {
 	_    structs.HostLayout
 	Set  uint32
 	Name [32]int8
+}
+
+type FallbackNsIds struct {
+	_    structs.HostLayout
+	Inum [10]uint32
+	Pad  [2]uint32
 }
 
 type FallbackPathKey struct {
@@ -154,6 +161,9 @@ type FallbackScratch struct {
 			Subject   uint32
 			Peer      uint32
 			ArgsLen   uint32
+			SkCgroup  uint64
+			Uid       uint32
+			PadQ      uint32
 		}
 		V struct {
 			_      structs.HostLayout
@@ -268,8 +278,23 @@ type FallbackSelector struct {
 	CapsType       uint8
 	PidFlags       uint8
 	Npids          uint8
-	Pad            [4]uint8
+	NsChanges      uint16
+	Pad            [2]uint8
 	_              [4]byte
+}
+
+type FallbackTcpListener struct {
+	_    structs.HostLayout
+	Tgid uint32
+	Uid  uint32
+	Comm [16]int8
+}
+
+type FallbackTcpListenerKey struct {
+	_     structs.HostLayout
+	Netns uint32
+	Port  uint16
+	Pad   uint16
 }
 
 type FallbackWorkload struct {
@@ -287,6 +312,8 @@ const (
 	FallbackMapBinSets      = "bin_sets"
 	FallbackMapCounters     = "counters"
 	FallbackMapEvents       = "events"
+	FallbackMapExecNs       = "exec_ns"
+	FallbackMapListeners    = "listeners"
 	FallbackMapNameSets     = "name_sets"
 	FallbackMapNetPipes     = "net_pipes"
 	FallbackMapNetProcs     = "net_procs"
@@ -295,6 +322,7 @@ const (
 	FallbackMapProcs        = "procs"
 	FallbackMapRules        = "rules"
 	FallbackMapScratch      = "scratch"
+	FallbackMapScratchLevel = "scratch_level"
 	FallbackMapShellParents = "shell_parents"
 	FallbackMapShellPipes   = "shell_pipes"
 	FallbackMapSockOwners   = "sock_owners"
@@ -309,6 +337,7 @@ const (
 	FallbackProgFcntlEnter  = "fcntl_enter"
 	FallbackProgMemfdEnter  = "memfd_enter"
 	FallbackProgProcessExec = "process_exec"
+	FallbackProgRecvSkb     = "recv_skb"
 	FallbackProgRelayExec   = "relay_exec"
 	FallbackProgSendmsg4    = "sendmsg4"
 	FallbackProgSendmsg6    = "sendmsg6"
@@ -316,6 +345,7 @@ const (
 	FallbackProgSockRelease = "sock_release"
 	FallbackProgSocketEnter = "socket_enter"
 	FallbackProgTcpSend     = "tcp_send"
+	FallbackProgTcpState    = "tcp_state"
 	FallbackProgTrackExec   = "track_exec"
 	FallbackProgTrackExit   = "track_exit"
 	FallbackProgTrackFork   = "track_fork"
@@ -375,6 +405,7 @@ type FallbackProgramSpecs struct {
 	FcntlEnter  *ebpf.ProgramSpec `ebpf:"fcntl_enter"`
 	MemfdEnter  *ebpf.ProgramSpec `ebpf:"memfd_enter"`
 	ProcessExec *ebpf.ProgramSpec `ebpf:"process_exec"`
+	RecvSkb     *ebpf.ProgramSpec `ebpf:"recv_skb"`
 	RelayExec   *ebpf.ProgramSpec `ebpf:"relay_exec"`
 	Sendmsg4    *ebpf.ProgramSpec `ebpf:"sendmsg4"`
 	Sendmsg6    *ebpf.ProgramSpec `ebpf:"sendmsg6"`
@@ -382,6 +413,7 @@ type FallbackProgramSpecs struct {
 	SockRelease *ebpf.ProgramSpec `ebpf:"sock_release"`
 	SocketEnter *ebpf.ProgramSpec `ebpf:"socket_enter"`
 	TcpSend     *ebpf.ProgramSpec `ebpf:"tcp_send"`
+	TcpState    *ebpf.ProgramSpec `ebpf:"tcp_state"`
 	TrackExec   *ebpf.ProgramSpec `ebpf:"track_exec"`
 	TrackExit   *ebpf.ProgramSpec `ebpf:"track_exit"`
 	TrackFork   *ebpf.ProgramSpec `ebpf:"track_fork"`
@@ -396,6 +428,8 @@ type FallbackMapSpecs struct {
 	BinSets      *ebpf.MapSpec `ebpf:"bin_sets"`
 	Counters     *ebpf.MapSpec `ebpf:"counters"`
 	Events       *ebpf.MapSpec `ebpf:"events"`
+	ExecNs       *ebpf.MapSpec `ebpf:"exec_ns"`
+	Listeners    *ebpf.MapSpec `ebpf:"listeners"`
 	NameSets     *ebpf.MapSpec `ebpf:"name_sets"`
 	NetPipes     *ebpf.MapSpec `ebpf:"net_pipes"`
 	NetProcs     *ebpf.MapSpec `ebpf:"net_procs"`
@@ -404,6 +438,7 @@ type FallbackMapSpecs struct {
 	Procs        *ebpf.MapSpec `ebpf:"procs"`
 	Rules        *ebpf.MapSpec `ebpf:"rules"`
 	Scratch      *ebpf.MapSpec `ebpf:"scratch"`
+	ScratchLevel *ebpf.MapSpec `ebpf:"scratch_level"`
 	ShellParents *ebpf.MapSpec `ebpf:"shell_parents"`
 	ShellPipes   *ebpf.MapSpec `ebpf:"shell_pipes"`
 	SockOwners   *ebpf.MapSpec `ebpf:"sock_owners"`
@@ -441,6 +476,8 @@ type FallbackMaps struct {
 	BinSets      *ebpf.Map `ebpf:"bin_sets"`
 	Counters     *ebpf.Map `ebpf:"counters"`
 	Events       *ebpf.Map `ebpf:"events"`
+	ExecNs       *ebpf.Map `ebpf:"exec_ns"`
+	Listeners    *ebpf.Map `ebpf:"listeners"`
 	NameSets     *ebpf.Map `ebpf:"name_sets"`
 	NetPipes     *ebpf.Map `ebpf:"net_pipes"`
 	NetProcs     *ebpf.Map `ebpf:"net_procs"`
@@ -449,6 +486,7 @@ type FallbackMaps struct {
 	Procs        *ebpf.Map `ebpf:"procs"`
 	Rules        *ebpf.Map `ebpf:"rules"`
 	Scratch      *ebpf.Map `ebpf:"scratch"`
+	ScratchLevel *ebpf.Map `ebpf:"scratch_level"`
 	ShellParents *ebpf.Map `ebpf:"shell_parents"`
 	ShellPipes   *ebpf.Map `ebpf:"shell_pipes"`
 	SockOwners   *ebpf.Map `ebpf:"sock_owners"`
@@ -461,6 +499,8 @@ func (m *FallbackMaps) Close() error {
 		m.BinSets,
 		m.Counters,
 		m.Events,
+		m.ExecNs,
+		m.Listeners,
 		m.NameSets,
 		m.NetPipes,
 		m.NetProcs,
@@ -469,6 +509,7 @@ func (m *FallbackMaps) Close() error {
 		m.Procs,
 		m.Rules,
 		m.Scratch,
+		m.ScratchLevel,
 		m.ShellParents,
 		m.ShellPipes,
 		m.SockOwners,
@@ -497,6 +538,7 @@ type FallbackPrograms struct {
 	FcntlEnter  *ebpf.Program `ebpf:"fcntl_enter"`
 	MemfdEnter  *ebpf.Program `ebpf:"memfd_enter"`
 	ProcessExec *ebpf.Program `ebpf:"process_exec"`
+	RecvSkb     *ebpf.Program `ebpf:"recv_skb"`
 	RelayExec   *ebpf.Program `ebpf:"relay_exec"`
 	Sendmsg4    *ebpf.Program `ebpf:"sendmsg4"`
 	Sendmsg6    *ebpf.Program `ebpf:"sendmsg6"`
@@ -504,6 +546,7 @@ type FallbackPrograms struct {
 	SockRelease *ebpf.Program `ebpf:"sock_release"`
 	SocketEnter *ebpf.Program `ebpf:"socket_enter"`
 	TcpSend     *ebpf.Program `ebpf:"tcp_send"`
+	TcpState    *ebpf.Program `ebpf:"tcp_state"`
 	TrackExec   *ebpf.Program `ebpf:"track_exec"`
 	TrackExit   *ebpf.Program `ebpf:"track_exit"`
 	TrackFork   *ebpf.Program `ebpf:"track_fork"`
@@ -522,6 +565,7 @@ func (p *FallbackPrograms) Close() error {
 		p.FcntlEnter,
 		p.MemfdEnter,
 		p.ProcessExec,
+		p.RecvSkb,
 		p.RelayExec,
 		p.Sendmsg4,
 		p.Sendmsg6,
@@ -529,6 +573,7 @@ func (p *FallbackPrograms) Close() error {
 		p.SockRelease,
 		p.SocketEnter,
 		p.TcpSend,
+		p.TcpState,
 		p.TrackExec,
 		p.TrackExit,
 		p.TrackFork,

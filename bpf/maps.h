@@ -126,19 +126,34 @@ struct {
 	__type(value, __u64);
 } counters SEC(".maps");
 
-/* Per-CPU scratch of one program run (types.h); never pinned. */
+/* Per-CPU scratch of one program run (types.h); never pinned. Slot 1
+ * is a softirq program's (accept.h): it can interrupt a program in
+ * process context on the same CPU, whose slot 0 must survive. */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
+	__uint(max_entries, 2);
 	__type(key, __u32);
 	__type(value, struct scratch);
 } scratch SEC(".maps");
 
+/* Per-CPU: 1 while a softirq program (accept.h) uses scratch slot 1. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+} scratch_level SEC(".maps");
+
+/* The scratch of this run: the slot scratch_level names. The key is the
+ * level in map memory itself, a value the verifier does not track: a key
+ * computed here (0 or 1) would be a constant it tracks per path, and
+ * older verifiers (6.1) then walk everything after it twice. */
 static __always_inline struct scratch *get_scratch(void)
 {
 	__u32 zero = 0;
+	__u32 *level = bpf_map_lookup_elem(&scratch_level, &zero);
 
-	return bpf_map_lookup_elem(&scratch, &zero);
+	return bpf_map_lookup_elem(&scratch, level ? level : &zero);
 }
 
 static __always_inline void count(__u32 idx)
@@ -169,6 +184,27 @@ static __always_inline void submit(void *e, bool urgent)
 		flags = BPF_RB_FORCE_WAKEUP;
 	bpf_ringbuf_submit(e, flags);
 }
+
+/* A TCP listener of a workload, by its network namespace and port: who
+ * listens, for the connections the kernel accepts for it in softirq. */
+struct tcp_listener_key {
+	__u32 netns;		/* the network namespace's inode */
+	__u16 port;		/* local port, host order */
+	__u16 pad;
+};
+
+struct tcp_listener {
+	__u32 tgid;
+	__u32 uid;
+	char comm[16];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct tcp_listener_key);
+	__type(value, struct tcp_listener);
+} listeners SEC(".maps");
 
 /* The tgid that created the socket with this cookie (TrackSock), or 0. */
 static __always_inline __u32 sock_owner(__u64 cookie)

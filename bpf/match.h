@@ -6,6 +6,7 @@
 #define OCIGATE_MATCH_H
 
 #include "workload.h"
+#include "nschange.h"
 
 static __always_inline bool addr_in_set(__u32 set, const __u8 *addr)
 {
@@ -234,6 +235,12 @@ static __always_inline bool process_matches(const struct selector *s, struct dec
 		return false;
 	if ((m & (MATCH_PID | MATCH_PID_NOT)) && !match_pids(i))
 		return false;
+	if (m & (MATCH_NS_CHANGES | MATCH_NS_CHANGES_NOT)) {
+		int changed = ns_changed();
+
+		if (changed < 0 || FAILS(m, MATCH_NS_CHANGES, MATCH_NS_CHANGES_NOT, changed & s->ns_changes))
+			return false;
+	}
 	if ((m & MATCH_STDIO_INET) && !q->stdio_inet)
 		return false;
 	if ((m & MATCH_NEWFD) && (q->new_fd < 0 || !in_mask32(s->fds, (__u8)q->new_fd)))

@@ -33,6 +33,12 @@ type SecurityNameKey struct {
 	Name [32]int8
 }
 
+type SecurityNsIds struct {
+	_    structs.HostLayout
+	Inum [10]uint32
+	Pad  [2]uint32
+}
+
 type SecurityPathKey struct {
 	_         structs.HostLayout
 	Prefixlen uint32
@@ -87,7 +93,8 @@ type SecurityPointRules struct {
 		CapsType       uint8
 		PidFlags       uint8
 		Npids          uint8
-		Pad            [4]uint8
+		NsChanges      uint16
+		Pad            [2]uint8
 		_              [4]byte
 	}
 }
@@ -145,6 +152,9 @@ type SecurityScratch struct {
 			Subject   uint32
 			Peer      uint32
 			ArgsLen   uint32
+			SkCgroup  uint64
+			Uid       uint32
+			PadQ      uint32
 		}
 		V struct {
 			_      structs.HostLayout
@@ -227,6 +237,20 @@ type SecurityScratch struct {
 	}
 }
 
+type SecurityTcpListener struct {
+	_    structs.HostLayout
+	Tgid uint32
+	Uid  uint32
+	Comm [16]int8
+}
+
+type SecurityTcpListenerKey struct {
+	_     structs.HostLayout
+	Netns uint32
+	Port  uint16
+	Pad   uint16
+}
+
 type SecurityWorkload struct {
 	_        structs.HostLayout
 	Profile  uint32
@@ -242,6 +266,8 @@ const (
 	SecurityMapBinSets            = "bin_sets"
 	SecurityMapCounters           = "counters"
 	SecurityMapEvents             = "events"
+	SecurityMapExecNs             = "exec_ns"
+	SecurityMapListeners          = "listeners"
 	SecurityMapNameSets           = "name_sets"
 	SecurityMapNetPipes           = "net_pipes"
 	SecurityMapNetProcs           = "net_procs"
@@ -250,6 +276,7 @@ const (
 	SecurityMapProcs              = "procs"
 	SecurityMapRules              = "rules"
 	SecurityMapScratch            = "scratch"
+	SecurityMapScratchLevel       = "scratch_level"
 	SecurityMapShellParents       = "shell_parents"
 	SecurityMapShellPipes         = "shell_pipes"
 	SecurityMapSockOwners         = "sock_owners"
@@ -332,6 +359,8 @@ type SecurityMapSpecs struct {
 	BinSets      *ebpf.MapSpec `ebpf:"bin_sets"`
 	Counters     *ebpf.MapSpec `ebpf:"counters"`
 	Events       *ebpf.MapSpec `ebpf:"events"`
+	ExecNs       *ebpf.MapSpec `ebpf:"exec_ns"`
+	Listeners    *ebpf.MapSpec `ebpf:"listeners"`
 	NameSets     *ebpf.MapSpec `ebpf:"name_sets"`
 	NetPipes     *ebpf.MapSpec `ebpf:"net_pipes"`
 	NetProcs     *ebpf.MapSpec `ebpf:"net_procs"`
@@ -340,6 +369,7 @@ type SecurityMapSpecs struct {
 	Procs        *ebpf.MapSpec `ebpf:"procs"`
 	Rules        *ebpf.MapSpec `ebpf:"rules"`
 	Scratch      *ebpf.MapSpec `ebpf:"scratch"`
+	ScratchLevel *ebpf.MapSpec `ebpf:"scratch_level"`
 	ShellParents *ebpf.MapSpec `ebpf:"shell_parents"`
 	ShellPipes   *ebpf.MapSpec `ebpf:"shell_pipes"`
 	SockOwners   *ebpf.MapSpec `ebpf:"sock_owners"`
@@ -376,6 +406,8 @@ type SecurityMaps struct {
 	BinSets      *ebpf.Map `ebpf:"bin_sets"`
 	Counters     *ebpf.Map `ebpf:"counters"`
 	Events       *ebpf.Map `ebpf:"events"`
+	ExecNs       *ebpf.Map `ebpf:"exec_ns"`
+	Listeners    *ebpf.Map `ebpf:"listeners"`
 	NameSets     *ebpf.Map `ebpf:"name_sets"`
 	NetPipes     *ebpf.Map `ebpf:"net_pipes"`
 	NetProcs     *ebpf.Map `ebpf:"net_procs"`
@@ -384,6 +416,7 @@ type SecurityMaps struct {
 	Procs        *ebpf.Map `ebpf:"procs"`
 	Rules        *ebpf.Map `ebpf:"rules"`
 	Scratch      *ebpf.Map `ebpf:"scratch"`
+	ScratchLevel *ebpf.Map `ebpf:"scratch_level"`
 	ShellParents *ebpf.Map `ebpf:"shell_parents"`
 	ShellPipes   *ebpf.Map `ebpf:"shell_pipes"`
 	SockOwners   *ebpf.Map `ebpf:"sock_owners"`
@@ -396,6 +429,8 @@ func (m *SecurityMaps) Close() error {
 		m.BinSets,
 		m.Counters,
 		m.Events,
+		m.ExecNs,
+		m.Listeners,
 		m.NameSets,
 		m.NetPipes,
 		m.NetProcs,
@@ -404,6 +439,7 @@ func (m *SecurityMaps) Close() error {
 		m.Procs,
 		m.Rules,
 		m.Scratch,
+		m.ScratchLevel,
 		m.ShellParents,
 		m.ShellPipes,
 		m.SockOwners,

@@ -41,6 +41,10 @@ struct query {
 	__u32 subject;		/* relay at connect: the shell (the event's process), 0: current */
 	__u32 peer;		/* relay: the process that holds the network socket */
 	__u32 args_len;		/* exec: argv bytes in the exec scratch, 0: none */
+	__u64 sk_cgroup;	/* accept (softirq): the socket's registered cgroup, whose
+				 * workload decides; 0: the current task's */
+	__u32 uid;		/* accept: the listener's uid (current is not the workload's) */
+	__u32 pad_q;
 };
 
 /* Decision of a checked operation. */

@@ -14,6 +14,15 @@
 
 #include "match.h"
 
+/* The comms of task's parent and grandparent (real parents) into e. */
+static __always_inline void ancestor_comms(struct event *e, struct task_struct *task)
+{
+	struct task_struct *parent = BPF_CORE_READ(task, real_parent);
+
+	BPF_CORE_READ_INTO(&e->ancestor_comm[0], parent, comm);
+	BPF_CORE_READ_INTO(&e->ancestor_comm[1], parent, real_parent, comm);
+}
+
 /* The event of one matching selector. */
 static __always_inline void report(struct scratch *s, const struct selector *sel, __u8 action, __u32 idx,
 				   __u8 flags, int err)
@@ -29,23 +38,24 @@ static __always_inline void report(struct scratch *s, const struct selector *sel
 	}
 	__builtin_memset(e, 0, sizeof(*e));
 	e->ktime_ns = bpf_ktime_get_boot_ns();
-	e->cgroup_id = bpf_get_current_cgroup_id();
+	e->cgroup_id = q->sk_cgroup ? q->sk_cgroup : bpf_get_current_cgroup_id();
 	e->workload_cgroup_id = d->workload_cgroup;
-	e->pid = (__u32)pid_tgid;
-	e->tgid = pid_tgid >> 32;
+	e->pid = q->sk_cgroup ? 0 : (__u32)pid_tgid;
+	e->tgid = q->sk_cgroup ? 0 : pid_tgid >> 32;
+	e->uid = q->sk_cgroup ? q->uid : (__u32)bpf_get_current_uid_gid();
 	if (q->subject) {
 		e->pid = q->subject;
 		e->tgid = q->subject;
 		__builtin_memcpy(e->comm, q->comm, sizeof(e->comm));
-	} else {
+	} else if (!q->sk_cgroup) {
 		struct task_struct *task = (struct task_struct *)bpf_get_current_task();
 
 		bpf_get_current_comm(e->comm, sizeof(e->comm));
 		/* the process's identity with its pid, for the agent's exec_id */
 		e->start_time = BPF_CORE_READ(task, group_leader, start_boottime);
+		ancestor_comms(e, task);
 	}
 	e->ppid = q->ppid;
-	e->uid = (__u32)bpf_get_current_uid_gid();
 	e->profile = d->w.profile;
 	e->err = err;
 	e->point = q->point;
@@ -158,7 +168,7 @@ __noinline int decide(void)
 	if (!s)
 		return 0;
 	struct decision *d = &s->d;
-	struct workload *w = current_workload(&d->workload_cgroup);
+	struct workload *w = query_workload(&d->q, &d->workload_cgroup);
 
 	if (!w)
 		return 0;

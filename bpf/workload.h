@@ -57,9 +57,22 @@ static __always_inline struct proc *query_proc(struct scratch *s)
 		return &s->x.exec;
 	__u32 tgid = s->d.q.subject;
 
+	if (!tgid && s->d.q.sk_cgroup)
+		return 0; /* softirq: the current task is nobody's */
 	if (!tgid)
 		tgid = bpf_get_current_pid_tgid() >> 32;
 	return bpf_map_lookup_elem(&procs, &tgid);
+}
+
+/* The workload of the query: the socket's registered cgroup where the
+ * program runs outside the workload's processes (accept, in softirq),
+ * else the current task's. */
+static __always_inline struct workload *query_workload(const struct query *q, __u64 *workload_cgroup)
+{
+	if (!q->sk_cgroup)
+		return current_workload(workload_cgroup);
+	*workload_cgroup = q->sk_cgroup;
+	return bpf_map_lookup_elem(&workloads, workload_cgroup);
 }
 
 static __always_inline void ipv4_mapped(__u8 *dst, __u32 addr_be)

@@ -52,6 +52,7 @@ func TestTetragonCompat(t *testing.T) {
 		}
 		rows = append(rows, r)
 	}
+	checkE2ENamed(t, rows)
 	doc := renderCompat(rows) + examplesPart(t)
 	checkGenerated(t, compatDoc, doc)
 	checkReadmeCount(t, rows)
@@ -157,7 +158,8 @@ Tetragon's documentation writes that part of the TracingPolicy schema
 `+"`ocigate-agentd profiles check`"+` says of it: loads (with the points its
 selectors go to, and notes where ocigate acts otherwise than Tetragon),
 or refused, with every reason. The e2e column names the test that runs
-it in a real container (test/e2e/tetragon_test.go, OCIGATE_E2E=1).
+it in a real container (test/e2e/tetragon_test.go and
+tetragon_rows_test.go, OCIGATE_E2E=1); every policy that loads has one.
 
 **%d test policies: %d load, %d are refused with a reason.**
 
@@ -268,5 +270,38 @@ func checkReadmeCount(t *testing.T, rows []compatRow) {
 	readme, err := os.ReadFile("../README.md")
 	if err != nil || !strings.Contains(string(readme), want) || !strings.Contains(string(readme), "docs/tetragon-compat.md") {
 		t.Errorf("README.md should name docs/tetragon-compat.md with %q", want)
+	}
+}
+
+// checkE2ENamed fails when a policy that loads names no e2e test, or one
+// that test/e2e does not have (a subtest of TestTetragonCompatRows is a
+// case of its table).
+func checkE2ENamed(t *testing.T, rows []compatRow) {
+	files, err := filepath.Glob("../test/e2e/*_test.go")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no e2e tests: %v", err)
+	}
+	var src strings.Builder
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		src.Write(data)
+	}
+	for _, r := range rows {
+		if r.loads && r.e2e == "" {
+			t.Errorf("%s loads but names no e2e test (header # e2e:)", r.file)
+		}
+		if r.e2e == "" {
+			continue
+		}
+		fn, sub, _ := strings.Cut(r.e2e, "/")
+		if !strings.Contains(src.String(), "func "+fn+"(t *testing.T)") {
+			t.Errorf("%s: e2e test %s is not in test/e2e", r.file, fn)
+		}
+		if sub != "" && !strings.Contains(src.String(), `{name: "`+sub+`"`) {
+			t.Errorf("%s: %s has no case %q", r.file, fn, sub)
+		}
 	}
 }

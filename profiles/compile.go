@@ -100,7 +100,7 @@ func (c *compiler) hook(tp *policy.TracingPolicy, k *policy.Kprobe, path string,
 		return
 	}
 	if k.ReturnArgAction == "TrackSock" {
-		if k.Call != "sk_alloc" {
+		if k.Call != "sk_alloc" && !h.accepts() {
 			c.errorf(k.Pos, join(kpath, "returnArgAction"), "TrackSock is supported on sk_alloc only, not %s", k.Call)
 		}
 		out.TrackSockets = true
@@ -180,7 +180,7 @@ func hookReport(k *policy.Kprobe) Report {
 		r.Hook = ""
 	}
 	for _, a := range k.Args {
-		r.Args = append(r.Args, ArgDecl{Index: a.Index, Type: a.Type, Label: a.Label})
+		r.Args = append(r.Args, ArgDecl{Index: a.Index, Type: a.Type, Label: a.Label, Resolve: a.Resolve})
 	}
 	if k.Return && k.ReturnArg != nil {
 		r.Return = k.ReturnArg.Type
@@ -201,9 +201,10 @@ func (c *compiler) selector(k *policy.Kprobe, ps *policy.Selector, h hookDef, pa
 		s.Namespaces = append(s.Namespaces, NamespaceMatch{Namespace: m.Namespace, Not: m.Operator == "NotIn",
 			Inodes: slices.Clone(m.Inodes), HostNS: m.HostNS})
 	}
-	c.unsupportedMatches(ps, path)
+	c.nsChanges(ps, &s, h, path)
 	c.capabilities(ps, &s, h, path)
 	c.pids(ps, &s, path)
+	c.acceptChecks(ps, h, path)
 	track = c.actions(k, ps, &s, h, path)
 	return s, track, len(c.errs) == n
 }

@@ -104,6 +104,12 @@ func (b *selBuilder) claim(p pred, m *policy.ArgMatch, field string) bool {
 
 // arg compiles one matchArgs entry of hook k.
 func (b *selBuilder) arg(k *policy.Kprobe, m *policy.ArgMatch, field string) {
+	for _, d := range k.Args {
+		if _, anc := policy.AncestorComm(d.Resolve); anc && d.Index == m.Index {
+			b.c.errorf(m.Pos, field, "%s on %s: not supported: ocigate reports the comm (the event's argument) but does not match it in the kernel; closest: matchBinaries", m.Operator, d.Resolve)
+			return
+		}
+	}
 	switch typeClass(m.ArgType) {
 	case "sock", "socket", "skb":
 		b.sockArg(k, m, field, sockOps)
@@ -143,6 +149,10 @@ func typeClass(typ string) string {
 
 // intArg compiles Equal (InMap) on an integer argument ocigate reads.
 func (b *selBuilder) intArg(k *policy.Kprobe, m *policy.ArgMatch, field string) {
+	if k.Call == "tcp_set_state" && m.Index == 1 {
+		b.acceptState(k, m, field)
+		return
+	}
 	p, ok := intArgs[k.Call][m.Index]
 	if !ok {
 		b.c.errorf(m.Pos, field, "%s on int argument %d of %s is not supported: ocigate reads %s", m.Operator, m.Index, k.Call, describeIntArgs())

@@ -22,6 +22,13 @@ type hookDef struct {
 	bind      bool    // a sockaddr argument is the local address being bound
 }
 
+// The accept point's variants (accept.h): the child socket the kernel
+// makes for a connection to a listener, and its handshake done.
+const (
+	acceptChild       = 1 // LISTEN -> SYN_RECV
+	acceptEstablished = 2 // SYN_RECV -> ESTABLISHED
+)
+
 var (
 	tcp = []uint8{unix.IPPROTO_TCP}
 	udp = []uint8{unix.IPPROTO_UDP}
@@ -52,6 +59,9 @@ var kprobeHooks = map[string]hookDef{
 	"sys_socket":                    {points: []Point{PointSockCreate}},
 	"sk_alloc":                      {points: []Point{PointSockCreate}},
 	"tcp_close":                     {points: []Point{PointClose}, protocols: tcp},
+	"tcp_create_openreq_child":      {points: []Point{PointAccept}, protocols: tcp, variant: acceptChild},
+	"tcp_set_state":                 {points: []Point{PointAccept}, protocols: tcp, variant: acceptEstablished},
+	"sk_filter_trim_cap":            {points: []Point{PointReceive}, skb: true},
 	"__sk_free":                     {points: []Point{PointClose}, untrack: true},
 	"sk_free":                       {points: []Point{PointClose}, untrack: true},
 	"ip_output":                     {points: egress, skb: true},
@@ -189,8 +199,12 @@ func rawSyscalls() []string {
 // hookNotes notes where hook k is carried out differently from Tetragon.
 func (c *compiler) hookNotes(k *policy.Kprobe, h hookDef, kpath string) {
 	switch {
+	case slices.Contains(h.points, PointReceive):
+		c.notef(k.Pos, kpath, "%s: ocigate sees the packets delivered to a workload's sockets (cgroup_skb/ingress, the filter's cgroup hook), in softirq; the event names the socket's workload, and its creator as the process where the policy tracks sockets (TrackSock); it only reports", k.Call)
 	case h.skb:
 		c.notef(k.Pos, kpath, "%s: ocigate sees the container's packets where they start: at the connect (TCP, and a connected UDP socket, before any packet) and at the send; both IPv4 and IPv6%s", k.Call, ingressNote(k.Call))
+	case h.accepts():
+		c.notef(k.Pos, kpath, "%s: ocigate sees the connections the kernel accepts for a workload's listener (tcp_create_openreq_child: the child socket; tcp_set_state: TCP_SYN_RECV to TCP_ESTABLISHED only), in softirq; the event names the socket's workload and the process that listens (as TrackSock would), and only reports", k.Call)
 	case k.Call == "udp_sendmsg":
 		c.notef(k.Pos, kpath, "udp_sendmsg: a connected UDP socket is decided at its connect, before any datagram")
 	case k.Hook == policy.HookTracepoint && k.Call == "raw_syscalls/sys_enter":
@@ -228,11 +242,24 @@ func ingressNote(call string) string {
 	return ""
 }
 
-// unsupportedMatches refuses the matches ocigate parses but does not
-// evaluate (yet).
-func (c *compiler) unsupportedMatches(ps *policy.Selector, path string) {
+// nsChanges compiles matchNamespaceChanges: one entry per selector (the
+// kernel holds one set of types and its operator).
+func (c *compiler) nsChanges(ps *policy.Selector, s *Selector, h hookDef, path string) {
 	for i, m := range ps.NamespaceChanges {
-		c.errorf(m.Pos, fmt.Sprintf("%s[%d]", join(path, "matchNamespaceChanges"), i), "not supported by ocigate yet: it does not record a process's namespaces at its exec; closest: matchNamespaces (against the container's namespaces)")
+		field := fmt.Sprintf("%s[%d]", join(path, "matchNamespaceChanges"), i)
+		if i > 0 {
+			c.errorf(m.Pos, field, "a selector holds one matchNamespaceChanges entry")
+			return
+		}
+		if h.softirq() {
+			c.errorf(m.Pos, field, "refused: the kernel handles it in softirq, outside the socket's process, whose namespaces are not at hand")
+			return
+		}
+		nm := &NsChangeMatch{Not: m.Operator == "NotIn"}
+		for _, ns := range m.Namespaces {
+			nm.Mask |= 1 << slices.Index(NamespaceTypes, ns)
+		}
+		s.NsChanges = nm
 	}
 }
 

@@ -511,3 +511,57 @@ func TestCompileCapsAndPids(t *testing.T) {
 		t.Errorf("two In entries: %v", err)
 	}
 }
+
+// matchNamespaceChanges is a mask of Tetragon's namespace types; one
+// entry per selector.
+func TestCompileNamespaceChanges(t *testing.T) {
+	c, err := compileText(t, sockArgs+`    - matchNamespaceChanges:
+      - {operator: NotIn, values: [Mnt, User]}
+`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := c.Points[PointConnect][0]
+	if s.NsChanges == nil || !s.NsChanges.Not || s.NsChanges.Mask != 1<<2|1<<9 {
+		t.Errorf("namespace changes %+v", s.NsChanges)
+	}
+	_, err = compileText(t, sockArgs+`    - matchNamespaceChanges:
+      - {operator: In, values: [Net]}
+      - {operator: In, values: [Pid]}
+`)
+	if err == nil || !strings.Contains(err.Error(), "one matchNamespaceChanges entry") {
+		t.Errorf("two entries: %v", err)
+	}
+}
+
+// The accept point reports only: enforcing actions and a new state
+// other than TCP_ESTABLISHED are refused, TrackSock on the child is not.
+func TestCompileAccept(t *testing.T) {
+	c, err := compileText(t, `  - call: tcp_set_state
+    args: [{index: 0, type: sock}, {index: 1, type: int}]
+    selectors:
+    - matchArgs:
+      - {index: 0, operator: State, values: [TCP_SYN_RECV]}
+      - {index: 1, operator: Equal, values: ["1"]}
+`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := c.Points[PointAccept]
+	if len(s) != 1 || s[0].Variant != acceptEstablished || !slices.Equal(s[0].States, []uint8{3}) {
+		t.Errorf("accept selectors %+v", s)
+	}
+	_, err = compileText(t, `  - call: tcp_set_state
+    args: [{index: 0, type: sock}, {index: 1, type: int}]
+    selectors:
+    - matchArgs:
+      - {index: 1, operator: Equal, values: ["7"]}
+      matchActions:
+      - {action: Sigkill}
+`)
+	for _, want := range []string{"new state [7]", "Sigkill at an accepted connection"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("want %q: %v", want, err)
+		}
+	}
+}

@@ -92,7 +92,8 @@ func describeSelector(s *Selector) string {
 	return strings.Join(parts, " and ") + " => " + act
 }
 
-// describeMore adds the executed file's path, capabilities and pids.
+// describeMore adds the executed file's path, capabilities, pids and
+// namespace changes.
 func describeMore(s *Selector, add func(format string, args ...any)) {
 	for _, p := range s.Paths {
 		add("executed file %s %v", p.Operator, p.Values)
@@ -102,6 +103,15 @@ func describeMore(s *Selector, add func(format string, args ...any)) {
 	}
 	if p := s.PIDs; p != nil {
 		add("pid %s %v (namespace %v, follow forks %v)", inOrNot(p.Not), p.Values, p.Namespace, p.Follow)
+	}
+	if n := s.NsChanges; n != nil {
+		var types []string
+		for i, t := range NamespaceTypes {
+			if n.Mask&(1<<i) != 0 {
+				types = append(types, t)
+			}
+		}
+		add("namespaces changed since exec %s %v", inOrNot(n.Not), types)
 	}
 	if s.Syscall != "" {
 		add("system call %s", s.Syscall)

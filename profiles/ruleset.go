@@ -24,11 +24,13 @@ const (
 	PointClose
 	PointDup
 	PointMemfd
-	PointRelay // a shell relayed to a network peer: at its exec or its peer's connect
+	PointRelay   // a shell relayed to a network peer: at its exec or its peer's connect
+	PointAccept  // a TCP connection the kernel accepts for a listener (softirq): reported only
+	PointReceive // a packet delivered to a workload's socket (softirq): reported only
 	NumPoints
 )
 
-var pointNames = [NumPoints]string{"connect", "sendmsg", "bind", "sock_create", "exec", "listen", "close", "dup", "memfd", "relay"}
+var pointNames = [NumPoints]string{"connect", "sendmsg", "bind", "sock_create", "exec", "listen", "close", "dup", "memfd", "relay", "accept", "receive"}
 
 func (p Point) String() string {
 	if p < 0 || p >= NumPoints {
@@ -162,6 +164,18 @@ type PIDMatch struct {
 	Follow    bool     // followForks: the process or one of its ancestors
 }
 
+// NsChangeMatch is matchNamespaceChanges: whether a namespace of the
+// types in Mask (bit per NamespaceTypes index) differs from the one the
+// process had at its exec (In), or none does (Not).
+type NsChangeMatch struct {
+	Not  bool
+	Mask uint16
+}
+
+// NamespaceTypes are Tetragon's namespace types, by their bit in
+// NsChangeMatch.Mask (the kernel's enum ns_type).
+var NamespaceTypes = []string{"Uts", "Ipc", "Mnt", "Pid", "PidForChildren", "Net", "Time", "TimeForChildren", "Cgroup", "User"}
+
 // MaxPIDs is how many values a selector's matchPIDs holds.
 const MaxPIDs = 4
 
@@ -200,8 +214,9 @@ type Selector struct {
 	Relayed   bool // relay only: a shell reading commands from a pipe, fifo, pty or unix socket that a connected process relays
 
 	Namespaces []NamespaceMatch
-	Caps       *CapsMatch // matchCapabilities, nil: none
-	PIDs       *PIDMatch  // matchPIDs, nil: none
+	Caps       *CapsMatch     // matchCapabilities, nil: none
+	PIDs       *PIDMatch      // matchPIDs, nil: none
+	NsChanges  *NsChangeMatch // matchNamespaceChanges, nil: none
 
 	Action  Action
 	Errno   int  // Override, NotifyEnforcer: positive errno (EPERM when 0)
@@ -237,9 +252,10 @@ type Report struct {
 
 // ArgDecl is one declared argument of a hook.
 type ArgDecl struct {
-	Index int
-	Type  string
-	Label string
+	Index   int
+	Type    string
+	Label   string
+	Resolve string // Tetragon's resolve path, as the policy gives it
 }
 
 // Profile is a compiled workload profile.

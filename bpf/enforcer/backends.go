@@ -108,6 +108,18 @@ var pointPlans = []pointPlan{
 	{point: "close", always: true, candidates: []candidate{{bpf.BackendFallback, []program{
 		cgroupProgram("sock_release", "cgroup/sock_release", ebpf.AttachCgroupInetSockRelease),
 	}}}},
+	// Accepted connections come from the sock:inet_sock_set_state
+	// tracepoint on every kernel; they are reported, never refused.
+	{point: "accept", always: true, candidates: []candidate{{bpf.BackendTracepoint, []program{
+		{"tcp_state", "tracepoint/sock/inet_sock_set_state", func(p *ebpf.Program, _ *attachEnv) (link.Link, error) {
+			return link.Tracepoint("sock", "inet_sock_set_state", p, nil)
+		}},
+	}}}},
+	// Packets delivered to a workload's socket (sk_filter_trim_cap's
+	// cgroup hook), on every kernel; reported, never dropped.
+	{point: "receive", always: true, candidates: []candidate{{bpf.BackendFallback, []program{
+		cgroupProgram("recv_skb", "cgroup_skb/ingress", ebpf.AttachCGroupInetIngress),
+	}}}},
 	{point: "dup", always: true, candidates: []candidate{{bpf.BackendTracepoint, []program{
 		tracepointProgram("dup2_enter", "sys_enter_dup2"),
 		tracepointProgram("dup3_enter", "sys_enter_dup3"),

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strings"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/btf"
@@ -76,12 +77,32 @@ func VerifierCosts() ([]ProgramCost, error) {
 	return out, nil
 }
 
+// helperGated are the programs whose type gets the rule engine's
+// current-task helpers only on newer kernels (Debian's 6.1 and 6.12 give
+// cgroup_skb programs none): there their point is unavailable, as a
+// point whose hook the kernel lacks, and the verifier budget does not
+// count them as rejected.
+var helperGated = map[string]string{
+	"recv_skb": "cgroup_skb programs lack the current-task helpers on this kernel",
+}
+
+// helperRefused reports whether a verifier error is a helper the
+// program's type does not get (6.1: "unknown func", 6.12: "cannot use
+// helper").
+func helperRefused(err string) bool {
+	return strings.Contains(err, "unknown func") || strings.Contains(err, "cannot use helper")
+}
+
 func measureProgram(env *attachEnv, spec *ebpf.CollectionSpec, object, name string) ProgramCost {
 	c := ProgramCost{Object: object, Program: name}
 	p, err := env.load(spec, name)
 	if err != nil {
 		var ve *ebpf.VerifierError
 		c.Err, c.Rejected = err.Error(), errors.As(err, &ve)
+		if why, ok := helperGated[name]; ok && c.Rejected && helperRefused(c.Err) {
+			// refused by its type's helpers, not by the verifier's walk
+			c.Err, c.Rejected = why+": "+firstLine(c.Err), false
+		}
 		return c
 	}
 	defer p.Close()

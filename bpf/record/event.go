@@ -107,10 +107,13 @@ type RawEvent struct {
 	// Args is the new image's argv, read at sched_process_exec (exec and
 	// relay events of the fallback and tracepoint programs); nil elsewhere.
 	// ArgsCut: argv went on beyond what the event holds.
-	Args         []string
-	ArgsCut      bool
-	Fileless     bool // exec: the file had no link (memfd, deleted)
-	Comm         string
+	Args     []string
+	ArgsCut  bool
+	Fileless bool // exec: the file had no link (memfd, deleted)
+	Comm     string
+	// AncestorComm is the comm of the process's parent and grandparent
+	// (decisions; empty where the process is not the current task).
+	AncestorComm [2]string
 	Binary       string // exec: base name of the executed file
 	Path         string // the binary's path (exec: the new one), when known
 	Owner        uint32 // TrackSock: tgid that created the socket, 0 when not tracked
@@ -136,6 +139,7 @@ var enforcers = map[uint8][2]string{
 	bpf.EnforcerFmodRet:           {bpf.BackendFmodRet, "fmod_ret"},
 	bpf.EnforcerCgroupSockRelease: {bpf.BackendFallback, "cgroup_sock_release"},
 	bpf.EnforcerTracepoint:        {bpf.BackendTracepoint, "tracepoint"},
+	bpf.EnforcerCgroupSkb:         {bpf.BackendFallback, "cgroup_skb"},
 }
 
 // eventSize is the size of a record: the C struct event.
@@ -173,7 +177,8 @@ func decodeInto(b []byte, ev *RawEvent, in *interner) error {
 		Dport: k.Dport, Sport: k.Sport, StdioInet: k.StdioInet & 0x07, Fileless: k.StdioInet&0x80 != 0,
 		Relay: Relay(k.StdioInet & relayMask), Peer: k.Peer,
 		Comm: in.str(k.Comm[:]), Binary: in.str(k.Binary[:]), Path: in.str(k.Path[:]),
-		Owner: k.Owner, OldFD: k.OldFd, NewFD: k.NewFd,
+		AncestorComm: [2]string{in.str(k.AncestorComm[0][:]), in.str(k.AncestorComm[1][:])},
+		Owner:        k.Owner, OldFD: k.OldFd, NewFD: k.NewFd,
 		StartNs: k.StartTime, ParentStartNs: k.ParentStartTime, ExitCode: k.ExitCode,
 		argsBuf: buf,
 	}

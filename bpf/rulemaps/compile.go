@@ -169,7 +169,8 @@ func compileFlags(k *bpf.FallbackSelector, s *profiles.Selector) {
 	}
 }
 
-// compileCapsPids sets matchCapabilities and matchPIDs.
+// compileCapsPids sets matchCapabilities, matchNamespaceChanges and
+// matchPIDs.
 func compileCapsPids(k *bpf.FallbackSelector, s *profiles.Selector) {
 	if c := s.Caps; c != nil {
 		k.Match |= pickFlag(c.Not, bpf.MatchCaps, bpf.MatchCapsNot)
@@ -177,6 +178,10 @@ func compileCapsPids(k *bpf.FallbackSelector, s *profiles.Selector) {
 			k.Match |= bpf.MatchCapsUserns
 		}
 		k.Caps, k.CapsType = c.Mask, c.Set
+	}
+	if n := s.NsChanges; n != nil {
+		k.Match |= pickFlag(n.Not, bpf.MatchNsChanges, bpf.MatchNsChangesNot)
+		k.NsChanges = n.Mask
 	}
 	if p := s.PIDs; p != nil {
 		k.Match |= pickFlag(p.Not, bpf.MatchPID, bpf.MatchPIDNot)

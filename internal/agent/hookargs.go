@@ -38,6 +38,9 @@ func describeHook(raw *record.RawEvent, sel *profiles.Selector, kp *events.Kprob
 			og.Note = fmt.Sprintf("Override argError %d: the %s backend cannot return a positive value; the call was refused with -EPERM instead", sel.ReturnValue, raw.Backend)
 		}
 	}
+	if raw.SignalPending && raw.Signal > 0 && og.Note == "" {
+		og.Note = fmt.Sprintf("%s cannot send a signal: the agent sent signal %d when it read the event, after the call returned", raw.Mechanism, raw.Signal)
+	}
 	return sel.Hook
 }
 
@@ -68,6 +71,9 @@ func argOf(raw *record.RawEvent, sel *profiles.Selector, d profiles.ArgDecl) (ev
 	case "nop":
 		return events.Arg{}, false
 	case "sock", "socket":
+		if raw.Point == profiles.PointReceive {
+			return events.Arg{SockArg: receivingSock(raw)}, true
+		}
 		return events.Arg{SockArg: sockArg(raw)}, true
 	case "skb":
 		return events.Arg{SkbArg: skbArg(raw)}, true
@@ -80,6 +86,13 @@ func argOf(raw *record.RawEvent, sel *profiles.Selector, d profiles.ArgDecl) (ev
 	case "path":
 		return events.Arg{PathArg: &events.FileArg{Path: execPath(raw)}}, true
 	case "string", "filename", "data_loc":
+		if gen, ok := policy.AncestorComm(d.Resolve); ok {
+			s := raw.Comm
+			if gen > 0 {
+				s = raw.AncestorComm[gen-1]
+			}
+			return events.Arg{StringArg: &s}, true
+		}
 		s := execPath(raw)
 		if raw.Point == profiles.PointMemfd {
 			s = raw.Binary
@@ -109,6 +122,10 @@ func stdioSockets(raw *record.RawEvent) []int {
 	return fds
 }
 
+// tcpEstablished is TCP_ESTABLISHED, tcp_set_state's new state at an
+// accepted connection.
+const tcpEstablished = 1
+
 // intOf is an integer argument the record holds: the dup calls'
 // descriptors, socket creation's family, type and protocol, the system
 // call of raw_syscalls.
@@ -120,6 +137,8 @@ func intOf(raw *record.RawEvent, sel *profiles.Selector, index int) (int64, bool
 		return int64(raw.NewFD), true
 	case sel.Syscall != "" && sel.Hook == policy.HookTracepoint:
 		return policy.SyscallNumber(sel.Syscall), true
+	case raw.Point == profiles.PointAccept && sel.Call == "tcp_set_state" && index == 1:
+		return tcpEstablished, true // the only change the accept point sees
 	case raw.Point != profiles.PointSockCreate:
 		return 0, false
 	}
@@ -166,6 +185,14 @@ func sockArg(raw *record.RawEvent) *events.SockArg {
 	if raw.Saddr.IsValid() {
 		sa.Saddr, sa.Sport = raw.Saddr.String(), uint32(raw.Sport)
 	}
+	return sa
+}
+
+// receivingSock is the socket a received packet was delivered to: its
+// local end is the packet's destination, its peer the packet's source.
+func receivingSock(raw *record.RawEvent) *events.SockArg {
+	sa := sockArg(raw)
+	sa.Saddr, sa.Sport, sa.Daddr, sa.Dport = sa.Daddr, sa.Dport, sa.Saddr, sa.Sport
 	return sa
 }
 

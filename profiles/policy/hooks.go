@@ -289,7 +289,7 @@ func (p *parser) checkArg(a *Arg, d kprobeDoc, ip string, lines argLines) {
 		p.errorf(lines.typ, join(ip, "type"), "argument %d of %s is read as %s, not %s", a.Index, d.call, strings.Join(dedupTypes(types), " or "), a.Type)
 		a.Type = "" // its matches are not checked against a wrong type
 	case a.Resolve != "" && !validResolve(a.Type, a.Resolve):
-		p.errorf(lines.resolve, join(ip, "resolve"), "refused: resolve walks kernel structures by BTF; ocigate reads only the executed file of a linux_binprm (resolve: file as a file, file.f_path as a path, filename or interp as a string)")
+		p.errorf(lines.resolve, join(ip, "resolve"), "refused: resolve walks kernel structures by BTF; ocigate reads only the executed file of a linux_binprm (resolve: file as a file, file.f_path as a path, filename or interp as a string) and the comm of the process that execs, its parent and grandparent (mm.owner.comm, mm.owner.real_parent.comm, mm.owner.real_parent.real_parent.comm, as a string)")
 	case a.Type == "string" && slices.Contains(types, "linux_binprm") && a.Resolve == "":
 		p.errorf(lines.typ, join(ip, "type"), "a string from a linux_binprm needs resolve: filename (the path exec was given) or interp")
 	}
@@ -318,7 +318,24 @@ func validResolve(typ, resolve string) bool {
 	case "filename", "interp":
 		return typ == "string"
 	}
-	return false
+	_, ok := AncestorComm(resolve)
+	return ok && typ == "string"
+}
+
+// AncestorComm is the generation a resolve path names the comm of, from
+// a linux_binprm: 0 the process itself (mm.owner.comm, the mm's owner
+// being the task that execs), 1 its parent, 2 its grandparent (real
+// parents, as Tetragon's lsm_track_grandparent reads them).
+func AncestorComm(resolve string) (int, bool) {
+	switch resolve {
+	case "mm.owner.comm":
+		return 0, true
+	case "mm.owner.real_parent.comm":
+		return 1, true
+	case "mm.owner.real_parent.real_parent.comm":
+		return 2, true
+	}
+	return 0, false
 }
 
 // kprobeReturnArg parses returnArg and returnArgAction. As in Tetragon, a

@@ -131,6 +131,61 @@ func TestTetragonTCPListen(t *testing.T) {
 		"process_kprobe.args.0.sock_arg.sport": 1337, "process_kprobe.policy_name": "net-tcp-listen-tracksock"})
 }
 
+// tcp-accept, sshd: a connection the kernel accepts for the container's
+// listener (busybox nc) is reported at tcp_create_openreq_child and at
+// tcp_set_state (TCP_SYN_RECV to TCP_ESTABLISHED), in softirq, with the
+// listener as the process: the client is /probe, which the
+// matchBinaries of tcp_set_state does not take.
+func TestTetragonTCPAccept(t *testing.T) {
+	requireE2E(t)
+	p := tetragonProfile(t, "tcp-accept", "net-tcp-accept")
+	res := tetragonContainer(t, p, true, "/bin/sh", "-c",
+		"/bin/nc -l -p 2222 >/dev/null & sleep 1; /probe connect 127.0.0.1:2222; sleep 1; kill $!")
+	sock := func(arg string) map[string]any {
+		return map[string]any{arg + ".sock_arg.saddr": "127.0.0.1", arg + ".sock_arg.sport": 2222,
+			arg + ".sock_arg.daddr": "127.0.0.1", arg + ".sock_arg.protocol": "IPPROTO_TCP"}
+	}
+	want := map[string]any{"ocigate.container_id": res.ID, "process_kprobe.function_name": "tcp_set_state",
+		"process_kprobe.policy_name": "net-tcp-accept", "process_kprobe.action": "KPROBE_ACTION_POST",
+		"process_kprobe.args.0.sock_arg.state": "TCP_SYN_RECV", "process_kprobe.args.1.int_arg.value": 1,
+		"process_kprobe.process.binary": "/bin/busybox", "ocigate.point": "accept"}
+	for k, v := range sock("process_kprobe.args.0") {
+		want[k] = v
+	}
+	ev := waitEvent(t, res.ID, want)
+	if args, _ := ev["process_kprobe"].(map[string]any)["process"].(map[string]any)["arguments"].(string); ev != nil && !strings.Contains(args, "-l") {
+		t.Errorf("the accepted connection's process is not the listener (nc -l): %v", ev["process_kprobe"])
+	}
+	child := map[string]any{"ocigate.container_id": res.ID, "process_kprobe.function_name": "tcp_create_openreq_child",
+		"process_kprobe.return.sock_arg.sport": 2222, "process_kprobe.process.binary": "/bin/busybox"}
+	waitEvent(t, res.ID, child)
+	if n := countEvents(res.ID, "tcp_set_state"); n != 1 {
+		t.Errorf("%d tcp_set_state events, want 1 (the accepted connection; the client's own connect is not one)\n%s", n, diagnostics(res.ID))
+	}
+}
+
+// datagram_518: a UDP datagram delivered to the container's socket on
+// 127.0.0.1 is reported at sk_filter_trim_cap (in softirq), with the
+// receiving socket's creator (TrackSock) as the process: the receiver
+// is a probe started with udprecv, the sender another probe.
+func TestTetragonReceivedDatagram(t *testing.T) {
+	requireE2E(t)
+	p := tetragonProfile(t, "sk-filter", "net-sk-filter-receive")
+	res := tetragonContainer(t, p, true, "/bin/sh", "-c",
+		"/probe udprecv 127.0.0.1:5353 & sleep 1; /probe udp 127.0.0.1:5353; wait")
+	if strings.Count(res.Stdout, "ok") != 2 {
+		t.Fatalf("want the datagram sent and received: %v", res)
+	}
+	ev := waitEvent(t, res.ID, map[string]any{"ocigate.container_id": res.ID, "process_kprobe.function_name": "sk_filter_trim_cap",
+		"process_kprobe.policy_name": "net-sk-filter-receive", "process_kprobe.action": "KPROBE_ACTION_POST",
+		"process_kprobe.args.1.skb_arg.daddr": "127.0.0.1", "process_kprobe.args.1.skb_arg.dport": 5353,
+		"process_kprobe.args.1.skb_arg.protocol": "IPPROTO_UDP", "process_kprobe.args.0.sock_arg.sport": 5353,
+		"process_kprobe.process.binary": "/probe", "ocigate.point": "receive"})
+	if args, _ := ev["process_kprobe"].(map[string]any)["process"].(map[string]any)["arguments"].(string); ev != nil && !strings.Contains(args, "udprecv") {
+		t.Errorf("the datagram's process is not the receiving socket's creator (probe udprecv): %v", ev["process_kprobe"])
+	}
+}
+
 // dns-only-specified-servers: DNS to a server other than 127.0.0.53
 // kills the sender, TCP or UDP, connected or not; 127.0.0.53 is allowed.
 func TestTetragonDNSOnlySpecifiedServers(t *testing.T) {
@@ -230,6 +285,53 @@ func TestTetragonLSMBprmCheck(t *testing.T) {
 	if killed(direct) {
 		t.Fatalf("nc started by runc, not by busybox, was stopped: %v", direct)
 	}
+}
+
+// lsm_track_grandparent: every exec is reported with the comm of the
+// grandparent of the process that execs (resolve
+// mm.owner.real_parent.real_parent.comm): xargs starts sh, whose child
+// execs cat, so cat's exec names xargs.
+func TestTetragonTrackGrandparent(t *testing.T) {
+	requireE2E(t)
+	p := tetragonProfile(t, "grandparent", "exec-resolve-grandparent")
+	res := tetragonContainer(t, p, true, "/bin/sh", "-c", "echo x | /bin/xargs /bin/sh -c '/bin/cat /dev/null; echo done'")
+	if !strings.Contains(res.Stdout, "done") {
+		t.Fatalf("want the chain to run: %v", res)
+	}
+	waitEvent(t, res.ID, map[string]any{"ocigate.container_id": res.ID, "process_lsm.function_name": "bprm_check_security",
+		"process_lsm.policy_name": "exec-resolve-grandparent", "process_lsm.action": "KPROBE_ACTION_POST",
+		"process_lsm.process.binary": "/bin/busybox", "process_lsm.args.0.string_arg": "xargs"})
+}
+
+// nsChangeScript connects to 127.0.0.1:9, enters a new user namespace
+// (unshare(CLONE_NEWUSER), no exec), and connects to 127.0.0.1:10.
+const nsChangeScript = `import ctypes, socket
+def connect(port):
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1)
+    except OSError:
+        pass
+connect(9)
+libc = ctypes.CDLL(None, use_errno=True)
+print("unshare", libc.unshare(0x10000000), ctypes.get_errno())
+connect(10)
+`
+
+// matchNamespaceChanges In Mnt, User: a connect after the process left
+// the user namespace it exec'd in is reported; its connect before is
+// not (python3 of the host root: one thread, so unshare works).
+func TestTetragonNamespaceChanges(t *testing.T) {
+	needHostRoot(t)
+	p := tetragonProfile(t, "ns-changes", "sel-namespace-changes")
+	res := runContainer(t, ctrOpts{Name: "ns-changes", Args: []string{"/usr/bin/python3", "-c", nsChangeScript},
+		OwnNetwork: true, HostRoot: true, Annotations: map[string]string{"ocigate.io/profile": p}})
+	if !strings.Contains(res.Stdout, "unshare 0 0") {
+		t.Fatalf("want unshare(CLONE_NEWUSER) to succeed: %v", res)
+	}
+	waitEvent(t, res.ID, map[string]any{"ocigate.container_id": res.ID, "process_kprobe.function_name": "tcp_connect",
+		"process_kprobe.policy_name": "sel-namespace-changes", "process_kprobe.args.0.sock_arg.dport": 10})
+	noEvent(t, res.ID, map[string]any{"ocigate.container_id": res.ID, "process_kprobe.function_name": "tcp_connect",
+		"process_kprobe.args.0.sock_arg.dport": 9})
 }
 
 // fd_memfd_kill: an exec through /proc/self/fd/ (a memfd) is killed

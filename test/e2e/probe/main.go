@@ -5,6 +5,7 @@
 //
 //	probe connect HOST:PORT   TCP connect
 //	probe udp HOST:PORT       unconnected UDP sendto
+//	probe udprecv HOST:PORT   bind a UDP socket, wait for one datagram
 //	probe raw                 socket(AF_INET, SOCK_RAW, IPPROTO_ICMP)
 //	probe packet              socket(AF_PACKET, SOCK_RAW, 0)
 //	probe api SOCKET          send {"op":"status"} to the agent's unix socket
@@ -42,7 +43,7 @@ func main() {
 	}
 	var err error
 	switch cmd := os.Args[1]; cmd {
-	case "connect", "udp", "udpconnect":
+	case "connect", "udp", "udpconnect", "udprecv":
 		if len(os.Args) != 3 {
 			usage()
 		}
@@ -56,6 +57,8 @@ func main() {
 			err = probe.TCPConnect(ap, connectTimeout)
 		case "udp":
 			err = probe.UDPSendto(ap)
+		case "udprecv":
+			err = probe.UDPReceive(ap, connectTimeout)
 		default:
 			err = probe.UDPConnect(ap)
 		}
@@ -95,7 +98,7 @@ const connectTimeout = 5 * time.Second
 
 // usage prints the usage and exits 2.
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: probe connect HOST:PORT | udp HOST:PORT | udpconnect HOST:PORT | memfdexec [proc] | raw | packet | api SOCKET")
+	fmt.Fprintln(os.Stderr, "usage: probe connect HOST:PORT | udp HOST:PORT | udpconnect HOST:PORT | udprecv HOST:PORT | memfdexec [proc] | raw | packet | api SOCKET")
 	os.Exit(2)
 }
 

@@ -29,6 +29,7 @@ const probeUsage = `usage: suite probe SUBCOMMAND
   raw                       socket(AF_INET, SOCK_RAW, IPPROTO_ICMP)
   packet                    socket(AF_PACKET, SOCK_RAW, 0)
   listen                    bind 127.0.0.1:0 and listen
+  loopback                  accept a TCP connection to itself on 127.0.0.7:7007
   revshell HOST:PORT SHELL  connect, put the socket on fds 0-2, exec SHELL
   relayshell HOST:PORT SHELL  start SHELL -i on pipes, then connect (a relay)
   movecg DIR SUBCOMMAND...  move this process into cgroup DIR, then run SUBCOMMAND
@@ -58,6 +59,8 @@ func probeMain(args []string) int {
 		err = probe.OpenSocket(unix.AF_PACKET, unix.SOCK_RAW, 0)
 	case "listen":
 		err = listenLoopback()
+	case "loopback":
+		err = acceptLoopback()
 	case "movecg":
 		if len(args) < 3 {
 			return usageErr()
@@ -150,6 +153,38 @@ func listenLoopback() error {
 		return err
 	}
 	return unix.Listen(fd, 1)
+}
+
+// loopbackAddr is where the loopback subcommand listens and receives.
+var loopbackAddr = &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 7}, Port: 7007}
+
+// acceptLoopback listens on loopbackAddr, connects to it and accepts the
+// connection: an accepted connection of this process's.
+func acceptLoopback() error {
+	ln, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(ln)
+	if err := unix.SetsockoptInt(ln, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1); err != nil {
+		return err
+	}
+	if err := unix.Bind(ln, loopbackAddr); err != nil {
+		return err
+	}
+	if err := unix.Listen(ln, 1); err != nil {
+		return err
+	}
+	fd, err := probe.DialTCP(netip.MustParseAddrPort("127.0.0.7:7007"), dialTimeout)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	conn, _, err := unix.Accept4(ln, unix.SOCK_CLOEXEC)
+	if err != nil {
+		return err
+	}
+	return unix.Close(conn)
 }
 
 // revshell is what "nc HOST PORT -e SHELL" does: the connected socket

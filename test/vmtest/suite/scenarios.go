@@ -46,6 +46,7 @@ var scenarios = []scenario{
 	{"tetragon-lsm-exec", scenarioTetragonLSMExec},
 	{"tetragon-override-value", scenarioTetragonOverrideValue},
 	{"tetragon-dns", scenarioTetragonDNS},
+	{"tetragon-accept", scenarioTetragonAccept},
 	{"subcgroup", scenarioSubcgroup},
 	{"unregister", scenarioUnregister},
 	{"control-unregistered", scenarioControl},

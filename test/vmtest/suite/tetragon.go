@@ -87,6 +87,27 @@ func scenarioTetragonDNS(s *suite, r *result) {
 	}
 }
 
+// scenarioTetragonAccept: a connection the kernel accepts for the
+// probe's listener is reported in softirq for the workload, naming the
+// probe (the listener), on every backend.
+func scenarioTetragonAccept(s *suite, r *result) {
+	w := s.newWorkload(r, "tetragon-accept")
+	defer w.cleanup(r)
+	w.register(r)
+	p := w.run(r, "loopback")
+	if p.out() != "ok" {
+		r.failf("loopback: want ok, got %v", p)
+		return
+	}
+	want := map[string]any{"ocigate.container_id": w.id, "process_kprobe.process.pid.value": p.pid,
+		"ocigate.point": "accept", "process_kprobe.function_name": "tcp_set_state",
+		"process_kprobe.args.0.sock_arg.sport": 7007, "process_kprobe.args.0.sock_arg.state": "TCP_SYN_RECV"}
+	if _, ok := s.waitEvent(s.cfg.eventWait, want); !ok {
+		r.failf("no event like %v within %s", want, s.cfg.eventWait)
+		r.diagf("events of %s:\n%s", w.id, strings.Join(s.containerLines(w.id), "\n"))
+	}
+}
+
 // expectHookEvent waits for an event like want (any hook type).
 func (s *suite) expectHookEvent(r *result, w *workload, want map[string]any) {
 	ev, ok := s.waitEvent(s.cfg.eventWait, want)

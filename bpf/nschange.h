@@ -1,0 +1,101 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/* matchNamespaceChanges: the namespaces each workload process had at its
+ * exec (inherited by its forks), compared with its current ones where a
+ * selector asks. A process that predates its workload's registration has
+ * no record and matches no such selector, In or NotIn. */
+#ifndef OCIGATE_NSCHANGE_H
+#define OCIGATE_NSCHANGE_H
+
+#include "maps.h"
+
+/* Tetragon's namespace types, in the order of the selector's bits. */
+enum ns_type {
+	NS_UTS, NS_IPC, NS_MNT, NS_PID, NS_PID_FOR_CHILDREN, NS_NET, NS_TIME,
+	NS_TIME_FOR_CHILDREN, NS_CGROUP, NS_USER, NS_TYPES,
+};
+
+struct ns_ids {
+	__u32 inum[NS_TYPES];
+	__u32 pad[2];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, __u32);	/* tgid */
+	__type(value, struct ns_ids);
+} exec_ns SEC(".maps");
+
+/* The current task's namespaces into ns. */
+static __always_inline void current_ns(struct ns_ids *ns)
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	struct nsproxy *nsp = BPF_CORE_READ(task, nsproxy);
+	struct pid *pid = BPF_CORE_READ(task, thread_pid);
+	unsigned int level = BPF_CORE_READ(pid, level);
+	struct upid up = {};
+
+	ns->inum[NS_UTS] = BPF_CORE_READ(nsp, uts_ns, ns.inum);
+	ns->inum[NS_IPC] = BPF_CORE_READ(nsp, ipc_ns, ns.inum);
+	ns->inum[NS_MNT] = BPF_CORE_READ(nsp, mnt_ns, ns.inum);
+	if (pid)
+		bpf_probe_read_kernel(&up, sizeof(up), &pid->numbers[level & 31]);
+	ns->inum[NS_PID] = BPF_CORE_READ(up.ns, ns.inum);
+	ns->inum[NS_PID_FOR_CHILDREN] = BPF_CORE_READ(nsp, pid_ns_for_children, ns.inum);
+	ns->inum[NS_NET] = BPF_CORE_READ(nsp, net_ns, ns.inum);
+	ns->inum[NS_TIME] = BPF_CORE_READ(nsp, time_ns, ns.inum);
+	ns->inum[NS_TIME_FOR_CHILDREN] = BPF_CORE_READ(nsp, time_ns_for_children, ns.inum);
+	ns->inum[NS_CGROUP] = BPF_CORE_READ(nsp, cgroup_ns, ns.inum);
+	ns->inum[NS_USER] = BPF_CORE_READ(task, cred, user_ns, ns.inum);
+}
+
+/* At a workload process's exec: its namespaces as they are now. */
+static __always_inline void ns_record_exec(__u32 tgid)
+{
+	struct ns_ids ns = {};
+
+	current_ns(&ns);
+	bpf_map_update_elem(&exec_ns, &tgid, &ns, BPF_ANY);
+}
+
+/* A fork keeps its parent's record until it execs. */
+static __always_inline void ns_record_fork(__u32 ptgid, __u32 ctgid)
+{
+	struct ns_ids *ns = bpf_map_lookup_elem(&exec_ns, &ptgid);
+
+	if (ns)
+		bpf_map_update_elem(&exec_ns, &ctgid, ns, BPF_ANY);
+}
+
+static __always_inline void ns_forget(__u32 tgid)
+{
+	bpf_map_delete_elem(&exec_ns, &tgid);
+}
+
+/* The namespace types (bit per enum ns_type) in which the current
+ * process differs from its exec, -1 when it has no record. A global
+ * function, checked once. */
+__noinline int ns_changed(void)
+{
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	struct ns_ids *then = bpf_map_lookup_elem(&exec_ns, &tgid);
+	struct ns_ids now = {};
+	int changed = 0;
+
+	if (!then)
+		return -1;
+	current_ns(&now);
+	/* Branch-free: a branch per type would be 2^10 paths to verifiers
+	 * that keep the result precise (6.1). The top bit of v | -v is set
+	 * when v is not 0. */
+	for (int t = 0; t < NS_TYPES; t++) {
+		__u64 v = then->inum[t] ^ now.inum[t];
+		__u64 neg = 0 - v;
+
+		barrier_var(neg); /* or clang turns it back into a branch */
+		changed |= (int)(((v | neg) >> 63) << t);
+	}
+	return changed;
+}
+
+#endif
