@@ -49,6 +49,27 @@ static __always_inline __u8 stdio_inet_mask(struct task_struct *task)
 	return mask;
 }
 
+#define DIALLED_ANCESTORS 3	/* the process, its parent and grandparent */
+
+/* The process of task, its parent or grandparent that connected a socket
+ * (net_procs: kept for workloads that watch relays or dialled stdio), 0
+ * when none did: whoever dialled the INET socket a program gets on its
+ * stdio. An accepted connection (inetd, tcpsvd, socket activation) has
+ * no dialler in the lineage. */
+static __always_inline __u32 stdio_dialler(struct task_struct *task)
+{
+	for (int i = 0; i < DIALLED_ANCESTORS; i++) {
+		__u32 tgid = BPF_CORE_READ(task, tgid);
+
+		if (tgid <= 1)
+			break;
+		if (bpf_map_lookup_elem(&net_procs, &tgid))
+			return tgid;
+		task = BPF_CORE_READ(task, real_parent);
+	}
+	return 0;
+}
+
 /* A connected socket's addresses: the peer as daddr, the local end as
  * saddr. */
 static __always_inline void sock_addresses(struct query *q, struct sock *sk)
@@ -90,6 +111,11 @@ __noinline int exec_query(__u64 file, __u64 filename)
 	bpf_probe_read_kernel_str(q->comm, sizeof(q->comm), &s->x.alias[base & (FULL_PATH_LEN - 1)]);
 	q->exec_proc = 1;
 	q->stdio_inet = stdio_inet_mask(task);
+	if (q->stdio_inet) {
+		q->peer = stdio_dialler(task);
+		if (q->peer)
+			q->stdio_inet |= STDIO_DIALLED;
+	}
 	q->ppid = BPF_CORE_READ(task, real_parent, tgid);
 	/* memfd_create files and deleted files have no link on disk */
 	q->fileless = BPF_CORE_READ((struct file *)file, f_inode, __i_nlink) == 0;

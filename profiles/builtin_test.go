@@ -82,7 +82,7 @@ func TestBuiltinReverseShell(t *testing.T) {
 		},
 		PointSockCreate: fromDefault(PointSockCreate, "reverse-shell"),
 		PointExec: append([]Selector{
-			{Policy: "reverse-shell", Call: "security_bprm_check", StdioInet: true, Action: ActionSigkill},
+			{Policy: "reverse-shell", Call: "security_bprm_check", StdioInet: true, StdioDialled: true, Action: ActionSigkill},
 			{Policy: "reverse-shell", Call: "security_bprm_check", Fileless: true, Action: ActionSigkill},
 			{Policy: "reverse-shell", Call: "security_bprm_check", Paths: []BinaryMatch{{Operator: "Prefix", Values: []string{"/dev/shm/"}}}, Action: ActionSigkill},
 		}, fromDefault(PointExec, "reverse-shell")...),

@@ -107,9 +107,12 @@ type RawEvent struct {
 	// Args is the new image's argv, read at sched_process_exec (exec and
 	// relay events of the fallback and tracepoint programs); nil elsewhere.
 	// ArgsCut: argv went on beyond what the event holds.
-	Args         []string
-	ArgsCut      bool
-	Fileless     bool // exec: the file had no link (memfd, deleted)
+	Args     []string
+	ArgsCut  bool
+	Fileless bool // exec: the file had no link (memfd, deleted)
+	// Dialled (exec): the stdio socket was dialled by the process or an
+	// ancestor, Peer.
+	Dialled      bool
 	Comm         string
 	Binary       string // exec: base name of the executed file
 	Path         string // the binary's path (exec: the new one), when known
@@ -171,7 +174,8 @@ func decodeInto(b []byte, ev *RawEvent, in *interner) error {
 		Monitor: k.Flags&bpf.EventMonitor != 0, SignalPending: k.Flags&bpf.EventSignalPending != 0,
 		Signal: int(k.Signal), Group: int(k.Group), State: k.State,
 		Dport: k.Dport, Sport: k.Sport, StdioInet: k.StdioInet & 0x07, Fileless: k.StdioInet&0x80 != 0,
-		Relay: Relay(k.StdioInet & relayMask), Peer: k.Peer,
+		Dialled: k.StdioInet&bpf.StdioDialled != 0 && k.StdioInet&0x07 != 0,
+		Relay:   Relay(k.StdioInet & relayMask), Peer: k.Peer,
 		Comm: in.str(k.Comm[:]), Binary: in.str(k.Binary[:]), Path: in.str(k.Path[:]),
 		Owner: k.Owner, OldFD: k.OldFd, NewFD: k.NewFd,
 		StartNs: k.StartTime, ParentStartNs: k.ParentStartTime, ExitCode: k.ExitCode,
