@@ -233,6 +233,13 @@ type FallbackScratch struct {
 			Len   uint32
 			Flags uint32
 		}
+		Reader struct {
+			_     structs.HostLayout
+			Fds   uint64
+			Inode uint64
+			Max   uint32
+			Found uint32
+		}
 	}
 }
 

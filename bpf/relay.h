@@ -138,19 +138,70 @@ static __always_inline bool reads_commands(struct scratch *s, struct task_struct
 	return (flags & ARGV_INTERACTIVE) || !(flags & ARGV_OPERAND);
 }
 
+#define READER_FDS 256		/* descriptors of a relay peer looked at */
+#ifndef FMODE_READ
+#define FMODE_READ 0x1
+#endif
+
+static long reader_step(__u32 i, void *unused)
+{
+	struct scratch *s = get_scratch();
+
+	if (!s)
+		return 1;
+	struct reader_scan *r = &s->x.reader;
+
+	if (i >= r->max)
+		return 1;
+	struct file **fds = (struct file **)r->fds;
+	struct file *f = 0;
+
+	if (bpf_probe_read_kernel(&f, sizeof(f), &fds[i & (READER_FDS - 1)]) || !f)
+		return 0;
+	if ((__u64)BPF_CORE_READ(f, f_inode) == r->inode && (BPF_CORE_READ(f, f_mode) & FMODE_READ)) {
+		r->found = 1;
+		return 1;
+	}
+	return 0;
+}
+
+/* Whether the shell's output comes back to anc: its stdout (out) is no
+ * pipe or fifo (a pty, a unix socket: a relay's), or anc holds the pipe's
+ * read end among its first READER_FDS descriptors. A shell whose output
+ * goes elsewhere — the container's own stdout, inherited — is fed a
+ * script (curl | sh run by a fetcher, a here-doc while the caller holds
+ * a socket), not relayed. */
+static __always_inline bool output_reaches(struct task_struct *anc, struct file *out)
+{
+	struct scratch *s = get_scratch();
+
+	if (!s || file_kind(out) != STDIO_PIPE)
+		return true;
+	struct reader_scan *r = &s->x.reader;
+
+	r->fds = (__u64)BPF_CORE_READ(anc, files, fdt, fd);
+	r->max = BPF_CORE_READ(anc, files, fdt, max_fds);
+	r->inode = (__u64)BPF_CORE_READ(out, f_inode);
+	r->found = 0;
+	bpf_loop(READER_FDS, reader_step, 0, 0);
+	return r->found;
+}
+
 /* The network peer of a shell whose stdio can be relayed: an ancestor that
- * connected, or a connected process reading its stdout or stderr. Sets
- * q->relay and q->peer. */
+ * connected and gets the shell's output back (output_reaches), or a
+ * connected process reading its stdout or stderr. Sets q->relay and
+ * q->peer. */
 static __always_inline void relay_peer(struct query *q, struct task_struct *task, __u64 out1, __u64 out2)
 {
 	struct task_struct *anc = BPF_CORE_READ(task, real_parent);
+	struct file *out = task_fd(task, 1);
 
 	for (int i = 0; i < RELAY_ANCESTORS; i++) {
 		__u32 tgid = BPF_CORE_READ(anc, tgid);
 
 		if (tgid <= 1)
 			break;
-		if (bpf_map_lookup_elem(&net_procs, &tgid)) {
+		if (bpf_map_lookup_elem(&net_procs, &tgid) && output_reaches(anc, out)) {
 			q->relay = RELAY_PARENT;
 			q->peer = tgid;
 			return;
@@ -168,16 +219,19 @@ static __always_inline void relay_peer(struct query *q, struct task_struct *task
 }
 
 /* Remembers the shell of the decision (the current process, just exec'd)
- * under its parent and the pipes on its stdout and stderr. */
+ * under its parent, when its output reaches the parent, and the pipes on
+ * its stdout and stderr. */
 static __always_inline void remember_shell(struct decision *d, __u64 out1, __u64 out2)
 {
 	struct pending_shell ps = { .tgid = bpf_get_current_pid_tgid() >> 32, .ppid = d->q.ppid,
 				    .profile = d->w.profile, .selector = d->first };
 	__u32 ppid = d->q.ppid;
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
 
 	__builtin_memcpy(ps.comm, d->q.comm, sizeof(ps.comm));
 	__builtin_memcpy(ps.binary, d->q.binary, sizeof(ps.binary));
-	bpf_map_update_elem(&shell_parents, &ppid, &ps, BPF_ANY);
+	if (output_reaches(BPF_CORE_READ(task, real_parent), task_fd(task, 1)))
+		bpf_map_update_elem(&shell_parents, &ppid, &ps, BPF_ANY);
 	if (out1)
 		bpf_map_update_elem(&shell_pipes, &out1, &ps, BPF_ANY);
 	if (out2)
