@@ -39,8 +39,9 @@ var predicateWords = map[string]string{
 		"workload accepted (inetd-style handlers) does not count",
 	PredicateStdio: "any program is exec'd with stdin, stdout or stderr on a network socket",
 	PredicateRelayed: "a shell that reads its commands from stdin (no -c, no script, or -i/-s) on a pipe, " +
-		"fifo, pty or unix socket, while its parent, grandparent or the reader of its output " +
-		"holds a connection it dialled",
+		"fifo, pty or unix socket, while its parent or grandparent dialled a connection and gets the " +
+		"shell's output back (a pty, a unix socket, a pipe it reads), or the reader of its output " +
+		"dialled one; a script piped into a shell whose output goes elsewhere (curl | sh) does not count",
 	PredicateFileless: "the executed file has no link on disk (memfd_create, a deleted file)",
 }
 
