@@ -232,6 +232,8 @@ type FallbackScratch struct {
 			_     structs.HostLayout
 			Len   uint32
 			Flags uint32
+			Base  uint32
+			Pad   uint32
 		}
 		Reader struct {
 			_     structs.HostLayout

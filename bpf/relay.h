@@ -187,6 +187,45 @@ static __always_inline bool output_reaches(struct task_struct *anc, struct file 
 	return r->found;
 }
 
+#define APPLET_SCAN 32	/* bytes of argv[0] looked at for a busybox applet's name */
+
+/* One byte of argv[0] (bpf_loop): the base name starts after its last
+ * slash (scan.base). */
+static long applet_step(__u32 i, void *unused)
+{
+	struct scratch *s = get_scratch();
+
+	if (!s)
+		return 1;
+	char c = s->x.argv[i & (ARGS_LEN - 1)];
+
+	if (!c)
+		return 1;
+	if (c == '/')
+		s->x.scan.base = i + 1;
+	return 0;
+}
+
+/* A busybox that runs an applet by exec'ing itself (/proc/self/exe or
+ * /bin/busybox, as ash does for the commands of a pipeline) is told the
+ * applet by argv[0] only: q->comm becomes argv[0]'s base name (read by
+ * reads_commands into s->x.argv), so the relay selectors' shell names
+ * see "sh" rather than "exe" or "busybox". */
+static __always_inline void busybox_applet_name(struct scratch *s)
+{
+	struct query *q = &s->d.q;
+	__u64 name = 0;
+
+	__builtin_memcpy(&name, q->binary, sizeof(name));
+	if (name != 0x00786f6279737562ULL) /* "busybox\0", little-endian */
+		return;
+	s->x.scan.base = 0;
+	bpf_loop(APPLET_SCAN, applet_step, 0, 0);
+	__u32 base = s->x.scan.base;
+
+	bpf_probe_read_kernel_str(q->comm, sizeof(q->comm), &s->x.argv[base & (ARGS_LEN - 1)]);
+}
+
 /* The network peer of a shell whose stdio can be relayed: an ancestor that
  * connected and gets the shell's output back (output_reaches), or a
  * connected process reading its stdout or stderr. Sets q->relay and
@@ -257,6 +296,7 @@ __noinline int relay_exec_check(__u64 file, __u64 filename)
 	if (!reads_commands(s, task))
 		return 0;
 	exec_query(file, filename);
+	busybox_applet_name(s);
 	read_args(s);
 	struct decision *d = &s->d;
 	__u64 out1 = fd_pipe(task, 1), out2 = fd_pipe(task, 2);

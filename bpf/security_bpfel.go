@@ -223,6 +223,8 @@ type SecurityScratch struct {
 			_     structs.HostLayout
 			Len   uint32
 			Flags uint32
+			Base  uint32
+			Pad   uint32
 		}
 		Reader struct {
 			_     structs.HostLayout

@@ -117,6 +117,8 @@ struct hash_state {
 struct argv_scan {
 	__u32 len;
 	__u32 flags;
+	__u32 base;	/* busybox_applet_name: where argv[0]'s base name starts */
+	__u32 pad;
 };
 
 /* The scan of a relay peer's descriptors for the read end of a shell's
