@@ -35,8 +35,18 @@ type corpusCase struct {
 	conflict string // the profile to pick where the default cannot hold
 }
 
-// enforceDefault picks the built-in reverse-shell policy in enforce mode.
-var enforceDefault = map[string]string{"ocigate.io/profile": "reverse-shell-enforce"}
+// enforceDefault picks the built-in reverse-shell policy in enforce mode,
+// or with OCIGATE_PRECISION_PROFILE another profile to measure a
+// candidate rule against the corpora (testdata/profiles/
+// precision-alternatives.yaml); such a run writes no table.
+var enforceDefault = map[string]string{"ocigate.io/profile": precisionProfile()}
+
+func precisionProfile() string {
+	if p := os.Getenv("OCIGATE_PRECISION_PROFILE"); p != "" {
+		return p
+	}
+	return "reverse-shell-enforce"
+}
 
 var (
 	corpusMu      sync.Mutex
@@ -62,8 +72,10 @@ func TestPrecisionCorpora(t *testing.T) {
 	for _, c := range benigns {
 		t.Run("benign/"+c.name, func(t *testing.T) { runBenign(t, c) })
 	}
+	t.Logf("profile %s: attacks stopped %s, benign untouched %s", precisionProfile(),
+		tally(precision.Attack, precision.Stopped), tally(precision.Benign, precision.Untouched))
 	out := os.Getenv("OCIGATE_PRECISION_OUT")
-	if out == "" {
+	if out == "" || os.Getenv("OCIGATE_PRECISION_PROFILE") != "" {
 		return
 	}
 	if err := precision.WriteResults(out, precision.Run{Backend: refusal.Backend, Results: corpusResults}); err != nil {
@@ -160,6 +172,20 @@ func benignRunOnce(t *testing.T, c corpusCase, annotations map[string]string, r 
 		problems = append(problems, res.String()+"\n"+diagnostics(res.ID))
 	}
 	return problems
+}
+
+// tally counts the recorded results of kind with outcome want.
+func tally(kind, want string) string {
+	n, of := 0, 0
+	for _, r := range corpusResults {
+		if r.Kind == kind {
+			of++
+			if r.Outcome == want {
+				n++
+			}
+		}
+	}
+	return fmt.Sprintf("%d/%d", n, of)
 }
 
 // eventPredicate is the predicate and evidence an event names; for a
