@@ -82,6 +82,12 @@ func WriteResults(dir string, run Run) error {
 	if err := os.WriteFile(filepath.Join(dir, run.Backend+".json"), append(b, '\n'), 0o644); err != nil {
 		return fmt.Errorf("precision: %w", err)
 	}
+	return RenderDir(dir)
+}
+
+// RenderDir renders the table of every backend's run stored in dir into
+// dir/../precision.md.
+func RenderDir(dir string) error {
 	runs, err := ReadRuns(dir)
 	if err != nil {
 		return err
@@ -166,7 +172,12 @@ func Render(runs map[string]Run) string {
 		"built-in `reverse-shell` policy in enforce mode. An attack is *stopped* when the attacker's\n" +
 		"listener gets no shell and the agent reports an enforced verdict; a benign pattern is\n" +
 		"*untouched* when it exits 0 with its expected output and draws no enforced verdict.\n" +
-		"The predicate column names what fired (see `ocigate-agentd profiles show`).\n\n")
+		"The predicate column names what fired (see `ocigate-agentd profiles show`).\n\n" +
+		"The fallback column is the native e2e run of the whole corpora (`make e2e`, `make precision`).\n" +
+		"The lsm and fmod_ret columns come from `make vmtest`: its Debian 6.1 and 6.12 guests run the\n" +
+		"subset a busybox guest can (`test/vmtest/suite/precision.go`), the worst outcome over both\n" +
+		"kernels; — marks an entry not run on that backend. A benign pattern with a known conflict\n" +
+		"also says its outcome under the profile its users should pick ([profiles.md](profiles.md#how-the-default-tells-a-reverse-shell)).\n\n")
 	b.WriteString("| backend | date | kernel | machine | attacks stopped | benign untouched |\n|---|---|---|---|---|---|\n")
 	for _, be := range backends {
 		r, ok := runs[be]
