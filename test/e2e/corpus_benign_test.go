@@ -245,7 +245,7 @@ const c=net.connect("/tmp/repl.sock",()=>c.write("6*7\n"));let out="";
 c.on("data",d=>{out+=d;if(out.includes("42")){console.log("repl-"+out.trim());process.exit(0)}})})`}, want: "repl-42"}
 		}},
 		{name: "python-repl-socat-unix", what: "socat UNIX-LISTEN EXEC:'python3 -i' and a client", benign: func(t *testing.T) benignRun {
-			return benignRun{args: shArgs(`socat UNIX-LISTEN:/tmp/py.sock EXEC:"python3 -iq",stderr & sleep 0.5; printf 'print(6*7)\n' | timeout 3 socat - UNIX-CONNECT:/tmp/py.sock; wait`), want: "42"}
+			return benignRun{args: shArgs(`socat UNIX-LISTEN:/tmp/py.sock EXEC:"python3 -iq",stderr & for i in $(seq 100); do [ -S /tmp/py.sock ] && break; sleep 0.1; done; printf 'print(6*7)\n' | timeout 10 socat -t 5 - UNIX-CONNECT:/tmp/py.sock; wait`), want: "42"}
 		}},
 		{name: "git-clone-tcp", what: "git clone git://HOST:PORT/repo (git over TCP)", benign: func(t *testing.T) benignRun {
 			p := gitDaemon(t, gitRepo(t))
