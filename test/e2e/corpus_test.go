@@ -108,6 +108,11 @@ func runAttack(t *testing.T, c corpusCase) {
 		t.Errorf("no shell, but no enforced verdict either: the technique failed by itself; %v\n%s", res, diagnostics(res.ID))
 	default:
 		r.Predicate, r.Evidence = eventPredicate(ev)
+		if strings.HasPrefix(r.Predicate, "point ") || r.Evidence == "" {
+			// Every kill explains itself: the predicate and what the
+			// kernel saw.
+			t.Errorf("the verdict names no predicate or no evidence (%q, %q)", r.Predicate, r.Evidence)
+		}
 	}
 	record(r)
 }
