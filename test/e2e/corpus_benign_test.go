@@ -251,8 +251,8 @@ c.on("data",d=>{out+=d;if(out.includes("42")){console.log("repl-"+out.trim());pr
 			p := gitDaemon(t, gitRepo(t))
 			return benignRun{args: shArgs(fmt.Sprintf("git clone -q git://127.0.0.1:%d/repo /tmp/c && git -C /tmp/c log -1 --format=%%s", p)), want: "corpus-commit"}
 		}},
-		{name: "package-managers", what: "gem list, pip3 --version, npm --version", benign: func(t *testing.T) benignRun {
-			return benignRun{args: shArgs("HOME=/tmp; gem list --local >/dev/null && pip3 --version >/dev/null && npm --version >/dev/null && echo pkg-ok"), want: "pkg-ok"}
+		{name: "package-managers", what: "gem list --local, pip3 list", benign: func(t *testing.T) benignRun {
+			return benignRun{args: shArgs("HOME=/tmp; gem list --local >/dev/null && pip3 list >/dev/null 2>&1 && echo pkg-ok"), want: "pkg-ok"}
 		}},
 		{name: "exec-health-probes", what: "sh -c 'curl -fsS URL/healthz' as an exec probe, three times", benign: func(t *testing.T) benignRun {
 			url := httpServer(t, "ok")

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ocigate/ocigate/internal/testenv"
 	"github.com/ocigate/ocigate/internal/testenv/agentlog"
 	"github.com/ocigate/ocigate/internal/testenv/precision"
 )
@@ -59,8 +60,17 @@ func record(r precision.Result) {
 	corpusResults = append(corpusResults, r)
 }
 
+// corpusTools are the host root's programs the corpora run besides
+// hostTools (scripts/deps.sh installs them).
+var corpusTools = []string{
+	"/usr/bin/ruby", "/usr/bin/php", "/usr/bin/lua5.4", "/usr/bin/node", "/usr/bin/busybox", "/usr/bin/git",
+	"/usr/bin/curl", "/usr/bin/script", "/usr/bin/gem", "/usr/bin/pip3", "/usr/bin/rev", "/usr/bin/sed",
+	"/usr/bin/timeout", "/usr/bin/ln", "git",
+}
+
 func TestPrecisionCorpora(t *testing.T) {
 	needHostRoot(t)
+	testenv.NeedTools(t, corpusTools...)
 	refusal := execRefusal(t)
 	attacks, benigns := attackCorpus(), benignCorpus()
 	if len(attacks) < 20 || len(benigns) < 20 {
