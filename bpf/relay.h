@@ -332,11 +332,15 @@ __noinline int relay_connect(void)
 	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
 	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
 	__u64 in = fd_pipe(task, 0);
-	__u8 one = 1, kind = RELAY_PARENT;
+	__u8 kind = RELAY_PARENT, dk = dialled_kind(d->q.sock_type);
+	__u8 *dialled = bpf_map_lookup_elem(&net_procs, &tgid);
 
 	/* Lookups first: an LRU update takes its lock, most connects repeat. */
-	if (!bpf_map_lookup_elem(&net_procs, &tgid))
-		bpf_map_update_elem(&net_procs, &tgid, &one, BPF_ANY);
+	if (!dialled || !(*dialled & dk)) {
+		__u8 v = (dialled ? *dialled : 0) | dk;
+
+		bpf_map_update_elem(&net_procs, &tgid, &v, BPF_ANY);
+	}
 	if (in) {
 		__u32 *holder = bpf_map_lookup_elem(&net_pipes, &in);
 

@@ -34,9 +34,9 @@ func (s *Selector) Predicate() string {
 var predicateWords = map[string]string{
 	PredicateShellStdio: "a program whose file or name is a shell's is exec'd with stdin, stdout or stderr " +
 		"on a network (INET/INET6) socket, whoever opened it",
-	PredicateDialledStdio: "any program is exec'd with stdin, stdout or stderr on a network socket that it, " +
-		"its parent or its grandparent dialled (connect): a reverse connection; a connection the " +
-		"workload accepted (inetd-style handlers) does not count",
+	PredicateDialledStdio: "any program is exec'd with stdin, stdout or stderr on a network socket while it, " +
+		"its parent or its grandparent dialled (connect) a socket of the same kind (TCP, UDP): a reverse " +
+		"connection; a connection the workload accepted (inetd-style handlers) does not count",
 	PredicateStdio: "any program is exec'd with stdin, stdout or stderr on a network socket",
 	PredicateRelayed: "a shell that reads its commands from stdin (no -c, no script, or -i/-s) on a pipe, " +
 		"fifo, pty or unix socket, while its parent or grandparent dialled a connection and gets the " +

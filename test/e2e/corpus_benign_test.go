@@ -162,6 +162,13 @@ func serverPatterns() []corpusCase {
 l=socket.socket(); l.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1); l.bind(("127.0.0.1",%d)); l.listen(1)
 c,_=l.accept(); subprocess.run(["/usr/bin/tr","a-z","A-Z"],stdin=c,stdout=c,check=True)`, p)}, want: "HELLO", client: tcpClient(p, "hello\n", true, "")}
 		}},
+		{name: "resolver-then-accept", what: "a server that looked a name up (a connected UDP socket, as the resolver's) execs tr on an accepted connection", benign: func(t *testing.T) benignRun {
+			p := freePort(t)
+			return benignRun{args: []string{"/usr/bin/python3", "-c", fmt.Sprintf(`import socket,subprocess
+u=socket.socket(socket.AF_INET,socket.SOCK_DGRAM); u.connect(("127.0.0.1",53)); u.close()
+l=socket.socket(); l.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1); l.bind(("127.0.0.1",%d)); l.listen(1)
+c,_=l.accept(); subprocess.run(["/usr/bin/tr","a-z","A-Z"],stdin=c,stdout=c,check=True)`, p)}, want: "HELLO", client: tcpClient(p, "hello\n", true, "")}
+		}},
 		{name: "socat-listen-exec", what: "socat TCP-LISTEN:PORT EXEC:/usr/bin/rev (socketpair stdio)", benign: func(t *testing.T) benignRun {
 			p := freePort(t)
 			return benignRun{args: []string{"/usr/bin/socat", fmt.Sprintf("TCP-LISTEN:%d,bind=127.0.0.1,reuseaddr", p), "EXEC:/usr/bin/rev"}, want: "olleh", client: tcpClient(p, "hello\n", true, "")}
