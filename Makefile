@@ -5,7 +5,7 @@ PKGS    := ./...
 export PATH := /usr/local/go/bin:$(PATH)
 SHELL   := /bin/bash
 
-.PHONY: all deps build package generate check-generate vet unit fuzz-short fuzz e2e vmtest test bench bench-events bench-ready demo clean
+.PHONY: all deps build package generate check-generate vet unit fuzz-short fuzz e2e precision vmtest test bench bench-events bench-ready demo clean
 
 all: build
 
@@ -69,10 +69,17 @@ fuzz:
 # alone (it installs into the host's default paths), the Debian package
 # test: dpkg -i, the agent as its unit starts it, dpkg --purge.
 e2e: build
-	set -o pipefail; OCIGATE_E2E=1 $(GO) test -count=1 -timeout 900s -v ./internal/testenv/ ./test/e2e/ 2>&1 \
+	set -o pipefail; OCIGATE_E2E=1 OCIGATE_PRECISION_OUT=$(CURDIR)/docs/precision $(GO) test -count=1 -timeout 900s -v ./internal/testenv/ ./test/e2e/ 2>&1 \
 		| tee e2e.log | grep -E '^(=== RUN|--- |PASS|FAIL|ok|panic)'
 	set -o pipefail; OCIGATE_E2E=1 $(GO) test -count=1 -timeout 600s -v ./test/pkg/ 2>&1 \
 		| tee -a e2e.log | grep -E '^(=== RUN|--- |PASS|FAIL|ok|panic)'
+
+# Only the precision corpora (test/e2e/corpus_test.go): every attack
+# stopped, every benign pattern untouched under the built-in default;
+# writes this backend's column of docs/precision.md.
+precision: build
+	set -o pipefail; OCIGATE_E2E=1 OCIGATE_PRECISION_OUT=$(CURDIR)/docs/precision $(GO) test -count=1 -timeout 900s \
+		-v -run TestPrecisionCorpora ./test/e2e/ 2>&1 | tee precision.log | grep -E '^(=== RUN|--- |PASS|FAIL|ok|panic)'
 
 # Debian 6.1/6.12 cloud kernels under QEMU (TCG), with and without the BPF
 # LSM, running test/vmtest/suite inside (real agent and hook); needs root.
@@ -100,4 +107,4 @@ demo: deps build
 	scripts/demo.sh
 
 clean:
-	rm -rf $(BIN) dist e2e.log vmtest-logs
+	rm -rf $(BIN) dist e2e.log precision.log vmtest-logs

@@ -47,6 +47,7 @@ const (
 	MatchPIDNot
 	MatchNsChanges
 	MatchNsChangesNot
+	MatchStdioDialled
 )
 
 // matchPIDs (enum pid_flag) and their limits.
@@ -102,6 +103,9 @@ const (
 	RelayParent    = 1 << 3
 	RelayPipe      = 1 << 4
 	RelayAtConnect = 1 << 5
+	// StdioDialled (bit 6 of an exec event's stdio_inet): the stdio
+	// socket was dialled by the process or an ancestor, the event's peer.
+	StdioDialled = 1 << 6
 )
 
 // Enforcers: how a verdict was carried out, as an event says

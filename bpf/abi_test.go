@@ -141,7 +141,7 @@ var mirrors = map[string]map[string]int{
 		"MATCH_PATH": MatchPath, "MATCH_PATH_NOT": MatchPathNot, "MATCH_PATH_PREFIX": MatchPathPrefix, "MATCH_PATH_PREFIX_NOT": MatchPathPrefixNot,
 		"MATCH_PATH_POSTFIX": MatchPathPostfix, "MATCH_PATH_POSTFIX_NOT": MatchPathPostfixNot,
 		"MATCH_CAPS": MatchCaps, "MATCH_CAPS_NOT": MatchCapsNot, "MATCH_CAPS_USERNS": MatchCapsUserns,
-		"MATCH_PID": MatchPID, "MATCH_PID_NOT": MatchPIDNot,
+		"MATCH_PID": MatchPID, "MATCH_PID_NOT": MatchPIDNot, "MATCH_STDIO_DIALLED": MatchStdioDialled,
 		// The kernel computes the Prefix/Postfix keys only when a
 		// selector of the point uses one of these.
 		"MATCH_ANY_BIN": MatchBin | MatchBinNot | MatchBinPrefix | MatchBinPrefixNot | MatchBinPostfix | MatchBinPostfixNot,
@@ -153,7 +153,8 @@ var mirrors = map[string]map[string]int{
 		"RECORD_EXIT":    RecordExit,
 		"EVENT_ENFORCED": EventEnforced, "EVENT_KILLED": EventKilled, "EVENT_HAS_ADDR": EventHasAddr,
 		"EVENT_KILL_PENDING": EventKillPending, "EVENT_SIGNAL_PENDING": EventSignalPending, "EVENT_MONITOR": EventMonitor,
-		"RELAY_PARENT": RelayParent, "RELAY_PIPE": RelayPipe, "RELAY_AT_CONNECT": RelayAtConnect},
+		"RELAY_PARENT": RelayParent, "RELAY_PIPE": RelayPipe, "RELAY_AT_CONNECT": RelayAtConnect,
+		"STDIO_DIALLED": StdioDialled},
 	"enforcers": {"ENFORCER_NONE": EnforcerNone, "ENFORCER_CGROUP_SOCK_ADDR": EnforcerCgroupSockAddr,
 		"ENFORCER_CGROUP_SOCK": EnforcerCgroupSock, "ENFORCER_TRACEPOINT_SIGKILL": EnforcerTracepointSigkill,
 		"ENFORCER_LSM": EnforcerLSM, "ENFORCER_FMOD_RET": EnforcerFmodRet,

@@ -99,6 +99,9 @@ enum match_flag {
 	/* matchNamespaceChanges: a namespace of ns_changes differs from the exec's */
 	MATCH_NS_CHANGES = 1ULL << 36,
 	MATCH_NS_CHANGES_NOT = 1ULL << 37,
+	/* exec: a stdio INET socket was dialled (connect) by the process, its
+	 * parent or grandparent: a reverse connection, not an accepted one */
+	MATCH_STDIO_DIALLED = 1ULL << 38,
 };
 
 #define MAX_PIDS 4		/* values of a selector's matchPIDs */
@@ -283,7 +286,7 @@ struct event {
 	__u8 protocol;
 	__u16 sport;
 	__u16 dport;
-	__u8 stdio_inet;		/* bit i: fd i is an INET/INET6 socket; bits 3-5: enum relay; bit 7: fileless exec */
+	__u8 stdio_inet;		/* bit i: fd i is an INET/INET6 socket; bits 3-5: enum relay; bit 6: STDIO_DIALLED; bit 7: fileless exec */
 	__u8 signal;
 	__u8 state;
 	__u8 group;
@@ -313,6 +316,13 @@ enum relay {
 	RELAY_PIPE = 1 << 4,		/* the reader of the shell's stdout connected */
 	RELAY_AT_CONNECT = 1 << 5,	/* the connect came after the shell's exec */
 	RELAY_PENDING = 1 << 6,		/* no peer yet (never reported) */
+};
+
+/* Exec events, stdio_inet bit 6: the stdio socket was dialled by the
+ * process or an ancestor (the peer field names it). Never set together
+ * with RELAY_PENDING, which is never reported. */
+enum stdio_evidence {
+	STDIO_DIALLED = 1 << 6,
 };
 
 enum counter {

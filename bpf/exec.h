@@ -35,18 +35,63 @@ static __always_inline __u16 fd_socket_family(struct task_struct *task, int fd)
 	return BPF_CORE_READ(sock, sk, __sk_common.skc_family);
 }
 
-/* Bitmask of fds 0-2 of task that are INET or INET6 sockets. */
-static __always_inline __u8 stdio_inet_mask(struct task_struct *task)
+/* What kind of connection a process dialled (the net_procs value, a
+ * bitmask): a stream (TCP) or a datagram socket (a connected UDP one,
+ * such as the resolver's). */
+enum dialled_kind {
+	DIALLED_STREAM = 1,
+	DIALLED_DGRAM = 2,
+};
+
+static __always_inline __u8 dialled_kind(__u8 sock_type)
+{
+	return sock_type == SOCK_STREAM ? DIALLED_STREAM : DIALLED_DGRAM;
+}
+
+/* Bitmask of fds 0-2 of task that are INET or INET6 sockets; *kinds gets
+ * the dialled_kind of each. */
+static __always_inline __u8 stdio_inet_mask(struct task_struct *task, __u8 *kinds)
 {
 	__u8 mask = 0;
 
 	for (int i = 0; i < 3; i++) {
-		__u16 family = fd_socket_family(task, i);
+		struct file *f = task_fd(task, i);
 
-		if (family == AF_INET || family == AF_INET6)
-			mask |= 1 << i;
+		if (!f || (BPF_CORE_READ(f, f_inode, i_mode) & S_IFMT) != S_IFSOCK)
+			continue;
+		struct socket *sock = BPF_CORE_READ(f, private_data);
+		__u16 family = BPF_CORE_READ(sock, sk, __sk_common.skc_family);
+
+		if (family != AF_INET && family != AF_INET6)
+			continue;
+		mask |= 1 << i;
+		*kinds |= dialled_kind(BPF_CORE_READ(sock, type));
 	}
 	return mask;
+}
+
+#define DIALLED_ANCESTORS 3	/* the process, its parent and grandparent */
+
+/* The process of task, its parent or grandparent that connected a socket
+ * of one of kinds (net_procs: kept for workloads that watch relays or
+ * dialled stdio), 0 when none did: whoever dialled the INET socket a
+ * program gets on its stdio. An accepted connection (inetd, tcpsvd,
+ * socket activation) has no dialler in the lineage, and a server's name
+ * lookups (connected UDP sockets) do not make its TCP handlers dialled. */
+static __always_inline __u32 stdio_dialler(struct task_struct *task, __u8 kinds)
+{
+	for (int i = 0; i < DIALLED_ANCESTORS; i++) {
+		__u32 tgid = BPF_CORE_READ(task, tgid);
+
+		if (tgid <= 1)
+			break;
+		__u8 *dialled = bpf_map_lookup_elem(&net_procs, &tgid);
+
+		if (dialled && (*dialled & kinds))
+			return tgid;
+		task = BPF_CORE_READ(task, real_parent);
+	}
+	return 0;
 }
 
 /* A connected socket's addresses: the peer as daddr, the local end as
@@ -89,7 +134,14 @@ __noinline int exec_query(__u64 file, __u64 filename)
 
 	bpf_probe_read_kernel_str(q->comm, sizeof(q->comm), &s->x.alias[base & (FULL_PATH_LEN - 1)]);
 	q->exec_proc = 1;
-	q->stdio_inet = stdio_inet_mask(task);
+	__u8 kinds = 0;
+
+	q->stdio_inet = stdio_inet_mask(task, &kinds);
+	if (q->stdio_inet) {
+		q->peer = stdio_dialler(task, kinds);
+		if (q->peer)
+			q->stdio_inet |= STDIO_DIALLED;
+	}
 	q->ppid = BPF_CORE_READ(task, real_parent, tgid);
 	/* memfd_create files and deleted files have no link on disk */
 	q->fileless = BPF_CORE_READ((struct file *)file, f_inode, __i_nlink) == 0;

@@ -242,6 +242,15 @@ type FallbackScratch struct {
 			_     structs.HostLayout
 			Len   uint32
 			Flags uint32
+			Base  uint32
+			Pad   uint32
+		}
+		Reader struct {
+			_     structs.HostLayout
+			Fds   uint64
+			Inode uint64
+			Max   uint32
+			Found uint32
 		}
 	}
 }
@@ -323,6 +332,7 @@ const (
 	FallbackMapRules        = "rules"
 	FallbackMapScratch      = "scratch"
 	FallbackMapScratchLevel = "scratch_level"
+	FallbackMapScratchNs    = "scratch_ns"
 	FallbackMapShellParents = "shell_parents"
 	FallbackMapShellPipes   = "shell_pipes"
 	FallbackMapSockOwners   = "sock_owners"
@@ -439,6 +449,7 @@ type FallbackMapSpecs struct {
 	Rules        *ebpf.MapSpec `ebpf:"rules"`
 	Scratch      *ebpf.MapSpec `ebpf:"scratch"`
 	ScratchLevel *ebpf.MapSpec `ebpf:"scratch_level"`
+	ScratchNs    *ebpf.MapSpec `ebpf:"scratch_ns"`
 	ShellParents *ebpf.MapSpec `ebpf:"shell_parents"`
 	ShellPipes   *ebpf.MapSpec `ebpf:"shell_pipes"`
 	SockOwners   *ebpf.MapSpec `ebpf:"sock_owners"`
@@ -487,6 +498,7 @@ type FallbackMaps struct {
 	Rules        *ebpf.Map `ebpf:"rules"`
 	Scratch      *ebpf.Map `ebpf:"scratch"`
 	ScratchLevel *ebpf.Map `ebpf:"scratch_level"`
+	ScratchNs    *ebpf.Map `ebpf:"scratch_ns"`
 	ShellParents *ebpf.Map `ebpf:"shell_parents"`
 	ShellPipes   *ebpf.Map `ebpf:"shell_pipes"`
 	SockOwners   *ebpf.Map `ebpf:"sock_owners"`
@@ -510,6 +522,7 @@ func (m *FallbackMaps) Close() error {
 		m.Rules,
 		m.Scratch,
 		m.ScratchLevel,
+		m.ScratchNs,
 		m.ShellParents,
 		m.ShellPipes,
 		m.SockOwners,

@@ -81,7 +81,8 @@ struct {
 	__type(value, __u32);
 } sock_owners SEC(".maps");
 
-/* Relays: processes of relay-watching workloads that connected a socket. */
+/* Relays and dialled stdio: processes of relay-watching workloads that
+ * connected a socket, and which kinds (enum dialled_kind in exec.h). */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 16384);

@@ -243,6 +243,8 @@ static __always_inline bool process_matches(const struct selector *s, struct dec
 	}
 	if ((m & MATCH_STDIO_INET) && !q->stdio_inet)
 		return false;
+	if ((m & MATCH_STDIO_DIALLED) && !(q->stdio_inet & STDIO_DIALLED))
+		return false;
 	if ((m & MATCH_NEWFD) && (q->new_fd < 0 || !in_mask32(s->fds, (__u8)q->new_fd)))
 		return false;
 	if ((m & MATCH_FILELESS) && !q->fileless)

@@ -26,6 +26,16 @@ struct {
 	__type(value, struct ns_ids);
 } exec_ns SEC(".maps");
 
+/* ns_changed's view of the current namespaces: off the stack, whose 512
+ * bytes the deepest call chains (relay_exec → … → match_selector) need.
+ * Only process-context points read it; never pinned (per-CPU scratch). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct ns_ids);
+} scratch_ns SEC(".maps");
+
 /* The current task's namespaces into ns. */
 static __always_inline void current_ns(struct ns_ids *ns)
 {
@@ -79,17 +89,18 @@ __noinline int ns_changed(void)
 {
 	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
 	struct ns_ids *then = bpf_map_lookup_elem(&exec_ns, &tgid);
-	struct ns_ids now = {};
+	__u32 zero = 0;
+	struct ns_ids *now = bpf_map_lookup_elem(&scratch_ns, &zero);
 	int changed = 0;
 
-	if (!then)
+	if (!then || !now)
 		return -1;
-	current_ns(&now);
+	current_ns(now);
 	/* Branch-free: a branch per type would be 2^10 paths to verifiers
 	 * that keep the result precise (6.1). The top bit of v | -v is set
 	 * when v is not 0. */
 	for (int t = 0; t < NS_TYPES; t++) {
-		__u64 v = then->inum[t] ^ now.inum[t];
+		__u64 v = then->inum[t] ^ now->inum[t];
 		__u64 neg = 0 - v;
 
 		barrier_var(neg); /* or clang turns it back into a branch */

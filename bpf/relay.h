@@ -138,19 +138,109 @@ static __always_inline bool reads_commands(struct scratch *s, struct task_struct
 	return (flags & ARGV_INTERACTIVE) || !(flags & ARGV_OPERAND);
 }
 
+#define READER_FDS 256		/* descriptors of a relay peer looked at */
+#ifndef FMODE_READ
+#define FMODE_READ 0x1
+#endif
+
+static long reader_step(__u32 i, void *unused)
+{
+	struct scratch *s = get_scratch();
+
+	if (!s)
+		return 1;
+	struct reader_scan *r = &s->x.reader;
+
+	if (i >= r->max)
+		return 1;
+	struct file **fds = (struct file **)r->fds;
+	struct file *f = 0;
+
+	if (bpf_probe_read_kernel(&f, sizeof(f), &fds[i & (READER_FDS - 1)]) || !f)
+		return 0;
+	if ((__u64)BPF_CORE_READ(f, f_inode) == r->inode && (BPF_CORE_READ(f, f_mode) & FMODE_READ)) {
+		r->found = 1;
+		return 1;
+	}
+	return 0;
+}
+
+/* Whether the shell's output comes back to anc: its stdout (out) is no
+ * pipe or fifo (a pty, a unix socket: a relay's), or anc holds the pipe's
+ * read end among its first READER_FDS descriptors. A shell whose output
+ * goes elsewhere — the container's own stdout, inherited — is fed a
+ * script (curl | sh run by a fetcher, a here-doc while the caller holds
+ * a socket), not relayed. */
+static __always_inline bool output_reaches(struct task_struct *anc, struct file *out)
+{
+	struct scratch *s = get_scratch();
+
+	if (!s || file_kind(out) != STDIO_PIPE)
+		return true;
+	struct reader_scan *r = &s->x.reader;
+
+	r->fds = (__u64)BPF_CORE_READ(anc, files, fdt, fd);
+	r->max = BPF_CORE_READ(anc, files, fdt, max_fds);
+	r->inode = (__u64)BPF_CORE_READ(out, f_inode);
+	r->found = 0;
+	bpf_loop(READER_FDS, reader_step, 0, 0);
+	return r->found;
+}
+
+#define APPLET_SCAN 32	/* bytes of argv[0] looked at for a busybox applet's name */
+
+/* One byte of argv[0] (bpf_loop): the base name starts after its last
+ * slash (scan.base). */
+static long applet_step(__u32 i, void *unused)
+{
+	struct scratch *s = get_scratch();
+
+	if (!s)
+		return 1;
+	char c = s->x.argv[i & (ARGS_LEN - 1)];
+
+	if (!c)
+		return 1;
+	if (c == '/')
+		s->x.scan.base = i + 1;
+	return 0;
+}
+
+/* A busybox that runs an applet by exec'ing itself (/proc/self/exe or
+ * /bin/busybox, as ash does for the commands of a pipeline) is told the
+ * applet by argv[0] only: q->comm becomes argv[0]'s base name (read by
+ * reads_commands into s->x.argv), so the relay selectors' shell names
+ * see "sh" rather than "exe" or "busybox". */
+static __always_inline void busybox_applet_name(struct scratch *s)
+{
+	struct query *q = &s->d.q;
+	__u64 name = 0;
+
+	__builtin_memcpy(&name, q->binary, sizeof(name));
+	if (name != 0x00786f6279737562ULL) /* "busybox\0", little-endian */
+		return;
+	s->x.scan.base = 0;
+	bpf_loop(APPLET_SCAN, applet_step, 0, 0);
+	__u32 base = s->x.scan.base;
+
+	bpf_probe_read_kernel_str(q->comm, sizeof(q->comm), &s->x.argv[base & (ARGS_LEN - 1)]);
+}
+
 /* The network peer of a shell whose stdio can be relayed: an ancestor that
- * connected, or a connected process reading its stdout or stderr. Sets
- * q->relay and q->peer. */
+ * connected and gets the shell's output back (output_reaches), or a
+ * connected process reading its stdout or stderr. Sets q->relay and
+ * q->peer. */
 static __always_inline void relay_peer(struct query *q, struct task_struct *task, __u64 out1, __u64 out2)
 {
 	struct task_struct *anc = BPF_CORE_READ(task, real_parent);
+	struct file *out = task_fd(task, 1);
 
 	for (int i = 0; i < RELAY_ANCESTORS; i++) {
 		__u32 tgid = BPF_CORE_READ(anc, tgid);
 
 		if (tgid <= 1)
 			break;
-		if (bpf_map_lookup_elem(&net_procs, &tgid)) {
+		if (bpf_map_lookup_elem(&net_procs, &tgid) && output_reaches(anc, out)) {
 			q->relay = RELAY_PARENT;
 			q->peer = tgid;
 			return;
@@ -168,16 +258,19 @@ static __always_inline void relay_peer(struct query *q, struct task_struct *task
 }
 
 /* Remembers the shell of the decision (the current process, just exec'd)
- * under its parent and the pipes on its stdout and stderr. */
+ * under its parent, when its output reaches the parent, and the pipes on
+ * its stdout and stderr. */
 static __always_inline void remember_shell(struct decision *d, __u64 out1, __u64 out2)
 {
 	struct pending_shell ps = { .tgid = bpf_get_current_pid_tgid() >> 32, .ppid = d->q.ppid,
 				    .profile = d->w.profile, .selector = d->first };
 	__u32 ppid = d->q.ppid;
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
 
 	__builtin_memcpy(ps.comm, d->q.comm, sizeof(ps.comm));
 	__builtin_memcpy(ps.binary, d->q.binary, sizeof(ps.binary));
-	bpf_map_update_elem(&shell_parents, &ppid, &ps, BPF_ANY);
+	if (output_reaches(BPF_CORE_READ(task, real_parent), task_fd(task, 1)))
+		bpf_map_update_elem(&shell_parents, &ppid, &ps, BPF_ANY);
 	if (out1)
 		bpf_map_update_elem(&shell_pipes, &out1, &ps, BPF_ANY);
 	if (out2)
@@ -203,6 +296,7 @@ __noinline int relay_exec_check(__u64 file, __u64 filename)
 	if (!reads_commands(s, task))
 		return 0;
 	exec_query(file, filename);
+	busybox_applet_name(s);
 	read_args(s);
 	struct decision *d = &s->d;
 	__u64 out1 = fd_pipe(task, 1), out2 = fd_pipe(task, 2);
@@ -238,11 +332,15 @@ __noinline int relay_connect(void)
 	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
 	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
 	__u64 in = fd_pipe(task, 0);
-	__u8 one = 1, kind = RELAY_PARENT;
+	__u8 kind = RELAY_PARENT, dk = dialled_kind(d->q.sock_type);
+	__u8 *dialled = bpf_map_lookup_elem(&net_procs, &tgid);
 
 	/* Lookups first: an LRU update takes its lock, most connects repeat. */
-	if (!bpf_map_lookup_elem(&net_procs, &tgid))
-		bpf_map_update_elem(&net_procs, &tgid, &one, BPF_ANY);
+	if (!dialled || !(*dialled & dk)) {
+		__u8 v = (dialled ? *dialled : 0) | dk;
+
+		bpf_map_update_elem(&net_procs, &tgid, &v, BPF_ANY);
+	}
 	if (in) {
 		__u32 *holder = bpf_map_lookup_elem(&net_pipes, &in);
 

@@ -233,6 +233,15 @@ type SecurityScratch struct {
 			_     structs.HostLayout
 			Len   uint32
 			Flags uint32
+			Base  uint32
+			Pad   uint32
+		}
+		Reader struct {
+			_     structs.HostLayout
+			Fds   uint64
+			Inode uint64
+			Max   uint32
+			Found uint32
 		}
 	}
 }
@@ -277,6 +286,7 @@ const (
 	SecurityMapRules              = "rules"
 	SecurityMapScratch            = "scratch"
 	SecurityMapScratchLevel       = "scratch_level"
+	SecurityMapScratchNs          = "scratch_ns"
 	SecurityMapShellParents       = "shell_parents"
 	SecurityMapShellPipes         = "shell_pipes"
 	SecurityMapSockOwners         = "sock_owners"
@@ -370,6 +380,7 @@ type SecurityMapSpecs struct {
 	Rules        *ebpf.MapSpec `ebpf:"rules"`
 	Scratch      *ebpf.MapSpec `ebpf:"scratch"`
 	ScratchLevel *ebpf.MapSpec `ebpf:"scratch_level"`
+	ScratchNs    *ebpf.MapSpec `ebpf:"scratch_ns"`
 	ShellParents *ebpf.MapSpec `ebpf:"shell_parents"`
 	ShellPipes   *ebpf.MapSpec `ebpf:"shell_pipes"`
 	SockOwners   *ebpf.MapSpec `ebpf:"sock_owners"`
@@ -417,6 +428,7 @@ type SecurityMaps struct {
 	Rules        *ebpf.Map `ebpf:"rules"`
 	Scratch      *ebpf.Map `ebpf:"scratch"`
 	ScratchLevel *ebpf.Map `ebpf:"scratch_level"`
+	ScratchNs    *ebpf.Map `ebpf:"scratch_ns"`
 	ShellParents *ebpf.Map `ebpf:"shell_parents"`
 	ShellPipes   *ebpf.Map `ebpf:"shell_pipes"`
 	SockOwners   *ebpf.Map `ebpf:"sock_owners"`
@@ -440,6 +452,7 @@ func (m *SecurityMaps) Close() error {
 		m.Rules,
 		m.Scratch,
 		m.ScratchLevel,
+		m.ScratchNs,
 		m.ShellParents,
 		m.ShellPipes,
 		m.SockOwners,

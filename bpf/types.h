@@ -121,6 +121,17 @@ struct hash_state {
 struct argv_scan {
 	__u32 len;
 	__u32 flags;
+	__u32 base;	/* busybox_applet_name: where argv[0]'s base name starts */
+	__u32 pad;
+};
+
+/* The scan of a relay peer's descriptors for the read end of a shell's
+ * output pipe (relay.h), one descriptor per bpf_loop iteration. */
+struct reader_scan {
+	__u64 fds;	/* the peer's descriptor array (struct file **) */
+	__u64 inode;	/* the pipe's inode */
+	__u32 max;	/* the peer's max_fds */
+	__u32 found;
 };
 
 /* What exec tracking and the exec programs work on. */
@@ -139,6 +150,7 @@ struct exec_state {
 	struct path_walk walk;
 	struct hash_state hash;
 	struct argv_scan scan;
+	struct reader_scan reader;
 };
 
 /* Per-CPU scratch of one program run. Every loop callback keeps its state

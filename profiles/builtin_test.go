@@ -41,7 +41,7 @@ func TestBuiltinsLoad(t *testing.T) {
 			t.Errorf("%s: mode %s, fail open %v", p.Name, p.Mode, p.FailOpen)
 		}
 	}
-	if want := []string{"reverse-shell", "ci-runner", "egress-allowlist"}; !reflect.DeepEqual(names, want) {
+	if want := []string{"reverse-shell", "ci-runner", "ci-shell-executor", "egress-allowlist"}; !reflect.DeepEqual(names, want) {
 		t.Errorf("profiles %q, want %q", names, want)
 	}
 	if d := c.Default(); d == nil || d.Name != "reverse-shell" {
@@ -51,7 +51,7 @@ func TestBuiltinsLoad(t *testing.T) {
 		t.Errorf("notes %q", c.Notes())
 	}
 	files := BuiltinFiles()
-	if len(files) != 3 {
+	if len(files) != 4 {
 		t.Errorf("%d built-in files", len(files))
 	}
 	for name, data := range files {
@@ -82,7 +82,7 @@ func TestBuiltinReverseShell(t *testing.T) {
 		},
 		PointSockCreate: fromDefault(PointSockCreate, "reverse-shell"),
 		PointExec: append([]Selector{
-			{Policy: "reverse-shell", Call: "security_bprm_check", StdioInet: true, Action: ActionSigkill},
+			{Policy: "reverse-shell", Call: "security_bprm_check", StdioInet: true, StdioDialled: true, Action: ActionSigkill},
 			{Policy: "reverse-shell", Call: "security_bprm_check", Fileless: true, Action: ActionSigkill},
 			{Policy: "reverse-shell", Call: "security_bprm_check", Paths: []BinaryMatch{{Operator: "Prefix", Values: []string{"/dev/shm/"}}}, Action: ActionSigkill},
 		}, fromDefault(PointExec, "reverse-shell")...),
@@ -175,5 +175,33 @@ func TestInternalAnnotationErrors(t *testing.T) {
 		`t.yaml:1: metadata.annotations.ocigate.io/internal-selectors: "udp-send" given twice`
 	if err == nil || err.Error() != want {
 		t.Errorf("got %v\nwant %s", err, want)
+	}
+}
+
+// ci-shell-executor keeps the default's exec selectors, drops its
+// relayed-shell selector for the egress allowlist, and is therefore
+// weaker than the default: only the operator can give it to a container.
+func TestBuiltinCIShellExecutor(t *testing.T) {
+	c := builtinCatalog(t)
+	p, _ := c.Get("ci-shell-executor")
+	rs, _ := c.Get("reverse-shell")
+	if len(p.Points[PointRelay]) != 0 {
+		t.Errorf("relay selectors %v", p.Points[PointRelay])
+	}
+	preds := map[string]bool{}
+	for _, s := range p.Points[PointExec] {
+		preds[s.Predicate()] = true
+	}
+	for _, want := range []string{PredicateDialledStdio, PredicateShellStdio, PredicateFileless} {
+		if !preds[want] {
+			t.Errorf("exec lacks predicate %s: %v", want, p.Points[PointExec])
+		}
+	}
+	if len(p.Points[PointConnect]) == 0 || len(p.Points[PointSendmsg]) == 0 {
+		t.Errorf("no egress allowlist: %v", p.Points)
+	}
+	w := strings.Join(Weaknesses(rs, p), "; ")
+	if !strings.Contains(w, "relay") {
+		t.Errorf("weaknesses against reverse-shell %q: want the relay point", w)
 	}
 }

@@ -23,7 +23,7 @@ func TestCatalogUserFiles(t *testing.T) {
 			t.Errorf("%s: %v", p.Name, err)
 		}
 	}
-	if want := []string{"strict", "ci-runner", "egress-allowlist", "reverse-shell", "web"}; !reflect.DeepEqual(names, want) {
+	if want := []string{"strict", "ci-runner", "ci-shell-executor", "egress-allowlist", "reverse-shell", "web"}; !reflect.DeepEqual(names, want) {
 		t.Errorf("profiles %q, want %q", names, want)
 	}
 	wantNotes := []string{

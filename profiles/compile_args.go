@@ -230,6 +230,9 @@ func (b *selBuilder) pathArg(k *policy.Kprobe, m *policy.ArgMatch, field string)
 	case "StdioSocket":
 		s.StdioInet = true
 		return
+	case "StdioDialled":
+		s.StdioInet, s.StdioDialled = true, true
+		return
 	case "Fileless":
 		s.Fileless = true
 		return

@@ -17,6 +17,9 @@ func Describe(p *Profile) string {
 		fmt.Fprintf(&b, "  %s:\n", Point(pt))
 		for i, s := range sels {
 			fmt.Fprintf(&b, "    [%d] group %d policy %s call %s: %s\n", i, s.Group, s.Policy, s.Call, describeSelector(&s))
+			if pred := s.Predicate(); pred != "" {
+				fmt.Fprintf(&b, "        predicate %s: %s\n", pred, PredicateWords(pred))
+			}
 		}
 	}
 	return b.String()
@@ -59,6 +62,9 @@ func describeSelector(s *Selector) string {
 	}
 	if s.StdioInet {
 		add("stdio is an INET socket")
+	}
+	if s.StdioDialled {
+		add("dialled by the process, its parent or grandparent")
 	}
 	if s.Fileless {
 		add("the file has no link (fileless)")

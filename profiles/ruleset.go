@@ -210,8 +210,13 @@ type Selector struct {
 	Paths     []BinaryMatch
 	Names     NameMatch
 	StdioInet bool // exec only: fd 0, 1 or 2 is an INET/INET6 socket
-	Fileless  bool // exec only: the file has no link on disk (memfd, deleted)
-	Relayed   bool // relay only: a shell reading commands from a pipe, fifo, pty or unix socket that a connected process relays
+	// StdioDialled (exec only): fd 0, 1 or 2 is an INET/INET6 socket and
+	// the process, its parent or grandparent dialled (connected) a
+	// socket of its kind (stream, datagram): a reverse connection, where
+	// an inetd-style handler gets an accepted one.
+	StdioDialled bool
+	Fileless     bool // exec only: the file has no link on disk (memfd, deleted)
+	Relayed      bool // relay only: a shell reading commands from a pipe, fifo, pty or unix socket that a connected process relays
 
 	Namespaces []NamespaceMatch
 	Caps       *CapsMatch     // matchCapabilities, nil: none

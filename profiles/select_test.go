@@ -118,7 +118,7 @@ func TestSelect(t *testing.T) {
 func TestSelectUnknownProfile(t *testing.T) {
 	c := builtinCatalog(t)
 	_, err := Select(c, WorkloadInfo{Image: "nginx", Annotations: map[string]string{ProfileAnnotation: "web"}})
-	want := `annotation ocigate.io/profile="web": no such profile (known: reverse-shell, ci-runner, egress-allowlist)`
+	want := `annotation ocigate.io/profile="web": no such profile (known: reverse-shell, ci-runner, ci-shell-executor, egress-allowlist)`
 	if err == nil || err.Error() != want {
 		t.Errorf("got %v\nwant %s", err, want)
 	}

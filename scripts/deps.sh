@@ -29,6 +29,10 @@ else
 		# mkfifo, grep, unshare and the dynamic loader are essential; these
 		# are not
 		python3 perl openssl socat ncat netcat-traditional util-linux
+		# e2e precision corpora (test/e2e/corpus_test.go): the interpreters
+		# attacks start shells from, and what benign patterns run (git
+		# daemon, curl installers, script(1) pty sessions, gem and pip)
+		ruby php-cli lua5.4 lua-socket nodejs git curl bsdutils python3-pip
 		# make vmtest: qemu-system-x86_64 (its kernels are fetched by
 		# scripts/vmtest.sh itself)
 		qemu-system-x86

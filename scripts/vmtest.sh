@@ -363,6 +363,21 @@ publish_summary() {
 	log "summary written to $DOCS"
 }
 
+# publish_precision NAMES...: the precision corpora's outcomes on the lsm
+# and fmod_ret boots (the guest's "precision" scenario) go to their
+# columns of docs/precision.md (test/vmtest/precisiontable), when the run
+# publishes its summary.
+publish_precision() {
+	[ -n "$DOCS" ] && [ "$KERNELS" = "6.1 6.12" ] && [ "$LSMS" = "bpf nobpf fallback" ] || return 0
+	local n files=()
+	for n in "$@"; do
+		markers "$n" >"$WORK/precision-$n.markers"
+		files+=("$WORK/precision-$n.markers")
+	done
+	(cd "$ROOT" && go run ./test/vmtest/precisiontable -dir "$(dirname "$DOCS")/precision" \
+		-machine "QEMU TCG guest (busybox subset of the corpora) on $(machine)" "${files[@]}")
+}
+
 # run_boots NAMES...: boots KERNEL-SETTING names, JOBS at a time.
 run_boots() {
 	local n running=0
@@ -414,6 +429,7 @@ main() {
 	done
 	write_summary "$t0" "$t1" "$t2" "${names[@]}" || failed=1
 	publish_summary
+	publish_precision "${names[@]}" || failed=1
 	echo
 	cat "$LOGS/summary.md"
 	echo

@@ -110,7 +110,10 @@ type RawEvent struct {
 	Args     []string
 	ArgsCut  bool
 	Fileless bool // exec: the file had no link (memfd, deleted)
-	Comm     string
+	// Dialled (exec): the stdio socket was dialled by the process or an
+	// ancestor, Peer.
+	Dialled bool
+	Comm    string
 	// AncestorComm is the comm of the process's parent and grandparent
 	// (decisions; empty where the process is not the current task).
 	AncestorComm [2]string
@@ -175,7 +178,8 @@ func decodeInto(b []byte, ev *RawEvent, in *interner) error {
 		Monitor: k.Flags&bpf.EventMonitor != 0, SignalPending: k.Flags&bpf.EventSignalPending != 0,
 		Signal: int(k.Signal), Group: int(k.Group), State: k.State,
 		Dport: k.Dport, Sport: k.Sport, StdioInet: k.StdioInet & 0x07, Fileless: k.StdioInet&0x80 != 0,
-		Relay: Relay(k.StdioInet & relayMask), Peer: k.Peer,
+		Dialled: k.StdioInet&bpf.StdioDialled != 0 && k.StdioInet&0x07 != 0,
+		Relay:   Relay(k.StdioInet & relayMask), Peer: k.Peer,
 		Comm: in.str(k.Comm[:]), Binary: in.str(k.Binary[:]), Path: in.str(k.Path[:]),
 		AncestorComm: [2]string{in.str(k.AncestorComm[0][:]), in.str(k.AncestorComm[1][:])},
 		Owner:        k.Owner, OldFD: k.OldFd, NewFD: k.NewFd,

@@ -146,6 +146,9 @@ func compileFlags(k *bpf.FallbackSelector, s *profiles.Selector) {
 	if s.StdioInet {
 		k.Match |= bpf.MatchStdioInet
 	}
+	if s.StdioDialled {
+		k.Match |= bpf.MatchStdioDialled
+	}
 	if s.Relayed {
 		k.Match |= bpf.MatchRelayed
 	}

@@ -53,10 +53,21 @@ func profileFlags(p *profiles.Profile) uint32 {
 	if p.TrackSockets {
 		f |= bpf.WorkloadTrackSockets
 	}
-	if len(p.Points[profiles.PointRelay]) > 0 {
+	if len(p.Points[profiles.PointRelay]) > 0 || dialledStdio(p) {
 		f |= bpf.WorkloadRelay
 	}
 	return f
+}
+
+// dialledStdio: an exec selector of p asks who dialled the stdio socket,
+// which the relay bookkeeping of connects (net_procs) answers.
+func dialledStdio(p *profiles.Profile) bool {
+	for _, s := range p.Points[profiles.PointExec] {
+		if s.StdioDialled {
+			return true
+		}
+	}
+	return false
 }
 
 // LoadProfile writes a compiled profile's selectors under id. Loading the

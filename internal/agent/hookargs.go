@@ -27,6 +27,9 @@ func describeHook(raw *record.RawEvent, sel *profiles.Selector, kp *events.Kprob
 		og.StdioSockets = stdioSockets(raw)
 	}
 	kp.Return = returnArg(raw, sel)
+	if raw.Point == profiles.PointExec || raw.Point == profiles.PointRelay {
+		og.Predicate, og.Evidence = predicateEvidence(raw, sel)
+	}
 	if sel.Action == profiles.ActionNotifyEnforcer && raw.Action == profiles.ActionOverride {
 		kp.Action = events.ActionNotifyEnforcer // the kernel refuses either the same way
 	}

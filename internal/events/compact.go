@@ -14,10 +14,12 @@ const CompactTime = "2006-01-02T15:04:05.000Z07:00"
 
 // Compact renders an event as one human line, without newline:
 //
-//	TIME CONTAINER PROCESS WHAT VERDICT [policy=NAME]
+//	TIME CONTAINER PROCESS WHAT VERDICT [policy=NAME] [predicate=NAME]
 //
 // e.g. "2026-11-23T13:43:36.965Z web-1 /bin/nc[24731] connect
-// 127.0.0.2:4444 denied EPERM policy=demo-stand-in-attacker".
+// 127.0.0.2:4444 denied EPERM policy=demo-stand-in-attacker"; an exec
+// or relay verdict names the predicate that fired (its evidence is in
+// the JSON event).
 func Compact(e *Event) string {
 	var b strings.Builder
 	b.WriteString(e.Time.UTC().Format(CompactTime))
@@ -50,6 +52,9 @@ func Compact(e *Event) string {
 	b.WriteString(verdictLabel(e))
 	if kp.PolicyName != "" {
 		b.WriteString(" policy=" + kp.PolicyName)
+	}
+	if e.Ocigate != nil && e.Ocigate.Predicate != "" {
+		b.WriteString(" predicate=" + e.Ocigate.Predicate)
 	}
 	return b.String()
 }

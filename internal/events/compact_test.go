@@ -79,6 +79,11 @@ func TestCompactOfWrittenEvent(t *testing.T) {
 	if got := Compact(&back); got != want {
 		t.Fatalf("after a JSON round trip: %q", got)
 	}
+	// An exec or relay verdict names the predicate that fired.
+	ev.Ocigate.Predicate, ev.Ocigate.Evidence = "dialled-stdio-socket", "stdin on an INET socket"
+	if got := Compact(ev); got != want+" predicate=dialled-stdio-socket" {
+		t.Fatalf("with a predicate: %q", got)
+	}
 	// Local times print in UTC.
 	ev.Time = time.Date(2026, 1, 2, 5, 4, 5, 0, time.FixedZone("x", 2*3600))
 	if got := Compact(ev); !strings.HasPrefix(got, "2026-01-02T03:04:05.000Z ") {

@@ -442,6 +442,8 @@ func (o *Ocigate) appendJSON(b []byte) []byte {
 		}
 		b = append(b, ']')
 	}
+	b = appendOptString(b, `,"predicate":`, o.Predicate)
+	b = appendOptString(b, `,"evidence":`, o.Evidence)
 	b = appendOptString(b, `,"note":`, o.Note)
 	return append(b, '}')
 }

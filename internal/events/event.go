@@ -222,6 +222,14 @@ type Ocigate struct {
 	// StdioSockets are the standard descriptors (0-2) an exec had on a
 	// network socket, where its arguments do not say it.
 	StdioSockets []int `json:"stdio_sockets,omitempty"`
+	// Predicate names the exec-time predicate of the selector that
+	// matched (profiles.Selector.Predicate: dialled-stdio-socket,
+	// shell-stdio-socket, relayed-shell, fileless, ...); Evidence says in
+	// plain words what the kernel saw: the stdio kinds, the process that
+	// dialled or relays the connection, the name or file that matched.
+	// A user writes a narrow exception from them.
+	Predicate string `json:"predicate,omitempty"`
+	Evidence  string `json:"evidence,omitempty"`
 	// Note says what ocigate did where it could not do exactly what the
 	// policy asks (Tetragon's meaning), e.g. an Override value the
 	// backend cannot return.

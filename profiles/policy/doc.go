@@ -54,8 +54,8 @@
 //     on raw_syscalls' system call Equal NotEqual InMap NotInMap with
 //     system call names, x86-64 numbers or list:NAME; on linux_binprm,
 //     file, path and string Equal NotEqual Prefix NotPrefix Postfix
-//     NotPostfix, and on linux_binprm ocigate's StdioSocket, Fileless and
-//     RelayedShell (no values). Tetragon's other operators are refused.
+//     NotPostfix, and on linux_binprm ocigate's StdioSocket, StdioDialled,
+//     Fileless and RelayedShell (no values). Tetragon's other operators are refused.
 //     Values may be YAML strings or integers. An address list holds up to
 //     100 000 values, other lists 10 000.
 //   - matchBinaries[] {operator: In NotIn Prefix NotPrefix (absolute paths)

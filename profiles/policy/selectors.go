@@ -44,7 +44,7 @@ var tetragonOperators = []string{"Equal", "NotEqual", "Prefix", "NotPrefix", "Po
 // ocigateOperators are operators ocigate adds: predicates on an exec
 // Tetragon cannot express (NotSPortPriv is the spelling ocigate always
 // took for Tetragon's NotSportPriv).
-var ocigateOperators = []string{"StdioSocket", "Fileless", "RelayedShell", "NotSPortPriv"}
+var ocigateOperators = []string{"StdioSocket", "StdioDialled", "Fileless", "RelayedShell", "NotSPortPriv"}
 
 var (
 	sockOperators = []string{"SAddr", "DAddr", "NotSAddr", "NotDAddr", "SPort", "DPort", "NotSPort", "NotDPort",
@@ -60,7 +60,7 @@ var (
 		"int":          {"Equal", "NotEqual", "InMap", "NotInMap"},
 		"syscall64":    {"Equal", "NotEqual", "InMap", "NotInMap"},
 		"fd":           {"Family"}, // the family of the socket the descriptor is, if any
-		"linux_binprm": append(slices.Clone(pathOperators), "StdioSocket", "Fileless", "RelayedShell"),
+		"linux_binprm": append(slices.Clone(pathOperators), "StdioSocket", "StdioDialled", "Fileless", "RelayedShell"),
 		"file":         pathOperators,
 		"path":         pathOperators,
 		"string":       pathOperators,

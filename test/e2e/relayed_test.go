@@ -8,11 +8,8 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"fmt"
-	"io"
 	"math/big"
 	"net"
-	"net/http"
-	"net/http/httptest"
 	"strconv"
 	"strings"
 	"sync"
@@ -198,19 +195,4 @@ func TestTechniqueMonitorRelayedMkfifo(t *testing.T) {
 		"ocigate.enforced":                    false,
 	})
 	noEvent(t, res.ID, anyEnforced(res.ID))
-}
-
-// A program that connected (an HTTP client) and then runs sh -c on pipes:
-// the shell takes its commands from -c, not from the relay, so it is no
-// relayed shell.
-func TestBenignConnectedParentShellCommand(t *testing.T) {
-	needHostRoot(t)
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_, _ = io.WriteString(w, "fetched")
-	}))
-	t.Cleanup(srv.Close)
-	benign(t, "benign-connected-sh-c", "fetched via sh", "/usr/bin/python3", "-c", fmt.Sprintf(`import subprocess,sys,urllib.request
-body=urllib.request.urlopen("%s/x", timeout=10).read()
-p=subprocess.run(["/bin/sh","-c","read x; echo $x via sh"],input=body+b"\n",stdout=subprocess.PIPE,check=True)
-sys.stdout.write(p.stdout.decode())`, srv.URL))
 }

@@ -2,11 +2,7 @@ package e2e
 
 import (
 	"fmt"
-	"io"
-	"net/http"
-	"net/http/httptest"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
 )
@@ -177,53 +173,4 @@ func TestTechniqueMonitorBashDevTCP(t *testing.T) {
 		"ocigate.mode":    "monitor",
 	}))
 	noEvent(t, res.ID, anyEnforced(res.ID))
-}
-
-// benign runs args on the host root under the default profile and checks
-// it exits 0, printed want, and drew no enforced verdict.
-func benign(t *testing.T, name, want string, args ...string) {
-	t.Helper()
-	res := runContainer(t, ctrOpts{Name: name, HostRoot: true, Args: args})
-	if res.ExitCode != 0 || strings.TrimSpace(res.Stdout) != want {
-		t.Errorf("want exit 0 and stdout %q; %v", want, res)
-	}
-	noEvent(t, res.ID, anyEnforced(res.ID))
-}
-
-// A shell script with pipes: the shells' stdio are pipes.
-func TestBenignShellPipeline(t *testing.T) {
-	needHostRoot(t)
-	benign(t, "benign-pipes", "HI", "/bin/sh", "-c", "echo hi | tr a-z A-Z | cat")
-}
-
-// A python3 HTTP client fetching from a loopback server the test runs: a
-// connected TCP socket in a well-known reverse-shell binary is not itself
-// a reverse shell.
-func TestBenignPython3HTTPClient(t *testing.T) {
-	needHostRoot(t)
-	const body = "hello from the host"
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_, _ = io.WriteString(w, body)
-	}))
-	t.Cleanup(srv.Close)
-	benign(t, "benign-http", body, "/usr/bin/python3", "-c", fmt.Sprintf(`import sys,urllib.request
-with urllib.request.urlopen("%s/x", timeout=10) as r:
-    sys.stdout.write(r.read().decode())`, srv.URL))
-}
-
-// sh -c started by a process whose stdin, stdout and stderr are pipes.
-func TestBenignShellWithPipeStdio(t *testing.T) {
-	needHostRoot(t)
-	benign(t, "benign-pipe-stdio", "via-pipe", "/usr/bin/python3", "-c", `import subprocess,sys
-p=subprocess.run(["/bin/sh","-c","read x; echo $x"],input=b"via-pipe\n",stdout=subprocess.PIPE,stderr=subprocess.PIPE,check=True)
-sys.stdout.write(p.stdout.decode())`)
-}
-
-// getaddrinfo with AI_ADDRCONFIG opens a raw netlink socket (RTM_GETADDR):
-// the raw-socket rule is for inet sockets only.
-func TestBenignGetaddrinfoAddrconfig(t *testing.T) {
-	needHostRoot(t)
-	benign(t, "benign-gai", "ok", "/usr/bin/python3", "-c", `import socket
-socket.getaddrinfo("localhost", 80, flags=socket.AI_ADDRCONFIG)
-print("ok")`)
 }

@@ -33,6 +33,7 @@ const probeUsage = `usage: suite probe SUBCOMMAND
   revshell HOST:PORT SHELL  connect, put the socket on fds 0-2, exec SHELL
   relayshell HOST:PORT SHELL  start SHELL -i on pipes, then connect (a relay)
   movecg DIR SUBCOMMAND...  move this process into cgroup DIR, then run SUBCOMMAND
+  exec PROG ARGS...         exec PROG (a busybox command of the precision corpora)
   pause                     sleep until killed (a workload's placeholder init)`
 
 // dialTimeout bounds every connect of the probe subcommands.
@@ -70,6 +71,11 @@ func probeMain(args []string) int {
 			return 3
 		}
 		return probeMain(args[2:])
+	case "exec":
+		if len(args) < 2 {
+			return usageErr()
+		}
+		err = syscall.Exec(args[1], args[1:], os.Environ())
 	case "pause":
 		for {
 			time.Sleep(time.Hour)

@@ -43,6 +43,7 @@ var scenarios = []scenario{
 	{"listen-allowed", scenarioListenAllowed},
 	{"revshell", scenarioRevshell},
 	{"relayshell", scenarioRelayShell},
+	{"precision", scenarioPrecision},
 	{"tetragon-lsm-exec", scenarioTetragonLSMExec},
 	{"tetragon-override-value", scenarioTetragonOverrideValue},
 	{"tetragon-dns", scenarioTetragonDNS},

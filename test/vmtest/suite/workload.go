@@ -90,6 +90,8 @@ type workload struct {
 	bundle string
 	init   *exec.Cmd
 	reg    bool
+	// annotations are added to the OCI state's (they pick profiles).
+	annotations map[string]string
 }
 
 // newWorkload creates the cgroup parent/<name>-<n> and a bundle directory
@@ -142,9 +144,13 @@ func (w *workload) pid() int {
 
 // hook runs ocigate-hook STAGE with the OCI state on stdin, as runc does.
 func (w *workload) hook(stage, status string, pid int) (string, error) {
+	annotations := map[string]string{"io.ocigate.vmtest": "1"}
+	for k, v := range w.annotations {
+		annotations[k] = v
+	}
 	state := map[string]any{
 		"ociVersion": "1.0.2", "id": w.id, "status": status, "bundle": w.bundle,
-		"annotations": map[string]string{"io.ocigate.vmtest": "1"},
+		"annotations": annotations,
 	}
 	if pid > 0 {
 		state["pid"] = pid
