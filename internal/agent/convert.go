@@ -88,7 +88,7 @@ func (a *Agent) convert(raw *record.RawEvent, at time.Time) *events.Event {
 // processFor is the event's process and parent, and its cache entry
 // when there is one.
 func (a *Agent) processFor(raw *record.RawEvent, trackProcs bool) (events.Process, *events.Process, bool, *proccache.Entry) {
-	if e, ok := a.procs.Get(raw.Tgid, raw.StartNs); ok {
+	if e, ok := a.cached(raw.Tgid, raw.StartNs); ok {
 		return e.Process, e.Parent, e.ParentOutside, e
 	}
 	p, snap, live := a.unknownProcess(raw)
@@ -153,7 +153,7 @@ func (a *Agent) unknownProcess(raw *record.RawEvent) (events.Process, procSnapsh
 
 // ownerProcess is the process that created a tracked socket (TrackSock).
 func (a *Agent) ownerProcess(raw *record.RawEvent) (events.Process, *events.Process, bool) {
-	if e, ok := a.procs.Get(raw.Owner, 0); ok {
+	if e, ok := a.cached(raw.Owner, 0); ok {
 		return e.Process, e.Parent, e.ParentOutside
 	}
 	p := events.Process{Pid: events.Value{Value: raw.Owner}, UID: events.Value{Value: raw.UID}}

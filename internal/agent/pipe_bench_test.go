@@ -55,3 +55,31 @@ func BenchmarkWriteEvent(b *testing.B) {
 		}
 	}
 }
+
+// The event reader's share of a fork+exec+exit in a workload: the clone,
+// exec and exit records of a child of process 100 that exits before the
+// agent reads /proc (as /bin/true does), to its two events, encoded.
+func BenchmarkForkExecExit(b *testing.B) {
+	a, raw := benchAgent(b)
+	cg := raw.WorkloadCgroupID
+	w := events.NewWriter(io.Discard)
+	b.ReportAllocs()
+	tgid := uint32(5000)
+	for b.Loop() {
+		tgid++
+		start := uint64(tgid) * tick
+		a.onRecord(&record.RawEvent{Kind: record.KindClone, BootNs: start, CgroupID: cg, WorkloadCgroupID: cg, Pid: tgid, Tgid: tgid,
+			Ppid: 100, StartNs: start, ParentStartNs: 200 * tick, Comm: "python3"}, at)
+		x := execRecord(cg, tgid, 100, start+1, start, 200*tick, "/bin/true", "true")
+		for _, ev := range []*events.Event{a.onRecord(x, at),
+			a.onRecord(&record.RawEvent{Kind: record.KindExit, BootNs: start + 2, CgroupID: cg, WorkloadCgroupID: cg, Pid: tgid, Tgid: tgid,
+				Ppid: 100, StartNs: start, Comm: "true"}, at)} {
+			if ev == nil {
+				b.Fatal("no event")
+			}
+			if err := w.Write(ev); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+}

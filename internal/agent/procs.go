@@ -67,10 +67,12 @@ func (a *Agent) onExec(raw *record.RawEvent, at time.Time) *events.Event {
 	p.Arguments = argsString(raw.Args, raw.ArgsCut)
 	p.Flags = flagExecve
 	p.StartTime = a.clock.wall(raw.BootNs)
-	if a.procfs.sameProcess(raw.Tgid, raw.StartNs) {
-		p.Cwd = a.procfs.cwd(raw.Tgid)
+	// The cwd, when the pid is still this process after it was read (a
+	// process gone, /bin/true, costs one failed readlink).
+	if cwd := a.procfs.cwd(raw.Tgid); cwd != "" && a.procfs.sameProcess(raw.Tgid, raw.StartNs) {
+		p.Cwd = cwd
 	}
-	if prev, ok := a.procs.Get(raw.Tgid, raw.StartNs); ok && prev.Process.Flags != flagClone {
+	if prev, ok := a.cached(raw.Tgid, raw.StartNs); ok && prev.Process.Flags != flagClone {
 		e.Parent = snapshot(&prev.Process)
 	} else {
 		e.Parent, e.ParentOutside = a.parentOf(raw.Ppid, raw.ParentStartNs, raw.WorkloadCgroupID, raw.BootNs)
@@ -84,11 +86,14 @@ func (a *Agent) onExec(raw *record.RawEvent, at time.Time) *events.Event {
 }
 
 // onClone: a workload process forked. The child runs its parent's
-// program under an exec_id of its own until it execs.
+// program under an exec_id of its own until it execs. Most children
+// exec at once, so its entry is cached unfrozen: it is encoded when an
+// event first names it (cached), not for nothing at each fork.
 func (a *Agent) onClone(raw *record.RawEvent) {
 	e := &proccache.Entry{Tgid: raw.Tgid, StartNs: raw.StartNs}
-	if pe, ok := a.procs.Get(raw.Ppid, raw.ParentStartNs); ok {
+	if pe, ok := a.cached(raw.Ppid, raw.ParentStartNs); ok {
 		e.Process = pe.Process
+		e.Process.Thaw() // the parent's encoding, not the child's
 		e.Parent = snapshot(&pe.Process)
 		e.Workload, e.ContainerID, e.Runtime = pe.Workload, pe.ContainerID, pe.Runtime
 	} else {
@@ -104,8 +109,21 @@ func (a *Agent) onClone(raw *record.RawEvent) {
 	p.ParentExecID = ""
 	if e.Parent != nil {
 		p.ParentExecID = e.Parent.ExecID
+		freeze(e.Parent)
 	}
-	a.put(e, raw.BootNs)
+	a.procs.Put(e, raw.BootNs)
+}
+
+// cached is the cache's entry of a process, frozen (its JSON made once,
+// for every event that names it) if it was not yet: onClone leaves its
+// entries unfrozen. Only the event reader, which owns the cache, freezes
+// them; events hold copies.
+func (a *Agent) cached(tgid uint32, startNs uint64) (*proccache.Entry, bool) {
+	e, ok := a.procs.Get(tgid, startNs)
+	if ok && !e.Process.Frozen() {
+		e.Process.Freeze()
+	}
+	return e, ok
 }
 
 // onExit: the last thread of a workload process left.
@@ -139,7 +157,7 @@ func (a *Agent) parentOf(ppid uint32, startNs, workloadCgroup, now uint64) (*eve
 	if ppid == 0 {
 		return nil, false
 	}
-	if pe, ok := a.procs.Get(ppid, startNs); ok {
+	if pe, ok := a.cached(ppid, startNs); ok {
 		return snapshot(&pe.Process), false // the cache holds workload processes only
 	}
 	p := &events.Process{ExecID: a.execID(startNs, ppid), Pid: events.Value{Value: ppid}}
@@ -165,7 +183,7 @@ func (a *Agent) parentOf(ppid uint32, startNs, workloadCgroup, now uint64) (*eve
 	}
 	a.setWorkload(e, workloadCgroup)
 	// Its own parent, as far as the cache knows it (not read further).
-	if gp, ok := a.procs.Get(s.ppid, 0); ok {
+	if gp, ok := a.cached(s.ppid, 0); ok {
 		e.Parent = snapshot(&gp.Process)
 		e.Process.ParentExecID = gp.Process.ExecID
 	}
@@ -178,9 +196,17 @@ func (a *Agent) parentOf(ppid uint32, startNs, workloadCgroup, now uint64) (*eve
 func (a *Agent) put(e *proccache.Entry, now uint64) {
 	e.Process.Freeze()
 	if e.Parent != nil {
-		e.Parent.Freeze()
+		freeze(e.Parent)
 	}
 	a.procs.Put(e, now)
+}
+
+// freeze freezes a parent unless it is: a parent is a snapshot, an
+// unchanged copy of a cached process, whose encoding holds.
+func freeze(p *events.Process) {
+	if !p.Frozen() {
+		p.Freeze()
+	}
 }
 
 // setWorkload records the workload's container in e.

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/netip"
 	"os"
@@ -289,5 +290,33 @@ func TestSinkTypes(t *testing.T) {
 	}
 	if a.Stats().EventsWritten.Load() != 1 {
 		t.Fatalf("written %d", a.Stats().EventsWritten.Load())
+	}
+}
+
+// readProcFile reads a file whole, refuses one longer than its buffer,
+// and names the path of one it cannot open.
+func TestReadProcFile(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "stat")
+	want := "42 (sh) S 1 42 42 0 -1 4194560 98 0 0 0 0 0 0 0 20 0 1 0 12345 " + strings.Repeat("0 ", 30)
+	if err := os.WriteFile(path, []byte(want), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var buf [statBufSize]byte
+	got, err := readProcFile(path, buf[:])
+	if err != nil || string(got) != want {
+		t.Fatalf("got %q, %v; want %q", got, err, want)
+	}
+	if _, err := readProcFile(path, buf[:16]); err == nil || !strings.Contains(err.Error(), "longer than 16 bytes") {
+		t.Fatalf("a file longer than the buffer: got %v", err)
+	}
+	missing := filepath.Join(dir, "gone")
+	if _, err := readProcFile(missing, buf[:]); !errors.Is(err, os.ErrNotExist) || !strings.Contains(err.Error(), missing) {
+		t.Fatalf("a missing file: got %v", err)
+	}
+	// The real thing: this process's own stat.
+	ppid, ticks, ok := procFS{}.stat(uint32(os.Getpid()))
+	if !ok || ppid != uint32(os.Getppid()) || ticks == 0 {
+		t.Fatalf("own stat: ppid %d start %d ok %v; want ppid %d", ppid, ticks, ok, os.Getppid())
 	}
 }
