@@ -186,6 +186,16 @@ func run(socket string, n, par int, heap func() error) error {
 	if err != nil {
 		return err
 	}
+	printTable(n, par, took, before, with, after)
+	fmt.Print(rssRow)
+	if after["workloads_map_entries"] != before["workloads_map_entries"] {
+		return fmt.Errorf("after unregistering: %d map entries, %d before", after["workloads_map_entries"], before["workloads_map_entries"])
+	}
+	return nil
+}
+
+// printTable prints the table rows of a run.
+func printTable(n, par int, took []time.Duration, before, with, after map[string]uint64) {
 	mib := func(b uint64) string { return fmt.Sprintf("%.1f", float64(b)/(1<<20)) }
 	fmt.Printf("| %d registered workloads (real empty cgroups) | none registered | %d registered | all unregistered | target |\n", n, n)
 	fmt.Println("|---|---|---|---|---|")
@@ -199,11 +209,6 @@ func run(socket string, n, par int, heap func() error) error {
 		before["workloads_map_entries"], with["workloads_map_entries"], after["workloads_map_entries"])
 	fmt.Printf("| registration round trip, %d in flight (us): p50 / p99 / max | %d | %d | %d | |\n",
 		par, percentile(took, 0.5).Microseconds(), percentile(took, 0.99).Microseconds(), percentile(took, 1).Microseconds())
-	fmt.Print(rssRow)
-	if after["workloads_map_entries"] != before["workloads_map_entries"] {
-		return fmt.Errorf("after unregistering: %d map entries, %d before", after["workloads_map_entries"], before["workloads_map_entries"])
-	}
-	return nil
 }
 
 func call(socket string, req *api.Request) (*api.Response, error) {
