@@ -2,6 +2,7 @@ package agent
 
 import (
 	"io"
+	"runtime"
 	"testing"
 
 	"github.com/ocigate/ocigate/bpf/record"
@@ -81,5 +82,34 @@ func BenchmarkForkExecExit(b *testing.B) {
 				b.Fatal(err)
 			}
 		}
+	}
+}
+
+// The heap a process cache entry costs: 10 000 children of process 100,
+// each exec'd (python3 -c x, as a shell's child would be), then exited.
+func BenchmarkProcessCacheEntry(b *testing.B) {
+	const n = 10000
+	for b.Loop() {
+		a, raw := benchAgent(b)
+		cg := raw.WorkloadCgroupID
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		for i := uint32(0); i < n; i++ {
+			tgid := 5000 + i
+			start := uint64(tgid) * tick
+			a.onRecord(&record.RawEvent{Kind: record.KindClone, BootNs: 2000 * tick, CgroupID: cg, WorkloadCgroupID: cg, Pid: tgid, Tgid: tgid,
+				Ppid: 100, StartNs: start, ParentStartNs: 200 * tick, Comm: "python3"}, at)
+			a.onRecord(execRecord(cg, tgid, 100, 2000*tick, start, 200*tick, "/usr/bin/python3.11", "python3", "-c", "print(1)"), at)
+			a.onRecord(&record.RawEvent{Kind: record.KindExit, BootNs: 2000 * tick, CgroupID: cg, WorkloadCgroupID: cg, Pid: tgid, Tgid: tgid,
+				Ppid: 100, StartNs: start, Comm: "python3"}, at)
+		}
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		if a.procs.Len() < n {
+			b.Fatalf("%d entries cached, want %d", a.procs.Len(), n)
+		}
+		b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/n, "heap-B/entry")
+		runtime.KeepAlive(a)
 	}
 }

@@ -73,7 +73,7 @@ func (a *Agent) onExec(raw *record.RawEvent, at time.Time) *events.Event {
 		p.Cwd = cwd
 	}
 	if prev, ok := a.cached(raw.Tgid, raw.StartNs); ok && prev.Process.Flags != flagClone {
-		e.Parent = snapshot(&prev.Process)
+		e.Parent = parentSnapshot(prev)
 	} else {
 		e.Parent, e.ParentOutside = a.parentOf(raw.Ppid, raw.ParentStartNs, raw.WorkloadCgroupID, raw.BootNs)
 	}
@@ -94,7 +94,7 @@ func (a *Agent) onClone(raw *record.RawEvent) {
 	if pe, ok := a.cached(raw.Ppid, raw.ParentStartNs); ok {
 		e.Process = pe.Process
 		e.Process.Thaw() // the parent's encoding, not the child's
-		e.Parent = snapshot(&pe.Process)
+		e.Parent = parentSnapshot(pe)
 		e.Workload, e.ContainerID, e.Runtime = pe.Workload, pe.ContainerID, pe.Runtime
 	} else {
 		a.setWorkload(e, raw.WorkloadCgroupID)
@@ -139,6 +139,11 @@ func (a *Agent) onExit(raw *record.RawEvent, at time.Time) *events.Event {
 		e.Process.StartTime = a.clock.wall(raw.StartNs)
 	}
 	x := &events.Exit{Process: e.Process, Parent: e.Parent, Time: at}
+	// An exited process stays for the grace period, for late events
+	// only: its encoding goes (the exit event holds it until written;
+	// a late event makes it again), and so does its children's parent.
+	e.Process.Thaw()
+	e.Snapshot = nil
 	// The wait status: (exit code << 8) | signal, as Tetragon reads it.
 	x.Status = raw.ExitCode >> 8 & 0xff
 	if sig := raw.ExitCode & 0x7f; sig != 0 {
@@ -158,7 +163,7 @@ func (a *Agent) parentOf(ppid uint32, startNs, workloadCgroup, now uint64) (*eve
 		return nil, false
 	}
 	if pe, ok := a.cached(ppid, startNs); ok {
-		return snapshot(&pe.Process), false // the cache holds workload processes only
+		return parentSnapshot(pe), false // the cache holds workload processes only
 	}
 	p := &events.Process{ExecID: a.execID(startNs, ppid), Pid: events.Value{Value: ppid}}
 	if startNs != 0 {
@@ -184,11 +189,11 @@ func (a *Agent) parentOf(ppid uint32, startNs, workloadCgroup, now uint64) (*eve
 	a.setWorkload(e, workloadCgroup)
 	// Its own parent, as far as the cache knows it (not read further).
 	if gp, ok := a.cached(s.ppid, 0); ok {
-		e.Parent = snapshot(&gp.Process)
+		e.Parent = parentSnapshot(gp)
 		e.Process.ParentExecID = gp.Process.ExecID
 	}
 	a.put(e, now)
-	return snapshot(&e.Process), false
+	return parentSnapshot(e), false
 }
 
 // put caches e with its process and parent frozen: their JSON is made
@@ -235,6 +240,16 @@ func (a *Agent) processOcigate(raw *record.RawEvent, e *proccache.Entry) *events
 		og.Profile, og.Mode = p.Name, string(p.Mode)
 	}
 	return og
+}
+
+// parentSnapshot is the snapshot of a cached (frozen) process that its
+// children name as their parent, made once and shared: a cache full of
+// one shell's children holds one copy of the shell, not one each.
+func parentSnapshot(e *proccache.Entry) *events.Process {
+	if e.Snapshot == nil {
+		e.Snapshot = snapshot(&e.Process)
+	}
+	return e.Snapshot
 }
 
 // snapshot copies a process for another's parent: the copy holds no
