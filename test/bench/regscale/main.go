@@ -105,6 +105,37 @@ func rssByMapping(pid int) error {
 	return nil
 }
 
+// memRow is the agent's Go memory, from its runtime.MemStats, a line
+// printed after the table.
+var memRow string
+
+// goMemory reads the runtime.MemStats that the agent's text heap profile
+// ends with into memRow: the live heap after a collection, free heap
+// the runtime holds, stacks, and the runtime's own metadata.
+func goMemory(c *http.Client, addr string) error {
+	resp, err := c.Get("http://" + addr + "/debug/pprof/heap?debug=1")
+	if err != nil {
+		return fmt.Errorf("heap profile: %w", err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return fmt.Errorf("heap profile: %w", err)
+	}
+	st := map[string]float64{}
+	for _, line := range strings.Split(string(b), "\n") {
+		name, v, ok := strings.Cut(strings.TrimPrefix(line, "# "), " = ")
+		if f := strings.Fields(v); ok && len(f) > 0 {
+			st[name], _ = strconv.ParseFloat(f[0], 64)
+		}
+	}
+	m := func(v float64) string { return fmt.Sprintf("%.1f", v/(1<<20)) }
+	memRow = fmt.Sprintf("Its Go memory (runtime.MemStats, MiB): live heap after a collection %s, free heap kept (not returned) %s, "+
+		"stacks %s, runtime metadata %s.\n", m(st["HeapAlloc"]), m(st["HeapIdle"]-st["HeapReleased"]+st["HeapInuse"]-st["HeapAlloc"]),
+		m(st["Stack"]), m(st["GCSys"]+st["MSpan"]+st["MCache"]+st["BuckHashSys"]+st["OtherSys"]))
+	return nil
+}
+
 // saveHeap saves the agent's heap profile (after a collection) to out.
 func saveHeap(addr, out string) error {
 	c := http.Client{Timeout: 30 * time.Second}
@@ -121,7 +152,10 @@ func saveHeap(addr, out string) error {
 		return err
 	}
 	_, err = io.Copy(f, resp.Body)
-	return errors.Join(err, f.Close())
+	if err := errors.Join(err, f.Close()); err != nil {
+		return err
+	}
+	return goMemory(&c, addr)
 }
 
 func run(socket string, n, par int, heap func() error) error {
@@ -188,6 +222,7 @@ func run(socket string, n, par int, heap func() error) error {
 	}
 	printTable(n, par, took, before, with, after)
 	fmt.Print(rssRow)
+	fmt.Print(memRow)
 	if after["workloads_map_entries"] != before["workloads_map_entries"] {
 		return fmt.Errorf("after unregistering: %d map entries, %d before", after["workloads_map_entries"], before["workloads_map_entries"])
 	}
