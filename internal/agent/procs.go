@@ -114,6 +114,28 @@ func (a *Agent) onClone(raw *record.RawEvent) {
 	a.procs.Put(e, raw.BootNs)
 }
 
+// cloneOf caches the entry that the process of raw, unknown to the
+// cache, would have from its clone record, and reports whether it
+// could: a fork that execs at once needs no record of its own, so the
+// kernel sends none (track_fork), and a child that has not exec'd is
+// made from its parent (started at parentStartNs, 0: any) when an event
+// or its exit first names it. The parent must be cached, in the same
+// workload; its program is the one it runs now, which is the one the
+// child runs unless the parent exec'd after the fork (or, for an
+// orphan's exit, the parent is the one it was given).
+func (a *Agent) cloneOf(raw *record.RawEvent, parentStartNs uint64) bool {
+	if raw.StartNs == 0 || raw.Ppid == 0 || raw.Ppid == raw.Tgid {
+		return false
+	}
+	pe, ok := a.procs.Get(raw.Ppid, parentStartNs)
+	if !ok || pe.Workload != raw.WorkloadCgroupID || raw.WorkloadCgroupID == 0 {
+		return false
+	}
+	a.onClone(&record.RawEvent{Kind: record.KindClone, BootNs: raw.BootNs, CgroupID: raw.CgroupID, WorkloadCgroupID: raw.WorkloadCgroupID,
+		Pid: raw.Tgid, Tgid: raw.Tgid, Ppid: raw.Ppid, UID: raw.UID, StartNs: raw.StartNs, ParentStartNs: pe.StartNs})
+	return true
+}
+
 // cached is the cache's entry of a process, frozen (its JSON made once,
 // for every event that names it) if it was not yet: onClone leaves its
 // entries unfrozen. Only the event reader, which owns the cache, freezes
@@ -129,6 +151,9 @@ func (a *Agent) cached(tgid uint32, startNs uint64) (*proccache.Entry, bool) {
 // onExit: the last thread of a workload process left.
 func (a *Agent) onExit(raw *record.RawEvent, at time.Time) *events.Event {
 	e, ok := a.procs.Exit(raw.Tgid, raw.StartNs, raw.BootNs)
+	if !ok && a.cloneOf(raw, raw.ParentStartNs) {
+		e, ok = a.procs.Exit(raw.Tgid, raw.StartNs, raw.BootNs)
+	}
 	if !ok {
 		// Not known (it started before the agent): what the kernel says.
 		e = &proccache.Entry{Tgid: raw.Tgid, StartNs: raw.StartNs}

@@ -320,3 +320,38 @@ func TestReadProcFile(t *testing.T) {
 		t.Fatalf("own stat: ppid %d start %d ok %v; want ppid %d", ppid, ticks, ok, os.Getppid())
 	}
 }
+
+// The kernel sends no clone records: a child that has not exec'd is made
+// from its cached parent when an event or its exit first names it, as a
+// clone record made it.
+func TestForkWithoutCloneRecord(t *testing.T) {
+	a, h, cg := procFixture(t)
+	bash := a.onRecord(execRecord(cg, 100, 50, 1000*tick, 200*tick, 100*tick, "/usr/bin/bash", "bash", "-c", "x"), at).ProcessExec.Process
+	// A connect of child 101 (no parent in the record): /proc names the
+	// parent, which runs the same program.
+	h.fakeProc(101, 100, 300, "/usr/bin/bash", "/srv", "bash", "-c", "x")
+	connect := &record.RawEvent{BootNs: 1002 * tick, WorkloadCgroupID: cg, CgroupID: cg, Tgid: 101, Pid: 101, StartNs: 300 * tick,
+		Profile: 1, Point: profiles.PointConnect, Action: profiles.ActionPost, Family: unix.AF_INET, HasAddr: true,
+		Daddr: netip.MustParseAddr("127.0.0.1"), Dport: 4444, Comm: "bash"}
+	kp := a.convert(connect, at).ProcessKprobe
+	wantExecID(t, a, kp.Process.ExecID, 300*tick, 101)
+	if kp.Process.Binary != "/usr/bin/bash" || kp.Process.Arguments != "-c x" || kp.Process.Flags != "clone" ||
+		kp.Parent == nil || kp.Parent.ExecID != bash.ExecID || kp.Process.ParentExecID != bash.ExecID {
+		t.Fatalf("forked child %+v, parent %+v", kp.Process, kp.Parent)
+	}
+	// Child 102 exits without an exec or an event: its exit names it.
+	exit := a.onRecord(&record.RawEvent{Kind: record.KindExit, BootNs: 1003 * tick, WorkloadCgroupID: cg, CgroupID: cg, Tgid: 102, Pid: 102,
+		Ppid: 100, StartNs: 301 * tick, ParentStartNs: 200 * tick, Profile: 1}, at).ProcessExit
+	if exit == nil || exit.Process.Flags != "clone" || exit.Process.Binary != "/usr/bin/bash" || exit.Parent == nil ||
+		exit.Parent.ExecID != bash.ExecID {
+		t.Fatalf("exit of a forked child %+v, parent %+v", exit.Process, exit.Parent)
+	}
+	wantExecID(t, a, exit.Process.ExecID, 301*tick, 102)
+	// Child 103 runs another program than its parent (its exec record was
+	// lost): /proc's word, not a clone.
+	h.fakeProc(103, 100, 302, "/usr/bin/python3.11", "/srv", "python3")
+	connect.Tgid, connect.Pid, connect.StartNs = 103, 103, 302*tick
+	if kp := a.convert(connect, at).ProcessKprobe; kp.Process.Flags != "procFS" || kp.Process.Binary != "/usr/bin/python3.11" {
+		t.Fatalf("a child running another program %+v", kp.Process)
+	}
+}
