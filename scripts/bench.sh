@@ -62,8 +62,14 @@ sock=$work/agentd.sock
 mk_bundle "$work/on" "$work/rootfs" bench-on yes "$sock" /bin/connectloop "$CONNECTS"
 mk_bundle "$work/off" "$work/rootfs" bench-off no "" /bin/connectloop "$CONNECTS"
 
-connect_prog_stats() { # run_time_ns run_cnt of the connect4 program
-	bpftool -j prog show name connect4 | jq -r 'if type=="array" then .[0] else . end | "\(.run_time_ns // 0) \(.run_cnt // 0)"'
+# connect_prog_stats: run_time_ns run_cnt of the agent's cgroup/connect4
+# program, from its metrics: its own program, not another agent's of the
+# same name (bpftool lists every loaded one).
+connect_prog_stats() {
+	curl -sf "http://$METRICS_ADDR/metrics" | awk '
+		/^ocigate_bpf_program_run_seconds_total\{program="cgroup\/connect4"\}/ { t = $2 * 1e9 }
+		/^ocigate_bpf_program_runs_total\{program="cgroup\/connect4"\}/ { c = $2 }
+		END { printf "%.0f %.0f\n", t, c }'
 }
 
 echo "bench: connect latency, $ROUNDS alternating rounds of $CONNECTS connects"
