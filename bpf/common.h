@@ -260,7 +260,7 @@ enum event_flag {
 enum record_kind {
 	RECORD_DECISION = 0,	/* a selector matched: the agent's process_kprobe */
 	RECORD_EXEC = 1,	/* a workload process exec'd (sched_process_exec) */
-	RECORD_CLONE = 2,	/* a workload process started another (fork, not a thread) */
+	RECORD_CLONE = 2,	/* a workload process started another (fork): sent by older objects only */
 	RECORD_EXIT = 3,	/* the last thread of a workload process exited */
 };
 

@@ -373,7 +373,11 @@ int track_exec(struct bpf_raw_tracepoint_args *ctx)
 }
 
 /* sched_process_fork(struct task_struct *parent, struct task_struct *child):
- * a new process runs its parent's binary until it execs. */
+ * a new process runs its parent's binary until it execs. No record: a
+ * fork that execs at once, as nearly every one does, needs none (its
+ * exec record names its parent), and the agent makes the entry of a
+ * child that has not exec'd from its parent when an event or its exit
+ * first names it. */
 SEC("raw_tracepoint/sched_process_fork")
 int track_fork(struct bpf_raw_tracepoint_args *ctx)
 {
@@ -389,11 +393,6 @@ int track_fork(struct bpf_raw_tracepoint_args *ctx)
 	if (p)
 		bpf_map_update_elem(&procs, &ctgid, p, BPF_ANY);
 	ns_record_fork(ptgid, ctgid);
-	__u64 workload_cgroup = 0;
-	struct workload *w = current_workload(&workload_cgroup);
-
-	if (w)
-		report_clone(child, w, workload_cgroup);
 	return 0;
 }
 

@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: GPL-2.0 */
-/* Process records: the exec, clone and exit of each process of a
- * registered workload, for the agent's process cache (lineage, exec_id)
- * and its process_exec / process_exit events. One ring buffer record each,
+/* Process records: the exec and exit of each process of a registered
+ * workload, for the agent's process cache (lineage, exec_id) and its
+ * process_exec / process_exit events (forks send none: track_fork;
+ * RECORD_CLONE stays in the ABI, for the agent reading an older object's
+ * records). One ring buffer record each,
  * in struct event with kind set; a workload whose profile turns them off
  * (WORKLOAD_NO_PROC_EVENTS) gets none. */
 #ifndef OCIGATE_PROCS_H
@@ -73,22 +75,6 @@ static __always_inline void report_exec(struct task_struct *task, const struct p
 		len = ARGS_EV_LEN - 1;
 	if (len && !bpf_probe_read_user(e->args, len & (ARGS_EV_LEN - 1), (const void *)start))
 		e->args_len = len;
-	submit(e, false);
-}
-
-/* A new process (not a thread), at sched_process_fork in its parent: it
- * runs the parent's binary until it execs. */
-static __always_inline void report_clone(struct task_struct *child, const struct workload *w, __u64 workload_cgroup)
-{
-	struct event *e = proc_record(RECORD_CLONE, w, workload_cgroup);
-
-	if (!e)
-		return;
-	e->pid = BPF_CORE_READ(child, pid);
-	e->tgid = BPF_CORE_READ(child, tgid);
-	e->start_time = BPF_CORE_READ(child, start_boottime);
-	record_parent(e, child);
-	BPF_CORE_READ_STR_INTO(&e->comm, child, comm);
 	submit(e, false);
 }
 

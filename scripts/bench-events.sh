@@ -8,13 +8,18 @@
 # (kernel ring buffer reservation failures, the agent's queue, the sink).
 # The agent writes process_kprobe events only (--events-types), so the
 # written count is the generator's events alone.
+# At the steps of 300 000 events/s and more, the agent's CPU profile
+# says where its time goes: reading the ring buffer, decoding records,
+# turning them into events (the process cache lookup among it), encoding
+# JSON, writing the file, and the garbage collector.
 # Results go to bench-results/events.md (and stdout).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
 
 [ "$(id -u)" = 0 ] || { echo "bench-events: run as root" >&2; exit 1; }
-STEPS=${EVENT_STEPS:-"100000/1 200000/1 250000/1 0/1 300000/2 350000/2 400000/2 0/2"}
+STEPS=${EVENT_STEPS:-"100000/1 200000/1 250000/1 0/1 300000/2 400000/2 500000/2 0/2"}
+PPROF_ADDR=${EVENTS_PPROF_ADDR:-127.0.0.1:16062}
 SECONDS_PER=${EVENT_SECONDS:-5}
 out=bench-results
 mkdir -p "$out"
@@ -29,7 +34,25 @@ CGO_ENABLED=0 go build -o "$work/eventstorm" ./test/bench/eventstorm
 mkdir -p "$work/profiles"
 cp scripts/bench-profiles/bench-events.yaml "$work/profiles/"
 sock=$work/agentd.sock
-PROFILES_DIR=$work/profiles start_agent "$work" --events-max-size 512MiB --events-max-backups 1 --events-types process_kprobe
+PROFILES_DIR=$work/profiles start_agent "$work" --events-max-size 512MiB --events-max-backups 1 --events-types process_kprobe \
+	--pprof-addr "$PPROF_ADDR"
+
+# profile_shares PROFILE SECONDS: the agent's CPU in each part of the
+# event path, in % of one CPU (cumulative time of the part's function).
+profile_shares() {
+	go tool pprof -top -cum -nodecount=100000 "$OCIGATE_BIN/ocigate-agentd" "$1" 2>/dev/null | awk -v secs="$2" '
+		function sec(v) { if (v ~ /ms$/) return v / 1000; if (v ~ /us$/) return v / 1e6; return v + 0 }
+		{ f = $NF; c = sec($4) }
+		f == "github.com/cilium/ebpf/ringbuf.(*Reader).ReadInto" { part["ring read"] += c }
+		f == "github.com/ocigate/ocigate/bpf/record.decodeInto" { part["decode"] += c }
+		f == "github.com/ocigate/ocigate/internal/agent.(*Agent).handle" { part["to event"] += c }
+		f == "github.com/ocigate/ocigate/internal/agent.(*Agent).processFor" { part["(process cache)"] += c }
+		f == "github.com/ocigate/ocigate/internal/events.(*Event).AppendJSON" { part["encode"] += c }
+		f == "github.com/ocigate/ocigate/internal/events.(*Writer).flushLocked" { part["write"] += c }
+		f == "runtime.gcBgMarkWorker" { part["GC"] += c }
+		END { n = split("ring read,decode,to event,(process cache),encode,write,GC", order, ",")
+			for (i = 1; i <= n; i++) printf "%s %.0f%%; ", order[i], 100 * part[order[i]] / secs }'
+}
 
 # counters: events_written kernel_events_lost events_dropped_queue events_sink_errors
 counters() {
@@ -51,6 +74,11 @@ for step in $STEPS; do
 	read -r w0 k0 q0 s0 < <(counters)
 	c0=$(cpu_ticks)
 	t0=$(now)
+	prof_pid=
+	if [ "$rate" -ge 300000 ]; then
+		curl -sf -o "$work/cpu-$rate.pprof" "http://$PPROF_ADDR/debug/pprof/profile?seconds=$((SECONDS_PER - 1))" &
+		prof_pid=$!
+	fi
 	res=$("$OCIGATE_BIN/ocigate-agentd" run-job --socket "$sock" --profile bench-events -- \
 		"$work/eventstorm" -rate "$rate" -threads "$threads" -duration "${SECONDS_PER}s" 2>>"$work/runjob.log")
 	made=$(awk '$1=="generated"{print $2}' <<<"$res")
@@ -67,6 +95,9 @@ for step in $STEPS; do
 		sleep 0.05
 	done
 	c1=$(cpu_ticks)
+	if [ -n "$prof_pid" ] && wait "$prof_pid"; then
+		echo "| $rate | $threads | $(profile_shares "$work/cpu-$rate.pprof" $((SECONDS_PER - 1))) |" >>"$work/profiles.md"
+	fi
 	written=$((w - w0)) klost=$((k - k0)) qdrop=$((q - q0)) slost=$((s - s0))
 	# written/s over the time from the job's start to the last line written
 	wall=$(awk -v a="$t0" -v b="$t1" 'BEGIN{print b - a}')
@@ -90,5 +121,13 @@ done
 	echo
 	cat "$work/table.md"
 	echo
-	echo "Highest rate with zero loss: $best events/s; loss first at offered ${first_loss:-none} events/s (${SECONDS_PER} s per step; load average before: $load)."
+	echo "Highest rate with zero loss: $best events/s; loss first at offered ${first_loss:-none} events/s (${SECONDS_PER} s per step; load average before: $load); target >= 500000 events/s with zero loss."
+	if [ -s "$work/profiles.md" ]; then
+		echo
+		echo "Where the agent's time goes (CPU profile over the step, % of one CPU; the process cache lookup is part of \"to event\"):"
+		echo
+		echo "| offered (events/s) | threads | ring read; decode; to event; (process cache); encode; write; GC |"
+		echo "|---|---|---|"
+		cat "$work/profiles.md"
+	fi
 } | tee "$out/events.md"

@@ -50,7 +50,7 @@ type Kind uint8
 const (
 	KindDecision Kind = bpf.RecordDecision // a selector matched: a process_kprobe event
 	KindExec     Kind = bpf.RecordExec     // a workload process exec'd
-	KindClone    Kind = bpf.RecordClone    // a workload process started another (not a thread)
+	KindClone    Kind = bpf.RecordClone    // a workload process started another (not a thread); older objects only
 	KindExit     Kind = bpf.RecordExit     // the last thread of a workload process exited
 )
 

@@ -2,6 +2,14 @@
 // registers the container with the ocigate agent and exits 0 only once
 // enforcement is live, so a failure makes the runtime refuse the
 // container; at poststop it unregisters and never fails the runtime.
+//
+// The hook lives for a few milliseconds on the container's start path,
+// so it skips the Go runtime's container-aware GOMAXPROCS (reading its
+// own cgroup's CPU limit at start, and watching it after): neither
+// matters to a process this short.
+//
+//go:debug containermaxprocs=0
+//go:debug updatemaxprocs=0
 package main
 
 import (
@@ -60,6 +68,7 @@ type options struct {
 	// no agent answers (the installer's choice; off by default).
 	allowFailOpenAnnotation bool
 	reportDir               string // where refusals wait for the agent
+	timing                  *timing
 }
 
 func main() {
@@ -105,6 +114,8 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 }
 
 func run(args []string, stdin io.Reader, stderr io.Writer) int {
+	t := newTiming()
+	defer t.print(stderr)
 	o, err := parseFlags(args, stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		return 0 // --help printed the usage
@@ -117,6 +128,8 @@ func run(args []string, stdin io.Reader, stderr io.Writer) int {
 		fmt.Fprintln(stdout, "ocigate-hook", buildinfo.Get())
 		return 0
 	}
+	o.timing = t
+	t.mark("flags")
 	ctx, cancel := context.WithTimeout(context.Background(), o.timeout)
 	defer cancel()
 	if o.stage == stagePoststop {
@@ -246,6 +259,7 @@ func failOpen(o *options, c *oci.Container, resp *api.Response, stderr io.Writer
 // agent's answer (its profile's failure policy).
 func register(ctx context.Context, o *options, stdin io.Reader) (*oci.Container, *api.Response, error) {
 	c, err := oci.LoadContainer(stdin)
+	o.timing.mark("load")
 	if err != nil {
 		return c, nil, err
 	}
@@ -257,6 +271,7 @@ func register(ctx context.Context, o *options, stdin io.Reader) (*oci.Container,
 		return c, nil, fmt.Errorf("resolve cgroup and namespaces of pid %d: %w", c.Pid, err)
 	}
 	runtime, key := runtimeName(o.runtime, c)
+	o.timing.mark("resolve")
 	req := &api.Request{Op: api.OpRegister, Register: &api.Registration{
 		ContainerID: c.ID, Runtime: runtime, RuntimeAnnotation: key, Bundle: c.Bundle,
 		Pid: c.Pid, Annotations: c.Annotations, Identity: api.IdentityOf(ident),
@@ -264,7 +279,8 @@ func register(ctx context.Context, o *options, stdin io.Reader) (*oci.Container,
 	// An agent restarting (an upgrade) has no socket for a moment: wait
 	// up to half the hook's --timeout for it rather than refuse the
 	// container (api.CallWaiting).
-	resp, err := api.CallWaiting(ctx, o.socket, req, o.timeout/2, o.timeout)
+	resp, err := api.CallWaitingVerdict(ctx, o.socket, req, o.timeout/2, o.timeout)
+	o.timing.mark("call")
 	return c, resp, err
 }
 

@@ -88,13 +88,21 @@ func (a *Agent) convert(raw *record.RawEvent, at time.Time) *events.Event {
 // processFor is the event's process and parent, and its cache entry
 // when there is one.
 func (a *Agent) processFor(raw *record.RawEvent, trackProcs bool) (events.Process, *events.Process, bool, *proccache.Entry) {
-	if e, ok := a.procs.Get(raw.Tgid, raw.StartNs); ok {
+	if e, ok := a.cached(raw.Tgid, raw.StartNs); ok {
+		return e.Process, e.Parent, e.ParentOutside, e
+	}
+	if trackProcs && !postExec(raw) && a.cloneOf(raw, 0) {
+		e, _ := a.cached(raw.Tgid, raw.StartNs)
 		return e.Process, e.Parent, e.ParentOutside, e
 	}
 	p, snap, live := a.unknownProcess(raw)
 	ppid := raw.Ppid
 	if ppid == 0 && live && trackProcs {
 		ppid = snap.ppid
+		if a.forkedFrom(raw, snap) {
+			e, _ := a.cached(raw.Tgid, raw.StartNs)
+			return e.Process, e.Parent, e.ParentOutside, e
+		}
 	}
 	parent, outside := a.parentOf(ppid, 0, raw.WorkloadCgroupID, raw.BootNs)
 	if parent != nil {
@@ -114,6 +122,26 @@ func (a *Agent) processFor(raw *record.RawEvent, trackProcs bool) (events.Proces
 	return e.Process, e.Parent, outside, e
 }
 
+// forkedFrom reports whether the live process of raw (a record without
+// its parent: not an exec's) is a child that has not exec'd of a cached
+// process, /proc's parent, running the same program, and if so caches
+// it as such (cloneOf).
+func (a *Agent) forkedFrom(raw *record.RawEvent, snap procSnapshot) bool {
+	pe, ok := a.procs.Get(snap.ppid, 0)
+	if !ok || raw.StartNs == 0 || pe.Process.Binary != snap.binary {
+		return false
+	}
+	r := *raw
+	r.Ppid = snap.ppid
+	return a.cloneOf(&r, pe.StartNs)
+}
+
+// postExec: the record's process already is the new image of an exec
+// (sched_process_exec, the fallback's exec point and relays).
+func postExec(raw *record.RawEvent) bool {
+	return raw.Point == profiles.PointExec && raw.Backend == bpf.BackendFallback || raw.Point == profiles.PointRelay
+}
+
 // unknownProcess is what /proc and the record tell about a process the
 // cache does not know; live says /proc had it.
 func (a *Agent) unknownProcess(raw *record.RawEvent) (events.Process, procSnapshot, bool) {
@@ -122,7 +150,7 @@ func (a *Agent) unknownProcess(raw *record.RawEvent) (events.Process, procSnapsh
 	// still the caller, and /proc tells about it while it lives.
 	// A relayed shell is decided at sched_process_exec too, or at its
 	// peer's connect (then the agent kills it: /proc may be gone).
-	postExec := raw.Point == profiles.PointExec && raw.Backend == bpf.BackendFallback || raw.Point == profiles.PointRelay
+	postExec := postExec(raw)
 	p := events.Process{Pid: events.Value{Value: raw.Tgid}, UID: events.Value{Value: raw.UID}}
 	var snap procSnapshot
 	live := false
@@ -153,7 +181,7 @@ func (a *Agent) unknownProcess(raw *record.RawEvent) (events.Process, procSnapsh
 
 // ownerProcess is the process that created a tracked socket (TrackSock).
 func (a *Agent) ownerProcess(raw *record.RawEvent) (events.Process, *events.Process, bool) {
-	if e, ok := a.procs.Get(raw.Owner, 0); ok {
+	if e, ok := a.cached(raw.Owner, 0); ok {
 		return e.Process, e.Parent, e.ParentOutside
 	}
 	p := events.Process{Pid: events.Value{Value: raw.Owner}, UID: events.Value{Value: raw.UID}}

@@ -2,6 +2,7 @@ package agent
 
 import (
 	"io"
+	"runtime"
 	"testing"
 
 	"github.com/ocigate/ocigate/bpf/record"
@@ -53,5 +54,62 @@ func BenchmarkWriteEvent(b *testing.B) {
 		if err := w.Write(ev); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// The event reader's share of a fork+exec+exit in a workload: the clone,
+// exec and exit records of a child of process 100 that exits before the
+// agent reads /proc (as /bin/true does), to its two events, encoded.
+func BenchmarkForkExecExit(b *testing.B) {
+	a, raw := benchAgent(b)
+	cg := raw.WorkloadCgroupID
+	w := events.NewWriter(io.Discard)
+	b.ReportAllocs()
+	tgid := uint32(5000)
+	for b.Loop() {
+		tgid++
+		start := uint64(tgid) * tick
+		a.onRecord(&record.RawEvent{Kind: record.KindClone, BootNs: start, CgroupID: cg, WorkloadCgroupID: cg, Pid: tgid, Tgid: tgid,
+			Ppid: 100, StartNs: start, ParentStartNs: 200 * tick, Comm: "python3"}, at)
+		x := execRecord(cg, tgid, 100, start+1, start, 200*tick, "/bin/true", "true")
+		for _, ev := range []*events.Event{a.onRecord(x, at),
+			a.onRecord(&record.RawEvent{Kind: record.KindExit, BootNs: start + 2, CgroupID: cg, WorkloadCgroupID: cg, Pid: tgid, Tgid: tgid,
+				Ppid: 100, StartNs: start, Comm: "true"}, at)} {
+			if ev == nil {
+				b.Fatal("no event")
+			}
+			if err := w.Write(ev); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+}
+
+// The heap a process cache entry costs: 10 000 children of process 100,
+// each exec'd (python3 -c x, as a shell's child would be), then exited.
+func BenchmarkProcessCacheEntry(b *testing.B) {
+	const n = 10000
+	for b.Loop() {
+		a, raw := benchAgent(b)
+		cg := raw.WorkloadCgroupID
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		for i := uint32(0); i < n; i++ {
+			tgid := 5000 + i
+			start := uint64(tgid) * tick
+			a.onRecord(&record.RawEvent{Kind: record.KindClone, BootNs: 2000 * tick, CgroupID: cg, WorkloadCgroupID: cg, Pid: tgid, Tgid: tgid,
+				Ppid: 100, StartNs: start, ParentStartNs: 200 * tick, Comm: "python3"}, at)
+			a.onRecord(execRecord(cg, tgid, 100, 2000*tick, start, 200*tick, "/usr/bin/python3.11", "python3", "-c", "print(1)"), at)
+			a.onRecord(&record.RawEvent{Kind: record.KindExit, BootNs: 2000 * tick, CgroupID: cg, WorkloadCgroupID: cg, Pid: tgid, Tgid: tgid,
+				Ppid: 100, StartNs: start, Comm: "python3"}, at)
+		}
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		if a.procs.Len() < n {
+			b.Fatalf("%d entries cached, want %d", a.procs.Len(), n)
+		}
+		b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/n, "heap-B/entry")
+		runtime.KeepAlive(a)
 	}
 }

@@ -67,11 +67,13 @@ func (a *Agent) onExec(raw *record.RawEvent, at time.Time) *events.Event {
 	p.Arguments = argsString(raw.Args, raw.ArgsCut)
 	p.Flags = flagExecve
 	p.StartTime = a.clock.wall(raw.BootNs)
-	if a.procfs.sameProcess(raw.Tgid, raw.StartNs) {
-		p.Cwd = a.procfs.cwd(raw.Tgid)
+	// The cwd, when the pid is still this process after it was read (a
+	// process gone, /bin/true, costs one failed readlink).
+	if cwd := a.procfs.cwd(raw.Tgid); cwd != "" && a.procfs.sameProcess(raw.Tgid, raw.StartNs) {
+		p.Cwd = cwd
 	}
-	if prev, ok := a.procs.Get(raw.Tgid, raw.StartNs); ok && prev.Process.Flags != flagClone {
-		e.Parent = snapshot(&prev.Process)
+	if prev, ok := a.cached(raw.Tgid, raw.StartNs); ok && prev.Process.Flags != flagClone {
+		e.Parent = parentSnapshot(prev)
 	} else {
 		e.Parent, e.ParentOutside = a.parentOf(raw.Ppid, raw.ParentStartNs, raw.WorkloadCgroupID, raw.BootNs)
 	}
@@ -84,12 +86,15 @@ func (a *Agent) onExec(raw *record.RawEvent, at time.Time) *events.Event {
 }
 
 // onClone: a workload process forked. The child runs its parent's
-// program under an exec_id of its own until it execs.
+// program under an exec_id of its own until it execs. Most children
+// exec at once, so its entry is cached unfrozen: it is encoded when an
+// event first names it (cached), not for nothing at each fork.
 func (a *Agent) onClone(raw *record.RawEvent) {
 	e := &proccache.Entry{Tgid: raw.Tgid, StartNs: raw.StartNs}
-	if pe, ok := a.procs.Get(raw.Ppid, raw.ParentStartNs); ok {
+	if pe, ok := a.cached(raw.Ppid, raw.ParentStartNs); ok {
 		e.Process = pe.Process
-		e.Parent = snapshot(&pe.Process)
+		e.Process.Thaw() // the parent's encoding, not the child's
+		e.Parent = parentSnapshot(pe)
 		e.Workload, e.ContainerID, e.Runtime = pe.Workload, pe.ContainerID, pe.Runtime
 	} else {
 		a.setWorkload(e, raw.WorkloadCgroupID)
@@ -104,13 +109,51 @@ func (a *Agent) onClone(raw *record.RawEvent) {
 	p.ParentExecID = ""
 	if e.Parent != nil {
 		p.ParentExecID = e.Parent.ExecID
+		freeze(e.Parent)
 	}
-	a.put(e, raw.BootNs)
+	a.procs.Put(e, raw.BootNs)
+}
+
+// cloneOf caches the entry that the process of raw, unknown to the
+// cache, would have from its clone record, and reports whether it
+// could: a fork that execs at once needs no record of its own, so the
+// kernel sends none (track_fork), and a child that has not exec'd is
+// made from its parent (started at parentStartNs, 0: any) when an event
+// or its exit first names it. The parent must be cached, in the same
+// workload; its program is the one it runs now, which is the one the
+// child runs unless the parent exec'd after the fork (or, for an
+// orphan's exit, the parent is the one it was given).
+func (a *Agent) cloneOf(raw *record.RawEvent, parentStartNs uint64) bool {
+	if raw.StartNs == 0 || raw.Ppid == 0 || raw.Ppid == raw.Tgid {
+		return false
+	}
+	pe, ok := a.procs.Get(raw.Ppid, parentStartNs)
+	if !ok || pe.Workload != raw.WorkloadCgroupID || raw.WorkloadCgroupID == 0 {
+		return false
+	}
+	a.onClone(&record.RawEvent{Kind: record.KindClone, BootNs: raw.BootNs, CgroupID: raw.CgroupID, WorkloadCgroupID: raw.WorkloadCgroupID,
+		Pid: raw.Tgid, Tgid: raw.Tgid, Ppid: raw.Ppid, UID: raw.UID, StartNs: raw.StartNs, ParentStartNs: pe.StartNs})
+	return true
+}
+
+// cached is the cache's entry of a process, frozen (its JSON made once,
+// for every event that names it) if it was not yet: onClone leaves its
+// entries unfrozen. Only the event reader, which owns the cache, freezes
+// them; events hold copies.
+func (a *Agent) cached(tgid uint32, startNs uint64) (*proccache.Entry, bool) {
+	e, ok := a.procs.Get(tgid, startNs)
+	if ok && !e.Process.Frozen() {
+		e.Process.Freeze()
+	}
+	return e, ok
 }
 
 // onExit: the last thread of a workload process left.
 func (a *Agent) onExit(raw *record.RawEvent, at time.Time) *events.Event {
 	e, ok := a.procs.Exit(raw.Tgid, raw.StartNs, raw.BootNs)
+	if !ok && a.cloneOf(raw, raw.ParentStartNs) {
+		e, ok = a.procs.Exit(raw.Tgid, raw.StartNs, raw.BootNs)
+	}
 	if !ok {
 		// Not known (it started before the agent): what the kernel says.
 		e = &proccache.Entry{Tgid: raw.Tgid, StartNs: raw.StartNs}
@@ -121,6 +164,11 @@ func (a *Agent) onExit(raw *record.RawEvent, at time.Time) *events.Event {
 		e.Process.StartTime = a.clock.wall(raw.StartNs)
 	}
 	x := &events.Exit{Process: e.Process, Parent: e.Parent, Time: at}
+	// An exited process stays for the grace period, for late events
+	// only: its encoding goes (the exit event holds it until written;
+	// a late event makes it again), and so does its children's parent.
+	e.Process.Thaw()
+	e.Snapshot = nil
 	// The wait status: (exit code << 8) | signal, as Tetragon reads it.
 	x.Status = raw.ExitCode >> 8 & 0xff
 	if sig := raw.ExitCode & 0x7f; sig != 0 {
@@ -139,8 +187,8 @@ func (a *Agent) parentOf(ppid uint32, startNs, workloadCgroup, now uint64) (*eve
 	if ppid == 0 {
 		return nil, false
 	}
-	if pe, ok := a.procs.Get(ppid, startNs); ok {
-		return snapshot(&pe.Process), false // the cache holds workload processes only
+	if pe, ok := a.cached(ppid, startNs); ok {
+		return parentSnapshot(pe), false // the cache holds workload processes only
 	}
 	p := &events.Process{ExecID: a.execID(startNs, ppid), Pid: events.Value{Value: ppid}}
 	if startNs != 0 {
@@ -165,12 +213,12 @@ func (a *Agent) parentOf(ppid uint32, startNs, workloadCgroup, now uint64) (*eve
 	}
 	a.setWorkload(e, workloadCgroup)
 	// Its own parent, as far as the cache knows it (not read further).
-	if gp, ok := a.procs.Get(s.ppid, 0); ok {
-		e.Parent = snapshot(&gp.Process)
+	if gp, ok := a.cached(s.ppid, 0); ok {
+		e.Parent = parentSnapshot(gp)
 		e.Process.ParentExecID = gp.Process.ExecID
 	}
 	a.put(e, now)
-	return snapshot(&e.Process), false
+	return parentSnapshot(e), false
 }
 
 // put caches e with its process and parent frozen: their JSON is made
@@ -178,9 +226,17 @@ func (a *Agent) parentOf(ppid uint32, startNs, workloadCgroup, now uint64) (*eve
 func (a *Agent) put(e *proccache.Entry, now uint64) {
 	e.Process.Freeze()
 	if e.Parent != nil {
-		e.Parent.Freeze()
+		freeze(e.Parent)
 	}
 	a.procs.Put(e, now)
+}
+
+// freeze freezes a parent unless it is: a parent is a snapshot, an
+// unchanged copy of a cached process, whose encoding holds.
+func freeze(p *events.Process) {
+	if !p.Frozen() {
+		p.Freeze()
+	}
 }
 
 // setWorkload records the workload's container in e.
@@ -209,6 +265,16 @@ func (a *Agent) processOcigate(raw *record.RawEvent, e *proccache.Entry) *events
 		og.Profile, og.Mode = p.Name, string(p.Mode)
 	}
 	return og
+}
+
+// parentSnapshot is the snapshot of a cached (frozen) process that its
+// children name as their parent, made once and shared: a cache full of
+// one shell's children holds one copy of the shell, not one each.
+func parentSnapshot(e *proccache.Entry) *events.Process {
+	if e.Snapshot == nil {
+		e.Snapshot = snapshot(&e.Process)
+	}
+	return e.Snapshot
 }
 
 // snapshot copies a process for another's parent: the copy holds no

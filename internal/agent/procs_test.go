@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/netip"
 	"os"
@@ -289,5 +290,68 @@ func TestSinkTypes(t *testing.T) {
 	}
 	if a.Stats().EventsWritten.Load() != 1 {
 		t.Fatalf("written %d", a.Stats().EventsWritten.Load())
+	}
+}
+
+// readProcFile reads a file whole, refuses one longer than its buffer,
+// and names the path of one it cannot open.
+func TestReadProcFile(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "stat")
+	want := "42 (sh) S 1 42 42 0 -1 4194560 98 0 0 0 0 0 0 0 20 0 1 0 12345 " + strings.Repeat("0 ", 30)
+	if err := os.WriteFile(path, []byte(want), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var buf [statBufSize]byte
+	got, err := readProcFile(path, buf[:])
+	if err != nil || string(got) != want {
+		t.Fatalf("got %q, %v; want %q", got, err, want)
+	}
+	if _, err := readProcFile(path, buf[:16]); err == nil || !strings.Contains(err.Error(), "longer than 16 bytes") {
+		t.Fatalf("a file longer than the buffer: got %v", err)
+	}
+	missing := filepath.Join(dir, "gone")
+	if _, err := readProcFile(missing, buf[:]); !errors.Is(err, os.ErrNotExist) || !strings.Contains(err.Error(), missing) {
+		t.Fatalf("a missing file: got %v", err)
+	}
+	// The real thing: this process's own stat.
+	ppid, ticks, ok := procFS{}.stat(uint32(os.Getpid()))
+	if !ok || ppid != uint32(os.Getppid()) || ticks == 0 {
+		t.Fatalf("own stat: ppid %d start %d ok %v; want ppid %d", ppid, ticks, ok, os.Getppid())
+	}
+}
+
+// The kernel sends no clone records: a child that has not exec'd is made
+// from its cached parent when an event or its exit first names it, as a
+// clone record made it.
+func TestForkWithoutCloneRecord(t *testing.T) {
+	a, h, cg := procFixture(t)
+	bash := a.onRecord(execRecord(cg, 100, 50, 1000*tick, 200*tick, 100*tick, "/usr/bin/bash", "bash", "-c", "x"), at).ProcessExec.Process
+	// A connect of child 101 (no parent in the record): /proc names the
+	// parent, which runs the same program.
+	h.fakeProc(101, 100, 300, "/usr/bin/bash", "/srv", "bash", "-c", "x")
+	connect := &record.RawEvent{BootNs: 1002 * tick, WorkloadCgroupID: cg, CgroupID: cg, Tgid: 101, Pid: 101, StartNs: 300 * tick,
+		Profile: 1, Point: profiles.PointConnect, Action: profiles.ActionPost, Family: unix.AF_INET, HasAddr: true,
+		Daddr: netip.MustParseAddr("127.0.0.1"), Dport: 4444, Comm: "bash"}
+	kp := a.convert(connect, at).ProcessKprobe
+	wantExecID(t, a, kp.Process.ExecID, 300*tick, 101)
+	if kp.Process.Binary != "/usr/bin/bash" || kp.Process.Arguments != "-c x" || kp.Process.Flags != "clone" ||
+		kp.Parent == nil || kp.Parent.ExecID != bash.ExecID || kp.Process.ParentExecID != bash.ExecID {
+		t.Fatalf("forked child %+v, parent %+v", kp.Process, kp.Parent)
+	}
+	// Child 102 exits without an exec or an event: its exit names it.
+	exit := a.onRecord(&record.RawEvent{Kind: record.KindExit, BootNs: 1003 * tick, WorkloadCgroupID: cg, CgroupID: cg, Tgid: 102, Pid: 102,
+		Ppid: 100, StartNs: 301 * tick, ParentStartNs: 200 * tick, Profile: 1}, at).ProcessExit
+	if exit == nil || exit.Process.Flags != "clone" || exit.Process.Binary != "/usr/bin/bash" || exit.Parent == nil ||
+		exit.Parent.ExecID != bash.ExecID {
+		t.Fatalf("exit of a forked child %+v, parent %+v", exit.Process, exit.Parent)
+	}
+	wantExecID(t, a, exit.Process.ExecID, 301*tick, 102)
+	// Child 103 runs another program than its parent (its exec record was
+	// lost): /proc's word, not a clone.
+	h.fakeProc(103, 100, 302, "/usr/bin/python3.11", "/srv", "python3")
+	connect.Tgid, connect.Pid, connect.StartNs = 103, 103, 302*tick
+	if kp := a.convert(connect, at).ProcessKprobe; kp.Process.Flags != "procFS" || kp.Process.Binary != "/usr/bin/python3.11" {
+		t.Fatalf("a child running another program %+v", kp.Process)
 	}
 }

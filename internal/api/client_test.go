@@ -249,3 +249,25 @@ func TestCallWaitingCancel(t *testing.T) {
 		t.Fatalf("got %v, want context.Canceled naming the socket", err)
 	}
 }
+
+// CallWaitingVerdict keeps the verdict of an answer, a refusal's failure
+// policy too, and leaves the rest undecoded.
+func TestCallWaitingVerdict(t *testing.T) {
+	dir := t.TempDir()
+	ok := filepath.Join(dir, "ok.sock")
+	answerServer(t, ok, &Response{Protocol: ProtocolVersion, OK: true, Workload: &Workload{ContainerID: "c1"}})
+	resp, err := CallWaitingVerdict(ctx5s(t), ok, &Request{Op: OpRegister}, time.Second, time.Second)
+	if err != nil || !resp.OK || resp.Protocol != ProtocolVersion || resp.Workload != nil {
+		t.Fatalf("got %+v, %v; want ok, protocol %d, no workload decoded", resp, err, ProtocolVersion)
+	}
+	full, err := CallWaiting(ctx5s(t), ok, &Request{Op: OpRegister}, time.Second, time.Second)
+	if err != nil || full.Workload == nil || full.Workload.ContainerID != "c1" {
+		t.Fatalf("CallWaiting: got %+v, %v; want the workload", full, err)
+	}
+	refused := filepath.Join(dir, "refused.sock")
+	answerServer(t, refused, &Response{Protocol: ProtocolVersion, Error: "no profile", FailurePolicy: FailOpen})
+	resp, err = CallWaitingVerdict(ctx5s(t), refused, &Request{Op: OpRegister}, time.Second, time.Second)
+	if err == nil || !strings.Contains(err.Error(), "no profile") || resp == nil || resp.FailurePolicy != FailOpen {
+		t.Fatalf("refusal: got %+v, %v; want the error and failure policy open", resp, err)
+	}
+}

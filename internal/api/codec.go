@@ -14,7 +14,7 @@ const MaxMessageSize = 1 << 20
 
 // WriteMessage writes v as a 4-byte big-endian length and JSON.
 func WriteMessage(w io.Writer, v any) error {
-	body, err := json.Marshal(v)
+	body, err := encode(v)
 	if err != nil {
 		return fmt.Errorf("encode message: %w", err)
 	}
@@ -28,6 +28,17 @@ func WriteMessage(w io.Writer, v any) error {
 		return fmt.Errorf("write message: %w", err)
 	}
 	return nil
+}
+
+// encode is v's JSON: a registration or unregistration by hand
+// (Request.appendJSON, the same bytes), the rest by encoding/json.
+func encode(v any) ([]byte, error) {
+	if r, ok := v.(*Request); ok {
+		if b, ok := r.appendJSON(nil); ok {
+			return b, nil
+		}
+	}
+	return json.Marshal(v)
 }
 
 // ReadMessage reads one framed message into v. Fields v does not know are

@@ -5,8 +5,6 @@
 package buildinfo
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"runtime"
 	"runtime/debug"
@@ -20,21 +18,10 @@ var (
 	Version = "dev"
 	// Commit is the git commit built, with "-dirty" for a changed tree.
 	Commit = ""
-	// BPFObjects is BPFHash of the objects the build embeds
+	// BPFObjects is the hash of the objects the build embeds
 	// (bpf/fallback_bpfel.o, bpf/security_bpfel.o).
 	BPFObjects = ""
 )
-
-// BPFHash is what BPFObjects holds: the first 12 hex digits of the
-// SHA-256 of the objects' bytes, one after the other (the Makefile's
-// `cat bpf/fallback_bpfel.o bpf/security_bpfel.o | sha256sum`).
-func BPFHash(objects ...[]byte) string {
-	h := sha256.New()
-	for _, o := range objects {
-		h.Write(o)
-	}
-	return hex.EncodeToString(h.Sum(nil))[:12]
-}
 
 // Info is a binary's build, as `version -o json` prints it.
 type Info struct {

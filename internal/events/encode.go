@@ -483,6 +483,10 @@ func plainWord(x uint64) bool {
 	return bad&highs == 0
 }
 
+// AppendString appends s quoted as encoding/json quotes it (the same
+// bytes), for other hand-written encoders.
+func AppendString(b []byte, s string) []byte { return appendString(b, s) }
+
 // appendString quotes s as encoding/json does with HTML escaping on (its
 // default): <, > and & as \u003c, \u003e, \u0026; U+2028 and U+2029
 // escaped; invalid UTF-8 as \ufffd.

@@ -107,6 +107,9 @@ func (p *Process) Freeze() {
 // Thaw forgets Freeze's encoding, before p changes.
 func (p *Process) Thaw() { p.encoded = nil }
 
+// Frozen reports whether p holds Freeze's encoding.
+func (p *Process) Frozen() bool { return p.encoded != nil }
+
 // Pod carries container identity where Tetragon puts it.
 type Pod struct {
 	Namespace string    `json:"namespace,omitempty"`

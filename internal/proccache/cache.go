@@ -34,6 +34,10 @@ type Entry struct {
 	// unregistered.
 	Workload             uint64
 	ContainerID, Runtime string
+	// Snapshot is a copy of Process made once, the Parent of its
+	// children: processes that fork thousands share one. The agent sets
+	// it; nil: none made yet.
+	Snapshot *events.Process
 
 	exitedNs   uint64 // when it exited (record time), 0: running
 	prev, next *Entry // in the live LRU list or the exited list

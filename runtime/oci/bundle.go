@@ -26,8 +26,44 @@ const configName = "config.json"
 // ociVersion. Open errors are wrapped, so errors.Is(err, fs.ErrNotExist)
 // reports a missing config.json.
 func ReadBundleConfig(bundle string) (*specs.Spec, error) {
+	var spec specs.Spec
+	if err := readBundle(bundle, &spec, func() string { return spec.Version }); err != nil {
+		return nil, err
+	}
+	return &spec, nil
+}
+
+// bundleView is the part of config.json that LoadContainer uses.
+// Decoding only these fields keeps the hook's first (cold) decode cheap:
+// encoding/json builds its decoders for every type of specs.Spec on
+// first use, which costs a freshly started hook most of a millisecond.
+type bundleView struct {
+	Version     string            `json:"ociVersion"`
+	Hostname    string            `json:"hostname,omitempty"`
+	Annotations map[string]string `json:"annotations,omitempty"`
+	Process     *struct {
+		Args []string `json:"args,omitempty"`
+	} `json:"process,omitempty"`
+	Linux *struct {
+		CgroupsPath string `json:"cgroupsPath,omitempty"`
+	} `json:"linux,omitempty"`
+}
+
+// readBundleView reads <bundle>/config.json as ReadBundleConfig does,
+// with the same checks, into a bundleView.
+func readBundleView(bundle string) (*bundleView, error) {
+	var v bundleView
+	if err := readBundle(bundle, &v, func() string { return v.Version }); err != nil {
+		return nil, err
+	}
+	return &v, nil
+}
+
+// readBundle reads <bundle>/config.json, with ReadBundleConfig's checks,
+// into v; version returns the decoded ociVersion.
+func readBundle(bundle string, v any, version func() string) error {
 	if bundle == "" {
-		return nil, errors.New("reading bundle config: bundle path is empty")
+		return errors.New("reading bundle config: bundle path is empty")
 	}
 	path := filepath.Join(bundle, configName)
 
@@ -36,52 +72,54 @@ func ReadBundleConfig(bundle string) (*specs.Spec, error) {
 	// so there is no window between the check and the read.
 	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
-		return nil, fmt.Errorf("reading bundle config: %w", err)
+		return fmt.Errorf("reading bundle config: %w", err)
 	}
 	defer f.Close()
 
 	fi, err := f.Stat()
 	if err != nil {
-		return nil, fmt.Errorf("reading bundle config: %w", err)
+		return fmt.Errorf("reading bundle config: %w", err)
 	}
 	if !fi.Mode().IsRegular() {
-		return nil, fmt.Errorf("bundle config %s is not a regular file (mode %s)", path, fi.Mode().Type())
+		return fmt.Errorf("bundle config %s is not a regular file (mode %s)", path, fi.Mode().Type())
 	}
 	if fi.Size() > MaxConfigSize {
-		return nil, fmt.Errorf("bundle config %s exceeds %d bytes (size %d)", path, MaxConfigSize, fi.Size())
+		return fmt.Errorf("bundle config %s exceeds %d bytes (size %d)", path, MaxConfigSize, fi.Size())
 	}
 
 	// The size from stat is only a hint: the file may grow, or report 0.
 	data, err := io.ReadAll(io.LimitReader(f, MaxConfigSize+1))
 	if err != nil {
-		return nil, fmt.Errorf("reading bundle config %s: %w", path, err)
+		return fmt.Errorf("reading bundle config %s: %w", path, err)
 	}
 	if len(data) > MaxConfigSize {
-		return nil, fmt.Errorf("bundle config %s exceeds %d bytes", path, MaxConfigSize)
+		return fmt.Errorf("bundle config %s exceeds %d bytes", path, MaxConfigSize)
 	}
-	return decodeConfig(path, data)
+	if err := decodeConfig(path, data, v); err != nil {
+		return err
+	}
+	if version() == "" {
+		return fmt.Errorf(`bundle config %s: field "ociVersion" is missing or empty`, path)
+	}
+	return nil
 }
 
-// decodeConfig decodes the config.json contents read from path.
-func decodeConfig(path string, data []byte) (*specs.Spec, error) {
+// decodeConfig decodes the config.json contents read from path into v.
+func decodeConfig(path string, data []byte, v any) error {
 	trimmed := bytes.TrimLeft(data, jsonSpace)
 	if len(trimmed) == 0 {
-		return nil, fmt.Errorf("bundle config %s is empty", path)
+		return fmt.Errorf("bundle config %s is empty", path)
 	}
 	if trimmed[0] != '{' {
-		return nil, fmt.Errorf("bundle config %s is not a JSON object (starts with %q)", path, trimmed[0])
+		return fmt.Errorf("bundle config %s is not a JSON object (starts with %q)", path, trimmed[0])
 	}
 	dec := json.NewDecoder(bytes.NewReader(trimmed))
-	var spec specs.Spec
-	if err := dec.Decode(&spec); err != nil {
-		return nil, fmt.Errorf("decoding bundle config %s: %w", path, err)
+	if err := dec.Decode(v); err != nil {
+		return fmt.Errorf("decoding bundle config %s: %w", path, err)
 	}
 	if rest := bytes.TrimLeft(trimmed[dec.InputOffset():], jsonSpace); len(rest) > 0 {
-		return nil, fmt.Errorf("bundle config %s has trailing data after the JSON object (%d bytes, starting %q)",
+		return fmt.Errorf("bundle config %s has trailing data after the JSON object (%d bytes, starting %q)",
 			path, len(rest), preview(rest))
 	}
-	if spec.Version == "" {
-		return nil, fmt.Errorf(`bundle config %s: field "ociVersion" is missing or empty`, path)
-	}
-	return &spec, nil
+	return nil
 }

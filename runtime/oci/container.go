@@ -58,7 +58,7 @@ func LoadContainer(r io.Reader) (*Container, error) {
 		Status:      string(st.Status),
 		Annotations: make(map[string]string, len(st.Annotations)),
 	}
-	spec, cfgErr := ReadBundleConfig(st.Bundle)
+	spec, cfgErr := readBundleView(st.Bundle)
 	if cfgErr == nil {
 		maps.Copy(c.Annotations, spec.Annotations)
 		if spec.Linux != nil {
