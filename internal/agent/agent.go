@@ -165,7 +165,9 @@ func New(cfg Config) (*Agent, error) {
 	for _, n := range cfg.Catalog.Notes() {
 		a.log.Info("profiles", zap.String("note", n))
 	}
-	if len(a.unavailable) > 0 {
+	if needed, unneeded := a.unavailableByNeed(); len(needed) == 0 && len(unneeded) > 0 {
+		a.log.Warn("enforcement "+a.Enforcement()+": a profile that needs them is refused", zap.Any("unavailable", a.unavailable))
+	} else if len(needed) > 0 {
 		a.log.Error("enforcement "+a.Enforcement()+": registrations whose profile needs these points are refused "+
 			"(a fail-open profile's containers start unprotected)", zap.Any("unavailable", a.unavailable))
 	}

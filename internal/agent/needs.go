@@ -2,6 +2,7 @@ package agent
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/ocigate/ocigate/bpf/enforcer"
@@ -109,11 +110,41 @@ func (a *Agent) checkAvailable(containerID string, p *profiles.Profile) error {
 }
 
 // Enforcement sums up what this kernel enforces, for the startup log:
-// "complete", or "degraded: N points unavailable (a, b)".
+// "complete"; "degraded: N points unavailable (a, b)" when a loaded
+// profile needs one of them; or, when only points no loaded profile
+// needs are missing (a report-only point an older kernel lacks), says
+// so without calling the agent degraded.
 func (a *Agent) Enforcement() string {
-	names := make([]string, 0, len(a.unavailable))
-	for pt := range a.unavailable {
-		names = append(names, pt)
+	needed, unneeded := a.unavailableByNeed()
+	if len(unneeded) == 0 {
+		return api.Enforcement(needed)
 	}
-	return api.Enforcement(names)
+	sum := "complete for the loaded profiles"
+	if len(needed) > 0 {
+		sum = api.Enforcement(needed)
+	}
+	return sum + "; unavailable, needed by none: " + strings.Join(unneeded, ", ")
+}
+
+// unavailableByNeed splits the unavailable points into those a loaded
+// profile needs and the rest, each sorted.
+func (a *Agent) unavailableByNeed() (needed, unneeded []string) {
+	want := map[string]bool{}
+	if a.profiles != nil {
+		for _, lp := range a.profiles.byName {
+			for _, pt := range neededPoints(lp.profile) {
+				want[pt] = true
+			}
+		}
+	}
+	for pt := range a.unavailable {
+		if want[pt] {
+			needed = append(needed, pt)
+		} else {
+			unneeded = append(unneeded, pt)
+		}
+	}
+	slices.Sort(needed)
+	slices.Sort(unneeded)
+	return needed, unneeded
 }

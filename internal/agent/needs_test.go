@@ -184,7 +184,7 @@ func TestStatusAndMetricsNameUnavailablePoints(t *testing.T) {
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("unavailable backends in status %+v, want %+v", got, want)
 	}
-	if e := a.Enforcement(); e != "degraded: 2 points unavailable (exec, sendmsg)" {
+	if e := a.Enforcement(); e != "degraded: 1 point unavailable (exec); unavailable, needed by none: sendmsg" {
 		t.Fatalf("Enforcement() = %q", e)
 	}
 	samples := scrape(t, a)
@@ -201,6 +201,14 @@ func TestStatusAndMetricsNameUnavailablePoints(t *testing.T) {
 	enf.backends = degradedBackends()[:3]
 	if e := newTestAgent(t, h, enf).Enforcement(); e != "complete" {
 		t.Fatalf("Enforcement() with every point = %q", e)
+	}
+	// A point no loaded profile needs (receive, which Debian's 6.1 lacks)
+	// is said, but does not make the agent degraded.
+	enf.backends = append(degradedBackends()[:3], enforcer.PointBackend{Point: "receive", Backend: enforcer.BackendNone,
+		Mechanism: "unavailable", Error: "no backend could attach: fallback: unknown func bpf_get_current_task"})
+	wantSum := "complete for the loaded profiles; unavailable, needed by none: receive"
+	if e := newTestAgent(t, h, enf).Enforcement(); e != wantSum {
+		t.Fatalf("Enforcement() with an unneeded point missing = %q, want %q", e, wantSum)
 	}
 }
 
