@@ -139,9 +139,7 @@ func TestProcessLineage(t *testing.T) {
 		t.Fatalf("a clone made an event: %+v", ev)
 	}
 	// The forked child connects: from the cache, no /proc (it has none).
-	connect := &record.RawEvent{BootNs: 1002 * tick, WorkloadCgroupID: cg, CgroupID: cg, Tgid: 101, Pid: 101, StartNs: 300 * tick,
-		Profile: 1, Point: profiles.PointConnect, Action: profiles.ActionPost, Family: unix.AF_INET, HasAddr: true,
-		Daddr: netip.MustParseAddr("127.0.0.1"), Dport: 4444, Comm: "bash"}
+	connect := childConnect(cg)
 	kp := a.convert(connect, at).ProcessKprobe
 	wantExecID(t, a, kp.Process.ExecID, 300*tick, 101)
 	if kp.Process.Binary != "/usr/bin/bash" || kp.Process.Arguments != "-c x" || kp.Process.Flags != "clone" ||
@@ -330,9 +328,7 @@ func TestForkWithoutCloneRecord(t *testing.T) {
 	// A connect of child 101 (no parent in the record): /proc names the
 	// parent, which runs the same program.
 	h.fakeProc(101, 100, 300, "/usr/bin/bash", "/srv", "bash", "-c", "x")
-	connect := &record.RawEvent{BootNs: 1002 * tick, WorkloadCgroupID: cg, CgroupID: cg, Tgid: 101, Pid: 101, StartNs: 300 * tick,
-		Profile: 1, Point: profiles.PointConnect, Action: profiles.ActionPost, Family: unix.AF_INET, HasAddr: true,
-		Daddr: netip.MustParseAddr("127.0.0.1"), Dport: 4444, Comm: "bash"}
+	connect := childConnect(cg)
 	kp := a.convert(connect, at).ProcessKprobe
 	wantExecID(t, a, kp.Process.ExecID, 300*tick, 101)
 	if kp.Process.Binary != "/usr/bin/bash" || kp.Process.Arguments != "-c x" || kp.Process.Flags != "clone" ||
@@ -354,4 +350,12 @@ func TestForkWithoutCloneRecord(t *testing.T) {
 	if kp := a.convert(connect, at).ProcessKprobe; kp.Process.Flags != "procFS" || kp.Process.Binary != "/usr/bin/python3.11" {
 		t.Fatalf("a child running another program %+v", kp.Process)
 	}
+}
+
+// childConnect is a Post connect of forked child 101 (started at 300
+// ticks) of bash, pid 100, in workload cg.
+func childConnect(cg uint64) *record.RawEvent {
+	return &record.RawEvent{BootNs: 1002 * tick, WorkloadCgroupID: cg, CgroupID: cg, Tgid: 101, Pid: 101, StartNs: 300 * tick,
+		Profile: 1, Point: profiles.PointConnect, Action: profiles.ActionPost, Family: unix.AF_INET, HasAddr: true,
+		Daddr: netip.MustParseAddr("127.0.0.1"), Dport: 4444, Comm: "bash"}
 }

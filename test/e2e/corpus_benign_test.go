@@ -8,9 +8,10 @@ import (
 	"net/http/httptest"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
+
+	"github.com/ocigate/ocigate/internal/testenv/peer"
 )
 
 // The benign corpus of the precision test (corpus_test.go): what real
@@ -49,42 +50,10 @@ func freePort(t *testing.T) int {
 	return ln.Addr().(*net.TCPAddr).Port
 }
 
-// tcpClient dials port until a server in the container answers, sends
-// in, closes its write side when halfClose, and returns what it read
-// back: everything, or up to the first until.
+// tcpClient is the host's side of a benign pattern's exchange with its
+// server in the container (peer.Exchange).
 func tcpClient(port int, in string, halfClose bool, until string) func() (string, error) {
-	return func() (string, error) {
-		var c net.Conn
-		var err error
-		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-			if c, err = net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port)); err == nil {
-				break
-			}
-		}
-		if err != nil {
-			return "", err
-		}
-		defer c.Close()
-		_ = c.SetDeadline(time.Now().Add(10 * time.Second))
-		if _, err := io.WriteString(c, in); err != nil {
-			return "", err
-		}
-		if halfClose {
-			_ = c.(*net.TCPConn).CloseWrite()
-		}
-		var got strings.Builder
-		buf := make([]byte, 4096)
-		for {
-			n, err := c.Read(buf)
-			got.Write(buf[:n])
-			if err != nil || until != "" && strings.Contains(got.String(), until) {
-				if err == io.EOF {
-					err = nil
-				}
-				return got.String(), err
-			}
-		}
-	}
+	return func() (string, error) { return peer.Exchange(port, in, halfClose, until, 10*time.Second) }
 }
 
 // gitRepo makes a repository with one commit under dir/repo.

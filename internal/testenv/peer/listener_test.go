@@ -2,7 +2,10 @@ package peer
 
 import (
 	"context"
+	"fmt"
+	"io"
 	"net"
+	"strings"
 	"testing"
 	"time"
 )
@@ -56,5 +59,43 @@ func TestWaitReceivedEmpty(t *testing.T) {
 	}
 	if ln.WaitReceived("", 100*time.Millisecond) {
 		t.Error("a connection that sent nothing counted as data")
+	}
+}
+
+// Exchange waits for a server that starts late, half-closes, and reads
+// until the server closes or until the marker.
+func TestExchange(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	ln.Close() // nothing listens at first: Exchange retries
+	go func() {
+		time.Sleep(200 * time.Millisecond)
+		ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err != nil {
+			return
+		}
+		defer ln.Close()
+		for range 2 {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			b, _ := io.ReadAll(io.LimitReader(c, 6))
+			_, _ = c.Write([]byte(strings.ToUpper(string(b)) + "MARK"))
+			c.Close()
+		}
+	}()
+	got, err := Exchange(port, "hello\n", true, "", 5*time.Second)
+	if err != nil || got != "HELLO\nMARK" {
+		t.Fatalf("Exchange = %q, %v", got, err)
+	}
+	if got, err := Exchange(port, "hello\n", false, "HELLO", 5*time.Second); err != nil || !strings.HasPrefix(got, "HELLO") {
+		t.Fatalf("Exchange until HELLO = %q, %v", got, err)
+	}
+	if _, err := Exchange(1, "x", true, "", 200*time.Millisecond); err == nil || !strings.Contains(err.Error(), "dial 127.0.0.1:1") {
+		t.Fatalf("Exchange with no server: %v", err)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ocigate/ocigate/internal/testenv/peer"
 	"golang.org/x/sys/unix"
 )
 
@@ -64,24 +65,7 @@ var vmCases = []vmCase{
 // vmClient dials the guest's server, sends hello, half-closes and reads
 // the answer.
 func vmClient(port int) (string, error) {
-	var c net.Conn
-	var err error
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-		if c, err = net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port)); err == nil {
-			break
-		}
-	}
-	if err != nil {
-		return "", err
-	}
-	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
-	if _, err := io.WriteString(c, "hello\n"); err != nil {
-		return "", err
-	}
-	_ = c.(*net.TCPConn).CloseWrite()
-	b, err := io.ReadAll(c)
-	return string(b), err
+	return peer.Exchange(port, "hello\n", true, "", 10*time.Second)
 }
 
 func scenarioPrecision(s *suite, r *result) {
