@@ -5,7 +5,7 @@ PKGS    := ./...
 export PATH := /usr/local/go/bin:$(PATH)
 SHELL   := /bin/bash
 
-.PHONY: all deps build package generate check-generate vet unit fuzz-short fuzz e2e vmtest test bench bench-events bench-ready demo clean
+.PHONY: all deps build package generate check-generate vet unit fuzz-short fuzz e2e vmtest test bench bench-events bench-ready demo clean image k8stest
 
 all: build
 
@@ -26,6 +26,14 @@ build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags="$(LDFLAGS)" -o $(BIN)/ocigate-hook ./cmd/hook
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags="$(LDFLAGS)" -o $(BIN)/ocigate-agentd ./cmd/agentd
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags="$(LDFLAGS)" -o $(BIN)/ocigate-runc ./cmd/runtime-wrapper
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags="$(LDFLAGS)" -o $(BIN)/ocigate-kube ./cmd/kube
+
+# The DaemonSet's image, localhost/ocigate/ocigate:VERSION, built without
+# a registry (podman build FROM scratch) and saved as dist/images/*.tar;
+# CONTAINERD_ADDRESS=SOCKET also imports it into that containerd's k8s.io
+# namespace (docs/kubernetes.md).
+image: build
+	VERSION=$(VERSION) scripts/image.sh ocigate dist/images
 
 # The Debian package dist/ocigate_VERSION_amd64.deb (packaging/nfpm.yaml,
 # nfpm from go.mod's tool directive). amd64 only: see README's

@@ -132,7 +132,7 @@ failCgroupV1: false
 failSwapOn: false
 cgroupDriver: cgroupfs
 containerRuntimeEndpoint: unix:///run/$PREFIX-containerd/containerd.sock
-address: 127.0.0.1
+# the API server reaches it at the node's InternalIP (logs, exec); x509 only
 healthzBindAddress: 127.0.0.1
 readOnlyPort: 0
 authentication:
@@ -190,7 +190,8 @@ ENV
 		--listen-client-urls "http://127.0.0.1:$ETCD_PORT" --advertise-client-urls "http://127.0.0.1:$ETCD_PORT" \
 		--listen-peer-urls "http://127.0.0.1:$((ETCD_PORT + 1))" --initial-advertise-peer-urls "http://127.0.0.1:$((ETCD_PORT + 1))" \
 		--initial-cluster "$PREFIX=http://127.0.0.1:$((ETCD_PORT + 1))"
-	start containerd "$BIN/containerd" --config "$DIR/containerd.toml"
+	# the shim is found on PATH: ours, not Debian's containerd 1.6 shim
+	start containerd env PATH="$BIN:$PATH" "$BIN/containerd" --config "$DIR/containerd.toml"
 	local p=$DIR/pki
 	start kube-apiserver "$BIN/kube-apiserver" --etcd-servers "http://127.0.0.1:$ETCD_PORT" \
 		--bind-address 127.0.0.1 --advertise-address 127.0.0.1 --secure-port 6443 \
@@ -199,16 +200,16 @@ ENV
 		--service-account-key-file "$p/sa.pub" --service-account-signing-key-file "$p/sa.key" \
 		--service-account-issuer https://kubernetes.default.svc --service-cluster-ip-range 10.96.0.0/16 \
 		--kubelet-client-certificate "$p/admin.crt" --kubelet-client-key "$p/admin.key" \
-		--authorization-mode Node,RBAC --profiling=false
+		--authorization-mode Node,RBAC --profiling=false --kubelet-preferred-address-types InternalIP
 	wait_for kube-apiserver 90 "$BIN/kubectl" --kubeconfig "$DIR/admin.kubeconfig" get --raw /readyz
 	start kube-controller-manager "$BIN/kube-controller-manager" --kubeconfig "$DIR/admin.kubeconfig" \
 		--bind-address 127.0.0.1 --leader-elect=false --service-account-private-key-file "$p/sa.key" \
-		--root-ca-file "$p/ca.crt" --controllers '*,-nodeipam,-service-lb-controller,-cloud-node-lifecycle'
+		--root-ca-file "$p/ca.crt" --controllers '*,-nodeipam'
 	start kube-scheduler "$BIN/kube-scheduler" --kubeconfig "$DIR/admin.kubeconfig" \
 		--bind-address 127.0.0.1 --leader-elect=false
 	wait_for containerd 30 "$BIN/ctr" --address "/run/$PREFIX-containerd/containerd.sock" version
 	start kubelet "$BIN/kubelet" --config "$DIR/kubelet.yaml" --kubeconfig "$DIR/admin.kubeconfig" \
-		--hostname-override "$NODE" --node-ip 127.0.0.1 --root-dir "$DIR/kubelet"
+		--hostname-override "$NODE" --root-dir "$DIR/kubelet"
 	wait_for "node $NODE" 120 node_ready
 	log "up: KUBECONFIG=$DIR/admin.kubeconfig (source $DIR/env)"
 }

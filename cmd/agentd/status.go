@@ -19,7 +19,8 @@ registered workloads, the event losses and the counters.
 With --wait it waits until an agent answers: an agent creates its socket
 once its programs are attached, its profiles loaded and pinned workloads
 restored, so "status --wait 30s" is the readiness check of scripts that
-start an agent.`
+start an agent. With --fail-degraded it exits 1 while a point does not
+enforce: the DaemonSet's readiness and liveness probe.`
 
 // newStatusCmd returns `status`.
 func newStatusCmd() *cobra.Command {
@@ -31,6 +32,7 @@ func newStatusCmd() *cobra.Command {
 	wait := fl.Duration("wait", 0, "wait up to this long for an agent to answer (while its socket is missing or refuses): "+
 		"an agent answers once its programs are attached and its profiles loaded; 0: ask once")
 	summary := fl.Bool("summary", false, "counters and backends only, no workload list")
+	probe := fl.Bool("fail-degraded", false, "exit 1 when a point does not enforce on this kernel (a readiness or liveness probe that means it)")
 	formats := outputs{"text", "json", "yaml"}
 	output := formats.add(cmd)
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
@@ -51,7 +53,13 @@ func newStatusCmd() *cobra.Command {
 		if resp.Status == nil {
 			return fmt.Errorf("agent answered without a status")
 		}
-		return printData(cmd.OutOrStdout(), *output, resp.Status, func(w io.Writer) error { printStatus(w, resp.Status); return nil })
+		if err := printData(cmd.OutOrStdout(), *output, resp.Status, func(w io.Writer) error { printStatus(w, resp.Status); return nil }); err != nil {
+			return err
+		}
+		if down := resp.Status.Unavailable(); *probe && len(down) > 0 {
+			return fmt.Errorf("enforcement %s", api.Enforcement(down))
+		}
+		return nil
 	}
 	return cmd
 }

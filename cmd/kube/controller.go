@@ -47,6 +47,7 @@ type controller struct {
 	good     map[string]*kube.Object // last accepted version of each object
 	reported map[string]string       // last status written per object
 	written  []byte
+	started  bool // the first sync wrote (or removed) the file
 }
 
 func newController(o options, cs kubernetes.Interface, dc dynamic.Interface, log *zap.Logger) (*controller, error) {
@@ -144,7 +145,8 @@ func (c *controller) sync(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if !bytes.Equal(plan.File, c.written) {
+	if !c.started || !bytes.Equal(plan.File, c.written) {
+		c.started = true
 		if err := writeAtomic(c.o.file, plan.File); err != nil {
 			return err
 		}
@@ -308,8 +310,14 @@ func (c *controller) patchStatus(ctx context.Context, u *unstructured.Unstructur
 }
 
 // writeAtomic replaces path with data in one rename, so the agent's
-// watch sees the whole file or the old one.
+// watch sees the whole file or the old one; no data removes it.
 func writeAtomic(path string, data []byte) error {
+	if len(data) == 0 {
+		if err := os.Remove(path); err != nil && !os.IsNotExist(err) {
+			return fmt.Errorf("remove %s: %w", path, err)
+		}
+		return nil
+	}
 	tmp := filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+".tmp")
 	if err := os.WriteFile(tmp, data, 0o644); err != nil {
 		return fmt.Errorf("write %s: %w", tmp, err)

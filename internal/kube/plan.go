@@ -35,7 +35,7 @@ const BaseProfilePolicy = "reverse-shell"
 // Plan is the profiles file for one node and what it holds.
 type Plan struct {
 	// File is the YAML the agent loads: every accepted policy and
-	// profile, then the generated profiles.
+	// profile, then the generated profiles; nil when there is none.
 	File []byte
 	// Profiles maps each generated profile to the pods it binds
 	// (NAMESPACE/NAME).
@@ -80,6 +80,9 @@ func Build(objs []*Object, pods []Pod, exempt map[string]bool) (*Plan, error) {
 		for _, pod := range groups[k] {
 			p.Profiles[name] = append(p.Profiles[name], pod.Namespace+"/"+pod.Name)
 		}
+	}
+	if len(docs) == 0 {
+		return p, nil // no file: the agent refuses one without documents
 	}
 	var b strings.Builder
 	b.WriteString("# Written by ocigate-kube from the API server's policies and this node's pods; do not edit.\n")
