@@ -82,12 +82,20 @@ e2e: build
 	set -o pipefail; OCIGATE_E2E=1 $(GO) test -count=1 -timeout 600s -v ./test/pkg/ 2>&1 \
 		| tee -a e2e.log | grep -E '^(=== RUN|--- |PASS|FAIL|ok|panic)'
 
+# A real single-node Kubernetes cluster (containerd 2.4 with NRI, the
+# kubelet and control plane v1.37, built once into
+# /var/cache/ocigate-k8s: scripts/k8s-build.sh): the Helm chart, policies
+# applied with kubectl, reverse shells in pods; the host is restored
+# afterwards. Needs root.
+k8stest:
+	scripts/k8stest.sh
+
 # Debian 6.1/6.12 cloud kernels under QEMU (TCG), with and without the BPF
 # LSM, running test/vmtest/suite inside (real agent and hook); needs root.
 vmtest:
 	scripts/vmtest.sh
 
-test: deps check-generate vet build unit fuzz-short e2e vmtest
+test: deps check-generate vet build unit fuzz-short e2e vmtest k8stest
 
 # Under make test deps has installed everything: a test that finds a
 # program missing fails, naming it (testenv.NeedTools), instead of skipping.

@@ -7,8 +7,8 @@
 #                          ocigate-agentd, ocigate-hook and ocigate-kube
 #                          of bin/ (make image)
 #   image.sh test OUT      the images make k8stest runs: pause (the pod
-#                          sandbox), busybox-static, and bash with its
-#                          libraries (for /dev/tcp), as
+#                          sandbox), busybox-static (also as /usr/bin/nc),
+#                          and bash with its libraries (for /dev/tcp), as
 #                          localhost/$K8S_PREFIX/NAME:1
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -67,6 +67,9 @@ test_images() {
 	printf 'FROM scratch\nCOPY rootfs /\nENTRYPOINT ["/bin/sleep", "2147483647"]\n' >"$ctx/pause/Containerfile"
 	build "localhost/$PREFIX/pause:1" "$ctx/pause" "$out"
 	busybox_rootfs "$ctx/busybox/rootfs"
+	# nc at the path the seed policies name (matchBinaries /usr/bin/nc)
+	mkdir -p "$ctx/busybox/rootfs/usr/bin"
+	cp /bin/busybox "$ctx/busybox/rootfs/usr/bin/nc"
 	printf 'FROM scratch\nCOPY rootfs /\nCMD ["/bin/sh"]\n' >"$ctx/busybox/Containerfile"
 	build "localhost/$PREFIX/busybox:1" "$ctx/busybox" "$out"
 	busybox_rootfs "$ctx/bash/rootfs"

@@ -78,12 +78,16 @@ save_host() {
 	ip -o link show | awk -F': ' '{print $2}' | sed 's/@.*//' >"$d/links"
 }
 
+# containerd_config writes containerd's configuration and the pods' CNI
+# network: a bridge with no gateway, so a pod's own network reaches no
+# further than the other pods (a connect that enforcement misses fails
+# with ENETUNREACH; nothing leaves the host).
 containerd_config() {
 	local d=$1
 	mkdir -p "$d/cni" "$d/nri/plugins" "$d/nri/conf.d"
 	cat >"$d/cni/10-$PREFIX.conflist" <<CNI
 {"cniVersion": "1.0.0", "name": "$PREFIX", "plugins": [
-  {"type": "bridge", "bridge": "${PREFIX:0:8}-br0", "isGateway": true, "ipMasq": false,
+  {"type": "bridge", "bridge": "${PREFIX:0:8}-br0", "isGateway": false, "ipMasq": false,
    "ipam": {"type": "host-local", "ranges": [[{"subnet": "10.88.${K8S_SUBNET:-77}.0/24"}]]}},
   {"type": "loopback"}]}
 CNI

@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# make k8stest: builds (or reuses) the cluster of scripts/k8s-build.sh,
+# starts it under its own directory, imports the images, runs
+# test/k8s against it and stops it, restoring the host, whatever
+# happened.
+set -euo pipefail
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+export PATH=/usr/local/go/bin:$PATH
+export K8S_PREFIX=${K8S_PREFIX:-ocigate-k8stest}
+export K8S_SUBNET=${K8S_SUBNET:-77}
+DIR=${K8S_DIR:-/var/lib/$K8S_PREFIX}
+RUN_DIR=/run/$K8S_PREFIX-agent
+
+cleanup() {
+	local rc=$?
+	"$ROOT/scripts/k8s-cluster.sh" down "$DIR" || rc=1
+	rm -rf "$RUN_DIR" "/var/log/$K8S_PREFIX"
+	[ -d "/sys/fs/bpf/$K8S_PREFIX" ] && rm -rf "/sys/fs/bpf/$K8S_PREFIX"
+	exit $rc
+}
+
+"$ROOT/scripts/k8s-cluster.sh" down "$DIR" # a run that was killed
+trap cleanup EXIT
+start=$SECONDS
+"$ROOT/scripts/k8s-cluster.sh" up "$DIR"
+echo "k8stest: cluster up in $((SECONDS - start)) s"
+source "$DIR/env"
+(cd "$ROOT" && make -s image)
+"$ROOT/scripts/image.sh" test "$DIR/images"
+cat >"$DIR/values.yaml" <<VALUES
+runtime:
+  nriSocket: $K8S_NRI_SOCKET
+  containerdSocket: $CONTAINERD_ADDRESS
+host:
+  runDir: $RUN_DIR
+  pinDir: /sys/fs/bpf/$K8S_PREFIX
+  eventsDir: /var/log/$K8S_PREFIX
+kube:
+  apiServerHost: 127.0.0.1
+  apiServerPort: "6443"
+VALUES
+cd "$ROOT"
+set -o pipefail
+OCIGATE_K8S=1 K8S_VALUES=$DIR/values.yaml K8S_EVENTS_FILE=/var/log/$K8S_PREFIX/events.jsonl K8S_RUN_DIR=$RUN_DIR \
+	go test -count=1 -timeout 20m -v ./test/k8s/ 2>&1 | tee k8stest.log | grep -E '^(=== RUN|--- |PASS|FAIL|ok|panic|\s+\S+_test.go)'
