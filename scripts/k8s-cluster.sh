@@ -254,8 +254,8 @@ restore_host() {
 	local d=$DIR/host line p l
 	[ -d "$d" ] || return 0
 	while IFS= read -r line; do sysctl -qw "$line" >/dev/null || true; done <"$d/sysctls"
-	[ -s "$d/iptables" ] && iptables-restore <"$d/iptables" 2>/dev/null || true
-	[ -s "$d/ip6tables" ] && ip6tables-restore <"$d/ip6tables" 2>/dev/null || true
+	drop_kube_chains iptables "$d/iptables"
+	drop_kube_chains ip6tables "$d/ip6tables"
 	if [ -f "$d/absent" ]; then
 		while IFS= read -r p; do
 			umount_under "$p"
@@ -264,6 +264,27 @@ restore_host() {
 	fi
 	for l in $(ip -o link show | awk -F': ' '{print $2}' | sed 's/@.*//'); do
 		grep -qx "$l" "$d/links" || ip link delete "$l" 2>/dev/null || true
+	done
+}
+
+# drop_kube_chains IPT SAVED removes the KUBE-* chains, and the rules
+# that jump to them, that SAVED (iptables-save before up) does not have:
+# iptables-restore alone leaves the tables the dump does not mention.
+drop_kube_chains() {
+	local ipt=$1 saved=$2 t rule chain
+	for t in filter nat mangle; do
+		"$ipt-save" -t "$t" 2>/dev/null | grep -E '^-A .* -j KUBE-' | while IFS= read -r rule; do
+			grep -qxF -- "$rule" "$saved" 2>/dev/null && continue
+			eval "$ipt -t $t -D ${rule#-A }" 2>/dev/null || true
+		done
+		for chain in $("$ipt-save" -t "$t" 2>/dev/null | sed -n 's/^:\(KUBE-[^ ]*\) .*/\1/p'); do
+			grep -q "^:$chain " "$saved" 2>/dev/null && continue
+			"$ipt" -t "$t" -F "$chain" 2>/dev/null || true
+		done
+		for chain in $("$ipt-save" -t "$t" 2>/dev/null | sed -n 's/^:\(KUBE-[^ ]*\) .*/\1/p'); do
+			grep -q "^:$chain " "$saved" 2>/dev/null && continue
+			"$ipt" -t "$t" -X "$chain" 2>/dev/null || true
+		done
 	done
 }
 

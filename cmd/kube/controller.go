@@ -275,7 +275,7 @@ func (c *controller) report(ctx context.Context, verdicts map[string]string) {
 			}
 			key := objectKey(u)
 			v, ok := verdicts[key]
-			if !ok || c.reported[key] == v {
+			if last, done := c.reported[key]; !ok || (done && last == v) {
 				continue
 			}
 			if err := c.patchStatus(ctx, u, v); err != nil {
