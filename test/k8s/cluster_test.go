@@ -81,8 +81,8 @@ func namespace(t *testing.T, name string) string {
 // podSpec is a one-container pod that runs script under shell.
 type podSpec struct {
 	ns, name, image, shell, script string
-	labels, annotations           map[string]string
-	hostNetwork                   bool
+	labels, annotations            map[string]string
+	hostNetwork                    bool
 }
 
 func (p podSpec) manifest() string {

@@ -72,11 +72,12 @@ func TestScaleOtherNodesPods(t *testing.T) {
 	time.Sleep(10 * time.Second)
 	kubeAfter, agentAfter := rssOf(t, kubeArgs...), rssOf(t, agentArgs...)
 	t.Logf("ocigate-kube RSS %d KiB -> %d KiB; agent RSS %d KiB -> %d KiB", kubeBefore, kubeAfter, agentBefore, agentAfter)
-	// A cache of 5 000 pods would take tens of MiB; allow GC noise.
-	if kubeAfter > kubeBefore+8*1024 {
+	// Decoding 5 000 pods of a watch and caching them takes several MiB;
+	// without any of them RSS moves by less than a page or two.
+	if kubeAfter > kubeBefore+2*1024 {
 		t.Errorf("ocigate-kube grew by %d KiB with pods of other nodes", kubeAfter-kubeBefore)
 	}
-	if agentAfter > agentBefore+8*1024 {
+	if agentAfter > agentBefore+4*1024 {
 		t.Errorf("the agent grew by %d KiB with pods of other nodes", agentAfter-agentBefore)
 	}
 }
