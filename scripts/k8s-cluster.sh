@@ -273,7 +273,7 @@ restore_host() {
 drop_kube_chains() {
 	local ipt=$1 saved=$2 t rule chain
 	for t in filter nat mangle; do
-		"$ipt-save" -t "$t" 2>/dev/null | grep -E '^-A .* -j KUBE-' | while IFS= read -r rule; do
+		{ "$ipt-save" -t "$t" 2>/dev/null | grep -E '^-A .* -j KUBE-' || true; } | while IFS= read -r rule; do
 			grep -qxF -- "$rule" "$saved" 2>/dev/null && continue
 			eval "$ipt -t $t -D ${rule#-A }" 2>/dev/null || true
 		done
