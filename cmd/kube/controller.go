@@ -140,7 +140,7 @@ func (c *controller) run(ctx context.Context) error {
 // for the agent to load it and writes the statuses.
 func (c *controller) sync(ctx context.Context) error {
 	verdicts := map[string]string{}
-	accepted := c.accept(verdicts)
+	accepted := c.accept(c.objects(), verdicts)
 	plan, err := kube.Build(accepted, c.nodePods(), exemptSet(c.o.exempt))
 	if err != nil {
 		return err
@@ -166,27 +166,21 @@ func (c *controller) sync(ctx context.Context) error {
 
 // accept reads every object, refusing the bad ones (their last good
 // version, if any, stays) and records each one's verdict ("" loaded).
-func (c *controller) accept(verdicts map[string]string) []*kube.Object {
+func (c *controller) accept(items []*unstructured.Unstructured, verdicts map[string]string) []*kube.Object {
 	var objs, profiles []*kube.Object
 	seen := map[string]bool{}
-	for _, inf := range c.crs {
-		for _, item := range inf.GetStore().List() {
-			u, ok := item.(*unstructured.Unstructured)
-			if !ok {
-				continue
-			}
-			key := objectKey(u)
-			seen[key] = true
-			o, err := kube.FromMap(u.Object)
-			if err == nil && o.Kind != kube.KindWorkloadProfile {
-				err = c.valid.Check(o, nil)
-			}
-			if o != nil && o.Kind == kube.KindWorkloadProfile && err == nil {
-				profiles = append(profiles, o)
-				continue
-			}
-			c.settle(key, o, err, verdicts, &objs)
+	for _, u := range items {
+		key := objectKey(u)
+		seen[key] = true
+		o, err := kube.FromMap(u.Object)
+		if err == nil && o.Kind != kube.KindWorkloadProfile {
+			err = c.valid.Check(o, nil)
 		}
+		if o != nil && o.Kind == kube.KindWorkloadProfile && err == nil {
+			profiles = append(profiles, o)
+			continue
+		}
+		c.settle(key, o, err, verdicts, &objs)
 	}
 	for _, p := range profiles {
 		c.settle(p.Key(), p, c.valid.Check(p, objs), verdicts, &objs)
@@ -199,6 +193,19 @@ func (c *controller) accept(verdicts map[string]string) []*kube.Object {
 	}
 	c.valid.Forget(seen)
 	return objs
+}
+
+// objects lists the policy and profile objects the informers hold.
+func (c *controller) objects() []*unstructured.Unstructured {
+	var out []*unstructured.Unstructured
+	for _, inf := range c.crs {
+		for _, item := range inf.GetStore().List() {
+			if u, ok := item.(*unstructured.Unstructured); ok {
+				out = append(out, u)
+			}
+		}
+	}
+	return out
 }
 
 // settle records one object's verdict and appends what is enforced of

@@ -67,8 +67,11 @@ func FromMap(m map[string]any) (*Object, error) {
 	name, _ := meta["name"].(string)
 	ns, _ := meta["namespace"].(string)
 	o := &Object{Kind: kind, Name: name, Pods: labels.Everything()}
-	if g, ok := meta["generation"].(int64); ok {
+	switch g := meta["generation"].(type) { // int64 from the API server, float64 from JSON
+	case int64:
 		o.Generation = g
+	case float64:
+		o.Generation = int64(g)
 	}
 	switch kind {
 	case KindTracingPolicy:
