@@ -8,6 +8,7 @@
 #   k8s-cluster.sh up DIR     start it; prints nothing, writes DIR/env
 #   k8s-cluster.sh down DIR   stop it and restore what the kubelet and
 #                             containerd changed on the host
+#   k8s-cluster.sh restart DIR containerd|kubelet
 #
 # up records the host state the cluster changes (sysctls, iptables, the
 # kubelet's fixed paths) in DIR/host; down puts it back and removes DIR.
@@ -194,8 +195,7 @@ ENV
 		--listen-client-urls "http://127.0.0.1:$ETCD_PORT" --advertise-client-urls "http://127.0.0.1:$ETCD_PORT" \
 		--listen-peer-urls "http://127.0.0.1:$((ETCD_PORT + 1))" --initial-advertise-peer-urls "http://127.0.0.1:$((ETCD_PORT + 1))" \
 		--initial-cluster "$PREFIX=http://127.0.0.1:$((ETCD_PORT + 1))"
-	# the shim is found on PATH: ours, not Debian's containerd 1.6 shim
-	start containerd env PATH="$BIN:$PATH" "$BIN/containerd" --config "$DIR/containerd.toml"
+	start_containerd
 	local p=$DIR/pki
 	start kube-apiserver "$BIN/kube-apiserver" --etcd-servers "http://127.0.0.1:$ETCD_PORT" \
 		--bind-address 127.0.0.1 --advertise-address 127.0.0.1 --secure-port 6443 \
@@ -212,10 +212,32 @@ ENV
 	start kube-scheduler "$BIN/kube-scheduler" --kubeconfig "$DIR/admin.kubeconfig" \
 		--bind-address 127.0.0.1 --leader-elect=false
 	wait_for containerd 30 "$BIN/ctr" --address "/run/$PREFIX-containerd/containerd.sock" version
-	start kubelet "$BIN/kubelet" --config "$DIR/kubelet.yaml" --kubeconfig "$DIR/admin.kubeconfig" \
-		--hostname-override "$NODE" --root-dir "$DIR/kubelet"
+	start_kubelet
 	wait_for "node $NODE" 120 node_ready
 	log "up: KUBECONFIG=$DIR/admin.kubeconfig (source $DIR/env)"
+}
+
+start_containerd() {
+	# the shim is found on PATH: ours, not Debian's containerd 1.6 shim
+	start containerd env PATH="$BIN:$PATH" "$BIN/containerd" --config "$DIR/containerd.toml"
+}
+
+start_kubelet() {
+	start kubelet "$BIN/kubelet" --config "$DIR/kubelet.yaml" --kubeconfig "$DIR/admin.kubeconfig" \
+		--hostname-override "$NODE" --root-dir "$DIR/kubelet"
+}
+
+# restart stops and starts containerd or the kubelet; running pods stay
+# (their shims outlive containerd).
+restart() {
+	source "$DIR/env"
+	BIN=$K8S_BIN
+	case $NAME in
+	containerd) stop containerd 20 && start_containerd ;;
+	kubelet) stop kubelet 20 && start_kubelet ;;
+	*) log "restart: containerd or kubelet, not $NAME" && exit 2 ;;
+	esac
+	wait_for "node $NODE" 120 node_ready
 }
 
 node_ready() {
@@ -318,6 +340,11 @@ case ${1:-} in
 up | down)
 	DIR=${2:?usage: k8s-cluster.sh up|down DIR}
 	"$1"
+	;;
+restart)
+	DIR=${2:?usage: k8s-cluster.sh restart DIR containerd|kubelet}
+	NAME=${3:?usage: k8s-cluster.sh restart DIR containerd|kubelet}
+	restart
 	;;
 *)
 	echo "usage: k8s-cluster.sh up|down DIR" >&2

