@@ -2,6 +2,7 @@ package k8s
 
 import (
 	"bufio"
+	"encoding/json"
 	"fmt"
 	"net"
 	"os/exec"
@@ -129,6 +130,60 @@ func TestNamespacedPolicyStaysInItsNamespace(t *testing.T) {
 	if evs := events(t, b, "web"); hasPolicy(evs, a+".deny-127-0-0-2") {
 		t.Errorf("namespace %s has events of %s's policy", b, a)
 	}
+	relabel(t, a, l)
+}
+
+// relabel: a running pod that the policy does not select gets the
+// label it selects; the agent moves it to the generated profile and its
+// next connect is refused.
+func relabel(t *testing.T, ns string, l *listener) {
+	t.Helper()
+	script := fmt.Sprintf("while [ ! -e /tmp/go ]; do sleep 0.2; done; nc -w 2 127.0.0.2 %d </dev/null; echo rc=$?", l.port())
+	kubectl(t, podSpec{ns: ns, name: "relabel", image: "busybox", shell: "/bin/sh", hostNetwork: true,
+		labels: map[string]string{"app": "other"}, script: script}.manifest(), "apply", "-f", "-")
+	kubectl(t, "", "-n", ns, "wait", "--for=condition=Ready", "pod/relabel", "--timeout=60s")
+	id := strings.TrimPrefix(kubectl(t, "", "-n", ns, "get", "pod", "relabel", "-o", "jsonpath={.status.containerStatuses[0].containerID}"), "containerd://")
+	if p := profileOf(t, id); strings.HasPrefix(p, "k8s-") {
+		t.Fatalf("before the label change the pod has profile %s", p)
+	}
+	start := time.Now()
+	kubectl(t, "", "-n", ns, "label", "pod", "relabel", "app=web", "--overwrite")
+	eventually(t, 30*time.Second, "the relabelled pod moves to the generated profile", func() error {
+		if p := profileOf(t, id); !strings.HasPrefix(p, "k8s-") {
+			return fmt.Errorf("profile %q", p)
+		}
+		return nil
+	})
+	t.Logf("kubectl label to the pod's new profile: %v", time.Since(start).Round(time.Millisecond))
+	conns := l.conns.Load()
+	kubectl(t, "", "-n", ns, "exec", "relabel", "--", "touch", "/tmp/go")
+	kubectl(t, "", "-n", ns, "wait", "--for=jsonpath={.status.phase}=Succeeded", "pod/relabel", "--timeout=30s")
+	if logs := kubectl(t, "", "-n", ns, "logs", "relabel"); strings.Contains(logs, "rc=0") || l.conns.Load() != conns {
+		t.Errorf("after the label change the connect was not refused: %q", logs)
+	}
+}
+
+// profileOf asks the agent which profile a container has.
+func profileOf(t *testing.T, id string) string {
+	t.Helper()
+	out := kubectl(t, "", "-n", cluster.ns, "exec", "daemonset/ocigate", "-c", "agent", "--",
+		"/ocigate-agentd", "status", "-o", "json", "--socket="+cluster.runDir+"/agentd.sock")
+	var st struct {
+		Workloads []struct {
+			ContainerID string `json:"container_id"`
+			Profile     string `json:"profile"`
+		} `json:"workloads"`
+	}
+	if err := json.Unmarshal([]byte(out), &st); err != nil {
+		t.Fatalf("agent status: %v", err)
+	}
+	for _, w := range st.Workloads {
+		if w.ContainerID == id {
+			return w.Profile
+		}
+	}
+	t.Fatalf("the agent does not list container %s", id)
+	return ""
 }
 
 func hasPolicy(evs []map[string]any, name string) bool {
