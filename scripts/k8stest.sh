@@ -15,6 +15,7 @@ cleanup() {
 	local rc=$?
 	"$ROOT/scripts/k8s-cluster.sh" down "$DIR" || rc=1
 	rm -rf "$RUN_DIR" "/var/log/$K8S_PREFIX"
+	podman rmi -f "localhost/$K8S_PREFIX/pause:1" "localhost/$K8S_PREFIX/busybox:1" "localhost/$K8S_PREFIX/bash:1" >/dev/null 2>&1 || true
 	[ -d "/sys/fs/bpf/$K8S_PREFIX" ] && rm -rf "/sys/fs/bpf/$K8S_PREFIX"
 	exit $rc
 }
