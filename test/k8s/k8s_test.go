@@ -245,3 +245,47 @@ func TestSeedPoliciesWithKubectl(t *testing.T) {
 		"process.binary": "/usr/bin/nc", "args.0.sock_arg.daddr": "203.0.113.7"})
 	waitEvent(t, ns, "seed-enforce", map[string]string{"policy_name": "detect-reverse-shell-outbound", "action": "KPROBE_ACTION_POST"})
 }
+
+const imageProfile = `apiVersion: ocigate.io/v1alpha1
+kind: WorkloadProfile
+metadata: {name: %[1]s-bash-no-127-0-0-2}
+spec:
+  match:
+    images: ["localhost/%[1]s/bash:1"]
+  mode: enforce
+  failurePolicy: closed
+  policies:
+  - name: reverse-shell
+  - inline:
+      metadata: {name: %[1]s-bash-no-127-0-0-2}
+      spec:
+        kprobes:
+        - call: tcp_connect
+          syscall: false
+          args: [{index: 0, type: sock}]
+          selectors:
+          - matchArgs: [{index: 0, operator: DAddr, values: ["127.0.0.2/32"]}]
+            matchActions: [{action: Override, argError: -1}]
+`
+
+// TestWorkloadProfileByImage: a WorkloadProfile applied with kubectl
+// chooses pods by image, as the same file does on a single host.
+func TestWorkloadProfileByImage(t *testing.T) {
+	ns := namespace(t, cluster.prefix+"-image")
+	l := listen(t, "127.0.0.2:0")
+	name := cluster.prefix + "-bash-no-127-0-0-2"
+	kubectl(t, fmt.Sprintf(imageProfile, cluster.prefix), "apply", "-f", "-")
+	t.Cleanup(func() { _, _ = kubectlErr("", "delete", "workloadprofile", name) })
+	policyLoaded(t, "workloadprofile", "", name)
+	_, logs := run(t, podSpec{ns: ns, name: "bash", image: "bash", shell: "/bin/bash", hostNetwork: true,
+		script: fmt.Sprintf("exec 3<>/dev/tcp/127.0.0.2/%d; echo rc=$?", l.port())})
+	if strings.Contains(logs, "rc=0") || l.conns.Load() != 0 {
+		t.Errorf("the bash image's connect was not refused: %q", logs)
+	}
+	waitEvent(t, ns, "bash", map[string]string{"policy_name": name, "function_name": "tcp_connect"})
+	_, logs = run(t, podSpec{ns: ns, name: "busybox", image: "busybox", shell: "/bin/sh", hostNetwork: true,
+		script: fmt.Sprintf("nc -w 2 127.0.0.2 %d </dev/null; echo rc=$?", l.port())})
+	if !strings.Contains(logs, "rc=0") || l.conns.Load() != 1 {
+		t.Errorf("the profile of the bash image touched a busybox pod: %q", logs)
+	}
+}
