@@ -48,6 +48,8 @@ type controller struct {
 	reported map[string]string       // last status written per object
 	written  []byte
 	started  bool // the first sync wrote (or removed) the file
+	sentPods []api.PodMeta
+	sentAt   time.Time
 }
 
 func newController(o options, cs kubernetes.Interface, dc dynamic.Interface, log *zap.Logger) (*controller, error) {
@@ -122,6 +124,8 @@ func (c *controller) run(ctx context.Context) error {
 		return fmt.Errorf("informers did not sync: %w", ctx.Err())
 	}
 	c.log.Info("watching", zap.String("node", c.o.node), zap.String("file", c.o.file))
+	tick := time.NewTicker(resendPods)
+	defer tick.Stop()
 	for {
 		if err := c.sync(ctx); err != nil {
 			c.log.Error("sync failed; trying again", zap.Error(err))
@@ -130,6 +134,7 @@ func (c *controller) run(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			return nil
+		case <-tick.C:
 		case <-c.kick:
 			time.Sleep(50 * time.Millisecond) // gather a burst of changes
 		}
@@ -161,6 +166,7 @@ func (c *controller) sync(ctx context.Context) error {
 		}
 	}
 	c.report(ctx, verdicts)
+	c.sendPods(ctx)
 	return nil
 }
 

@@ -103,6 +103,8 @@ type Agent struct {
 	procfs procFS
 	pods   podCache
 
+	podMeta atomic.Pointer[podTable] // ocigate-kube's pod table (SetPods)
+
 	mu       sync.Mutex // serialises changes of registry + maps
 	reloadMu sync.Mutex // one reload at a time
 	recon    reconcileState
@@ -206,6 +208,9 @@ func (a *Agent) Handle(ctx context.Context, req *api.Request) (*api.Response, er
 			trimWorkloads(st, statusWorkloadBytes)
 		}
 		return &api.Response{Status: st}, nil
+	case api.OpPods:
+		a.SetPods(req.Pods)
+		return &api.Response{}, nil
 	}
 	return nil, fmt.Errorf("unknown op %q", req.Op)
 }

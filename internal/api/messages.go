@@ -35,6 +35,7 @@ type Request struct {
 	Unregister *Unregistration `json:"unregister,omitempty"`
 	Subscribe  *Subscription   `json:"subscribe,omitempty"`
 	Status     *StatusOptions  `json:"status,omitempty"`
+	Pods       *PodTable       `json:"pods,omitempty"` // OpPods (version 2)
 }
 
 // StatusOptions shape a status answer.
@@ -197,6 +198,11 @@ func (r *Request) Validate() error {
 			return fmt.Errorf("unregister request without container_id")
 		}
 	case OpStatus:
+	case OpPods:
+		if r.Pods == nil {
+			return fmt.Errorf("pods request without \"pods\" body")
+		}
+		return r.Pods.Validate()
 	case OpSubscribe:
 		if r.Subscribe == nil {
 			return fmt.Errorf("subscribe request without \"subscribe\" body")

