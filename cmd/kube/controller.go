@@ -152,12 +152,13 @@ func (c *controller) sync(ctx context.Context) error {
 	}
 	if !c.started || !bytes.Equal(plan.File, c.written) {
 		c.started = true
+		before, _ := c.reloads(ctx)
 		if err := writeAtomic(c.o.file, plan.File); err != nil {
 			return err
 		}
 		c.written = plan.File
 		c.log.Info("profiles file written", zap.Int("objects", len(accepted)), zap.Any("profiles", plan.Profiles))
-		if err := c.confirm(ctx, plan); err != nil {
+		if err := c.confirm(ctx, plan, before); err != nil {
 			for k, v := range verdicts {
 				if v == "" {
 					verdicts[k] = "not loaded by the agent: " + err.Error()
@@ -251,18 +252,48 @@ func (c *controller) nodePods() []kube.Pod {
 	return out
 }
 
-// confirm waits until the agent lists every generated profile.
-func (c *controller) confirm(ctx context.Context, plan *kube.Plan) error {
+// reloads asks the agent how many profile reloads it has done and
+// failed so far.
+func (c *controller) reloads(ctx context.Context) (reloadCount, error) {
+	cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	resp, err := api.Call(cctx, c.o.socket, &api.Request{Op: api.OpStatus, Status: &api.StatusOptions{Summary: true}})
+	if err != nil {
+		return reloadCount{}, err
+	}
+	if resp.Status == nil {
+		return reloadCount{}, fmt.Errorf("agent answered without a status")
+	}
+	return reloadCount{known: true, ok: resp.Status.Counters["profile_reloads"],
+		failed: resp.Status.Counters["profile_reload_errors"], profiles: resp.Status.Profiles}, nil
+}
+
+// reloadCount is the agent's reload counters and its profiles.
+type reloadCount struct {
+	known      bool
+	ok, failed uint64
+	profiles   []string
+}
+
+// confirm waits until the agent has reloaded since before (when before
+// is known: an agent that was not up loads the file as it starts) and
+// lists every generated profile.
+func (c *controller) confirm(ctx context.Context, plan *kube.Plan, before reloadCount) error {
 	deadline := time.Now().Add(c.o.confirm)
 	var last error
 	for time.Now().Before(deadline) {
-		cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		resp, err := api.Call(cctx, c.o.socket, &api.Request{Op: api.OpStatus, Status: &api.StatusOptions{Summary: true}})
-		cancel()
-		if err == nil && resp.Status != nil {
+		now, err := c.reloads(ctx)
+		switch {
+		case err != nil:
+			last = err
+		case before.known && now.failed > before.failed && now.ok == before.ok:
+			return fmt.Errorf("the agent refused the profiles file (see its log)")
+		case before.known && now.ok == before.ok:
+			last = fmt.Errorf("the agent has not reloaded the profiles file yet")
+		default:
 			missing := 0
 			for name := range plan.Profiles {
-				if !slices.Contains(resp.Status.Profiles, name) {
+				if !slices.Contains(now.profiles, name) {
 					missing++
 				}
 			}
@@ -270,10 +301,8 @@ func (c *controller) confirm(ctx context.Context, plan *kube.Plan) error {
 				return nil
 			}
 			last = fmt.Errorf("%d generated profiles not loaded (see the agent's log)", missing)
-		} else {
-			last = err
 		}
-		time.Sleep(200 * time.Millisecond)
+		time.Sleep(100 * time.Millisecond)
 	}
 	return last
 }
