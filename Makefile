@@ -5,7 +5,7 @@ PKGS    := ./...
 export PATH := /usr/local/go/bin:$(PATH)
 SHELL   := /bin/bash
 
-.PHONY: all deps build package generate check-generate vet unit fuzz-short fuzz e2e precision vmtest test bench bench-events bench-ready demo clean
+.PHONY: all deps build package generate check-generate vet unit fuzz-short fuzz e2e precision vmtest test bench bench-events bench-ready demo clean image k8stest
 
 all: build
 
@@ -26,6 +26,14 @@ build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags="$(LDFLAGS)" -o $(BIN)/ocigate-hook ./cmd/hook
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags="$(LDFLAGS)" -o $(BIN)/ocigate-agentd ./cmd/agentd
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags="$(LDFLAGS)" -o $(BIN)/ocigate-runc ./cmd/runtime-wrapper
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags="$(LDFLAGS)" -o $(BIN)/ocigate-kube ./cmd/kube
+
+# The DaemonSet's image, localhost/ocigate/ocigate:VERSION, built without
+# a registry (podman build FROM scratch) and saved as dist/images/*.tar;
+# CONTAINERD_ADDRESS=SOCKET also imports it into that containerd's k8s.io
+# namespace (docs/kubernetes.md).
+image: build
+	VERSION=$(VERSION) scripts/image.sh ocigate dist/images
 
 # The Debian package dist/ocigate_VERSION_amd64.deb (packaging/nfpm.yaml,
 # nfpm from go.mod's tool directive). amd64 only: see README's
@@ -81,12 +89,20 @@ precision: build
 	set -o pipefail; OCIGATE_E2E=1 OCIGATE_PRECISION_OUT=$(CURDIR)/docs/precision $(GO) test -count=1 -timeout 900s \
 		-v -run TestPrecisionCorpora ./test/e2e/ 2>&1 | tee precision.log | grep -E '^(=== RUN|--- |PASS|FAIL|ok|panic)'
 
+# A real single-node Kubernetes cluster (containerd 2.4 with NRI, the
+# kubelet and control plane v1.37, built once into
+# /var/cache/ocigate-k8s: scripts/k8s-build.sh): the Helm chart, policies
+# applied with kubectl, reverse shells in pods; the host is restored
+# afterwards. Needs root.
+k8stest:
+	scripts/k8stest.sh
+
 # Debian 6.1/6.12 cloud kernels under QEMU (TCG), with and without the BPF
 # LSM, running test/vmtest/suite inside (real agent and hook); needs root.
 vmtest:
 	scripts/vmtest.sh
 
-test: deps check-generate vet build unit fuzz-short e2e vmtest
+test: deps check-generate vet build unit fuzz-short e2e vmtest k8stest
 
 # Under make test deps has installed everything: a test that finds a
 # program missing fails, naming it (testenv.NeedTools), instead of skipping.

@@ -40,6 +40,9 @@ else
 		systemd
 		# make bench: hyperfine, bpftool, sysctl (procps)
 		hyperfine bpftool procps
+		# make k8stest: the cluster's etcd and CNI plugins (the rest of
+		# the cluster is built from the module proxy: scripts/k8s-build.sh)
+		etcd-server containernetworking-plugins
 	)
 fi
 

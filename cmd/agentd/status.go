@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"sort"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -19,7 +20,8 @@ registered workloads, the event losses and the counters.
 With --wait it waits until an agent answers: an agent creates its socket
 once its programs are attached, its profiles loaded and pinned workloads
 restored, so "status --wait 30s" is the readiness check of scripts that
-start an agent.`
+start an agent. With --fail-degraded it exits 1 while a point that a loaded profile
+needs does not enforce: the DaemonSet's readiness and liveness probe.`
 
 // newStatusCmd returns `status`.
 func newStatusCmd() *cobra.Command {
@@ -31,6 +33,7 @@ func newStatusCmd() *cobra.Command {
 	wait := fl.Duration("wait", 0, "wait up to this long for an agent to answer (while its socket is missing or refuses): "+
 		"an agent answers once its programs are attached and its profiles loaded; 0: ask once")
 	summary := fl.Bool("summary", false, "counters and backends only, no workload list")
+	probe := fl.Bool("fail-degraded", false, "exit 1 when a point a loaded profile needs does not enforce on this kernel (a readiness or liveness probe that means it)")
 	formats := outputs{"text", "json", "yaml"}
 	output := formats.add(cmd)
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
@@ -51,7 +54,13 @@ func newStatusCmd() *cobra.Command {
 		if resp.Status == nil {
 			return fmt.Errorf("agent answered without a status")
 		}
-		return printData(cmd.OutOrStdout(), *output, resp.Status, func(w io.Writer) error { printStatus(w, resp.Status); return nil })
+		if err := printData(cmd.OutOrStdout(), *output, resp.Status, func(w io.Writer) error { printStatus(w, resp.Status); return nil }); err != nil {
+			return err
+		}
+		if down := resp.Status.Degraded(); *probe && len(down) > 0 {
+			return fmt.Errorf("enforcement %s", api.Enforcement(down))
+		}
+		return nil
 	}
 	return cmd
 }
@@ -59,8 +68,11 @@ func newStatusCmd() *cobra.Command {
 func printStatus(out io.Writer, st *api.Status) {
 	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 	fmt.Fprintf(tw, "node:\t%s\nstarted:\t%s\nprofiles:\t%v\n", st.Node, st.StartedAt.Format(time.RFC3339), st.Profiles)
-	if down := st.Unavailable(); len(down) > 0 {
+	if down := st.Degraded(); len(down) > 0 {
 		fmt.Fprintf(tw, "enforcement:\t%s; workloads whose profile needs them are refused\n", api.Enforcement(down))
+	}
+	if all := st.Unavailable(); len(all) > len(st.Degraded()) {
+		fmt.Fprintf(tw, "unavailable:\t%s, needed by no loaded profile\n", strings.Join(unneededPoints(st), ", "))
 	}
 	fmt.Fprintln(tw)
 	printBackends(tw, st.Backends)
@@ -114,4 +126,15 @@ func printBackends(tw io.Writer, backends []api.Backend) {
 			fmt.Fprintf(tw, "\t\t  not %s\n", s)
 		}
 	}
+}
+
+// unneededPoints names the unavailable points no loaded profile needs.
+func unneededPoints(st *api.Status) []string {
+	var out []string
+	for _, b := range st.Backends {
+		if b.Error != "" && b.Unneeded {
+			out = append(out, b.Point)
+		}
+	}
+	return out
 }

@@ -161,3 +161,32 @@ func TestPrintStatusUnavailablePoints(t *testing.T) {
 		t.Errorf("degraded without an unavailable point:\n%s", out.String())
 	}
 }
+
+// status --fail-degraded, the DaemonSet's probe, fails while a point a
+// loaded profile needs does not enforce and passes when every such point
+// does; without the flag a degraded agent's status succeeds.
+func TestStatusFailDegraded(t *testing.T) {
+	for _, c := range []struct {
+		backends []api.Backend
+		probe    bool
+		want     string
+	}{
+		{[]api.Backend{{Point: "connect", Backend: "fallback"}, {Point: "exec", Error: "no backend attached"}}, true, "enforcement degraded: 1 point unavailable (exec)"},
+		{[]api.Backend{{Point: "connect", Backend: "fallback"}, {Point: "exec", Error: "no backend attached"}}, false, ""},
+		{[]api.Backend{{Point: "connect", Backend: "fallback"}, {Point: "exec", Backend: "fallback"}}, true, ""},
+		// A point no loaded profile needs (receive on Debian's 6.1) is no
+		// reason to take the node's agent out of service.
+		{[]api.Backend{{Point: "connect", Backend: "fallback"}, {Point: "receive", Error: "unknown func", Unneeded: true}}, true, ""},
+	} {
+		path := filepath.Join(t.TempDir(), "agentd.sock")
+		serveAgent(t, path, 0, statusAgent{&api.Status{Node: "n", Backends: c.backends}})
+		args := []string{"--socket", path, "--summary"}
+		if c.probe {
+			args = append(args, "--fail-degraded")
+		}
+		err := status(args, io.Discard)
+		if c.want == "" && err != nil || c.want != "" && (err == nil || !strings.Contains(err.Error(), c.want)) {
+			t.Errorf("status %q with %v: got %v, want %q", args, c.backends, err, c.want)
+		}
+	}
+}

