@@ -303,7 +303,7 @@ struct event {
 	char args[ARGS_EV_LEN];	/* argv, NUL-separated, cut at ARGS_EV_LEN */
 	__u32 exit_code;	/* exit: wait status, (code << 8) | signal */
 	__u64 start_time;	/* the process's start (start_boottime, ns), 0: unknown */
-	__u64 parent_start_time;	/* exec, clone: the parent's start */
+	__u64 parent_start_time;	/* exec, clone, decisions of a current task: the parent's start */
 	char ancestor_comm[2][16];	/* decision: the comm of the process's parent and grandparent
 					 * (Tetragon's resolve mm.owner.real_parent[.real_parent].comm) */
 	__u8 kind;		/* enum record_kind */

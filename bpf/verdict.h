@@ -21,6 +21,11 @@ static __always_inline void ancestor_comms(struct event *e, struct task_struct *
 
 	BPF_CORE_READ_INTO(&e->ancestor_comm[0], parent, comm);
 	BPF_CORE_READ_INTO(&e->ancestor_comm[1], parent, real_parent, comm);
+	/* The parent's identity: forks send no record (track_fork), so the
+	 * agent makes a child that has not exec'd from its cached parent,
+	 * which it must find without /proc (the child may be gone by then). */
+	e->ppid = BPF_CORE_READ(parent, tgid);
+	e->parent_start_time = BPF_CORE_READ(parent, group_leader, start_boottime);
 }
 
 /* The event of one matching selector. */
@@ -55,7 +60,8 @@ static __always_inline void report(struct scratch *s, const struct selector *sel
 		e->start_time = BPF_CORE_READ(task, group_leader, start_boottime);
 		ancestor_comms(e, task);
 	}
-	e->ppid = q->ppid;
+	if (q->ppid)
+		e->ppid = q->ppid;
 	e->profile = d->w.profile;
 	e->err = err;
 	e->point = q->point;

@@ -91,7 +91,7 @@ func (a *Agent) processFor(raw *record.RawEvent, trackProcs bool) (events.Proces
 	if e, ok := a.cached(raw.Tgid, raw.StartNs); ok {
 		return e.Process, e.Parent, e.ParentOutside, e
 	}
-	if trackProcs && !postExec(raw) && a.cloneOf(raw, 0) {
+	if trackProcs && !postExec(raw) && a.cloneOf(raw, raw.ParentStartNs) {
 		e, _ := a.cached(raw.Tgid, raw.StartNs)
 		return e.Process, e.Parent, e.ParentOutside, e
 	}

@@ -360,3 +360,24 @@ func childConnect(cg uint64) *record.RawEvent {
 		Profile: 1, Point: profiles.PointConnect, Action: profiles.ActionPost, Family: unix.AF_INET, HasAddr: true,
 		Daddr: netip.MustParseAddr("127.0.0.1"), Dport: 4444, Comm: "bash"}
 }
+
+// A child that forked, acted and died before the agent read its event
+// (no /proc left) is still named as its cached parent's clone: the
+// decision record carries the parent's pid and start.
+func TestForkedChildGoneBeforeItsEvent(t *testing.T) {
+	a, _, cg := procFixture(t)
+	bash := a.onRecord(execRecord(cg, 100, 50, 1000*tick, 200*tick, 100*tick, "/usr/bin/bash", "bash", "-c", "x"), at).ProcessExec.Process
+	connect := childConnect(cg)
+	connect.Ppid, connect.ParentStartNs = 100, 200*tick
+	kp := a.convert(connect, at).ProcessKprobe
+	if kp.Process.Flags != "clone" || kp.Process.Binary != "/usr/bin/bash" || kp.Parent == nil || kp.Parent.ExecID != bash.ExecID {
+		t.Fatalf("a gone forked child %+v, parent %+v", kp.Process, kp.Parent)
+	}
+	// A parent of another start (its pid reused) is not the parent.
+	other := childConnect(cg)
+	other.Tgid, other.Pid, other.StartNs = 104, 104, 304*tick
+	other.Ppid, other.ParentStartNs = 100, 150*tick
+	if kp := a.convert(other, at).ProcessKprobe; kp.Process.Flags == "clone" {
+		t.Fatalf("a child of a pid's earlier process made a clone of the cached one: %+v", kp.Process)
+	}
+}
