@@ -43,12 +43,13 @@ type controller struct {
 	crs      map[schema.GroupVersionResource]cache.SharedIndexInformer
 	starters []func(<-chan struct{})
 	kick     chan struct{}
+	podKick  chan struct{} // the pod table changed: podLoop sends it
 	valid    *kube.Validator
 	good     map[string]*kube.Object // last accepted version of each object
 	reported map[string]string       // last status written per object
 	written  []byte
-	started  bool // the first sync wrote (or removed) the file
-	sentPods []api.PodMeta
+	started  bool          // the first sync read what the file held
+	sentPods []api.PodMeta // podLoop's own
 	sentAt   time.Time
 }
 
@@ -60,7 +61,7 @@ func newController(o options, cs kubernetes.Interface, dc dynamic.Interface, log
 	if err != nil {
 		return nil, err
 	}
-	c := &controller{o: o, log: log, dc: dc, kick: make(chan struct{}, 1), valid: v,
+	c := &controller{o: o, log: log, dc: dc, kick: make(chan struct{}, 1), podKick: make(chan struct{}, 1), valid: v,
 		good: map[string]*kube.Object{}, reported: map[string]string{},
 		crs: map[schema.GroupVersionResource]cache.SharedIndexInformer{}}
 	// Only this node's pods: API traffic and memory grow with the pods
@@ -79,7 +80,12 @@ func newController(o options, cs kubernetes.Interface, dc dynamic.Interface, log
 		UpdateFunc: func(any, any) { c.poke() },
 		DeleteFunc: func(any) { c.poke() },
 	}
-	if _, err := c.pods.AddEventHandler(h); err != nil {
+	podH := cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(any) { c.poke(); kick(c.podKick) },
+		UpdateFunc: func(any, any) { c.poke(); kick(c.podKick) },
+		DeleteFunc: func(any) { c.poke(); kick(c.podKick) },
+	}
+	if _, err := c.pods.AddEventHandler(podH); err != nil {
 		return nil, fmt.Errorf("pod informer: %w", err)
 	}
 	for _, inf := range c.crs {
@@ -103,9 +109,12 @@ func slimPod(obj any) (any, error) {
 		Spec: corev1.PodSpec{NodeName: p.Spec.NodeName}}, nil
 }
 
-func (c *controller) poke() {
+func (c *controller) poke() { kick(c.kick) }
+
+// kick wakes the loop that waits on ch, unless it is already woken.
+func kick(ch chan struct{}) {
 	select {
-	case c.kick <- struct{}{}:
+	case ch <- struct{}{}:
 	default:
 	}
 }
@@ -124,6 +133,7 @@ func (c *controller) run(ctx context.Context) error {
 		return fmt.Errorf("informers did not sync: %w", ctx.Err())
 	}
 	c.log.Info("watching", zap.String("node", c.o.node), zap.String("file", c.o.file))
+	go c.podLoop(ctx)
 	tick := time.NewTicker(resendPods)
 	defer tick.Stop()
 	for {
@@ -150,8 +160,18 @@ func (c *controller) sync(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if !c.started || !bytes.Equal(plan.File, c.written) {
+	if !c.started {
 		c.started = true
+		// What ocigate-kube finds on disk at its start (no file: nothing)
+		// is what the agent loaded: the same again would bring no reload
+		// to confirm, and sync would wait the whole confirm timeout.
+		onDisk, err := os.ReadFile(c.o.file)
+		if err != nil && !os.IsNotExist(err) {
+			return fmt.Errorf("profiles file: %w", err)
+		}
+		c.written = onDisk
+	}
+	if !bytes.Equal(plan.File, c.written) {
 		before, _ := c.reloads(ctx)
 		if err := writeAtomic(c.o.file, plan.File); err != nil {
 			return err
@@ -167,7 +187,6 @@ func (c *controller) sync(ctx context.Context) error {
 		}
 	}
 	c.report(ctx, verdicts)
-	c.sendPods(ctx)
 	return nil
 }
 

@@ -49,6 +49,25 @@ func workloadOf(p *corev1.Pod) (string, string) {
 	return p.Name, "Pod"
 }
 
+// podLoop sends the pod table whenever a pod of the node changes, and
+// every resendPods. It runs beside sync, which may wait seconds for the
+// agent to reload a profiles file: a new pod's container starts, and its
+// first events are written, meanwhile, and they name the pod's labels
+// only if the agent has the table by then.
+func (c *controller) podLoop(ctx context.Context) {
+	tick := time.NewTicker(resendPods)
+	defer tick.Stop()
+	for {
+		c.sendPods(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		case <-c.podKick:
+		}
+	}
+}
+
 // sendPods gives the agent the pod table when it changed, or when it
 // was last sent resendPods ago.
 func (c *controller) sendPods(ctx context.Context) {
@@ -60,6 +79,7 @@ func (c *controller) sendPods(ctx context.Context) {
 	defer cancel()
 	if _, err := api.Call(cctx, c.o.socket, &api.Request{Op: api.OpPods, Pods: &api.PodTable{Pods: table}}); err != nil {
 		c.log.Warn("pod table not sent to the agent; events lack pod labels until it is", zap.Error(err))
+		time.AfterFunc(time.Second, func() { kick(c.podKick) }) // again soon, not in resendPods
 		return
 	}
 	c.sentPods, c.sentAt = table, time.Now()

@@ -56,8 +56,9 @@ func kubectlErr(stdin string, args ...string) (string, error) {
 	return stdout.String(), nil
 }
 
-// eventually polls fn until it returns nil or timeout passes.
-func eventually(t *testing.T, timeout time.Duration, what string, fn func() error) {
+// eventually polls fn until it returns nil or timeout passes; then
+// each of explain adds what it says to the failure.
+func eventually(t *testing.T, timeout time.Duration, what string, fn func() error, explain ...func() string) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	var err error
@@ -67,7 +68,21 @@ func eventually(t *testing.T, timeout time.Duration, what string, fn func() erro
 		}
 		time.Sleep(250 * time.Millisecond)
 	}
+	for _, e := range explain {
+		t.Log(e())
+	}
 	t.Fatalf("%s: not within %v: %v", what, timeout, err)
+}
+
+// daemonSetLogs is the tail of both containers' logs of the DaemonSet's
+// pod, for a failure message.
+func daemonSetLogs() string {
+	var b strings.Builder
+	for _, c := range []string{"agent", "kube"} {
+		out, err := kubectlErr("", "-n", cluster.ns, "logs", "daemonset/ocigate", "-c", c, "--tail", "40")
+		fmt.Fprintf(&b, "%s container's log (tail; %v):\n%s\n", c, err, out)
+	}
+	return b.String()
 }
 
 // namespace creates a namespace removed at the test's end.
@@ -181,8 +196,8 @@ func waitEvent(t *testing.T, ns, pod string, want map[string]string) map[string]
 				return nil
 			}
 		}
-		return fmt.Errorf("none yet")
-	})
+		return fmt.Errorf("none yet among the pod's events:\n%s", describeEvents(events(t, ns, pod)))
+	}, daemonSetLogs)
 	return found
 }
 
@@ -206,4 +221,19 @@ func policyLoaded(t *testing.T, resource, ns, name string) time.Duration {
 		return nil
 	})
 	return time.Since(start)
+}
+
+// describeEvents is one line per event, for a failure message: what a
+// test waited for among what came.
+func describeEvents(evs []map[string]any) string {
+	var b strings.Builder
+	for _, ev := range evs {
+		line, _ := json.Marshal(ev)
+		b.Write(line)
+		b.WriteByte('\n')
+	}
+	if b.Len() == 0 {
+		return "(none)"
+	}
+	return b.String()
 }
