@@ -91,47 +91,47 @@ func compileNames(w *setWriter, k *bpf.FallbackSelector, s *profiles.Selector) e
 	return nil
 }
 
-// compileBinaries writes the sets of matchBinaries: In by the path's
-// hash, Prefix and Postfix by the path.
+// fileSets is where one kind of file predicate goes in a selector: the
+// set of each operator (In/Equal by the path's hash, Prefix, Postfix by
+// the path) and its match flags, positive and Not.
+type fileSets struct {
+	in, prefix, postfix             *uint32
+	inFlag, prefixFlag, postfixFlag [2]uint64 // [0] In, [1] Not
+}
+
+// compileBinaries writes the sets of matchBinaries.
 func compileBinaries(w *setWriter, k *bpf.FallbackSelector, s *profiles.Selector) error {
-	var err error
-	for _, b := range s.Binaries {
-		not := strings.HasPrefix(b.Operator, "Not")
-		switch strings.TrimPrefix(b.Operator, "Not") {
-		case profiles.BinaryIn:
-			k.BinSet, err = w.binaries(b.Values)
-			k.Match |= pickFlag(not, bpf.MatchBin, bpf.MatchBinNot)
-		case profiles.BinaryPrefix:
-			k.PrefixSet, err = w.pathPrefixes(b.Values, false)
-			k.Match |= pickFlag(not, bpf.MatchBinPrefix, bpf.MatchBinPrefixNot)
-		case profiles.BinaryPostfix:
-			k.PostfixSet, err = w.pathPrefixes(b.Values, true)
-			k.Match |= pickFlag(not, bpf.MatchBinPostfix, bpf.MatchBinPostfixNot)
-		}
-		if err != nil {
-			return err
-		}
-	}
-	return nil
+	return compileFileSets(w, k, s.Binaries, fileSets{in: &k.BinSet, prefix: &k.PrefixSet, postfix: &k.PostfixSet,
+		inFlag:      [2]uint64{bpf.MatchBin, bpf.MatchBinNot},
+		prefixFlag:  [2]uint64{bpf.MatchBinPrefix, bpf.MatchBinPrefixNot},
+		postfixFlag: [2]uint64{bpf.MatchBinPostfix, bpf.MatchBinPostfixNot}})
 }
 
 // compilePaths writes the sets of the executed file's path predicates
-// (exec point): Equal by the path's hash, Prefix and Postfix by the path,
-// the sets of matchBinaries' kinds.
+// (exec point), the same kinds as matchBinaries'.
 func compilePaths(w *setWriter, k *bpf.FallbackSelector, s *profiles.Selector) error {
+	return compileFileSets(w, k, s.Paths, fileSets{in: &k.PathSet, prefix: &k.PathPrefixSet, postfix: &k.PathPostfixSet,
+		inFlag:      [2]uint64{bpf.MatchPath, bpf.MatchPathNot},
+		prefixFlag:  [2]uint64{bpf.MatchPathPrefix, bpf.MatchPathPrefixNot},
+		postfixFlag: [2]uint64{bpf.MatchPathPostfix, bpf.MatchPathPostfixNot}})
+}
+
+// compileFileSets writes each match of ms into its set of to and sets
+// its flag in k.
+func compileFileSets(w *setWriter, k *bpf.FallbackSelector, ms []profiles.BinaryMatch, to fileSets) error {
 	var err error
-	for _, b := range s.Paths {
+	for _, b := range ms {
 		not := strings.HasPrefix(b.Operator, "Not")
 		switch strings.TrimPrefix(b.Operator, "Not") {
 		case profiles.BinaryIn:
-			k.PathSet, err = w.binaries(b.Values)
-			k.Match |= pickFlag(not, bpf.MatchPath, bpf.MatchPathNot)
+			*to.in, err = w.binaries(b.Values)
+			k.Match |= pickFlag(not, to.inFlag[0], to.inFlag[1])
 		case profiles.BinaryPrefix:
-			k.PathPrefixSet, err = w.pathPrefixes(b.Values, false)
-			k.Match |= pickFlag(not, bpf.MatchPathPrefix, bpf.MatchPathPrefixNot)
+			*to.prefix, err = w.pathPrefixes(b.Values, false)
+			k.Match |= pickFlag(not, to.prefixFlag[0], to.prefixFlag[1])
 		case profiles.BinaryPostfix:
-			k.PathPostfixSet, err = w.pathPrefixes(b.Values, true)
-			k.Match |= pickFlag(not, bpf.MatchPathPostfix, bpf.MatchPathPostfixNot)
+			*to.postfix, err = w.pathPrefixes(b.Values, true)
+			k.Match |= pickFlag(not, to.postfixFlag[0], to.postfixFlag[1])
 		}
 		if err != nil {
 			return err
