@@ -23,6 +23,7 @@ import (
 	"k8s.io/client-go/tools/cache"
 
 	"github.com/ocigate/ocigate/internal/api"
+	"github.com/ocigate/ocigate/internal/atomicfile"
 	"github.com/ocigate/ocigate/internal/kube"
 )
 
@@ -173,7 +174,7 @@ func (c *controller) sync(ctx context.Context) error {
 	}
 	if !bytes.Equal(plan.File, c.written) {
 		before, _ := c.reloads(ctx)
-		if err := writeAtomic(c.o.file, plan.File); err != nil {
+		if err := writeProfiles(c.o.file, plan.File); err != nil {
 			return err
 		}
 		c.written = plan.File
@@ -370,21 +371,14 @@ func (c *controller) patchStatus(ctx context.Context, u *unstructured.Unstructur
 	return nil
 }
 
-// writeAtomic replaces path with data in one rename, so the agent's
-// watch sees the whole file or the old one; no data removes it.
-func writeAtomic(path string, data []byte) error {
+// writeProfiles replaces the profiles file with data, or removes it
+// when data is empty.
+func writeProfiles(path string, data []byte) error {
 	if len(data) == 0 {
 		if err := os.Remove(path); err != nil && !os.IsNotExist(err) {
 			return fmt.Errorf("remove %s: %w", path, err)
 		}
 		return nil
 	}
-	tmp := filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+".tmp")
-	if err := os.WriteFile(tmp, data, 0o644); err != nil {
-		return fmt.Errorf("write %s: %w", tmp, err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return fmt.Errorf("rename to %s: %w", path, err)
-	}
-	return nil
+	return atomicfile.Write(path, data, 0o644)
 }

@@ -9,6 +9,8 @@ import (
 	"os"
 	"path/filepath"
 	"syscall"
+
+	"github.com/ocigate/ocigate/internal/atomicfile"
 )
 
 // What a Change does to its file.
@@ -124,7 +126,7 @@ func (p *Plan) Apply() error {
 				return fmt.Errorf("remove %s: %w", c.Path, err)
 			}
 		default:
-			if err := writeAtomic(c.Path, c.New, c.Mode); err != nil {
+			if err := atomicfile.Write(c.Path, c.New, c.Mode); err != nil {
 				return err
 			}
 		}
@@ -142,36 +144,5 @@ func (p *Plan) Apply() error {
 		return fmt.Errorf("remove install record: %w", err)
 	}
 	_ = os.Remove(filepath.Dir(p.statePath)) // when no other runtime's record is left
-	return nil
-}
-
-// writeAtomic replaces path with b by rename, keeping the owner of a file
-// that is there. A symlink is followed: its target is replaced, the link
-// stays.
-func writeAtomic(path string, b []byte, mode fs.FileMode) error {
-	if real, err := filepath.EvalSymlinks(path); err == nil {
-		path = real
-	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".ocigate-*")
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	defer os.Remove(tmp.Name()) // nothing left to remove after the rename
-	_, werr := tmp.Write(b)
-	serr := tmp.Sync()
-	cerr := tmp.Close()
-	if err := errors.Join(werr, serr, cerr, os.Chmod(tmp.Name(), mode.Perm())); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if fi, err := os.Stat(path); err == nil {
-		if st, ok := fi.Sys().(*syscall.Stat_t); ok {
-			if err := os.Chown(tmp.Name(), int(st.Uid), int(st.Gid)); err != nil {
-				return fmt.Errorf("write %s: keep owner: %w", path, err)
-			}
-		}
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
 	return nil
 }

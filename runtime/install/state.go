@@ -7,6 +7,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+
+	"github.com/ocigate/ocigate/internal/atomicfile"
 )
 
 // State is what install did for one runtime, kept for uninstall.
@@ -71,7 +73,7 @@ func saveState(path string, s *State) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return fmt.Errorf("install record: %w", err)
 	}
-	return writeAtomic(path, append(b, '\n'), 0o600)
+	return atomicfile.Write(path, append(b, '\n'), 0o600)
 }
 
 // Installed lists the runtimes that have an install record in stateDir
