@@ -23,12 +23,20 @@ cleanup() {
 "$ROOT/scripts/k8s-cluster.sh" down "$DIR" # a run that was killed
 trap cleanup EXIT
 start=$SECONDS
+# The node's gate (ocigate-hook --nri-gate in containerd's base runtime
+# spec) is installed with ocigate-agentd install, from a copy that the
+# tests' rebuilds leave alone.
+(cd "$ROOT" && make -s build)
+mkdir -p "$DIR/ocigate"
+cp "$ROOT/bin/ocigate-agentd" "$ROOT/bin/ocigate-hook" "$DIR/ocigate/"
+export K8S_OCIGATE_AGENTD=$DIR/ocigate/ocigate-agentd K8S_AGENT_RUN_DIR=$RUN_DIR K8S_EXEMPT=kube-system,$K8S_PREFIX-ocigate
 "$ROOT/scripts/k8s-cluster.sh" up "$DIR"
 echo "k8stest: cluster up in $((SECONDS - start)) s"
 source "$DIR/env"
 (cd "$ROOT" && make -s image)
 "$ROOT/scripts/image.sh" test "$DIR/images"
 cat >"$DIR/values.yaml" <<VALUES
+exemptNamespaces: [kube-system, $K8S_PREFIX-exempt]
 runtime:
   nriSocket: $K8S_NRI_SOCKET
   containerdSocket: $CONTAINERD_ADDRESS

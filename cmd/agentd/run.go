@@ -247,7 +247,8 @@ func (r *agentRun) startLoops(ctx context.Context) {
 		go watchContainerd(ctx, r.desc.Containerd, ag, log)
 	}
 	if cfg.NRI {
-		go runNRI(ctx, nriplugin.New(nriAgent{ag, log}, r.resolver, log), cfg.NRISocket, cfg.NRIIndex, log)
+		ag.Stats().NRIEnabled.Store(true)
+		go runNRI(ctx, nriplugin.New(nriAgent{ag, log}, r.resolver, log), &ag.Stats().NRIConnected, cfg.NRISocket, cfg.NRIIndex, log)
 	}
 	if cfg.Adopt {
 		lister := &running.Lister{RuncBinary: cfg.RuncBinary, RuncRoots: cfg.RuncRoots}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"os"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -89,7 +90,11 @@ type nriAgent struct {
 	log *zap.Logger
 }
 
+// AdoptContainers is the plugin's Synchronize: once it returns the
+// runtime calls the plugin at each container's start, so the gauge
+// ocigate-hook --nri-gate asks about says connected.
 func (n nriAgent) AdoptContainers(cs []running.Container) {
+	defer n.Stats().NRIConnected.Store(1)
 	res := n.Adopt(cs)
 	n.log.Info("NRI: running containers adopted", zap.Int("found", len(cs)), zap.Int("adopted", res.Adopted),
 		zap.Int("already_registered", res.AlreadyRegistered), zap.Int("failed", res.Failed))
@@ -97,11 +102,12 @@ func (n nriAgent) AdoptContainers(cs []running.Container) {
 
 // runNRI serves the NRI plugin, connecting again (after 1 s, doubling up
 // to 30 s) when the runtime goes away, until ctx ends.
-func runNRI(ctx context.Context, p *nriplugin.Plugin, socket, idx string, log *zap.Logger) {
+func runNRI(ctx context.Context, p *nriplugin.Plugin, connected *atomic.Uint64, socket, idx string, log *zap.Logger) {
 	backoff := time.Second
 	for ctx.Err() == nil {
 		start := time.Now()
 		err := nriplugin.Run(ctx, p, socket, "ocigate", idx)
+		connected.Store(0)
 		if ctx.Err() != nil {
 			return
 		}

@@ -1,0 +1,150 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"slices"
+	"strings"
+
+	"github.com/ocigate/ocigate/internal/api"
+	"github.com/ocigate/ocigate/runtime/oci"
+)
+
+// The annotations containerd's CRI plugin sets on every container it
+// creates; a pod's own annotations cannot set them (trust.md).
+const (
+	annSandboxNamespace = "io.kubernetes.cri.sandbox-namespace"
+	annSandboxName      = "io.kubernetes.cri.sandbox-name"
+	annContainerType    = "io.kubernetes.cri.container-type"
+)
+
+// gateOptions are the flags of the NRI gate: the hook in containerd's
+// base runtime spec of a node where the agent registers containers as
+// an NRI plugin (docs/kubernetes.md, "No bootstrap deadlock").
+type gateOptions struct {
+	on bool
+	// namespaces are exempt whatever the file says: the node's own
+	// configuration, so the agent's pod starts on a fresh node.
+	namespaces string
+	// file lists more exempt namespaces, one a line: the chart's
+	// exemptNamespaces, written by ocigate-kube, kept while it is gone.
+	file string
+}
+
+func (g *gateOptions) flags(fs *flag.FlagSet) {
+	fs.BoolVar(&g.on, "nri-gate", false, "createRuntime hook of a node whose agent runs as an NRI plugin: defer to the plugin while "+
+		"it is connected, register the container while only the agent answers, and while no agent answers let only the "+
+		"pods of exempt namespaces start")
+	fs.StringVar(&g.namespaces, "exempt-namespaces", "", "with --nri-gate: comma-separated namespaces whose pods start while no agent answers")
+	fs.StringVar(&g.file, "exempt-file", "", "with --nri-gate: file of more such namespaces, one a line (absent: none)")
+}
+
+// gate admits a container at createRuntime, in place of register, on a
+// node where the agent is an NRI plugin:
+//   - a pod's sandbox (pause) container runs no workload: admitted;
+//   - the agent answers and its NRI plugin is connected: admitted, the
+//     plugin registers the container at StartContainer (no double
+//     registration);
+//   - the agent answers but its plugin is not connected (the runtime
+//     restarted, the plugin reconnects): the hook registers it;
+//   - no agent answers (none listens, or it does not answer within half
+//     of --timeout): a pod of an exempt namespace starts (the agent
+//     adopts it when its plugin connects); any other is refused.
+func gate(ctx context.Context, o *options, stdin io.Reader) (*oci.Container, *api.Response, error) {
+	c, err := oci.LoadContainer(stdin)
+	o.timing.mark("load")
+	if err != nil {
+		return c, nil, err
+	}
+	if c.Annotations[annContainerType] == "sandbox" {
+		return c, nil, nil
+	}
+	req := &api.Request{Op: api.OpStatus, Status: &api.StatusOptions{Summary: true}}
+	first, cancel := context.WithTimeout(ctx, o.timeout/2)
+	st, err := api.Call(first, o.socket, req)
+	cancel()
+	if err != nil {
+		ns := c.Annotations[annSandboxNamespace]
+		exempt, why := o.gate.exempt(ns)
+		if exempt {
+			return c, nil, nil
+		}
+		// Not exempt: an agent restarting (an upgrade) may be back in a
+		// moment, as register waits for it.
+		if api.NotListening(err) {
+			st, err = api.CallWaiting(ctx, o.socket, req, o.timeout/2, o.timeout/2)
+		}
+		if err != nil {
+			return c, nil, fmt.Errorf("asking the agent whether its NRI plugin is connected: %w; pod %s/%s: %s",
+				err, ns, c.Annotations[annSandboxName], why)
+		}
+	}
+	o.timing.mark("status")
+	if st.Status != nil && st.Status.Counters[api.CounterNRIConnected] == 1 {
+		return c, nil, nil
+	}
+	resp, err := registerLoaded(ctx, o, c)
+	return c, resp, err
+}
+
+// exempt says whether pods of namespace ns may start while no agent
+// answers, and if not, why.
+func (g *gateOptions) exempt(ns string) (bool, string) {
+	if ns == "" {
+		return false, "the container has no " + annSandboxNamespace + " annotation (not a pod of containerd's CRI plugin)"
+	}
+	list := splitList(g.namespaces)
+	more, err := readNamespaces(g.file)
+	list = append(list, more...)
+	if slices.Contains(list, ns) {
+		return true, ""
+	}
+	why := fmt.Sprintf("namespace %q is not exempt (exempt: %s)", ns, strings.Join(list, ", "))
+	if err != nil {
+		why += "; " + err.Error()
+	}
+	return false, why
+}
+
+// readNamespaces reads a file of namespaces, one a line; blank lines
+// and lines starting with # are skipped. No file: none.
+func readNamespaces(path string) ([]string, error) {
+	if path == "" {
+		return nil, nil
+	}
+	f, err := os.Open(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("exempt namespaces file: %w", err)
+	}
+	defer f.Close()
+	var out []string
+	sc := bufio.NewScanner(io.LimitReader(f, 1<<20))
+	for sc.Scan() {
+		if l := strings.TrimSpace(sc.Text()); l != "" && !strings.HasPrefix(l, "#") {
+			out = append(out, l)
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return out, fmt.Errorf("exempt namespaces file %s: %w", path, err)
+	}
+	return out, nil
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			out = append(out, f)
+		}
+	}
+	return out
+}
