@@ -17,12 +17,25 @@ import (
 )
 
 // The annotations containerd's CRI plugin sets on every container it
-// creates; a pod's own annotations cannot set them (trust.md).
+// creates, and CRI-O's (its "internal" ones); a pod's own annotations
+// cannot set them (trust.md).
 const (
 	annSandboxNamespace = "io.kubernetes.cri.sandbox-namespace"
 	annSandboxName      = "io.kubernetes.cri.sandbox-name"
 	annContainerType    = "io.kubernetes.cri.container-type"
+	annCRIONamespace    = "io.kubernetes.cri-o.Namespace"
+	annCRIOSandboxName  = "io.kubernetes.cri-o.SandboxName"
+	annCRIOType         = "io.kubernetes.cri-o.ContainerType"
 )
+
+// podOf is a container's pod namespace and name and whether it is the
+// pod's sandbox, from containerd's annotations or CRI-O's.
+func podOf(ann map[string]string) (ns, name string, sandbox bool) {
+	if ns = ann[annSandboxNamespace]; ns != "" {
+		return ns, ann[annSandboxName], ann[annContainerType] == "sandbox"
+	}
+	return ann[annCRIONamespace], ann[annCRIOSandboxName], ann[annCRIOType] == "sandbox"
+}
 
 // gateOptions are the flags of the NRI gate: the hook in containerd's
 // base runtime spec of a node where the agent registers containers as
@@ -62,7 +75,8 @@ func gate(ctx context.Context, o *options, stdin io.Reader) (*oci.Container, *ap
 	if err != nil {
 		return c, nil, err
 	}
-	if c.Annotations[annContainerType] == "sandbox" {
+	ns, pod, sandbox := podOf(c.Annotations)
+	if sandbox {
 		return c, nil, nil
 	}
 	req := &api.Request{Op: api.OpStatus, Status: &api.StatusOptions{Summary: true}}
@@ -70,7 +84,6 @@ func gate(ctx context.Context, o *options, stdin io.Reader) (*oci.Container, *ap
 	st, err := api.Call(first, o.socket, req)
 	cancel()
 	if err != nil {
-		ns := c.Annotations[annSandboxNamespace]
 		exempt, why := o.gate.exempt(ns)
 		if exempt {
 			return c, nil, nil
@@ -82,7 +95,7 @@ func gate(ctx context.Context, o *options, stdin io.Reader) (*oci.Container, *ap
 		}
 		if err != nil {
 			return c, nil, fmt.Errorf("asking the agent whether its NRI plugin is connected: %w; pod %s/%s: %s",
-				err, ns, c.Annotations[annSandboxName], why)
+				err, ns, pod, why)
 		}
 	}
 	o.timing.mark("status")
@@ -97,11 +110,15 @@ func gate(ctx context.Context, o *options, stdin io.Reader) (*oci.Container, *ap
 // answers, and if not, why.
 func (g *gateOptions) exempt(ns string) (bool, string) {
 	if ns == "" {
-		return false, "the container has no " + annSandboxNamespace + " annotation (not a pod of containerd's CRI plugin)"
+		return false, "the container has no " + annSandboxNamespace + " or " + annCRIONamespace + " annotation (not a pod's)"
 	}
 	list := splitList(g.namespaces)
 	more, err := readNamespaces(g.file)
-	list = append(list, more...)
+	for _, n := range more {
+		if !slices.Contains(list, n) {
+			list = append(list, n)
+		}
+	}
 	if slices.Contains(list, ns) {
 		return true, ""
 	}

@@ -89,6 +89,19 @@ func TestGateAgentDown(t *testing.T) {
 	if code, stderr := runHook(args, podState(t, "shop", "sandbox")); code != 0 {
 		t.Errorf("sandbox: exit %d, stderr %q", code, stderr)
 	}
+	// CRI-O's annotations
+	crio := func(ns, typ string) string {
+		return bundle(t, "crio-"+ns, os.Getpid(), map[string]string{annCRIONamespace: ns, annCRIOType: typ}, nil)
+	}
+	if code, stderr := runHook(args, crio("kube-system", "container")); code != 0 {
+		t.Errorf("CRI-O, exempt: exit %d, stderr %q", code, stderr)
+	}
+	if code, stderr := runHook(args, crio("shop", "sandbox")); code != 0 {
+		t.Errorf("CRI-O sandbox: exit %d, stderr %q", code, stderr)
+	}
+	if code, stderr := runHook(args, crio("shop", "container")); code != 1 || !strings.Contains(stderr, `namespace "shop" is not exempt`) {
+		t.Errorf("CRI-O, not exempt: exit %d, stderr %q", code, stderr)
+	}
 	code, stderr := runHook(args, podState(t, "shop", "container"))
 	if code != 1 || !strings.Contains(stderr, `container ctr-shop refused (fail-closed)`) ||
 		!strings.Contains(stderr, `pod shop/p: namespace "shop" is not exempt (exempt: kube-system, other, ocigate, monitoring)`) {
@@ -99,7 +112,7 @@ func TestGateAgentDown(t *testing.T) {
 	// exempts nothing more.
 	args[8] = filepath.Join(dir, "none")
 	code, stderr = runHook(args, bundle(t, "plain", os.Getpid(), nil, nil))
-	if code != 1 || !strings.Contains(stderr, "has no "+annSandboxNamespace) {
+	if code != 1 || !strings.Contains(stderr, "has no "+annSandboxNamespace+" or "+annCRIONamespace) {
 		t.Fatalf("exit %d, stderr %q", code, stderr)
 	}
 	if code, _ := runHook(args, podState(t, "ocigate", "container")); code != 1 {
