@@ -52,7 +52,7 @@ cd "$ROOT"
 set -o pipefail
 up_seconds=$((SECONDS - start))
 OCIGATE_K8S=1 K8S_DIR=$DIR K8S_VALUES=$DIR/values.yaml K8S_EVENTS_FILE=/var/log/$K8S_PREFIX/events.jsonl K8S_RUN_DIR=$RUN_DIR \
-	go test -count=1 -timeout 20m -v ./test/k8s/ 2>&1 | tee k8stest.log | grep -E '^(=== RUN|--- |PASS|FAIL|ok|panic|\s+\S+_test.go)'
+	go test -count=1 -timeout 20m -v -run "${K8S_RUN:-.}" ./test/k8s/ 2>&1 | tee k8stest.log | grep -E '^(=== RUN|--- |PASS|FAIL|ok|panic|\s+\S+_test.go)'
 
 # With OCIGATE_UPDATE_DOCS=1 the run's measures go to docs/k8stest.md.
 if [ "${OCIGATE_UPDATE_DOCS:-}" = 1 ]; then

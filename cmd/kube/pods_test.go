@@ -58,3 +58,20 @@ func TestWriteExempt(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestSlimPodKeepsContainerNames: the informer's slim pod keeps what a
+// containerSelector chooses among.
+func TestSlimPodKeepsContainerNames(t *testing.T) {
+	p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "p", Annotations: map[string]string{"big": "x"}},
+		Spec: corev1.PodSpec{NodeName: "n", InitContainers: []corev1.Container{{Name: "init", Image: "i"}},
+			Containers:          []corev1.Container{{Name: "app", Image: "a"}, {Name: "proxy", Image: "p"}},
+			EphemeralContainers: []corev1.EphemeralContainer{{EphemeralContainerCommon: corev1.EphemeralContainerCommon{Name: "debug"}}}}}
+	obj, err := slimPod(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	slim := obj.(*corev1.Pod)
+	if got := strings.Join(containerNames(slim), ","); got != "init,app,proxy,debug" || slim.Annotations != nil || slim.Spec.Containers[0].Image != "" {
+		t.Errorf("slim pod %+v: containers %q", slim, got)
+	}
+}

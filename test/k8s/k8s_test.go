@@ -268,3 +268,76 @@ func TestWorkloadProfileByImage(t *testing.T) {
 		t.Errorf("the profile of the bash image touched a busybox pod: %q", logs)
 	}
 }
+
+const denyByContainer = `apiVersion: cilium.io/v1alpha1
+kind: TracingPolicyNamespaced
+metadata: {name: deny-blocked, namespace: %s}
+spec:
+  containerSelector: {matchLabels: {name: blocked}}
+  kprobes:
+  - call: tcp_connect
+    syscall: false
+    args: [{index: 0, type: sock}]
+    selectors:
+    - matchArgs: [{index: 0, operator: DAddr, values: ["127.0.0.2/32"]}]
+      matchActions: [{action: Override, argError: -1}]
+`
+
+// TestContainerSelectorChoosesByName: a policy whose containerSelector
+// names one container of a pod puts that container, and not its
+// neighbour in the same pod, under a generated profile: its connect is
+// refused, the neighbour's is not, and the event names the container.
+func TestContainerSelectorChoosesByName(t *testing.T) {
+	ns := namespace(t, cluster.prefix+"-containers")
+	l := listen(t, "127.0.0.2:0")
+	kubectl(t, fmt.Sprintf(denyByContainer, ns), "apply", "-f", "-")
+	policyLoaded(t, "tracingpoliciesnamespaced", ns, "deny-blocked")
+	script := fmt.Sprintf("while [ ! -e /tmp/go ]; do sleep 0.2; done; nc -w 2 127.0.0.2 %d </dev/null; echo rc=$?", l.Port())
+	var containers []any
+	for _, name := range []string{"blocked", "free"} {
+		containers = append(containers, map[string]any{"name": name, "image": "localhost/" + cluster.prefix + "/busybox:1",
+			"command": []string{"/bin/sh", "-c", script}})
+	}
+	pod, _ := json.Marshal(map[string]any{"apiVersion": "v1", "kind": "Pod",
+		"metadata": map[string]any{"name": "two", "namespace": ns},
+		"spec":     map[string]any{"hostNetwork": true, "restartPolicy": "Never", "terminationGracePeriodSeconds": 1, "containers": containers}})
+	kubectl(t, string(pod), "apply", "-f", "-")
+	kubectl(t, "", "-n", ns, "wait", "--for=condition=Ready", "pod/two", "--timeout=60s")
+	ids := map[string]string{}
+	for _, c := range []string{"blocked", "free"} {
+		ids[c] = strings.TrimPrefix(kubectl(t, "", "-n", ns, "get", "pod", "two", "-o",
+			"jsonpath={.status.containerStatuses[?(@.name==\""+c+"\")].containerID}"), "containerd://")
+	}
+	eventually(t, 30*time.Second, "the selected container has a generated profile", func() error {
+		if p := profileOf(t, ids["blocked"]); !strings.HasPrefix(p, "k8s-") {
+			return fmt.Errorf("profile %q", p)
+		}
+		return nil
+	}, generatedProfiles)
+	if p := profileOf(t, ids["free"]); p != "reverse-shell" {
+		t.Errorf("the container the policy does not select has profile %s", p)
+	}
+	for _, c := range []string{"blocked", "free"} {
+		kubectl(t, "", "-n", ns, "exec", "two", "-c", c, "--", "touch", "/tmp/go")
+	}
+	kubectl(t, "", "-n", ns, "wait", "--for=jsonpath={.status.phase}=Succeeded", "pod/two", "--timeout=30s")
+	if logs := kubectl(t, "", "-n", ns, "logs", "two", "-c", "blocked"); strings.Contains(logs, "rc=0") {
+		t.Errorf("the selected container connected: %q", logs)
+	}
+	if logs := kubectl(t, "", "-n", ns, "logs", "two", "-c", "free"); !strings.Contains(logs, "rc=0") {
+		t.Errorf("the container the policy does not select was refused: %q", logs)
+	}
+	if n := len(l.Conns()); n != 1 {
+		t.Errorf("%d connections reached the listener, want 1 (the free container's)", n)
+	}
+	waitEvent(t, ns, "two", map[string]string{"policy_name": ns + ".deny-blocked", "function_name": "tcp_connect",
+		"process.pod.container.name": "blocked"})
+}
+
+// generatedProfiles is the profiles file ocigate-kube wrote, for a
+// failure message.
+func generatedProfiles() string {
+	out, err := kubectlErr("", "-n", cluster.ns, "exec", "daemonset/ocigate", "-c", "agent", "--",
+		"/ocigate-agentd", "profiles", "show", "--profiles=/etc/ocigate/profiles")
+	return fmt.Sprintf("profiles (%v):\n%s\n%s", err, out, daemonSetLogs())
+}
