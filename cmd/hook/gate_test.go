@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"os"
 	"path/filepath"
 	"strings"
@@ -9,23 +8,6 @@ import (
 
 	"github.com/ocigate/ocigate/internal/api"
 )
-
-// nriAgent answers status with the NRI gauge (absent when counters is
-// nil) and records requests as fakeAgent.
-type nriAgent struct {
-	fakeAgent
-	counters map[string]uint64
-}
-
-func (n *nriAgent) Handle(ctx context.Context, req *api.Request) (*api.Response, error) {
-	if _, err := n.fakeAgent.Handle(ctx, req); err != nil {
-		return nil, err
-	}
-	if req.Op == api.OpStatus {
-		return &api.Response{Status: &api.Status{Counters: n.counters}}, nil
-	}
-	return &api.Response{}, nil
-}
 
 func ops(reqs []*api.Request) string {
 	var s []string
@@ -42,30 +24,48 @@ func podState(t *testing.T, ns, typ string) string {
 		annSandboxNamespace: ns, annSandboxName: "p", annContainerType: typ}, nil)
 }
 
-// With the agent's NRI plugin connected the gate asks and admits, and
-// leaves registration to the plugin; with only the agent answering it
-// registers the container itself.
+// With the agent's NRI plugin connected (its marker beside the socket)
+// the gate admits the container without a call, leaving registration to
+// the plugin; with only the agent listening it registers the container
+// itself.
 func TestGateAgentUp(t *testing.T) {
 	for _, tt := range []struct {
-		name     string
-		counters map[string]uint64
-		want     string
+		name   string
+		marker bool
+		want   string
 	}{
-		{"plugin connected", map[string]uint64{api.CounterNRIConnected: 1}, "status"},
-		{"plugin disconnected", map[string]uint64{api.CounterNRIConnected: 0}, "status,register"},
-		{"agent without NRI", map[string]uint64{}, "status,register"},
+		{"plugin connected", true, ""},
+		{"plugin not connected, or no plugin", false, "register"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			agent := &nriAgent{counters: tt.counters}
+			agent := &fakeAgent{}
 			socket := startAgent(t, agent)
+			if tt.marker {
+				if err := os.WriteFile(api.NRIMarker(socket), nil, 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
 			code, stderr := runHook([]string{"--socket", socket, "--nri-gate", "createRuntime"}, podState(t, "shop", "container"))
 			if code != 0 || stderr != "" {
 				t.Fatalf("exit %d, stderr %q", code, stderr)
 			}
 			if got := ops(agent.requests()); got != tt.want {
-				t.Fatalf("agent saw %s, want %s", got, tt.want)
+				t.Fatalf("agent saw %q, want %q", got, tt.want)
 			}
 		})
+	}
+}
+
+// A marker that an agent left when it died admits nothing: no agent
+// listens.
+func TestGateStaleMarker(t *testing.T) {
+	socket := filepath.Join(t.TempDir(), "agentd.sock")
+	if err := os.WriteFile(api.NRIMarker(socket), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, stderr := runHook([]string{"--socket", socket, "--timeout", "400ms", "--nri-gate", "createRuntime"}, podState(t, "shop", "container"))
+	if code != 1 || !strings.Contains(stderr, "is not exempt") {
+		t.Fatalf("exit %d, stderr %q", code, stderr)
 	}
 }
 
@@ -120,17 +120,15 @@ func TestGateAgentDown(t *testing.T) {
 	}
 }
 
-// An agent that refuses to answer status is no agent for an exempt
-// namespace's pod, and a refusal for any other.
-func TestGateAgentFails(t *testing.T) {
-	agent := &nriAgent{}
-	agent.fail = os.ErrPermission
+// An agent that listens decides, exempt namespace or not: its refusal
+// refuses the container.
+func TestGateAgentRefuses(t *testing.T) {
+	agent := &fakeAgent{fail: os.ErrPermission}
 	socket := startAgent(t, agent)
 	args := []string{"--socket", socket, "--nri-gate", "--exempt-namespaces", "kube-system", "createRuntime"}
-	if code, stderr := runHook(args, podState(t, "kube-system", "container")); code != 0 {
-		t.Errorf("exempt: exit %d, stderr %q", code, stderr)
-	}
-	if code, stderr := runHook(args, podState(t, "shop", "container")); code != 1 || !strings.Contains(stderr, "asking the agent") {
-		t.Errorf("not exempt: exit %d, stderr %q", code, stderr)
+	for _, ns := range []string{"kube-system", "shop"} {
+		if code, stderr := runHook(args, podState(t, ns, "container")); code != 1 || !strings.Contains(stderr, "permission denied") {
+			t.Errorf("%s: exit %d, stderr %q", ns, code, stderr)
+		}
 	}
 }
