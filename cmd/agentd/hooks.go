@@ -98,8 +98,8 @@ type gateFlags struct {
 
 func (g *gateFlags) add(fl *pflag.FlagSet) {
 	fl.BoolVar(&g.nriGate, "nri-gate", false, "the hook as a Kubernetes node's gate (ocigate-hook --nri-gate): pods of "+
-		"--exempt-namespaces start while no agent answers, every other is refused (docs/kubernetes.md)")
-	fl.StringVar(&g.exempt, "exempt-namespaces", "", "with --nri-gate: comma-separated namespaces whose pods start while no agent answers")
+		"--exempt-namespaces start while no agent listens, every other is refused (docs/kubernetes.md)")
+	fl.StringVar(&g.exempt, "exempt-namespaces", "", "with --nri-gate: comma-separated namespaces whose pods start while no agent listens")
 	fl.StringVar(&g.exemptFile, "exempt-file", "", "with --nri-gate: file of more such namespaces (ocigate-kube --exempt-file)")
 	fl.StringVar(&g.copyFrom, "copy-hook-from", "", "first copy this ocigate-hook to --hook-path, replacing it by rename (with --dir)")
 }

@@ -99,8 +99,8 @@ func addInstallFlags(cmd *cobra.Command, uninstall bool) *installFlags {
 		"podman, crio, containerd: when the agent is unreachable, let a container whose annotation says ocigate.io/failure-policy: open start unprotected (docs/trust.md)")
 	fl.BoolVar(&o.NoPoststop, "no-poststop", false, "podman, crio, containerd, docker: createRuntime hook only; the agent drops stopped containers itself (periodic check, runtime events)")
 	fl.BoolVar(&o.NRIGate, "nri-gate", false, "containerd, crio: the hook as the gate of an agent running as an NRI plugin "+
-		"(createRuntime only; pods of --exempt-namespaces start while no agent answers, docs/kubernetes.md)")
-	fl.StringVar(&o.ExemptNamespaces, "exempt-namespaces", "", "with --nri-gate: comma-separated namespaces whose pods start while no agent answers")
+		"(createRuntime only; pods of --exempt-namespaces start while no agent listens, docs/kubernetes.md)")
+	fl.StringVar(&o.ExemptNamespaces, "exempt-namespaces", "", "with --nri-gate: comma-separated namespaces whose pods start while no agent listens")
 	fl.StringVar(&o.ExemptFile, "exempt-file", "", "with --nri-gate: file of more such namespaces (the chart's ocigate-kube writes HOST_RUN_DIR/exempt-namespaces)")
 	fl.StringVar(&o.HooksDir, "hooks-dir", "", "podman, crio: hooks.d directory (default "+install.DefaultHooksDir+")")
 	fl.StringVar(&o.Config, "config", "", "containerd: config.toml (default "+install.DefaultContainerdConfig+"); docker: daemon.json (default "+install.DefaultDockerConfig+")")

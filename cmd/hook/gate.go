@@ -52,11 +52,20 @@ type gateOptions struct {
 }
 
 func (g *gateOptions) flags(fs *flag.FlagSet) {
-	fs.BoolVar(&g.on, "nri-gate", false, "createRuntime hook of a node whose agent runs as an NRI plugin: defer to the plugin while "+
-		"it is connected, register the container while only the agent answers, and while no agent answers let only the "+
+	fs.BoolVar(&g.on, "nri-gate", false, "createRuntime hook of a Kubernetes node: defer to the agent's NRI plugin while "+
+		"it is connected, register the container while only the agent listens, and while no agent listens let only the "+
 		"pods of exempt namespaces start")
-	fs.StringVar(&g.namespaces, "exempt-namespaces", "", "with --nri-gate: comma-separated namespaces whose pods start while no agent answers")
+	fs.StringVar(&g.namespaces, "exempt-namespaces", "", "with --nri-gate: comma-separated namespaces whose pods start while no agent listens")
 	fs.StringVar(&g.file, "exempt-file", "", "with --nri-gate: file of more such namespaces, one a line (absent: none)")
+}
+
+// check refuses the gate's flags without --nri-gate: they would do
+// nothing.
+func (g *gateOptions) check() error {
+	if !g.on && (g.namespaces != "" || g.file != "") {
+		return errors.New("--exempt-namespaces and --exempt-file are the gate's: they need --nri-gate")
+	}
+	return nil
 }
 
 // gate admits a container at createRuntime, in place of register, on a
@@ -108,7 +117,7 @@ func gate(ctx context.Context, o *options, stdin io.Reader) (*oci.Container, *ap
 }
 
 // exempt says whether pods of namespace ns may start while no agent
-// answers, and if not, why.
+// listens, and if not, why.
 func (g *gateOptions) exempt(ns string) (bool, string) {
 	if ns == "" {
 		return false, "the container has no " + annSandboxNamespace + " or " + annCRIONamespace + " annotation (not a pod's)"

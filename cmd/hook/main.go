@@ -49,10 +49,11 @@ ocigate.io/failure-policy annotation or the profile's failurePolicy says
 open. A restarting agent is waited for up to half of --timeout. At
 poststop it unregisters and always exits 0.
 
-With --nri-gate (containerd's base runtime spec, where the agent is an
-NRI plugin) createRuntime defers to the plugin while it is connected,
-registers the container while only the agent answers, and while no
-agent answers lets only pods of the exempt namespaces start.
+With --nri-gate (a Kubernetes node's gate: containerd's base runtime
+spec, CRI-O's hooks.d) createRuntime defers to the agent's NRI plugin
+while it is connected, registers the container while only the agent
+listens, and while no agent listens lets only pods of the exempt
+namespaces start.
 
 exit status: 0 registered (or fail-open, or poststop); 1 refused; 2 usage.
 
@@ -103,6 +104,9 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	}
 	if o.version {
 		return o, nil
+	}
+	if err := o.gate.check(); err != nil {
+		return nil, err
 	}
 	if fs.NArg() != 1 {
 		fs.Usage()
