@@ -13,7 +13,9 @@
 # up records the host state the cluster changes (sysctls, iptables, the
 # kubelet's fixed paths) in DIR/host; down puts it back and removes DIR.
 # Names, ports and paths are prefixed with $K8S_PREFIX (default ocigate)
-# so that several clusters never share one.
+# so that several clusters never share one. With K8S_OCIGATE_AGENTD (a
+# built ocigate-agentd, ocigate-hook beside it) containerd gets the node
+# gate (gate below; K8S_AGENT_RUN_DIR, K8S_EXEMPT).
 set -euo pipefail
 export PATH=/usr/local/go/bin:/usr/sbin:/sbin:$PATH
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
