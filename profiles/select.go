@@ -25,6 +25,11 @@ var ImageAnnotations = []string{
 	"org.opencontainers.image.ref.name",
 }
 
+// ContainerNameAnnotation names a Kubernetes container in its pod, as
+// containerd's CRI plugin (and ocigate's NRI plugin) set it; the match
+// list containers reads it.
+const ContainerNameAnnotation = "io.kubernetes.cri.container-name"
+
 // NamespaceAnnotations name a container's pod namespace as containerd's
 // CRI plugin and CRI-O set them; a container's spec can set them too.
 var NamespaceAnnotations = []string{"io.kubernetes.cri.sandbox-namespace", "io.kubernetes.pod.namespace"}
@@ -307,7 +312,7 @@ type candidate struct {
 // match checks every list of e's spec.match against a view.
 func (e *entry) match(v view) (candidate, bool) {
 	m := e.wp.Match
-	if len(m.Images) == 0 && len(m.Annotations) == 0 && len(m.Runtimes) == 0 {
+	if len(m.Images) == 0 && len(m.Annotations) == 0 && len(m.Runtimes) == 0 && len(m.Containers) == 0 {
 		return candidate{}, false // the default profile: matches by default only
 	}
 	cand := candidate{e: e}
@@ -337,6 +342,17 @@ func (e *entry) match(v view) (candidate, bool) {
 		}
 		cand.why = append(cand.why, "runtime "+v.runtime)
 		cand.claims = appendClaim(cand.claims, v.runtimeClaim)
+		cand.score.lists++
+	}
+	if len(m.Containers) > 0 {
+		name, ok := v.annotations[ContainerNameAnnotation]
+		if !ok || !slices.ContainsFunc(m.Containers, func(g string) bool { return glob(g, name) }) {
+			return candidate{}, false
+		}
+		cand.why = append(cand.why, "container "+name)
+		if !v.trusted[ContainerNameAnnotation] {
+			cand.claims = append(cand.claims, Claim{ContainerNameAnnotation, name})
+		}
 		cand.score.lists++
 	}
 	return cand, true

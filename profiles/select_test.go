@@ -42,6 +42,7 @@ spec:
 		{"tie-a", "    images: [\"redis:*\"]\n"},
 		{"latest", "    images: [busybox]\n"},
 		{"local", "    images: [\"localhost:5000/app:*\"]\n"},
+		{"web-pod", "    annotations:\n    - key: pod\n      equals: p1\n    containers: [web, \"side-*\"]\n"},
 	} {
 		b.WriteString(profile(p[0], p[1]))
 	}
@@ -96,6 +97,14 @@ func TestSelect(t *testing.T) {
 		{"alpine", "crun", map[string]string{"team": "payments"}, "library", `image docker.io/library/alpine:latest matched "docker.io/library/*"`},
 		// Ties go to the first name.
 		{"redis:7", "runc", nil, "tie-a", `image docker.io/library/redis:7 matched "redis:*" (docker.io/library/redis:*) (tie with "tie-b", broken by name)`},
+		// Containers by name, ANDed with the pod's annotation.
+		{"quay.io/x/y", "runc", map[string]string{"pod": "p1", ContainerNameAnnotation: "web"}, "web-pod",
+			"annotation pod=p1 and container web"},
+		{"quay.io/x/y", "runc", map[string]string{"pod": "p1", ContainerNameAnnotation: "side-car"}, "web-pod",
+			"annotation pod=p1 and container side-car"},
+		{"quay.io/x/y", "runc", map[string]string{"pod": "p1", ContainerNameAnnotation: "db"}, "reverse-shell", "default"},
+		{"quay.io/x/y", "runc", map[string]string{"pod": "p2", ContainerNameAnnotation: "web"}, "reverse-shell", "default"},
+		{"quay.io/x/y", "runc", map[string]string{"pod": "p1"}, "reverse-shell", "default"},
 		// No name: the default.
 		{"", "runc", nil, "reverse-shell", "default"},
 		{strings.Repeat("b", 64), "runc", nil, "reverse-shell", "default"},
@@ -103,7 +112,7 @@ func TestSelect(t *testing.T) {
 	} {
 		// The operator vouches for the team annotation here: matches on
 		// it are identity, not claims (TestSelectClaims).
-		w := WorkloadInfo{Image: tc.image, Runtime: tc.runtime, Annotations: tc.annotations, TrustedKeys: map[string]bool{"team": true}}
+		w := WorkloadInfo{Image: tc.image, Runtime: tc.runtime, Annotations: tc.annotations, TrustedKeys: map[string]bool{"team": true, "pod": true, ContainerNameAnnotation: true}}
 		sel, err := Select(c, w)
 		if err != nil {
 			t.Errorf("%+v: %v", w, err)

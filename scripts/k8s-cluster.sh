@@ -13,7 +13,9 @@
 # up records the host state the cluster changes (sysctls, iptables, the
 # kubelet's fixed paths) in DIR/host; down puts it back and removes DIR.
 # Names, ports and paths are prefixed with $K8S_PREFIX (default ocigate)
-# so that several clusters never share one.
+# so that several clusters never share one. With K8S_OCIGATE_AGENTD (a
+# built ocigate-agentd, ocigate-hook beside it) containerd gets the node
+# gate (gate below; K8S_AGENT_RUN_DIR, K8S_EXEMPT).
 set -euo pipefail
 export PATH=/usr/local/go/bin:/usr/sbin:/sbin:$PATH
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -121,11 +123,25 @@ state = "/run/$PREFIX-containerd/state"
   socket_path = "/run/$PREFIX-containerd/nri.sock"
   plugin_path = "$d/nri/plugins"
   plugin_config_path = "$d/nri/conf.d"
-  [plugins."io.containerd.nri.v1.nri".default_validator]
-    enable = true
-    required_plugins = ["ocigate"]
-    tolerate_missing_plugins_annotation = "ocigate.io/tolerate-missing-agent"
 TOML
+	gate "$d"
+}
+
+# gate installs ocigate's hook as the node's gate (ocigate-hook
+# --nri-gate) with ocigate's own installer, as on a real node: a base
+# runtime spec for CRI's runc whose createRuntime hook refuses every
+# container while no agent answers, but for the pods of the exempt
+# namespaces (docs/kubernetes.md, "No bootstrap deadlock"). Without
+# K8S_OCIGATE_AGENTD (the built ocigate-agentd, with ocigate-hook beside
+# it) the cluster has no gate.
+gate() {
+	local d=$1
+	[ -n "${K8S_OCIGATE_AGENTD:-}" ] || return 0
+	local run=${K8S_AGENT_RUN_DIR:-/run/$PREFIX-agent}
+	"$K8S_OCIGATE_AGENTD" install containerd --nri-gate \
+		--hook-path "$(dirname "$K8S_OCIGATE_AGENTD")/ocigate-hook" --socket "$run/agentd.sock" \
+		--exempt-namespaces "${K8S_EXEMPT:-kube-system,$PREFIX-ocigate}" --exempt-file "$run/exempt-namespaces" \
+		--config "$d/containerd.toml" --spec-file "$d/ocigate-base-spec.json" --state-dir "$d/ocigate-install" >"$d/ocigate-install.log"
 }
 
 kubelet_config() {

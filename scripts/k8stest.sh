@@ -23,12 +23,20 @@ cleanup() {
 "$ROOT/scripts/k8s-cluster.sh" down "$DIR" # a run that was killed
 trap cleanup EXIT
 start=$SECONDS
+# The node's gate (ocigate-hook --nri-gate in containerd's base runtime
+# spec) is installed with ocigate-agentd install, from a copy that the
+# tests' rebuilds leave alone.
+(cd "$ROOT" && make -s build)
+mkdir -p "$DIR/ocigate"
+cp "$ROOT/bin/ocigate-agentd" "$ROOT/bin/ocigate-hook" "$DIR/ocigate/"
+export K8S_OCIGATE_AGENTD=$DIR/ocigate/ocigate-agentd K8S_AGENT_RUN_DIR=$RUN_DIR K8S_EXEMPT=kube-system,$K8S_PREFIX-ocigate
 "$ROOT/scripts/k8s-cluster.sh" up "$DIR"
 echo "k8stest: cluster up in $((SECONDS - start)) s"
 source "$DIR/env"
 (cd "$ROOT" && make -s image)
 "$ROOT/scripts/image.sh" test "$DIR/images"
 cat >"$DIR/values.yaml" <<VALUES
+exemptNamespaces: [kube-system, $K8S_PREFIX-exempt]
 runtime:
   nriSocket: $K8S_NRI_SOCKET
   containerdSocket: $CONTAINERD_ADDRESS
@@ -44,7 +52,7 @@ cd "$ROOT"
 set -o pipefail
 up_seconds=$((SECONDS - start))
 OCIGATE_K8S=1 K8S_DIR=$DIR K8S_VALUES=$DIR/values.yaml K8S_EVENTS_FILE=/var/log/$K8S_PREFIX/events.jsonl K8S_RUN_DIR=$RUN_DIR \
-	go test -count=1 -timeout 20m -v ./test/k8s/ 2>&1 | tee k8stest.log | grep -E '^(=== RUN|--- |PASS|FAIL|ok|panic|\s+\S+_test.go)'
+	go test -count=1 -timeout 20m -v -run "${K8S_RUN:-.}" ./test/k8s/ 2>&1 | tee k8stest.log | grep -E '^(=== RUN|--- |PASS|FAIL|ok|panic|\s+\S+_test.go)'
 
 # With OCIGATE_UPDATE_DOCS=1 the run's measures go to docs/k8stest.md.
 if [ "${OCIGATE_UPDATE_DOCS:-}" = 1 ]; then

@@ -64,6 +64,9 @@ func newInstallCmd(uninstall bool) *cobra.Command {
 		if err := (outputs{"text", "json", "yaml"}).check(*f.output); err != nil {
 			return err
 		}
+		if !f.opts.NRIGate && (f.opts.ExemptNamespaces != "" || f.opts.ExemptFile != "") {
+			return usagef("--exempt-namespaces and --exempt-file are the gate's: they need --nri-gate")
+		}
 		if err := completePaths(&f.opts); err != nil {
 			return err
 		}
@@ -95,6 +98,10 @@ func addInstallFlags(cmd *cobra.Command, uninstall bool) *installFlags {
 	fl.BoolVar(&o.AllowFailOpenAnnotation, "allow-fail-open-annotation", false,
 		"podman, crio, containerd: when the agent is unreachable, let a container whose annotation says ocigate.io/failure-policy: open start unprotected (docs/trust.md)")
 	fl.BoolVar(&o.NoPoststop, "no-poststop", false, "podman, crio, containerd, docker: createRuntime hook only; the agent drops stopped containers itself (periodic check, runtime events)")
+	fl.BoolVar(&o.NRIGate, "nri-gate", false, "containerd, crio: the hook as the gate of an agent running as an NRI plugin "+
+		"(createRuntime only; pods of --exempt-namespaces start while no agent listens, docs/kubernetes.md)")
+	fl.StringVar(&o.ExemptNamespaces, "exempt-namespaces", "", "with --nri-gate: comma-separated namespaces whose pods start while no agent listens")
+	fl.StringVar(&o.ExemptFile, "exempt-file", "", "with --nri-gate: file of more such namespaces (the chart's ocigate-kube writes HOST_RUN_DIR/exempt-namespaces)")
 	fl.StringVar(&o.HooksDir, "hooks-dir", "", "podman, crio: hooks.d directory (default "+install.DefaultHooksDir+")")
 	fl.StringVar(&o.Config, "config", "", "containerd: config.toml (default "+install.DefaultContainerdConfig+"); docker: daemon.json (default "+install.DefaultDockerConfig+")")
 	fl.StringVar(&o.SpecFile, "spec-file", "", "containerd: where to write the base runtime spec (default "+install.DefaultSpecFile+")")

@@ -20,6 +20,7 @@ import (
 	"github.com/ocigate/ocigate/cgroupfilter"
 	"github.com/ocigate/ocigate/internal/agent"
 	"github.com/ocigate/ocigate/internal/agentconfig"
+	"github.com/ocigate/ocigate/internal/api"
 	"github.com/ocigate/ocigate/internal/apiserver"
 	"github.com/ocigate/ocigate/internal/events"
 	"github.com/ocigate/ocigate/internal/hostfs"
@@ -103,11 +104,17 @@ func startAgent(cfg agentconfig.Config) error {
 	if err != nil {
 		return err
 	}
+	// A marker an agent that died left says nothing of this one's NRI
+	// plugin: gone before the socket listens (api.NRIMarker).
+	if err := nriLink(cfg.Socket, nil, r.log).disconnected(); err != nil {
+		return err
+	}
 	srv, err := apiserver.Listen(cfg.Socket, r.ag, r.log)
 	if err != nil {
 		return err
 	}
 	defer os.Remove(cfg.Socket)
+	defer os.Remove(api.NRIMarker(cfg.Socket))
 	return r.serve(srv, reader, sink)
 }
 
@@ -247,7 +254,9 @@ func (r *agentRun) startLoops(ctx context.Context) {
 		go watchContainerd(ctx, r.desc.Containerd, ag, log)
 	}
 	if cfg.NRI {
-		go runNRI(ctx, nriplugin.New(nriAgent{ag, log}, r.resolver, log), cfg.NRISocket, cfg.NRIIndex, log)
+		ag.Stats().NRIEnabled.Store(true)
+		link := nriLink(cfg.Socket, &ag.Stats().NRIConnected, log)
+		go runNRI(ctx, nriplugin.New(nriAgent{ag, link, log}, r.resolver, log), link, cfg.NRISocket, cfg.NRIIndex, log)
 	}
 	if cfg.Adopt {
 		lister := &running.Lister{RuncBinary: cfg.RuncBinary, RuncRoots: cfg.RuncRoots}

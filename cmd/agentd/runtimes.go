@@ -3,13 +3,19 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
+	"io/fs"
 	"os"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
 
 	"github.com/ocigate/ocigate/internal/agent"
+	"github.com/ocigate/ocigate/internal/api"
+	"github.com/ocigate/ocigate/internal/atomicfile"
 	"github.com/ocigate/ocigate/runtime/containerd"
 	"github.com/ocigate/ocigate/runtime/nriplugin"
 	"github.com/ocigate/ocigate/runtime/running"
@@ -86,10 +92,77 @@ func followContainerd(ctx context.Context, c *containerd.Client, ag *agent.Agent
 // nriAgent is the agent as the NRI plugin uses it.
 type nriAgent struct {
 	*agent.Agent
-	log *zap.Logger
+	link *nriState
+	log  *zap.Logger
 }
 
+// nriSettle is how long after Synchronize the plugin counts as
+// connected: the runtime adds a plugin to those it calls once its
+// Synchronize has returned, so a container starting meanwhile would not
+// reach it. Until then the gate has the hook register containers (the
+// plugin may register them again: the same ID replaces its entry).
+const nriSettle = time.Second
+
+// nriState is the NRI plugin's link to the runtime as the node's gate
+// (ocigate-hook --nri-gate) and status see it: the marker file beside
+// the API socket (api.NRIMarker) and the gauge nri_connected.
+type nriState struct {
+	mu     sync.Mutex
+	epoch  uint64 // connections lost so far: a late connected() of an older one does nothing
+	marker string
+	gauge  *atomic.Uint64 // nil: none
+	log    *zap.Logger
+}
+
+func nriLink(socket string, gauge *atomic.Uint64, log *zap.Logger) *nriState {
+	return &nriState{marker: api.NRIMarker(socket), gauge: gauge, log: log}
+}
+
+// connected marks the plugin connected nriSettle from now, unless the
+// connection is lost before.
+func (s *nriState) connected() {
+	s.mu.Lock()
+	epoch := s.epoch
+	s.mu.Unlock()
+	time.AfterFunc(nriSettle, func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if s.epoch == epoch {
+			_ = s.write(true) // logged
+		}
+	})
+}
+
+// disconnected marks the plugin not connected, at once.
+func (s *nriState) disconnected() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.epoch++
+	return s.write(false)
+}
+
+func (s *nriState) write(up bool) error {
+	v, err := uint64(0), error(nil)
+	if up {
+		v, err = 1, atomicfile.Write(s.marker, []byte("the agent's NRI plugin is connected (ocigate-hook --nri-gate reads this)\n"), 0o644)
+	} else if err = os.Remove(s.marker); errors.Is(err, fs.ErrNotExist) {
+		err = nil
+	}
+	if s.gauge != nil {
+		s.gauge.Store(v)
+	}
+	if err != nil {
+		err = fmt.Errorf("NRI marker for the node's gate: %w", err)
+		s.log.Error("the node's gate does not see the NRI plugin's state", zap.Error(err))
+	}
+	return err
+}
+
+// AdoptContainers is the plugin's Synchronize: once it returns the
+// runtime calls the plugin at each container's start, so the marker the
+// node's gate reads says connected (nriSettle later).
 func (n nriAgent) AdoptContainers(cs []running.Container) {
+	defer n.link.connected()
 	res := n.Adopt(cs)
 	n.log.Info("NRI: running containers adopted", zap.Int("found", len(cs)), zap.Int("adopted", res.Adopted),
 		zap.Int("already_registered", res.AlreadyRegistered), zap.Int("failed", res.Failed))
@@ -97,11 +170,13 @@ func (n nriAgent) AdoptContainers(cs []running.Container) {
 
 // runNRI serves the NRI plugin, connecting again (after 1 s, doubling up
 // to 30 s) when the runtime goes away, until ctx ends.
-func runNRI(ctx context.Context, p *nriplugin.Plugin, socket, idx string, log *zap.Logger) {
+func runNRI(ctx context.Context, p *nriplugin.Plugin, link *nriState, socket, idx string, log *zap.Logger) {
 	backoff := time.Second
 	for ctx.Err() == nil {
 		start := time.Now()
 		err := nriplugin.Run(ctx, p, socket, "ocigate", idx)
+		_ = link.disconnected() // logged
+
 		if ctx.Err() != nil {
 			return
 		}

@@ -49,6 +49,12 @@ ocigate.io/failure-policy annotation or the profile's failurePolicy says
 open. A restarting agent is waited for up to half of --timeout. At
 poststop it unregisters and always exits 0.
 
+With --nri-gate (a Kubernetes node's gate: containerd's base runtime
+spec, CRI-O's hooks.d) createRuntime defers to the agent's NRI plugin
+while it is connected, registers the container while only the agent
+listens, and while no agent listens lets only pods of the exempt
+namespaces start.
+
 exit status: 0 registered (or fail-open, or poststop); 1 refused; 2 usage.
 
 flags:
@@ -69,6 +75,7 @@ type options struct {
 	allowFailOpenAnnotation bool
 	reportDir               string // where refusals wait for the agent
 	timing                  *timing
+	gate                    gateOptions // --nri-gate (gate.go)
 }
 
 func main() {
@@ -87,6 +94,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.BoolVar(&o.allowFailOpenAnnotation, "allow-fail-open-annotation", false,
 		"when no agent answers, let a container whose annotation says "+oci.AnnotationFailurePolicy+": open start unprotected (default: refused)")
 	fs.StringVar(&o.reportDir, "report-dir", hookreport.DefaultDir, "directory where refusals made while no agent answers wait for the agent (empty: none kept)")
+	o.gate.flags(fs)
 	fs.Usage = func() {
 		fmt.Fprint(stderr, hookHelp)
 		fs.PrintDefaults()
@@ -96,6 +104,9 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	}
 	if o.version {
 		return o, nil
+	}
+	if err := o.gate.check(); err != nil {
+		return nil, err
 	}
 	if fs.NArg() != 1 {
 		fs.Usage()
@@ -139,8 +150,12 @@ func run(args []string, stdin io.Reader, stderr io.Writer) int {
 		}
 		return 0
 	}
+	admit := register
+	if o.gate.on {
+		admit = gate
+	}
 	r, err := withDeadline(ctx, func() (registered, error) {
-		c, resp, err := register(ctx, o, stdin)
+		c, resp, err := admit(ctx, o, stdin)
 		return registered{c, resp}, err
 	})
 	if err == nil {
@@ -263,12 +278,18 @@ func register(ctx context.Context, o *options, stdin io.Reader) (*oci.Container,
 	if err != nil {
 		return c, nil, err
 	}
+	resp, err := registerLoaded(ctx, o, c)
+	return c, resp, err
+}
+
+// registerLoaded registers a container whose state is read.
+func registerLoaded(ctx context.Context, o *options, c *oci.Container) (*api.Response, error) {
 	if c.Pid <= 0 {
-		return c, nil, fmt.Errorf("state has no pid at %s", o.stage)
+		return nil, fmt.Errorf("state has no pid at %s", o.stage)
 	}
 	ident, err := cgroupfilter.Resolver{}.Resolve(c.Pid)
 	if err != nil {
-		return c, nil, fmt.Errorf("resolve cgroup and namespaces of pid %d: %w", c.Pid, err)
+		return nil, fmt.Errorf("resolve cgroup and namespaces of pid %d: %w", c.Pid, err)
 	}
 	runtime, key := runtimeName(o.runtime, c)
 	o.timing.mark("resolve")
@@ -281,7 +302,7 @@ func register(ctx context.Context, o *options, stdin io.Reader) (*oci.Container,
 	// container (api.CallWaiting).
 	resp, err := api.CallWaitingVerdict(ctx, o.socket, req, o.timeout/2, o.timeout)
 	o.timing.mark("call")
-	return c, resp, err
+	return resp, err
 }
 
 func unregister(ctx context.Context, o *options, stdin io.Reader) error {

@@ -96,6 +96,7 @@ func TestUsageErrors(t *testing.T) {
 		{"createRuntime", "extra"},
 		{"--timeout", "0s", "createRuntime"},
 		{"--no-such-flag", "createRuntime"},
+		{"--exempt-namespaces", "kube-system", "createRuntime"},
 	} {
 		code, stderr := runHook(args, "")
 		if code != 2 {

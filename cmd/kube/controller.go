@@ -99,15 +99,25 @@ func newController(o options, cs kubernetes.Interface, dc dynamic.Interface, log
 }
 
 // slimPod keeps what the plan reads of a pod: metadata without managed
-// fields and annotations, and the node.
+// fields and annotations, the node and its containers' names.
 func slimPod(obj any) (any, error) {
 	p, ok := obj.(*corev1.Pod)
 	if !ok {
 		return obj, nil
 	}
+	spec := corev1.PodSpec{NodeName: p.Spec.NodeName}
+	for _, c := range p.Spec.InitContainers {
+		spec.InitContainers = append(spec.InitContainers, corev1.Container{Name: c.Name})
+	}
+	for _, c := range p.Spec.Containers {
+		spec.Containers = append(spec.Containers, corev1.Container{Name: c.Name})
+	}
+	for _, c := range p.Spec.EphemeralContainers {
+		spec.EphemeralContainers = append(spec.EphemeralContainers,
+			corev1.EphemeralContainer{EphemeralContainerCommon: corev1.EphemeralContainerCommon{Name: c.Name}})
+	}
 	return &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: p.Name, Namespace: p.Namespace, UID: p.UID,
-		Labels: p.Labels, OwnerReferences: p.OwnerReferences, ResourceVersion: p.ResourceVersion},
-		Spec: corev1.PodSpec{NodeName: p.Spec.NodeName}}, nil
+		Labels: p.Labels, OwnerReferences: p.OwnerReferences, ResourceVersion: p.ResourceVersion}, Spec: spec}, nil
 }
 
 func (c *controller) poke() { kick(c.kick) }
@@ -267,7 +277,7 @@ func (c *controller) nodePods() []kube.Pod {
 		if !ok || p.Spec.NodeName != c.o.node {
 			continue
 		}
-		out = append(out, kube.Pod{Namespace: p.Namespace, Name: p.Name, UID: string(p.UID), Labels: p.Labels})
+		out = append(out, kube.Pod{Namespace: p.Namespace, Name: p.Name, UID: string(p.UID), Labels: p.Labels, Containers: containerNames(p)})
 	}
 	return out
 }
@@ -381,4 +391,20 @@ func writeProfiles(path string, data []byte) error {
 		return nil
 	}
 	return atomicfile.Write(path, data, 0o644)
+}
+
+// containerNames are a pod's containers' names: init, regular and
+// ephemeral ones, what a containerSelector chooses among.
+func containerNames(p *corev1.Pod) []string {
+	var out []string
+	for _, c := range p.Spec.InitContainers {
+		out = append(out, c.Name)
+	}
+	for _, c := range p.Spec.Containers {
+		out = append(out, c.Name)
+	}
+	for _, c := range p.Spec.EphemeralContainers {
+		out = append(out, c.Name)
+	}
+	return out
 }

@@ -4,8 +4,6 @@ import (
 	"strings"
 	"testing"
 
-	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/yaml"
 
@@ -69,22 +67,5 @@ func TestExemptSet(t *testing.T) {
 	got := exemptSet(" kube-system,,ocigate ")
 	if len(got) != 2 || !got["kube-system"] || !got["ocigate"] {
 		t.Errorf("exemptSet: %v", got)
-	}
-}
-
-func TestWorkloadOf(t *testing.T) {
-	yes := true
-	rs := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "web-7d9f-x", Labels: map[string]string{"pod-template-hash": "7d9f"},
-		OwnerReferences: []metav1.OwnerReference{{Kind: "ReplicaSet", Name: "web-7d9f", Controller: &yes}}}}
-	ds := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "agent-x",
-		OwnerReferences: []metav1.OwnerReference{{Kind: "DaemonSet", Name: "agent", Controller: &yes}}}}
-	bare := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "one"}}
-	for _, tc := range []struct {
-		pod        *corev1.Pod
-		name, kind string
-	}{{rs, "web", "Deployment"}, {ds, "agent", "DaemonSet"}, {bare, "one", "Pod"}} {
-		if n, k := workloadOf(tc.pod); n != tc.name || k != tc.kind {
-			t.Errorf("%s: %s %s, want %s %s", tc.pod.Name, k, n, tc.kind, tc.name)
-		}
 	}
 }

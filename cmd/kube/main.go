@@ -11,8 +11,10 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"maps"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -24,12 +26,13 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/ocigate/ocigate/internal/api"
+	"github.com/ocigate/ocigate/internal/atomicfile"
 )
 
 // options are the command's flags.
 type options struct {
 	node, kubeconfig, file, socket string
-	exempt                         string
+	exempt, exemptFile             string
 	confirm                        time.Duration
 }
 
@@ -40,6 +43,8 @@ func main() {
 	flag.StringVar(&o.file, "profiles-file", "/etc/ocigate/profiles/kubernetes.yaml", "the file written into the agent's profiles directory")
 	flag.StringVar(&o.socket, "socket", api.DefaultSocket, "the agent's API socket, asked whether it loaded the file")
 	flag.StringVar(&o.exempt, "exempt-namespaces", "kube-system,"+os.Getenv("POD_NAMESPACE"), "comma-separated namespaces whose pods no cluster policy selects")
+	flag.StringVar(&o.exemptFile, "exempt-file", "", "file written with the exempt namespaces, one a line, for ocigate-hook --nri-gate "+
+		"(the node's gate while no agent answers); empty: none")
 	flag.DurationVar(&o.confirm, "confirm-timeout", 15*time.Second, "how long to wait for the agent to load a new file before a policy's status says it did not")
 	flag.Parse()
 	log, _ := zap.NewProduction()
@@ -52,6 +57,9 @@ func main() {
 func run(o options, log *zap.Logger) error {
 	if o.node == "" {
 		return fmt.Errorf("--node (or $NODE_NAME) is required")
+	}
+	if err := writeExempt(o.exemptFile, exemptSet(o.exempt)); err != nil {
+		return err
 	}
 	cfg, err := restConfig(o.kubeconfig)
 	if err != nil {
@@ -100,4 +108,23 @@ func exemptSet(s string) map[string]bool {
 		}
 	}
 	return out
+}
+
+// writeExempt writes the exempt namespaces, sorted, one a line, for the
+// node's gate (ocigate-hook --nri-gate --exempt-file): it outlives this
+// pod on the host, so the pods of those namespaces start while no agent
+// answers.
+func writeExempt(path string, exempt map[string]bool) error {
+	if path == "" {
+		return nil
+	}
+	var b strings.Builder
+	b.WriteString("# written by ocigate-kube (--exempt-namespaces): read by ocigate-hook --nri-gate\n")
+	for _, n := range slices.Sorted(maps.Keys(exempt)) {
+		b.WriteString(n + "\n")
+	}
+	if err := atomicfile.Write(path, []byte(b.String()), 0o644); err != nil {
+		return fmt.Errorf("exempt namespaces file: %w", err)
+	}
+	return nil
 }

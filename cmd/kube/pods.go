@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"reflect"
+	"regexp"
 	"sort"
 	"strings"
 	"time"
@@ -33,9 +34,16 @@ func (c *controller) podTable() []api.PodMeta {
 	return out
 }
 
+// cronJobName is the name of a Job a CronJob made: the CronJob's name,
+// then the scheduled time in minutes since the epoch.
+var cronJobName = regexp.MustCompile(`^(.+)-[0-9]{8,10}$`)
+
 // workloadOf names a pod's owning workload as Tetragon does: its
-// controller, a ReplicaSet's pods their Deployment; a pod without one
-// is its own.
+// controller (StatefulSet, DaemonSet, Job, ReplicationController, …);
+// a ReplicaSet's pods their Deployment, a CronJob's Job's pods their
+// CronJob, both known by name (the pod-template-hash suffix, the
+// schedule's minutes) since the pod names only its own controller; a
+// pod without one is its own.
 func workloadOf(p *corev1.Pod) (string, string) {
 	for _, o := range p.OwnerReferences {
 		if o.Controller == nil || !*o.Controller {
@@ -43,6 +51,9 @@ func workloadOf(p *corev1.Pod) (string, string) {
 		}
 		if hash := p.Labels["pod-template-hash"]; o.Kind == "ReplicaSet" && hash != "" && strings.HasSuffix(o.Name, "-"+hash) {
 			return strings.TrimSuffix(o.Name, "-"+hash), "Deployment"
+		}
+		if m := cronJobName.FindStringSubmatch(o.Name); o.Kind == "Job" && m != nil {
+			return m[1], "CronJob"
 		}
 		return o.Name, o.Kind
 	}

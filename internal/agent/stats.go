@@ -1,6 +1,10 @@
 package agent
 
-import "sync/atomic"
+import (
+	"sync/atomic"
+
+	"github.com/ocigate/ocigate/internal/api"
+)
 
 // Stats are the agent's own counters.
 type Stats struct {
@@ -28,10 +32,22 @@ type Stats struct {
 	ProcessCache             atomic.Uint64 // processes the agent remembers (a gauge)
 	ClaimsRefused            atomic.Uint64 // containers refused for a claim to weaker protection (docs/trust.md)
 	ClaimsIgnored            atomic.Uint64 // claims to weaker protection ignored
+	// NRIConnected is 1 while the NRI plugin is synchronized with the
+	// runtime (a gauge, api.CounterNRIConnected), shown once NRIEnabled.
+	NRIConnected atomic.Uint64
+	NRIEnabled   atomic.Bool
 }
 
 // Map flattens the counters for status output.
 func (s *Stats) Map() map[string]uint64 {
+	m := s.counters()
+	if s.NRIEnabled.Load() {
+		m[api.CounterNRIConnected] = s.NRIConnected.Load()
+	}
+	return m
+}
+
+func (s *Stats) counters() map[string]uint64 {
 	return map[string]uint64{
 		"registrations":                     s.Registrations.Load(),
 		"registration_errors":               s.RegistrationErrors.Load(),

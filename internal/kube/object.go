@@ -10,6 +10,7 @@ package kube
 import (
 	"fmt"
 	"maps"
+	"slices"
 	"sort"
 	"strings"
 
@@ -38,6 +39,20 @@ type Object struct {
 	Doc map[string]any
 	// Pods selects the pods it applies to (TracingPolicy kinds).
 	Pods labels.Selector
+	// Containers selects the containers of those pods by their fields,
+	// as Tetragon's containerSelector (the field "name"); nil: every
+	// container.
+	Containers labels.Selector
+}
+
+// ContainerFields are the container fields a containerSelector may
+// name: Tetragon's.
+var ContainerFields = []string{"name"}
+
+// SelectsContainer reports whether the object applies to the container
+// of that name (of a pod it selects).
+func (o *Object) SelectsContainer(name string) bool {
+	return o.Containers == nil || o.Containers.Matches(labels.Set{"name": name})
 }
 
 // Key names the object as the status and the logs do: KIND/NAME or
@@ -87,11 +102,11 @@ func FromMap(m map[string]any) (*Object, error) {
 	spec, _ := m["spec"].(map[string]any)
 	spec = maps.Clone(spec)
 	if kind != KindWorkloadProfile {
-		sel, err := selectors(spec)
+		pods, containers, err := selectors(spec)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", o.Key(), err)
 		}
-		o.Pods = sel
+		o.Pods, o.Containers = pods, containers
 	}
 	md := map[string]any{"name": o.PolicyName()}
 	if ann := ocigateAnnotations(meta); len(ann) > 0 {
@@ -102,31 +117,57 @@ func FromMap(m map[string]any) (*Object, error) {
 }
 
 // selectors reads and removes spec.podSelector and spec.containerSelector:
-// the pod selector is a label selector on the pod's labels; a container
-// selector is accepted when it selects every container.
-func selectors(spec map[string]any) (labels.Selector, error) {
-	sel := labels.Everything()
+// label selectors on the pod's labels and on the container's fields
+// (ContainerFields); a container selector that selects every container
+// is nil.
+func selectors(spec map[string]any) (pods, containers labels.Selector, err error) {
+	pods = labels.Everything()
 	if raw, ok := spec["podSelector"]; ok && raw != nil {
-		ls, err := labelSelector(raw)
-		if err != nil {
-			return nil, fmt.Errorf("spec.podSelector: %w", err)
-		}
-		if sel, err = metav1.LabelSelectorAsSelector(ls); err != nil {
-			return nil, fmt.Errorf("spec.podSelector: %w", err)
+		if pods, err = selector(raw); err != nil {
+			return nil, nil, fmt.Errorf("spec.podSelector: %w", err)
 		}
 	}
 	if raw, ok := spec["containerSelector"]; ok && raw != nil {
 		ls, err := labelSelector(raw)
 		if err != nil {
-			return nil, fmt.Errorf("spec.containerSelector: %w", err)
+			return nil, nil, fmt.Errorf("spec.containerSelector: %w", err)
+		}
+		for _, k := range selectorKeys(ls) {
+			if !slices.Contains(ContainerFields, k) {
+				return nil, nil, fmt.Errorf("spec.containerSelector: unknown container field %q (known: %s)", k, strings.Join(ContainerFields, ", "))
+			}
 		}
 		if len(ls.MatchLabels) > 0 || len(ls.MatchExpressions) > 0 {
-			return nil, fmt.Errorf("spec.containerSelector: only {} (every container of the selected pods) is accepted; choose containers by image with a WorkloadProfile")
+			if containers, err = metav1.LabelSelectorAsSelector(ls); err != nil {
+				return nil, nil, fmt.Errorf("spec.containerSelector: %w", err)
+			}
 		}
 	}
 	delete(spec, "podSelector")
 	delete(spec, "containerSelector")
-	return sel, nil
+	return pods, containers, nil
+}
+
+// selector converts a label selector map.
+func selector(raw any) (labels.Selector, error) {
+	ls, err := labelSelector(raw)
+	if err != nil {
+		return nil, err
+	}
+	return metav1.LabelSelectorAsSelector(ls)
+}
+
+// selectorKeys are the keys a label selector names.
+func selectorKeys(ls *metav1.LabelSelector) []string {
+	var keys []string
+	for k := range ls.MatchLabels {
+		keys = append(keys, k)
+	}
+	for _, r := range ls.MatchExpressions {
+		keys = append(keys, r.Key)
+	}
+	sort.Strings(keys)
+	return keys
 }
 
 // labelSelector converts a selector map field by field, naming the

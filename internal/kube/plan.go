@@ -17,6 +17,9 @@ import (
 type Pod struct {
 	Namespace, Name, UID string
 	Labels               map[string]string
+	// Containers are the names of its containers (init and ephemeral
+	// ones too): what a containerSelector chooses among.
+	Containers []string
 }
 
 // SandboxUIDAnnotation is the annotation containerd's CRI plugin sets on
@@ -47,38 +50,42 @@ type Plan struct {
 
 // Build makes the node's plan from the accepted objects and the node's
 // pods. Pods in exempt namespaces get no cluster policy (they keep the
-// node's default profile).
+// node's default profile). Pods with the same policies share a
+// generated profile; where a policy's containerSelector chooses among a
+// pod's containers, each container name has its own.
 func Build(objs []*Object, pods []Pod, exempt map[string]bool) (*Plan, error) {
 	objs = slices.Clone(objs)
 	sortObjects(objs)
 	p := &Plan{Profiles: map[string][]string{}, Applied: map[string][]string{}}
-	groups := map[string][]Pod{}
+	groups := map[group][]Pod{}
 	for _, pod := range pods {
 		if exempt[pod.Namespace] || pod.UID == "" {
 			continue
 		}
-		names := applicable(objs, pod)
-		if len(names) == 0 {
-			continue
+		for g, names := range groupsOf(applicable(objs, pod), pod) {
+			groups[g] = append(groups[g], pod)
+			key := pod.Namespace + "/" + pod.Name
+			for _, n := range names {
+				if !slices.Contains(p.Applied[key], n) {
+					p.Applied[key] = append(p.Applied[key], n)
+				}
+			}
 		}
-		p.Applied[pod.Namespace+"/"+pod.Name] = names
-		key := strings.Join(names, "\n")
-		groups[key] = append(groups[key], pod)
 	}
 	var docs []map[string]any
 	for _, o := range objs {
 		docs = append(docs, o.Doc)
 	}
-	keys := make([]string, 0, len(groups))
+	keys := make([]group, 0, len(groups))
 	for k := range groups {
 		keys = append(keys, k)
 	}
-	sort.Strings(keys)
+	sort.Slice(keys, func(i, j int) bool { return keys[i].less(keys[j]) })
 	for _, k := range keys {
-		name, doc := profileFor(strings.Split(k, "\n"), groups[k])
+		name, doc := profileFor(strings.Split(k.policies, "\n"), groups[k], k.container)
 		docs = append(docs, doc)
 		for _, pod := range groups[k] {
-			p.Profiles[name] = append(p.Profiles[name], pod.Namespace+"/"+pod.Name)
+			p.Profiles[name] = append(p.Profiles[name], k.member(pod))
 		}
 	}
 	if len(docs) == 0 {
@@ -98,9 +105,58 @@ func Build(objs []*Object, pods []Pod, exempt map[string]bool) (*Plan, error) {
 	return p, nil
 }
 
-// applicable names the TracingPolicies that select a pod, in order.
-func applicable(objs []*Object, pod Pod) []string {
-	var names []string
+// group is one generated profile: its policies (names, one a line) and,
+// when a containerSelector chose, the container name it binds.
+type group struct{ policies, container string }
+
+func (g group) less(o group) bool {
+	if g.policies != o.policies {
+		return g.policies < o.policies
+	}
+	return g.container < o.container
+}
+
+// member names a pod, or its container, as Plan.Profiles lists it.
+func (g group) member(pod Pod) string {
+	if g.container == "" {
+		return pod.Namespace + "/" + pod.Name
+	}
+	return pod.Namespace + "/" + pod.Name + "/" + g.container
+}
+
+// groupsOf splits the policies that select a pod by container: one
+// group for the whole pod when none has a containerSelector, else one
+// per container that some policy selects.
+func groupsOf(objs []*Object, pod Pod) map[group][]string {
+	out := map[group][]string{}
+	if len(objs) == 0 {
+		return out
+	}
+	if !slices.ContainsFunc(objs, func(o *Object) bool { return o.Containers != nil }) {
+		names := policyNames(objs)
+		out[group{policies: strings.Join(names, "\n")}] = names
+		return out
+	}
+	for _, c := range pod.Containers {
+		names := policyNames(slices.DeleteFunc(slices.Clone(objs), func(o *Object) bool { return !o.SelectsContainer(c) }))
+		if len(names) > 0 {
+			out[group{policies: strings.Join(names, "\n"), container: c}] = names
+		}
+	}
+	return out
+}
+
+func policyNames(objs []*Object) []string {
+	names := make([]string, len(objs))
+	for i, o := range objs {
+		names[i] = o.PolicyName()
+	}
+	return names
+}
+
+// applicable returns the TracingPolicies that select a pod, in order.
+func applicable(objs []*Object, pod Pod) []*Object {
+	var out []*Object
 	set := labels.Set(pod.Labels)
 	for _, o := range objs {
 		switch o.Kind {
@@ -113,16 +169,21 @@ func applicable(objs []*Object, pod Pod) []string {
 			continue
 		}
 		if o.Pods.Matches(set) {
-			names = append(names, o.PolicyName())
+			out = append(out, o)
 		}
 	}
-	return names
+	return out
 }
 
 // profileFor is the generated profile of one set of policies: named by
-// their hash, bound to its pods by sandbox UID.
-func profileFor(policies []string, pods []Pod) (string, map[string]any) {
-	sum := sha256.Sum256([]byte(strings.Join(policies, "\n")))
+// their hash (and the container's name), bound to its pods by sandbox
+// UID and, when container is set, to their containers of that name.
+func profileFor(policies []string, pods []Pod, container string) (string, map[string]any) {
+	key := strings.Join(policies, "\n")
+	if container != "" {
+		key += "\x00" + container
+	}
+	sum := sha256.Sum256([]byte(key))
 	name := "k8s-" + hex.EncodeToString(sum[:])[:12]
 	uids := make([]string, len(pods))
 	for i, pod := range pods {
@@ -133,13 +194,18 @@ func profileFor(policies []string, pods []Pod) (string, map[string]any) {
 	for _, n := range policies {
 		refs = append(refs, map[string]any{"name": n})
 	}
+	match := map[string]any{"annotations": []any{map[string]any{
+		"key": SandboxUIDAnnotation, "regex": "^(" + strings.Join(uids, "|") + ")$"}}}
+	if container != "" {
+		// a DNS label: no glob character
+		match["containers"] = []any{container}
+	}
 	return name, map[string]any{
 		"apiVersion": "ocigate.io/v1alpha1",
 		"kind":       KindWorkloadProfile,
 		"metadata":   map[string]any{"name": name},
 		"spec": map[string]any{
-			"match": map[string]any{"annotations": []any{map[string]any{
-				"key": SandboxUIDAnnotation, "regex": "^(" + strings.Join(uids, "|") + ")$"}}},
+			"match":         match,
 			"mode":          "enforce",
 			"failurePolicy": "closed",
 			"policies":      refs,

@@ -54,7 +54,7 @@ func (v *Validator) check(o *Object, accepted []*Object) error {
 			}
 		}
 	} else {
-		_, prof := profileFor([]string{o.PolicyName()}, []Pod{{UID: "x"}})
+		_, prof := profileFor([]string{o.PolicyName()}, []Pod{{UID: "x"}}, "c")
 		docs = append(docs, prof)
 	}
 	var b strings.Builder

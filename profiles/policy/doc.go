@@ -99,6 +99,7 @@
 //	    - {key: team, equals: web}
 //	    - {key: io.kubernetes.cri.container-name, regex: "^web-"}
 //	    runtimes: [podman, containerd]   # runc crun podman containerd cri-o docker
+//	    containers: [web, "side-*"]      # globs on a pod's container name (io.kubernetes.cri.container-name)
 //	  mode: enforce               # required: monitor or enforce
 //	  failurePolicy: closed       # closed (default): refuse the container if it cannot be protected; or open
 //	  policies:                   # at least one

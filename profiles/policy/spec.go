@@ -208,7 +208,8 @@ func (p *parser) specSelectors(sf fields, path string) {
 		case key == "hostSelector":
 			p.errorf(sf.line(key), join(path, key), "Tetragon takes only {} (every host process) here")
 		case !empty:
-			p.errorf(sf.line(key), join(path, key), "refused: ocigate chooses the containers a policy applies to with a WorkloadProfile's match (images, annotations such as io.kubernetes.cri.container-name, runtimes); only {} (every container) is accepted here")
+			p.errorf(sf.line(key), join(path, key), "refused: ocigate chooses the containers a policy applies to with a WorkloadProfile's match (images, annotations, runtimes, "+
+				"containers: a pod's container names); only {} (every container) is accepted in a file (applied with kubectl, ocigate-kube evaluates it: docs/kubernetes.md)")
 		}
 	}
 	if !host {

@@ -56,6 +56,10 @@ type Match struct {
 	Images      []string
 	Annotations []AnnotationMatch
 	Runtimes    []string // runc, crun, podman, containerd, cri-o, docker
+	// Containers are path.Match globs on the container's name in its pod,
+	// the annotation io.kubernetes.cri.container-name (Kubernetes
+	// containers; what Tetragon's containerSelector calls name).
+	Containers []string
 }
 
 // AnnotationMatch matches one container annotation: its value equals
@@ -83,7 +87,7 @@ var Runtimes = []string{"runc", "crun", "podman", "containerd", "cri-o", "docker
 var (
 	profileSpecFields = []string{"match", "mode", "failurePolicy", "policies", "default", "processEvents", "selectableBy"}
 	selectableFields  = []string{"images", "namespaces", "all"}
-	matchFields       = []string{"images", "annotations", "runtimes"}
+	matchFields       = []string{"images", "annotations", "runtimes", "containers"}
 	annotationFields  = []string{"key", "equals", "regex"}
 	refFields         = []string{"name", "inline"}
 	inlineFields      = []string{"apiVersion", "kind", "metadata", "spec"}
@@ -208,10 +212,25 @@ func (p *parser) match(n *yaml.Node, path string, at int) Match {
 	m.Images = p.images(f.get("images"), join(path, "images"))
 	collect(p, f, path, "annotations", p.annotation, &m.Annotations)
 	collect(p, f, path, "runtimes", p.runtime, &m.Runtimes)
-	if f.get("images") == nil && f.get("annotations") == nil && f.get("runtimes") == nil {
-		p.errorf(f.at, path, "needs at least one of images, annotations, runtimes")
+	collect(p, f, path, "containers", p.containerName, &m.Containers)
+	if f.get("images") == nil && f.get("annotations") == nil && f.get("runtimes") == nil && f.get("containers") == nil {
+		p.errorf(f.at, path, "needs at least one of images, annotations, runtimes, containers")
 	}
 	return m
+}
+
+// containerName reads one match.containers entry: a glob on a
+// Kubernetes container name.
+func (p *parser) containerName(c *yaml.Node, ip string) (string, bool) {
+	s, ok := p.str(c, ip)
+	if !ok {
+		return "", false
+	}
+	if _, err := path.Match(s, ""); err != nil || s == "" || strings.ContainsAny(s, " \t\r\n\x00/") {
+		p.errorf(c.Line, ip, "%q is not a container name or glob", s)
+		return "", false
+	}
+	return s, true
 }
 
 // runtime reads one match.runtimes entry.

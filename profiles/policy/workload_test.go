@@ -61,7 +61,7 @@ func TestDocExampleLoads(t *testing.T) {
 		Images: []string{"docker.io/library/nginx:*", "registry.local/web@sha256:" + digest},
 		Annotations: []AnnotationMatch{{Pos: web.Match.Annotations[0].Pos, Key: "team", Equals: "web"},
 			{Pos: web.Match.Annotations[1].Pos, Key: "io.kubernetes.cri.container-name", Regex: "^web-"}},
-		Runtimes: []string{"podman", "containerd"}}
+		Runtimes: []string{"podman", "containerd"}, Containers: []string{"web", "side-*"}}
 	if web.Name != "web" || web.Mode != "enforce" || web.FailurePolicy != "closed" || web.Default || !reflect.DeepEqual(web.Match, want) {
 		t.Errorf("web %+v", web)
 	}
@@ -159,8 +159,10 @@ func TestProfileErrors(t *testing.T) {
 			"spec.match.runtimes[0]", `"lxc" is not a supported runtime (supported: runc, crun, podman, containerd, cri-o, docker)`},
 		{"empty match", profile("w", strings.Replace(ok, "{runtimes: [runc]}", "{}", 1)), "match",
 			"spec.match", "needs at least one of images, annotations, runtimes"},
+		{"bad container glob", profile("w", strings.Replace(ok, "{runtimes: [runc]}", "{containers: [\"web[\"]}", 1)), "containers",
+			"spec.match.containers[0]", `"web[" is not a container name or glob`},
 		{"unknown match field", profile("w", strings.Replace(ok, "{runtimes: [runc]}", "{labels: {a: b}}", 1)), "match",
-			"spec.match.labels", "unknown field (known: images, annotations, runtimes)"},
+			"spec.match.labels", "unknown field (known: images, annotations, runtimes, containers)"},
 		{"no match", profile("w", strings.Replace(ok, "  match: {runtimes: [runc]}\n", "", 1)), "spec:",
 			"spec.match", "required (or default: true)"},
 		{"default with match", profile("w", ok+"  default: true\n"), "match",

@@ -229,3 +229,24 @@ func TestContainerdSpec(t *testing.T) {
 		}
 	}
 }
+
+// With NRIGate the base runtime spec runs the hook as the NRI plugin's
+// gate, at createRuntime only (the plugin unregisters).
+func TestContainerdSpecNRIGate(t *testing.T) {
+	b, err := ContainerdSpec(Options{HookPath: "/opt/ocigate/ocigate-hook", Socket: "/run/x/agentd.sock", NRIGate: true,
+		ExemptNamespaces: "kube-system,ocigate", ExemptFile: "/run/x/exempt-namespaces"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var s struct {
+		Hooks map[string][]struct{ Args []string }
+	}
+	if err := json.Unmarshal(b, &s); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"ocigate-hook", "--socket", "/run/x/agentd.sock", "--nri-gate", "--exempt-namespaces=kube-system,ocigate",
+		"--exempt-file=/run/x/exempt-namespaces", "createRuntime"}
+	if len(s.Hooks) != 1 || len(s.Hooks["createRuntime"]) != 1 || !slices.Equal(s.Hooks["createRuntime"][0].Args, want) {
+		t.Fatalf("hooks %+v, want createRuntime only with %q", s.Hooks, want)
+	}
+}

@@ -39,6 +39,12 @@ type Options struct {
 	AllowFailOpenAnnotation bool
 	// NoPoststop installs the createRuntime hook only (see hooksd.Options).
 	NoPoststop bool
+	// NRIGate installs the hook as the gate of a node whose agent is an
+	// NRI plugin (ocigate-hook --nri-gate, docs/kubernetes.md): at
+	// createRuntime only, since the plugin unregisters.
+	NRIGate          bool
+	ExemptNamespaces string // with NRIGate: the hook's --exempt-namespaces
+	ExemptFile       string // with NRIGate: the hook's --exempt-file
 
 	HooksDir    string // podman, crio: the hooks.d directory
 	Config      string // containerd: config.toml; docker: daemon.json
@@ -55,6 +61,16 @@ func (o Options) hookOptions() hooksd.Options {
 	}
 	if o.AllowFailOpenAnnotation {
 		h.Extra = append(h.Extra, "--allow-fail-open-annotation")
+	}
+	if o.NRIGate {
+		h.NoPoststop = true
+		h.Extra = append(h.Extra, "--nri-gate")
+		if o.ExemptNamespaces != "" {
+			h.Extra = append(h.Extra, "--exempt-namespaces="+o.ExemptNamespaces)
+		}
+		if o.ExemptFile != "" {
+			h.Extra = append(h.Extra, "--exempt-file="+o.ExemptFile)
+		}
 	}
 	return h
 }

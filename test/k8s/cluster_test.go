@@ -98,14 +98,18 @@ type podSpec struct {
 	ns, name, image, shell, script string
 	labels, annotations            map[string]string
 	hostNetwork                    bool
+	restartPolicy                  string // default Never
 }
 
 func (p podSpec) manifest() string {
+	if p.restartPolicy == "" {
+		p.restartPolicy = "Never"
+	}
 	m := map[string]any{
 		"apiVersion": "v1", "kind": "Pod",
 		"metadata": map[string]any{"name": p.name, "namespace": p.ns, "labels": p.labels, "annotations": p.annotations},
 		"spec": map[string]any{
-			"hostNetwork": p.hostNetwork, "restartPolicy": "Never", "terminationGracePeriodSeconds": 1,
+			"hostNetwork": p.hostNetwork, "restartPolicy": p.restartPolicy, "terminationGracePeriodSeconds": 1,
 			"containers": []any{map[string]any{"name": "c", "image": "localhost/" + cluster.prefix + "/" + p.image + ":1",
 				"command": []string{p.shell, "-c", p.script}}},
 		},

@@ -30,8 +30,9 @@ func listen(t *testing.T, addr string) *peer.Listener {
 func answered(l *peer.Listener) bool { return strings.Contains(l.Received(), "OWNED-42") }
 
 // TestHelmInstall installs the chart with Helm (go tool helm) and waits
-// for the DaemonSet's pod to be ready: its probes pass only when the
-// agent answers and every point enforces.
+// for the DaemonSet's pod to be ready — its probes pass only when the
+// agent answers and every point enforces — and its NRI plugin to be
+// connected.
 func TestHelmInstall(t *testing.T) {
 	root, _ := filepath.Abs("../..")
 	cmd := exec.Command("go", "tool", "helm", "upgrade", "--install", "ocigate", filepath.Join(root, "deploy/ocigate"),
@@ -41,6 +42,14 @@ func TestHelmInstall(t *testing.T) {
 		t.Fatalf("helm install: %v\n%s", err, out)
 	}
 	kubectl(t, "", "-n", cluster.ns, "rollout", "status", "daemonset/ocigate", "--timeout=120s")
+	// The node's gate leaves containers to the NRI plugin once the agent
+	// says it is connected.
+	eventually(t, 30*time.Second, "the agent's NRI plugin connected", func() error {
+		if n := counter(t, "nri_connected"); n != 1 {
+			return fmt.Errorf("nri_connected %d", n)
+		}
+		return nil
+	}, daemonSetLogs)
 }
 
 // TestReverseShellPodStopped: busybox nc -e and bash's /dev/tcp from
@@ -50,6 +59,7 @@ func TestReverseShellPodStopped(t *testing.T) {
 	ns := namespace(t, cluster.prefix+"-revshell")
 	l := listen(t, "127.0.0.1:0")
 	labels := map[string]string{"app": "revshell"}
+	before := counter(t, "registrations")
 	for _, p := range []podSpec{
 		{ns: ns, name: "nc-e", image: "busybox", shell: "/bin/sh", hostNetwork: true, labels: labels,
 			script: fmt.Sprintf("sleep 1; nc 127.0.0.1 %d -e /bin/sh; echo rc=$?", l.Port())},
@@ -69,6 +79,23 @@ func TestReverseShellPodStopped(t *testing.T) {
 	if answered(l) {
 		t.Errorf("a shell answered the listener")
 	}
+	// The node's gate left both containers to the NRI plugin: one
+	// registration each, none by the hook.
+	if n := counter(t, "registrations") - before; n != 2 {
+		t.Errorf("%d registrations for 2 containers, want 2 (the NRI plugin's only)", n)
+	}
+}
+
+// counter is one of the agent's status counters.
+func counter(t *testing.T, name string) uint64 {
+	t.Helper()
+	out := kubectl(t, "", "-n", cluster.ns, "exec", "daemonset/ocigate", "-c", "agent", "--",
+		"/ocigate-agentd", "status", "--summary", "-o", "json", "--socket="+cluster.runDir+"/agentd.sock")
+	var st struct{ Counters map[string]uint64 }
+	if err := json.Unmarshal([]byte(out), &st); err != nil {
+		t.Fatalf("agent status: %v", err)
+	}
+	return st.Counters[name]
 }
 
 const denyLoopback2 = `apiVersion: cilium.io/v1alpha1
@@ -267,4 +294,77 @@ func TestWorkloadProfileByImage(t *testing.T) {
 	if !strings.Contains(logs, "rc=0") || len(l.Conns()) != 1 {
 		t.Errorf("the profile of the bash image touched a busybox pod: %q", logs)
 	}
+}
+
+const denyByContainer = `apiVersion: cilium.io/v1alpha1
+kind: TracingPolicyNamespaced
+metadata: {name: deny-blocked, namespace: %s}
+spec:
+  containerSelector: {matchLabels: {name: blocked}}
+  kprobes:
+  - call: tcp_connect
+    syscall: false
+    args: [{index: 0, type: sock}]
+    selectors:
+    - matchArgs: [{index: 0, operator: DAddr, values: ["127.0.0.2/32"]}]
+      matchActions: [{action: Override, argError: -1}]
+`
+
+// TestContainerSelectorChoosesByName: a policy whose containerSelector
+// names one container of a pod puts that container, and not its
+// neighbour in the same pod, under a generated profile: its connect is
+// refused, the neighbour's is not, and the event names the container.
+func TestContainerSelectorChoosesByName(t *testing.T) {
+	ns := namespace(t, cluster.prefix+"-containers")
+	l := listen(t, "127.0.0.2:0")
+	kubectl(t, fmt.Sprintf(denyByContainer, ns), "apply", "-f", "-")
+	policyLoaded(t, "tracingpoliciesnamespaced", ns, "deny-blocked")
+	script := fmt.Sprintf("while [ ! -e /tmp/go ]; do sleep 0.2; done; nc -w 2 127.0.0.2 %d </dev/null; echo rc=$?", l.Port())
+	var containers []any
+	for _, name := range []string{"blocked", "free"} {
+		containers = append(containers, map[string]any{"name": name, "image": "localhost/" + cluster.prefix + "/busybox:1",
+			"command": []string{"/bin/sh", "-c", script}})
+	}
+	pod, _ := json.Marshal(map[string]any{"apiVersion": "v1", "kind": "Pod",
+		"metadata": map[string]any{"name": "two", "namespace": ns},
+		"spec":     map[string]any{"hostNetwork": true, "restartPolicy": "Never", "terminationGracePeriodSeconds": 1, "containers": containers}})
+	kubectl(t, string(pod), "apply", "-f", "-")
+	kubectl(t, "", "-n", ns, "wait", "--for=condition=Ready", "pod/two", "--timeout=60s")
+	ids := map[string]string{}
+	for _, c := range []string{"blocked", "free"} {
+		ids[c] = strings.TrimPrefix(kubectl(t, "", "-n", ns, "get", "pod", "two", "-o",
+			"jsonpath={.status.containerStatuses[?(@.name==\""+c+"\")].containerID}"), "containerd://")
+	}
+	eventually(t, 30*time.Second, "the selected container has a generated profile", func() error {
+		if p := profileOf(t, ids["blocked"]); !strings.HasPrefix(p, "k8s-") {
+			return fmt.Errorf("profile %q", p)
+		}
+		return nil
+	}, generatedProfiles)
+	if p := profileOf(t, ids["free"]); p != "reverse-shell" {
+		t.Errorf("the container the policy does not select has profile %s", p)
+	}
+	for _, c := range []string{"blocked", "free"} {
+		kubectl(t, "", "-n", ns, "exec", "two", "-c", c, "--", "touch", "/tmp/go")
+	}
+	kubectl(t, "", "-n", ns, "wait", "--for=jsonpath={.status.phase}=Succeeded", "pod/two", "--timeout=30s")
+	if logs := kubectl(t, "", "-n", ns, "logs", "two", "-c", "blocked"); strings.Contains(logs, "rc=0") {
+		t.Errorf("the selected container connected: %q", logs)
+	}
+	if logs := kubectl(t, "", "-n", ns, "logs", "two", "-c", "free"); !strings.Contains(logs, "rc=0") {
+		t.Errorf("the container the policy does not select was refused: %q", logs)
+	}
+	if n := len(l.Conns()); n != 1 {
+		t.Errorf("%d connections reached the listener, want 1 (the free container's)", n)
+	}
+	waitEvent(t, ns, "two", map[string]string{"policy_name": ns + ".deny-blocked", "function_name": "tcp_connect",
+		"process.pod.container.name": "blocked"})
+}
+
+// generatedProfiles is the profiles file ocigate-kube wrote, for a
+// failure message.
+func generatedProfiles() string {
+	out, err := kubectlErr("", "-n", cluster.ns, "exec", "daemonset/ocigate", "-c", "agent", "--",
+		"/ocigate-agentd", "profiles", "show", "--profiles=/etc/ocigate/profiles")
+	return fmt.Sprintf("profiles (%v):\n%s\n%s", err, out, daemonSetLogs())
 }

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ocigate/ocigate/internal/testenv/peer"
 )
 
 // agentDown takes the agent off the node (a nodeSelector nothing
@@ -32,11 +34,16 @@ func agentDown(t *testing.T) func() {
 
 // TestAgentGoneKeepsEnforcementAndNoDeadlock: with the agent pod gone,
 // a running pod's reverse shell is still killed (the pinned programs
-// and maps stay), a new pod is refused by containerd's NRI validator
-// (the ocigate plugin is required), and the agent's own pod starts
-// nevertheless; the new agent takes the running pod over.
+// and maps stay); the node's gate (ocigate-hook --nri-gate in
+// containerd's base runtime spec) refuses a new pod, naming its
+// namespace, and lets pods of the exempt namespaces start without any
+// annotation: kube-system (the gate's own list) and one the chart's
+// exemptNamespaces adds (the file ocigate-kube left on the host); the
+// agent's own pod starts nevertheless, takes the running pod over, and
+// the refused pod starts at the kubelet's next try.
 func TestAgentGoneKeepsEnforcementAndNoDeadlock(t *testing.T) {
 	ns := namespace(t, cluster.prefix+"-down")
+	exempt := namespace(t, cluster.prefix+"-exempt")
 	l := listen(t, "127.0.0.1:0")
 	trigger := fmt.Sprintf("while [ ! -e /tmp/go ]; do sleep 0.2; done; nc 127.0.0.1 %d -e /bin/sh; echo rc=$?", l.Port())
 	kubectl(t, podSpec{ns: ns, name: "waiting", image: "busybox", shell: "/bin/sh", hostNetwork: true, script: trigger}.manifest(), "apply", "-f", "-")
@@ -50,30 +57,30 @@ func TestAgentGoneKeepsEnforcementAndNoDeadlock(t *testing.T) {
 			up()
 		}
 	}()
-	kubectl(t, "", "-n", ns, "exec", "waiting", "--", "touch", "/tmp/go")
-	var code string
-	eventually(t, 30*time.Second, "the reverse shell ends", func() error {
-		code = kubectl(t, "", "-n", ns, "get", "pod", "waiting", "-o", "jsonpath={.status.containerStatuses[0].state.terminated.exitCode}")
-		if code == "" {
-			return fmt.Errorf("running")
-		}
-		return nil
-	})
-	logs := kubectl(t, "", "-n", ns, "logs", "waiting")
-	if !strings.Contains(logs, "rc=137") || answered(l) {
-		t.Errorf("with the agent gone the reverse shell was not killed: %q", logs)
-	}
-	kubectl(t, podSpec{ns: ns, name: "refused", image: "busybox", shell: "/bin/sh", script: "echo started"}.manifest(), "apply", "-f", "-")
+	killedWhileDown(t, ns, l)
+	// Refused at its start by the gate; OnFailure: the kubelet tries
+	// again, with its back-off, until the agent is back.
+	kubectl(t, podSpec{ns: ns, name: "refused", image: "busybox", shell: "/bin/sh", script: "echo started",
+		restartPolicy: "OnFailure"}.manifest(), "apply", "-f", "-")
+	var refusal string
 	eventually(t, 60*time.Second, "the new pod is refused", func() error {
-		out := kubectl(t, "", "-n", ns, "get", "pod", "refused", "-o", "jsonpath={.status.containerStatuses[0].state.waiting.message}")
-		if !strings.Contains(out, `required plugin "ocigate"`) {
-			return fmt.Errorf("waiting message %q", out)
+		refusal = kubectl(t, "", "-n", ns, "get", "pod", "refused", "-o", "jsonpath={.status.containerStatuses[0]}")
+		if !strings.Contains(refusal, "ocigate-hook") || !strings.Contains(refusal, "is not exempt") || !strings.Contains(refusal, ns) {
+			return fmt.Errorf("container status %s", refusal)
 		}
 		return nil
 	})
+	t.Logf("refused while the agent is down: %s", refusal)
+	for _, n := range []string{"kube-system", exempt} {
+		name := cluster.prefix + "-exempt-while-down"
+		t.Cleanup(func() { _, _ = kubectlErr("", "-n", n, "delete", "pod", name, "--wait=false") })
+		if code, logs := run(t, podSpec{ns: n, name: name, image: "busybox", shell: "/bin/sh", script: "echo started"}); code != 0 || !strings.Contains(logs, "started") {
+			t.Errorf("namespace %s is exempt, yet its pod did not start while the agent is down: exit %d, %q", n, code, logs)
+		}
+	}
 	up()
 	restored = true
-	eventually(t, 60*time.Second, "the refused pod starts once the agent is back", func() error {
+	eventually(t, 180*time.Second, "the refused pod starts once the agent is back", func() error {
 		out := kubectl(t, "", "-n", ns, "get", "pod", "refused", "-o", "jsonpath={.status.phase}")
 		if out != "Succeeded" {
 			return fmt.Errorf("phase %q", out)
@@ -84,6 +91,24 @@ func TestAgentGoneKeepsEnforcementAndNoDeadlock(t *testing.T) {
 		"/ocigate-agentd", "status", "-o", "json", "--socket="+cluster.runDir+"/agentd.sock")
 	if !strings.Contains(st, id) {
 		t.Errorf("the new agent does not list the running pod's container %s:\n%s", id, st)
+	}
+}
+
+// killedWhileDown: the waiting pod's reverse shell, triggered now that
+// the agent is gone, is killed all the same.
+func killedWhileDown(t *testing.T, ns string, l *peer.Listener) {
+	t.Helper()
+	kubectl(t, "", "-n", ns, "exec", "waiting", "--", "touch", "/tmp/go")
+	eventually(t, 30*time.Second, "the reverse shell ends", func() error {
+		code := kubectl(t, "", "-n", ns, "get", "pod", "waiting", "-o", "jsonpath={.status.containerStatuses[0].state.terminated.exitCode}")
+		if code == "" {
+			return fmt.Errorf("running")
+		}
+		return nil
+	})
+	logs := kubectl(t, "", "-n", ns, "logs", "waiting")
+	if !strings.Contains(logs, "rc=137") || answered(l) {
+		t.Errorf("with the agent gone the reverse shell was not killed: %q", logs)
 	}
 }
 
