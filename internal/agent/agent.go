@@ -99,6 +99,7 @@ type Agent struct {
 	sinkTypes     typeSet           // what the events file gets
 	trust         *trust            // what the operator vouches for; the agent's own events
 	hookReports   string            // where hooks leave refusals made while no agent answered
+	cgw           *cgroupWatch      // registered cgroups' cgroup.events, while RunCgroupWatch runs (a.mu)
 
 	// Owned by the event reader (RunEvents), which alone uses them.
 	procs  *proccache.Cache
@@ -355,10 +356,12 @@ func (a *Agent) enforceLocked(ctx context.Context, w *workload.Workload, lp load
 		a.restoreRecord(w.CgroupID)
 		return nil, fail(err)
 	}
+	a.watchCgroup(w)
 	if old != nil {
 		a.release(old.ContainerID)
 	}
 	if old != nil && old.CgroupID != w.CgroupID {
+		a.cgw.remove(old.CgroupID)
 		if err := a.enf.RemoveWorkload(old.CgroupID); err != nil {
 			a.log.Error("stale map entry of replaced registration", zap.String("container", w.ContainerID), zap.Error(err))
 		}
@@ -430,6 +433,7 @@ func (a *Agent) removeLocked(w *workload.Workload) error {
 		return fmt.Errorf("container %q: %w", w.ContainerID, err)
 	}
 	a.reg.Remove(w.ContainerID)
+	a.cgw.remove(w.CgroupID)
 	a.recent.add(w, time.Now())
 	a.release(w.ContainerID)
 	a.unpersist(w.CgroupID)
