@@ -221,8 +221,13 @@ func (a *Agent) Handle(ctx context.Context, req *api.Request) (*api.Response, er
 }
 
 // verifyIdentity checks the registration against the host: the cgroup
-// exists with that ID and, when a pid is given, the process lives in it.
+// is not the root cgroup, exists with that ID and, when a pid is given,
+// the process lives in it.
 func (a *Agent) verifyIdentity(r *api.Registration) error {
+	if r.Identity.CgroupPath == "/" {
+		// Every process not placed elsewhere lives there: the host's.
+		return fmt.Errorf("container %q: its cgroup is the root cgroup, which holds the host's own processes; refused", r.ContainerID)
+	}
 	id, err := a.resolver.CgroupID(r.Identity.CgroupPath)
 	if err != nil {
 		return fmt.Errorf("container %q: %w", r.ContainerID, err)
