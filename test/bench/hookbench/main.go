@@ -29,17 +29,21 @@ func main() {
 	cgroup := flag.String("cgroup", "", "cgroup v2 directory to place the registered process in")
 	nop := flag.String("nop", "", "a Go program that does nothing (the Go runtime's start)")
 	hook2 := flag.String("hook2", "", "a second hook binary measured in the same rounds (reported as hook2_*)")
+	socket2 := flag.String("socket2", "", "the agent socket of --hook2 (default: --socket)")
 	n := flag.Int("n", 300, "round trips")
 	flag.Parse()
 	if *socket == "" || *cgroup == "" || *nop == "" {
 		fmt.Fprintln(os.Stderr, "hookbench: --socket, --cgroup and --nop are required")
 		os.Exit(2)
 	}
-	hooks := []string{*hook}
+	hooks := []hookUnder{{*hook, *socket}}
 	if *hook2 != "" {
-		hooks = append(hooks, *hook2)
+		hooks = append(hooks, hookUnder{*hook2, *socket})
+		if *socket2 != "" {
+			hooks[1].socket = *socket2
+		}
 	}
-	if err := run(hooks, *nop, *socket, *cgroup, *n); err != nil {
+	if err := run(hooks, *nop, *cgroup, *n); err != nil {
 		fmt.Fprintln(os.Stderr, "hookbench:", err)
 		os.Exit(1)
 	}
@@ -52,7 +56,10 @@ type sample struct {
 	steps               []string        // each hook's OCIGATE_HOOK_TIMING line
 }
 
-func run(hooks []string, nop, socket, cgroup string, n int) error {
+// hookUnder is a hook binary and the agent socket it registers with.
+type hookUnder struct{ path, socket string }
+
+func run(hooks []hookUnder, nop, cgroup string, n int) error {
 	sleeper, cleanup, err := sleeperIn(cgroup)
 	if err != nil {
 		return err
@@ -69,7 +76,7 @@ func run(hooks []string, nop, socket, cgroup string, n int) error {
 	var samples []sample
 	for i := 0; i < n; i++ {
 		state := []byte(fmt.Sprintf(`{"ociVersion":"1.0.2","id":"hookbench-%d","status":"creating","pid":%d,"bundle":%q}`, i, sleeper, bundle))
-		s, err := round(hooks, nop, socket, state)
+		s, err := round(hooks, nop, state)
 		if err != nil {
 			return err
 		}
@@ -107,7 +114,7 @@ func sleeperIn(cgroup string) (int, func(), error) {
 
 // round runs each floor and each hook (createRuntime, then poststop)
 // once.
-func round(hooks []string, nop, socket string, state []byte) (sample, error) {
+func round(hooks []hookUnder, nop string, state []byte) (sample, error) {
 	var s sample
 	var err error
 	if s.true_, _, err = timed(exec.Command("/bin/true"), nil, false); err != nil {
@@ -116,16 +123,16 @@ func round(hooks []string, nop, socket string, state []byte) (sample, error) {
 	if s.nop, _, err = timed(exec.Command(nop), nil, false); err != nil {
 		return s, err
 	}
-	if s.version, _, err = timed(exec.Command(hooks[0], "--version"), nil, false); err != nil {
+	if s.version, _, err = timed(exec.Command(hooks[0].path, "--version"), nil, false); err != nil {
 		return s, err
 	}
 	for _, hook := range hooks {
-		d, stderr, err := timed(exec.Command(hook, "--socket", socket, "createRuntime"), state, true)
+		d, stderr, err := timed(exec.Command(hook.path, "--socket", hook.socket, "createRuntime"), state, true)
 		if err != nil {
 			return s, err
 		}
 		s.hooks, s.steps = append(s.hooks, d), append(s.steps, stderr)
-		if d, _, err = timed(exec.Command(hook, "--socket", socket, "poststop"), state, false); err != nil {
+		if d, _, err = timed(exec.Command(hook.path, "--socket", hook.socket, "poststop"), state, false); err != nil {
 			return s, err
 		}
 		s.poststops = append(s.poststops, d)
