@@ -142,7 +142,8 @@ exec_progs=$(awk -v n="$execs_on" '
 exec_agent_us=$((exec_agent_ticks * 10000 / execs_on))
 
 echo "bench: hook round trip"
-"$work/hookbench" --hook "$OCIGATE_BIN/ocigate-hook" --nop "$work/nop" --socket "$sock" \
+mk_bundle "$work/hookspec" "$work/rootfs" bench-hook yes "$sock" /bin/true # the config.json a real bundle has
+"$work/hookbench" --hook "$OCIGATE_BIN/ocigate-hook" --nop "$work/nop" --socket "$sock" --config "$work/hookspec/config.json" \
 	--cgroup /sys/fs/cgroup/unified/ocigate-bench-hook -n "${HOOK_N:-300}" >"$work/hook.txt"
 hk() { awk -v k="$1" '$1==k{print $2}' "$work/hook.txt"; }
 hook_p50=$(hk hook_p50_us) hook_p99=$(hk hook_p99_us) true_p50=$(hk true_p50_us) version_p50=$(hk version_p50_us)

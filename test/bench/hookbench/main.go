@@ -30,6 +30,7 @@ func main() {
 	nop := flag.String("nop", "", "a Go program that does nothing (the Go runtime's start)")
 	hook2 := flag.String("hook2", "", "a second hook binary measured in the same rounds (reported as hook2_*)")
 	socket2 := flag.String("socket2", "", "the agent socket of --hook2 (default: --socket)")
+	config := flag.String("config", "", "the bundle's config.json the hook reads (default: a minimal one; a real bundle's makes the load step real)")
 	n := flag.Int("n", 300, "round trips")
 	flag.Parse()
 	if *socket == "" || *cgroup == "" || *nop == "" {
@@ -43,7 +44,15 @@ func main() {
 			hooks[1].socket = *socket2
 		}
 	}
-	if err := run(hooks, *nop, *cgroup, *n); err != nil {
+	spec := []byte(`{"ociVersion":"1.0.2"}`)
+	if *config != "" {
+		var err error
+		if spec, err = os.ReadFile(*config); err != nil {
+			fmt.Fprintln(os.Stderr, "hookbench:", err)
+			os.Exit(2)
+		}
+	}
+	if err := run(hooks, *nop, *cgroup, spec, *n); err != nil {
 		fmt.Fprintln(os.Stderr, "hookbench:", err)
 		os.Exit(1)
 	}
@@ -59,7 +68,7 @@ type sample struct {
 // hookUnder is a hook binary and the agent socket it registers with.
 type hookUnder struct{ path, socket string }
 
-func run(hooks []hookUnder, nop, cgroup string, n int) error {
+func run(hooks []hookUnder, nop, cgroup string, spec []byte, n int) error {
 	sleeper, cleanup, err := sleeperIn(cgroup)
 	if err != nil {
 		return err
@@ -70,7 +79,7 @@ func run(hooks []hookUnder, nop, cgroup string, n int) error {
 		return err
 	}
 	defer os.RemoveAll(bundle)
-	if err := os.WriteFile(filepath.Join(bundle, "config.json"), []byte(`{"ociVersion":"1.0.2"}`), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(bundle, "config.json"), spec, 0o644); err != nil {
 		return err
 	}
 	var samples []sample
