@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+
+	"github.com/ocigate/ocigate/internal/sysread"
 )
 
 const defaultProcRoot = "/proc"
@@ -72,7 +74,7 @@ func (r Resolver) CgroupPath(pid int) (string, error) {
 		return "", err
 	}
 	file := filepath.Join(r.procDir(pid), "cgroup")
-	data, err := os.ReadFile(file)
+	data, err := sysread.ReadFile(file, 1<<16)
 	if err != nil {
 		return "", r.procErr(pid, err)
 	}

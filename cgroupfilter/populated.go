@@ -4,8 +4,9 @@ import (
 	"bufio"
 	"bytes"
 	"fmt"
-	"os"
 	"path/filepath"
+
+	"github.com/ocigate/ocigate/internal/sysread"
 )
 
 // Populated reports whether any process lives in the cgroup at cgPath or
@@ -21,7 +22,7 @@ func (r Resolver) Populated(cgPath string) (bool, error) {
 		return false, err
 	}
 	file := filepath.Join(root, filepath.FromSlash(cgPath), "cgroup.events")
-	data, err := os.ReadFile(file)
+	data, err := sysread.ReadFile(file, 4096)
 	if err != nil {
 		return false, fmt.Errorf("cgroup %s: %w", cgPath, err)
 	}

@@ -243,10 +243,12 @@ func (r *agentRun) serve(srv *apiserver.Server, reader *record.Reader, sink *eve
 	return err
 }
 
-// startLoops starts what runs beside the API until ctx ends: the periodic
-// check, containerd's events, NRI, adoption and the profiles watch.
+// startLoops starts what runs beside the API until ctx ends: the cgroup
+// watch, the periodic check, containerd's events, NRI, adoption and the
+// profiles watch.
 func (r *agentRun) startLoops(ctx context.Context) {
 	cfg, log, ag := r.cfg, r.log, r.ag
+	go ag.RunCgroupWatch(ctx)
 	if cfg.ReconcileInterval > 0 {
 		go ag.RunReconcile(ctx, cfg.ReconcileInterval)
 	}

@@ -19,6 +19,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -26,6 +27,7 @@ import (
 	"github.com/ocigate/ocigate/internal/api"
 	"github.com/ocigate/ocigate/internal/buildinfo"
 	"github.com/ocigate/ocigate/internal/hookreport"
+	"github.com/ocigate/ocigate/internal/sysread"
 	"github.com/ocigate/ocigate/runtime/oci"
 )
 
@@ -325,7 +327,7 @@ func runtimeName(flagValue string, c *oci.Container) (name, key string) {
 	if name, key := oci.RuntimeFromAnnotations(c.Annotations); name != "" {
 		return name, key
 	}
-	comm, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", os.Getppid()))
+	comm, err := sysread.ReadFile("/proc/"+strconv.Itoa(os.Getppid())+"/comm", 64)
 	if err != nil {
 		return "", ""
 	}

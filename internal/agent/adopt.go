@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"context"
 	"errors"
 	"time"
 
@@ -38,7 +39,7 @@ func (a *Agent) Adopt(cs []running.Container) AdoptResult {
 		}
 		r := &api.Registration{ContainerID: c.ID, Runtime: c.Runtime, Bundle: c.Bundle, Pid: c.Pid,
 			Annotations: c.Annotations, Identity: api.IdentityOf(ident)}
-		w, err := a.register(r, start, &adoption{info: c.Info})
+		w, err := a.registerAs(context.Background(), r, start, &adoption{info: c.Info})
 		switch {
 		case errors.Is(err, errAlreadyRegistered):
 			res.AlreadyRegistered++

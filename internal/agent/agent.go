@@ -20,6 +20,7 @@ import (
 	"github.com/ocigate/ocigate/bpf/enforcer"
 	"github.com/ocigate/ocigate/cgroupfilter"
 	"github.com/ocigate/ocigate/internal/api"
+	"github.com/ocigate/ocigate/internal/apiserver"
 	"github.com/ocigate/ocigate/internal/eventhub"
 	"github.com/ocigate/ocigate/internal/events"
 	"github.com/ocigate/ocigate/internal/proccache"
@@ -98,6 +99,7 @@ type Agent struct {
 	sinkTypes     typeSet           // what the events file gets
 	trust         *trust            // what the operator vouches for; the agent's own events
 	hookReports   string            // where hooks leave refusals made while no agent answered
+	cgw           *cgroupWatch      // registered cgroups' cgroup.events, while RunCgroupWatch runs (a.mu)
 
 	// Owned by the event reader (RunEvents), which alone uses them.
 	procs  *proccache.Cache
@@ -196,13 +198,13 @@ func (a *Agent) Stats() *Stats { return a.stats }
 func (a *Agent) Handle(ctx context.Context, req *api.Request) (*api.Response, error) {
 	switch req.Op {
 	case api.OpRegister:
-		w, err := a.Register(req.Register)
+		w, err := a.register(ctx, req.Register)
 		if err != nil {
 			return nil, err
 		}
 		return &api.Response{Workload: wireWorkload(w)}, nil
 	case api.OpUnregister:
-		return &api.Response{}, a.Unregister(req.Unregister.ContainerID)
+		return &api.Response{}, a.unregister(ctx, req.Unregister.ContainerID)
 	case api.OpStatus:
 		st := a.Status()
 		if req.Status != nil && req.Status.Summary {
@@ -219,8 +221,13 @@ func (a *Agent) Handle(ctx context.Context, req *api.Request) (*api.Response, er
 }
 
 // verifyIdentity checks the registration against the host: the cgroup
-// exists with that ID and, when a pid is given, the process lives in it.
+// is not the root cgroup, exists with that ID and, when a pid is given,
+// the process lives in it.
 func (a *Agent) verifyIdentity(r *api.Registration) error {
+	if r.Identity.CgroupPath == "/" {
+		// Every process not placed elsewhere lives there: the host's.
+		return fmt.Errorf("container %q: its cgroup is the root cgroup, which holds the host's own processes; refused", r.ContainerID)
+	}
 	id, err := a.resolver.CgroupID(r.Identity.CgroupPath)
 	if err != nil {
 		return fmt.Errorf("container %q: %w", r.ContainerID, err)
@@ -245,8 +252,15 @@ func (a *Agent) verifyIdentity(r *api.Registration) error {
 // Register enforces a profile on the container's cgroup. It returns only
 // after the maps are written; on error nothing of it is left behind.
 func (a *Agent) Register(r *api.Registration) (*workload.Workload, error) {
+	return a.register(context.Background(), r)
+}
+
+// register is Register for a request that ctx serves: its log line waits
+// until the answer is written (apiserver.AfterAnswer), off the hook's
+// path.
+func (a *Agent) register(ctx context.Context, r *api.Registration) (*workload.Workload, error) {
 	start := time.Now()
-	w, err := a.register(r, start, nil)
+	w, err := a.registerAs(ctx, r, start, nil)
 	if err != nil {
 		a.stats.RegistrationErrors.Add(1)
 		return nil, err
@@ -263,7 +277,7 @@ type adoption struct {
 // errAlreadyRegistered: an adopted container the hook has registered.
 var errAlreadyRegistered = errors.New("already registered")
 
-func (a *Agent) register(r *api.Registration, start time.Time, adopt *adoption) (*workload.Workload, error) {
+func (a *Agent) registerAs(ctx context.Context, r *api.Registration, start time.Time, adopt *adoption) (*workload.Workload, error) {
 	if err := r.Validate(); err != nil {
 		return nil, err
 	}
@@ -302,7 +316,7 @@ func (a *Agent) register(r *api.Registration, start time.Time, adopt *adoption) 
 		a.reportClaim(w, c.ignored, events.ClaimIgnored)
 	}
 	w.Profile, w.Mode, w.ProfileReason = c.lp.profile.Name, string(c.lp.profile.Mode), c.reason
-	return a.enforceLocked(w, c.lp, start)
+	return a.enforceLocked(ctx, w, c.lp, start)
 }
 
 // policyError is a refusal once the profile is known: the hook honours
@@ -313,8 +327,9 @@ func (a *Agent) policyError(w *workload.Workload, p *profiles.Profile, err error
 
 // enforceLocked puts a workload whose profile is chosen in force: its
 // record, its map entry, then its registry entry; on error nothing of it
-// is left. The caller holds a.mu.
-func (a *Agent) enforceLocked(w *workload.Workload, lp loadedProfile, start time.Time) (*workload.Workload, error) {
+// is left. The caller holds a.mu. Its log line waits for the answer to
+// the request that ctx serves.
+func (a *Agent) enforceLocked(ctx context.Context, w *workload.Workload, lp loadedProfile, start time.Time) (*workload.Workload, error) {
 	fail := func(err error) error { return a.policyError(w, lp.profile, err) }
 	if err := a.checkAvailable(w.ContainerID, lp.profile); err != nil {
 		a.stats.RegistrationsUnavailable.Add(1)
@@ -346,27 +361,37 @@ func (a *Agent) enforceLocked(w *workload.Workload, lp loadedProfile, start time
 		a.restoreRecord(w.CgroupID)
 		return nil, fail(err)
 	}
+	a.watchCgroup(w)
 	if old != nil {
 		a.release(old.ContainerID)
 	}
 	if old != nil && old.CgroupID != w.CgroupID {
+		a.cgw.remove(old.CgroupID)
 		if err := a.enf.RemoveWorkload(old.CgroupID); err != nil {
 			a.log.Error("stale map entry of replaced registration", zap.String("container", w.ContainerID), zap.Error(err))
 		}
 		a.unpersist(old.CgroupID)
 	}
 	a.stats.Registrations.Add(1)
-	a.log.Info("workload registered", zap.String("container", w.ContainerID), zap.String("runtime", w.Runtime),
+	now := time.Now()
+	fields := []zap.Field{zap.String("container", w.ContainerID), zap.String("runtime", w.Runtime),
 		zap.String("cgroup", w.CgroupPath), zap.Uint64("cgroup_id", w.CgroupID), zap.String("image", w.Image), zap.String("profile", w.Profile),
-		zap.Bool("replaced", old != nil), zap.Bool("adopted", w.Adopted), zap.Duration("took", time.Since(start)),
+		zap.Bool("replaced", old != nil), zap.Bool("adopted", w.Adopted), zap.Duration("took", now.Sub(start)),
 		// The steps' shares of took (scripts/bench.sh's breakdown).
 		zap.Int64("verify_us", chosen.Sub(start).Microseconds()), zap.Int64("record_us", recorded.Sub(chosen).Microseconds()),
-		zap.Int64("maps_us", time.Since(recorded).Microseconds()))
+		zap.Int64("maps_us", now.Sub(recorded).Microseconds())}
+	apiserver.AfterAnswer(ctx, func() { a.log.Info("workload registered", fields...) })
 	return w, nil
 }
 
 // Unregister removes every map entry of a container. Unknown IDs are fine.
 func (a *Agent) Unregister(containerID string) error {
+	return a.unregister(context.Background(), containerID)
+}
+
+// unregister is Unregister for a request that ctx serves: its log line
+// waits for the answer.
+func (a *Agent) unregister(ctx context.Context, containerID string) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	w, ok := a.reg.Get(containerID)
@@ -377,7 +402,10 @@ func (a *Agent) Unregister(containerID string) error {
 		return err
 	}
 	a.stats.Unregistrations.Add(1)
-	a.log.Info("workload unregistered", zap.String("container", containerID), zap.Uint64("cgroup_id", w.CgroupID))
+	cg := w.CgroupID
+	apiserver.AfterAnswer(ctx, func() {
+		a.log.Info("workload unregistered", zap.String("container", containerID), zap.Uint64("cgroup_id", cg))
+	})
 	return nil
 }
 
@@ -410,6 +438,7 @@ func (a *Agent) removeLocked(w *workload.Workload) error {
 		return fmt.Errorf("container %q: %w", w.ContainerID, err)
 	}
 	a.reg.Remove(w.ContainerID)
+	a.cgw.remove(w.CgroupID)
 	a.recent.add(w, time.Now())
 	a.release(w.ContainerID)
 	a.unpersist(w.CgroupID)

@@ -138,6 +138,10 @@ func TestRegisterRefusals(t *testing.T) {
 			r.Annotations = map[string]string{"ocigate.io/profile": "strict-v9"}
 			return r
 		}, []string{`container "c1"`, `"strict-v9"`, "no such profile", "ocigate.io/profile"}},
+		{"the root cgroup (a pid the host placed nowhere)", func(h *fakeHost) *api.Registration {
+			r := h.registration("c1", 100, "/")
+			return r
+		}, []string{`container "c1"`, "root cgroup", "host's own processes"}},
 		{"invalid registration", func(h *fakeHost) *api.Registration {
 			return &api.Registration{ContainerID: "c1", Identity: api.Identity{CgroupPath: "/pods/c1"}}
 		}, []string{"without cgroup_id"}},

@@ -80,7 +80,7 @@ var (
 	descProcessCache  = desc("ocigate_process_cache_entries", "Workload processes the agent remembers for lineage and exec_id.")
 	descRegistrations = desc("ocigate_registrations_total", "Registrations handled, by result.", "result")
 	descUnregister    = desc("ocigate_unregistrations_total", "Containers unregistered.")
-	descReconciled    = desc("ocigate_workloads_reconciled_total", "Workloads dropped by the periodic check because their container was gone without being unregistered.")
+	descReconciled    = desc("ocigate_workloads_reconciled_total", "Workloads dropped by the periodic check or the cgroup watch because their container was gone without being unregistered.")
 	descReloads       = desc("ocigate_profile_reloads_total", "Profile reloads, by result.", "result")
 	descClaims        = desc("ocigate_claims_total", "Claims of containers' specs to weaker protection, by what was done: refused (the container did not start) or ignored (its identity's profile stands).", "action")
 	descBackend       = desc("ocigate_enforcer_backend", "How each enforcement point is carried out (always 1).", "point", "backend", "mechanism")

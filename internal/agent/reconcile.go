@@ -76,7 +76,7 @@ func (a *Agent) Reconcile() []string {
 	a.recon.empty = emptyNow
 	var dropped []string
 	for _, w := range cands {
-		if a.dropIfGone(w) {
+		if a.dropIfGone(w, false) {
 			dropped = append(dropped, w.ContainerID)
 			delete(a.recon.empty, w.ContainerID)
 		}
@@ -85,8 +85,10 @@ func (a *Agent) Reconcile() []string {
 }
 
 // dropIfGone removes w under a.mu, after checking again that it is still
-// the registered entry and its container still gone.
-func (a *Agent) dropIfGone(w *workload.Workload) bool {
+// the registered entry and its container still gone; removedOnly (the
+// cgroup watch) drops it only when its cgroup was removed, not when it
+// is merely empty.
+func (a *Agent) dropIfGone(w *workload.Workload, removedOnly bool) bool {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	cur, ok := a.reg.Get(w.ContainerID)
@@ -95,8 +97,8 @@ func (a *Agent) dropIfGone(w *workload.Workload) bool {
 	}
 	// Still gone? (An empty cgroup may have been removed since: the
 	// stronger reason is the one logged.)
-	why, _ := a.gone(cur)
-	if why == "" {
+	why, emptyOnly := a.gone(cur)
+	if why == "" || (removedOnly && emptyOnly) {
 		return false
 	}
 	if err := a.removeLocked(cur); err != nil {
@@ -105,7 +107,7 @@ func (a *Agent) dropIfGone(w *workload.Workload) bool {
 	}
 	a.stats.Reconciled.Add(1)
 	a.log.Info("workload dropped: its container is gone and was not unregistered", zap.String("container", cur.ContainerID),
-		zap.String("why", why), zap.String("cgroup", cur.CgroupPath), zap.Uint64("cgroup_id", cur.CgroupID),
+		zap.String("why", why), zap.Bool("seen_by_cgroup_watch", removedOnly), zap.String("cgroup", cur.CgroupPath), zap.Uint64("cgroup_id", cur.CgroupID),
 		zap.Duration("registered_for", time.Since(cur.RegisteredAt).Round(time.Millisecond)))
 	return true
 }

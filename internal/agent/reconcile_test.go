@@ -136,7 +136,7 @@ func TestReconcileKeepsReRegistered(t *testing.T) {
 	if _, err := a.Register(r2); err != nil {
 		t.Fatal(err)
 	}
-	if a.dropIfGone(old) {
+	if a.dropIfGone(old, false) {
 		t.Fatal("the new registration was dropped for the old cgroup")
 	}
 	if w, ok := a.Registry().Get("c1"); !ok || w.CgroupID != r2.Identity.CgroupID {

@@ -64,6 +64,7 @@ func (a *Agent) restore(in enforcer.Inherited) {
 		}
 		if old, ok := a.reg.Get(w.ContainerID); ok { // registered again on another cgroup: the later wins
 			a.reg.Remove(old.ContainerID)
+			a.cgw.remove(old.CgroupID)
 			a.dropWorkload(old, "re-registered on cgroup "+fmt.Sprint(w.CgroupID))
 		}
 		if err := a.moveRestored(w); err != nil {
@@ -74,6 +75,7 @@ func (a *Agent) restore(in enforcer.Inherited) {
 			a.log.Error("restored workload not registered", zap.String("container", w.ContainerID), zap.Error(err))
 			continue
 		}
+		a.watchCgroup(w)
 		a.stats.WorkloadsRestored.Add(1)
 	}
 	ids := make([]uint64, 0, len(in.Workloads))

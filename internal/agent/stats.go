@@ -18,6 +18,7 @@ type Stats struct {
 	Reconciled               atomic.Uint64 // workloads dropped because their container was gone
 	Adopted                  atomic.Uint64 // running containers registered by the agent itself
 	RuntimeEventDrops        atomic.Uint64 // workloads unregistered on a runtime's exit or delete event
+	CgroupWatchErrors        atomic.Uint64 // registered cgroups not watched (left to the periodic check)
 	RuntimeLookupErrors      atomic.Uint64 // registrations whose runtime could not be asked for the image
 	EventsWritten            atomic.Uint64 // written out by the sink
 	EventsDropped            atomic.Uint64 // user-space queue full
@@ -56,6 +57,7 @@ func (s *Stats) counters() map[string]uint64 {
 		"workloads_reconciled":              s.Reconciled.Load(),
 		"workloads_adopted":                 s.Adopted.Load(),
 		"runtime_event_unregistrations":     s.RuntimeEventDrops.Load(),
+		"cgroup_watch_errors":               s.CgroupWatchErrors.Load(),
 		"runtime_lookup_errors":             s.RuntimeLookupErrors.Load(),
 		"events_written":                    s.EventsWritten.Load(),
 		"events_dropped_queue":              s.EventsDropped.Load(),

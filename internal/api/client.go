@@ -4,7 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
+	"io"
 	"strings"
 	"syscall"
 	"time"
@@ -39,7 +39,7 @@ type verdict struct {
 
 // readAnswer reads the answer from conn into resp, all of it or, brief,
 // only its verdict.
-func readAnswer(conn net.Conn, resp *Response, brief bool) error {
+func readAnswer(conn io.Reader, resp *Response, brief bool) error {
 	if !brief {
 		return ReadMessage(conn, resp)
 	}
@@ -81,17 +81,11 @@ func checkAnswer(socket, op string, resp *Response) error {
 
 // callOnce is one exchange of Call.
 func callOnce(ctx context.Context, socket string, req *Request, brief bool) (*Response, error) {
-	var d net.Dialer
-	conn, err := d.DialContext(ctx, "unix", socket)
+	conn, err := dialBlocking(ctx, socket)
 	if err != nil {
 		return nil, fmt.Errorf("agent at %s is not reachable: %w", socket, err)
 	}
 	defer conn.Close()
-	if dl, ok := ctx.Deadline(); ok {
-		_ = conn.SetDeadline(dl)
-	}
-	stop := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Now()) })
-	defer stop()
 	werr := WriteMessage(conn, req)
 	var resp Response
 	if err := readAnswer(conn, &resp, brief); err != nil {

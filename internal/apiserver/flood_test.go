@@ -49,10 +49,9 @@ func TestFloodDoesNotStopRegistrations(t *testing.T) {
 	junk := make([]byte, 4096)
 	_, _ = rand.Read(junk)
 	for i := 0; i < 50; i++ {
-		c := dial()
-		go func() { _, _ = c.Write(junk) }()
-		c = dial()
-		go func() { _, _ = c.Write([]byte{0xff, 0xff, 0xff, 0xff}) }()
+		garbage, oversize := dial(), dial()
+		go func() { _, _ = garbage.Write(junk) }()
+		go func() { _, _ = oversize.Write([]byte{0xff, 0xff, 0xff, 0xff}) }()
 	}
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second) // the hook's default deadline

@@ -172,7 +172,8 @@ func (s *Server) serveConn(ctx context.Context, conn *net.UnixConn) {
 		s.stream(ctx, conn, &req)
 		return
 	}
-	resp, err := s.handle(ctx, &req)
+	hctx, after := withAfterAnswer(ctx)
+	resp, err := s.handle(hctx, &req)
 	if err != nil {
 		resp = &api.Response{Error: err.Error()}
 		var pe *api.PolicyError
@@ -182,7 +183,9 @@ func (s *Server) serveConn(ctx context.Context, conn *net.UnixConn) {
 	}
 	// The answer goes in the request's version: a hook one version
 	// older is answered as that version's agent would.
-	if err := api.WriteMessage(conn, resp.As(req.Version())); err != nil {
+	werr := api.WriteMessage(conn, resp.As(req.Version()))
+	after()
+	if err := werr; err != nil {
 		s.log.Warn("answer lost", zap.String("op", req.Op), zap.Error(err))
 		if req.Op == api.OpRegister && resp.OK {
 			s.rollback(ctx, req.Register.ContainerID)

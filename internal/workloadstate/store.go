@@ -18,6 +18,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync/atomic"
+	"syscall"
 
 	"github.com/ocigate/ocigate/internal/workload"
 )
@@ -54,7 +56,11 @@ func (s *Store) path(cgroupID uint64) string {
 	return filepath.Join(s.dir, strconv.FormatUint(cgroupID, 10)+suffix)
 }
 
-// Put writes w's record, replacing the one of its cgroup.
+// Put writes w's record, replacing the one of its cgroup. It runs on
+// the hook's path (before the agent answers), so it makes plain system
+// calls: open, write, close, rename. os.CreateTemp and os.Rename cost
+// six more (the poller's probe of a new file, its undoing, and a stat
+// of the destination) for nothing a record needs.
 func (s *Store) Put(w *workload.Workload) error {
 	if w.CgroupID == 0 {
 		return fmt.Errorf("workload state: container %q has no cgroup id", w.ContainerID)
@@ -63,19 +69,56 @@ func (s *Store) Put(w *workload.Workload) error {
 	if err != nil {
 		return fmt.Errorf("workload state: encode container %q: %w", w.ContainerID, err)
 	}
-	f, err := os.CreateTemp(s.dir, tmpPrefix+"*")
+	tmp, err := writeTemp(s.dir, append(b, '\n'))
 	if err != nil {
-		return fmt.Errorf("workload state: %w", err)
-	}
-	_, werr := f.Write(append(b, '\n'))
-	cerr := f.Close()
-	if err := errors.Join(werr, cerr); err != nil {
-		os.Remove(f.Name())
 		return fmt.Errorf("workload state: write record of container %q: %w", w.ContainerID, err)
 	}
-	if err := os.Rename(f.Name(), s.path(w.CgroupID)); err != nil {
-		os.Remove(f.Name())
-		return fmt.Errorf("workload state: %w", err)
+	if err := syscall.Rename(tmp, s.path(w.CgroupID)); err != nil {
+		_ = syscall.Unlink(tmp)
+		return fmt.Errorf("workload state: %w", &os.LinkError{Op: "rename", Old: tmp, New: s.path(w.CgroupID), Err: err})
+	}
+	return nil
+}
+
+// tmpSeq numbers this process's temporary files; with the pid it makes
+// their names unique (O_EXCL checks anyway).
+var tmpSeq atomic.Uint64
+
+// writeTemp writes data to a new temporary file in dir and returns its
+// path; on error nothing is left.
+func writeTemp(dir string, data []byte) (string, error) {
+	for {
+		path := filepath.Join(dir, fmt.Sprintf("%s%d-%d", tmpPrefix, os.Getpid(), tmpSeq.Add(1)))
+		fd, err := syscall.Open(path, syscall.O_WRONLY|syscall.O_CREAT|syscall.O_EXCL|syscall.O_CLOEXEC, 0o600)
+		if errors.Is(err, syscall.EEXIST) {
+			continue
+		}
+		if err != nil {
+			return "", &os.PathError{Op: "open", Path: path, Err: err}
+		}
+		werr := writeAll(fd, data)
+		if cerr := syscall.Close(fd); werr == nil && cerr != nil {
+			werr = &os.PathError{Op: "close", Path: path, Err: cerr}
+		}
+		if werr != nil {
+			_ = syscall.Unlink(path)
+			return "", werr
+		}
+		return path, nil
+	}
+}
+
+// writeAll writes data to fd.
+func writeAll(fd int, data []byte) error {
+	for len(data) > 0 {
+		n, err := syscall.Write(fd, data)
+		if errors.Is(err, syscall.EINTR) {
+			continue
+		}
+		if err != nil {
+			return os.NewSyscallError("write", err)
+		}
+		data = data[n:]
 	}
 	return nil
 }

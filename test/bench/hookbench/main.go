@@ -1,9 +1,12 @@
 // Command hookbench measures the createRuntime hook's round trip: it
 // registers a real process in a real cgroup N times through the hook
-// binary and, side by side, execs /bin/true and `hook --version` (the
-// hook's start alone) N times as floors. Each registration runs with
-// OCIGATE_HOOK_TIMING, so the hook reports its steps (start, flags,
-// load, resolve, call); their medians are printed too.
+// binary and, side by side, execs /bin/true, a Go program that does
+// nothing (--nop: the start of the Go runtime, which no Go hook avoids)
+// and `hook --version` (the hook's start alone) N times as floors. Each
+// registration runs with OCIGATE_HOOK_TIMING, so the hook reports its
+// steps (start, flags, load, resolve, call); their medians are printed
+// too, and so is the poststop hook's round trip. --hook2 measures a
+// second hook binary (say, the previous build) in the same rounds.
 package main
 
 import (
@@ -24,76 +27,161 @@ func main() {
 	hook := flag.String("hook", "bin/ocigate-hook", "hook binary")
 	socket := flag.String("socket", "", "agent socket")
 	cgroup := flag.String("cgroup", "", "cgroup v2 directory to place the registered process in")
+	nop := flag.String("nop", "", "a Go program that does nothing (the Go runtime's start)")
+	hook2 := flag.String("hook2", "", "a second hook binary measured in the same rounds (reported as hook2_*)")
+	socket2 := flag.String("socket2", "", "the agent socket of --hook2 (default: --socket)")
+	config := flag.String("config", "", "the bundle's config.json the hook reads (default: a minimal one; a real bundle's makes the load step real)")
 	n := flag.Int("n", 300, "round trips")
 	flag.Parse()
-	if *socket == "" || *cgroup == "" {
-		fmt.Fprintln(os.Stderr, "hookbench: --socket and --cgroup are required")
+	if *socket == "" || *cgroup == "" || *nop == "" {
+		fmt.Fprintln(os.Stderr, "hookbench: --socket, --cgroup and --nop are required")
 		os.Exit(2)
 	}
-	if err := run(*hook, *socket, *cgroup, *n); err != nil {
+	hooks := []hookUnder{{*hook, *socket}}
+	if *hook2 != "" {
+		hooks = append(hooks, hookUnder{*hook2, *socket})
+		if *socket2 != "" {
+			hooks[1].socket = *socket2
+		}
+	}
+	spec := []byte(`{"ociVersion":"1.0.2"}`)
+	if *config != "" {
+		var err error
+		if spec, err = os.ReadFile(*config); err != nil {
+			fmt.Fprintln(os.Stderr, "hookbench:", err)
+			os.Exit(2)
+		}
+	}
+	if err := run(hooks, *nop, *cgroup, spec, *n); err != nil {
 		fmt.Fprintln(os.Stderr, "hookbench:", err)
 		os.Exit(1)
 	}
 }
 
-func run(hook, socket, cgroup string, n int) error {
-	sleeper := exec.Command("sleep", "300")
-	if err := sleeper.Start(); err != nil {
+// sample is what one round measured.
+type sample struct {
+	true_, nop, version time.Duration
+	hooks, poststops    []time.Duration // per hook binary
+	steps               []string        // each hook's OCIGATE_HOOK_TIMING line
+}
+
+// hookUnder is a hook binary and the agent socket it registers with.
+type hookUnder struct{ path, socket string }
+
+func run(hooks []hookUnder, nop, cgroup string, spec []byte, n int) error {
+	sleeper, cleanup, err := sleeperIn(cgroup)
+	if err != nil {
 		return err
 	}
-	defer sleeper.Process.Kill()
-	if err := os.MkdirAll(cgroup, 0o755); err != nil {
-		return err
-	}
-	defer os.Remove(cgroup)
-	if err := os.WriteFile(filepath.Join(cgroup, "cgroup.procs"), []byte(strconv.Itoa(sleeper.Process.Pid)), 0); err != nil {
-		return fmt.Errorf("move sleeper into %s: %w", cgroup, err)
-	}
-	defer os.WriteFile(filepath.Join(filepath.Dir(cgroup), "cgroup.procs"), []byte(strconv.Itoa(sleeper.Process.Pid)), 0)
+	defer cleanup()
 	bundle, err := os.MkdirTemp("", "hookbench")
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(bundle)
-	if err := os.WriteFile(filepath.Join(bundle, "config.json"), []byte(`{"ociVersion":"1.0.2"}`), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(bundle, "config.json"), spec, 0o644); err != nil {
 		return err
 	}
-	state := func(i int) []byte {
-		return []byte(fmt.Sprintf(`{"ociVersion":"1.0.2","id":"hookbench-%d","status":"creating","pid":%d,"bundle":%q}`, i, sleeper.Process.Pid, bundle))
-	}
-	var hookTimes, trueTimes, versionTimes []time.Duration
-	steps := map[string][]time.Duration{}
+	var samples []sample
 	for i := 0; i < n; i++ {
-		d, _, err := timed(exec.Command("/bin/true"), nil, false)
+		state := []byte(fmt.Sprintf(`{"ociVersion":"1.0.2","id":"hookbench-%d","status":"creating","pid":%d,"bundle":%q}`, i, sleeper, bundle))
+		s, err := round(hooks, nop, state)
 		if err != nil {
 			return err
 		}
-		trueTimes = append(trueTimes, d)
-		if d, _, err = timed(exec.Command(hook, "--version"), nil, false); err != nil {
-			return err
-		}
-		versionTimes = append(versionTimes, d)
-		d, stderr, err := timed(exec.Command(hook, "--socket", socket, "createRuntime"), state(i), true)
-		if err != nil {
-			return err
-		}
-		hookTimes = append(hookTimes, d)
-		addSteps(steps, stderr)
-		if _, _, err := timed(exec.Command(hook, "--socket", socket, "poststop"), state(i), false); err != nil {
-			return err
-		}
+		samples = append(samples, s)
 	}
-	hp50, hp99 := percentiles(hookTimes)
-	tp50, tp99 := percentiles(trueTimes)
-	vp50, _ := percentiles(versionTimes)
-	fmt.Printf("hook_p50_us %d\nhook_p99_us %d\ntrue_p50_us %d\ntrue_p99_us %d\nversion_p50_us %d\n",
-		hp50.Microseconds(), hp99.Microseconds(), tp50.Microseconds(), tp99.Microseconds(), vp50.Microseconds())
-	for _, name := range stepNames {
-		if len(steps[name]) != n {
-			return fmt.Errorf("the hook reported step %s %d times in %d runs (%s unset?)", name, len(steps[name]), n, timingEnv)
+	return report(samples, len(hooks))
+}
+
+// sleeperIn starts a process in cgroup (created) to register, and
+// returns its pid and what removes both.
+func sleeperIn(cgroup string) (int, func(), error) {
+	sleeper := exec.Command("sleep", "300")
+	if err := sleeper.Start(); err != nil {
+		return 0, nil, err
+	}
+	pid := sleeper.Process.Pid
+	cleanup := func() {
+		_ = os.WriteFile(filepath.Join(filepath.Dir(cgroup), "cgroup.procs"), []byte(strconv.Itoa(pid)), 0)
+		_ = sleeper.Process.Kill()
+		_ = sleeper.Wait()
+		_ = os.Remove(cgroup)
+	}
+	if err := os.MkdirAll(cgroup, 0o755); err != nil {
+		cleanup()
+		return 0, nil, err
+	}
+	// Registering the sleeper anywhere else (its parent's cgroup) would
+	// enforce on that cgroup: no registration unless it moved.
+	if err := os.WriteFile(filepath.Join(cgroup, "cgroup.procs"), []byte(strconv.Itoa(pid)), 0); err != nil {
+		cleanup()
+		return 0, nil, fmt.Errorf("move sleeper into %s: %w", cgroup, err)
+	}
+	return pid, cleanup, nil
+}
+
+// round runs each floor and each hook (createRuntime, then poststop)
+// once.
+func round(hooks []hookUnder, nop string, state []byte) (sample, error) {
+	var s sample
+	var err error
+	if s.true_, _, err = timed(exec.Command("/bin/true"), nil, false); err != nil {
+		return s, err
+	}
+	if s.nop, _, err = timed(exec.Command(nop), nil, false); err != nil {
+		return s, err
+	}
+	if s.version, _, err = timed(exec.Command(hooks[0].path, "--version"), nil, false); err != nil {
+		return s, err
+	}
+	for _, hook := range hooks {
+		d, stderr, err := timed(exec.Command(hook.path, "--socket", hook.socket, "createRuntime"), state, true)
+		if err != nil {
+			return s, err
 		}
-		p50, _ := percentiles(steps[name])
-		fmt.Printf("step_%s_p50_us %d\n", name, p50.Microseconds())
+		s.hooks, s.steps = append(s.hooks, d), append(s.steps, stderr)
+		if d, _, err = timed(exec.Command(hook.path, "--socket", hook.socket, "poststop"), state, false); err != nil {
+			return s, err
+		}
+		s.poststops = append(s.poststops, d)
+	}
+	return s, nil
+}
+
+// report prints the percentiles and the steps' medians of every hook.
+func report(samples []sample, nhooks int) error {
+	col := func(f func(sample) time.Duration) []time.Duration {
+		var ds []time.Duration
+		for _, s := range samples {
+			ds = append(ds, f(s))
+		}
+		return ds
+	}
+	tp50, tp99 := percentiles(col(func(s sample) time.Duration { return s.true_ }))
+	np50, _ := percentiles(col(func(s sample) time.Duration { return s.nop }))
+	vp50, _ := percentiles(col(func(s sample) time.Duration { return s.version }))
+	fmt.Printf("true_p50_us %d\ntrue_p99_us %d\nnop_p50_us %d\nversion_p50_us %d\n",
+		tp50.Microseconds(), tp99.Microseconds(), np50.Microseconds(), vp50.Microseconds())
+	for h := 0; h < nhooks; h++ {
+		name := "hook"
+		if h > 0 {
+			name = fmt.Sprintf("hook%d", h+1)
+		}
+		hp50, hp99 := percentiles(col(func(s sample) time.Duration { return s.hooks[h] }))
+		pp50, _ := percentiles(col(func(s sample) time.Duration { return s.poststops[h] }))
+		fmt.Printf("%s_p50_us %d\n%s_p99_us %d\n%s_poststop_p50_us %d\n", name, hp50.Microseconds(), name, hp99.Microseconds(), name, pp50.Microseconds())
+		steps := map[string][]time.Duration{}
+		for _, s := range samples {
+			addSteps(steps, s.steps[h])
+		}
+		for _, step := range stepNames {
+			if len(steps[step]) != len(samples) {
+				return fmt.Errorf("%s reported step %s %d times in %d runs (%s unset?)", name, step, len(steps[step]), len(samples), timingEnv)
+			}
+			p50, _ := percentiles(steps[step])
+			fmt.Printf("%s_step_%s_p50_us %d\n", name, step, p50.Microseconds())
+		}
 	}
 	return nil
 }
