@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"sync"
 	"time"
 
 	"github.com/ocigate/ocigate/bpf"
@@ -20,7 +21,10 @@ var tetragonActions = map[profiles.Action]string{
 }
 
 // kprobeAlloc holds the parts of one process_kprobe event, allocated
-// together: the agent converts every decision it reads.
+// together and recycled (events.Recycler) once the sink, the hub and
+// the subscribers are done with it: the agent converts every decision
+// it reads, and a new allocation each time costs more than the rest of
+// the conversion, then the collector's time.
 type kprobeAlloc struct {
 	ev       events.Event
 	kp       events.Kprobe
@@ -31,12 +35,30 @@ type kprobeAlloc struct {
 	ints     [2]events.IntArg
 }
 
+var kprobeAllocs = sync.Pool{New: func() any { return new(kprobeAlloc) }}
+
+// newKprobeAlloc is a cleared block, recycled when one is free.
+func newKprobeAlloc() *kprobeAlloc {
+	blk := kprobeAllocs.Get().(*kprobeAlloc)
+	*blk = kprobeAlloc{}
+	return blk
+}
+
+// Recycle takes ev, blk's event, back once nobody holds it.
+func (blk *kprobeAlloc) Recycle(ev *events.Event) {
+	if ev != &blk.ev {
+		panic("kprobeAlloc: recycling another block's event")
+	}
+	kprobeAllocs.Put(blk)
+}
+
 // convert turns a kernel decision into a Tetragon-shaped event. The
 // process and its parent come from the process cache; a process the
 // cache does not know (it predates its workload's registration, or
 // process events are off) is read from /proc.
 func (a *Agent) convert(raw *record.RawEvent, at time.Time) *events.Event {
-	blk := &kprobeAlloc{selector: raw.Selector}
+	blk := newKprobeAlloc()
+	blk.selector = raw.Selector
 	og, kp := &blk.og, &blk.kp
 	*og = events.Ocigate{
 		Point: raw.Point.String(), Enforced: raw.Enforced, Backend: raw.Backend,
@@ -82,6 +104,7 @@ func (a *Agent) convert(raw *record.RawEvent, at time.Time) *events.Event {
 	}
 	blk.ev = events.Event{NodeName: a.node, Time: at, Ocigate: og}
 	blk.ev.SetHook(hook, kp)
+	blk.ev.Recyclable(blk)
 	return &blk.ev
 }
 

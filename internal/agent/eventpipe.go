@@ -51,12 +51,16 @@ type sinkQueue struct {
 	queued atomic.Int64
 }
 
-// put queues what fits of batch and returns how many did not.
+// put queues what fits of batch and returns how many did not; the
+// queue takes over the caller's hold of each event (events.Event.Hold)
+// and releases those it drops.
 func (q *sinkQueue) put(batch []*events.Event) int {
 	room := QueueSize - int(q.queued.Load())
 	lost := 0
 	if room < len(batch) {
-		lost, batch = len(batch)-max(room, 0), batch[:max(room, 0)]
+		lost = len(batch) - max(room, 0)
+		events.ReleaseAll(batch[max(room, 0):])
+		batch = batch[:max(room, 0)]
 	}
 	if len(batch) > 0 {
 		q.queued.Add(int64(len(batch)))
@@ -66,7 +70,7 @@ func (q *sinkQueue) put(batch []*events.Event) int {
 }
 
 // tryPut queues one event unless the queue is full or its channel would
-// block; it reports whether it did.
+// block; it reports whether it did (and so took over the caller's hold).
 func (q *sinkQueue) tryPut(ev *events.Event) bool {
 	if q.queued.Add(1) > QueueSize {
 		q.queued.Add(-1)
@@ -138,7 +142,7 @@ func (a *Agent) RunEvents(ctx context.Context, src EventSource, w *events.Writer
 }
 
 // handle acts on one record and returns its event (nil for a record
-// that is none).
+// that is none), which the caller holds (events.Event.Release).
 func (a *Agent) handle(raw *record.RawEvent) *events.Event {
 	switch {
 	case raw.KillPending:
@@ -150,6 +154,7 @@ func (a *Agent) handle(raw *record.RawEvent) *events.Event {
 	if raw.Kind == record.KindDecision {
 		ev = a.convert(raw, a.clock.wall(raw.BootNs))
 		if !a.afterConvert(raw, ev) {
+			ev.Release()
 			return nil // rateLimit
 		}
 	} else {
@@ -196,6 +201,7 @@ func (a *Agent) writeEvents(q *sinkQueue, w *events.Writer) {
 				if a.sinkTypes.match(ev) {
 					check(w.Write(ev))
 				}
+				ev.Release() // encoded: the writer keeps bytes, not ev
 			}
 			if !armed {
 				flush.Reset(flushDelay)
