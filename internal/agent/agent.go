@@ -100,9 +100,10 @@ type Agent struct {
 	hookReports   string            // where hooks leave refusals made while no agent answered
 
 	// Owned by the event reader (RunEvents), which alone uses them.
-	procs  *proccache.Cache
-	procfs procFS
-	pods   podCache
+	procs      *proccache.Cache
+	procfs     procFS
+	pods       podCache
+	containers containerCache
 
 	podMeta atomic.Pointer[podTable] // ocigate-kube's pod table (SetPods)
 

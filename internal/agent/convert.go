@@ -95,9 +95,9 @@ func (a *Agent) convert(raw *record.RawEvent, at time.Time) *events.Event {
 			kp.Process.Thaw() // a cached process frozen in another workload
 			kp.Process.Docker, kp.Process.Pod = w.ContainerID, pod
 		}
-	} else if e != nil && e.Workload == raw.WorkloadCgroupID {
+	} else if e != nil && e.Workload == raw.WorkloadCgroupID && e.Container != nil {
 		// Unregistered since: the container it was in.
-		og.ContainerID, og.Runtime = e.ContainerID, e.Runtime
+		og.ContainerID, og.Runtime = e.Container.ID, e.Container.Runtime
 	} else if kp.Process.Docker != "" || kp.Process.Pod != nil {
 		kp.Process.Thaw()
 		kp.Process.Docker, kp.Process.Pod = "", nil

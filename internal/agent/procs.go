@@ -95,7 +95,7 @@ func (a *Agent) onClone(raw *record.RawEvent) {
 		e.Process = pe.Process
 		e.Process.Thaw() // the parent's encoding, not the child's
 		e.Parent = parentSnapshot(pe)
-		e.Workload, e.ContainerID, e.Runtime = pe.Workload, pe.ContainerID, pe.Runtime
+		e.Workload, e.Container = pe.Workload, pe.Container
 	} else {
 		a.setWorkload(e, raw.WorkloadCgroupID)
 		e.Process.Binary = raw.Path
@@ -246,7 +246,7 @@ func (a *Agent) setWorkload(e *proccache.Entry, workloadCgroup uint64) {
 	if !ok {
 		return
 	}
-	e.ContainerID, e.Runtime = w.ContainerID, w.Runtime
+	e.Container = a.containers.of(w)
 	e.Process.Docker = w.ContainerID
 	e.Process.Pod = a.pods.of(w, a.podMeta.Load())
 }
@@ -256,10 +256,11 @@ func (a *Agent) setWorkload(e *proccache.Entry, workloadCgroup uint64) {
 // point's backend. Enforced is false: a process event carries out no
 // verdict (`.ocigate.enforced == true` selects the enforced decisions).
 func (a *Agent) processOcigate(raw *record.RawEvent, e *proccache.Entry) *events.Ocigate {
-	og := &events.Ocigate{ContainerID: e.ContainerID, Runtime: e.Runtime, CgroupID: raw.CgroupID,
-		ParentOutside: e.ParentOutside, Backend: a.execBackend}
+	og := &events.Ocigate{CgroupID: raw.CgroupID, ParentOutside: e.ParentOutside, Backend: a.execBackend}
 	if w, ok := a.eventWorkload(raw.WorkloadCgroupID); ok {
 		og.ContainerID, og.Runtime = w.ContainerID, w.Runtime
+	} else if e.Container != nil {
+		og.ContainerID, og.Runtime = e.Container.ID, e.Container.Runtime
 	}
 	if p, ok := a.profileByID(raw.Profile); ok {
 		og.Profile, og.Mode = p.Name, string(p.Mode)
@@ -295,6 +296,24 @@ func argsString(args []string, cut bool) string {
 		s += "..."
 	}
 	return s
+}
+
+// containerCache makes each workload's proccache.Container once, for
+// the cache entries of its processes to share.
+type containerCache struct {
+	m map[*workload.Workload]*proccache.Container
+}
+
+func (c *containerCache) of(w *workload.Workload) *proccache.Container {
+	if ct, ok := c.m[w]; ok {
+		return ct
+	}
+	if c.m == nil || len(c.m) >= podCacheMax {
+		c.m = make(map[*workload.Workload]*proccache.Container)
+	}
+	ct := &proccache.Container{ID: w.ContainerID, Runtime: w.Runtime}
+	c.m[w] = ct
+	return ct
 }
 
 // podCache builds each workload's pod object once: workloads are

@@ -18,8 +18,13 @@ import (
 // Entry is one process as the agent knows it. Process and Parent are
 // shared with the events that name the process: they are not changed
 // once the entry is in the cache.
+//
+// The cache holds tens of thousands: an Entry is kept at 256 bytes, a
+// size class of the allocator (TestEntrySize).
 type Entry struct {
 	Tgid uint32
+	// ParentOutside: the parent is not in the workload (the runtime).
+	ParentOutside bool
 	// StartNs is the thread group's start (CLOCK_BOOTTIME ns): with Tgid
 	// the process's identity, the same across its execs.
 	StartNs uint64
@@ -27,13 +32,11 @@ type Entry struct {
 	// when it started or exec'd (nil: unknown).
 	Process events.Process
 	Parent  *events.Process
-	// ParentOutside: the parent is not in the workload (the runtime).
-	ParentOutside bool
-	// Workload is the cgroup ID of its registered workload; ContainerID
-	// and Runtime name it, for events that arrive after it was
-	// unregistered.
-	Workload             uint64
-	ContainerID, Runtime string
+	// Workload is the cgroup ID of its registered workload; Container
+	// names it, for events that arrive after it was unregistered (nil:
+	// none known).
+	Workload  uint64
+	Container *Container
 	// Snapshot is a copy of Process made once, the Parent of its
 	// children: processes that fork thousands share one. The agent sets
 	// it; nil: none made yet.
@@ -42,6 +45,10 @@ type Entry struct {
 	exitedNs   uint64 // when it exited (record time), 0: running
 	prev, next *Entry // in the live LRU list or the exited list
 }
+
+// Container names a workload's container; the entries of its
+// processes share one.
+type Container struct{ ID, Runtime string }
 
 // Exited reports whether the process's exit was seen.
 func (e *Entry) Exited() bool { return e.exitedNs != 0 }
