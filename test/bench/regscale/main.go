@@ -100,7 +100,7 @@ func rssByMapping(pid int) error {
 		}
 	}
 	m := func(k string) string { return fmt.Sprintf("%.1f", float64(kb[k])/1024) }
-	rssRow = fmt.Sprintf("\nThe agent's RSS with all registered, by mapping (MiB): its binary %s, anonymous memory (Go heap, stacks, runtime) %s, "+
+	rssRow = fmt.Sprintf("\nThe agent's RSS with all registered, settled, by mapping (MiB): its binary %s, anonymous memory (Go heap, stacks, runtime) %s, "+
 		"BPF maps mapped into it (the ring buffer, data pages mapped twice) %s, other %s.\n", m("binary"), m("anonymous"), m("bpf"), m("other"))
 	return nil
 }
@@ -158,6 +158,10 @@ func saveHeap(addr, out string) error {
 	return goMemory(&c, addr)
 }
 
+// settle is how long after the registrations the agent's idle memory
+// is read (internal/memtrim looks every second).
+const settle = 5 * time.Second
+
 func run(socket string, n, par int, heap func() error) error {
 	root, err := cgroupfilter.V2Mount()
 	if err != nil {
@@ -207,6 +211,14 @@ func run(socket string, n, par int, heap func() error) error {
 	if with["workloads_map_entries"] < uint64(n) {
 		return fmt.Errorf("%d workloads registered, the map holds %d", n, with["workloads_map_entries"])
 	}
+	// The agent gives the heap's free memory back once a burst is over
+	// (internal/memtrim): what it keeps while idle, a few seconds later.
+	time.Sleep(settle)
+	settled, err := counters(socket)
+	if err != nil {
+		return err
+	}
+	with["agent_rss_settled_bytes"] = settled["agent_rss_bytes"]
 	if err := heap(); err != nil {
 		return err
 	}
@@ -234,8 +246,9 @@ func printTable(n, par int, took []time.Duration, before, with, after map[string
 	mib := func(b uint64) string { return fmt.Sprintf("%.1f", float64(b)/(1<<20)) }
 	fmt.Printf("| %d registered workloads (real empty cgroups) | none registered | %d registered | all unregistered | target |\n", n, n)
 	fmt.Println("|---|---|---|---|---|")
-	fmt.Printf("| agent RSS (MiB, VmRSS) | %s | %s | %s | <= 48 |\n",
+	fmt.Printf("| agent RSS (MiB, VmRSS), at once | %s | %s | %s | |\n",
 		mib(before["agent_rss_bytes"]), mib(with["agent_rss_bytes"]), mib(after["agent_rss_bytes"]))
+	fmt.Printf("| agent RSS (MiB, VmRSS), %s after the registrations | | %s | | <= 48 |\n", settle, mib(with["agent_rss_settled_bytes"]))
 	fmt.Printf("| process cache entries | %d | %d | %d | |\n",
 		before["process_cache_entries"], with["process_cache_entries"], after["process_cache_entries"])
 	fmt.Printf("| BPF maps memory (MiB, memlock of the shared maps) | %s | %s | %s | |\n",
