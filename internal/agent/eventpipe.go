@@ -183,35 +183,23 @@ func (a *Agent) writeEvents(q *sinkQueue, w *events.Writer) {
 			sinkWarn.warn(a.log, "events not written", err)
 		}
 	}
-	// Lines are written out when 64 KiB are buffered (the writer does it)
-	// or flushDelay after the first line buffered: a busy pipe makes few
-	// large writes, a quiet one is on disk within milliseconds.
-	flush := time.NewTimer(time.Hour)
-	flush.Stop()
-	armed := false
-	for {
-		select {
-		case batch, ok := <-q.c:
-			if !ok {
-				check(w.Flush())
-				return
+	// Lines are written out when 64 KiB are buffered (the writer does
+	// it) or when the queue is empty: a busy pipe makes few large
+	// writes, a quiet one writes each batch the reader passed at once,
+	// without a timer to wake for.
+	for batch := range q.c {
+		q.queued.Add(-int64(len(batch)))
+		for _, ev := range batch {
+			if a.sinkTypes.match(ev) {
+				check(w.Write(ev))
 			}
-			q.queued.Add(-int64(len(batch)))
-			for _, ev := range batch {
-				if a.sinkTypes.match(ev) {
-					check(w.Write(ev))
-				}
-				ev.Release() // encoded: the writer keeps bytes, not ev
-			}
-			if !armed {
-				flush.Reset(flushDelay)
-				armed = true
-			}
-		case <-flush.C:
-			armed = false
+			ev.Release() // encoded: the writer keeps bytes, not ev
+		}
+		if len(q.c) == 0 {
 			check(w.Flush())
 		}
 	}
+	check(w.Flush())
 }
 
 // typeSet is a set of event types; empty, every type.
@@ -229,9 +217,6 @@ func (s typeSet) match(ev *events.Event) bool {
 	}
 	return false
 }
-
-// flushDelay bounds how long a written event waits in the sink's buffer.
-const flushDelay = 2 * time.Millisecond
 
 // rateLimited logs a failing sink at most once per interval, so a full
 // disk does not turn every event into a log line.
