@@ -83,6 +83,7 @@ func BenchmarkForkExecExit(b *testing.B) {
 			if err := w.Write(ev); err != nil {
 				b.Fatal(err)
 			}
+			ev.Release() // written
 		}
 	}
 }
