@@ -5,7 +5,10 @@
 # rates for EVENT_SECONDS each. EVENT_STEPS lists them as RATE/THREADS
 # (RATE 0: as fast as the generator threads go). For every step: the events made, the events
 # the agent wrote to its events file, how fast, and every loss counter
-# (kernel ring buffer reservation failures, the agent's queue, the sink).
+# (kernel ring buffer reservation failures, the agent's queue, the sink),
+# and the CPU each event cost the generators (their own rusage: the
+# syscall and the BPF program) and the agent: on two CPUs their sum
+# bounds the rate, which the results say.
 # The agent writes process_kprobe events only (--events-types), so the
 # written count is the generator's events alone.
 # At the steps of 300 000 events/s and more, the agent's CPU profile
@@ -63,8 +66,8 @@ cpu_ticks() { awk '{print $14 + $15}' "/proc/$AGENT_PID/stat"; }
 now() { date +%s.%N; }
 
 {
-	echo "| offered (events/s) | threads | made | made/s | written | written/s | kernel lost | queue dropped | sink lost | agent CPU | zero loss |"
-	echo "|---|---|---|---|---|---|---|---|---|---|---|"
+	echo "| offered (events/s) | threads | made | made/s | written | written/s | kernel lost | queue dropped | sink lost | agent CPU | generators us/event | agent us/event | zero loss |"
+	echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|"
 } >"$work/table.md"
 first_loss=""
 best=0
@@ -83,6 +86,7 @@ for step in $STEPS; do
 		"$work/eventstorm" -rate "$rate" -threads "$threads" -duration "${SECONDS_PER}s" 2>>"$work/runjob.log")
 	made=$(awk '$1=="generated"{print $2}' <<<"$res")
 	secs=$(awk '$1=="seconds"{print $2}' <<<"$res")
+	gcpu=$(awk '$1=="cpu_seconds"{print $2}' <<<"$res")
 	# Wait until the agent has written them all, or stops writing.
 	last=-1 stable=0
 	while :; do
@@ -106,9 +110,16 @@ for step in $STEPS; do
 	offered=$rate
 	[ "$rate" = 0 ] && offered="max"
 	awk -v o="$offered" -v th="$threads" -v m="$made" -v s="$secs" -v w="$written" -v wall="$wall" -v k="$klost" -v q="$qdrop" \
-		-v sl="$slost" -v c=$((c1 - c0)) -v ok="$ok" 'BEGIN {
-		printf "| %s | %d | %d | %.0f | %d | %.0f | %d | %d | %d | %.0f%% | %s |\n", o, th, m, m / s, w, w / wall, k, q, sl, 100 * c / 100 / wall, ok
+		-v sl="$slost" -v c=$((c1 - c0)) -v ok="$ok" -v g="${gcpu:-0}" 'BEGIN {
+		printf "| %s | %d | %d | %.0f | %d | %.0f | %d | %d | %d | %.0f%% | %.2f | %.2f | %s |\n", o, th, m, m / s, w, w / wall, k, q, sl,
+			100 * c / 100 / wall, 1e6 * g / (m ? m : 1), 1e6 * c / 100 / (w ? w : 1), ok
 	}' >>"$work/table.md"
+	# Per-event CPU of the fastest step: the floor below.
+	if [ "$rate" = 0 ] && [ "$written" -gt 0 ]; then
+		floor=$(awk -v g="${gcpu:-0}" -v m="$made" -v c=$((c1 - c0)) -v w="$written" -v th="$threads" 'BEGIN {
+			gu = 1e6 * g / m; au = 1e6 * c / 100 / w
+			printf "at the fastest step with %d thread(s), making an event cost the generators %.2f us of CPU (the syscall and the BPF program included) and writing it cost the agent %.2f us: together %.2f us, so two CPUs, both busy and nothing else running, make and write at most %.0f events/s", th, gu, au, gu + au, 2e6 / (gu + au) }')
+	fi
 	if [ "$ok" = yes ]; then
 		best=$(awk -v a="$best" -v m="$made" -v s="$secs" 'BEGIN{r = m / s; print (r > a) ? int(r) : a}')
 	elif [ -z "$first_loss" ]; then
@@ -122,6 +133,10 @@ done
 	cat "$work/table.md"
 	echo
 	echo "Highest rate with zero loss: $best events/s; loss first at offered ${first_loss:-none} events/s (${SECONDS_PER} s per step; load average before: $load); target >= 500000 events/s with zero loss."
+	if [ -n "${floor:-}" ]; then
+		echo
+		echo "The CPU an event costs, both sides (generators: their getrusage; agent: /proc, over the step): $floor."
+	fi
 	if [ -s "$work/profiles.md" ]; then
 		echo
 		echo "Where the agent's time goes (CPU profile over the step, % of one CPU; the process cache lookup is part of \"to event\"):"
