@@ -30,9 +30,8 @@ type kprobeAlloc struct {
 	kp       events.Kprobe
 	og       events.Ocigate
 	selector int
-	args     [2]events.Arg
+	space    argSpace
 	sock     events.SockArg
-	ints     [2]events.IntArg
 }
 
 var kprobeAllocs = sync.Pool{New: func() any { return new(kprobeAlloc) }}
@@ -74,7 +73,7 @@ func (a *Agent) convert(raw *record.RawEvent, at time.Time) *events.Event {
 	if ok {
 		og.Profile, og.Mode = p.Name, string(p.Mode)
 		if sels := p.Points[raw.Point]; raw.Selector < len(sels) {
-			hook = describeHook(raw, &sels[raw.Selector], kp, og)
+			hook = describeHook(raw, &sels[raw.Selector], kp, og, &blk.space)
 		}
 	}
 	if kp.FunctionName == "" && kp.Subsys == "" {
@@ -251,9 +250,10 @@ func eventArgs(raw *record.RawEvent, blk *kprobeAlloc) []events.Arg {
 		return []events.Arg{{FileArg: &events.FileArg{Path: "memfd:" + raw.Binary}}}
 	}
 	if raw.Point == profiles.PointDup {
-		blk.ints = [2]events.IntArg{{Value: int64(raw.OldFD)}, {Value: int64(raw.NewFD)}}
-		blk.args = [2]events.Arg{{IntArg: &blk.ints[0]}, {IntArg: &blk.ints[1]}}
-		return blk.args[:2]
+		sp := &blk.space
+		sp.ints[0], sp.ints[1] = events.IntArg{Value: int64(raw.OldFD)}, events.IntArg{Value: int64(raw.NewFD)}
+		sp.args[0], sp.args[1] = events.Arg{IntArg: &sp.ints[0]}, events.Arg{IntArg: &sp.ints[1]}
+		return sp.args[:2]
 	}
 	sa := &blk.sock
 	*sa = events.SockArg{
@@ -267,6 +267,6 @@ func eventArgs(raw *record.RawEvent, blk *kprobeAlloc) []events.Arg {
 		sa.Saddr, sa.Sport = raw.Saddr.String(), uint32(raw.Sport)
 	}
 	sa.State = events.StateName(raw.State)
-	blk.args[0] = events.Arg{SockArg: sa}
-	return blk.args[:1]
+	blk.space.args[0] = events.Arg{SockArg: sa}
+	return blk.space.args[:1]
 }
