@@ -120,6 +120,9 @@ func (a *Agent) RunEvents(ctx context.Context, src EventSource, w *events.Writer
 			continue
 		}
 		if ev := a.handle(raw); ev != nil {
+			if batch == nil {
+				batch = make([]*events.Event, 0, batchMax) // one allocation, not one per doubling
+			}
 			batch = append(batch, ev)
 		}
 		if len(batch) > 0 && (len(batch) == batchMax || more == nil || !more.Pending()) {
