@@ -109,6 +109,7 @@ func (a *Agent) RunEvents(ctx context.Context, src EventSource, w *events.Writer
 	more, _ := src.(pending)
 	raw := &record.RawEvent{}
 	var batch []*events.Event
+	lastLen := 8
 	for {
 		err := src.ReadInto(raw)
 		if err != nil {
@@ -121,11 +122,15 @@ func (a *Agent) RunEvents(ctx context.Context, src EventSource, w *events.Writer
 		}
 		if ev := a.handle(raw); ev != nil {
 			if batch == nil {
-				batch = make([]*events.Event, 0, batchMax) // one allocation, not one per doubling
+				// As large as the last one: a busy pipe makes one
+				// allocation per batch, not one per doubling, and a quiet
+				// one's small batches stay small while they wait.
+				batch = make([]*events.Event, 0, lastLen)
 			}
 			batch = append(batch, ev)
 		}
 		if len(batch) > 0 && (len(batch) == batchMax || more == nil || !more.Pending()) {
+			lastLen = max(len(batch), 8)
 			a.stats.EventsDropped.Add(uint64(q.put(batch)))
 			batch = nil
 		}
