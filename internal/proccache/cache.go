@@ -89,6 +89,7 @@ type Cache struct {
 	max    int
 	grace  uint64
 	byTgid map[uint32]*Entry
+	peak   int  // the most entries byTgid held since it was made
 	live   list // least recently used first
 	exited list // first exited first
 	stats  Stats
@@ -130,6 +131,7 @@ func (c *Cache) Put(e *Entry, now uint64) {
 	}
 	e.exitedNs = 0
 	c.byTgid[e.Tgid] = e
+	c.peak = max(c.peak, len(c.byTgid))
 	c.live.pushNewest(e)
 }
 
@@ -196,6 +198,26 @@ func (c *Cache) remove(e *Entry) {
 	if c.byTgid[e.Tgid] == e {
 		delete(c.byTgid, e.Tgid)
 	}
+	c.shrink()
+}
+
+// shrinkMin is the map size below which shrink leaves it.
+const shrinkMin = 4096
+
+// shrink makes byTgid anew once it holds less than half of its peak: a
+// Go map keeps the room of the most entries it ever held, and a burst
+// of processes (a full cache) would otherwise hold it for good. Each
+// rebuild follows at least as many removals as it copies entries.
+func (c *Cache) shrink() {
+	n := len(c.byTgid)
+	if c.peak < shrinkMin || n >= c.peak/2 {
+		return
+	}
+	m := make(map[uint32]*Entry, n)
+	for k, v := range c.byTgid {
+		m[k] = v
+	}
+	c.byTgid, c.peak = m, n
 }
 
 // Len is the number of entries.
