@@ -5,7 +5,11 @@
 # rates for EVENT_SECONDS each. EVENT_STEPS lists them as RATE/THREADS
 # (RATE 0: as fast as the generator threads go). For every step: the events made, the events
 # the agent wrote to its events file, how fast, and every loss counter
-# (kernel ring buffer reservation failures, the agent's queue, the sink).
+# (kernel ring buffer reservation failures, the agent's queue, the sink),
+# and the CPU each event cost the generators (their own rusage: the
+# syscall and the BPF program) and the agent: on two CPUs their sum
+# bounds the rate, which the results say; and so does the file system,
+# whose rate for the agent's writes is measured before the steps.
 # The agent writes process_kprobe events only (--events-types), so the
 # written count is the generator's events alone.
 # At the steps of 300 000 events/s and more, the agent's CPU profile
@@ -63,11 +67,15 @@ cpu_ticks() { awk '{print $14 + $15}' "/proc/$AGENT_PID/stat"; }
 now() { date +%s.%N; }
 
 {
-	echo "| offered (events/s) | threads | made | made/s | written | written/s | kernel lost | queue dropped | sink lost | agent CPU | zero loss |"
-	echo "|---|---|---|---|---|---|---|---|---|---|---|"
+	echo "| offered (events/s) | threads | made | made/s | written | written/s | kernel lost | queue dropped | sink lost | agent CPU | generators us/event | agent us/event read | zero loss |"
+	echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|"
 } >"$work/table.md"
 first_loss=""
 best=0
+dd0=$(now)
+dd if=/dev/zero of="$work/sink-ceiling" bs=64K count=16384 status=none
+dd1=$(now)
+rm -f "$work/sink-ceiling"
 load=$(cut -d' ' -f1-3 /proc/loadavg)
 for step in $STEPS; do
 	rate=${step%/*} threads=${step#*/}
@@ -83,6 +91,7 @@ for step in $STEPS; do
 		"$work/eventstorm" -rate "$rate" -threads "$threads" -duration "${SECONDS_PER}s" 2>>"$work/runjob.log")
 	made=$(awk '$1=="generated"{print $2}' <<<"$res")
 	secs=$(awk '$1=="seconds"{print $2}' <<<"$res")
+	gcpu=$(awk '$1=="cpu_seconds"{print $2}' <<<"$res")
 	# Wait until the agent has written them all, or stops writing.
 	last=-1 stable=0
 	while :; do
@@ -106,9 +115,16 @@ for step in $STEPS; do
 	offered=$rate
 	[ "$rate" = 0 ] && offered="max"
 	awk -v o="$offered" -v th="$threads" -v m="$made" -v s="$secs" -v w="$written" -v wall="$wall" -v k="$klost" -v q="$qdrop" \
-		-v sl="$slost" -v c=$((c1 - c0)) -v ok="$ok" 'BEGIN {
-		printf "| %s | %d | %d | %.0f | %d | %.0f | %d | %d | %d | %.0f%% | %s |\n", o, th, m, m / s, w, w / wall, k, q, sl, 100 * c / 100 / wall, ok
+		-v sl="$slost" -v c=$((c1 - c0)) -v ok="$ok" -v g="${gcpu:-0}" 'BEGIN {
+		printf "| %s | %d | %d | %.0f | %d | %.0f | %d | %d | %d | %.0f%% | %.2f | %.2f | %s |\n", o, th, m, m / s, w, w / wall, k, q, sl,
+			100 * c / 100 / wall, 1e6 * g / (m ? m : 1), 1e6 * c / 100 / (w + q ? w + q : 1), ok
 	}' >>"$work/table.md"
+	# Per-event CPU of the fastest step: the floor below.
+	if [ "$rate" = 0 ] && [ "$written" -gt 0 ]; then
+		floor=$(awk -v g="${gcpu:-0}" -v m="$made" -v c=$((c1 - c0)) -v w=$((written + qdrop)) -v th="$threads" 'BEGIN {
+			gu = 1e6 * g / m; au = 1e6 * c / 100 / w
+			printf "at the fastest step with %d thread(s), making an event cost the generators %.2f us of CPU (the syscall and the BPF program included) and reading, converting and writing it (or dropping it at a full queue) cost the agent %.2f us: together %.2f us, so two CPUs, both busy and nothing else running, make and write at most %.0f events/s", th, gu, au, gu + au, 2e6 / (gu + au) }')
+	fi
 	if [ "$ok" = yes ]; then
 		best=$(awk -v a="$best" -v m="$made" -v s="$secs" 'BEGIN{r = m / s; print (r > a) ? int(r) : a}')
 	elif [ -z "$first_loss" ]; then
@@ -116,12 +132,30 @@ for step in $STEPS; do
 	fi
 	echo "bench-events: offered $offered, $threads thread(s): made $made in ${secs}s, written $written, lost kernel $klost queue $qdrop sink $slost" >&2
 done
+# The sink's own ceiling (its rate measured before the steps): the file
+# system taking 64 KiB writes into the events file's directory, buffered
+# as the agent writes (no sync), per this run's lines.
+line_b=$(head -n 1000 "$work/events.jsonl" 2>/dev/null | wc -c)
+line_b=$((line_b / 1000))
+sink_row=""
+if [ "$line_b" -gt 0 ]; then
+	sink_row=$(awk -v a="$dd0" -v b="$dd1" -v l="$line_b" 'BEGIN { r = 1024 * 1048576 / (b - a)
+		printf "The file system took 1 GiB of 64 KiB writes (dd, the agent'"'"'s way: buffered, into the events file'"'"'s directory) at %.0f MB/s, which is %.0f events/s of this run'"'"'s %d-byte lines: the sink cannot write faster, whatever the agent does.", r / 1e6, r / l, l }')
+fi
 {
 	bench_header "scripts/bench-events.sh"
 	echo
 	cat "$work/table.md"
 	echo
 	echo "Highest rate with zero loss: $best events/s; loss first at offered ${first_loss:-none} events/s (${SECONDS_PER} s per step; load average before: $load); target >= 500000 events/s with zero loss."
+	if [ -n "${floor:-}" ]; then
+		echo
+		echo "The CPU an event costs, both sides (generators: their getrusage; agent: /proc, over the step): $floor."
+	fi
+	if [ -n "$sink_row" ]; then
+		echo
+		echo "$sink_row"
+	fi
 	if [ -s "$work/profiles.md" ]; then
 		echo
 		echo "Where the agent's time goes (CPU profile over the step, % of one CPU; the process cache lookup is part of \"to event\"):"

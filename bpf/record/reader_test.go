@@ -28,3 +28,21 @@ func TestReaderCloseUnblocksRead(t *testing.T) {
 		t.Fatal("Close did not unblock Read")
 	}
 }
+
+// The reader looks every PollInterval while the ring is quiet, and less
+// often, up to MaxPollInterval, while every look finds records.
+func TestNextInterval(t *testing.T) {
+	d := PollInterval
+	for i := 0; i < 5; i++ {
+		d = nextInterval(d, true)
+	}
+	if d != MaxPollInterval {
+		t.Fatalf("busy: %v, want %v", d, MaxPollInterval)
+	}
+	if d = nextInterval(d, false); d != PollInterval {
+		t.Fatalf("quiet: %v, want %v", d, PollInterval)
+	}
+	if d = nextInterval(d, true); d != 2*PollInterval {
+		t.Fatalf("first busy look: %v, want %v", d, 2*PollInterval)
+	}
+}

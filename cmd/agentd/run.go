@@ -24,6 +24,7 @@ import (
 	"github.com/ocigate/ocigate/internal/apiserver"
 	"github.com/ocigate/ocigate/internal/events"
 	"github.com/ocigate/ocigate/internal/hostfs"
+	"github.com/ocigate/ocigate/internal/memtrim"
 	"github.com/ocigate/ocigate/internal/profilewatch"
 	"github.com/ocigate/ocigate/internal/sdnotify"
 	"github.com/ocigate/ocigate/internal/workloadstate"
@@ -244,11 +245,12 @@ func (r *agentRun) serve(srv *apiserver.Server, reader *record.Reader, sink *eve
 }
 
 // startLoops starts what runs beside the API until ctx ends: the cgroup
-// watch, the periodic check, containerd's events, NRI, adoption and the
-// profiles watch.
+// watch, the periodic check, containerd's events, NRI, adoption, the
+// profiles watch, and the return of the heap's free memory after bursts.
 func (r *agentRun) startLoops(ctx context.Context) {
 	cfg, log, ag := r.cfg, r.log, r.ag
 	go ag.RunCgroupWatch(ctx)
+	go (&memtrim.Trimmer{}).Run(ctx)
 	if cfg.ReconcileInterval > 0 {
 		go ag.RunReconcile(ctx, cfg.ReconcileInterval)
 	}

@@ -102,9 +102,10 @@ type Agent struct {
 	cgw           *cgroupWatch      // registered cgroups' cgroup.events, while RunCgroupWatch runs (a.mu)
 
 	// Owned by the event reader (RunEvents), which alone uses them.
-	procs  *proccache.Cache
-	procfs procFS
-	pods   podCache
+	procs      *proccache.Cache
+	procfs     procFS
+	pods       podCache
+	containers containerCache
 
 	podMeta atomic.Pointer[podTable] // ocigate-kube's pod table (SetPods)
 

@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"sync"
 	"time"
 
 	"github.com/ocigate/ocigate/bpf"
@@ -20,15 +21,34 @@ var tetragonActions = map[profiles.Action]string{
 }
 
 // kprobeAlloc holds the parts of one process_kprobe event, allocated
-// together: the agent converts every decision it reads.
+// together and recycled (events.Recycler) once the sink, the hub and
+// the subscribers are done with it: the agent converts every decision
+// it reads, and a new allocation each time costs more than the rest of
+// the conversion, then the collector's time.
 type kprobeAlloc struct {
 	ev       events.Event
 	kp       events.Kprobe
 	og       events.Ocigate
 	selector int
-	args     [2]events.Arg
+	space    argSpace
 	sock     events.SockArg
-	ints     [2]events.IntArg
+}
+
+var kprobeAllocs = sync.Pool{New: func() any { return new(kprobeAlloc) }}
+
+// newKprobeAlloc is a cleared block, recycled when one is free.
+func newKprobeAlloc() *kprobeAlloc {
+	blk := kprobeAllocs.Get().(*kprobeAlloc)
+	*blk = kprobeAlloc{}
+	return blk
+}
+
+// Recycle takes ev, blk's event, back once nobody holds it.
+func (blk *kprobeAlloc) Recycle(ev *events.Event) {
+	if ev != &blk.ev {
+		panic("kprobeAlloc: recycling another block's event")
+	}
+	kprobeAllocs.Put(blk)
 }
 
 // convert turns a kernel decision into a Tetragon-shaped event. The
@@ -36,7 +56,8 @@ type kprobeAlloc struct {
 // cache does not know (it predates its workload's registration, or
 // process events are off) is read from /proc.
 func (a *Agent) convert(raw *record.RawEvent, at time.Time) *events.Event {
-	blk := &kprobeAlloc{selector: raw.Selector}
+	blk := newKprobeAlloc()
+	blk.selector = raw.Selector
 	og, kp := &blk.og, &blk.kp
 	*og = events.Ocigate{
 		Point: raw.Point.String(), Enforced: raw.Enforced, Backend: raw.Backend,
@@ -52,7 +73,7 @@ func (a *Agent) convert(raw *record.RawEvent, at time.Time) *events.Event {
 	if ok {
 		og.Profile, og.Mode = p.Name, string(p.Mode)
 		if sels := p.Points[raw.Point]; raw.Selector < len(sels) {
-			hook = describeHook(raw, &sels[raw.Selector], kp, og)
+			hook = describeHook(raw, &sels[raw.Selector], kp, og, &blk.space)
 		}
 	}
 	if kp.FunctionName == "" && kp.Subsys == "" {
@@ -73,15 +94,16 @@ func (a *Agent) convert(raw *record.RawEvent, at time.Time) *events.Event {
 			kp.Process.Thaw() // a cached process frozen in another workload
 			kp.Process.Docker, kp.Process.Pod = w.ContainerID, pod
 		}
-	} else if e != nil && e.Workload == raw.WorkloadCgroupID {
+	} else if e != nil && e.Workload == raw.WorkloadCgroupID && e.Container != nil {
 		// Unregistered since: the container it was in.
-		og.ContainerID, og.Runtime = e.ContainerID, e.Runtime
+		og.ContainerID, og.Runtime = e.Container.ID, e.Container.Runtime
 	} else if kp.Process.Docker != "" || kp.Process.Pod != nil {
 		kp.Process.Thaw()
 		kp.Process.Docker, kp.Process.Pod = "", nil
 	}
 	blk.ev = events.Event{NodeName: a.node, Time: at, Ocigate: og}
 	blk.ev.SetHook(hook, kp)
+	blk.ev.Recyclable(blk)
 	return &blk.ev
 }
 
@@ -228,9 +250,10 @@ func eventArgs(raw *record.RawEvent, blk *kprobeAlloc) []events.Arg {
 		return []events.Arg{{FileArg: &events.FileArg{Path: "memfd:" + raw.Binary}}}
 	}
 	if raw.Point == profiles.PointDup {
-		blk.ints = [2]events.IntArg{{Value: int64(raw.OldFD)}, {Value: int64(raw.NewFD)}}
-		blk.args = [2]events.Arg{{IntArg: &blk.ints[0]}, {IntArg: &blk.ints[1]}}
-		return blk.args[:2]
+		sp := &blk.space
+		sp.ints[0], sp.ints[1] = events.IntArg{Value: int64(raw.OldFD)}, events.IntArg{Value: int64(raw.NewFD)}
+		sp.args[0], sp.args[1] = events.Arg{IntArg: &sp.ints[0]}, events.Arg{IntArg: &sp.ints[1]}
+		return sp.args[:2]
 	}
 	sa := &blk.sock
 	*sa = events.SockArg{
@@ -244,6 +267,6 @@ func eventArgs(raw *record.RawEvent, blk *kprobeAlloc) []events.Arg {
 		sa.Saddr, sa.Sport = raw.Saddr.String(), uint32(raw.Sport)
 	}
 	sa.State = events.StateName(raw.State)
-	blk.args[0] = events.Arg{SockArg: sa}
-	return blk.args[:1]
+	blk.space.args[0] = events.Arg{SockArg: sa}
+	return blk.space.args[:1]
 }

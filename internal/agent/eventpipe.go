@@ -51,12 +51,16 @@ type sinkQueue struct {
 	queued atomic.Int64
 }
 
-// put queues what fits of batch and returns how many did not.
+// put queues what fits of batch and returns how many did not; the
+// queue takes over the caller's hold of each event (events.Event.Hold)
+// and releases those it drops.
 func (q *sinkQueue) put(batch []*events.Event) int {
 	room := QueueSize - int(q.queued.Load())
 	lost := 0
 	if room < len(batch) {
-		lost, batch = len(batch)-max(room, 0), batch[:max(room, 0)]
+		lost = len(batch) - max(room, 0)
+		events.ReleaseAll(batch[max(room, 0):])
+		batch = batch[:max(room, 0)]
 	}
 	if len(batch) > 0 {
 		q.queued.Add(int64(len(batch)))
@@ -66,7 +70,7 @@ func (q *sinkQueue) put(batch []*events.Event) int {
 }
 
 // tryPut queues one event unless the queue is full or its channel would
-// block; it reports whether it did.
+// block; it reports whether it did (and so took over the caller's hold).
 func (q *sinkQueue) tryPut(ev *events.Event) bool {
 	if q.queued.Add(1) > QueueSize {
 		q.queued.Add(-1)
@@ -105,6 +109,7 @@ func (a *Agent) RunEvents(ctx context.Context, src EventSource, w *events.Writer
 	more, _ := src.(pending)
 	raw := &record.RawEvent{}
 	var batch []*events.Event
+	lastLen := 8
 	for {
 		err := src.ReadInto(raw)
 		if err != nil {
@@ -116,9 +121,16 @@ func (a *Agent) RunEvents(ctx context.Context, src EventSource, w *events.Writer
 			continue
 		}
 		if ev := a.handle(raw); ev != nil {
+			if batch == nil {
+				// As large as the last one: a busy pipe makes one
+				// allocation per batch, not one per doubling, and a quiet
+				// one's small batches stay small while they wait.
+				batch = make([]*events.Event, 0, lastLen)
+			}
 			batch = append(batch, ev)
 		}
 		if len(batch) > 0 && (len(batch) == batchMax || more == nil || !more.Pending()) {
+			lastLen = max(len(batch), 8)
 			a.stats.EventsDropped.Add(uint64(q.put(batch)))
 			batch = nil
 		}
@@ -138,7 +150,7 @@ func (a *Agent) RunEvents(ctx context.Context, src EventSource, w *events.Writer
 }
 
 // handle acts on one record and returns its event (nil for a record
-// that is none).
+// that is none), which the caller holds (events.Event.Release).
 func (a *Agent) handle(raw *record.RawEvent) *events.Event {
 	switch {
 	case raw.KillPending:
@@ -150,6 +162,7 @@ func (a *Agent) handle(raw *record.RawEvent) *events.Event {
 	if raw.Kind == record.KindDecision {
 		ev = a.convert(raw, a.clock.wall(raw.BootNs))
 		if !a.afterConvert(raw, ev) {
+			ev.Release()
 			return nil // rateLimit
 		}
 	} else {
@@ -178,34 +191,23 @@ func (a *Agent) writeEvents(q *sinkQueue, w *events.Writer) {
 			sinkWarn.warn(a.log, "events not written", err)
 		}
 	}
-	// Lines are written out when 64 KiB are buffered (the writer does it)
-	// or flushDelay after the first line buffered: a busy pipe makes few
-	// large writes, a quiet one is on disk within milliseconds.
-	flush := time.NewTimer(time.Hour)
-	flush.Stop()
-	armed := false
-	for {
-		select {
-		case batch, ok := <-q.c:
-			if !ok {
-				check(w.Flush())
-				return
+	// Lines are written out when 64 KiB are buffered (the writer does
+	// it) or when the queue is empty: a busy pipe makes few large
+	// writes, a quiet one writes each batch the reader passed at once,
+	// without a timer to wake for.
+	for batch := range q.c {
+		q.queued.Add(-int64(len(batch)))
+		for _, ev := range batch {
+			if a.sinkTypes.match(ev) {
+				check(w.Write(ev))
 			}
-			q.queued.Add(-int64(len(batch)))
-			for _, ev := range batch {
-				if a.sinkTypes.match(ev) {
-					check(w.Write(ev))
-				}
-			}
-			if !armed {
-				flush.Reset(flushDelay)
-				armed = true
-			}
-		case <-flush.C:
-			armed = false
+			ev.Release() // encoded: the writer keeps bytes, not ev
+		}
+		if len(q.c) == 0 {
 			check(w.Flush())
 		}
 	}
+	check(w.Flush())
 }
 
 // typeSet is a set of event types; empty, every type.
@@ -223,9 +225,6 @@ func (s typeSet) match(ev *events.Event) bool {
 	}
 	return false
 }
-
-// flushDelay bounds how long a written event waits in the sink's buffer.
-const flushDelay = 2 * time.Millisecond
 
 // rateLimited logs a failing sink at most once per interval, so a full
 // disk does not turn every event into a log line.

@@ -391,7 +391,13 @@ func TestRunEventsCountsSinkErrors(t *testing.T) {
 // does not fit is dropped and counted.
 func TestSinkQueueBound(t *testing.T) {
 	q := &sinkQueue{c: make(chan []*events.Event, QueueSize)}
-	batch := func(n int) []*events.Event { return make([]*events.Event, n) }
+	batch := func(n int) []*events.Event {
+		b := make([]*events.Event, n)
+		for i := range b {
+			b[i] = &events.Event{}
+		}
+		return b
+	}
 	if lost := q.put(batch(QueueSize - 10)); lost != 0 {
 		t.Fatalf("lost %d of a batch that fits", lost)
 	}

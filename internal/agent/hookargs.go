@@ -15,14 +15,14 @@ import (
 // the policy names it, its declared arguments, message, tags, return
 // value, and a note where the backend did otherwise than the policy
 // asks. It returns the event type's hook kind.
-func describeHook(raw *record.RawEvent, sel *profiles.Selector, kp *events.Kprobe, og *events.Ocigate) string {
+func describeHook(raw *record.RawEvent, sel *profiles.Selector, kp *events.Kprobe, og *events.Ocigate, space *argSpace) string {
 	kp.FunctionName, kp.PolicyName = sel.Call, sel.Policy
 	kp.Message, kp.Tags = sel.Message, sel.Tags
 	if sel.Hook == policy.HookTracepoint {
 		kp.Subsys, kp.Event, _ = strings.Cut(sel.Call, "/")
 		kp.FunctionName = ""
 	}
-	if args, ok := declaredArgs(raw, sel); ok {
+	if args, ok := declaredArgs(raw, sel, space); ok {
 		kp.Args = args
 		og.StdioSockets = stdioSockets(raw)
 	}
@@ -50,13 +50,23 @@ func describeHook(raw *record.RawEvent, sel *profiles.Selector, kp *events.Kprob
 // declaredArgs is the event's arguments as the hook declares them, in
 // order, as Tetragon reports them; false when it declares none (the
 // built-in selectors; memfd_create), whose arguments are eventArgs'.
-func declaredArgs(raw *record.RawEvent, sel *profiles.Selector) ([]events.Arg, bool) {
+// They are made in space (nil: allocated) when they fit.
+func declaredArgs(raw *record.RawEvent, sel *profiles.Selector, space *argSpace) ([]events.Arg, bool) {
 	if len(sel.Args) == 0 {
 		return nil, false
 	}
-	args := make([]events.Arg, 0, len(sel.Args))
+	var args []events.Arg
+	if space != nil && len(sel.Args) <= len(space.args) {
+		args = space.args[:0]
+	} else {
+		args, space = make([]events.Arg, 0, len(sel.Args)), nil
+	}
 	for _, d := range sel.Args {
-		a, ok := argOf(raw, sel, d)
+		var room *events.IntArg
+		if space != nil {
+			room = &space.ints[len(args)]
+		}
+		a, ok := argOf(raw, sel, d, room)
 		if !ok {
 			continue // nop: not reported
 		}
@@ -66,10 +76,19 @@ func declaredArgs(raw *record.RawEvent, sel *profiles.Selector) ([]events.Arg, b
 	return args, true
 }
 
+// argSpace is room, in an event's recycled block, for the arguments a
+// hook declares: most declare a few integers (descriptors, families),
+// which then cost no allocation.
+type argSpace struct {
+	args [4]events.Arg
+	ints [4]events.IntArg
+}
+
 // argOf is one declared argument's value, as far as the kernel's record
 // tells it; an argument ocigate does not read is an empty one (its
-// label only). false for nop.
-func argOf(raw *record.RawEvent, sel *profiles.Selector, d profiles.ArgDecl) (events.Arg, bool) {
+// label only). false for nop. An integer goes in room when there is
+// one.
+func argOf(raw *record.RawEvent, sel *profiles.Selector, d profiles.ArgDecl, room *events.IntArg) (events.Arg, bool) {
 	switch d.Type {
 	case "nop":
 		return events.Arg{}, false
@@ -105,7 +124,11 @@ func argOf(raw *record.RawEvent, sel *profiles.Selector, d profiles.ArgDecl) (ev
 		return events.Arg{SyscallID: &events.SyscallID{ID: uint32(policy.SyscallNumber(sel.Syscall)), ABI: "x64"}}, true
 	}
 	if v, ok := intOf(raw, sel, d.Index); ok {
-		return events.Arg{IntArg: &events.IntArg{Value: v}}, true
+		if room == nil {
+			room = new(events.IntArg)
+		}
+		room.Value = v
+		return events.Arg{IntArg: room}, true
 	}
 	return events.Arg{}, true
 }

@@ -37,9 +37,11 @@ func BenchmarkHandleDecision(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		r := raw
-		if a.handle(&r) == nil {
+		ev := a.handle(&r)
+		if ev == nil {
 			b.Fatal("no event")
 		}
+		ev.Release() // written: the sink's release
 	}
 }
 
@@ -81,6 +83,7 @@ func BenchmarkForkExecExit(b *testing.B) {
 			if err := w.Write(ev); err != nil {
 				b.Fatal(err)
 			}
+			ev.Release() // written
 		}
 	}
 }

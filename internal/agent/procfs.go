@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 
@@ -26,7 +25,15 @@ func (p procFS) path(pid uint32, name string) string {
 	if root == "" {
 		root = "/proc"
 	}
-	return filepath.Join(root, strconv.FormatUint(uint64(pid), 10), name)
+	// Appended, not filepath.Join'd: the agent builds one or two for
+	// each exec it reads, and the parts are clean.
+	b := make([]byte, 0, len(root)+len(name)+12)
+	b = append(b, strings.TrimSuffix(root, "/")...)
+	b = append(b, '/')
+	b = strconv.AppendUint(b, uint64(pid), 10)
+	b = append(b, '/')
+	b = append(b, name...)
+	return string(b)
 }
 
 // exe is the process's executable, "" when it cannot be read.
@@ -71,16 +78,39 @@ func (p procFS) stat(pid uint32) (ppid uint32, startTicks uint64, ok bool) {
 	if i < 0 {
 		return 0, 0, false
 	}
-	f := strings.Fields(string(b[i+1:]))
-	if len(f) < 20 {
-		return 0, 0, false
-	}
-	pp, err1 := strconv.ParseUint(f[1], 10, 32)
-	st, err2 := strconv.ParseUint(f[19], 10, 64)
-	if err1 != nil || err2 != nil {
+	f1, f19 := statFields(b[i+1:])
+	pp, err1 := strconv.ParseUint(string(f1), 10, 32)
+	st, err2 := strconv.ParseUint(string(f19), 10, 64)
+	if f19 == nil || err1 != nil || err2 != nil {
 		return 0, 0, false
 	}
 	return uint32(pp), st, true
+}
+
+// statFields are the 2nd and 20th space-separated fields of b (ppid and
+// starttime after comm), nil when b has fewer; read in place, without
+// splitting the whole line.
+func statFields(b []byte) (f1, f19 []byte) {
+	n := 0
+	for len(b) > 0 {
+		b = bytes.TrimLeft(b, " \n")
+		if len(b) == 0 {
+			break
+		}
+		end := bytes.IndexAny(b, " \n")
+		if end < 0 {
+			end = len(b)
+		}
+		switch n {
+		case 1:
+			f1 = b[:end]
+		case 19:
+			return f1, b[:end]
+		}
+		n++
+		b = b[end:]
+	}
+	return nil, nil
 }
 
 // statBufSize holds any /proc/PID/stat: 52 numbers and a comm of at

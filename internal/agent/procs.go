@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -81,8 +82,9 @@ func (a *Agent) onExec(raw *record.RawEvent, at time.Time) *events.Event {
 		p.ParentExecID = e.Parent.ExecID
 	}
 	a.put(e, raw.BootNs)
-	return &events.Event{ProcessExec: &events.Exec{Process: e.Process, Parent: e.Parent}, NodeName: a.node, Time: at,
-		Ocigate: a.processOcigate(raw, e)}
+	blk := newProcAlloc()
+	blk.exec = events.Exec{Process: e.Process, Parent: e.Parent}
+	return blk.event(a, raw, e, at)
 }
 
 // onClone: a workload process forked. The child runs its parent's
@@ -95,7 +97,7 @@ func (a *Agent) onClone(raw *record.RawEvent) {
 		e.Process = pe.Process
 		e.Process.Thaw() // the parent's encoding, not the child's
 		e.Parent = parentSnapshot(pe)
-		e.Workload, e.ContainerID, e.Runtime = pe.Workload, pe.ContainerID, pe.Runtime
+		e.Workload, e.Container = pe.Workload, pe.Container
 	} else {
 		a.setWorkload(e, raw.WorkloadCgroupID)
 		e.Process.Binary = raw.Path
@@ -163,7 +165,9 @@ func (a *Agent) onExit(raw *record.RawEvent, at time.Time) *events.Event {
 		e.Process.Binary = raw.Path
 		e.Process.StartTime = a.clock.wall(raw.StartNs)
 	}
-	x := &events.Exit{Process: e.Process, Parent: e.Parent, Time: at}
+	blk := newProcAlloc()
+	x := &blk.exit
+	*x = events.Exit{Process: e.Process, Parent: e.Parent, Time: at}
 	// An exited process stays for the grace period, for late events
 	// only: its encoding goes (the exit event holds it until written;
 	// a late event makes it again), and so does its children's parent.
@@ -177,7 +181,48 @@ func (a *Agent) onExit(raw *record.RawEvent, at time.Time) *events.Event {
 			x.Signal = "SIG" + strconv.Itoa(int(sig))
 		}
 	}
-	return &events.Event{ProcessExit: x, NodeName: a.node, Time: at, Ocigate: a.processOcigate(raw, e)}
+	return blk.event(a, raw, e, at)
+}
+
+// procAlloc holds the parts of one process_exec or process_exit event,
+// allocated together and recycled as kprobeAlloc's are: a fork+exec+exit
+// makes two.
+type procAlloc struct {
+	ev   events.Event
+	exec events.Exec
+	exit events.Exit
+	og   events.Ocigate
+}
+
+var procAllocs = sync.Pool{New: func() any { return new(procAlloc) }}
+
+// newProcAlloc is a cleared block, recycled when one is free.
+func newProcAlloc() *procAlloc {
+	blk := procAllocs.Get().(*procAlloc)
+	*blk = procAlloc{}
+	return blk
+}
+
+// Recycle takes ev, blk's event, back once nobody holds it.
+func (blk *procAlloc) Recycle(ev *events.Event) {
+	if ev != &blk.ev {
+		panic("procAlloc: recycling another block's event")
+	}
+	procAllocs.Put(blk)
+}
+
+// event is blk's event, its exec or its exit, whichever was filled in,
+// about process entry e.
+func (blk *procAlloc) event(a *Agent, raw *record.RawEvent, e *proccache.Entry, at time.Time) *events.Event {
+	a.processOcigate(&blk.og, raw, e)
+	blk.ev = events.Event{NodeName: a.node, Time: at, Ocigate: &blk.og}
+	if raw.Kind == record.KindExit {
+		blk.ev.ProcessExit = &blk.exit
+	} else {
+		blk.ev.ProcessExec = &blk.exec
+	}
+	blk.ev.Recyclable(blk)
+	return &blk.ev
 }
 
 // parentOf is the parent process ppid (started at startNs): from the
@@ -246,25 +291,25 @@ func (a *Agent) setWorkload(e *proccache.Entry, workloadCgroup uint64) {
 	if !ok {
 		return
 	}
-	e.ContainerID, e.Runtime = w.ContainerID, w.Runtime
+	e.Container = a.containers.of(w)
 	e.Process.Docker = w.ContainerID
 	e.Process.Pod = a.pods.of(w, a.podMeta.Load())
 }
 
-// processOcigate is the ocigate object of a process event: the
+// processOcigate fills og, the ocigate object of a process event: the
 // workload, its profile and mode (enforce or monitor), and the exec
 // point's backend. Enforced is false: a process event carries out no
 // verdict (`.ocigate.enforced == true` selects the enforced decisions).
-func (a *Agent) processOcigate(raw *record.RawEvent, e *proccache.Entry) *events.Ocigate {
-	og := &events.Ocigate{ContainerID: e.ContainerID, Runtime: e.Runtime, CgroupID: raw.CgroupID,
-		ParentOutside: e.ParentOutside, Backend: a.execBackend}
+func (a *Agent) processOcigate(og *events.Ocigate, raw *record.RawEvent, e *proccache.Entry) {
+	*og = events.Ocigate{CgroupID: raw.CgroupID, ParentOutside: e.ParentOutside, Backend: a.execBackend}
 	if w, ok := a.eventWorkload(raw.WorkloadCgroupID); ok {
 		og.ContainerID, og.Runtime = w.ContainerID, w.Runtime
+	} else if e.Container != nil {
+		og.ContainerID, og.Runtime = e.Container.ID, e.Container.Runtime
 	}
 	if p, ok := a.profileByID(raw.Profile); ok {
 		og.Profile, og.Mode = p.Name, string(p.Mode)
 	}
-	return og
 }
 
 // parentSnapshot is the snapshot of a cached (frozen) process that its
@@ -295,6 +340,24 @@ func argsString(args []string, cut bool) string {
 		s += "..."
 	}
 	return s
+}
+
+// containerCache makes each workload's proccache.Container once, for
+// the cache entries of its processes to share.
+type containerCache struct {
+	m map[*workload.Workload]*proccache.Container
+}
+
+func (c *containerCache) of(w *workload.Workload) *proccache.Container {
+	if ct, ok := c.m[w]; ok {
+		return ct
+	}
+	if c.m == nil || len(c.m) >= podCacheMax {
+		c.m = make(map[*workload.Workload]*proccache.Container)
+	}
+	ct := &proccache.Container{ID: w.ContainerID, Runtime: w.Runtime}
+	c.m[w] = ct
+	return ct
 }
 
 // podCache builds each workload's pod object once: workloads are

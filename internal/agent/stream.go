@@ -45,8 +45,9 @@ func (a *Agent) Stream(ctx context.Context, req *api.Request, send func(*api.Res
 			a.log.Info("event subscriber left", zap.Uint64("id", sub.ID), zap.Uint64("dropped", sub.Dropped()))
 		}()
 	}
-	for _, ev := range backlog {
+	for i, ev := range backlog {
 		if st.add(ev) != nil {
+			events.ReleaseAll(backlog[i+1:])
 			return nil
 		}
 	}
@@ -89,9 +90,11 @@ type streamer struct {
 	reported uint64 // drop count last sent
 }
 
-// add encodes ev into the batch and sends the batch when it is full.
+// add encodes ev into the batch, releases it, and sends the batch when
+// it is full.
 func (s *streamer) add(ev *events.Event) error {
 	b, err := ev.AppendJSON(nil)
+	ev.Release()
 	if err != nil {
 		s.log.Warn("event not streamed", zap.Error(err))
 		return nil

@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -249,4 +250,63 @@ func TestStreamSlowFollower(t *testing.T) {
 	}
 	cancel()
 	<-done
+}
+
+// Decisions are recycled once the file sink, the hub and followers are
+// done with them: however they interleave, every event keeps its own
+// content to the end, in the file, for a follower and in the recent
+// events.
+func TestRecycledEventsKeepTheirContent(t *testing.T) {
+	a, cg := streamFixture(t, eventhub.Config{Recent: 8, Queue: 64})
+	f := newFrames()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Stream(ctx, subscribe(&api.Subscription{Follow: true}), f.send) }()
+	<-f.live
+	const n = 5000
+	items := make([]any, n)
+	for i := range items {
+		raw := connectRaw(cg)
+		raw.BootNs, raw.Dport = uint64(i+1)*1000, uint16(i%60000+1)
+		items[i] = raw
+	}
+	src := newFakeSource(items...)
+	src.drain = true
+	var out syncBuffer
+	a.RunEvents(context.Background(), src, events.NewWriter(&out))
+	file := strings.Split(strings.TrimSuffix(out.String(), "\n"), "\n")
+	if len(file) != n {
+		t.Fatalf("file sink wrote %d events, want %d", len(file), n)
+	}
+	seen := map[string]bool{}
+	for i, line := range file {
+		if want := fmt.Sprintf(`"dport":%d}`, i%60000+1); !strings.Contains(line, want) || seen[line] {
+			t.Fatalf("line %d: %s, want %s once", i, line, want)
+		}
+		seen[line] = true
+	}
+	tf := newFrames()
+	if err := a.Stream(ctx, subscribe(&api.Subscription{Tail: -1}), tf.send); err != nil {
+		t.Fatal(err)
+	}
+	tail, _ := tf.lines()
+	if strings.Join(tail, "\n") != strings.Join(file[n-8:], "\n") {
+		t.Fatalf("recent events differ from the file's last lines:\n%q\n%q", tail, file[n-8:])
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for got, dropped := f.lines(); uint64(len(got))+dropped < n; got, dropped = f.lines() {
+		if time.Now().After(deadline) {
+			t.Fatalf("follower got %d events and %d drops, want %d in all", len(got), dropped, n)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	cancel()
+	<-done
+	got, _ := f.lines()
+	for _, line := range got {
+		if !seen[line] {
+			t.Fatalf("follower got an event the file does not have: %s", line)
+		}
+		delete(seen, line) // and each once
+	}
 }

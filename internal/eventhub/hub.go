@@ -76,9 +76,14 @@ func (s *Subscription) Sent(n int) { s.sent.Add(uint64(n)) }
 
 // Publish keeps ev among the recent events and queues it for every
 // subscriber whose filter it passes; a full queue drops it and counts.
+// The hub holds ev (events.Event.Hold) while it keeps or queues it.
 func (h *Hub) Publish(ev *events.Event) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	if old := h.recent[h.next]; old != nil {
+		old.Release()
+	}
+	ev.Hold()
 	h.recent[h.next] = ev
 	h.next++
 	if h.next == len(h.recent) {
@@ -88,9 +93,11 @@ func (h *Hub) Publish(ev *events.Event) {
 		if !s.Filter.Match(ev) {
 			continue
 		}
+		ev.Hold()
 		select {
 		case s.queue <- ev:
 		default:
+			ev.Release()
 			s.dropped.Add(1)
 			h.dropped.Add(1)
 		}
@@ -100,7 +107,9 @@ func (h *Hub) Publish(ev *events.Event) {
 // Subscribe returns the last tail recent events that pass f, oldest
 // first (tail < 0: all that are kept), and, when follow, a subscription
 // that receives every later one: nothing is missed or repeated between
-// the two. Unsubscribe ends a subscription.
+// the two. Unsubscribe ends a subscription. The caller holds each
+// event of the backlog and each it receives from the subscription's C,
+// and releases it (events.Event.Release) once done with it.
 func (h *Hub) Subscribe(f Filter, tail int, follow bool) ([]*events.Event, *Subscription, error) {
 	if err := f.Validate(); err != nil {
 		return nil, nil, err
@@ -132,6 +141,7 @@ func (h *Hub) matchingRecent(f Filter, tail int) []*events.Event {
 	var out []*events.Event
 	for i := len(ordered) - 1; i >= 0 && (tail < 0 || len(out) < tail); i-- {
 		if f.Match(ordered[i]) {
+			ordered[i].Hold()
 			out = append(out, ordered[i])
 		}
 	}
@@ -141,7 +151,7 @@ func (h *Hub) matchingRecent(f Filter, tail int) []*events.Event {
 	return out
 }
 
-// Unsubscribe stops queueing for s.
+// Unsubscribe stops queueing for s and releases what it had queued.
 func (h *Hub) Unsubscribe(s *Subscription) {
 	if s == nil {
 		return
@@ -149,6 +159,14 @@ func (h *Hub) Unsubscribe(s *Subscription) {
 	h.mu.Lock()
 	delete(h.subs, s)
 	h.mu.Unlock()
+	for {
+		select {
+		case ev := <-s.queue:
+			ev.Release()
+		default:
+			return
+		}
+	}
 }
 
 // Dropped is the number of events lost by subscribers, over all of them.

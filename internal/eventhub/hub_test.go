@@ -194,8 +194,8 @@ func TestSlowSubscriber(t *testing.T) {
 	}
 	h.Unsubscribe(slow)
 	h.Publish(ev(11, "c", "p"))
-	if len(slow.C()) != 3 || len(h.Subscribers()) != 2 {
-		t.Fatal("an unsubscribed queue still receives")
+	if len(slow.C()) != 0 || len(h.Subscribers()) != 2 {
+		t.Fatal("an unsubscribed queue still holds or receives events")
 	}
 	if h.Dropped() != 6 {
 		t.Fatalf("hub dropped %d after unsubscribe, want still 6", h.Dropped())
@@ -220,5 +220,52 @@ func TestSubscriberLimit(t *testing.T) {
 	}
 	if _, _, err := h.Subscribe(Filter{Types: []string{"bogus"}}, 0, false); err == nil {
 		t.Fatal("bad filter accepted")
+	}
+}
+
+type recycled map[*events.Event]int
+
+func (r recycled) Recycle(e *events.Event) { r[e]++ }
+
+// The hub holds a recyclable event while it keeps it among the recent
+// ones or queues it for a subscriber, and only then: dropped for a full
+// queue, pushed out of the recent ones, or left queued at Unsubscribe,
+// it is released; a subscriber releases what it received.
+func TestHubHoldsRecyclableEvents(t *testing.T) {
+	h := New(Config{Recent: 2, Queue: 1})
+	_, sub, err := h.Subscribe(Filter{}, 0, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := recycled{}
+	var evs []*events.Event
+	for i := range 4 {
+		e := ev(uint32(i), "c", "p")
+		e.Recyclable(r)
+		h.Publish(e)
+		e.Release() // the maker's hold
+		evs = append(evs, e)
+	}
+	// 0: queued and was recent (pushed out); 1: dropped, pushed out;
+	// 2, 3: recent.
+	if r[evs[0]] != 0 || r[evs[1]] != 1 || r[evs[2]] != 0 || r[evs[3]] != 0 {
+		t.Fatalf("recycled %v", r)
+	}
+	backlog, _, err := h.Subscribe(Filter{}, -1, false)
+	if err != nil || len(backlog) != 2 {
+		t.Fatalf("backlog %v, %v", backlog, err)
+	}
+	h.Publish(ev(9, "c", "p"))
+	h.Publish(ev(10, "c", "p")) // 2 and 3 leave the recent ones, the backlog still holds them
+	if r[evs[2]] != 0 || r[evs[3]] != 0 {
+		t.Fatalf("recycled while a backlog holds them: %v", r)
+	}
+	events.ReleaseAll(backlog)
+	if r[evs[2]] != 1 || r[evs[3]] != 1 {
+		t.Fatalf("not recycled after the backlog's release: %v", r)
+	}
+	h.Unsubscribe(sub)
+	if r[evs[0]] != 1 {
+		t.Fatalf("the queued event was not released at Unsubscribe: %v", r)
 	}
 }

@@ -22,6 +22,9 @@ type Event struct {
 	NodeName          string      `json:"node_name"`
 	Time              time.Time   `json:"time"`
 	Ocigate           *Ocigate    `json:"ocigate,omitempty"`
+
+	recycler Recycler // nil: the garbage collector frees it (recycle.go)
+	holders  int32    // of a recycled event, atomic
 }
 
 // Kprobe is a policy hit on an enforcement point: a process_kprobe, or

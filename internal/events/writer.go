@@ -33,9 +33,9 @@ const flushAt = 64 << 10
 type Writer struct {
 	mu      sync.Mutex
 	out     io.Writer
-	pending bytes.Buffer  // whole lines not written out yet
+	pending []byte        // whole lines not written out yet
 	lines   int           // lines in pending
-	line    []byte        // the line being written, reused
+	line    []byte        // a line held aside while the file rotates
 	file    *rotatingFile // nil: the caller's io.Writer, not rotated
 	written atomic.Uint64
 	lost    atomic.Uint64
@@ -71,31 +71,45 @@ func (w *Writer) Lost() uint64 { return w.lost.Load() }
 // until enough is buffered). A *LostError says what was lost; an error
 // wrapping ErrRotate means the event was kept but the file could not
 // rotate.
+//
+// The line is encoded straight into the buffer of pending lines: it is
+// copied once, by the write that writes it out.
 func (w *Writer) Write(e *Event) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	line, err := e.AppendJSON(w.line[:0])
+	start := len(w.pending)
+	b, err := e.AppendJSON(w.pending)
 	if err != nil {
+		w.pending = b[:start]
 		w.lost.Add(1)
 		return &LostError{Events: 1, Err: fmt.Errorf("encode event: %w", err)}
 	}
-	w.line = append(line, '\n')
+	w.pending = append(b, '\n')
+	n := len(w.pending) - start
 	var rotErr error
-	if w.file != nil && w.file.due(int64(len(w.line))) {
-		if err := w.flushLocked(); err != nil {
-			return err // this event is still buffered; rotation waits
+	if w.file != nil && w.file.due(int64(n)) {
+		// The lines before go to the file as it is, this one to the next.
+		w.line = append(w.line[:0], w.pending[start:]...)
+		w.pending = w.pending[:start]
+		err := w.flushLocked()
+		if err == nil {
+			if err := w.file.rotate(); err != nil {
+				rotErr = fmt.Errorf("%w %s: %w", ErrRotate, w.file.path, err)
+			}
+			w.out = w.file.f
 		}
-		if err := w.file.rotate(); err != nil {
-			rotErr = fmt.Errorf("%w %s: %w", ErrRotate, w.file.path, err)
+		w.pending = append(w.pending, w.line...)
+		if err != nil {
+			w.lines++ // this event is still buffered; rotation waits
+			w.file.size += int64(n)
+			return err
 		}
-		w.out = w.file.f
 	}
-	w.pending.Write(w.line)
 	w.lines++
 	if w.file != nil {
-		w.file.size += int64(len(w.line))
+		w.file.size += int64(n)
 	}
-	if w.pending.Len() >= flushAt {
+	if len(w.pending) >= flushAt {
 		if err := w.flushLocked(); err != nil {
 			return err
 		}
@@ -117,7 +131,7 @@ func (w *Writer) flushLocked() error {
 	if w.lines == 0 {
 		return nil
 	}
-	b := w.pending.Bytes()
+	b := w.pending
 	n, err := w.out.Write(b)
 	if err == nil && n < len(b) {
 		err = io.ErrShortWrite
@@ -128,7 +142,7 @@ func (w *Writer) flushLocked() error {
 	if w.file != nil {
 		w.file.size -= int64(len(b) - n)
 	}
-	w.pending.Reset()
+	w.pending = w.pending[:0]
 	w.lines = 0
 	if err != nil {
 		w.lost.Add(uint64(lost))

@@ -18,8 +18,13 @@ import (
 // Entry is one process as the agent knows it. Process and Parent are
 // shared with the events that name the process: they are not changed
 // once the entry is in the cache.
+//
+// The cache holds tens of thousands: an Entry is kept at 256 bytes, a
+// size class of the allocator (TestEntrySize).
 type Entry struct {
 	Tgid uint32
+	// ParentOutside: the parent is not in the workload (the runtime).
+	ParentOutside bool
 	// StartNs is the thread group's start (CLOCK_BOOTTIME ns): with Tgid
 	// the process's identity, the same across its execs.
 	StartNs uint64
@@ -27,13 +32,11 @@ type Entry struct {
 	// when it started or exec'd (nil: unknown).
 	Process events.Process
 	Parent  *events.Process
-	// ParentOutside: the parent is not in the workload (the runtime).
-	ParentOutside bool
-	// Workload is the cgroup ID of its registered workload; ContainerID
-	// and Runtime name it, for events that arrive after it was
-	// unregistered.
-	Workload             uint64
-	ContainerID, Runtime string
+	// Workload is the cgroup ID of its registered workload; Container
+	// names it, for events that arrive after it was unregistered (nil:
+	// none known).
+	Workload  uint64
+	Container *Container
 	// Snapshot is a copy of Process made once, the Parent of its
 	// children: processes that fork thousands share one. The agent sets
 	// it; nil: none made yet.
@@ -42,6 +45,10 @@ type Entry struct {
 	exitedNs   uint64 // when it exited (record time), 0: running
 	prev, next *Entry // in the live LRU list or the exited list
 }
+
+// Container names a workload's container; the entries of its
+// processes share one.
+type Container struct{ ID, Runtime string }
 
 // Exited reports whether the process's exit was seen.
 func (e *Entry) Exited() bool { return e.exitedNs != 0 }
@@ -82,6 +89,7 @@ type Cache struct {
 	max    int
 	grace  uint64
 	byTgid map[uint32]*Entry
+	peak   int  // the most entries byTgid held since it was made
 	live   list // least recently used first
 	exited list // first exited first
 	stats  Stats
@@ -123,6 +131,7 @@ func (c *Cache) Put(e *Entry, now uint64) {
 	}
 	e.exitedNs = 0
 	c.byTgid[e.Tgid] = e
+	c.peak = max(c.peak, len(c.byTgid))
 	c.live.pushNewest(e)
 }
 
@@ -189,6 +198,26 @@ func (c *Cache) remove(e *Entry) {
 	if c.byTgid[e.Tgid] == e {
 		delete(c.byTgid, e.Tgid)
 	}
+	c.shrink()
+}
+
+// shrinkMin is the map size below which shrink leaves it.
+const shrinkMin = 4096
+
+// shrink makes byTgid anew once it holds less than half of its peak: a
+// Go map keeps the room of the most entries it ever held, and a burst
+// of processes (a full cache) would otherwise hold it for good. Each
+// rebuild follows at least as many removals as it copies entries.
+func (c *Cache) shrink() {
+	n := len(c.byTgid)
+	if c.peak < shrinkMin || n >= c.peak/2 {
+		return
+	}
+	m := make(map[uint32]*Entry, n)
+	for k, v := range c.byTgid {
+		m[k] = v
+	}
+	c.byTgid, c.peak = m, n
 }
 
 // Len is the number of entries.

@@ -1,8 +1,10 @@
 package proccache
 
 import (
+	"reflect"
 	"testing"
 	"time"
+	"unsafe"
 )
 
 const sec = uint64(time.Second)
@@ -127,5 +129,39 @@ func BenchmarkGet(b *testing.B) {
 	for b.Loop() {
 		i = i%1000 + 1
 		c.Get(i, uint64(i))
+	}
+}
+
+// An Entry fills the allocator's 256-byte size class, not the 288 one:
+// a field added must take the place of another.
+func TestEntrySize(t *testing.T) {
+	if n := unsafe.Sizeof(Entry{}); n > 256 {
+		t.Fatalf("an Entry is %d bytes, over 256", n)
+	}
+}
+
+// After a burst, the cache's map is made anew at the size it holds:
+// the entries stay, and the map's memory goes with the burst.
+func TestShrinkAfterBurst(t *testing.T) {
+	c := New(100000, time.Second)
+	const burst = 40000
+	for i := uint32(1); i <= burst; i++ {
+		c.Put(&Entry{Tgid: i, StartNs: uint64(i)}, 1)
+	}
+	for i := uint32(1); i <= burst-1000; i++ {
+		c.Exit(i, uint64(i), 2)
+	}
+	before := c.byTgid
+	c.Put(&Entry{Tgid: burst + 1, StartNs: 1}, 2+uint64(2*time.Second)) // expires the exited ones
+	if c.Len() != 1001 {
+		t.Fatalf("%d entries, want 1001", c.Len())
+	}
+	if c.peak > max(2*c.Len(), shrinkMin) || reflect.ValueOf(c.byTgid).UnsafePointer() == reflect.ValueOf(before).UnsafePointer() {
+		t.Fatalf("map not made anew: peak %d for %d entries", c.peak, c.Len())
+	}
+	for i := uint32(burst - 999); i <= burst+1; i++ {
+		if _, ok := c.Get(i, 0); !ok {
+			t.Fatalf("process %d lost in the rebuild", i)
+		}
 	}
 }
