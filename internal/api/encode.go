@@ -4,7 +4,7 @@ import (
 	"slices"
 	"strconv"
 
-	"github.com/ocigate/ocigate/internal/events"
+	"github.com/ocigate/ocigate/internal/jsonstr"
 )
 
 // appendJSON appends r as encoding/json encodes it, byte for byte
@@ -24,9 +24,9 @@ func (r *Request) appendJSON(b []byte) (_ []byte, ok bool) {
 		b = strconv.AppendInt(append(b, `"protocol":`...), int64(r.Protocol), 10)
 		b = append(b, ',')
 	}
-	b = events.AppendString(append(b, `"op":`...), r.Op)
+	b = jsonstr.Append(append(b, `"op":`...), r.Op)
 	if r.Unregister != nil {
-		b = events.AppendString(append(b, `,"unregister":{"container_id":`...), r.Unregister.ContainerID)
+		b = jsonstr.Append(append(b, `,"unregister":{"container_id":`...), r.Unregister.ContainerID)
 		return append(b, '}', '}'), true
 	}
 	b = r.Register.appendJSON(append(b, `,"register":`...))
@@ -35,7 +35,7 @@ func (r *Request) appendJSON(b []byte) (_ []byte, ok bool) {
 
 // appendJSON appends g as encoding/json encodes it.
 func (g *Registration) appendJSON(b []byte) []byte {
-	b = events.AppendString(append(b, `{"container_id":`...), g.ContainerID)
+	b = jsonstr.Append(append(b, `{"container_id":`...), g.ContainerID)
 	b = appendOpt(b, "runtime", g.Runtime)
 	b = appendOpt(b, "bundle", g.Bundle)
 	b = strconv.AppendInt(append(b, `,"pid":`...), int64(g.Pid), 10)
@@ -50,14 +50,14 @@ func (g *Registration) appendJSON(b []byte) []byte {
 			if i > 0 {
 				b = append(b, ',')
 			}
-			b = events.AppendString(b, k)
-			b = events.AppendString(append(b, ':'), g.Annotations[k])
+			b = jsonstr.Append(b, k)
+			b = jsonstr.Append(append(b, ':'), g.Annotations[k])
 		}
 		b = append(b, '}')
 	}
 	id, ns := &g.Identity, &g.Identity.Namespaces
 	b = strconv.AppendUint(append(b, `,"identity":{"cgroup_id":`...), id.CgroupID, 10)
-	b = events.AppendString(append(b, `,"cgroup_path":`...), id.CgroupPath)
+	b = jsonstr.Append(append(b, `,"cgroup_path":`...), id.CgroupPath)
 	for i, v := range [...]uint64{ns.Mnt, ns.Pid, ns.Net, ns.Uts, ns.Ipc, ns.Cgroup, ns.User, ns.Time} {
 		b = append(b, namespaceKeys[i]...)
 		b = strconv.AppendUint(b, v, 10)
@@ -77,5 +77,5 @@ func appendOpt(b []byte, member, s string) []byte {
 		return b
 	}
 	b = append(append(append(b, `,"`...), member...), `":`...)
-	return events.AppendString(b, s)
+	return jsonstr.Append(b, s)
 }

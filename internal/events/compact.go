@@ -1,7 +1,6 @@
 package events
 
 import (
-	"net"
 	"strconv"
 	"strings"
 	"syscall"
@@ -214,6 +213,8 @@ func sockAddr(s *SockArg, peer bool) string {
 	return hostPort(s.Saddr, s.Sport)
 }
 
+// hostPort is net.JoinHostPort, written out so that the package, which
+// the hook links, does not pull in the net package.
 func hostPort(addr string, port uint32) string {
 	switch {
 	case addr == "" && port == 0:
@@ -221,7 +222,11 @@ func hostPort(addr string, port uint32) string {
 	case port == 0:
 		return addr
 	}
-	return net.JoinHostPort(addr, strconv.FormatUint(uint64(port), 10))
+	p := strconv.FormatUint(uint64(port), 10)
+	if strings.IndexByte(addr, ':') >= 0 { // as net.JoinHostPort brackets IPv6
+		return "[" + addr + "]:" + p
+	}
+	return addr + ":" + p
 }
 
 // short turns AF_INET, SOCK_RAW, IPPROTO_UDP into inet, raw, udp.
