@@ -120,6 +120,7 @@ const (
 	EnforcerCgroupSockRelease = 6
 	EnforcerTracepoint        = 7
 	EnforcerCgroupSkb         = 8
+	EnforcerFentry            = 9
 )
 
 // Indexes of the counters map (enum counter): the events lost, then per

@@ -158,7 +158,8 @@ var mirrors = map[string]map[string]int{
 	"enforcers": {"ENFORCER_NONE": EnforcerNone, "ENFORCER_CGROUP_SOCK_ADDR": EnforcerCgroupSockAddr,
 		"ENFORCER_CGROUP_SOCK": EnforcerCgroupSock, "ENFORCER_TRACEPOINT_SIGKILL": EnforcerTracepointSigkill,
 		"ENFORCER_LSM": EnforcerLSM, "ENFORCER_FMOD_RET": EnforcerFmodRet,
-		"ENFORCER_CGROUP_SOCK_RELEASE": EnforcerCgroupSockRelease, "ENFORCER_TRACEPOINT": EnforcerTracepoint},
+		"ENFORCER_CGROUP_SOCK_RELEASE": EnforcerCgroupSockRelease, "ENFORCER_TRACEPOINT": EnforcerTracepoint,
+		"ENFORCER_CGROUP_SKB": EnforcerCgroupSkb, "ENFORCER_FENTRY": EnforcerFentry},
 	// Counters are read as evaluated/posted/denied/killed per point.
 	"counters": {"COUNTER_EVENTS_LOST": CounterEventsLost, "COUNTER_POINT_BASE": CounterPointBase,
 		"COUNTER_MAX":       CounterPointBase + int(profiles.NumPoints)*4,

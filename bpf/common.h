@@ -145,6 +145,7 @@ enum enforcer {
 	ENFORCER_CGROUP_SOCK_RELEASE = 6,
 	ENFORCER_TRACEPOINT = 7,	/* reports, or kills: cannot refuse */
 	ENFORCER_CGROUP_SKB = 8,	/* cgroup_skb/ingress: reports */
+	ENFORCER_FENTRY = 9,	/* fentry on the kernel function itself: reports */
 };
 
 /* What a program can do with a verdict. */

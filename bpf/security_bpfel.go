@@ -303,6 +303,7 @@ const (
 	SecurityProgLsmSocketCreate   = "lsm_socket_create"
 	SecurityProgLsmSocketListen   = "lsm_socket_listen"
 	SecurityProgLsmSocketSendmsg  = "lsm_socket_sendmsg"
+	SecurityProgRecvFentry        = "recv_fentry"
 )
 
 // LoadSecurity returns the embedded CollectionSpec for Security.
@@ -359,6 +360,7 @@ type SecurityProgramSpecs struct {
 	LsmSocketCreate   *ebpf.ProgramSpec `ebpf:"lsm_socket_create"`
 	LsmSocketListen   *ebpf.ProgramSpec `ebpf:"lsm_socket_listen"`
 	LsmSocketSendmsg  *ebpf.ProgramSpec `ebpf:"lsm_socket_sendmsg"`
+	RecvFentry        *ebpf.ProgramSpec `ebpf:"recv_fentry"`
 }
 
 // SecurityMapSpecs contains maps before they are loaded into the kernel.
@@ -482,6 +484,7 @@ type SecurityPrograms struct {
 	LsmSocketCreate   *ebpf.Program `ebpf:"lsm_socket_create"`
 	LsmSocketListen   *ebpf.Program `ebpf:"lsm_socket_listen"`
 	LsmSocketSendmsg  *ebpf.Program `ebpf:"lsm_socket_sendmsg"`
+	RecvFentry        *ebpf.Program `ebpf:"recv_fentry"`
 }
 
 func (p *SecurityPrograms) Close() error {
@@ -498,6 +501,7 @@ func (p *SecurityPrograms) Close() error {
 		p.LsmSocketCreate,
 		p.LsmSocketListen,
 		p.LsmSocketSendmsg,
+		p.RecvFentry,
 	)
 }
 

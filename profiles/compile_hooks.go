@@ -200,7 +200,7 @@ func rawSyscalls() []string {
 func (c *compiler) hookNotes(k *policy.Kprobe, h hookDef, kpath string) {
 	switch {
 	case slices.Contains(h.points, PointReceive):
-		c.notef(k.Pos, kpath, "%s: ocigate sees the packets delivered to a workload's sockets (cgroup_skb/ingress, the filter's cgroup hook), in softirq; the event names the socket's workload, and its creator as the process where the policy tracks sockets (TrackSock); it only reports", k.Call)
+		c.notef(k.Pos, kpath, "%s: ocigate sees the packets delivered to a workload's sockets (cgroup_skb/ingress, the filter's cgroup hook, or fentry on sk_filter_trim_cap where cgroup_skb programs lack the current-task helpers), in softirq; the event names the socket's workload, and its creator as the process where the policy tracks sockets (TrackSock); it only reports", k.Call)
 	case h.skb:
 		c.notef(k.Pos, kpath, "%s: ocigate sees the container's packets where they start: at the connect (TCP, and a connected UDP socket, before any packet) and at the send; both IPv4 and IPv6%s", k.Call, ingressNote(k.Call))
 	case h.accepts():

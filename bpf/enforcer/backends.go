@@ -115,11 +115,16 @@ var pointPlans = []pointPlan{
 			return link.Tracepoint("sock", "inet_sock_set_state", p, nil)
 		}},
 	}}}},
-	// Packets delivered to a workload's socket (sk_filter_trim_cap's
-	// cgroup hook), on every kernel; reported, never dropped.
-	{point: "receive", always: true, candidates: []candidate{{bpf.BackendFallback, []program{
-		cgroupProgram("recv_skb", "cgroup_skb/ingress", ebpf.AttachCGroupInetIngress),
-	}}}},
+	// Packets delivered to a workload's socket: sk_filter_trim_cap's
+	// cgroup hook where cgroup_skb programs get the current-task helpers
+	// (6.18), else fentry on sk_filter_trim_cap (Debian's 6.1 and 6.12);
+	// the same event, reported, never dropped.
+	{point: "receive", always: true, candidates: []candidate{
+		{bpf.BackendFallback, []program{cgroupProgram("recv_skb", "cgroup_skb/ingress", ebpf.AttachCGroupInetIngress)}},
+		{bpf.BackendFentry, []program{{"recv_fentry", "fentry/sk_filter_trim_cap", func(p *ebpf.Program, _ *attachEnv) (link.Link, error) {
+			return link.AttachTracing(link.TracingOptions{Program: p})
+		}}}},
+	}},
 	{point: "dup", always: true, candidates: []candidate{{bpf.BackendTracepoint, []program{
 		tracepointProgram("dup2_enter", "sys_enter_dup2"),
 		tracepointProgram("dup3_enter", "sys_enter_dup3"),

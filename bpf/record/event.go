@@ -143,6 +143,7 @@ var enforcers = map[uint8][2]string{
 	bpf.EnforcerCgroupSockRelease: {bpf.BackendFallback, "cgroup_sock_release"},
 	bpf.EnforcerTracepoint:        {bpf.BackendTracepoint, "tracepoint"},
 	bpf.EnforcerCgroupSkb:         {bpf.BackendFallback, "cgroup_skb"},
+	bpf.EnforcerFentry:            {bpf.BackendFentry, "fentry"},
 }
 
 // eventSize is the size of a record: the C struct event.

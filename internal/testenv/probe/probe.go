@@ -110,6 +110,29 @@ func UDPReceive(ap netip.AddrPort, timeout time.Duration) error {
 	})
 }
 
+// UDPSelf binds a UDP socket to ap, sends it one datagram from a second
+// socket and receives it (waiting up to timeout): a datagram delivered
+// to a socket of this process's.
+func UDPSelf(ap netip.AddrPort, timeout time.Duration) error {
+	return withUDP(ap, func(fd int, sa unix.Sockaddr) error {
+		if err := unix.Bind(fd, sa); err != nil {
+			return fmt.Errorf("bind %s: %w", ap, err)
+		}
+		if err := UDPSendto(ap); err != nil {
+			return err
+		}
+		tv := unix.NsecToTimeval(timeout.Nanoseconds())
+		if err := unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv); err != nil {
+			return fmt.Errorf("setsockopt: %w", err)
+		}
+		buf := make([]byte, 64)
+		if _, _, err := unix.Recvfrom(fd, buf, 0); err != nil {
+			return fmt.Errorf("recvfrom %s: %w", ap, err)
+		}
+		return nil
+	})
+}
+
 // withUDP runs op on a new close-on-exec UDP socket of ap's family, with
 // ap's socket address, and closes the socket.
 func withUDP(ap netip.AddrPort, op func(fd int, sa unix.Sockaddr) error) error {

@@ -48,6 +48,7 @@ var scenarios = []scenario{
 	{"tetragon-override-value", scenarioTetragonOverrideValue},
 	{"tetragon-dns", scenarioTetragonDNS},
 	{"tetragon-accept", scenarioTetragonAccept},
+	{"tetragon-receive", scenarioTetragonReceive},
 	{"subcgroup", scenarioSubcgroup},
 	{"unregister", scenarioUnregister},
 	{"control-unregistered", scenarioControl},

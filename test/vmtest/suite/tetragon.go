@@ -108,6 +108,32 @@ func scenarioTetragonAccept(s *suite, r *result) {
 	}
 }
 
+// scenarioTetragonReceive: Tetragon's datagram_518 on sk_filter_trim_cap.
+// A UDP datagram delivered to the probe's socket on 127.0.0.8:7008 is
+// reported for the workload, naming the probe (the socket's creator, as
+// TrackSock makes it), on every backend: cgroup_skb/ingress or fentry.
+func scenarioTetragonReceive(s *suite, r *result) {
+	w := s.newWorkload(r, "tetragon-receive")
+	defer w.cleanup(r)
+	w.register(r)
+	p := w.run(r, "udpself", "127.0.0.8:7008")
+	if p.out() != "ok" {
+		r.failf("udpself: want ok, got %v", p)
+		return
+	}
+	want := map[string]any{"ocigate.container_id": w.id, "process_kprobe.process.pid.value": p.pid,
+		"ocigate.point": "receive", "process_kprobe.function_name": "sk_filter_trim_cap",
+		"process_kprobe.action": "KPROBE_ACTION_POST", "process_kprobe.args.1.skb_arg.daddr": "127.0.0.8",
+		"process_kprobe.args.1.skb_arg.dport": 7008, "process_kprobe.args.1.skb_arg.protocol": "IPPROTO_UDP"}
+	ev, ok := s.waitEvent(s.cfg.eventWait, want)
+	if !ok {
+		r.failf("no event like %v within %s", want, s.cfg.eventWait)
+		r.diagf("events of %s:\n%s", w.id, strings.Join(s.containerLines(w.id), "\n"))
+		return
+	}
+	r.notef("event via %s", getString(ev, "ocigate.mechanism"))
+}
+
 // expectHookEvent waits for an event like want (any hook type).
 func (s *suite) expectHookEvent(r *result, w *workload, want map[string]any) {
 	ev, ok := s.waitEvent(s.cfg.eventWait, want)
