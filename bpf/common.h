@@ -42,7 +42,8 @@ enum point {
 	POINT_RELAY = 9,	/* a shell relayed to a network peer (exec or connect) */
 	POINT_ACCEPT = 10,	/* a TCP connection the kernel accepts for a listener (softirq) */
 	POINT_RECEIVE = 11,	/* a packet delivered to a workload's socket (softirq) */
-	POINT_MAX = 12,
+	POINT_XMIT = 12,	/* a packet of a workload's socket leaving through a device */
+	POINT_MAX = 13,
 };
 
 /* What a matching selector does. */

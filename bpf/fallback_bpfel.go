@@ -341,6 +341,7 @@ const (
 	FallbackProgBind6       = "bind6"
 	FallbackProgConnect4    = "connect4"
 	FallbackProgConnect6    = "connect6"
+	FallbackProgDevXmit     = "dev_xmit"
 	FallbackProgDup2Enter   = "dup2_enter"
 	FallbackProgDup3Enter   = "dup3_enter"
 	FallbackProgDupEnter    = "dup_enter"
@@ -409,6 +410,7 @@ type FallbackProgramSpecs struct {
 	Bind6       *ebpf.ProgramSpec `ebpf:"bind6"`
 	Connect4    *ebpf.ProgramSpec `ebpf:"connect4"`
 	Connect6    *ebpf.ProgramSpec `ebpf:"connect6"`
+	DevXmit     *ebpf.ProgramSpec `ebpf:"dev_xmit"`
 	Dup2Enter   *ebpf.ProgramSpec `ebpf:"dup2_enter"`
 	Dup3Enter   *ebpf.ProgramSpec `ebpf:"dup3_enter"`
 	DupEnter    *ebpf.ProgramSpec `ebpf:"dup_enter"`
@@ -545,6 +547,7 @@ type FallbackPrograms struct {
 	Bind6       *ebpf.Program `ebpf:"bind6"`
 	Connect4    *ebpf.Program `ebpf:"connect4"`
 	Connect6    *ebpf.Program `ebpf:"connect6"`
+	DevXmit     *ebpf.Program `ebpf:"dev_xmit"`
 	Dup2Enter   *ebpf.Program `ebpf:"dup2_enter"`
 	Dup3Enter   *ebpf.Program `ebpf:"dup3_enter"`
 	DupEnter    *ebpf.Program `ebpf:"dup_enter"`
@@ -572,6 +575,7 @@ func (p *FallbackPrograms) Close() error {
 		p.Bind6,
 		p.Connect4,
 		p.Connect6,
+		p.DevXmit,
 		p.Dup2Enter,
 		p.Dup3Enter,
 		p.DupEnter,

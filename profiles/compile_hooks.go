@@ -62,6 +62,7 @@ var kprobeHooks = map[string]hookDef{
 	"tcp_create_openreq_child":      {points: []Point{PointAccept}, protocols: tcp, variant: acceptChild},
 	"tcp_set_state":                 {points: []Point{PointAccept}, protocols: tcp, variant: acceptEstablished},
 	"sk_filter_trim_cap":            {points: []Point{PointReceive}, skb: true},
+	"dev_hard_start_xmit":           {points: []Point{PointXmit}, skb: true},
 	"__sk_free":                     {points: []Point{PointClose}, untrack: true},
 	"sk_free":                       {points: []Point{PointClose}, untrack: true},
 	"ip_output":                     {points: egress, skb: true},
@@ -199,6 +200,8 @@ func rawSyscalls() []string {
 // hookNotes notes where hook k is carried out differently from Tetragon.
 func (c *compiler) hookNotes(k *policy.Kprobe, h hookDef, kpath string) {
 	switch {
+	case h.xmits():
+		c.notef(k.Pos, kpath, "%s: ocigate sees the packets of a workload's sockets where they leave through a device (the net:net_dev_start_xmit tracepoint, which this function fires per packet); packets no workload's socket sent (forwarded, ARP, the host's) are not seen; the event's process is the sender where the kernel sends in its context, else the socket's creator where the policy tracks sockets (TrackSock); it only reports", k.Call)
 	case slices.Contains(h.points, PointReceive):
 		c.notef(k.Pos, kpath, "%s: ocigate sees the packets delivered to a workload's sockets (cgroup_skb/ingress, the filter's cgroup hook, or fentry on sk_filter_trim_cap where cgroup_skb programs lack the current-task helpers), in softirq; the event names the socket's workload, and its creator as the process where the policy tracks sockets (TrackSock); it only reports", k.Call)
 	case h.skb:

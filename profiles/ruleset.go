@@ -27,10 +27,11 @@ const (
 	PointRelay   // a shell relayed to a network peer: at its exec or its peer's connect
 	PointAccept  // a TCP connection the kernel accepts for a listener (softirq): reported only
 	PointReceive // a packet delivered to a workload's socket (softirq): reported only
+	PointXmit    // a packet of a workload's socket leaving through a device: reported only
 	NumPoints
 )
 
-var pointNames = [NumPoints]string{"connect", "sendmsg", "bind", "sock_create", "exec", "listen", "close", "dup", "memfd", "relay", "accept", "receive"}
+var pointNames = [NumPoints]string{"connect", "sendmsg", "bind", "sock_create", "exec", "listen", "close", "dup", "memfd", "relay", "accept", "receive", "xmit"}
 
 func (p Point) String() string {
 	if p < 0 || p >= NumPoints {

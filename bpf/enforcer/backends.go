@@ -125,6 +125,13 @@ var pointPlans = []pointPlan{
 			return link.AttachTracing(link.TracingOptions{Program: p})
 		}}}},
 	}},
+	// Packets of a workload's sockets at a device (dev_hard_start_xmit's
+	// tracepoint), on every kernel; reported, never dropped.
+	{point: "xmit", always: true, candidates: []candidate{{bpf.BackendTracepoint, []program{
+		{"dev_xmit", "tracepoint/net/net_dev_start_xmit", func(p *ebpf.Program, _ *attachEnv) (link.Link, error) {
+			return link.Tracepoint("net", "net_dev_start_xmit", p, nil)
+		}},
+	}}}},
 	{point: "dup", always: true, candidates: []candidate{{bpf.BackendTracepoint, []program{
 		tracepointProgram("dup2_enter", "sys_enter_dup2"),
 		tracepointProgram("dup3_enter", "sys_enter_dup3"),

@@ -101,6 +101,8 @@ func argOf(raw *record.RawEvent, sel *profiles.Selector, d profiles.ArgDecl) (ev
 			s = raw.Binary
 		}
 		return events.Arg{StringArg: &s}, true
+	case "net_device":
+		return events.Arg{NetDevArg: &events.NetDevArg{Name: raw.Binary}}, true
 	case "syscall64":
 		return events.Arg{SyscallID: &events.SyscallID{ID: uint32(policy.SyscallNumber(sel.Syscall)), ABI: "x64"}}, true
 	}

@@ -351,6 +351,12 @@ func (a *Arg) appendJSON(b []byte) []byte {
 		b = appendString(b, a.SyscallID.ABI)
 		b = append(b, '}')
 	}
+	if a.NetDevArg != nil {
+		b = key(b, &first, "net_dev_arg")
+		b = append(b, `{"name":`...)
+		b = appendString(b, a.NetDevArg.Name)
+		b = append(b, '}')
+	}
 	if a.Label != "" {
 		b = key(b, &first, "label")
 		b = appendString(b, a.Label)

@@ -110,7 +110,7 @@ func TestAppendJSONIsMarshal(t *testing.T) {
 	empty := ""
 	checkSameAsMarshal(t, "zero parts", &Event{ProcessKprobe: &Kprobe{Args: []Arg{{}, {SockArg: &SockArg{}}, {SockaddrArg: &SockaddrArg{}},
 		{IntArg: &IntArg{}}, {FileArg: &FileArg{}}, {SkbArg: &SkbArg{}}, {PathArg: &FileArg{}}, {LinuxBinprmArg: &FileArg{}},
-		{StringArg: &empty}, {SyscallID: &SyscallID{}}}, Return: &Arg{}, Tags: []string{}, Process: Process{Pod: &Pod{}}},
+		{StringArg: &empty}, {SyscallID: &SyscallID{}}, {NetDevArg: &NetDevArg{}}, {NetDevArg: &NetDevArg{Name: "lo"}, Label: "dev"}}, Return: &Arg{}, Tags: []string{}, Process: Process{Pod: &Pod{}}},
 		Ocigate: &Ocigate{Selector: &zero}})
 	checkSameAsMarshal(t, "zero exec and exit", &Event{ProcessExec: &Exec{Parent: &Process{}}, ProcessExit: &Exit{}})
 	checkSameAsMarshal(t, "zero claim", &Event{OcigateClaim: &ClaimEvent{Claims: []ClaimArg{}, Pod: &Pod{}}})

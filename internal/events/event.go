@@ -147,6 +147,7 @@ type Arg struct {
 	LinuxBinprmArg *FileArg     `json:"linux_binprm_arg,omitempty"`
 	StringArg      *string      `json:"string_arg,omitempty"`
 	SyscallID      *SyscallID   `json:"syscall_id,omitempty"`
+	NetDevArg      *NetDevArg   `json:"net_dev_arg,omitempty"`
 	Label          string       `json:"label,omitempty"`
 }
 
@@ -159,6 +160,11 @@ type SkbArg struct {
 	Daddr    string `json:"daddr,omitempty"`
 	Sport    uint32 `json:"sport,omitempty"`
 	Dport    uint32 `json:"dport,omitempty"`
+}
+
+// NetDevArg is a network device as Tetragon reports it: its name.
+type NetDevArg struct {
+	Name string `json:"name"`
 }
 
 // SyscallID is a system call of raw_syscalls.

@@ -186,6 +186,26 @@ func TestTetragonReceivedDatagram(t *testing.T) {
 	}
 }
 
+// dev_hard_start_xmit: a UDP datagram the container sends on lo is
+// reported where it leaves through the device (net_dev_arg lo), for the
+// sender, which the kernel sends it in the context of; the packets of
+// its TCP connect are not (Protocol UDP), nor the kernel's ICMP answer
+// (no workload's socket).
+func TestTetragonDevHardStartXmit(t *testing.T) {
+	requireE2E(t)
+	p := tetragonProfile(t, "xmit", "net-dev-hard-start-xmit")
+	res := tetragonContainer(t, p, true, "/bin/sh", "-c", "/probe udp 127.0.0.1:9; /probe connect 127.0.0.1:9; true")
+	waitEvent(t, res.ID, map[string]any{"ocigate.container_id": res.ID, "process_kprobe.function_name": "dev_hard_start_xmit",
+		"process_kprobe.policy_name": "net-dev-hard-start-xmit", "process_kprobe.action": "KPROBE_ACTION_POST",
+		"process_kprobe.args.0.skb_arg.daddr": "127.0.0.1", "process_kprobe.args.0.skb_arg.dport": 9,
+		"process_kprobe.args.0.skb_arg.protocol": "IPPROTO_UDP", "process_kprobe.args.1.net_dev_arg.name": "lo",
+		"process_kprobe.process.binary": "/probe", "ocigate.point": "xmit"})
+	time.Sleep(time.Second)
+	if n := countEvents(res.ID, "dev_hard_start_xmit"); n != 1 {
+		t.Errorf("%d dev_hard_start_xmit events, want 1 (the datagram; not the TCP connect's packets)\n%s", n, diagnostics(res.ID))
+	}
+}
+
 // dns-only-specified-servers: DNS to a server other than 127.0.0.53
 // kills the sender, TCP or UDP, connected or not; 127.0.0.53 is allowed.
 func TestTetragonDNSOnlySpecifiedServers(t *testing.T) {

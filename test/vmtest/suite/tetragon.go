@@ -108,10 +108,12 @@ func scenarioTetragonAccept(s *suite, r *result) {
 	}
 }
 
-// scenarioTetragonReceive: Tetragon's datagram_518 on sk_filter_trim_cap.
-// A UDP datagram delivered to the probe's socket on 127.0.0.8:7008 is
-// reported for the workload, naming the probe (the socket's creator, as
-// TrackSock makes it), on every backend: cgroup_skb/ingress or fentry.
+// scenarioTetragonReceive: Tetragon's datagram_518 on sk_filter_trim_cap
+// and dev_hard_start_xmit. A UDP datagram delivered to the probe's socket
+// on 127.0.0.8:7008 is reported for the workload, naming the probe (the
+// socket's creator, as TrackSock makes it), on every backend:
+// cgroup_skb/ingress or fentry; the same datagram leaving through lo is
+// reported for the probe, the sender.
 func scenarioTetragonReceive(s *suite, r *result) {
 	w := s.newWorkload(r, "tetragon-receive")
 	defer w.cleanup(r)
@@ -125,13 +127,19 @@ func scenarioTetragonReceive(s *suite, r *result) {
 		"ocigate.point": "receive", "process_kprobe.function_name": "sk_filter_trim_cap",
 		"process_kprobe.action": "KPROBE_ACTION_POST", "process_kprobe.args.1.skb_arg.daddr": "127.0.0.8",
 		"process_kprobe.args.1.skb_arg.dport": 7008, "process_kprobe.args.1.skb_arg.protocol": "IPPROTO_UDP"}
-	ev, ok := s.waitEvent(s.cfg.eventWait, want)
-	if !ok {
-		r.failf("no event like %v within %s", want, s.cfg.eventWait)
-		r.diagf("events of %s:\n%s", w.id, strings.Join(s.containerLines(w.id), "\n"))
-		return
+	xmit := map[string]any{"ocigate.container_id": w.id, "process_kprobe.process.pid.value": p.pid,
+		"ocigate.point": "xmit", "process_kprobe.function_name": "dev_hard_start_xmit",
+		"process_kprobe.args.0.skb_arg.daddr": "127.0.0.8", "process_kprobe.args.0.skb_arg.dport": 7008,
+		"process_kprobe.args.1.net_dev_arg.name": "lo"}
+	for _, m := range []map[string]any{want, xmit} {
+		ev, ok := s.waitEvent(s.cfg.eventWait, m)
+		if !ok {
+			r.failf("no event like %v within %s", m, s.cfg.eventWait)
+			r.diagf("events of %s:\n%s", w.id, strings.Join(s.containerLines(w.id), "\n"))
+			return
+		}
+		r.notef("%s event via %s", getString(ev, "ocigate.point"), getString(ev, "ocigate.mechanism"))
 	}
-	r.notef("event via %s", getString(ev, "ocigate.mechanism"))
 }
 
 // expectHookEvent waits for an event like want (any hook type).
