@@ -43,7 +43,8 @@ enum point {
 	POINT_ACCEPT = 10,	/* a TCP connection the kernel accepts for a listener (softirq) */
 	POINT_RECEIVE = 11,	/* a packet delivered to a workload's socket (softirq) */
 	POINT_XMIT = 12,	/* a packet of a workload's socket leaving through a device */
-	POINT_MAX = 13,
+	POINT_DROP = 13,	/* a packet of a workload's socket the kernel drops */
+	POINT_MAX = 14,
 };
 
 /* What a matching selector does. */
@@ -309,7 +310,8 @@ struct event {
 	char ancestor_comm[2][16];	/* decision: the comm of the process's parent and grandparent
 					 * (Tetragon's resolve mm.owner.real_parent[.real_parent].comm) */
 	__u8 kind;		/* enum record_kind */
-	__u8 pad[7];
+	__u8 pad[3];
+	__u32 drop_reason;	/* drop: the kernel's enum skb_drop_reason */
 };
 
 /* How a relayed shell was recognised (event stdio_inet bits 3-5). */

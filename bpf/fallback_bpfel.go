@@ -68,7 +68,8 @@ type FallbackEvent struct {
 	ParentStartTime  uint64
 	AncestorComm     [2][16]int8
 	Kind             uint8
-	Pad              [7]uint8
+	Pad              [3]uint8
+	DropReason       uint32
 }
 
 type FallbackNameKey struct {
@@ -135,35 +136,35 @@ type FallbackScratch struct {
 	D struct {
 		_ structs.HostLayout
 		Q struct {
-			_         structs.HostLayout
-			Point     uint8
-			Family    uint8
-			Protocol  uint8
-			SockType  uint8
-			State     uint8
-			HasDaddr  uint8
-			HasSaddr  uint8
-			StdioInet uint8
-			Dport     uint16
-			Sport     uint16
-			Ppid      uint32
-			Daddr     [16]uint8
-			Saddr     [16]uint8
-			Binary    [32]int8
-			Comm      [16]int8
-			Cookie    uint64
-			OldFd     int32
-			NewFd     int32
-			Fileless  uint8
-			Variant   uint8
-			Relay     uint8
-			ExecProc  uint8
-			Subject   uint32
-			Peer      uint32
-			ArgsLen   uint32
-			SkCgroup  uint64
-			Uid       uint32
-			PadQ      uint32
+			_          structs.HostLayout
+			Point      uint8
+			Family     uint8
+			Protocol   uint8
+			SockType   uint8
+			State      uint8
+			HasDaddr   uint8
+			HasSaddr   uint8
+			StdioInet  uint8
+			Dport      uint16
+			Sport      uint16
+			Ppid       uint32
+			Daddr      [16]uint8
+			Saddr      [16]uint8
+			Binary     [32]int8
+			Comm       [16]int8
+			Cookie     uint64
+			OldFd      int32
+			NewFd      int32
+			Fileless   uint8
+			Variant    uint8
+			Relay      uint8
+			ExecProc   uint8
+			Subject    uint32
+			Peer       uint32
+			ArgsLen    uint32
+			SkCgroup   uint64
+			Uid        uint32
+			DropReason uint32
 		}
 		V struct {
 			_      structs.HostLayout
@@ -352,6 +353,7 @@ const (
 	FallbackProgRelayExec   = "relay_exec"
 	FallbackProgSendmsg4    = "sendmsg4"
 	FallbackProgSendmsg6    = "sendmsg6"
+	FallbackProgSkbDrop     = "skb_drop"
 	FallbackProgSockCreate  = "sock_create"
 	FallbackProgSockRelease = "sock_release"
 	FallbackProgSocketEnter = "socket_enter"
@@ -421,6 +423,7 @@ type FallbackProgramSpecs struct {
 	RelayExec   *ebpf.ProgramSpec `ebpf:"relay_exec"`
 	Sendmsg4    *ebpf.ProgramSpec `ebpf:"sendmsg4"`
 	Sendmsg6    *ebpf.ProgramSpec `ebpf:"sendmsg6"`
+	SkbDrop     *ebpf.ProgramSpec `ebpf:"skb_drop"`
 	SockCreate  *ebpf.ProgramSpec `ebpf:"sock_create"`
 	SockRelease *ebpf.ProgramSpec `ebpf:"sock_release"`
 	SocketEnter *ebpf.ProgramSpec `ebpf:"socket_enter"`
@@ -558,6 +561,7 @@ type FallbackPrograms struct {
 	RelayExec   *ebpf.Program `ebpf:"relay_exec"`
 	Sendmsg4    *ebpf.Program `ebpf:"sendmsg4"`
 	Sendmsg6    *ebpf.Program `ebpf:"sendmsg6"`
+	SkbDrop     *ebpf.Program `ebpf:"skb_drop"`
 	SockCreate  *ebpf.Program `ebpf:"sock_create"`
 	SockRelease *ebpf.Program `ebpf:"sock_release"`
 	SocketEnter *ebpf.Program `ebpf:"socket_enter"`
@@ -586,6 +590,7 @@ func (p *FallbackPrograms) Close() error {
 		p.RelayExec,
 		p.Sendmsg4,
 		p.Sendmsg6,
+		p.SkbDrop,
 		p.SockCreate,
 		p.SockRelease,
 		p.SocketEnter,

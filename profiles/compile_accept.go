@@ -22,9 +22,11 @@ func (h hookDef) softirq() bool {
 	return h.accepts() || slices.Contains(h.points, PointReceive) || h.xmits()
 }
 
-// xmits reports whether h decides at the xmit point: packets of a
-// workload's sockets leaving through a device.
-func (h hookDef) xmits() bool { return slices.Contains(h.points, PointXmit) }
+// xmits reports whether h decides at the device layer: packets of a
+// workload's sockets leaving through a device (xmit) or dropped (drop).
+func (h hookDef) xmits() bool {
+	return slices.Contains(h.points, PointXmit) || slices.Contains(h.points, PointDrop)
+}
 
 // acceptChecks refuses what the accept point cannot evaluate or carry
 // out: it runs in softirq, outside any process, and reports only.
@@ -36,8 +38,8 @@ func (c *compiler) acceptChecks(ps *policy.Selector, h hookDef, path string) {
 	where := "the kernel handles it in softirq, where no call can be refused and no process signalled"
 	switch {
 	case h.xmits():
-		what, closest = "a packet at a device", "Override or Sigkill at the sender's connect or send (ip_output, security_socket_sendmsg)"
-		where = "the kernel may send it from a queue, in softirq or another task's context, after the call that sent it returned"
+		what, closest = "a packet at the device layer", "Override or Sigkill at the sender's connect or send (ip_output, security_socket_sendmsg)"
+		where = "the kernel may send or drop it from a queue, in softirq or another task's context, after the call that sent it returned"
 	case !h.accepts():
 		what, closest = "a received packet", "Override at the sender's connect or send, where it is a workload's"
 	}

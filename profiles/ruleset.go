@@ -28,10 +28,11 @@ const (
 	PointAccept  // a TCP connection the kernel accepts for a listener (softirq): reported only
 	PointReceive // a packet delivered to a workload's socket (softirq): reported only
 	PointXmit    // a packet of a workload's socket leaving through a device: reported only
+	PointDrop    // a packet of a workload's socket the kernel drops: reported only
 	NumPoints
 )
 
-var pointNames = [NumPoints]string{"connect", "sendmsg", "bind", "sock_create", "exec", "listen", "close", "dup", "memfd", "relay", "accept", "receive", "xmit"}
+var pointNames = [NumPoints]string{"connect", "sendmsg", "bind", "sock_create", "exec", "listen", "close", "dup", "memfd", "relay", "accept", "receive", "xmit", "drop"}
 
 func (p Point) String() string {
 	if p < 0 || p >= NumPoints {

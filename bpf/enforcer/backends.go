@@ -132,6 +132,13 @@ var pointPlans = []pointPlan{
 			return link.Tracepoint("net", "net_dev_start_xmit", p, nil)
 		}},
 	}}}},
+	// Packets of a workload's sockets the kernel drops (kfree_skb_reason's
+	// tracepoint), on every kernel; reported.
+	{point: "drop", always: true, candidates: []candidate{{bpf.BackendTracepoint, []program{
+		{"skb_drop", "tracepoint/skb/kfree_skb", func(p *ebpf.Program, _ *attachEnv) (link.Link, error) {
+			return link.Tracepoint("skb", "kfree_skb", p, nil)
+		}},
+	}}}},
 	{point: "dup", always: true, candidates: []candidate{{bpf.BackendTracepoint, []program{
 		tracepointProgram("dup2_enter", "sys_enter_dup2"),
 		tracepointProgram("dup3_enter", "sys_enter_dup3"),

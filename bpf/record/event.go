@@ -129,6 +129,9 @@ type RawEvent struct {
 	ParentStartNs uint64
 	// ExitCode is the wait status of an exit: (code << 8) | signal.
 	ExitCode uint32
+	// DropReason is a drop's enum skb_drop_reason (0 where the kernel
+	// has none).
+	DropReason uint32
 
 	argsBuf []string // Args' array, kept for the next ReadInto
 }
@@ -185,7 +188,7 @@ func decodeInto(b []byte, ev *RawEvent, in *interner) error {
 		AncestorComm: [2]string{in.str(k.AncestorComm[0][:]), in.str(k.AncestorComm[1][:])},
 		Owner:        k.Owner, OldFD: k.OldFd, NewFD: k.NewFd,
 		StartNs: k.StartTime, ParentStartNs: k.ParentStartTime, ExitCode: k.ExitCode,
-		argsBuf: buf,
+		DropReason: k.DropReason, argsBuf: buf,
 	}
 	if k.ArgsLen > 0 && int(k.ArgsLen) <= len(k.Args) {
 		ev.Args, ev.ArgsCut = splitArgs(buf, bpf.CChars(k.Args[:k.ArgsLen]))

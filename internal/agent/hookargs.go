@@ -136,6 +136,8 @@ const tcpEstablished = 1
 // call of raw_syscalls.
 func intOf(raw *record.RawEvent, sel *profiles.Selector, index int) (int64, bool) {
 	switch {
+	case raw.Point == profiles.PointDrop && index == 1:
+		return int64(raw.DropReason), true
 	case raw.Point == profiles.PointDup && index == 0:
 		return int64(raw.OldFD), true
 	case raw.Point == profiles.PointDup && index == 1:

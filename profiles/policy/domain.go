@@ -64,6 +64,7 @@ var kprobeCalls = map[string]callSpec{
 	"tcp_set_state":                 {args: map[int][]string{0: sockT, 1: ints}},
 	"sk_filter_trim_cap":            {args: map[int][]string{0: sockT, 1: skbT, 2: ints}, ret: ints},
 	"dev_hard_start_xmit":           {args: map[int][]string{0: skbT, 1: netDevT, 2: nopT, 3: nopT}},
+	"kfree_skb_reason":              {args: map[int][]string{0: skbT, 1: ints}},
 	"tcp_create_openreq_child":      {args: map[int][]string{0: sockT, 1: nopT, 2: nopT}, ret: sockT},
 	"sk_alloc":                      {args: map[int][]string{0: nopT, 1: ints, 2: ints, 3: nopT, 4: ints}, ret: sockT},
 	"__sk_free":                     {args: map[int][]string{0: sockT}},

@@ -206,6 +206,29 @@ func TestTetragonDevHardStartXmit(t *testing.T) {
 	}
 }
 
+// kfree_skb_reason (stack_traces.yaml's hook): a packet of the
+// container's raw socket that the kernel frees as a drop (a malformed
+// header, EINVAL) is reported with its drop reason, for the sender.
+func TestTetragonKfreeSkbReason(t *testing.T) {
+	requireE2E(t)
+	p := tetragonProfile(t, "kfree-skb", "net-kfree-skb-reason")
+	res := tetragonContainer(t, p, true, "/probe", "rawdrop")
+	if res.Stdout != "ok\n" {
+		t.Fatalf("want the malformed packet refused with EINVAL: %v", res)
+	}
+	ev := waitEvent(t, res.ID, map[string]any{"ocigate.container_id": res.ID, "process_kprobe.function_name": "kfree_skb_reason",
+		"process_kprobe.policy_name": "net-kfree-skb-reason", "process_kprobe.action": "KPROBE_ACTION_POST",
+		"process_kprobe.args.1.label": "reason", "process_kprobe.process.binary": "/probe", "ocigate.point": "drop"})
+	if ev == nil {
+		return
+	}
+	args, _ := ev["process_kprobe"].(map[string]any)["args"].([]any)
+	reason, _ := args[1].(map[string]any)["int_arg"].(map[string]any)["value"].(float64)
+	if reason < 1 { // SKB_DROP_REASON_NOT_SPECIFIED: 1 or 2, as the kernel numbers it
+		t.Errorf("drop reason %v, want the kernel's (not specified: 1 or 2): %v", reason, args)
+	}
+}
+
 // dns-only-specified-servers: DNS to a server other than 127.0.0.53
 // kills the sender, TCP or UDP, connected or not; 127.0.0.53 is allowed.
 func TestTetragonDNSOnlySpecifiedServers(t *testing.T) {

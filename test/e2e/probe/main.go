@@ -8,6 +8,7 @@
 //	probe udprecv HOST:PORT   bind a UDP socket, wait for one datagram
 //	probe raw                 socket(AF_INET, SOCK_RAW, IPPROTO_ICMP)
 //	probe packet              socket(AF_PACKET, SOCK_RAW, 0)
+//	probe rawdrop             send a malformed IP header on a raw socket: the kernel drops it (EINVAL)
 //	probe api SOCKET          send {"op":"status"} to the agent's unix socket
 //
 // It prints "ok" and exits 0, or prints "error: <errno text>" and exits 1.
@@ -78,6 +79,8 @@ func main() {
 		err = probe.OpenSocket(unix.AF_INET, unix.SOCK_RAW, unix.IPPROTO_ICMP)
 	case "packet":
 		err = probe.OpenSocket(unix.AF_PACKET, unix.SOCK_RAW, 0)
+	case "rawdrop":
+		err = rawDrop()
 	case "api":
 		if len(os.Args) != 3 {
 			usage()
@@ -98,7 +101,7 @@ const connectTimeout = 5 * time.Second
 
 // usage prints the usage and exits 2.
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: probe connect HOST:PORT | udp HOST:PORT | udpconnect HOST:PORT | udprecv HOST:PORT | memfdexec [proc] | raw | packet | api SOCKET")
+	fmt.Fprintln(os.Stderr, "usage: probe connect HOST:PORT | udp HOST:PORT | udpconnect HOST:PORT | udprecv HOST:PORT | memfdexec [proc] | raw | packet | rawdrop | api SOCKET")
 	os.Exit(2)
 }
 
@@ -238,4 +241,30 @@ func apiStatus(socket string) int {
 	}
 	fmt.Println("ok")
 	return 0
+}
+
+// rawDrop sends an IPv4 header whose length (ihl 15: 60 bytes) exceeds
+// the 20 bytes written on a raw socket to 127.0.0.1: the kernel allocates
+// the packet, charged to the socket, then refuses it with EINVAL and
+// frees it as a drop (kfree_skb). nil when it did so.
+func rawDrop() error {
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.IPPROTO_RAW)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	hdr := make([]byte, 20)
+	hdr[0] = 0x4f // version 4, ihl 15
+	hdr[8] = 64   // ttl
+	hdr[9] = 253  // protocol: experimentation
+	copy(hdr[12:], []byte{127, 0, 0, 1})
+	copy(hdr[16:], []byte{127, 0, 0, 1})
+	err = unix.Sendto(fd, hdr, 0, &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}})
+	if err == unix.EINVAL {
+		return nil
+	}
+	if err == nil {
+		return fmt.Errorf("sendto: the malformed header was sent")
+	}
+	return err
 }
