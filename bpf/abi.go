@@ -48,7 +48,12 @@ const (
 	MatchNsChanges
 	MatchNsChangesNot
 	MatchStdioDialled
+	MatchKernelStack
+	MatchUserStack
 )
+
+// StackDepth is the frames a stack trace keeps (STACK_DEPTH).
+const StackDepth = 64
 
 // matchPIDs (enum pid_flag) and their limits.
 const (

@@ -142,6 +142,7 @@ var mirrors = map[string]map[string]int{
 		"MATCH_PATH_POSTFIX": MatchPathPostfix, "MATCH_PATH_POSTFIX_NOT": MatchPathPostfixNot,
 		"MATCH_CAPS": MatchCaps, "MATCH_CAPS_NOT": MatchCapsNot, "MATCH_CAPS_USERNS": MatchCapsUserns,
 		"MATCH_PID": MatchPID, "MATCH_PID_NOT": MatchPIDNot, "MATCH_STDIO_DIALLED": MatchStdioDialled,
+		"MATCH_KERNEL_STACK": MatchKernelStack, "MATCH_USER_STACK": MatchUserStack,
 		// The kernel computes the Prefix/Postfix keys only when a
 		// selector of the point uses one of these.
 		"MATCH_ANY_BIN": MatchBin | MatchBinNot | MatchBinPrefix | MatchBinPrefixNot | MatchBinPostfix | MatchBinPostfixNot,

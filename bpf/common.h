@@ -104,7 +104,13 @@ enum match_flag {
 	/* exec: a stdio INET socket was dialled (connect) by the process, its
 	 * parent or grandparent: a reverse connection, not an accepted one */
 	MATCH_STDIO_DIALLED = 1ULL << 38,
+	/* Post kernelStackTrace, userStackTrace: no predicate; in the rules'
+	 * uses they ask the device-layer programs for the stacks */
+	MATCH_KERNEL_STACK = 1ULL << 39,
+	MATCH_USER_STACK = 1ULL << 40,
 };
+
+#define STACK_DEPTH 64		/* frames a stack trace keeps */
 
 #define MAX_PIDS 4		/* values of a selector's matchPIDs */
 #define PID_ANCESTORS 10	/* ancestors followForks looks at, as Tetragon */
@@ -312,6 +318,8 @@ struct event {
 	__u8 kind;		/* enum record_kind */
 	__u8 pad[3];
 	__u32 drop_reason;	/* drop: the kernel's enum skb_drop_reason */
+	__s32 kernel_stack;	/* id + 1 in stack_traces of the kernel stack, 0: none */
+	__s32 user_stack;	/* id + 1 in stack_traces of the user stack, 0: none */
 };
 
 /* How a relayed shell was recognised (event stdio_inet bits 3-5). */

@@ -70,6 +70,8 @@ type FallbackEvent struct {
 	Kind             uint8
 	Pad              [3]uint8
 	DropReason       uint32
+	KernelStack      int32
+	UserStack        int32
 }
 
 type FallbackNameKey struct {
@@ -136,35 +138,39 @@ type FallbackScratch struct {
 	D struct {
 		_ structs.HostLayout
 		Q struct {
-			_          structs.HostLayout
-			Point      uint8
-			Family     uint8
-			Protocol   uint8
-			SockType   uint8
-			State      uint8
-			HasDaddr   uint8
-			HasSaddr   uint8
-			StdioInet  uint8
-			Dport      uint16
-			Sport      uint16
-			Ppid       uint32
-			Daddr      [16]uint8
-			Saddr      [16]uint8
-			Binary     [32]int8
-			Comm       [16]int8
-			Cookie     uint64
-			OldFd      int32
-			NewFd      int32
-			Fileless   uint8
-			Variant    uint8
-			Relay      uint8
-			ExecProc   uint8
-			Subject    uint32
-			Peer       uint32
-			ArgsLen    uint32
-			SkCgroup   uint64
-			Uid        uint32
-			DropReason uint32
+			_           structs.HostLayout
+			Point       uint8
+			Family      uint8
+			Protocol    uint8
+			SockType    uint8
+			State       uint8
+			HasDaddr    uint8
+			HasSaddr    uint8
+			StdioInet   uint8
+			Dport       uint16
+			Sport       uint16
+			Ppid        uint32
+			Daddr       [16]uint8
+			Saddr       [16]uint8
+			Binary      [32]int8
+			Comm        [16]int8
+			Cookie      uint64
+			OldFd       int32
+			NewFd       int32
+			Fileless    uint8
+			Variant     uint8
+			Relay       uint8
+			ExecProc    uint8
+			Subject     uint32
+			Peer        uint32
+			ArgsLen     uint32
+			SkCgroup    uint64
+			Uid         uint32
+			DropReason  uint32
+			KernelStack int32
+			UserStack   int32
+			PadQ        uint32
+			_           [4]byte
 		}
 		V struct {
 			_      structs.HostLayout
@@ -337,6 +343,7 @@ const (
 	FallbackMapShellParents = "shell_parents"
 	FallbackMapShellPipes   = "shell_pipes"
 	FallbackMapSockOwners   = "sock_owners"
+	FallbackMapStackTraces  = "stack_traces"
 	FallbackMapWorkloads    = "workloads"
 	FallbackProgBind4       = "bind4"
 	FallbackProgBind6       = "bind6"
@@ -458,6 +465,7 @@ type FallbackMapSpecs struct {
 	ShellParents *ebpf.MapSpec `ebpf:"shell_parents"`
 	ShellPipes   *ebpf.MapSpec `ebpf:"shell_pipes"`
 	SockOwners   *ebpf.MapSpec `ebpf:"sock_owners"`
+	StackTraces  *ebpf.MapSpec `ebpf:"stack_traces"`
 	Workloads    *ebpf.MapSpec `ebpf:"workloads"`
 }
 
@@ -507,6 +515,7 @@ type FallbackMaps struct {
 	ShellParents *ebpf.Map `ebpf:"shell_parents"`
 	ShellPipes   *ebpf.Map `ebpf:"shell_pipes"`
 	SockOwners   *ebpf.Map `ebpf:"sock_owners"`
+	StackTraces  *ebpf.Map `ebpf:"stack_traces"`
 	Workloads    *ebpf.Map `ebpf:"workloads"`
 }
 
@@ -531,6 +540,7 @@ func (m *FallbackMaps) Close() error {
 		m.ShellParents,
 		m.ShellPipes,
 		m.SockOwners,
+		m.StackTraces,
 		m.Workloads,
 	)
 }

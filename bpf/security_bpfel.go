@@ -126,35 +126,39 @@ type SecurityScratch struct {
 	D struct {
 		_ structs.HostLayout
 		Q struct {
-			_          structs.HostLayout
-			Point      uint8
-			Family     uint8
-			Protocol   uint8
-			SockType   uint8
-			State      uint8
-			HasDaddr   uint8
-			HasSaddr   uint8
-			StdioInet  uint8
-			Dport      uint16
-			Sport      uint16
-			Ppid       uint32
-			Daddr      [16]uint8
-			Saddr      [16]uint8
-			Binary     [32]int8
-			Comm       [16]int8
-			Cookie     uint64
-			OldFd      int32
-			NewFd      int32
-			Fileless   uint8
-			Variant    uint8
-			Relay      uint8
-			ExecProc   uint8
-			Subject    uint32
-			Peer       uint32
-			ArgsLen    uint32
-			SkCgroup   uint64
-			Uid        uint32
-			DropReason uint32
+			_           structs.HostLayout
+			Point       uint8
+			Family      uint8
+			Protocol    uint8
+			SockType    uint8
+			State       uint8
+			HasDaddr    uint8
+			HasSaddr    uint8
+			StdioInet   uint8
+			Dport       uint16
+			Sport       uint16
+			Ppid        uint32
+			Daddr       [16]uint8
+			Saddr       [16]uint8
+			Binary      [32]int8
+			Comm        [16]int8
+			Cookie      uint64
+			OldFd       int32
+			NewFd       int32
+			Fileless    uint8
+			Variant     uint8
+			Relay       uint8
+			ExecProc    uint8
+			Subject     uint32
+			Peer        uint32
+			ArgsLen     uint32
+			SkCgroup    uint64
+			Uid         uint32
+			DropReason  uint32
+			KernelStack int32
+			UserStack   int32
+			PadQ        uint32
+			_           [4]byte
 		}
 		V struct {
 			_      structs.HostLayout
@@ -290,6 +294,7 @@ const (
 	SecurityMapShellParents       = "shell_parents"
 	SecurityMapShellPipes         = "shell_pipes"
 	SecurityMapSockOwners         = "sock_owners"
+	SecurityMapStackTraces        = "stack_traces"
 	SecurityMapWorkloads          = "workloads"
 	SecurityProgFmodBprmCheck     = "fmod_bprm_check"
 	SecurityProgFmodSocketBind    = "fmod_socket_bind"
@@ -386,6 +391,7 @@ type SecurityMapSpecs struct {
 	ShellParents *ebpf.MapSpec `ebpf:"shell_parents"`
 	ShellPipes   *ebpf.MapSpec `ebpf:"shell_pipes"`
 	SockOwners   *ebpf.MapSpec `ebpf:"sock_owners"`
+	StackTraces  *ebpf.MapSpec `ebpf:"stack_traces"`
 	Workloads    *ebpf.MapSpec `ebpf:"workloads"`
 }
 
@@ -434,6 +440,7 @@ type SecurityMaps struct {
 	ShellParents *ebpf.Map `ebpf:"shell_parents"`
 	ShellPipes   *ebpf.Map `ebpf:"shell_pipes"`
 	SockOwners   *ebpf.Map `ebpf:"sock_owners"`
+	StackTraces  *ebpf.Map `ebpf:"stack_traces"`
 	Workloads    *ebpf.Map `ebpf:"workloads"`
 }
 
@@ -458,6 +465,7 @@ func (m *SecurityMaps) Close() error {
 		m.ShellParents,
 		m.ShellPipes,
 		m.SockOwners,
+		m.StackTraces,
 		m.Workloads,
 	)
 }

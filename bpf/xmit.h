@@ -65,6 +65,42 @@ static __always_inline struct scratch *sock_packet_begin(struct sk_buff *skb, __
 	return s;
 }
 
+/* The stacks the rules of the packet's workload at point ask for (Post
+ * kernelStackTrace, userStackTrace), into the query as id + 1. Taken
+ * before the decision, which runs without the program's context; the
+ * agent reports them with the selectors that ask. The user stack only
+ * where the current task is the workload's: elsewhere it would be the
+ * stack of whoever the kernel works in. */
+static __always_inline void take_stacks(void *ctx, struct scratch *s, __u8 point)
+{
+	struct rule_key key = { .point = point };
+	__u64 cgroup = s->d.q.sk_cgroup;
+	struct workload *w;
+
+	if (!cgroup)
+		current_workload(&cgroup);
+	w = bpf_map_lookup_elem(&workloads, &cgroup);
+	if (!w)
+		return;
+	key.profile = w->profile;
+	struct point_rules *r = bpf_map_lookup_elem(&rules, &key);
+
+	if (!r)
+		return;
+	__u64 uses = r->uses;
+
+	if (uses & MATCH_KERNEL_STACK) {
+		long id = bpf_get_stackid(ctx, &stack_traces, BPF_F_REUSE_STACKID);
+
+		s->d.q.kernel_stack = id >= 0 ? id + 1 : 0;
+	}
+	if ((uses & MATCH_USER_STACK) && !s->d.q.sk_cgroup) { /* the current task is the workload's */
+		long id = bpf_get_stackid(ctx, &stack_traces, BPF_F_USER_STACK | BPF_F_REUSE_STACKID);
+
+		s->d.q.user_stack = id >= 0 ? id + 1 : 0;
+	}
+}
+
 static __always_inline void sock_packet_end(void)
 {
 	__u32 zero = 0;
@@ -85,6 +121,7 @@ int dev_xmit(struct trace_event_raw_net_dev_start_xmit *ctx)
 	struct net_device *dev = BPF_CORE_READ(skb, dev);
 
 	bpf_core_read_str(s->d.q.binary, sizeof(dev->name), &dev->name); /* net_device: the name */
+	take_stacks(ctx, s, POINT_XMIT);
 	decide();
 	sock_packet_end();
 	return 0;
@@ -99,6 +136,7 @@ int skb_drop(struct trace_event_raw_kfree_skb *ctx)
 		return 0;
 	if (bpf_core_field_exists(ctx->reason))
 		s->d.q.drop_reason = BPF_CORE_READ(ctx, reason);
+	take_stacks(ctx, s, POINT_DROP);
 	decide();
 	sock_packet_end();
 	return 0;

@@ -255,6 +255,9 @@ type Report struct {
 	RateLimit      time.Duration
 	RateLimitScope string
 	ImaHash        bool // the agent adds the executed file's sha256 (ima_hash)
+	// KernelStack and UserStack: Post's kernelStackTrace and
+	// userStackTrace, taken at the device-layer points.
+	KernelStack, UserStack bool
 }
 
 // ArgDecl is one declared argument of a hook.

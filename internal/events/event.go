@@ -44,6 +44,19 @@ type Kprobe struct {
 	Tags         []string `json:"tags,omitempty"`
 	// ImaHash is the executed file's hash (imaHash), "sha256:HEX".
 	ImaHash string `json:"ima_hash,omitempty"`
+	// KernelStackTrace and UserStackTrace: Post's stack traces, innermost
+	// frame first.
+	KernelStackTrace []StackTraceEntry `json:"kernel_stack_trace,omitempty"`
+	UserStackTrace   []StackTraceEntry `json:"user_stack_trace,omitempty"`
+}
+
+// StackTraceEntry is one frame of a stack trace as Tetragon reports it
+// (its 64-bit numbers as JSON strings, as protojson writes them).
+type StackTraceEntry struct {
+	Address uint64 `json:"address,omitempty,string"`
+	Offset  uint64 `json:"offset,omitempty,string"` // into the symbol (kernel) or the mapped file (user)
+	Symbol  string `json:"symbol,omitempty"`
+	Module  string `json:"module,omitempty"` // user: the mapped file
 }
 
 // Exec is a process of a workload starting a program (execve).

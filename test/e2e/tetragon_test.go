@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -226,6 +227,39 @@ func TestTetragonKfreeSkbReason(t *testing.T) {
 	reason, _ := args[1].(map[string]any)["int_arg"].(map[string]any)["value"].(float64)
 	if reason < 1 { // SKB_DROP_REASON_NOT_SPECIFIED: 1 or 2, as the kernel numbers it
 		t.Errorf("drop reason %v, want the kernel's (not specified: 1 or 2): %v", reason, args)
+	}
+}
+
+// stack_traces: the same drop with Post kernelStackTrace and
+// userStackTrace: the kernel's frames are symbolized (the raw socket's
+// send among them), the user's name the probe's file.
+func TestTetragonStackTraces(t *testing.T) {
+	requireE2E(t)
+	p := tetragonProfile(t, "stacks", "act-stack-traces")
+	res := tetragonContainer(t, p, true, "/probe", "rawdrop", "hold")
+	if res.Stdout != "ok\n" {
+		t.Fatalf("want the malformed packet refused with EINVAL: %v", res)
+	}
+	ev := waitEvent(t, res.ID, map[string]any{"ocigate.container_id": res.ID, "process_kprobe.function_name": "kfree_skb_reason",
+		"process_kprobe.policy_name": "act-stack-traces", "process_kprobe.process.binary": "/probe"})
+	if ev == nil {
+		return
+	}
+	kp := ev["process_kprobe"].(map[string]any)
+	frames := func(name, field string) []string {
+		list, _ := kp[name].([]any)
+		var out []string
+		for _, f := range list {
+			s, _ := f.(map[string]any)[field].(string)
+			out = append(out, s)
+		}
+		return out
+	}
+	if syms := frames("kernel_stack_trace", "symbol"); !slices.ContainsFunc(syms, func(s string) bool { return strings.HasPrefix(s, "raw_send") }) {
+		t.Errorf("kernel stack %v: want the raw socket's send (raw_sendmsg) among its symbols\n%v", syms, kp["kernel_stack_trace"])
+	}
+	if mods := frames("user_stack_trace", "module"); !slices.Contains(mods, "/probe") {
+		t.Errorf("user stack modules %v: want /probe among them (note %v)", mods, ev["ocigate"])
 	}
 }
 

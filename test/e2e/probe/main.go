@@ -8,7 +8,8 @@
 //	probe udprecv HOST:PORT   bind a UDP socket, wait for one datagram
 //	probe raw                 socket(AF_INET, SOCK_RAW, IPPROTO_ICMP)
 //	probe packet              socket(AF_PACKET, SOCK_RAW, 0)
-//	probe rawdrop             send a malformed IP header on a raw socket: the kernel drops it (EINVAL)
+//	probe rawdrop [hold]      send a malformed IP header on a raw socket: the kernel drops it (EINVAL);
+//	                          hold: then wait a second (the agent reads the process's mappings)
 //	probe api SOCKET          send {"op":"status"} to the agent's unix socket
 //
 // It prints "ok" and exits 0, or prints "error: <errno text>" and exits 1.
@@ -80,7 +81,9 @@ func main() {
 	case "packet":
 		err = probe.OpenSocket(unix.AF_PACKET, unix.SOCK_RAW, 0)
 	case "rawdrop":
-		err = rawDrop()
+		if err = rawDrop(); err == nil && len(os.Args) > 2 && os.Args[2] == "hold" {
+			time.Sleep(time.Second)
+		}
 	case "api":
 		if len(os.Args) != 3 {
 			usage()
@@ -101,7 +104,7 @@ const connectTimeout = 5 * time.Second
 
 // usage prints the usage and exits 2.
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: probe connect HOST:PORT | udp HOST:PORT | udpconnect HOST:PORT | udprecv HOST:PORT | memfdexec [proc] | raw | packet | rawdrop | api SOCKET")
+	fmt.Fprintln(os.Stderr, "usage: probe connect HOST:PORT | udp HOST:PORT | udpconnect HOST:PORT | udprecv HOST:PORT | memfdexec [proc] | raw | packet | rawdrop [hold] | api SOCKET")
 	os.Exit(2)
 }
 
