@@ -244,6 +244,13 @@ func (a *Agent) stackTraces(raw *record.RawEvent, sel *profiles.Selector, k *eve
 		root = "/proc"
 	}
 	var errs []string
+	// the user's first: the process may exit while kallsyms is read
+	if sel.UserStack && len(raw.UserStack) > 0 {
+		var err error
+		if k.UserStackTrace, err = stacks.User(root, raw.Tgid, raw.UserStack); err != nil {
+			errs = append(errs, err.Error())
+		}
+	}
 	if sel.KernelStack && len(raw.KernelStack) > 0 {
 		a.acts.mu.Lock()
 		if a.acts.ksyms == nil {
@@ -253,12 +260,6 @@ func (a *Agent) stackTraces(raw *record.RawEvent, sel *profiles.Selector, k *eve
 		a.acts.mu.Unlock()
 		var err error
 		if k.KernelStackTrace, err = ks.Entries(raw.KernelStack); err != nil {
-			errs = append(errs, err.Error())
-		}
-	}
-	if sel.UserStack && len(raw.UserStack) > 0 {
-		var err error
-		if k.UserStackTrace, err = stacks.User(root, raw.Tgid, raw.UserStack); err != nil {
 			errs = append(errs, err.Error())
 		}
 	}

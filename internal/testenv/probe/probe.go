@@ -186,3 +186,29 @@ func NamedErrText(err error) string {
 	}
 	return name + ": " + errno.Error()
 }
+
+// RawDrop sends an IPv4 header whose length (ihl 15: 60 bytes) exceeds
+// the 20 bytes written on a raw socket to 127.0.0.1: the kernel allocates
+// the packet, charged to the socket, then refuses it with EINVAL and
+// frees it as a drop (kfree_skb). nil when it did so.
+func RawDrop() error {
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.IPPROTO_RAW)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	hdr := make([]byte, 20)
+	hdr[0] = 0x4f // version 4, ihl 15
+	hdr[8] = 64   // ttl
+	hdr[9] = 253  // protocol: experimentation
+	copy(hdr[12:], []byte{127, 0, 0, 1})
+	copy(hdr[16:], []byte{127, 0, 0, 1})
+	err = unix.Sendto(fd, hdr, 0, &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}})
+	if err == unix.EINVAL {
+		return nil
+	}
+	if err == nil {
+		return fmt.Errorf("sendto: the malformed header was sent")
+	}
+	return err
+}

@@ -25,6 +25,7 @@ const probeUsage = `usage: suite probe SUBCOMMAND
   udp HOST:PORT             unconnected UDP sendto
   udpconnect HOST:PORT      UDP connect, then send
   udpself HOST:PORT         bind a UDP socket, send it a datagram, receive it
+  rawdrop                   a malformed IP header on a raw socket, which the kernel drops; then wait 3s
   execcopy PATH             copy this binary to PATH and exec it (probe noop)
   noop                      print ok
   raw                       socket(AF_INET, SOCK_RAW, IPPROTO_ICMP)
@@ -63,6 +64,10 @@ func probeMain(args []string) int {
 		err = listenLoopback()
 	case "loopback":
 		err = acceptLoopback()
+	case "rawdrop":
+		if err = probe.RawDrop(); err == nil {
+			time.Sleep(3 * time.Second) // the agent reads the process's mappings (a slow guest)
+		}
 	case "movecg":
 		if len(args) < 3 {
 			return usageErr()

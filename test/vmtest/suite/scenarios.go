@@ -49,6 +49,7 @@ var scenarios = []scenario{
 	{"tetragon-dns", scenarioTetragonDNS},
 	{"tetragon-accept", scenarioTetragonAccept},
 	{"tetragon-receive", scenarioTetragonReceive},
+	{"tetragon-drop", scenarioTetragonDrop},
 	{"subcgroup", scenarioSubcgroup},
 	{"unregister", scenarioUnregister},
 	{"control-unregistered", scenarioControl},

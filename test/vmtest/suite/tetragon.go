@@ -142,6 +142,40 @@ func scenarioTetragonReceive(s *suite, r *result) {
 	}
 }
 
+// scenarioTetragonDrop: Tetragon's stack_traces on kfree_skb_reason. The
+// probe's malformed packet on a raw socket, which the kernel drops, is
+// reported for the probe with the drop reason, its kernel stack
+// symbolized (raw_sendmsg among the frames) and its user stack naming
+// the suite's binary. Its workload has its own profile, vmtest-drop: the
+// default one refuses raw sockets.
+func scenarioTetragonDrop(s *suite, r *result) {
+	w := s.newWorkload(r, "tetragon-drop")
+	w.annotations = map[string]string{"io.ocigate.vmtest-drop": "1"}
+	defer w.cleanup(r)
+	w.register(r)
+	p := w.run(r, "rawdrop")
+	if p.out() != "ok" {
+		r.failf("rawdrop: want the packet refused with EINVAL, got %v", p)
+		return
+	}
+	want := map[string]any{"ocigate.container_id": w.id, "process_kprobe.process.pid.value": p.pid,
+		"ocigate.point": "drop", "process_kprobe.function_name": "kfree_skb_reason",
+		"process_kprobe.args.1.label": "reason"}
+	ev, ok := s.waitEvent(s.cfg.eventWait, want)
+	if !ok {
+		r.failf("no event like %v within %s", want, s.cfg.eventWait)
+		r.diagf("events of %s:\n%s", w.id, strings.Join(s.containerLines(w.id), "\n"))
+		return
+	}
+	if k := getString(ev, "process_kprobe.kernel_stack_trace"); !strings.Contains(k, `"symbol":"raw_sendmsg"`) {
+		r.failf("kernel stack without raw_sendmsg: %s (note %q)", k, getString(ev, "ocigate.note"))
+	}
+	if u := getString(ev, "process_kprobe.user_stack_trace"); !strings.Contains(u, `/suite"`) {
+		r.failf("user stack without the suite's binary: %s (note %q)", u, getString(ev, "ocigate.note"))
+	}
+	r.notef("drop reason %s", getString(ev, "process_kprobe.args.1.int_arg.value"))
+}
+
 // expectHookEvent waits for an event like want (any hook type).
 func (s *suite) expectHookEvent(r *result, w *workload, want map[string]any) {
 	ev, ok := s.waitEvent(s.cfg.eventWait, want)
