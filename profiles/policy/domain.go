@@ -215,7 +215,7 @@ var outOfDomain = []domain{
 	{regexp.MustCompile(`^(dev_|netif_|napi_|__netif|kfree_skb|consume_skb|skb_|sk_filter|nf_|ip_rcv|ip6_rcv|ip_local|udp_rcv|__udp4_lib_rcv|icmp)|recv`),
 		"packets at a network device or on the receive path before a socket",
 		"ocigate sees a workload's packets by their sockets, where the socket names the workload; on the receive path before the socket is found, or at a device without one, a packet may be forwarded or another namespace's, and names no workload",
-		"ip_output or dev_queue_xmit with DAddr, DPort, Protocol (packets a workload sends), dev_hard_start_xmit (its packets at a device, net_device Equal), sk_filter_trim_cap (packets delivered to its sockets)"},
+		"ip_output or dev_queue_xmit with DAddr, DPort, Protocol (packets a workload sends), dev_hard_start_xmit (its packets at a device, net_device Equal), kfree_skb_reason (its dropped packets), sk_filter_trim_cap (packets delivered to its sockets)"},
 	{regexp.MustCompile(`cred|capset|capable|setuid|setgid|setres|setre|setfs|setgroups|user_ns|commit_creds|bprm_committ|cap_`),
 		"credentials and capabilities",
 		"ocigate does not watch privilege changes",
