@@ -17,7 +17,7 @@ int BPF_PROG(recv_fentry, struct sock *sk, struct sk_buff *skb)
 {
 	__u64 cgroup = sock_workload_cgroup(sk);
 
-	if (!cgroup)
+	if (!cgroup || !workload_rules(cgroup, POINT_RECEIVE))
 		return 0;
 	__u32 zero = 0;
 	__u32 *level = bpf_map_lookup_elem(&scratch_level, &zero);

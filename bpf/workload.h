@@ -96,6 +96,19 @@ static __always_inline __u64 sock_workload_cgroup(struct sock *sk)
 	return 0;
 }
 
+/* The rules at point of the workload registered as cgroup; NULL when it
+ * has none there: the per-packet points stop early for such workloads. */
+static __always_inline struct point_rules *workload_rules(__u64 cgroup, __u8 point)
+{
+	struct workload *w = bpf_map_lookup_elem(&workloads, &cgroup);
+
+	if (!w)
+		return 0;
+	struct rule_key key = { .profile = w->profile, .point = point };
+
+	return bpf_map_lookup_elem(&rules, &key);
+}
+
 static __always_inline void ipv4_mapped(__u8 *dst, __u32 addr_be)
 {
 	__builtin_memset(dst, 0, 10);

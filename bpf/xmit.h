@@ -27,10 +27,11 @@ static __always_inline bool full_sock(struct sock *sk)
 
 /* The decision on a packet of a workload's socket at point, in scratch
  * slot 1 (maps.h: softirq may interrupt a program of slot 0), with the
- * packet's addresses and its socket; NULL when the packet is no
- * workload's or slot 1 is taken. The caller adds its own, decides and
- * ends with sock_packet_end. */
-static __always_inline struct scratch *sock_packet_begin(struct sk_buff *skb, __u8 point)
+ * packet's addresses and its socket, and the rules' uses; NULL when the
+ * packet is no workload's, its workload has no rules at point, or slot
+ * 1 is taken. The caller adds its own, decides and ends with
+ * sock_packet_end. */
+static __always_inline struct scratch *sock_packet_begin(struct sk_buff *skb, __u8 point, __u64 *uses)
 {
 	struct sock *sk = BPF_CORE_READ(skb, sk);
 
@@ -40,6 +41,11 @@ static __always_inline struct scratch *sock_packet_begin(struct sk_buff *skb, __
 
 	if (!cgroup)
 		return 0;
+	struct point_rules *r = workload_rules(cgroup, point);
+
+	if (!r)
+		return 0;
+	*uses = r->uses;
 	__u32 zero = 0;
 	__u32 *level = bpf_map_lookup_elem(&scratch_level, &zero);
 
@@ -65,36 +71,20 @@ static __always_inline struct scratch *sock_packet_begin(struct sk_buff *skb, __
 	return s;
 }
 
-/* The stacks the rules of the packet's workload at point ask for (Post
- * kernelStackTrace, userStackTrace), into the query as id + 1. Taken
- * before the decision, which runs without the program's context; the
- * agent reports them with the selectors that ask. The user stack only
- * where the current task is the workload's: elsewhere it would be the
- * stack of whoever the kernel works in. */
-static __always_inline void take_stacks(void *ctx, struct scratch *s, __u8 point)
+/* The stacks the rules' uses ask for (Post kernelStackTrace,
+ * userStackTrace), into the query as id + 1. Taken before the decision,
+ * which runs without the program's context; the agent reports them with
+ * the selectors that ask. The user stack only where the current task is
+ * the workload's: elsewhere it would be the stack of whoever the kernel
+ * works in. */
+static __always_inline void take_stacks(void *ctx, struct scratch *s, __u64 uses)
 {
-	struct rule_key key = { .point = point };
-	__u64 cgroup = s->d.q.sk_cgroup;
-	struct workload *w;
-
-	if (!cgroup)
-		current_workload(&cgroup);
-	w = bpf_map_lookup_elem(&workloads, &cgroup);
-	if (!w)
-		return;
-	key.profile = w->profile;
-	struct point_rules *r = bpf_map_lookup_elem(&rules, &key);
-
-	if (!r)
-		return;
-	__u64 uses = r->uses;
-
 	if (uses & MATCH_KERNEL_STACK) {
 		long id = bpf_get_stackid(ctx, &stack_traces, BPF_F_REUSE_STACKID);
 
 		s->d.q.kernel_stack = id >= 0 ? id + 1 : 0;
 	}
-	if ((uses & MATCH_USER_STACK) && !s->d.q.sk_cgroup) { /* the current task is the workload's */
+	if ((uses & MATCH_USER_STACK) && !s->d.q.sk_cgroup) {
 		long id = bpf_get_stackid(ctx, &stack_traces, BPF_F_USER_STACK | BPF_F_REUSE_STACKID);
 
 		s->d.q.user_stack = id >= 0 ? id + 1 : 0;
@@ -114,14 +104,15 @@ SEC("tracepoint/net/net_dev_start_xmit")
 int dev_xmit(struct trace_event_raw_net_dev_start_xmit *ctx)
 {
 	struct sk_buff *skb = (struct sk_buff *)ctx->skbaddr;
-	struct scratch *s = sock_packet_begin(skb, POINT_XMIT);
+	__u64 uses = 0;
+	struct scratch *s = sock_packet_begin(skb, POINT_XMIT, &uses);
 
 	if (!s)
 		return 0;
 	struct net_device *dev = BPF_CORE_READ(skb, dev);
 
 	bpf_core_read_str(s->d.q.binary, sizeof(dev->name), &dev->name); /* net_device: the name */
-	take_stacks(ctx, s, POINT_XMIT);
+	take_stacks(ctx, s, uses);
 	decide();
 	sock_packet_end();
 	return 0;
@@ -130,13 +121,14 @@ int dev_xmit(struct trace_event_raw_net_dev_start_xmit *ctx)
 SEC("tracepoint/skb/kfree_skb")
 int skb_drop(struct trace_event_raw_kfree_skb *ctx)
 {
-	struct scratch *s = sock_packet_begin((struct sk_buff *)ctx->skbaddr, POINT_DROP);
+	__u64 uses = 0;
+	struct scratch *s = sock_packet_begin((struct sk_buff *)ctx->skbaddr, POINT_DROP, &uses);
 
 	if (!s)
 		return 0;
 	if (bpf_core_field_exists(ctx->reason))
 		s->d.q.drop_reason = BPF_CORE_READ(ctx, reason);
-	take_stacks(ctx, s, POINT_DROP);
+	take_stacks(ctx, s, uses);
 	decide();
 	sock_packet_end();
 	return 0;
