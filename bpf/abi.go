@@ -48,7 +48,12 @@ const (
 	MatchNsChanges
 	MatchNsChangesNot
 	MatchStdioDialled
+	MatchKernelStack
+	MatchUserStack
 )
+
+// StackDepth is the frames a stack trace keeps (STACK_DEPTH).
+const StackDepth = 64
 
 // matchPIDs (enum pid_flag) and their limits.
 const (
@@ -120,6 +125,7 @@ const (
 	EnforcerCgroupSockRelease = 6
 	EnforcerTracepoint        = 7
 	EnforcerCgroupSkb         = 8
+	EnforcerFentry            = 9
 )
 
 // Indexes of the counters map (enum counter): the events lost, then per

@@ -142,6 +142,7 @@ var mirrors = map[string]map[string]int{
 		"MATCH_PATH_POSTFIX": MatchPathPostfix, "MATCH_PATH_POSTFIX_NOT": MatchPathPostfixNot,
 		"MATCH_CAPS": MatchCaps, "MATCH_CAPS_NOT": MatchCapsNot, "MATCH_CAPS_USERNS": MatchCapsUserns,
 		"MATCH_PID": MatchPID, "MATCH_PID_NOT": MatchPIDNot, "MATCH_STDIO_DIALLED": MatchStdioDialled,
+		"MATCH_KERNEL_STACK": MatchKernelStack, "MATCH_USER_STACK": MatchUserStack,
 		// The kernel computes the Prefix/Postfix keys only when a
 		// selector of the point uses one of these.
 		"MATCH_ANY_BIN": MatchBin | MatchBinNot | MatchBinPrefix | MatchBinPrefixNot | MatchBinPostfix | MatchBinPostfixNot,
@@ -158,7 +159,8 @@ var mirrors = map[string]map[string]int{
 	"enforcers": {"ENFORCER_NONE": EnforcerNone, "ENFORCER_CGROUP_SOCK_ADDR": EnforcerCgroupSockAddr,
 		"ENFORCER_CGROUP_SOCK": EnforcerCgroupSock, "ENFORCER_TRACEPOINT_SIGKILL": EnforcerTracepointSigkill,
 		"ENFORCER_LSM": EnforcerLSM, "ENFORCER_FMOD_RET": EnforcerFmodRet,
-		"ENFORCER_CGROUP_SOCK_RELEASE": EnforcerCgroupSockRelease, "ENFORCER_TRACEPOINT": EnforcerTracepoint},
+		"ENFORCER_CGROUP_SOCK_RELEASE": EnforcerCgroupSockRelease, "ENFORCER_TRACEPOINT": EnforcerTracepoint,
+		"ENFORCER_CGROUP_SKB": EnforcerCgroupSkb, "ENFORCER_FENTRY": EnforcerFentry},
 	// Counters are read as evaluated/posted/denied/killed per point.
 	"counters": {"COUNTER_EVENTS_LOST": CounterEventsLost, "COUNTER_POINT_BASE": CounterPointBase,
 		"COUNTER_MAX":       CounterPointBase + int(profiles.NumPoints)*4,

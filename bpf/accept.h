@@ -17,27 +17,6 @@
 #define ACCEPT_CHILD 1		/* LISTEN -> SYN_RECV: the child socket (tcp_create_openreq_child) */
 #define ACCEPT_ESTABLISHED 2	/* SYN_RECV -> ESTABLISHED: the handshake done (tcp_set_state) */
 
-/* The closest registered cgroup of the socket's (sk_cgrp_data), walking
- * up the cgroup v2 tree; 0: no workload's socket. */
-static __always_inline __u64 sock_workload_cgroup(struct sock *sk)
-{
-	struct cgroup *cg = BPF_CORE_READ(sk, sk_cgrp_data.cgroup);
-
-	for (int i = 0; i < MAX_CGROUP_DEPTH && cg; i++) {
-		__u64 id = BPF_CORE_READ(cg, kn, id);
-
-		if (bpf_map_lookup_elem(&workloads, &id))
-			return id;
-		/* cgroup.self is the css; its parent is the parent's self */
-		struct cgroup_subsys_state *css = BPF_CORE_READ(cg, self.parent);
-
-		if (!css)
-			break;
-		cg = (struct cgroup *)((char *)css - bpf_core_field_offset(struct cgroup, self));
-	}
-	return 0;
-}
-
 static __always_inline struct tcp_listener_key listener_of(struct sock *sk)
 {
 	struct tcp_listener_key k = {

@@ -42,7 +42,9 @@ enum point {
 	POINT_RELAY = 9,	/* a shell relayed to a network peer (exec or connect) */
 	POINT_ACCEPT = 10,	/* a TCP connection the kernel accepts for a listener (softirq) */
 	POINT_RECEIVE = 11,	/* a packet delivered to a workload's socket (softirq) */
-	POINT_MAX = 12,
+	POINT_XMIT = 12,	/* a packet of a workload's socket leaving through a device */
+	POINT_DROP = 13,	/* a packet of a workload's socket the kernel drops */
+	POINT_MAX = 14,
 };
 
 /* What a matching selector does. */
@@ -102,7 +104,13 @@ enum match_flag {
 	/* exec: a stdio INET socket was dialled (connect) by the process, its
 	 * parent or grandparent: a reverse connection, not an accepted one */
 	MATCH_STDIO_DIALLED = 1ULL << 38,
+	/* Post kernelStackTrace, userStackTrace: no predicate; in the rules'
+	 * uses they ask the device-layer programs for the stacks */
+	MATCH_KERNEL_STACK = 1ULL << 39,
+	MATCH_USER_STACK = 1ULL << 40,
 };
+
+#define STACK_DEPTH 64		/* frames a stack trace keeps */
 
 #define MAX_PIDS 4		/* values of a selector's matchPIDs */
 #define PID_ANCESTORS 10	/* ancestors followForks looks at, as Tetragon */
@@ -145,6 +153,7 @@ enum enforcer {
 	ENFORCER_CGROUP_SOCK_RELEASE = 6,
 	ENFORCER_TRACEPOINT = 7,	/* reports, or kills: cannot refuse */
 	ENFORCER_CGROUP_SKB = 8,	/* cgroup_skb/ingress: reports */
+	ENFORCER_FENTRY = 9,	/* fentry on the kernel function itself: reports */
 };
 
 /* What a program can do with a verdict. */
@@ -307,7 +316,10 @@ struct event {
 	char ancestor_comm[2][16];	/* decision: the comm of the process's parent and grandparent
 					 * (Tetragon's resolve mm.owner.real_parent[.real_parent].comm) */
 	__u8 kind;		/* enum record_kind */
-	__u8 pad[7];
+	__u8 pad[3];
+	__u32 drop_reason;	/* drop: the kernel's enum skb_drop_reason */
+	__s32 kernel_stack;	/* id + 1 in stack_traces of the kernel stack, 0: none */
+	__s32 user_stack;	/* id + 1 in stack_traces of the user stack, 0: none */
 };
 
 /* How a relayed shell was recognised (event stdio_inet bits 3-5). */

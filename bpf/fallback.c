@@ -18,6 +18,7 @@
 #include "procs.h"
 #include "accept.h"
 #include "receive.h"
+#include "xmit.h"
 
 char LICENSE[] SEC("license") = "GPL";
 

@@ -68,7 +68,10 @@ type FallbackEvent struct {
 	ParentStartTime  uint64
 	AncestorComm     [2][16]int8
 	Kind             uint8
-	Pad              [7]uint8
+	Pad              [3]uint8
+	DropReason       uint32
+	KernelStack      int32
+	UserStack        int32
 }
 
 type FallbackNameKey struct {
@@ -135,35 +138,39 @@ type FallbackScratch struct {
 	D struct {
 		_ structs.HostLayout
 		Q struct {
-			_         structs.HostLayout
-			Point     uint8
-			Family    uint8
-			Protocol  uint8
-			SockType  uint8
-			State     uint8
-			HasDaddr  uint8
-			HasSaddr  uint8
-			StdioInet uint8
-			Dport     uint16
-			Sport     uint16
-			Ppid      uint32
-			Daddr     [16]uint8
-			Saddr     [16]uint8
-			Binary    [32]int8
-			Comm      [16]int8
-			Cookie    uint64
-			OldFd     int32
-			NewFd     int32
-			Fileless  uint8
-			Variant   uint8
-			Relay     uint8
-			ExecProc  uint8
-			Subject   uint32
-			Peer      uint32
-			ArgsLen   uint32
-			SkCgroup  uint64
-			Uid       uint32
-			PadQ      uint32
+			_           structs.HostLayout
+			Point       uint8
+			Family      uint8
+			Protocol    uint8
+			SockType    uint8
+			State       uint8
+			HasDaddr    uint8
+			HasSaddr    uint8
+			StdioInet   uint8
+			Dport       uint16
+			Sport       uint16
+			Ppid        uint32
+			Daddr       [16]uint8
+			Saddr       [16]uint8
+			Binary      [32]int8
+			Comm        [16]int8
+			Cookie      uint64
+			OldFd       int32
+			NewFd       int32
+			Fileless    uint8
+			Variant     uint8
+			Relay       uint8
+			ExecProc    uint8
+			Subject     uint32
+			Peer        uint32
+			ArgsLen     uint32
+			SkCgroup    uint64
+			Uid         uint32
+			DropReason  uint32
+			KernelStack int32
+			UserStack   int32
+			PadQ        uint32
+			_           [4]byte
 		}
 		V struct {
 			_      structs.HostLayout
@@ -336,11 +343,13 @@ const (
 	FallbackMapShellParents = "shell_parents"
 	FallbackMapShellPipes   = "shell_pipes"
 	FallbackMapSockOwners   = "sock_owners"
+	FallbackMapStackTraces  = "stack_traces"
 	FallbackMapWorkloads    = "workloads"
 	FallbackProgBind4       = "bind4"
 	FallbackProgBind6       = "bind6"
 	FallbackProgConnect4    = "connect4"
 	FallbackProgConnect6    = "connect6"
+	FallbackProgDevXmit     = "dev_xmit"
 	FallbackProgDup2Enter   = "dup2_enter"
 	FallbackProgDup3Enter   = "dup3_enter"
 	FallbackProgDupEnter    = "dup_enter"
@@ -351,6 +360,7 @@ const (
 	FallbackProgRelayExec   = "relay_exec"
 	FallbackProgSendmsg4    = "sendmsg4"
 	FallbackProgSendmsg6    = "sendmsg6"
+	FallbackProgSkbDrop     = "skb_drop"
 	FallbackProgSockCreate  = "sock_create"
 	FallbackProgSockRelease = "sock_release"
 	FallbackProgSocketEnter = "socket_enter"
@@ -409,6 +419,7 @@ type FallbackProgramSpecs struct {
 	Bind6       *ebpf.ProgramSpec `ebpf:"bind6"`
 	Connect4    *ebpf.ProgramSpec `ebpf:"connect4"`
 	Connect6    *ebpf.ProgramSpec `ebpf:"connect6"`
+	DevXmit     *ebpf.ProgramSpec `ebpf:"dev_xmit"`
 	Dup2Enter   *ebpf.ProgramSpec `ebpf:"dup2_enter"`
 	Dup3Enter   *ebpf.ProgramSpec `ebpf:"dup3_enter"`
 	DupEnter    *ebpf.ProgramSpec `ebpf:"dup_enter"`
@@ -419,6 +430,7 @@ type FallbackProgramSpecs struct {
 	RelayExec   *ebpf.ProgramSpec `ebpf:"relay_exec"`
 	Sendmsg4    *ebpf.ProgramSpec `ebpf:"sendmsg4"`
 	Sendmsg6    *ebpf.ProgramSpec `ebpf:"sendmsg6"`
+	SkbDrop     *ebpf.ProgramSpec `ebpf:"skb_drop"`
 	SockCreate  *ebpf.ProgramSpec `ebpf:"sock_create"`
 	SockRelease *ebpf.ProgramSpec `ebpf:"sock_release"`
 	SocketEnter *ebpf.ProgramSpec `ebpf:"socket_enter"`
@@ -453,6 +465,7 @@ type FallbackMapSpecs struct {
 	ShellParents *ebpf.MapSpec `ebpf:"shell_parents"`
 	ShellPipes   *ebpf.MapSpec `ebpf:"shell_pipes"`
 	SockOwners   *ebpf.MapSpec `ebpf:"sock_owners"`
+	StackTraces  *ebpf.MapSpec `ebpf:"stack_traces"`
 	Workloads    *ebpf.MapSpec `ebpf:"workloads"`
 }
 
@@ -502,6 +515,7 @@ type FallbackMaps struct {
 	ShellParents *ebpf.Map `ebpf:"shell_parents"`
 	ShellPipes   *ebpf.Map `ebpf:"shell_pipes"`
 	SockOwners   *ebpf.Map `ebpf:"sock_owners"`
+	StackTraces  *ebpf.Map `ebpf:"stack_traces"`
 	Workloads    *ebpf.Map `ebpf:"workloads"`
 }
 
@@ -526,6 +540,7 @@ func (m *FallbackMaps) Close() error {
 		m.ShellParents,
 		m.ShellPipes,
 		m.SockOwners,
+		m.StackTraces,
 		m.Workloads,
 	)
 }
@@ -545,6 +560,7 @@ type FallbackPrograms struct {
 	Bind6       *ebpf.Program `ebpf:"bind6"`
 	Connect4    *ebpf.Program `ebpf:"connect4"`
 	Connect6    *ebpf.Program `ebpf:"connect6"`
+	DevXmit     *ebpf.Program `ebpf:"dev_xmit"`
 	Dup2Enter   *ebpf.Program `ebpf:"dup2_enter"`
 	Dup3Enter   *ebpf.Program `ebpf:"dup3_enter"`
 	DupEnter    *ebpf.Program `ebpf:"dup_enter"`
@@ -555,6 +571,7 @@ type FallbackPrograms struct {
 	RelayExec   *ebpf.Program `ebpf:"relay_exec"`
 	Sendmsg4    *ebpf.Program `ebpf:"sendmsg4"`
 	Sendmsg6    *ebpf.Program `ebpf:"sendmsg6"`
+	SkbDrop     *ebpf.Program `ebpf:"skb_drop"`
 	SockCreate  *ebpf.Program `ebpf:"sock_create"`
 	SockRelease *ebpf.Program `ebpf:"sock_release"`
 	SocketEnter *ebpf.Program `ebpf:"socket_enter"`
@@ -572,6 +589,7 @@ func (p *FallbackPrograms) Close() error {
 		p.Bind6,
 		p.Connect4,
 		p.Connect6,
+		p.DevXmit,
 		p.Dup2Enter,
 		p.Dup3Enter,
 		p.DupEnter,
@@ -582,6 +600,7 @@ func (p *FallbackPrograms) Close() error {
 		p.RelayExec,
 		p.Sendmsg4,
 		p.Sendmsg6,
+		p.SkbDrop,
 		p.SockCreate,
 		p.SockRelease,
 		p.SocketEnter,

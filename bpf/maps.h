@@ -17,6 +17,16 @@ struct {
 	__type(value, struct workload);
 } workloads SEC(".maps");
 
+/* Stack traces the device-layer programs take for Post kernelStackTrace
+ * and userStackTrace, by id; the agent reads each when it reads the
+ * event. A bucket is reused by the next stack that hashes to it. */
+struct {
+	__uint(type, BPF_MAP_TYPE_STACK_TRACE);
+	__uint(max_entries, 1024);
+	__uint(key_size, sizeof(__u32));
+	__uint(value_size, STACK_DEPTH * sizeof(__u64));
+} stack_traces SEC(".maps");
+
 /* (profile, point) -> ordered selectors. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);

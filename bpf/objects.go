@@ -15,6 +15,9 @@ const (
 	// BackendTracepoint carries the points that only report or kill, the same on
 	// every kernel (dup).
 	BackendTracepoint = "tracepoint"
+	// BackendFentry carries a reporting point on the kernel function
+	// itself (fentry), where its hook of another kind lacks helpers.
+	BackendFentry = "fentry"
 )
 
 // Object is one of the two BPF objects: its name, its ELF and its

@@ -13,6 +13,7 @@
 #include <bpf/bpf_tracing.h>
 
 #include "relay.h"
+#include "receive_fentry.h"
 
 char LICENSE[] SEC("license") = "GPL";
 

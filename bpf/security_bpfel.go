@@ -126,35 +126,39 @@ type SecurityScratch struct {
 	D struct {
 		_ structs.HostLayout
 		Q struct {
-			_         structs.HostLayout
-			Point     uint8
-			Family    uint8
-			Protocol  uint8
-			SockType  uint8
-			State     uint8
-			HasDaddr  uint8
-			HasSaddr  uint8
-			StdioInet uint8
-			Dport     uint16
-			Sport     uint16
-			Ppid      uint32
-			Daddr     [16]uint8
-			Saddr     [16]uint8
-			Binary    [32]int8
-			Comm      [16]int8
-			Cookie    uint64
-			OldFd     int32
-			NewFd     int32
-			Fileless  uint8
-			Variant   uint8
-			Relay     uint8
-			ExecProc  uint8
-			Subject   uint32
-			Peer      uint32
-			ArgsLen   uint32
-			SkCgroup  uint64
-			Uid       uint32
-			PadQ      uint32
+			_           structs.HostLayout
+			Point       uint8
+			Family      uint8
+			Protocol    uint8
+			SockType    uint8
+			State       uint8
+			HasDaddr    uint8
+			HasSaddr    uint8
+			StdioInet   uint8
+			Dport       uint16
+			Sport       uint16
+			Ppid        uint32
+			Daddr       [16]uint8
+			Saddr       [16]uint8
+			Binary      [32]int8
+			Comm        [16]int8
+			Cookie      uint64
+			OldFd       int32
+			NewFd       int32
+			Fileless    uint8
+			Variant     uint8
+			Relay       uint8
+			ExecProc    uint8
+			Subject     uint32
+			Peer        uint32
+			ArgsLen     uint32
+			SkCgroup    uint64
+			Uid         uint32
+			DropReason  uint32
+			KernelStack int32
+			UserStack   int32
+			PadQ        uint32
+			_           [4]byte
 		}
 		V struct {
 			_      structs.HostLayout
@@ -290,6 +294,7 @@ const (
 	SecurityMapShellParents       = "shell_parents"
 	SecurityMapShellPipes         = "shell_pipes"
 	SecurityMapSockOwners         = "sock_owners"
+	SecurityMapStackTraces        = "stack_traces"
 	SecurityMapWorkloads          = "workloads"
 	SecurityProgFmodBprmCheck     = "fmod_bprm_check"
 	SecurityProgFmodSocketBind    = "fmod_socket_bind"
@@ -303,6 +308,7 @@ const (
 	SecurityProgLsmSocketCreate   = "lsm_socket_create"
 	SecurityProgLsmSocketListen   = "lsm_socket_listen"
 	SecurityProgLsmSocketSendmsg  = "lsm_socket_sendmsg"
+	SecurityProgRecvFentry        = "recv_fentry"
 )
 
 // LoadSecurity returns the embedded CollectionSpec for Security.
@@ -359,6 +365,7 @@ type SecurityProgramSpecs struct {
 	LsmSocketCreate   *ebpf.ProgramSpec `ebpf:"lsm_socket_create"`
 	LsmSocketListen   *ebpf.ProgramSpec `ebpf:"lsm_socket_listen"`
 	LsmSocketSendmsg  *ebpf.ProgramSpec `ebpf:"lsm_socket_sendmsg"`
+	RecvFentry        *ebpf.ProgramSpec `ebpf:"recv_fentry"`
 }
 
 // SecurityMapSpecs contains maps before they are loaded into the kernel.
@@ -384,6 +391,7 @@ type SecurityMapSpecs struct {
 	ShellParents *ebpf.MapSpec `ebpf:"shell_parents"`
 	ShellPipes   *ebpf.MapSpec `ebpf:"shell_pipes"`
 	SockOwners   *ebpf.MapSpec `ebpf:"sock_owners"`
+	StackTraces  *ebpf.MapSpec `ebpf:"stack_traces"`
 	Workloads    *ebpf.MapSpec `ebpf:"workloads"`
 }
 
@@ -432,6 +440,7 @@ type SecurityMaps struct {
 	ShellParents *ebpf.Map `ebpf:"shell_parents"`
 	ShellPipes   *ebpf.Map `ebpf:"shell_pipes"`
 	SockOwners   *ebpf.Map `ebpf:"sock_owners"`
+	StackTraces  *ebpf.Map `ebpf:"stack_traces"`
 	Workloads    *ebpf.Map `ebpf:"workloads"`
 }
 
@@ -456,6 +465,7 @@ func (m *SecurityMaps) Close() error {
 		m.ShellParents,
 		m.ShellPipes,
 		m.SockOwners,
+		m.StackTraces,
 		m.Workloads,
 	)
 }
@@ -482,6 +492,7 @@ type SecurityPrograms struct {
 	LsmSocketCreate   *ebpf.Program `ebpf:"lsm_socket_create"`
 	LsmSocketListen   *ebpf.Program `ebpf:"lsm_socket_listen"`
 	LsmSocketSendmsg  *ebpf.Program `ebpf:"lsm_socket_sendmsg"`
+	RecvFentry        *ebpf.Program `ebpf:"recv_fentry"`
 }
 
 func (p *SecurityPrograms) Close() error {
@@ -498,6 +509,7 @@ func (p *SecurityPrograms) Close() error {
 		p.LsmSocketCreate,
 		p.LsmSocketListen,
 		p.LsmSocketSendmsg,
+		p.RecvFentry,
 	)
 }
 

@@ -44,6 +44,9 @@ struct query {
 	__u64 sk_cgroup;	/* accept (softirq): the socket's registered cgroup, whose
 				 * workload decides; 0: the current task's */
 	__u32 uid;		/* accept: the listener's uid (current is not the workload's) */
+	__u32 drop_reason;	/* drop: the kernel's enum skb_drop_reason */
+	__s32 kernel_stack;	/* stack_traces id + 1, 0: none */
+	__s32 user_stack;
 	__u32 pad_q;
 };
 

@@ -97,6 +97,9 @@ static __always_inline void report(struct scratch *s, const struct selector *sel
 	e->owner = sock_owner(q->cookie);
 	e->old_fd = q->old_fd;
 	e->new_fd = q->new_fd;
+	e->drop_reason = q->drop_reason;
+	e->kernel_stack = q->kernel_stack;
+	e->user_stack = q->user_stack;
 	submit(e, flags & (EVENT_KILL_PENDING | EVENT_SIGNAL_PENDING));
 }
 

@@ -75,6 +75,40 @@ static __always_inline struct workload *query_workload(const struct query *q, __
 	return bpf_map_lookup_elem(&workloads, workload_cgroup);
 }
 
+/* The closest registered cgroup of the socket's (sk_cgrp_data), walking
+ * up the cgroup v2 tree; 0: no workload's socket. */
+static __always_inline __u64 sock_workload_cgroup(struct sock *sk)
+{
+	struct cgroup *cg = BPF_CORE_READ(sk, sk_cgrp_data.cgroup);
+
+	for (int i = 0; i < MAX_CGROUP_DEPTH && cg; i++) {
+		__u64 id = BPF_CORE_READ(cg, kn, id);
+
+		if (bpf_map_lookup_elem(&workloads, &id))
+			return id;
+		/* cgroup.self is the css; its parent is the parent's self */
+		struct cgroup_subsys_state *css = BPF_CORE_READ(cg, self.parent);
+
+		if (!css)
+			break;
+		cg = (struct cgroup *)((char *)css - bpf_core_field_offset(struct cgroup, self));
+	}
+	return 0;
+}
+
+/* The rules at point of the workload registered as cgroup; NULL when it
+ * has none there: the per-packet points stop early for such workloads. */
+static __always_inline struct point_rules *workload_rules(__u64 cgroup, __u8 point)
+{
+	struct workload *w = bpf_map_lookup_elem(&workloads, &cgroup);
+
+	if (!w)
+		return 0;
+	struct rule_key key = { .profile = w->profile, .point = point };
+
+	return bpf_map_lookup_elem(&rules, &key);
+}
+
 static __always_inline void ipv4_mapped(__u8 *dst, __u32 addr_be)
 {
 	__builtin_memset(dst, 0, 10);

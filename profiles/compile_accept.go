@@ -15,9 +15,18 @@ const tcpEstablished = 1
 func (h hookDef) accepts() bool { return slices.Contains(h.points, PointAccept) }
 
 // softirq reports whether h decides where the kernel works for a
-// workload's socket outside its processes: accepted connections and
-// received packets.
-func (h hookDef) softirq() bool { return h.accepts() || slices.Contains(h.points, PointReceive) }
+// workload's socket outside its processes: accepted connections,
+// received packets, and packets at a device (which the kernel may send
+// from a queue, in softirq or another task's context).
+func (h hookDef) softirq() bool {
+	return h.accepts() || slices.Contains(h.points, PointReceive) || h.xmits()
+}
+
+// xmits reports whether h decides at the device layer: packets of a
+// workload's sockets leaving through a device (xmit) or dropped (drop).
+func (h hookDef) xmits() bool {
+	return slices.Contains(h.points, PointXmit) || slices.Contains(h.points, PointDrop)
+}
 
 // acceptChecks refuses what the accept point cannot evaluate or carry
 // out: it runs in softirq, outside any process, and reports only.
@@ -26,13 +35,18 @@ func (c *compiler) acceptChecks(ps *policy.Selector, h hookDef, path string) {
 		return
 	}
 	what, closest := "an accepted connection", "Override at the listen (security_socket_listen) or the bind"
-	if !h.accepts() {
+	where := "the kernel handles it in softirq, where no call can be refused and no process signalled"
+	switch {
+	case h.xmits():
+		what, closest = "a packet at the device layer", "Override or Sigkill at the sender's connect or send (ip_output, security_socket_sendmsg)"
+		where = "the kernel may send or drop it from a queue, in softirq or another task's context, after the call that sent it returned"
+	case !h.accepts():
 		what, closest = "a received packet", "Override at the sender's connect or send, where it is a workload's"
 	}
 	for i := range ps.Actions {
 		a := &ps.Actions[i]
 		if slices.Contains(refusing, a.Action) {
-			c.errorf(a.Pos, path, "%s at %s: refused: the kernel handles it in softirq, where no call can be refused and no process signalled; ocigate reports it (Post) for the socket's workload; closest: %s", a.Action, what, closest)
+			c.errorf(a.Pos, path, "%s at %s: refused: %s; ocigate reports it (Post) for the socket's workload; closest: %s", a.Action, what, where, closest)
 		}
 	}
 	if len(ps.Capabilities) > 0 {

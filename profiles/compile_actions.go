@@ -92,6 +92,7 @@ func (c *compiler) actionReport(k *policy.Kprobe, ps *policy.Selector, s *Select
 			s.FQDN = a.ArgFQDN
 		case "Post":
 			s.RateLimit, s.RateLimitScope, s.ImaHash = a.RateLimit, a.RateLimitScope, a.ImaHash
+			s.KernelStack, s.UserStack = a.KernelStackTrace, a.UserStackTrace
 		}
 		if a.RateLimit > 0 && a.Action != "Post" {
 			s.RateLimit, s.RateLimitScope = a.RateLimit, a.RateLimitScope
@@ -106,7 +107,24 @@ func (c *compiler) actionReport(k *policy.Kprobe, ps *policy.Selector, s *Select
 	if s.ImaHash && !slices.Contains(targetsOf(k), PointExec) {
 		c.errorf(ps.Pos, path, "imaHash: ocigate hashes the executed file, at exec hooks only")
 	}
+	if (s.KernelStack || s.UserStack) && !stackPoints(targetsOf(k)) {
+		c.errorf(ps.Pos, path, "kernelStackTrace, userStackTrace: refused here: ocigate takes stack traces at the device-layer hooks only (dev_hard_start_xmit, kfree_skb_reason), whose tracepoint programs can; elsewhere the event's process, parent, binary and arguments say who did it")
+	}
 	c.actionNotes(ps, s, path)
+}
+
+// stackPoints reports whether points are all device-layer points, whose
+// programs take stack traces.
+func stackPoints(points []Point) bool {
+	if len(points) == 0 {
+		return false
+	}
+	for _, pt := range points {
+		if pt != PointXmit && pt != PointDrop {
+			return false
+		}
+	}
+	return true
 }
 
 // targetsOf is the points of k's hook (none for raw_syscalls).
@@ -120,6 +138,9 @@ func targetsOf(k *policy.Kprobe) []Point {
 func (c *compiler) actionNotes(ps *policy.Selector, s *Selector, path string) {
 	if s.ReturnValue > 0 {
 		c.notef(ps.Pos, path, "argError %d: the fmod_ret backend returns it from the call as Tetragon does; BPF LSM and the cgroup hooks can only refuse with an errno and return -EPERM; the event says which", s.ReturnValue)
+	}
+	if s.KernelStack || s.UserStack {
+		c.notef(ps.Pos, path, "stack traces: the kernel's are symbolized from /proc/kallsyms; the user's are addresses with the mapped file and offset (no symbols), from /proc/PID/maps when the agent reads the event")
 	}
 	if s.ImaHash {
 		c.notef(ps.Pos, path, "imaHash: the agent hashes the executed file (sha256 of its content, as IMA's default) when it writes the event")

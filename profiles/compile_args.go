@@ -121,6 +121,8 @@ func (b *selBuilder) arg(k *policy.Kprobe, m *policy.ArgMatch, field string) {
 		b.sockArg(k, m, field, ops)
 	case "linux_binprm", "file", "path", "string":
 		b.pathArg(k, m, field)
+	case "net_device":
+		b.netDevice(m, field)
 	case "fd": // dup's old descriptor: the family of the socket it is
 		if b.claim(pFamily, m, field) {
 			b.s.Families = b.small(m, field, "family")
@@ -141,7 +143,7 @@ func typeClass(typ string) string {
 	switch typ {
 	case "filename", "data_loc":
 		return "string"
-	case "syscall64", "sock", "socket", "skb", "sockaddr", "linux_binprm", "file", "path", "string", "fd", "nop":
+	case "syscall64", "sock", "socket", "skb", "sockaddr", "linux_binprm", "file", "path", "string", "fd", "nop", "net_device":
 		return typ
 	}
 	return "int"
@@ -277,6 +279,28 @@ func (b *selBuilder) memfdName(m *policy.ArgMatch, field string) {
 	for i, v := range m.Strings {
 		if len(v) >= MaxNameLen {
 			b.c.errorf(m.Pos, fmt.Sprintf("%s[%d]", join(field, "values"), i), "%q: the kernel reads a memfd's name up to %d bytes", v, MaxNameLen-1)
+			return
+		}
+	}
+	b.s.Names = NameMatch{Not: m.Operator == "NotEqual", Names: slices.Clone(m.Strings)}
+}
+
+// ifNameSize is the kernel's IFNAMSIZ: a device name and its NUL.
+const ifNameSize = 16
+
+// netDevice compiles Equal or NotEqual on a net_device argument: the
+// device's name (dev_hard_start_xmit).
+func (b *selBuilder) netDevice(m *policy.ArgMatch, field string) {
+	if m.Operator != "Equal" && m.Operator != "NotEqual" {
+		b.c.errorf(m.Pos, field, "%s on a net_device is not supported: it takes Equal and NotEqual on the device's name", m.Operator)
+		return
+	}
+	if !b.claim(pName, m, field) {
+		return
+	}
+	for i, v := range m.Strings {
+		if v == "" || len(v) >= ifNameSize {
+			b.c.errorf(m.Pos, fmt.Sprintf("%s[%d]", join(field, "values"), i), "%q is not a device name: 1 to %d bytes", v, ifNameSize-1)
 			return
 		}
 	}

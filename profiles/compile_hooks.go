@@ -62,6 +62,8 @@ var kprobeHooks = map[string]hookDef{
 	"tcp_create_openreq_child":      {points: []Point{PointAccept}, protocols: tcp, variant: acceptChild},
 	"tcp_set_state":                 {points: []Point{PointAccept}, protocols: tcp, variant: acceptEstablished},
 	"sk_filter_trim_cap":            {points: []Point{PointReceive}, skb: true},
+	"dev_hard_start_xmit":           {points: []Point{PointXmit}, skb: true},
+	"kfree_skb_reason":              {points: []Point{PointDrop}, skb: true},
 	"__sk_free":                     {points: []Point{PointClose}, untrack: true},
 	"sk_free":                       {points: []Point{PointClose}, untrack: true},
 	"ip_output":                     {points: egress, skb: true},
@@ -199,8 +201,12 @@ func rawSyscalls() []string {
 // hookNotes notes where hook k is carried out differently from Tetragon.
 func (c *compiler) hookNotes(k *policy.Kprobe, h hookDef, kpath string) {
 	switch {
+	case slices.Contains(h.points, PointDrop):
+		c.notef(k.Pos, kpath, "%s: ocigate sees the packets of a workload's sockets the kernel drops (the skb:kfree_skb tracepoint, which this function fires) while the packet still names its socket: on the way out, before a device takes it; a packet orphaned at a device (loopback, veth) or on the receive path before its socket is found names no workload and is not seen; the event's process is the current one where the kernel drops in the workload's context, else the socket's creator where the policy tracks sockets (TrackSock); it only reports", k.Call)
+	case h.xmits():
+		c.notef(k.Pos, kpath, "%s: ocigate sees the packets of a workload's sockets where they leave through a device (the net:net_dev_start_xmit tracepoint, which this function fires per packet); packets no workload's socket sent (forwarded, ARP, the host's) are not seen; the event's process is the sender where the kernel sends in its context, else the socket's creator where the policy tracks sockets (TrackSock); it only reports", k.Call)
 	case slices.Contains(h.points, PointReceive):
-		c.notef(k.Pos, kpath, "%s: ocigate sees the packets delivered to a workload's sockets (cgroup_skb/ingress, the filter's cgroup hook), in softirq; the event names the socket's workload, and its creator as the process where the policy tracks sockets (TrackSock); it only reports", k.Call)
+		c.notef(k.Pos, kpath, "%s: ocigate sees the packets delivered to a workload's sockets (cgroup_skb/ingress, the filter's cgroup hook, or fentry on sk_filter_trim_cap where cgroup_skb programs lack the current-task helpers), in softirq; the event names the socket's workload, and its creator as the process where the policy tracks sockets (TrackSock); it only reports", k.Call)
 	case h.skb:
 		c.notef(k.Pos, kpath, "%s: ocigate sees the container's packets where they start: at the connect (TCP, and a connected UDP socket, before any packet) and at the send; both IPv4 and IPv6%s", k.Call, ingressNote(k.Call))
 	case h.accepts():

@@ -255,6 +255,10 @@ var callErrors = []compileErrorCase{
       - action: Post
         imaHash: true
 `, `t.yaml:12: spec.kprobes[0].selectors[0]: imaHash: ocigate hashes the executed file, at exec hooks only`},
+	{"stack traces off the device layer", sockArgs + `    - matchActions:
+      - action: Post
+        userStackTrace: true
+`, `t.yaml:12: spec.kprobes[0].selectors[0]: kernelStackTrace, userStackTrace: refused here: ocigate takes stack traces at the device-layer hooks only (dev_hard_start_xmit, kfree_skb_reason), whose tracepoint programs can; elsewhere the event's process, parent, binary and arguments say who did it`},
 	{"Override on a tracepoint", `  - call: tcp_connect
     args: [{index: 0, type: sock}]
   tracepoints:

@@ -27,10 +27,12 @@ const (
 	PointRelay   // a shell relayed to a network peer: at its exec or its peer's connect
 	PointAccept  // a TCP connection the kernel accepts for a listener (softirq): reported only
 	PointReceive // a packet delivered to a workload's socket (softirq): reported only
+	PointXmit    // a packet of a workload's socket leaving through a device: reported only
+	PointDrop    // a packet of a workload's socket the kernel drops: reported only
 	NumPoints
 )
 
-var pointNames = [NumPoints]string{"connect", "sendmsg", "bind", "sock_create", "exec", "listen", "close", "dup", "memfd", "relay", "accept", "receive"}
+var pointNames = [NumPoints]string{"connect", "sendmsg", "bind", "sock_create", "exec", "listen", "close", "dup", "memfd", "relay", "accept", "receive", "xmit", "drop"}
 
 func (p Point) String() string {
 	if p < 0 || p >= NumPoints {
@@ -253,6 +255,9 @@ type Report struct {
 	RateLimit      time.Duration
 	RateLimitScope string
 	ImaHash        bool // the agent adds the executed file's sha256 (ima_hash)
+	// KernelStack and UserStack: Post's kernelStackTrace and
+	// userStackTrace, taken at the device-layer points.
+	KernelStack, UserStack bool
 }
 
 // ArgDecl is one declared argument of a hook.

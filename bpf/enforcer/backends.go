@@ -115,10 +115,29 @@ var pointPlans = []pointPlan{
 			return link.Tracepoint("sock", "inet_sock_set_state", p, nil)
 		}},
 	}}}},
-	// Packets delivered to a workload's socket (sk_filter_trim_cap's
-	// cgroup hook), on every kernel; reported, never dropped.
-	{point: "receive", always: true, candidates: []candidate{{bpf.BackendFallback, []program{
-		cgroupProgram("recv_skb", "cgroup_skb/ingress", ebpf.AttachCGroupInetIngress),
+	// Packets delivered to a workload's socket: sk_filter_trim_cap's
+	// cgroup hook where cgroup_skb programs get the current-task helpers
+	// (6.18), else fentry on sk_filter_trim_cap (Debian's 6.1 and 6.12);
+	// the same event, reported, never dropped.
+	{point: "receive", always: true, candidates: []candidate{
+		{bpf.BackendFallback, []program{cgroupProgram("recv_skb", "cgroup_skb/ingress", ebpf.AttachCGroupInetIngress)}},
+		{bpf.BackendFentry, []program{{"recv_fentry", "fentry/sk_filter_trim_cap", func(p *ebpf.Program, _ *attachEnv) (link.Link, error) {
+			return link.AttachTracing(link.TracingOptions{Program: p})
+		}}}},
+	}},
+	// Packets of a workload's sockets at a device (dev_hard_start_xmit's
+	// tracepoint), on every kernel; reported, never dropped.
+	{point: "xmit", always: true, candidates: []candidate{{bpf.BackendTracepoint, []program{
+		{"dev_xmit", "tracepoint/net/net_dev_start_xmit", func(p *ebpf.Program, _ *attachEnv) (link.Link, error) {
+			return link.Tracepoint("net", "net_dev_start_xmit", p, nil)
+		}},
+	}}}},
+	// Packets of a workload's sockets the kernel drops (kfree_skb_reason's
+	// tracepoint), on every kernel; reported.
+	{point: "drop", always: true, candidates: []candidate{{bpf.BackendTracepoint, []program{
+		{"skb_drop", "tracepoint/skb/kfree_skb", func(p *ebpf.Program, _ *attachEnv) (link.Link, error) {
+			return link.Tracepoint("skb", "kfree_skb", p, nil)
+		}},
 	}}}},
 	{point: "dup", always: true, candidates: []candidate{{bpf.BackendTracepoint, []program{
 		tracepointProgram("dup2_enter", "sys_enter_dup2"),

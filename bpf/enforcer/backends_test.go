@@ -24,11 +24,13 @@ func TestPlansUseTheObjectsPrograms(t *testing.T) {
 			t.Errorf("tracking program %s is not in the fallback object", p.name)
 		}
 	}
+	specs := backendSpecs(spec, sec)
 	for _, pp := range pointPlans {
 		for _, c := range pp.candidates {
-			obj := spec
-			if c.backend == bpf.BackendLSM || c.backend == bpf.BackendFmodRet {
-				obj = sec
+			obj := specs[c.backend]
+			if obj == nil {
+				t.Errorf("%s: backend %s has no object", pp.point, c.backend)
+				continue
 			}
 			for _, p := range c.programs {
 				if p.name != "" && obj.Programs[p.name] == nil {

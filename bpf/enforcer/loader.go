@@ -110,7 +110,7 @@ func Load(opts Options) (_ *Enforcer, err error) {
 	}
 	env := &attachEnv{
 		pins:       e.pins,
-		specs:      map[string]*ebpf.CollectionSpec{bpf.BackendFallback: objs.fallback, bpf.BackendTracepoint: objs.fallback, bpf.BackendLSM: objs.security, bpf.BackendFmodRet: objs.security},
+		specs:      backendSpecs(objs.fallback, objs.security),
 		maps:       bpf.MapsByName(&e.maps),
 		cgroupRoot: opts.CgroupRoot,
 		lsmActive:  lsmActive(opts.LSMList),
@@ -269,4 +269,11 @@ func (e *Enforcer) Close() error {
 	errs = append(errs, e.maps.Close())
 	errs = append(errs, e.releasePins())
 	return errors.Join(errs...)
+}
+
+// backendSpecs names the object whose programs each backend loads: the
+// trampoline backends (LSM, fmod_ret, fentry) the security object's.
+func backendSpecs(fallback, security *ebpf.CollectionSpec) map[string]*ebpf.CollectionSpec {
+	return map[string]*ebpf.CollectionSpec{bpf.BackendFallback: fallback, bpf.BackendTracepoint: fallback,
+		bpf.BackendLSM: security, bpf.BackendFmodRet: security, bpf.BackendFentry: security}
 }

@@ -129,6 +129,17 @@ type RawEvent struct {
 	ParentStartNs uint64
 	// ExitCode is the wait status of an exit: (code << 8) | signal.
 	ExitCode uint32
+	// DropReason is a drop's enum skb_drop_reason (0 where the kernel
+	// has none).
+	DropReason uint32
+	// KernelStack and UserStack are the stack traces the device-layer
+	// points took for Post kernelStackTrace and userStackTrace: return
+	// addresses, innermost first; nil when none was taken. The Reader
+	// fills them from the ids the record carries (StackIDs).
+	KernelStack, UserStack []uint64
+	// StackIDs are the record's stack_traces ids + 1 (0: none), kernel
+	// then user.
+	StackIDs [2]int32
 
 	argsBuf []string // Args' array, kept for the next ReadInto
 }
@@ -143,6 +154,7 @@ var enforcers = map[uint8][2]string{
 	bpf.EnforcerCgroupSockRelease: {bpf.BackendFallback, "cgroup_sock_release"},
 	bpf.EnforcerTracepoint:        {bpf.BackendTracepoint, "tracepoint"},
 	bpf.EnforcerCgroupSkb:         {bpf.BackendFallback, "cgroup_skb"},
+	bpf.EnforcerFentry:            {bpf.BackendFentry, "fentry"},
 }
 
 // eventSize is the size of a record: the C struct event.
@@ -184,7 +196,7 @@ func decodeInto(b []byte, ev *RawEvent, in *interner) error {
 		AncestorComm: [2]string{in.str(k.AncestorComm[0][:]), in.str(k.AncestorComm[1][:])},
 		Owner:        k.Owner, OldFD: k.OldFd, NewFD: k.NewFd,
 		StartNs: k.StartTime, ParentStartNs: k.ParentStartTime, ExitCode: k.ExitCode,
-		argsBuf: buf,
+		DropReason: k.DropReason, StackIDs: [2]int32{k.KernelStack, k.UserStack}, argsBuf: buf,
 	}
 	if k.ArgsLen > 0 && int(k.ArgsLen) <= len(k.Args) {
 		ev.Args, ev.ArgsCut = splitArgs(buf, bpf.CChars(k.Args[:k.ArgsLen]))

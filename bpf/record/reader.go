@@ -8,6 +8,8 @@ import (
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/ringbuf"
+
+	"github.com/ocigate/ocigate/bpf"
 )
 
 // Reader reads the kernel's ring buffer.
@@ -15,18 +17,21 @@ type Reader struct {
 	rd       *ringbuf.Reader
 	rec      ringbuf.Record
 	intern   interner
+	stacks   *ebpf.Map     // stack_traces; nil: stacks are not read
 	interval time.Duration // until the next look (PollInterval..MaxPollInterval)
 	found    bool          // records were read since the last look
 }
 
-// NewReader opens the ring buffer events (the events map).
-func NewReader(events *ebpf.Map) (*Reader, error) {
+// NewReader opens the ring buffer events (the events map); the stack
+// traces records name are read from stacks (the stack_traces map), when
+// not nil.
+func NewReader(events, stacks *ebpf.Map) (*Reader, error) {
 	rd, err := ringbuf.NewReader(events)
 	if err != nil {
 		return nil, fmt.Errorf("open event ring buffer: %w", err)
 	}
 	rd.SetDeadline(time.Now().Add(PollInterval))
-	return &Reader{rd: rd, interval: PollInterval}, nil
+	return &Reader{rd: rd, stacks: stacks, interval: PollInterval}, nil
 }
 
 // PollInterval is how often the reader looks for records the kernel did
@@ -77,7 +82,11 @@ func (r *Reader) ReadInto(ev *RawEvent) error {
 			return fmt.Errorf("read event ring buffer: %w", err)
 		}
 		r.found = true
-		return decodeInto(r.rec.RawSample, ev, &r.intern)
+		if err := decodeInto(r.rec.RawSample, ev, &r.intern); err != nil {
+			return err
+		}
+		ev.KernelStack, ev.UserStack = r.stack(ev.StackIDs[0]), r.stack(ev.StackIDs[1])
+		return nil
 	}
 }
 
@@ -89,6 +98,23 @@ func nextInterval(d time.Duration, found bool) time.Duration {
 		return PollInterval
 	}
 	return min(2*d, MaxPollInterval)
+}
+
+// stack reads the stack trace of id + 1 (0: none): its return addresses
+// up to the first zero. nil when there is none or it is gone.
+func (r *Reader) stack(id int32) []uint64 {
+	if id <= 0 || r.stacks == nil {
+		return nil
+	}
+	var frames [bpf.StackDepth]uint64
+	if err := r.stacks.Lookup(uint32(id-1), &frames); err != nil {
+		return nil
+	}
+	n := 0
+	for n < len(frames) && frames[n] != 0 {
+		n++
+	}
+	return append([]uint64(nil), frames[:n]...)
 }
 
 // Pending reports whether more records were ready when the last one was

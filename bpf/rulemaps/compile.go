@@ -155,6 +155,12 @@ func compileFlags(k *bpf.FallbackSelector, s *profiles.Selector) {
 	if s.Fileless {
 		k.Match |= bpf.MatchFileless
 	}
+	if s.KernelStack {
+		k.Match |= bpf.MatchKernelStack
+	}
+	if s.UserStack {
+		k.Match |= bpf.MatchUserStack
+	}
 	if s.Variant != 0 {
 		k.Match |= bpf.MatchVariant
 		k.Variant = s.Variant

@@ -120,6 +120,8 @@ func argOf(raw *record.RawEvent, sel *profiles.Selector, d profiles.ArgDecl, roo
 			s = raw.Binary
 		}
 		return events.Arg{StringArg: &s}, true
+	case "net_device":
+		return events.Arg{NetDevArg: &events.NetDevArg{Name: raw.Binary}}, true
 	case "syscall64":
 		return events.Arg{SyscallID: &events.SyscallID{ID: uint32(policy.SyscallNumber(sel.Syscall)), ABI: "x64"}}, true
 	}
@@ -157,6 +159,8 @@ const tcpEstablished = 1
 // call of raw_syscalls.
 func intOf(raw *record.RawEvent, sel *profiles.Selector, index int) (int64, bool) {
 	switch {
+	case raw.Point == profiles.PointDrop && index == 1:
+		return int64(raw.DropReason), true
 	case raw.Point == profiles.PointDup && index == 0:
 		return int64(raw.OldFD), true
 	case raw.Point == profiles.PointDup && index == 1:

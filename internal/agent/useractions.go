@@ -22,6 +22,7 @@ import (
 
 	"github.com/ocigate/ocigate/bpf/record"
 	"github.com/ocigate/ocigate/internal/events"
+	"github.com/ocigate/ocigate/internal/stacks"
 	"github.com/ocigate/ocigate/profiles"
 	"github.com/ocigate/ocigate/runtime/oci"
 )
@@ -45,6 +46,7 @@ type userActs struct {
 	hashes map[fileID]string
 	sem    chan struct{}
 	client *http.Client
+	ksyms  *stacks.Kernel // kernel symbols for stack traces, made on first use
 }
 
 // fileID names a file's content: device, inode, size and change time.
@@ -69,6 +71,11 @@ func (a *Agent) afterConvert(raw *record.RawEvent, ev *events.Event) bool {
 	if sel.ImaHash {
 		if k := ev.Hook(); k != nil {
 			a.imaHash(raw, k, ev.Ocigate)
+		}
+	}
+	if sel.KernelStack || sel.UserStack {
+		if k := ev.Hook(); k != nil {
+			a.stackTraces(raw, sel, k, ev.Ocigate)
 		}
 	}
 	if sel.URL != "" {
@@ -225,6 +232,40 @@ func (a *Agent) imaHash(raw *record.RawEvent, k *events.Kprobe, og *events.Ociga
 		return
 	}
 	k.ImaHash = "sha256:" + sum
+}
+
+// stackTraces adds the stack traces the kernel took for the selector
+// (Post kernelStackTrace, userStackTrace): kernel frames with their
+// symbols, user frames with the file mapped there; what could not be
+// resolved is said in the note.
+func (a *Agent) stackTraces(raw *record.RawEvent, sel *profiles.Selector, k *events.Kprobe, og *events.Ocigate) {
+	root := a.procfs.root
+	if root == "" {
+		root = "/proc"
+	}
+	var errs []string
+	// the user's first: the process may exit while kallsyms is read
+	if sel.UserStack && len(raw.UserStack) > 0 {
+		var err error
+		if k.UserStackTrace, err = stacks.User(root, raw.Tgid, raw.UserStack); err != nil {
+			errs = append(errs, err.Error())
+		}
+	}
+	if sel.KernelStack && len(raw.KernelStack) > 0 {
+		a.acts.mu.Lock()
+		if a.acts.ksyms == nil {
+			a.acts.ksyms = stacks.NewKernel(filepath.Join(root, "kallsyms"))
+		}
+		ks := a.acts.ksyms
+		a.acts.mu.Unlock()
+		var err error
+		if k.KernelStackTrace, err = ks.Entries(raw.KernelStack); err != nil {
+			errs = append(errs, err.Error())
+		}
+	}
+	if len(errs) > 0 && og != nil && og.Note == "" {
+		og.Note = "stack traces: " + strings.Join(errs, "; ")
+	}
 }
 
 // bundleRoot is the root file system of a bundle's container, "" when

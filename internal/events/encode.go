@@ -149,7 +149,46 @@ func (k *Kprobe) appendJSON(b []byte) []byte {
 		b = append(b, ']')
 	}
 	b = appendOptString(b, `,"ima_hash":`, k.ImaHash)
+	b = appendStack(b, `,"kernel_stack_trace":`, k.KernelStackTrace)
+	b = appendStack(b, `,"user_stack_trace":`, k.UserStackTrace)
 	return append(b, '}')
+}
+
+// appendStack appends member and the frames unless there are none.
+func appendStack(b []byte, member string, frames []StackTraceEntry) []byte {
+	if len(frames) == 0 {
+		return b
+	}
+	b = append(b, member...)
+	b = append(b, '[')
+	for i, f := range frames {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, '{')
+		first := true
+		for _, n := range [2]struct {
+			name string
+			v    uint64
+		}{{"address", f.Address}, {"offset", f.Offset}} {
+			if n.v != 0 {
+				b = key(b, &first, n.name)
+				b = append(b, '"')
+				b = strconv.AppendUint(b, n.v, 10)
+				b = append(b, '"')
+			}
+		}
+		if f.Symbol != "" {
+			b = key(b, &first, "symbol")
+			b = appendString(b, f.Symbol)
+		}
+		if f.Module != "" {
+			b = key(b, &first, "module")
+			b = appendString(b, f.Module)
+		}
+		b = append(b, '}')
+	}
+	return append(b, ']')
 }
 
 // appendOptString appends member (`,"name":`) and s unless s is empty.
@@ -350,6 +389,12 @@ func (a *Arg) appendJSON(b []byte) []byte {
 		b = strconv.AppendUint(b, uint64(a.SyscallID.ID), 10)
 		b = append(b, `,"abi":`...)
 		b = appendString(b, a.SyscallID.ABI)
+		b = append(b, '}')
+	}
+	if a.NetDevArg != nil {
+		b = key(b, &first, "net_dev_arg")
+		b = append(b, `{"name":`...)
+		b = appendString(b, a.NetDevArg.Name)
 		b = append(b, '}')
 	}
 	if a.Label != "" {

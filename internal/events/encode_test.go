@@ -110,8 +110,11 @@ func TestAppendJSONIsMarshal(t *testing.T) {
 	empty := ""
 	checkSameAsMarshal(t, "zero parts", &Event{ProcessKprobe: &Kprobe{Args: []Arg{{}, {SockArg: &SockArg{}}, {SockaddrArg: &SockaddrArg{}},
 		{IntArg: &IntArg{}}, {FileArg: &FileArg{}}, {SkbArg: &SkbArg{}}, {PathArg: &FileArg{}}, {LinuxBinprmArg: &FileArg{}},
-		{StringArg: &empty}, {SyscallID: &SyscallID{}}}, Return: &Arg{}, Tags: []string{}, Process: Process{Pod: &Pod{}}},
+		{StringArg: &empty}, {SyscallID: &SyscallID{}}, {NetDevArg: &NetDevArg{}}, {NetDevArg: &NetDevArg{Name: "lo"}, Label: "dev"}}, Return: &Arg{}, Tags: []string{}, Process: Process{Pod: &Pod{}}},
 		Ocigate: &Ocigate{Selector: &zero}})
+	stacks := &Kprobe{Args: []Arg{}, KernelStackTrace: []StackTraceEntry{{Address: 0xffffffff81000010, Offset: 16, Symbol: "kfree_skb_reason"}, {}},
+		UserStackTrace: []StackTraceEntry{{Address: 0x401000, Offset: 0x1000, Module: "/probe"}, {Symbol: "x"}}}
+	checkSameAsMarshal(t, "stack traces", &Event{ProcessKprobe: stacks})
 	checkSameAsMarshal(t, "zero exec and exit", &Event{ProcessExec: &Exec{Parent: &Process{}}, ProcessExit: &Exit{}})
 	checkSameAsMarshal(t, "zero claim", &Event{OcigateClaim: &ClaimEvent{Claims: []ClaimArg{}, Pod: &Pod{}}})
 }

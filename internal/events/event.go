@@ -47,6 +47,19 @@ type Kprobe struct {
 	Tags         []string `json:"tags,omitempty"`
 	// ImaHash is the executed file's hash (imaHash), "sha256:HEX".
 	ImaHash string `json:"ima_hash,omitempty"`
+	// KernelStackTrace and UserStackTrace: Post's stack traces, innermost
+	// frame first.
+	KernelStackTrace []StackTraceEntry `json:"kernel_stack_trace,omitempty"`
+	UserStackTrace   []StackTraceEntry `json:"user_stack_trace,omitempty"`
+}
+
+// StackTraceEntry is one frame of a stack trace as Tetragon reports it
+// (its 64-bit numbers as JSON strings, as protojson writes them).
+type StackTraceEntry struct {
+	Address uint64 `json:"address,omitempty,string"`
+	Offset  uint64 `json:"offset,omitempty,string"` // into the symbol (kernel) or the mapped file (user)
+	Symbol  string `json:"symbol,omitempty"`
+	Module  string `json:"module,omitempty"` // user: the mapped file
 }
 
 // Exec is a process of a workload starting a program (execve).
@@ -150,6 +163,7 @@ type Arg struct {
 	LinuxBinprmArg *FileArg     `json:"linux_binprm_arg,omitempty"`
 	StringArg      *string      `json:"string_arg,omitempty"`
 	SyscallID      *SyscallID   `json:"syscall_id,omitempty"`
+	NetDevArg      *NetDevArg   `json:"net_dev_arg,omitempty"`
 	Label          string       `json:"label,omitempty"`
 }
 
@@ -162,6 +176,11 @@ type SkbArg struct {
 	Daddr    string `json:"daddr,omitempty"`
 	Sport    uint32 `json:"sport,omitempty"`
 	Dport    uint32 `json:"dport,omitempty"`
+}
+
+// NetDevArg is a network device as Tetragon reports it: its name.
+type NetDevArg struct {
+	Name string `json:"name"`
 }
 
 // SyscallID is a system call of raw_syscalls.

@@ -80,8 +80,8 @@ func (p *parser) actionSignal(f fields, path string, a *Action) {
 	}
 }
 
-// actionPost reads what Post takes: rateLimit, rateLimitScope, imaHash;
-// stack traces are refused.
+// actionPost reads what Post takes: rateLimit, rateLimitScope, imaHash,
+// kernelStackTrace, userStackTrace (the compiler says where).
 func (p *parser) actionPost(f fields, path string, a *Action) {
 	if rn := f.get("rateLimit"); rn != nil {
 		_, text, err := scalarValue(rn)
@@ -96,11 +96,8 @@ func (p *parser) actionPost(f fields, path string, a *Action) {
 		a.RateLimitScope, _ = p.oneOf(f, "rateLimitScope", path, "scope", []string{"thread", "process", "global"})
 	}
 	a.ImaHash, _ = p.boolean(f.get("imaHash"), join(path, "imaHash"))
-	for _, key := range []string{"kernelStackTrace", "userStackTrace"} {
-		if on, _ := p.boolean(f.get(key), join(path, key)); on {
-			p.errorf(f.line(key), join(path, key), "refused: ocigate's events carry no stack traces; the event's process, parent, binary and arguments say who did it")
-		}
-	}
+	a.KernelStackTrace, _ = p.boolean(f.get("kernelStackTrace"), join(path, "kernelStackTrace"))
+	a.UserStackTrace, _ = p.boolean(f.get("userStackTrace"), join(path, "userStackTrace"))
 }
 
 // userProbeFields refuses the fields of Override on uprobes and Set on

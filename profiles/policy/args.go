@@ -203,6 +203,10 @@ func (m *ArgMatch) addString(vc valueCtx, s string) error {
 	switch {
 	case s == "":
 		return fmt.Errorf("an empty value matches nothing")
+	case vc.class == "net_device":
+		if strings.ContainsAny(s, "/\x00 ") || len(s) > 15 {
+			return fmt.Errorf("%q is not a network device's name (up to 15 bytes, no '/', NUL or space)", s)
+		}
 	case vc.class != "string" && (op == "Equal" || op == "NotEqual"):
 		if msg := checkPathValue("In", s); msg != "" {
 			return fmt.Errorf("%s", strings.Replace(msg, "(In ", "("+op+" ", 1))

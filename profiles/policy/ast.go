@@ -183,4 +183,6 @@ type Action struct {
 	RateLimit      time.Duration
 	RateLimitScope string // thread (default), process or global
 	ImaHash        bool   // Post: the executed file's hash in the event
+	// KernelStackTrace and UserStackTrace: Post's stack traces.
+	KernelStackTrace, UserStackTrace bool
 }

@@ -35,6 +35,7 @@ var (
 	socketT  = []string{"socket"}
 	addrT    = []string{"sockaddr"}
 	skbT     = []string{"skb"}
+	netDevT  = []string{"net_device"}
 	fdT      = append([]string{"fd"}, intTypes...)
 	nopT     = []string{"nop"}
 	execT    = []string{"linux_binprm", "file", "path", "string"} // the executed file
@@ -62,6 +63,8 @@ var kprobeCalls = map[string]callSpec{
 	"tcp_close":                     {args: map[int][]string{0: sockT}},
 	"tcp_set_state":                 {args: map[int][]string{0: sockT, 1: ints}},
 	"sk_filter_trim_cap":            {args: map[int][]string{0: sockT, 1: skbT, 2: ints}, ret: ints},
+	"dev_hard_start_xmit":           {args: map[int][]string{0: skbT, 1: netDevT, 2: nopT, 3: nopT}},
+	"kfree_skb_reason":              {args: map[int][]string{0: skbT, 1: ints}},
 	"tcp_create_openreq_child":      {args: map[int][]string{0: sockT, 1: nopT, 2: nopT}, ret: sockT},
 	"sk_alloc":                      {args: map[int][]string{0: nopT, 1: ints, 2: ints, 3: nopT, 4: ints}, ret: sockT},
 	"__sk_free":                     {args: map[int][]string{0: sockT}},
@@ -211,8 +214,8 @@ var outOfDomain = []domain{
 		"tcp_create_openreq_child and tcp_set_state (the accepted connections), inet_csk_listen_start (the listen)"},
 	{regexp.MustCompile(`^(dev_|netif_|napi_|__netif|kfree_skb|consume_skb|skb_|sk_filter|nf_|ip_rcv|ip6_rcv|ip_local|udp_rcv|__udp4_lib_rcv|icmp)|recv`),
 		"packets at a network device or on the receive path before a socket",
-		"ocigate sees a workload's packets at its sockets, where the socket names the workload; at a device (net_device) or before the socket is found a packet may be queued, forwarded or another namespace's, and names no workload",
-		"ip_output or dev_queue_xmit with DAddr, DPort, Protocol (packets a workload sends), sk_filter_trim_cap (packets delivered to its sockets)"},
+		"ocigate sees a workload's packets by their sockets, where the socket names the workload; on the receive path before the socket is found, or at a device without one, a packet may be forwarded or another namespace's, and names no workload",
+		"ip_output or dev_queue_xmit with DAddr, DPort, Protocol (packets a workload sends), dev_hard_start_xmit (its packets at a device, net_device Equal), kfree_skb_reason (its dropped packets), sk_filter_trim_cap (packets delivered to its sockets)"},
 	{regexp.MustCompile(`cred|capset|capable|setuid|setgid|setres|setre|setfs|setgroups|user_ns|commit_creds|bprm_committ|cap_`),
 		"credentials and capabilities",
 		"ocigate does not watch privilege changes",

@@ -224,8 +224,8 @@ var actionErrors = []errorClass{
 		"spec.kprobes[0].selectors[0].matchActions[0].argFqdn", `"a b" is not a domain name`},
 	{"rateLimit", edit("action: Sigkill", "action: Post\n        rateLimit: 5x"), "rateLimit",
 		"spec.kprobes[0].selectors[0].matchActions[0].rateLimit", `"5x" is not a rate limit`},
-	{"stack traces", edit("action: Sigkill", "action: Post\n        kernelStackTrace: true"), "kernelStackTrace",
-		"spec.kprobes[0].selectors[0].matchActions[0].kernelStackTrace", "refused: ocigate's events carry no stack traces"},
+	{"stack traces not a bool", edit("action: Sigkill", "action: Post\n        kernelStackTrace: maybe"), "kernelStackTrace",
+		"spec.kprobes[0].selectors[0].matchActions[0].kernelStackTrace", "maybe"},
 	{"TrackSock on non-sock", strings.Replace(edit("action: Sigkill", "action: TrackSock\n        argSock: 1"), "tcp_connect", "tcp_connect", 1), "argSock",
 		"spec.kprobes[0].selectors[0].matchActions[0].argSock", "argument 1 is not a declared sock argument"},
 }

@@ -64,6 +64,7 @@ var (
 		"file":         pathOperators,
 		"path":         pathOperators,
 		"string":       pathOperators,
+		"net_device":   {"Equal", "NotEqual"}, // the device's name
 	}
 	binaryOperators = []string{"In", "NotIn", "Prefix", "NotPrefix", "Postfix", "NotPostfix"}
 	namespaceTypes  = []string{"Uts", "Ipc", "Mnt", "Pid", "PidForChildren", "Net", "Time",

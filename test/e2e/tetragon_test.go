@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -183,6 +184,82 @@ func TestTetragonReceivedDatagram(t *testing.T) {
 		"process_kprobe.process.binary": "/probe", "ocigate.point": "receive"})
 	if args, _ := ev["process_kprobe"].(map[string]any)["process"].(map[string]any)["arguments"].(string); ev != nil && !strings.Contains(args, "udprecv") {
 		t.Errorf("the datagram's process is not the receiving socket's creator (probe udprecv): %v", ev["process_kprobe"])
+	}
+}
+
+// dev_hard_start_xmit: a UDP datagram the container sends on lo is
+// reported where it leaves through the device (net_dev_arg lo), for the
+// sender, which the kernel sends it in the context of; the packets of
+// its TCP connect are not (Protocol UDP), nor the kernel's ICMP answer
+// (no workload's socket).
+func TestTetragonDevHardStartXmit(t *testing.T) {
+	requireE2E(t)
+	p := tetragonProfile(t, "xmit", "net-dev-hard-start-xmit")
+	res := tetragonContainer(t, p, true, "/bin/sh", "-c", "/probe udp 127.0.0.1:9; /probe connect 127.0.0.1:9; true")
+	waitEvent(t, res.ID, map[string]any{"ocigate.container_id": res.ID, "process_kprobe.function_name": "dev_hard_start_xmit",
+		"process_kprobe.policy_name": "net-dev-hard-start-xmit", "process_kprobe.action": "KPROBE_ACTION_POST",
+		"process_kprobe.args.0.skb_arg.daddr": "127.0.0.1", "process_kprobe.args.0.skb_arg.dport": 9,
+		"process_kprobe.args.0.skb_arg.protocol": "IPPROTO_UDP", "process_kprobe.args.1.net_dev_arg.name": "lo",
+		"process_kprobe.process.binary": "/probe", "ocigate.point": "xmit"})
+	time.Sleep(time.Second)
+	if n := countEvents(res.ID, "dev_hard_start_xmit"); n != 1 {
+		t.Errorf("%d dev_hard_start_xmit events, want 1 (the datagram; not the TCP connect's packets)\n%s", n, diagnostics(res.ID))
+	}
+}
+
+// kfree_skb_reason (stack_traces.yaml's hook): a packet of the
+// container's raw socket that the kernel frees as a drop (a malformed
+// header, EINVAL) is reported with its drop reason, for the sender.
+func TestTetragonKfreeSkbReason(t *testing.T) {
+	requireE2E(t)
+	p := tetragonProfile(t, "kfree-skb", "net-kfree-skb-reason")
+	res := tetragonContainer(t, p, true, "/probe", "rawdrop")
+	if res.Stdout != "ok\n" {
+		t.Fatalf("want the malformed packet refused with EINVAL: %v", res)
+	}
+	ev := waitEvent(t, res.ID, map[string]any{"ocigate.container_id": res.ID, "process_kprobe.function_name": "kfree_skb_reason",
+		"process_kprobe.policy_name": "net-kfree-skb-reason", "process_kprobe.action": "KPROBE_ACTION_POST",
+		"process_kprobe.args.1.label": "reason", "process_kprobe.process.binary": "/probe", "ocigate.point": "drop"})
+	if ev == nil {
+		return
+	}
+	args, _ := ev["process_kprobe"].(map[string]any)["args"].([]any)
+	reason, _ := args[1].(map[string]any)["int_arg"].(map[string]any)["value"].(float64)
+	if reason < 1 { // SKB_DROP_REASON_NOT_SPECIFIED: 1 or 2, as the kernel numbers it
+		t.Errorf("drop reason %v, want the kernel's (not specified: 1 or 2): %v", reason, args)
+	}
+}
+
+// stack_traces: the same drop with Post kernelStackTrace and
+// userStackTrace: the kernel's frames are symbolized (the raw socket's
+// send among them), the user's name the probe's file.
+func TestTetragonStackTraces(t *testing.T) {
+	requireE2E(t)
+	p := tetragonProfile(t, "stacks", "act-stack-traces")
+	res := tetragonContainer(t, p, true, "/probe", "rawdrop", "hold")
+	if res.Stdout != "ok\n" {
+		t.Fatalf("want the malformed packet refused with EINVAL: %v", res)
+	}
+	ev := waitEvent(t, res.ID, map[string]any{"ocigate.container_id": res.ID, "process_kprobe.function_name": "kfree_skb_reason",
+		"process_kprobe.policy_name": "act-stack-traces", "process_kprobe.process.binary": "/probe"})
+	if ev == nil {
+		return
+	}
+	kp := ev["process_kprobe"].(map[string]any)
+	frames := func(name, field string) []string {
+		list, _ := kp[name].([]any)
+		var out []string
+		for _, f := range list {
+			s, _ := f.(map[string]any)[field].(string)
+			out = append(out, s)
+		}
+		return out
+	}
+	if syms := frames("kernel_stack_trace", "symbol"); !slices.ContainsFunc(syms, func(s string) bool { return strings.HasPrefix(s, "raw_send") }) {
+		t.Errorf("kernel stack %v: want the raw socket's send (raw_sendmsg) among its symbols\n%v", syms, kp["kernel_stack_trace"])
+	}
+	if mods := frames("user_stack_trace", "module"); !slices.Contains(mods, "/probe") {
+		t.Errorf("user stack modules %v: want /probe among them (note %v)", mods, ev["ocigate"])
 	}
 }
 

@@ -110,6 +110,29 @@ func UDPReceive(ap netip.AddrPort, timeout time.Duration) error {
 	})
 }
 
+// UDPSelf binds a UDP socket to ap, sends it one datagram from a second
+// socket and receives it (waiting up to timeout): a datagram delivered
+// to a socket of this process's.
+func UDPSelf(ap netip.AddrPort, timeout time.Duration) error {
+	return withUDP(ap, func(fd int, sa unix.Sockaddr) error {
+		if err := unix.Bind(fd, sa); err != nil {
+			return fmt.Errorf("bind %s: %w", ap, err)
+		}
+		if err := UDPSendto(ap); err != nil {
+			return err
+		}
+		tv := unix.NsecToTimeval(timeout.Nanoseconds())
+		if err := unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv); err != nil {
+			return fmt.Errorf("setsockopt: %w", err)
+		}
+		buf := make([]byte, 64)
+		if _, _, err := unix.Recvfrom(fd, buf, 0); err != nil {
+			return fmt.Errorf("recvfrom %s: %w", ap, err)
+		}
+		return nil
+	})
+}
+
 // withUDP runs op on a new close-on-exec UDP socket of ap's family, with
 // ap's socket address, and closes the socket.
 func withUDP(ap netip.AddrPort, op func(fd int, sa unix.Sockaddr) error) error {
@@ -162,4 +185,30 @@ func NamedErrText(err error) string {
 		name = "errno" + strconv.Itoa(int(errno))
 	}
 	return name + ": " + errno.Error()
+}
+
+// RawDrop sends an IPv4 header whose length (ihl 15: 60 bytes) exceeds
+// the 20 bytes written on a raw socket to 127.0.0.1: the kernel allocates
+// the packet, charged to the socket, then refuses it with EINVAL and
+// frees it as a drop (kfree_skb). nil when it did so.
+func RawDrop() error {
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.IPPROTO_RAW)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	hdr := make([]byte, 20)
+	hdr[0] = 0x4f // version 4, ihl 15
+	hdr[8] = 64   // ttl
+	hdr[9] = 253  // protocol: experimentation
+	copy(hdr[12:], []byte{127, 0, 0, 1})
+	copy(hdr[16:], []byte{127, 0, 0, 1})
+	err = unix.Sendto(fd, hdr, 0, &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}})
+	if err == unix.EINVAL {
+		return nil
+	}
+	if err == nil {
+		return fmt.Errorf("sendto: the malformed header was sent")
+	}
+	return err
 }

@@ -8,6 +8,8 @@
 //	probe udprecv HOST:PORT   bind a UDP socket, wait for one datagram
 //	probe raw                 socket(AF_INET, SOCK_RAW, IPPROTO_ICMP)
 //	probe packet              socket(AF_PACKET, SOCK_RAW, 0)
+//	probe rawdrop [hold]      send a malformed IP header on a raw socket: the kernel drops it (EINVAL);
+//	                          hold: then wait a second (the agent reads the process's mappings)
 //	probe api SOCKET          send {"op":"status"} to the agent's unix socket
 //
 // It prints "ok" and exits 0, or prints "error: <errno text>" and exits 1.
@@ -78,6 +80,10 @@ func main() {
 		err = probe.OpenSocket(unix.AF_INET, unix.SOCK_RAW, unix.IPPROTO_ICMP)
 	case "packet":
 		err = probe.OpenSocket(unix.AF_PACKET, unix.SOCK_RAW, 0)
+	case "rawdrop":
+		if err = probe.RawDrop(); err == nil && len(os.Args) > 2 && os.Args[2] == "hold" {
+			time.Sleep(time.Second)
+		}
 	case "api":
 		if len(os.Args) != 3 {
 			usage()
@@ -98,7 +104,7 @@ const connectTimeout = 5 * time.Second
 
 // usage prints the usage and exits 2.
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: probe connect HOST:PORT | udp HOST:PORT | udpconnect HOST:PORT | udprecv HOST:PORT | memfdexec [proc] | raw | packet | api SOCKET")
+	fmt.Fprintln(os.Stderr, "usage: probe connect HOST:PORT | udp HOST:PORT | udpconnect HOST:PORT | udprecv HOST:PORT | memfdexec [proc] | raw | packet | rawdrop [hold] | api SOCKET")
 	os.Exit(2)
 }
 

@@ -24,6 +24,8 @@ const probeUsage = `usage: suite probe SUBCOMMAND
   connect HOST:PORT         TCP connect
   udp HOST:PORT             unconnected UDP sendto
   udpconnect HOST:PORT      UDP connect, then send
+  udpself HOST:PORT         bind a UDP socket, send it a datagram, receive it
+  rawdrop                   a malformed IP header on a raw socket, which the kernel drops; then wait 3s
   execcopy PATH             copy this binary to PATH and exec it (probe noop)
   noop                      print ok
   raw                       socket(AF_INET, SOCK_RAW, IPPROTO_ICMP)
@@ -46,7 +48,7 @@ func probeMain(args []string) int {
 	}
 	var err error
 	switch cmd := args[0]; cmd {
-	case "connect", "udp", "udpconnect", "revshell", "relayshell":
+	case "connect", "udp", "udpconnect", "udpself", "revshell", "relayshell":
 		return addrProbe(cmd, args[1:])
 	case "execcopy":
 		if len(args) != 2 {
@@ -62,6 +64,10 @@ func probeMain(args []string) int {
 		err = listenLoopback()
 	case "loopback":
 		err = acceptLoopback()
+	case "rawdrop":
+		if err = probe.RawDrop(); err == nil {
+			time.Sleep(3 * time.Second) // the agent reads the process's mappings (a slow guest)
+		}
 	case "movecg":
 		if len(args) < 3 {
 			return usageErr()
@@ -108,6 +114,8 @@ func addrProbe(cmd string, args []string) int {
 		return printOutcome(probe.UDPSendto(ap))
 	case "udpconnect":
 		return printOutcome(probe.UDPConnect(ap))
+	case "udpself":
+		return printOutcome(probe.UDPSelf(ap, dialTimeout))
 	case "revshell":
 		return revshell(ap, args[1])
 	default:

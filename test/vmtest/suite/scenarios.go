@@ -48,6 +48,8 @@ var scenarios = []scenario{
 	{"tetragon-override-value", scenarioTetragonOverrideValue},
 	{"tetragon-dns", scenarioTetragonDNS},
 	{"tetragon-accept", scenarioTetragonAccept},
+	{"tetragon-receive", scenarioTetragonReceive},
+	{"tetragon-drop", scenarioTetragonDrop},
 	{"subcgroup", scenarioSubcgroup},
 	{"unregister", scenarioUnregister},
 	{"control-unregistered", scenarioControl},

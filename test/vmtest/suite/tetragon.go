@@ -108,6 +108,74 @@ func scenarioTetragonAccept(s *suite, r *result) {
 	}
 }
 
+// scenarioTetragonReceive: Tetragon's datagram_518 on sk_filter_trim_cap
+// and dev_hard_start_xmit. A UDP datagram delivered to the probe's socket
+// on 127.0.0.8:7008 is reported for the workload, naming the probe (the
+// socket's creator, as TrackSock makes it), on every backend:
+// cgroup_skb/ingress or fentry; the same datagram leaving through lo is
+// reported for the probe, the sender.
+func scenarioTetragonReceive(s *suite, r *result) {
+	w := s.newWorkload(r, "tetragon-receive")
+	defer w.cleanup(r)
+	w.register(r)
+	p := w.run(r, "udpself", "127.0.0.8:7008")
+	if p.out() != "ok" {
+		r.failf("udpself: want ok, got %v", p)
+		return
+	}
+	want := map[string]any{"ocigate.container_id": w.id, "process_kprobe.process.pid.value": p.pid,
+		"ocigate.point": "receive", "process_kprobe.function_name": "sk_filter_trim_cap",
+		"process_kprobe.action": "KPROBE_ACTION_POST", "process_kprobe.args.1.skb_arg.daddr": "127.0.0.8",
+		"process_kprobe.args.1.skb_arg.dport": 7008, "process_kprobe.args.1.skb_arg.protocol": "IPPROTO_UDP"}
+	xmit := map[string]any{"ocigate.container_id": w.id, "process_kprobe.process.pid.value": p.pid,
+		"ocigate.point": "xmit", "process_kprobe.function_name": "dev_hard_start_xmit",
+		"process_kprobe.args.0.skb_arg.daddr": "127.0.0.8", "process_kprobe.args.0.skb_arg.dport": 7008,
+		"process_kprobe.args.1.net_dev_arg.name": "lo"}
+	for _, m := range []map[string]any{want, xmit} {
+		ev, ok := s.waitEvent(s.cfg.eventWait, m)
+		if !ok {
+			r.failf("no event like %v within %s", m, s.cfg.eventWait)
+			r.diagf("events of %s:\n%s", w.id, strings.Join(s.containerLines(w.id), "\n"))
+			return
+		}
+		r.notef("%s event via %s", getString(ev, "ocigate.point"), getString(ev, "ocigate.mechanism"))
+	}
+}
+
+// scenarioTetragonDrop: Tetragon's stack_traces on kfree_skb_reason. The
+// probe's malformed packet on a raw socket, which the kernel drops, is
+// reported for the probe with the drop reason, its kernel stack
+// symbolized (raw_sendmsg among the frames) and its user stack naming
+// the suite's binary. Its workload has its own profile, vmtest-drop: the
+// default one refuses raw sockets.
+func scenarioTetragonDrop(s *suite, r *result) {
+	w := s.newWorkload(r, "tetragon-drop")
+	w.annotations = map[string]string{"io.ocigate.vmtest-drop": "1"}
+	defer w.cleanup(r)
+	w.register(r)
+	p := w.run(r, "rawdrop")
+	if p.out() != "ok" {
+		r.failf("rawdrop: want the packet refused with EINVAL, got %v", p)
+		return
+	}
+	want := map[string]any{"ocigate.container_id": w.id, "process_kprobe.process.pid.value": p.pid,
+		"ocigate.point": "drop", "process_kprobe.function_name": "kfree_skb_reason",
+		"process_kprobe.args.1.label": "reason"}
+	ev, ok := s.waitEvent(s.cfg.eventWait, want)
+	if !ok {
+		r.failf("no event like %v within %s", want, s.cfg.eventWait)
+		r.diagf("events of %s:\n%s", w.id, strings.Join(s.containerLines(w.id), "\n"))
+		return
+	}
+	if k := getString(ev, "process_kprobe.kernel_stack_trace"); !strings.Contains(k, `"symbol":"raw_sendmsg"`) {
+		r.failf("kernel stack without raw_sendmsg: %s (note %q)", k, getString(ev, "ocigate.note"))
+	}
+	if u := getString(ev, "process_kprobe.user_stack_trace"); !strings.Contains(u, `/suite"`) {
+		r.failf("user stack without the suite's binary: %s (note %q)", u, getString(ev, "ocigate.note"))
+	}
+	r.notef("drop reason %s", getString(ev, "process_kprobe.args.1.int_arg.value"))
+}
+
 // expectHookEvent waits for an event like want (any hook type).
 func (s *suite) expectHookEvent(r *result, w *workload, want map[string]any) {
 	ev, ok := s.waitEvent(s.cfg.eventWait, want)
