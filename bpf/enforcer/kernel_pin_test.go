@@ -325,6 +325,69 @@ func TestPinnedIncompatibleMapRefused(t *testing.T) {
 	}
 }
 
+// A pinned map that only grew in a new build (the counters, when a point
+// is added) is carried over: the Load succeeds, the map pinned at its
+// path has the new size, and every count it held is kept.
+func TestPinnedMapThatGrewCarriedOver(t *testing.T) {
+	dir, root := pinTestDir(t)
+	if err := os.MkdirAll(filepath.Join(dir, "maps"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	spec, err := bpf.LoadFallback()
+	if err != nil {
+		t.Fatal(err)
+	}
+	small := spec.Maps["counters"].Copy()
+	small.MaxEntries -= 8
+	small.Pinning = ebpf.PinNone
+	m, err := ebpf.NewMap(small)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	cpus, err := ebpf.PossibleCPU()
+	if err != nil {
+		t.Fatal(err)
+	}
+	counts := make([]uint64, cpus)
+	for i := range counts {
+		counts[i] = uint64(1000 + i)
+	}
+	last := small.MaxEntries - 1
+	for _, k := range []uint32{0, last} {
+		if err := m.Put(k, counts); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := m.Pin(filepath.Join(dir, "maps", "counters")); err != nil {
+		t.Fatal(err)
+	}
+	e, err := Load(Options{CgroupRoot: root, PinDir: dir})
+	if err != nil {
+		t.Fatalf("Load over a pinned map that only grew: %v", err)
+	}
+	defer e.Close()
+	pinned, err := ebpf.LoadPinnedMap(filepath.Join(dir, "maps", "counters"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pinned.Close()
+	if pinned.MaxEntries() != spec.Maps["counters"].MaxEntries {
+		t.Errorf("pinned counters have %d entries, want %d", pinned.MaxEntries(), spec.Maps["counters"].MaxEntries)
+	}
+	for _, k := range []uint32{0, last} {
+		got := make([]uint64, cpus)
+		if err := pinned.Lookup(k, &got); err != nil {
+			t.Fatal(err)
+		}
+		for i := range got {
+			if got[i] < counts[i] { // the programs may have counted since
+				t.Errorf("counter %d on CPU %d: %d, want at least %d", k, i, got[i], counts[i])
+			}
+		}
+	}
+}
+
 // Pinning somewhere that is not bpffs is refused, and RemovePins never
 // deletes outside bpffs.
 func TestPinDirMustBeBPFFS(t *testing.T) {

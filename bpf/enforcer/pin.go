@@ -26,12 +26,13 @@ import (
 //	DIR/links/PROG   the link of every attached program, by program name
 //
 // A Load that finds pins takes them over: it loads its programs against
-// the pinned maps (refusing maps whose layout changed), swaps each
-// program in place — a cgroup link gets the new program atomically
-// (BPF_LINK_UPDATE), any other link is replaced by a new one that is
-// attached first and renamed over the old pin — and at the end unpins
-// every link it did not take over, so programs dropped by an upgrade
-// detach. At no point is a pinned program missing.
+// the pinned maps (carrying over maps that only grew, grow.go; refusing
+// maps whose layout changed otherwise), swaps each program in place — a
+// cgroup link gets the new program atomically (BPF_LINK_UPDATE), any
+// other link is replaced by a new one that is attached first and renamed
+// over the old pin — and at the end unpins every link it did not take
+// over, so programs dropped by an upgrade detach. At no point is a
+// pinned program missing.
 
 // DefaultPinDir is where the agent pins by default.
 const DefaultPinDir = "/sys/fs/bpf/ocigate"
@@ -119,10 +120,13 @@ func scratchMap(name string) bool { return strings.HasPrefix(name, "scratch") }
 // they are compatible, and pins those it created. It reports whether any
 // map was taken over.
 func (p *pinner) loadMaps(spec *ebpf.CollectionSpec, out *bpf.FallbackMaps) (inherited bool, err error) {
-	repl := map[string]*ebpf.Map{}
+	repl, grown := map[string]*ebpf.Map{}, map[string]*ebpf.Map{}
 	defer func() {
 		for _, m := range repl {
 			m.Close() // LoadAndAssign clones them
+		}
+		for _, m := range grown {
+			m.Close()
 		}
 	}()
 	var bad []string
@@ -142,6 +146,10 @@ func (p *pinner) loadMaps(spec *ebpf.CollectionSpec, out *bpf.FallbackMaps) (inh
 			return false, fmt.Errorf("pinned map %s: %w", p.mapPath(name), err)
 		}
 		if err := ms.Compatible(m); err != nil {
+			if growable(ms, m) {
+				grown[name] = m
+				continue
+			}
 			m.Close()
 			bad = append(bad, fmt.Sprintf("%s (%v)", name, err))
 			continue
@@ -157,8 +165,12 @@ func (p *pinner) loadMaps(spec *ebpf.CollectionSpec, out *bpf.FallbackMaps) (inh
 	if err := spec.LoadAndAssign(out, &ebpf.CollectionOptions{MapReplacements: repl}); err != nil {
 		return false, fmt.Errorf("load BPF maps: %w", err)
 	}
+	if err := p.carryGrown(grown, out); err != nil {
+		out.Close()
+		return false, err
+	}
 	for name, m := range bpf.MapsByName(out) {
-		if _, ok := repl[name]; ok || scratchMap(name) {
+		if _, ok := repl[name]; ok || scratchMap(name) || grown[name] != nil {
 			continue
 		}
 		if err := m.Pin(p.mapPath(name)); err != nil {
@@ -169,7 +181,26 @@ func (p *pinner) loadMaps(spec *ebpf.CollectionSpec, out *bpf.FallbackMaps) (inh
 	if len(repl) > 0 {
 		p.log.Info("took over pinned maps", zap.String("dir", p.dir), zap.Int("maps", len(repl)))
 	}
-	return len(repl) > 0, nil
+	return len(repl)+len(grown) > 0, nil
+}
+
+// carryGrown copies each pinned map of grown (pinned maps that only
+// grew, grow.go) into its new map of out and pins that over it.
+func (p *pinner) carryGrown(grown map[string]*ebpf.Map, out *bpf.FallbackMaps) error {
+	maps := bpf.MapsByName(out)
+	for name, old := range grown {
+		m := maps[name]
+		n, err := copyEntries(old, m)
+		if err != nil {
+			return fmt.Errorf("grow pinned map %s: %w", name, err)
+		}
+		if err := pinGrown(m, p.mapPath(name)); err != nil {
+			return fmt.Errorf("grow pinned map %s: %w", name, err)
+		}
+		p.log.Info("grew a pinned map", zap.String("map", name), zap.Uint32("max_entries", m.MaxEntries()),
+			zap.Int("entries_copied", n))
+	}
+	return nil
 }
 
 // attach attaches program pr (loaded as prog) and pins its link, taking
