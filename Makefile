@@ -78,16 +78,17 @@ fuzz:
 # test: dpkg -i, the agent as its unit starts it, dpkg --purge.
 e2e: build
 	set -o pipefail; OCIGATE_E2E=1 OCIGATE_PRECISION_OUT=$(CURDIR)/docs/precision $(GO) test -count=1 -timeout 900s -v ./internal/testenv/ ./test/e2e/ 2>&1 \
-		| tee e2e.log | grep -E '^(=== RUN|--- |PASS|FAIL|ok|panic)'
+		| tee e2e.log | grep -E '^(=== RUN|--- |PASS|FAIL|ok|panic)' || { scripts/test-failures.sh e2e.log; exit 1; }
 	set -o pipefail; OCIGATE_E2E=1 $(GO) test -count=1 -timeout 600s -v ./test/pkg/ 2>&1 \
-		| tee -a e2e.log | grep -E '^(=== RUN|--- |PASS|FAIL|ok|panic)'
+		| tee -a e2e.log | grep -E '^(=== RUN|--- |PASS|FAIL|ok|panic)' || { scripts/test-failures.sh e2e.log; exit 1; }
 
 # Only the precision corpora (test/e2e/corpus_test.go): every attack
 # stopped, every benign pattern untouched under the built-in default;
 # writes this backend's column of docs/precision.md.
 precision: build
 	set -o pipefail; OCIGATE_E2E=1 OCIGATE_PRECISION_OUT=$(CURDIR)/docs/precision $(GO) test -count=1 -timeout 900s \
-		-v -run TestPrecisionCorpora ./test/e2e/ 2>&1 | tee precision.log | grep -E '^(=== RUN|--- |PASS|FAIL|ok|panic)'
+		-v -run TestPrecisionCorpora ./test/e2e/ 2>&1 | tee precision.log | grep -E '^(=== RUN|--- |PASS|FAIL|ok|panic)' \
+		|| { scripts/test-failures.sh precision.log; exit 1; }
 
 # A real single-node Kubernetes cluster (containerd 2.4 with NRI, the
 # kubelet and control plane v1.37, built once into

@@ -99,7 +99,7 @@ type Agent struct {
 	sinkTypes     typeSet           // what the events file gets
 	trust         *trust            // what the operator vouches for; the agent's own events
 	hookReports   string            // where hooks leave refusals made while no agent answered
-	cgw           *cgroupWatch      // registered cgroups' cgroup.events, while RunCgroupWatch runs (a.mu)
+	cgw           *cgroupWatch      // registered cgroups' removal, while RunCgroupWatch runs (a.mu)
 
 	// Owned by the event reader (RunEvents), which alone uses them.
 	procs      *proccache.Cache

@@ -1,12 +1,12 @@
 package agent
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"os"
 	"path/filepath"
 	"sync"
-	"time"
 	"unsafe"
 
 	"go.uber.org/zap"
@@ -15,19 +15,36 @@ import (
 	"github.com/ocigate/ocigate/internal/workload"
 )
 
-// cgroupWatch learns, within tens of milliseconds, that a registered
-// cgroup has emptied: the kernel marks a cgroup's cgroup.events modified
-// when its "populated" key changes, which inotify reports. The agent then
-// drops the workload once its cgroup is removed, as Unregister would, so
-// a container needs no poststop hook to leave promptly; the periodic
-// check (Reconcile) stays for what a watch misses. A removed cgroup
-// reports nothing more (no IN_IGNORED on cgroupfs), so every watch is
-// removed with its workload: a watch pins the file's inode.
+// cgroupWatch learns, as it happens, that a registered cgroup was
+// removed: a runtime removes a stopped container's cgroup with rmdir,
+// and the VFS reports the removal (IN_DELETE, with the directory's name)
+// to an inotify watch on the parent directory. The agent then drops the
+// workload, as Unregister would, so a container needs no poststop hook
+// to leave promptly; the periodic check (Reconcile) stays for what a
+// watch misses. A watch on the cgroup itself would not do: cgroupfs
+// sends neither IN_DELETE_SELF nor IN_IGNORED for a removed cgroup, nor
+// a change of its cgroup.events once it is being removed. Sibling
+// cgroups (a pod's containers, a runtime's slice) share their parent's
+// one watch.
 type cgroupWatch struct {
-	f    *os.File // the inotify instance (non-blocking: read through the poller)
-	mu   sync.Mutex
-	byWD map[int32]uint64 // watch -> cgroup id
-	byCG map[uint64]int32 // cgroup id -> watch
+	f      *os.File // the inotify instance (non-blocking: read through the poller)
+	mu     sync.Mutex
+	dirs   map[int32]*watchedDir // watch -> parent directory
+	byPath map[string]int32      // parent directory -> watch
+	byCG   map[uint64]cgroupName // cgroup id -> where it is watched
+}
+
+// watchedDir is a watched parent directory and the registered cgroups
+// in it, by name.
+type watchedDir struct {
+	path     string
+	children map[string]uint64
+}
+
+// cgroupName is a watched cgroup's parent watch and name.
+type cgroupName struct {
+	wd   int32
+	name string
 }
 
 // newCgroupWatch opens an inotify instance; nil when the kernel refuses
@@ -37,35 +54,60 @@ func newCgroupWatch() (*cgroupWatch, error) {
 	if err != nil {
 		return nil, os.NewSyscallError("inotify_init1", err)
 	}
-	return &cgroupWatch{f: os.NewFile(uintptr(fd), "inotify"), byWD: map[int32]uint64{}, byCG: map[uint64]int32{}}, nil
+	return &cgroupWatch{f: os.NewFile(uintptr(fd), "inotify"), dirs: map[int32]*watchedDir{},
+		byPath: map[string]int32{}, byCG: map[uint64]cgroupName{}}, nil
 }
 
-// add watches the cgroup.events file of the cgroup dir (cgroup id cg).
+// add watches for the removal of cgroup directory dir (cgroup id cg).
 func (c *cgroupWatch) add(cg uint64, dir string) error {
 	if c == nil {
 		return nil
 	}
+	parent, name := filepath.Dir(dir), filepath.Base(dir)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	wd, ok := c.byPath[parent]
+	if !ok {
+		var err error
+		if wd, err = c.addWatch(parent); err != nil {
+			return err
+		}
+		if d, ok := c.dirs[wd]; ok { // the same directory by another path
+			delete(c.byPath, d.path)
+			d.path = parent
+		} else {
+			c.dirs[wd] = &watchedDir{path: parent, children: map[string]uint64{}}
+		}
+		c.byPath[parent] = wd
+	}
+	if old, ok := c.byCG[cg]; ok && old != (cgroupName{wd, name}) {
+		c.rmLocked(cg)
+	}
+	if other, ok := c.dirs[wd].children[name]; ok && other != cg {
+		delete(c.byCG, other) // a cgroup of that name registered before: gone
+	}
+	c.dirs[wd].children[name] = cg
+	c.byCG[cg] = cgroupName{wd, name}
+	return nil
+}
+
+// addWatch watches directory dir for removed subdirectories.
+func (c *cgroupWatch) addWatch(dir string) (int32, error) {
 	sc, err := c.f.SyscallConn()
 	if err != nil {
-		return err
+		return 0, err
 	}
 	var wd int
 	var werr error
 	if err := sc.Control(func(fd uintptr) {
-		wd, werr = unix.InotifyAddWatch(int(fd), filepath.Join(dir, "cgroup.events"), unix.IN_MODIFY)
+		wd, werr = unix.InotifyAddWatch(int(fd), dir, unix.IN_DELETE|unix.IN_ONLYDIR)
 	}); err != nil {
-		return err
+		return 0, err
 	}
 	if werr != nil {
-		return os.NewSyscallError("inotify_add_watch", werr)
+		return 0, os.NewSyscallError("inotify_add_watch "+dir, werr)
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if old, ok := c.byCG[cg]; ok && old != int32(wd) {
-		c.rmLocked(old)
-	}
-	c.byWD[int32(wd)], c.byCG[cg] = cg, int32(wd)
-	return nil
+	return int32(wd), nil
 }
 
 // remove stops watching cgroup cg (nothing when it was not watched).
@@ -75,21 +117,32 @@ func (c *cgroupWatch) remove(cg uint64) {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if wd, ok := c.byCG[cg]; ok {
-		delete(c.byCG, cg)
-		c.rmLocked(wd)
-	}
+	c.rmLocked(cg)
 }
 
-// rmLocked removes watch wd. The caller holds c.mu.
-func (c *cgroupWatch) rmLocked(wd int32) {
-	delete(c.byWD, wd)
+// rmLocked stops watching cgroup cg, and its parent directory when no
+// other watched cgroup is in it. The caller holds c.mu.
+func (c *cgroupWatch) rmLocked(cg uint64) {
+	at, ok := c.byCG[cg]
+	if !ok {
+		return
+	}
+	delete(c.byCG, cg)
+	d := c.dirs[at.wd]
+	if d.children[at.name] == cg {
+		delete(d.children, at.name)
+	}
+	if len(d.children) > 0 {
+		return
+	}
+	delete(c.dirs, at.wd)
+	delete(c.byPath, d.path)
 	if sc, err := c.f.SyscallConn(); err == nil {
-		_ = sc.Control(func(fd uintptr) { _, _ = unix.InotifyRmWatch(int(fd), uint32(wd)) })
+		_ = sc.Control(func(fd uintptr) { _, _ = unix.InotifyRmWatch(int(fd), uint32(at.wd)) })
 	}
 }
 
-// len is the number of watches.
+// len is the number of cgroups watched.
 func (c *cgroupWatch) len() int {
 	if c == nil {
 		return 0
@@ -99,10 +152,10 @@ func (c *cgroupWatch) len() int {
 	return len(c.byCG)
 }
 
-// run reads events until the instance is closed, calling changed with
-// the cgroup id of each modified file, or with 0 when the kernel's queue
-// overflowed (events were lost).
-func (c *cgroupWatch) run(changed func(cg uint64)) error {
+// run reads events until the instance is closed, calling removed with
+// the cgroup id of each watched cgroup removed, or with 0 when the
+// kernel's queue overflowed (events were lost).
+func (c *cgroupWatch) run(removed func(cg uint64)) error {
 	buf := make([]byte, 64*(unix.SizeofInotifyEvent+unix.NAME_MAX+1))
 	for {
 		n, err := c.f.Read(buf)
@@ -114,19 +167,61 @@ func (c *cgroupWatch) run(changed func(cg uint64)) error {
 		}
 		for off := 0; off+unix.SizeofInotifyEvent <= n; {
 			ev := (*unix.InotifyEvent)(unsafe.Pointer(&buf[off]))
+			name := eventName(buf[off+unix.SizeofInotifyEvent : off+unix.SizeofInotifyEvent+int(ev.Len)])
 			off += unix.SizeofInotifyEvent + int(ev.Len)
-			if ev.Mask&unix.IN_Q_OVERFLOW != 0 {
-				changed(0)
-				continue
-			}
-			c.mu.Lock()
-			cg, ok := c.byWD[ev.Wd]
-			c.mu.Unlock()
-			if ok && ev.Mask&unix.IN_MODIFY != 0 {
-				changed(cg)
+			switch {
+			case ev.Mask&unix.IN_Q_OVERFLOW != 0:
+				removed(0)
+			case ev.Mask&unix.IN_DELETE != 0:
+				if cg, ok := c.child(ev.Wd, name); ok {
+					removed(cg)
+				}
+			case ev.Mask&unix.IN_IGNORED != 0: // the parent itself went
+				for _, cg := range c.dropDir(ev.Wd) {
+					removed(cg)
+				}
 			}
 		}
 	}
+}
+
+// eventName is an inotify event's name field without its NUL padding.
+func eventName(b []byte) string {
+	if i := bytes.IndexByte(b, 0); i >= 0 {
+		b = b[:i]
+	}
+	return string(b)
+}
+
+// child is the watched cgroup named name in the directory of watch wd.
+func (c *cgroupWatch) child(wd int32, name string) (uint64, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	d, ok := c.dirs[wd]
+	if !ok {
+		return 0, false
+	}
+	cg, ok := d.children[name]
+	return cg, ok
+}
+
+// dropDir forgets the directory of watch wd, which the kernel removed,
+// and returns the cgroups that were watched in it.
+func (c *cgroupWatch) dropDir(wd int32) []uint64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	d, ok := c.dirs[wd]
+	if !ok {
+		return nil
+	}
+	delete(c.dirs, wd)
+	delete(c.byPath, d.path)
+	var gone []uint64
+	for _, cg := range d.children {
+		delete(c.byCG, cg)
+		gone = append(gone, cg)
+	}
+	return gone
 }
 
 // close ends run.
@@ -154,13 +249,8 @@ func (a *Agent) watchCgroup(w *workload.Workload) {
 	}
 }
 
-// rechecks are when a changed cgroup that was not found removed is looked
-// at again: runtimes remove a stopped container's cgroup within
-// milliseconds of its emptying; one kept longer is the periodic check's.
-var rechecks = []time.Duration{25 * time.Millisecond, 100 * time.Millisecond, 250 * time.Millisecond, time.Second, 3 * time.Second}
-
 // RunCgroupWatch drops workloads whose cgroup was removed as soon as the
-// kernel says their cgroup emptied, until ctx ends. It watches the
+// kernel says so, until ctx ends. It watches the
 // workloads registered when it starts (restored ones too) and every one
 // registered while it runs; without it (tests, or an inotify instance
 // refused) the periodic check alone drops stopped containers.
@@ -183,13 +273,7 @@ func (a *Agent) RunCgroupWatch(ctx context.Context) {
 			a.Reconcile()
 			return
 		}
-		// Not removed yet (or removed while it was looked at: its
-		// cgroup.events went between two reads): look again soon.
-		if !a.dropRemoved(cgw, cg) {
-			for _, d := range rechecks {
-				time.AfterFunc(d, func() { a.dropRemoved(cgw, cg) })
-			}
-		}
+		a.dropRemoved(cgw, cg)
 	})
 	a.mu.Lock()
 	a.cgw = nil

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/ocigate/ocigate/internal/api"
 )
 
 // watchedAgent runs RunCgroupWatch on a until the test ends and waits
@@ -110,9 +112,6 @@ func TestCgroupWatchDropsRemovedCgroup(t *testing.T) {
 // A cgroup that empties and stays is not the watch's to drop: a merely
 // empty cgroup is the periodic check's (two checks in a row).
 func TestCgroupWatchKeepsEmptyCgroup(t *testing.T) {
-	old := rechecks
-	rechecks = []time.Duration{10 * time.Millisecond, 20 * time.Millisecond}
-	t.Cleanup(func() { rechecks = old })
 	h := newFakeHost(t)
 	enf := newFakeEnforcer()
 	a := newTestAgent(t, h, enf)
@@ -123,11 +122,48 @@ func TestCgroupWatchKeepsEmptyCgroup(t *testing.T) {
 	}
 	watchedAgent(t, a, 1)
 	writeEmptied(t, h, "/pods/idle")
-	time.Sleep(100 * time.Millisecond) // past the event and both rechecks
+	time.Sleep(100 * time.Millisecond) // past any event
 	if _, ok := a.Registry().Get("idle"); !ok {
 		t.Fatal("a workload whose cgroup is only empty was dropped by the watch")
 	}
 	if n := watches(a); n != 1 {
 		t.Errorf("%d cgroups watched, want 1", n)
+	}
+}
+
+// Sibling cgroups share their parent directory's one watch; when the
+// parent itself goes (a pod's cgroup, removed with its containers'),
+// every workload in it is dropped and nothing stays watched.
+func TestCgroupWatchParentRemoved(t *testing.T) {
+	h := newFakeHost(t)
+	enf := newFakeEnforcer()
+	a := newTestAgent(t, h, enf)
+	one := h.registration("one", 100, "/pods/pod-a/one")
+	two := h.registration("two", 101, "/pods/pod-a/two")
+	h.events("/pods/pod-a/one", true)
+	h.events("/pods/pod-a/two", true)
+	watchedAgent(t, a, 0)
+	for _, r := range []*api.Registration{one, two} {
+		if _, err := a.Register(r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, "both watched", func() bool { return watches(a) == 2 })
+	a.mu.Lock()
+	dirs := len(a.cgw.dirs)
+	a.mu.Unlock()
+	if dirs != 1 {
+		t.Errorf("%d directories watched for two sibling cgroups, want 1", dirs)
+	}
+	if err := os.RemoveAll(filepath.Join(h.cg, "pods", "pod-a")); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "both dropped", func() bool {
+		_, ok1 := a.Registry().Get("one")
+		_, ok2 := a.Registry().Get("two")
+		return !ok1 && !ok2
+	})
+	if n := watches(a); n != 0 {
+		t.Errorf("%d cgroups watched after the drop, want 0", n)
 	}
 }
