@@ -5,6 +5,7 @@ import (
 	"regexp"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 )
 
@@ -260,10 +261,16 @@ var outOfDomain = []domain{
 		"", "ocigate hooks no other kernel function", "the calls of the exec, connect, sendmsg, bind, listen, sock_create, dup and memfd points"},
 }
 
+// ksymNameLen is the kernel's longest symbol name (KSYM_NAME_LEN).
+const ksymNameLen = 512
+
 // refusal is the one-line reason a hook outside the domain is refused.
 // what names the hook as written ("kprobe fd_install", "uprobe on
 // /bin/bash readline").
 func refusal(what, name string) string {
+	if len(name) > ksymNameLen { // no kernel symbol: not worth matching
+		return what + ": refused: not a kernel function (longer than " + strconv.Itoa(ksymNameLen) + " bytes)"
+	}
 	for _, d := range outOfDomain {
 		if d.re.MatchString(name) {
 			if d.what == "" {
