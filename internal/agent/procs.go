@@ -59,7 +59,7 @@ func (a *Agent) onExec(raw *record.RawEvent, at time.Time) *events.Event {
 	e := &proccache.Entry{Tgid: raw.Tgid, StartNs: raw.StartNs}
 	a.setWorkload(e, raw.WorkloadCgroupID)
 	p := &e.Process
-	p.ExecID = a.execID(raw.BootNs, raw.Tgid)
+	p.ExecID, e.ExecNs = a.execID(raw.BootNs, raw.Tgid), raw.BootNs
 	p.Pid.Value, p.UID.Value = raw.Tgid, raw.UID
 	p.Binary = raw.Path
 	if p.Binary == "" {
@@ -104,7 +104,7 @@ func (a *Agent) onClone(raw *record.RawEvent) {
 		e.Parent, e.ParentOutside = a.parentOf(raw.Ppid, raw.ParentStartNs, raw.WorkloadCgroupID, raw.BootNs)
 	}
 	p := &e.Process
-	p.ExecID = a.execID(raw.StartNs, raw.Tgid)
+	p.ExecID, e.ExecNs = a.execID(raw.StartNs, raw.Tgid), raw.StartNs
 	p.Pid.Value, p.UID.Value = raw.Tgid, raw.UID
 	p.Flags = flagClone
 	p.StartTime = a.clock.wall(raw.StartNs)
@@ -256,6 +256,7 @@ func (a *Agent) parentOf(ppid uint32, startNs, workloadCgroup, now uint64) (*eve
 	if startNs == 0 {
 		e.StartNs = s.startTicks * nsPerTick
 	}
+	e.ExecNs = e.StartNs // p.ExecID's
 	a.setWorkload(e, workloadCgroup)
 	// Its own parent, as far as the cache knows it (not read further).
 	if gp, ok := a.cached(s.ppid, 0); ok {

@@ -1,0 +1,123 @@
+package proccache
+
+import (
+	"time"
+
+	"github.com/ocigate/ocigate/internal/events"
+)
+
+// gone is an exited process kept for its grace period in a compact form:
+// what its Entry says, without what can be made again from the rest (its
+// exec_id from ExecNs, its pid, docker and parent_exec_id fields, its
+// frozen encoding and snapshot). A full cache is mostly exited processes:
+// each costs 144 bytes here, against an Entry's 256 and its exec_id's 48.
+type gone struct {
+	tgid, uid     uint32
+	flag          uint8 // index in Cache.flags
+	parentOutside bool
+	hasStart      bool
+	startNs       uint64
+	exitedNs      uint64
+	execNs        uint64
+	startWall     int64 // Process.StartTime, unix ns (UTC)
+	cwd, binary   string
+	arguments     string
+	pod           *events.Pod
+	parent        *events.Process
+	workload      uint64
+	container     *Container
+	prev, next    *gone
+}
+
+// goneList is an intrusive doubly linked list; head.next is the oldest.
+type goneList struct{ head gone }
+
+func (l *goneList) init()         { l.head.next, l.head.prev = &l.head, &l.head }
+func (l *goneList) empty() bool   { return l.head.next == &l.head }
+func (l *goneList) oldest() *gone { return l.head.next }
+
+func (l *goneList) pushNewest(g *gone) {
+	g.prev, g.next = l.head.prev, &l.head
+	l.head.prev.next = g
+	l.head.prev = g
+}
+
+func (g *gone) unlink() {
+	g.prev.next, g.next.prev = g.next, g.prev
+	g.prev, g.next = nil, nil
+}
+
+// SetExecID lets the cache keep exited processes compact: execID makes
+// a process's exec_id from its Entry's ExecNs and Tgid, as the entry's
+// maker did. Without it, exited processes keep their whole Entry.
+func (c *Cache) SetExecID(execID func(ns uint64, pid uint32) string) { c.execID = execID }
+
+// maxFlags bounds the distinct Process.Flags values kept compact.
+const maxFlags = 16
+
+// compact is e as a gone, or nil when e holds what a gone cannot make
+// again exactly (an exec_id or start time of another form, fields that
+// disagree with the rest).
+func (c *Cache) compact(e *Entry) *gone {
+	p := &e.Process
+	if c.execID == nil || e.ExecNs == 0 || p.Pid.Value != e.Tgid || p.Docker != dockerOf(e.Container) ||
+		p.ParentExecID != parentExecID(e.Parent) || p.ExecID == "" {
+		return nil
+	}
+	g := &gone{tgid: e.Tgid, uid: p.UID.Value, parentOutside: e.ParentOutside, startNs: e.StartNs, exitedNs: e.exitedNs,
+		execNs: e.ExecNs, cwd: p.Cwd, binary: p.Binary, arguments: p.Arguments, pod: p.Pod, parent: e.Parent,
+		workload: e.Workload, container: e.Container}
+	if !p.StartTime.IsZero() {
+		if p.StartTime.Location() != time.UTC || !time.Unix(0, p.StartTime.UnixNano()).UTC().Equal(p.StartTime) {
+			return nil
+		}
+		g.hasStart, g.startWall = true, p.StartTime.UnixNano()
+	}
+	flag, ok := c.flagIndex(p.Flags)
+	if !ok {
+		return nil
+	}
+	g.flag = flag
+	return g
+}
+
+// flagIndex is the index of flags in c.flags, added when new.
+func (c *Cache) flagIndex(flags string) (uint8, bool) {
+	for i, f := range c.flags {
+		if f == flags {
+			return uint8(i), true
+		}
+	}
+	if len(c.flags) >= maxFlags {
+		return 0, false
+	}
+	c.flags = append(c.flags, flags)
+	return uint8(len(c.flags) - 1), true
+}
+
+// entry makes g's Entry again, exited, in no list: the cache keeps g.
+func (c *Cache) entry(g *gone) *Entry {
+	e := &Entry{Tgid: g.tgid, ParentOutside: g.parentOutside, StartNs: g.startNs, ExecNs: g.execNs, Parent: g.parent,
+		Workload: g.workload, Container: g.container, exitedNs: g.exitedNs}
+	e.Process = events.Process{ExecID: c.execID(g.execNs, g.tgid), Pid: events.Value{Value: g.tgid}, UID: events.Value{Value: g.uid},
+		Cwd: g.cwd, Binary: g.binary, Arguments: g.arguments, Flags: c.flags[g.flag], Pod: g.pod,
+		Docker: dockerOf(g.container), ParentExecID: parentExecID(g.parent)}
+	if g.hasStart {
+		e.Process.StartTime = time.Unix(0, g.startWall).UTC()
+	}
+	return e
+}
+
+func dockerOf(c *Container) string {
+	if c == nil {
+		return ""
+	}
+	return c.ID
+}
+
+func parentExecID(p *events.Process) string {
+	if p == nil {
+		return ""
+	}
+	return p.ExecID
+}
