@@ -356,7 +356,7 @@ func (c *containerCache) of(w *workload.Workload) *proccache.Container {
 	if c.m == nil || len(c.m) >= podCacheMax {
 		c.m = make(map[*workload.Workload]*proccache.Container)
 	}
-	ct := &proccache.Container{ID: w.ContainerID, Runtime: w.Runtime}
+	ct := &proccache.Container{ID: w.ContainerID, Runtime: w.Runtime, Workload: w.CgroupID}
 	c.m[w] = ct
 	return ct
 }

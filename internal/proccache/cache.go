@@ -53,7 +53,10 @@ type Entry struct {
 
 // Container names a workload's container; the entries of its
 // processes share one.
-type Container struct{ ID, Runtime string }
+type Container struct {
+	ID, Runtime string
+	Workload    uint64 // the cgroup ID of the workload
+}
 
 // Exited reports whether the process's exit was seen.
 func (e *Entry) Exited() bool { return e.exitedNs != 0 }
@@ -103,7 +106,11 @@ type Cache struct {
 	goneList goneList // first exited first
 	execID   func(ns uint64, pid uint32) string
 	flags    []string // the Process.Flags values gone entries name
-	stats    Stats
+	// startOffset is a gone's start time (unix ns) less its ExecNs, the
+	// same for all (startKnown once the first is seen).
+	startOffset int64
+	startKnown  bool
+	stats       Stats
 }
 
 // Defaults of New's arguments (zero values take them).

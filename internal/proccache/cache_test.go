@@ -141,8 +141,8 @@ func TestEntrySize(t *testing.T) {
 	if n := unsafe.Sizeof(Entry{}); n > 256 {
 		t.Fatalf("an Entry is %d bytes, over 256", n)
 	}
-	if n := unsafe.Sizeof(gone{}); n > 144 {
-		t.Fatalf("a gone is %d bytes, over 144", n)
+	if n := unsafe.Sizeof(gone{}); n > 128 {
+		t.Fatalf("a gone is %d bytes, over 128", n)
 	}
 }
 
@@ -179,7 +179,7 @@ func TestExitedCompact(t *testing.T) {
 	execID := func(ns uint64, pid uint32) string { return fmt.Sprintf("node:%d:%d", ns, pid) }
 	c.SetExecID(execID)
 	parent := &events.Process{ExecID: "node:1:1", Binary: "/bin/sh"}
-	ct := &Container{ID: "c1", Runtime: "runc"}
+	ct := &Container{ID: "c1", Runtime: "runc", Workload: 42}
 	pod := &events.Pod{Name: "p"}
 	e := &Entry{Tgid: 7, StartNs: 5, ExecNs: 6, Parent: parent, Workload: 42, Container: ct, ParentOutside: true}
 	e.Process = events.Process{ExecID: execID(6, 7), Pid: events.Value{Value: 7}, UID: events.Value{Value: 1000}, Cwd: "/tmp",
@@ -223,5 +223,17 @@ func TestExitedNotCompact(t *testing.T) {
 	c.Exit(7, 5, 2*sec)
 	if len(c.gone) != 0 || mustGet(t, c, 7, 5, "/bin/true") != e {
 		t.Fatal("an entry that a gone cannot make again was made compact")
+	}
+	// Start times: the first sets the offset from ExecNs; another
+	// offset is not made again.
+	for i, start := range []int64{1006, 2008, 1009} {
+		e := entry(uint32(10+i), 5, "/bin/true")
+		e.ExecNs = uint64(6 + i)
+		e.Process.ExecID, e.Process.Pid.Value, e.Process.StartTime = "x", uint32(10+i), time.Unix(0, start).UTC()
+		c.Put(e, 1)
+		c.Exit(uint32(10+i), 5, 2*sec)
+		if _, compact := c.gone[uint32(10+i)]; compact != (start-int64(e.ExecNs) == 1000) {
+			t.Fatalf("start %d, exec at %d: compact %v", start, e.ExecNs, compact)
+		}
 	}
 }

@@ -8,23 +8,22 @@ import (
 
 // gone is an exited process kept for its grace period in a compact form:
 // what its Entry says, without what can be made again from the rest (its
-// exec_id from ExecNs, its pid, docker and parent_exec_id fields, its
-// frozen encoding and snapshot). A full cache is mostly exited processes:
-// each costs 144 bytes here, against an Entry's 256 and its exec_id's 48.
+// exec_id from ExecNs, its start time, pid, docker and parent_exec_id
+// fields, its workload from its container, its frozen encoding and
+// snapshot). A full cache is mostly exited processes: each costs 128
+// bytes here, against an Entry's 256 and its exec_id's 48.
 type gone struct {
 	tgid, uid     uint32
 	flag          uint8 // index in Cache.flags
 	parentOutside bool
-	hasStart      bool
+	hasStart      bool // Process.StartTime is ExecNs's (Cache.startOffset)
 	startNs       uint64
 	exitedNs      uint64
 	execNs        uint64
-	startWall     int64 // Process.StartTime, unix ns (UTC)
 	cwd, binary   string
 	arguments     string
 	pod           *events.Pod
 	parent        *events.Process
-	workload      uint64
 	container     *Container
 	prev, next    *gone
 }
@@ -61,24 +60,34 @@ const maxFlags = 16
 func (c *Cache) compact(e *Entry) *gone {
 	p := &e.Process
 	if c.execID == nil || e.ExecNs == 0 || p.Pid.Value != e.Tgid || p.Docker != dockerOf(e.Container) ||
-		p.ParentExecID != parentExecID(e.Parent) || p.ExecID == "" {
+		p.ParentExecID != parentExecID(e.Parent) || p.ExecID == "" || e.Workload != workloadOf(e.Container) {
 		return nil
 	}
-	g := &gone{tgid: e.Tgid, uid: p.UID.Value, parentOutside: e.ParentOutside, startNs: e.StartNs, exitedNs: e.exitedNs,
-		execNs: e.ExecNs, cwd: p.Cwd, binary: p.Binary, arguments: p.Arguments, pod: p.Pod, parent: e.Parent,
-		workload: e.Workload, container: e.Container}
-	if !p.StartTime.IsZero() {
-		if p.StartTime.Location() != time.UTC || !time.Unix(0, p.StartTime.UnixNano()).UTC().Equal(p.StartTime) {
-			return nil
-		}
-		g.hasStart, g.startWall = true, p.StartTime.UnixNano()
+	hasStart := !p.StartTime.IsZero()
+	if hasStart && !c.startOf(p.StartTime, e.ExecNs) {
+		return nil
 	}
 	flag, ok := c.flagIndex(p.Flags)
 	if !ok {
 		return nil
 	}
-	g.flag = flag
-	return g
+	return &gone{tgid: e.Tgid, uid: p.UID.Value, flag: flag, parentOutside: e.ParentOutside, hasStart: hasStart, startNs: e.StartNs,
+		exitedNs: e.exitedNs, execNs: e.ExecNs, cwd: p.Cwd, binary: p.Binary, arguments: p.Arguments, pod: p.Pod, parent: e.Parent,
+		container: e.Container}
+}
+
+// startOf reports whether start is execNs's wall time as the cache
+// knows it, startOffset after execNs (UTC): the agent makes both of one
+// clock reading. The first start it sees sets startOffset.
+func (c *Cache) startOf(start time.Time, execNs uint64) bool {
+	if start.Location() != time.UTC || !time.Unix(0, start.UnixNano()).UTC().Equal(start) {
+		return false
+	}
+	off := start.UnixNano() - int64(execNs)
+	if !c.startKnown {
+		c.startOffset, c.startKnown = off, true
+	}
+	return off == c.startOffset
 }
 
 // flagIndex is the index of flags in c.flags, added when new.
@@ -98,12 +107,12 @@ func (c *Cache) flagIndex(flags string) (uint8, bool) {
 // entry makes g's Entry again, exited, in no list: the cache keeps g.
 func (c *Cache) entry(g *gone) *Entry {
 	e := &Entry{Tgid: g.tgid, ParentOutside: g.parentOutside, StartNs: g.startNs, ExecNs: g.execNs, Parent: g.parent,
-		Workload: g.workload, Container: g.container, exitedNs: g.exitedNs}
+		Workload: workloadOf(g.container), Container: g.container, exitedNs: g.exitedNs}
 	e.Process = events.Process{ExecID: c.execID(g.execNs, g.tgid), Pid: events.Value{Value: g.tgid}, UID: events.Value{Value: g.uid},
 		Cwd: g.cwd, Binary: g.binary, Arguments: g.arguments, Flags: c.flags[g.flag], Pod: g.pod,
 		Docker: dockerOf(g.container), ParentExecID: parentExecID(g.parent)}
 	if g.hasStart {
-		e.Process.StartTime = time.Unix(0, g.startWall).UTC()
+		e.Process.StartTime = time.Unix(0, int64(g.execNs)+c.startOffset).UTC()
 	}
 	return e
 }
@@ -113,6 +122,13 @@ func dockerOf(c *Container) string {
 		return ""
 	}
 	return c.ID
+}
+
+func workloadOf(c *Container) uint64 {
+	if c == nil {
+		return 0
+	}
+	return c.Workload
 }
 
 func parentExecID(p *events.Process) string {
