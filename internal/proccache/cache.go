@@ -104,6 +104,7 @@ type Cache struct {
 	gone     map[uint32]*gone
 	gonePeak int
 	goneList goneList // first exited first
+	slab     []gone   // where newGone takes the next record
 	execID   func(ns uint64, pid uint32) string
 	flags    []string // the Process.Flags values gone entries name
 	// startOffset is a gone's start time (unix ns) less its ExecNs, the
@@ -145,8 +146,7 @@ func (c *Cache) Put(e *Entry, now uint64) {
 		delete(c.byTgid, e.Tgid)
 		c.stats.Replaced++
 	} else if g, ok := c.gone[e.Tgid]; ok {
-		g.unlink()
-		delete(c.gone, e.Tgid)
+		c.removeGone(g)
 		c.stats.Replaced++
 	}
 	for c.Len() >= c.max {
@@ -248,9 +248,11 @@ func (c *Cache) evictOne() {
 	}
 }
 
+// removeGone forgets g and clears it: its slab may stay for others.
 func (c *Cache) removeGone(g *gone) {
 	g.unlink()
 	delete(c.gone, g.tgid)
+	*g = gone{}
 	if n := len(c.gone); c.gonePeak >= shrinkMin && n < c.gonePeak/2 {
 		m := make(map[uint32]*gone, n)
 		for k, v := range c.gone {

@@ -199,8 +199,13 @@ func TestExitedCompact(t *testing.T) {
 		t.Fatalf("made again:\n%+v\nwant\n%+v", *got, want)
 	}
 	mustMiss(t, c, 7, 9)
-	// A new process of the pid replaces it; the grace period expires it.
+	// A new process of the pid replaces it (its record cleared, for its
+	// slab holds nothing of it); the grace period expires it.
+	g := c.gone[7]
 	c.Put(entry(7, 9, "/bin/ls"), 3*sec)
+	if *g != (gone{}) {
+		t.Fatalf("a replaced record still holds %+v", *g)
+	}
 	mustGet(t, c, 7, 9, "/bin/ls")
 	if _, ok := c.Exit(7, 9, 3*sec); !ok || c.Len() != 1 {
 		t.Fatalf("exit of the new process: %d entries", c.Len())

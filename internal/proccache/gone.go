@@ -71,9 +71,28 @@ func (c *Cache) compact(e *Entry) *gone {
 	if !ok {
 		return nil
 	}
-	return &gone{tgid: e.Tgid, uid: p.UID.Value, flag: flag, parentOutside: e.ParentOutside, hasStart: hasStart, startNs: e.StartNs,
+	g := c.newGone()
+	*g = gone{tgid: e.Tgid, uid: p.UID.Value, flag: flag, parentOutside: e.ParentOutside, hasStart: hasStart, startNs: e.StartNs,
 		exitedNs: e.exitedNs, execNs: e.ExecNs, cwd: p.Cwd, binary: p.Binary, arguments: p.Arguments, pod: p.Pod, parent: e.Parent,
 		container: e.Container}
+	return g
+}
+
+// goneSlab is how many gone records are allocated at once: they go
+// mostly in the order they came (expired, evicted), so a slab is
+// garbage soon after its last one, and a fork+exec+exit allocates one
+// object less. 31, not 32: with the allocator's 8-byte header of a
+// large object with pointers, 31 fill the 4096-byte size class.
+const goneSlab = 31
+
+// newGone is a cleared record from the cache's slab.
+func (c *Cache) newGone() *gone {
+	if len(c.slab) == 0 {
+		c.slab = make([]gone, goneSlab)
+	}
+	g := &c.slab[0]
+	c.slab = c.slab[1:]
+	return g
 }
 
 // startOf reports whether start is execNs's wall time as the cache
