@@ -267,7 +267,7 @@ runc_unmet() {
 	echo
 	cat "$out/regscale.md"
 	echo
-	echo "Of the live heap, the process cache's ${cache_entries:-?} entries at ${cache_entry_b:-?} bytes each (BenchmarkProcessCacheEntry)" \
+	echo "Of the live heap, the process cache's ${cache_entries:-?} entries at ${cache_entry_b:-?} bytes each (an exited process kept for its grace period, as these are; BenchmarkProcessCacheEntry)" \
 		"are $(awk -v n="${cache_entries:-0}" -v b="${cache_entry_b:-0}" 'BEGIN { printf "%.1f", n * b / 1048576 }') MiB."
 	echo
 	echo "The agent's heap with ${REG_N:-5000} workloads registered and the process cache filled (pprof inuse_space, after a collection):"

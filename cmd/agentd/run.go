@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"runtime/debug"
 	"syscall"
 	"time"
@@ -78,6 +79,7 @@ func startAgent(cfg agentconfig.Config) error {
 		r.log.Warn("the service manager is not told when the agent is ready", zap.Error(err))
 	}
 	tuneGC()
+	profileMemory(cfg.PprofAddr)
 	if err := ensureMounts(r.log); err != nil {
 		return err
 	}
@@ -334,6 +336,18 @@ const (
 	agentGCPercent   = 100
 	agentMemoryLimit = 48 << 20
 )
+
+// memProfileRate is Go's default runtime.MemProfileRate.
+const memProfileRate = 512 * 1024
+
+// profileMemory turns memory profiling on (main turned it off) when
+// the profiler is served (--pprof-addr): heap profiles then show what
+// was allocated from the agent's start on, not the packages' init.
+func profileMemory(pprofAddr string) {
+	if pprofAddr != "" {
+		runtime.MemProfileRate = memProfileRate
+	}
+}
 
 // tuneGC sets the collector's target and memory limit unless GOGC and
 // GOMEMLIMIT do.

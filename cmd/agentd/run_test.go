@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -50,5 +51,19 @@ func TestStartAgentRefusesInvalidConfig(t *testing.T) {
 	}
 	if _, err := os.Stat(cfg.Socket); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("socket: %v", err)
+	}
+}
+
+// Memory profiling is on only where the profiler is served.
+func TestProfileMemory(t *testing.T) {
+	defer func(r int) { runtime.MemProfileRate = r }(runtime.MemProfileRate)
+	runtime.MemProfileRate = 0
+	profileMemory("")
+	if runtime.MemProfileRate != 0 {
+		t.Fatalf("memory profiling on without --pprof-addr: rate %d", runtime.MemProfileRate)
+	}
+	profileMemory("127.0.0.1:6060")
+	if runtime.MemProfileRate != memProfileRate {
+		t.Fatalf("memory profiling rate %d with --pprof-addr, want %d", runtime.MemProfileRate, memProfileRate)
 	}
 }

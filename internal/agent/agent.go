@@ -138,6 +138,8 @@ func New(cfg Config) (*Agent, error) {
 		procs: proccache.New(cfg.ProcessCache, cfg.ExitGrace), procfs: procFS{root: cfg.ProcRoot},
 		sinkTypes: typeSet(cfg.SinkTypes), trust: newTrust(cfg.TrustedAnnotations), hookReports: cfg.HookReports,
 	}
+	// Exited processes are kept compact, their exec_id made again.
+	a.procs.SetExecID(a.execID)
 	backends := cfg.Enforcer.Backends()
 	for _, b := range backends {
 		if b.Point == profiles.PointExec.String() {

@@ -59,7 +59,7 @@ func (a *Agent) onExec(raw *record.RawEvent, at time.Time) *events.Event {
 	e := &proccache.Entry{Tgid: raw.Tgid, StartNs: raw.StartNs}
 	a.setWorkload(e, raw.WorkloadCgroupID)
 	p := &e.Process
-	p.ExecID = a.execID(raw.BootNs, raw.Tgid)
+	p.ExecID, e.ExecNs = a.execID(raw.BootNs, raw.Tgid), raw.BootNs
 	p.Pid.Value, p.UID.Value = raw.Tgid, raw.UID
 	p.Binary = raw.Path
 	if p.Binary == "" {
@@ -82,9 +82,10 @@ func (a *Agent) onExec(raw *record.RawEvent, at time.Time) *events.Event {
 		p.ParentExecID = e.Parent.ExecID
 	}
 	a.put(e, raw.BootNs)
-	blk := newProcAlloc()
-	blk.exec = events.Exec{Process: e.Process, Parent: e.Parent}
-	return blk.event(a, raw, e, at)
+	blk := execAllocs.Get().(*execAlloc)
+	*blk = execAlloc{exec: events.Exec{Process: e.Process, Parent: e.Parent}}
+	blk.ev.ProcessExec = &blk.exec
+	return procEvent(a, raw, e, at, &blk.ev, &blk.og, blk)
 }
 
 // onClone: a workload process forked. The child runs its parent's
@@ -104,7 +105,7 @@ func (a *Agent) onClone(raw *record.RawEvent) {
 		e.Parent, e.ParentOutside = a.parentOf(raw.Ppid, raw.ParentStartNs, raw.WorkloadCgroupID, raw.BootNs)
 	}
 	p := &e.Process
-	p.ExecID = a.execID(raw.StartNs, raw.Tgid)
+	p.ExecID, e.ExecNs = a.execID(raw.StartNs, raw.Tgid), raw.StartNs
 	p.Pid.Value, p.UID.Value = raw.Tgid, raw.UID
 	p.Flags = flagClone
 	p.StartTime = a.clock.wall(raw.StartNs)
@@ -165,7 +166,8 @@ func (a *Agent) onExit(raw *record.RawEvent, at time.Time) *events.Event {
 		e.Process.Binary = raw.Path
 		e.Process.StartTime = a.clock.wall(raw.StartNs)
 	}
-	blk := newProcAlloc()
+	blk := exitAllocs.Get().(*exitAlloc)
+	*blk = exitAlloc{}
 	x := &blk.exit
 	*x = events.Exit{Process: e.Process, Parent: e.Parent, Time: at}
 	// An exited process stays for the grace period, for late events
@@ -181,48 +183,56 @@ func (a *Agent) onExit(raw *record.RawEvent, at time.Time) *events.Event {
 			x.Signal = "SIG" + strconv.Itoa(int(sig))
 		}
 	}
-	return blk.event(a, raw, e, at)
+	blk.ev.ProcessExit = x
+	return procEvent(a, raw, e, at, &blk.ev, &blk.og, blk)
 }
 
-// procAlloc holds the parts of one process_exec or process_exit event,
-// allocated together and recycled as kprobeAlloc's are: a fork+exec+exit
-// makes two.
-type procAlloc struct {
-	ev   events.Event
-	exec events.Exec
-	exit events.Exit
-	og   events.Ocigate
-}
+// execAlloc and exitAlloc hold the parts of one process_exec or
+// process_exit event, allocated together and recycled as kprobeAlloc's
+// are: a fork+exec+exit makes one of each. Each holds only its own
+// kind: the hub keeps the last thousand events.
+type (
+	execAlloc struct {
+		ev   events.Event
+		og   events.Ocigate
+		exec events.Exec
+	}
+	exitAlloc struct {
+		ev   events.Event
+		og   events.Ocigate
+		exit events.Exit
+	}
+)
 
-var procAllocs = sync.Pool{New: func() any { return new(procAlloc) }}
+var (
+	execAllocs = sync.Pool{New: func() any { return new(execAlloc) }}
+	exitAllocs = sync.Pool{New: func() any { return new(exitAlloc) }}
+)
 
-// newProcAlloc is a cleared block, recycled when one is free.
-func newProcAlloc() *procAlloc {
-	blk := procAllocs.Get().(*procAlloc)
-	*blk = procAlloc{}
-	return blk
+// Recycle takes ev, blk's event, back once nobody holds it.
+func (blk *execAlloc) Recycle(ev *events.Event) {
+	if ev != &blk.ev {
+		panic("execAlloc: recycling another block's event")
+	}
+	execAllocs.Put(blk)
 }
 
 // Recycle takes ev, blk's event, back once nobody holds it.
-func (blk *procAlloc) Recycle(ev *events.Event) {
+func (blk *exitAlloc) Recycle(ev *events.Event) {
 	if ev != &blk.ev {
-		panic("procAlloc: recycling another block's event")
+		panic("exitAlloc: recycling another block's event")
 	}
-	procAllocs.Put(blk)
+	exitAllocs.Put(blk)
 }
 
-// event is blk's event, its exec or its exit, whichever was filled in,
-// about process entry e.
-func (blk *procAlloc) event(a *Agent, raw *record.RawEvent, e *proccache.Entry, at time.Time) *events.Event {
-	a.processOcigate(&blk.og, raw, e)
-	blk.ev = events.Event{NodeName: a.node, Time: at, Ocigate: &blk.og}
-	if raw.Kind == record.KindExit {
-		blk.ev.ProcessExit = &blk.exit
-	} else {
-		blk.ev.ProcessExec = &blk.exec
-	}
-	blk.ev.Recyclable(blk)
-	return &blk.ev
+// procEvent completes ev, a block's event whose exec or exit is filled
+// in, about process entry e: og is the block's, r the block.
+func procEvent(a *Agent, raw *record.RawEvent, e *proccache.Entry, at time.Time, ev *events.Event, og *events.Ocigate,
+	r events.Recycler) *events.Event {
+	a.processOcigate(og, raw, e)
+	ev.NodeName, ev.Time, ev.Ocigate = a.node, at, og
+	ev.Recyclable(r)
+	return ev
 }
 
 // parentOf is the parent process ppid (started at startNs): from the
@@ -256,6 +266,7 @@ func (a *Agent) parentOf(ppid uint32, startNs, workloadCgroup, now uint64) (*eve
 	if startNs == 0 {
 		e.StartNs = s.startTicks * nsPerTick
 	}
+	e.ExecNs = e.StartNs // p.ExecID's
 	a.setWorkload(e, workloadCgroup)
 	// Its own parent, as far as the cache knows it (not read further).
 	if gp, ok := a.cached(s.ppid, 0); ok {
@@ -355,7 +366,7 @@ func (c *containerCache) of(w *workload.Workload) *proccache.Container {
 	if c.m == nil || len(c.m) >= podCacheMax {
 		c.m = make(map[*workload.Workload]*proccache.Container)
 	}
-	ct := &proccache.Container{ID: w.ContainerID, Runtime: w.Runtime}
+	ct := &proccache.Container{ID: w.ContainerID, Runtime: w.Runtime, Workload: w.CgroupID}
 	c.m[w] = ct
 	return ct
 }

@@ -162,6 +162,7 @@ func TestProcessLineage(t *testing.T) {
 	if kp.Process.ExecID != sh.Process.ExecID || kp.Process.Binary != "/usr/bin/dash" || kp.Parent.ExecID != py.Process.ExecID {
 		t.Fatalf("connect of sh: %+v parent %+v", kp.Process, kp.Parent)
 	}
+	live, liveParent := kp.Process, *kp.Parent
 	// Killed: signal, no status.
 	exit := a.onRecord(&record.RawEvent{Kind: record.KindExit, BootNs: 1006 * tick, WorkloadCgroupID: cg, CgroupID: cg, Tgid: 101, Pid: 101,
 		StartNs: 300 * tick, ExitCode: uint32(unix.SIGKILL), Profile: 1}, at)
@@ -169,10 +170,16 @@ func TestProcessLineage(t *testing.T) {
 		x.Signal != "SIGKILL" || x.Status != 0 || exit.Type() != events.TypeExit || exit.Ocigate.ContainerID != "c1" {
 		t.Fatalf("exit %+v", exit.ProcessExit)
 	}
-	// A late event of the exited process still finds it.
+	// A late event of the exited process still finds it: the same
+	// process and parent as while it ran (the cache keeps it compact).
 	connect.BootNs = 1007 * tick
-	if kp := a.convert(connect, at).ProcessKprobe; kp.Process.ExecID != sh.Process.ExecID {
-		t.Fatalf("late event: %+v", kp.Process)
+	kp = a.convert(connect, at).ProcessKprobe
+	late, lateParent := kp.Process, *kp.Parent
+	for _, p := range []*events.Process{&live, &liveParent, &late, &lateParent} {
+		p.Thaw()
+	}
+	if !reflect.DeepEqual(late, live) || !reflect.DeepEqual(lateParent, liveParent) {
+		t.Fatalf("late event: %+v parent %+v\nwant %+v parent %+v", late, lateParent, live, liveParent)
 	}
 	// exit(3)
 	exit = a.onRecord(&record.RawEvent{Kind: record.KindExit, BootNs: 1008 * tick, WorkloadCgroupID: cg, Tgid: 100, Pid: 100,

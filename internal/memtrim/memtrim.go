@@ -22,9 +22,11 @@ const (
 
 // Trimmer looks at the heap every Interval and returns its free memory
 // (debug.FreeOSMemory: a collection, then every free page) when at least
-// MinFree bytes are free and the last Interval allocated less than half
-// of them: the burst that grew the heap is over, and what the agent
-// allocates now fits in what stays. It trims at most once per Spacing,
+// MinFree bytes are free or garbage (allocated since the last collection
+// and no longer live: a burst that ends below the collector's goal
+// leaves its garbage uncollected) and the last Interval allocated less
+// than half of them: the burst that grew the heap is over, and what the
+// agent allocates now fits in what stays. It trims at most once per Spacing,
 // so a steady allocation rate does not turn into collections.
 type Trimmer struct {
 	Interval time.Duration
@@ -39,8 +41,10 @@ type Trimmer struct {
 }
 
 const (
-	metricFree   = "/memory/classes/heap/free:bytes"
-	metricAllocs = "/gc/heap/allocs:bytes"
+	metricFree    = "/memory/classes/heap/free:bytes"
+	metricAllocs  = "/gc/heap/allocs:bytes"
+	metricObjects = "/memory/classes/heap/objects:bytes" // live and garbage not yet collected
+	metricLive    = "/gc/heap/live:bytes"                // live after the last collection
 )
 
 // Run trims until ctx ends.
@@ -72,7 +76,7 @@ func (t *Trimmer) init() {
 		t.trim = debug.FreeOSMemory
 	}
 	if t.samples == nil {
-		t.samples = []metrics.Sample{{Name: metricFree}, {Name: metricAllocs}}
+		t.samples = []metrics.Sample{{Name: metricFree}, {Name: metricAllocs}, {Name: metricObjects}, {Name: metricLive}}
 		metrics.Read(t.samples)
 		t.lastAllocs = t.samples[1].Value.Uint64()
 	}
@@ -84,6 +88,9 @@ func (t *Trimmer) Check(now time.Time) bool {
 	t.init()
 	metrics.Read(t.samples)
 	free, allocs := t.samples[0].Value.Uint64(), t.samples[1].Value.Uint64()
+	if objects, live := t.samples[2].Value.Uint64(), t.samples[3].Value.Uint64(); objects > live {
+		free += objects - live // garbage (an upper bound: new live objects count too)
+	}
 	recent := allocs - t.lastAllocs
 	t.lastAllocs = allocs
 	if free < t.MinFree || recent >= free/2 || now.Sub(t.lastTrim) < t.Spacing {

@@ -2,6 +2,7 @@ package memtrim
 
 import (
 	"runtime"
+	"runtime/debug"
 	"runtime/metrics"
 	"testing"
 	"time"
@@ -64,5 +65,26 @@ func TestNoTrimWhileAllocating(t *testing.T) {
 	}
 	if !tr.Check(now.Add(12*time.Second)) || trims != 2 {
 		t.Fatal("no trim after Spacing")
+	}
+}
+
+// A burst that ends below the collector's goal leaves garbage, not
+// free pages: it is trimmed once the allocations stop all the same.
+func TestTrimUncollectedGarbage(t *testing.T) {
+	defer debug.SetGCPercent(debug.SetGCPercent(-1)) // no collection but the trim's
+	runtime.GC()
+	trims := 0
+	tr := &Trimmer{MinFree: 8 << 20, trim: func() { trims++ }}
+	tr.init()
+	now := time.Now()
+	for i := 0; i < 32<<20>>16; i++ {
+		sink = append(sink, make([]byte, 64<<10))
+	}
+	sink = nil // garbage, not collected
+	if tr.Check(now) || trims != 0 {
+		t.Fatal("trimmed while allocating")
+	}
+	if !tr.Check(now.Add(time.Second)) || trims != 1 {
+		t.Fatalf("no trim with 32 MiB of garbage once the allocations stopped (free heap %d)", heapFree())
 	}
 }

@@ -20,7 +20,8 @@ import (
 // once the entry is in the cache.
 //
 // The cache holds tens of thousands: an Entry is kept at 256 bytes, a
-// size class of the allocator (TestEntrySize).
+// size class of the allocator (TestEntrySize), and an exited one is kept
+// smaller still (gone).
 type Entry struct {
 	Tgid uint32
 	// ParentOutside: the parent is not in the workload (the runtime).
@@ -28,6 +29,10 @@ type Entry struct {
 	// StartNs is the thread group's start (CLOCK_BOOTTIME ns): with Tgid
 	// the process's identity, the same across its execs.
 	StartNs uint64
+	// ExecNs, when not 0, says that Process.ExecID is the one its maker
+	// makes of ExecNs and Tgid (SetExecID): an exited process is then
+	// kept compact.
+	ExecNs uint64
 	// Process is the process as events report it; Parent its parent
 	// when it started or exec'd (nil: unknown).
 	Process events.Process
@@ -48,7 +53,10 @@ type Entry struct {
 
 // Container names a workload's container; the entries of its
 // processes share one.
-type Container struct{ ID, Runtime string }
+type Container struct {
+	ID, Runtime string
+	Workload    uint64 // the cgroup ID of the workload
+}
 
 // Exited reports whether the process's exit was seen.
 func (e *Entry) Exited() bool { return e.exitedNs != 0 }
@@ -84,15 +92,26 @@ type Stats struct {
 }
 
 // Cache holds at most Max entries: running processes in LRU order and
-// exited ones in the order they exited.
+// exited ones in the order they exited, compact (gone) where they can
+// be.
 type Cache struct {
-	max    int
-	grace  uint64
-	byTgid map[uint32]*Entry
-	peak   int  // the most entries byTgid held since it was made
-	live   list // least recently used first
-	exited list // first exited first
-	stats  Stats
+	max      int
+	grace    uint64
+	byTgid   map[uint32]*Entry
+	peak     int  // the most entries byTgid held since it was made
+	live     list // least recently used first
+	exited   list // first exited first
+	gone     map[uint32]*gone
+	gonePeak int
+	goneList goneList // first exited first
+	slab     []gone   // where newGone takes the next record
+	execID   func(ns uint64, pid uint32) string
+	flags    []string // the Process.Flags values gone entries name
+	// startOffset is a gone's start time (unix ns) less its ExecNs, the
+	// same for all (startKnown once the first is seen).
+	startOffset int64
+	startKnown  bool
+	stats       Stats
 }
 
 // Defaults of New's arguments (zero values take them).
@@ -110,9 +129,10 @@ func New(max int, grace time.Duration) *Cache {
 	if grace <= 0 {
 		grace = DefaultGrace
 	}
-	c := &Cache{max: max, grace: uint64(grace), byTgid: make(map[uint32]*Entry)}
+	c := &Cache{max: max, grace: uint64(grace), byTgid: make(map[uint32]*Entry), gone: make(map[uint32]*gone)}
 	c.live.init()
 	c.exited.init()
+	c.goneList.init()
 	return c
 }
 
@@ -125,8 +145,11 @@ func (c *Cache) Put(e *Entry, now uint64) {
 		unlink(old)
 		delete(c.byTgid, e.Tgid)
 		c.stats.Replaced++
+	} else if g, ok := c.gone[e.Tgid]; ok {
+		c.removeGone(g)
+		c.stats.Replaced++
 	}
-	for len(c.byTgid) >= c.max {
+	for c.Len() >= c.max {
 		c.evictOne()
 	}
 	e.exitedNs = 0
@@ -140,6 +163,12 @@ func (c *Cache) Put(e *Entry, now uint64) {
 // process becomes the most recently used.
 func (c *Cache) Get(tgid uint32, startNs uint64) (*Entry, bool) {
 	e, ok := c.byTgid[tgid]
+	if !ok {
+		if g, ok := c.gone[tgid]; ok && (startNs == 0 || g.startNs == startNs) {
+			c.stats.Hits++
+			return c.entry(g), true
+		}
+	}
 	if !ok || startNs != 0 && e.StartNs != startNs {
 		c.stats.Misses++
 		return nil, false
@@ -153,20 +182,35 @@ func (c *Cache) Get(tgid uint32, startNs uint64) (*Entry, bool) {
 }
 
 // Exit marks process tgid (started at startNs, 0: any) exited at now and
-// returns its entry; it stays for the grace period.
+// returns its entry; it stays for the grace period, compact when it can
+// be (the returned Entry is then the cache's no more).
 func (c *Cache) Exit(tgid uint32, startNs, now uint64) (*Entry, bool) {
 	c.expire(now)
 	c.stats.Exits++
 	e, ok := c.byTgid[tgid]
+	if !ok {
+		if g, ok := c.gone[tgid]; ok && (startNs == 0 || g.startNs == startNs) {
+			return c.entry(g), true
+		}
+	}
 	if !ok || startNs != 0 && e.StartNs != startNs {
 		c.stats.ExitsLost++
 		return nil, false
 	}
-	if !e.Exited() {
-		unlink(e)
-		e.exitedNs = max(now, 1)
-		c.exited.pushNewest(e)
+	if e.Exited() {
+		return e, true
 	}
+	unlink(e)
+	e.exitedNs = max(now, 1)
+	if g := c.compact(e); g != nil {
+		delete(c.byTgid, tgid)
+		c.shrink()
+		c.gone[tgid] = g
+		c.gonePeak = max(c.gonePeak, len(c.gone))
+		c.goneList.pushNewest(g)
+		return e, true
+	}
+	c.exited.pushNewest(e)
 	return e, true
 }
 
@@ -175,9 +219,17 @@ func (c *Cache) expire(now uint64) {
 	for !c.exited.empty() {
 		e := c.exited.oldest()
 		if e.exitedNs+c.grace > now {
-			return
+			break
 		}
 		c.remove(e)
+		c.stats.Expired++
+	}
+	for !c.goneList.empty() {
+		g := c.goneList.oldest()
+		if g.exitedNs+c.grace > now {
+			return
+		}
+		c.removeGone(g)
 		c.stats.Expired++
 	}
 }
@@ -185,12 +237,29 @@ func (c *Cache) expire(now uint64) {
 // evictOne makes room: the process that exited first, else the least
 // recently used running one.
 func (c *Cache) evictOne() {
-	victim := c.exited.oldest()
-	if c.exited.empty() {
-		victim = c.live.oldest()
-	}
-	c.remove(victim)
 	c.stats.Evicted++
+	switch {
+	case !c.goneList.empty() && (c.exited.empty() || c.goneList.oldest().exitedNs <= c.exited.oldest().exitedNs):
+		c.removeGone(c.goneList.oldest())
+	case !c.exited.empty():
+		c.remove(c.exited.oldest())
+	default:
+		c.remove(c.live.oldest())
+	}
+}
+
+// removeGone forgets g and clears it: its slab may stay for others.
+func (c *Cache) removeGone(g *gone) {
+	g.unlink()
+	delete(c.gone, g.tgid)
+	*g = gone{}
+	if n := len(c.gone); c.gonePeak >= shrinkMin && n < c.gonePeak/2 {
+		m := make(map[uint32]*gone, n)
+		for k, v := range c.gone {
+			m[k] = v
+		}
+		c.gone, c.gonePeak = m, n
+	}
 }
 
 func (c *Cache) remove(e *Entry) {
@@ -221,11 +290,11 @@ func (c *Cache) shrink() {
 }
 
 // Len is the number of entries.
-func (c *Cache) Len() int { return len(c.byTgid) }
+func (c *Cache) Len() int { return len(c.byTgid) + len(c.gone) }
 
 // Stats returns the counts so far.
 func (c *Cache) Stats() Stats {
 	s := c.stats
-	s.Entries = len(c.byTgid)
+	s.Entries = c.Len()
 	return s
 }

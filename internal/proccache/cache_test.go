@@ -1,10 +1,13 @@
 package proccache
 
 import (
+	"fmt"
 	"reflect"
 	"testing"
 	"time"
 	"unsafe"
+
+	"github.com/ocigate/ocigate/internal/events"
 )
 
 const sec = uint64(time.Second)
@@ -138,6 +141,9 @@ func TestEntrySize(t *testing.T) {
 	if n := unsafe.Sizeof(Entry{}); n > 256 {
 		t.Fatalf("an Entry is %d bytes, over 256", n)
 	}
+	if n := unsafe.Sizeof(gone{}); n > 128 {
+		t.Fatalf("a gone is %d bytes, over 128", n)
+	}
 }
 
 // After a burst, the cache's map is made anew at the size it holds:
@@ -162,6 +168,77 @@ func TestShrinkAfterBurst(t *testing.T) {
 	for i := uint32(burst - 999); i <= burst+1; i++ {
 		if _, ok := c.Get(i, 0); !ok {
 			t.Fatalf("process %d lost in the rebuild", i)
+		}
+	}
+}
+
+// An exited process is kept compact (gone) and made again exactly: every
+// field of its Process, its parent and container, its exit.
+func TestExitedCompact(t *testing.T) {
+	c := New(10, 2*time.Second)
+	execID := func(ns uint64, pid uint32) string { return fmt.Sprintf("node:%d:%d", ns, pid) }
+	c.SetExecID(execID)
+	parent := &events.Process{ExecID: "node:1:1", Binary: "/bin/sh"}
+	ct := &Container{ID: "c1", Runtime: "runc", Workload: 42}
+	pod := &events.Pod{Name: "p"}
+	e := &Entry{Tgid: 7, StartNs: 5, ExecNs: 6, Parent: parent, Workload: 42, Container: ct, ParentOutside: true}
+	e.Process = events.Process{ExecID: execID(6, 7), Pid: events.Value{Value: 7}, UID: events.Value{Value: 1000}, Cwd: "/tmp",
+		Binary: "/bin/true", Arguments: "-x y", Flags: "execve", StartTime: time.Unix(0, 123456789).UTC(), Pod: pod,
+		Docker: "c1", ParentExecID: "node:1:1"}
+	want := *e
+	c.Put(e, 1)
+	if _, ok := c.Exit(7, 5, 2*sec); !ok {
+		t.Fatal("exit lost")
+	}
+	if len(c.gone) != 1 || len(c.byTgid) != 0 || c.Len() != 1 {
+		t.Fatalf("exited entry not kept compact: %d gone, %d entries", len(c.gone), len(c.byTgid))
+	}
+	got := mustGet(t, c, 7, 5, "/bin/true")
+	want.exitedNs, want.prev, want.next = 2*sec, nil, nil
+	if !reflect.DeepEqual(*got, want) {
+		t.Fatalf("made again:\n%+v\nwant\n%+v", *got, want)
+	}
+	mustMiss(t, c, 7, 9)
+	// A new process of the pid replaces it (its record cleared, for its
+	// slab holds nothing of it); the grace period expires it.
+	g := c.gone[7]
+	c.Put(entry(7, 9, "/bin/ls"), 3*sec)
+	if *g != (gone{}) {
+		t.Fatalf("a replaced record still holds %+v", *g)
+	}
+	mustGet(t, c, 7, 9, "/bin/ls")
+	if _, ok := c.Exit(7, 9, 3*sec); !ok || c.Len() != 1 {
+		t.Fatalf("exit of the new process: %d entries", c.Len())
+	}
+	c.Put(entry(8, 1, "a"), 6*sec)
+	mustMiss(t, c, 7, 0)
+	if s := c.Stats(); s.Entries != 1 || s.Expired != 1 || s.Replaced != 1 {
+		t.Fatalf("stats %+v", s)
+	}
+}
+
+// An entry whose fields a gone cannot make again keeps its whole Entry.
+func TestExitedNotCompact(t *testing.T) {
+	c := New(10, 2*time.Second)
+	c.SetExecID(func(ns uint64, pid uint32) string { return "x" })
+	e := entry(7, 5, "/bin/true")
+	e.ExecNs = 6
+	e.Process.ExecID, e.Process.Pid.Value, e.Process.Docker = "x", 7, "not its container"
+	c.Put(e, 1)
+	c.Exit(7, 5, 2*sec)
+	if len(c.gone) != 0 || mustGet(t, c, 7, 5, "/bin/true") != e {
+		t.Fatal("an entry that a gone cannot make again was made compact")
+	}
+	// Start times: the first sets the offset from ExecNs; another
+	// offset is not made again.
+	for i, start := range []int64{1006, 2008, 1009} {
+		e := entry(uint32(10+i), 5, "/bin/true")
+		e.ExecNs = uint64(6 + i)
+		e.Process.ExecID, e.Process.Pid.Value, e.Process.StartTime = "x", uint32(10+i), time.Unix(0, start).UTC()
+		c.Put(e, 1)
+		c.Exit(uint32(10+i), 5, 2*sec)
+		if _, compact := c.gone[uint32(10+i)]; compact != (start-int64(e.ExecNs) == 1000) {
+			t.Fatalf("start %d, exec at %d: compact %v", start, e.ExecNs, compact)
 		}
 	}
 }

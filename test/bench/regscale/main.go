@@ -132,7 +132,7 @@ func floorRow() string {
 		sum += p
 	}
 	return fmt.Sprintf("What it cannot give back while it runs (MiB): its binary %.1f (file-backed, shared with the page cache), the ring buffer %.1f, "+
-		"the live heap %.1f, stacks %.1f, runtime metadata %.1f (of it, the memory profiler's buckets %.1f): %.1f in all; the rest of its RSS is free heap and fragmentation.\n",
+		"the live heap %.1f, stacks %.1f, runtime metadata %.1f (of it, the memory profiler's buckets %.1f, which only --pprof-addr costs): %.1f in all; the rest of its RSS is free heap and fragmentation.\n",
 		parts[0], parts[1], parts[2], parts[3], parts[4], st["BuckHashSys"]/(1<<20), sum)
 }
 
