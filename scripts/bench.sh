@@ -171,7 +171,7 @@ mk_bundle "$work/toff" "$work/rootfs" bench-off no "" /bin/true
 mk_bundle "$work/tcreate" "$work/rootfs" bench-create create "$sock" /bin/true
 mk_bundle "$work/ttrue" "$work/rootfs" bench-true hook:/bin/true "" /bin/true
 mk_bundle "$work/tnop" "$work/rootfs" bench-nop "hook:$work/nop" "" /bin/true
-"$work/interleave" -n "${RUNC_RUNS:-60}" -warmup 3 "without-hook=runc run --bundle $work/toff bench-off" \
+"$work/interleave" -n "${RUNC_RUNS:-200}" -warmup 3 "without-hook=runc run --bundle $work/toff bench-off" \
 	"with-hook=runc run --bundle $work/ton bench-on" "with-hook-no-poststop=runc run --bundle $work/tcreate bench-create" \
 	"true-hook=runc run --bundle $work/ttrue bench-true" "nop-hook=runc run --bundle $work/tnop bench-nop" >"$out/runc-run.txt"
 # rr NAME: the median of NAME's runs, in ms.
@@ -212,8 +212,8 @@ hook_unmet() {
 			" of /bin/true has a p99 of %d us.\n", h99, t99
 		if (h <= 1500) exit
 		printf "\nHook p50 over its target (%d us > 1500): exec of /bin/true %d (fork, exec, exit and wait of the smallest process here);" \
-			" the Go runtime'"'"'s own start and exit +%d (a static Go program that does nothing, %d); the hook'"'"'s start beyond" \
-			" it +%d (package init and a larger binary: `--version` %d); then its work, which registration needs: read the state" \
+			" the Go runtime'"'"'s own start and exit %+d (a static Go program that does nothing, %d); the hook'"'"'s start beyond" \
+			" it %+d (package init and a larger binary: `--version` %d); then its work, which registration needs: read the state" \
 			" and config.json %d, resolve the cgroup and namespaces %d, the call %d (the agent'"'"'s share %d: verify, record," \
 			" map writes; the rest is the socket round trip and waking the agent), exit and wait %d. No Go hook starts under %d" \
 			" us here; with this work the lowest is about %d.\n", h, t, n - t, n, v - n, v, l, r, c, a, h - tot, n, n + l + r + c }'
@@ -225,9 +225,9 @@ runc_unmet() {
 	awk -v off="$runc_off" -v on="$runc_on" -v cr="$runc_create" -v tr="$runc_true" -v np="$runc_nop" -v ps="$poststop_p50" '
 		BEGIN { if (cr / off <= 1.05 && on / off <= 1.05) exit
 		printf "\nrunc run over its target (createRuntime only %.3f, both hooks %.3f): runc running any createRuntime hook" \
-			" costs +%.2f ms (/bin/true as the hook, %.3f); a Go hook that does nothing +%.2f ms (%.3f); ocigate'"'"'s hook" \
-			" +%.2f ms beyond that Go floor (its start, state, cgroup and the agent'"'"'s answer, as above). The poststop" \
-			" hook adds +%.2f ms (a second hook process, round trip p50 %d us); with --no-poststop the agent drops a workload" \
+			" costs %+.2f ms (/bin/true as the hook, %.3f); a Go hook that does nothing %+.2f ms (%.3f); ocigate'"'"'s hook" \
+			" %+.2f ms beyond that Go floor (its start, state, cgroup and the agent'"'"'s answer, as above). The poststop" \
+			" hook adds %+.2f ms (a second hook process, round trip p50 %d us); with --no-poststop the agent drops a workload" \
 			" itself when its cgroup is removed.\n", cr / off, on / off, tr - off, tr / off, np - off, np / off, cr - np, on - cr, ps }'
 }
 {
@@ -243,7 +243,7 @@ runc_unmet() {
 	echo "| hook start alone: \`ocigate-hook --version\` p50 (us) vs exec of /bin/true | $true_p50 | $version_p50 | $(ratio "$version_p50" "$true_p50") | |"
 	echo "| floor: exec of a static Go program that does nothing, p50 (us) vs exec of /bin/true | $true_p50 | $nop_p50 | $(ratio "$nop_p50" "$true_p50") | |"
 	echo "| hook poststop round trip p50 (us) vs exec of /bin/true | $true_p50 | $poststop_p50 | $(ratio "$poststop_p50" "$true_p50") | |"
-	echo "| runc run busybox true, both hooks, median of ${RUNC_RUNS:-60} interleaved (ms) | $runc_off | $runc_on | $(ratio "$runc_on" "$runc_off") | <= 1.05 |"
+	echo "| runc run busybox true, both hooks, median of ${RUNC_RUNS:-200} interleaved (ms) | $runc_off | $runc_on | $(ratio "$runc_on" "$runc_off") | <= 1.05 |"
 	echo "| runc run busybox true, createRuntime hook only (--no-poststop), median (ms) | $runc_off | $runc_create | $(ratio "$runc_create" "$runc_off") | <= 1.05 |"
 	echo "| floor: runc run busybox true, /bin/true as createRuntime hook, median (ms) | $runc_off | $runc_true | $(ratio "$runc_true" "$runc_off") | |"
 	echo "| floor: runc run busybox true, the Go program that does nothing as createRuntime hook, median (ms) | $runc_off | $runc_nop | $(ratio "$runc_nop" "$runc_off") | |"
