@@ -246,13 +246,29 @@ func (r *agentRun) serve(srv *apiserver.Server, reader *record.Reader, sink *eve
 	return err
 }
 
+// busyEventRate is the rate of written events (per second) above which
+// the heap is not trimmed: a trim's pause would fill the queues.
+const busyEventRate = 1000
+
+// eventsFlowing reports, at each call, whether the agent wrote events at
+// busyEventRate or more since the last call.
+func eventsFlowing(st *agent.Stats) func() bool {
+	last, at := st.EventsWritten.Load(), time.Now()
+	return func() bool {
+		n, now := st.EventsWritten.Load(), time.Now()
+		rate := float64(n-last) / now.Sub(at).Seconds()
+		last, at = n, now
+		return rate >= busyEventRate
+	}
+}
+
 // startLoops starts what runs beside the API until ctx ends: the cgroup
 // watch, the periodic check, containerd's events, NRI, adoption, the
 // profiles watch, and the return of the heap's free memory after bursts.
 func (r *agentRun) startLoops(ctx context.Context) {
 	cfg, log, ag := r.cfg, r.log, r.ag
 	go ag.RunCgroupWatch(ctx)
-	go (&memtrim.Trimmer{}).Run(ctx)
+	go (&memtrim.Trimmer{Busy: eventsFlowing(ag.Stats())}).Run(ctx)
 	if cfg.ReconcileInterval > 0 {
 		go ag.RunReconcile(ctx, cfg.ReconcileInterval)
 	}

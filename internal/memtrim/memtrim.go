@@ -28,10 +28,16 @@ const (
 // than half of them: the burst that grew the heap is over, and what the
 // agent allocates now fits in what stays. It trims at most once per Spacing,
 // so a steady allocation rate does not turn into collections.
+//
+// Returning every free page holds the heap's lock while it runs, and the
+// agent's event reader and writer allocate: Busy, when set, tells that
+// work is flowing that a pause would back up (events at a high rate),
+// and no trim is made while it says so.
 type Trimmer struct {
 	Interval time.Duration
 	MinFree  uint64
 	Spacing  time.Duration
+	Busy     func() bool
 
 	samples    []metrics.Sample
 	lastAllocs uint64
@@ -93,7 +99,8 @@ func (t *Trimmer) Check(now time.Time) bool {
 	}
 	recent := allocs - t.lastAllocs
 	t.lastAllocs = allocs
-	if free < t.MinFree || recent >= free/2 || now.Sub(t.lastTrim) < t.Spacing {
+	busy := t.Busy != nil && t.Busy() // asked every time: a rate over the last interval
+	if busy || free < t.MinFree || recent >= free/2 || now.Sub(t.lastTrim) < t.Spacing {
 		return false
 	}
 	t.trim()

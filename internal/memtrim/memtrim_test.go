@@ -88,3 +88,23 @@ func TestTrimUncollectedGarbage(t *testing.T) {
 		t.Fatalf("no trim with 32 MiB of garbage once the allocations stopped (free heap %d)", heapFree())
 	}
 }
+
+// While Busy says work is flowing, nothing is trimmed however much is
+// free; the first quiet interval trims.
+func TestNoTrimWhileBusy(t *testing.T) {
+	trims, busy := 0, true
+	tr := &Trimmer{MinFree: 1, trim: func() { trims++ }, Busy: func() bool { return busy }}
+	tr.init()
+	burst(32 << 20)
+	now := time.Now()
+	tr.Check(now) // the burst's allocations are behind this reading
+	for i := 1; i <= 5; i++ {
+		if tr.Check(now.Add(time.Duration(i)*10*time.Second)) || trims != 0 {
+			t.Fatal("trimmed while busy")
+		}
+	}
+	busy = false
+	if !tr.Check(now.Add(time.Minute)) || trims != 1 {
+		t.Fatal("no trim once quiet")
+	}
+}
