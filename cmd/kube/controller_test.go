@@ -8,6 +8,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/ocigate/ocigate/internal/kube"
+	"github.com/ocigate/ocigate/internal/testenv/policyfixture"
 )
 
 func unstructuredOf(t *testing.T, src string) *unstructured.Unstructured {
@@ -23,14 +24,7 @@ const goodPolicy = `apiVersion: cilium.io/v1alpha1
 kind: TracingPolicy
 metadata: {name: p, generation: 1}
 spec:
-  kprobes:
-  - call: tcp_connect
-    syscall: false
-    args: [{index: 0, type: sock}]
-    selectors:
-    - matchArgs: [{index: 0, operator: DAddr, values: ["127.0.0.2/32"]}]
-      matchActions: [{action: Override, argError: -1}]
-`
+` + policyfixture.DenyLoopback2
 
 // A bad new version of a policy is refused with its field named, and
 // the version accepted before stays in the file; a policy that was

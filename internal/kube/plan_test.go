@@ -10,6 +10,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/ocigate/ocigate/internal/seeds"
+	"github.com/ocigate/ocigate/internal/testenv/policyfixture"
 	"github.com/ocigate/ocigate/profiles"
 )
 
@@ -28,14 +29,7 @@ func object(t *testing.T, src string) *Object {
 
 const connectSpec = `
 spec:
-  kprobes:
-  - call: tcp_connect
-    syscall: false
-    args: [{index: 0, type: sock}]
-    selectors:
-    - matchArgs: [{index: 0, operator: DAddr, values: ["127.0.0.2/32"]}]
-      matchActions: [{action: Override, argError: -1}]
-`
+` + policyfixture.DenyLoopback2
 
 // A namespaced policy applies to the selected pods of its namespace
 // only; a cluster-wide one to every pod its podSelector selects; pods

@@ -11,6 +11,7 @@ import (
 
 	"github.com/ocigate/ocigate/internal/seeds"
 	"github.com/ocigate/ocigate/internal/testenv/peer"
+	"github.com/ocigate/ocigate/internal/testenv/policyfixture"
 )
 
 // listen starts the stand-in attacker (internal/testenv/peer): it sends
@@ -103,14 +104,7 @@ kind: TracingPolicyNamespaced
 metadata: {name: deny-127-0-0-2, namespace: %s}
 spec:
   podSelector: {matchLabels: {app: web}}
-  kprobes:
-  - call: tcp_connect
-    syscall: false
-    args: [{index: 0, type: sock}]
-    selectors:
-    - matchArgs: [{index: 0, operator: DAddr, values: ["127.0.0.2/32"]}]
-      matchActions: [{action: Override, argError: -1}]
-`
+` + policyfixture.DenyLoopback2
 
 // TestNamespacedPolicyStaysInItsNamespace: a TracingPolicyNamespaced in
 // namespace A refuses the selected pods' connects there; the same pod
@@ -301,14 +295,7 @@ kind: TracingPolicyNamespaced
 metadata: {name: deny-blocked, namespace: %s}
 spec:
   containerSelector: {matchLabels: {name: blocked}}
-  kprobes:
-  - call: tcp_connect
-    syscall: false
-    args: [{index: 0, type: sock}]
-    selectors:
-    - matchArgs: [{index: 0, operator: DAddr, values: ["127.0.0.2/32"]}]
-      matchActions: [{action: Override, argError: -1}]
-`
+` + policyfixture.DenyLoopback2
 
 // TestContainerSelectorChoosesByName: a policy whose containerSelector
 // names one container of a pod puts that container, and not its
