@@ -39,27 +39,25 @@ func growable(ms *ebpf.MapSpec, m *ebpf.Map) bool {
 // copyEntries copies every entry of from into to, which has the same
 // key and value layout; it returns how many it copied.
 func copyEntries(from, to *ebpf.Map) (int, error) {
+	if !perCPU(from.Type()) {
+		return copyAll(from, to, make([]byte, from.ValueSize()))
+	}
+	cpus, err := ebpf.PossibleCPU()
+	if err != nil {
+		return 0, err
+	}
+	val := make([][]byte, cpus) // one value per CPU
+	for i := range val {
+		val[i] = make([]byte, from.ValueSize())
+	}
+	return copyAll(from, to, val)
+}
+
+// copyAll copies every entry of from into to through val, a value of
+// the maps' layout.
+func copyAll[V any](from, to *ebpf.Map, val V) (int, error) {
 	key := make([]byte, from.KeySize())
 	n := 0
-	if perCPU(from.Type()) {
-		cpus, err := ebpf.PossibleCPU()
-		if err != nil {
-			return 0, err
-		}
-		val := make([][]byte, cpus)
-		for i := range val {
-			val[i] = make([]byte, from.ValueSize())
-		}
-		it := from.Iterate()
-		for it.Next(&key, &val) {
-			if err := to.Put(key, val); err != nil {
-				return n, fmt.Errorf("copy entry %x: %w", key, err)
-			}
-			n++
-		}
-		return n, it.Err()
-	}
-	val := make([]byte, from.ValueSize())
 	it := from.Iterate()
 	for it.Next(&key, &val) {
 		if err := to.Put(key, val); err != nil {

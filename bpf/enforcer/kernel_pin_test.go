@@ -442,3 +442,32 @@ func TestPinnedScratchMapsIgnored(t *testing.T) {
 		}
 	}
 }
+
+// copyEntries carries every entry of a hash into a larger one.
+func TestCopyEntriesHash(t *testing.T) {
+	bpftest.NeedRoot(t)
+	small, err := ebpf.NewMap(&ebpf.MapSpec{Type: ebpf.Hash, KeySize: 8, ValueSize: 4, MaxEntries: 8})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer small.Close()
+	large, err := ebpf.NewMap(&ebpf.MapSpec{Type: ebpf.Hash, KeySize: 8, ValueSize: 4, MaxEntries: 16})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer large.Close()
+	for k := uint64(1); k <= 8; k++ {
+		if err := small.Put(k, uint32(k*10)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n, err := copyEntries(small, large); err != nil || n != 8 {
+		t.Fatalf("copyEntries: %d, %v", n, err)
+	}
+	for k := uint64(1); k <= 8; k++ {
+		var v uint32
+		if err := large.Lookup(k, &v); err != nil || v != uint32(k*10) {
+			t.Errorf("key %d: %d, %v", k, v, err)
+		}
+	}
+}
