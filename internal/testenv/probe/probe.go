@@ -98,16 +98,21 @@ func UDPReceive(ap netip.AddrPort, timeout time.Duration) error {
 		if err := unix.Bind(fd, sa); err != nil {
 			return fmt.Errorf("bind %s: %w", ap, err)
 		}
-		tv := unix.NsecToTimeval(timeout.Nanoseconds())
-		if err := unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv); err != nil {
-			return fmt.Errorf("setsockopt: %w", err)
-		}
-		buf := make([]byte, 64)
-		if _, _, err := unix.Recvfrom(fd, buf, 0); err != nil {
-			return fmt.Errorf("recvfrom %s: %w", ap, err)
-		}
-		return nil
+		return receiveOne(fd, ap, timeout)
 	})
+}
+
+// receiveOne waits up to timeout for one datagram on fd, bound to ap.
+func receiveOne(fd int, ap netip.AddrPort, timeout time.Duration) error {
+	tv := unix.NsecToTimeval(timeout.Nanoseconds())
+	if err := unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv); err != nil {
+		return fmt.Errorf("setsockopt: %w", err)
+	}
+	buf := make([]byte, 64)
+	if _, _, err := unix.Recvfrom(fd, buf, 0); err != nil {
+		return fmt.Errorf("recvfrom %s: %w", ap, err)
+	}
+	return nil
 }
 
 // UDPSelf binds a UDP socket to ap, sends it one datagram from a second
@@ -121,15 +126,7 @@ func UDPSelf(ap netip.AddrPort, timeout time.Duration) error {
 		if err := UDPSendto(ap); err != nil {
 			return err
 		}
-		tv := unix.NsecToTimeval(timeout.Nanoseconds())
-		if err := unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv); err != nil {
-			return fmt.Errorf("setsockopt: %w", err)
-		}
-		buf := make([]byte, 64)
-		if _, _, err := unix.Recvfrom(fd, buf, 0); err != nil {
-			return fmt.Errorf("recvfrom %s: %w", ap, err)
-		}
-		return nil
+		return receiveOne(fd, ap, timeout)
 	})
 }
 
