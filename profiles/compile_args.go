@@ -269,20 +269,12 @@ func (b *selBuilder) pathArg(k *policy.Kprobe, m *policy.ArgMatch, field string)
 
 // memfdName compiles Equal or NotEqual on memfd_create's name.
 func (b *selBuilder) memfdName(m *policy.ArgMatch, field string) {
-	if m.Operator != "Equal" && m.Operator != "NotEqual" {
-		b.c.errorf(m.Pos, field, "%s on the memfd's name is not supported: it takes Equal and NotEqual", m.Operator)
-		return
-	}
-	if !b.claim(pName, m, field) {
-		return
-	}
-	for i, v := range m.Strings {
+	b.names(m, field, "the memfd's name", "", func(v string) string {
 		if len(v) >= MaxNameLen {
-			b.c.errorf(m.Pos, fmt.Sprintf("%s[%d]", join(field, "values"), i), "%q: the kernel reads a memfd's name up to %d bytes", v, MaxNameLen-1)
-			return
+			return fmt.Sprintf("%q: the kernel reads a memfd's name up to %d bytes", v, MaxNameLen-1)
 		}
-	}
-	b.s.Names = NameMatch{Not: m.Operator == "NotEqual", Names: slices.Clone(m.Strings)}
+		return ""
+	})
 }
 
 // ifNameSize is the kernel's IFNAMSIZ: a device name and its NUL.
@@ -291,16 +283,28 @@ const ifNameSize = 16
 // netDevice compiles Equal or NotEqual on a net_device argument: the
 // device's name (dev_hard_start_xmit).
 func (b *selBuilder) netDevice(m *policy.ArgMatch, field string) {
+	b.names(m, field, "a net_device", " on the device's name", func(v string) string {
+		if v == "" || len(v) >= ifNameSize {
+			return fmt.Sprintf("%q is not a device name: 1 to %d bytes", v, ifNameSize-1)
+		}
+		return ""
+	})
+}
+
+// names compiles Equal or NotEqual on a name the kernel holds (what
+// names it in errors, on says of what when it is not the name itself);
+// bad says what is wrong with one value, "" when nothing is.
+func (b *selBuilder) names(m *policy.ArgMatch, field, what, on string, bad func(string) string) {
 	if m.Operator != "Equal" && m.Operator != "NotEqual" {
-		b.c.errorf(m.Pos, field, "%s on a net_device is not supported: it takes Equal and NotEqual on the device's name", m.Operator)
+		b.c.errorf(m.Pos, field, "%s on %s is not supported: it takes Equal and NotEqual%s", m.Operator, what, on)
 		return
 	}
 	if !b.claim(pName, m, field) {
 		return
 	}
 	for i, v := range m.Strings {
-		if v == "" || len(v) >= ifNameSize {
-			b.c.errorf(m.Pos, fmt.Sprintf("%s[%d]", join(field, "values"), i), "%q is not a device name: 1 to %d bytes", v, ifNameSize-1)
+		if msg := bad(v); msg != "" {
+			b.c.errorf(m.Pos, fmt.Sprintf("%s[%d]", join(field, "values"), i), "%s", msg)
 			return
 		}
 	}
