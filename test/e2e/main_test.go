@@ -27,6 +27,7 @@ import (
 	"github.com/ocigate/ocigate/internal/seeds"
 	"github.com/ocigate/ocigate/internal/testenv"
 	"github.com/ocigate/ocigate/internal/testenv/agentlog"
+	"golang.org/x/sys/unix"
 )
 
 // reconcileInterval is the agent's --reconcile-interval in the e2e.
@@ -277,6 +278,13 @@ func teardown() error {
 		errs = append(errs, err)
 	}
 	if workDir != "" && os.Getenv("OCIGATE_E2E_KEEP") == "" {
+		// podman keeps its storage's overlay directory bind-mounted on
+		// itself after its last container; nothing below may stay mounted.
+		for _, m := range mountsBelow(workDir) {
+			if err := unix.Unmount(m, unix.MNT_DETACH); err != nil {
+				errs = append(errs, fmt.Errorf("unmount %s: %w", m, err))
+			}
+		}
 		if err := os.RemoveAll(workDir); err != nil {
 			errs = append(errs, err)
 		}
