@@ -434,15 +434,19 @@ func trimWorkloads(st *api.Status, budget int) {
 	}
 }
 
-// removeLocked deletes a workload's map entry, then its registry entry.
+// removeLocked deletes a workload's map entry, then its registry entry
+// (keeping it among the recently removed, for late events).
 // The caller holds a.mu.
 func (a *Agent) removeLocked(w *workload.Workload) error {
 	if err := a.enf.RemoveWorkload(w.CgroupID); err != nil {
 		return fmt.Errorf("container %q: %w", w.ContainerID, err)
 	}
+	// Recent before the registry lets go: the event reader, which looks
+	// in the registry and then in recent without a.mu, finds the
+	// workload in one of them all along.
+	a.recent.add(w, time.Now())
 	a.reg.Remove(w.ContainerID)
 	a.cgw.remove(w.CgroupID)
-	a.recent.add(w, time.Now())
 	a.release(w.ContainerID)
 	a.unpersist(w.CgroupID)
 	return nil

@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"strconv"
 	"testing"
 	"time"
 
@@ -36,5 +37,37 @@ func TestRecentWorkloads(t *testing.T) {
 	r.add(&workload.Workload{Identity: cgroupfilter.Identity{CgroupID: 1}}, t0.Add(time.Hour))
 	if len(r.byID) != 1 {
 		t.Fatalf("%d entries after an hour, want 1", len(r.byID))
+	}
+}
+
+// TestEventWorkloadAcrossRemoval looks a workload up, as the event reader
+// does, while it is unregistered: every lookup must find it, registered
+// or recently removed, never neither (events then lost their container).
+func TestEventWorkloadAcrossRemoval(t *testing.T) {
+	h := newFakeHost(t)
+	a := newTestAgent(t, h, newFakeEnforcer())
+	for i := 0; i < 300; i++ {
+		id := "c" + strconv.Itoa(i)
+		w, err := a.Register(h.registration(id, 100, "/pods/"+id))
+		if err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			if err := a.Unregister(id); err != nil {
+				t.Error(err)
+			}
+		}()
+		for stop := false; !stop; {
+			select {
+			case <-done:
+				stop = true
+			default:
+			}
+			if _, ok := a.eventWorkload(w.CgroupID); !ok {
+				t.Fatalf("round %d: workload neither registered nor recently removed", i)
+			}
+		}
 	}
 }
