@@ -336,6 +336,7 @@ const (
 	FallbackMapPathPrefixes = "path_prefixes"
 	FallbackMapPortSets     = "port_sets"
 	FallbackMapProcs        = "procs"
+	FallbackMapReaderSleeps = "reader_sleeps"
 	FallbackMapRules        = "rules"
 	FallbackMapScratch      = "scratch"
 	FallbackMapScratchLevel = "scratch_level"
@@ -458,6 +459,7 @@ type FallbackMapSpecs struct {
 	PathPrefixes *ebpf.MapSpec `ebpf:"path_prefixes"`
 	PortSets     *ebpf.MapSpec `ebpf:"port_sets"`
 	Procs        *ebpf.MapSpec `ebpf:"procs"`
+	ReaderSleeps *ebpf.MapSpec `ebpf:"reader_sleeps"`
 	Rules        *ebpf.MapSpec `ebpf:"rules"`
 	Scratch      *ebpf.MapSpec `ebpf:"scratch"`
 	ScratchLevel *ebpf.MapSpec `ebpf:"scratch_level"`
@@ -508,6 +510,7 @@ type FallbackMaps struct {
 	PathPrefixes *ebpf.Map `ebpf:"path_prefixes"`
 	PortSets     *ebpf.Map `ebpf:"port_sets"`
 	Procs        *ebpf.Map `ebpf:"procs"`
+	ReaderSleeps *ebpf.Map `ebpf:"reader_sleeps"`
 	Rules        *ebpf.Map `ebpf:"rules"`
 	Scratch      *ebpf.Map `ebpf:"scratch"`
 	ScratchLevel *ebpf.Map `ebpf:"scratch_level"`
@@ -533,6 +536,7 @@ func (m *FallbackMaps) Close() error {
 		m.PathPrefixes,
 		m.PortSets,
 		m.Procs,
+		m.ReaderSleeps,
 		m.Rules,
 		m.Scratch,
 		m.ScratchLevel,

@@ -180,18 +180,33 @@ static __always_inline void count_outcome(__u8 point, __u32 outcome)
 	count(COUNTER_POINT_BASE + (__u32)(point & 15) * 4 + (outcome & 3));
 }
 
+/* Whether the agent's reader sleeps until woken (1) rather than polling
+ * (0): it sets this after a while with no records, and clears it at the
+ * first record it reads. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+} reader_sleeps SEC(".maps");
+
 #define WAKEUP_BYTES (64 << 10)	/* records waiting that wake the agent */
 
-/* Submits a record. The agent is woken when WAKEUP_BYTES wait, or at
- * once when it has to act (urgent: a kill or signal left to it); other
- * records wait for its next read, at most a few milliseconds (it polls).
+/* Submits a record. The agent is woken when WAKEUP_BYTES wait, at once
+ * when it has to act (urgent: a kill or signal left to it), or when its
+ * reader sleeps (a quiet node: no polling); other records wait for its
+ * next read, at most a few milliseconds (it polls while records come).
  * At high rates it reads in batches instead of being woken per record,
- * and the programs do not pay for a wakeup per record. */
+ * and the programs do not pay for a wakeup per record. The flag is read
+ * after the record was reserved: a reader that set it before it waited
+ * either sees the reserved record when it starts waiting or is woken. */
 static __always_inline void submit(void *e, bool urgent)
 {
 	__u64 flags = BPF_RB_NO_WAKEUP;
+	__u32 zero = 0;
+	__u32 *sleeps = bpf_map_lookup_elem(&reader_sleeps, &zero);
 
-	if (urgent || bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= WAKEUP_BYTES)
+	if (urgent || (sleeps && *sleeps) || bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= WAKEUP_BYTES)
 		flags = BPF_RB_FORCE_WAKEUP;
 	bpf_ringbuf_submit(e, flags);
 }

@@ -287,6 +287,7 @@ const (
 	SecurityMapPathPrefixes       = "path_prefixes"
 	SecurityMapPortSets           = "port_sets"
 	SecurityMapProcs              = "procs"
+	SecurityMapReaderSleeps       = "reader_sleeps"
 	SecurityMapRules              = "rules"
 	SecurityMapScratch            = "scratch"
 	SecurityMapScratchLevel       = "scratch_level"
@@ -384,6 +385,7 @@ type SecurityMapSpecs struct {
 	PathPrefixes *ebpf.MapSpec `ebpf:"path_prefixes"`
 	PortSets     *ebpf.MapSpec `ebpf:"port_sets"`
 	Procs        *ebpf.MapSpec `ebpf:"procs"`
+	ReaderSleeps *ebpf.MapSpec `ebpf:"reader_sleeps"`
 	Rules        *ebpf.MapSpec `ebpf:"rules"`
 	Scratch      *ebpf.MapSpec `ebpf:"scratch"`
 	ScratchLevel *ebpf.MapSpec `ebpf:"scratch_level"`
@@ -433,6 +435,7 @@ type SecurityMaps struct {
 	PathPrefixes *ebpf.Map `ebpf:"path_prefixes"`
 	PortSets     *ebpf.Map `ebpf:"port_sets"`
 	Procs        *ebpf.Map `ebpf:"procs"`
+	ReaderSleeps *ebpf.Map `ebpf:"reader_sleeps"`
 	Rules        *ebpf.Map `ebpf:"rules"`
 	Scratch      *ebpf.Map `ebpf:"scratch"`
 	ScratchLevel *ebpf.Map `ebpf:"scratch_level"`
@@ -458,6 +461,7 @@ func (m *SecurityMaps) Close() error {
 		m.PathPrefixes,
 		m.PortSets,
 		m.Procs,
+		m.ReaderSleeps,
 		m.Rules,
 		m.Scratch,
 		m.ScratchLevel,

@@ -42,5 +42,5 @@ func (e *Enforcer) WorkloadCgroups() ([]uint64, error) {
 
 // NewEventReader opens the ring buffer of the kernel's records.
 func (e *Enforcer) NewEventReader() (*record.Reader, error) {
-	return record.NewReader(e.maps.Events, e.maps.StackTraces)
+	return record.NewReader(e.maps.Events, e.maps.StackTraces, e.maps.ReaderSleeps)
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/ocigate/ocigate/bpf/record"
+	"github.com/ocigate/ocigate/internal/testenv"
 	"github.com/ocigate/ocigate/profiles"
 )
 
@@ -139,4 +140,52 @@ func dumpEvents(evs []*record.RawEvent) string {
 // of matches the events of one process at one point.
 func of(pid int, point profiles.Point) func(*record.RawEvent) bool {
 	return func(ev *record.RawEvent) bool { return ev.Tgid == uint32(pid) && ev.Point == point }
+}
+
+// A reader of a quiet ring stops polling and sleeps until the programs
+// wake it (reader_sleeps): its first record must then arrive at once,
+// not at its next look a SleepLook later. Three rounds, each from
+// asleep: a reader that were never woken would make all three within
+// 100 ms by chance about once in a thousand runs.
+func TestSleepingReaderWokenByRecord(t *testing.T) {
+	testenv.NeedTools(t, "busybox")
+	e, root := loadForTest(t)
+	dir, cg := testCgroup(t, root)
+	if err := e.SetWorkload(cg, 1, profiles.ModeMonitor, [profiles.NumPoints]uint32{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = e.RemoveWorkload(cg) })
+	for round := 1; round <= 3; round++ {
+		waitReaderSleeps(t, e)
+		seen := shared.log.len()
+		pid, _ := connectFrom(t, dir)
+		start := time.Now()
+		view := eventView{l: shared.log, from: seen, cg: cg}
+		for len(view.matching(of(pid, profiles.PointConnect))) == 0 {
+			if time.Since(start) > 100*time.Millisecond {
+				t.Fatalf("round %d: the connect record of a sleeping reader not read within 100 ms (it looks every %v)",
+					round, record.SleepLook)
+			}
+			time.Sleep(2 * time.Millisecond)
+		}
+	}
+}
+
+// waitReaderSleeps waits until the reader has set reader_sleeps.
+func waitReaderSleeps(t *testing.T, e *Enforcer) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		var v uint32
+		if err := e.maps.ReaderSleeps.Lookup(uint32(0), &v); err != nil {
+			t.Fatal(err)
+		}
+		if v == 1 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the reader did not go to sleep within 5 s of quiet (looks %d in a row)", record.SleepAfterLooks)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }

@@ -18,20 +18,31 @@ type Reader struct {
 	rec      ringbuf.Record
 	intern   interner
 	stacks   *ebpf.Map     // stack_traces; nil: stacks are not read
+	sleeps   *ebpf.Map     // reader_sleeps; nil: the reader always polls
 	interval time.Duration // until the next look (PollInterval..MaxPollInterval)
 	found    bool          // records were read since the last look
+	empty    int           // looks in a row that found nothing
+	asleep   bool          // reader_sleeps is set: the kernel wakes the reader
 }
 
 // NewReader opens the ring buffer events (the events map); the stack
 // traces records name are read from stacks (the stack_traces map), when
-// not nil.
-func NewReader(events, stacks *ebpf.Map) (*Reader, error) {
+// not nil. With sleeps (the reader_sleeps map) not nil, a reader of a
+// quiet ring stops polling and waits until the programs wake it.
+func NewReader(events, stacks, sleeps *ebpf.Map) (*Reader, error) {
 	rd, err := ringbuf.NewReader(events)
 	if err != nil {
 		return nil, fmt.Errorf("open event ring buffer: %w", err)
 	}
+	r := &Reader{rd: rd, stacks: stacks, sleeps: sleeps, interval: PollInterval}
+	// A reader that stopped asleep (an agent killed) left the flag set:
+	// the programs would wake nobody for every record.
+	if err := r.setSleeps(false); err != nil {
+		rd.Close()
+		return nil, err
+	}
 	rd.SetDeadline(time.Now().Add(PollInterval))
-	return &Reader{rd: rd, stacks: stacks, interval: PollInterval}, nil
+	return r, nil
 }
 
 // PollInterval is how often the reader looks for records the kernel did
@@ -48,6 +59,20 @@ func NewReader(events, stacks *ebpf.Map) (*Reader, error) {
 const (
 	PollInterval    = 5 * time.Millisecond
 	MaxPollInterval = 20 * time.Millisecond
+)
+
+// After SleepAfterLooks looks in a row find no record (200 ms at
+// PollInterval), the reader stops polling: it sets reader_sleeps, which
+// makes the programs wake it with the next record, and waits. An idle
+// node's agent then wakes about once per SleepLook instead of 200 times
+// a second (each a few thread switches: measured 790 context switches
+// and 7.5 ms of CPU a second before), and the first record after a
+// quiet spell is read at once rather than at the next look. The first
+// record read clears the flag and polling resumes. SleepLook bounds the
+// wait should a wakeup ever be missed.
+const (
+	SleepAfterLooks = 40
+	SleepLook       = time.Second
 )
 
 // ErrClosed is returned by Read after Close.
@@ -69,10 +94,8 @@ func (r *Reader) ReadInto(ev *RawEvent) error {
 	for {
 		err := r.rd.ReadInto(&r.rec)
 		if errors.Is(err, os.ErrDeadlineExceeded) {
-			// Everything there was has been read: poll again later.
-			r.interval = nextInterval(r.interval, r.found)
-			r.found = false
-			r.rd.SetDeadline(time.Now().Add(r.interval))
+			// Everything there was has been read: look again later.
+			r.look()
 			continue
 		}
 		if errors.Is(err, ringbuf.ErrClosed) {
@@ -81,6 +104,9 @@ func (r *Reader) ReadInto(ev *RawEvent) error {
 		if err != nil {
 			return fmt.Errorf("read event ring buffer: %w", err)
 		}
+		if r.asleep {
+			r.wake()
+		}
 		r.found = true
 		if err := decodeInto(r.rec.RawSample, ev, &r.intern); err != nil {
 			return err
@@ -88,6 +114,52 @@ func (r *Reader) ReadInto(ev *RawEvent) error {
 		ev.KernelStack, ev.UserStack = r.stack(ev.StackIDs[0]), r.stack(ev.StackIDs[1])
 		return nil
 	}
+}
+
+// look sets when to look next, after a look that found the ring empty:
+// in PollInterval..MaxPollInterval while records come, or asleep, until
+// the programs wake the reader, once SleepAfterLooks looks found none.
+func (r *Reader) look() {
+	if r.found {
+		r.empty = 0
+	} else {
+		r.empty++
+	}
+	r.interval = nextInterval(r.interval, r.found)
+	r.found = false
+	if !r.asleep && r.sleeps != nil && r.empty >= SleepAfterLooks && r.setSleeps(true) == nil {
+		r.asleep = true
+	}
+	if r.asleep {
+		r.rd.SetDeadline(time.Now().Add(SleepLook))
+		return
+	}
+	r.rd.SetDeadline(time.Now().Add(r.interval))
+}
+
+// wake goes back to polling at the first record after a sleep: the
+// programs need not wake the reader per record any more.
+func (r *Reader) wake() {
+	if r.setSleeps(false) != nil {
+		return // still flagged: the next record tries again
+	}
+	r.asleep, r.empty, r.interval = false, 0, PollInterval
+	r.rd.SetDeadline(time.Now().Add(r.interval))
+}
+
+// setSleeps writes reader_sleeps, when the reader has it.
+func (r *Reader) setSleeps(on bool) error {
+	if r.sleeps == nil {
+		return nil
+	}
+	v := uint32(0)
+	if on {
+		v = 1
+	}
+	if err := r.sleeps.Put(uint32(0), v); err != nil {
+		return fmt.Errorf("set reader_sleeps: %w", err)
+	}
+	return nil
 }
 
 // nextInterval is the poll interval after one of d: twice as long (up to

@@ -9,7 +9,7 @@ import (
 )
 
 func TestReaderCloseUnblocksRead(t *testing.T) {
-	rd, err := NewReader(bpftest.Maps(t).Events, nil)
+	rd, err := NewReader(bpftest.Maps(t).Events, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
