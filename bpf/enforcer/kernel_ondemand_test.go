@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/cilium/ebpf"
@@ -45,6 +46,22 @@ func TestOnDemandPointsAttachDetachAcrossRestarts(t *testing.T) {
 	wantXmit(t, e1, dir, false)
 	if runs := xmitRuns(t, e1); runs != 0 {
 		t.Fatalf("detached xmit ran %d times under loopback traffic", runs)
+	}
+	// An attach that fails (its link cannot be pinned: a directory is
+	// in the way) leaves the point as it was.
+	blocker := filepath.Join(dir, "links", "dev_xmit-next", "x")
+	if err := os.MkdirAll(blocker, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := e1.AttachPoint("xmit"); err == nil || !strings.Contains(err.Error(), "attach point xmit") {
+		t.Fatalf("AttachPoint with its pin blocked: %v", err)
+	}
+	wantXmit(t, e1, dir, false)
+	if runs := xmitRuns(t, e1); runs != 0 {
+		t.Fatalf("xmit ran %d times after a failed attach", runs)
+	}
+	if err := os.RemoveAll(filepath.Dir(blocker)); err != nil {
+		t.Fatal(err)
 	}
 	if err := e1.Close(); err != nil {
 		t.Fatal(err)

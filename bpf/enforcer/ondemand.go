@@ -106,8 +106,8 @@ func (e *Enforcer) AttachPoint(point string) error {
 	dp.links = links
 	if d.pinDir != "" {
 		for _, pr := range dp.cand.programs {
-			if err := removeIfExists(d.progPath(pr.name)); err != nil {
-				return fmt.Errorf("point %s attached, but its program's pin stays: %w", point, err)
+			if err := removeIfExists(d.progPath(pr.name)); err != nil { // the next Load removes it
+				e.log.Warn("point attached, but its program's pin stays", zap.String("point", point), zap.Error(err))
 			}
 		}
 	}
@@ -178,7 +178,7 @@ func pinProgram(p *ebpf.Program, path string) error {
 	return nil
 }
 
-// links lists the attached on-demand points' links.
+// attachedLinks lists the attached on-demand points' links.
 func (d *demandSet) attachedLinks() []link.Link {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -234,7 +234,7 @@ func (d *demandSet) close() error {
 }
 
 // demandPrograms names, by pin name, the programs of the on-demand
-// points among backends (a load record's), with their plan's candidate.
+// points among backends (a load record's).
 func demandPrograms(backends []PointBackend) map[string]bool {
 	out := map[string]bool{}
 	for _, pb := range backends {
