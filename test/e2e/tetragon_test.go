@@ -8,15 +8,18 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/cilium/ebpf/link"
 
 	"github.com/ocigate/ocigate/internal/api"
+	"github.com/ocigate/ocigate/internal/testenv/agentlog"
 )
 
 // The in-domain rows of docs/tetragon-compat.md in real containers: each
@@ -482,32 +485,60 @@ func TestTetragonGetURL(t *testing.T) {
 // datagram), detached again once that profile is removed.
 func TestPerPacketPointAttachedOnlyWhileNeeded(t *testing.T) {
 	requireE2E(t)
-	waitPointAttached(t, "xmit", false)
+	waitPointAttached(t, socketPath, pinDir, "xmit", false)
 	p := tetragonProfile(t, "pkt-xmit", "net-dev-hard-start-xmit")
-	id := waitPointAttached(t, "xmit", true)
+	id := waitPointAttached(t, socketPath, pinDir, "xmit", true)
 	res := tetragonContainer(t, p, true, "/bin/sh", "-c", "/probe udp 127.0.0.1:9; true")
 	waitEvent(t, res.ID, map[string]any{"ocigate.container_id": res.ID, "process_kprobe.function_name": "dev_hard_start_xmit",
 		"process_kprobe.policy_name": "net-dev-hard-start-xmit", "ocigate.point": "xmit"})
 	if err := os.Remove(filepath.Join(profileDir, "zz-tetragon-pkt-xmit.yaml")); err != nil {
 		t.Fatal(err)
 	}
-	waitPointAttached(t, "xmit", false)
+	waitPointAttached(t, socketPath, pinDir, "xmit", false)
 	if l, err := link.NewFromID(id); err == nil {
 		l.Close()
 		t.Fatalf("xmit's link %d is still in the kernel after its profile was removed", id)
 	}
 }
 
-// waitPointAttached waits until the agent's status says point is
-// attached (or detached) and its pinned link says the same; it returns
-// the attached link's id.
-func waitPointAttached(t *testing.T, point string, attached bool) link.ID {
+// An agent restarted over its pins ends with exactly the per-packet
+// points its profiles need: a profile needing xmit that was added while
+// it was down attaches xmit at start (taken over from its pinned
+// program, nothing loaded), and one removed while it was down detaches
+// it.
+func TestPerPacketPointsAfterRestart(t *testing.T) {
+	requireE2E(t)
+	a := startOwnAgent(t, "pkt-points")
+	waitPointAttached(t, a.socket, a.pinDir, "xmit", false)
+	if err := a.stop(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	tetragonProfile(t, "pkt-restart", "net-dev-hard-start-xmit") // the suite's agent loads it too
+	a.start()
+	waitPointAttached(t, a.socket, a.pinDir, "xmit", true)
+	if err := a.stop(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(filepath.Join(profileDir, "zz-tetragon-pkt-restart.yaml")); err != nil {
+		t.Fatal(err)
+	}
+	a.start()
+	waitPointAttached(t, a.socket, a.pinDir, "xmit", false)
+	if n := strings.Count(string(readFile(t, a.log)), `"programs": "reused"`); n != 2 {
+		t.Errorf("%d restarts took the pinned programs over, want 2:\n%s", n, agentlog.Tail(a.log, 30))
+	}
+}
+
+// waitPointAttached waits until the status of the agent at socket says
+// point is attached (or detached) and its link pinned in pin says the
+// same; it returns the attached link's id.
+func waitPointAttached(t *testing.T, socket, pin, point string, attached bool) link.ID {
 	t.Helper()
 	var why string
 	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
-		out, err := agentStatus()
+		out, err := exec.Command(agentdBin, "status", "--socket", socket, "-o", "json").Output()
 		if err != nil {
-			t.Fatal(err)
+			t.Fatalf("status: %v", err)
 		}
 		var st api.Status
 		if err := json.Unmarshal(out, &st); err != nil {
@@ -518,7 +549,7 @@ func waitPointAttached(t *testing.T, point string, attached bool) link.ID {
 			t.Fatalf("status lists no point %s", point)
 		}
 		mech := strings.TrimPrefix(st.Backends[i].Mechanism, "tracepoint/")
-		l, err := link.LoadPinnedLink(filepath.Join(pinDir, "links", pinnedProgram[mech]), nil)
+		l, err := link.LoadPinnedLink(filepath.Join(pin, "links", pinnedProgram[mech]), nil)
 		var id link.ID
 		if err == nil {
 			info, ierr := l.Info()
