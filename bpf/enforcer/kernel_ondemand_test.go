@@ -47,22 +47,7 @@ func TestOnDemandPointsAttachDetachAcrossRestarts(t *testing.T) {
 	if runs := xmitRuns(t, e1); runs != 0 {
 		t.Fatalf("detached xmit ran %d times under loopback traffic", runs)
 	}
-	// An attach that fails (its link cannot be pinned: a directory is
-	// in the way) leaves the point as it was.
-	blocker := filepath.Join(dir, "links", "dev_xmit-next", "x")
-	if err := os.MkdirAll(blocker, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	if err := e1.AttachPoint("xmit"); err == nil || !strings.Contains(err.Error(), "attach point xmit") {
-		t.Fatalf("AttachPoint with its pin blocked: %v", err)
-	}
-	wantXmit(t, e1, dir, false)
-	if runs := xmitRuns(t, e1); runs != 0 {
-		t.Fatalf("xmit ran %d times after a failed attach", runs)
-	}
-	if err := os.RemoveAll(filepath.Dir(blocker)); err != nil {
-		t.Fatal(err)
-	}
+	failedAttachLeavesItDetached(t, e1, dir)
 	if err := e1.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -107,6 +92,27 @@ func TestOnDemandPointsAttachDetachAcrossRestarts(t *testing.T) {
 	}
 	if entries, err := os.ReadDir(filepath.Join(dir, "progs")); err != nil || len(entries) != 0 {
 		t.Fatalf("program pins after a full Load: %v %v", entries, err)
+	}
+}
+
+// failedAttachLeavesItDetached: an attach of the detached xmit that
+// fails (its link cannot be pinned: a directory is in the way) leaves
+// the point as it was.
+func failedAttachLeavesItDetached(t *testing.T, e *Enforcer, dir string) {
+	t.Helper()
+	blocker := filepath.Join(dir, "links", "dev_xmit-next", "x")
+	if err := os.MkdirAll(blocker, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.AttachPoint("xmit"); err == nil || !strings.Contains(err.Error(), "attach point xmit") {
+		t.Fatalf("AttachPoint with its pin blocked: %v", err)
+	}
+	wantXmit(t, e, dir, false)
+	if runs := xmitRuns(t, e); runs != 0 {
+		t.Fatalf("xmit ran %d times after a failed attach", runs)
+	}
+	if err := os.RemoveAll(filepath.Dir(blocker)); err != nil {
+		t.Fatal(err)
 	}
 }
 
