@@ -5,7 +5,7 @@ PKGS    := ./...
 export PATH := /usr/local/go/bin:$(PATH)
 SHELL   := /bin/bash
 
-.PHONY: all deps build package generate check-generate vet unit fuzz-short fuzz e2e precision vmtest test bench bench-events bench-ready demo clean image k8stest
+.PHONY: all deps build package generate check-generate vet unit fuzz-short fuzz e2e precision vmtest test bench bench-events bench-ready bench-packets demo clean image k8stest
 
 all: build
 
@@ -119,6 +119,10 @@ bench-events: deps build
 # Only the agent ready time part of make bench.
 bench-ready: deps build
 	scripts/bench-ready.sh
+
+# Only the per-packet points part of make bench.
+bench-packets: deps build
+	scripts/bench-packets.sh
 
 demo: deps build
 	scripts/demo.sh

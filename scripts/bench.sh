@@ -16,7 +16,10 @@
 #  6. events per second from the kernel to the events file, and where
 #     loss starts (scripts/bench-events.sh);
 #  7. the agent's ready time, cold and restarted over pinned state
-#     (scripts/bench-ready.sh).
+#     (scripts/bench-ready.sh);
+#  8. a host process's loopback connects with the per-packet points
+#     detached vs attached, and their programs' time per packet
+#     (scripts/bench-packets.sh).
 # The agent runs as installed: its maps pinned (to a directory of this
 # run, removed at the end with `uninstall --bpf`) and its workload
 # records written (under /run), so a registration pays for its record.
@@ -291,6 +294,13 @@ scripts/bench-ready.sh >/dev/null
 {
 	echo
 	cat "$out/ready.md"
+} | tee -a "$out/summary.md"
+
+echo "bench: per-packet points, detached vs attached"
+scripts/bench-packets.sh >/dev/null
+{
+	echo
+	cat "$out/packets.md"
 } | tee -a "$out/summary.md"
 
 # The last whole run is the reference the README links to.

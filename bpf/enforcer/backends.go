@@ -37,6 +37,19 @@ type pointPlan struct {
 	// always: attached whatever backend is forced; these points only
 	// report (close) or report and kill (dup) the same on every kernel.
 	always bool
+	// onDemand: a per-packet point, attached only while a loaded profile
+	// needs it (ondemand.go).
+	onDemand bool
+}
+
+// candidate returns the candidate of backend.
+func (p pointPlan) candidate(backend string) (candidate, bool) {
+	for _, c := range p.candidates {
+		if c.backend == backend && len(c.programs) > 0 {
+			return c, true
+		}
+	}
+	return candidate{}, false
 }
 
 func (p pointPlan) has(backend string) bool {
@@ -119,7 +132,7 @@ var pointPlans = []pointPlan{
 	// cgroup hook where cgroup_skb programs get the current-task helpers
 	// (6.18), else fentry on sk_filter_trim_cap (Debian's 6.1 and 6.12);
 	// the same event, reported, never dropped.
-	{point: "receive", always: true, candidates: []candidate{
+	{point: "receive", always: true, onDemand: true, candidates: []candidate{
 		{bpf.BackendFallback, []program{cgroupProgram("recv_skb", "cgroup_skb/ingress", ebpf.AttachCGroupInetIngress)}},
 		{bpf.BackendFentry, []program{{"recv_fentry", "fentry/sk_filter_trim_cap", func(p *ebpf.Program, _ *attachEnv) (link.Link, error) {
 			return link.AttachTracing(link.TracingOptions{Program: p})
@@ -127,14 +140,14 @@ var pointPlans = []pointPlan{
 	}},
 	// Packets of a workload's sockets at a device (dev_hard_start_xmit's
 	// tracepoint), on every kernel; reported, never dropped.
-	{point: "xmit", always: true, candidates: []candidate{{bpf.BackendTracepoint, []program{
+	{point: "xmit", always: true, onDemand: true, candidates: []candidate{{bpf.BackendTracepoint, []program{
 		{"dev_xmit", "tracepoint/net/net_dev_start_xmit", func(p *ebpf.Program, _ *attachEnv) (link.Link, error) {
 			return link.Tracepoint("net", "net_dev_start_xmit", p, nil)
 		}},
 	}}}},
 	// Packets of a workload's sockets the kernel drops (kfree_skb_reason's
 	// tracepoint), on every kernel; reported.
-	{point: "drop", always: true, candidates: []candidate{{bpf.BackendTracepoint, []program{
+	{point: "drop", always: true, onDemand: true, candidates: []candidate{{bpf.BackendTracepoint, []program{
 		{"skb_drop", "tracepoint/skb/kfree_skb", func(p *ebpf.Program, _ *attachEnv) (link.Link, error) {
 			return link.Tracepoint("skb", "kfree_skb", p, nil)
 		}},

@@ -64,6 +64,8 @@ type Enforcer struct {
 	pins      *pinner   // during Load, when pinning
 	pinState  *PinState // what Load did with the pin directory
 	inherited Inherited // what the pinned maps held
+
+	demand demandSet // the per-packet points, attached while needed (ondemand.go)
 }
 
 // PointBackend says how an enforcement point is carried out and, for the
@@ -76,6 +78,10 @@ type PointBackend struct {
 	// Error says why no backend could attach: the point does not
 	// enforce on this kernel ("" when it does, or needs no backend).
 	Error string `json:"error,omitempty"`
+	// Detached: a per-packet point whose programs are loaded but not
+	// attached, because no loaded profile needs it (AttachPoint
+	// attaches it again).
+	Detached bool `json:"detached,omitempty"`
 }
 
 // Load raises the memlock limit, creates the maps, and attaches for each
@@ -95,7 +101,8 @@ func Load(opts Options) (_ *Enforcer, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("load BPF: %w", err)
 	}
-	e := &Enforcer{log: opts.Logger, named: map[string]*ebpf.Program{}}
+	e := &Enforcer{log: opts.Logger, named: map[string]*ebpf.Program{},
+		demand: demandSet{points: map[string]*demandPoint{}, pinDir: opts.PinDir, cgroupRoot: opts.CgroupRoot}}
 	if err := e.loadMaps(objs.fallback, opts); err != nil {
 		return nil, err
 	}
@@ -163,7 +170,11 @@ func (e *Enforcer) attachPlans(env *attachEnv, forced string) {
 		if i == 1 {
 			continue // with the fallback's sendmsg, below
 		}
+		nl, np := len(e.links), len(e.progs)
 		pb := e.attachPoint(env, plan, ver[i], forced)
+		if plan.onDemand {
+			e.keepOnDemand(plan, pb, nl, np)
+		}
 		if pb.Point == "sendmsg" && pb.Backend == bpf.BackendFallback {
 			e.addTCPSend(env, &pb, tcpSend)
 			tcpUsed = true
@@ -249,9 +260,14 @@ func lsmActive(list string) error {
 	return fmt.Errorf("bpf is not in %s (%s); boot with lsm=...,bpf", list, strings.TrimSpace(string(b)))
 }
 
-// Backends says how each enforcement point is carried out.
+// Backends says how each enforcement point is carried out, and which
+// on-demand points are detached now.
 func (e *Enforcer) Backends() []PointBackend {
-	return append([]PointBackend(nil), e.backends...)
+	out := append([]PointBackend(nil), e.backends...)
+	for i := range out {
+		out[i].Detached = !e.PointAttached(out[i].Point)
+	}
+	return out
 }
 
 // Close detaches every program and frees the maps, except what is
@@ -266,6 +282,7 @@ func (e *Enforcer) Close() error {
 		errs = append(errs, p.Close())
 	}
 	e.progs = nil
+	errs = append(errs, e.demand.close())
 	errs = append(errs, e.maps.Close())
 	errs = append(errs, e.releasePins())
 	return errors.Join(errs...)

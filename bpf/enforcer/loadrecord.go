@@ -111,15 +111,30 @@ func (e *Enforcer) takeOver(want loadRecord) bool {
 		e.log.Info("pinned programs not taken over; loading them", zap.String("why", why))
 		return false
 	}
-	links, progs, named, err := openPinnedLinks(e.pins, got.Links)
+	demand := demandPrograms(got.Backends)
+	fixed := map[string]string{}
+	for name, mech := range got.Links {
+		if !demand[name] {
+			fixed[name] = mech
+		}
+	}
+	links, progs, named, err := openPinnedLinks(e.pins, fixed)
 	if err != nil {
 		e.log.Info("pinned programs not taken over; loading them", zap.Error(err))
 		return false
 	}
 	e.links, e.progs, e.named, e.backends = links, progs, named, got.Backends
-	removed, err := e.pins.commit(links)
+	if err := e.takeOverDemand(e.pins, got.Backends); err != nil {
+		e.log.Info("pinned programs not taken over; loading them", zap.Error(err))
+		e.dropTakeOver()
+		return false
+	}
+	removed, err := e.pins.commit(e.allLinks())
 	if err != nil {
 		e.log.Warn("stale pins left", zap.Error(err))
+	}
+	if err := unpinStalePrograms(e.pins.dir, e.demand.detachedPrograms()); err != nil {
+		e.log.Warn("stale pinned programs left", zap.Error(err))
 	}
 	e.pinState = &PinState{Dir: e.pins.dir, Inherited: e.pinState.Inherited, Reused: true, Removed: removed, lock: e.pins.lock}
 	e.pins = nil
@@ -170,7 +185,7 @@ func (e *Enforcer) writeRecord(p *pinner, rec loadRecord) error {
 	}
 	rec.Backends = e.backends
 	rec.Links = map[string]string{}
-	for _, l := range e.links {
+	for _, l := range e.allLinks() {
 		if name, ok := p.names[l]; ok {
 			rec.Links[name] = p.mechanisms[name]
 		}
@@ -255,4 +270,21 @@ func removeIfExists(path string) error {
 		return err
 	}
 	return nil
+}
+
+// dropTakeOver undoes a takeover that failed half way (the pins stay):
+// Load then loads everything.
+func (e *Enforcer) dropTakeOver() {
+	for _, l := range e.links {
+		l.Close()
+	}
+	closePrograms(e.progs)
+	_ = e.demand.close()
+	e.links, e.progs, e.backends, e.named = nil, nil, nil, map[string]*ebpf.Program{}
+}
+
+// allLinks are the links of every attached program, on-demand points'
+// included.
+func (e *Enforcer) allLinks() []link.Link {
+	return append(append([]link.Link(nil), e.links...), e.demand.attachedLinks()...)
 }

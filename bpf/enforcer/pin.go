@@ -76,7 +76,7 @@ func newPinner(dir, cgroupRoot string, log *zap.Logger) (*pinner, error) {
 	if err := checkBPFFS(filepath.Dir(filepath.Clean(dir))); err != nil {
 		return nil, err
 	}
-	for _, d := range []string{dir, filepath.Join(dir, "maps"), filepath.Join(dir, "links")} {
+	for _, d := range []string{dir, filepath.Join(dir, "maps"), filepath.Join(dir, "links"), filepath.Join(dir, "progs")} {
 		if err := os.MkdirAll(d, 0o700); err != nil {
 			return nil, fmt.Errorf("pin directory: %w", err)
 		}
@@ -240,7 +240,7 @@ func (p *pinner) attach(env *attachEnv, pr program, prog *ebpf.Program) (link.Li
 		return nil, err
 	}
 	p.names[l] = name
-	if err := p.pinOver(l, path); err != nil {
+	if err := pinOver(l, path); err != nil {
 		p.log.Warn("link not pinned: this program detaches when the agent exits", zap.String("program", pr.name), zap.Error(err))
 		p.unpinned = append(p.unpinned, pr.name)
 		if old != nil {
@@ -275,7 +275,7 @@ func (p *pinner) updatable(env *attachEnv, pr program, old link.Link) bool {
 
 // pinOver pins l at path, atomically replacing what is pinned there: it
 // is pinned beside and renamed over, so the path never goes missing.
-func (p *pinner) pinOver(l link.Link, path string) error {
+func pinOver(l link.Link, path string) error {
 	tmp := path + "-next" // bpffs refuses names with a dot
 	if err := os.Remove(tmp); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("remove leftover %s: %w", tmp, err)
@@ -401,7 +401,7 @@ func RemovePins(dir string) (removed []string, err error) {
 	}
 	defer lock.Close()
 	var errs []error
-	for _, sub := range []string{"links", "maps"} {
+	for _, sub := range []string{"links", "progs", "maps"} {
 		entries, err := os.ReadDir(filepath.Join(dir, sub))
 		if errors.Is(err, os.ErrNotExist) {
 			continue
@@ -479,9 +479,12 @@ func (e *Enforcer) commitPins(rec loadRecord) {
 	if e.pins == nil {
 		return
 	}
-	removed, err := e.pins.commit(e.links)
+	removed, err := e.pins.commit(e.allLinks())
 	if err != nil {
 		e.log.Warn("stale pinned links left", zap.Error(err))
+	}
+	if err := unpinStalePrograms(e.pins.dir, e.demand.detachedPrograms()); err != nil {
+		e.log.Warn("stale pinned programs left", zap.Error(err))
 	}
 	if err := e.writeRecord(e.pins, rec); err != nil {
 		e.log.Warn("load record not written: the next agent loads the programs again", zap.Error(err))

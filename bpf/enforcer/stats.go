@@ -28,7 +28,8 @@ func EnableStats() (io.Closer, error) {
 }
 
 // ProgramStats reads the run statistics of every attached program, sorted
-// by mechanism; programs attached as failed candidates are not included.
+// by mechanism; programs attached as failed candidates, and those of
+// detached on-demand points, are not included.
 func (e *Enforcer) ProgramStats() ([]ProgramStat, error) {
 	var out []ProgramStat
 	for mech, p := range e.named {
@@ -51,5 +52,5 @@ func (e *Enforcer) attached(p *ebpf.Program) bool {
 			return true
 		}
 	}
-	return false
+	return e.demand.attachedProgram(p)
 }

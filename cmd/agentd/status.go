@@ -121,7 +121,11 @@ func printBackends(tw io.Writer, backends []api.Backend) {
 			fmt.Fprintf(tw, "%s\tUNAVAILABLE\t%s\n", b.Point, b.Error)
 			continue
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\n", b.Point, b.Backend, b.Mechanism)
+		mech := b.Mechanism
+		if b.Detached {
+			mech += " (detached: no loaded profile needs it)"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", b.Point, b.Backend, mech)
 		for _, s := range b.Skipped {
 			fmt.Fprintf(tw, "\t\t  not %s\n", s)
 		}

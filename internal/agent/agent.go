@@ -166,7 +166,12 @@ func New(cfg Config) (*Agent, error) {
 		return nil, err
 	}
 	a.profiles = set
+	// The per-packet points the profiles need attach before a workload
+	// is moved onto them; those no profile needs detach once restore has
+	// moved the workloads off the inherited rules.
+	a.attachAtStart(set)
 	a.restore(inherited)
+	a.syncPoints()
 	for _, p := range cfg.Catalog.Profiles() {
 		a.log.Info("profile loaded", zap.String("profile", p.Name), zap.Uint32("id", set.byName[p.Name].id), zap.String("mode", string(p.Mode)))
 	}
@@ -468,11 +473,15 @@ func (a *Agent) Status() *api.Status {
 	for _, b := range a.enf.Backends() {
 		why := a.unavailable[b.Point]
 		st.Backends = append(st.Backends, api.Backend{Point: b.Point, Backend: b.Backend, Mechanism: b.Mechanism, Skipped: b.Skipped,
-			Error: why, Unneeded: why != "" && slices.Contains(unneeded, b.Point)})
+			Error: why, Unneeded: why != "" && slices.Contains(unneeded, b.Point), Detached: b.Detached})
+		if b.Detached {
+			st.Counters["enforcement_points_detached"]++
+		}
 		// The choice as a counter too (the metric is ocigate_enforcer_backend).
 		st.Counters["enforcer_"+b.Point+"_"+b.Backend] = 1
 	}
 	st.Counters["enforcement_points_unavailable"] = uint64(len(a.unavailable))
+	st.Counters["enforcement_points_detached"] += 0 // present when none is
 	a.mu.Lock()
 	for name := range a.profiles.byName {
 		st.Profiles = append(st.Profiles, name)

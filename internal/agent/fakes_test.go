@@ -2,8 +2,10 @@ package agent
 
 import (
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"sync"
@@ -36,6 +38,10 @@ type fakeEnforcer struct {
 	mapFill   []enforcer.MapFill
 	inherited enforcer.Inherited      // what "pinned maps" held at its load
 	backends  []enforcer.PointBackend // nil: connect by the fallback, nothing else
+	// onDemand: the per-packet points, attached (true) or not (PointSwitch);
+	// failAttach: points whose attach fails.
+	onDemand   map[string]bool
+	failAttach map[string]error
 }
 
 func newFakeEnforcer() *fakeEnforcer {
@@ -100,10 +106,17 @@ func (f *fakeEnforcer) RemoveWorkload(cg uint64) error {
 }
 
 func (f *fakeEnforcer) Backends() []enforcer.PointBackend {
-	if f.backends != nil {
-		return f.backends
+	out := f.backends
+	if out == nil {
+		out = []enforcer.PointBackend{{Point: "connect", Backend: "fallback", Mechanism: "cgroup/connect4", Skipped: []string{"lsm: not active"}}}
 	}
-	return []enforcer.PointBackend{{Point: "connect", Backend: "fallback", Mechanism: "cgroup/connect4", Skipped: []string{"lsm: not active"}}}
+	for _, pt := range f.OnDemandPoints() {
+		f.mu.Lock()
+		attached := f.onDemand[pt]
+		f.mu.Unlock()
+		out = append(slices.Clip(out), enforcer.PointBackend{Point: pt, Backend: "tracepoint", Mechanism: "tracepoint/" + pt, Detached: !attached})
+	}
+	return out
 }
 
 func (f *fakeEnforcer) Counters() (enforcer.Counters, error) { return f.counters, f.countErr }
@@ -113,6 +126,44 @@ func (f *fakeEnforcer) ProgramStats() ([]enforcer.ProgramStat, error) { return f
 func (f *fakeEnforcer) MapFill() ([]enforcer.MapFill, error) { return f.mapFill, nil }
 
 func (f *fakeEnforcer) Inherited() enforcer.Inherited { return f.inherited }
+
+func (f *fakeEnforcer) OnDemandPoints() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Sorted(maps.Keys(f.onDemand))
+}
+
+func (f *fakeEnforcer) AttachPoint(point string) error {
+	f.mu.Lock()
+	attached, ok := f.onDemand[point]
+	err := f.failAttach[point]
+	f.mu.Unlock()
+	if !ok || attached {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	f.record("attach %s", point)
+	f.mu.Lock()
+	f.onDemand[point] = true
+	f.mu.Unlock()
+	return nil
+}
+
+func (f *fakeEnforcer) DetachPoint(point string) error {
+	f.mu.Lock()
+	attached := f.onDemand[point]
+	f.mu.Unlock()
+	if !attached {
+		return nil
+	}
+	f.record("detach %s", point)
+	f.mu.Lock()
+	f.onDemand[point] = false
+	f.mu.Unlock()
+	return nil
+}
 
 // restarted is the enforcer a restarted agent gets when f's maps were
 // pinned: the same entries, reported as inherited.

@@ -86,6 +86,8 @@ var (
 	descBackend       = desc("ocigate_enforcer_backend", "How each enforcement point is carried out (always 1).", "point", "backend", "mechanism")
 	descAvailable     = desc("ocigate_enforcement_point_available",
 		"Whether each enforcement point (and tracking) enforces on this kernel: 1, or 0 when no backend could attach, with the kernel's reason (in full in ocigate-agentd status).", "point", "reason")
+	descAttached = desc("ocigate_enforcement_point_attached",
+		"Whether each enforcement point's programs are attached now: 1, or 0 when it is unavailable or, for a per-packet point (receive, xmit, drop), while no loaded profile needs it.", "point")
 	descPoint = desc("ocigate_point_checks_total",
 		"The kernel's counts per enforcement point: evaluated (a registered workload's operation checked), posted, denied, killed.", "point", "outcome")
 	descRunSeconds = desc("ocigate_bpf_program_run_seconds_total", "Run time of each attached BPF program (counted while kernel.bpf_stats_enabled=1).", "program")
@@ -99,7 +101,7 @@ type collector struct{ a *Agent }
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descLost, descWritten, descDecodeErrors, descAgentKills, descWorkloads,
-		descSubscribers, descProcessCache, descRegistrations, descUnregister, descReconciled, descReloads, descClaims, descBackend, descAvailable, descPoint,
+		descSubscribers, descProcessCache, descRegistrations, descUnregister, descReconciled, descReloads, descClaims, descBackend, descAvailable, descAttached, descPoint,
 		descRunSeconds, descRuns, descMapEntries, descMapMax} {
 		ch <- d
 	}
@@ -137,6 +139,11 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 			available, reason = 0, metricReason(why)
 		}
 		gauge(descAvailable, available, b.Point, reason)
+		attached := 1.0
+		if b.Detached || available == 0 {
+			attached = 0
+		}
+		gauge(descAttached, attached, b.Point)
 	}
 	if kc, err := a.enf.Counters(); err != nil {
 		a.log.Warn("metrics: kernel counters unavailable", zap.Error(err))

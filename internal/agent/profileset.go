@@ -104,9 +104,19 @@ func (a *Agent) Reload(c *profiles.Catalog) error {
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	// The per-packet points the new profiles need attach before any
+	// workload moves onto them; those no profile needs any more detach
+	// after the old rules are gone (syncPoints).
+	if err := a.attachFor(next); err != nil {
+		a.unloadSet(next)
+		a.syncPoints()
+		a.stats.ProfileReloadErrors.Add(1)
+		return fmt.Errorf("reload refused, nothing changed: %w", err)
+	}
 	moves, keeps, err := a.planMoves(next)
 	if err != nil {
 		a.unloadSet(next)
+		a.syncPoints()
 		a.stats.ProfileReloadErrors.Add(1)
 		return fmt.Errorf("reload refused, nothing changed: %w", err)
 	}
@@ -114,6 +124,7 @@ func (a *Agent) Reload(c *profiles.Catalog) error {
 		if err := a.enf.SetWorkload(m.w.CgroupID, m.lp.id, m.lp.profile.Mode, disabledSelectors(m.lp.profile, m.w.Namespaces, a.hostNS)); err != nil {
 			a.rollbackMoves(moves[:i])
 			a.unloadSet(next)
+			a.syncPoints()
 			a.stats.ProfileReloadErrors.Add(1)
 			return fmt.Errorf("reload rolled back, nothing changed: container %q: %w", m.w.ContainerID, err)
 		}
@@ -136,6 +147,7 @@ func (a *Agent) Reload(c *profiles.Catalog) error {
 	old := a.profiles
 	a.profiles = next
 	a.unloadReplaced(old)
+	a.syncPoints()
 	a.stats.ProfileReloads.Add(1)
 	for _, n := range c.Notes() {
 		a.log.Info("profiles", zap.String("note", n))

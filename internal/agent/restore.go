@@ -230,6 +230,7 @@ func (a *Agent) release(containerID string) {
 				a.log.Warn("unload retained profile", zap.Uint32("id", id), zap.Error(err))
 			}
 			a.forgetLater(id)
+			a.syncPoints() // its points may be needed by none now
 		}
 		return
 	}

@@ -136,6 +136,11 @@ type Backend struct {
 	// needs it, so nothing is refused for it (a report-only point an
 	// older kernel lacks). Older agents never set it.
 	Unneeded bool `json:"unneeded,omitempty"`
+	// Detached: a per-packet point (receive, xmit, drop) whose programs
+	// are loaded but not attached now, because no loaded profile needs
+	// it; it attaches before a profile that needs it is loaded. Older
+	// agents never set it.
+	Detached bool `json:"detached,omitempty"`
 }
 
 // Enforcement sums up what the agent's kernel enforces from the points

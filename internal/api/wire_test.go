@@ -248,6 +248,7 @@ response.status.backends.mechanism string
 response.status.backends.skipped []string,omitempty
 response.status.backends.error string,omitempty
 response.status.backends.unneeded bool,omitempty
+response.status.backends.detached bool,omitempty
 response.status.profiles []string
 response.status.workloads []object
 response.status.workloads.container_id string

@@ -3,15 +3,23 @@ package e2e
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
+
+	"github.com/cilium/ebpf/link"
+
+	"github.com/ocigate/ocigate/internal/api"
+	"github.com/ocigate/ocigate/internal/testenv/agentlog"
 )
 
 // The in-domain rows of docs/tetragon-compat.md in real containers: each
@@ -469,3 +477,97 @@ func TestTetragonGetURL(t *testing.T) {
 		t.Fatal("the agent did not request the GetUrl URL")
 	}
 }
+
+// The per-packet xmit point (net_dev_start_xmit, run for every packet of
+// the host) is attached only while a loaded profile needs it: detached
+// with the e2e's own profiles, attached once a profile of
+// dev_hard_start_xmit is loaded (and it reports the container's
+// datagram), detached again once that profile is removed.
+func TestPerPacketPointAttachedOnlyWhileNeeded(t *testing.T) {
+	requireE2E(t)
+	waitPointAttached(t, socketPath, pinDir, "xmit", false)
+	p := tetragonProfile(t, "pkt-xmit", "net-dev-hard-start-xmit")
+	id := waitPointAttached(t, socketPath, pinDir, "xmit", true)
+	res := tetragonContainer(t, p, true, "/bin/sh", "-c", "/probe udp 127.0.0.1:9; true")
+	waitEvent(t, res.ID, map[string]any{"ocigate.container_id": res.ID, "process_kprobe.function_name": "dev_hard_start_xmit",
+		"process_kprobe.policy_name": "net-dev-hard-start-xmit", "ocigate.point": "xmit"})
+	if err := os.Remove(filepath.Join(profileDir, "zz-tetragon-pkt-xmit.yaml")); err != nil {
+		t.Fatal(err)
+	}
+	waitPointAttached(t, socketPath, pinDir, "xmit", false)
+	if l, err := link.NewFromID(id); err == nil {
+		l.Close()
+		t.Fatalf("xmit's link %d is still in the kernel after its profile was removed", id)
+	}
+}
+
+// An agent restarted over its pins ends with exactly the per-packet
+// points its profiles need: a profile needing xmit that was added while
+// it was down attaches xmit at start (taken over from its pinned
+// program, nothing loaded), and one removed while it was down detaches
+// it.
+func TestPerPacketPointsAfterRestart(t *testing.T) {
+	requireE2E(t)
+	a := startOwnAgent(t, "pkt-points")
+	waitPointAttached(t, a.socket, a.pinDir, "xmit", false)
+	if err := a.stop(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	tetragonProfile(t, "pkt-restart", "net-dev-hard-start-xmit") // the suite's agent loads it too
+	a.start()
+	waitPointAttached(t, a.socket, a.pinDir, "xmit", true)
+	if err := a.stop(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(filepath.Join(profileDir, "zz-tetragon-pkt-restart.yaml")); err != nil {
+		t.Fatal(err)
+	}
+	a.start()
+	waitPointAttached(t, a.socket, a.pinDir, "xmit", false)
+	if n := strings.Count(string(readFile(t, a.log)), `"programs": "reused"`); n != 2 {
+		t.Errorf("%d restarts took the pinned programs over, want 2:\n%s", n, agentlog.Tail(a.log, 30))
+	}
+}
+
+// waitPointAttached waits until the status of the agent at socket says
+// point is attached (or detached) and its link pinned in pin says the
+// same; it returns the attached link's id.
+func waitPointAttached(t *testing.T, socket, pin, point string, attached bool) link.ID {
+	t.Helper()
+	var why string
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+		out, err := exec.Command(agentdBin, "status", "--socket", socket, "-o", "json").Output()
+		if err != nil {
+			t.Fatalf("status: %v", err)
+		}
+		var st api.Status
+		if err := json.Unmarshal(out, &st); err != nil {
+			t.Fatal(err)
+		}
+		i := slices.IndexFunc(st.Backends, func(b api.Backend) bool { return b.Point == point })
+		if i < 0 {
+			t.Fatalf("status lists no point %s", point)
+		}
+		mech := strings.TrimPrefix(st.Backends[i].Mechanism, "tracepoint/")
+		l, err := link.LoadPinnedLink(filepath.Join(pin, "links", pinnedProgram[mech]), nil)
+		var id link.ID
+		if err == nil {
+			info, ierr := l.Info()
+			l.Close()
+			if ierr != nil {
+				t.Fatal(ierr)
+			}
+			id = info.ID
+		}
+		if st.Backends[i].Detached != attached && (err == nil) == attached {
+			return id
+		}
+		why = fmt.Sprintf("status %+v, pinned link: %v", st.Backends[i], err)
+	}
+	t.Fatalf("point %s never %s: %s", point, map[bool]string{true: "attached", false: "detached"}[attached], why)
+	return 0
+}
+
+// pinnedProgram names the program (and so its link's pin) of a
+// per-packet point's tracepoint.
+var pinnedProgram = map[string]string{"net/net_dev_start_xmit": "dev_xmit", "skb/kfree_skb": "skb_drop"}
