@@ -11,8 +11,6 @@ import (
 	"strings"
 	"syscall"
 	"testing"
-
-	"github.com/containerd/cgroups/v3"
 )
 
 // fakeProc creates <root>/<pid>/cgroup (unless cgroup is "-") and the given
@@ -250,7 +248,7 @@ func requireRealV2(t *testing.T) {
 	if _, err := os.Stat("/sys/fs/cgroup"); err != nil {
 		t.Skip("no /sys/fs/cgroup on this machine")
 	}
-	if m := cgroups.Mode(); m != cgroups.Unified && m != cgroups.Hybrid {
+	if m := hostMode(); m != modeUnified && m != modeHybrid {
 		t.Skipf("cgroup v2 not mounted (mode %s)", modeName(m))
 	}
 }

@@ -3,8 +3,8 @@ package cgroupfilter
 import (
 	"errors"
 	"fmt"
+	"sync"
 
-	"github.com/containerd/cgroups/v3"
 	"golang.org/x/sys/unix"
 )
 
@@ -19,21 +19,52 @@ const (
 // a hybrid host, and an error on a legacy (v1 only) host. The chosen
 // directory is verified to be a cgroup2 filesystem with statfs.
 //
-// The host mode comes from cgroups.Mode(), which is computed once per process.
+// The host mode comes from hostMode(), which is computed once per process.
 func V2Mount() (string, error) {
-	return v2MountFor(cgroups.Mode(), IsCgroup2)
+	return v2MountFor(hostMode(), IsCgroup2)
 }
+
+// cgMode is the host's cgroup layout, as containerd's cgroups.Mode
+// names it.
+type cgMode int
+
+// The host cgroup layouts.
+const (
+	modeUnavailable cgMode = iota // no cgroup filesystem at /sys/fs/cgroup
+	modeLegacy                    // v1 only
+	modeHybrid                    // v1, with v2 at /sys/fs/cgroup/unified
+	modeUnified                   // v2 only
+)
+
+// hostMode is the host's cgroup layout, read once per process the way
+// containerd's cgroups.Mode reads it (TestHostModeAgreesWithContainerd):
+// /sys/fs/cgroup a cgroup2 mount is unified; otherwise a cgroup2 mount at
+// /sys/fs/cgroup/unified is hybrid, and none is legacy. Reading it here
+// keeps containerd's package (and its dependencies) out of the hook.
+var hostMode = sync.OnceValue(func() cgMode {
+	var st unix.Statfs_t
+	if err := unix.Statfs(v2UnifiedMount, &st); err != nil {
+		return modeUnavailable
+	}
+	if st.Type == unix.CGROUP2_SUPER_MAGIC {
+		return modeUnified
+	}
+	if err := unix.Statfs(v2HybridMount, &st); err == nil && st.Type == unix.CGROUP2_SUPER_MAGIC {
+		return modeHybrid
+	}
+	return modeLegacy
+})
 
 // v2MountFor is V2Mount with the mode and the statfs check injected, so every
 // branch can be tested on any host.
-func v2MountFor(mode cgroups.CGMode, isCgroup2 func(string) (bool, error)) (string, error) {
+func v2MountFor(mode cgMode, isCgroup2 func(string) (bool, error)) (string, error) {
 	var dir string
 	switch mode {
-	case cgroups.Unified:
+	case modeUnified:
 		dir = v2UnifiedMount
-	case cgroups.Hybrid:
+	case modeHybrid:
 		dir = v2HybridMount
-	case cgroups.Legacy:
+	case modeLegacy:
 		return "", errors.New("cgroup v2 is not mounted: host uses legacy cgroup v1 only " +
 			"(mount cgroup2 at " + v2HybridMount + " or boot with systemd.unified_cgroup_hierarchy=1)")
 	default:
@@ -66,13 +97,13 @@ func IsCgroup2(dir string) (bool, error) {
 	}
 }
 
-func modeName(m cgroups.CGMode) string {
+func modeName(m cgMode) string {
 	switch m {
-	case cgroups.Unified:
+	case modeUnified:
 		return "unified"
-	case cgroups.Hybrid:
+	case modeHybrid:
 		return "hybrid"
-	case cgroups.Legacy:
+	case modeLegacy:
 		return "legacy"
 	default:
 		return "unavailable"

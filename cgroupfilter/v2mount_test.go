@@ -16,17 +16,17 @@ func TestV2MountFor(t *testing.T) {
 	fail := func(string) (bool, error) { return false, fs.ErrPermission }
 	tests := []struct {
 		name  string
-		mode  cgroups.CGMode
+		mode  cgMode
 		check func(string) (bool, error)
 		want  string
 		err   string
 	}{
-		{"unified", cgroups.Unified, yes, "/sys/fs/cgroup", ""},
-		{"hybrid", cgroups.Hybrid, yes, "/sys/fs/cgroup/unified", ""},
-		{"legacy", cgroups.Legacy, yes, "", "legacy cgroup v1 only"},
-		{"unavailable", cgroups.Unavailable, yes, "", "no cgroup filesystem"},
-		{"not cgroup2", cgroups.Hybrid, no, "", "/sys/fs/cgroup/unified is not a cgroup2 filesystem (host cgroup mode hybrid)"},
-		{"statfs fails", cgroups.Unified, fail, "", "verifying cgroup v2 mount /sys/fs/cgroup"},
+		{"unified", modeUnified, yes, "/sys/fs/cgroup", ""},
+		{"hybrid", modeHybrid, yes, "/sys/fs/cgroup/unified", ""},
+		{"legacy", modeLegacy, yes, "", "legacy cgroup v1 only"},
+		{"unavailable", modeUnavailable, yes, "", "no cgroup filesystem"},
+		{"not cgroup2", modeHybrid, no, "", "/sys/fs/cgroup/unified is not a cgroup2 filesystem (host cgroup mode hybrid)"},
+		{"statfs fails", modeUnified, fail, "", "verifying cgroup v2 mount /sys/fs/cgroup"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -47,7 +47,7 @@ func TestV2MountFor(t *testing.T) {
 			}
 		})
 	}
-	_, err := v2MountFor(cgroups.Unified, fail)
+	_, err := v2MountFor(modeUnified, fail)
 	if !errors.Is(err, fs.ErrPermission) {
 		t.Errorf("statfs error not wrapped: %v", err)
 	}
@@ -72,8 +72,8 @@ func TestV2MountRealHost(t *testing.T) {
 		t.Skip("no /sys/fs/cgroup on this machine")
 	}
 	dir, err := V2Mount()
-	switch mode := cgroups.Mode(); mode {
-	case cgroups.Unified, cgroups.Hybrid:
+	switch mode := hostMode(); mode {
+	case modeUnified, modeHybrid:
 		if err != nil {
 			t.Fatalf("V2Mount in %s mode: %v", modeName(mode), err)
 		}
@@ -89,5 +89,16 @@ func TestV2MountRealHost(t *testing.T) {
 	if err != nil || r != dir {
 		t.Errorf("Resolver{}.Root() = %q, %v; want %q", r, err, dir)
 	}
-	t.Logf("cgroup v2 mount: %s (mode %s)", dir, modeName(cgroups.Mode()))
+	t.Logf("cgroup v2 mount: %s (mode %s)", dir, modeName(hostMode()))
+}
+
+// hostMode reads the layout as containerd's cgroups.Mode does, which
+// the hook no longer links.
+func TestHostModeAgreesWithContainerd(t *testing.T) {
+	want := map[cgroups.CGMode]cgMode{cgroups.Unavailable: modeUnavailable, cgroups.Legacy: modeLegacy,
+		cgroups.Hybrid: modeHybrid, cgroups.Unified: modeUnified}[cgroups.Mode()]
+	if got := hostMode(); got != want {
+		t.Fatalf("hostMode() = %s, containerd's cgroups.Mode() = %s", modeName(got), modeName(want))
+	}
+	t.Logf("host cgroup mode: %s", modeName(want))
 }

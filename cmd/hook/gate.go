@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"net"
 	"os"
 	"slices"
 	"strings"
@@ -94,11 +93,9 @@ func gate(ctx context.Context, o *options, stdin io.Reader) (*oci.Container, *ap
 	if sandbox {
 		return c, nil, nil
 	}
-	var d net.Dialer
-	conn, err := d.DialContext(ctx, "unix", o.socket)
+	err = api.Listening(ctx, o.socket)
 	o.timing.mark("dial")
 	if err == nil {
-		conn.Close()
 		if _, err := os.Stat(api.NRIMarker(o.socket)); err == nil {
 			return c, nil, nil
 		}

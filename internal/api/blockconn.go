@@ -101,3 +101,41 @@ func (c *blockConn) Close() error {
 	c.stop()
 	return c.f.Close()
 }
+
+// dialPolled connects to the unix socket at path with a non-blocking
+// socket in the runtime's poller: a file with deadlines, as a net.Conn,
+// for a long-lived stream (Subscribe) and without the net package, which
+// the hook would otherwise link and initialise for nothing. A full
+// backlog fails at once (EAGAIN), as net.Dial's unix connect does.
+func dialPolled(ctx context.Context, path string) (*os.File, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	fd, err := syscall.Socket(syscall.AF_UNIX, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC|syscall.SOCK_NONBLOCK, 0)
+	if err != nil {
+		return nil, os.NewSyscallError("socket", err)
+	}
+	for {
+		err = syscall.Connect(fd, &syscall.SockaddrUnix{Name: path})
+		if !errors.Is(err, syscall.EINTR) {
+			break
+		}
+	}
+	if err != nil {
+		syscall.Close(fd)
+		return nil, &os.PathError{Op: "connect", Path: path, Err: err}
+	}
+	return os.NewFile(uintptr(fd), path), nil
+}
+
+// Listening reports whether an agent accepts connections on socket: nil
+// when a connect succeeds (the connection is closed at once), else the
+// connect's error (NotListening tells no agent from other failures). It
+// costs a connect: no request, none of the agent's work.
+func Listening(ctx context.Context, socket string) error {
+	f, err := dialPolled(ctx, socket)
+	if err != nil {
+		return err
+	}
+	return f.Close()
+}

@@ -4,11 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
+	"os"
 	"time"
 )
 
-// SubscribeDialTimeout bounds connecting and sending the request.
+// SubscribeDialTimeout bounds sending the request (a unix socket's
+// connect does not wait: it succeeds or fails at once).
 const SubscribeDialTimeout = 5 * time.Second
 
 // Subscribe streams events from the agent at socket: fn gets each frame
@@ -52,11 +53,8 @@ func Subscribe(ctx context.Context, socket string, sub *Subscription, fn func(*E
 
 // openStream connects, sends req and reads the stream's first frame. The
 // connection is returned whenever it was made, also with a refusal.
-func openStream(ctx context.Context, socket string, req *Request) (net.Conn, *Response, error) {
-	var d net.Dialer
-	dctx, cancel := context.WithTimeout(ctx, SubscribeDialTimeout)
-	conn, err := d.DialContext(dctx, "unix", socket)
-	cancel()
+func openStream(ctx context.Context, socket string, req *Request) (*os.File, *Response, error) {
+	conn, err := dialPolled(ctx, socket)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, nil, ctx.Err()
@@ -73,7 +71,7 @@ func openStream(ctx context.Context, socket string, req *Request) (net.Conn, *Re
 
 // readFrame reads one message of a stream; werr is the error of sending
 // the request, if any. A refusal is returned with its error.
-func readFrame(ctx context.Context, conn net.Conn, socket string, werr error) (*Response, error) {
+func readFrame(ctx context.Context, conn *os.File, socket string, werr error) (*Response, error) {
 	var resp Response
 	if err := ReadMessage(conn, &resp); err != nil {
 		switch {
