@@ -113,6 +113,12 @@ func decodeConfig(path string, data []byte, v any) error {
 	if trimmed[0] != '{' {
 		return fmt.Errorf("bundle config %s is not a JSON object (starts with %q)", path, trimmed[0])
 	}
+	if bv, ok := v.(*bundleView); ok {
+		if fast, ok := fastBundleView(trimmed); ok {
+			*bv = *fast
+			return nil
+		}
+	}
 	dec := json.NewDecoder(bytes.NewReader(trimmed))
 	if err := dec.Decode(v); err != nil {
 		return fmt.Errorf("decoding bundle config %s: %w", path, err)

@@ -66,6 +66,9 @@ func decodeState(data []byte) (*specs.State, error) {
 	if trimmed[0] != '{' {
 		return nil, fmt.Errorf("state on stdin is not a JSON object (starts with %q)", trimmed[0])
 	}
+	if st, ok := fastState(trimmed); ok {
+		return st, nil
+	}
 	dec := json.NewDecoder(bytes.NewReader(trimmed))
 	var st specs.State
 	if err := dec.Decode(&st); err != nil {
