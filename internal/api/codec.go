@@ -45,24 +45,40 @@ func encode(v any) ([]byte, error) {
 // ignored, so that a peer one protocol version newer is understood
 // (version.go); trailing data and oversize frames are errors.
 func ReadMessage(r io.Reader, v any) error {
+	body, err := readFrameBody(r)
+	if err != nil {
+		return err
+	}
+	return decodeBody(body, v)
+}
+
+// readFrameBody reads one frame's body: its length, checked, then the
+// bytes.
+func readFrameBody(r io.Reader) ([]byte, error) {
 	var hdr [4]byte
 	if _, err := io.ReadFull(r, hdr[:]); err != nil {
 		if errors.Is(err, io.ErrUnexpectedEOF) {
-			return fmt.Errorf("read message header: truncated: %w", err)
+			return nil, fmt.Errorf("read message header: truncated: %w", err)
 		}
-		return fmt.Errorf("read message header: %w", err)
+		return nil, fmt.Errorf("read message header: %w", err)
 	}
 	n := binary.BigEndian.Uint32(hdr[:])
 	if n == 0 {
-		return fmt.Errorf("read message: empty body")
+		return nil, fmt.Errorf("read message: empty body")
 	}
 	if n > MaxMessageSize {
-		return fmt.Errorf("read message: %d bytes exceeds the %d byte limit", n, MaxMessageSize)
+		return nil, fmt.Errorf("read message: %d bytes exceeds the %d byte limit", n, MaxMessageSize)
 	}
 	body := make([]byte, n)
 	if _, err := io.ReadFull(r, body); err != nil {
-		return fmt.Errorf("read message body (%d bytes): %w", n, err)
+		return nil, fmt.Errorf("read message body (%d bytes): %w", n, err)
 	}
+	return body, nil
+}
+
+// decodeBody decodes a frame's body into v: one JSON object, fields v
+// does not know ignored, nothing after it.
+func decodeBody(body []byte, v any) error {
 	dec := json.NewDecoder(bytes.NewReader(body))
 	if err := dec.Decode(v); err != nil {
 		return fmt.Errorf("decode message: %w", err)
