@@ -1,6 +1,9 @@
 // Command interleave times commands side by side: each round runs every
-// command once, in a rotating order, so that load that comes and goes on
-// a shared machine falls on all of them alike; it prints each command's
+// command once, in an order shuffled anew each round, so that load that
+// comes and goes on a shared machine falls on all of them alike, and so
+// does whatever one command leaves behind for the next (a rotation would
+// have each command follow the same one almost every round: after a
+// hooked `runc run`, the agent's late work). It prints each command's
 // median, mean and p90 in microseconds, one line per command:
 //
 //	NAME median_us MEDIAN mean_us MEAN p90_us P90
@@ -12,6 +15,7 @@ import (
 	"bytes"
 	"flag"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"sort"
@@ -22,6 +26,7 @@ import (
 func main() {
 	n := flag.Int("n", 30, "rounds")
 	warmup := flag.Int("warmup", 3, "rounds run first and not counted")
+	seed := flag.Uint64("seed", 1, "seed of the rounds' orders (the same seed, the same orders)")
 	flag.Usage = func() {
 		fmt.Fprintln(os.Stderr, "usage: interleave [-n N] [-warmup W] NAME=COMMAND... (COMMAND split on spaces)")
 		flag.PrintDefaults()
@@ -32,7 +37,7 @@ func main() {
 		fmt.Fprintln(os.Stderr, "interleave:", err)
 		os.Exit(2)
 	}
-	times, err := run(cmds, *n, *warmup)
+	times, err := run(cmds, *n, *warmup, rand.New(rand.NewPCG(*seed, 0)))
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "interleave:", err)
 		os.Exit(1)
@@ -65,13 +70,17 @@ func parse(args []string) ([]command, error) {
 	return cmds, nil
 }
 
-// run runs warmup+n rounds and returns each command's times of the
-// counted rounds.
-func run(cmds []command, n, warmup int) ([][]time.Duration, error) {
+// run runs warmup+n rounds, each in an order rnd shuffles, and returns
+// each command's times of the counted rounds.
+func run(cmds []command, n, warmup int, rnd *rand.Rand) ([][]time.Duration, error) {
 	times := make([][]time.Duration, len(cmds))
+	order := make([]int, len(cmds))
+	for i := range order {
+		order[i] = i
+	}
 	for r := 0; r < warmup+n; r++ {
-		for k := range cmds {
-			i := (r + k) % len(cmds)
+		rnd.Shuffle(len(order), func(a, b int) { order[a], order[b] = order[b], order[a] })
+		for _, i := range order {
 			d, err := timed(cmds[i].argv)
 			if err != nil {
 				return nil, fmt.Errorf("%s: %w", cmds[i].name, err)
