@@ -47,7 +47,7 @@ unpin() {
 }
 cleanup() {
 	unpin || true
-	for id in bench-on bench-off bench-create bench-true bench-nop; do runc delete -f "$id" >/dev/null 2>&1 || true; done
+	for id in bench-on bench-off bench-create bench-true bench-nop bench-nop2; do runc delete -f "$id" >/dev/null 2>&1 || true; done
 	sysctl -qw kernel.bpf_stats_enabled=0 || true
 	rmdir /sys/fs/cgroup/unified/ocigate-demo 2>/dev/null || true
 	rm -rf "$work"
@@ -174,13 +174,15 @@ mk_bundle "$work/toff" "$work/rootfs" bench-off no "" /bin/true
 mk_bundle "$work/tcreate" "$work/rootfs" bench-create create "$sock" /bin/true
 mk_bundle "$work/ttrue" "$work/rootfs" bench-true hook:/bin/true "" /bin/true
 mk_bundle "$work/tnop" "$work/rootfs" bench-nop "hook:$work/nop" "" /bin/true
+mk_bundle "$work/tnop2" "$work/rootfs" bench-nop2 "hooks:$work/nop" "" /bin/true
 "$work/interleave" -n "${RUNC_RUNS:-200}" -warmup 3 "without-hook=runc run --bundle $work/toff bench-off" \
 	"with-hook=runc run --bundle $work/ton bench-on" "with-hook-no-poststop=runc run --bundle $work/tcreate bench-create" \
-	"true-hook=runc run --bundle $work/ttrue bench-true" "nop-hook=runc run --bundle $work/tnop bench-nop" >"$out/runc-run.txt"
+	"true-hook=runc run --bundle $work/ttrue bench-true" "nop-hook=runc run --bundle $work/tnop bench-nop" \
+	"nop-hooks=runc run --bundle $work/tnop2 bench-nop2" >"$out/runc-run.txt"
 # rr NAME: the median of NAME's runs, in ms.
 rr() { awk -v k="$1" '$1==k{printf "%.2f", $3/1000}' "$out/runc-run.txt"; }
 runc_off=$(rr without-hook) runc_on=$(rr with-hook) runc_create=$(rr with-hook-no-poststop)
-runc_true=$(rr true-hook) runc_nop=$(rr nop-hook)
+runc_true=$(rr true-hook) runc_nop=$(rr nop-hook) runc_nop2=$(rr nop-hooks)
 
 echo "bench: connect program cost vs rule set size and registrations"
 "$work/rulescale" --connectloop "$work/connectloop" -n "${SCALE_CONNECTS:-20000}" -rounds 3 >"$out/rulescale.md"
@@ -225,13 +227,16 @@ hook_unmet() {
 # next to the floors of this run (the same container with /bin/true and
 # with the Go program that does nothing as its hook).
 runc_unmet() {
-	awk -v off="$runc_off" -v on="$runc_on" -v cr="$runc_create" -v tr="$runc_true" -v np="$runc_nop" -v ps="$poststop_p50" '
+	awk -v off="$runc_off" -v on="$runc_on" -v cr="$runc_create" -v tr="$runc_true" -v np="$runc_nop" -v np2="$runc_nop2" \
+		-v ps="$poststop_p50" '
 		BEGIN { if (cr / off <= 1.05 && on / off <= 1.05) exit
 		printf "\nrunc run over its target (createRuntime only %.3f, both hooks %.3f): runc running any createRuntime hook" \
-			" costs %+.2f ms (/bin/true as the hook, %.3f); a Go hook that does nothing %+.2f ms (%.3f); ocigate'"'"'s hook" \
-			" %+.2f ms beyond that Go floor (its start, state, cgroup and the agent'"'"'s answer, as above). The poststop" \
-			" hook adds %+.2f ms (a second hook process, round trip p50 %d us); with --no-poststop the agent drops a workload" \
-			" itself when its cgroup is removed.\n", cr / off, on / off, tr - off, tr / off, np - off, np / off, cr - np, on - cr, ps }'
+			" costs %+.2f ms (/bin/true as the hook, %.3f); a Go hook that does nothing %+.2f ms (%.3f), and as both hooks" \
+			" %+.2f ms (%.3f); ocigate'"'"'s hook %+.2f ms beyond that Go floor (its start, state, cgroup and the agent'"'"'s" \
+			" answer, as above). The poststop hook adds %+.2f ms (a second hook process, round trip p50 %d us), %+.2f ms" \
+			" beyond the Go floor of two hooks; with --no-poststop the agent drops a workload itself when its cgroup is" \
+			" removed.\n", cr / off, on / off, tr - off, tr / off, np - off, np / off, np2 - off, np2 / off, cr - np, on - cr, ps,
+			(on - cr) - (np2 - np) }'
 }
 {
 	bench_header "scripts/bench.sh"
@@ -250,6 +255,7 @@ runc_unmet() {
 	echo "| runc run busybox true, createRuntime hook only (--no-poststop), median (ms) | $runc_off | $runc_create | $(ratio "$runc_create" "$runc_off") | <= 1.05 |"
 	echo "| floor: runc run busybox true, /bin/true as createRuntime hook, median (ms) | $runc_off | $runc_true | $(ratio "$runc_true" "$runc_off") | |"
 	echo "| floor: runc run busybox true, the Go program that does nothing as createRuntime hook, median (ms) | $runc_off | $runc_nop | $(ratio "$runc_nop" "$runc_off") | |"
+	echo "| floor: runc run busybox true, the Go program that does nothing as createRuntime and poststop hooks, median (ms) | $runc_off | $runc_nop2 | $(ratio "$runc_nop2" "$runc_off") | |"
 	echo
 	echo "Hook round trip, where the time goes (medians of ${HOOK_N:-300}, us): hook side (OCIGATE_HOOK_TIMING):" \
 		"launch to main $(hk hook_step_start_p50_us) (\`--version\` whole: $version_p50), flags $(hk hook_step_flags_p50_us)," \

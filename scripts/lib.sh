@@ -20,11 +20,11 @@ mk_rootfs() {
 	done
 }
 
-# mk_bundle DIR ROOTFS ID HOOKED(yes|no|create|hook:PATH) SOCKET ARGS...: a
-# runc bundle whose container shares the host network (loopback peers)
-# and runs ocigate-hook at createRuntime and poststop (yes), at
-# createRuntime only (create), or PATH as its only (createRuntime) hook:
-# the benchmarks' floors.
+# mk_bundle DIR ROOTFS ID HOOKED(yes|no|create|hook:PATH|hooks:PATH) SOCKET
+# ARGS...: a runc bundle whose container shares the host network (loopback
+# peers) and runs ocigate-hook at createRuntime and poststop (yes), at
+# createRuntime only (create), or PATH as its only (createRuntime) hook
+# or as both: the benchmarks' floors.
 mk_bundle() {
 	local dir=$1 rootfs=$2 id=$3 hooked=$4 socket=$5
 	shift 5
@@ -40,6 +40,8 @@ mk_bundle() {
 			createRuntime: [{path: $p, args: ["ocigate-hook", "--socket", $s, "createRuntime"]}]}')
 	elif [ "${hooked#hook:}" != "$hooked" ]; then
 		hooks=$(jq -n --arg p "${hooked#hook:}" '{createRuntime: [{path: $p}]}')
+	elif [ "${hooked#hooks:}" != "$hooked" ]; then
+		hooks=$(jq -n --arg p "${hooked#hooks:}" '{createRuntime: [{path: $p}], poststop: [{path: $p}]}')
 	fi
 	(cd "$dir" && rm -f config.json && runc spec)
 	jq --arg root "$rootfs" --argjson args "$args" --argjson hooks "$hooks" --arg cg "/ocigate-demo/$id" \
