@@ -93,6 +93,7 @@ func (q *sinkQueue) tryPut(ev *events.Event) bool {
 type lineBatch struct {
 	buf *[]byte
 	n   int
+	enc events.Encoder // the reader's, kept from batch to batch
 }
 
 // RunEvents reads src until it is closed or ctx ends, turns each record
@@ -135,7 +136,7 @@ func (a *Agent) RunEvents(ctx context.Context, src EventSource, w *events.Writer
 		}
 		if batch.n > 0 && (batch.n == batchMax || more == nil || !more.Pending()) {
 			q.putLines(batch.buf, batch.n)
-			batch = lineBatch{}
+			batch.buf, batch.n = nil, 0
 		}
 	}
 	if batch.n > 0 {
@@ -173,7 +174,7 @@ func (a *Agent) encodeForSink(q *sinkQueue, w *events.Writer, batch *lineBatch, 
 		batch.buf = linePool.Get().(*[]byte)
 		*batch.buf = (*batch.buf)[:0]
 	}
-	b, err := w.AppendLine(*batch.buf, ev)
+	b, err := w.AppendLine(*batch.buf, ev, &batch.enc)
 	*batch.buf = b
 	if err != nil {
 		a.stats.SinkErrors.Store(w.Lost())

@@ -266,7 +266,7 @@ func TestWriteLinesRotatesLikeWrite(t *testing.T) {
 	lines := 0
 	for pid := uint32(100); pid <= 119; pid++ {
 		var err error
-		if b, err = batched.AppendLine(b, sample(pid)); err != nil {
+		if b, err = batched.AppendLine(b, sample(pid), &Encoder{}); err != nil {
 			t.Fatal(err)
 		}
 		if lines++; lines == 7 || pid == 119 {

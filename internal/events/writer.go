@@ -36,6 +36,7 @@ type Writer struct {
 	pending []byte        // whole lines not written out yet
 	lines   int           // lines in pending
 	line    []byte        // a line held aside while the file rotates
+	enc     Encoder       // Write's
 	file    *rotatingFile // nil: the caller's io.Writer, not rotated
 	written atomic.Uint64
 	lost    atomic.Uint64
@@ -78,7 +79,7 @@ func (w *Writer) Write(e *Event) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	start := len(w.pending)
-	b, err := w.AppendLine(w.pending, e)
+	b, err := w.AppendLine(w.pending, e, &w.enc)
 	w.pending = b
 	if err != nil {
 		return err
@@ -86,14 +87,14 @@ func (w *Writer) Write(e *Event) error {
 	return w.addedLocked(start)
 }
 
-// AppendLine appends e's line (AppendJSON and a newline) to b, for
-// WriteLines: a caller may encode events where they are made, while
-// another goroutine writes. An event that cannot be encoded is counted
-// lost (a *LostError) and b is returned as it was. It is safe for
-// concurrent use.
-func (w *Writer) AppendLine(b []byte, e *Event) ([]byte, error) {
+// AppendLine appends e's line (AppendJSON and a newline, by enc) to b,
+// for WriteLines: a caller may encode events where they are made, with
+// its own Encoder, while another goroutine writes. An event that
+// cannot be encoded is counted lost (a *LostError) and b is returned as
+// it was.
+func (w *Writer) AppendLine(b []byte, e *Event, enc *Encoder) ([]byte, error) {
 	start := len(b)
-	b, err := e.AppendJSON(b)
+	b, err := enc.AppendJSON(b, e)
 	if err != nil {
 		w.lost.Add(1)
 		return b[:start], &LostError{Events: 1, Err: fmt.Errorf("encode event: %w", err)}

@@ -362,7 +362,7 @@ func TestWriteLinesLargeBatch(t *testing.T) {
 	w := NewWriter(out)
 	var b []byte
 	for range lines {
-		b, _ = w.AppendLine(b, sample(100))
+		b, _ = w.AppendLine(b, sample(100), &Encoder{})
 	}
 	var lost *LostError
 	if err := w.WriteLines(b, lines); !errors.As(err, &lost) || lost.Events != lines-1 {
