@@ -51,8 +51,8 @@ profile_shares() {
 		f == "github.com/ocigate/ocigate/bpf/record.decodeInto" { part["decode"] += c }
 		f == "github.com/ocigate/ocigate/internal/agent.(*Agent).handle" { part["to event"] += c }
 		f == "github.com/ocigate/ocigate/internal/agent.(*Agent).processFor" { part["(process cache)"] += c }
-		f == "github.com/ocigate/ocigate/internal/events.(*Event).AppendJSON" { part["encode"] += c }
-		f == "github.com/ocigate/ocigate/internal/events.(*Writer).flushLocked" { part["write"] += c }
+		f == "github.com/ocigate/ocigate/internal/events.(*Encoder).AppendJSON" { part["encode"] += c }
+		f == "github.com/ocigate/ocigate/internal/events.(*Writer).writeOutLocked" { part["write"] += c }
 		f == "runtime.gcBgMarkWorker" { part["GC"] += c }
 		END { n = split("ring read,decode,to event,(process cache),encode,write,GC", order, ",")
 			for (i = 1; i <= n; i++) printf "%s %.0f%%; ", order[i], 100 * part[order[i]] / secs }'
