@@ -47,7 +47,7 @@ profile_shares() {
 	go tool pprof -top -cum -nodecount=100000 "$OCIGATE_BIN/ocigate-agentd" "$1" 2>/dev/null | awk -v secs="$2" '
 		function sec(v) { if (v ~ /ms$/) return v / 1000; if (v ~ /us$/) return v / 1e6; return v + 0 }
 		{ f = $NF; c = sec($4) }
-		f == "github.com/cilium/ebpf/ringbuf.(*Reader).ReadInto" { part["ring read"] += c }
+		f == "github.com/ocigate/ocigate/bpf/record.(*ring).next" || f == "github.com/ocigate/ocigate/bpf/record.(*ring).wait" { part["ring read"] += c }
 		f == "github.com/ocigate/ocigate/bpf/record.decodeInto" { part["decode"] += c }
 		f == "github.com/ocigate/ocigate/internal/agent.(*Agent).handle" { part["to event"] += c }
 		f == "github.com/ocigate/ocigate/internal/agent.(*Agent).processFor" { part["(process cache)"] += c }
