@@ -191,6 +191,8 @@ struct {
 } reader_sleeps SEC(".maps");
 
 #define WAKEUP_BYTES (64 << 10)	/* records waiting that wake the agent */
+/* A record's room in the ring: its header and the record, 8-aligned. */
+#define RECORD_ROOM ((sizeof(struct event) + 8 + 7) & ~7UL)
 
 /* Submits a record. The agent is woken when WAKEUP_BYTES wait, at once
  * when it has to act (urgent: a kill or signal left to it), or when its
@@ -199,14 +201,22 @@ struct {
  * At high rates it reads in batches instead of being woken per record,
  * and the programs do not pay for a wakeup per record. The flag is read
  * after the record was reserved: a reader that set it before it waited
- * either sees the reserved record when it starts waiting or is woken. */
+ * either sees the reserved record when it starts waiting or is woken.
+ *
+ * Beyond WAKEUP_BYTES only the record that lands the waiting bytes in
+ * the first RECORD_ROOM of a WAKEUP_BYTES step wakes it: a reader that
+ * is behind is reading already, and a wakeup per record (an IRQ-work
+ * interrupt on the producer's CPU, then the reader's wait queue) cost
+ * the producers more than the record itself. One that two producers
+ * at once step over is made up at the next step, or by the poll. */
 static __always_inline void submit(void *e, bool urgent)
 {
 	__u64 flags = BPF_RB_NO_WAKEUP;
 	__u32 zero = 0;
 	__u32 *sleeps = bpf_map_lookup_elem(&reader_sleeps, &zero);
+	__u64 avail = urgent ? 0 : bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA);
 
-	if (urgent || (sleeps && *sleeps) || bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= WAKEUP_BYTES)
+	if (urgent || (sleeps && *sleeps) || (avail >= WAKEUP_BYTES && (avail & (WAKEUP_BYTES - 1)) < RECORD_ROOM))
 		flags = BPF_RB_FORCE_WAKEUP;
 	bpf_ringbuf_submit(e, flags);
 }

@@ -47,12 +47,12 @@ profile_shares() {
 	go tool pprof -top -cum -nodecount=100000 "$OCIGATE_BIN/ocigate-agentd" "$1" 2>/dev/null | awk -v secs="$2" '
 		function sec(v) { if (v ~ /ms$/) return v / 1000; if (v ~ /us$/) return v / 1e6; return v + 0 }
 		{ f = $NF; c = sec($4) }
-		f == "github.com/cilium/ebpf/ringbuf.(*Reader).ReadInto" { part["ring read"] += c }
+		f == "github.com/ocigate/ocigate/bpf/record.(*ring).next" || f == "github.com/ocigate/ocigate/bpf/record.(*ring).wait" { part["ring read"] += c }
 		f == "github.com/ocigate/ocigate/bpf/record.decodeInto" { part["decode"] += c }
 		f == "github.com/ocigate/ocigate/internal/agent.(*Agent).handle" { part["to event"] += c }
 		f == "github.com/ocigate/ocigate/internal/agent.(*Agent).processFor" { part["(process cache)"] += c }
-		f == "github.com/ocigate/ocigate/internal/events.(*Event).AppendJSON" { part["encode"] += c }
-		f == "github.com/ocigate/ocigate/internal/events.(*Writer).flushLocked" { part["write"] += c }
+		f == "github.com/ocigate/ocigate/internal/events.(*Encoder).AppendJSON" { part["encode"] += c }
+		f == "github.com/ocigate/ocigate/internal/events.(*Writer).writeOutLocked" { part["write"] += c }
 		f == "runtime.gcBgMarkWorker" { part["GC"] += c }
 		END { n = split("ring read,decode,to event,(process cache),encode,write,GC", order, ",")
 			for (i = 1; i <= n; i++) printf "%s %.0f%%; ", order[i], 100 * part[order[i]] / secs }'

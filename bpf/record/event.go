@@ -192,8 +192,8 @@ func decodeInto(b []byte, ev *RawEvent, in *interner) error {
 		Dport: k.Dport, Sport: k.Sport, StdioInet: k.StdioInet & 0x07, Fileless: k.StdioInet&0x80 != 0,
 		Dialled: k.StdioInet&bpf.StdioDialled != 0 && k.StdioInet&0x07 != 0,
 		Relay:   Relay(k.StdioInet & relayMask), Peer: k.Peer,
-		Comm: in.str(k.Comm[:]), Binary: in.str(k.Binary[:]), Path: in.str(k.Path[:]),
-		AncestorComm: [2]string{in.str(k.AncestorComm[0][:]), in.str(k.AncestorComm[1][:])},
+		Comm: in.str(k.Comm[:], slotComm), Binary: in.str(k.Binary[:], slotBinary), Path: in.str(k.Path[:], slotPath),
+		AncestorComm: [2]string{in.str(k.AncestorComm[0][:], slotParent), in.str(k.AncestorComm[1][:], slotGrandparent)},
 		Owner:        k.Owner, OldFD: k.OldFd, NewFD: k.NewFd,
 		StartNs: k.StartTime, ParentStartNs: k.ParentStartTime, ExitCode: k.ExitCode,
 		DropReason: k.DropReason, StackIDs: [2]int32{k.KernelStack, k.UserStack}, argsBuf: buf,
@@ -220,20 +220,38 @@ func unmapped(a netip.Addr, family uint8) netip.Addr {
 
 // interner hands out one string per distinct name or path, so a busy
 // process's thousands of events share their strings instead of
-// allocating each. It is bounded: full, it starts over.
+// allocating each. It is bounded: full, it starts over. Each field
+// (slot) remembers its last string too: records come in runs from one
+// process, and comparing with the last one costs less than hashing.
 type interner struct {
-	m map[string]string
+	m    map[string]string
+	last [slots]string
 }
+
+// The record's string fields, each with its last string.
+const (
+	slotComm = iota
+	slotBinary
+	slotPath
+	slotParent
+	slotGrandparent
+	slots
+)
 
 const internMax = 4096
 
-// str is CString(b), interned; a nil interner only converts.
-func (in *interner) str(b []int8) string {
+// str is CString(b), interned; a nil interner only converts. slot names
+// the field.
+func (in *interner) str(b []int8, slot int) string {
 	raw := bpf.CBytes(b)
 	if in == nil || len(raw) == 0 {
 		return string(raw)
 	}
+	if last := in.last[slot]; string(raw) == last {
+		return last
+	}
 	if s, ok := in.m[string(raw)]; ok { // no allocation for the lookup
+		in.last[slot] = s
 		return s
 	}
 	if in.m == nil || len(in.m) >= internMax {
@@ -241,6 +259,7 @@ func (in *interner) str(b []int8) string {
 	}
 	s := string(raw)
 	in.m[s] = s
+	in.last[slot] = s
 	return s
 }
 

@@ -265,7 +265,7 @@ func TestDecodeIntoReuses(t *testing.T) {
 	for i := 0; i < internMax+10; i++ {
 		var k [8]int8
 		bpf.PutCString(k[:], strconv.Itoa(i))
-		in.str(k[:])
+		in.str(k[:], slotComm)
 	}
 	if len(in.m) > internMax {
 		t.Fatalf("interner holds %d strings", len(in.m))

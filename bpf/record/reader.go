@@ -4,18 +4,19 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cilium/ebpf"
-	"github.com/cilium/ebpf/ringbuf"
 
 	"github.com/ocigate/ocigate/bpf"
 )
 
 // Reader reads the kernel's ring buffer.
 type Reader struct {
-	rd       *ringbuf.Reader
-	rec      ringbuf.Record
+	mu       sync.Mutex // held while reading the ring; Close unmaps it under it
+	rg       *ring      // nil once closed
 	intern   interner
 	stacks   *ebpf.Map     // stack_traces; nil: stacks are not read
 	sleeps   *ebpf.Map     // reader_sleeps; nil: the reader always polls
@@ -23,6 +24,10 @@ type Reader struct {
 	found    bool          // records were read since the last look
 	empty    int           // looks in a row that found nothing
 	asleep   bool          // reader_sleeps is set: the kernel wakes the reader
+	more     bool          // records were ready after the last one read (Pending)
+	flushed  atomic.Bool   // Flush was called: Read returns ErrFlushed once the ring is empty
+	closed   atomic.Bool
+	poll     *ring // rg, for Flush and Close, which do not take mu
 }
 
 // NewReader opens the ring buffer events (the events map); the stack
@@ -30,18 +35,21 @@ type Reader struct {
 // not nil. With sleeps (the reader_sleeps map) not nil, a reader of a
 // quiet ring stops polling and waits until the programs wake it.
 func NewReader(events, stacks, sleeps *ebpf.Map) (*Reader, error) {
-	rd, err := ringbuf.NewReader(events)
+	size := int(events.MaxEntries())
+	if events.Type() != ebpf.RingBuf || size <= 0 || size&(size-1) != 0 {
+		return nil, fmt.Errorf("open event ring buffer: %v of %d bytes is not a ring buffer", events.Type(), size)
+	}
+	rg, err := openRing(events.FD(), size)
 	if err != nil {
 		return nil, fmt.Errorf("open event ring buffer: %w", err)
 	}
-	r := &Reader{rd: rd, stacks: stacks, sleeps: sleeps, interval: PollInterval}
+	r := &Reader{rg: rg, poll: rg, stacks: stacks, sleeps: sleeps, interval: PollInterval}
 	// A reader that stopped asleep (an agent killed) left the flag set:
 	// the programs would wake nobody for every record.
 	if err := r.setSleeps(false); err != nil {
-		rd.Close()
+		r.Close()
 		return nil, err
 	}
-	rd.SetDeadline(time.Now().Add(PollInterval))
 	return r, nil
 }
 
@@ -78,6 +86,10 @@ const (
 // ErrClosed is returned by Read after Close.
 var ErrClosed = os.ErrClosed
 
+// ErrFlushed is returned by Read after Flush, once every record that was
+// in the ring buffer has been read.
+var ErrFlushed = errors.New("ring buffer flushed")
+
 // Read blocks for the next event.
 func (r *Reader) Read() (*RawEvent, error) {
 	ev := &RawEvent{}
@@ -91,28 +103,41 @@ func (r *Reader) Read() (*RawEvent, error) {
 // array of its Args: the caller keeps no part of ev across calls. It is
 // not safe for concurrent use.
 func (r *Reader) ReadInto(ev *RawEvent) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	for {
-		err := r.rd.ReadInto(&r.rec)
-		if errors.Is(err, os.ErrDeadlineExceeded) {
-			// Everything there was has been read: look again later.
-			r.look()
-			continue
-		}
-		if errors.Is(err, ringbuf.ErrClosed) {
+		if r.rg == nil || r.closed.Load() {
 			return ErrClosed
 		}
+		b, err := r.rg.next()
 		if err != nil {
 			return fmt.Errorf("read event ring buffer: %w", err)
 		}
-		if r.asleep {
-			r.wake()
+		if b != nil {
+			if r.asleep {
+				r.wake()
+			}
+			r.found, r.more = true, r.rg.pending()
+			if err := decodeInto(b, ev, &r.intern); err != nil {
+				return err
+			}
+			ev.KernelStack, ev.UserStack = r.stack(ev.StackIDs[0]), r.stack(ev.StackIDs[1])
+			return nil
 		}
-		r.found = true
-		if err := decodeInto(r.rec.RawSample, ev, &r.intern); err != nil {
-			return err
+		if r.flushed.Swap(false) {
+			r.rg.store()
+			return ErrFlushed
 		}
-		ev.KernelStack, ev.UserStack = r.stack(ev.StackIDs[0]), r.stack(ev.StackIDs[1])
-		return nil
+		err = r.rg.wait(r.deadline(), func() bool { return r.flushed.Load() || r.closed.Load() })
+		switch {
+		case errors.Is(err, os.ErrDeadlineExceeded):
+			// Everything there was has been read: look again later.
+			r.look()
+		case err != nil && r.closed.Load():
+			return ErrClosed
+		case err != nil:
+			return fmt.Errorf("wait for event ring buffer: %w", err)
+		}
 	}
 }
 
@@ -130,11 +155,15 @@ func (r *Reader) look() {
 	if !r.asleep && r.sleeps != nil && r.empty >= SleepAfterLooks && r.setSleeps(true) == nil {
 		r.asleep = true
 	}
+}
+
+// deadline is when the next look is due: after the interval, or
+// SleepLook asleep.
+func (r *Reader) deadline() time.Time {
 	if r.asleep {
-		r.rd.SetDeadline(time.Now().Add(SleepLook))
-		return
+		return time.Now().Add(SleepLook)
 	}
-	r.rd.SetDeadline(time.Now().Add(r.interval))
+	return time.Now().Add(r.interval)
 }
 
 // wake goes back to polling at the first record after a sleep: the
@@ -144,7 +173,6 @@ func (r *Reader) wake() {
 		return // still flagged: the next record tries again
 	}
 	r.asleep, r.empty, r.interval = false, 0, PollInterval
-	r.rd.SetDeadline(time.Now().Add(r.interval))
 }
 
 // setSleeps writes reader_sleeps, when the reader has it.
@@ -191,16 +219,28 @@ func (r *Reader) stack(id int32) []uint64 {
 
 // Pending reports whether more records were ready when the last one was
 // read: a caller may wait for them before passing what it read on.
-func (r *Reader) Pending() bool { return r.rec.Remaining > 0 }
+func (r *Reader) Pending() bool { return r.more }
 
-// Close unblocks Read.
-func (r *Reader) Close() error { return r.rd.Close() }
-
-// ErrFlushed is returned by Read after Flush, once every record that was
-// in the ring buffer has been read.
-var ErrFlushed = ringbuf.ErrFlushed
+// Close unblocks Read and releases the ring buffer's mappings.
+func (r *Reader) Close() error {
+	if r.closed.Swap(true) {
+		return nil
+	}
+	err := r.poll.closePoll() // a Read waiting returns, and lets go of mu
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.rg.unmap()
+	r.rg = nil
+	return err
+}
 
 // Flush makes Read return what the ring buffer holds without waiting for
 // more, then ErrFlushed: a reader drains the kernel's events before it
 // stops.
-func (r *Reader) Flush() error { return r.rd.Flush() }
+func (r *Reader) Flush() error {
+	r.flushed.Store(true)
+	if err := r.poll.interrupt(); err != nil {
+		return fmt.Errorf("flush event ring buffer: %w", err)
+	}
+	return nil
+}

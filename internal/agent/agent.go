@@ -92,6 +92,7 @@ type Agent struct {
 	state         *workloadstate.Store
 	retained      map[uint32]*retainedProfile // replaced or inherited profile ids still in use (a.mu)
 	flushTimeout  time.Duration               // how long a stop waits for the events sink
+	encodeWarn    rateLimited                 // events the event pipe could not encode (its goroutine alone)
 	describer     Describer
 	clock         bootClock
 	execBackend   string            // the exec point's backend, for process events

@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"errors"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -44,29 +45,32 @@ const batchMax = 256
 // pending is what *record.Reader tells: more records are ready.
 type pending interface{ Pending() bool }
 
-// sinkQueue carries batches of events to the sink, at most QueueSize
-// events in all.
+// sinkQueue carries what the events file gets to its writer, at most
+// QueueSize events in all: the event pipe's lines, encoded where they
+// were made, and single events made elsewhere (emit).
 type sinkQueue struct {
-	c      chan []*events.Event
+	c      chan sinkItem
 	queued atomic.Int64
 }
 
-// put queues what fits of batch and returns how many did not; the
-// queue takes over the caller's hold of each event (events.Event.Hold)
-// and releases those it drops.
-func (q *sinkQueue) put(batch []*events.Event) int {
-	room := QueueSize - int(q.queued.Load())
-	lost := 0
-	if room < len(batch) {
-		lost = len(batch) - max(room, 0)
-		events.ReleaseAll(batch[max(room, 0):])
-		batch = batch[:max(room, 0)]
-	}
-	if len(batch) > 0 {
-		q.queued.Add(int64(len(batch)))
-		q.c <- batch // the channel holds QueueSize batches of at least one
-	}
-	return lost
+// sinkItem is n encoded lines (lines, from linePool), or one event.
+type sinkItem struct {
+	lines *[]byte
+	n     int
+	ev    *events.Event
+}
+
+// linePool holds the buffers batches of lines are encoded into; the
+// writer gives each back once written.
+var linePool = sync.Pool{New: func() any { return new([]byte) }}
+
+// room is how many more events the queue takes.
+func (q *sinkQueue) room() int { return QueueSize - int(q.queued.Load()) }
+
+// putLines queues n lines; the caller made sure they fit (room).
+func (q *sinkQueue) putLines(lines *[]byte, n int) {
+	q.queued.Add(int64(n))
+	q.c <- sinkItem{lines: lines, n: n} // the channel holds QueueSize items of at least one
 }
 
 // tryPut queues one event unless the queue is full or its channel would
@@ -77,12 +81,19 @@ func (q *sinkQueue) tryPut(ev *events.Event) bool {
 		return false
 	}
 	select {
-	case q.c <- []*events.Event{ev}:
+	case q.c <- sinkItem{ev: ev, n: 1}:
 		return true
 	default:
 		q.queued.Add(-1)
 		return false
 	}
+}
+
+// lineBatch is the lines the reader encoded and has not passed on yet.
+type lineBatch struct {
+	buf *[]byte
+	n   int
+	enc events.Encoder // the reader's, kept from batch to batch
 }
 
 // RunEvents reads src until it is closed or ctx ends, turns each record
@@ -91,7 +102,7 @@ func (q *sinkQueue) tryPut(ev *events.Event) bool {
 // written every queued event, or after the flush timeout, counting what
 // was left as dropped.
 func (a *Agent) RunEvents(ctx context.Context, src EventSource, w *events.Writer) {
-	q := &sinkQueue{c: make(chan []*events.Event, QueueSize)}
+	q := &sinkQueue{c: make(chan sinkItem, QueueSize)}
 	a.trust.setSink(q)
 	done := make(chan struct{})
 	go func() {
@@ -108,8 +119,7 @@ func (a *Agent) RunEvents(ctx context.Context, src EventSource, w *events.Writer
 	defer stop()
 	more, _ := src.(pending)
 	raw := &record.RawEvent{}
-	var batch []*events.Event
-	lastLen := 8
+	var batch lineBatch
 	for {
 		err := src.ReadInto(raw)
 		if err != nil {
@@ -121,21 +131,17 @@ func (a *Agent) RunEvents(ctx context.Context, src EventSource, w *events.Writer
 			continue
 		}
 		if ev := a.handle(raw); ev != nil {
-			if batch == nil {
-				// As large as the last one: a busy pipe makes one
-				// allocation per batch, not one per doubling, and a quiet
-				// one's small batches stay small while they wait.
-				batch = make([]*events.Event, 0, lastLen)
-			}
-			batch = append(batch, ev)
+			a.encodeForSink(q, w, &batch, ev)
+			ev.Release() // encoded: the file needs its bytes, not ev
 		}
-		if len(batch) > 0 && (len(batch) == batchMax || more == nil || !more.Pending()) {
-			lastLen = max(len(batch), 8)
-			a.stats.EventsDropped.Add(uint64(q.put(batch)))
-			batch = nil
+		if batch.n > 0 && (batch.n == batchMax || more == nil || !more.Pending()) {
+			q.putLines(batch.buf, batch.n)
+			batch.buf, batch.n = nil, 0
 		}
 	}
-	a.stats.EventsDropped.Add(uint64(q.put(batch)))
+	if batch.n > 0 {
+		q.putLines(batch.buf, batch.n)
+	}
 	src.Close()
 	a.trust.setSink(nil)
 	close(q.c)
@@ -147,6 +153,35 @@ func (a *Agent) RunEvents(ctx context.Context, src EventSource, w *events.Writer
 		a.log.Error("events sink blocked at stop: queued events not written", zap.Int64("dropped", left),
 			zap.Duration("waited", a.flushTimeout))
 	}
+}
+
+// encodeForSink encodes ev into batch when the events file takes its
+// type and the queue has room for it, else drops it and counts. The
+// reader encodes what it has just made, its memory still in this CPU's
+// cache, and the writer only writes: handing the events themselves to
+// the writer's goroutine cost the agent more in cache misses (each
+// event's memory moving between the two CPUs, there and back to be
+// recycled) than encoding them.
+func (a *Agent) encodeForSink(q *sinkQueue, w *events.Writer, batch *lineBatch, ev *events.Event) {
+	if !a.sinkTypes.match(ev) {
+		return
+	}
+	if q.room() <= batch.n {
+		a.stats.EventsDropped.Add(1)
+		return
+	}
+	if batch.buf == nil {
+		batch.buf = linePool.Get().(*[]byte)
+		*batch.buf = (*batch.buf)[:0]
+	}
+	b, err := w.AppendLine(*batch.buf, ev, &batch.enc)
+	*batch.buf = b
+	if err != nil {
+		a.stats.SinkErrors.Store(w.Lost())
+		a.encodeWarn.warn(a.log, "event not encoded", err)
+		return
+	}
+	batch.n++
 }
 
 // handle acts on one record and returns its event (nil for a record
@@ -192,16 +227,17 @@ func (a *Agent) writeEvents(q *sinkQueue, w *events.Writer) {
 		}
 	}
 	// Lines are written out when 64 KiB are buffered (the writer does
-	// it) or when the queue is empty: a busy pipe makes few large
-	// writes, a quiet one writes each batch the reader passed at once,
-	// without a timer to wake for.
-	for batch := range q.c {
-		q.queued.Add(-int64(len(batch)))
-		for _, ev := range batch {
-			if a.sinkTypes.match(ev) {
-				check(w.Write(ev))
-			}
-			ev.Release() // encoded: the writer keeps bytes, not ev
+	// it, and writes a large batch at once) or when the queue is empty:
+	// a busy pipe makes few large writes, a quiet one writes each batch
+	// the reader passed at once, without a timer to wake for.
+	for it := range q.c {
+		q.queued.Add(-int64(it.n))
+		if it.ev != nil {
+			check(w.Write(it.ev))
+			it.ev.Release() // encoded: the writer keeps bytes, not ev
+		} else {
+			check(w.WriteLines(*it.lines, it.n))
+			linePool.Put(it.lines)
 		}
 		if len(q.c) == 0 {
 			check(w.Flush())

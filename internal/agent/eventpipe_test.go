@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"strconv"
@@ -387,28 +388,28 @@ func TestRunEventsCountsSinkErrors(t *testing.T) {
 	}
 }
 
-// The sink's queue holds QueueSize events however they are batched; what
-// does not fit is dropped and counted.
+// The sink's queue holds QueueSize events however they are batched;
+// what does not fit is dropped and counted.
 func TestSinkQueueBound(t *testing.T) {
-	q := &sinkQueue{c: make(chan []*events.Event, QueueSize)}
-	batch := func(n int) []*events.Event {
-		b := make([]*events.Event, n)
-		for i := range b {
-			b[i] = &events.Event{}
-		}
-		return b
+	a, cg := convertFixture(t)
+	q := &sinkQueue{c: make(chan sinkItem, QueueSize)}
+	q.queued.Store(QueueSize - 10) // a writer that is behind
+	w := events.NewWriter(io.Discard)
+	var batch lineBatch
+	for range 25 {
+		ev := a.handle(connectRaw(cg))
+		a.encodeForSink(q, w, &batch, ev)
+		ev.Release()
 	}
-	if lost := q.put(batch(QueueSize - 10)); lost != 0 {
-		t.Fatalf("lost %d of a batch that fits", lost)
+	if batch.n != 10 || a.stats.EventsDropped.Load() != 15 {
+		t.Fatalf("%d lines batched, %d dropped; want 10 and 15", batch.n, a.stats.EventsDropped.Load())
 	}
-	if lost := q.put(batch(25)); lost != 15 || q.queued.Load() != QueueSize {
-		t.Fatalf("lost %d (queued %d), want 15 lost and the queue full", lost, q.queued.Load())
+	q.putLines(batch.buf, batch.n)
+	if q.queued.Load() != QueueSize || q.tryPut(&events.Event{}) {
+		t.Fatalf("queued %d, want the queue full and refusing more", q.queued.Load())
 	}
-	if lost := q.put(batch(3)); lost != 3 || len(q.c) != 2 {
-		t.Fatalf("full queue: lost %d, %d batches queued", lost, len(q.c))
-	}
-	if got := len(<-q.c) + len(<-q.c); got != QueueSize {
-		t.Fatalf("%d events queued", got)
+	if it := <-q.c; bytes.Count(*it.lines, []byte{'\n'}) != 10 || it.n != 10 {
+		t.Fatalf("queued %d lines of %d", bytes.Count(*it.lines, []byte{'\n'}), it.n)
 	}
 }
 

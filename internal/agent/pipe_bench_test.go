@@ -1,9 +1,13 @@
 package agent
 
 import (
+	"context"
 	"io"
 	"runtime"
 	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/ocigate/ocigate/bpf/record"
 	"github.com/ocigate/ocigate/internal/events"
@@ -115,4 +119,45 @@ func BenchmarkProcessCacheEntry(b *testing.B) {
 		b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/n, "heap-B/entry")
 		runtime.KeepAlive(a)
 	}
+}
+
+// benchSource yields n copies of one record, in ring-buffer batches of
+// 128 (Pending), then reports itself closed.
+type benchSource struct {
+	raw  record.RawEvent
+	n, i int
+}
+
+func (s *benchSource) ReadInto(raw *record.RawEvent) error {
+	if s.i == s.n {
+		return record.ErrClosed
+	}
+	s.i++
+	*raw = s.raw
+	return nil
+}
+
+func (s *benchSource) Pending() bool { return s.i%128 != 0 && s.i < s.n }
+func (s *benchSource) Close() error  { return nil }
+
+// The whole event pipe, both its goroutines: decisions from the reader
+// to JSON lines written out (to io.Discard: the file system's copy is
+// not the agent's code), in CPU time per event (getrusage, every
+// thread), which is what the pipe costs next to the kernel's producers
+// on two CPUs.
+func BenchmarkEventPipe(b *testing.B) {
+	a, raw := benchAgent(b)
+	var before, after unix.Rusage
+	b.ReportAllocs()
+	b.ResetTimer()
+	_ = unix.Getrusage(unix.RUSAGE_SELF, &before)
+	a.RunEvents(context.Background(), &benchSource{raw: raw, n: b.N}, events.NewWriter(io.Discard))
+	_ = unix.Getrusage(unix.RUSAGE_SELF, &after)
+	b.StopTimer()
+	if got := a.stats.EventsWritten.Load() + a.stats.EventsDropped.Load(); got != uint64(b.N) {
+		b.Fatalf("%d events written or dropped of %d", got, b.N)
+	}
+	cpu := time.Duration(after.Utime.Nano() + after.Stime.Nano() - before.Utime.Nano() - before.Stime.Nano())
+	b.ReportMetric(float64(cpu.Nanoseconds())/float64(b.N), "cpu-ns/event")
+	b.ReportMetric(float64(a.stats.EventsDropped.Load())/float64(b.N), "dropped/event")
 }

@@ -23,7 +23,7 @@ func (e *Event) AppendJSON(b []byte) ([]byte, error) {
 	if !e.timesValid() {
 		return b, ErrTimeRange
 	}
-	return e.appendJSON(b), nil
+	return e.appendJSON(b, nil), nil
 }
 
 func (e *Event) timesValid() bool {
@@ -56,7 +56,9 @@ func validTime(t time.Time) bool {
 	return y >= 0 && y <= 9999
 }
 
-func (e *Event) appendJSON(b []byte) []byte {
+// appendJSON appends e's encoding; c, when not nil, remembers what
+// repeats (Encoder).
+func (e *Event) appendJSON(b []byte, c *Encoder) []byte {
 	b = append(b, '{')
 	first := true
 	if e.ProcessKprobe != nil {
@@ -86,10 +88,14 @@ func (e *Event) appendJSON(b []byte) []byte {
 	b = key(b, &first, "node_name")
 	b = appendString(b, e.NodeName)
 	b = key(b, &first, "time")
-	b = appendTime(b, e.Time)
+	b = c.appendTime(b, e.Time)
 	if e.Ocigate != nil {
 		b = key(b, &first, "ocigate")
-		b = e.Ocigate.appendJSON(b)
+		if c != nil {
+			b = c.appendOcigate(b, e.Ocigate)
+		} else {
+			b = e.Ocigate.appendJSON(b)
+		}
 	}
 	return append(b, '}')
 }

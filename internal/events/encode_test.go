@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strconv"
 	"testing"
 	"time"
@@ -71,7 +72,17 @@ func checkSameAsMarshal(t *testing.T, what string, ev *Event) {
 	if got, err := ev.AppendJSON(nil); err != nil || !bytes.Equal(got, want) {
 		t.Errorf("%s:\n got  %s\n want %s", what, got, want)
 	}
+	// An Encoder that encoded every event before this one, twice.
+	for range 2 {
+		if got, err := sharedEncoder.AppendJSON(nil, ev); err != nil || !bytes.Equal(got, want) {
+			t.Errorf("%s, by an Encoder:\n got  %s\n want %s", what, got, want)
+		}
+	}
 }
+
+// sharedEncoder encodes every event checkSameAsMarshal checks: what it
+// remembers of one must never show in the next.
+var sharedEncoder Encoder
 
 func TestAppendJSONIsMarshal(t *testing.T) {
 	for seed := 0; seed < len(trickyStrings); seed++ {
@@ -250,7 +261,7 @@ func TestAppendJSONGolden(t *testing.T) {
 	var got []byte
 	for _, ev := range goldenEvents() {
 		checkSameAsMarshal(t, ev.Type(), ev)
-		got = append(ev.appendJSON(got), '\n')
+		got = append(ev.appendJSON(got, nil), '\n')
 	}
 	golden := filepath.Join("testdata", "encode", "events.golden.jsonl")
 	if *update {
@@ -284,5 +295,51 @@ func BenchmarkMarshal(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		_, _ = json.Marshal(ev)
+	}
+}
+
+// An Encoder compares every field of the ocigate object it remembers:
+// each changed alone changes the encoding.
+func TestEncoderOcigateFields(t *testing.T) {
+	var base Ocigate
+	n := 0
+	fill(reflect.ValueOf(&base).Elem(), &n)
+	var c Encoder
+	at := time.Date(2026, 11, 23, 13, 43, 36, 0, time.UTC)
+	for i := range reflect.TypeOf(base).NumField() {
+		o := base
+		o.StdioSockets = slices.Clone(base.StdioSockets)
+		sel := *base.Selector
+		o.Selector = &sel
+		f := reflect.ValueOf(&o).Elem().Field(i)
+		switch f.Kind() {
+		case reflect.Pointer:
+			f.Elem().SetInt(f.Elem().Int() + 1)
+		case reflect.Slice:
+			f.Index(1).SetInt(f.Index(1).Int() + 1)
+		default:
+			fill(f, &n)
+		}
+		for _, og := range []*Ocigate{&base, &o} {
+			ev := &Event{NodeName: "n", Time: at, Ocigate: og}
+			want, _ := ev.AppendJSON(nil)
+			if got, _ := c.AppendJSON(nil, ev); !bytes.Equal(got, want) {
+				t.Fatalf("field %s: got %s, want %s", reflect.TypeOf(base).Field(i).Name, got, want)
+			}
+		}
+	}
+}
+
+// An Encoder writes times as time.Time's MarshalJSON does.
+func TestEncoderTimes(t *testing.T) {
+	var c Encoder
+	start := time.Date(2026, 12, 6, 23, 59, 59, 0, time.UTC)
+	for _, d := range []time.Duration{0, 1, 10, 100, 120, 999999999, 1000000000, 1000000001, 123456789, 100000000, 3 * time.Hour, 400 * 24 * time.Hour} {
+		for _, at := range []time.Time{start.Add(d), start.Add(d).In(time.FixedZone("x", 3600)), time.Date(5, 1, 2, 3, 4, 5, 6000, time.UTC)} {
+			want, _ := at.MarshalJSON()
+			if got := c.appendTime(nil, at); !bytes.Equal(got, want) {
+				t.Errorf("%v: got %s, want %s", at, got, want)
+			}
+		}
 	}
 }

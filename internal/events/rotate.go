@@ -67,6 +67,12 @@ func openAppend(path string) (*os.File, int64, error) {
 	return f, fi.Size(), nil
 }
 
+// within says whether the file may have to rotate within n bytes of
+// whole lines: then each line must be looked at (due).
+func (r *rotatingFile) within(n int64) bool {
+	return r.rot.MaxSize > 0 && r.size+n > r.rot.MaxSize
+}
+
 // due says whether a line of n bytes must go to a fresh file. A file
 // that holds nothing yet takes any line, however long.
 func (r *rotatingFile) due(n int64) bool {

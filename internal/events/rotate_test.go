@@ -244,3 +244,52 @@ func TestRotationValidate(t *testing.T) {
 		}
 	}
 }
+
+// Lines encoded apart (AppendLine) and buffered in batches (WriteLines)
+// end up in the files exactly as events written one by one do, across
+// rotations within a batch.
+func TestWriteLinesRotatesLikeWrite(t *testing.T) {
+	n := lineLen(t, 100)
+	dir := t.TempDir()
+	open := func(name string) (*Writer, string) {
+		path := filepath.Join(dir, name)
+		w, err := OpenFile(path, Rotation{MaxSize: 3*n + n/2, MaxBackups: 9})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return w, path
+	}
+	one, onePath := open("one.jsonl")
+	writeAll(t, one, 100, 119)
+	batched, batchedPath := open("batched.jsonl")
+	var b []byte
+	lines := 0
+	for pid := uint32(100); pid <= 119; pid++ {
+		var err error
+		if b, err = batched.AppendLine(b, sample(pid), &Encoder{}); err != nil {
+			t.Fatal(err)
+		}
+		if lines++; lines == 7 || pid == 119 {
+			if err := batched.WriteLines(b, lines); err != nil {
+				t.Fatal(err)
+			}
+			b, lines = b[:0], 0
+		}
+	}
+	for _, w := range []*Writer{one, batched} {
+		if err := w.Close(); err != nil || w.Written() != 20 {
+			t.Fatalf("close: %v, %d written", err, w.Written())
+		}
+	}
+	for i := 0; i <= 9; i++ {
+		suffix := ""
+		if i > 0 {
+			suffix = "." + strconv.Itoa(i)
+		}
+		want, _ := os.ReadFile(onePath + suffix)
+		got, _ := os.ReadFile(batchedPath + suffix)
+		if string(got) != string(want) {
+			t.Fatalf("file %q: batched %q, one by one %q", suffix, got, want)
+		}
+	}
+}

@@ -36,6 +36,7 @@ type Writer struct {
 	pending []byte        // whole lines not written out yet
 	lines   int           // lines in pending
 	line    []byte        // a line held aside while the file rotates
+	enc     Encoder       // Write's
 	file    *rotatingFile // nil: the caller's io.Writer, not rotated
 	written atomic.Uint64
 	lost    atomic.Uint64
@@ -78,13 +79,71 @@ func (w *Writer) Write(e *Event) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	start := len(w.pending)
-	b, err := e.AppendJSON(w.pending)
+	b, err := w.AppendLine(w.pending, e, &w.enc)
+	w.pending = b
 	if err != nil {
-		w.pending = b[:start]
-		w.lost.Add(1)
-		return &LostError{Events: 1, Err: fmt.Errorf("encode event: %w", err)}
+		return err
 	}
-	w.pending = append(b, '\n')
+	return w.addedLocked(start)
+}
+
+// AppendLine appends e's line (AppendJSON and a newline, by enc) to b,
+// for WriteLines: a caller may encode events where they are made, with
+// its own Encoder, while another goroutine writes. An event that
+// cannot be encoded is counted lost (a *LostError) and b is returned as
+// it was.
+func (w *Writer) AppendLine(b []byte, e *Event, enc *Encoder) ([]byte, error) {
+	start := len(b)
+	b, err := enc.AppendJSON(b, e)
+	if err != nil {
+		w.lost.Add(1)
+		return b[:start], &LostError{Events: 1, Err: fmt.Errorf("encode event: %w", err)}
+	}
+	return append(b, '\n'), nil
+}
+
+// WriteLines buffers b, n whole lines made by AppendLine, as Write
+// would each; errors as Write's. A large b while nothing else is
+// buffered is written out at once, not copied: a caller that encodes
+// batches of lines hands them over without another copy.
+func (w *Writer) WriteLines(b []byte, n int) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if n == 0 {
+		return nil
+	}
+	if w.file != nil && w.file.within(int64(len(b))) {
+		// The file may rotate within b: line by line, as Write does.
+		var first error
+		for len(b) > 0 {
+			i := bytes.IndexByte(b, '\n') + 1
+			start := len(w.pending)
+			w.pending = append(w.pending, b[:i]...)
+			if err := w.addedLocked(start); err != nil && first == nil {
+				first = err
+			}
+			b = b[i:]
+		}
+		return first
+	}
+	if w.file != nil {
+		w.file.size += int64(len(b))
+	}
+	if len(b) < flushAt || w.lines > 0 {
+		w.pending = append(w.pending, b...)
+		w.lines += n
+		if len(w.pending) >= flushAt {
+			return w.flushLocked()
+		}
+		return nil
+	}
+	return w.writeOutLocked(b, n)
+}
+
+// addedLocked takes the line just appended to pending at start: it
+// rotates the file before it when due, and writes out when enough is
+// buffered.
+func (w *Writer) addedLocked(start int) error {
 	n := len(w.pending) - start
 	var rotErr error
 	if w.file != nil && w.file.due(int64(n)) {
@@ -131,20 +190,29 @@ func (w *Writer) flushLocked() error {
 	if w.lines == 0 {
 		return nil
 	}
-	b := w.pending
+	err := w.writeOutLocked(w.pending, w.lines)
+	w.pending = w.pending[:0]
+	w.lines = 0
+	return err
+}
+
+// writeOutLocked writes b, lines whole lines, in one write, counting
+// those written and those lost (not written completely).
+func (w *Writer) writeOutLocked(b []byte, lines int) error {
 	n, err := w.out.Write(b)
 	if err == nil && n < len(b) {
 		err = io.ErrShortWrite
 	}
-	done := bytes.Count(b[:n], []byte{'\n'})
-	lost := w.lines - done
+	done := lines
+	if n < len(b) {
+		done = bytes.Count(b[:n], []byte{'\n'})
+	}
 	w.written.Add(uint64(done))
 	if w.file != nil {
 		w.file.size -= int64(len(b) - n)
 	}
-	w.pending = w.pending[:0]
-	w.lines = 0
 	if err != nil {
+		lost := lines - done
 		w.lost.Add(uint64(lost))
 		return &LostError{Events: lost, Err: fmt.Errorf("write events: %w", err)}
 	}

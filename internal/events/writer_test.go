@@ -352,3 +352,28 @@ func TestWriterReopen(t *testing.T) {
 		t.Errorf("a writer on an io.Writer: %v", err)
 	}
 }
+
+// A batch of lines as large as a flush is written at once, and what a
+// failed write loses is counted per line.
+func TestWriteLinesLargeBatch(t *testing.T) {
+	per := int(lineLen(t, 100))
+	lines := flushAt/per + 1
+	out := &flakyWriter{fail: true, room: per + per/2}
+	w := NewWriter(out)
+	var b []byte
+	for range lines {
+		b, _ = w.AppendLine(b, sample(100), &Encoder{})
+	}
+	var lost *LostError
+	if err := w.WriteLines(b, lines); !errors.As(err, &lost) || lost.Events != lines-1 {
+		t.Fatalf("write: %v, want %d events lost", err, lines-1)
+	}
+	if w.Written() != 1 || w.Lost() != uint64(lines-1) {
+		t.Fatalf("written %d lost %d, want 1 and %d", w.Written(), w.Lost(), lines-1)
+	}
+	out.fail = false
+	before := out.Len()
+	if err := w.WriteLines(b, lines); err != nil || w.Written() != uint64(lines+1) || out.Len()-before != len(b) {
+		t.Fatalf("write: %v, %d written, %d bytes out of %d", err, w.Written(), out.Len()-before, len(b))
+	}
+}
