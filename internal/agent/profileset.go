@@ -1,7 +1,10 @@
 package agent
 
 import (
+	"cmp"
 	"fmt"
+	"maps"
+	"slices"
 	"time"
 
 	"go.uber.org/zap"
@@ -46,8 +49,16 @@ func (a *Agent) loadCatalog(c *profiles.Catalog) (*profileSet, error) {
 	return set, nil
 }
 
+// inLoadOrder lists the set's profiles in the order they were loaded (by
+// id), so that unloads happen, and are logged, in the same order in
+// every run.
+func (s *profileSet) inLoadOrder() []loadedProfile {
+	return slices.SortedFunc(maps.Values(s.byName), func(x, y loadedProfile) int { return cmp.Compare(x.id, y.id) })
+}
+
+// unloadSet unloads every profile of set.
 func (a *Agent) unloadSet(set *profileSet) {
-	for _, lp := range set.byName {
+	for _, lp := range set.inLoadOrder() {
 		if err := a.enf.UnloadProfile(lp.id); err != nil {
 			a.log.Warn("unload profile", zap.String("profile", lp.profile.Name), zap.Error(err))
 		}
@@ -215,7 +226,7 @@ func (a *Agent) keepOnCurrentRules(keeps []keep) {
 // forgotten a little later. Called with a.mu held.
 func (a *Agent) unloadReplaced(old *profileSet) {
 	var gone []uint32
-	for _, lp := range old.byName {
+	for _, lp := range old.inLoadOrder() {
 		if _, kept := a.retained[lp.id]; kept {
 			continue
 		}
