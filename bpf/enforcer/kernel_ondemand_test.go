@@ -32,18 +32,7 @@ func TestOnDemandPointsAttachDetachAcrossRestarts(t *testing.T) {
 	if got := e1.OnDemandPoints(); !reflect.DeepEqual(got, []string{"drop", "receive", "xmit"}) {
 		t.Fatalf("on-demand points %v", got)
 	}
-	xmit := pinnedLinkID(t, dir, "dev_xmit")
-	wantXmit(t, e1, dir, true)
-	if err := e1.DetachPoint("xmit"); err != nil {
-		t.Fatal(err)
-	}
-	if err := e1.DetachPoint("xmit"); err != nil { // twice: nothing to do
-		t.Fatal(err)
-	}
-	if linkExists(t, xmit) {
-		t.Fatal("xmit's link is still in the kernel after DetachPoint")
-	}
-	wantXmit(t, e1, dir, false)
+	detachXmit(t, e1, dir)
 	if runs := xmitRuns(t, e1); runs != 0 {
 		t.Fatalf("detached xmit ran %d times under loopback traffic", runs)
 	}
@@ -170,4 +159,28 @@ func progRuns(t *testing.T, p *ebpf.Program) uint64 {
 		t.Fatal(err)
 	}
 	return st.RunCount
+}
+
+// detachXmit detaches an attached xmit, twice, and checks it is reported
+// attached until its link has left the kernel, then detached.
+func detachXmit(t *testing.T, e *Enforcer, dir string) {
+	t.Helper()
+	xmit := pinnedLinkID(t, dir, "dev_xmit")
+	wantXmit(t, e, dir, true)
+	if err := e.DetachPoint("xmit"); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.DetachPoint("xmit"); err != nil { // twice: nothing to do
+		t.Fatal(err)
+	}
+	// The links close behind DetachPoint: until they have, the point is
+	// reported attached.
+	if linkExists(t, xmit) && !e.PointAttached("xmit") {
+		t.Fatal("xmit reported detached while its link is still in the kernel")
+	}
+	e.settleDetaches()
+	if linkExists(t, xmit) {
+		t.Fatal("xmit's link is still in the kernel after DetachPoint settled")
+	}
+	wantXmit(t, e, dir, false)
 }
