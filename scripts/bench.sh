@@ -47,7 +47,7 @@ unpin() {
 }
 cleanup() {
 	unpin || true
-	for id in bench-on bench-off bench-create bench-true bench-nop bench-nop2; do runc delete -f "$id" >/dev/null 2>&1 || true; done
+	for id in bench-on bench-off bench-off2 bench-create bench-true bench-nop bench-nop2; do runc delete -f "$id" >/dev/null 2>&1 || true; done
 	sysctl -qw kernel.bpf_stats_enabled=0 || true
 	rmdir /sys/fs/cgroup/unified/ocigate-demo 2>/dev/null || true
 	rm -rf "$work"
@@ -171,17 +171,19 @@ read -r agent_verify agent_record agent_maps agent_took <<<"$agent_steps"
 echo "bench: runc run true, with vs without the hook, interleaved"
 mk_bundle "$work/ton" "$work/rootfs" bench-on yes "$sock" /bin/true
 mk_bundle "$work/toff" "$work/rootfs" bench-off no "" /bin/true
+mk_bundle "$work/toff2" "$work/rootfs" bench-off2 no "" /bin/true # the same again: the run's noise
 mk_bundle "$work/tcreate" "$work/rootfs" bench-create create "$sock" /bin/true
 mk_bundle "$work/ttrue" "$work/rootfs" bench-true hook:/bin/true "" /bin/true
 mk_bundle "$work/tnop" "$work/rootfs" bench-nop "hook:$work/nop" "" /bin/true
 mk_bundle "$work/tnop2" "$work/rootfs" bench-nop2 "hooks:$work/nop" "" /bin/true
-"$work/interleave" -n "${RUNC_RUNS:-200}" -warmup 3 "without-hook=runc run --bundle $work/toff bench-off" \
+"$work/interleave" -n "${RUNC_RUNS:-400}" -warmup 3 "without-hook=runc run --bundle $work/toff bench-off" \
+	"without-hook-again=runc run --bundle $work/toff2 bench-off2" \
 	"with-hook=runc run --bundle $work/ton bench-on" "with-hook-no-poststop=runc run --bundle $work/tcreate bench-create" \
 	"true-hook=runc run --bundle $work/ttrue bench-true" "nop-hook=runc run --bundle $work/tnop bench-nop" \
 	"nop-hooks=runc run --bundle $work/tnop2 bench-nop2" >"$out/runc-run.txt"
 # rr NAME: the median of NAME's runs, in ms.
 rr() { awk -v k="$1" '$1==k{printf "%.2f", $3/1000}' "$out/runc-run.txt"; }
-runc_off=$(rr without-hook) runc_on=$(rr with-hook) runc_create=$(rr with-hook-no-poststop)
+runc_off=$(rr without-hook) runc_off2=$(rr without-hook-again) runc_on=$(rr with-hook) runc_create=$(rr with-hook-no-poststop)
 runc_true=$(rr true-hook) runc_nop=$(rr nop-hook) runc_nop2=$(rr nop-hooks)
 
 echo "bench: connect program cost vs rule set size and registrations"
@@ -228,14 +230,15 @@ hook_unmet() {
 # with the Go program that does nothing as its hook).
 runc_unmet() {
 	awk -v off="$runc_off" -v on="$runc_on" -v cr="$runc_create" -v tr="$runc_true" -v np="$runc_nop" -v np2="$runc_nop2" \
-		-v ps="$poststop_p50" '
+		-v ps="$poststop_p50" -v off2="$runc_off2" '
 		BEGIN { if (cr / off <= 1.05 && on / off <= 1.05) exit
-		printf "\nrunc run over its target (createRuntime only %.3f, both hooks %.3f): runc running any createRuntime hook" \
+		printf "\nrunc run over its target (createRuntime only %.3f, both hooks %.3f; the same run without a hook, measured" \
+			" again in the same rounds, %.3f: the noise of these ratios): runc running any createRuntime hook" \
 			" costs %+.2f ms (/bin/true as the hook, %.3f); a Go hook that does nothing %+.2f ms (%.3f), and as both hooks" \
 			" %+.2f ms (%.3f); ocigate'"'"'s hook %+.2f ms beyond that Go floor (its start, state, cgroup and the agent'"'"'s" \
 			" answer, as above). The poststop hook adds %+.2f ms (a second hook process, round trip p50 %d us), %+.2f ms" \
 			" beyond the Go floor of two hooks; with --no-poststop the agent drops a workload itself when its cgroup is" \
-			" removed.\n", cr / off, on / off, tr - off, tr / off, np - off, np / off, np2 - off, np2 / off, cr - np, on - cr, ps,
+			" removed.\n", cr / off, on / off, off2 / off, tr - off, tr / off, np - off, np / off, np2 - off, np2 / off, cr - np, on - cr, ps,
 			(on - cr) - (np2 - np) }'
 }
 {
@@ -251,8 +254,9 @@ runc_unmet() {
 	echo "| hook start alone: \`ocigate-hook --version\` p50 (us) vs exec of /bin/true | $true_p50 | $version_p50 | $(ratio "$version_p50" "$true_p50") | |"
 	echo "| floor: exec of a static Go program that does nothing, p50 (us) vs exec of /bin/true | $true_p50 | $nop_p50 | $(ratio "$nop_p50" "$true_p50") | |"
 	echo "| hook poststop round trip p50 (us) vs exec of /bin/true | $true_p50 | $poststop_p50 | $(ratio "$poststop_p50" "$true_p50") | |"
-	echo "| runc run busybox true, both hooks, median of ${RUNC_RUNS:-200} interleaved (ms) | $runc_off | $runc_on | $(ratio "$runc_on" "$runc_off") | <= 1.05 |"
+	echo "| runc run busybox true, both hooks, median of ${RUNC_RUNS:-400} interleaved (ms) | $runc_off | $runc_on | $(ratio "$runc_on" "$runc_off") | <= 1.05 |"
 	echo "| runc run busybox true, createRuntime hook only (--no-poststop), median (ms) | $runc_off | $runc_create | $(ratio "$runc_create" "$runc_off") | <= 1.05 |"
+	echo "| control: runc run busybox true without a hook again, a second command in the same rounds (the run's noise), median (ms) | $runc_off | $runc_off2 | $(ratio "$runc_off2" "$runc_off") | |"
 	echo "| floor: runc run busybox true, /bin/true as createRuntime hook, median (ms) | $runc_off | $runc_true | $(ratio "$runc_true" "$runc_off") | |"
 	echo "| floor: runc run busybox true, the Go program that does nothing as createRuntime hook, median (ms) | $runc_off | $runc_nop | $(ratio "$runc_nop" "$runc_off") | |"
 	echo "| floor: runc run busybox true, the Go program that does nothing as createRuntime and poststop hooks, median (ms) | $runc_off | $runc_nop2 | $(ratio "$runc_nop2" "$runc_off") | |"
