@@ -60,16 +60,21 @@ points_attached() {
 	"$OCIGATE_BIN/ocigate-agentd" status --socket "$work/agentd.sock" -o json |
 		jq '[.backends[] | select(.point == "receive" or .point == "xmit" or .point == "drop") | select(.detached | not)] | length'
 }
-# switch_points N: load (3) or remove (0) the profile and wait until the
-# agent has that many points attached.
-switch_points() {
-	if [ "$1" = 3 ]; then mv "$work/off/bench-packets.yaml" "$work/profiles/"; else mv "$work/profiles/bench-packets.yaml" "$work/off/"; fi
+# wait_points N: wait until the agent has N points attached (a detached
+# point's links close shortly after the agent detaches it).
+wait_points() {
 	for _ in $(seq 100); do
 		[ "$(points_attached)" = "$1" ] && return 0
 		sleep 0.1
 	done
 	echo "bench-packets: the agent never had $1 per-packet points attached" >&2
 	exit 1
+}
+# switch_points N: load (3) or remove (0) the profile and wait until the
+# agent has that many points attached.
+switch_points() {
+	if [ "$1" = 3 ]; then mv "$work/off/bench-packets.yaml" "$work/profiles/"; else mv "$work/profiles/bench-packets.yaml" "$work/off/"; fi
+	wait_points "$1"
 }
 # packet_stats: "PROGRAM run_time_ns run_cnt" of the per-packet points'
 # programs, from the agent's metrics (its own programs only).
@@ -81,7 +86,7 @@ packet_stats() {
 		END { for (p in c) printf "%s %.0f %.0f\n", p, t[p], c[p] }'
 }
 
-[ "$(points_attached)" = 0 ] || { echo "bench-packets: per-packet points attached with the built-in profiles" >&2; exit 1; }
+wait_points 0 # with the built-in profiles
 sysctl -qw kernel.bpf_stats_enabled=1
 : >"$work/on.txt"
 : >"$work/off.txt"
