@@ -169,7 +169,11 @@ int sock_release(struct bpf_sock *sk)
 		q->cookie = cookie;
 		decide();
 	}
-	bpf_map_delete_elem(&sock_owners, &cookie); /* UntrackSock */
+	/* UntrackSock. Every socket of the host is released here, and few
+	 * are tracked: a lookup does not take the bucket's lock that a
+	 * delete of a missing key does. */
+	if (bpf_map_lookup_elem(&sock_owners, &cookie))
+		bpf_map_delete_elem(&sock_owners, &cookie);
 	return 1;
 }
 

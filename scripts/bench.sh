@@ -29,7 +29,7 @@ cd "$(dirname "$0")/.."
 . scripts/lib.sh
 
 [ "$(id -u)" = 0 ] || { echo "bench: run as root" >&2; exit 1; }
-ROUNDS=${ROUNDS:-5}
+ROUNDS=${ROUNDS:-11}
 CONNECTS=${CONNECTS:-20000}
 out=bench-results
 mkdir -p "$out"
@@ -80,18 +80,31 @@ connect_prog_stats() {
 		END { printf "%.0f %.0f\n", t, c }'
 }
 
+# all_prog_ns: the run time (ns) of all the agent's programs together.
+all_prog_ns() {
+	curl -sf "http://$METRICS_ADDR/metrics" | awk '/^ocigate_bpf_program_run_seconds_total\{/ { t += $2 * 1e9 } END { printf "%.0f\n", t }'
+}
+
 echo "bench: connect latency, $ROUNDS alternating rounds of $CONNECTS connects"
 sysctl -qw kernel.bpf_stats_enabled=1
 : >"$work/on.txt"
 : >"$work/off.txt"
-on_ns=0 on_cnt=0
+on_ns=0 on_cnt=0 off_all=0 on_all=0
 for r in $(seq "$ROUNDS"); do
+	a0=$(all_prog_ns)
 	run_container "$work/off" bench-off 120 >>"$work/off.txt"
+	a1=$(all_prog_ns)
 	read -r t0 c0 < <(connect_prog_stats)
 	run_container "$work/on" bench-on 120 >>"$work/on.txt"
 	read -r t1 c1 < <(connect_prog_stats)
+	a2=$(all_prog_ns)
 	on_ns=$((on_ns + t1 - t0)) on_cnt=$((on_cnt + c1 - c0))
+	off_all=$((off_all + a1 - a0)) on_all=$((on_all + a2 - a1))
 done
+# All programs per connect+accept+close (each round makes a tenth more
+# to warm up), either side, and the ratio they alone would make.
+conns=$((ROUNDS * (CONNECTS + CONNECTS / 10)))
+conn_bpf_off=$((off_all / conns)) conn_bpf_on=$((on_all / conns))
 # The unenforced container's connects also run the program (attached at
 # the cgroup root); measure its cost for an unregistered cgroup too.
 read -r t0 c0 < <(connect_prog_stats)
@@ -102,6 +115,8 @@ on_prog_ns=$(( on_ns / (on_cnt > 0 ? on_cnt : 1) ))
 sysctl -qw kernel.bpf_stats_enabled=0
 on_med=$(median <"$work/on.txt")
 off_med=$(median <"$work/off.txt")
+conn_floor=$(awk -v a="$conn_bpf_on" -v b="$conn_bpf_off" -v off="$off_med" 'BEGIN { printf "%.3f", 1 + (a - b) / off }')
+conn_rounds=$(paste -d' ' "$work/off.txt" "$work/on.txt" | awk '{ printf "%s%.3f", NR > 1 ? ", " : "", $2 / $1 }')
 
 # proc_prog_stats: "PROGRAM run_time_ns run_cnt" of the agent's process
 # tracking programs, from its metrics (its own programs only).
@@ -269,6 +284,10 @@ runc_unmet() {
 		"record write $agent_record, map writes $agent_maps, all $agent_took."
 	hook_unmet
 	runc_unmet
+	echo
+	echo "loopback connect+accept+close, all of the agent's programs (bpf_stats): $conn_bpf_off ns per connect in the unenforced" \
+		"container (every host socket pays it), $conn_bpf_on ns in the enforced one; against the unenforced loop's $off_med ns the" \
+		"programs alone make a ratio of $conn_floor. The rounds' own ratios, enforced / unenforced: $conn_rounds."
 	echo
 	echo "fork+exec process tracking programs (bpf_stats, enforced rounds): $exec_progs. The agent's CPU over the" \
 		"enforced rounds: $exec_agent_us us per fork+exec+exit (its two events written, container start and idle polling included)." \
