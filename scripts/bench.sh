@@ -116,7 +116,7 @@ sysctl -qw kernel.bpf_stats_enabled=0
 on_med=$(median <"$work/on.txt")
 off_med=$(median <"$work/off.txt")
 conn_floor=$(awk -v a="$conn_bpf_on" -v b="$conn_bpf_off" -v off="$off_med" 'BEGIN { printf "%.3f", 1 + (a - b) / off }')
-conn_rounds=$(paste -d' ' "$work/off.txt" "$work/on.txt" | awk '{ printf "%s%.3f", NR > 1 ? ", " : "", $2 / $1 }')
+conn_rounds=$(paste -d' ' "$work/off.txt" "$work/on.txt" | awk '{ printf "%s%.3f", (NR > 1 ? ", " : ""), $2 / $1 }')
 
 # proc_prog_stats: "PROGRAM run_time_ns run_cnt" of the agent's process
 # tracking programs, from its metrics (its own programs only).
