@@ -16,7 +16,7 @@ import (
 // Defaults of Trimmer's fields (zero values take them).
 const (
 	DefaultInterval = time.Second
-	DefaultMinFree  = 4 << 20
+	DefaultMinFree  = 1 << 20
 	DefaultSpacing  = 2 * time.Second
 )
 
