@@ -36,12 +36,7 @@ func dialBlocking(ctx context.Context, path string) (*blockConn, error) {
 			return nil, err
 		}
 	}
-	for {
-		err = syscall.Connect(fd, &syscall.SockaddrUnix{Name: path})
-		if !errors.Is(err, syscall.EINTR) {
-			break
-		}
-	}
+	err = connectUnix(fd, path)
 	if err != nil {
 		syscall.Close(fd)
 		if errors.Is(err, syscall.EAGAIN) { // the send timeout passed in a full backlog
@@ -115,12 +110,7 @@ func dialPolled(ctx context.Context, path string) (*os.File, error) {
 	if err != nil {
 		return nil, os.NewSyscallError("socket", err)
 	}
-	for {
-		err = syscall.Connect(fd, &syscall.SockaddrUnix{Name: path})
-		if !errors.Is(err, syscall.EINTR) {
-			break
-		}
-	}
+	err = connectUnix(fd, path)
 	if err != nil {
 		syscall.Close(fd)
 		return nil, &os.PathError{Op: "connect", Path: path, Err: err}
@@ -138,4 +128,15 @@ func Listening(ctx context.Context, socket string) error {
 		return err
 	}
 	return f.Close()
+}
+
+// connectUnix connects fd to the unix socket at path, again when a
+// signal interrupted it.
+func connectUnix(fd int, path string) error {
+	for {
+		err := syscall.Connect(fd, &syscall.SockaddrUnix{Name: path})
+		if !errors.Is(err, syscall.EINTR) {
+			return err
+		}
+	}
 }
