@@ -246,7 +246,7 @@ func TestSeedPoliciesWithKubectl(t *testing.T) {
 	waitEvent(t, ns, "seed-enforce", map[string]string{"policy_name": "detect-reverse-shell-outbound", "action": "KPROBE_ACTION_POST"})
 }
 
-const imageProfile = `apiVersion: ocigate.io/v1alpha1
+var imageProfile = `apiVersion: ocigate.io/v1alpha1
 kind: WorkloadProfile
 metadata: {name: %[1]s-bash-no-127-0-0-2}
 spec:
@@ -259,14 +259,7 @@ spec:
   - inline:
       metadata: {name: %[1]s-bash-no-127-0-0-2}
       spec:
-        kprobes:
-        - call: tcp_connect
-          syscall: false
-          args: [{index: 0, type: sock}]
-          selectors:
-          - matchArgs: [{index: 0, operator: DAddr, values: ["127.0.0.2/32"]}]
-            matchActions: [{action: Override, argError: -1}]
-`
+` + policyfixture.Indent(policyfixture.DenyLoopback2, "      ")
 
 // TestWorkloadProfileByImage: a WorkloadProfile applied with kubectl
 // chooses pods by image, as the same file does on a single host.

@@ -3,6 +3,8 @@
 // of each.
 package policyfixture
 
+import "strings"
+
 // DenyLoopback2 is a TracingPolicy spec's kprobes block, indented for
 // a spec at the top level: it refuses (Override -1) a workload's TCP
 // connect to 127.0.0.2, an address the tests keep for the attacker.
@@ -14,3 +16,11 @@ const DenyLoopback2 = `  kprobes:
     - matchArgs: [{index: 0, operator: DAddr, values: ["127.0.0.2/32"]}]
       matchActions: [{action: Override, argError: -1}]
 `
+
+// Indent prefixes every line of block (DenyLoopback2, say) with prefix:
+// the same block for a spec nested deeper, as a WorkloadProfile's
+// inline policy is.
+func Indent(block, prefix string) string {
+	lines := strings.SplitAfter(strings.TrimSuffix(block, "\n"), "\n")
+	return prefix + strings.Join(lines, prefix) + "\n"
+}
