@@ -292,9 +292,7 @@ func (d *demandSet) close() error {
 	var errs []error
 	for _, dp := range d.points {
 		dp.settle()
-		for _, l := range dp.links {
-			errs = append(errs, l.Close())
-		}
+		errs = append(errs, closeAll(dp.links))
 		for _, p := range dp.progs {
 			errs = append(errs, p.Close())
 		}

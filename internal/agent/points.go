@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 
 	"go.uber.org/zap"
 
@@ -22,15 +23,7 @@ type PointSwitch interface {
 // pointUsers maps each on-demand point that one of ps needs to the
 // first of them (by name) that needs it.
 func pointUsers(onDemand []string, ps []*profiles.Profile) map[string]string {
-	slices.SortFunc(ps, func(a, b *profiles.Profile) int {
-		switch {
-		case a.Name < b.Name:
-			return -1
-		case a.Name > b.Name:
-			return 1
-		}
-		return 0
-	})
+	slices.SortFunc(ps, func(a, b *profiles.Profile) int { return strings.Compare(a.Name, b.Name) })
 	out := map[string]string{}
 	for _, p := range ps {
 		for _, pt := range neededPoints(p) {
