@@ -77,13 +77,9 @@ switch_points() {
 	wait_points "$1"
 }
 # packet_stats: "PROGRAM run_time_ns run_cnt" of the per-packet points'
-# programs, from the agent's metrics (its own programs only).
+# programs.
 packet_stats() {
-	curl -sf "http://$METRICS_ADDR/metrics" | awk '
-		/^ocigate_bpf_program_run(s_total|_seconds_total)\{program="(cgroup_skb\/ingress|fentry\/sk_filter_trim_cap|tracepoint\/net\/net_dev_start_xmit|tracepoint\/skb\/kfree_skb)"/ {
-			match($0, /program="[^"]*"/); p = substr($0, RSTART + 9, RLENGTH - 10)
-			if ($1 ~ /^ocigate_bpf_program_runs_total/) c[p] = $2; else t[p] = $2 * 1e9 }
-		END { for (p in c) printf "%s %.0f %.0f\n", p, t[p], c[p] }'
+	prog_stats '^(cgroup_skb/ingress|fentry/sk_filter_trim_cap|tracepoint/net/net_dev_start_xmit|tracepoint/skb/kfree_skb)$'
 }
 
 wait_points 0 # with the built-in profiles

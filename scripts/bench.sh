@@ -72,19 +72,11 @@ mk_bundle "$work/on" "$work/rootfs" bench-on yes "$sock" /bin/connectloop "$CONN
 mk_bundle "$work/off" "$work/rootfs" bench-off no "" /bin/connectloop "$CONNECTS"
 
 # connect_prog_stats: run_time_ns run_cnt of the agent's cgroup/connect4
-# program, from its metrics: its own program, not another agent's of the
-# same name (bpftool lists every loaded one).
-connect_prog_stats() {
-	curl -sf "http://$METRICS_ADDR/metrics" | awk '
-		/^ocigate_bpf_program_run_seconds_total\{program="cgroup\/connect4"\}/ { t = $2 * 1e9 }
-		/^ocigate_bpf_program_runs_total\{program="cgroup\/connect4"\}/ { c = $2 }
-		END { printf "%.0f %.0f\n", t, c }'
-}
+# program.
+connect_prog_stats() { prog_stats '^cgroup/connect4$' | awk '{ t += $2; c += $3 } END { printf "%.0f %.0f\n", t, c }'; }
 
 # all_prog_ns: the run time (ns) of all the agent's programs together.
-all_prog_ns() {
-	curl -sf "http://$METRICS_ADDR/metrics" | awk '/^ocigate_bpf_program_run_seconds_total\{/ { t += $2 * 1e9 } END { printf "%.0f\n", t }'
-}
+all_prog_ns() { prog_stats '' | awk '{ t += $2 } END { printf "%.0f\n", t }'; }
 
 echo "bench: connect latency, $CONNECT_ROUNDS alternating rounds of $CONNECTS connects"
 sysctl -qw kernel.bpf_stats_enabled=1
@@ -120,14 +112,8 @@ conn_floor=$(awk -v a="$conn_bpf_on" -v b="$conn_bpf_off" -v off="$off_med" 'BEG
 conn_rounds=$(paste -d' ' "$work/off.txt" "$work/on.txt" | awk '{ printf "%s%.3f", (NR > 1 ? ", " : ""), $2 / $1 }')
 
 # proc_prog_stats: "PROGRAM run_time_ns run_cnt" of the agent's process
-# tracking programs, from its metrics (its own programs only).
-proc_prog_stats() {
-	curl -sf "http://$METRICS_ADDR/metrics" | awk '
-		/^ocigate_bpf_program_run(s_total|_seconds_total)\{program="raw_tracepoint\/sched_process_/ {
-			match($0, /program="[^"]*"/); p = substr($0, RSTART + 9, RLENGTH - 10)
-			if ($1 ~ /^ocigate_bpf_program_runs_total/) c[p] = $2; else t[p] = $2 * 1e9 }
-		END { for (p in c) printf "%s %.0f %.0f\n", p, t[p], c[p] }'
-}
+# tracking programs.
+proc_prog_stats() { prog_stats '^raw_tracepoint/sched_process_'; }
 
 echo "bench: fork+exec of /bin/true, $ROUNDS alternating rounds"
 mk_bundle "$work/eon" "$work/rootfs" bench-on yes "$sock" /bin/execloop "${EXECS:-2000}" /bin/true
