@@ -10,15 +10,22 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.uber.org/zap"
 )
 
 // serveMetrics serves reg at http://addr/metrics until stop is called,
-// and returns the address it listens on.
+// and returns the address it listens on. Next to reg's metrics it serves
+// the agent process's own, under Prometheus's standard names: the Go
+// runtime's (go_*: heap, stacks, GC, goroutines) and the process's
+// (process_*: resident memory, CPU, open files), which a DaemonSet's
+// memory and CPU dashboards read.
 func serveMetrics(addr string, reg *prometheus.Registry, log *zap.Logger) (string, func(), error) {
+	self := prometheus.NewRegistry()
+	self.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	mux := http.NewServeMux()
-	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{
+	mux.Handle("/metrics", promhttp.HandlerFor(prometheus.Gatherers{reg, self}, promhttp.HandlerOpts{
 		ErrorHandling: promhttp.ContinueOnError,
 		ErrorLog:      zap.NewStdLog(log.Named("metrics")),
 	}))

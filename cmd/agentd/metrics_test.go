@@ -28,6 +28,13 @@ func TestServeMetrics(t *testing.T) {
 	if resp.StatusCode != http.StatusOK || !strings.Contains(string(b), "ocigate_test_total 3") {
 		t.Fatalf("%s: %s", resp.Status, b)
 	}
+	// The agent process's own: what memory dashboards and make bench read.
+	for _, name := range []string{"go_memstats_heap_alloc_bytes ", "go_memstats_stack_inuse_bytes ", "go_goroutines ",
+		"process_resident_memory_bytes ", "process_cpu_seconds_total "} {
+		if !strings.Contains(string(b), "\n"+name) {
+			t.Errorf("no %s in /metrics", strings.TrimSpace(name))
+		}
+	}
 	if resp, err := http.Get("http://" + addr + "/"); err != nil || resp.StatusCode != http.StatusNotFound {
 		t.Fatalf("/ answered %v, %v", resp, err)
 	}
