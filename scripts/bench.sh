@@ -11,8 +11,9 @@
 #     nothing as its createRuntime hook (the floors of any hook and of a
 #     hook written in Go);
 #  5. the agent's memory and its BPF maps' with 5 000 registered workloads
-#     and a process cache filled by a container's execs, with the heap
-#     profile's largest parts;
+#     and a process cache filled by a container's execs (the agent as
+#     installed, without the profiler), with the heap profile's largest
+#     parts (the same steps again with the profiler on);
 #  6. events per second from the kernel to the events file, and where
 #     loss starts (scripts/bench-events.sh);
 #  7. the agent's ready time, cold and restarted over pinned state
@@ -65,8 +66,11 @@ CGO_ENABLED=0 go build -o "$work/regscale" ./test/bench/regscale
 mk_rootfs "$work/rootfs" "$work/connectloop:bin/connectloop" "$work/execloop:bin/execloop"
 # No periodic check: regscale's 5 000 cgroups have no process, which the
 # check would take for stopped containers.
-start_agent "$work" --reconcile-interval 0 --pin-dir "$pin" --state-dir "$state" \
-	--pprof-addr "$PPROF_ADDR" --metrics-addr "$METRICS_ADDR"
+# As installed: without the profiler, whose sampled allocations cost
+# memory of their own (the heap profile comes from a second agent, at
+# the end).
+agent_args=(--reconcile-interval 0 --pin-dir "$pin" --state-dir "$state" --metrics-addr "$METRICS_ADDR")
+start_agent "$work" "${agent_args[@]}"
 sock=$work/agentd.sock
 mk_bundle "$work/on" "$work/rootfs" bench-on yes "$sock" /bin/connectloop "$CONNECTS"
 mk_bundle "$work/off" "$work/rootfs" bench-off no "" /bin/connectloop "$CONNECTS"
@@ -195,13 +199,24 @@ echo "bench: connect program cost vs rule set size and registrations"
 # the cache holds (65 536), exiting within its 30 s grace period, so
 # two loops side by side; the table says how full it got.
 fill=${CACHE_FILL:-36000}
-echo "bench: filling the process cache (2 x $fill execs)"
 mk_bundle "$work/fill" "$work/rootfs" bench-on yes "$sock" /bin/sh -c \
 	"/bin/execloop $fill /bin/true & /bin/execloop $fill /bin/true; wait"
-run_container "$work/fill" bench-on 300 >/dev/null
-
+fill_cache() {
+	echo "bench: filling the process cache (2 x $fill execs)"
+	run_container "$work/fill" bench-on 300 >/dev/null
+}
+fill_cache
 echo "bench: ${REG_N:-5000} registered workloads: agent RSS and BPF map memory"
-"$work/regscale" --socket "$sock" -n "${REG_N:-5000}" --pid "$AGENT_PID" --pprof "$PPROF_ADDR" --heap-out "$out/regscale-heap.pb.gz" >"$out/regscale.md"
+"$work/regscale" --socket "$sock" -n "${REG_N:-5000}" --pid "$AGENT_PID" --metrics "$METRICS_ADDR" >"$out/regscale.md"
+# The heap profile needs the profiler, which samples allocations from the
+# start: the same again with an agent restarted with it, over the pins.
+echo "bench: the same with the profiler on, for the heap profile"
+stop_agent
+start_agent "$work" "${agent_args[@]}" --pprof-addr "$PPROF_ADDR"
+fill_cache
+"$work/regscale" --socket "$sock" -n "${REG_N:-5000}" --pid "$AGENT_PID" --pprof "$PPROF_ADDR" \
+	--heap-out "$out/regscale-heap.pb.gz" >"$out/regscale-pprof.md"
+pprof_rss=$(awk -F' *[|] *' '/^[|] agent RSS .*after the registrations/ { print $4 }' "$out/regscale-pprof.md")
 go tool pprof -top -sample_index=inuse_space -nodecount=15 "$OCIGATE_BIN/ocigate-agentd" "$out/regscale-heap.pb.gz" 2>/dev/null \
 	| sed -n '/^Showing\|flat%/,$p' >"$out/regscale-heap.txt"
 # The heap one process cache entry costs (a shell's child, exec'd and
@@ -289,7 +304,8 @@ runc_unmet() {
 	echo "Of the live heap, the process cache's ${cache_entries:-?} entries at ${cache_entry_b:-?} bytes each (an exited process kept for its grace period, as these are; BenchmarkProcessCacheEntry)" \
 		"are $(awk -v n="${cache_entries:-0}" -v b="${cache_entry_b:-0}" 'BEGIN { printf "%.1f", n * b / 1048576 }') MiB."
 	echo
-	echo "The agent's heap with ${REG_N:-5000} workloads registered and the process cache filled (pprof inuse_space, after a collection):"
+	echo "The agent's heap with ${REG_N:-5000} workloads registered and the process cache filled (pprof inuse_space, after a collection)," \
+		"from the same steps again with an agent restarted with --pprof-addr (settled RSS ${pprof_rss:-?} MiB with the profiler's sampling):"
 	echo
 	echo '```'
 	cat "$out/regscale-heap.txt"

@@ -4,7 +4,10 @@
 // registered, and after unregistering them all, plus the registration
 // latency. It prints markdown table rows. With --pprof (the agent's
 // --pprof-addr) it saves the agent's heap profile, taken after a
-// collection while all N are registered, to --heap-out. Needs root.
+// collection while all N are registered, to --heap-out. With --metrics
+// (the agent's --metrics-addr) it breaks the agent's Go memory down from
+// its go_memstats_* metrics, which an agent without the profiler serves
+// too. Needs root.
 package main
 
 import (
@@ -34,10 +37,16 @@ func main() {
 	pprofAddr := flag.String("pprof", "", "the agent's --pprof-addr (host:port): save its heap profile with all registered")
 	heapOut := flag.String("heap-out", "regscale-heap.pb.gz", "where --pprof's heap profile goes")
 	pid := flag.Int("pid", 0, "the agent's pid: break its resident memory down by mapping with all registered")
+	metricsAddr := flag.String("metrics", "", "the agent's --metrics-addr (host:port): break its Go memory down from go_memstats_*")
 	flag.Parse()
 	heap := func() error {
 		if *pid > 0 {
 			if err := rssByMapping(*pid); err != nil {
+				return err
+			}
+		}
+		if *metricsAddr != "" {
+			if err := metricsMemory(*metricsAddr); err != nil {
 				return err
 			}
 		}
@@ -137,15 +146,10 @@ func floorRow() string {
 }
 
 // goMemory reads the runtime.MemStats that the agent's text heap profile
-// ends with into memRow: the live heap after a collection, free heap
-// the runtime holds, stacks, and the runtime's own metadata.
+// ends with ("# HeapAlloc = 123"; for pairs, the first: in use) into
+// memRow.
 func goMemory(c *http.Client, addr string) error {
-	resp, err := c.Get("http://" + addr + "/debug/pprof/heap?debug=1")
-	if err != nil {
-		return fmt.Errorf("heap profile: %w", err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
+	b, err := get(c, "http://"+addr+"/debug/pprof/heap?debug=1")
 	if err != nil {
 		return fmt.Errorf("heap profile: %w", err)
 	}
@@ -156,12 +160,63 @@ func goMemory(c *http.Client, addr string) error {
 			st[name], _ = strconv.ParseFloat(f[0], 64)
 		}
 	}
+	setGoStats(st)
+	return nil
+}
+
+// memstatsMetrics names the go_memstats_* metric of each MemStats field
+// memRow and floorRow use.
+var memstatsMetrics = map[string]string{
+	"go_memstats_heap_alloc_bytes": "HeapAlloc", "go_memstats_heap_idle_bytes": "HeapIdle",
+	"go_memstats_heap_released_bytes": "HeapReleased", "go_memstats_heap_inuse_bytes": "HeapInuse",
+	"go_memstats_stack_inuse_bytes": "Stack", "go_memstats_gc_sys_bytes": "GCSys",
+	"go_memstats_mspan_inuse_bytes": "MSpan", "go_memstats_mcache_inuse_bytes": "MCache",
+	"go_memstats_buck_hash_sys_bytes": "BuckHashSys", "go_memstats_other_sys_bytes": "OtherSys",
+}
+
+// metricsMemory reads the same MemStats fields from the agent's
+// Prometheus metrics into memRow: an agent without the profiler.
+func metricsMemory(addr string) error {
+	c := http.Client{Timeout: 30 * time.Second}
+	b, err := get(&c, "http://"+addr+"/metrics")
+	if err != nil {
+		return fmt.Errorf("metrics: %w", err)
+	}
+	st := map[string]float64{}
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) == 2 && memstatsMetrics[f[0]] != "" {
+			st[memstatsMetrics[f[0]]], _ = strconv.ParseFloat(f[1], 64)
+		}
+	}
+	if len(st) != len(memstatsMetrics) {
+		return fmt.Errorf("metrics: %d of the %d go_memstats_* metrics wanted", len(st), len(memstatsMetrics))
+	}
+	setGoStats(st)
+	return nil
+}
+
+// get returns the body of a GET of url that answered 200.
+func get(c *http.Client, url string) ([]byte, error) {
+	resp, err := c.Get(url)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("%s: %s", url, resp.Status)
+	}
+	return io.ReadAll(resp.Body)
+}
+
+// setGoStats keeps st for floorRow and writes memRow: the live heap,
+// free heap the runtime holds, stacks, and the runtime's own metadata.
+func setGoStats(st map[string]float64) {
 	goStats = st
 	m := func(v float64) string { return fmt.Sprintf("%.1f", v/(1<<20)) }
-	memRow = fmt.Sprintf("Its Go memory (runtime.MemStats, MiB): live heap after a collection %s, free heap kept (not returned) %s, "+
+	memRow = fmt.Sprintf("Its Go memory (runtime.MemStats, MiB): live heap %s, free heap kept (not returned) %s, "+
 		"stacks %s, runtime metadata %s.\n", m(st["HeapAlloc"]), m(st["HeapIdle"]-st["HeapReleased"]+st["HeapInuse"]-st["HeapAlloc"]),
 		m(st["Stack"]), m(st["GCSys"]+st["MSpan"]+st["MCache"]+st["BuckHashSys"]+st["OtherSys"]))
-	return nil
 }
 
 // saveHeap saves the agent's heap profile (after a collection) to out.
