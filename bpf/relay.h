@@ -26,17 +26,18 @@ enum stdio_kind {
 	STDIO_UNIX = 3,		/* unix socket */
 };
 
-static __always_inline __u8 file_kind(struct file *f)
+/* What file f, whose inode is inode, is as far as relaying goes. */
+static __always_inline __u8 inode_kind(struct file *f, struct inode *inode)
 {
-	if (!f)
+	if (!f || !inode)
 		return STDIO_OTHER;
-	umode_t mode = BPF_CORE_READ(f, f_inode, i_mode);
+	umode_t mode = BPF_CORE_READ(inode, i_mode);
 
 	switch (mode & S_IFMT) {
 	case S_IFIFO:
 		return STDIO_PIPE;
 	case S_IFCHR: {
-		__u32 major = BPF_CORE_READ(f, f_inode, i_rdev) >> 20;
+		__u32 major = BPF_CORE_READ(inode, i_rdev) >> 20;
 
 		return major >= PTY_SLAVE_MAJOR_FIRST && major <= PTY_SLAVE_MAJOR_LAST ? STDIO_PTY : STDIO_OTHER;
 	}
@@ -49,6 +50,11 @@ static __always_inline __u8 file_kind(struct file *f)
 	return STDIO_OTHER;
 }
 
+static __always_inline __u8 file_kind(struct file *f)
+{
+	return f ? inode_kind(f, BPF_CORE_READ(f, f_inode)) : STDIO_OTHER;
+}
+
 /* The identity of the pipe or fifo on task's descriptor fd, 0 when it is
  * none: its device and inode number, not the inode's address, which a
  * new pipe can get as soon as an old one is freed (and would meet the
@@ -56,11 +62,12 @@ static __always_inline __u8 file_kind(struct file *f)
 static __always_inline __u64 fd_pipe(struct task_struct *task, int fd)
 {
 	struct file *f = task_fd(task, fd);
+	struct inode *inode = f ? BPF_CORE_READ(f, f_inode) : 0;
 
-	if (file_kind(f) != STDIO_PIPE)
+	if (inode_kind(f, inode) != STDIO_PIPE)
 		return 0;
-	__u64 dev = BPF_CORE_READ(f, f_inode, i_sb, s_dev);
-	__u64 ino = BPF_CORE_READ(f, f_inode, i_ino);
+	__u64 dev = BPF_CORE_READ(inode, i_sb, s_dev);
+	__u64 ino = BPF_CORE_READ(inode, i_ino);
 
 	return (dev << 32) ^ ino;
 }
