@@ -147,7 +147,13 @@ SEC("cgroup/sock_release")
 int sock_release(struct bpf_sock *sk)
 {
 	__u64 cookie = bpf_get_socket_cookie(sk);
-	struct scratch *s = begin_decision(POINT_CLOSE, ENFORCER_CGROUP_SOCK_RELEASE, 0);
+	__u64 workload_cgroup;
+	/* Every socket of the host is released here and few have rules at
+	 * close: only those are decided (decide finds the same rules). */
+	struct workload *w = current_workload(&workload_cgroup);
+	struct rule_key key = { .profile = w ? w->profile : 0, .point = POINT_CLOSE };
+	struct scratch *s = w && bpf_map_lookup_elem(&rules, &key) ?
+		begin_decision(POINT_CLOSE, ENFORCER_CGROUP_SOCK_RELEASE, 0) : 0;
 
 	if (s) {
 		struct query *q = &s->d.q;
