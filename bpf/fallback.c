@@ -176,9 +176,13 @@ int sock_release(struct bpf_sock *sk)
 		decide();
 	}
 	/* UntrackSock. Every socket of the host is released here, and few
-	 * are tracked: a lookup does not take the bucket's lock that a
-	 * delete of a missing key does. */
-	if (bpf_map_lookup_elem(&sock_owners, &cookie))
+	 * are tracked: none before any is (socks_tracked), and a lookup
+	 * does not take the bucket's lock that a delete of a missing key
+	 * does. */
+	__u32 zero = 0;
+	__u32 *tracked = bpf_map_lookup_elem(&socks_tracked, &zero);
+
+	if ((!tracked || *tracked) && bpf_map_lookup_elem(&sock_owners, &cookie))
 		bpf_map_delete_elem(&sock_owners, &cookie);
 	return 1;
 }
@@ -196,6 +200,11 @@ int track_sock(struct bpf_sock *sk)
 		return 1;
 	__u64 cookie = bpf_get_socket_cookie(sk);
 	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	__u32 zero = 0;
+	__u32 *tracked = bpf_map_lookup_elem(&socks_tracked, &zero);
+
+	if (tracked && !*tracked)
+		*tracked = 1; /* before the entry: its release must look */
 	bpf_map_update_elem(&sock_owners, &cookie, &tgid, BPF_ANY);
 	return 1;
 }
