@@ -26,10 +26,11 @@ enum stdio_kind {
 	STDIO_UNIX = 3,		/* unix socket */
 };
 
-/* What file f, whose inode is inode, is as far as relaying goes. */
-static __always_inline __u8 inode_kind(struct file *f, struct inode *inode)
+static __always_inline __u8 file_kind(struct file *f)
 {
-	if (!f || !inode)
+	struct inode *inode = f ? BPF_CORE_READ(f, f_inode) : 0;
+
+	if (!inode)
 		return STDIO_OTHER;
 	umode_t mode = BPF_CORE_READ(inode, i_mode);
 
@@ -50,11 +51,6 @@ static __always_inline __u8 inode_kind(struct file *f, struct inode *inode)
 	return STDIO_OTHER;
 }
 
-static __always_inline __u8 file_kind(struct file *f)
-{
-	return f ? inode_kind(f, BPF_CORE_READ(f, f_inode)) : STDIO_OTHER;
-}
-
 /* The identity of the pipe or fifo on task's descriptor fd, 0 when it is
  * none: its device and inode number, not the inode's address, which a
  * new pipe can get as soon as an old one is freed (and would meet the
@@ -64,7 +60,8 @@ static __always_inline __u64 fd_pipe(struct task_struct *task, int fd)
 	struct file *f = task_fd(task, fd);
 	struct inode *inode = f ? BPF_CORE_READ(f, f_inode) : 0;
 
-	if (inode_kind(f, inode) != STDIO_PIPE)
+	/* the mode alone: file_kind's device read tells ptys apart */
+	if (!inode || (BPF_CORE_READ(inode, i_mode) & S_IFMT) != S_IFIFO)
 		return 0;
 	__u64 dev = BPF_CORE_READ(inode, i_sb, s_dev);
 	__u64 ino = BPF_CORE_READ(inode, i_ino);
