@@ -104,7 +104,10 @@ int tcp_state(struct trace_event_raw_inet_sock_set_state *ctx)
 		return 0;
 	__u64 cgroup = sock_workload_cgroup(sk);
 
-	if (cgroup)
+	/* Decided only where the workload has rules at accept (decide
+	 * finds the same rules): the connections of a workload without
+	 * them cost no decision. */
+	if (cgroup && workload_rules(cgroup, POINT_ACCEPT))
 		accept_decision(sk, cgroup, variant, oldstate, family);
 	return 0;
 }

@@ -7,14 +7,22 @@
 #include "dpath.h"
 #include "workload.h"
 
-/* The file on task's descriptor fd, 0 when there is none. */
+/* Descriptors every descriptor table has room for: the kernel's
+ * NR_OPEN_DEFAULT (BITS_PER_LONG), the size of the table embedded in
+ * files_struct, which an expanded table never falls below. */
+#define FDS_ALWAYS 64
+
+/* The file on task's descriptor fd, 0 when there is none. Each read is a
+ * helper call (tens of ns, and connect pays for one at every call): the
+ * table is read once, and its size only for descriptors beyond
+ * FDS_ALWAYS. */
 static __always_inline struct file *task_fd(struct task_struct *task, int fd)
 {
-	struct file **fds = BPF_CORE_READ(task, files, fdt, fd);
-	unsigned int max = BPF_CORE_READ(task, files, fdt, max_fds);
+	struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
+	struct file **fds = BPF_CORE_READ(fdt, fd);
 	struct file *f = 0;
 
-	if (fd < 0 || fd >= max)
+	if (fd < 0 || !fds || (fd >= FDS_ALWAYS && fd >= BPF_CORE_READ(fdt, max_fds)))
 		return 0;
 	if (bpf_probe_read_kernel(&f, sizeof(f), &fds[fd]))
 		return 0;

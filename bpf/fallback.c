@@ -147,7 +147,13 @@ SEC("cgroup/sock_release")
 int sock_release(struct bpf_sock *sk)
 {
 	__u64 cookie = bpf_get_socket_cookie(sk);
-	struct scratch *s = begin_decision(POINT_CLOSE, ENFORCER_CGROUP_SOCK_RELEASE, 0);
+	__u64 workload_cgroup;
+	/* Every socket of the host is released here and few have rules at
+	 * close: only those are decided (decide finds the same rules). */
+	struct workload *w = current_workload(&workload_cgroup);
+	struct rule_key key = { .profile = w ? w->profile : 0, .point = POINT_CLOSE };
+	struct scratch *s = w && bpf_map_lookup_elem(&rules, &key) ?
+		begin_decision(POINT_CLOSE, ENFORCER_CGROUP_SOCK_RELEASE, 0) : 0;
 
 	if (s) {
 		struct query *q = &s->d.q;
@@ -170,9 +176,13 @@ int sock_release(struct bpf_sock *sk)
 		decide();
 	}
 	/* UntrackSock. Every socket of the host is released here, and few
-	 * are tracked: a lookup does not take the bucket's lock that a
-	 * delete of a missing key does. */
-	if (bpf_map_lookup_elem(&sock_owners, &cookie))
+	 * are tracked: none before any is (socks_tracked), and a lookup
+	 * does not take the bucket's lock that a delete of a missing key
+	 * does. */
+	__u32 zero = 0;
+	__u32 *tracked = bpf_map_lookup_elem(&socks_tracked, &zero);
+
+	if ((!tracked || *tracked) && bpf_map_lookup_elem(&sock_owners, &cookie))
 		bpf_map_delete_elem(&sock_owners, &cookie);
 	return 1;
 }
@@ -190,6 +200,11 @@ int track_sock(struct bpf_sock *sk)
 		return 1;
 	__u64 cookie = bpf_get_socket_cookie(sk);
 	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	__u32 zero = 0;
+	__u32 *tracked = bpf_map_lookup_elem(&socks_tracked, &zero);
+
+	if (tracked && !*tracked)
+		*tracked = 1; /* before the entry: its release must look */
 	bpf_map_update_elem(&sock_owners, &cookie, &tgid, BPF_ANY);
 	return 1;
 }

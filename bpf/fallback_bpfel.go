@@ -344,6 +344,7 @@ const (
 	FallbackMapShellParents = "shell_parents"
 	FallbackMapShellPipes   = "shell_pipes"
 	FallbackMapSockOwners   = "sock_owners"
+	FallbackMapSocksTracked = "socks_tracked"
 	FallbackMapStackTraces  = "stack_traces"
 	FallbackMapWorkloads    = "workloads"
 	FallbackProgBind4       = "bind4"
@@ -467,6 +468,7 @@ type FallbackMapSpecs struct {
 	ShellParents *ebpf.MapSpec `ebpf:"shell_parents"`
 	ShellPipes   *ebpf.MapSpec `ebpf:"shell_pipes"`
 	SockOwners   *ebpf.MapSpec `ebpf:"sock_owners"`
+	SocksTracked *ebpf.MapSpec `ebpf:"socks_tracked"`
 	StackTraces  *ebpf.MapSpec `ebpf:"stack_traces"`
 	Workloads    *ebpf.MapSpec `ebpf:"workloads"`
 }
@@ -518,6 +520,7 @@ type FallbackMaps struct {
 	ShellParents *ebpf.Map `ebpf:"shell_parents"`
 	ShellPipes   *ebpf.Map `ebpf:"shell_pipes"`
 	SockOwners   *ebpf.Map `ebpf:"sock_owners"`
+	SocksTracked *ebpf.Map `ebpf:"socks_tracked"`
 	StackTraces  *ebpf.Map `ebpf:"stack_traces"`
 	Workloads    *ebpf.Map `ebpf:"workloads"`
 }
@@ -544,6 +547,7 @@ func (m *FallbackMaps) Close() error {
 		m.ShellParents,
 		m.ShellPipes,
 		m.SockOwners,
+		m.SocksTracked,
 		m.StackTraces,
 		m.Workloads,
 	)

@@ -91,6 +91,18 @@ struct {
 	__type(value, __u32);
 } sock_owners SEC(".maps");
 
+/* 1 once a socket has been tracked (sock_owners): until then releases
+ * skip the untrack, whose lookup of a new cookie in the table's cold
+ * buckets cost ~200 ns for every socket of the host. Set by track_sock,
+ * and by the agent when it takes over a sock_owners that holds entries
+ * (a build without this flag tracked them); never cleared. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+} socks_tracked SEC(".maps");
+
 /* Relays and dialled stdio: processes of relay-watching workloads that
  * connected a socket, and which kinds (enum dialled_kind in exec.h). */
 struct {

@@ -28,15 +28,17 @@ enum stdio_kind {
 
 static __always_inline __u8 file_kind(struct file *f)
 {
-	if (!f)
+	struct inode *inode = f ? BPF_CORE_READ(f, f_inode) : 0;
+
+	if (!inode)
 		return STDIO_OTHER;
-	umode_t mode = BPF_CORE_READ(f, f_inode, i_mode);
+	umode_t mode = BPF_CORE_READ(inode, i_mode);
 
 	switch (mode & S_IFMT) {
 	case S_IFIFO:
 		return STDIO_PIPE;
 	case S_IFCHR: {
-		__u32 major = BPF_CORE_READ(f, f_inode, i_rdev) >> 20;
+		__u32 major = BPF_CORE_READ(inode, i_rdev) >> 20;
 
 		return major >= PTY_SLAVE_MAJOR_FIRST && major <= PTY_SLAVE_MAJOR_LAST ? STDIO_PTY : STDIO_OTHER;
 	}
@@ -56,11 +58,13 @@ static __always_inline __u8 file_kind(struct file *f)
 static __always_inline __u64 fd_pipe(struct task_struct *task, int fd)
 {
 	struct file *f = task_fd(task, fd);
+	struct inode *inode = f ? BPF_CORE_READ(f, f_inode) : 0;
 
-	if (file_kind(f) != STDIO_PIPE)
+	/* the mode alone: file_kind's device read tells ptys apart */
+	if (!inode || (BPF_CORE_READ(inode, i_mode) & S_IFMT) != S_IFIFO)
 		return 0;
-	__u64 dev = BPF_CORE_READ(f, f_inode, i_sb, s_dev);
-	__u64 ino = BPF_CORE_READ(f, f_inode, i_ino);
+	__u64 dev = BPF_CORE_READ(inode, i_sb, s_dev);
+	__u64 ino = BPF_CORE_READ(inode, i_ino);
 
 	return (dev << 32) ^ ino;
 }

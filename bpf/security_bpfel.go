@@ -295,6 +295,7 @@ const (
 	SecurityMapShellParents       = "shell_parents"
 	SecurityMapShellPipes         = "shell_pipes"
 	SecurityMapSockOwners         = "sock_owners"
+	SecurityMapSocksTracked       = "socks_tracked"
 	SecurityMapStackTraces        = "stack_traces"
 	SecurityMapWorkloads          = "workloads"
 	SecurityProgFmodBprmCheck     = "fmod_bprm_check"
@@ -393,6 +394,7 @@ type SecurityMapSpecs struct {
 	ShellParents *ebpf.MapSpec `ebpf:"shell_parents"`
 	ShellPipes   *ebpf.MapSpec `ebpf:"shell_pipes"`
 	SockOwners   *ebpf.MapSpec `ebpf:"sock_owners"`
+	SocksTracked *ebpf.MapSpec `ebpf:"socks_tracked"`
 	StackTraces  *ebpf.MapSpec `ebpf:"stack_traces"`
 	Workloads    *ebpf.MapSpec `ebpf:"workloads"`
 }
@@ -443,6 +445,7 @@ type SecurityMaps struct {
 	ShellParents *ebpf.Map `ebpf:"shell_parents"`
 	ShellPipes   *ebpf.Map `ebpf:"shell_pipes"`
 	SockOwners   *ebpf.Map `ebpf:"sock_owners"`
+	SocksTracked *ebpf.Map `ebpf:"socks_tracked"`
 	StackTraces  *ebpf.Map `ebpf:"stack_traces"`
 	Workloads    *ebpf.Map `ebpf:"workloads"`
 }
@@ -469,6 +472,7 @@ func (m *SecurityMaps) Close() error {
 		m.ShellParents,
 		m.ShellPipes,
 		m.SockOwners,
+		m.SocksTracked,
 		m.StackTraces,
 		m.Workloads,
 	)

@@ -1,6 +1,11 @@
 package enforcer
 
 import (
+	"errors"
+	"fmt"
+
+	"github.com/cilium/ebpf"
+
 	"github.com/ocigate/ocigate/bpf"
 	"github.com/ocigate/ocigate/profiles"
 )
@@ -46,5 +51,23 @@ func (e *Enforcer) inherit() error {
 		e.inherited.Workloads[cg] = iw
 	}
 	e.log.Sugar().Infof("pinned maps hold %d profile(s) and %d workload(s)", len(e.inherited.Profiles), len(e.inherited.Workloads))
+	return nil
+}
+
+// markTrackedSockets sets socks_tracked when sock_owners holds entries:
+// releases skip the untrack until a socket has been tracked (bpf/maps.h),
+// and a build without that flag may have tracked the pinned entries. It
+// runs once the programs are attached, so that the entries the replaced
+// track_sock made up to its replacement are seen too.
+func (e *Enforcer) markTrackedSockets() error {
+	var cookie uint64
+	if err := e.maps.SockOwners.NextKey(nil, &cookie); errors.Is(err, ebpf.ErrKeyNotExist) {
+		return nil
+	} else if err != nil {
+		return fmt.Errorf("read sock_owners: %w", err)
+	}
+	if err := e.maps.SocksTracked.Update(uint32(0), uint32(1), ebpf.UpdateAny); err != nil {
+		return fmt.Errorf("set socks_tracked: %w", err)
+	}
 	return nil
 }

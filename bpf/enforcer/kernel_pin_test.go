@@ -471,3 +471,53 @@ func TestCopyEntriesHash(t *testing.T) {
 		}
 	}
 }
+
+// Releases skip the untrack until a socket has been tracked
+// (socks_tracked): an upgrade over the pins of a build without that
+// flag, whose sock_owners holds entries, must set it, or those sockets
+// would never leave sock_owners.
+func TestPinnedSockOwnersOfAnOlderBuildAreUntracked(t *testing.T) {
+	dir, root := pinTestDir(t)
+	opts := Options{CgroupRoot: root, PinDir: dir, Logger: zaptest.NewLogger(t)}
+	e1, err := Load(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := socksTracked(t, e1); got != 0 {
+		t.Fatalf("socks_tracked %d with nothing tracked, want 0", got)
+	}
+	// What an older build leaves: a tracked socket, no flag, no record
+	// of its load.
+	if err := e1.maps.SockOwners.Put(uint64(1)<<62, uint32(1)); err != nil {
+		t.Fatal(err)
+	}
+	if err := e1.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{filepath.Join(dir, "maps", "socks_tracked"), filepath.Join(dir, "state")} {
+		if err := os.Remove(p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e2, err := Load(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e2.Close() })
+	if !e2.Pins().Inherited {
+		t.Fatalf("pins not taken over: %+v", e2.Pins())
+	}
+	if got := socksTracked(t, e2); got != 1 {
+		t.Errorf("socks_tracked %d over a sock_owners with entries, want 1", got)
+	}
+}
+
+// socksTracked reads e's socks_tracked flag.
+func socksTracked(t *testing.T, e *Enforcer) uint32 {
+	t.Helper()
+	var v uint32
+	if err := e.maps.SocksTracked.Lookup(uint32(0), &v); err != nil {
+		t.Fatal(err)
+	}
+	return v
+}

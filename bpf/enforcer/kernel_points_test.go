@@ -458,3 +458,32 @@ func TestKernelMovedOutStaysCovered(t *testing.T) {
 		t.Fatalf("a process outside any workload: %q, want Connection refused", out)
 	}
 }
+
+// (g2) sock_release decides only where the workload has rules at close,
+// but untracks every socket: a tracked socket of a workload without
+// close rules leaves sock_owners when it is released.
+func TestKernelReleaseUntracksWithoutCloseRules(t *testing.T) {
+	k := newKernel(t)
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	p := connectProfile(profiles.Selector{Policy: "connects", Call: "tcp_connect", Action: profiles.ActionPost})
+	p.TrackSockets = true
+	k.use(p, [profiles.NumPoints]uint32{})
+
+	pid, errno := k.helper("connect", "tcp4", ln.Addr().String())
+	wantErrno(t, "connect to the listener", errno, 0)
+	// The connect's event names the socket's creator: it was tracked.
+	if ev := k.log.wait(t, 1, of(pid, profiles.PointConnect))[0]; ev.Owner != uint32(pid) {
+		t.Fatalf("connect event owner %d, want the helper %d: the socket was not tracked", ev.Owner, pid)
+	}
+	var cookie uint64
+	var owner uint32
+	for it := k.e.maps.SockOwners.Iterate(); it.Next(&cookie, &owner); {
+		if owner == uint32(pid) {
+			t.Errorf("sock_owners still holds socket %d of the helper %d after its release", cookie, pid)
+		}
+	}
+}

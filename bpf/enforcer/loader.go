@@ -113,6 +113,9 @@ func Load(opts Options) (_ *Enforcer, err error) {
 	}()
 	want := objs.record(opts)
 	if e.pins != nil && e.takeOver(want) {
+		if err := e.markTrackedSockets(); err != nil {
+			return nil, err
+		}
 		return e, nil
 	}
 	env := &attachEnv{
@@ -128,6 +131,9 @@ func Load(opts Options) (_ *Enforcer, err error) {
 	}
 	e.attachPlans(env, opts.Enforcer)
 	if err := e.enforcesSomething(); err != nil {
+		return nil, err
+	}
+	if err := e.markTrackedSockets(); err != nil {
 		return nil, err
 	}
 	e.commitPins(want)
