@@ -161,6 +161,30 @@ __noinline int resolve_exec(__u64 file, __u64 filename)
 
 	if (!s)
 		return 0;
+	/* Up to three programs of one sched_process_exec hit (exec
+	 * tracking, the exec point, the relay check) resolve the same exec,
+	 * back to back on this CPU: the first one's result is still in
+	 * scratch. Only past the exec's point of no return, where file is
+	 * the new image's (mm->exe_file, held while it runs): before it
+	 * (bprm_check), an exec that fails can be followed by another of
+	 * the same task whose file and name reuse the freed addresses. The
+	 * same task's same exec (self_exec_id grows at each) of the same
+	 * file and name, within a millisecond. */
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	struct resolved *r = &s->x.resolved;
+	struct resolved now = {
+		.pid_tgid = bpf_get_current_pid_tgid(),
+		.exec_id = BPF_CORE_READ(task, self_exec_id),
+		.file = file,
+		.filename = filename,
+		.at = bpf_ktime_get_ns(),
+	};
+	bool committed = (__u64)BPF_CORE_READ(task, mm, exe_file) == file;
+
+	if (committed && r->pid_tgid == now.pid_tgid && r->exec_id == now.exec_id && r->file == file &&
+	    r->filename == filename && now.at - r->at < 1000000)
+		return 1;
+	r->at = 0; /* not valid until this resolution is done */
 	struct proc *p = &s->x.exec;
 
 	p->alias_hash = 0;
@@ -184,6 +208,8 @@ __noinline int resolve_exec(__u64 file, __u64 filename)
 	bpf_loop(PREFIX_LEN, reverse_byte, 0, 0);
 	if (p->alias_hash == p->hash)
 		p->alias_hash = 0;
+	if (committed)
+		*r = now;
 	return 1;
 }
 

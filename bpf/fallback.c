@@ -435,7 +435,8 @@ int track_exit(struct bpf_raw_tracepoint_args *ctx)
 
 	if (w)
 		report_exit(task, w, workload_cgroup);
-	bpf_map_delete_elem(&procs, &tgid);
+	if (bpf_map_lookup_elem(&procs, &tgid))
+		bpf_map_delete_elem(&procs, &tgid);
 	ns_forget(tgid);
 	relay_exit(tgid);
 	return 0;

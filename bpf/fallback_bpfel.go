@@ -259,6 +259,14 @@ type FallbackScratch struct {
 			Max   uint32
 			Found uint32
 		}
+		Resolved struct {
+			_        structs.HostLayout
+			PidTgid  uint64
+			ExecId   uint64
+			File     uint64
+			Filename uint64
+			At       uint64
+		}
 	}
 }
 
@@ -329,6 +337,7 @@ const (
 	FallbackMapCounters     = "counters"
 	FallbackMapEvents       = "events"
 	FallbackMapExecNs       = "exec_ns"
+	FallbackMapExitClaims   = "exit_claims"
 	FallbackMapListeners    = "listeners"
 	FallbackMapNameSets     = "name_sets"
 	FallbackMapNetPipes     = "net_pipes"
@@ -453,6 +462,7 @@ type FallbackMapSpecs struct {
 	Counters     *ebpf.MapSpec `ebpf:"counters"`
 	Events       *ebpf.MapSpec `ebpf:"events"`
 	ExecNs       *ebpf.MapSpec `ebpf:"exec_ns"`
+	ExitClaims   *ebpf.MapSpec `ebpf:"exit_claims"`
 	Listeners    *ebpf.MapSpec `ebpf:"listeners"`
 	NameSets     *ebpf.MapSpec `ebpf:"name_sets"`
 	NetPipes     *ebpf.MapSpec `ebpf:"net_pipes"`
@@ -505,6 +515,7 @@ type FallbackMaps struct {
 	Counters     *ebpf.Map `ebpf:"counters"`
 	Events       *ebpf.Map `ebpf:"events"`
 	ExecNs       *ebpf.Map `ebpf:"exec_ns"`
+	ExitClaims   *ebpf.Map `ebpf:"exit_claims"`
 	Listeners    *ebpf.Map `ebpf:"listeners"`
 	NameSets     *ebpf.Map `ebpf:"name_sets"`
 	NetPipes     *ebpf.Map `ebpf:"net_pipes"`
@@ -532,6 +543,7 @@ func (m *FallbackMaps) Close() error {
 		m.Counters,
 		m.Events,
 		m.ExecNs,
+		m.ExitClaims,
 		m.Listeners,
 		m.NameSets,
 		m.NetPipes,

@@ -59,11 +59,21 @@ static __always_inline void current_ns(struct ns_ids *ns)
 	ns->inum[NS_USER] = BPF_CORE_READ(task, cred, user_ns, ns.inum);
 }
 
-/* At a workload process's exec: its namespaces as they are now. */
+/* At a workload process's exec (sched_process_exec): its namespaces as
+ * they are now. A record it has (its fork's copy, an earlier exec's) is
+ * rewritten in place, which costs no LRU update: ns_changed
+ * reads only the current task's record, and at its exec the process has
+ * one thread left. (A softirq program that interrupts it reads the
+ * interrupted task's record, which means nothing for it either way.) */
 static __always_inline void ns_record_exec(__u32 tgid)
 {
+	struct ns_ids *rec = bpf_map_lookup_elem(&exec_ns, &tgid);
 	struct ns_ids ns = {};
 
+	if (rec) {
+		current_ns(rec);
+		return;
+	}
 	current_ns(&ns);
 	bpf_map_update_elem(&exec_ns, &tgid, &ns, BPF_ANY);
 }
@@ -77,9 +87,12 @@ static __always_inline void ns_record_fork(__u32 ptgid, __u32 ctgid)
 		bpf_map_update_elem(&exec_ns, &ctgid, ns, BPF_ANY);
 }
 
+/* At exit. Looked up first: a lookup takes no lock, and most exits
+ * (every process of the host's) have no record. */
 static __always_inline void ns_forget(__u32 tgid)
 {
-	bpf_map_delete_elem(&exec_ns, &tgid);
+	if (bpf_map_lookup_elem(&exec_ns, &tgid))
+		bpf_map_delete_elem(&exec_ns, &tgid);
 }
 
 /* The namespace types (bit per enum ns_type) in which the current

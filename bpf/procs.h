@@ -78,17 +78,61 @@ static __always_inline void report_exec(struct task_struct *task, const struct p
 	submit(e, false);
 }
 
+/* Exit claims: slot tgid % EXIT_CLAIMS -> the start (task_start) of the
+ * last process of such a tgid whose exit was reported. When exit_group
+ * ends several threads at once on several CPUs, each decrements the
+ * group's live count before it reaches sched_process_exit, so more than
+ * one of them can find it at zero (group_dead); the one whose
+ * compare-and-swap puts its process's start in the slot reports. A new
+ * process of a reused tgid has another start. Two live tgids that share
+ * a slot would have to exit within the same microseconds for a claim to
+ * be lost (a second record); an array costs one atomic, no hash. */
+#define EXIT_CLAIMS 65536
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, EXIT_CLAIMS);
+	__type(key, __u32);
+	__type(value, __u64);
+} exit_claims SEC(".maps");
+
+/* Whether this thread is the one to report the exit of process (tgid,
+ * start): the first to claim it. */
+static __always_inline bool claim_exit(__u32 tgid, __u64 start)
+{
+	__u32 slot = tgid & (EXIT_CLAIMS - 1);
+	__u64 *c = bpf_map_lookup_elem(&exit_claims, &slot);
+	__u64 seen, old;
+
+	if (!c)
+		return true;
+	seen = *(volatile __u64 *)c;
+	if (seen == start)
+		return false;
+	old = __sync_val_compare_and_swap(c, seen, start);
+	if (old == seen)
+		return true;
+	if (old == start)
+		return false; /* another thread of the process claimed it */
+	/* another process of the slot claimed in between: once more */
+	return __sync_val_compare_and_swap(c, old, start) == old;
+}
+
 /* The last thread of a process leaves (sched_process_exit, current is
- * task): its wait status. */
+ * task): its wait status, once per process (claim_exit). */
 static __always_inline void report_exit(struct task_struct *task, const struct workload *w, __u64 workload_cgroup)
 {
-	struct event *e = proc_record(RECORD_EXIT, w, workload_cgroup);
+	__u32 tgid = BPF_CORE_READ(task, tgid);
+	__u64 start = task_start(task);
+	struct event *e;
 
+	if ((w->flags & WORKLOAD_NO_PROC_EVENTS) || !claim_exit(tgid, start))
+		return;
+	e = proc_record(RECORD_EXIT, w, workload_cgroup);
 	if (!e)
 		return;
 	e->pid = BPF_CORE_READ(task, pid);
-	e->tgid = BPF_CORE_READ(task, tgid);
-	e->start_time = task_start(task);
+	e->tgid = tgid;
+	e->start_time = start;
 	e->exit_code = BPF_CORE_READ(task, exit_code);
 	record_parent(e, task);
 	bpf_get_current_comm(e->comm, sizeof(e->comm));

@@ -247,6 +247,14 @@ type SecurityScratch struct {
 			Max   uint32
 			Found uint32
 		}
+		Resolved struct {
+			_        structs.HostLayout
+			PidTgid  uint64
+			ExecId   uint64
+			File     uint64
+			Filename uint64
+			At       uint64
+		}
 	}
 }
 

@@ -137,6 +137,15 @@ struct reader_scan {
 	__u32 found;
 };
 
+/* Which exec resolve_exec last resolved into scratch (dpath.h). */
+struct resolved {
+	__u64 pid_tgid;		/* the exec'ing task */
+	__u64 exec_id;		/* its self_exec_id then */
+	__u64 file;		/* struct file * */
+	__u64 filename;		/* const char * */
+	__u64 at;		/* bpf_ktime_get_ns() when resolved */
+};
+
 /* What exec tracking and the exec programs work on. */
 struct exec_state {
 	struct proc exec;		/* the executed file */
@@ -154,6 +163,7 @@ struct exec_state {
 	struct hash_state hash;
 	struct argv_scan scan;
 	struct reader_scan reader;
+	struct resolved resolved;
 };
 
 /* Per-CPU scratch of one program run. Every loop callback keeps its state

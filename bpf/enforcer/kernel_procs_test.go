@@ -165,3 +165,47 @@ func TestKernelProcessRecordsOff(t *testing.T) {
 		k.log.waitRecords(t, kind, 0, func(*record.RawEvent) bool { return true })
 	}
 }
+
+// Processes whose threads all exit at once (exit_group with every thread
+// running, on every CPU) have one exit record each: more than one thread
+// sees the group's live count at zero by the time it reaches
+// sched_process_exit, and only one of them may report.
+func TestKernelProcessExitRecordOncePerProcess(t *testing.T) {
+	k := newKernel(t)
+	k.use(postAllConnects(), [profiles.NumPoints]uint32{})
+	const runs, threads = 300, 8
+	pids := make([]uint32, 0, runs)
+	for range runs {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		cmd := k.command(ctx, helperPath(t))
+		cmd.Env = append(os.Environ(), exitThreadsEnv+"="+strconv.Itoa(threads))
+		out, err := cmd.CombinedOutput()
+		cancel()
+		if err != nil {
+			t.Fatalf("exit threads helper: %v: %s", err, out)
+		}
+		pids = append(pids, uint32(cmd.Process.Pid))
+	}
+	exitsOf := func() map[uint32]int {
+		n := map[uint32]int{}
+		for _, ev := range k.log.records(record.KindExit, func(*record.RawEvent) bool { return true }) {
+			n[ev.Tgid]++
+		}
+		return n
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for len(exitsOf()) < runs && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	time.Sleep(200 * time.Millisecond)
+	exits, bad := exitsOf(), 0
+	for _, pid := range pids {
+		if exits[pid] != 1 {
+			bad++
+			t.Errorf("helper %d: %d exit records, want 1", pid, exits[pid])
+		}
+	}
+	if bad > 0 {
+		t.Errorf("%d of %d processes of %d threads had other than one exit record", bad, runs, threads+1)
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -30,12 +31,20 @@ const helperEnv = "OCIGATE_BPF_TEST_HELPER"
 // exec often does.
 const execThreadEnv = "OCIGATE_BPF_TEST_EXEC_FROM_THREAD"
 
+// exitThreadsEnv makes the test binary start the number of threads it
+// names, each running, and end them all at once with exit_group: their
+// exits race on every CPU.
+const exitThreadsEnv = "OCIGATE_BPF_TEST_EXIT_THREADS"
+
 func TestMain(m *testing.M) {
 	if spec := os.Getenv(helperEnv); spec != "" {
 		os.Exit(helperMain(spec))
 	}
 	if path := os.Getenv(execThreadEnv); path != "" {
 		os.Exit(execFromThread(path))
+	}
+	if n := os.Getenv(exitThreadsEnv); n != "" {
+		os.Exit(exitThreads(n))
 	}
 	code := m.Run()
 	if shared.e != nil {
@@ -120,6 +129,35 @@ func execFromThread(path string) int {
 		done <- 1
 	}()
 	return <-done
+}
+
+// exitThreads starts n threads, each blocked in a read of its own, and
+// calls exit_group once all of them are in it: the kill wakes them all at
+// once. It returns only on bad input.
+func exitThreads(n string) int {
+	count, err := strconv.Atoi(n)
+	if err != nil || count < 1 {
+		fmt.Fprintf(os.Stderr, "exit threads: bad count %q\n", n)
+		return 2
+	}
+	var fds [2]int
+	if err := unix.Pipe(fds[:]); err != nil {
+		fmt.Fprintf(os.Stderr, "exit threads: %v\n", err)
+		return 2
+	}
+	var started sync.WaitGroup
+	started.Add(count)
+	for range count {
+		go func() {
+			runtime.LockOSThread()
+			started.Done()
+			unix.Read(fds[0], make([]byte, 1))
+		}()
+	}
+	started.Wait()
+	time.Sleep(time.Millisecond) // the last ones reach their read
+	unix.Exit(0)
+	return 0
 }
 
 // shared is the enforcer of the tests that load programs: the verifier
