@@ -100,16 +100,18 @@ stop_agent() {
 }
 
 # median: the median of the numbers on stdin, one a line.
-# prog_stats PATTERN: "PROGRAM run_time_ns run_cnt" of each of the
-# agent's programs whose name matches PATTERN (an awk regex), from its
-# metrics at METRICS_ADDR: its own programs, not another agent's of the
-# same name (bpftool lists every loaded one). Counted while
+# prog_stats PATTERN: "MECHANISM[PROGRAM] run_time_ns run_cnt" of each of
+# the agent's programs whose mechanism matches PATTERN (an awk regex),
+# from its metrics at METRICS_ADDR: its own programs, not another agent's
+# of the same name (bpftool lists every loaded one), each program apart
+# where several share a mechanism. Counted while
 # kernel.bpf_stats_enabled=1.
 prog_stats() {
 	curl -sf "http://$METRICS_ADDR/metrics" | awk -v re="$1" '
-		/^ocigate_bpf_program_run(s_total|_seconds_total)\{program="/ {
-			match($0, /program="[^"]*"/); p = substr($0, RSTART + 9, RLENGTH - 10)
-			if (p !~ re) next
+		/^ocigate_bpf_program_run(s_total|_seconds_total)\{/ {
+			match($0, /mechanism="[^"]*"/); m = substr($0, RSTART + 11, RLENGTH - 12)
+			match($0, /program="[^"]*"/); p = m "[" substr($0, RSTART + 9, RLENGTH - 10) "]"
+			if (m !~ re) next
 			if ($1 ~ /^ocigate_bpf_program_runs_total/) c[p] = $2; else t[p] = $2 * 1e9 }
 		END { for (p in c) printf "%s %.0f %.0f\n", p, t[p], c[p] }'
 }

@@ -23,9 +23,9 @@ type attachEnv struct {
 	maps        map[string]*ebpf.Map
 	kernelTypes *btf.Spec // decoded once for every program's CO-RE relocations; nil: per program
 	cgroupRoot  string
-	lsmActive   error                    // nil when bpf is an active LSM
-	named       map[string]*ebpf.Program // mechanism -> program, for stats
-	pins        *pinner                  // nil: links are not pinned
+	lsmActive   error                   // nil when bpf is an active LSM
+	named       map[string]namedProgram // program name -> program, for stats
+	pins        *pinner                 // nil: links are not pinned
 
 	mu sync.Mutex // guards named
 }
@@ -125,7 +125,7 @@ func (env *attachEnv) attachCandidate(c candidate, progs []*ebpf.Program) ([]lin
 	}
 	env.mu.Lock()
 	for i, pr := range c.programs {
-		env.named[pr.mechanism] = progs[i]
+		env.named[pr.name] = namedProgram{pr.mechanism, progs[i]}
 	}
 	env.mu.Unlock()
 	return links, nil

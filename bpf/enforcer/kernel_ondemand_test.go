@@ -133,7 +133,7 @@ func xmitRuns(t *testing.T, e *Enforcer) uint64 {
 		t.Skipf("bpf_stats: %v", err)
 	}
 	defer stats.Close()
-	prog := e.named["tracepoint/net/net_dev_start_xmit"]
+	prog := e.named["dev_xmit"].prog
 	if prog == nil {
 		t.Fatal("xmit's program is not known")
 	}

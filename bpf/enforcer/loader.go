@@ -58,8 +58,8 @@ type Enforcer struct {
 	backends []PointBackend
 	log      *zap.Logger
 
-	named map[string]*ebpf.Program // mechanism -> program, for stats
-	rules *rulemaps.Writer         // writes profiles and workloads into the maps
+	named map[string]namedProgram // program name -> program, for stats
+	rules *rulemaps.Writer        // writes profiles and workloads into the maps
 
 	pins      *pinner   // during Load, when pinning
 	pinState  *PinState // what Load did with the pin directory
@@ -101,7 +101,7 @@ func Load(opts Options) (_ *Enforcer, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("load BPF: %w", err)
 	}
-	e := &Enforcer{log: opts.Logger, named: map[string]*ebpf.Program{},
+	e := &Enforcer{log: opts.Logger, named: map[string]namedProgram{},
 		demand: demandSet{points: map[string]*demandPoint{}, pinDir: opts.PinDir, cgroupRoot: opts.CgroupRoot}}
 	if err := e.loadMaps(objs.fallback, opts); err != nil {
 		return nil, err

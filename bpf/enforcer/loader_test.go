@@ -193,7 +193,7 @@ func TestUnavailablePointDegrades(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	env := &attachEnv{specs: map[string]*ebpf.CollectionSpec{bpf.BackendFallback: fb}, named: map[string]*ebpf.Program{}}
+	env := &attachEnv{specs: map[string]*ebpf.CollectionSpec{bpf.BackendFallback: fb}, named: map[string]namedProgram{}}
 	plan := pointPlan{point: "connect", candidates: []candidate{
 		{bpf.BackendLSM, nil},
 		{bpf.BackendFallback, []program{{name: "no_such_program", mechanism: "cgroup/nothing"}}},

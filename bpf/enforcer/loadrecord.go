@@ -145,8 +145,8 @@ func (e *Enforcer) takeOver(want loadRecord) bool {
 
 // openPinnedLinks opens every recorded link and its program.
 func openPinnedLinks(p *pinner, recorded map[string]string) (links []link.Link, progs []*ebpf.Program,
-	named map[string]*ebpf.Program, err error) {
-	named = map[string]*ebpf.Program{}
+	named map[string]namedProgram, err error) {
+	named = map[string]namedProgram{}
 	defer func() {
 		if err != nil {
 			for _, l := range links {
@@ -171,7 +171,7 @@ func openPinnedLinks(p *pinner, recorded map[string]string) (links []link.Link, 
 			return links, progs, nil, fmt.Errorf("program of pinned link %s: %w", name, err)
 		}
 		progs = append(progs, prog)
-		named[mech] = prog
+		named[name] = namedProgram{mech, prog}
 	}
 	return links, progs, named, nil
 }
@@ -280,7 +280,7 @@ func (e *Enforcer) dropTakeOver() {
 	}
 	closePrograms(e.progs)
 	_ = e.demand.close()
-	e.links, e.progs, e.backends, e.named = nil, nil, nil, map[string]*ebpf.Program{}
+	e.links, e.progs, e.backends, e.named = nil, nil, nil, map[string]namedProgram{}
 }
 
 // allLinks are the links of every attached program, on-demand points'

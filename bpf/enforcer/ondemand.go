@@ -356,7 +356,7 @@ func (e *Enforcer) takeOverDemand(p *pinner, backends []PointBackend) error {
 			}
 		}
 		for i, pr := range c.programs {
-			e.named[pr.mechanism] = dp.progs[i]
+			e.named[pr.name] = namedProgram{pr.mechanism, dp.progs[i]}
 		}
 		e.demand.points[pb.Point] = dp
 		e.log.Info("took over an on-demand point", zap.String("point", pb.Point), zap.Bool("attached", dp.links != nil))

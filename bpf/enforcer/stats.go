@@ -12,6 +12,7 @@ import (
 // ProgramStat is the kernel's run count and time of one attached program
 // (counted while bpf_stats is enabled: EnableStats).
 type ProgramStat struct {
+	Program   string        `json:"program"` // its name in the object (a pinned link's name)
 	Mechanism string        `json:"mechanism"`
 	RunCount  uint64        `json:"run_count"`
 	RunTime   time.Duration `json:"run_time"`
@@ -27,22 +28,35 @@ func EnableStats() (io.Closer, error) {
 	return c, nil
 }
 
+// namedProgram is an attached program and the mechanism it is reported
+// as: several programs may share one (sched_process_exec runs exec
+// tracking and the relay check), so stats are kept by program.
+type namedProgram struct {
+	mechanism string
+	prog      *ebpf.Program
+}
+
 // ProgramStats reads the run statistics of every attached program, sorted
-// by mechanism; programs attached as failed candidates, and those of
-// detached on-demand points, are not included.
+// by mechanism and program; programs attached as failed candidates, and
+// those of detached on-demand points, are not included.
 func (e *Enforcer) ProgramStats() ([]ProgramStat, error) {
 	var out []ProgramStat
-	for mech, p := range e.named {
-		if !e.attached(p) {
+	for name, np := range e.named {
+		if !e.attached(np.prog) {
 			continue
 		}
-		st, err := p.Stats()
+		st, err := np.prog.Stats()
 		if err != nil {
-			return nil, fmt.Errorf("stats of %s: %w", mech, err)
+			return nil, fmt.Errorf("stats of %s (%s): %w", name, np.mechanism, err)
 		}
-		out = append(out, ProgramStat{Mechanism: mech, RunCount: st.RunCount, RunTime: st.Runtime})
+		out = append(out, ProgramStat{Program: name, Mechanism: np.mechanism, RunCount: st.RunCount, RunTime: st.Runtime})
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Mechanism < out[j].Mechanism })
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Mechanism != out[j].Mechanism {
+			return out[i].Mechanism < out[j].Mechanism
+		}
+		return out[i].Program < out[j].Program
+	})
 	return out, nil
 }
 

@@ -90,8 +90,8 @@ var (
 		"Whether each enforcement point's programs are attached now: 1, or 0 when it is unavailable or, for a per-packet point (receive, xmit, drop), while no loaded profile needs it.", "point")
 	descPoint = desc("ocigate_point_checks_total",
 		"The kernel's counts per enforcement point: evaluated (a registered workload's operation checked), posted, denied, killed.", "point", "outcome")
-	descRunSeconds = desc("ocigate_bpf_program_run_seconds_total", "Run time of each attached BPF program (counted while kernel.bpf_stats_enabled=1).", "program")
-	descRuns       = desc("ocigate_bpf_program_runs_total", "Runs of each attached BPF program (counted while kernel.bpf_stats_enabled=1).", "program")
+	descRunSeconds = desc("ocigate_bpf_program_run_seconds_total", "Run time of each attached BPF program (counted while kernel.bpf_stats_enabled=1).", "program", "mechanism")
+	descRuns       = desc("ocigate_bpf_program_runs_total", "Runs of each attached BPF program (counted while kernel.bpf_stats_enabled=1).", "program", "mechanism")
 	descMapEntries = desc("ocigate_bpf_map_entries", "Entries in each of the enforcer's maps that fill up.", "map")
 	descMapMax     = desc("ocigate_bpf_map_max_entries", "Size of each of the enforcer's maps that fill up.", "map")
 )
@@ -164,8 +164,8 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		a.log.Warn("metrics: BPF program statistics unavailable", zap.Error(err))
 	} else {
 		for _, p := range progs {
-			ch <- prometheus.MustNewConstMetric(descRunSeconds, prometheus.CounterValue, p.RunTime.Seconds(), p.Mechanism)
-			counter(descRuns, p.RunCount, p.Mechanism)
+			ch <- prometheus.MustNewConstMetric(descRunSeconds, prometheus.CounterValue, p.RunTime.Seconds(), p.Program, p.Mechanism)
+			counter(descRuns, p.RunCount, p.Program, p.Mechanism)
 		}
 	}
 	fill, err := ks.MapFill()

@@ -57,7 +57,9 @@ func TestMetricsScrape(t *testing.T) {
 	a, cg := streamFixture(t, eventhub.Config{Queue: 1})
 	enf := a.enf.(*fakeEnforcer)
 	enf.counters = enforcer.Counters{EventsLost: 9, Points: map[string]enforcer.PointCounters{"connect": {Evaluated: 5, Posted: 1, Denied: 2}}}
-	enf.progStats = []enforcer.ProgramStat{{Mechanism: "cgroup/connect4", RunCount: 10, RunTime: 2500 * time.Nanosecond}}
+	enf.progStats = []enforcer.ProgramStat{{Program: "connect4", Mechanism: "cgroup/connect4", RunCount: 10, RunTime: 2500 * time.Nanosecond},
+		{Program: "track_exec", Mechanism: "raw_tracepoint/sched_process_exec", RunCount: 3, RunTime: time.Microsecond},
+		{Program: "relay_exec", Mechanism: "raw_tracepoint/sched_process_exec", RunCount: 3, RunTime: 2 * time.Microsecond}}
 	enf.mapFill = []enforcer.MapFill{{Map: "workloads", Entries: 1, MaxEntries: 16384}, {Map: "addr_sets", Entries: 3, MaxEntries: 262144}}
 
 	// One registration succeeded (the fixture's), one fails.
@@ -88,28 +90,30 @@ func TestMetricsScrape(t *testing.T) {
 
 	got := scrape(t, a)
 	want := map[string]string{
-		`ocigate_events_total{action="KPROBE_ACTION_OVERRIDE",policy="ocigate-default",type="process_kprobe"}`:   "2",
-		`ocigate_events_total{action="KPROBE_ACTION_SIGKILL",policy="` + execPolicy + `",type="process_kprobe"}`: "1",
-		`ocigate_events_lost_total{where="kernel"}`:                                                              "9",
-		`ocigate_events_lost_total{where="queue"}`:                                                               "0",
-		`ocigate_events_lost_total{where="sink"}`:                                                                "0",
-		`ocigate_events_lost_total{where="subscriber"}`:                                                          "2",
-		`ocigate_events_written_total`:                                                                           "3",
-		`ocigate_event_decode_errors_total`:                                                                      "1",
-		`ocigate_workloads_registered`:                                                                           "1",
-		`ocigate_event_subscribers`:                                                                              "1",
-		`ocigate_registrations_total{result="ok"}`:                                                               "1",
-		`ocigate_registrations_total{result="error"}`:                                                            "1",
-		`ocigate_hook_registration_seconds_count`:                                                                "1",
-		`ocigate_profile_reloads_total{result="ok"}`:                                                             "1",
-		`ocigate_profile_reloads_total{result="error"}`:                                                          "1",
-		`ocigate_enforcer_backend{backend="fallback",mechanism="cgroup/connect4",point="connect"}`:               "1",
-		`ocigate_point_checks_total{outcome="evaluated",point="connect"}`:                                        "5",
-		`ocigate_point_checks_total{outcome="denied",point="connect"}`:                                           "2",
-		`ocigate_bpf_program_runs_total{program="cgroup/connect4"}`:                                              "10",
-		`ocigate_bpf_program_run_seconds_total{program="cgroup/connect4"}`:                                       "2.5e-06",
-		`ocigate_bpf_map_entries{map="addr_sets"}`:                                                               "3",
-		`ocigate_bpf_map_max_entries{map="workloads"}`:                                                           "16384",
+		`ocigate_events_total{action="KPROBE_ACTION_OVERRIDE",policy="ocigate-default",type="process_kprobe"}`:      "2",
+		`ocigate_events_total{action="KPROBE_ACTION_SIGKILL",policy="` + execPolicy + `",type="process_kprobe"}`:    "1",
+		`ocigate_events_lost_total{where="kernel"}`:                                                                 "9",
+		`ocigate_events_lost_total{where="queue"}`:                                                                  "0",
+		`ocigate_events_lost_total{where="sink"}`:                                                                   "0",
+		`ocigate_events_lost_total{where="subscriber"}`:                                                             "2",
+		`ocigate_events_written_total`:                                                                              "3",
+		`ocigate_event_decode_errors_total`:                                                                         "1",
+		`ocigate_workloads_registered`:                                                                              "1",
+		`ocigate_event_subscribers`:                                                                                 "1",
+		`ocigate_registrations_total{result="ok"}`:                                                                  "1",
+		`ocigate_registrations_total{result="error"}`:                                                               "1",
+		`ocigate_hook_registration_seconds_count`:                                                                   "1",
+		`ocigate_profile_reloads_total{result="ok"}`:                                                                "1",
+		`ocigate_profile_reloads_total{result="error"}`:                                                             "1",
+		`ocigate_enforcer_backend{backend="fallback",mechanism="cgroup/connect4",point="connect"}`:                  "1",
+		`ocigate_point_checks_total{outcome="evaluated",point="connect"}`:                                           "5",
+		`ocigate_point_checks_total{outcome="denied",point="connect"}`:                                              "2",
+		`ocigate_bpf_program_runs_total{mechanism="cgroup/connect4",program="connect4"}`:                            "10",
+		`ocigate_bpf_program_run_seconds_total{mechanism="cgroup/connect4",program="connect4"}`:                     "2.5e-06",
+		`ocigate_bpf_program_run_seconds_total{mechanism="raw_tracepoint/sched_process_exec",program="track_exec"}`: "1e-06",
+		`ocigate_bpf_program_run_seconds_total{mechanism="raw_tracepoint/sched_process_exec",program="relay_exec"}`: "2e-06",
+		`ocigate_bpf_map_entries{map="addr_sets"}`:                                                                  "3",
+		`ocigate_bpf_map_max_entries{map="workloads"}`:                                                              "16384",
 	}
 	for k, v := range want {
 		if got[k] != v {
