@@ -41,13 +41,16 @@ static __always_inline struct event *proc_record(__u8 kind, const struct workloa
 	return e;
 }
 
-/* The parent of a process: its real parent's tgid and start. */
+/* The parent of a process: its real parent's tgid, start and comm (the
+ * agent's name for a parent gone before it reads the record, as the
+ * runtime that started a short-lived container's first process). */
 static __always_inline void record_parent(struct event *e, struct task_struct *task)
 {
 	struct task_struct *parent = BPF_CORE_READ(task, real_parent);
 
 	e->ppid = BPF_CORE_READ(parent, tgid);
 	e->parent_start_time = task_start(parent);
+	BPF_CORE_READ_INTO(&e->ancestor_comm[0], parent, comm);
 }
 
 /* exec, at sched_process_exec (current is task, the new image mapped):

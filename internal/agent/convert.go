@@ -126,7 +126,11 @@ func (a *Agent) processFor(raw *record.RawEvent, trackProcs bool) (events.Proces
 			return e.Process, e.Parent, e.ParentOutside, e
 		}
 	}
-	parent, outside := a.parentOf(ppid, 0, raw.WorkloadCgroupID, raw.BootNs)
+	comm := "" // the record's parent comm is raw.Ppid's
+	if ppid == raw.Ppid {
+		comm = raw.AncestorComm[0]
+	}
+	parent, outside := a.parentOf(ppid, 0, raw.WorkloadCgroupID, raw.BootNs, comm)
 	if parent != nil {
 		p.ParentExecID = parent.ExecID
 	}
@@ -213,7 +217,7 @@ func (a *Agent) ownerProcess(raw *record.RawEvent) (events.Process, *events.Proc
 	}
 	p.UID.Value, p.Binary, p.Arguments, p.Cwd, p.Flags = s.uid, s.binary, s.arguments, s.cwd, flagProcFS
 	p.ExecID, p.StartTime = a.execID(s.startTicks*nsPerTick, raw.Owner), a.clock.wall(s.startTicks*nsPerTick)
-	parent, outside := a.parentOf(s.ppid, 0, raw.WorkloadCgroupID, raw.BootNs)
+	parent, outside := a.parentOf(s.ppid, 0, raw.WorkloadCgroupID, raw.BootNs, "")
 	if parent != nil {
 		p.ParentExecID = parent.ExecID
 	}

@@ -76,7 +76,7 @@ func (a *Agent) onExec(raw *record.RawEvent, at time.Time) *events.Event {
 	if prev, ok := a.cached(raw.Tgid, raw.StartNs); ok && prev.Process.Flags != flagClone {
 		e.Parent = parentSnapshot(prev)
 	} else {
-		e.Parent, e.ParentOutside = a.parentOf(raw.Ppid, raw.ParentStartNs, raw.WorkloadCgroupID, raw.BootNs)
+		e.Parent, e.ParentOutside = a.parentOf(raw.Ppid, raw.ParentStartNs, raw.WorkloadCgroupID, raw.BootNs, raw.AncestorComm[0])
 	}
 	if e.Parent != nil {
 		p.ParentExecID = e.Parent.ExecID
@@ -102,7 +102,7 @@ func (a *Agent) onClone(raw *record.RawEvent) {
 	} else {
 		a.setWorkload(e, raw.WorkloadCgroupID)
 		e.Process.Binary = raw.Path
-		e.Parent, e.ParentOutside = a.parentOf(raw.Ppid, raw.ParentStartNs, raw.WorkloadCgroupID, raw.BootNs)
+		e.Parent, e.ParentOutside = a.parentOf(raw.Ppid, raw.ParentStartNs, raw.WorkloadCgroupID, raw.BootNs, raw.AncestorComm[0])
 	}
 	p := &e.Process
 	p.ExecID, e.ExecNs = a.execID(raw.StartNs, raw.Tgid), raw.StartNs
@@ -237,8 +237,10 @@ func procEvent(a *Agent, raw *record.RawEvent, e *proccache.Entry, at time.Time,
 
 // parentOf is the parent process ppid (started at startNs): from the
 // cache, else read from /proc and, when it is in the workload, cached.
-// outside says it is not in the workload: the container's runtime.
-func (a *Agent) parentOf(ppid uint32, startNs, workloadCgroup, now uint64) (*events.Process, bool) {
+// outside says it is not in the workload: the container's runtime. A
+// parent gone from /proc too is named by comm, its task name as the
+// kernel's record gave it ("" if none).
+func (a *Agent) parentOf(ppid uint32, startNs, workloadCgroup, now uint64, comm string) (*events.Process, bool) {
 	if ppid == 0 {
 		return nil, false
 	}
@@ -251,7 +253,8 @@ func (a *Agent) parentOf(ppid uint32, startNs, workloadCgroup, now uint64) (*eve
 	}
 	s, ok := a.procfs.snapshot(ppid, startNs)
 	if !ok {
-		return p, false // gone: its pid and start are all there is
+		p.Binary = comm // gone: its pid, start and task name are all there is
+		return p, false
 	}
 	if startNs == 0 {
 		p.ExecID = a.execID(s.startTicks*nsPerTick, ppid)

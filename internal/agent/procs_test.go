@@ -130,6 +130,24 @@ func TestProcessExecOfFirstProcess(t *testing.T) {
 	}
 }
 
+// The runtime exited before the agent read the first process's exec (a
+// short-lived container): the parent is named by the task name the
+// record carries, with its pid and start, not left blank.
+func TestProcessExecParentGone(t *testing.T) {
+	a, _, cg := procFixture(t)
+	rec := execRecord(cg, 100, 51, 1000*tick, 200*tick, 100*tick, "/usr/bin/bash", "bash", "-c", "x") // 51: no /proc entry
+	rec.AncestorComm[0] = "runc"
+	ev := a.onRecord(rec, at)
+	if ev == nil || ev.ProcessExec == nil {
+		t.Fatalf("event %+v", ev)
+	}
+	parent := ev.ProcessExec.Parent
+	if parent == nil || parent.Binary != "runc" || parent.Pid.Value != 51 || parent.Flags != "" {
+		t.Fatalf("parent %+v", parent)
+	}
+	wantExecID(t, a, parent.ExecID, 100*tick, 51)
+}
+
 // Lineage through clone and exec; exec_ids stable across events; late
 // events after the exit; exits with signal and status.
 func TestProcessLineage(t *testing.T) {
