@@ -31,7 +31,7 @@ cd "$(dirname "$0")/.."
 
 [ "$(id -u)" = 0 ] || { echo "bench: run as root" >&2; exit 1; }
 ROUNDS=${ROUNDS:-11}
-CONNECT_ROUNDS=${CONNECT_ROUNDS:-21} # a round is shorter, and noisier, than a fork+exec one
+CONNECT_ROUNDS=${CONNECT_ROUNDS:-41} # a round is shorter, and noisier, than a fork+exec one
 CONNECTS=${CONNECTS:-20000}
 out=bench-results
 mkdir -p "$out"
