@@ -183,8 +183,8 @@ type SecurityScratch struct {
 		HasBin         uint8
 		HasPath        uint8
 		HasAliasPrefix uint8
+		BinReady       uint8
 		DaddrIn        uint8
-		Pad            [1]uint8
 		DaddrSet       uint32
 		PathHash       uint64
 		PathAlias      uint64
