@@ -195,8 +195,9 @@ type FallbackScratch struct {
 		HasBin         uint8
 		HasPath        uint8
 		HasAliasPrefix uint8
-		Pad            [2]uint8
-		_              [4]byte
+		BinReady       uint8
+		DaddrIn        uint8
+		DaddrSet       uint32
 		PathHash       uint64
 		PathAlias      uint64
 		Prefix         FallbackPathKey

@@ -67,9 +67,23 @@ static __always_inline bool in_mask32(__u32 mask, __u8 v)
 /* in/not-in test: true when the predicate fails. */
 #define FAILS(m, IN, NOT, in) ((((m) & (IN)) && !(in)) || (((m) & (NOT)) && (in)))
 
-/* The network predicates: family, protocol, type, state, addresses, ports. */
-static __always_inline bool socket_matches(const struct selector *s, const struct query *q, __u8 family)
+/* Whether the destination is in set, looked up once per decision and set:
+ * the selectors of one profile share the set of equal prefix lists (the
+ * reverse-shell profile's two at connect), and an LPM lookup is ~60 ns. */
+static __always_inline bool daddr_in_set(struct decision *d, __u32 set)
 {
+	if (d->daddr_set != set) {
+		d->daddr_in = addr_in_set(set, d->q.daddr);
+		d->daddr_set = set;
+	}
+	return d->daddr_in;
+}
+
+/* The network predicates: family, protocol, type, state, addresses, ports. */
+static __always_inline bool socket_matches(const struct selector *s, struct decision *d)
+{
+	const struct query *q = &d->q;
+	__u8 family = d->family;
 	__u64 m = s->match;
 
 	if ((m & MATCH_FAMILY) && !in_mask32(s->families, family))
@@ -81,7 +95,7 @@ static __always_inline bool socket_matches(const struct selector *s, const struc
 	if ((m & MATCH_STATE) && !in_mask32(s->states, q->state))
 		return false;
 	if (m & (MATCH_DADDR | MATCH_DADDR_NOT)) {
-		if (!q->has_daddr || FAILS(m, MATCH_DADDR, MATCH_DADDR_NOT, addr_in_set(s->daddr_set, q->daddr)))
+		if (!q->has_daddr || FAILS(m, MATCH_DADDR, MATCH_DADDR_NOT, daddr_in_set(d, s->daddr_set)))
 			return false;
 	}
 	if (m & (MATCH_SADDR | MATCH_SADDR_NOT)) {
@@ -256,6 +270,8 @@ static __always_inline bool process_matches(const struct selector *s, struct dec
 	return true;
 }
 
+static __always_inline void prepare_bin_keys(struct scratch *s, __u64 uses);
+
 /* Selector i of the rules being evaluated (d->key): 1 when it matches
  * and its group has not been decided yet (the group is then decided, and
  * d->first set if it is the first match), 0 when it does not, -1 past
@@ -279,7 +295,13 @@ __noinline int match_selector(__u32 i)
 
 	if ((d->decided & group) || ((d->w.disabled[d->q.point & 15] >> i) & 1))
 		return 0;
-	if (!socket_matches(sel, &d->q, d->family) || !process_matches(sel, d, i))
+	if (!socket_matches(sel, d))
+		return 0;
+	/* The binary's keys at the first selector that gets this far and
+	 * looks at them: a procs lookup the socket predicates often spare. */
+	if ((sel->match & (MATCH_ANY_BIN | MATCH_ANY_PATH)) && !d->bin_ready)
+		prepare_bin_keys(s, r->uses);
+	if (!process_matches(sel, d, i))
 		return 0;
 	d->decided |= group;
 	if (d->first < 0)
@@ -386,26 +408,17 @@ static __always_inline void prepare_pids(struct decision *d)
 	d->has_pids = d->npids > 0;
 }
 
-/* Fills the lookup keys of the binary and path predicates the rules use.
- * At the exec point matchBinaries names the program that calls exec (as
- * in Tetragon) and the path predicates the file exec'd; elsewhere both
- * name the process's binary (at the relay point, the shell). */
-static __always_inline void prepare_binary(struct scratch *s, __u64 uses)
+/* Fills the lookup keys of the binary and path predicates, once per
+ * decision (bin_ready), when a selector first needs them. At the exec
+ * point matchBinaries names the program that calls exec (as in Tetragon)
+ * and the path predicates the file exec'd; elsewhere both name the
+ * process's binary (at the relay point, the shell). */
+static __always_inline void prepare_bin_keys(struct scratch *s, __u64 uses)
 {
 	struct decision *d = &s->d;
-	struct proc *p;
+	struct proc *p = query_proc(s);
 
-	d->has_bin = 0;
-	d->has_path = 0;
-	d->has_caps = 0;
-	d->has_pids = 0;
-	if (uses & (MATCH_CAPS | MATCH_CAPS_NOT))
-		prepare_caps(d);
-	if (uses & (MATCH_PID | MATCH_PID_NOT))
-		prepare_pids(d);
-	if (!(uses & (MATCH_ANY_BIN | MATCH_ANY_PATH)))
-		return;
-	p = query_proc(s);
+	d->bin_ready = 1;
 	if (p && (uses & MATCH_ANY_PATH))
 		path_keys(s, p, uses);
 	if (!(uses & MATCH_ANY_BIN))
@@ -414,6 +427,26 @@ static __always_inline void prepare_binary(struct scratch *s, __u64 uses)
 		p = s->x.caller_valid ? &s->x.caller : 0;
 	if (p)
 		bin_keys(d, p, uses);
+}
+
+/* Starts a decision's selector predicates: prepares what the rules'
+ * capability and pid predicates look at, and forgets the last decision's
+ * binary keys and address lookup; the binary's keys wait for the first
+ * selector that needs them (prepare_bin_keys). */
+static __always_inline void prepare_binary(struct scratch *s, __u64 uses)
+{
+	struct decision *d = &s->d;
+
+	d->has_bin = 0;
+	d->has_path = 0;
+	d->bin_ready = 0;
+	d->daddr_set = 0;
+	d->has_caps = 0;
+	d->has_pids = 0;
+	if (uses & (MATCH_CAPS | MATCH_CAPS_NOT))
+		prepare_caps(d);
+	if (uses & (MATCH_PID | MATCH_PID_NOT))
+		prepare_pids(d);
 }
 
 #endif

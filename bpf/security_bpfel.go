@@ -183,8 +183,9 @@ type SecurityScratch struct {
 		HasBin         uint8
 		HasPath        uint8
 		HasAliasPrefix uint8
-		Pad            [2]uint8
-		_              [4]byte
+		BinReady       uint8
+		DaddrIn        uint8
+		DaddrSet       uint32
 		PathHash       uint64
 		PathAlias      uint64
 		Prefix         SecurityPathKey

@@ -79,7 +79,9 @@ struct decision {
 	__u8 has_bin;
 	__u8 has_path;		/* the path keys below are filled */
 	__u8 has_alias_prefix;	/* alias_prefix is filled */
-	__u8 pad[2];
+	__u8 bin_ready;		/* prepare_bin_keys has run for this decision */
+	__u8 daddr_in;		/* the destination is in daddr_set */
+	__u32 daddr_set;	/* the address set daddr_in answers for, 0: none yet */
 	__u64 path_hash;	/* the executed file's path hash, when has_path */
 	__u64 path_alias;	/* and the path exec was given, 0: none */
 	struct path_key prefix;	/* matchBinaries Prefix key of the binary's path */

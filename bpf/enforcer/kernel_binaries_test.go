@@ -126,6 +126,29 @@ func TestKernelBinaries(t *testing.T) {
 	}
 }
 
+// The binary is looked up for a decision when a selector first gets to
+// its binary predicates (after its socket predicates held), and for that
+// decision only: a selector whose address does not match leaves it to
+// the next, and the next connect, by another program, asks again.
+func TestKernelBinariesLookedUpWhenNeeded(t *testing.T) {
+	bb := busyboxPaths(t)
+	k := newKernel(t)
+	bin := []profiles.BinaryMatch{{Operator: "In", Values: []string{bb.real}}}
+	k.use(connectProfile(
+		profiles.Selector{Policy: "elsewhere", Group: 0, Daddr: prefixes("127.0.0.3/32"), Binaries: bin, Action: profiles.ActionOverride},
+		profiles.Selector{Policy: "here", Group: 1, Daddr: prefixes("127.0.0.2/32"), Binaries: bin, Action: profiles.ActionOverride},
+	), [profiles.NumPoints]uint32{})
+	for i := 0; i < 2; i++ {
+		_, errno := k.helper("connect", "tcp4", "127.0.0.2:4444")
+		wantErrno(t, "the helper", errno, unix.ECONNREFUSED)
+		pid, errno := k.busybox(bb.real, "127.0.0.2", 4444)
+		wantErrno(t, "busybox", errno, unix.EPERM)
+		if ev := k.log.wait(t, 1, of(pid, profiles.PointConnect))[0]; ev.Selector != 1 || !ev.Enforced {
+			t.Fatalf("busybox: event %+v", ev)
+		}
+	}
+}
+
 // PathLen is the size of the event's path field.
 const PathLen = len(bpf.FallbackEvent{}.Path)
 

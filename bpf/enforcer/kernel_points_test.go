@@ -131,6 +131,42 @@ func TestKernelGroups(t *testing.T) {
 	}
 }
 
+// A decision looks a destination up once per address set: selectors with
+// equal lists share the answer, each decision asks again, and another
+// set is its own question.
+func TestKernelAddressSetLookups(t *testing.T) {
+	k := newKernel(t)
+	// Equal lists, one set: the Post matches what the Override does not.
+	k.use(connectProfile(
+		profiles.Selector{Policy: "out", Group: 0, Daddr: profiles.AddrMatch{Prefixes: prefixes("127.0.0.2/32").Prefixes, Not: true},
+			Action: profiles.ActionPost},
+		profiles.Selector{Policy: "in", Group: 1, Daddr: prefixes("127.0.0.2/32"), Action: profiles.ActionOverride},
+	), [profiles.NumPoints]uint32{})
+	for i := 0; i < 2; i++ { // alternating: no answer carries over
+		pid, errno := k.helper("connect", "tcp4", "127.0.0.2:4444")
+		wantErrno(t, "connect to the set", errno, unix.EPERM)
+		if ev := k.log.wait(t, 1, of(pid, profiles.PointConnect))[0]; ev.Selector != 1 || !ev.Enforced {
+			t.Fatalf("in the set: event %+v", ev)
+		}
+		pid, errno = k.helper("connect", "tcp4", "127.0.0.1:4444")
+		wantErrno(t, "connect outside the set", errno, unix.ECONNREFUSED)
+		if ev := k.log.wait(t, 1, of(pid, profiles.PointConnect))[0]; ev.Selector != 0 || ev.Enforced {
+			t.Fatalf("outside the set: event %+v", ev)
+		}
+	}
+	// Different lists: the second selector's set is looked up, not the
+	// first one's answer reused.
+	k.use(connectProfile(
+		profiles.Selector{Policy: "a", Group: 0, Daddr: prefixes("10.0.0.0/8"), Action: profiles.ActionPost},
+		profiles.Selector{Policy: "b", Group: 1, Daddr: prefixes("127.0.0.0/8"), Action: profiles.ActionOverride},
+	), [profiles.NumPoints]uint32{})
+	pid, errno := k.helper("connect", "tcp4", "127.0.0.1:4444")
+	wantErrno(t, "second set", errno, unix.EPERM)
+	if ev := k.log.wait(t, 1, of(pid, profiles.PointConnect))[0]; ev.Selector != 1 {
+		t.Fatalf("second set: event %+v", ev)
+	}
+}
+
 // (c) Monitor, per selector and per workload.
 func TestKernelMonitor(t *testing.T) {
 	k := newKernel(t)

@@ -24,6 +24,11 @@ type setWriter struct {
 	binKeys  []bpf.FallbackBinKey
 	pathKeys []bpf.FallbackPathKey
 	portIdx  []uint32
+
+	// addrSet is the set of each prefix list written, so that selectors
+	// with equal lists share one set: the kernel looks a destination up
+	// once per set and decision (daddr_in_set).
+	addrSet map[string]uint32
 }
 
 func (w *setWriter) newSet() uint32 {
@@ -40,7 +45,13 @@ func addrKeyOf(set uint32, p netip.Prefix) bpf.FallbackAddrKey {
 	return bpf.FallbackAddrKey{Prefixlen: uint32(32 + bits), Set: set, Addr: p.Masked().Addr().As16()}
 }
 
+// addrs writes a set of prefixes, or returns the set of an equal list
+// this writer wrote before.
 func (w *setWriter) addrs(prefixes []netip.Prefix) (uint32, error) {
+	list := fmt.Sprint(prefixes)
+	if set, ok := w.addrSet[list]; ok {
+		return set, nil
+	}
 	set := w.newSet()
 	for _, p := range prefixes {
 		k := addrKeyOf(set, p)
@@ -49,6 +60,10 @@ func (w *setWriter) addrs(prefixes []netip.Prefix) (uint32, error) {
 		}
 		w.addrKeys = append(w.addrKeys, k)
 	}
+	if w.addrSet == nil {
+		w.addrSet = map[string]uint32{}
+	}
+	w.addrSet[list] = set
 	return set, nil
 }
 

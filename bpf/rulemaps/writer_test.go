@@ -97,8 +97,9 @@ func TestLoadProfileReplaceReleasesSets(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// One address key: connect's and bind's equal lists share a set.
 	second := rw.setCounts(t)
-	if second != (bpftest.Sets{Addrs: base.Addrs + 2, Names: base.Names + 1, Bins: base.Bins + 1, Paths: base.Paths + 2, Ports: base.Ports + 2}) {
+	if second != (bpftest.Sets{Addrs: base.Addrs + 1, Names: base.Names + 1, Bins: base.Bins + 1, Paths: base.Paths + 2, Ports: base.Ports + 2}) {
 		t.Fatalf("after replacing: %+v (base %+v)", second, base)
 	}
 	// The new rules use new sets; the old sets are gone.
@@ -279,5 +280,46 @@ func TestSetWorkload(t *testing.T) {
 	}
 	if ids, err := rw.WorkloadCgroups(); err != nil || len(ids) != 0 {
 		t.Fatalf("WorkloadCgroups after remove = %v, %v", ids, err)
+	}
+}
+
+// Selectors of one profile with equal address lists share one set (the
+// kernel then looks a destination up once per decision); other lists,
+// and other profiles, get their own, and unloading deletes each key once.
+func TestEqualAddressListsShareASet(t *testing.T) {
+	rw := mapsOnlyWriter(t)
+	private := profiles.AddrMatch{Prefixes: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("127.0.0.0/8")}}
+	other := profiles.AddrMatch{Prefixes: private.Prefixes[:1]}
+	p := &profiles.Profile{Name: "share", Mode: profiles.ModeEnforce}
+	p.Points[profiles.PointConnect] = []profiles.Selector{
+		{Action: profiles.ActionPost, Daddr: private},
+		{Action: profiles.ActionPost, Group: 1, Daddr: other},
+		{Action: profiles.ActionPost, Group: 2, Daddr: profiles.AddrMatch{Prefixes: private.Prefixes, Not: true}},
+	}
+	p.Points[profiles.PointSendmsg] = []profiles.Selector{{Action: profiles.ActionPost, Daddr: private}}
+	for id := uint32(1); id <= 2; id++ {
+		if err := rw.LoadProfile(id, p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c, _ := rw.rulesOf(1, uint32(profiles.PointConnect))
+	s, _ := rw.rulesOf(1, uint32(profiles.PointSendmsg))
+	if c.Sel[0].DaddrSet == 0 || c.Sel[2].DaddrSet != c.Sel[0].DaddrSet || s.Sel[0].DaddrSet != c.Sel[0].DaddrSet ||
+		c.Sel[1].DaddrSet == c.Sel[0].DaddrSet {
+		t.Fatalf("sets: connect %d %d %d, sendmsg %d", c.Sel[0].DaddrSet, c.Sel[1].DaddrSet, c.Sel[2].DaddrSet, s.Sel[0].DaddrSet)
+	}
+	if c2, _ := rw.rulesOf(2, uint32(profiles.PointConnect)); c2.Sel[0].DaddrSet == c.Sel[0].DaddrSet {
+		t.Fatalf("profiles 1 and 2 share set %d", c.Sel[0].DaddrSet)
+	}
+	if n := rw.setCounts(t).Addrs; n != 2*3 {
+		t.Fatalf("%d address keys, want 3 per profile", n)
+	}
+	for id := uint32(1); id <= 2; id++ {
+		if err := rw.UnloadProfile(id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if c := rw.setCounts(t); c != (bpftest.Sets{}) {
+		t.Fatalf("after unload: %+v", c)
 	}
 }
