@@ -76,8 +76,8 @@ switch_points() {
 	if [ "$1" = 3 ]; then mv "$work/off/bench-packets.yaml" "$work/profiles/"; else mv "$work/profiles/bench-packets.yaml" "$work/off/"; fi
 	wait_points "$1"
 }
-# packet_stats: "PROGRAM run_time_ns run_cnt" of the per-packet points'
-# programs.
+# packet_stats: "MECHANISM[PROGRAM] run_time_ns run_cnt" of the
+# per-packet points' programs.
 packet_stats() {
 	prog_stats '^(cgroup_skb/ingress|fentry/sk_filter_trim_cap|tracepoint/net/net_dev_start_xmit|tracepoint/skb/kfree_skb)$'
 }
@@ -103,7 +103,7 @@ on_med=$(median <"$work/on.txt")
 connects=$((ROUNDS * (CONNECTS + CONNECTS / 10)))
 progs=$(awk -v n="$connects" '
 	$1 == "before" { t[$2] -= $3; c[$2] -= $4 } $1 == "after" { t[$2] += $3; c[$2] += $4 }
-	END { pk = c["tracepoint/net/net_dev_start_xmit"]; if (pk <= 0) pk = 1
+	END { for (p in c) if (p ~ /^tracepoint\/net\/net_dev_start_xmit\[/) pk = c[p]; if (pk <= 0) pk = 1
 		for (p in c) { if (c[p] > 0) printf "%s: %.0f ns x %.2f/packet; ", p, t[p] / c[p], c[p] / pk; sum += t[p] }
 		printf "total %.0f ns per packet, %.0f ns per connect (%.1f packets each)", sum / pk, sum / n, pk / n }' "$work/progs.txt")
 {

@@ -128,20 +128,24 @@ var (
 
 // floorRow says what of the agent's idle RSS it cannot give back: the
 // executable's pages, the ring buffer, the live heap, stacks and the
-// runtime's metadata; the rest is free heap and fragmentation.
+// runtime's metadata; the rest is free heap and fragmentation. The
+// memory profiler's bucket table (BuckHashSys) is left out of the
+// metadata: it is mapped at the first sampled allocation, in every Go
+// program, and only the pages its entries touch are resident.
 func floorRow() string {
 	if rssKiB == nil || goStats == nil {
 		return ""
 	}
 	st := goStats
 	parts := []float64{float64(rssKiB["binary"]) / 1024, float64(rssKiB["bpf"]) / 1024, st["HeapAlloc"] / (1 << 20), st["Stack"] / (1 << 20),
-		(st["GCSys"] + st["MSpan"] + st["MCache"] + st["BuckHashSys"] + st["OtherSys"]) / (1 << 20)}
+		(st["GCSys"] + st["MSpan"] + st["MCache"] + st["OtherSys"]) / (1 << 20)}
 	sum := 0.0
 	for _, p := range parts {
 		sum += p
 	}
 	return fmt.Sprintf("What it cannot give back while it runs (MiB): its binary %.1f (file-backed, shared with the page cache), the ring buffer %.1f, "+
-		"the live heap %.1f, stacks %.1f, runtime metadata %.1f (of it, the memory profiler's buckets %.1f, which only --pprof-addr costs): %.1f in all; the rest of its RSS is free heap and fragmentation.\n",
+		"the live heap %.1f (what the heap holds at the reading, some of it garbage until the next collection), stacks %.1f, runtime metadata %.1f "+
+		"(besides the memory profiler's bucket table, %.1f mapped, resident only where touched): %.1f in all; the rest of its RSS is free heap and fragmentation.\n",
 		parts[0], parts[1], parts[2], parts[3], parts[4], st["BuckHashSys"]/(1<<20), sum)
 }
 
