@@ -241,6 +241,13 @@ hook_unmet() {
 			" and config.json %d, resolve the cgroup and namespaces %d, the call %d (the agent'"'"'s share %d: verify, record," \
 			" map writes; the rest is the socket round trip and waking the agent), exit and wait %d. No Go hook starts under %d" \
 			" us here; with this work the lowest is about %d.\n", h, t, n - t, n, v - n, v, l, r, c, a, h - tot, n, n + l + r + c }'
+	[ "$hook_p50" -le 1500 ] && return
+	echo
+	hu() { echo "$(hk "$1_cpu_p50_us") / $(hk "$1_minflt_p50")"; }
+	echo "What each process used itself (getrusage of the child, medians: CPU us, user and kernel, exec included / minor page" \
+		"faults): /bin/true $(hu true), the Go program that does nothing $(hu nop), \`ocigate-hook --version\` $(hu version)," \
+		"a registration $(hu hook) of its $hook_p50 us: the hook waits little (the agent's share is $agent_took us); its time is" \
+		"the CPU its own start, work and exit take on this machine."
 }
 # runc_unmet: for a runc run ratio over its target, what the hook adds,
 # next to the floors of this run (the same container with /bin/true and

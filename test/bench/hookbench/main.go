@@ -17,9 +17,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -63,6 +65,18 @@ type sample struct {
 	true_, nop, version time.Duration
 	hooks, poststops    []time.Duration // per hook binary
 	steps               []string        // each hook's OCIGATE_HOOK_TIMING line
+	// The CPU and page faults of the process itself (getrusage of the
+	// child): /bin/true, the Go nop, --version, each hook's createRuntime.
+	trueUse, nopUse, versionUse usage
+	hookUses                    []usage
+}
+
+// usage is what a child process used itself: CPU (user and kernel; the
+// kernel accounts it by ticks, so only the sum is exact) and minor page
+// faults.
+type usage struct {
+	cpu    time.Duration
+	minflt int64
 }
 
 // hookUnder is a hook binary and the agent socket it registers with.
@@ -126,22 +140,22 @@ func sleeperIn(cgroup string) (int, func(), error) {
 func round(hooks []hookUnder, nop string, state []byte) (sample, error) {
 	var s sample
 	var err error
-	if s.true_, _, err = timed(exec.Command("/bin/true"), nil, false); err != nil {
+	if s.true_, _, s.trueUse, err = timed(exec.Command("/bin/true"), nil, false); err != nil {
 		return s, err
 	}
-	if s.nop, _, err = timed(exec.Command(nop), nil, false); err != nil {
+	if s.nop, _, s.nopUse, err = timed(exec.Command(nop), nil, false); err != nil {
 		return s, err
 	}
-	if s.version, _, err = timed(exec.Command(hooks[0].path, "--version"), nil, false); err != nil {
+	if s.version, _, s.versionUse, err = timed(exec.Command(hooks[0].path, "--version"), nil, false); err != nil {
 		return s, err
 	}
 	for _, hook := range hooks {
-		d, stderr, err := timed(exec.Command(hook.path, "--socket", hook.socket, "createRuntime"), state, true)
+		d, stderr, use, err := timed(exec.Command(hook.path, "--socket", hook.socket, "createRuntime"), state, true)
 		if err != nil {
 			return s, err
 		}
-		s.hooks, s.steps = append(s.hooks, d), append(s.steps, stderr)
-		if d, _, err = timed(exec.Command(hook.path, "--socket", hook.socket, "poststop"), state, false); err != nil {
+		s.hooks, s.steps, s.hookUses = append(s.hooks, d), append(s.steps, stderr), append(s.hookUses, use)
+		if d, _, _, err = timed(exec.Command(hook.path, "--socket", hook.socket, "poststop"), state, false); err != nil {
 			return s, err
 		}
 		s.poststops = append(s.poststops, d)
@@ -163,6 +177,10 @@ func report(samples []sample, nhooks int) error {
 	vp50, _ := percentiles(col(func(s sample) time.Duration { return s.version }))
 	fmt.Printf("true_p50_us %d\ntrue_p99_us %d\nnop_p50_us %d\nversion_p50_us %d\n",
 		tp50.Microseconds(), tp99.Microseconds(), np50.Microseconds(), vp50.Microseconds())
+	printUsage("true", samples, func(s sample) usage { return s.trueUse })
+	printUsage("nop", samples, func(s sample) usage { return s.nopUse })
+	printUsage("version", samples, func(s sample) usage { return s.versionUse })
+	printUsage("hook", samples, func(s sample) usage { return s.hookUses[0] })
 	for h := 0; h < nhooks; h++ {
 		name := "hook"
 		if h > 0 {
@@ -184,6 +202,18 @@ func report(samples []sample, nhooks int) error {
 		}
 	}
 	return nil
+}
+
+// printUsage prints the medians of name's CPU (us) and minor faults.
+func printUsage(name string, samples []sample, f func(sample) usage) {
+	var cpu []time.Duration
+	var faults []int64
+	for _, s := range samples {
+		cpu, faults = append(cpu, f(s).cpu), append(faults, f(s).minflt)
+	}
+	p50, _ := percentiles(cpu)
+	slices.Sort(faults)
+	fmt.Printf("%s_cpu_p50_us %d\n%s_minflt_p50 %d\n", name, p50.Microseconds(), name, faults[len(faults)/2])
 }
 
 // timingEnv is cmd/hook's OCIGATE_HOOK_TIMING; stepNames are the steps
@@ -209,9 +239,9 @@ func addSteps(steps map[string][]time.Duration, stderr string) {
 	}
 }
 
-// timed runs cmd with stdin and returns how long it took and its stderr;
-// with timing on, the hook is told when it was started.
-func timed(cmd *exec.Cmd, stdin []byte, timing bool) (time.Duration, string, error) {
+// timed runs cmd with stdin and returns how long it took, its stderr and
+// what it used; with timing on, the hook is told when it was started.
+func timed(cmd *exec.Cmd, stdin []byte, timing bool) (time.Duration, string, usage, error) {
 	var stderr bytes.Buffer
 	cmd.Stdin = bytes.NewReader(stdin)
 	cmd.Stderr = &stderr
@@ -223,9 +253,13 @@ func timed(cmd *exec.Cmd, stdin []byte, timing bool) (time.Duration, string, err
 	err := cmd.Run()
 	d := time.Since(start)
 	if err != nil {
-		return d, "", fmt.Errorf("%s: %w: %s", cmd.Path, err, stderr.String())
+		return d, "", usage{}, fmt.Errorf("%s: %w: %s", cmd.Path, err, stderr.String())
 	}
-	return d, stderr.String(), nil
+	var use usage
+	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
+		use = usage{cpu: time.Duration(syscall.TimevalToNsec(ru.Utime) + syscall.TimevalToNsec(ru.Stime)), minflt: ru.Minflt}
+	}
+	return d, stderr.String(), use, nil
 }
 
 func percentiles(ds []time.Duration) (p50, p99 time.Duration) {
