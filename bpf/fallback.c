@@ -150,9 +150,7 @@ int sock_release(struct bpf_sock *sk)
 	__u64 workload_cgroup;
 	/* Every socket of the host is released here and few have rules at
 	 * close: only those are decided (decide finds the same rules). */
-	struct workload *w = current_workload(&workload_cgroup);
-	struct rule_key key = { .profile = w ? w->profile : 0, .point = POINT_CLOSE };
-	struct scratch *s = w && bpf_map_lookup_elem(&rules, &key) ?
+	struct scratch *s = profile_rules(current_workload(&workload_cgroup), POINT_CLOSE) ?
 		begin_decision(POINT_CLOSE, ENFORCER_CGROUP_SOCK_RELEASE, 0) : 0;
 
 	if (s) {
@@ -176,14 +174,12 @@ int sock_release(struct bpf_sock *sk)
 		decide();
 	}
 	/* UntrackSock. Every socket of the host is released here, and few
-	 * are tracked: none before any is (socks_tracked), and a lookup
-	 * does not take the bucket's lock that a delete of a missing key
-	 * does. */
+	 * are tracked: none before any is (socks_tracked). */
 	__u32 zero = 0;
 	__u32 *tracked = bpf_map_lookup_elem(&socks_tracked, &zero);
 
-	if ((!tracked || *tracked) && bpf_map_lookup_elem(&sock_owners, &cookie))
-		bpf_map_delete_elem(&sock_owners, &cookie);
+	if (!tracked || *tracked)
+		forget(&sock_owners, &cookie);
 	return 1;
 }
 
@@ -435,8 +431,7 @@ int track_exit(struct bpf_raw_tracepoint_args *ctx)
 
 	if (w)
 		report_exit(task, w, workload_cgroup);
-	if (bpf_map_lookup_elem(&procs, &tgid))
-		bpf_map_delete_elem(&procs, &tgid);
+	forget(&procs, &tgid);
 	ns_forget(tgid);
 	relay_exit(tgid);
 	return 0;

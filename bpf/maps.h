@@ -202,6 +202,16 @@ struct {
 	__type(value, __u32);
 } reader_sleeps SEC(".maps");
 
+/* Deletes key from a hash map if it is there. Where most keys asked for
+ * are absent (the exits and socket releases of every host process), a
+ * lookup first is cheaper: it takes no lock, and the delete of a missing
+ * key takes the bucket's. */
+static __always_inline void forget(void *map, const void *key)
+{
+	if (bpf_map_lookup_elem(map, key))
+		bpf_map_delete_elem(map, key);
+}
+
 #define WAKEUP_BYTES (64 << 10)	/* records waiting that wake the agent */
 /* A record's room in the ring: its header and the record, 8-aligned. */
 #define RECORD_ROOM ((sizeof(struct event) + 8 + 7) & ~7UL)

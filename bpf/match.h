@@ -433,7 +433,7 @@ static __always_inline void prepare_bin_keys(struct scratch *s, __u64 uses)
  * capability and pid predicates look at, and forgets the last decision's
  * binary keys and address lookup; the binary's keys wait for the first
  * selector that needs them (prepare_bin_keys). */
-static __always_inline void prepare_binary(struct scratch *s, __u64 uses)
+static __always_inline void prepare_predicates(struct scratch *s, __u64 uses)
 {
 	struct decision *d = &s->d;
 

@@ -87,12 +87,10 @@ static __always_inline void ns_record_fork(__u32 ptgid, __u32 ctgid)
 		bpf_map_update_elem(&exec_ns, &ctgid, ns, BPF_ANY);
 }
 
-/* At exit. Looked up first: a lookup takes no lock, and most exits
- * (every process of the host's) have no record. */
+/* At exit; most exits (every process of the host's) have no record. */
 static __always_inline void ns_forget(__u32 tgid)
 {
-	if (bpf_map_lookup_elem(&exec_ns, &tgid))
-		bpf_map_delete_elem(&exec_ns, &tgid);
+	forget(&exec_ns, &tgid);
 }
 
 /* The namespace types (bit per enum ns_type) in which the current

@@ -391,14 +391,11 @@ __noinline int relay_connect(void)
 	return 1;
 }
 
-/* Forgets a process that exits; looked up first, as few have records
- * (a lookup takes no lock). */
+/* Forgets a process that exits; few have records. */
 static __always_inline void relay_exit(__u32 tgid)
 {
-	if (bpf_map_lookup_elem(&net_procs, &tgid))
-		bpf_map_delete_elem(&net_procs, &tgid);
-	if (bpf_map_lookup_elem(&shell_parents, &tgid))
-		bpf_map_delete_elem(&shell_parents, &tgid);
+	forget(&net_procs, &tgid);
+	forget(&shell_parents, &tgid);
 }
 
 #endif

@@ -190,7 +190,7 @@ __noinline int decide(void)
 	if (!r)
 		return 0;
 	count_outcome(d->q.point, OUTCOME_EVALUATED);
-	prepare_binary(s, r->uses);
+	prepare_predicates(s, r->uses);
 	d->family = effective_family(&d->q);
 	for (__u32 i = 0; i < MAX_SELECTORS; i++) {
 		int m = match_selector(i);

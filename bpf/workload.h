@@ -96,17 +96,21 @@ static __always_inline __u64 sock_workload_cgroup(struct sock *sk)
 	return 0;
 }
 
-/* The rules at point of the workload registered as cgroup; NULL when it
- * has none there: the per-packet points stop early for such workloads. */
-static __always_inline struct point_rules *workload_rules(__u64 cgroup, __u8 point)
+/* The rules at point of workload w's profile; NULL when w is NULL or has
+ * none there: points that most workloads have no rules at stop early. */
+static __always_inline struct point_rules *profile_rules(const struct workload *w, __u8 point)
 {
-	struct workload *w = bpf_map_lookup_elem(&workloads, &cgroup);
-
 	if (!w)
 		return 0;
 	struct rule_key key = { .profile = w->profile, .point = point };
 
 	return bpf_map_lookup_elem(&rules, &key);
+}
+
+/* The rules at point of the workload registered as cgroup (profile_rules). */
+static __always_inline struct point_rules *workload_rules(__u64 cgroup, __u8 point)
+{
+	return profile_rules(bpf_map_lookup_elem(&workloads, &cgroup), point);
 }
 
 static __always_inline void ipv4_mapped(__u8 *dst, __u32 addr_be)
