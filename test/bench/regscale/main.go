@@ -120,7 +120,7 @@ func rssByMapping(pid int) error {
 var memRow string
 
 // rssKiB is the agent's RSS by kind of mapping (rssByMapping), goStats
-// its runtime.MemStats (goMemory): floorRow's parts.
+// its runtime.MemStats (metricsMemory): floorRow's parts.
 var (
 	rssKiB  map[string]uint64
 	goStats map[string]float64
@@ -149,27 +149,8 @@ func floorRow() string {
 		parts[0], parts[1], parts[2], parts[3], parts[4], st["BuckHashSys"]/(1<<20), sum)
 }
 
-// goMemory reads the runtime.MemStats that the agent's text heap profile
-// ends with ("# HeapAlloc = 123"; for pairs, the first: in use) into
-// memRow.
-func goMemory(c *http.Client, addr string) error {
-	b, err := get(c, "http://"+addr+"/debug/pprof/heap?debug=1")
-	if err != nil {
-		return fmt.Errorf("heap profile: %w", err)
-	}
-	st := map[string]float64{}
-	for _, line := range strings.Split(string(b), "\n") {
-		name, v, ok := strings.Cut(strings.TrimPrefix(line, "# "), " = ")
-		if f := strings.Fields(v); ok && len(f) > 0 {
-			st[name], _ = strconv.ParseFloat(f[0], 64)
-		}
-	}
-	setGoStats(st)
-	return nil
-}
-
 // memstatsMetrics names the go_memstats_* metric of each MemStats field
-// memRow and floorRow use.
+// memRow and floorRow use (for pairs such as Stack, the in-use one).
 var memstatsMetrics = map[string]string{
 	"go_memstats_heap_alloc_bytes": "HeapAlloc", "go_memstats_heap_idle_bytes": "HeapIdle",
 	"go_memstats_heap_released_bytes": "HeapReleased", "go_memstats_heap_inuse_bytes": "HeapInuse",
@@ -178,8 +159,9 @@ var memstatsMetrics = map[string]string{
 	"go_memstats_buck_hash_sys_bytes": "BuckHashSys", "go_memstats_other_sys_bytes": "OtherSys",
 }
 
-// metricsMemory reads the same MemStats fields from the agent's
-// Prometheus metrics into memRow: an agent without the profiler.
+// metricsMemory reads the agent's Go memory (runtime.MemStats) from its
+// go_memstats_* metrics into goStats and memRow: the live heap, free heap
+// the runtime holds, stacks, and the runtime's own metadata.
 func metricsMemory(addr string) error {
 	c := http.Client{Timeout: 30 * time.Second}
 	b, err := get(&c, "http://"+addr+"/metrics")
@@ -196,7 +178,11 @@ func metricsMemory(addr string) error {
 	if len(st) != len(memstatsMetrics) {
 		return fmt.Errorf("metrics: %d of the %d go_memstats_* metrics wanted", len(st), len(memstatsMetrics))
 	}
-	setGoStats(st)
+	goStats = st
+	m := func(v float64) string { return fmt.Sprintf("%.1f", v/(1<<20)) }
+	memRow = fmt.Sprintf("Its Go memory (runtime.MemStats, MiB): live heap %s, free heap kept (not returned) %s, "+
+		"stacks %s, runtime metadata %s.\n", m(st["HeapAlloc"]), m(st["HeapIdle"]-st["HeapReleased"]+st["HeapInuse"]-st["HeapAlloc"]),
+		m(st["Stack"]), m(st["GCSys"]+st["MSpan"]+st["MCache"]+st["BuckHashSys"]+st["OtherSys"]))
 	return nil
 }
 
@@ -213,36 +199,14 @@ func get(c *http.Client, url string) ([]byte, error) {
 	return io.ReadAll(resp.Body)
 }
 
-// setGoStats keeps st for floorRow and writes memRow: the live heap,
-// free heap the runtime holds, stacks, and the runtime's own metadata.
-func setGoStats(st map[string]float64) {
-	goStats = st
-	m := func(v float64) string { return fmt.Sprintf("%.1f", v/(1<<20)) }
-	memRow = fmt.Sprintf("Its Go memory (runtime.MemStats, MiB): live heap %s, free heap kept (not returned) %s, "+
-		"stacks %s, runtime metadata %s.\n", m(st["HeapAlloc"]), m(st["HeapIdle"]-st["HeapReleased"]+st["HeapInuse"]-st["HeapAlloc"]),
-		m(st["Stack"]), m(st["GCSys"]+st["MSpan"]+st["MCache"]+st["BuckHashSys"]+st["OtherSys"]))
-}
-
 // saveHeap saves the agent's heap profile (after a collection) to out.
 func saveHeap(addr, out string) error {
 	c := http.Client{Timeout: 30 * time.Second}
-	resp, err := c.Get("http://" + addr + "/debug/pprof/heap?gc=1")
+	b, err := get(&c, "http://"+addr+"/debug/pprof/heap?gc=1")
 	if err != nil {
 		return fmt.Errorf("heap profile: %w", err)
 	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("heap profile: %s", resp.Status)
-	}
-	f, err := os.Create(out)
-	if err != nil {
-		return err
-	}
-	_, err = io.Copy(f, resp.Body)
-	if err := errors.Join(err, f.Close()); err != nil {
-		return err
-	}
-	return goMemory(&c, addr)
+	return os.WriteFile(out, b, 0o644)
 }
 
 // settle is how long after the registrations the agent's idle memory
