@@ -158,39 +158,31 @@ func (s *Scanner) leave() { s.depth-- }
 
 // Object reads an object; member reads each member's value.
 func (s *Scanner) Object(member func(key string) bool) bool {
-	if !s.Eat('{') || !s.enter() {
-		return false
-	}
-	defer s.leave()
-	if s.Eat('}') {
-		return true
-	}
-	for {
+	return s.seq('{', '}', func() bool {
 		k, ok := s.Str()
-		if !ok || !s.Eat(':') || !member(k) {
-			return false
-		}
-		if !s.Eat(',') {
-			return s.Eat('}')
-		}
-	}
+		return ok && s.Eat(':') && member(k)
+	})
 }
 
 // Array reads an array; elem reads each element.
-func (s *Scanner) Array(elem func() bool) bool {
-	if !s.Eat('[') || !s.enter() {
+func (s *Scanner) Array(elem func() bool) bool { return s.seq('[', ']', elem) }
+
+// seq reads open, items separated by commas (each read by item), and
+// close, one level deeper.
+func (s *Scanner) seq(open, close byte, item func() bool) bool {
+	if !s.Eat(open) || !s.enter() {
 		return false
 	}
 	defer s.leave()
-	if s.Eat(']') {
+	if s.Eat(close) {
 		return true
 	}
 	for {
-		if !elem() {
+		if !item() {
 			return false
 		}
 		if !s.Eat(',') {
-			return s.Eat(']')
+			return s.Eat(close)
 		}
 	}
 }
