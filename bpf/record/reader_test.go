@@ -8,24 +8,32 @@ import (
 	"github.com/ocigate/ocigate/bpf/internal/bpftest"
 )
 
-func TestReaderCloseUnblocksRead(t *testing.T) {
-	rd, err := NewReader(bpftest.Maps(t).Events, nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+// readUntil starts a Read of rd and, after 50 ms, unblock; it returns
+// the Read's error, or fails when unblock did not end it.
+func readUntil(t *testing.T, rd *Reader, unblock func()) error {
+	t.Helper()
 	errc := make(chan error, 1)
 	go func() {
 		_, err := rd.Read()
 		errc <- err
 	}()
-	time.AfterFunc(50*time.Millisecond, func() { rd.Close() })
+	time.AfterFunc(50*time.Millisecond, unblock)
 	select {
 	case err := <-errc:
-		if !errors.Is(err, ErrClosed) {
-			t.Fatalf("Read after Close: %v, want ErrClosed", err)
-		}
+		return err
 	case <-time.After(5 * time.Second):
-		t.Fatal("Close did not unblock Read")
+		t.Fatal("Read not unblocked")
+		return nil
+	}
+}
+
+func TestReaderCloseUnblocksRead(t *testing.T) {
+	rd, err := NewReader(bpftest.Maps(t).Events, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := readUntil(t, rd, func() { rd.Close() }); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Read after Close: %v, want ErrClosed", err)
 	}
 }
 
@@ -36,20 +44,10 @@ func TestReaderFlushUnblocksRead(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer rd.Close()
-	errc := make(chan error, 1)
-	go func() {
-		_, err := rd.Read()
-		errc <- err
-	}()
-	time.AfterFunc(50*time.Millisecond, func() { rd.Flush() })
-	select {
-	case err := <-errc:
-		if !errors.Is(err, ErrFlushed) {
-			t.Fatalf("Read after Flush: %v, want ErrFlushed", err)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("Flush did not unblock Read")
+	if err := readUntil(t, rd, func() { rd.Flush() }); !errors.Is(err, ErrFlushed) {
+		t.Fatalf("Read after Flush: %v, want ErrFlushed", err)
 	}
+	errc := make(chan error, 1)
 	go func() {
 		_, err := rd.Read()
 		errc <- err
