@@ -15,13 +15,7 @@
 // has a differential fuzz test).
 package plainjson
 
-import (
-	"bytes"
-	"strings"
-)
-
-// space is JSON's insignificant whitespace.
-const space = " \t\r\n"
+import "bytes"
 
 // MaxDepth bounds the nesting a Scanner reads; deeper documents leave
 // the subset.
@@ -41,8 +35,13 @@ func New(b []byte) *Scanner { return &Scanner{b: b} }
 
 // ws skips insignificant whitespace.
 func (s *Scanner) ws() {
-	for s.i < len(s.b) && strings.IndexByte(space, s.b[s.i]) >= 0 {
-		s.i++
+	for s.i < len(s.b) {
+		switch s.b[s.i] {
+		case ' ', '\t', '\r', '\n':
+			s.i++
+		default:
+			return
+		}
 	}
 }
 
@@ -58,20 +57,27 @@ func (s *Scanner) Eat(c byte) bool {
 
 // Str reads a string of printable ASCII without escapes.
 func (s *Scanner) Str() (string, bool) {
+	b, ok := s.str()
+	return string(b), ok
+}
+
+// str reads a string as Str does and returns its bytes, a part of the
+// document: skipped strings and member names cost no copy.
+func (s *Scanner) str() ([]byte, bool) {
 	if !s.Eat('"') {
-		return "", false
+		return nil, false
 	}
 	for j := s.i; j < len(s.b); j++ {
 		switch c := s.b[j]; {
 		case c == '"':
-			v := string(s.b[s.i:j])
+			v := s.b[s.i:j]
 			s.i = j + 1
 			return v, true
 		case c < 0x20 || c > 0x7e || c == '\\':
-			return "", false
+			return nil, false
 		}
 	}
-	return "", false
+	return nil, false
 }
 
 // digits consumes a run of decimal digits and returns how many.
@@ -158,8 +164,13 @@ func (s *Scanner) leave() { s.depth-- }
 
 // Object reads an object; member reads each member's value.
 func (s *Scanner) Object(member func(key string) bool) bool {
+	return s.object(func(k []byte) bool { return member(string(k)) })
+}
+
+// object is Object with each member's name as bytes of the document.
+func (s *Scanner) object(member func(key []byte) bool) bool {
 	return s.seq('{', '}', func() bool {
-		k, ok := s.Str()
+		k, ok := s.str()
 		return ok && s.Eat(':') && member(k)
 	})
 }
@@ -195,11 +206,11 @@ func (s *Scanner) Skip() bool {
 	}
 	switch c := s.b[s.i]; {
 	case c == '{':
-		return s.Object(func(string) bool { return s.Skip() })
+		return s.object(func([]byte) bool { return s.Skip() })
 	case c == '[':
 		return s.Array(s.Skip)
 	case c == '"':
-		_, ok := s.Str()
+		_, ok := s.str()
 		return ok
 	case c == '-' || c >= '0' && c <= '9':
 		return s.number()
@@ -242,16 +253,16 @@ func (s *Scanner) Strings() ([]string, bool) {
 // rest are skipped.
 func (s *Scanner) Fields(read map[string]func() bool) bool {
 	seen := make(map[string]bool, len(read))
-	return s.Object(func(k string) bool {
-		if f, ok := read[k]; ok {
-			if seen[k] {
+	return s.object(func(k []byte) bool {
+		if f, ok := read[string(k)]; ok {
+			if seen[string(k)] {
 				return false
 			}
-			seen[k] = true
+			seen[string(k)] = true
 			return f()
 		}
 		for name := range read {
-			if strings.EqualFold(k, name) {
+			if len(name) == len(k) && bytes.EqualFold(k, []byte(name)) {
 				return false
 			}
 		}

@@ -80,3 +80,19 @@ func FuzzFastDecodeMatchesEncodingJSON(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkFastBundleView decodes runc's default config.json, the bulk
+// of what the hook reads before it registers.
+func BenchmarkFastBundleView(b *testing.B) {
+	doc, err := os.ReadFile("testdata/runc-spec.json")
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	b.SetBytes(int64(len(doc)))
+	for b.Loop() {
+		if _, ok := fastBundleView(doc); !ok {
+			b.Fatal("runc's config.json left the plain subset")
+		}
+	}
+}
