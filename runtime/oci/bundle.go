@@ -5,12 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"os"
 	"path/filepath"
-	"syscall"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/ocigate/ocigate/internal/sysread"
 )
 
 // MaxConfigSize bounds the bundle's config.json.
@@ -67,33 +66,16 @@ func readBundle(bundle string, v any, version func() string) error {
 	}
 	path := filepath.Join(bundle, configName)
 
-	// O_NONBLOCK keeps the open from hanging if config.json is a FIFO; it
-	// has no effect on regular files. The type is checked on the open fd,
-	// so there is no window between the check and the read.
-	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	// sysread.ReadRegular's open does not hang on a FIFO, and it checks
+	// the type on the open descriptor: no window between check and read.
+	data, err := sysread.ReadRegular(path, MaxConfigSize)
+	var notRegular *sysread.NotRegularError
+	var tooLarge *sysread.TooLargeError
+	if errors.As(err, &notRegular) || errors.As(err, &tooLarge) {
+		return fmt.Errorf("bundle config %w", err)
+	}
 	if err != nil {
 		return fmt.Errorf("reading bundle config: %w", err)
-	}
-	defer f.Close()
-
-	fi, err := f.Stat()
-	if err != nil {
-		return fmt.Errorf("reading bundle config: %w", err)
-	}
-	if !fi.Mode().IsRegular() {
-		return fmt.Errorf("bundle config %s is not a regular file (mode %s)", path, fi.Mode().Type())
-	}
-	if fi.Size() > MaxConfigSize {
-		return fmt.Errorf("bundle config %s exceeds %d bytes (size %d)", path, MaxConfigSize, fi.Size())
-	}
-
-	// The size from stat is only a hint: the file may grow, or report 0.
-	data, err := io.ReadAll(io.LimitReader(f, MaxConfigSize+1))
-	if err != nil {
-		return fmt.Errorf("reading bundle config %s: %w", path, err)
-	}
-	if len(data) > MaxConfigSize {
-		return fmt.Errorf("bundle config %s exceeds %d bytes", path, MaxConfigSize)
 	}
 	if err := decodeConfig(path, data, v); err != nil {
 		return err
