@@ -1,9 +1,10 @@
 package main
 
 import (
+	"context"
 	"errors"
-	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -14,16 +15,21 @@ import (
 	"github.com/ocigate/ocigate/runtime/oci"
 )
 
-// runHookReader runs the hook with stdin r.
-func runHookReader(args []string, r io.Reader) (int, string) {
-	var stderr strings.Builder
-	code := run(args, r, &stderr)
-	return code, stderr.String()
+// runMainEnv makes the test binary run the hook's main instead of the
+// tests: TestStdinNeverEndsWithinDeadline runs the hook as its own
+// process, which its watchdog ends.
+const runMainEnv = "OCIGATE_HOOK_TEST_RUN_MAIN"
+
+func TestMain(m *testing.M) {
+	if os.Getenv(runMainEnv) == "1" {
+		main()
+	}
+	os.Exit(m.Run())
 }
 
 // A runtime that never closes the hook's stdin does not hold the
-// container's start beyond --timeout: the hook gives up, fail-closed
-// unless --fail-open; poststop gives up and exits 0.
+// container's start beyond --timeout: the hook's watchdog ends the
+// process, fail-closed unless --fail-open; poststop gives up and exits 0.
 func TestStdinNeverEndsWithinDeadline(t *testing.T) {
 	socket := filepath.Join(t.TempDir(), "agentd.sock")
 	for _, tc := range []struct {
@@ -31,17 +37,31 @@ func TestStdinNeverEndsWithinDeadline(t *testing.T) {
 		code int
 		want string
 	}{
-		{[]string{"createRuntime"}, 1, "fail-closed"},
-		{[]string{"--fail-open", "createRuntime"}, 0, "UNPROTECTED"},
-		{[]string{"poststop"}, 0, "(ignored)"},
+		{[]string{"createRuntime"}, 1, "ocigate-hook: container ? refused (fail-closed): no result within the hook's --timeout\n"},
+		{[]string{"--fail-open", "createRuntime"}, 0,
+			"ocigate-hook: WARNING: fail-open (--fail-open): container ? starts UNPROTECTED: no result within the hook's --timeout\n"},
+		{[]string{"poststop"}, 0, "ocigate-hook: poststop: no result within the hook's --timeout (ignored)\n"},
 	} {
-		pr, pw := io.Pipe() // nothing is ever written, never closed
+		pr, pw, err := os.Pipe() // nothing is ever written; closed only once the hook ended
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Killed after 5s: a hook that waits for its stdin fails the test
+		// rather than hang it.
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		cmd := exec.CommandContext(ctx, os.Args[0], append([]string{"--socket", socket, "--timeout", "300ms"}, tc.args...)...)
+		cmd.Env = append(os.Environ(), runMainEnv+"=1")
+		var stderr strings.Builder
+		cmd.Stdin, cmd.Stderr = pr, &stderr
 		start := time.Now()
-		code, stderr := runHookReader(append([]string{"--socket", socket, "--timeout", "300ms"}, tc.args...), pr)
+		err = cmd.Run()
 		took := time.Since(start)
+		cancel()
+		pr.Close()
 		pw.Close()
-		if code != tc.code || !strings.Contains(stderr, "no result within the hook's --timeout") || !strings.Contains(stderr, tc.want) {
-			t.Errorf("%v: exit %d, stderr %q; want %d and %q", tc.args, code, stderr, tc.code, tc.want)
+		code := cmd.ProcessState.ExitCode()
+		if (err != nil) != (tc.code != 0) || code != tc.code || stderr.String() != tc.want {
+			t.Errorf("%v: exit %d (%v), stderr %q; want %d and %q", tc.args, code, err, stderr.String(), tc.code, tc.want)
 		}
 		if took > time.Second {
 			t.Errorf("%v: took %v with --timeout 300ms", tc.args, took)

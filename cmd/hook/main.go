@@ -145,25 +145,34 @@ func run(args []string, stdin io.Reader, stderr io.Writer) int {
 	t.mark("flags")
 	ctx, cancel := context.WithTimeout(context.Background(), o.timeout)
 	defer cancel()
+	w := startWatchdog(o.timeout+deadlineGrace, func() int { return conclude(o, nil, nil, errHookDeadline, stderr) })
 	if o.stage == stagePoststop {
-		_, err := withDeadline(ctx, func() (struct{}, error) { return struct{}{}, unregister(ctx, o, stdin) })
-		if err != nil {
-			fmt.Fprintf(stderr, "ocigate-hook: poststop: %v (ignored)\n", err)
-		}
-		return 0
+		err := unregister(ctx, o, stdin)
+		w.finish()
+		return conclude(o, nil, nil, err, stderr)
 	}
 	admit := register
 	if o.gate.on {
 		admit = gate
 	}
-	r, err := withDeadline(ctx, func() (registered, error) {
-		c, resp, err := admit(ctx, o, stdin)
-		return registered{c, resp}, err
-	})
+	c, resp, err := admit(ctx, o, stdin)
+	w.finish()
+	return conclude(o, c, resp, err, stderr)
+}
+
+// conclude says what the hook's result means for the runtime, on stderr,
+// and returns the exit status: at poststop always 0; else 0 when
+// registered or open (failOpen), 1 when refused.
+func conclude(o *options, c *oci.Container, resp *api.Response, err error, stderr io.Writer) int {
+	if o.stage == stagePoststop {
+		if err != nil {
+			fmt.Fprintf(stderr, "ocigate-hook: poststop: %v (ignored)\n", err)
+		}
+		return 0
+	}
 	if err == nil {
 		return 0
 	}
-	c, resp := r.c, r.resp
 	id := "?"
 	if c != nil {
 		id = c.ID
@@ -194,49 +203,6 @@ func report(o *options, c *oci.Container, rule string) {
 	// The hook's error says it all: a report that cannot be written is
 	// only a lost event.
 	_ = hookreport.Write(o.reportDir, r)
-}
-
-// errHookDeadline is the error when the hook's own deadline passed before
-// the work ended.
-var errHookDeadline = errors.New("no result within the hook's --timeout")
-
-// deadlineGrace lets a call bounded by ctx report its own error first.
-const deadlineGrace = 100 * time.Millisecond
-
-// registered is what register learnt.
-type registered struct {
-	c    *oci.Container
-	resp *api.Response
-}
-
-// withDeadline runs f and gives up shortly after ctx's deadline, with a
-// zero result: reading the state from a runtime that never closes stdin,
-// a bundle on a hung file system or anything else must not hold up the
-// container's start beyond --timeout. The abandoned call dies with the
-// process.
-func withDeadline[T any](ctx context.Context, f func() (T, error)) (T, error) {
-	type result struct {
-		v   T
-		err error
-	}
-	done := make(chan result, 1)
-	go func() {
-		v, err := f()
-		done <- result{v, err}
-	}()
-	var r result
-	select {
-	case r = <-done:
-		return r.v, r.err
-	case <-ctx.Done():
-	}
-	select {
-	case r = <-done:
-		return r.v, r.err
-	case <-time.After(deadlineGrace):
-		var zero T
-		return zero, errHookDeadline
-	}
 }
 
 // failOpen decides what a failed registration means, and says why: the
