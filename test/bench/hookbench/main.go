@@ -1,19 +1,25 @@
 // Command hookbench measures the createRuntime hook's round trip: it
 // registers a real process in a real cgroup N times through the hook
-// binary and, side by side, execs /bin/true, a Go program that does
-// nothing (--nop: the start of the Go runtime, which no Go hook avoids)
-// and `hook --version` (the hook's start alone) N times as floors. Each
-// registration runs with OCIGATE_HOOK_TIMING, so the hook reports its
-// steps (start, flags, load, resolve, call); their medians are printed
-// too, and so is the poststop hook's round trip. --hook2 measures a
-// second hook binary (say, the previous build) in the same rounds.
+// binary, as installed, and, side by side, execs as floors /bin/true, a
+// Go program that does nothing (--nop: the start of the Go runtime,
+// which no Go hook avoids), `hook --version` (the hook's start alone)
+// and a Go hook that does only registration's system calls (--minimal,
+// test/bench/minhook), against the agent and against a server in this
+// process that answers at once (the socket round trip of any Go hook).
+// Each round registers once more with OCIGATE_HOOK_TIMING, so the hook
+// reports its steps (start, flags, load, resolve, call); their medians
+// are printed too, and so is the poststop hook's round trip. --hook2
+// measures a second hook binary (say, the previous build) in the same
+// rounds.
 package main
 
 import (
 	"bytes"
+	"encoding/binary"
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -30,13 +36,14 @@ func main() {
 	socket := flag.String("socket", "", "agent socket")
 	cgroup := flag.String("cgroup", "", "cgroup v2 directory to place the registered process in")
 	nop := flag.String("nop", "", "a Go program that does nothing (the Go runtime's start)")
+	minimal := flag.String("minimal", "", "a Go hook that does only registration's system calls (test/bench/minhook)")
 	hook2 := flag.String("hook2", "", "a second hook binary measured in the same rounds (reported as hook2_*)")
 	socket2 := flag.String("socket2", "", "the agent socket of --hook2 (default: --socket)")
 	config := flag.String("config", "", "the bundle's config.json the hook reads (default: a minimal one; a real bundle's makes the load step real)")
 	n := flag.Int("n", 300, "round trips")
 	flag.Parse()
-	if *socket == "" || *cgroup == "" || *nop == "" {
-		fmt.Fprintln(os.Stderr, "hookbench: --socket, --cgroup and --nop are required")
+	if *socket == "" || *cgroup == "" || *nop == "" || *minimal == "" {
+		fmt.Fprintln(os.Stderr, "hookbench: --socket, --cgroup, --nop and --minimal are required")
 		os.Exit(2)
 	}
 	hooks := []hookUnder{{*hook, *socket}}
@@ -54,7 +61,7 @@ func main() {
 			os.Exit(2)
 		}
 	}
-	if err := run(hooks, *nop, *cgroup, spec, *n); err != nil {
+	if err := run(hooks, floors{*nop, *minimal, *socket, ""}, *cgroup, spec, *n); err != nil {
 		fmt.Fprintln(os.Stderr, "hookbench:", err)
 		os.Exit(1)
 	}
@@ -63,13 +70,22 @@ func main() {
 // sample is what one round measured.
 type sample struct {
 	true_, nop, version time.Duration
-	hooks, poststops    []time.Duration // per hook binary
-	steps               []string        // each hook's OCIGATE_HOOK_TIMING line
+	// The minimal Go hook's createRuntime against the agent and against
+	// the server that answers at once.
+	minimal, minimalEcho time.Duration
+	hooks, poststops     []time.Duration // per hook binary, as installed
+	steps                []string        // each hook's OCIGATE_HOOK_TIMING line
 	// The CPU and page faults of the process itself (getrusage of the
-	// child): /bin/true, the Go nop, --version, each hook's createRuntime.
-	trueUse, nopUse, versionUse usage
-	hookUses                    []usage
+	// child): /bin/true, the Go nop, --version, the minimal hook's and
+	// each hook's createRuntime (as installed).
+	trueUse, nopUse, versionUse, minimalUse usage
+	hookUses                                []usage
 }
+
+// floors are the programs measured next to the hooks: the Go program
+// that does nothing, the minimal Go hook and the sockets it registers
+// with (the agent's, the instant server's).
+type floors struct{ nop, minimal, socket, echoSocket string }
 
 // usage is what a child process used itself: CPU (user and kernel; the
 // kernel accounts it by ticks, so only the sum is exact) and minor page
@@ -82,7 +98,7 @@ type usage struct {
 // hookUnder is a hook binary and the agent socket it registers with.
 type hookUnder struct{ path, socket string }
 
-func run(hooks []hookUnder, nop, cgroup string, spec []byte, n int) error {
+func run(hooks []hookUnder, fl floors, cgroup string, spec []byte, n int) error {
 	sleeper, cleanup, err := sleeperIn(cgroup)
 	if err != nil {
 		return err
@@ -93,13 +109,19 @@ func run(hooks []hookUnder, nop, cgroup string, spec []byte, n int) error {
 		return err
 	}
 	defer os.RemoveAll(bundle)
+	fl.echoSocket = filepath.Join(bundle, "echo.sock")
+	stop, err := serveInstantAnswers(fl.echoSocket)
+	if err != nil {
+		return err
+	}
+	defer stop()
 	if err := os.WriteFile(filepath.Join(bundle, "config.json"), spec, 0o644); err != nil {
 		return err
 	}
 	var samples []sample
 	for i := 0; i < n; i++ {
 		state := []byte(fmt.Sprintf(`{"ociVersion":"1.0.2","id":"hookbench-%d","status":"creating","pid":%d,"bundle":%q}`, i, sleeper, bundle))
-		s, err := round(hooks, nop, state)
+		s, err := round(hooks, fl, state)
 		if err != nil {
 			return err
 		}
@@ -136,31 +158,59 @@ func sleeperIn(cgroup string) (int, func(), error) {
 }
 
 // round runs each floor and each hook (createRuntime, then poststop)
-// once.
-func round(hooks []hookUnder, nop string, state []byte) (sample, error) {
+// once, and each hook once more with its timing on.
+func round(hooks []hookUnder, fl floors, state []byte) (sample, error) {
 	var s sample
 	var err error
 	if s.true_, _, s.trueUse, err = timed(exec.Command("/bin/true"), nil, false); err != nil {
 		return s, err
 	}
-	if s.nop, _, s.nopUse, err = timed(exec.Command(nop), nil, false); err != nil {
+	if s.nop, _, s.nopUse, err = timed(exec.Command(fl.nop), nil, false); err != nil {
 		return s, err
 	}
 	if s.version, _, s.versionUse, err = timed(exec.Command(hooks[0].path, "--version"), nil, false); err != nil {
 		return s, err
 	}
+	if s.minimal, s.minimalUse, _, err = register(hookUnder{fl.minimal, fl.socket}, state); err != nil {
+		return s, err
+	}
+	if s.minimalEcho, _, _, err = register(hookUnder{fl.minimal, fl.echoSocket}, state); err != nil {
+		return s, err
+	}
 	for _, hook := range hooks {
-		d, stderr, use, err := timed(exec.Command(hook.path, "--socket", hook.socket, "createRuntime"), state, true)
+		d, use, poststop, err := register(hook, state)
 		if err != nil {
 			return s, err
 		}
-		s.hooks, s.steps, s.hookUses = append(s.hooks, d), append(s.steps, stderr), append(s.hookUses, use)
-		if d, _, _, err = timed(exec.Command(hook.path, "--socket", hook.socket, "poststop"), state, false); err != nil {
+		s.hooks, s.hookUses, s.poststops = append(s.hooks, d), append(s.hookUses, use), append(s.poststops, poststop)
+		stderr, err := timedSteps(hook, state)
+		if err != nil {
 			return s, err
 		}
-		s.poststops = append(s.poststops, d)
+		s.steps = append(s.steps, stderr)
 	}
 	return s, nil
+}
+
+// register runs hook's createRuntime, as installed, then its poststop,
+// and returns their round trips and what createRuntime used.
+func register(hook hookUnder, state []byte) (create time.Duration, use usage, poststop time.Duration, err error) {
+	if create, _, use, err = timed(exec.Command(hook.path, "--socket", hook.socket, "createRuntime"), state, false); err != nil {
+		return 0, usage{}, 0, err
+	}
+	poststop, _, _, err = timed(exec.Command(hook.path, "--socket", hook.socket, "poststop"), state, false)
+	return create, use, poststop, err
+}
+
+// timedSteps registers through hook with its timing on and returns the
+// hook's stderr, which has its steps.
+func timedSteps(hook hookUnder, state []byte) (string, error) {
+	_, stderr, _, err := timed(exec.Command(hook.path, "--socket", hook.socket, "createRuntime"), state, true)
+	if err != nil {
+		return "", err
+	}
+	_, _, _, err = timed(exec.Command(hook.path, "--socket", hook.socket, "poststop"), state, false)
+	return stderr, err
 }
 
 // report prints the percentiles and the steps' medians of every hook.
@@ -180,7 +230,11 @@ func report(samples []sample, nhooks int) error {
 	printUsage("true", samples, func(s sample) usage { return s.trueUse })
 	printUsage("nop", samples, func(s sample) usage { return s.nopUse })
 	printUsage("version", samples, func(s sample) usage { return s.versionUse })
+	printUsage("minimal", samples, func(s sample) usage { return s.minimalUse })
 	printUsage("hook", samples, func(s sample) usage { return s.hookUses[0] })
+	mp50, _ := percentiles(col(func(s sample) time.Duration { return s.minimal }))
+	ep50, _ := percentiles(col(func(s sample) time.Duration { return s.minimalEcho }))
+	fmt.Printf("minimal_p50_us %d\nminimal_echo_p50_us %d\n", mp50.Microseconds(), ep50.Microseconds())
 	for h := 0; h < nhooks; h++ {
 		name := "hook"
 		if h > 0 {
@@ -266,4 +320,37 @@ func percentiles(ds []time.Duration) (p50, p99 time.Duration) {
 	s := append([]time.Duration(nil), ds...)
 	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
 	return s[len(s)/2], s[(len(s)*99)/100]
+}
+
+// serveInstantAnswers answers every request on a unix socket at path
+// with ok at once, in this process (a Go server, as the agent is), until
+// stop: the round trip of a hook to an agent that does no work.
+func serveInstantAnswers(path string) (stop func(), err error) {
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		return nil, fmt.Errorf("instant server: %w", err)
+	}
+	body := []byte(`{"protocol":2,"ok":true}`)
+	answer := binary.BigEndian.AppendUint32(nil, uint32(len(body)))
+	answer = append(answer, body...)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				var hdr [4]byte
+				if _, err := io.ReadFull(c, hdr[:]); err != nil {
+					return
+				}
+				if _, err := io.CopyN(io.Discard, c, int64(binary.BigEndian.Uint32(hdr[:]))); err != nil {
+					return
+				}
+				_, _ = c.Write(answer)
+			}()
+		}
+	}()
+	return func() { ln.Close() }, nil
 }
