@@ -4,8 +4,9 @@
 // Go program that does nothing (--nop: the start of the Go runtime,
 // which no Go hook avoids), `hook --version` (the hook's start alone)
 // and a Go hook that does only registration's system calls (--minimal,
-// test/bench/minhook), against the agent and against a server in this
-// process that answers at once (the socket round trip of any Go hook).
+// test/bench/minhook), against the agent and against a server process
+// that answers at once (hookbench itself, --serve-instant: the round
+// trip of any Go hook to a Go daemon that does no work).
 // Each round registers once more with OCIGATE_HOOK_TIMING, so the hook
 // reports its steps (start, flags, load, resolve, call); their medians
 // are printed too, and so is the poststop hook's round trip. --hook2
@@ -41,7 +42,15 @@ func main() {
 	socket2 := flag.String("socket2", "", "the agent socket of --hook2 (default: --socket)")
 	config := flag.String("config", "", "the bundle's config.json the hook reads (default: a minimal one; a real bundle's makes the load step real)")
 	n := flag.Int("n", 300, "round trips")
+	serve := flag.String("serve-instant", "", "(internal) be the server that answers at once, on this socket")
 	flag.Parse()
+	if *serve != "" {
+		if err := serveInstantAnswers(*serve); err != nil {
+			fmt.Fprintln(os.Stderr, "hookbench:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if *socket == "" || *cgroup == "" || *nop == "" || *minimal == "" {
 		fmt.Fprintln(os.Stderr, "hookbench: --socket, --cgroup, --nop and --minimal are required")
 		os.Exit(2)
@@ -109,8 +118,8 @@ func run(hooks []hookUnder, fl floors, cgroup string, spec []byte, n int) error 
 		return err
 	}
 	defer os.RemoveAll(bundle)
-	fl.echoSocket = filepath.Join(bundle, "echo.sock")
-	stop, err := serveInstantAnswers(fl.echoSocket)
+	fl.echoSocket = filepath.Join(bundle, "instant.sock")
+	stop, err := startInstantServer(fl.echoSocket)
 	if err != nil {
 		return err
 	}
@@ -322,35 +331,56 @@ func percentiles(ds []time.Duration) (p50, p99 time.Duration) {
 	return s[len(s)/2], s[(len(s)*99)/100]
 }
 
+// startInstantServer starts this program again as the server that
+// answers at once, a process of its own as the agent is (a server in
+// this process would answer from threads that the launch of each hook
+// had just woken), and returns once it listens.
+func startInstantServer(path string) (stop func(), err error) {
+	cmd := exec.Command(os.Args[0], "--serve-instant", path)
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("instant server: %w", err)
+	}
+	stop = func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+	}
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		if c, err := net.Dial("unix", path); err == nil {
+			c.Close()
+			return stop, nil
+		}
+	}
+	stop()
+	return nil, fmt.Errorf("instant server: no socket at %s after 5s", path)
+}
+
 // serveInstantAnswers answers every request on a unix socket at path
-// with ok at once, in this process (a Go server, as the agent is), until
-// stop: the round trip of a hook to an agent that does no work.
-func serveInstantAnswers(path string) (stop func(), err error) {
+// with ok at once, a goroutine per connection as the agent does: the
+// round trip of a hook to an agent that does no work.
+func serveInstantAnswers(path string) error {
 	ln, err := net.Listen("unix", path)
 	if err != nil {
-		return nil, fmt.Errorf("instant server: %w", err)
+		return err
 	}
 	body := []byte(`{"protocol":2,"ok":true}`)
 	answer := binary.BigEndian.AppendUint32(nil, uint32(len(body)))
 	answer = append(answer, body...)
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			return err
+		}
+		go func() {
+			defer c.Close()
+			var hdr [4]byte
+			if _, err := io.ReadFull(c, hdr[:]); err != nil {
 				return
 			}
-			go func() {
-				defer c.Close()
-				var hdr [4]byte
-				if _, err := io.ReadFull(c, hdr[:]); err != nil {
-					return
-				}
-				if _, err := io.CopyN(io.Discard, c, int64(binary.BigEndian.Uint32(hdr[:]))); err != nil {
-					return
-				}
-				_, _ = c.Write(answer)
-			}()
-		}
-	}()
-	return func() { ln.Close() }, nil
+			if _, err := io.CopyN(io.Discard, c, int64(binary.BigEndian.Uint32(hdr[:]))); err != nil {
+				return
+			}
+			_, _ = c.Write(answer)
+		}()
+	}
 }
