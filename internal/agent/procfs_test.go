@@ -3,6 +3,7 @@ package agent
 import (
 	"bytes"
 	"os"
+	"os/exec"
 	"strings"
 	"testing"
 )
@@ -29,5 +30,25 @@ func TestStatFields(t *testing.T) {
 	}
 	if got := (procFS{root: "/x/proc/"}).path(42, "cwd"); got != "/x/proc/42/cwd" {
 		t.Fatalf("path %q", got)
+	}
+}
+
+// cwd reads a live process's working directory, and none of a reaped
+// one (which it learns from kill(pid, 0) without a lookup in /proc).
+func TestCwdOfLiveAndReapedProcess(t *testing.T) {
+	dir := t.TempDir()
+	cmd := exec.Command("sleep", "30")
+	cmd.Dir = dir
+	if err := cmd.Start(); err != nil {
+		t.Skip(err)
+	}
+	pid := uint32(cmd.Process.Pid)
+	if got := (procFS{}).cwd(pid); got != dir {
+		t.Errorf("live process: cwd %q, want %q", got, dir)
+	}
+	_ = cmd.Process.Kill()
+	_ = cmd.Wait()
+	if got := (procFS{}).cwd(pid); got != "" {
+		t.Errorf("reaped process: cwd %q, want none", got)
 	}
 }
