@@ -241,9 +241,10 @@ func report(samples []sample, nhooks int) error {
 	printUsage("version", samples, func(s sample) usage { return s.versionUse })
 	printUsage("minimal", samples, func(s sample) usage { return s.minimalUse })
 	printUsage("hook", samples, func(s sample) usage { return s.hookUses[0] })
-	mp50, _ := percentiles(col(func(s sample) time.Duration { return s.minimal }))
-	ep50, _ := percentiles(col(func(s sample) time.Duration { return s.minimalEcho }))
-	fmt.Printf("minimal_p50_us %d\nminimal_echo_p50_us %d\n", mp50.Microseconds(), ep50.Microseconds())
+	mp50, mp99 := percentiles(col(func(s sample) time.Duration { return s.minimal }))
+	ep50, ep99 := percentiles(col(func(s sample) time.Duration { return s.minimalEcho }))
+	fmt.Printf("minimal_p50_us %d\nminimal_p99_us %d\nminimal_echo_p50_us %d\nminimal_echo_p99_us %d\n",
+		mp50.Microseconds(), mp99.Microseconds(), ep50.Microseconds(), ep99.Microseconds())
 	for h := 0; h < nhooks; h++ {
 		name := "hook"
 		if h > 0 {
