@@ -99,7 +99,8 @@ func (e *TooLargeError) Error() string {
 }
 
 // ReadRegular reads path, a regular file of at most limit bytes (a
-// runtime bundle's config.json), in one read where its size allows.
+// runtime bundle's config.json), in one read and the one that sees its
+// end, where fstat's size holds.
 // The open does not block on a FIFO, and the file's type is checked on
 // the opened descriptor, so nothing can swap it between check and read.
 // A file that is no regular one is a *NotRegularError, a larger one a
@@ -121,13 +122,8 @@ func ReadRegular(path string, limit int) ([]byte, error) {
 		return nil, &TooLargeError{Path: path, Limit: limit, Size: st.Size}
 	}
 	// The size is only a hint: the file may grow, or report 0. One byte
-	// more than it says lets the first read see the end.
-	buf, err := readFd(fd, path, limit, int(st.Size)+1)
-	var tl *TooLargeError
-	if errors.As(err, &tl) {
-		tl.Size = -1
-	}
-	return buf, err
+	// more than it says lets the first read take it all.
+	return readFd(fd, path, limit, int(st.Size)+1)
 }
 
 // typeBits is the fs.FileMode type of a stat mode.
