@@ -81,9 +81,9 @@ type sample struct {
 	true_, nop, version time.Duration
 	// The minimal Go hook's createRuntime against the agent and against
 	// the server that answers at once.
-	minimal, minimalEcho time.Duration
-	hooks, poststops     []time.Duration // per hook binary, as installed
-	steps                []string        // each hook's OCIGATE_HOOK_TIMING line
+	minimal, minimalInstant time.Duration
+	hooks, poststops        []time.Duration // per hook binary, as installed
+	steps                   []string        // each hook's OCIGATE_HOOK_TIMING line
 	// The CPU and page faults of the process itself (getrusage of the
 	// child): /bin/true, the Go nop, --version, the minimal hook's and
 	// each hook's createRuntime (as installed).
@@ -94,7 +94,7 @@ type sample struct {
 // floors are the programs measured next to the hooks: the Go program
 // that does nothing, the minimal Go hook and the sockets it registers
 // with (the agent's, the instant server's).
-type floors struct{ nop, minimal, socket, echoSocket string }
+type floors struct{ nop, minimal, socket, instantSocket string }
 
 // usage is what a child process used itself: CPU (user and kernel; the
 // kernel accounts it by ticks, so only the sum is exact) and minor page
@@ -118,8 +118,8 @@ func run(hooks []hookUnder, fl floors, cgroup string, spec []byte, n int) error 
 		return err
 	}
 	defer os.RemoveAll(bundle)
-	fl.echoSocket = filepath.Join(bundle, "instant.sock")
-	stop, err := startInstantServer(fl.echoSocket)
+	fl.instantSocket = filepath.Join(bundle, "instant.sock")
+	stop, err := startInstantServer(fl.instantSocket)
 	if err != nil {
 		return err
 	}
@@ -183,7 +183,7 @@ func round(hooks []hookUnder, fl floors, state []byte) (sample, error) {
 	if s.minimal, s.minimalUse, _, err = register(hookUnder{fl.minimal, fl.socket}, state); err != nil {
 		return s, err
 	}
-	if s.minimalEcho, _, _, err = register(hookUnder{fl.minimal, fl.echoSocket}, state); err != nil {
+	if s.minimalInstant, _, _, err = register(hookUnder{fl.minimal, fl.instantSocket}, state); err != nil {
 		return s, err
 	}
 	for _, hook := range hooks {
@@ -242,9 +242,9 @@ func report(samples []sample, nhooks int) error {
 	printUsage("minimal", samples, func(s sample) usage { return s.minimalUse })
 	printUsage("hook", samples, func(s sample) usage { return s.hookUses[0] })
 	mp50, mp99 := percentiles(col(func(s sample) time.Duration { return s.minimal }))
-	ep50, ep99 := percentiles(col(func(s sample) time.Duration { return s.minimalEcho }))
-	fmt.Printf("minimal_p50_us %d\nminimal_p99_us %d\nminimal_echo_p50_us %d\nminimal_echo_p99_us %d\n",
-		mp50.Microseconds(), mp99.Microseconds(), ep50.Microseconds(), ep99.Microseconds())
+	ip50, ip99 := percentiles(col(func(s sample) time.Duration { return s.minimalInstant }))
+	fmt.Printf("minimal_p50_us %d\nminimal_p99_us %d\nminimal_instant_p50_us %d\nminimal_instant_p99_us %d\n",
+		mp50.Microseconds(), mp99.Microseconds(), ip50.Microseconds(), ip99.Microseconds())
 	for h := 0; h < nhooks; h++ {
 		name := "hook"
 		if h > 0 {
@@ -339,6 +339,7 @@ func percentiles(ds []time.Duration) (p50, p99 time.Duration) {
 func startInstantServer(path string) (stop func(), err error) {
 	cmd := exec.Command(os.Args[0], "--serve-instant", path)
 	cmd.Stderr = os.Stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL} // never outlives the bench
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("instant server: %w", err)
 	}
