@@ -82,11 +82,13 @@ sock=$work/agentd.sock
 mk_bundle "$work/on" "$work/rootfs" bench-on yes "$sock" /bin/connectloop "$CONNECTS"
 mk_bundle "$work/off" "$work/rootfs" bench-off no "" /bin/connectloop "$CONNECTS"
 
-# paired_median OFF ON: the median of the rounds' own ratios, ON's line
-# over OFF's. Each round runs both, one after the other, so its ratio is
-# free of what drifts between rounds (the machine's other load over the
+# round_ratios OFF ON: the rounds' own ratios, ON's line over OFF's, one
+# a line. Each round runs both, one after the other, so its ratio is free
+# of what drifts between rounds (the machine's other load over the
 # minutes of a run), which the ratio of the two medians is not.
-paired_median() { paste -d' ' "$1" "$2" | awk '{ print $2 / $1 }' | median | awk '{ printf "%.3f", $1 }'; }
+round_ratios() { paste -d' ' "$1" "$2" | awk '{ printf "%.3f\n", $2 / $1 }'; }
+# paired_median OFF ON: the median of those ratios.
+paired_median() { round_ratios "$1" "$2" | median | awk '{ printf "%.3f", $1 }'; }
 
 # connect_prog_stats: run_time_ns run_cnt of the agent's cgroup/connect4
 # program.
@@ -126,7 +128,7 @@ sysctl -qw kernel.bpf_stats_enabled=0
 on_med=$(median <"$work/on.txt")
 off_med=$(median <"$work/off.txt")
 conn_floor=$(awk -v a="$conn_bpf_on" -v b="$conn_bpf_off" -v off="$off_med" 'BEGIN { printf "%.3f", 1 + (a - b) / off }')
-conn_rounds=$(paste -d' ' "$work/off.txt" "$work/on.txt" | awk '{ printf "%s%.3f", (NR > 1 ? ", " : ""), $2 / $1 }')
+conn_rounds=$(round_ratios "$work/off.txt" "$work/on.txt" | paste -sd, | sed 's/,/, /g')
 conn_ratio=$(paired_median "$work/off.txt" "$work/on.txt")
 
 # proc_prog_stats: "PROGRAM run_time_ns run_cnt" of the agent's process
@@ -154,7 +156,7 @@ sysctl -qw kernel.bpf_stats_enabled=0
 exec_on=$(median <"$work/exec-on.txt")
 exec_off=$(median <"$work/exec-off.txt")
 exec_ratio=$(paired_median "$work/exec-off.txt" "$work/exec-on.txt")
-exec_rounds=$(paste -d' ' "$work/exec-off.txt" "$work/exec-on.txt" | awk '{ printf "%s%.3f", (NR > 1 ? ", " : ""), $2 / $1 }')
+exec_rounds=$(round_ratios "$work/exec-off.txt" "$work/exec-on.txt" | paste -sd, | sed 's/,/, /g')
 # Per program: ns per run and runs per exec of the enforced rounds (each
 # runs EXECS plus a tenth to warm up).
 execs_on=$((ROUNDS * (${EXECS:-2000} + ${EXECS:-2000} / 10)))

@@ -180,46 +180,47 @@ func round(hooks []hookUnder, fl floors, state []byte) (sample, error) {
 	if s.version, _, s.versionUse, err = timed(exec.Command(hooks[0].path, "--version"), nil, false); err != nil {
 		return s, err
 	}
-	if s.minimal, s.minimalUse, _, err = register(hookUnder{fl.minimal, fl.socket}, state); err != nil {
+	minimal, err := register(hookUnder{fl.minimal, fl.socket}, state, false)
+	if err != nil {
 		return s, err
 	}
-	if s.minimalInstant, _, _, err = register(hookUnder{fl.minimal, fl.instantSocket}, state); err != nil {
+	instant, err := register(hookUnder{fl.minimal, fl.instantSocket}, state, false)
+	if err != nil {
 		return s, err
 	}
+	s.minimal, s.minimalUse, s.minimalInstant = minimal.create, minimal.use, instant.create
 	for _, hook := range hooks {
-		d, use, poststop, err := register(hook, state)
+		r, err := register(hook, state, false)
 		if err != nil {
 			return s, err
 		}
-		s.hooks, s.hookUses, s.poststops = append(s.hooks, d), append(s.hookUses, use), append(s.poststops, poststop)
-		stderr, err := timedSteps(hook, state)
-		if err != nil {
+		s.hooks, s.hookUses, s.poststops = append(s.hooks, r.create), append(s.hookUses, r.use), append(s.poststops, r.poststop)
+		if r, err = register(hook, state, true); err != nil {
 			return s, err
 		}
-		s.steps = append(s.steps, stderr)
+		s.steps = append(s.steps, r.stderr)
 	}
 	return s, nil
 }
 
-// register runs hook's createRuntime, as installed, then its poststop,
-// and returns their round trips and what createRuntime used.
-func register(hook hookUnder, state []byte) (create time.Duration, use usage, poststop time.Duration, err error) {
-	if create, _, use, err = timed(exec.Command(hook.path, "--socket", hook.socket, "createRuntime"), state, false); err != nil {
-		return 0, usage{}, 0, err
-	}
-	poststop, _, _, err = timed(exec.Command(hook.path, "--socket", hook.socket, "poststop"), state, false)
-	return create, use, poststop, err
+// registration is what one createRuntime, then poststop, of a hook
+// took: their round trips, what createRuntime used and its stderr.
+type registration struct {
+	create, poststop time.Duration
+	use              usage
+	stderr           string
 }
 
-// timedSteps registers through hook with its timing on and returns the
-// hook's stderr, which has its steps.
-func timedSteps(hook hookUnder, state []byte) (string, error) {
-	_, stderr, _, err := timed(exec.Command(hook.path, "--socket", hook.socket, "createRuntime"), state, true)
-	if err != nil {
-		return "", err
+// register runs hook's createRuntime, as installed or with its timing
+// on (its stderr then has its steps), then its poststop.
+func register(hook hookUnder, state []byte, timing bool) (registration, error) {
+	var r registration
+	var err error
+	if r.create, r.stderr, r.use, err = timed(exec.Command(hook.path, "--socket", hook.socket, "createRuntime"), state, timing); err != nil {
+		return r, err
 	}
-	_, _, _, err = timed(exec.Command(hook.path, "--socket", hook.socket, "poststop"), state, false)
-	return stderr, err
+	r.poststop, _, _, err = timed(exec.Command(hook.path, "--socket", hook.socket, "poststop"), state, false)
+	return r, err
 }
 
 // report prints the percentiles and the steps' medians of every hook.
