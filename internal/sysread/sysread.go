@@ -9,9 +9,9 @@ package sysread
 
 import (
 	"errors"
-	"fmt"
 	"io/fs"
 	"os"
+	"strconv"
 	"syscall"
 )
 
@@ -30,7 +30,7 @@ func ReadFile(path string, limit int) ([]byte, error) {
 	buf, err := readFd(fd, path, limit, chunk)
 	var tl *TooLargeError
 	if errors.As(err, &tl) {
-		err = &os.PathError{Op: "read", Path: path, Err: fmt.Errorf("larger than %d bytes", limit)}
+		err = &os.PathError{Op: "read", Path: path, Err: errors.New("larger than " + strconv.Itoa(limit) + " bytes")}
 	}
 	return buf, err
 }
@@ -81,7 +81,7 @@ type NotRegularError struct {
 }
 
 func (e *NotRegularError) Error() string {
-	return fmt.Sprintf("%s is not a regular file (mode %s)", e.Path, e.Mode)
+	return e.Path + " is not a regular file (mode " + e.Mode.String() + ")"
 }
 
 // TooLargeError is ReadRegular's error for a file larger than its limit.
@@ -93,9 +93,9 @@ type TooLargeError struct {
 
 func (e *TooLargeError) Error() string {
 	if e.Size < 0 {
-		return fmt.Sprintf("%s exceeds %d bytes", e.Path, e.Limit)
+		return e.Path + " exceeds " + strconv.Itoa(e.Limit) + " bytes"
 	}
-	return fmt.Sprintf("%s exceeds %d bytes (size %d)", e.Path, e.Limit, e.Size)
+	return e.Path + " exceeds " + strconv.Itoa(e.Limit) + " bytes (size " + strconv.FormatInt(e.Size, 10) + ")"
 }
 
 // ReadRegular reads path, a regular file of at most limit bytes (a
