@@ -2,17 +2,17 @@ package main
 
 import (
 	"bufio"
-	"context"
 	"errors"
-	"flag"
-	"fmt"
 	"io"
 	"io/fs"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
+	"time"
 
-	"github.com/ocigate/ocigate/internal/api"
+	"github.com/ocigate/ocigate/internal/api/wire"
+	"github.com/ocigate/ocigate/internal/errwrap"
 	"github.com/ocigate/ocigate/runtime/oci"
 )
 
@@ -50,12 +50,12 @@ type gateOptions struct {
 	file string
 }
 
-func (g *gateOptions) flags(fs *flag.FlagSet) {
-	fs.BoolVar(&g.on, "nri-gate", false, "createRuntime hook of a Kubernetes node: defer to the agent's NRI plugin while "+
+func (g *gateOptions) flags(fs *flagSet) {
+	fs.Bool(&g.on, "nri-gate", "createRuntime hook of a Kubernetes node: defer to the agent's NRI plugin while "+
 		"it is connected, register the container while only the agent listens, and while no agent listens let only the "+
 		"pods of exempt namespaces start")
-	fs.StringVar(&g.namespaces, "exempt-namespaces", "", "with --nri-gate: comma-separated namespaces whose pods start while no agent listens")
-	fs.StringVar(&g.file, "exempt-file", "", "with --nri-gate: file of more such namespaces, one a line (absent: none)")
+	fs.String(&g.namespaces, "exempt-namespaces", "", "with --nri-gate: comma-separated namespaces whose pods start while no agent listens")
+	fs.String(&g.file, "exempt-file", "", "with --nri-gate: file of more such namespaces, one a line (absent: none)")
 }
 
 // check refuses the gate's flags without --nri-gate: they would do
@@ -71,7 +71,7 @@ func (g *gateOptions) check() error {
 // node where the agent is an NRI plugin:
 //   - a pod's sandbox (pause) container runs no workload: admitted;
 //   - the agent listens and its NRI plugin is connected (the agent's
-//     marker file, api.NRIMarker, is there): admitted, the plugin
+//     marker file, wire.NRIMarker, is there): admitted, the plugin
 //     registers the container at StartContainer (no double
 //     registration);
 //   - the agent listens but its plugin is not connected (the runtime
@@ -83,7 +83,7 @@ func (g *gateOptions) check() error {
 //
 // Asking the agent's status instead would cost a millisecond of its
 // work per container start; a connect and a stat cost microseconds.
-func gate(ctx context.Context, o *options, stdin io.Reader) (*oci.Container, *api.Response, error) {
+func gate(deadline time.Time, o *options, stdin io.Reader) (*oci.Container, *wire.Verdict, error) {
 	c, err := oci.LoadContainer(stdin)
 	o.timing.mark("load")
 	if err != nil {
@@ -93,24 +93,24 @@ func gate(ctx context.Context, o *options, stdin io.Reader) (*oci.Container, *ap
 	if sandbox {
 		return c, nil, nil
 	}
-	err = api.Listening(ctx, o.socket)
+	err = wire.Listening(o.socket, deadline)
 	o.timing.mark("dial")
 	if err == nil {
-		if _, err := os.Stat(api.NRIMarker(o.socket)); err == nil {
+		if _, err := os.Stat(wire.NRIMarker(o.socket)); err == nil {
 			return c, nil, nil
 		}
-		resp, err := registerLoaded(ctx, o, c)
-		return c, resp, err
+		v, err := registerLoaded(deadline, o, c)
+		return c, v, err
 	}
 	exempt, why := o.gate.exempt(ns)
 	if exempt {
 		return c, nil, nil
 	}
-	resp, err := registerLoaded(ctx, o, c)
+	v, err := registerLoaded(deadline, o, c)
 	if err != nil {
-		err = fmt.Errorf("%w; pod %s/%s: %s", err, ns, pod, why)
+		err = errwrap.Message(err.Error()+"; pod "+ns+"/"+pod+": "+why, err)
 	}
-	return c, resp, err
+	return c, v, err
 }
 
 // exempt says whether pods of namespace ns may start while no agent
@@ -129,7 +129,7 @@ func (g *gateOptions) exempt(ns string) (bool, string) {
 	if slices.Contains(list, ns) {
 		return true, ""
 	}
-	why := fmt.Sprintf("namespace %q is not exempt (exempt: %s)", ns, strings.Join(list, ", "))
+	why := "namespace " + strconv.Quote(ns) + " is not exempt (exempt: " + strings.Join(list, ", ") + ")"
 	if err != nil {
 		why += "; " + err.Error()
 	}
@@ -147,7 +147,7 @@ func readNamespaces(path string) ([]string, error) {
 		return nil, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("exempt namespaces file: %w", err)
+		return nil, errwrap.Wrap("exempt namespaces file", err)
 	}
 	defer f.Close()
 	var out []string
@@ -158,7 +158,7 @@ func readNamespaces(path string) ([]string, error) {
 		}
 	}
 	if err := sc.Err(); err != nil {
-		return out, fmt.Errorf("exempt namespaces file %s: %w", path, err)
+		return out, errwrap.Wrap("exempt namespaces file "+path, err)
 	}
 	return out, nil
 }

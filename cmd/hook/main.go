@@ -13,10 +13,7 @@
 package main
 
 import (
-	"context"
 	"errors"
-	"flag"
-	"fmt"
 	"io"
 	"os"
 	"strconv"
@@ -24,12 +21,17 @@ import (
 	"time"
 
 	"github.com/ocigate/ocigate/cgroupfilter"
-	"github.com/ocigate/ocigate/internal/api"
+	"github.com/ocigate/ocigate/internal/api/wire"
 	"github.com/ocigate/ocigate/internal/buildinfo"
+	"github.com/ocigate/ocigate/internal/errwrap"
 	"github.com/ocigate/ocigate/internal/hookreport"
 	"github.com/ocigate/ocigate/internal/sysread"
 	"github.com/ocigate/ocigate/runtime/oci"
 )
+
+// The hook is a fresh process on every container's start, and it pays
+// at its start for the code it links: what it reaches uses none of fmt,
+// flag, context, encoding/json or reflect (TestHookReachesNoHeavyCode).
 
 // Stages the hook handles.
 const (
@@ -86,22 +88,25 @@ func main() {
 
 func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	o := &options{}
-	fs := flag.NewFlagSet("ocigate-hook", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.StringVar(&o.socket, "socket", api.DefaultSocket, "agent API socket")
-	fs.DurationVar(&o.timeout, "timeout", 2*time.Second, "deadline for the agent's answer")
-	fs.BoolVar(&o.failOpen, "fail-open", false, "let the container start unprotected when registration fails")
-	fs.StringVar(&o.runtime, "runtime", "", "runtime name reported to the agent (default: detected)")
-	fs.BoolVar(&o.version, "version", false, "print the version, commit, BPF objects' hash and protocol, and exit")
-	fs.BoolVar(&o.allowFailOpenAnnotation, "allow-fail-open-annotation", false,
+	var fs flagSet
+	fs.String(&o.socket, "socket", wire.DefaultSocket, "agent API socket")
+	fs.Duration(&o.timeout, "timeout", 2*time.Second, "deadline for the agent's answer")
+	fs.Bool(&o.failOpen, "fail-open", "let the container start unprotected when registration fails")
+	fs.String(&o.runtime, "runtime", "", "runtime name reported to the agent (default: detected)")
+	fs.Bool(&o.version, "version", "print the version, commit, BPF objects' hash and protocol, and exit")
+	fs.Bool(&o.allowFailOpenAnnotation, "allow-fail-open-annotation",
 		"when no agent answers, let a container whose annotation says "+oci.AnnotationFailurePolicy+": open start unprotected (default: refused)")
-	fs.StringVar(&o.reportDir, "report-dir", hookreport.DefaultDir, "directory where refusals made while no agent answers wait for the agent (empty: none kept)")
-	o.gate.flags(fs)
-	fs.Usage = func() {
-		fmt.Fprint(stderr, hookHelp)
-		fs.PrintDefaults()
+	fs.String(&o.reportDir, "report-dir", hookreport.DefaultDir, "directory where refusals made while no agent answers wait for the agent (empty: none kept)")
+	o.gate.flags(&fs)
+	usage := func() {
+		_, _ = io.WriteString(stderr, hookHelp)
+		fs.PrintDefaults(stderr)
 	}
 	if err := fs.Parse(args); err != nil {
+		if !errors.Is(err, errHelp) {
+			_, _ = io.WriteString(stderr, err.Error()+"\n")
+		}
+		usage()
 		return nil, err
 	}
 	if o.version {
@@ -110,18 +115,18 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	if err := o.gate.check(); err != nil {
 		return nil, err
 	}
-	if fs.NArg() != 1 {
-		fs.Usage()
-		return nil, fmt.Errorf("want exactly one stage argument, got %d", fs.NArg())
+	if len(fs.Args()) != 1 {
+		usage()
+		return nil, errors.New("want exactly one stage argument, got " + strconv.Itoa(len(fs.Args())))
 	}
-	o.stage = fs.Arg(0)
+	o.stage = fs.Args()[0]
 	switch o.stage {
 	case stageCreateRuntime, stagePrestart, stagePoststop:
 	default:
-		return nil, fmt.Errorf("unknown stage %q: want createRuntime, prestart or poststop", o.stage)
+		return nil, errors.New("unknown stage " + strconv.Quote(o.stage) + ": want createRuntime, prestart or poststop")
 	}
 	if o.timeout <= 0 {
-		return nil, fmt.Errorf("--timeout must be positive")
+		return nil, errors.New("--timeout must be positive")
 	}
 	return o, nil
 }
@@ -130,24 +135,23 @@ func run(args []string, stdin io.Reader, stderr io.Writer) int {
 	t := newTiming()
 	defer t.print(stderr)
 	o, err := parseFlags(args, stderr)
-	if errors.Is(err, flag.ErrHelp) {
+	if errors.Is(err, errHelp) {
 		return 0 // --help printed the usage
 	}
 	if err != nil {
-		fmt.Fprintf(stderr, "ocigate-hook: %v\n", err)
+		say(stderr, "ocigate-hook: "+err.Error())
 		return 2
 	}
 	if o.version {
-		fmt.Fprintln(stdout, "ocigate-hook", buildinfo.Get())
+		say(stdout, "ocigate-hook "+buildinfo.Get().String())
 		return 0
 	}
 	o.timing = t
 	t.mark("flags")
-	ctx, cancel := context.WithTimeout(context.Background(), o.timeout)
-	defer cancel()
+	deadline := time.Now().Add(o.timeout)
 	w := startWatchdog(o.timeout+deadlineGrace, func() int { return conclude(o, nil, nil, errHookDeadline, stderr) })
 	if o.stage == stagePoststop {
-		err := unregister(ctx, o, stdin)
+		err := unregister(deadline, o, stdin)
 		w.finish()
 		return conclude(o, nil, nil, err, stderr)
 	}
@@ -155,18 +159,21 @@ func run(args []string, stdin io.Reader, stderr io.Writer) int {
 	if o.gate.on {
 		admit = gate
 	}
-	c, resp, err := admit(ctx, o, stdin)
+	c, v, err := admit(deadline, o, stdin)
 	w.finish()
-	return conclude(o, c, resp, err, stderr)
+	return conclude(o, c, v, err, stderr)
 }
+
+// say writes line and a newline to w.
+func say(w io.Writer, line string) { _, _ = io.WriteString(w, line+"\n") }
 
 // conclude says what the hook's result means for the runtime, on stderr,
 // and returns the exit status: at poststop always 0; else 0 when
 // registered or open (failOpen), 1 when refused.
-func conclude(o *options, c *oci.Container, resp *api.Response, err error, stderr io.Writer) int {
+func conclude(o *options, c *oci.Container, v *wire.Verdict, err error, stderr io.Writer) int {
 	if o.stage == stagePoststop {
 		if err != nil {
-			fmt.Fprintf(stderr, "ocigate-hook: poststop: %v (ignored)\n", err)
+			say(stderr, "ocigate-hook: poststop: "+err.Error()+" (ignored)")
 		}
 		return 0
 	}
@@ -177,16 +184,16 @@ func conclude(o *options, c *oci.Container, resp *api.Response, err error, stder
 	if c != nil {
 		id = c.ID
 	}
-	open, why, refused := failOpen(o, c, resp, stderr)
+	open, why, refused := failOpen(o, c, v, stderr)
 	if open {
-		fmt.Fprintf(stderr, "ocigate-hook: WARNING: fail-open (%s): container %s starts UNPROTECTED: %v\n", why, id, err)
+		say(stderr, "ocigate-hook: WARNING: fail-open ("+why+"): container "+id+" starts UNPROTECTED: "+err.Error())
 		return 0
 	}
 	if refused != "" {
-		err = fmt.Errorf("%w; annotation %s=open refused: %s", err, oci.AnnotationFailurePolicy, refused)
+		err = errwrap.Message(err.Error()+"; annotation "+oci.AnnotationFailurePolicy+"=open refused: "+refused, err)
 		report(o, c, refused)
 	}
-	fmt.Fprintf(stderr, "ocigate-hook: container %s refused (fail-closed): %v\n", id, err)
+	say(stderr, "ocigate-hook: container "+id+" refused (fail-closed): "+err.Error())
 	return 1
 }
 
@@ -213,12 +220,12 @@ func report(o *options, c *oci.Container, rule string) {
 // only when the operator allowed it (--allow-fail-open-annotation): a
 // refused open comes back as refused, the rule. An invalid annotation
 // counts as closed. The default is closed.
-func failOpen(o *options, c *oci.Container, resp *api.Response, stderr io.Writer) (open bool, why, refused string) {
+func failOpen(o *options, c *oci.Container, v *wire.Verdict, stderr io.Writer) (open bool, why, refused string) {
 	switch {
 	case o.failOpen:
 		return true, "--fail-open", ""
-	case resp != nil:
-		return resp.FailurePolicy == api.FailOpen, "the profile's failurePolicy", ""
+	case v != nil:
+		return v.FailurePolicy == wire.FailOpen, "the profile's failurePolicy", ""
 	case c == nil:
 		return false, "", ""
 	}
@@ -228,7 +235,7 @@ func failOpen(o *options, c *oci.Container, resp *api.Response, stderr io.Writer
 	open, err := c.FailOpen()
 	switch {
 	case err != nil:
-		fmt.Fprintf(stderr, "ocigate-hook: %v; treating as closed\n", err)
+		say(stderr, "ocigate-hook: "+err.Error()+"; treating as closed")
 		return false, "", ""
 	case open && o.allowFailOpenAnnotation:
 		return true, "annotation " + oci.AnnotationFailurePolicy + ", allowed by --allow-fail-open-annotation", ""
@@ -238,48 +245,47 @@ func failOpen(o *options, c *oci.Container, resp *api.Response, stderr io.Writer
 	return false, "", ""
 }
 
-// register registers the container; on a refusal resp carries the
+// register registers the container; on a refusal v carries the
 // agent's answer (its profile's failure policy).
-func register(ctx context.Context, o *options, stdin io.Reader) (*oci.Container, *api.Response, error) {
+func register(deadline time.Time, o *options, stdin io.Reader) (*oci.Container, *wire.Verdict, error) {
 	c, err := oci.LoadContainer(stdin)
 	o.timing.mark("load")
 	if err != nil {
 		return c, nil, err
 	}
-	resp, err := registerLoaded(ctx, o, c)
-	return c, resp, err
+	v, err := registerLoaded(deadline, o, c)
+	return c, v, err
 }
 
 // registerLoaded registers a container whose state is read.
-func registerLoaded(ctx context.Context, o *options, c *oci.Container) (*api.Response, error) {
+func registerLoaded(deadline time.Time, o *options, c *oci.Container) (*wire.Verdict, error) {
 	if c.Pid <= 0 {
-		return nil, fmt.Errorf("state has no pid at %s", o.stage)
+		return nil, errors.New("state has no pid at " + o.stage)
 	}
 	ident, err := cgroupfilter.Resolver{}.Resolve(c.Pid)
 	if err != nil {
-		return nil, fmt.Errorf("resolve cgroup and namespaces of pid %d: %w", c.Pid, err)
+		return nil, errwrap.Wrap("resolve cgroup and namespaces of pid "+strconv.Itoa(c.Pid), err)
 	}
 	runtime, key := runtimeName(o.runtime, c)
 	o.timing.mark("resolve")
-	req := &api.Request{Op: api.OpRegister, Register: &api.Registration{
+	g := &wire.Registration{
 		ContainerID: c.ID, Runtime: runtime, RuntimeAnnotation: key, Bundle: c.Bundle,
-		Pid: c.Pid, Annotations: c.Annotations, Identity: api.IdentityOf(ident),
-	}}
+		Pid: c.Pid, Annotations: c.Annotations, Identity: wire.IdentityOf(ident),
+	}
 	// An agent restarting (an upgrade) has no socket for a moment: wait
 	// up to half the hook's --timeout for it rather than refuse the
-	// container (api.CallWaiting).
-	resp, err := api.CallWaitingVerdict(ctx, o.socket, req, o.timeout/2, o.timeout)
+	// container (wire.Register).
+	v, err := wire.Register(o.socket, g, o.timeout/2, o.timeout, deadline)
 	o.timing.mark("call")
-	return resp, err
+	return v, err
 }
 
-func unregister(ctx context.Context, o *options, stdin io.Reader) error {
+func unregister(deadline time.Time, o *options, stdin io.Reader) error {
 	st, err := oci.ReadState(stdin)
 	if err != nil {
 		return err
 	}
-	req := &api.Request{Op: api.OpUnregister, Unregister: &api.Unregistration{ContainerID: st.ID}}
-	_, err = api.Call(ctx, o.socket, req)
+	_, err = wire.Unregister(o.socket, st.ID, deadline)
 	return err
 }
 

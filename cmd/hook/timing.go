@@ -1,7 +1,6 @@
 package main
 
 import (
-	"fmt"
 	"io"
 	"os"
 	"strconv"
@@ -30,7 +29,7 @@ func newTiming() *timing {
 		return &timing{}
 	}
 	t := &timing{launched: time.Unix(0, ns), last: now}
-	t.steps = append(t.steps, fmt.Sprintf("start_us=%d", now.Sub(t.launched).Microseconds()))
+	t.steps = append(t.steps, "start_us="+strconv.FormatInt(now.Sub(t.launched).Microseconds(), 10))
 	return t
 }
 
@@ -40,7 +39,7 @@ func (t *timing) mark(name string) {
 		return
 	}
 	now := time.Now()
-	t.steps = append(t.steps, fmt.Sprintf("%s_us=%d", name, now.Sub(t.last).Microseconds()))
+	t.steps = append(t.steps, name+"_us="+strconv.FormatInt(now.Sub(t.last).Microseconds(), 10))
 	t.last = now
 }
 
@@ -49,5 +48,5 @@ func (t *timing) print(w io.Writer) {
 	if t == nil || t.launched.IsZero() {
 		return
 	}
-	fmt.Fprintf(w, "ocigate-hook timing: %s total_us=%d\n", strings.Join(t.steps, " "), time.Since(t.launched).Microseconds())
+	say(w, "ocigate-hook timing: "+strings.Join(t.steps, " ")+" total_us="+strconv.FormatInt(time.Since(t.launched).Microseconds(), 10))
 }

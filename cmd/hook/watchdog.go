@@ -7,7 +7,7 @@ import (
 	"time"
 )
 
-// deadlineGrace lets work bounded by the hook's context report its own
+// deadlineGrace lets work bounded by the hook's deadline report its own
 // error before the watchdog gives up on it.
 const deadlineGrace = 100 * time.Millisecond
 

@@ -5,11 +5,10 @@
 package buildinfo
 
 import (
-	"fmt"
 	"runtime"
-	"runtime/debug"
+	"strconv"
 
-	"github.com/ocigate/ocigate/internal/api"
+	"github.com/ocigate/ocigate/internal/api/wire"
 )
 
 // Set at build time: go build -ldflags "-X github.com/ocigate/ocigate/internal/buildinfo.Version=…".
@@ -36,36 +35,14 @@ type Info struct {
 	Platform    string `json:"platform" yaml:"platform"`
 }
 
-// Get returns this binary's Info; a commit not set at build time comes
-// from the Go toolchain's VCS stamp when there is one.
+// Get returns this binary's Info. A commit not set at build time (a
+// plain go build) is "unknown": the Go toolchain's VCS stamp is not read,
+// since runtime/debug's parser would bring fmt into the hook, which
+// pays at every container's start for the code it links.
 func Get() Info {
-	commit := Commit
-	if commit == "" {
-		commit = vcsCommit()
-	}
-	return Info{Version: Version, Commit: commit, BPFObjects: orUnknown(BPFObjects),
-		Protocol: api.ProtocolVersion, MinProtocol: api.MinProtocolVersion,
+	return Info{Version: Version, Commit: orUnknown(Commit), BPFObjects: orUnknown(BPFObjects),
+		Protocol: wire.ProtocolVersion, MinProtocol: wire.MinProtocolVersion,
 		GoVersion: runtime.Version(), Platform: runtime.GOOS + "/" + runtime.GOARCH}
-}
-
-// vcsCommit returns the commit the Go toolchain stamped, or "unknown".
-func vcsCommit() string {
-	bi, ok := debug.ReadBuildInfo()
-	if !ok {
-		return "unknown"
-	}
-	var rev, dirty string
-	for _, s := range bi.Settings {
-		switch s.Key {
-		case "vcs.revision":
-			rev = s.Value
-		case "vcs.modified":
-			if s.Value == "true" {
-				dirty = "-dirty"
-			}
-		}
-	}
-	return orUnknown(rev) + dirty
 }
 
 // orUnknown returns s, or "unknown" for "".
@@ -78,6 +55,7 @@ func orUnknown(s string) string {
 
 // String is the one line `NAME --version` prints.
 func (i Info) String() string {
-	return fmt.Sprintf("%s commit %s bpf %s protocol %d (speaks %d to %d) %s %s",
-		i.Version, i.Commit, i.BPFObjects, i.Protocol, i.MinProtocol, i.Protocol, i.GoVersion, i.Platform)
+	p, minp := strconv.Itoa(i.Protocol), strconv.Itoa(i.MinProtocol)
+	return i.Version + " commit " + i.Commit + " bpf " + i.BPFObjects + " protocol " + p +
+		" (speaks " + minp + " to " + p + ") " + i.GoVersion + " " + i.Platform
 }

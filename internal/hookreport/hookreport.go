@@ -14,6 +14,9 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/ocigate/ocigate/internal/errwrap"
+	"github.com/ocigate/ocigate/internal/jsonstr"
 )
 
 // DefaultDir is where hooks leave reports and the agent reads them.
@@ -50,43 +53,78 @@ type Claim struct {
 var ErrFull = errors.New("too many reports waiting for the agent")
 
 // Write stores r in dir (created 0700 when missing) atomically: a reader
-// never sees half a report.
+// never sees half a report. The hook calls it, so what it reaches links
+// neither fmt nor encoding/json (errwrap, appendJSON).
 func Write(dir string, r Report) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return fmt.Errorf("hook report: %w", err)
+		return errwrap.Wrap("hook report", err)
 	}
 	entries, err := os.ReadDir(dir)
 	if err != nil {
-		return fmt.Errorf("hook report: %w", err)
+		return errwrap.Wrap("hook report", err)
 	}
 	if len(entries) >= MaxFiles {
-		return fmt.Errorf("hook report in %s: %w", dir, ErrFull)
+		return errwrap.Wrap("hook report in "+dir, ErrFull)
 	}
 	r.ContainerID, r.Runtime, r.Bundle, r.Rule = cut(r.ContainerID), cut(r.Runtime), cut(r.Bundle), cut(r.Rule)
 	for i := range r.Claims {
 		r.Claims[i] = Claim{cut(r.Claims[i].Key), cut(r.Claims[i].Value)}
 	}
-	data, err := json.Marshal(r)
-	if err != nil {
-		return fmt.Errorf("hook report: %w", err)
-	}
 	f, err := os.CreateTemp(dir, ".tmp-")
 	if err != nil {
-		return fmt.Errorf("hook report: %w", err)
+		return errwrap.Wrap("hook report", err)
 	}
-	name := fmt.Sprintf("%020d-%d.json", r.Time.UnixNano(), os.Getpid())
-	_, werr := f.Write(data)
+	_, werr := f.Write(r.appendJSON(nil))
 	if cerr := f.Close(); werr == nil {
 		werr = cerr
 	}
 	if werr == nil {
-		werr = os.Rename(f.Name(), filepath.Join(dir, name))
+		werr = os.Rename(f.Name(), filepath.Join(dir, fileName(r.Time, os.Getpid())))
 	}
 	if werr != nil {
 		os.Remove(f.Name())
-		return fmt.Errorf("hook report: %w", werr)
+		return errwrap.Wrap("hook report", werr)
 	}
 	return nil
+}
+
+// fileName names a report: its time in nanoseconds, 20 digits (reports
+// sort by name as by time), and the hook's pid.
+func fileName(t time.Time, pid int) string {
+	ns := strconv.FormatInt(t.UnixNano(), 10)
+	if len(ns) < 20 {
+		ns = strings.Repeat("0", 20-len(ns)) + ns
+	}
+	return ns + "-" + strconv.Itoa(pid) + ".json"
+}
+
+// appendJSON appends r as encoding/json encodes it
+// (TestAppendJSONMatchesEncodingJSON).
+func (r *Report) appendJSON(b []byte) []byte {
+	b = append(b, `{"time":"`...)
+	b = append(r.Time.AppendFormat(b, time.RFC3339Nano), '"')
+	b = jsonstr.Append(append(b, `,"container_id":`...), r.ContainerID)
+	if r.Runtime != "" {
+		b = jsonstr.Append(append(b, `,"runtime":`...), r.Runtime)
+	}
+	if r.Bundle != "" {
+		b = jsonstr.Append(append(b, `,"bundle":`...), r.Bundle)
+	}
+	b = append(b, `,"claims":`...)
+	if r.Claims == nil {
+		b = append(b, "null"...)
+	} else {
+		b = append(b, '[')
+		for i, c := range r.Claims {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = jsonstr.Append(append(b, `{"key":`...), c.Key)
+			b = append(jsonstr.Append(append(b, `,"value":`...), c.Value), '}')
+		}
+		b = append(b, ']')
+	}
+	return append(jsonstr.Append(append(b, `,"rule":`...), r.Rule), '}')
 }
 
 // cut bounds a string of a report.

@@ -1,6 +1,7 @@
 package hookreport
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -47,5 +48,31 @@ func TestWriteCollect(t *testing.T) {
 	}
 	if got, errs := Collect(filepath.Join(dir, "missing")); got != nil || errs != nil {
 		t.Fatalf("missing dir: %v %v", got, errs)
+	}
+}
+
+// The hand encoder writes what encoding/json writes, which Collect reads.
+func FuzzAppendJSONMatchesEncodingJSON(f *testing.F) {
+	f.Add(int64(1796530000123456789), "c1", "runc", "/run/b", "ocigate.io/failure-policy", "open", "rule", true)
+	f.Add(int64(0), "<&>\u2028\"\\", "", "", "\x00\xff", "é", "", false)
+	f.Fuzz(func(t *testing.T, ns int64, id, runtime, bundle, key, value, rule string, claims bool) {
+		r := Report{Time: time.Unix(0, ns).UTC(), ContainerID: id, Runtime: runtime, Bundle: bundle, Rule: rule}
+		if claims {
+			r.Claims = []Claim{{key, value}, {value, key}}
+		}
+		want, err := json.Marshal(r)
+		if err != nil {
+			t.Skip(err) // a time encoding/json refuses
+		}
+		if got := r.appendJSON(nil); string(got) != string(want) {
+			t.Fatalf("appendJSON:\n got %s\nwant %s", got, want)
+		}
+	})
+}
+
+func TestFileNameSortsAsTime(t *testing.T) {
+	a, b := time.Unix(0, 999), time.Unix(0, 1000)
+	if x, y := fileName(a, 7), fileName(b, 7); x >= y || x != "00000000000000000999-7.json" {
+		t.Errorf("fileName: %q, %q", x, y)
 	}
 }
