@@ -19,13 +19,14 @@ import (
 // errHelp is the result of -h, -help and --help: the usage was printed.
 var errHelp = errors.New("help requested")
 
-// hookFlag is one option: its name, its usage line, and where its value
-// goes (exactly one of str, dur, boolean).
+// hookFlag is one option: its name, its usage line, its default as
+// --help shows it ("" for none), and where its value goes (exactly one
+// of str, dur, boolean).
 type hookFlag struct {
-	name, usage string
-	str         *string
-	dur         *time.Duration
-	boolean     *bool
+	name, usage, def string
+	str              *string
+	dur              *time.Duration
+	boolean          *bool
 }
 
 // flagSet is the hook's options, in the order --help lists them
@@ -38,13 +39,21 @@ type flagSet struct {
 // String adds a string option.
 func (s *flagSet) String(p *string, name, value, usage string) {
 	*p = value
-	s.flags = append(s.flags, hookFlag{name: name, usage: usage, str: p})
+	var def string
+	if value != "" {
+		def = strconv.Quote(value)
+	}
+	s.flags = append(s.flags, hookFlag{name: name, usage: usage, def: def, str: p})
 }
 
 // Duration adds a duration option.
 func (s *flagSet) Duration(p *time.Duration, name string, value time.Duration, usage string) {
 	*p = value
-	s.flags = append(s.flags, hookFlag{name: name, usage: usage, dur: p})
+	var def string
+	if value != 0 {
+		def = value.String()
+	}
+	s.flags = append(s.flags, hookFlag{name: name, usage: usage, def: def, dur: p})
 }
 
 // Bool adds a boolean option, false by default.
@@ -147,11 +156,8 @@ func (s *flagSet) PrintDefaults(w io.Writer) {
 			b.WriteString(" duration")
 		}
 		b.WriteString("\n    \t" + strings.ReplaceAll(f.usage, "\n", "\n    \t"))
-		switch {
-		case f.str != nil && *f.str != "":
-			b.WriteString(" (default " + strconv.Quote(*f.str) + ")")
-		case f.dur != nil && *f.dur != 0:
-			b.WriteString(" (default " + f.dur.String() + ")")
+		if f.def != "" {
+			b.WriteString(" (default " + f.def + ")")
 		}
 		b.WriteString("\n")
 	}
