@@ -189,10 +189,13 @@ agent_steps=$(grep 'workload registered' "$work/agentd.log" | grep '"container":
 	function at(a, n, q,   k) { k = int(n * q); if (k < n * q) k++; return n ? a[k < 1 ? 1 : k] : 0 }
 	{ n++; for (i = 1; i <= NF; i++) {
 		if ($i == "\"verify_us\":") v[n] = $(i + 1) + 0; if ($i == "\"record_us\":") r[n] = $(i + 1) + 0
-		if ($i == "\"maps_us\":") m[n] = $(i + 1) + 0; if ($i == "\"took\":") t[n] = $(i + 1) * 1e6 } }
-	END { srt(v, n); srt(r, n); srt(m, n); srt(t, n)
-		printf "%d %d %d %d %d %d", at(v, n, .5), at(r, n, .5), at(m, n, .5), at(t, n, .5), at(t, n, .99), at(r, n, .99) }')
-read -r agent_verify agent_record agent_maps agent_took agent_took99 agent_record99 <<<"$agent_steps"
+		if ($i == "\"maps_us\":") m[n] = $(i + 1) + 0; if ($i == "\"took\":") t[n] = $(i + 1) * 1e6
+		if ($i == "\"start_us\":") s[n] = $(i + 1) + 0; if ($i == "\"read_us\":") d[n] = $(i + 1) + 0
+		if ($i == "\"answer_us\":") w[n] = $(i + 1) + 0 } }
+	END { srt(v, n); srt(r, n); srt(m, n); srt(t, n); srt(s, n); srt(d, n); srt(w, n)
+		printf "%d %d %d %d %d %d %d %d %d", at(v, n, .5), at(r, n, .5), at(m, n, .5), at(t, n, .5), at(t, n, .99), at(r, n, .99),
+			at(s, n, .5), at(d, n, .5), at(w, n, .5) }')
+read -r agent_verify agent_record agent_maps agent_took agent_took99 agent_record99 agent_start agent_read agent_answer <<<"$agent_steps"
 
 echo "bench: runc run true, with vs without the hook, interleaved"
 mk_bundle "$work/ton" "$work/rootfs" bench-on yes "$sock" /bin/true
@@ -252,7 +255,7 @@ hook_unmet() {
 	awk -v h="$hook_p50" -v t="$true_p50" -v n="$nop_p50" -v v="$version_p50" -v m="$min_p50" -v e="$min_instant_p50" \
 		-v a="$agent_took" -v av="$agent_verify" -v ar="$agent_record" -v am="$agent_maps" -v h99="$hook_p99" \
 		-v t99="$(hk true_p99_us)" -v m99="$(hk minimal_p99_us)" -v e99="$(hk minimal_instant_p99_us)" -v a99="$agent_took99" \
-		-v r99="$agent_record99" 'BEGIN {
+		-v r99="$agent_record99" -v ss="$agent_start" -v sr="$agent_read" -v sa="$agent_answer" 'BEGIN {
 		if (h99 > 4000) printf "\nHook p99 over its target (%d us > 4000). The p99s of the same rounds: the exec of /bin/true" \
 			" %d us; the minimal Go hook %d against the server that answers at once, %d against this agent; the agent'"'"'s own" \
 			" time for a registration (its log) %d, of which the record write %d.\n", h99, t99, e99, m99, a99, r99
@@ -266,12 +269,14 @@ hook_unmet() {
 			" at once (a Go daemon that does no work), and %d against this agent. No Go hook that registers with a Go daemon over a" \
 			" socket takes less than %d us here, which" \
 			" %s. The agent'"'"'s share is %+d us: %d of" \
-			" work in its handler (verify the cgroup and namespaces %d, write the workload record %d, map writes %d), the rest" \
-			" its Go server'"'"'s wake-ups and CPU on this 2-CPU machine. ocigate-hook adds %+d us to the minimal hook: its" \
+			" work in its handler (verify the cgroup and namespaces %d, write the workload record %d, map writes %d), %d in its" \
+			" server'"'"'s steps around the handler (accept to the connection'"'"'s goroutine %d, read and decode the request %d," \
+			" the wait for its bytes included, encode and write the answer %d), the rest wake-ups across processes and CPU" \
+			" taken from the hook on this 2-CPU machine. ocigate-hook adds %+d us to the minimal hook: its" \
 			" larger binary'"'"'s start (`--version` %+d over the Go program that does nothing), its flags, the state'"'"'s and" \
 			" config'"'"'s decoding and checks, its failure policy and its deadline. With the handler'"'"'s work alone, a Go hook" \
 			" that registers with this agent takes at least %d us here (%d + %d)%s.\n", h, t, n, e, m, e, left, m - e, a, av,
-			ar, am, h - m, v - n, e + a, e, a, (e + a > 1500 ? ", over the target" : "") }'
+			ar, am, ss + sr + sa, ss, sr, sa, h - m, v - n, e + a, e, a, (e + a > 1500 ? ", over the target" : "") }'
 	[ "$hook_p50" -le 1500 ] && return
 	echo
 	hu() { echo "$(hk "$1_cpu_p50_us") / $(hk "$1_minflt_p50")"; }
@@ -325,8 +330,10 @@ runc_unmet() {
 		"launch to main $(hk hook_step_start_p50_us) (\`--version\` whole: $version_p50), flags $(hk hook_step_flags_p50_us)," \
 		"load state and config.json $(hk hook_step_load_p50_us), resolve cgroup and namespaces $(hk hook_step_resolve_p50_us)," \
 		"call (connect, send, agent, answer) $(hk hook_step_call_p50_us), launch to the end of run $(hk hook_step_total_p50_us); then the exit" \
-		"and the launcher's wait. Agent side (its log): verify and choose $agent_verify," \
-		"record write $agent_record, map writes $agent_maps, all $agent_took."
+		"and the launcher's wait. Agent side (its log): its server's steps around the handler (accept to the connection's" \
+		"goroutine $agent_start, read and decode the request $agent_read, the wait for its bytes included; encode and write the" \
+		"answer $agent_answer) and the handler's (verify and choose $agent_verify, record write $agent_record, map writes" \
+		"$agent_maps, all $agent_took)."
 	hook_unmet
 	runc_unmet
 	echo

@@ -389,7 +389,13 @@ func (a *Agent) enforceLocked(ctx context.Context, w *workload.Workload, lp load
 		// The steps' shares of took (scripts/bench.sh's breakdown).
 		zap.Int64("verify_us", chosen.Sub(start).Microseconds()), zap.Int64("record_us", recorded.Sub(chosen).Microseconds()),
 		zap.Int64("maps_us", now.Sub(recorded).Microseconds())}
-	apiserver.AfterAnswer(ctx, func() { a.log.Info("workload registered", fields...) })
+	apiserver.AfterAnswer(ctx, func() {
+		if st, ok := apiserver.StepsOf(ctx); ok { // the server's steps around took
+			fields = append(fields, zap.Int64("start_us", st.Start.Microseconds()),
+				zap.Int64("read_us", st.Read.Microseconds()), zap.Int64("answer_us", st.Answer.Microseconds()))
+		}
+		a.log.Info("workload registered", fields...)
+	})
 	return w, nil
 }
 

@@ -61,3 +61,35 @@ func TestAfterAnswerOutsideARequest(t *testing.T) {
 		t.Fatal("AfterAnswer outside a request did not run f at once")
 	}
 }
+
+// TestStepsOfAfterTheAnswer: a function AfterAnswer runs sees the
+// server's steps of its request, the answer's included; outside a
+// request there are none.
+func TestStepsOfAfterTheAnswer(t *testing.T) {
+	got := make(chan Steps, 1)
+	h := ctxHandler(func(ctx context.Context, _ *api.Request) (*api.Response, error) {
+		AfterAnswer(ctx, func() {
+			st, ok := StepsOf(ctx)
+			if !ok {
+				t.Error("StepsOf: no steps in a request served here")
+			}
+			got <- st
+		})
+		return &api.Response{}, nil
+	})
+	path, _, _ := serve(t, h)
+	if _, err := api.Call(callCtx(t), path, &api.Request{Op: api.OpStatus}); err != nil {
+		t.Fatalf("Call: %v", err)
+	}
+	select {
+	case st := <-got:
+		if st.Start < 0 || st.Read <= 0 || st.Answer <= 0 {
+			t.Errorf("steps %+v: want a start, and a read and an answer that took time", st)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the after-answer step never ran")
+	}
+	if _, ok := StepsOf(context.Background()); ok {
+		t.Error("StepsOf outside a request says it has steps")
+	}
+}

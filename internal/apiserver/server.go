@@ -121,11 +121,12 @@ func (s *Server) Serve(ctx context.Context) error {
 			time.Sleep(10 * time.Millisecond)
 			continue
 		}
+		accepted := time.Now()
 		s.waiting.add(conn, MaxWaiting)
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
-			s.serveConn(ctx, conn)
+			s.serveConn(ctx, conn, accepted)
 		}()
 	}
 }
@@ -133,7 +134,8 @@ func (s *Server) Serve(ctx context.Context) error {
 // Close stops accepting.
 func (s *Server) Close() error { return s.ln.Close() }
 
-func (s *Server) serveConn(ctx context.Context, conn *net.UnixConn) {
+func (s *Server) serveConn(ctx context.Context, conn *net.UnixConn, accepted time.Time) {
+	started := time.Now()
 	defer conn.Close()
 	defer s.waiting.remove(conn)
 	defer func() {
@@ -172,8 +174,10 @@ func (s *Server) serveConn(ctx context.Context, conn *net.UnixConn) {
 		s.stream(ctx, conn, &req)
 		return
 	}
+	read := time.Now()
 	hctx, after := withAfterAnswer(ctx)
 	resp, err := s.handle(hctx, &req)
+	handled := time.Now()
 	if err != nil {
 		resp = &api.Response{Error: err.Error()}
 		var pe *api.PolicyError
@@ -184,7 +188,7 @@ func (s *Server) serveConn(ctx context.Context, conn *net.UnixConn) {
 	// The answer goes in the request's version: a hook one version
 	// older is answered as that version's agent would.
 	werr := api.WriteMessage(conn, resp.As(req.Version()))
-	after()
+	after(Steps{Start: started.Sub(accepted), Read: read.Sub(started), Answer: time.Since(handled)})
 	if err := werr; err != nil {
 		s.log.Warn("answer lost", zap.String("op", req.Op), zap.Error(err))
 		if req.Op == api.OpRegister && resp.OK {
