@@ -1,5 +1,8 @@
 // Package api is the agent's unix-socket protocol: length-prefixed JSON
-// messages, the client the hook and the CLI use, and the server.
+// messages and the context-bound client the CLI uses. The hook's part
+// (registration messages, framing, the verdict, a deadline-bound
+// client) is package wire's, whose types and code this package uses as
+// its own, so that the hook links neither fmt nor encoding/json.
 package api
 
 import (

@@ -46,3 +46,29 @@ func TestParseVerdict(t *testing.T) {
 		}
 	}
 }
+
+// A refusal asks for an older version when it names one spoken here
+// (version 2 on) or is a version-1 agent's refusal of "protocol".
+func TestOlderVersion(t *testing.T) {
+	v1 := `decode message: json: unknown field "protocol"`
+	for _, tt := range []struct {
+		name string
+		v    *Verdict
+		sent int
+		want int
+		ok   bool
+	}{
+		{"version-1 agent", &Verdict{Error: v1}, 2, 1, true},
+		{"version-1 agent, sent in 1", &Verdict{Error: v1}, 1, 1, false},
+		{"refusal of something else", &Verdict{Error: "no profile"}, 2, 0, false},
+		{"older agent says its version", &Verdict{Protocol: 1, Error: "x"}, 2, 1, true},
+		{"agent too old", &Verdict{Protocol: -3, Error: "x"}, 2, -3, false},
+		{"newer agent", &Verdict{Protocol: 3, Error: "x"}, 2, 3, false},
+		{"acceptance", &Verdict{OK: true, Error: v1}, 2, 0, false},
+		{"no answer", nil, 2, 0, false},
+	} {
+		if got, ok := tt.v.OlderVersion(tt.sent); got != tt.want || ok != tt.ok {
+			t.Errorf("%s: OlderVersion = %d, %v; want %d, %v", tt.name, got, ok, tt.want, tt.ok)
+		}
+	}
+}
