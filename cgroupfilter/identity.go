@@ -4,7 +4,6 @@ package cgroupfilter
 
 import (
 	"errors"
-	"fmt"
 	"io/fs"
 	"os"
 	"path"
@@ -13,6 +12,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/ocigate/ocigate/internal/errwrap"
 	"github.com/ocigate/ocigate/internal/sysread"
 )
 
@@ -54,7 +54,7 @@ func (r Resolver) Resolve(pid int) (Identity, error) {
 	}
 	id, err := r.CgroupID(cgPath)
 	if err != nil {
-		return Identity{}, fmt.Errorf("process %d: %w", pid, err)
+		return Identity{}, errwrap.Wrap("process "+strconv.Itoa(pid), err)
 	}
 	ns, err := r.Namespaces(pid)
 	if err != nil {
@@ -80,7 +80,7 @@ func (r Resolver) CgroupPath(pid int) (string, error) {
 	}
 	p, err := parseV2CgroupPath(string(data))
 	if err != nil {
-		return "", fmt.Errorf("process %d: %s: %w", pid, file, err)
+		return "", errwrap.Wrap("process "+strconv.Itoa(pid)+": "+file, err)
 	}
 	return p, nil
 }
@@ -99,12 +99,12 @@ func (r Resolver) CgroupID(cgPath string) (uint64, error) {
 	fi, err := os.Stat(full)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
-			return 0, fmt.Errorf("cgroup directory %s does not exist (cgroup removed or wrong cgroup root?): %w", full, err)
+			return 0, errwrap.Wrap("cgroup directory "+full+" does not exist (cgroup removed or wrong cgroup root?)", err)
 		}
-		return 0, fmt.Errorf("cgroup directory %s: %w", full, err)
+		return 0, errwrap.Wrap("cgroup directory "+full, err)
 	}
 	if !fi.IsDir() {
-		return 0, fmt.Errorf("cgroup path %s is not a directory", full)
+		return 0, errors.New("cgroup path " + full + " is not a directory")
 	}
 	return inodeOf(fi, full)
 }
@@ -140,7 +140,7 @@ func (r Resolver) Namespaces(pid int) (NamespaceIDs, error) {
 		}
 		ino, err := inodeOf(fi, file)
 		if err != nil {
-			return NamespaceIDs{}, fmt.Errorf("process %d: %w", pid, err)
+			return NamespaceIDs{}, errwrap.Wrap("process "+strconv.Itoa(pid), err)
 		}
 		*dst[i] = ino
 	}
@@ -154,7 +154,7 @@ func (r Resolver) Root() (string, error) {
 	}
 	root, err := V2Mount()
 	if err != nil {
-		return "", fmt.Errorf("locating cgroup v2 root: %w", err)
+		return "", errwrap.Wrap("locating cgroup v2 root", err)
 	}
 	return root, nil
 }
@@ -177,14 +177,14 @@ func (r Resolver) procExists(pid int) bool {
 func (r Resolver) procErr(pid int, err error) error {
 	if errors.Is(err, syscall.ESRCH) ||
 		(errors.Is(err, fs.ErrNotExist) && !r.procExists(pid)) {
-		return fmt.Errorf("process %d is gone: %w", pid, err)
+		return errwrap.Wrap("process "+strconv.Itoa(pid)+" is gone", err)
 	}
-	return fmt.Errorf("process %d: %w", pid, err)
+	return errwrap.Wrap("process "+strconv.Itoa(pid), err)
 }
 
 func checkPID(pid int) error {
 	if pid <= 0 {
-		return fmt.Errorf("invalid pid %d: must be > 0", pid)
+		return errors.New("invalid pid " + strconv.Itoa(pid) + ": must be > 0")
 	}
 	return nil
 }
@@ -199,7 +199,7 @@ func parseV2CgroupPath(data string) (string, error) {
 		hierarchy, rest, ok1 := strings.Cut(line, ":")
 		controllers, p, ok2 := strings.Cut(rest, ":")
 		if !ok1 || !ok2 {
-			return "", fmt.Errorf("malformed line %q", line)
+			return "", errors.New("malformed line " + strconv.Quote(line))
 		}
 		if hierarchy != "0" || controllers != "" {
 			continue // cgroup v1 hierarchy
@@ -218,18 +218,18 @@ func validateCgroupPath(p string) error {
 	case p == "":
 		return errors.New("empty cgroup v2 path")
 	case strings.HasSuffix(p, " (deleted)"):
-		return fmt.Errorf("cgroup %q has been removed", strings.TrimSuffix(p, " (deleted)"))
+		return errors.New("cgroup " + strconv.Quote(strings.TrimSuffix(p, " (deleted)")) + " has been removed")
 	case !strings.HasPrefix(p, "/"):
-		return fmt.Errorf("cgroup v2 path %q is not absolute", p)
+		return errors.New("cgroup v2 path " + strconv.Quote(p) + " is not absolute")
 	}
 	for seg := range strings.SplitSeq(p, "/") {
 		if seg == ".." {
-			return fmt.Errorf("cgroup v2 path %q contains \"..\": the cgroup is outside "+
-				"this process's cgroup namespace (run in the host cgroup namespace)", p)
+			return errors.New("cgroup v2 path " + strconv.Quote(p) + ` contains "..": the cgroup is outside ` +
+				"this process's cgroup namespace (run in the host cgroup namespace)")
 		}
 	}
 	if path.Clean(p) != p {
-		return fmt.Errorf("cgroup v2 path %q is not clean", p)
+		return errors.New("cgroup v2 path " + strconv.Quote(p) + " is not clean")
 	}
 	return nil
 }
@@ -237,7 +237,7 @@ func validateCgroupPath(p string) error {
 func inodeOf(fi fs.FileInfo, name string) (uint64, error) {
 	st, ok := fi.Sys().(*syscall.Stat_t)
 	if !ok {
-		return 0, fmt.Errorf("stat %s: no inode number available", name)
+		return 0, errors.New("stat " + name + ": no inode number available")
 	}
 	return uint64(st.Ino), nil
 }

@@ -3,9 +3,11 @@ package cgroupfilter
 import (
 	"bufio"
 	"bytes"
-	"fmt"
+	"errors"
 	"path/filepath"
+	"strconv"
 
+	"github.com/ocigate/ocigate/internal/errwrap"
 	"github.com/ocigate/ocigate/internal/sysread"
 )
 
@@ -24,7 +26,7 @@ func (r Resolver) Populated(cgPath string) (bool, error) {
 	file := filepath.Join(root, filepath.FromSlash(cgPath), "cgroup.events")
 	data, err := sysread.ReadFile(file, 4096)
 	if err != nil {
-		return false, fmt.Errorf("cgroup %s: %w", cgPath, err)
+		return false, errwrap.Wrap("cgroup "+cgPath, err)
 	}
 	return parsePopulated(file, data)
 }
@@ -42,7 +44,7 @@ func parsePopulated(file string, data []byte) (bool, error) {
 		case "1":
 			return true, nil
 		}
-		return false, fmt.Errorf("%s: populated is %q, want 0 or 1", file, val)
+		return false, errors.New(file + ": populated is " + strconv.Quote(string(val)) + ", want 0 or 1")
 	}
-	return false, fmt.Errorf("%s: no \"populated\" line", file)
+	return false, errors.New(file + `: no "populated" line`)
 }

@@ -2,10 +2,10 @@ package cgroupfilter
 
 import (
 	"errors"
-	"fmt"
 	"sync"
+	"syscall"
 
-	"golang.org/x/sys/unix"
+	"github.com/ocigate/ocigate/internal/errwrap"
 )
 
 // Where the cgroup v2 hierarchy lives on unified and hybrid hosts.
@@ -13,6 +13,11 @@ const (
 	v2UnifiedMount = "/sys/fs/cgroup"
 	v2HybridMount  = "/sys/fs/cgroup/unified"
 )
+
+// cgroup2SuperMagic is the f_type statfs reports for a cgroup2 mount
+// (CGROUP2_SUPER_MAGIC, linux/magic.h): the syscall package lacks it,
+// and golang.org/x/sys/unix costs the hook its initialisation.
+const cgroup2SuperMagic = 0x63677270
 
 // V2Mount returns where the cgroup v2 hierarchy is mounted:
 // "/sys/fs/cgroup" on a unified (pure v2) host, "/sys/fs/cgroup/unified" on
@@ -42,14 +47,14 @@ const (
 // /sys/fs/cgroup/unified is hybrid, and none is legacy. Reading it here
 // keeps containerd's package (and its dependencies) out of the hook.
 var hostMode = sync.OnceValue(func() cgMode {
-	var st unix.Statfs_t
-	if err := unix.Statfs(v2UnifiedMount, &st); err != nil {
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(v2UnifiedMount, &st); err != nil {
 		return modeUnavailable
 	}
-	if st.Type == unix.CGROUP2_SUPER_MAGIC {
+	if st.Type == cgroup2SuperMagic {
 		return modeUnified
 	}
-	if err := unix.Statfs(v2HybridMount, &st); err == nil && st.Type == unix.CGROUP2_SUPER_MAGIC {
+	if err := syscall.Statfs(v2HybridMount, &st); err == nil && st.Type == cgroup2SuperMagic {
 		return modeHybrid
 	}
 	return modeLegacy
@@ -68,14 +73,14 @@ func v2MountFor(mode cgMode, isCgroup2 func(string) (bool, error)) (string, erro
 		return "", errors.New("cgroup v2 is not mounted: host uses legacy cgroup v1 only " +
 			"(mount cgroup2 at " + v2HybridMount + " or boot with systemd.unified_cgroup_hierarchy=1)")
 	default:
-		return "", fmt.Errorf("no cgroup filesystem found at %s", v2UnifiedMount)
+		return "", errors.New("no cgroup filesystem found at " + v2UnifiedMount)
 	}
 	ok, err := isCgroup2(dir)
 	if err != nil {
-		return "", fmt.Errorf("verifying cgroup v2 mount %s: %w", dir, err)
+		return "", errwrap.Wrap("verifying cgroup v2 mount "+dir, err)
 	}
 	if !ok {
-		return "", fmt.Errorf("%s is not a cgroup2 filesystem (host cgroup mode %s)", dir, modeName(mode))
+		return "", errors.New(dir + " is not a cgroup2 filesystem (host cgroup mode " + modeName(mode) + ")")
 	}
 	return dir, nil
 }
@@ -84,16 +89,16 @@ func v2MountFor(mode cgMode, isCgroup2 func(string) (bool, error)) (string, erro
 // reports CGROUP2_SUPER_MAGIC for it. (Any directory inside a cgroup2 mount
 // reports the same magic.)
 func IsCgroup2(dir string) (bool, error) {
-	var st unix.Statfs_t
+	var st syscall.Statfs_t
 	for {
-		err := unix.Statfs(dir, &st)
-		if err == unix.EINTR {
+		err := syscall.Statfs(dir, &st)
+		if err == syscall.EINTR {
 			continue
 		}
 		if err != nil {
-			return false, fmt.Errorf("statfs %s: %w", dir, err)
+			return false, errwrap.Wrap("statfs "+dir, err)
 		}
-		return st.Type == unix.CGROUP2_SUPER_MAGIC, nil
+		return st.Type == cgroup2SuperMagic, nil
 	}
 }
 

@@ -8,7 +8,15 @@ import (
 	"testing"
 
 	"github.com/containerd/cgroups/v3"
+	"golang.org/x/sys/unix"
 )
+
+// The magic statfs reports for cgroup2 is the kernel's.
+func TestCgroup2SuperMagic(t *testing.T) {
+	if cgroup2SuperMagic != unix.CGROUP2_SUPER_MAGIC {
+		t.Fatalf("cgroup2SuperMagic %#x, unix.CGROUP2_SUPER_MAGIC %#x", cgroup2SuperMagic, unix.CGROUP2_SUPER_MAGIC)
+	}
+}
 
 func TestV2MountFor(t *testing.T) {
 	yes := func(string) (bool, error) { return true, nil }

@@ -2,14 +2,10 @@ package api
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"io"
-	"strings"
-	"syscall"
 	"time"
 
-	"github.com/ocigate/ocigate/internal/plainjson"
+	"github.com/ocigate/ocigate/internal/api/wire"
 )
 
 // Call sends one request to the agent at socket and returns its response.
@@ -21,7 +17,8 @@ func Call(ctx context.Context, socket string, req *Request) (*Response, error) {
 	return call(ctx, socket, req, false)
 }
 
-// call is Call; brief decodes only the answer's verdict (verdict).
+// call is Call; brief decodes only the answer's verdict
+// (wire.ParseVerdict).
 func call(ctx context.Context, socket string, req *Request, brief bool) (*Response, error) {
 	sent := req.As(ProtocolVersion)
 	resp, err := callOnce(ctx, socket, sent, brief)
@@ -31,21 +28,21 @@ func call(ctx context.Context, socket string, req *Request, brief bool) (*Respon
 	return resp, err
 }
 
-// verdict is the part of a Response that CallWaitingVerdict decodes.
-type verdict struct {
-	Protocol      int    `json:"protocol,omitempty"`
-	OK            bool   `json:"ok"`
-	Error         string `json:"error,omitempty"`
-	FailurePolicy string `json:"failure_policy,omitempty"`
+// verdictOf is the verdict of resp; nil when resp is.
+func verdictOf(resp *Response) *wire.Verdict {
+	if resp == nil {
+		return nil
+	}
+	return &wire.Verdict{Protocol: resp.Protocol, OK: resp.OK, Error: resp.Error, FailurePolicy: resp.FailurePolicy}
 }
 
-// readAnswer reads the answer from conn into resp, all of it or, brief,
+// decodeAnswer decodes an answer's body into resp, all of it or, brief,
 // only its verdict.
-func readAnswer(conn io.Reader, resp *Response, brief bool) error {
+func decodeAnswer(body []byte, resp *Response, brief bool) error {
 	if !brief {
-		return ReadMessage(conn, resp)
+		return decodeBody(body, resp)
 	}
-	v, err := readVerdict(conn)
+	v, err := wire.ParseVerdict(body)
 	if err != nil {
 		return err
 	}
@@ -53,86 +50,28 @@ func readAnswer(conn io.Reader, resp *Response, brief bool) error {
 	return nil
 }
 
-// readVerdict reads one framed answer's verdict. A plain answer (an
-// acceptance: internal/plainjson's subset) is read without
-// encoding/json, whose decoders a fresh hook would build by reflection
-// for this one message (~45 us of its round trip); anything else (a
-// refusal's quoted error, say) is decoded by ReadMessage's rules.
-func readVerdict(conn io.Reader) (*verdict, error) {
-	body, err := readFrameBody(conn)
-	if err != nil {
-		return nil, err
-	}
-	if v, ok := plainVerdict(body); ok {
-		return v, nil
-	}
-	var v verdict
-	if err := decodeBody(body, &v); err != nil {
-		return nil, err
-	}
-	return &v, nil
-}
-
-// plainVerdict reads a verdict of plainjson's subset; ok false: the
-// body is not one, and encoding/json decodes it
-// (FuzzPlainVerdictMatchesEncodingJSON).
-func plainVerdict(body []byte) (*verdict, bool) {
-	var v verdict
-	s := plainjson.New(body)
-	ok := s.Fields(map[string]func() bool{
-		"protocol":       func() (ok bool) { v.Protocol, ok = s.Int(); return ok },
-		"ok":             func() (ok bool) { v.OK, ok = s.Bool(); return ok },
-		"error":          s.StrInto(&v.Error),
-		"failure_policy": s.StrInto(&v.FailurePolicy),
-	})
-	return &v, ok && s.End()
-}
-
-// olderVersion reports whether resp refuses sent for its protocol version
-// in an older version that this build speaks too, and which: the request
-// is then sent again in that version. An agent of version 2 or later says
-// its version in the refusal; one of version 1 says nothing of versions
-// but refuses the unknown field "protocol".
+// olderVersion is wire.Verdict.OlderVersion for a response to sent.
 func olderVersion(sent *Request, resp *Response) (int, bool) {
-	if resp == nil || resp.OK {
-		return 0, false
-	}
-	v := resp.Version()
-	if resp.Protocol == 0 && !strings.Contains(resp.Error, `unknown field "protocol"`) {
-		return 0, false
-	}
-	return v, v < sent.Version() && Speaks(v)
+	return verdictOf(resp).OlderVersion(sent.Version())
 }
 
 // checkAnswer returns the error of an answer: a refusal, or a version
-// this build does not speak.
+// this build does not speak (wire.Verdict.Check).
 func checkAnswer(socket, op string, resp *Response) error {
-	if !resp.OK {
-		return fmt.Errorf("agent refused %s: %s", op, resp.Error)
-	}
-	if v := resp.Version(); !Speaks(v) {
-		return &VersionError{Peer: "the agent at " + socket, Self: "this client", Got: v}
-	}
-	return nil
+	return verdictOf(resp).Check(socket, op)
 }
 
-// callOnce is one exchange of Call.
+// callOnce is one exchange of Call (wire.Exchange), ended by ctx.
 func callOnce(ctx context.Context, socket string, req *Request, brief bool) (*Response, error) {
-	conn, err := dialBlocking(ctx, socket)
+	body, err := encode(req)
 	if err != nil {
-		return nil, fmt.Errorf("agent at %s is not reachable: %w", socket, err)
+		return nil, fmt.Errorf("encode message: %w", err)
 	}
-	defer conn.Close()
-	werr := WriteMessage(conn, req)
 	var resp Response
-	if err := readAnswer(conn, &resp, brief); err != nil {
-		if werr != nil { // the agent hung up early and said nothing
-			return nil, fmt.Errorf("send %s to agent at %s: %w", req.Op, socket, werr)
-		}
-		if ctx.Err() != nil {
-			err = errors.Join(ctx.Err(), err)
-		}
-		return nil, fmt.Errorf("agent at %s did not answer %s: %w", socket, req.Op, err)
+	dl, _ := ctx.Deadline()
+	err = wire.Exchange(socket, req.Op, body, dl, ctxCancel{ctx}, func(b []byte) error { return decodeAnswer(b, &resp, brief) })
+	if err != nil {
+		return nil, err
 	}
 	if err := checkAnswer(socket, req.Op, &resp); err != nil {
 		return &resp, err
@@ -141,17 +80,12 @@ func callOnce(ctx context.Context, socket string, req *Request, brief bool) (*Re
 }
 
 // NotListening reports whether err, from Call or Subscribe, says that no
-// agent listens on the socket: the socket (or its directory) does not
-// exist, or nothing accepts on it. A starting agent is in this state
-// until it is ready: it creates its socket last.
-func NotListening(err error) bool {
-	return errors.Is(err, syscall.ENOENT) || errors.Is(err, syscall.ECONNREFUSED)
-}
+// agent listens on the socket (wire.NotListening).
+func NotListening(err error) bool { return wire.NotListening(err) }
 
 // WaitInterval is how often CallWaiting tries again while no agent
-// listens: a failed connect costs microseconds, and a caller learns that
-// the agent is ready at most this long after it is.
-const WaitInterval = 20 * time.Millisecond
+// listens (wire.WaitInterval).
+const WaitInterval = wire.WaitInterval
 
 // CallWaiting is Call, tried again every WaitInterval while no agent
 // listens on socket (NotListening), until one answers or wait has passed;
@@ -165,33 +99,32 @@ func CallWaiting(ctx context.Context, socket string, req *Request, wait, perCall
 
 // CallWaitingVerdict is CallWaiting for a caller that needs only the
 // answer's verdict: Protocol, OK, Error and FailurePolicy. The rest (a
-// registration's workload) is skipped, not decoded, which spares a
-// short-lived client such as the hook building encoding/json's decoders
-// for types it would throw away (about 0.1 ms in a fresh process).
+// registration's workload) is skipped, not decoded (wire.ParseVerdict).
+// The hook itself calls wire.Register, its context-free twin.
 func CallWaitingVerdict(ctx context.Context, socket string, req *Request, wait, perCall time.Duration) (*Response, error) {
 	return callWaiting(ctx, socket, req, wait, perCall, true)
 }
 
-// callWaiting is CallWaiting; brief as call's.
+// callWaiting is CallWaiting (wire.Waiting); brief as call's.
 func callWaiting(ctx context.Context, socket string, req *Request, wait, perCall time.Duration, brief bool) (*Response, error) {
-	deadline := time.Now().Add(wait)
-	for {
+	var resp *Response
+	err := wire.Waiting(socket, wait, func() (err error) {
 		cctx, cancel := context.WithTimeout(ctx, perCall)
-		resp, err := call(cctx, socket, req, brief)
-		cancel()
-		if err == nil || !NotListening(err) || wait <= 0 {
-			return resp, err
-		}
-		left := time.Until(deadline)
-		if left <= 0 {
-			return nil, fmt.Errorf("no agent answered within %v: %w", wait, err)
-		}
-		t := time.NewTimer(min(WaitInterval, left))
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return nil, fmt.Errorf("waiting for the agent at %s: %w", socket, ctx.Err())
-		case <-t.C:
-		}
+		defer cancel()
+		resp, err = call(cctx, socket, req, brief)
+		return err
+	}, func(d time.Duration) error { return pause(ctx, d) })
+	return resp, err
+}
+
+// pause waits d or until ctx ends, and then returns ctx's error.
+func pause(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
 	}
 }

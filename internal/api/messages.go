@@ -1,5 +1,8 @@
 // Package api is the agent's unix-socket protocol: length-prefixed JSON
-// messages, the client the hook and the CLI use, and the server.
+// messages and the context-bound client the CLI uses. The hook's part
+// (registration messages, framing, the verdict, a deadline-bound
+// client) is package wire's, whose types and code this package uses as
+// its own, so that the hook links neither fmt nor encoding/json.
 package api
 
 import (
@@ -9,16 +12,17 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ocigate/ocigate/internal/api/wire"
 	"github.com/ocigate/ocigate/internal/events"
 )
 
 // DefaultSocket is where the agent listens.
-const DefaultSocket = "/run/ocigate/agentd.sock"
+const DefaultSocket = wire.DefaultSocket
 
 // Operations.
 const (
-	OpRegister   = "register"
-	OpUnregister = "unregister"
+	OpRegister   = wire.OpRegister
+	OpUnregister = wire.OpUnregister
 	OpStatus     = "status"
 	// OpSubscribe streams events: the answer is a series of Responses
 	// carrying EventFrames, the last with End set.
@@ -44,27 +48,13 @@ type StatusOptions struct {
 	Summary bool `json:"summary,omitempty"`
 }
 
-// Registration asks the agent to enforce on a container's cgroup.
-type Registration struct {
-	ContainerID string            `json:"container_id"`
-	Runtime     string            `json:"runtime,omitempty"`
-	Bundle      string            `json:"bundle,omitempty"`
-	Pid         int               `json:"pid"`
-	Annotations map[string]string `json:"annotations,omitempty"`
-	Identity    Identity          `json:"identity"`
-	// RuntimeAnnotation is the annotation the hook read Runtime from (its
-	// --runtime flag and parent process are not annotations): a claim of
-	// the container's spec, not the hook's configuration.
-	RuntimeAnnotation string `json:"runtime_annotation,omitempty"`
-	// Profile is a profile the client's own configuration names (run-job
-	// --profile): the operator's choice. The hook never sets it.
-	Profile string `json:"profile,omitempty"`
-}
+// Registration asks the agent to enforce on a container's cgroup
+// (wire.Registration: the hook's message).
+type Registration = wire.Registration
 
-// Unregistration asks the agent to forget a container.
-type Unregistration struct {
-	ContainerID string `json:"container_id"`
-}
+// Unregistration asks the agent to forget a container
+// (wire.Unregistration).
+type Unregistration = wire.Unregistration
 
 // Response is the agent's answer.
 type Response struct {
@@ -84,8 +74,8 @@ type Response struct {
 
 // Failure policies.
 const (
-	FailOpen   = "open"
-	FailClosed = "closed"
+	FailOpen   = wire.FailOpen
+	FailClosed = wire.FailClosed
 )
 
 // PolicyError is a refused registration whose profile is known: the
@@ -234,23 +224,6 @@ func (r *Request) Validate() error {
 		return fmt.Errorf("request has no \"op\"")
 	default:
 		return fmt.Errorf("unknown op %q", r.Op)
-	}
-	return nil
-}
-
-// Validate checks a registration's fields.
-func (r *Registration) Validate() error {
-	switch {
-	case r.ContainerID == "":
-		return fmt.Errorf("registration without container_id")
-	case len(r.ContainerID) > 1024:
-		return fmt.Errorf("registration container_id longer than 1024 bytes")
-	case r.Identity.CgroupID == 0:
-		return fmt.Errorf("registration of %q without cgroup_id", r.ContainerID)
-	case r.Identity.CgroupPath == "" || r.Identity.CgroupPath[0] != '/':
-		return fmt.Errorf("registration of %q: cgroup_path %q is not absolute", r.ContainerID, r.Identity.CgroupPath)
-	case r.Pid < 0:
-		return fmt.Errorf("registration of %q: negative pid %d", r.ContainerID, r.Pid)
 	}
 	return nil
 }

@@ -1,72 +1,33 @@
 package api
 
-import (
-	"fmt"
-	"maps"
-)
+import "github.com/ocigate/ocigate/internal/api/wire"
 
-// The protocol's versions. Version 1 is the protocol before versions: its
-// messages carry no "protocol" field and its readers refuse fields they do
-// not know. From version 2 on every message carries its version and
-// readers ignore unknown fields.
-//
-// The compatibility rule: an agent answers requests of its own version and
-// of the one before, each in the version it was asked in, leaving out
-// what that version does not have; a client (hook, CLI) sends its own
-// version and, when an agent answers a refusal in the version before,
-// sends the request once more in that version. So a hook and an agent at
-// most one version apart always understand each other, whichever of the
-// two is upgraded first. Anything further apart is refused with an error
-// that names both versions.
+// The protocol's versions and the compatibility rule between them are
+// package wire's (wire.ProtocolVersion): an agent answers requests of
+// its own version and of the one before, each in the version it was
+// asked in; a client sends its own and, refused in the version before,
+// once more in that one.
 const (
 	// ProtocolVersion is the version this build sends and prefers.
-	ProtocolVersion = 2
+	ProtocolVersion = wire.ProtocolVersion
 	// MinProtocolVersion is the oldest version this build still speaks.
-	MinProtocolVersion = ProtocolVersion - 1
+	MinProtocolVersion = wire.MinProtocolVersion
 )
 
 // Version returns the protocol version of a request: 1 when it carries
 // none.
-func (r *Request) Version() int { return versionOf(r.Protocol) }
+func (r *Request) Version() int { return wire.VersionOf(r.Protocol) }
 
 // Version returns the protocol version of a response: 1 when it carries
 // none.
-func (r *Response) Version() int { return versionOf(r.Protocol) }
-
-// versionOf maps a message's protocol field to its version.
-func versionOf(field int) int {
-	if field == 0 {
-		return 1
-	}
-	return field
-}
+func (r *Response) Version() int { return wire.VersionOf(r.Protocol) }
 
 // Speaks reports whether this build speaks protocol version v.
-func Speaks(v int) bool { return v >= MinProtocolVersion && v <= ProtocolVersion }
+func Speaks(v int) bool { return wire.Speaks(v) }
 
 // VersionError says that a peer's protocol version is not spoken here; it
-// names both.
-type VersionError struct {
-	// Peer is who used the version: "the client", "the agent at PATH".
-	Peer string
-	// Self is this side: "this agent", "this client".
-	Self string
-	// Got is the version the peer used.
-	Got int
-}
-
-// Error names the peer's version and the versions this build speaks.
-func (e *VersionError) Error() string {
-	return fmt.Sprintf("%s speaks protocol version %d; %s speaks %s", e.Peer, e.Got, e.Self, spokenRange())
-}
-
-// spokenRange is "1 to 2", or "2" when only one version is spoken.
-func spokenRange() string {
-	if MinProtocolVersion == ProtocolVersion {
-		return fmt.Sprint(ProtocolVersion)
-	}
-	return fmt.Sprintf("%d to %d", MinProtocolVersion, ProtocolVersion)
-}
+// names both (wire.VersionError).
+type VersionError = wire.VersionError
 
 // AnswerVersion returns the answer to a request of a version this build
 // does not speak: the error naming both versions, in a form the sender
@@ -98,9 +59,8 @@ func (r *Response) As(v int) *Response {
 }
 
 // As returns the request as version v has it, like Response.As. A
-// registration's version-2 fields go: the runtime annotation's name,
-// which a version-1 agent does not weigh, and the operator's profile,
-// which version 1 carried as the profile annotation (run-job's way).
+// registration is as wire.Registration.As has it; version 1 has no pod
+// table.
 func (r *Request) As(v int) *Request {
 	out := *r
 	out.Protocol = v
@@ -108,23 +68,7 @@ func (r *Request) As(v int) *Request {
 		return &out
 	}
 	out.Protocol = 0
-	out.Pods = nil // version 1 has no pod table
-	if r.Register != nil {
-		reg := *r.Register
-		reg.RuntimeAnnotation = ""
-		if reg.Profile != "" {
-			reg.Annotations = maps.Clone(reg.Annotations)
-			if reg.Annotations == nil {
-				reg.Annotations = map[string]string{}
-			}
-			reg.Annotations[v1ProfileAnnotation] = reg.Profile
-			reg.Profile = ""
-		}
-		out.Register = &reg
-	}
+	out.Pods = nil
+	out.Register = r.Register.As(v)
 	return &out
 }
-
-// v1ProfileAnnotation is the annotation through which a version-1 agent
-// takes a registration's profile.
-const v1ProfileAnnotation = "ocigate.io/profile"

@@ -6,8 +6,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/ocigate/ocigate/cgroupfilter"
 )
 
 // Hooks and agents of different versions talk to each other during a
@@ -410,15 +408,3 @@ response.events.live bool,omitempty
 response.events.end bool,omitempty
 response.failure_policy string,omitempty
 `
-
-// Converting an identity to the wire and back loses nothing.
-func TestIdentityConversion(t *testing.T) {
-	id := cgroupfilter.Identity{CgroupID: 77, CgroupPath: "/kubepods/c1",
-		Namespaces: cgroupfilter.NamespaceIDs{Mnt: 1, Pid: 2, Net: 3, Uts: 4, Ipc: 5, Cgroup: 6, User: 7, Time: 8}}
-	if got := IdentityOf(id); got != fullIdentity() {
-		t.Fatalf("IdentityOf = %+v", got)
-	}
-	if got := fullIdentity().CgroupIdentity(); got != id {
-		t.Fatalf("CgroupIdentity = %+v", got)
-	}
-}

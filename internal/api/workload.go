@@ -4,50 +4,26 @@ import (
 	"time"
 
 	"github.com/ocigate/ocigate/cgroupfilter"
+	"github.com/ocigate/ocigate/internal/api/wire"
 )
 
 // The wire types below are the protocol's own: the agent's record
 // (package workload) and cgroupfilter's Identity are converted to and
 // from them field by field, so that a field added there is not sent
 // until it is added here. Their JSON is what agents and hooks of earlier
-// versions send and expect; wire_test.go pins it.
+// versions send and expect; wire_test.go pins it. Those of the hook's
+// messages are package wire's.
 
-// NamespaceIDs are the inode numbers of a process's namespaces.
-type NamespaceIDs struct {
-	Mnt    uint64 `json:"mnt"`
-	Pid    uint64 `json:"pid"`
-	Net    uint64 `json:"net"`
-	Uts    uint64 `json:"uts"`
-	Ipc    uint64 `json:"ipc"`
-	Cgroup uint64 `json:"cgroup"`
-	User   uint64 `json:"user"`
-	Time   uint64 `json:"time"` // 0 when the kernel has no time namespaces
-}
+// NamespaceIDs are the inode numbers of a process's namespaces
+// (wire.NamespaceIDs).
+type NamespaceIDs = wire.NamespaceIDs
 
-// Identity is where a container's processes live: its cgroup v2 (ID and
-// path relative to the v2 mount) and its init's namespaces.
-type Identity struct {
-	CgroupID   uint64       `json:"cgroup_id"`
-	CgroupPath string       `json:"cgroup_path"`
-	Namespaces NamespaceIDs `json:"namespaces"`
-}
+// Identity is where a container's processes live (wire.Identity).
+type Identity = wire.Identity
 
-// IdentityOf returns the wire form of a resolved identity.
-func IdentityOf(id cgroupfilter.Identity) Identity {
-	ns := id.Namespaces
-	return Identity{CgroupID: id.CgroupID, CgroupPath: id.CgroupPath, Namespaces: NamespaceIDs{
-		Mnt: ns.Mnt, Pid: ns.Pid, Net: ns.Net, Uts: ns.Uts, Ipc: ns.Ipc, Cgroup: ns.Cgroup, User: ns.User, Time: ns.Time,
-	}}
-}
-
-// CgroupIdentity returns id as cgroupfilter's Identity, the form the
-// agent verifies and records.
-func (id Identity) CgroupIdentity() cgroupfilter.Identity {
-	ns := id.Namespaces
-	return cgroupfilter.Identity{CgroupID: id.CgroupID, CgroupPath: id.CgroupPath, Namespaces: cgroupfilter.NamespaceIDs{
-		Mnt: ns.Mnt, Pid: ns.Pid, Net: ns.Net, Uts: ns.Uts, Ipc: ns.Ipc, Cgroup: ns.Cgroup, User: ns.User, Time: ns.Time,
-	}}
-}
+// IdentityOf returns the wire form of a resolved identity
+// (wire.IdentityOf).
+func IdentityOf(id cgroupfilter.Identity) Identity { return wire.IdentityOf(id) }
 
 // Workload is a registered container as the agent reports it: in a
 // registration's answer and in a status's list.
