@@ -80,8 +80,8 @@ func plainVerdict(body []byte) (*verdict, bool) {
 	var v verdict
 	s := plainjson.New(body)
 	ok := s.Fields(map[string]func() bool{
-		"protocol":       func() (ok bool) { v.Protocol, ok = s.Int(); return ok },
-		"ok":             func() (ok bool) { v.OK, ok = s.Bool(); return ok },
+		"protocol":       s.IntInto(&v.Protocol),
+		"ok":             s.BoolInto(&v.OK),
 		"error":          s.StrInto(&v.Error),
 		"failure_policy": s.StrInto(&v.FailurePolicy),
 	})
