@@ -74,7 +74,7 @@ var seeds = []string{
 	// numbers
 	`{"n":-0}`, `{"n":9223372036854775807}`, `{"n":-9223372036854775808}`, `{"n":9223372036854775808}`,
 	`{"n":-9223372036854775809}`, `{"n":1.0}`, `{"n":1e2}`, `{"n":1E+2}`, `{"n":01}`, `{"n":-}`, `{"n":1.}`,
-	`{"n":1e}`, `{"n":00}`, `{"n":123456789012345678901234}`, `{"x":-1.5e-300}`,
+	`{"n":1e}`, `{"n":00}`, `{"n":123456789012345678901234}`, `{"x":-1.5e-300}`, `{"x":1E1000}`,
 	// types
 	`{"n":"1"}`, `{"s":1}`, `{"b":1}`, `{"b":"true"}`, `{"m":[]}`, `{"m":{"a":1}}`, `{"l":{}}`, `{"l":[1]}`,
 	`{"p":[]}`, `{"p":"x"}`, `[]`, `"x"`, `1`, `true`,
@@ -121,8 +121,9 @@ func decodeAll(t *testing.T, b []byte) {
 	same[[]string](t, b, "[]string", func(s *Scanner) ([]string, bool) { return s.Strings() })
 	same[map[string]string](t, b, "map", func(s *Scanner) (map[string]string, bool) { return s.StringMap() })
 	s := New(b)
-	var v any
-	agree(t, b, "Skip", true, errOf(s, s.Skip() && s.End()), true, json.Unmarshal(b, &v))
+	if ok := s.Skip() && s.End(); ok != json.Valid(b) {
+		t.Fatalf("Skip %q: %v (%v), json.Valid %v", b, ok, s.Err(), !ok)
+	}
 }
 
 // same compares the reader read with json.Unmarshal into a T.
