@@ -40,7 +40,7 @@ type Container struct {
 }
 
 // LoadContainer reads the hook state from r (see ReadState) and the bundle's
-// config.json (see ReadBundleConfig), and merges them into a Container.
+// config.json (see ReadConfigFile), and merges them into a Container.
 //
 // If the state is invalid it returns nil and the error. If only the bundle
 // config cannot be read, it returns the Container built from the state alone
