@@ -24,7 +24,7 @@ import (
 	"github.com/ocigate/ocigate/internal/events"
 	"github.com/ocigate/ocigate/internal/stacks"
 	"github.com/ocigate/ocigate/profiles"
-	"github.com/ocigate/ocigate/runtime/oci"
+	"github.com/ocigate/ocigate/runtime/oci/ocispec"
 )
 
 // Bounds of what the agent does in user space for a policy's actions.
@@ -274,7 +274,7 @@ func bundleRoot(bundle string) string {
 	if bundle == "" {
 		return ""
 	}
-	spec, err := oci.ReadBundleConfig(bundle)
+	spec, err := ocispec.ReadBundleConfig(bundle)
 	if err != nil || spec.Root == nil || spec.Root.Path == "" {
 		return ""
 	}

@@ -22,7 +22,7 @@ func writeBundle(t *testing.T, config string) string {
 	return dir
 }
 
-// bundleCase is a bundle ReadBundleConfig reads, or fails on.
+// bundleCase is a bundle readBundleView reads, or fails on.
 type bundleCase struct {
 	name    string
 	setup   func(t *testing.T) string // returns the bundle path
@@ -109,45 +109,45 @@ var bundleContentCases = []bundleCase{
 	},
 }
 
-func TestReadBundleConfigFile(t *testing.T) { checkReadBundleConfig(t, bundleFileCases) }
+func TestReadBundleViewFile(t *testing.T) { checkReadBundleView(t, bundleFileCases) }
 
-func TestReadBundleConfigContent(t *testing.T) { checkReadBundleConfig(t, bundleContentCases) }
+func TestReadBundleViewContent(t *testing.T) { checkReadBundleView(t, bundleContentCases) }
 
-// checkReadBundleConfig reads each case's bundle: minimalConfig, or the
+// checkReadBundleView reads each case's bundle: minimalConfig, or the
 // error wanted, naming the file.
-func checkReadBundleConfig(t *testing.T, cases []bundleCase) {
+func checkReadBundleView(t *testing.T, cases []bundleCase) {
 	for _, tt := range cases {
 		t.Run(tt.name, func(t *testing.T) {
 			bundle := tt.setup(t)
-			spec, err := ReadBundleConfig(bundle)
+			spec, err := readBundleView(bundle)
 			if tt.wantErr != "" {
 				wantBundleError(t, bundle, err, tt)
 				return
 			}
 			if err != nil {
-				t.Fatalf("ReadBundleConfig: %v", err)
+				t.Fatalf("readBundleView: %v", err)
 			}
 			if spec.Version != "1.0.2-dev" || spec.Hostname != "web-1" || spec.Linux == nil ||
 				spec.Linux.CgroupsPath != "/kubepods/pod1/c1" || spec.Process == nil || len(spec.Process.Args) != 3 {
-				t.Fatalf("ReadBundleConfig = %+v", spec)
+				t.Fatalf("readBundleView = %+v", spec)
 			}
 		})
 	}
 }
 
-// wantBundleError checks ReadBundleConfig's error on bundle against tt.
+// wantBundleError checks readBundleView's error on bundle against tt.
 func wantBundleError(t *testing.T, bundle string, err error, tt bundleCase) {
 	t.Helper()
 	if err == nil {
-		t.Fatalf("ReadBundleConfig succeeded, want error containing %q", tt.wantErr)
+		t.Fatalf("readBundleView succeeded, want error containing %q", tt.wantErr)
 	}
 	if !strings.Contains(err.Error(), tt.wantErr) {
-		t.Fatalf("ReadBundleConfig error = %q, want it to contain %q", err, tt.wantErr)
+		t.Fatalf("readBundleView error = %q, want it to contain %q", err, tt.wantErr)
 	}
 	if bundle != "" && !strings.Contains(err.Error(), filepath.Join(bundle, "config.json")) {
-		t.Fatalf("ReadBundleConfig error = %q, want it to name the file", err)
+		t.Fatalf("readBundleView error = %q, want it to name the file", err)
 	}
 	if tt.errIs != nil && !errors.Is(err, tt.errIs) {
-		t.Fatalf("ReadBundleConfig error = %v, want errors.Is %v", err, tt.errIs)
+		t.Fatalf("readBundleView error = %v, want errors.Is %v", err, tt.errIs)
 	}
 }

@@ -2,11 +2,13 @@ package oci
 
 import (
 	"errors"
-	"fmt"
 	"io"
 	"maps"
 	"slices"
+	"strconv"
 	"strings"
+
+	"github.com/ocigate/ocigate/internal/errwrap"
 )
 
 // Annotations read by the hook.
@@ -38,7 +40,7 @@ type Container struct {
 }
 
 // LoadContainer reads the hook state from r (see ReadState) and the bundle's
-// config.json (see ReadBundleConfig), and merges them into a Container.
+// config.json (see ReadConfigFile), and merges them into a Container.
 //
 // If the state is invalid it returns nil and the error. If only the bundle
 // config cannot be read, it returns the Container built from the state alone
@@ -55,7 +57,7 @@ func LoadContainer(r io.Reader) (*Container, error) {
 		ID:          st.ID,
 		Bundle:      st.Bundle,
 		Pid:         st.Pid,
-		Status:      string(st.Status),
+		Status:      st.Status,
 		Annotations: make(map[string]string, len(st.Annotations)),
 	}
 	spec, cfgErr := readBundleView(st.Bundle)
@@ -72,7 +74,7 @@ func LoadContainer(r io.Reader) (*Container, error) {
 	// State annotations are applied last so they win over the spec's.
 	maps.Copy(c.Annotations, st.Annotations)
 	if cfgErr != nil {
-		return c, fmt.Errorf("container %q: bundle %s: %w", c.ID, c.Bundle, cfgErr)
+		return c, errwrap.Wrap("container "+strconv.Quote(c.ID)+": bundle "+c.Bundle, cfgErr)
 	}
 	return c, nil
 }
@@ -95,8 +97,8 @@ func (c *Container) FailOpen() (open bool, err error) {
 	case failurePolicyClosed:
 		return false, nil
 	}
-	return false, fmt.Errorf("annotation %q has invalid value %q (want %q or %q)",
-		AnnotationFailurePolicy, v, failurePolicyOpen, failurePolicyClosed)
+	return false, errors.New("annotation " + strconv.Quote(AnnotationFailurePolicy) + " has invalid value " +
+		strconv.Quote(v) + " (want " + strconv.Quote(failurePolicyOpen) + " or " + strconv.Quote(failurePolicyClosed) + ")")
 }
 
 // RuntimeFromAnnotations names the runtime that made a container from

@@ -7,15 +7,13 @@
 package oci
 
 import (
-	"bytes"
-	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"path/filepath"
+	"strconv"
 	"strings"
 
-	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"github.com/ocigate/ocigate/internal/errwrap"
 )
 
 // MaxStateSize bounds the hook state read from stdin.
@@ -27,8 +25,21 @@ const maxIDLen = 1024
 // jsonSpace is the set of insignificant whitespace bytes in JSON.
 const jsonSpace = " \t\r\n"
 
-// ReadState reads and validates the OCI state (specs.State) that a runtime
-// passes to a hook on stdin.
+// State is the state of a container that a runtime passes to a hook on
+// stdin (the runtime spec's state; its json tags are specs.State's).
+// It is its own type, not specs.State, so that the hook links nothing
+// of runtime-spec.
+type State struct {
+	Version     string            `json:"ociVersion"`
+	ID          string            `json:"id"`
+	Status      string            `json:"status"`
+	Pid         int               `json:"pid,omitempty"`
+	Bundle      string            `json:"bundle"`
+	Annotations map[string]string `json:"annotations,omitempty"`
+}
+
+// ReadState reads and validates the OCI state that a runtime passes to
+// a hook on stdin.
 //
 // It rejects input larger than MaxStateSize, empty input, invalid JSON,
 // anything that is not a single JSON object (including trailing data), a
@@ -36,18 +47,18 @@ const jsonSpace = " \t\r\n"
 // is "." or "..", or is longer than 1024 bytes, a bundle that is not an
 // absolute path, and a negative pid. A pid of 0 is accepted (poststop hooks
 // may see one); hooks that need the process use RequirePid.
-func ReadState(r io.Reader) (*specs.State, error) {
+func ReadState(r io.Reader) (*State, error) {
 	if r == nil {
 		return nil, errors.New("reading state from stdin: nil reader")
 	}
 	data, err := io.ReadAll(io.LimitReader(r, MaxStateSize+1))
 	if err != nil {
-		return nil, fmt.Errorf("reading state from stdin: %w", err)
+		return nil, errwrap.Wrap("reading state from stdin", err)
 	}
 	if len(data) > MaxStateSize {
-		return nil, fmt.Errorf("state on stdin exceeds %d bytes", MaxStateSize)
+		return nil, errors.New("state on stdin exceeds " + strconv.Itoa(MaxStateSize) + " bytes")
 	}
-	st, err := decodeState(data)
+	st, err := decodeObject("state on stdin", data, parseState)
 	if err != nil {
 		return nil, err
 	}
@@ -57,33 +68,8 @@ func ReadState(r io.Reader) (*specs.State, error) {
 	return st, nil
 }
 
-// decodeState decodes exactly one JSON object from data.
-func decodeState(data []byte) (*specs.State, error) {
-	trimmed := bytes.TrimLeft(data, jsonSpace)
-	if len(trimmed) == 0 {
-		return nil, errors.New("state on stdin is empty")
-	}
-	if trimmed[0] != '{' {
-		return nil, fmt.Errorf("state on stdin is not a JSON object (starts with %q)", trimmed[0])
-	}
-	if st, ok := fastState(trimmed); ok {
-		return st, nil
-	}
-	dec := json.NewDecoder(bytes.NewReader(trimmed))
-	var st specs.State
-	if err := dec.Decode(&st); err != nil {
-		return nil, fmt.Errorf("decoding state on stdin: %w", err)
-	}
-	off := dec.InputOffset()
-	if rest := bytes.TrimLeft(trimmed[off:], jsonSpace); len(rest) > 0 {
-		return nil, fmt.Errorf("state on stdin has trailing data after the JSON object (%d bytes, starting %q)",
-			len(rest), preview(rest))
-	}
-	return &st, nil
-}
-
 // validateState checks the fields a hook relies on.
-func validateState(st *specs.State) error {
+func validateState(st *State) error {
 	if st.Version == "" {
 		return errors.New(`state field "ociVersion" is missing or empty`)
 	}
@@ -94,13 +80,13 @@ func validateState(st *specs.State) error {
 		return errors.New(`state field "bundle" is missing or empty`)
 	}
 	if strings.IndexByte(st.Bundle, 0) >= 0 {
-		return fmt.Errorf(`state field "bundle" contains a NUL byte: %q`, preview([]byte(st.Bundle)))
+		return errors.New(`state field "bundle" contains a NUL byte: ` + strconv.Quote(preview([]byte(st.Bundle))))
 	}
 	if !filepath.IsAbs(st.Bundle) {
-		return fmt.Errorf(`state field "bundle" is not an absolute path: %q`, preview([]byte(st.Bundle)))
+		return errors.New(`state field "bundle" is not an absolute path: ` + strconv.Quote(preview([]byte(st.Bundle))))
 	}
 	if st.Pid < 0 {
-		return fmt.Errorf(`state field "pid" is negative: %d`, st.Pid)
+		return errors.New(`state field "pid" is negative: ` + strconv.Itoa(st.Pid))
 	}
 	return nil
 }
@@ -112,13 +98,13 @@ func validateID(id string) error {
 	case id == "":
 		return errors.New(`state field "id" is missing or empty`)
 	case len(id) > maxIDLen:
-		return fmt.Errorf(`state field "id" is %d bytes long, limit is %d`, len(id), maxIDLen)
+		return errors.New(`state field "id" is ` + strconv.Itoa(len(id)) + ` bytes long, limit is ` + strconv.Itoa(maxIDLen))
 	case strings.IndexByte(id, '/') >= 0:
-		return fmt.Errorf(`state field "id" contains '/': %q`, id)
+		return errors.New(`state field "id" contains '/': ` + strconv.Quote(id))
 	case strings.IndexByte(id, 0) >= 0:
-		return fmt.Errorf(`state field "id" contains a NUL byte: %q`, id)
+		return errors.New(`state field "id" contains a NUL byte: ` + strconv.Quote(id))
 	case id == "." || id == "..":
-		return fmt.Errorf(`state field "id" must not be %q`, id)
+		return errors.New(`state field "id" must not be ` + strconv.Quote(id))
 	}
 	return nil
 }
@@ -126,12 +112,12 @@ func validateID(id string) error {
 // RequirePid returns an error unless st.Pid > 0. Hooks that act on the
 // container process (createRuntime, createContainer, prestart, startContainer,
 // poststart) need it; poststop may legitimately see pid 0.
-func RequirePid(st *specs.State) error {
+func RequirePid(st *State) error {
 	if st == nil {
 		return errors.New("state is nil, no pid")
 	}
 	if st.Pid <= 0 {
-		return fmt.Errorf(`state field "pid" must be > 0, got %d (container %q)`, st.Pid, st.ID)
+		return errors.New(`state field "pid" must be > 0, got ` + strconv.Itoa(st.Pid) + ` (container ` + strconv.Quote(st.ID) + `)`)
 	}
 	return nil
 }

@@ -6,8 +6,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-
-	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
 
 // runcState is the shape of the state runc 1.1 writes to hooks.
@@ -21,27 +19,27 @@ func TestReadState(t *testing.T) {
 	tests := []struct {
 		name    string
 		in      string
-		want    *specs.State
+		want    *State
 		wantErr string // substring; "" means success
 	}{
 		{
 			name: "runc 1.1 state",
 			in:   runcState,
-			want: &specs.State{
-				Version: "1.0.2-dev", ID: "c1", Status: specs.StateCreating, Pid: 1234, Bundle: "/tmp/b",
+			want: &State{
+				Version: "1.0.2-dev", ID: "c1", Status: "creating", Pid: 1234, Bundle: "/tmp/b",
 				Annotations: map[string]string{"ocigate.io/profile": "web", "io.kubernetes.cri.sandbox-id": "abc"},
 			},
 		},
 		{
 			name: "poststop pid 0, whitespace around, unknown field",
 			in:   "\n\t {\"ociVersion\":\"1.2.0\",\"id\":\"c2\",\"status\":\"stopped\",\"bundle\":\"/run/b\",\"extra\":[1]} \r\n",
-			want: &specs.State{Version: "1.2.0", ID: "c2", Status: specs.StateStopped, Bundle: "/run/b"},
+			want: &State{Version: "1.2.0", ID: "c2", Status: "stopped", Bundle: "/run/b"},
 		},
 		{name: "oversize", in: strings.Repeat(" ", MaxStateSize+1), wantErr: "state on stdin exceeds 1048576 bytes"},
 		{name: "oversize valid object", in: runcState + strings.Repeat(" ", MaxStateSize), wantErr: "exceeds 1048576 bytes"},
 		{name: "empty", in: "", wantErr: "state on stdin is empty"},
 		{name: "whitespace only", in: " \n\t", wantErr: "state on stdin is empty"},
-		{name: "truncated", in: runcState[:40], wantErr: "decoding state on stdin: unexpected EOF"},
+		{name: "truncated", in: runcState[:40], wantErr: "decoding state on stdin: unexpected end of JSON input"},
 		{name: "invalid json", in: `{"ociVersion":"1.0.2",}`, wantErr: "decoding state on stdin: invalid character"},
 		{name: "trailing garbage", in: runcState + "garbage", wantErr: "trailing data after the JSON object"},
 		{name: "second object", in: runcState + "\n" + runcState, wantErr: "trailing data"},
@@ -63,7 +61,7 @@ func TestReadState(t *testing.T) {
 		{
 			name: "id at limit",
 			in:   `{"ociVersion":"1.0.2","id":"` + strings.Repeat("a", 1024) + `","bundle":"/b"}`,
-			want: &specs.State{Version: "1.0.2", ID: strings.Repeat("a", 1024), Bundle: "/b"},
+			want: &State{Version: "1.0.2", ID: strings.Repeat("a", 1024), Bundle: "/b"},
 		},
 		{name: "missing bundle", in: `{"ociVersion":"1.0.2","id":"c1","pid":1}`, wantErr: `state field "bundle" is missing or empty`},
 		{name: "relative bundle", in: `{"ociVersion":"1.0.2","id":"c1","pid":1,"bundle":"tmp/b"}`, wantErr: `state field "bundle" is not an absolute path: "tmp/b"`},
@@ -95,7 +93,7 @@ func TestReadState(t *testing.T) {
 	}
 }
 
-func stateEqual(a, b *specs.State) bool {
+func stateEqual(a, b *State) bool {
 	if a.Version != b.Version || a.ID != b.ID || a.Status != b.Status || a.Pid != b.Pid || a.Bundle != b.Bundle {
 		return false
 	}
@@ -129,13 +127,13 @@ func TestReadStateErrors(t *testing.T) {
 func TestRequirePid(t *testing.T) {
 	tests := []struct {
 		name    string
-		st      *specs.State
+		st      *State
 		wantErr string
 	}{
-		{name: "positive", st: &specs.State{ID: "c1", Pid: 1234}},
-		{name: "one", st: &specs.State{ID: "c1", Pid: 1}},
-		{name: "zero", st: &specs.State{ID: "c1"}, wantErr: `state field "pid" must be > 0, got 0 (container "c1")`},
-		{name: "negative", st: &specs.State{ID: "c1", Pid: -5}, wantErr: `got -5`},
+		{name: "positive", st: &State{ID: "c1", Pid: 1234}},
+		{name: "one", st: &State{ID: "c1", Pid: 1}},
+		{name: "zero", st: &State{ID: "c1"}, wantErr: `state field "pid" must be > 0, got 0 (container "c1")`},
+		{name: "negative", st: &State{ID: "c1", Pid: -5}, wantErr: `got -5`},
 		{name: "nil", st: nil, wantErr: "state is nil"},
 	}
 	for _, tt := range tests {

@@ -20,9 +20,6 @@ type Verdict struct {
 	FailurePolicy string `json:"failure_policy,omitempty"`
 }
 
-// errNotVerdict is why an answer's body is not read as a verdict.
-var errNotVerdict = errors.New("not a JSON object with a verdict's member types")
-
 // ParseVerdict reads the verdict of an answer's body, one JSON object
 // whose other members are skipped, with internal/plainjson: encoding/json
 // would build its decoders by reflection for this one message (~45 us
@@ -32,13 +29,13 @@ func ParseVerdict(body []byte) (*Verdict, error) {
 	var v Verdict
 	s := plainjson.New(body)
 	ok := s.Fields(map[string]func() bool{
-		"protocol":       func() (ok bool) { v.Protocol, ok = s.Int(); return ok },
-		"ok":             func() (ok bool) { v.OK, ok = s.Bool(); return ok },
+		"protocol":       s.IntInto(&v.Protocol),
+		"ok":             s.BoolInto(&v.OK),
 		"error":          s.StrInto(&v.Error),
 		"failure_policy": s.StrInto(&v.FailurePolicy),
 	})
 	if !ok || !s.End() {
-		return nil, errwrap.Wrap("decode message", errNotVerdict)
+		return nil, errwrap.Wrap("decode message", s.Err())
 	}
 	return &v, nil
 }
