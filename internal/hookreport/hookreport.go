@@ -5,18 +5,18 @@
 package hookreport
 
 import (
-	"encoding/json"
+	"bytes"
 	"errors"
-	"fmt"
 	"os"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/ocigate/ocigate/internal/errwrap"
 	"github.com/ocigate/ocigate/internal/jsonstr"
+	"github.com/ocigate/ocigate/internal/plainjson"
 )
 
 // DefaultDir is where hooks leave reports and the agent reads them.
@@ -144,7 +144,7 @@ func Collect(dir string) ([]Report, []error) {
 		return nil, nil
 	}
 	if err != nil {
-		return nil, []error{fmt.Errorf("hook reports: %w", err)}
+		return nil, []error{errwrap.Wrap("hook reports", err)}
 	}
 	var out []Report
 	var errs []error
@@ -165,7 +165,7 @@ func Collect(dir string) ([]Report, []error) {
 		}
 		out = append(out, r)
 	}
-	sort.SliceStable(out, func(i, j int) bool { return out[i].Time.Before(out[j].Time) })
+	slices.SortStableFunc(out, func(a, b Report) int { return a.Time.Compare(b.Time) })
 	return out, errs
 }
 
@@ -183,18 +183,94 @@ func removeStale(path string) {
 func read(path string) (Report, error) {
 	fi, err := os.Lstat(path)
 	if err != nil {
-		return Report{}, fmt.Errorf("hook report %s: %w", path, err)
+		return Report{}, errwrap.Wrap("hook report "+path, err)
 	}
 	if !fi.Mode().IsRegular() || fi.Size() > MaxSize {
-		return Report{}, fmt.Errorf("hook report %s: not a regular file of at most %s bytes", path, strconv.Itoa(MaxSize))
+		return Report{}, errors.New("hook report " + path + ": not a regular file of at most " + strconv.Itoa(MaxSize) + " bytes")
 	}
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return Report{}, fmt.Errorf("hook report %s: %w", path, err)
+		return Report{}, errwrap.Wrap("hook report "+path, err)
 	}
-	var r Report
-	if err := json.Unmarshal(data, &r); err != nil {
-		return Report{}, fmt.Errorf("hook report %s: %w", path, err)
+	r, err := decode(data)
+	if err != nil {
+		return Report{}, errwrap.Wrap("hook report "+path, err)
 	}
 	return r, nil
+}
+
+// decode reads a report as encoding/json would into Report
+// (FuzzDecodeMatchesEncodingJSON), with internal/plainjson: the package
+// is the hook's too, and importing encoding/json links it.
+func decode(data []byte) (Report, error) {
+	var r Report
+	var terr error
+	s := plainjson.New(data)
+	ok := s.Fields(map[string]func() bool{
+		"time": func() bool {
+			if s.Null() {
+				return true
+			}
+			from := s.Offset()
+			v, ok := s.Str()
+			if ok && terr == nil {
+				r.Time, terr = parseTime(v, bytes.IndexByte(data[from:s.Offset()], '\\') >= 0)
+			}
+			return ok && terr == nil
+		},
+		"container_id": s.StrInto(&r.ContainerID),
+		"runtime":      s.StrInto(&r.Runtime),
+		"bundle":       s.StrInto(&r.Bundle),
+		"claims":       func() bool { return decodeClaims(s, &r.Claims) },
+		"rule":         s.StrInto(&r.Rule),
+	})
+	if terr != nil {
+		return Report{}, terr
+	}
+	if !ok || !s.End() {
+		return Report{}, s.Err()
+	}
+	return r, nil
+}
+
+// parseTime reads a report's time as time.Time's UnmarshalJSON does,
+// which parses the string's bytes as they are: one written with an
+// escape is no time.
+func parseTime(v string, escaped bool) (time.Time, error) {
+	var t time.Time
+	if escaped {
+		return t, errors.New("time: written with an escape")
+	}
+	if err := t.UnmarshalText([]byte(v)); err != nil {
+		return time.Time{}, errwrap.Wrap("time", err)
+	}
+	return t, nil
+}
+
+// decodeClaims reads an array of claims into dst as encoding/json does:
+// null empties it; an array's elements are decoded into dst's own, in
+// place (a null element or a missing member leaves what was there).
+func decodeClaims(s *plainjson.Scanner, dst *[]Claim) bool {
+	if s.Null() {
+		*dst = nil
+		return true
+	}
+	out, i := *dst, 0
+	ok := s.Array(func() bool {
+		switch {
+		case i < len(out):
+		case i < cap(out):
+			out = out[:i+1]
+		default:
+			out = append(out, Claim{})
+		}
+		c := &out[i]
+		i++
+		return s.Null() || s.Fields(map[string]func() bool{"key": s.StrInto(&c.Key), "value": s.StrInto(&c.Value)})
+	})
+	if out = out[:i]; i == 0 {
+		out = []Claim{}
+	}
+	*dst = out
+	return ok
 }

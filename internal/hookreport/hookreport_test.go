@@ -76,3 +76,29 @@ func TestFileNameSortsAsTime(t *testing.T) {
 		t.Errorf("fileName: %q, %q", x, y)
 	}
 }
+
+// decode reads what encoding/json reads into a Report, and refuses what
+// it refuses.
+func FuzzDecodeMatchesEncodingJSON(f *testing.F) {
+	r := Report{Time: time.Date(2026, 12, 6, 4, 0, 0, 5, time.UTC), ContainerID: "c1", Runtime: "runc",
+		Claims: []Claim{{"ocigate.io/failure-policy", "open"}}, Rule: "rule"}
+	f.Add(string(r.appendJSON(nil)))
+	for _, s := range []string{`{"time":null,"claims":null}`, `{"time":"2026-12-06T04:00:00+01:00"}`, `{"time":"\u0032026-12-06T04:00:00Z"}`,
+		`{"claims":[{"key":"a"},null],"claims":[{"value":"b"}]}`, `{"claims":[{"key":"a","value":"x"},{"key":"b"}],"claims":[null,{"value":"c"},{}]}`,
+		`{"claims":[]}`, `{"CLAIMS":[{"KEY":"k"}],"Time":"2026-12-06T04:00:00Z","time":"bad"}`, `{"time":1}`, `{"claims":{}}`, `[]`, `{"rule":"x"} x`} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, doc string) {
+		var want Report
+		werr := json.Unmarshal([]byte(doc), &want)
+		got, gerr := decode([]byte(doc))
+		if (werr == nil) != (gerr == nil) {
+			t.Fatalf("%q: decode error %v, encoding/json's %v", doc, gerr, werr)
+		}
+		if werr == nil && (!got.Time.Equal(want.Time) || got.ContainerID != want.ContainerID || got.Runtime != want.Runtime ||
+			got.Bundle != want.Bundle || got.Rule != want.Rule || fmt.Sprint(got.Claims) != fmt.Sprint(want.Claims) ||
+			(got.Claims == nil) != (want.Claims == nil)) {
+			t.Fatalf("%q: decode %+v, encoding/json %+v", doc, got, want)
+		}
+	})
+}
