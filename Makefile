@@ -67,8 +67,9 @@ unit:
 # The fuzzers: a short run in make test, longer with make fuzz.
 FUZZTIME ?= 10s
 FUZZERS  := ./profiles/policy/:FuzzParse ./profiles/:FuzzCompile ./runtime/oci/:FuzzReadState ./runtime/oci/:FuzzLoadContainer ./internal/api/:FuzzReadMessage ./internal/events/:FuzzAppendString \
-	./internal/plainjson/:FuzzSkipAcceptsOnlyValidJSON ./runtime/oci/:FuzzFastDecodeMatchesEncodingJSON \
-	./internal/api/:FuzzPlainVerdictMatchesEncodingJSON
+	./internal/plainjson/:FuzzReadersMatchEncodingJSON ./runtime/oci/:FuzzDecodeMatchesEncodingJSON \
+	./internal/api/wire/:FuzzParseVerdictMatchesEncodingJSON ./internal/hookreport/:FuzzAppendJSONMatchesEncodingJSON \
+	./internal/hookreport/:FuzzDecodeMatchesEncodingJSON
 fuzz-short:
 	@GO=$(GO) FUZZTIME=$(FUZZTIME) scripts/fuzz.sh $(FUZZERS)
 
