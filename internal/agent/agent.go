@@ -413,15 +413,34 @@ func (a *Agent) unregister(ctx context.Context, containerID string) error {
 	if !ok {
 		return nil
 	}
-	if err := a.removeLocked(w); err != nil {
+	if err := a.dropLocked(w); err != nil {
 		return err
 	}
 	a.stats.Unregistrations.Add(1)
 	cg := w.CgroupID
+	if apiserver.Serving(ctx) {
+		apiserver.AfterAnswer(ctx, func() { a.unpersistUnlessBack(cg) })
+	} else {
+		a.unpersist(cg)
+	}
 	apiserver.AfterAnswer(ctx, func() {
 		a.log.Info("workload unregistered", zap.String("container", containerID), zap.Uint64("cgroup_id", cg))
 	})
 	return nil
+}
+
+// unpersistUnlessBack removes a cgroup's record, which an unregistration
+// leaves until its answer is written (the poststop hook waits for it),
+// unless the cgroup was registered again meanwhile: the record is then
+// that registration's. A record outliving its map entry is harmless: a
+// restarted agent drops it (restore). It runs after the answer, without
+// a.mu, which it takes.
+func (a *Agent) unpersistUnlessBack(cgroupID uint64) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if _, back := a.reg.ByCgroup(cgroupID); !back {
+		a.unpersist(cgroupID)
+	}
 }
 
 // statusWorkloadBytes bounds the encoded workloads of a status answer,
@@ -447,9 +466,18 @@ func trimWorkloads(st *api.Status, budget int) {
 }
 
 // removeLocked deletes a workload's map entry, then its registry entry
-// (keeping it among the recently removed, for late events).
-// The caller holds a.mu.
+// (keeping it among the recently removed, for late events), then its
+// record. The caller holds a.mu.
 func (a *Agent) removeLocked(w *workload.Workload) error {
+	if err := a.dropLocked(w); err != nil {
+		return err
+	}
+	a.unpersist(w.CgroupID)
+	return nil
+}
+
+// dropLocked is removeLocked but for the record. The caller holds a.mu.
+func (a *Agent) dropLocked(w *workload.Workload) error {
 	if err := a.enf.RemoveWorkload(w.CgroupID); err != nil {
 		return fmt.Errorf("container %q: %w", w.ContainerID, err)
 	}
@@ -460,7 +488,6 @@ func (a *Agent) removeLocked(w *workload.Workload) error {
 	a.reg.Remove(w.ContainerID)
 	a.cgw.remove(w.CgroupID)
 	a.release(w.ContainerID)
-	a.unpersist(w.CgroupID)
 	return nil
 }
 

@@ -1,7 +1,9 @@
 package agent
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -9,10 +11,14 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
+
+	"go.uber.org/zap"
 
 	"github.com/ocigate/ocigate/bpf/enforcer"
 	"github.com/ocigate/ocigate/cgroupfilter"
 	"github.com/ocigate/ocigate/internal/api"
+	"github.com/ocigate/ocigate/internal/apiserver"
 	"github.com/ocigate/ocigate/internal/workload"
 	"github.com/ocigate/ocigate/internal/workloadstate"
 	"github.com/ocigate/ocigate/profiles"
@@ -343,4 +349,73 @@ func TestRefusalCarriesFailurePolicy(t *testing.T) {
 			t.Errorf("team %q: %v (%+v), want failure policy %s", team, err, pe, want)
 		}
 	}
+}
+
+// afterServer serves a over the API with handle in front of it.
+type afterServer func(ctx context.Context, req *api.Request) (*api.Response, error)
+
+func (h afterServer) Handle(ctx context.Context, req *api.Request) (*api.Response, error) {
+	return h(ctx, req)
+}
+
+// An unregistration served over the API removes the workload's record
+// once the poststop hook has its answer, not before it; a registration
+// of the same cgroup made meanwhile keeps its own record.
+func TestUnregisterRecordGoesAfterTheAnswer(t *testing.T) {
+	h := newFakeHost(t)
+	st := openState(t)
+	a := stateAgent(t, h, newFakeEnforcer(), st, testCatalog(t))
+	r := h.registration("c1", 100, "/pods/c1")
+	if _, err := a.Register(r); err != nil {
+		t.Fatal(err)
+	}
+	again := false
+	srv := afterServer(func(ctx context.Context, req *api.Request) (*api.Response, error) {
+		resp, err := a.Handle(ctx, req)
+		if req.Op == api.OpUnregister && len(records(t, st)) != 1 {
+			t.Error("the record went before the answer")
+		}
+		if again {
+			r2 := h.registration("c2", 100, "/pods/c1")
+			if _, err := a.Register(r2); err != nil {
+				t.Error(err)
+			}
+		}
+		return resp, err
+	})
+	path := filepath.Join(t.TempDir(), "agentd.sock")
+	ln, err := apiserver.Listen(path, srv, zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = ln.Serve(ctx) }()
+	defer func() { cancel(); <-done }()
+	unregister := func(id string) {
+		t.Helper()
+		cctx, ccancel := context.WithTimeout(ctx, 5*time.Second)
+		defer ccancel()
+		if _, err := api.Call(cctx, path, &api.Request{Op: api.OpUnregister, Unregister: &api.Unregistration{ContainerID: id}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitRecords := func(want map[uint64]string) {
+		t.Helper()
+		for end := time.Now().Add(5 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+			got := records(t, st)
+			if fmt.Sprint(got) == fmt.Sprint(want) {
+				return
+			}
+			if time.Now().After(end) {
+				t.Fatalf("records %v, want %v", got, want)
+			}
+		}
+	}
+	again = true
+	unregister("c1")
+	waitRecords(map[uint64]string{r.Identity.CgroupID: "c2:" + a.Registry().List()[0].Profile})
+	again = false
+	unregister("c2")
+	waitRecords(map[uint64]string{})
 }

@@ -36,6 +36,14 @@ func StepsOf(ctx context.Context) (Steps, bool) {
 	return a.steps, true
 }
 
+// Serving reports whether ctx serves a request here: AfterAnswer then
+// defers its functions until the answer is written, instead of running
+// them at once.
+func Serving(ctx context.Context) bool {
+	_, ok := ctx.Value(afterKey{}).(*afterAnswer)
+	return ok
+}
+
 // AfterAnswer runs f once the answer to the request that ctx serves has
 // been written (or lost), in the connection's goroutine, in the order of
 // the calls; outside a request served here, at once. A handler leaves
