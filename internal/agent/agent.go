@@ -419,9 +419,9 @@ func (a *Agent) unregister(ctx context.Context, containerID string) error {
 	a.stats.Unregistrations.Add(1)
 	cg := w.CgroupID
 	if apiserver.Serving(ctx) {
-		apiserver.AfterAnswer(ctx, func() { a.unpersistUnlessBack(cg) })
+		apiserver.AfterAnswer(ctx, func() { a.forgetUnlessBack(cg) })
 	} else {
-		a.unpersist(cg)
+		a.forget(cg)
 	}
 	apiserver.AfterAnswer(ctx, func() {
 		a.log.Info("workload unregistered", zap.String("container", containerID), zap.Uint64("cgroup_id", cg))
@@ -429,18 +429,26 @@ func (a *Agent) unregister(ctx context.Context, containerID string) error {
 	return nil
 }
 
-// unpersistUnlessBack removes a cgroup's record, which an unregistration
-// leaves until its answer is written (the poststop hook waits for it),
-// unless the cgroup was registered again meanwhile: the record is then
-// that registration's. A record outliving its map entry is harmless: a
-// restarted agent drops it (restore). It runs after the answer, without
-// a.mu, which it takes.
-func (a *Agent) unpersistUnlessBack(cgroupID uint64) {
+// forgetUnlessBack is forget, which an unregistration leaves until its
+// answer is written (the poststop hook waits for it), unless the cgroup
+// was registered again meanwhile: the watch and the record are then
+// that registration's. Neither is needed first: a record outliving its
+// map entry is dropped by a restarted agent (restore), and a watch
+// firing for a cgroup no workload has is ignored. It runs after the
+// answer, without a.mu, which it takes.
+func (a *Agent) forgetUnlessBack(cgroupID uint64) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if _, back := a.reg.ByCgroup(cgroupID); !back {
-		a.unpersist(cgroupID)
+		a.forget(cgroupID)
 	}
+}
+
+// forget stops watching a removed workload's cgroup and removes its
+// record. The caller holds a.mu.
+func (a *Agent) forget(cgroupID uint64) {
+	a.cgw.remove(cgroupID)
+	a.unpersist(cgroupID)
 }
 
 // statusWorkloadBytes bounds the encoded workloads of a status answer,
@@ -467,16 +475,16 @@ func trimWorkloads(st *api.Status, budget int) {
 
 // removeLocked deletes a workload's map entry, then its registry entry
 // (keeping it among the recently removed, for late events), then its
-// record. The caller holds a.mu.
+// cgroup's watch and its record. The caller holds a.mu.
 func (a *Agent) removeLocked(w *workload.Workload) error {
 	if err := a.dropLocked(w); err != nil {
 		return err
 	}
-	a.unpersist(w.CgroupID)
+	a.forget(w.CgroupID)
 	return nil
 }
 
-// dropLocked is removeLocked but for the record. The caller holds a.mu.
+// dropLocked is removeLocked but for forget. The caller holds a.mu.
 func (a *Agent) dropLocked(w *workload.Workload) error {
 	if err := a.enf.RemoveWorkload(w.CgroupID); err != nil {
 		return fmt.Errorf("container %q: %w", w.ContainerID, err)
@@ -486,7 +494,6 @@ func (a *Agent) dropLocked(w *workload.Workload) error {
 	// workload in one of them all along.
 	a.recent.add(w, time.Now())
 	a.reg.Remove(w.ContainerID)
-	a.cgw.remove(w.CgroupID)
 	a.release(w.ContainerID)
 	return nil
 }
