@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/ocigate/ocigate/internal/testenv"
 )
 
 // The hook starts on every container's start path, and it pays at its
@@ -61,11 +63,7 @@ func TestHookReachesNoHeavyCode(t *testing.T) {
 // Nor does the hook link containerd's cgroups package: cgroupfilter
 // reads the host's layout itself.
 func TestHookLinksNoContainerdCgroups(t *testing.T) {
-	out, err := exec.Command("go", "list", "-deps", ".").Output()
-	if err != nil {
-		t.Skipf("go list: %v", err)
-	}
-	deps := strings.Fields(string(out))
+	deps := testenv.Deps(t)
 	if !slices.Contains(deps, "github.com/ocigate/ocigate/cgroupfilter") {
 		t.Fatalf("go list -deps lists no cgroupfilter: %q", deps)
 	}

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ocigate/ocigate/internal/plainjson/difftest"
 )
 
 // Reports written are collected oldest first, once; junk is removed and
@@ -92,13 +94,6 @@ func FuzzDecodeMatchesEncodingJSON(f *testing.F) {
 		var want Report
 		werr := json.Unmarshal([]byte(doc), &want)
 		got, gerr := decode([]byte(doc))
-		if (werr == nil) != (gerr == nil) {
-			t.Fatalf("%q: decode error %v, encoding/json's %v", doc, gerr, werr)
-		}
-		if werr == nil && (!got.Time.Equal(want.Time) || got.ContainerID != want.ContainerID || got.Runtime != want.Runtime ||
-			got.Bundle != want.Bundle || got.Rule != want.Rule || fmt.Sprint(got.Claims) != fmt.Sprint(want.Claims) ||
-			(got.Claims == nil) != (want.Claims == nil)) {
-			t.Fatalf("%q: decode %+v, encoding/json %+v", doc, got, want)
-		}
+		difftest.Agree(t, "report", []byte(doc), got, gerr, want, werr)
 	})
 }

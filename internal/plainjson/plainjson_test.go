@@ -5,6 +5,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/ocigate/ocigate/internal/plainjson/difftest"
 )
 
 // doc is a struct of every shape the readers decode, for comparing
@@ -114,7 +116,7 @@ func decodeAll(t *testing.T, b []byte) {
 	var want doc
 	wantErr := json.Unmarshal(b, &want)
 	got, err := decodeDoc(b)
-	agree(t, b, "doc", got, err, &want, wantErr)
+	difftest.Agree(t, "doc", b, got, err, &want, wantErr)
 	same[string](t, b, "string", func(s *Scanner) (string, bool) { return s.Str() })
 	same[int](t, b, "int", func(s *Scanner) (int, bool) { return s.Int() })
 	same[bool](t, b, "bool", func(s *Scanner) (bool, bool) { return s.Bool() })
@@ -133,7 +135,7 @@ func same[T any](t *testing.T, b []byte, what string, read func(*Scanner) (T, bo
 	wantErr := json.Unmarshal(b, &want)
 	s := New(b)
 	got, ok := read(s)
-	agree(t, b, what, got, errOf(s, ok && s.End()), want, wantErr)
+	difftest.Agree(t, what, b, got, errOf(s, ok && s.End()), want, wantErr)
 }
 
 // errOf is s's error unless ok.
@@ -145,20 +147,6 @@ func errOf(s *Scanner, ok bool) error {
 		return &Error{Msg: "failed without an error"}
 	}
 	return s.Err()
-}
-
-// agree fails t unless both decodes fail, or both succeed with equal
-// values.
-func agree(t *testing.T, b []byte, what string, got any, err error, want any, wantErr error) {
-	t.Helper()
-	switch {
-	case err == nil && wantErr != nil:
-		t.Fatalf("%s %q: accepted, encoding/json: %v", what, b, wantErr)
-	case err != nil && wantErr == nil:
-		t.Fatalf("%s %q: %v; encoding/json accepts it", what, b, err)
-	case err == nil && !reflect.DeepEqual(got, want):
-		t.Fatalf("%s %q: got %#v, encoding/json %#v", what, b, got, want)
-	}
 }
 
 // The rules hold with the values encoding/json gives (spelled out

@@ -4,11 +4,11 @@ import (
 	"bytes"
 	"encoding/json"
 	"os"
-	"reflect"
 	"strings"
 	"testing"
 
 	"github.com/ocigate/ocigate/internal/plainjson"
+	"github.com/ocigate/ocigate/internal/plainjson/difftest"
 )
 
 // decodeStd is encoding/json's decoding of b into v, with decodeObject's
@@ -106,24 +106,10 @@ func decodeMatches(t *testing.T, b []byte) {
 	t.Helper()
 	st, err := parsed(b, parseState)
 	var wantSt State
-	agree(t, "state", b, st, err, &wantSt, decodeStd(b, &wantSt))
+	difftest.Agree(t, "state", b, st, err, &wantSt, decodeStd(b, &wantSt))
 	v, err := parsed(b, parseBundleView)
 	var wantV bundleView
-	agree(t, "config", b, v, err, &wantV, decodeStd(b, &wantV))
-}
-
-// agree fails t unless both decodes fail, or both succeed with equal
-// values.
-func agree(t *testing.T, what string, b []byte, got any, err error, want any, wantErr error) {
-	t.Helper()
-	switch {
-	case err == nil && wantErr != nil:
-		t.Fatalf("%s %q: accepted, encoding/json: %v", what, b, wantErr)
-	case err != nil && wantErr == nil:
-		t.Fatalf("%s %q: %v; encoding/json accepts it", what, b, err)
-	case err == nil && !reflect.DeepEqual(got, want):
-		t.Fatalf("%s %q: got %+v, encoding/json %+v", what, b, got, want)
-	}
+	difftest.Agree(t, "config", b, v, err, &wantV, decodeStd(b, &wantV))
 }
 
 // BenchmarkFastBundleView decodes runc's default config.json, the bulk

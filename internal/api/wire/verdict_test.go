@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+
+	"github.com/ocigate/ocigate/internal/plainjson/difftest"
 )
 
 // Whatever ParseVerdict accepts, encoding/json decodes to the same
@@ -17,19 +19,12 @@ func FuzzParseVerdictMatchesEncodingJSON(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		v, err := ParseVerdict(b)
-		if err != nil {
-			if !strings.HasPrefix(err.Error(), "decode message: ") {
-				t.Fatalf("%q: error %q", b, err)
-			}
-			return
+		if err != nil && !strings.HasPrefix(err.Error(), "decode message: ") {
+			t.Fatalf("%q: error %q", b, err)
 		}
 		var want Verdict
-		if err := json.Unmarshal(b, &want); err != nil {
-			t.Fatalf("ParseVerdict accepted %q, encoding/json: %v", b, err)
-		}
-		if *v != want {
-			t.Fatalf("%q: ParseVerdict %+v, encoding/json %+v", b, *v, want)
-		}
+		wantErr := json.Unmarshal(b, &want)
+		difftest.Agree(t, "verdict", b, v, err, &want, wantErr)
 	})
 }
 
