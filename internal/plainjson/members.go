@@ -47,19 +47,28 @@ func (s *Scanner) object(member func(key []byte) bool) bool {
 		if !member(k) {
 			return s.refused()
 		}
-		c, ok := s.peek()
-		switch {
-		case !ok:
-			return false
-		case c == ',':
-			s.i++
-		case c == '}':
-			s.i++
-			return true
-		default:
-			return s.syntax("after object key:value pair")
+		if more, ok := s.separator('}', "after object key:value pair"); !more {
+			return ok
 		}
 	}
+}
+
+// separator reads what follows an item of an object or array: a comma
+// (more: another item follows) or close (the end, ok). Anything else is
+// a syntax error, where says after what.
+func (s *Scanner) separator(close byte, where string) (more, ok bool) {
+	c, ok := s.peek()
+	switch {
+	case !ok:
+		return false, false
+	case c == ',':
+		s.i++
+		return true, true
+	case c == close:
+		s.i++
+		return false, true
+	}
+	return false, s.syntax(where)
 }
 
 // refused fails, when a caller's reader refused a value without saying
@@ -93,17 +102,8 @@ func (s *Scanner) Array(elem func() bool) bool {
 		if !elem() {
 			return s.refused()
 		}
-		c, ok := s.peek()
-		switch {
-		case !ok:
-			return false
-		case c == ',':
-			s.i++
-		case c == ']':
-			s.i++
-			return true
-		default:
-			return s.syntax("after array element")
+		if more, ok := s.separator(']', "after array element"); !more {
+			return ok
 		}
 	}
 }
