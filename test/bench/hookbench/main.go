@@ -2,9 +2,9 @@
 // registers a real process in a real cgroup N times through the hook
 // binary, as installed, and, side by side, execs as floors /bin/true, a
 // Go program that does nothing (--nop: the start of the Go runtime,
-// which no Go hook avoids), `hook --version` (the hook's start alone)
-// and a Go hook that does only registration's system calls (--minimal,
-// test/bench/minhook), against the agent and against a server process
+// which no Go hook avoids), `hook --version` (the hook's start alone),
+// `minhook --start` (the minimal hook's) and a Go hook that does only
+// registration's system calls (--minimal, test/bench/minhook), against the agent and against a server process
 // that answers at once (hookbench itself, --serve-instant: the round
 // trip of any Go hook to a Go daemon that does no work).
 // Each round registers once more with OCIGATE_HOOK_TIMING, so the hook
@@ -78,7 +78,7 @@ func main() {
 
 // sample is what one round measured.
 type sample struct {
-	true_, nop, version time.Duration
+	true_, nop, version, minimalStart time.Duration
 	// The minimal Go hook's createRuntime against the agent and against
 	// the server that answers at once.
 	minimal, minimalInstant time.Duration
@@ -180,6 +180,9 @@ func round(hooks []hookUnder, fl floors, state []byte) (sample, error) {
 	if s.version, _, s.versionUse, err = timed(exec.Command(hooks[0].path, "--version"), nil, false); err != nil {
 		return s, err
 	}
+	if s.minimalStart, _, _, err = timed(exec.Command(fl.minimal, "--start"), nil, false); err != nil {
+		return s, err
+	}
 	minimal, err := register(hookUnder{fl.minimal, fl.socket}, state, false)
 	if err != nil {
 		return s, err
@@ -235,8 +238,9 @@ func report(samples []sample, nhooks int) error {
 	tp50, tp99 := percentiles(col(func(s sample) time.Duration { return s.true_ }))
 	np50, _ := percentiles(col(func(s sample) time.Duration { return s.nop }))
 	vp50, _ := percentiles(col(func(s sample) time.Duration { return s.version }))
-	fmt.Printf("true_p50_us %d\ntrue_p99_us %d\nnop_p50_us %d\nversion_p50_us %d\n",
-		tp50.Microseconds(), tp99.Microseconds(), np50.Microseconds(), vp50.Microseconds())
+	sp50, _ := percentiles(col(func(s sample) time.Duration { return s.minimalStart }))
+	fmt.Printf("true_p50_us %d\ntrue_p99_us %d\nnop_p50_us %d\nversion_p50_us %d\nminimal_start_p50_us %d\n",
+		tp50.Microseconds(), tp99.Microseconds(), np50.Microseconds(), vp50.Microseconds(), sp50.Microseconds())
 	printUsage("true", samples, func(s sample) usage { return s.trueUse })
 	printUsage("nop", samples, func(s sample) usage { return s.nopUse })
 	printUsage("version", samples, func(s sample) usage { return s.versionUse })

@@ -8,7 +8,8 @@
 // hookbench runs it next to ocigate-hook, against the agent and against
 // a server that answers at once, so that a run shows what any Go hook
 // pays here. Usage, as the hook's: minhook --socket PATH
-// createRuntime|poststop, with the state on stdin. Not for production.
+// createRuntime|poststop, with the state on stdin; minhook --start
+// exits at once (its start alone). Not for production.
 package main
 
 import (
@@ -19,6 +20,9 @@ import (
 )
 
 func main() {
+	if len(os.Args) == 2 && os.Args[1] == "--start" {
+		return // the start alone: hookbench's floor for `ocigate-hook --version`
+	}
 	if len(os.Args) != 4 || os.Args[1] != "--socket" {
 		fail("usage: minhook --socket PATH createRuntime|poststop")
 	}
