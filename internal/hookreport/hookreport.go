@@ -247,30 +247,11 @@ func parseTime(v string, escaped bool) (time.Time, error) {
 	return t, nil
 }
 
-// decodeClaims reads an array of claims into dst as encoding/json does:
-// null empties it; an array's elements are decoded into dst's own, in
-// place (a null element or a missing member leaves what was there).
+// decodeClaims reads an array of claims into dst as encoding/json does
+// (plainjson.SliceInto): a null element or a missing member leaves what
+// an earlier decode put there.
 func decodeClaims(s *plainjson.Scanner, dst *[]Claim) bool {
-	if s.Null() {
-		*dst = nil
-		return true
-	}
-	out, i := *dst, 0
-	ok := s.Array(func() bool {
-		switch {
-		case i < len(out):
-		case i < cap(out):
-			out = out[:i+1]
-		default:
-			out = append(out, Claim{})
-		}
-		c := &out[i]
-		i++
+	return plainjson.SliceInto(s, dst, "an array", func(c *Claim) bool {
 		return s.Null() || s.Fields(map[string]func() bool{"key": s.StrInto(&c.Key), "value": s.StrInto(&c.Value)})
 	})
-	if out = out[:i]; i == 0 {
-		out = []Claim{}
-	}
-	*dst = out
-	return ok
 }

@@ -7,7 +7,8 @@ const maxInt = int(^uint(0) >> 1)
 // unchanged instead, as encoding/json does).
 func (s *Scanner) Str() (string, bool) {
 	v := ""
-	return v, s.StrInto(&v)()
+	ok := s.StrInto(&v)()
+	return v, ok
 }
 
 // StrInto is a member reader that stores a string into dst; null
@@ -33,7 +34,8 @@ func (s *Scanner) StrInto(dst *string) func() bool {
 // leaves its destination unchanged instead).
 func (s *Scanner) Int() (int, bool) {
 	v := 0
-	return v, s.IntInto(&v)()
+	ok := s.IntInto(&v)()
+	return v, ok
 }
 
 // IntInto is a member reader that stores an integer within int's range
@@ -91,7 +93,8 @@ func parseInt(b []byte) (int, bool) {
 // destination unchanged instead).
 func (s *Scanner) Bool() (bool, bool) {
 	v := false
-	return v, s.BoolInto(&v)()
+	ok := s.BoolInto(&v)()
+	return v, ok
 }
 
 // BoolInto is a member reader that stores true or false into dst; null
@@ -119,7 +122,8 @@ func (s *Scanner) BoolInto(dst *bool) func() bool {
 // a nil map.
 func (s *Scanner) StringMap() (map[string]string, bool) {
 	var m map[string]string
-	return m, s.MapInto(&m)()
+	ok := s.MapInto(&m)()
+	return m, ok
 }
 
 // MapInto is a member reader that stores an object of strings into
@@ -151,41 +155,51 @@ func (s *Scanner) MapInto(dst *map[string]string) func() bool {
 // nil slice.
 func (s *Scanner) Strings() ([]string, bool) {
 	var v []string
-	return v, s.StringsInto(&v)()
+	ok := s.StringsInto(&v)()
+	return v, ok
 }
 
 // StringsInto is a member reader that stores an array of strings into
-// dst; null sets dst to nil. As encoding/json does, it decodes into
-// the slice dst holds, element by element, growing it when it must: a
-// null element is "", unless an earlier decode of the same slice left
-// a string there, which it keeps.
+// dst, as SliceInto does: a null element is "", unless an earlier
+// decode of the same slice left a string there, which it keeps.
 func (s *Scanner) StringsInto(dst *[]string) func() bool {
 	return func() bool {
-		if s.Null() {
-			*dst = nil
-			return true
-		}
-		if c, ok := s.peek(); !ok || c != '[' {
-			return ok && s.mismatch("an array of strings")
-		}
-		v, n := *dst, 0
-		ok := s.Array(func() bool {
-			switch {
-			case n >= cap(v):
-				v = append(v, "")
-			case n >= len(v):
-				v = v[:n+1]
-			}
-			n++
-			return s.StrInto(&v[n-1])()
-		})
-		if !ok {
-			return false
-		}
-		if n == 0 {
-			v = []string{}
-		}
-		*dst = v[:n]
+		return SliceInto(s, dst, "an array of strings", func(v *string) bool { return s.StrInto(v)() })
+	}
+}
+
+// SliceInto reads an array into dst as encoding/json decodes one into a
+// slice: null sets dst to nil; elem decodes each element into dst's own,
+// in place, the slice growing when it must (what an earlier decode of
+// the same slice left there stays where elem leaves it, as for a null);
+// an empty array is an empty, non-nil slice. what names the array in a
+// type mismatch.
+func SliceInto[T any](s *Scanner, dst *[]T, what string, elem func(*T) bool) bool {
+	if s.Null() {
+		*dst = nil
 		return true
 	}
+	if c, ok := s.peek(); !ok || c != '[' {
+		return ok && s.mismatch(what)
+	}
+	v, n := *dst, 0
+	ok := s.Array(func() bool {
+		switch {
+		case n >= cap(v):
+			var zero T
+			v = append(v, zero)
+		case n >= len(v):
+			v = v[:n+1]
+		}
+		n++
+		return elem(&v[n-1])
+	})
+	if !ok {
+		return false
+	}
+	if n == 0 {
+		v = []T{}
+	}
+	*dst = v[:n]
+	return true
 }
