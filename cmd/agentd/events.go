@@ -18,7 +18,7 @@ import (
 	"github.com/ocigate/ocigate/internal/flagvalue"
 )
 
-const eventsLong = `Print the running agent's recent events (of the last 1000 it keeps) and,
+const eventsLong = `Print the running agent's recent events (of the last 256 it keeps) and,
 with --follow, every new one until interrupted. -o json prints the events
 file's lines (Tetragon's process_kprobe, process_exec and process_exit
 objects), -o yaml one YAML document per event, -o compact (or text) one
@@ -37,7 +37,7 @@ func newEventsCmd() *cobra.Command {
 	fl.Var(&policies, "policy", "only events of these policies (repeat or comma-separate)")
 	formats := outputs{"json", "yaml", "compact", "text"}
 	output := formats.add(cmd)
-	tail := fl.Int("tail", -1, "recent events to print first, of the last 1000 the agent keeps; -1: all of them")
+	tail := fl.Int("tail", -1, "recent events to print first, of the last 256 the agent keeps; -1: all of them")
 	timeout := fl.Duration("timeout", 5*time.Second, "deadline without --follow")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		if err := formats.check(*output); err != nil {
