@@ -35,9 +35,12 @@ cd "$(dirname "$0")/.."
 [ "$(id -u)" = 0 ] || { echo "bench: run as root" >&2; exit 1; }
 # Rounds of the fork+exec and connect loops. One round's ratio moves by
 # about 4% (fork+exec) to 6% (connect) here, so the median of 11 moved
-# by about 1.5%, half of fork+exec's margin: 31 and 41 rounds.
+# by about 1.5%, half of fork+exec's margin: 31 rounds. The connect
+# loop's median of 41 still moved by about 1% (1.004-1.025 over five
+# runs with the programs' own cost at 1.010-1.015), as much as its
+# margin: 81 rounds, about a minute more.
 ROUNDS=${ROUNDS:-31}
-CONNECT_ROUNDS=${CONNECT_ROUNDS:-41}
+CONNECT_ROUNDS=${CONNECT_ROUNDS:-81}
 CONNECTS=${CONNECTS:-20000}
 out=bench-results
 mkdir -p "$out"
@@ -85,7 +88,10 @@ mk_bundle "$work/off" "$work/rootfs" bench-off no "" /bin/connectloop "$CONNECTS
 # round_ratios OFF ON: the rounds' own ratios, ON's line over OFF's, one
 # a line. Each round runs both, one after the other, so its ratio is free
 # of what drifts between rounds (the machine's other load over the
-# minutes of a run), which the ratio of the two medians is not.
+# minutes of a run), which the ratio of the two medians is not; odd
+# rounds run the unenforced container first, even ones the enforced
+# (side_order), so neither side is always the one that runs second.
+side_order() { if [ $(($1 % 2)) = 1 ]; then echo off on; else echo on off; fi; }
 round_ratios() { paste -d' ' "$1" "$2" | awk '{ printf "%.3f\n", $2 / $1 }'; }
 # paired_median OFF ON: the median of those ratios.
 paired_median() { round_ratios "$1" "$2" | median | awk '{ printf "%.3f", $1 }'; }
@@ -103,15 +109,18 @@ sysctl -qw kernel.bpf_stats_enabled=1
 : >"$work/off.txt"
 on_ns=0 on_cnt=0 off_all=0 on_all=0
 for r in $(seq "$CONNECT_ROUNDS"); do
-	a0=$(all_prog_ns)
-	run_container "$work/off" bench-off 120 >>"$work/off.txt"
-	a1=$(all_prog_ns)
-	read -r t0 c0 < <(connect_prog_stats)
-	run_container "$work/on" bench-on 120 >>"$work/on.txt"
-	read -r t1 c1 < <(connect_prog_stats)
-	a2=$(all_prog_ns)
-	on_ns=$((on_ns + t1 - t0)) on_cnt=$((on_cnt + c1 - c0))
-	off_all=$((off_all + a1 - a0)) on_all=$((on_all + a2 - a1))
+	for side in $(side_order "$r"); do
+		a0=$(all_prog_ns)
+		read -r t0 c0 < <(connect_prog_stats)
+		run_container "$work/$side" "bench-$side" 120 >>"$work/$side.txt"
+		read -r t1 c1 < <(connect_prog_stats)
+		a1=$(all_prog_ns)
+		if [ "$side" = on ]; then
+			on_ns=$((on_ns + t1 - t0)) on_cnt=$((on_cnt + c1 - c0)) on_all=$((on_all + a1 - a0))
+		else
+			off_all=$((off_all + a1 - a0))
+		fi
+	done
 done
 # All programs per connect+accept+close (each round makes a tenth more
 # to warm up), either side, and the ratio they alone would make.
@@ -145,12 +154,17 @@ sysctl -qw kernel.bpf_stats_enabled=1
 agent_ticks() { awk '{print $14 + $15}' "/proc/$AGENT_PID/stat"; }
 exec_agent_ticks=0
 for r in $(seq "$ROUNDS"); do
-	run_container "$work/eoff" bench-off 120 >>"$work/exec-off.txt"
-	proc_prog_stats | sed 's/^/before /' >>"$work/exec-progs.txt"
-	a0=$(agent_ticks)
-	run_container "$work/eon" bench-on 120 >>"$work/exec-on.txt"
-	exec_agent_ticks=$((exec_agent_ticks + $(agent_ticks) - a0))
-	proc_prog_stats | sed 's/^/after /' >>"$work/exec-progs.txt"
+	for side in $(side_order "$r"); do
+		if [ "$side" = off ]; then
+			run_container "$work/eoff" bench-off 120 >>"$work/exec-off.txt"
+			continue
+		fi
+		proc_prog_stats | sed 's/^/before /' >>"$work/exec-progs.txt"
+		a0=$(agent_ticks)
+		run_container "$work/eon" bench-on 120 >>"$work/exec-on.txt"
+		exec_agent_ticks=$((exec_agent_ticks + $(agent_ticks) - a0))
+		proc_prog_stats | sed 's/^/after /' >>"$work/exec-progs.txt"
+	done
 done
 sysctl -qw kernel.bpf_stats_enabled=0
 exec_on=$(median <"$work/exec-on.txt")
@@ -340,8 +354,8 @@ runc_unmet() {
 	echo
 	echo "loopback connect+accept+close, all of the agent's programs (bpf_stats): $conn_bpf_off ns per connect in the unenforced" \
 		"container (every host socket pays it), $conn_bpf_on ns in the enforced one; against the unenforced loop's $off_med ns the" \
-		"programs alone make a ratio of $conn_floor. The rounds' own ratios, enforced / unenforced (each round runs the" \
-		"unenforced container, then the enforced): $conn_rounds; the ratio of the two medians is $(ratio "$on_med" "$off_med")."
+		"programs alone make a ratio of $conn_floor. The rounds' own ratios, enforced / unenforced (each round runs both" \
+		"containers, the unenforced first in odd rounds, the enforced in even ones): $conn_rounds; the ratio of the two medians is $(ratio "$on_med" "$off_med")."
 	echo
 	echo "fork+exec process tracking programs (bpf_stats, enforced rounds): $exec_progs. The agent's CPU over the" \
 		"enforced rounds: $exec_agent_us us per fork+exec+exit (its two events written, container start and idle polling included)." \
