@@ -36,6 +36,11 @@ const execThreadEnv = "OCIGATE_BPF_TEST_EXEC_FROM_THREAD"
 // exits race on every CPU.
 const exitThreadsEnv = "OCIGATE_BPF_TEST_EXIT_THREADS"
 
+// connectBurstEnv makes the test binary connect to 127.0.0.2 on ports 1
+// to the number it names, one socket each, and print "ok" when every
+// connect was refused with EPERM.
+const connectBurstEnv = "OCIGATE_BPF_TEST_CONNECT_BURST"
+
 func TestMain(m *testing.M) {
 	if spec := os.Getenv(helperEnv); spec != "" {
 		os.Exit(helperMain(spec))
@@ -45,6 +50,9 @@ func TestMain(m *testing.M) {
 	}
 	if n := os.Getenv(exitThreadsEnv); n != "" {
 		os.Exit(exitThreads(n))
+	}
+	if n := os.Getenv(connectBurstEnv); n != "" {
+		os.Exit(connectBurst(n))
 	}
 	code := m.Run()
 	if shared.e != nil {
@@ -108,6 +116,36 @@ func helperMain(spec string) int {
 	default:
 		fmt.Printf("error=%v\n", err)
 	}
+	return 0
+}
+
+// connectBurst connects to 127.0.0.2 on ports 1 to n, all from one
+// thread; it pauses 1 ms every 256 connects, so that the reader keeps
+// up with the records.
+func connectBurst(n string) int {
+	runtime.LockOSThread()
+	count, err := strconv.Atoi(n)
+	if err != nil || count < 1 || count > 65535 {
+		fmt.Fprintf(os.Stderr, "connect burst: bad count %q\n", n)
+		return 2
+	}
+	for port := 1; port <= count; port++ {
+		fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM, 0)
+		if err != nil {
+			fmt.Printf("socket: %v\n", err)
+			return 1
+		}
+		err = unix.Connect(fd, &unix.SockaddrInet4{Port: port, Addr: [4]byte{127, 0, 0, 2}})
+		unix.Close(fd)
+		if !errors.Is(err, unix.EPERM) {
+			fmt.Printf("connect to port %d: %v, want EPERM\n", port, err)
+			return 1
+		}
+		if port%256 == 0 {
+			time.Sleep(time.Millisecond)
+		}
+	}
+	fmt.Println("ok")
 	return 0
 }
 

@@ -13,7 +13,8 @@ import (
 )
 
 // ring reads a BPF ring buffer map where the kernel writes it: each
-// record is decoded in place, not copied out first, and the consumer
+// record is decoded in place, not copied out first (but for the one a
+// lap that runs past the end of the data pages), and the consumer
 // position the producers read is stored once per batch, not per
 // record (every store moved that cache line away from the programs'
 // CPUs). It waits for records in the Go runtime's poller, not in a
@@ -21,10 +22,11 @@ import (
 // runtime's monitor thread wake every 20 us to take its P back, which
 // cost the agent as much CPU as reading the records.
 type ring struct {
-	cons, prod []byte  // mmap'ed: the consumer page; the producer page and the data, twice
+	cons, prod []byte  // mmap'ed: the consumer page; the producer page and the data
 	consPos    *uint64 // in cons, written by the reader
 	prodPos    *uint64 // in prod, written by the kernel
-	data       []byte  // the data pages, mapped twice in a row: a record never wraps
+	data       []byte  // the data pages, mapped once (see openRing)
+	joined     []byte  // a record that wraps around data's end, put together
 	mask       uint64
 	pos        uint64 // the position read up to
 	stored     uint64 // the position last stored in consPos
@@ -45,14 +47,18 @@ const (
 const storeEvery = 32 << 10
 
 // openRing maps the ring buffer map fd (of size bytes of data) and puts
-// a duplicate of fd into the runtime's poller.
+// a duplicate of fd into the runtime's poller. The kernel offers the
+// data pages twice in a row, so that no record wraps; mapped so, they
+// count twice in the agent's RSS (8 MiB for the 4 MiB ring). Mapped
+// once, the one record a lap that runs past the end is copied together
+// (next).
 func openRing(fd, size int) (*ring, error) {
 	page := os.Getpagesize()
 	cons, err := unix.Mmap(fd, 0, page, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
 	if err != nil {
 		return nil, fmt.Errorf("mmap ring buffer consumer page: %w", err)
 	}
-	prod, err := unix.Mmap(fd, int64(page), page+2*size, unix.PROT_READ, unix.MAP_SHARED)
+	prod, err := unix.Mmap(fd, int64(page), page+size, unix.PROT_READ, unix.MAP_SHARED)
 	if err != nil {
 		_ = unix.Munmap(cons)
 		return nil, fmt.Errorf("mmap ring buffer data: %w", err)
@@ -121,8 +127,26 @@ func (r *ring) next() ([]byte, error) {
 		if hdr&ringDiscardBit != 0 {
 			continue
 		}
-		return r.data[start+ringHeaderSize : start+ringHeaderSize+n], nil
+		return r.body(start, n), nil
 	}
+}
+
+// body is the n bytes of the record whose header is at start: in place,
+// or put together in r.joined when they run past the end of the data.
+// A header never wraps: positions are 8-byte aligned and the data's
+// size is a multiple of pages.
+func (r *ring) body(start, n uint64) []byte {
+	from := (start + ringHeaderSize) & r.mask
+	if from+n <= uint64(len(r.data)) {
+		return r.data[from : from+n]
+	}
+	if uint64(cap(r.joined)) < n {
+		r.joined = make([]byte, n)
+	}
+	joined := r.joined[:n]
+	k := copy(joined, r.data[from:])
+	copy(joined[k:], r.data[:n-uint64(k)])
+	return joined
 }
 
 // pending reports whether more records were there at the last look.

@@ -77,7 +77,7 @@ var rssRow string
 
 // rssByMapping reads /proc/PID/smaps into rssRow: the binary's pages,
 // anonymous memory (the Go heap, stacks and runtime), BPF maps mapped
-// into the agent (the ring buffer, whose data pages are mapped twice),
+// into the agent (the ring buffer, its data pages mapped once),
 // and the rest.
 func rssByMapping(pid int) error {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/smaps", pid))
@@ -111,7 +111,7 @@ func rssByMapping(pid int) error {
 	rssKiB = kb
 	m := func(k string) string { return fmt.Sprintf("%.1f", float64(kb[k])/1024) }
 	rssRow = fmt.Sprintf("\nThe agent's RSS with all registered, settled, by mapping (MiB): its binary %s, anonymous memory (Go heap, stacks, runtime) %s, "+
-		"BPF maps mapped into it (the ring buffer, data pages mapped twice) %s, other %s.\n", m("binary"), m("anonymous"), m("bpf"), m("other"))
+		"BPF maps mapped into it (the ring buffer: its data pages, the consumer and producer pages) %s, other %s.\n", m("binary"), m("anonymous"), m("bpf"), m("other"))
 	return nil
 }
 
