@@ -219,11 +219,11 @@ func (f *fakeEnforcer) isLoaded(id uint32) bool {
 
 // fakeHost is a proc root and a cgroup root in a temp dir.
 type fakeHost struct {
-	t        *testing.T
+	t        testing.TB
 	proc, cg string
 }
 
-func newFakeHost(t *testing.T) *fakeHost {
+func newFakeHost(t testing.TB) *fakeHost {
 	dir := t.TempDir()
 	return &fakeHost{t: t, proc: filepath.Join(dir, "proc"), cg: filepath.Join(dir, "cgroup")}
 }
@@ -281,7 +281,7 @@ func (h *fakeHost) hostNamespaces() cgroupfilter.NamespaceIDs {
 
 // testCatalog is testdata/profiles/agent.yaml: default (id 1), audit (2)
 // and ns (3).
-func testCatalog(t *testing.T) *profiles.Catalog {
+func testCatalog(t testing.TB) *profiles.Catalog {
 	t.Helper()
 	c, err := profiles.NewCatalogFiles(false, filepath.Join("testdata", "profiles", "agent.yaml"))
 	if err != nil {

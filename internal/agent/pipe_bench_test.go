@@ -17,8 +17,8 @@ import (
 // benchAgent is an agent with container c1 and its process 100 (python3)
 // known, and a dup2 decision of that process as the kernel reports it.
 func benchAgent(b *testing.B) (*Agent, record.RawEvent) {
-	h := newFakeHost(&testing.T{})
-	a, err := New(Config{Enforcer: newFakeEnforcer(), Resolver: h.resolver(), Catalog: testCatalog(&testing.T{}), ProcRoot: h.proc})
+	h := newFakeHost(b)
+	a, err := New(Config{Enforcer: newFakeEnforcer(), Resolver: h.resolver(), Catalog: testCatalog(b), ProcRoot: h.proc})
 	if err != nil {
 		b.Fatal(err)
 	}
