@@ -8,17 +8,22 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/ocigate/ocigate/internal/api"
+	"github.com/ocigate/ocigate/internal/eventhub"
 	"github.com/ocigate/ocigate/internal/events"
 	"github.com/ocigate/ocigate/internal/flagvalue"
 )
 
-const eventsLong = `Print the running agent's recent events (of the last 256 it keeps) and,
+// kept is how many recent events the agent keeps, as its help says it.
+var kept = strconv.Itoa(eventhub.DefaultRecent)
+
+var eventsLong = `Print the running agent's recent events (of the last ` + kept + ` it keeps) and,
 with --follow, every new one until interrupted. -o json prints the events
 file's lines (Tetragon's process_kprobe, process_exec and process_exit
 objects), -o yaml one YAML document per event, -o compact (or text) one
@@ -37,7 +42,7 @@ func newEventsCmd() *cobra.Command {
 	fl.Var(&policies, "policy", "only events of these policies (repeat or comma-separate)")
 	formats := outputs{"json", "yaml", "compact", "text"}
 	output := formats.add(cmd)
-	tail := fl.Int("tail", -1, "recent events to print first, of the last 256 the agent keeps; -1: all of them")
+	tail := fl.Int("tail", -1, "recent events to print first, of the last "+kept+" the agent keeps; -1: all of them")
 	timeout := fl.Duration("timeout", 5*time.Second, "deadline without --follow")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		if err := formats.check(*output); err != nil {
