@@ -170,16 +170,16 @@ __noinline int resolve_exec(__u64 file, __u64 filename)
 	 * the same task whose file and name reuse the freed addresses. The
 	 * same task's same exec (self_exec_id grows at each) of the same
 	 * file and name, within a millisecond. */
-	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	struct task_struct *task = current_task();
 	struct resolved *r = &s->x.resolved;
 	struct resolved now = {
 		.pid_tgid = bpf_get_current_pid_tgid(),
-		.exec_id = BPF_CORE_READ(task, self_exec_id),
+		.exec_id = task->self_exec_id,
 		.file = file,
 		.filename = filename,
 		.at = bpf_ktime_get_ns(),
 	};
-	bool committed = (__u64)BPF_CORE_READ(task, mm, exe_file) == file;
+	bool committed = (__u64)task->mm->exe_file == file;
 
 	if (committed && r->pid_tgid == now.pid_tgid && r->exec_id == now.exec_id && r->file == file &&
 	    r->filename == filename && now.at - r->at < 1000000)

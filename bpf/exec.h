@@ -12,27 +12,28 @@
  * files_struct, which an expanded table never falls below. */
 #define FDS_ALWAYS 64
 
-/* The file on task's descriptor fd, 0 when there is none. Each read is a
- * helper call (tens of ns, and connect pays for one at every call): the
- * table is read once, and its size only for descriptors beyond
- * FDS_ALWAYS. */
-static __always_inline struct file *task_fd(struct task_struct *task, int fd)
+/* The file on the current task's descriptor fd, 0 when there is none.
+ * The table is reached by plain loads (current_task); the slot, at a
+ * variable index, by one probe read. Its size is read only for
+ * descriptors beyond FDS_ALWAYS. */
+static __always_inline struct file *current_fd(int fd)
 {
-	struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
-	struct file **fds = BPF_CORE_READ(fdt, fd);
+	struct fdtable *fdt = current_task()->files->fdt;
+	struct file **fds = fdt->fd;
 	struct file *f = 0;
 
-	if (fd < 0 || !fds || (fd >= FDS_ALWAYS && fd >= BPF_CORE_READ(fdt, max_fds)))
+	if (fd < 0 || !fds || (fd >= FDS_ALWAYS && fd >= fdt->max_fds))
 		return 0;
 	if (bpf_probe_read_kernel(&f, sizeof(f), &fds[fd]))
 		return 0;
 	return f;
 }
 
-/* The socket family of task's descriptor fd; 0 when it is not a socket. */
-static __always_inline __u16 fd_socket_family(struct task_struct *task, int fd)
+/* The socket family of the current task's descriptor fd; 0 when it is
+ * not a socket. */
+static __always_inline __u16 fd_socket_family(int fd)
 {
-	struct file *f = task_fd(task, fd);
+	struct file *f = current_fd(fd);
 
 	if (!f)
 		return 0;
@@ -56,14 +57,14 @@ static __always_inline __u8 dialled_kind(__u8 sock_type)
 	return sock_type == SOCK_STREAM ? DIALLED_STREAM : DIALLED_DGRAM;
 }
 
-/* Bitmask of fds 0-2 of task that are INET or INET6 sockets; *kinds gets
- * the dialled_kind of each. */
-static __always_inline __u8 stdio_inet_mask(struct task_struct *task, __u8 *kinds)
+/* Bitmask of fds 0-2 of the current task that are INET or INET6 sockets;
+ * *kinds gets the dialled_kind of each. */
+static __always_inline __u8 stdio_inet_mask(__u8 *kinds)
 {
 	__u8 mask = 0;
 
 	for (int i = 0; i < 3; i++) {
-		struct file *f = task_fd(task, i);
+		struct file *f = current_fd(i);
 
 		if (!f || (BPF_CORE_READ(f, f_inode, i_mode) & S_IFMT) != S_IFSOCK)
 			continue;
@@ -144,13 +145,13 @@ __noinline int exec_query(__u64 file, __u64 filename)
 	q->exec_proc = 1;
 	__u8 kinds = 0;
 
-	q->stdio_inet = stdio_inet_mask(task, &kinds);
+	q->stdio_inet = stdio_inet_mask(&kinds);
 	if (q->stdio_inet) {
 		q->peer = stdio_dialler(task, kinds);
 		if (q->peer)
 			q->stdio_inet |= STDIO_DIALLED;
 	}
-	q->ppid = BPF_CORE_READ(task, real_parent, tgid);
+	q->ppid = current_task()->real_parent->tgid;
 	/* memfd_create files and deleted files have no link on disk */
 	q->fileless = BPF_CORE_READ((struct file *)file, f_inode, __i_nlink) == 0;
 	return 1;
@@ -203,9 +204,9 @@ static __always_inline void save_exec_caller(struct scratch *s, __u64 bprm)
  * is the new one) into scratch for the event; sets q->args_len. */
 static __always_inline void read_args(struct scratch *s)
 {
-	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
-	unsigned long start = BPF_CORE_READ(task, mm, arg_start);
-	unsigned long end = BPF_CORE_READ(task, mm, arg_end);
+	struct mm_struct *mm = current_task()->mm;
+	unsigned long start = mm->arg_start;
+	unsigned long end = mm->arg_end;
 	__u32 len = end > start ? end - start : 0;
 
 	if (!len)

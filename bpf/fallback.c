@@ -260,7 +260,7 @@ static __always_inline int check_dup(int old_fd, int new_fd, __u8 variant)
 	s->d.q.old_fd = old_fd;
 	s->d.q.new_fd = new_fd;
 	s->d.q.variant = variant;
-	s->d.q.family = fd_socket_family((struct task_struct *)bpf_get_current_task(), old_fd);
+	s->d.q.family = fd_socket_family(old_fd);
 	decide();
 	carry_out(s);
 	return 0;
@@ -370,7 +370,7 @@ int tcp_send(struct bpf_raw_tracepoint_args *ctx)
 SEC("raw_tracepoint/sched_process_exec")
 int track_exec(struct bpf_raw_tracepoint_args *ctx)
 {
-	struct task_struct *task = (struct task_struct *)ctx->args[0];
+	struct task_struct *task = current_task(); /* ctx->args[0] */
 	struct linux_binprm *bprm = (struct linux_binprm *)ctx->args[2];
 	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
 	__u64 workload_cgroup = 0;
@@ -421,7 +421,7 @@ int track_fork(struct bpf_raw_tracepoint_args *ctx)
 SEC("raw_tracepoint/sched_process_exit")
 int track_exit(struct bpf_raw_tracepoint_args *ctx)
 {
-	struct task_struct *task = (struct task_struct *)ctx->args[0];
+	struct task_struct *task = current_task(); /* ctx->args[0] */
 	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
 
 	if (!group_dead(task))

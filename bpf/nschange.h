@@ -36,27 +36,28 @@ struct {
 	__type(value, struct ns_ids);
 } scratch_ns SEC(".maps");
 
-/* The current task's namespaces into ns. */
+/* The current task's namespaces into ns, by plain loads (current_task)
+ * but for the pid namespace's entry at the task's level. */
 static __always_inline void current_ns(struct ns_ids *ns)
 {
-	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
-	struct nsproxy *nsp = BPF_CORE_READ(task, nsproxy);
-	struct pid *pid = BPF_CORE_READ(task, thread_pid);
+	struct task_struct *task = current_task();
+	struct nsproxy *nsp = task->nsproxy;
+	struct pid *pid = BPF_CORE_READ((struct task_struct *)bpf_get_current_task(), thread_pid);
 	unsigned int level = BPF_CORE_READ(pid, level);
 	struct upid up = {};
 
-	ns->inum[NS_UTS] = BPF_CORE_READ(nsp, uts_ns, ns.inum);
-	ns->inum[NS_IPC] = BPF_CORE_READ(nsp, ipc_ns, ns.inum);
-	ns->inum[NS_MNT] = BPF_CORE_READ(nsp, mnt_ns, ns.inum);
+	ns->inum[NS_UTS] = nsp->uts_ns->ns.inum;
+	ns->inum[NS_IPC] = nsp->ipc_ns->ns.inum;
+	ns->inum[NS_MNT] = nsp->mnt_ns->ns.inum;
 	if (pid)
 		bpf_probe_read_kernel(&up, sizeof(up), &pid->numbers[level & 31]);
 	ns->inum[NS_PID] = BPF_CORE_READ(up.ns, ns.inum);
-	ns->inum[NS_PID_FOR_CHILDREN] = BPF_CORE_READ(nsp, pid_ns_for_children, ns.inum);
-	ns->inum[NS_NET] = BPF_CORE_READ(nsp, net_ns, ns.inum);
-	ns->inum[NS_TIME] = BPF_CORE_READ(nsp, time_ns, ns.inum);
-	ns->inum[NS_TIME_FOR_CHILDREN] = BPF_CORE_READ(nsp, time_ns_for_children, ns.inum);
-	ns->inum[NS_CGROUP] = BPF_CORE_READ(nsp, cgroup_ns, ns.inum);
-	ns->inum[NS_USER] = BPF_CORE_READ(task, cred, user_ns, ns.inum);
+	ns->inum[NS_PID_FOR_CHILDREN] = nsp->pid_ns_for_children->ns.inum;
+	ns->inum[NS_NET] = nsp->net_ns->ns.inum;
+	ns->inum[NS_TIME] = nsp->time_ns->ns.inum;
+	ns->inum[NS_TIME_FOR_CHILDREN] = nsp->time_ns_for_children->ns.inum;
+	ns->inum[NS_CGROUP] = nsp->cgroup_ns->ns.inum;
+	ns->inum[NS_USER] = task->cred->user_ns->ns.inum;
 }
 
 /* At a workload process's exec (sched_process_exec): its namespaces as

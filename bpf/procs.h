@@ -12,10 +12,11 @@
 #include "workload.h"
 
 /* The start of task's thread group (boot-based ns): with the tgid, the
- * process's identity. exec keeps it (de_thread copies the leader's). */
+ * process's identity. exec keeps it (de_thread copies the leader's).
+ * The task pointers of this file are typed (current_task). */
 static __always_inline __u64 task_start(struct task_struct *task)
 {
-	return BPF_CORE_READ(task, group_leader, start_boottime);
+	return task->group_leader->start_boottime;
 }
 
 /* A zeroed record of kind for the workload, or NULL (ring full: counted,
@@ -46,11 +47,11 @@ static __always_inline struct event *proc_record(__u8 kind, const struct workloa
  * runtime that started a short-lived container's first process). */
 static __always_inline void record_parent(struct event *e, struct task_struct *task)
 {
-	struct task_struct *parent = BPF_CORE_READ(task, real_parent);
+	struct task_struct *parent = task->real_parent;
 
-	e->ppid = BPF_CORE_READ(parent, tgid);
+	e->ppid = parent->tgid;
 	e->parent_start_time = task_start(parent);
-	BPF_CORE_READ_INTO(&e->ancestor_comm[0], parent, comm);
+	__builtin_memcpy(e->ancestor_comm[0], parent->comm, sizeof(e->ancestor_comm[0]));
 }
 
 /* exec, at sched_process_exec (current is task, the new image mapped):
@@ -70,8 +71,9 @@ static __always_inline void report_exec(struct task_struct *task, const struct p
 	record_parent(e, task);
 	bpf_get_current_comm(e->comm, sizeof(e->comm));
 	__builtin_memcpy(e->path, p->path, PATH_LEN);
-	unsigned long start = BPF_CORE_READ(task, mm, arg_start);
-	unsigned long end = BPF_CORE_READ(task, mm, arg_end);
+	struct mm_struct *mm = task->mm;
+	unsigned long start = mm->arg_start;
+	unsigned long end = mm->arg_end;
 	__u32 len = end > start ? end - start : 0;
 
 	if (len > ARGS_EV_LEN - 1)
@@ -124,7 +126,7 @@ static __always_inline bool claim_exit(__u32 tgid, __u64 start)
  * task): its wait status, once per process (claim_exit). */
 static __always_inline void report_exit(struct task_struct *task, const struct workload *w, __u64 workload_cgroup)
 {
-	__u32 tgid = BPF_CORE_READ(task, tgid);
+	__u32 tgid = task->tgid;
 	__u64 start = task_start(task);
 	struct event *e;
 
@@ -133,10 +135,10 @@ static __always_inline void report_exit(struct task_struct *task, const struct w
 	e = proc_record(RECORD_EXIT, w, workload_cgroup);
 	if (!e)
 		return;
-	e->pid = BPF_CORE_READ(task, pid);
+	e->pid = task->pid;
 	e->tgid = tgid;
 	e->start_time = start;
-	e->exit_code = BPF_CORE_READ(task, exit_code);
+	e->exit_code = task->exit_code;
 	record_parent(e, task);
 	bpf_get_current_comm(e->comm, sizeof(e->comm));
 	submit(e, false);
@@ -146,7 +148,7 @@ static __always_inline void report_exit(struct task_struct *task, const struct w
  * is decremented before sched_process_exit on every kernel). */
 static __always_inline bool group_dead(struct task_struct *task)
 {
-	return BPF_CORE_READ(task, signal, live.counter) == 0;
+	return task->signal->live.counter == 0;
 }
 
 #endif

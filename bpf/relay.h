@@ -51,13 +51,13 @@ static __always_inline __u8 file_kind(struct file *f)
 	return STDIO_OTHER;
 }
 
-/* The identity of the pipe or fifo on task's descriptor fd, 0 when it is
- * none: its device and inode number, not the inode's address, which a
- * new pipe can get as soon as an old one is freed (and would meet the
- * old one's stale map entries). */
-static __always_inline __u64 fd_pipe(struct task_struct *task, int fd)
+/* The identity of the pipe or fifo on the current task's descriptor fd,
+ * 0 when it is none: its device and inode number, not the inode's
+ * address, which a new pipe can get as soon as an old one is freed (and
+ * would meet the old one's stale map entries). */
+static __always_inline __u64 fd_pipe(int fd)
 {
-	struct file *f = task_fd(task, fd);
+	struct file *f = current_fd(fd);
 	struct inode *inode = f ? BPF_CORE_READ(f, f_inode) : 0;
 
 	/* the mode alone: file_kind's device read tells ptys apart */
@@ -237,7 +237,7 @@ static __always_inline void busybox_applet_name(struct scratch *s)
 static __always_inline void relay_peer(struct query *q, struct task_struct *task, __u64 out1, __u64 out2)
 {
 	struct task_struct *anc = BPF_CORE_READ(task, real_parent);
-	struct file *out = task_fd(task, 1);
+	struct file *out = current_fd(1);
 
 	for (int i = 0; i < RELAY_ANCESTORS; i++) {
 		__u32 tgid = BPF_CORE_READ(anc, tgid);
@@ -273,7 +273,7 @@ static __always_inline void remember_shell(struct decision *d, __u64 out1, __u64
 
 	__builtin_memcpy(ps.comm, d->q.comm, sizeof(ps.comm));
 	__builtin_memcpy(ps.binary, d->q.binary, sizeof(ps.binary));
-	if (output_reaches(BPF_CORE_READ(task, real_parent), task_fd(task, 1)))
+	if (output_reaches(BPF_CORE_READ(task, real_parent), current_fd(1)))
 		bpf_map_update_elem(&shell_parents, &ppid, &ps, BPF_ANY);
 	if (out1)
 		bpf_map_update_elem(&shell_pipes, &out1, &ps, BPF_ANY);
@@ -295,7 +295,7 @@ __noinline int relay_exec_check(__u64 file, __u64 filename)
 
 	if (!s)
 		return 0;
-	if (file_kind(task_fd(task, 0)) == STDIO_OTHER || file_kind(task_fd(task, 1)) == STDIO_OTHER)
+	if (file_kind(current_fd(0)) == STDIO_OTHER || file_kind(current_fd(1)) == STDIO_OTHER)
 		return 0;
 	if (!reads_commands(s, task))
 		return 0;
@@ -303,7 +303,7 @@ __noinline int relay_exec_check(__u64 file, __u64 filename)
 	busybox_applet_name(s);
 	read_args(s);
 	struct decision *d = &s->d;
-	__u64 out1 = fd_pipe(task, 1), out2 = fd_pipe(task, 2);
+	__u64 out1 = fd_pipe(1), out2 = fd_pipe(2);
 
 	d->q.point = POINT_RELAY;
 	relay_peer(&d->q, task, out1, out2);
@@ -333,9 +333,8 @@ __noinline int relay_connect(void)
 
 	if (!d->has_workload || !(d->w.flags & WORKLOAD_RELAY))
 		return 0;
-	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
 	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
-	__u64 in = fd_pipe(task, 0);
+	__u64 in = fd_pipe(0);
 	__u8 kind = RELAY_PARENT, dk = dialled_kind(d->q.sock_type);
 	__u8 *dialled = bpf_map_lookup_elem(&net_procs, &tgid);
 

@@ -14,18 +14,19 @@
 
 #include "match.h"
 
-/* The comms of task's parent and grandparent (real parents) into e. */
+/* The comms of task's parent and grandparent (real parents) into e; task
+ * is typed (current_task). */
 static __always_inline void ancestor_comms(struct event *e, struct task_struct *task)
 {
-	struct task_struct *parent = BPF_CORE_READ(task, real_parent);
+	struct task_struct *parent = task->real_parent;
 
-	BPF_CORE_READ_INTO(&e->ancestor_comm[0], parent, comm);
-	BPF_CORE_READ_INTO(&e->ancestor_comm[1], parent, real_parent, comm);
+	__builtin_memcpy(e->ancestor_comm[0], parent->comm, sizeof(e->ancestor_comm[0]));
+	__builtin_memcpy(e->ancestor_comm[1], parent->real_parent->comm, sizeof(e->ancestor_comm[1]));
 	/* The parent's identity: forks send no record (track_fork), so the
 	 * agent makes a child that has not exec'd from its cached parent,
 	 * which it must find without /proc (the child may be gone by then). */
-	e->ppid = BPF_CORE_READ(parent, tgid);
-	e->parent_start_time = BPF_CORE_READ(parent, group_leader, start_boottime);
+	e->ppid = parent->tgid;
+	e->parent_start_time = parent->group_leader->start_boottime;
 }
 
 /* The event of one matching selector. */
@@ -53,11 +54,11 @@ static __always_inline void report(struct scratch *s, const struct selector *sel
 		e->tgid = q->subject;
 		__builtin_memcpy(e->comm, q->comm, sizeof(e->comm));
 	} else if (!q->sk_cgroup) {
-		struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+		struct task_struct *task = current_task();
 
 		bpf_get_current_comm(e->comm, sizeof(e->comm));
 		/* the process's identity with its pid, for the agent's exec_id */
-		e->start_time = BPF_CORE_READ(task, group_leader, start_boottime);
+		e->start_time = task->group_leader->start_boottime;
 		ancestor_comms(e, task);
 	}
 	if (q->ppid)
