@@ -12,12 +12,12 @@
 /* The current task as a typed (BTF) pointer: its fields, and those of
  * what it points to, are read by plain loads (which the JIT guards
  * against faults), where BPF_CORE_READ makes a bpf_probe_read_kernel
- * call per field: measured 2 ns a field against 33 on 6.18 (a helper
- * call, and the kernel's returns are slow under retbleed and SRSO
- * mitigations). The per-fork, per-exec and per-decision paths read a
- * few dozen fields of current and its parents this way. A pointer read
- * from it is typed too; one to an array element at a variable index is
- * not, and such reads stay probe reads. */
+ * call per field: measured 1 ns a field against 33 on 6.18 (a helper
+ * call, and the kernel's returns are slow under the SRSO mitigation).
+ * The per-fork, per-exec and per-decision paths read a few dozen fields
+ * of current and its parents this way. A pointer read from it is typed
+ * too; an array element at a variable index is not reached so, and
+ * such reads stay probe reads (docs/bpf.md). */
 static __always_inline struct task_struct *current_task(void)
 {
 	return bpf_get_current_task_btf();
