@@ -204,18 +204,10 @@ static __always_inline void save_exec_caller(struct scratch *s, __u64 bprm)
  * is the new one) into scratch for the event; sets q->args_len. */
 static __always_inline void read_args(struct scratch *s)
 {
-	struct mm_struct *mm = current_task()->mm;
-	unsigned long start = mm->arg_start;
-	unsigned long end = mm->arg_end;
-	__u32 len = end > start ? end - start : 0;
+	int len = read_current_argv(s->x.args, ARGS_EV_LEN);
 
-	if (!len)
-		return;
-	if (len > ARGS_EV_LEN - 1)
-		len = ARGS_EV_LEN - 1;
-	if (bpf_probe_read_user(s->x.args, len & (ARGS_EV_LEN - 1), (const void *)start))
-		return;
-	s->d.q.args_len = len;
+	if (len > 0)
+		s->d.q.args_len = len;
 }
 
 #endif

@@ -23,6 +23,24 @@ static __always_inline struct task_struct *current_task(void)
 	return bpf_get_current_task_btf();
 }
 
+/* Reads the start of the current process's argv (NUL-separated, at most
+ * room - 1 bytes; room a power of two) into dst: at sched_process_exec,
+ * the new image's. Returns the bytes read, -1 when they cannot be. */
+static __always_inline int read_current_argv(void *dst, __u32 room)
+{
+	struct mm_struct *mm = current_task()->mm;
+	unsigned long start = mm->arg_start;
+	unsigned long end = mm->arg_end;
+	__u32 len = end > start ? end - start : 0;
+
+	if (len > room - 1)
+		len = room - 1;
+	barrier_var(len); /* keep the mask the verifier bounds the size by */
+	if (bpf_probe_read_user(dst, len & (room - 1), (const void *)start))
+		return -1;
+	return len;
+}
+
 /* cgroup v2 id -> workload: which cgroups are enforced and how. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);

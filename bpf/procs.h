@@ -71,14 +71,9 @@ static __always_inline void report_exec(struct task_struct *task, const struct p
 	record_parent(e, task);
 	bpf_get_current_comm(e->comm, sizeof(e->comm));
 	__builtin_memcpy(e->path, p->path, PATH_LEN);
-	struct mm_struct *mm = task->mm;
-	unsigned long start = mm->arg_start;
-	unsigned long end = mm->arg_end;
-	__u32 len = end > start ? end - start : 0;
+	int len = read_current_argv(e->args, ARGS_EV_LEN);
 
-	if (len > ARGS_EV_LEN - 1)
-		len = ARGS_EV_LEN - 1;
-	if (len && !bpf_probe_read_user(e->args, len & (ARGS_EV_LEN - 1), (const void *)start))
+	if (len > 0)
 		e->args_len = len;
 	submit(e, false);
 }

@@ -122,15 +122,11 @@ static long scan_argv_byte(__u32 i, void *unused)
 /* Whether the shell just exec'd reads its commands from stdin: no -c and
  * no script operand, or -i / -s. Reads argv from the new image's memory,
  * so only at sched_process_exec. */
-static __always_inline bool reads_commands(struct scratch *s, struct task_struct *task)
+static __always_inline bool reads_commands(struct scratch *s)
 {
-	unsigned long start = BPF_CORE_READ(task, mm, arg_start);
-	unsigned long end = BPF_CORE_READ(task, mm, arg_end);
-	__u32 len = end > start ? end - start : 0;
+	int len = read_current_argv(s->x.argv, ARGS_LEN);
 
-	if (len > ARGS_LEN - 1)
-		len = ARGS_LEN - 1;
-	if (bpf_probe_read_user(s->x.argv, len & (ARGS_LEN - 1), (const void *)start))
+	if (len < 0)
 		return false;
 	s->x.scan.len = len;
 	s->x.scan.flags = 0;
@@ -297,7 +293,7 @@ __noinline int relay_exec_check(__u64 file, __u64 filename)
 		return 0;
 	if (file_kind(current_fd(0)) == STDIO_OTHER || file_kind(current_fd(1)) == STDIO_OTHER)
 		return 0;
-	if (!reads_commands(s, task))
+	if (!reads_commands(s))
 		return 0;
 	exec_query(file, filename);
 	busybox_applet_name(s);
