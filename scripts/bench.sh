@@ -2,7 +2,11 @@
 # ocigate benchmarks, each a ratio measured side by side in one run:
 #  1. loopback connect latency in an enforced vs an unenforced runc
 #     container (rounds alternate; medians compared);
-#  2. the connect program's own cost per run, from bpf_stats;
+#  2. the connect program's own cost per run, from bpf_stats; and
+#     fork+exec in an enforced vs an unenforced container, next to the
+#     same rules with process events off and to the unenforced one run
+#     again (the control), with the process tracking programs' cost
+#     from bpf_stats and the agent's CPU;
 #  3. the hook's round trip p50/p99, as installed, next to the exec of
 #     /bin/true, of a Go program that does nothing and of a Go hook that
 #     makes only registration's system calls (test/bench/minhook), against
@@ -79,7 +83,10 @@ mk_rootfs "$work/rootfs" "$work/connectloop:bin/connectloop" "$work/execloop:bin
 # As installed: without the profiler, whose sampled allocations cost
 # memory of their own (the heap profile comes from a second agent, at
 # the end).
-agent_args=(--reconcile-interval 0 --pin-dir "$pin" --state-dir "$state" --metrics-addr "$METRICS_ADDR")
+mkdir -p "$work/profiles"
+cp scripts/bench-profiles/bench-no-process-events.yaml "$work/profiles/"
+agent_args=(--reconcile-interval 0 --pin-dir "$pin" --state-dir "$state" --metrics-addr "$METRICS_ADDR"
+	--trusted-annotations ocigate.io/bench)
 start_agent "$work" "${agent_args[@]}"
 sock=$work/agentd.sock
 mk_bundle "$work/on" "$work/rootfs" bench-on yes "$sock" /bin/connectloop "$CONNECTS"
@@ -144,26 +151,38 @@ conn_ratio=$(paired_median "$work/off.txt" "$work/on.txt")
 # tracking programs.
 proc_prog_stats() { prog_stats '^raw_tracepoint/sched_process_'; }
 
-echo "bench: fork+exec of /bin/true, $ROUNDS alternating rounds"
+# Each round runs four containers, in an order that turns by one from
+# round to round: unenforced (off); enforced as installed, process
+# events on (on); enforced under the same rules with process events off
+# (noev: the bench-no-process-events profile, chosen by a trusted
+# annotation), whose programs send no exec or exit records and whose
+# agent has nothing to read; and unenforced again (ctl), the control:
+# its ratio to off is what the run's noise alone makes of a median.
+echo "bench: fork+exec of /bin/true, $ROUNDS rounds of four containers"
 mk_bundle "$work/eon" "$work/rootfs" bench-on yes "$sock" /bin/execloop "${EXECS:-2000}" /bin/true
+ANNOTATIONS='{"ocigate.io/bench": "no-process-events"}' \
+	mk_bundle "$work/enoev" "$work/rootfs" bench-noev yes "$sock" /bin/execloop "${EXECS:-2000}" /bin/true
 mk_bundle "$work/eoff" "$work/rootfs" bench-off no "" /bin/execloop "${EXECS:-2000}" /bin/true
-: >"$work/exec-on.txt"
-: >"$work/exec-off.txt"
+for side in on off noev ctl; do : >"$work/exec-$side.txt"; done
 : >"$work/exec-progs.txt"
 sysctl -qw kernel.bpf_stats_enabled=1
 agent_ticks() { awk '{print $14 + $15}' "/proc/$AGENT_PID/stat"; }
 exec_agent_ticks=0
+exec_sides=(off on noev ctl)
 for r in $(seq "$ROUNDS"); do
-	for side in $(side_order "$r"); do
-		if [ "$side" = off ]; then
-			run_container "$work/eoff" bench-off 120 >>"$work/exec-off.txt"
-			continue
-		fi
-		proc_prog_stats | sed 's/^/before /' >>"$work/exec-progs.txt"
-		a0=$(agent_ticks)
-		run_container "$work/eon" bench-on 120 >>"$work/exec-on.txt"
-		exec_agent_ticks=$((exec_agent_ticks + $(agent_ticks) - a0))
-		proc_prog_stats | sed 's/^/after /' >>"$work/exec-progs.txt"
+	for i in 0 1 2 3; do
+		side=${exec_sides[$(((i + r) % 4))]}
+		case $side in
+		off | ctl) run_container "$work/eoff" bench-off 120 >>"$work/exec-$side.txt" ;;
+		noev) run_container "$work/enoev" bench-noev 120 >>"$work/exec-noev.txt" ;;
+		on)
+			proc_prog_stats | sed 's/^/before /' >>"$work/exec-progs.txt"
+			a0=$(agent_ticks)
+			run_container "$work/eon" bench-on 120 >>"$work/exec-on.txt"
+			exec_agent_ticks=$((exec_agent_ticks + $(agent_ticks) - a0))
+			proc_prog_stats | sed 's/^/after /' >>"$work/exec-progs.txt"
+			;;
+		esac
 	done
 done
 sysctl -qw kernel.bpf_stats_enabled=0
@@ -171,6 +190,11 @@ exec_on=$(median <"$work/exec-on.txt")
 exec_off=$(median <"$work/exec-off.txt")
 exec_ratio=$(paired_median "$work/exec-off.txt" "$work/exec-on.txt")
 exec_rounds=$(round_ratios "$work/exec-off.txt" "$work/exec-on.txt" | paste -sd, | sed 's/,/, /g')
+exec_noev=$(median <"$work/exec-noev.txt")
+exec_ctl=$(median <"$work/exec-ctl.txt")
+exec_noev_ratio=$(paired_median "$work/exec-off.txt" "$work/exec-noev.txt")
+exec_ctl_ratio=$(paired_median "$work/exec-off.txt" "$work/exec-ctl.txt")
+exec_events_ratio=$(paired_median "$work/exec-noev.txt" "$work/exec-on.txt")
 # Per program: ns per run and runs per exec of the enforced rounds (each
 # runs EXECS plus a tenth to warm up).
 execs_on=$((ROUNDS * (${EXECS:-2000} + ${EXECS:-2000} / 10)))
@@ -332,6 +356,9 @@ runc_unmet() {
 	echo "|---|---|---|---|---|"
 	echo "| loopback connect+accept+close in a runc container, median of $CONNECT_ROUNDS rounds (ns); ratio: the median of the rounds' own | $off_med | $on_med | $conn_ratio | <= 1.02 |"
 	echo "| fork+exec of /bin/true in a runc container, median of $ROUNDS rounds (ns); ratio: the median of the rounds' own | $exec_off | $exec_on | $exec_ratio | <= 1.03 |"
+	echo "| fork+exec: the same rules with process events off (no exec and exit records, nothing for the agent to read) | $exec_off | $exec_noev | $exec_noev_ratio | |"
+	echo "| fork+exec: process events on vs off, both enforced (the records and the agent's work on them) | $exec_noev | $exec_on | $exec_events_ratio | |"
+	echo "| control: fork+exec unenforced again, a fourth container in the same rounds (the run's noise) | $exec_off | $exec_ctl | $exec_ctl_ratio | |"
 	echo "| connect4 BPF program per run (bpf_stats, ns): unregistered vs registered cgroup | $off_prog_ns | $on_prog_ns | $(ratio "$on_prog_ns" "$off_prog_ns") | |"
 	echo "| hook createRuntime round trip p50 (us) vs exec of /bin/true | $true_p50 | $hook_p50 | $(ratio "$hook_p50" "$true_p50") | <= 1500 us |"
 	echo "| hook createRuntime round trip p99 (us) | | $hook_p99 | | <= 4000 us |"
@@ -370,7 +397,11 @@ runc_unmet() {
 		"Against the unenforced loop's $exec_off ns, the programs alone make a ratio of $exec_floor, and programs plus the agent's" \
 		"CPU in full, were it all on the loop's path, $exec_ceiling; the loop forks, execs and waits mostly on one CPU, so the agent" \
 		"runs on the other, and the measured ratio above that floor is its share of the two CPUs (wakeups, caches) and the noise of the run." \
-		"The rounds' own ratios: $exec_rounds; the ratio of the two medians is $(ratio "$exec_on" "$exec_off")."
+		"The rounds' own ratios: $exec_rounds; the ratio of the two medians is $(ratio "$exec_on" "$exec_off")." \
+		"In the same rounds, the same rules with process events off make $exec_noev_ratio (exec tracking and the decisions, no" \
+		"records); process events on vs off, both enforced, $exec_events_ratio: what the exec and exit records and the agent's work on" \
+		"them (reading, its process cache, encoding and writing two events per fork+exec+exit) cost the loop on these two CPUs; and" \
+		"the control, the unenforced container run again, $exec_ctl_ratio: a median of $ROUNDS such rounds moves that much with nothing changed."
 	echo
 	cat "$out/rulescale.md"
 	echo
