@@ -244,16 +244,21 @@ static __always_inline void forget(void *map, const void *key)
 		bpf_map_delete_elem(map, key);
 }
 
-#define WAKEUP_BYTES (64 << 10)	/* records waiting that wake the agent */
+#define WAKEUP_BYTES (512 << 10)	/* records waiting that wake the agent */
 /* A record's room in the ring: its header and the record, 8-aligned. */
 #define RECORD_ROOM ((sizeof(struct event) + 8 + 7) & ~7UL)
 
 /* Submits a record. The agent is woken when WAKEUP_BYTES wait, at once
  * when it has to act (urgent: a kill or signal left to it), or when its
  * reader sleeps (a quiet node: no polling); other records wait for its
- * next read, at most a few milliseconds (it polls while records come).
- * At high rates it reads in batches instead of being woken per record,
- * and the programs do not pay for a wakeup per record. The flag is read
+ * next read, at most its longest poll interval (it polls while records
+ * come: record.MaxPollInterval). At high rates it reads in batches
+ * instead of being woken per record, and the programs do not pay for a
+ * wakeup per record. WAKEUP_BYTES is an eighth of the ring: a stream of
+ * a few thousand records a second (a build's fork+exec+exit) wakes the
+ * reader at its poll interval, not every few tens of milliseconds, and
+ * a burst still leaves seven eighths of the ring to fill while the
+ * reader wakes. The flag is read
  * after the record was reserved: a reader that set it before it waited
  * either sees the reserved record when it starts waiting or is woken.
  *

@@ -54,25 +54,28 @@ func NewReader(events, stacks, sleeps *ebpf.Map) (*Reader, error) {
 }
 
 // PollInterval is how often the reader looks for records the kernel did
-// not wake it for: it wakes the reader only once 64 KiB wait (or for a
+// not wake it for: it wakes the reader only once 512 KiB wait (or for a
 // record the agent must act on), so that a busy ring is read in batches.
 // It bounds how long a record waits in a quiet ring, where the first
 // records of a container tell of processes outside it (the runtime)
 // that the agent reads in /proc while they last. While every look
 // finds records, the interval doubles up to MaxPollInterval: each look
-// is a wakeup of the reader and then of the sink's writer, which on a
-// 2-CPU machine costs the agent more than the records it finds at
-// fork+exec rates (make bench's loop, the agent's CPU per
-// fork+exec+exit of /bin/true, side by side: ~80 us at 5 ms, ~45 at
-// 20 ms on one machine; 23-24 at 20 ms, 15-16 at 50 ms on another).
-// At 50 ms a stream of records reaches the events file within about as
-// long, which a log can afford; the first records after a quiet spell
-// are read at once (reader_sleeps) or within 5 ms, and records the agent
-// must act on wake it at once. A look that finds none goes back to
-// PollInterval.
+// is a wakeup of the reader and then of the sink's writer, and of the
+// Go runtime's monitor for as long as they run, which on a 2-CPU
+// machine costs the agent more than the records it finds at fork+exec
+// rates. make bench's loop, the agent's CPU per fork+exec+exit of
+// /bin/true, side by side: ~80 us at 5 ms, ~45 at 20 ms on one machine;
+// on another 23-24 at 20 ms, 15-16 at 50 ms, and 9-12 at 200 ms with
+// the kernel's wakeup at 512 KiB rather than 64 (bpf/maps.h
+// WAKEUP_BYTES). The agent's CPU is taken from the CPUs the workload
+// forks and execs on. At 200 ms a stream of records reaches the events
+// file within about as long, which a log can afford; the first records
+// after a quiet spell are read at once (reader_sleeps) or within 5 ms,
+// and records the agent must act on wake it at once. A look that finds
+// none goes back to PollInterval.
 const (
 	PollInterval    = 5 * time.Millisecond
-	MaxPollInterval = 50 * time.Millisecond
+	MaxPollInterval = 200 * time.Millisecond
 )
 
 // After SleepAfterLooks looks in a row find no record (200 ms at

@@ -67,8 +67,10 @@ func TestReaderFlushUnblocksRead(t *testing.T) {
 // often, up to MaxPollInterval, while every look finds records.
 func TestNextInterval(t *testing.T) {
 	d := PollInterval
-	for i := 0; i < 5; i++ {
-		d = nextInterval(d, true)
+	for i := 0; i < 20; i++ { // doubling: far more looks than it takes
+		if d = nextInterval(d, true); d > MaxPollInterval {
+			t.Fatalf("busy look %d: %v, over %v", i, d, MaxPollInterval)
+		}
 	}
 	if d != MaxPollInterval {
 		t.Fatalf("busy: %v, want %v", d, MaxPollInterval)
