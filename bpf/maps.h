@@ -23,6 +23,29 @@ static __always_inline struct task_struct *current_task(void)
 	return bpf_get_current_task_btf();
 }
 
+/* The start of task's thread group (boot-based ns): with the tgid, the
+ * process's identity. exec keeps it (de_thread copies the leader's).
+ * task is typed (current_task, or a pointer read from it). */
+static __always_inline __u64 task_start(struct task_struct *task)
+{
+	return task->group_leader->start_boottime;
+}
+
+/* The parent of a process into a record: its real parent's tgid, start
+ * and comm. The agent names a parent gone before it reads the record by
+ * them (the runtime that started a short-lived container's first
+ * process), and makes a child that has not exec'd from its cached parent
+ * (forks send no record), which it must find without /proc. task is
+ * typed. */
+static __always_inline void record_parent(struct event *e, struct task_struct *task)
+{
+	struct task_struct *parent = task->real_parent;
+
+	e->ppid = parent->tgid;
+	e->parent_start_time = task_start(parent);
+	__builtin_memcpy(e->ancestor_comm[0], parent->comm, sizeof(e->ancestor_comm[0]));
+}
+
 /* Reads the start of the current process's argv (NUL-separated, at most
  * room - 1 bytes; room a power of two) into dst: at sched_process_exec,
  * the new image's. Returns the bytes read, -1 when they cannot be. */
@@ -258,9 +281,9 @@ static __always_inline void forget(void *map, const void *key)
  * a few thousand records a second (a build's fork+exec+exit) wakes the
  * reader at its poll interval, not every few tens of milliseconds, and
  * a burst still leaves seven eighths of the ring to fill while the
- * reader wakes. The flag is read
- * after the record was reserved: a reader that set it before it waited
- * either sees the reserved record when it starts waiting or is woken.
+ * reader wakes. The flag is read after the record was reserved: a
+ * reader that set it before it waited either sees the reserved record
+ * when it starts waiting or is woken.
  *
  * Beyond WAKEUP_BYTES only the record that lands the waiting bytes in
  * the first RECORD_ROOM of a WAKEUP_BYTES step wakes it: a reader that

@@ -11,14 +11,6 @@
 
 #include "workload.h"
 
-/* The start of task's thread group (boot-based ns): with the tgid, the
- * process's identity. exec keeps it (de_thread copies the leader's).
- * The task pointers of this file are typed (current_task). */
-static __always_inline __u64 task_start(struct task_struct *task)
-{
-	return task->group_leader->start_boottime;
-}
-
 /* A zeroed record of kind for the workload, or NULL (ring full: counted,
  * or the workload wants no process records). */
 static __always_inline struct event *proc_record(__u8 kind, const struct workload *w, __u64 workload_cgroup)
@@ -40,18 +32,6 @@ static __always_inline struct event *proc_record(__u8 kind, const struct workloa
 	e->profile = w->profile;
 	e->uid = (__u32)bpf_get_current_uid_gid();
 	return e;
-}
-
-/* The parent of a process: its real parent's tgid, start and comm (the
- * agent's name for a parent gone before it reads the record, as the
- * runtime that started a short-lived container's first process). */
-static __always_inline void record_parent(struct event *e, struct task_struct *task)
-{
-	struct task_struct *parent = task->real_parent;
-
-	e->ppid = parent->tgid;
-	e->parent_start_time = task_start(parent);
-	__builtin_memcpy(e->ancestor_comm[0], parent->comm, sizeof(e->ancestor_comm[0]));
 }
 
 /* exec, at sched_process_exec (current is task, the new image mapped):

@@ -14,19 +14,12 @@
 
 #include "match.h"
 
-/* The comms of task's parent and grandparent (real parents) into e; task
- * is typed (current_task). */
+/* The parent (record_parent) and the grandparent's comm of task into e;
+ * task is typed (current_task). */
 static __always_inline void ancestor_comms(struct event *e, struct task_struct *task)
 {
-	struct task_struct *parent = task->real_parent;
-
-	__builtin_memcpy(e->ancestor_comm[0], parent->comm, sizeof(e->ancestor_comm[0]));
-	__builtin_memcpy(e->ancestor_comm[1], parent->real_parent->comm, sizeof(e->ancestor_comm[1]));
-	/* The parent's identity: forks send no record (track_fork), so the
-	 * agent makes a child that has not exec'd from its cached parent,
-	 * which it must find without /proc (the child may be gone by then). */
-	e->ppid = parent->tgid;
-	e->parent_start_time = parent->group_leader->start_boottime;
+	record_parent(e, task);
+	__builtin_memcpy(e->ancestor_comm[1], task->real_parent->real_parent->comm, sizeof(e->ancestor_comm[1]));
 }
 
 /* The event of one matching selector. */
@@ -58,7 +51,7 @@ static __always_inline void report(struct scratch *s, const struct selector *sel
 
 		bpf_get_current_comm(e->comm, sizeof(e->comm));
 		/* the process's identity with its pid, for the agent's exec_id */
-		e->start_time = task->group_leader->start_boottime;
+		e->start_time = task_start(task);
 		ancestor_comms(e, task);
 	}
 	if (q->ppid)
