@@ -61,17 +61,20 @@ profile_shares() {
 			for (i = 1; i <= n; i++) printf "%s %.0f%%; ", order[i], 100 * part[order[i]] / secs }'
 }
 
-# counters: events_written kernel_events_lost events_dropped_queue events_sink_errors
+# counters: events_written kernel_events_lost events_dropped_queue
+# events_sink_errors events_bytes_written events_write_us
 counters() {
 	"$OCIGATE_BIN/ocigate-agentd" status --socket "$sock" -o json |
-		jq -r '.counters | "\(.events_written) \(.kernel_events_lost) \(.events_dropped_queue) \(.events_sink_errors)"'
+		jq -r '.counters | "\(.events_written) \(.kernel_events_lost) \(.events_dropped_queue) \(.events_sink_errors) \(.events_bytes_written) \(.events_write_us)"'
 }
+# gc_cycles: the agent's garbage collections so far (runtime.MemStats).
+gc_cycles() { curl -sf "http://$PPROF_ADDR/debug/pprof/heap?debug=1" | awk '$2 == "NumGC" {print $4}'; }
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$AGENT_PID/stat"; }
 now() { date +%s.%N; }
 
 {
-	echo "| offered (events/s) | threads | made | made/s | written | written/s | kernel lost | queue dropped | sink lost | agent CPU | generators us/event | agent us/event read | zero loss |"
-	echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+	echo "| offered (events/s) | threads | made | made/s | written | written/s | kernel lost | queue dropped | sink lost | agent CPU | generators us/event | agent us/event read | agent GCs/s | sink MB/s in its writes | writer in its writes | zero loss |"
+	echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
 } >"$work/table.md"
 first_loss=""
 best=0 best_at=""
@@ -82,7 +85,8 @@ rm -f "$work/sink-ceiling"
 load=$(cut -d' ' -f1-3 /proc/loadavg)
 for step in $STEPS; do
 	rate=${step%/*} threads=${step#*/}
-	read -r w0 k0 q0 s0 < <(counters)
+	read -r w0 k0 q0 s0 b0 u0 < <(counters)
+	g0=$(gc_cycles)
 	c0=$(cpu_ticks)
 	t0=$(now)
 	prof_pid=
@@ -98,7 +102,7 @@ for step in $STEPS; do
 	# Wait until the agent has written them all, or stops writing.
 	last=-1 stable=0
 	while :; do
-		read -r w k q s < <(counters)
+		read -r w k q s b u < <(counters)
 		t1=$(now)
 		[ $((w - w0)) -ge "$made" ] && break
 		if [ "$w" = "$last" ]; then stable=$((stable + 1)); else stable=0; fi
@@ -107,6 +111,7 @@ for step in $STEPS; do
 		sleep 0.05
 	done
 	c1=$(cpu_ticks)
+	g1=$(gc_cycles)
 	if [ -n "$prof_pid" ] && wait "$prof_pid"; then
 		echo "| $rate | $threads | $(profile_shares "$work/cpu-$rate.pprof" $((SECONDS_PER - 1))) |" >>"$work/profiles.md"
 	fi
@@ -118,9 +123,9 @@ for step in $STEPS; do
 	offered=$rate
 	[ "$rate" = 0 ] && offered="max"
 	awk -v o="$offered" -v th="$threads" -v m="$made" -v s="$secs" -v w="$written" -v wall="$wall" -v k="$klost" -v q="$qdrop" \
-		-v sl="$slost" -v c=$((c1 - c0)) -v ok="$ok" -v g="${gcpu:-0}" 'BEGIN {
-		printf "| %s | %d | %d | %.0f | %d | %.0f | %d | %d | %d | %.0f%% | %.2f | %.2f | %s |\n", o, th, m, m / s, w, w / wall, k, q, sl,
-			100 * c / 100 / wall, 1e6 * g / (m ? m : 1), 1e6 * c / 100 / (w + q ? w + q : 1), ok
+		-v sl="$slost" -v c=$((c1 - c0)) -v ok="$ok" -v g="${gcpu:-0}" -v gc=$((g1 - g0)) -v by=$((b - b0)) -v us=$((u - u0)) 'BEGIN {
+		printf "| %s | %d | %d | %.0f | %d | %.0f | %d | %d | %d | %.0f%% | %.2f | %.2f | %.0f | %.0f | %.0f%% | %s |\n", o, th, m, m / s, w, w / wall, k, q, sl,
+			100 * c / 100 / wall, 1e6 * g / (m ? m : 1), 1e6 * c / 100 / (w + q ? w + q : 1), gc / wall, us ? by / us : 0, 100 * us / 1e6 / wall, ok
 	}' >>"$work/table.md"
 	# Per-event CPU of the fastest step: the floor below.
 	if [ "$rate" = 0 ] && [ "$written" -gt 0 ]; then

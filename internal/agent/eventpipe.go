@@ -217,6 +217,8 @@ func (a *Agent) writeEvents(q *sinkQueue, w *events.Writer) {
 	// The writer counts what it wrote out and what it lost.
 	check := func(err error) {
 		a.stats.EventsWritten.Store(w.Written())
+		a.stats.EventsBytesWritten.Store(w.BytesWritten())
+		a.stats.EventsWriteMicros.Store(uint64(w.WriteTime().Microseconds()))
 		a.stats.SinkErrors.Store(w.Lost())
 		switch {
 		case err == nil:

@@ -73,6 +73,8 @@ var (
 	descLost = desc("ocigate_events_lost_total",
 		"Events lost: kernel (ring buffer full), queue (the agent's queue to the events file full), sink (the events file failed), subscriber (an API subscriber's queue full).", "where")
 	descWritten       = desc("ocigate_events_written_total", "Events written to the events file or stdout.")
+	descWrittenBytes  = desc("ocigate_events_written_bytes_total", "Bytes of events written to the events file or stdout.")
+	descWriteSeconds  = desc("ocigate_events_write_seconds_total", "Time spent writing events to the events file or stdout (its write calls): against the bytes, the rate the sink takes them at.")
 	descDecodeErrors  = desc("ocigate_event_decode_errors_total", "Ring buffer records the agent could not decode.")
 	descAgentKills    = desc("ocigate_agent_kills_total", "Signals the kernel left to the agent and the agent sent.")
 	descWorkloads     = desc("ocigate_workloads_registered", "Containers registered and enforced.")
@@ -100,7 +102,7 @@ var (
 type collector struct{ a *Agent }
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descLost, descWritten, descDecodeErrors, descAgentKills, descWorkloads,
+	for _, d := range []*prometheus.Desc{descLost, descWritten, descWrittenBytes, descWriteSeconds, descDecodeErrors, descAgentKills, descWorkloads,
 		descSubscribers, descProcessCache, descRegistrations, descUnregister, descReconciled, descReloads, descClaims, descBackend, descAvailable, descAttached, descPoint,
 		descRunSeconds, descRuns, descMapEntries, descMapMax} {
 		ch <- d
@@ -119,6 +121,8 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	counter(descLost, s.SinkErrors.Load(), "sink")
 	counter(descLost, a.hub.Dropped(), "subscriber")
 	counter(descWritten, s.EventsWritten.Load())
+	counter(descWrittenBytes, s.EventsBytesWritten.Load())
+	ch <- prometheus.MustNewConstMetric(descWriteSeconds, prometheus.CounterValue, float64(s.EventsWriteMicros.Load())/1e6)
 	counter(descDecodeErrors, s.EventErrors.Load())
 	counter(descAgentKills, s.AgentKills.Load())
 	gauge(descWorkloads, float64(len(a.reg.List())))

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -85,7 +86,8 @@ func TestMetricsScrape(t *testing.T) {
 	exec := execRaw(cg)
 	src := newFakeSource(connectRaw(cg), connectRaw(cg), errors.New("short record"), exec)
 	src.drain = true
-	a.RunEvents(context.Background(), src, events.NewWriter(&syncBuffer{}))
+	sink := &syncBuffer{}
+	a.RunEvents(context.Background(), src, events.NewWriter(sink))
 	execPolicy := a.convert(execRaw(cg), time.Now()).ProcessKprobe.PolicyName
 
 	got := scrape(t, a)
@@ -97,6 +99,7 @@ func TestMetricsScrape(t *testing.T) {
 		`ocigate_events_lost_total{where="sink"}`:                                                                   "0",
 		`ocigate_events_lost_total{where="subscriber"}`:                                                             "2",
 		`ocigate_events_written_total`:                                                                              "3",
+		`ocigate_events_written_bytes_total`:                                                                        strconv.Itoa(len(sink.String())),
 		`ocigate_event_decode_errors_total`:                                                                         "1",
 		`ocigate_workloads_registered`:                                                                              "1",
 		`ocigate_event_subscribers`:                                                                                 "1",
@@ -119,6 +122,9 @@ func TestMetricsScrape(t *testing.T) {
 		if got[k] != v {
 			t.Errorf("%s = %q, want %q", k, got[k], v)
 		}
+	}
+	if got[`ocigate_events_write_seconds_total`] == "" {
+		t.Error("no ocigate_events_write_seconds_total")
 	}
 	if execPolicy == "" {
 		t.Error("the exec event has no policy: the label check above proves little")

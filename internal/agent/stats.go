@@ -21,6 +21,8 @@ type Stats struct {
 	CgroupWatchErrors        atomic.Uint64 // registered cgroups not watched (left to the periodic check)
 	RuntimeLookupErrors      atomic.Uint64 // registrations whose runtime could not be asked for the image
 	EventsWritten            atomic.Uint64 // written out by the sink
+	EventsBytesWritten       atomic.Uint64 // the sink's bytes written out
+	EventsWriteMicros        atomic.Uint64 // time in the sink's writes (us)
 	EventsDropped            atomic.Uint64 // user-space queue full
 	SinkErrors               atomic.Uint64 // events the sink failed to encode or write
 	EventErrors              atomic.Uint64 // undecodable ring buffer records
@@ -60,6 +62,8 @@ func (s *Stats) counters() map[string]uint64 {
 		"cgroup_watch_errors":               s.CgroupWatchErrors.Load(),
 		"runtime_lookup_errors":             s.RuntimeLookupErrors.Load(),
 		"events_written":                    s.EventsWritten.Load(),
+		"events_bytes_written":              s.EventsBytesWritten.Load(),
+		"events_write_us":                   s.EventsWriteMicros.Load(),
 		"events_dropped_queue":              s.EventsDropped.Load(),
 		"events_sink_errors":                s.SinkErrors.Load(),
 		"event_decode_errors":               s.EventErrors.Load(),

@@ -7,6 +7,7 @@ import (
 	"io"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // ErrRotate marks a failed rotation of an events file. The event that
@@ -40,6 +41,8 @@ type Writer struct {
 	file    *rotatingFile // nil: the caller's io.Writer, not rotated
 	written atomic.Uint64
 	lost    atomic.Uint64
+	bytes   atomic.Uint64 // written out
+	writeNs atomic.Uint64 // in the sink's Write calls
 }
 
 // NewWriter writes to out; Close does not close out.
@@ -64,6 +67,15 @@ func OpenFile(path string, rot Rotation) (*Writer, error) {
 
 // Written is the number of events written out.
 func (w *Writer) Written() uint64 { return w.written.Load() }
+
+// BytesWritten is how many bytes were written out.
+func (w *Writer) BytesWritten() uint64 { return w.bytes.Load() }
+
+// WriteTime is how long writing out took: the time spent in the sink's
+// Write calls (for a file, the write system calls). Against
+// BytesWritten it is the rate the sink takes the events at, which
+// bounds how fast they can be written whatever the agent does.
+func (w *Writer) WriteTime() time.Duration { return time.Duration(w.writeNs.Load()) }
 
 // Lost is the number of events that could not be encoded or written.
 func (w *Writer) Lost() uint64 { return w.lost.Load() }
@@ -199,7 +211,10 @@ func (w *Writer) flushLocked() error {
 // writeOutLocked writes b, lines whole lines, in one write, counting
 // those written and those lost (not written completely).
 func (w *Writer) writeOutLocked(b []byte, lines int) error {
+	start := time.Now()
 	n, err := w.out.Write(b)
+	w.writeNs.Add(uint64(time.Since(start)))
+	w.bytes.Add(uint64(n))
 	if err == nil && n < len(b) {
 		err = io.ErrShortWrite
 	}

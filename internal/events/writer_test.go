@@ -317,6 +317,38 @@ func TestWriterFlushesLargeBuffer(t *testing.T) {
 	}
 }
 
+// slowSink takes its time over each write.
+type slowSink struct {
+	bytes.Buffer
+	delay time.Duration
+}
+
+func (s *slowSink) Write(p []byte) (int, error) {
+	time.Sleep(s.delay)
+	return s.Buffer.Write(p)
+}
+
+// The bytes written out and the time the sink took over them are
+// counted: they tell how fast the sink takes events.
+func TestWriterTimesTheSink(t *testing.T) {
+	out := &slowSink{delay: 5 * time.Millisecond}
+	w := NewWriter(out)
+	for range 3 {
+		if err := w.Write(sample(100)); err != nil {
+			t.Fatal(err)
+		}
+		if err := w.Flush(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := w.BytesWritten(); got != uint64(out.Len()) || got == 0 {
+		t.Errorf("BytesWritten %d, the sink got %d", got, out.Len())
+	}
+	if got := w.WriteTime(); got < 3*out.delay {
+		t.Errorf("WriteTime %v for 3 writes of %v each", got, out.delay)
+	}
+}
+
 // Reopen, after the file was renamed (logrotate), writes on into a new
 // file at the path.
 func TestWriterReopen(t *testing.T) {
