@@ -9,7 +9,11 @@
 # and the CPU each event cost the generators (their own rusage: the
 # syscall and the BPF program) and the agent: on two CPUs their sum
 # bounds the rate, which the results say; and so does the file system,
-# whose rate for the agent's writes is measured before the steps.
+# whose rate for the agent's writes is measured before the steps and,
+# as it varies (on a VM, from one GiB to the next), during each step:
+# the bytes the agent wrote over the time its write calls took, and
+# that time's share of the step. The agent's garbage collections a
+# second show when its heap nears its memory limit.
 # The agent writes process_kprobe events only (--events-types), so the
 # written count is the generator's events alone.
 # At the steps of 300 000 events/s and more, the agent's CPU profile
