@@ -13,7 +13,10 @@
 # as it varies (on a VM, from one GiB to the next), during each step:
 # the bytes the agent wrote over the time its write calls took, and
 # that time's share of the step. The agent's garbage collections a
-# second show when its heap nears its memory limit.
+# second show when its heap nears its memory limit. The reader's thread
+# (ocigate-events) shows its time on a CPU and its time runnable but
+# waiting for one (schedstat): the kernel loses records when the reader
+# waits longer than the ring buffer holds records for.
 # The agent writes process_kprobe events only (--events-types), so the
 # written count is the generator's events alone.
 # At the steps of 300 000 events/s and more, the agent's CPU profile
@@ -74,11 +77,20 @@ counters() {
 # gc_cycles: the agent's garbage collections so far (runtime.MemStats).
 gc_cycles() { curl -sf "http://$PPROF_ADDR/debug/pprof/heap?debug=1" | awk '$2 == "NumGC" {print $4}'; }
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$AGENT_PID/stat"; }
+# reader_sched: the agent's record reader's thread (named ocigate-events)
+# time on a CPU and time runnable but waiting for one, in ns (schedstat).
+reader_sched() {
+	local t
+	for t in /proc/"$AGENT_PID"/task/*; do
+		[ "$(cat "$t/comm" 2>/dev/null)" = ocigate-events ] && { cut -d' ' -f1-2 "$t/schedstat"; return; }
+	done
+	echo "0 0"
+}
 now() { date +%s.%N; }
 
 {
-	echo "| offered (events/s) | threads | made | made/s | written | written/s | kernel lost | queue dropped | sink lost | agent CPU | generators us/event | agent us/event read | agent GCs/s | sink MB/s in its writes | writer in its writes | zero loss |"
-	echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+	echo "| offered (events/s) | threads | made | made/s | written | written/s | kernel lost | queue dropped | sink lost | agent CPU | generators us/event | agent us/event read | agent GCs/s | sink MB/s in its writes | writer in its writes | reader on a CPU | reader waiting for a CPU | zero loss |"
+	echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
 } >"$work/table.md"
 first_loss=""
 best=0 best_at=""
@@ -91,6 +103,7 @@ for step in $STEPS; do
 	rate=${step%/*} threads=${step#*/}
 	read -r w0 k0 q0 s0 b0 u0 < <(counters)
 	g0=$(gc_cycles)
+	read -r r0 d0 < <(reader_sched)
 	c0=$(cpu_ticks)
 	t0=$(now)
 	prof_pid=
@@ -116,6 +129,7 @@ for step in $STEPS; do
 	done
 	c1=$(cpu_ticks)
 	g1=$(gc_cycles)
+	read -r r1 d1 < <(reader_sched)
 	if [ -n "$prof_pid" ] && wait "$prof_pid"; then
 		echo "| $rate | $threads | $(profile_shares "$work/cpu-$rate.pprof" $((SECONDS_PER - 1))) |" >>"$work/profiles.md"
 	fi
@@ -127,9 +141,11 @@ for step in $STEPS; do
 	offered=$rate
 	[ "$rate" = 0 ] && offered="max"
 	awk -v o="$offered" -v th="$threads" -v m="$made" -v s="$secs" -v w="$written" -v wall="$wall" -v k="$klost" -v q="$qdrop" \
-		-v sl="$slost" -v c=$((c1 - c0)) -v ok="$ok" -v g="${gcpu:-0}" -v gc=$((g1 - g0)) -v by=$((b - b0)) -v us=$((u - u0)) 'BEGIN {
-		printf "| %s | %d | %d | %.0f | %d | %.0f | %d | %d | %d | %.0f%% | %.2f | %.2f | %.0f | %.0f | %.0f%% | %s |\n", o, th, m, m / s, w, w / wall, k, q, sl,
-			100 * c / 100 / wall, 1e6 * g / (m ? m : 1), 1e6 * c / 100 / (w + q ? w + q : 1), gc / wall, us ? by / us : 0, 100 * us / 1e6 / wall, ok
+		-v sl="$slost" -v c=$((c1 - c0)) -v ok="$ok" -v g="${gcpu:-0}" -v gc=$((g1 - g0)) -v by=$((b - b0)) -v us=$((u - u0)) \
+		-v ron=$((r1 - r0)) -v rwait=$((d1 - d0)) 'BEGIN {
+		printf "| %s | %d | %d | %.0f | %d | %.0f | %d | %d | %d | %.0f%% | %.2f | %.2f | %.0f | %.0f | %.0f%% | %.0f%% | %.0f%% | %s |\n", o, th, m, m / s, w, w / wall, k, q, sl,
+			100 * c / 100 / wall, 1e6 * g / (m ? m : 1), 1e6 * c / 100 / (w + q ? w + q : 1), gc / wall, us ? by / us : 0, 100 * us / 1e6 / wall,
+			100 * ron / 1e9 / wall, 100 * rwait / 1e9 / wall, ok
 	}' >>"$work/table.md"
 	# Per-event CPU of the fastest step: the floor below.
 	if [ "$rate" = 0 ] && [ "$written" -gt 0 ]; then

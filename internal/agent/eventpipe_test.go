@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -450,3 +451,38 @@ func TestRunEventsBatches(t *testing.T) {
 	src.Close()
 	<-done
 }
+
+// RunEvents reads on a thread of its own, named so that its CPU and
+// its waits for a CPU can be found (/proc/PID/task/TID), and gives the
+// thread its name back when it returns.
+func TestRunEventsNamesItsThread(t *testing.T) {
+	a := newTestAgent(t, newFakeHost(t), newFakeEnforcer())
+	seen := make(chan string, 1)
+	src := &threadNameSource{seen: seen}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		before := threadName()
+		a.RunEvents(context.Background(), src, events.NewWriter(&syncBuffer{}))
+		if after := threadName(); after != before {
+			t.Errorf("thread named %q after RunEvents, %q before", after, before)
+		}
+	}()
+	<-done
+	if got := <-seen; got != ReaderThreadName {
+		t.Errorf("records read on thread %q, want %q", got, ReaderThreadName)
+	}
+}
+
+// threadNameSource tells the name of the thread it is read on, once,
+// then is closed.
+type threadNameSource struct{ seen chan string }
+
+func (s *threadNameSource) ReadInto(*record.RawEvent) error {
+	s.seen <- threadName()
+	return record.ErrClosed
+}
+
+func (s *threadNameSource) Close() error { return nil }
