@@ -178,7 +178,7 @@ func (r *agentRun) loadEnforcement() (err error) {
 		return fmt.Errorf("profiles: %w", err)
 	}
 	r.ag, err = agent.New(agent.Config{Enforcer: r.enf, Catalog: catalog, Resolver: r.resolver, Logger: r.log, Describer: r.desc,
-		State: state, SinkTypes: cfg.EventsTypes, TrustedAnnotations: cfg.TrustedAnnotations, HookReports: cfg.HookReports})
+		State: state, SinkTypes: cfg.EventsTypes, ReaderNice: cfg.EventsReaderNice, TrustedAnnotations: cfg.TrustedAnnotations, HookReports: cfg.HookReports})
 	return err
 }
 

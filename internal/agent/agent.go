@@ -64,6 +64,8 @@ type Config struct {
 	// SinkTypes are the event types written to the events file (none:
 	// all); the API's followers choose their own.
 	SinkTypes []string
+	// ReaderNice is the nice value of RunEvents' thread (0: unchanged).
+	ReaderNice int
 	// TrustedAnnotations are the annotation keys the operator vouches
 	// for: their values count as the container's identity, not as claims
 	// of its spec (docs/trust.md). None by default.
@@ -98,6 +100,7 @@ type Agent struct {
 	execBackend   string            // the exec point's backend, for process events
 	unavailable   map[string]string // points that do not enforce on this kernel -> why
 	sinkTypes     typeSet           // what the events file gets
+	readerNice    int               // RunEvents' thread's nice value; 0: unchanged
 	trust         *trust            // what the operator vouches for; the agent's own events
 	hookReports   string            // where hooks leave refusals made while no agent answered
 	cgw           *cgroupWatch      // registered cgroups' removal, while RunCgroupWatch runs (a.mu)
@@ -137,7 +140,7 @@ func New(cfg Config) (*Agent, error) {
 		hub: eventhub.New(cfg.Events), metrics: newMetrics(), describer: cfg.Describer, state: cfg.State,
 		retained: map[uint32]*retainedProfile{}, flushTimeout: defaultFlushTimeout, clock: newBootClock(),
 		procs: proccache.New(cfg.ProcessCache, cfg.ExitGrace), procfs: procFS{root: cfg.ProcRoot},
-		sinkTypes: typeSet(cfg.SinkTypes), trust: newTrust(cfg.TrustedAnnotations), hookReports: cfg.HookReports,
+		sinkTypes: typeSet(cfg.SinkTypes), readerNice: cfg.ReaderNice, trust: newTrust(cfg.TrustedAnnotations), hookReports: cfg.HookReports,
 	}
 	// Exited processes are kept compact, their exec_id made again.
 	a.procs.SetExecID(a.execID)

@@ -102,7 +102,7 @@ type lineBatch struct {
 // written every queued event, or after the flush timeout, counting what
 // was left as dropped.
 func (a *Agent) RunEvents(ctx context.Context, src EventSource, w *events.Writer) {
-	defer ownThread(ReaderThreadName)()
+	defer ownThread(ReaderThreadName, a.readerNice, a.log)()
 	q := &sinkQueue{c: make(chan sinkItem, QueueSize)}
 	a.trust.setSink(q)
 	done := make(chan struct{})

@@ -453,36 +453,58 @@ func TestRunEventsBatches(t *testing.T) {
 }
 
 // RunEvents reads on a thread of its own, named so that its CPU and
-// its waits for a CPU can be found (/proc/PID/task/TID), and gives the
-// thread its name back when it returns.
-func TestRunEventsNamesItsThread(t *testing.T) {
+// its waits for a CPU can be found (/proc/PID/task/TID), at the nice
+// value it was given, and gives the thread its name and nice value back
+// when it returns.
+func TestRunEventsOwnsItsThread(t *testing.T) {
 	a := newTestAgent(t, newFakeHost(t), newFakeEnforcer())
-	seen := make(chan string, 1)
-	src := &threadNameSource{seen: seen}
+	a.readerNice = -3
+	if os.Geteuid() != 0 {
+		a.readerNice = 3 // raising it is always allowed
+	}
+	src := &threadSource{seen: make(chan threadState, 1)}
+	var before, after threadState
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
 		runtime.LockOSThread()
 		defer runtime.UnlockOSThread()
-		before := threadName()
+		before = currentThread(t)
 		a.RunEvents(context.Background(), src, events.NewWriter(&syncBuffer{}))
-		if after := threadName(); after != before {
-			t.Errorf("thread named %q after RunEvents, %q before", after, before)
-		}
+		after = currentThread(t)
 	}()
 	<-done
-	if got := <-seen; got != ReaderThreadName {
-		t.Errorf("records read on thread %q, want %q", got, ReaderThreadName)
+	if after != before {
+		t.Errorf("thread %+v after RunEvents, %+v before", after, before)
+	}
+	want := threadState{name: ReaderThreadName, nice: a.readerNice}
+	if got := <-src.seen; got != want {
+		t.Errorf("records read on thread %+v, want %+v", got, want)
 	}
 }
 
-// threadNameSource tells the name of the thread it is read on, once,
-// then is closed.
-type threadNameSource struct{ seen chan string }
+// threadState is what RunEvents sets on its thread.
+type threadState struct {
+	name string
+	nice int
+}
 
-func (s *threadNameSource) ReadInto(*record.RawEvent) error {
-	s.seen <- threadName()
+func currentThread(t *testing.T) threadState {
+	nice, err := threadNice()
+	if err != nil {
+		t.Error(err)
+	}
+	return threadState{name: threadName(), nice: nice}
+}
+
+// threadSource tells the state of the thread it is read on, once, then
+// is closed.
+type threadSource struct{ seen chan threadState }
+
+func (s *threadSource) ReadInto(*record.RawEvent) error {
+	nice, _ := threadNice()
+	s.seen <- threadState{name: threadName(), nice: nice}
 	return record.ErrClosed
 }
 
-func (s *threadNameSource) Close() error { return nil }
+func (s *threadSource) Close() error { return nil }

@@ -66,6 +66,7 @@ func changedConfig(t *testing.T) Config {
 	}
 	// What must stay valid.
 	c.LogLevel, c.LogFormat, c.NRIIndex = "debug", "json", "42"
+	c.EventsReaderNice = 5
 	return c
 }
 
@@ -83,6 +84,8 @@ func TestValidate(t *testing.T) {
 		{"log level", func(c *Config) { c.LogLevel = "loud" }, `--log-level: unrecognized level: "loud"`},
 		{"negative size", func(c *Config) { c.EventsMaxSize = -1 }, "--events-max-size -1: want 0 (never rotate) or a positive size"},
 		{"negative backups", func(c *Config) { c.EventsMaxBackups = -1 }, "--events-max-backups -1: want 0 or more"},
+		{"reader nice", func(c *Config) { c.EventsReaderNice = -21 }, "--events-reader-nice -21: want a nice value from -20 to 19"},
+		{"reader at the agent's priority", func(c *Config) { c.EventsReaderNice = 0 }, ""},
 		{"event type", func(c *Config) { c.EventsTypes = []string{"process_exec", "process_fork"} },
 			`--events-types: event type "process_fork": want one of process_kprobe, process_lsm, process_tracepoint, process_exec, process_exit, ocigate_claim`},
 		{"trusted annotation", func(c *Config) { c.TrustedAnnotations = []string{"ocigate.io/profile", "a=b"} },
