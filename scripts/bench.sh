@@ -62,7 +62,7 @@ unpin() {
 }
 cleanup() {
 	unpin || true
-	for id in bench-on bench-off bench-off2 bench-create bench-true bench-nop bench-nop2; do runc delete -f "$id" >/dev/null 2>&1 || true; done
+	for id in bench-on bench-off bench-noev bench-ctl bench-off2 bench-create bench-true bench-nop bench-nop2; do runc delete -f "$id" >/dev/null 2>&1 || true; done
 	sysctl -qw kernel.bpf_stats_enabled=0 || true
 	rmdir /sys/fs/cgroup/unified/ocigate-demo 2>/dev/null || true
 	rm -rf "$work"
