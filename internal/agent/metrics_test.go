@@ -54,15 +54,18 @@ func scrape(t *testing.T, a *Agent) map[string]string {
 	return samples
 }
 
-func TestMetricsScrape(t *testing.T) {
-	a, cg := streamFixture(t, eventhub.Config{Queue: 1})
+// metricsFixture is an agent whose enforcer has counters, program
+// stats and map fills to report, after one registration that succeeded
+// (the fixture's) and one that failed, and a reload that worked and one
+// that did not; cg is its workload's cgroup.
+func metricsFixture(t *testing.T) (a *Agent, cg uint64) {
+	a, cg = streamFixture(t, eventhub.Config{Queue: 1})
 	enf := a.enf.(*fakeEnforcer)
 	enf.counters = enforcer.Counters{EventsLost: 9, Points: map[string]enforcer.PointCounters{"connect": {Evaluated: 5, Posted: 1, Denied: 2}}}
 	enf.progStats = []enforcer.ProgramStat{{Program: "connect4", Mechanism: "cgroup/connect4", RunCount: 10, RunTime: 2500 * time.Nanosecond},
 		{Program: "track_exec", Mechanism: "raw_tracepoint/sched_process_exec", RunCount: 3, RunTime: time.Microsecond},
 		{Program: "relay_exec", Mechanism: "raw_tracepoint/sched_process_exec", RunCount: 3, RunTime: 2 * time.Microsecond}}
 	enf.mapFill = []enforcer.MapFill{{Map: "workloads", Entries: 1, MaxEntries: 16384}, {Map: "addr_sets", Entries: 3, MaxEntries: 262144}}
-
 	// One registration succeeded (the fixture's), one fails.
 	if _, err := a.Register(newFakeHost(t).registration("c2", 200, "/pods/c2")); err == nil {
 		t.Fatal("registration of a cgroup of another host succeeded")
@@ -76,7 +79,11 @@ func TestMetricsScrape(t *testing.T) {
 		t.Fatal("reload succeeded with a failing enforcer")
 	}
 	enf.failLoad = nil
+	return a, cg
+}
 
+func TestMetricsScrape(t *testing.T) {
+	a, cg := metricsFixture(t)
 	// A follower that never reads (queue of one) loses all but one event.
 	_, sub, err := a.Events().Subscribe(eventhub.Filter{}, 0, true)
 	if err != nil {
