@@ -173,8 +173,8 @@ ANNOTATIONS='{"ocigate.io/bench": "no-process-events"}' \
 mk_bundle "$work/eoff" "$work/rootfs" bench-off no "" /bin/execloop serve /bin/true
 mk_bundle "$work/ectl" "$work/rootfs" bench-ctl no "" /bin/execloop serve /bin/true
 declare -A burst_in burst_out burst_pid
-# exec_serve SIDE BUNDLE ID: starts the container, its execloop serving
-# bursts through two FIFOs (exec_burst).
+# exec_serve SIDE BUNDLE: starts the container bench-SIDE, its execloop
+# serving bursts through two FIFOs (exec_burst).
 exec_serve() {
 	local side=$1 fd
 	mkfifo "$work/burst-$side.in" "$work/burst-$side.out"
@@ -182,7 +182,7 @@ exec_serve() {
 	# whose input another runc holds open would never see its end.
 	(
 		for fd in "${burst_in[@]}" "${burst_out[@]}"; do eval "exec $fd>&-"; done
-		exec timeout -k 5 3600 runc run --bundle "$2" "$3" <"$work/burst-$side.in" >"$work/burst-$side.out" 2>>"$work/burst.log"
+		exec timeout -k 5 3600 runc run --bundle "$2" "bench-$side" <"$work/burst-$side.in" >"$work/burst-$side.out" 2>>"$work/burst.log"
 	) &
 	burst_pid[$side]=$!
 	exec {fd}>"$work/burst-$side.in"
@@ -203,13 +203,13 @@ exec_stop() {
 	for side in "${!burst_in[@]}"; do
 		eval "exec ${burst_in[$side]}>&- ${burst_out[$side]}<&-"
 		wait "${burst_pid[$side]}" || true
+		runc delete -f "bench-$side" >/dev/null 2>&1 || true
 	done
-	for side in on noev off ctl; do runc delete -f "bench-$side" >/dev/null 2>&1 || true; done
 }
-exec_serve on "$work/eon" bench-on
-exec_serve noev "$work/enoev" bench-noev
-exec_serve off "$work/eoff" bench-off
-exec_serve ctl "$work/ectl" bench-ctl
+exec_serve on "$work/eon"
+exec_serve noev "$work/enoev"
+exec_serve off "$work/eoff"
+exec_serve ctl "$work/ectl"
 for side in on off noev ctl; do : >"$work/exec-$side.txt"; done
 : >"$work/exec-progs.txt"
 sysctl -qw kernel.bpf_stats_enabled=1
@@ -235,9 +235,10 @@ sysctl -qw kernel.bpf_stats_enabled=0
 exec_on=$(median <"$work/exec-on.txt")
 exec_off=$(median <"$work/exec-off.txt")
 exec_ratio=$(paired_median "$work/exec-off.txt" "$work/exec-on.txt")
-exec_quartiles=$(round_ratios "$work/exec-off.txt" "$work/exec-on.txt" | sort -n | awk '{a[NR] = $1} END {
-	printf "%s, %s and %s", a[int((NR + 3) / 4)], a[int((NR + 1) / 2)], a[int((3 * NR + 3) / 4)] }')
-exec_spread=$(round_ratios "$work/exec-off.txt" "$work/exec-on.txt" | sort -n | awk '{a[NR] = $1} END { printf "%s to %s", a[1], a[NR] }')
+# The rounds' ratios, sorted: their spread, "LOW to HIGH", then their
+# quartiles, "Q1, MEDIAN and Q3".
+IFS=';' read -r exec_spread exec_quartiles < <(round_ratios "$work/exec-off.txt" "$work/exec-on.txt" | sort -n | awk '{a[NR] = $1} END {
+	printf "%s to %s;%s, %s and %s\n", a[1], a[NR], a[int((NR + 3) / 4)], a[int((NR + 1) / 2)], a[int((3 * NR + 3) / 4)] }')
 exec_noev=$(median <"$work/exec-noev.txt")
 exec_ctl=$(median <"$work/exec-ctl.txt")
 exec_noev_ratio=$(paired_median "$work/exec-off.txt" "$work/exec-noev.txt")

@@ -16,6 +16,7 @@ package main
 import (
 	"bufio"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"strconv"
@@ -46,7 +47,7 @@ func main() {
 }
 
 // serve measures a burst of runs for each count read from in.
-func serve(in *os.File, out *os.File, prog string, args []string) error {
+func serve(in io.Reader, out io.Writer, prog string, args []string) error {
 	runs(prog, args, 200) // warm up
 	sc := bufio.NewScanner(in)
 	for sc.Scan() {
